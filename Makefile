@@ -1,0 +1,36 @@
+# Set-up is implicit: every target below creates/updates the virtual environment first.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA ?= ../shared/data/five_celeb
+OUT ?= runs/demo
+
+.PHONY: setup test lint demo bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install -q --no-deps facenet-pytorch==2.6.0
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
+test: setup lint
+	$(BIN)/pytest -q
+
+demo: setup
+	DATA="$(DATA)" OUT="$(OUT)" BIN="$(BIN)" bash scripts/demo.sh
+
+bench: setup
+	$(BIN)/python benchmarks/crop.py
+	$(BIN)/python benchmarks/embed.py
+	$(BIN)/python benchmarks/accuracy.py
+	$(BIN)/python benchmarks/recognize.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,39 @@
+"""celebface: a folder of celebrity photos to a working face-identification system.
+
+Stages, in pipeline order: :mod:`celebface.detection` and :mod:`celebface.cropping` (crop),
+:mod:`celebface.packing` (pack), :mod:`celebface.recognition` (embed),
+:mod:`celebface.training` and :mod:`celebface.evaluation` (train, evaluate),
+:mod:`celebface.gallery` and :mod:`celebface.streaming` (recognize), :mod:`celebface.synth`.
+Nothing heavy is imported until used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from celebface.types import UNKNOWN, Face
+
+__version__ = "0.1.0"
+
+# name -> module; resolved lazily so `import celebface` loads no model and no torch.
+_LAZY = {
+    "crop_dataset": "celebface.cropping",
+    "pack_dataset": "celebface.packing",
+    "embed_dataset": "celebface.recognition",
+    "get_detector": "celebface.detection",
+    "get_embedder": "celebface.recognition",
+    "load_model": "celebface.training",
+    "train_model": "celebface.training",
+    "evaluate_model": "celebface.evaluation",
+    "Gallery": "celebface.gallery",
+    "Recognizer": "celebface.streaming",
+}
+
+__all__ = ["UNKNOWN", "Face", "__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'celebface' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""The ``celebface`` command line: one module per subcommand, each wrapping the library."""

@@ -1,0 +1,13 @@
+"""`celebface calibrate`."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    raise NotImplementedError("celebface calibrate is not built yet")

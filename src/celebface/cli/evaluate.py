@@ -1,0 +1,13 @@
+"""`celebface evaluate`."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    raise NotImplementedError("celebface evaluate is not built yet")

@@ -1,0 +1,31 @@
+"""Reading images and datasets safely, writing files atomically."""
+
+from celebface.io.atomic import (
+    atomic_write,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+)
+from celebface.io.datasets import (
+    IMAGE_EXTENSIONS,
+    DatasetItem,
+    is_image_file,
+    list_dataset,
+    read_splits,
+)
+from celebface.io.images import ImageReadError, LoadedImage, read_image
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "DatasetItem",
+    "ImageReadError",
+    "LoadedImage",
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "is_image_file",
+    "list_dataset",
+    "read_image",
+    "read_splits",
+]

@@ -1,0 +1,60 @@
+"""Folder-per-identity datasets and their ``splits.csv``."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+
+
+@dataclass(frozen=True)
+class DatasetItem:
+    """One image of a folder-per-identity dataset."""
+
+    path: Path
+    identity: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """``(identity, filename)``, the key used by ``splits.csv``."""
+        return (self.identity, self.path.name)
+
+
+def is_image_file(path: Path) -> bool:
+    suffix_ok = path.suffix.lower() in IMAGE_EXTENSIONS
+    return suffix_ok and not path.name.startswith(".") and path.is_file()
+
+
+def list_dataset(root: str | Path) -> list[DatasetItem]:
+    """All images of ``root/<identity>/*``, sorted by identity then file name.
+
+    Raises ``FileNotFoundError``/``NotADirectoryError`` with a clear message when ``root`` is
+    not a folder. Empty identity folders are logged and skipped.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: no such folder")
+    if not root.is_dir():
+        raise NotADirectoryError(f"{root}: not a folder")
+    items: list[DatasetItem] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(p for p in folder.iterdir() if is_image_file(p))
+        if not files:
+            log.warning("%s: identity folder has no images, skipped", folder)
+        items.extend(DatasetItem(f, folder.name) for f in files)
+    return items
+
+
+def read_splits(path: str | Path) -> dict[tuple[str, str], str]:
+    """``splits.csv`` (columns ``split,identity,filename``) as ``{(identity, filename): split}``."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"split", "identity", "filename"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+        return {(row["identity"], row["filename"]): row["split"] for row in reader}

@@ -1,0 +1,99 @@
+"""Decoding any image a user may have into an upright 8-bit RGB array, or a clear error."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+#: Images above this many pixels are refused (decompression-bomb guard).
+MAX_PIXELS = 200_000_000
+_ORIENTATION = 0x0112
+
+
+class ImageReadError(Exception):
+    """An image that cannot be used; ``str()`` is one line naming the file and the reason."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """Pixels of a decoded image. ``scale`` maps them back: ``source = pixels * scale``."""
+
+    path: str
+    rgb: np.ndarray  # H x W x 3 uint8
+    scale: float
+    source_size: tuple[int, int]  # (width, height) of the upright source
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL mode to RGB: alpha composited on white, 16/32-bit and float rescaled to 8 bits."""
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = 65535.0 if mode.startswith("I;16") else max(float(arr.max()), 1.0)
+        if mode == "I" and arr.max() <= 255:
+            hi = 255.0
+        arr8 = np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(arr8, "L").convert("RGB")
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(bg, rgba).convert("RGB")
+    if mode == "CMYK":
+        # PIL's CMYK->RGB ignores Adobe's inverted JPEG CMYK; Pillow handles that on decode.
+        return img.convert("RGB")
+    return img.convert("RGB") if mode != "RGB" else img
+
+
+def read_image(path: str | Path, max_side: int | None = None) -> LoadedImage:
+    """Decode ``path``: EXIF orientation applied, any mode to RGB, optionally shrunk so its
+    longer side is at most ``max_side`` (JPEG draft mode makes that cheap for huge photos).
+
+    Raises :class:`ImageReadError` for empty, truncated, corrupt, non-image or oversized files.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ImageReadError(path, f"cannot open: {exc.strerror or exc}") from None
+    if size == 0:
+        raise ImageReadError(path, "empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+                if w * h > MAX_PIXELS:
+                    raise ImageReadError(path, f"too large ({w}x{h} pixels > {MAX_PIXELS:,})")
+                if max_side and max(w, h) > max_side and img.format == "JPEG":
+                    img.draft("RGB", (max_side, max_side))
+                img.load()
+                rotated = img.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8)
+                src_size = (h, w) if rotated else (w, h)
+                img = ImageOps.exif_transpose(img)
+                img = _to_rgb(img)
+                if max_side and max(img.size) > max_side:
+                    img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+                rgb = np.asarray(img, dtype=np.uint8)
+    except ImageReadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageReadError(path, f"too large (decompression bomb guard): {exc}") from None
+    except UnidentifiedImageError:
+        raise ImageReadError(path, "not an image (unrecognised format)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ImageReadError(path, f"corrupt or truncated image: {reason}") from None
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) == 0:
+        raise ImageReadError(path, f"unexpected decoded shape {rgb.shape}")
+    scale = src_size[0] / rgb.shape[1]
+    return LoadedImage(str(path), np.ascontiguousarray(rgb), float(scale), src_size)
+

@@ -1,0 +1,84 @@
+"""The one result type that flows from detector to embedder to matcher."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Face:
+    """A face found in an image, enriched by later stages.
+
+    ``box`` is ``(x1, y1, x2, y2)`` in source-image pixels. ``landmarks`` is a ``(5, 2)`` array
+    (left eye, right eye, nose, left mouth corner, right mouth corner, as seen in the image).
+    The detector fills box/score/landmarks, the embedder ``embedding``, the matcher
+    ``identity``/``similarity``/``runner_up``, and the video tracker ``track_id``.
+    """
+
+    box: tuple[float, float, float, float]
+    score: float = 1.0
+    landmarks: np.ndarray | None = field(default=None, compare=False)
+    embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
+    identity: str | None = None
+    similarity: float | None = None
+    runner_up: str | None = None
+    runner_up_similarity: float | None = None
+    track_id: int | None = None
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+    @property
+    def area(self) -> float:
+        return max(self.width, 0.0) * max(self.height, 0.0)
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return ((self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2)
+
+    def with_(self, **changes: Any) -> Face:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+    def scaled(self, factor: float, offset: tuple[float, float] = (0.0, 0.0)) -> Face:
+        """Map coordinates: ``new = old * factor + offset`` (box and landmarks)."""
+        ox, oy = offset
+        x1, y1, x2, y2 = self.box
+        box = (x1 * factor + ox, y1 * factor + oy, x2 * factor + ox, y2 * factor + oy)
+        lm = None
+        if self.landmarks is not None:
+            lm = self.landmarks * factor + np.asarray([ox, oy], dtype=np.float32)
+        return replace(self, box=box, landmarks=lm)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly view (no embedding)."""
+        out: dict[str, Any] = {
+            "box": [round(float(v), 2) for v in self.box],
+            "score": round(float(self.score), 4),
+        }
+        if self.landmarks is not None:
+            out["landmarks"] = np.round(np.asarray(self.landmarks, dtype=float), 2).tolist()
+        for name in ("identity", "similarity", "runner_up", "runner_up_similarity", "track_id"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = round(value, 4) if isinstance(value, float) else value
+        return out
+
+
+def box_iou(a: tuple[float, ...] | np.ndarray, b: tuple[float, ...] | np.ndarray) -> float:
+    """Intersection over union of two ``(x1, y1, x2, y2)`` boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0

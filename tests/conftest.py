@@ -1,0 +1,34 @@
+"""Shared fixtures: real data from ../shared/data (skipped when absent) and synthetic images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _shared(name: str) -> Path:
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        pytest.skip(f"{path} not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def five_celeb() -> Path:
+    """The raw 5-celebrity photos (uncropped)."""
+    return _shared("five_celeb")
+
+
+@pytest.fixture(scope="session")
+def pins() -> Path:
+    """The 105-identity Pins face crops."""
+    return _shared("pins105-dev")
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
