@@ -1,13 +1,51 @@
-"""`celebface calibrate`."""
+"""`celebface calibrate`: the unknown threshold for a chosen false-accept rate."""
 
 from __future__ import annotations
 
 import argparse
 
+from celebface.cli.common import add_device
+
+EPILOG = """\
+Recommended protocol: hold some people out of enrolment. Enroll the known people from part of
+their photos (e.g. 'celebface enroll DATA --split train --out G' on a folder where some
+identities are left out, or enroll a folder that lacks them), then calibrate on a folder that
+holds (a) photos of people NOT in the gallery - they set the threshold: at most --far of them
+may be accepted as someone - and (b) other photos of enrolled people, which give the
+true-accept rate. Photos that are enrolled are ignored. Use different strangers to test than to
+calibrate, or the measured false-accept rate is optimistic.
+"""
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    pass
+    p.epilog = EPILOG
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("gallery", help="gallery folder (from 'celebface enroll')")
+    p.add_argument("data", help="people to calibrate on: strangers plus enrolled people's other "
+                               "photos (folder per person, or a 'celebface embed' output)")
+    p.add_argument("--far", type=float, default=0.01,
+                   help="wanted false-accept rate on strangers (default 0.01)")
+    p.add_argument("--match", default="centroid", choices=("centroid", "knn", "topk"),
+                   help="match method to calibrate (default centroid)")
+    p.add_argument("--model", metavar="DIR",
+                   help="calibrate a trained classifier's probability threshold instead")
+    p.add_argument("--detector", default="mtcnn", help="mtcnn, hog, or none for face crops")
+    p.add_argument("--split", help="use only this split of DATA/splits.csv (e.g. val)")
+    p.add_argument("--dry-run", action="store_true", help="report only, do not store")
+    add_device(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("celebface calibrate is not built yet")
+    from celebface.gallery import FaceSetConfig, calibrate
+
+    config = FaceSetConfig(detector=args.detector, device=args.device, split=args.split)
+    cal = calibrate(args.gallery, args.data, args.far, method=args.match, model=args.model,
+                    config=config, save=not args.dry_run)
+    print(
+        f"calibrate ({cal.method}): threshold {cal.threshold:.4f} for FAR {cal.target_far:g}; "
+        f"measured FAR {cal.far:.4f} on {cal.strangers} faces of {cal.stranger_identities} "
+        f"strangers; TAR {cal.tar:.4f} (accepted {cal.accept_rate:.4f}) on {cal.genuine} "
+        f"faces of {cal.genuine_identities} enrolled people; closed-set accuracy "
+        f"{cal.closed_set_accuracy:.4f}" + ("" if args.dry_run else f"; stored in {args.gallery}")
+    )
+    return 0

@@ -1,13 +1,80 @@
-"""`celebface crop`."""
+"""`celebface crop SRC DST`."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from celebface.cli.common import add_device
+from celebface.cli.main import CLIError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    pass
+    p.add_argument("src", metavar="SRC", help="folder with one sub-folder of photos per identity")
+    p.add_argument("dst", metavar="DST", help="output folder (crops, manifest.csv, ...)")
+    p.add_argument("--detector", choices=("mtcnn", "hog"), default="mtcnn",
+                   help="face detector (default: mtcnn)")
+    add_device(p)
+    p.add_argument("--faces", choices=("largest", "all"), default="largest",
+                   help="largest: one crop of the largest confident face; all: one per face "
+                        "(suffixed _1, _2, ...)")
+    p.add_argument("--min-score", type=float, default=None,
+                   help="minimum detector score (default: 0.9 for mtcnn, 0.0 for hog)")
+    p.add_argument("--min-size", type=float, default=0.0,
+                   help="minimum face size (shorter box side) in source pixels (default: 0)")
+    p.add_argument("--margin", type=float, default=0.2,
+                   help="margin around the face on each side, as a fraction of the box "
+                        "(default: 0.2)")
+    p.add_argument("--size", type=int, default=224, help="crop side in pixels (default: 224)")
+    p.add_argument("--align", action="store_true",
+                   help="5-point similarity-aligned crops (ArcFace template) instead of boxes")
+    p.add_argument("--pad", type=float, default=None,
+                   help="border added around each photo before detection, as a fraction of its "
+                        "longer side, so faces that fill the frame are found (default: 0.15)")
+    p.add_argument("--preview", type=int, default=16, metavar="N",
+                   help="draw N sources with boxes into DST/preview.png (0: none; default: 16)")
+    p.add_argument("--batch-size", type=int, default=32, help="images per detector batch")
+    p.add_argument("--workers", type=int, default=2, help="image decoding threads")
+    p.add_argument("--detect-workers", type=int, default=2,
+                   help="batches detected at once, in threads (mtcnn only; default: 2)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads per detection worker (default: cores / workers)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start over instead of resuming (needed when settings changed)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("celebface crop is not built yet")
+    from celebface.cropping import CropConfig, crop_dataset
+
+    if not Path(args.src).is_dir():
+        raise CLIError(f"{args.src}: no such folder" if not Path(args.src).exists()
+                       else f"{args.src}: not a folder")
+    if args.size < 8:
+        raise CLIError(f"--size {args.size}: must be at least 8")
+    if args.margin < 0:
+        raise CLIError(f"--margin {args.margin}: must not be negative")
+    options = {} if args.pad is None else {"pad": args.pad}
+    config = CropConfig(
+        detector=args.detector,
+        device=args.device,
+        faces=args.faces,
+        min_score=args.min_score,
+        min_size=args.min_size,
+        margin=args.margin,
+        size=args.size,
+        align=args.align,
+        batch_size=max(1, args.batch_size),
+        workers=max(1, args.workers),
+        preview=max(0, args.preview),
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        torch_threads=args.threads,
+        detect_workers=max(1, args.detect_workers),
+        detector_options=options,
+    )
+    summary = crop_dataset(args.src, args.dst, config)
+    print(summary.format())
+    if config.preview:
+        print(f"  preview     {Path(args.dst) / 'preview.png'}")
+    return 0

@@ -1,13 +1,58 @@
-"""`celebface enroll`."""
+"""`celebface enroll`: build or edit a gallery of known people."""
 
 from __future__ import annotations
 
 import argparse
 
+from celebface.cli.common import add_device
+from celebface.cli.main import CLIError
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    pass
+    p.description = (
+        "Build a gallery from DATA: a folder per person of photos (raw photos, or face crops "
+        "with --detector none) or a 'celebface embed' output folder. Without --add the gallery "
+        "holds exactly DATA's faces (photos already enrolled are not embedded again, so an "
+        "interrupted run resumes). Writes average_embeddings.json (name -> average "
+        "embedding), gallery.json and an embeddings file, atomically."
+    )
+    p.add_argument("data", nargs="?", help="folder of people (one sub-folder each)")
+    p.add_argument("--out", required=True, metavar="GALLERY", help="gallery folder")
+    p.add_argument("--add", action="store_true", help="add DATA's people/photos to the gallery")
+    p.add_argument("--remove", action="append", default=[], metavar="NAME",
+                   help="remove a person (repeatable)")
+    p.add_argument("--embedder", default="dlib",
+                   help="dlib (default), facenet or a trained model folder")
+    p.add_argument("--tta", default="none", choices=("none", "flip"),
+                   help="average each face with its mirror image (slower)")
+    p.add_argument("--detector", default="mtcnn",
+                   help="mtcnn (default), hog, or none when DATA holds face crops")
+    p.add_argument("--split", help="use only this split of DATA/splits.csv (e.g. train)")
+    p.add_argument("--max-side", type=int, default=1024,
+                   help="shrink photos to this longer side before detection (default 1024)")
+    add_device(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("celebface enroll is not built yet")
+    from celebface.gallery import EnrollConfig, enroll
+
+    if args.data is None and not args.remove:
+        raise CLIError("give DATA to enroll, or --remove NAME")
+    options = {"tta": args.tta} if args.tta != "none" else {}
+    config = EnrollConfig(embedder=args.embedder, detector=args.detector, device=args.device,
+                          max_side=args.max_side, split=args.split, embedder_options=options)
+    try:
+        s = enroll(args.data, args.out, add=args.add, remove=args.remove, config=config)
+    except KeyError as exc:
+        raise CLIError(str(exc.args[0])) from None
+    parts = [f"{s.identities} people, {s.embeddings} faces in {s.gallery}"]
+    if s.added or s.reused:
+        parts.append(f"{s.added} embedded, {s.reused} already there")
+    if s.dropped:
+        parts.append(f"{s.dropped} dropped (not in DATA)")
+    if s.removed:
+        parts.append("removed " + ", ".join(f"{k} ({v})" for k, v in s.removed.items()))
+    if s.skipped:
+        parts.append(f"{len(s.skipped)} photo(s) skipped (unreadable or no face)")
+    print("enroll: " + "; ".join(parts))
+    return 0

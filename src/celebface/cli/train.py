@@ -1,13 +1,103 @@
-"""`celebface train`."""
+"""`celebface train DATA --model NAME --out MODEL_DIR`."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from celebface.cli.common import add_device
+from celebface.training.registry import DEFAULT_MODEL, MODEL_NAMES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    pass
+    p.description = (
+        "Train an identity classifier. DATA is a folder-per-identity of face crops, a packed "
+        "folder (celebface pack) or, for embedding models, an embeddings folder (celebface "
+        "embed); its splits.csv is used when present, else a stratified split. Flags not "
+        "given keep each model's own defaults."
+    )
+    p.add_argument("data", metavar="DATA", help="training data folder")
+    p.add_argument("--model", default=DEFAULT_MODEL, choices=MODEL_NAMES,
+                   help=f"model to train (default: {DEFAULT_MODEL}, the most accurate on "
+                        "pins105-dev)")
+    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="folder for the model")
+    add_device(p)
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--val-fraction", type=float,
+                   help="val share of a stratified split when DATA has no splits.csv (0.15)")
+    g = p.add_argument_group("networks (inception, multi-output, mlp)")
+    g.add_argument("--epochs", type=int, help="maximum epochs (inception 100)")
+    g.add_argument("--batch-size", type=int, help="batch size (128)")
+    g.add_argument("--lr", type=float, help="initial learning rate (1e-3)")
+    g.add_argument("--lr-decay", type=float, help="exponential LR decay per epoch (0.95)")
+    g.add_argument("--weight-decay", type=float, help="weight decay")
+    g.add_argument("--patience", type=int,
+                   help="early stopping: epochs without val-accuracy gain (5)")
+    g.add_argument("--input-size", type=int, help="image side in pixels (224; at least 75)")
+    g.add_argument("--pretrained", choices=("imagenet", "none"),
+                   help="start from ImageNet weights (torch cache or --weights) or from "
+                        "scratch (default none)")
+    g.add_argument("--weights", metavar="PATH", help="ImageNet InceptionV3 weights file")
+    g.add_argument("--no-augment", dest="augment", action="store_false", default=None,
+                   help="no data augmentation")
+    g.add_argument("--label-smoothing", type=float, help="label smoothing (0)")
+    g.add_argument("--no-amp", dest="amp", action="store_false", default=None,
+                   help="no mixed precision on CUDA")
+    g.add_argument("--workers", dest="num_workers", type=int, help="data loader workers")
+    g.add_argument("--limit-per-class", type=int,
+                   help="at most this many train images per identity (quick runs)")
+    g.add_argument("--max-steps-per-epoch", type=int, help="cap batches per epoch (quick runs)")
+    g.add_argument("--box-weight", type=float, help="multi-output: box loss weight")
+    g.add_argument("--class-weight", type=float, help="multi-output: identity loss weight")
+    e = p.add_argument_group("embedding models (mlp, logreg, svm, knn, centroid)")
+    e.add_argument("--embedder", help="embedder used when DATA holds images (default dlib)")
+    e.add_argument("--tta", choices=("none", "flip"),
+                   help="test-time augmentation of that embedder (default flip)")
+    e.add_argument("--C", dest="C", type=float, help="logreg/svm inverse regularisation")
+    e.add_argument("--k", type=int, help="knn neighbours")
+    e.add_argument("--hidden", help="mlp hidden layer widths, comma-separated (512)")
+    e.add_argument("--dropout", type=float, help="mlp dropout (0.5)")
+
+
+def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line (flags not given are left out)."""
+    keys = ("device", "seed", "val_fraction", "epochs", "batch_size", "lr", "lr_decay",
+            "weight_decay", "patience", "input_size", "pretrained", "weights", "augment",
+            "label_smoothing", "amp", "num_workers", "limit_per_class", "max_steps_per_epoch",
+            "box_weight", "class_weight", "embedder", "tta", "C", "k", "dropout")
+    config = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    if args.device == "auto":
+        config.pop("device")
+    if args.hidden:
+        widths = tuple(int(h) for h in args.hidden.split(",") if h.strip())
+        config["hidden"] = widths[0] if args.model == "multi-output" else widths
+    return config
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("celebface train is not built yet")
+    from celebface.cli.main import CLIError
+    from celebface.training import train_model
+
+    config = config_from_args(args)
+    if not Path(args.data).exists():
+        raise CLIError(f"{args.data}: no such folder")
+    t0 = time.perf_counter()
+    model = train_model(args.data, args.model, args.out, **config)
+    elapsed = time.perf_counter() - t0
+    meta = model.meta
+    print(f"trained {args.model} on {args.data} in {elapsed:.1f}s: "
+          f"{model.num_classes} identities -> {args.out}")
+    hist = meta.get("history") or {}
+    for key in ("best_val_accuracy", "best"):
+        if isinstance(meta.get(key), float):
+            print(f"best {meta.get('monitor', 'val_accuracy')}: {meta[key]:.4f} "
+                  f"(epoch {meta.get('best_epoch')})")
+            break
+    else:
+        if "val_accuracy" in hist:
+            print(f"val accuracy: {hist['val_accuracy']:.4f}")
+    print(f"next: celebface evaluate {json.dumps(str(args.out))} DATA --out REPORT_DIR")
+    return 0

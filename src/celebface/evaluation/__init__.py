@@ -1,1 +1,5 @@
-"""evaluation stage."""
+"""Evaluation: a trained model on labelled face images, as metrics and pictures."""
+
+from celebface.evaluation.evaluate import evaluate_model, format_summary, load_eval_set
+
+__all__ = ["evaluate_model", "format_summary", "load_eval_set"]

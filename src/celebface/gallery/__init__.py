@@ -1,1 +1,44 @@
-"""gallery stage."""
+"""A gallery of known people: enrolment, matching, the unknown threshold and its calibration."""
+
+from celebface.gallery.calibration import (
+    Calibration,
+    OpenSetRates,
+    calibrate_scores,
+    open_set_rates,
+    threshold_for_far,
+)
+from celebface.gallery.enroll import EnrollConfig, EnrollSummary, calibrate, enroll, get_matcher
+from celebface.gallery.faces import FaceSet, FaceSetConfig, embed_faces
+from celebface.gallery.matching import (
+    MATCH_METHODS,
+    GalleryMatcher,
+    Match,
+    Matcher,
+    ModelMatcher,
+    decide,
+)
+from celebface.gallery.store import Gallery, GalleryError
+
+__all__ = [
+    "MATCH_METHODS",
+    "Calibration",
+    "EnrollConfig",
+    "EnrollSummary",
+    "FaceSet",
+    "FaceSetConfig",
+    "Gallery",
+    "GalleryError",
+    "GalleryMatcher",
+    "Match",
+    "Matcher",
+    "ModelMatcher",
+    "OpenSetRates",
+    "calibrate",
+    "calibrate_scores",
+    "decide",
+    "embed_faces",
+    "enroll",
+    "get_matcher",
+    "open_set_rates",
+    "threshold_for_far",
+]

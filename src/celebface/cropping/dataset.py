@@ -1,0 +1,384 @@
+"""``crop_dataset``: a folder-per-identity photo collection to a folder of face crops."""
+
+from __future__ import annotations
+
+import collections
+import csv
+import io
+import json
+import logging
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from celebface.cropping import records as rec
+from celebface.cropping.crop import crop_face
+from celebface.io import (
+    DatasetItem,
+    ImageReadError,
+    LoadedImage,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    list_dataset,
+    read_image,
+    read_splits,
+)
+from celebface.types import Face
+
+log = logging.getLogger(__name__)
+
+POLICIES = ("largest", "all")
+SETTINGS_FILE = "crop.json"
+
+
+@dataclass
+class CropConfig:
+    """Settings of the crop stage.
+
+    ``min_score`` None means the detector's default (MTCNN 0.9, HOG 0.0); ``min_size`` is the
+    shorter box side in source pixels; ``max_side`` shrinks huge photos when decoding;
+    ``workers`` decode images in threads while the detector runs; ``detect_workers`` batches are
+    detected at once in threads (thread-safe detectors only), each with ``torch_threads``
+    intra-op threads (default: CPU cores / detect_workers; restored afterwards).
+    """
+
+    detector: str = "mtcnn"
+    device: str = "auto"
+    faces: str = "largest"
+    min_score: float | None = None
+    min_size: float = 0.0
+    margin: float = 0.2
+    size: int = 224
+    align: bool = False
+    batch_size: int = 32
+    workers: int = 2
+    max_side: int = 2048
+    jpeg_quality: int = 95
+    preview: int = 0
+    overwrite: bool = False
+    progress: bool = True
+    torch_threads: int | None = None
+    detect_workers: int = 2
+    detector_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CropSummary:
+    """What a run did. ``skipped`` counts sources done by an earlier run."""
+
+    dst: str
+    images: int = 0
+    skipped: int = 0
+    processed: int = 0
+    with_face: int = 0
+    faces: int = 0
+    no_face: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+
+    @property
+    def images_per_s(self) -> float:
+        return self.processed / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "images_per_s": round(self.images_per_s, 2)}
+
+    def format(self) -> str:
+        """A one-screen summary."""
+        return "\n".join(
+            [
+                f"crop summary -> {self.dst}",
+                f"  images      {self.images} ({self.skipped} already done, "
+                f"{self.processed} processed now)",
+                f"  with a face {self.with_face}",
+                f"  crops       {self.faces}",
+                f"  no face     {self.no_face}  (see no_faces.txt)",
+                f"  errors      {self.errors}  (see errors.txt)",
+                f"  time        {self.seconds:.1f} s ({self.images_per_s:.1f} images/s)",
+            ]
+        )
+
+
+def select_faces(
+    faces: list[Face], policy: str = "largest", min_score: float = 0.0, min_size: float = 0.0
+) -> list[Face]:
+    """Faces passing ``min_score`` and ``min_size`` (shorter side); ``largest`` keeps only the
+    largest of them, ``all`` keeps them all, highest score first."""
+    if policy not in POLICIES:
+        raise ValueError(f"unknown face policy {policy!r}: choose one of {', '.join(POLICIES)}")
+    kept = [f for f in faces if f.score >= min_score and min(f.width, f.height) >= min_size]
+    if policy == "largest":
+        return [max(kept, key=lambda f: f.area)] if kept else []
+    return sorted(kept, key=lambda f: -f.score)
+
+
+def output_names(items: list[DatasetItem]) -> dict[Path, str]:
+    """Crop file stem per source: the source stem, plus its extension when two sources of one
+    identity share a stem (``a.jpg``, ``a.png`` -> ``a_jpg``, ``a_png``)."""
+    counts = collections.Counter((it.identity, it.path.stem.lower()) for it in items)
+    return {
+        it.path: it.path.stem
+        if counts[(it.identity, it.path.stem.lower())] == 1
+        else f"{it.path.stem}_{it.path.suffix.lstrip('.').lower()}"
+        for it in items
+    }
+
+
+def _settings(config: CropConfig, detector_settings: dict[str, Any], min_score: float) -> dict:
+    return {
+        "detector": detector_settings,
+        "faces": config.faces,
+        "min_score": min_score,
+        "min_size": config.min_size,
+        "margin": config.margin,
+        "size": config.size,
+        "align": config.align,
+    }
+
+
+def _check_settings(dst: Path, settings: dict, overwrite: bool) -> None:
+    """Refuse to resume into a DST made with other settings (unless ``overwrite``)."""
+    path = dst / SETTINGS_FILE
+    if overwrite:
+        for name in (rec.MANIFEST, rec.NO_FACES, rec.ERRORS):
+            (dst / name).unlink(missing_ok=True)
+    elif path.exists() and (dst / rec.MANIFEST).exists():
+        old = json.loads(path.read_text(encoding="utf-8")).get("settings")
+        if old is not None and old != json.loads(json.dumps(settings)):
+            changed = sorted(k for k in settings if old.get(k) != settings[k])
+            raise ValueError(
+                f"{dst}: was cropped with other settings ({', '.join(changed)}); "
+                "pass --overwrite to redo it, or choose another DST"
+            )
+
+
+def _prefetch(
+    items: list[DatasetItem], workers: int, max_side: int, depth: int
+) -> Iterator[tuple[DatasetItem, LoadedImage | ImageReadError]]:
+    """Decode images in a thread pool, ``depth`` ahead, yielding in order."""
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode")
+    pending: collections.deque[tuple[DatasetItem, Future]] = collections.deque()
+    it = iter(items)
+
+    def fill() -> None:
+        while len(pending) < depth:
+            item = next(it, None)
+            if item is None:
+                return
+            pending.append((item, pool.submit(read_image, item.path, max_side)))
+
+    try:
+        fill()
+        while pending:
+            item, fut = pending.popleft()
+            fill()
+            try:
+                yield item, fut.result()
+            except ImageReadError as exc:
+                yield item, exc
+            except Exception as exc:  # never stop the run on one file
+                yield item, ImageReadError(item.path, f"{type(exc).__name__}: {exc}")
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def _detect(detector, images: list[np.ndarray]) -> list[list[Face] | Exception]:
+    """Batched detection; if the batch fails, per image, so one bad image costs only itself."""
+    try:
+        return list(detector.detect_batch(images))
+    except Exception as exc:
+        log.debug("batch detection failed (%s); retrying image by image", exc)
+    out: list[list[Face] | Exception] = []
+    for im in images:
+        try:
+            out.append(detector.detect(im))
+        except Exception as exc:
+            out.append(exc)
+    return out
+
+
+def crop_dataset(
+    src: str | Path, dst: str | Path, config: CropConfig | None = None, detector=None
+) -> CropSummary:
+    """Find faces in every image of ``src/<identity>/*``, write crops to
+    ``dst/<identity>/<name>.jpg`` plus ``manifest.csv``, ``no_faces.txt``, ``errors.txt``,
+    ``crop.json`` (settings, last summary), ``splits.csv`` (when ``src`` has one) and, with
+    ``config.preview``, ``preview.png``. Resumable: sources already recorded are skipped.
+    """
+    from celebface.detection import DEFAULT_MIN_SCORE, get_detector
+
+    config = config or CropConfig()
+    src, dst = Path(src), Path(dst)
+    if config.faces not in POLICIES:
+        raise ValueError(f"unknown face policy {config.faces!r}: choose one of {POLICIES}")
+    items = list_dataset(src)  # clear error when src is missing
+    if detector is None:
+        detector = get_detector(config.detector, config.device, **config.detector_options)
+    min_score = (
+        config.min_score
+        if config.min_score is not None
+        else DEFAULT_MIN_SCORE.get(detector.name, 0.0)
+    )
+    det_settings = detector.settings() if hasattr(detector, "settings") else {"detector": "?"}
+    settings = _settings(config, det_settings, min_score)
+    dst.mkdir(parents=True, exist_ok=True)
+    _check_settings(dst, settings, config.overwrite)
+    atomic_write_json(dst / SETTINGS_FILE, {"source": str(src), "settings": settings})
+
+    done = rec.done_sources(dst)
+    rel = {it.path: it.path.relative_to(src).as_posix() for it in items}
+    todo = [it for it in items if rel[it.path] not in done]
+    names = output_names(items)
+    summary = CropSummary(dst=str(dst), images=len(items), skipped=len(items) - len(todo))
+    log.info("%d images in %s, %d already done, %d to do", len(items), src, summary.skipped,
+             len(todo))
+
+    from tqdm import tqdm
+
+    writer = _Writer(config, min_score, rel, names, dst, rec.Records(dst), summary)
+    workers = max(1, config.detect_workers) if getattr(detector, "thread_safe", False) else 1
+    restore = _limit_torch_threads(config.torch_threads, workers, config.device)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="detect")
+    inflight: collections.deque[tuple[list, Future]] = collections.deque()
+    bar = tqdm(total=len(todo), unit="img", desc="crop", disable=not config.progress,
+               dynamic_ncols=True)
+    start = time.perf_counter()
+
+    def drain(keep: int) -> None:
+        while len(inflight) > keep:
+            done_batch, fut = inflight.popleft()
+            writer.write(done_batch, fut.result())
+            bar.update(len(done_batch))
+
+    try:
+        batch: list[tuple[DatasetItem, LoadedImage]] = []
+        stream = _prefetch(todo, config.workers, config.max_side, config.batch_size * 2)
+        for n, (item, loaded) in enumerate(stream, 1):
+            if isinstance(loaded, ImageReadError):
+                writer.error(rel[item.path], loaded.reason)
+                log.warning("%s", loaded)
+                bar.update(1)
+            else:
+                batch.append((item, loaded))
+            if len(batch) >= config.batch_size or (n == len(todo) and batch):
+                images = [im.rgb for _, im in batch]
+                inflight.append((batch, pool.submit(_detect, detector, images)))
+                batch = []
+                drain(workers - 1)
+        drain(0)
+        summary.processed = len(todo)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        summary.seconds = time.perf_counter() - start
+        bar.close()
+        writer.records.close()
+        restore()
+    _write_splits(src, dst)
+    if config.preview:
+        from celebface.cropping.preview import write_preview
+
+        write_preview(src, dst, config.preview)
+    atomic_write_json(
+        dst / SETTINGS_FILE,
+        {"source": str(src), "settings": settings, "last_run": summary.to_dict()},
+    )
+    return summary
+
+
+def _limit_torch_threads(threads: int | None, workers: int, device: str):
+    """Set torch's CPU threads (``threads``, or cores / workers when several detection threads
+    share the CPU); returns a function restoring the old value."""
+    import os
+
+    import torch
+
+    old = torch.get_num_threads()
+    if threads is None and (workers <= 1 or device not in ("auto", "cpu")):
+        return lambda: None
+    torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // workers))
+    return lambda: torch.set_num_threads(old)
+
+
+@dataclass
+class _Writer:
+    """Turns detections into crops and records (in the main thread, in input order)."""
+
+    config: CropConfig
+    min_score: float
+    rel: dict[Path, str]
+    names: dict[Path, str]
+    dst: Path
+    records: rec.Records
+    summary: CropSummary
+
+    def error(self, source: str, reason: str) -> None:
+        self.records.add_error(source, reason)
+        self.summary.errors += 1
+
+    def write(
+        self, batch: list[tuple[DatasetItem, LoadedImage]], results: list[list[Face] | Exception]
+    ) -> None:
+        config, summary = self.config, self.summary
+        rows: list[list[str]] = []
+        for (item, loaded), found in zip(batch, results, strict=True):
+            source = self.rel[item.path]
+            if isinstance(found, Exception):
+                self.error(source, f"detection failed: {type(found).__name__}: {found}")
+                continue
+            # min_size is in source pixels; faces are in decoded pixels (source / scale).
+            chosen = select_faces(found, config.faces, self.min_score,
+                                  config.min_size / loaded.scale)
+            if not chosen:
+                self.records.add_no_face(source)
+                summary.no_face += 1
+                continue
+            summary.with_face += 1
+            for k, face in enumerate(chosen, 1):
+                stem = self.names[item.path] + (f"_{k}" if config.faces == "all" else "")
+                out = f"{item.identity}/{stem}.jpg"
+                try:
+                    crop = crop_face(loaded.rgb, face, config.margin, config.size, config.align)
+                    atomic_write_bytes(self.dst / out, _encode_jpeg(crop, config.jpeg_quality))
+                except (OSError, ValueError) as exc:
+                    self.error(source, f"cannot write crop {out}: {exc}")
+                    break
+                rows.append(rec.manifest_row(source, out, item.identity,
+                                             face.scaled(loaded.scale), k - 1,
+                                             loaded.source_size))
+                summary.faces += 1
+        self.records.add_faces(rows)
+        self.records.commit()
+
+
+def _write_splits(src: Path, dst: Path) -> None:
+    """``dst/splits.csv`` for the crops, from ``src/splits.csv`` (when present)."""
+    path = src / "splits.csv"
+    if not path.exists():
+        return
+    try:
+        splits = read_splits(path)
+    except (OSError, ValueError) as exc:
+        log.warning("%s: not used (%s)", path, exc)
+        return
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["split", "identity", "filename"])
+    for row in rec.read_manifest(dst):
+        split = splits.get((row["identity"], Path(row["source"]).name))
+        if split is not None:
+            w.writerow([split, row["identity"], Path(row["output"]).name])
+    atomic_write_text(dst / "splits.csv", buf.getvalue())

@@ -1,0 +1,134 @@
+"""The crop stage's append-only records: manifest.csv, no_faces.txt, errors.txt.
+
+Each is appended and fsynced once per batch, so a killed run loses at most the batch in flight;
+a torn last line (killed mid-write) is cut off when the file is opened again.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+from celebface.types import Face
+
+LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+MANIFEST_COLUMNS = (
+    "source",
+    "output",
+    "identity",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "score",
+    *(f"{n}_{a}" for n in LANDMARK_NAMES for a in "xy"),
+    "face_index",
+    "src_width",
+    "src_height",
+)
+MANIFEST = "manifest.csv"
+NO_FACES = "no_faces.txt"
+ERRORS = "errors.txt"
+
+
+def manifest_row(
+    source: str, output: str, identity: str, face: Face, index: int, size: tuple[int, int]
+) -> list[str]:
+    """One manifest line; ``face`` in source pixels."""
+    lm = (
+        [f"{v:.2f}" for v in face.landmarks.reshape(-1)]
+        if face.landmarks is not None
+        else [""] * 10
+    )
+    box = [f"{v:.2f}" for v in face.box]
+    return [source, output, identity, *box, f"{face.score:.4f}", *lm, str(index),
+            str(size[0]), str(size[1])]
+
+
+def face_from_row(row: dict[str, str]) -> Face:
+    """The face of a manifest row (source pixels)."""
+    import numpy as np
+
+    box = tuple(float(row[k]) for k in ("x1", "y1", "x2", "y2"))
+    lm = None
+    if row.get("left_eye_x"):
+        lm = np.array(
+            [[float(row[f"{n}_x"]), float(row[f"{n}_y"])] for n in LANDMARK_NAMES],
+            dtype=np.float32,
+        )
+    return Face(box=box, score=float(row["score"]), landmarks=lm)  # type: ignore[arg-type]
+
+
+def _repair_tail(path: Path) -> None:
+    """Cut a torn last line (no trailing newline) left by a killed run."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as fh:
+        data = fh.read()
+        if data.endswith(b"\n"):
+            return
+        fh.truncate(data.rfind(b"\n") + 1)
+
+
+def read_manifest(dst: Path) -> list[dict[str, str]]:
+    path = dst / MANIFEST
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [r for r in csv.DictReader(fh) if r.get("src_height")]
+
+
+def read_lines(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    with open(path, encoding="utf-8") as fh:
+        return [line.rstrip("\n") for line in fh if line.endswith("\n")]
+
+
+def done_sources(dst: Path) -> set[str]:
+    """Sources already handled by an earlier run (in any of the three records)."""
+    done = {r["source"] for r in read_manifest(dst)}
+    done.update(read_lines(dst / NO_FACES))
+    done.update(line.split("\t", 1)[0] for line in read_lines(dst / ERRORS))
+    return done
+
+
+class Records:
+    """Appends to the three records; :meth:`commit` flushes and fsyncs them."""
+
+    def __init__(self, dst: Path):
+        dst.mkdir(parents=True, exist_ok=True)
+        paths = [dst / MANIFEST, dst / NO_FACES, dst / ERRORS]
+        for p in paths:
+            _repair_tail(p)
+        new_manifest = not paths[0].exists() or paths[0].stat().st_size == 0
+        self._files = [open(p, "a", encoding="utf-8", newline="") for p in paths]  # noqa: SIM115
+        self.manifest, self.no_faces, self.errors = self._files
+        self._csv = csv.writer(self.manifest, lineterminator="\n")
+        if new_manifest:
+            self._csv.writerow(MANIFEST_COLUMNS)
+            self.commit()
+
+    def add_faces(self, rows: list[list[str]]) -> None:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows(rows)
+        self.manifest.write(buf.getvalue())
+
+    def add_no_face(self, source: str) -> None:
+        self.no_faces.write(source + "\n")
+
+    def add_error(self, source: str, reason: str) -> None:
+        reason = " ".join(reason.split())
+        self.errors.write(f"{source}\t{reason}\n")
+
+    def commit(self) -> None:
+        for fh in self._files:
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def close(self) -> None:
+        self.commit()
+        for fh in self._files:
+            fh.close()

@@ -1,0 +1,88 @@
+"""dlib's frontal-face HOG detector, with 5 landmarks from dlib's 68-point shape predictor."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from celebface.detection.base import Detector
+from celebface.detection.prepare import pad_on_miss, prepare, sort_faces, to_input_pixels
+from celebface.types import Face
+
+# 68-point indices -> the 5 points in MTCNN order, as seen in the image:
+# left eye (36-41), right eye (42-47), nose tip (30), left mouth corner (48), right (54).
+_FIVE_FROM_68 = (tuple(range(36, 42)), tuple(range(42, 48)), (30,), (48,), (54,))
+
+
+@dataclass
+class HOGConfig:
+    """HOG settings: ``upsample`` doubles the image that many times (finds smaller faces);
+    ``threshold`` is dlib's ``adjust_threshold`` (scores are SVM margins, 0 = dlib default)."""
+
+    upsample: int = 1
+    threshold: float = 0.0
+    max_side: int | None = 1024
+    pad: float = 0.15
+    pad_mode: str = "constant"
+    pad_on_miss: bool = True
+    miss_score: float = 0.0
+    landmarks: bool = True
+
+
+def five_points(shape) -> np.ndarray:
+    """The 5 MTCNN-order landmarks (5 x 2 float32) of a dlib 68-point shape."""
+    pts = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
+    return np.stack([pts[list(idx)].mean(axis=0) for idx in _FIVE_FROM_68]).astype(np.float32)
+
+
+class HOGDetector(Detector):
+    """dlib HOG + linear SVM frontal face detector (CPU only; ``device`` is ignored)."""
+
+    name = "hog"
+
+    def __init__(self, device: str = "auto", config: HOGConfig | None = None, **options):
+        import dlib
+
+        from celebface.models.store import dlib_model_path
+
+        self.config = config or HOGConfig()
+        for key, value in options.items():
+            if not hasattr(self.config, key):
+                raise TypeError(f"unknown HOG option {key!r}")
+            setattr(self.config, key, value)
+        self.device = "cpu"
+        self._detector = dlib.get_frontal_face_detector()
+        self._predictor = (
+            dlib.shape_predictor(str(dlib_model_path("shape_predictor_68")))
+            if self.config.landmarks
+            else None
+        )
+
+    def settings(self) -> dict:
+        c = self.config
+        return {"detector": self.name, "upsample": c.upsample, "threshold": c.threshold,
+                "max_side": c.max_side, "pad": c.pad, "pad_mode": c.pad_mode,
+                "pad_on_miss": c.pad_on_miss, "miss_score": c.miss_score}
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        c = self.config
+        if c.pad_on_miss:
+            return pad_on_miss(self._detect_padded, images, c.pad, c.miss_score)
+        return self._detect_padded(images, c.pad)
+
+    def _detect_padded(self, images: Sequence[np.ndarray], pad: float) -> list[list[Face]]:
+        return [self._detect_one(im, pad) for im in images]
+
+    def _detect_one(self, image: np.ndarray, pad: float) -> list[Face]:
+        c = self.config
+        prep = prepare(image, c.max_side, pad, c.pad_mode)
+        rects, scores, _ = self._detector.run(prep.image, c.upsample, c.threshold)
+        faces = []
+        for rect, score in zip(rects, scores, strict=True):
+            lm = five_points(self._predictor(prep.image, rect)) if self._predictor else None
+            box = (float(rect.left()), float(rect.top()), float(rect.right() + 1),
+                   float(rect.bottom() + 1))
+            faces.append(to_input_pixels(Face(box=box, score=float(score), landmarks=lm), prep))
+        return sort_faces(faces)

@@ -1,0 +1,368 @@
+"""``celebface evaluate``: a trained model on a labelled dataset, and the report people read."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from celebface.evaluation.plots import display_name, plot_confusion, plot_errors, plot_history
+from celebface.io import (
+    ImageReadError,
+    atomic_write_json,
+    atomic_write_text,
+    list_dataset,
+    read_image,
+    read_splits,
+)
+
+log = logging.getLogger(__name__)
+
+METRICS = "metrics.json"
+
+
+@dataclass
+class Sample:
+    """One labelled sample to evaluate: a file (``path``) or a row of a packed/embeddings
+    folder (``index``); ``item`` is the dataset's own record (e.g. a box item)."""
+
+    path: str
+    identity: str
+    index: int | None = None
+    item: Any = None
+
+
+@dataclass
+class EvalSet:
+    """What to evaluate: samples, and how to get their pixels or embeddings."""
+
+    root: Path
+    kind: str  # folder | packed | embeddings | box
+    samples: list[Sample]
+    images: Any = None  # packed memmap
+    embeddings: np.ndarray | None = None
+    embedder: dict[str, Any] = field(default_factory=dict)
+
+    def image(self, s: Sample) -> np.ndarray:
+        if self.images is not None and s.index is not None:
+            return np.asarray(self.images[s.index])
+        return read_image(s.path).rgb
+
+
+class LazyImages(Sequence):
+    """Images of some samples, decoded when indexed (for hooks that want pixels)."""
+
+    def __init__(self, data: EvalSet, samples: Sequence[Sample]):
+        self.data, self.samples = data, list(samples)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return self.data.image(self.samples[i])
+
+
+def _filter_split(samples: list[Sample], splits: dict[tuple[str, str], str] | None,
+                  split: str | None, what: Path) -> list[Sample]:
+    if split is None:
+        return samples
+    if splits is None:
+        raise ValueError(f"{what}: --split {split} asked for, but there is no splits.csv")
+    out = [s for s in samples if splits.get((s.identity, Path(s.path).name)) == split]
+    if not out:
+        raise ValueError(f"{what}: no rows in split {split!r}")
+    return out
+
+
+def load_eval_set(data: str | Path, split: str | None = None, *, boxes: bool = False,
+                  use_embeddings: bool = False) -> EvalSet:
+    """The samples of ``data`` (folder, packed, embeddings or, with ``boxes``, a box dataset),
+    restricted to ``split`` when given."""
+    from celebface.training.data import data_kind
+
+    root = Path(data)
+    kind = data_kind(root)
+    if boxes:
+        from celebface.synth import is_box_dataset, load_box_dataset
+
+        if is_box_dataset(root):
+            ds = load_box_dataset(root)
+            items = [it for it in ds.items if split is None or it.split == split]
+            if not items:
+                raise ValueError(f"{root}: no rows in split {split!r}")
+            return EvalSet(root, "box", [Sample(str(it.path), it.identity, None, it)
+                                         for it in items])
+    if kind == "embeddings":
+        if not use_embeddings:
+            raise ValueError(f"{root}: holds embeddings; this model needs face images")
+        from celebface.training.data import load_embedding_data
+
+        emb = load_embedding_data(root)
+        samples = [Sample(p, emb.label_names[lab], i)
+                   for i, (p, lab) in enumerate(zip(emb.paths, emb.labels, strict=True))]
+        if split is not None:
+            samples = [s for s in samples if emb.splits[s.index] == split]
+            if not samples:
+                raise ValueError(f"{root}: no rows in split {split!r}")
+        return EvalSet(root, kind, samples, embeddings=emb.embeddings, embedder=emb.embedder)
+    if kind == "packed":
+        from celebface.training.data import load_image_data
+
+        img = load_image_data(root)
+        samples = [Sample(p, img.label_names[lab], i)
+                   for i, (p, lab) in enumerate(zip(img.paths, img.labels, strict=True))]
+        if split is not None:
+            samples = [s for s in samples if img.splits[s.index] == split]
+            if not samples:
+                raise ValueError(f"{root}: no rows in split {split!r}")
+        return EvalSet(root, kind, samples, images=img._images)
+    samples = [Sample(str(it.path), it.identity) for it in list_dataset(root)]
+    csv_path = root / "splits.csv"
+    splits = read_splits(csv_path) if csv_path.is_file() else None
+    return EvalSet(root, kind, _filter_split(samples, splits, split, root))
+
+
+def _batches(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(seq), size):
+        yield seq[start:start + size]
+
+
+def _same_embedder(model_spec: dict[str, Any], data_meta: dict[str, Any]) -> bool:
+    from celebface.training.embedding import embedder_spec
+
+    data_spec = embedder_spec(data_meta)
+    keys = ("name", "tta", "options")
+    return all(str(model_spec.get(k)) == str(data_spec.get(k)) for k in keys)
+
+
+def predict_set(
+    model: Any, data: EvalSet, samples: Sequence[Sample], batch_size: int = 64,
+    progress: bool = True, full_predictions: bool = False,
+) -> tuple[np.ndarray, list[Sample], list[str], list[Any]]:
+    """Probabilities for the readable samples: ``(probs, kept samples, errors, predictions)``.
+    With ``full_predictions`` the model's own :class:`Prediction` objects (e.g. with boxes)
+    are kept too, from the same forward pass."""
+    from tqdm.auto import tqdm
+
+    from celebface.training.base import predictions_from_probs
+
+    if data.embeddings is not None:
+        if not hasattr(model, "predict_embeddings"):
+            raise ValueError(f"{data.root}: holds embeddings, but a {model.kind} model works "
+                             "on images")
+        if not _same_embedder(model.meta.get("embedder", {}), data.embedder):
+            raise ValueError(f"{data.root}: embeddings made with {data.embedder.get('model')} "
+                             f"(tta {data.embedder.get('tta')}), but the model expects "
+                             f"{model.meta.get('embedder')}")
+        idx = np.array([s.index for s in samples], dtype=np.int64)
+        probs = model.predict_embeddings(data.embeddings[idx])
+        return probs, list(samples), [], predictions_from_probs(probs, model.label_names)
+    probs, kept, errors, preds = [], [], [], []
+    bar = tqdm(total=len(samples), desc="evaluate", unit="img", disable=not progress)
+    for chunk in _batches(samples, batch_size):
+        images, ok = [], []
+        for s in chunk:
+            try:
+                images.append(data.image(s))
+                ok.append(s)
+            except ImageReadError as exc:
+                errors.append(str(exc))
+                log.warning("skipped: %s", exc)
+        if images and full_predictions:
+            batch_preds = model.predict(images, top_k=model.num_classes)
+            index = {n: i for i, n in enumerate(model.label_names)}
+            p = np.zeros((len(images), model.num_classes))
+            for row, pred in zip(p, batch_preds, strict=True):
+                for name, prob in pred.top_k:
+                    row[index[name]] = prob
+            probs.append(p)
+            preds.extend(batch_preds)
+            kept.extend(ok)
+        elif images:
+            probs.append(model.predict_proba(images))
+            kept.extend(ok)
+        bar.update(len(chunk))
+    bar.close()
+    width = model.num_classes
+    probs_arr = np.concatenate(probs) if probs else np.zeros((0, width))
+    if not full_predictions:
+        preds = []
+    return probs_arr, kept, errors, preds
+
+
+def classification_metrics(y_true: np.ndarray, probs: np.ndarray, names: Sequence[str]
+                           ) -> tuple[dict[str, Any], str, np.ndarray]:
+    """Accuracy, top-5, weighted and macro P/R/F1; the per-class report; the confusion
+    matrix over the classes present in the data or predictions."""
+    from sklearn.metrics import classification_report, confusion_matrix
+    from sklearn.metrics import precision_recall_fscore_support as prfs
+
+    y_pred = probs.argmax(1) if len(probs) else np.zeros(0, dtype=np.int64)
+    k = min(5, probs.shape[1]) if probs.ndim == 2 else 1
+    topk = np.argsort(-probs, axis=1)[:, :k] if len(probs) else np.zeros((0, k), dtype=int)
+    labels = np.unique(np.concatenate([y_true, y_pred]))
+    out: dict[str, Any] = {
+        "accuracy": float((y_pred == y_true).mean()) if len(y_true) else float("nan"),
+        f"top{k}_accuracy": float((topk == y_true[:, None]).any(1).mean()) if len(y_true)
+        else float("nan"),
+    }
+    if k != 5:
+        out["top5_accuracy"] = out[f"top{k}_accuracy"]
+    for avg in ("weighted", "macro"):
+        p, r, f, _ = prfs(y_true, y_pred, labels=np.unique(y_true), average=avg, zero_division=0)
+        out[f"precision_{avg}"], out[f"recall_{avg}"], out[f"f1_{avg}"] = (
+            float(p), float(r), float(f))
+    report = classification_report(
+        y_true, y_pred, labels=labels, target_names=[names[i] for i in labels],
+        digits=4, zero_division=0,
+    )
+    matrix = confusion_matrix(y_true, y_pred, labels=labels)
+    return out, report, matrix
+
+
+def evaluate_model(
+    model_dir: str | Path,
+    data: str | Path,
+    out: str | Path,
+    split: str | None = None,
+    *,
+    device: str = "auto",
+    batch_size: int = 64,
+    max_errors: int = 24,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate the model in ``model_dir`` on ``data``; write the report into ``out``.
+
+    ``data``: a folder-per-identity (its ``splits.csv`` used when ``split`` is given), a packed
+    folder, an embeddings folder (for embedding models whose embedder matches) or, for models
+    with ``evaluate_extra`` (multi-output), a box dataset. Identities are matched by name;
+    unknown ones are counted and left out; unreadable files are listed and skipped.
+
+    Writes ``metrics.json``, ``classification_report.txt``, ``confusion_matrix.png``,
+    ``predictions.csv``, ``errors.png`` (when there are mistakes), ``history.png`` (when the
+    model has a per-epoch history) and ``summary.txt``. Returns the metrics.
+    """
+    from celebface.training import load_model
+
+    t0 = time.perf_counter()
+    model_dir, out = Path(model_dir), Path(out)
+    model = load_model(model_dir, device=device)
+    hook = getattr(model, "evaluate_extra", None)
+    evalset = load_eval_set(data, split, boxes=hook is not None,
+                            use_embeddings=hasattr(model, "predict_embeddings"))
+    index = {n: i for i, n in enumerate(model.label_names)}
+    unknown = Counter(s.identity for s in evalset.samples if s.identity not in index)
+    if unknown:
+        log.warning("%d image(s) of %d identit%s the model does not know, left out: %s",
+                    sum(unknown.values()), len(unknown), "y" if len(unknown) == 1 else "ies",
+                    ", ".join(sorted(unknown)))
+    samples = [s for s in evalset.samples if s.identity in index]
+    if not samples:
+        raise ValueError(f"{data}: none of its identities is known to the model in {model_dir}")
+    probs, kept, errors, preds = predict_set(model, evalset, samples, batch_size, progress,
+                                             full_predictions=hook is not None)
+    y_true = np.array([index[s.identity] for s in kept], dtype=np.int64)
+    metrics, report, matrix = classification_metrics(y_true, probs, model.label_names)
+    present = np.unique(np.concatenate([y_true, probs.argmax(1)])) if len(kept) else []
+    metrics = {
+        **metrics,
+        "counts": {
+            "samples": len(evalset.samples), "evaluated": len(kept),
+            "correct": int((probs.argmax(1) == y_true).sum()) if len(kept) else 0,
+            "unreadable": len(errors), "unknown_identity": sum(unknown.values()),
+            "identities_in_data": len({s.identity for s in evalset.samples}),
+            "identities_in_model": model.num_classes,
+        },
+        "unknown_identities": dict(sorted(unknown.items())),
+        "unreadable_files": errors,
+        "model": {"dir": str(model_dir), "kind": model.kind,
+                  "embedder": model.meta.get("embedder")},
+        "data": {"path": str(data), "kind": evalset.kind, "split": split},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    predictions = _prediction_rows(kept, probs, y_true, model.label_names)
+    if hook is not None and len(kept):
+        extra = hook(LazyImages(evalset, kept), preds, [s.item or s for s in kept], out)
+        if extra:
+            metrics["extra"] = extra
+    metrics["time_s"] = round(time.perf_counter() - t0, 2)
+    atomic_write_json(out / METRICS, metrics)
+    atomic_write_text(out / "classification_report.txt", report)
+    _write_predictions(out / "predictions.csv", predictions)
+    if len(present):
+        plot_confusion(matrix, [model.label_names[i] for i in present],
+                       out / "confusion_matrix.png")
+    history_path = model_dir / "history.json"
+    if history_path.is_file():
+        plot_history(json.loads(history_path.read_text(encoding="utf-8")), out / "history.png")
+    mistakes = sorted((r for r in predictions if not r["correct"]),
+                      key=lambda r: -r["probability"])[:max_errors]
+
+    def load_thumb(row: dict[str, Any]) -> np.ndarray | None:
+        try:
+            return evalset.image(row["sample"])
+        except ImageReadError:
+            return None
+
+    plot_errors(mistakes, load_thumb, out / "errors.png")
+    atomic_write_text(out / "summary.txt", format_summary(metrics) + "\n")
+    return metrics
+
+
+def _prediction_rows(samples: Sequence[Sample], probs: np.ndarray, y_true: np.ndarray,
+                     names: Sequence[str]) -> list[dict[str, Any]]:
+    rows = []
+    for s, p, t in zip(samples, probs, y_true, strict=True):
+        j = int(p.argmax())
+        rows.append({"sample": s, "path": s.path, "true": names[t], "predicted": names[j],
+                     "probability": float(p[j]), "true_probability": float(p[t]),
+                     "correct": j == t})
+    return rows
+
+
+def _write_predictions(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    cols = ["path", "true", "predicted", "probability", "true_probability", "correct"]
+    writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({**r, "probability": f"{r['probability']:.6f}",
+                         "true_probability": f"{r['true_probability']:.6f}"})
+    atomic_write_text(path, buf.getvalue())
+
+
+def format_summary(metrics: dict[str, Any]) -> str:
+    """A one-screen text summary of :func:`evaluate_model`'s metrics."""
+    c = metrics["counts"]
+    lines = [
+        f"model      {metrics['model']['dir']} ({metrics['model']['kind']})",
+        f"data       {metrics['data']['path']}"
+        + (f" [split {metrics['data']['split']}]" if metrics["data"]["split"] else ""),
+        f"images     {c['evaluated']} evaluated of {c['samples']}"
+        f" ({c['unreadable']} unreadable, {c['unknown_identity']} of unknown identities)",
+        f"accuracy   {metrics['accuracy']:.4f}   top-5 {metrics['top5_accuracy']:.4f}",
+        f"weighted   P {metrics['precision_weighted']:.4f}  R {metrics['recall_weighted']:.4f}"
+        f"  F1 {metrics['f1_weighted']:.4f}",
+        f"macro      P {metrics['precision_macro']:.4f}  R {metrics['recall_macro']:.4f}"
+        f"  F1 {metrics['f1_macro']:.4f}",
+    ]
+    if metrics.get("unknown_identities"):
+        names = ", ".join(display_name(n) for n in metrics["unknown_identities"])
+        lines.append(f"unknown    {names}")
+    for key, value in (metrics.get("extra") or {}).items():
+        if isinstance(value, float):
+            lines.append(f"{key:<10} {value:.4f}")
+        elif isinstance(value, int):
+            lines.append(f"{key:<10} {value}")
+    return "\n".join(lines)

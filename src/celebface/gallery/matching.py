@@ -1,0 +1,140 @@
+"""Naming embeddings against a gallery: per-identity scores, then the unknown rule.
+
+Methods (each gives one score per enrolled identity, higher is more alike):
+
+- ``centroid``: cosine similarity to the identity's average embedding (the reference's method);
+- ``knn``: cosine similarity to the identity's nearest enrolled embedding (1-nearest neighbour);
+- ``topk``: mean cosine similarity to the identity's ``k`` nearest enrolled embeddings (more
+  robust than 1-NN to one odd enrolment photo, sharper than the centroid);
+- ``model``: class probabilities of a classifier trained by ``celebface train``.
+
+The unknown rule: when the best score is below the threshold, the face is ``unknown``; its
+``runner_up`` is then the closest enrolled identity (the one it was not close enough to).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from celebface.gallery.store import Gallery
+from celebface.recognition.base import l2_normalize
+from celebface.types import UNKNOWN, Face
+
+MATCH_METHODS = ("centroid", "knn", "topk")
+
+
+@dataclass(frozen=True)
+class Match:
+    """The decision for one face."""
+
+    identity: str
+    similarity: float
+    runner_up: str | None
+    runner_up_similarity: float | None
+
+    @property
+    def known(self) -> bool:
+        return self.identity != UNKNOWN
+
+    def apply(self, face: Face) -> Face:
+        return face.with_(
+            identity=self.identity,
+            similarity=self.similarity,
+            runner_up=self.runner_up,
+            runner_up_similarity=self.runner_up_similarity,
+        )
+
+
+class Matcher(Protocol):
+    """Anything that scores embeddings against named identities."""
+
+    method: str
+    names: list[str]
+
+    def scores(self, embeddings: np.ndarray) -> np.ndarray:
+        """``(N, len(names))`` scores, higher = more alike."""
+        ...
+
+
+class GalleryMatcher:
+    """Cosine matching against a :class:`Gallery` (``centroid``, ``knn`` or ``topk``)."""
+
+    def __init__(self, gallery: Gallery, method: str = "centroid", k: int = 3):
+        if method not in MATCH_METHODS:
+            raise ValueError(f"unknown match method {method!r}: choose {', '.join(MATCH_METHODS)}")
+        if not len(gallery):
+            raise ValueError("the gallery is empty: enroll people first")
+        self.method = method
+        self.k = max(1, int(k))
+        self.names = list(gallery.names)
+        self._centroids = gallery.centroids()
+        order = np.argsort(gallery.labels, kind="stable")
+        self._emb = gallery.embeddings[order]
+        labels = gallery.labels[order]
+        self._starts = np.searchsorted(labels, np.arange(len(self.names)))
+        self._ends = np.searchsorted(labels, np.arange(len(self.names)), side="right")
+
+    def scores(self, embeddings: np.ndarray, chunk: int = 1024) -> np.ndarray:
+        emb = l2_normalize(np.asarray(embeddings, np.float32).reshape(-1, self._emb.shape[1]))
+        if self.method == "centroid":
+            return emb @ self._centroids.T
+        out = np.empty((len(emb), len(self.names)), np.float32)
+        for lo in range(0, len(emb), chunk):
+            sims = emb[lo : lo + chunk] @ self._emb.T
+            if self.method == "knn":
+                out[lo : lo + chunk] = np.maximum.reduceat(sims, self._starts, axis=1)
+                continue
+            for j, (a, b) in enumerate(zip(self._starts, self._ends, strict=True)):
+                block = sims[:, a:b]
+                k = min(self.k, b - a)
+                top = np.partition(block, b - a - k, axis=1)[:, b - a - k :]
+                out[lo : lo + chunk, j] = top.mean(axis=1)
+        return out
+
+
+class ModelMatcher:
+    """Class probabilities of a trained classifier (anything with ``predict_embeddings``)."""
+
+    method = "model"
+
+    def __init__(self, model: Any):
+        if not hasattr(model, "predict_embeddings"):
+            raise ValueError(
+                f"{type(model).__name__} does not classify embeddings (no predict_embeddings); "
+                "train a classifier on embeddings with 'celebface train'"
+            )
+        self.model = model
+        self.names = list(model.label_names)
+
+    def scores(self, embeddings: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict_embeddings(np.asarray(embeddings, np.float32)),
+                          np.float32)
+
+
+def decide(scores: np.ndarray, names: list[str], threshold: float) -> list[Match]:
+    """Best identity per row of ``scores``, ``unknown`` below ``threshold``, and the runner-up."""
+    scores = np.asarray(scores, np.float32)
+    if scores.ndim != 2 or scores.shape[1] != len(names):
+        raise ValueError(f"scores of shape {scores.shape} do not match {len(names)} names")
+    if not len(scores):
+        return []
+    n = scores.shape[1]
+    top = np.argsort(-scores, axis=1)[:, : min(2, n)]
+    out = []
+    for row, idx in zip(scores, top, strict=True):
+        best = float(row[idx[0]])
+        second = (names[idx[1]], float(row[idx[1]])) if n > 1 else (None, None)
+        if best >= threshold:
+            out.append(Match(names[idx[0]], best, second[0], second[1]))
+        else:  # unknown: the runner-up is the closest known person
+            out.append(Match(UNKNOWN, best, names[idx[0]], best))
+    return out
+
+
+def best_scores(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(best score, index of best identity)`` per row."""
+    idx = np.argmax(scores, axis=1)
+    return scores[np.arange(len(scores)), idx], idx

@@ -1,0 +1,342 @@
+"""The gallery: enrolled face embeddings of known people, saved as one consistent set of files.
+
+A gallery folder holds
+
+- ``gallery.json``: the manifest (format version, embedder, alignment, counts, dims,
+  thresholds) naming the embeddings file of the current consistent set and its checksum;
+- ``embeddings-<generation>.npz``: every enrolled embedding, its identity label and source;
+- ``average_embeddings.json``: the per-identity average embedding, name -> vector, as the
+  reference notebooks wrote it (a derived, human-readable view; loading never depends on it).
+
+Saving writes the new ``.npz`` under a fresh name, then ``average_embeddings.json``, then the
+manifest, each atomically; the manifest's rename is the commit point. A crash at any moment
+leaves the previous manifest pointing at the previous ``.npz``, so the gallery loads as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from celebface.io import atomic_write_bytes, atomic_write_json
+from celebface.recognition.base import l2_normalize
+
+log = logging.getLogger(__name__)
+
+FORMAT = "celebface-gallery"
+FORMAT_VERSION = 1
+MANIFEST = "gallery.json"
+AVERAGES = "average_embeddings.json"
+
+#: Thresholds used before a gallery is calibrated (cosine similarity; probability for a
+#: classifier). dlib's usual same-person rule is a Euclidean distance below 0.6 on unit
+#: vectors, i.e. cosine above 1 - 0.6**2 / 2 = 0.82.
+DEFAULT_THRESHOLDS: dict[str, float] = {"dlib": 0.82}
+FALLBACK_THRESHOLD = 0.5
+
+
+class GalleryError(ValueError):
+    """A gallery folder that cannot be used; the message names the folder and the reason."""
+
+
+@dataclass
+class Gallery:
+    """Enrolled embeddings: row ``i`` of ``embeddings`` belongs to ``names[labels[i]]``.
+
+    ``embedder`` describes how the vectors were made (``{"name": ..., "options": ...,
+    "settings": ...}``) so recognition can rebuild the same embedder; ``thresholds`` maps a
+    match method (``centroid``, ``knn``, ...) to its calibrated unknown threshold.
+    """
+
+    names: list[str] = field(default_factory=list)
+    embeddings: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    sources: list[str] = field(default_factory=list)
+    embedder: dict[str, Any] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    def __post_init__(self) -> None:
+        emb = np.asarray(self.embeddings, dtype=np.float32)
+        if emb.ndim != 2:
+            raise GalleryError(f"embeddings must be 2-D, got shape {emb.shape}")
+        self.embeddings = l2_normalize(emb) if len(emb) else emb
+        self.labels = np.asarray(self.labels, dtype=np.int32).reshape(-1)
+        if len(self.labels) != len(self.embeddings) or len(self.sources) != len(self.labels):
+            raise GalleryError(
+                f"{len(self.embeddings)} embeddings, {len(self.labels)} labels and "
+                f"{len(self.sources)} sources do not match"
+            )
+        if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= len(self.names)):
+            raise GalleryError("a label points outside the list of names")
+        self._centroids: np.ndarray | None = None
+
+    # ----------------------------------------------------------------- views
+    @property
+    def dim(self) -> int:
+        return int(self.embeddings.shape[1]) if self.embeddings.size else 0
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def counts(self) -> dict[str, int]:
+        """Enrolled embeddings per identity."""
+        per = np.bincount(self.labels, minlength=len(self.names))
+        return {name: int(n) for name, n in zip(self.names, per, strict=True)}
+
+    def centroids(self) -> np.ndarray:
+        """``(len(names), dim)`` unit-length average embedding of each identity."""
+        if self._centroids is None:
+            sums = np.zeros((len(self.names), self.dim), np.float64)
+            np.add.at(sums, self.labels, self.embeddings.astype(np.float64))
+            self._centroids = l2_normalize(sums)
+        return self._centroids
+
+    def average_embeddings(self) -> dict[str, list[float]]:
+        """Name -> average embedding (the reference's ``average_embeddings.json`` content)."""
+        return {n: [float(v) for v in c] for n, c in zip(self.names, self.centroids(), strict=True)}
+
+    @property
+    def embedder_name(self) -> str:
+        return str(self.embedder.get("name", "dlib"))
+
+    def threshold(self, method: str) -> float:
+        """The calibrated threshold of ``method``, else a default for the embedder."""
+        if method in self.thresholds:
+            return float(self.thresholds[method])
+        base = self.embedder_name if method != "model" else "model"
+        return DEFAULT_THRESHOLDS.get(base, FALLBACK_THRESHOLD)
+
+    def is_calibrated(self, method: str) -> bool:
+        return method in self.thresholds
+
+    # ----------------------------------------------------------------- edits
+    def add(
+        self, embeddings: np.ndarray, identities: Sequence[str], sources: Sequence[str]
+    ) -> int:
+        """Append embeddings of (new or known) identities; returns how many were added.
+
+        A source already enrolled is replaced by its new embedding.
+        """
+        if len(sources) != len(identities):
+            raise ValueError("add(): embeddings, identities and sources differ in length")
+        if not len(identities):
+            return 0
+        emb = np.asarray(embeddings, dtype=np.float32).reshape(len(identities), -1)
+        if self.dim and emb.shape[1] != self.dim:
+            raise GalleryError(
+                f"cannot add {emb.shape[1]}-d embeddings to a gallery of {self.dim}-d ones"
+            )
+        replaced = set(sources) & set(self.sources)
+        if replaced:
+            self._keep(np.array([s not in replaced for s in self.sources], bool))
+            self._drop_empty()
+        index = {n: i for i, n in enumerate(self.names)}
+        for name in identities:
+            if name not in index:
+                index[name] = len(self.names)
+                self.names.append(name)
+        labels = np.array([index[n] for n in identities], np.int32)
+        base = self.embeddings if self.embeddings.size else np.zeros((0, emb.shape[1]), np.float32)
+        self.embeddings = np.concatenate([base, l2_normalize(emb)])
+        self.labels = np.concatenate([self.labels, labels])
+        self.sources = [*self.sources, *map(str, sources)]
+        self._centroids = None
+        return len(emb)
+
+    def remove(self, name: str) -> int:
+        """Remove identity ``name`` and all its embeddings; returns how many were removed."""
+        if name not in self.names:
+            known = ", ".join(self.names[:10]) + (" ..." if len(self.names) > 10 else "")
+            raise KeyError(f"{name!r} is not in the gallery (known: {known or 'none'})")
+        drop = self.names.index(name)
+        keep = self.labels != drop
+        removed = int((~keep).sum())
+        self._keep(keep)
+        self.labels = np.where(self.labels > drop, self.labels - 1, self.labels).astype(np.int32)
+        del self.names[drop]
+        return removed
+
+    def keep_sources(self, sources: set[str]) -> int:
+        """Drop every embedding whose source is not in ``sources`` (and emptied identities)."""
+        keep = np.array([s in sources for s in self.sources], bool)
+        dropped = int((~keep).sum())
+        self._keep(keep)
+        self._drop_empty()
+        return dropped
+
+    def _keep(self, mask: np.ndarray) -> None:
+        self.embeddings = self.embeddings[mask]
+        self.labels = self.labels[mask]
+        self.sources = [s for s, k in zip(self.sources, mask, strict=True) if k]
+        self._centroids = None
+
+    def _drop_empty(self) -> None:
+        used = np.bincount(self.labels, minlength=len(self.names)) > 0
+        if used.all():
+            return
+        remap = np.cumsum(used) - 1
+        self.labels = remap[self.labels].astype(np.int32)
+        self.names = [n for n, u in zip(self.names, used, strict=True) if u]
+        self._centroids = None
+
+    # ----------------------------------------------------------------- files
+    def manifest(self, embeddings_file: str, checksum: str) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "embeddings_file": embeddings_file,
+            "embeddings_sha256": checksum,
+            "dim": self.dim,
+            "identities": len(self.names),
+            "embeddings": len(self),
+            "counts": self.counts(),
+            "embedder": self.embedder,
+            "thresholds": self.thresholds,
+            "calibration": self.calibration,
+            "info": self.info,
+        }
+
+    def save(self, path: str | Path | None = None) -> Path:
+        """Write the gallery to folder ``path`` (default: where it was loaded from)."""
+        if path is None and self.path is None:
+            raise ValueError("save(): no path given and the gallery was not loaded from one")
+        folder = Path(path if path is not None else self.path)  # type: ignore[arg-type]
+        folder.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(folder)
+        old = _read_manifest(folder) if (folder / MANIFEST).is_file() else None
+        generation = _next_generation(folder, old)
+        npz_name = f"embeddings-{generation:06d}.npz"
+        buf = io.BytesIO()
+        np.savez(
+            buf,
+            embeddings=self.embeddings.astype(np.float32),
+            labels=self.labels.astype(np.int32),
+            names=np.array(self.names, dtype=np.str_),
+            sources=np.array(self.sources, dtype=np.str_),
+        )
+        data = buf.getvalue()
+        atomic_write_bytes(folder / npz_name, data)
+        atomic_write_json(folder / AVERAGES, self.average_embeddings(), indent=None)
+        atomic_write_json(folder / MANIFEST, self.manifest(npz_name, _sha256(data)))
+        # The new set is committed; older embeddings files are garbage now.
+        for stale in folder.glob("embeddings-*.npz"):
+            if stale.name != npz_name:
+                try:
+                    stale.unlink()
+                except OSError as exc:  # pragma: no cover - permissions
+                    log.warning("%s: could not remove old file: %s", stale, exc)
+        self.path = folder
+        log.debug("saved gallery %s: %d identities, %d embeddings", folder, len(self.names),
+                  len(self))
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path) -> Gallery:
+        """Read a gallery folder written by :meth:`save`."""
+        folder = Path(path)
+        if not folder.exists():
+            raise FileNotFoundError(f"{folder}: no such gallery folder")
+        if not (folder / MANIFEST).is_file():
+            raise GalleryError(f"{folder}: not a gallery (no {MANIFEST}); build one with "
+                               "'celebface enroll'")
+        meta = _read_manifest(folder)
+        npz_path = folder / str(meta.get("embeddings_file", ""))
+        try:
+            data = npz_path.read_bytes()
+        except OSError as exc:
+            raise GalleryError(f"{npz_path}: cannot read gallery embeddings: {exc}") from None
+        if meta.get("embeddings_sha256") and _sha256(data) != meta["embeddings_sha256"]:
+            raise GalleryError(f"{npz_path}: checksum does not match {MANIFEST} (file damaged)")
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            emb, labels = z["embeddings"], z["labels"]
+            names, sources = [str(n) for n in z["names"]], [str(s) for s in z["sources"]]
+        gallery = cls(
+            names=names,
+            embeddings=emb,
+            labels=labels,
+            sources=sources,
+            embedder=dict(meta.get("embedder") or {}),
+            thresholds={k: float(v) for k, v in (meta.get("thresholds") or {}).items()},
+            calibration=dict(meta.get("calibration") or {}),
+            info=dict(meta.get("info") or {}),
+            path=folder,
+        )
+        _check_averages(folder, gallery)
+        return gallery
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise GalleryError(f"{folder / MANIFEST}: unreadable gallery manifest: {exc}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise GalleryError(f"{folder / MANIFEST}: not a celebface gallery manifest")
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise GalleryError(
+            f"{folder / MANIFEST}: gallery format {meta['format_version']} is newer than this "
+            f"celebface understands ({FORMAT_VERSION}); upgrade celebface"
+        )
+    return meta
+
+
+def _next_generation(folder: Path, manifest: dict[str, Any] | None) -> int:
+    used = [0]
+    for p in folder.glob("embeddings-*.npz"):
+        stem = p.stem.split("-", 1)[1]
+        if stem.isdigit():
+            used.append(int(stem))
+    if manifest:
+        stem = Path(str(manifest.get("embeddings_file", ""))).stem.rpartition("-")[2]
+        if stem.isdigit():
+            used.append(int(stem))
+    return max(used) + 1
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _check_averages(folder: Path, gallery: Gallery) -> None:
+    """Repair ``average_embeddings.json`` when an interrupted save left it out of step."""
+    path = folder / AVERAGES
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        ok = list(stored) == gallery.names and (
+            not gallery.names
+            or np.allclose(np.asarray(list(stored.values()), np.float32), gallery.centroids(),
+                           atol=1e-5)
+        )
+    except (OSError, json.JSONDecodeError, ValueError):
+        ok = False
+    if not ok:
+        log.warning("%s: out of date (interrupted save?); rewritten from the gallery", path)
+        try:
+            atomic_write_json(path, gallery.average_embeddings(), indent=None)
+        except OSError as exc:  # read-only gallery: loading still works
+            log.warning("%s: could not rewrite: %s", path, exc)
+
+
+def is_gallery(path: str | Path) -> bool:
+    return (Path(path) / MANIFEST).is_file()
+
+
+def remove_stale_temp_files(folder: str | Path) -> None:
+    """Delete temporary files an interrupted save may have left (``.<name>.*.tmp``)."""
+    for tmp in Path(folder).glob(".*.tmp"):
+        try:
+            os.unlink(tmp)
+        except OSError as exc:  # pragma: no cover - permissions
+            log.debug("%s: could not remove: %s", tmp, exc)

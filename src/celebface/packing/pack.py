@@ -1,0 +1,259 @@
+"""Packing a folder of face crops into arrays: ``celebface pack DATA DST``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from celebface.io import (
+    DatasetItem,
+    ImageReadError,
+    atomic_write,
+    atomic_write_json,
+    atomic_write_text,
+    list_dataset,
+    read_image,
+    read_splits,
+)
+
+log = logging.getLogger(__name__)
+
+FITS = ("stretch", "pad", "crop")
+PACK_FILES = ("all_images.npy", "all_labels.npy", "label_mapping.json", "paths.txt", "splits.csv")
+
+
+@dataclass
+class PackConfig:
+    """``size``: side of the square images; ``fit``: how a non-square crop becomes square
+    (``stretch`` it, ``pad`` it with black borders, or ``crop`` its centre); split fractions
+    and ``seed`` apply only when DATA has no ``splits.csv``."""
+
+    size: int = 224
+    fit: str = "stretch"
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    seed: int = 0
+    workers: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.fit not in FITS:
+            raise ValueError(f"unknown fit {self.fit!r}: choose one of {', '.join(FITS)}")
+        if self.size < 8:
+            raise ValueError(f"image size {self.size} is too small")
+        if not (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1
+                and self.val_fraction + self.test_fraction < 1):
+            raise ValueError("val and test fractions must be in [0, 1) and sum to less than 1")
+
+
+@dataclass
+class PackSummary:
+    count: int
+    skipped: list[str]
+    identities: int
+    splits: dict[str, int]
+    dst: str
+
+
+@dataclass
+class Packed:
+    """A packed dataset; ``images`` is memory-mapped (N x S x S x 3 uint8)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    label_names: list[str]
+    paths: list[str]
+    splits: list[str | None]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def indices(self, split: str) -> np.ndarray:
+        """Row numbers of one split (``train``, ``val``, ``test``)."""
+        return np.asarray([i for i, s in enumerate(self.splits) if s == split], dtype=np.int64)
+
+
+def fit_square(rgb: np.ndarray, size: int, fit: str = "stretch") -> np.ndarray:
+    """Resize an RGB uint8 image to ``size`` x ``size``."""
+    from PIL import Image
+
+    img = Image.fromarray(rgb)
+    w, h = img.size
+    if fit == "crop":
+        side = min(w, h)
+        left, top = (w - side) // 2, (h - side) // 2
+        img = img.crop((left, top, left + side, top + side))
+    elif fit == "pad":
+        side = max(w, h)
+        canvas = Image.new("RGB", (side, side))
+        canvas.paste(img, ((side - w) // 2, (side - h) // 2))
+        img = canvas
+    return np.asarray(img.resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
+
+
+def stratified_splits(
+    items: list[DatasetItem], val_fraction: float, test_fraction: float, seed: int
+) -> list[str]:
+    """train/val/test per identity, the same for the same seed; every identity keeps at least
+    one training image."""
+    by_identity: dict[str, list[int]] = defaultdict(list)
+    for i, it in enumerate(items):
+        by_identity[it.identity].append(i)
+    out = ["train"] * len(items)
+    rng = np.random.default_rng(seed)
+    for identity in sorted(by_identity):
+        rows = by_identity[identity]
+        order = rng.permutation(len(rows))
+        n = len(rows)
+        n_val = min(round(n * val_fraction), max(n - 1, 0))
+        n_test = min(round(n * test_fraction), max(n - 1 - n_val, 0))
+        for k in order[:n_val]:
+            out[rows[k]] = "val"
+        for k in order[n_val:n_val + n_test]:
+            out[rows[k]] = "test"
+    return out
+
+
+def _splits_for(data: Path, items: list[DatasetItem], config: PackConfig) -> list[str]:
+    computed = stratified_splits(items, config.val_fraction, config.test_fraction, config.seed)
+    csv_path = data / "splits.csv"
+    if not csv_path.is_file():
+        return computed
+    given = read_splits(csv_path)
+    missing = [it for it in items if it.key not in given]
+    if missing:
+        log.warning("%s: %d image(s) not listed; given a stratified split", csv_path,
+                    len(missing))
+    return [given.get(it.key, computed[i]) for i, it in enumerate(items)]
+
+
+def _load(item: DatasetItem, size: int, fit: str) -> np.ndarray | str:
+    try:
+        return fit_square(read_image(item.path).rgb, size, fit)
+    except ImageReadError as exc:
+        return str(exc)
+
+
+def pack_dataset(
+    data: str | Path, dst: str | Path, config: PackConfig | None = None, **overrides: Any
+) -> PackSummary:
+    """Pack ``data`` (``<identity>/<image>``) into ``dst`` (see :data:`PACK_FILES`).
+
+    Images go through a memory map, so memory stays small for any size of dataset. Everything
+    is written under temporary names and renamed at the end: ``dst`` holds a complete pack or
+    the previous one. Unreadable files are logged with the reason and skipped.
+    """
+    from tqdm import tqdm
+
+    config = config or PackConfig()
+    if overrides:
+        config = PackConfig(**{**asdict(config), **overrides})
+    data, dst = Path(data), Path(dst)
+    items = list_dataset(data)
+    if not items:
+        raise ValueError(f"{data}: no images found (expected DATA/<identity>/<image>)")
+    names = sorted({it.identity for it in items})
+    index = {n: i for i, n in enumerate(names)}
+    splits = _splits_for(data, items, config)
+    dst.mkdir(parents=True, exist_ok=True)
+
+    s = config.size
+    tmp_images = dst / f".all_images.npy.{os.getpid()}.tmp"
+    tmp_small = dst / f".all_images.npy.{os.getpid()}.small.tmp"
+    images = np.lib.format.open_memmap(tmp_images, mode="w+", dtype=np.uint8,
+                                       shape=(len(items), s, s, 3))
+    kept: list[int] = []
+    skipped: list[str] = []
+    workers = config.workers or min(4, os.cpu_count() or 1)
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool, tqdm(
+            total=len(items), unit="img", desc="pack", disable=not config.progress
+        ) as bar:
+            for start in range(0, len(items), 256):  # bounded: results never pile up
+                block = items[start:start + 256]
+                for i, result in enumerate(pool.map(_load, block, [s] * len(block),
+                                                    [config.fit] * len(block)), start):
+                    if isinstance(result, str):
+                        log.warning("skipped %s", result)
+                        skipped.append(result)
+                    else:
+                        images[len(kept)] = result
+                        kept.append(i)
+                bar.update(len(block))
+        images.flush()
+        del images
+        if len(kept) < len(items):  # shrink to the rows kept
+            full = np.load(tmp_images, mmap_mode="r")
+            small = np.lib.format.open_memmap(tmp_small, mode="w+", dtype=np.uint8,
+                                              shape=(len(kept), s, s, 3))
+            for start in range(0, len(kept), 1024):
+                stop = min(start + 1024, len(kept))
+                small[start:stop] = full[start:stop]
+            small.flush()
+            del small, full
+            os.replace(tmp_small, tmp_images)
+        _write_small_files(dst, items, kept, names, index, splits, config, skipped)
+        os.replace(tmp_images, dst / "all_images.npy")
+    finally:
+        tmp_images.unlink(missing_ok=True)
+        tmp_small.unlink(missing_ok=True)
+    counts: dict[str, int] = defaultdict(int)
+    for i in kept:
+        counts[splits[i]] += 1
+    log.info("packed %d images of %d identities into %s (%d skipped)", len(kept), len(names),
+             dst, len(skipped))
+    return PackSummary(len(kept), skipped, len(names), dict(counts), str(dst))
+
+
+def _write_small_files(
+    dst: Path,
+    items: list[DatasetItem],
+    kept: list[int],
+    names: list[str],
+    index: dict[str, int],
+    splits: list[str],
+    config: PackConfig,
+    skipped: list[str],
+) -> None:
+    with atomic_write(dst / "all_labels.npy") as fh:
+        np.save(fh, np.asarray([index[items[i].identity] for i in kept], dtype=np.int64))
+    atomic_write_json(dst / "label_mapping.json", {str(i): n for i, n in enumerate(names)})
+    with atomic_write(dst / "label_mapping.npy") as fh:
+        np.save(fh, np.asarray(names))
+    atomic_write_text(dst / "paths.txt", "".join(f"{items[i].path.absolute()}\n" for i in kept))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["split", "identity", "filename"])
+    writer.writerows([splits[i], items[i].identity, items[i].path.name] for i in kept)
+    atomic_write_text(dst / "splits.csv", buf.getvalue())
+    atomic_write_text(dst / "errors.txt", "".join(f"{e}\n" for e in skipped))
+    atomic_write_json(dst / "pack.json", {**asdict(config), "count": len(kept),
+                                          "skipped": len(skipped), "identities": len(names)})
+
+
+def load_packed(path: str | Path) -> Packed:
+    """Open a packed folder; images are memory-mapped, not read."""
+    path = Path(path)
+    missing = [f for f in PACK_FILES if not (path / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{path}: not a packed folder (missing {', '.join(missing)})")
+    images = np.load(path / "all_images.npy", mmap_mode="r")
+    labels = np.load(path / "all_labels.npy")
+    mapping = json.loads((path / "label_mapping.json").read_text(encoding="utf-8"))
+    names = [mapping[str(i)] for i in range(len(mapping))]
+    paths = (path / "paths.txt").read_text(encoding="utf-8").splitlines()
+    with open(path / "splits.csv", newline="", encoding="utf-8") as fh:
+        split_col = [row["split"] or None for row in csv.DictReader(fh)]
+    if not (len(images) == len(labels) == len(paths) == len(split_col)):
+        raise ValueError(f"{path}: images, labels, paths and splits.csv have different lengths")
+    return Packed(images, labels, names, paths, split_col)

@@ -1,0 +1,187 @@
+"""dlib's ResNet face embedder (128-d) on chips aligned with dlib's 5-point shape predictor.
+
+This is what the ``face_recognition`` library computes (``face_encodings``), done in batches:
+locate the 5 landmarks inside the face box, cut an aligned chip with ``dlib.get_face_chip``
+and run the network on a list of chips at once. The network runs either in dlib itself
+(``backend="dlib"``) or, by default, as the same network in PyTorch with dlib's weights
+(:mod:`celebface.recognition.dlib_torch`: equal to dlib's output within 1e-6, much faster, and
+usable on a GPU).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from celebface.models.store import dlib_model_path
+from celebface.recognition.base import Embedder, l2_normalize
+from celebface.types import Face
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DlibConfig:
+    """Settings of the dlib embedder (all of them change the vectors).
+
+    ``padding`` is the context around the aligned face in the chip (dlib's default 0.25, the
+    value the network was trained with); ``num_jitters`` > 1 averages that many randomly
+    jittered copies (slower); ``box_shrink`` shrinks the face box given to the shape predictor
+    by this fraction of its size on each side (0 = the box as given; for a crop dataset the box
+    is the whole image).
+    """
+
+    padding: float = 0.25
+    num_jitters: int = 1
+    box_shrink: float = 0.0
+    chip_size: int = 150  # fixed by the network
+    backend: str = "torch"  # "torch" (dlib's weights in PyTorch) or "dlib"
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown dlib backend {self.backend!r}: choose "
+                             f"{' or '.join(BACKENDS)}")
+
+
+BACKENDS = ("torch", "dlib")
+#: Config fields that do not change the vectors (left out of the cache key).
+_RUNTIME_FIELDS = ("backend", "batch_size")
+
+
+def _mirror_face(face: Face | None, width: int) -> Face | None:
+    if face is None:
+        return None
+    x1, y1, x2, y2 = face.box
+    lm = None
+    if face.landmarks is not None:
+        lm = np.asarray(face.landmarks, dtype=np.float32).copy()
+        lm[:, 0] = width - lm[:, 0]
+        if len(lm) == 5:  # left/right swap: eyes and mouth corners
+            lm = lm[[1, 0, 2, 4, 3]]
+    return face.with_(box=(width - x2, y1, width - x1, y2), landmarks=lm)
+
+
+def mirror(image: np.ndarray, face: Face | None) -> tuple[np.ndarray, Face | None]:
+    """The horizontally mirrored image and the face mapped into it."""
+    return np.ascontiguousarray(image[:, ::-1]), _mirror_face(face, image.shape[1])
+
+
+@functools.lru_cache(maxsize=4)
+def _torch_net(path: str, device: str) -> Any:
+    """dlib's network in torch, built once per process and device (read-only, shared)."""
+    from celebface.recognition.dlib_torch import build_model
+
+    return build_model(path).to(device)
+
+
+class DlibEmbedder(Embedder):
+    """``dlib_face_recognition_resnet_model_v1`` on 150x150 chips aligned by 5 landmarks."""
+
+    name = "dlib"
+    dim = 128
+
+    def __init__(
+        self, config: DlibConfig | None = None, device: str = "cpu", **options: Any
+    ) -> None:
+        self.config = config or DlibConfig(**options)
+        if self.config.chip_size != 150:
+            raise ValueError("dlib's ResNet needs 150x150 chips (chip_size=150)")
+        self.device = device
+        self.backend = self.config.backend
+        if self.backend == "torch" and self.config.num_jitters > 1:
+            log.info("num_jitters > 1 uses dlib's own random jitter: backend dlib")
+            self.backend = "dlib"
+        self._predictor: Any = None
+        self._net: Any = None
+
+    def _load(self) -> None:
+        if self._predictor is None:
+            import dlib
+
+            self._predictor = dlib.shape_predictor(str(dlib_model_path("shape_predictor_5")))
+        if self._net is None:
+            if self.backend == "torch":
+                from celebface.device import resolve_device
+
+                self.device = resolve_device(self.device)
+                self._net = _torch_net(str(dlib_model_path("resnet")), self.device)
+            else:
+                import dlib
+
+                self._net = dlib.face_recognition_model_v1(str(dlib_model_path("resnet")))
+
+    def settings(self) -> dict[str, Any]:
+        config = {k: v for k, v in asdict(self.config).items() if k not in _RUNTIME_FIELDS}
+        return {"model": self.name, "dim": self.dim, "alignment": "dlib-5-point", **config}
+
+    def _rect(self, image: np.ndarray, face: Face | None) -> Any:
+        import dlib
+
+        h, w = image.shape[:2]
+        if face is None:
+            x1, y1, x2, y2 = 0.0, 0.0, w - 1.0, h - 1.0
+        else:
+            x1, y1, x2, y2 = (float(v) for v in face.box)
+        s = self.config.box_shrink
+        if s:
+            dx, dy = (x2 - x1) * s, (y2 - y1) * s
+            x1, y1, x2, y2 = x1 + dx, y1 + dy, x2 - dx, y2 - dy
+        return dlib.rectangle(round(x1), round(y1), round(x2), round(y2))
+
+    def chip(self, image: np.ndarray, face: Face | None = None) -> np.ndarray:
+        """The aligned 150x150 RGB uint8 chip the network sees."""
+        import dlib
+
+        self._load()
+        image = np.ascontiguousarray(image, dtype=np.uint8)
+        shape = self._predictor(image, self._rect(image, face))
+        return dlib.get_face_chip(image, shape, size=self.config.chip_size,
+                                  padding=self.config.padding)
+
+    def embed_chips(self, chips: Sequence[np.ndarray]) -> np.ndarray:
+        """Raw (not normalised) descriptors of aligned chips, ``(N, 128)`` float32."""
+        self._load()
+        if not chips:
+            return np.zeros((0, self.dim), np.float32)
+        if self.backend == "dlib":
+            out = self._net.compute_face_descriptor(list(chips), self.config.num_jitters)
+            return np.asarray([np.asarray(v) for v in out], dtype=np.float32)
+        import torch
+
+        parts = []
+        with torch.inference_mode():
+            for start in range(0, len(chips), self.config.batch_size):
+                batch = torch.from_numpy(np.stack(chips[start:start + self.config.batch_size]))
+                parts.append(self._net(batch.to(self.device)).float().cpu().numpy())
+        return np.concatenate(parts).astype(np.float32)
+
+    def embed_views(
+        self,
+        images: Sequence[np.ndarray],
+        faces: Sequence[Face | None] | None = None,
+        views: Sequence[str] = ("orig",),
+    ) -> dict[str, np.ndarray]:
+        """Normalised vectors per view; the ``flip`` view mirrors the aligned chip."""
+        faces = faces if faces is not None else [None] * len(images)
+        chips = [self.chip(img, f) for img, f in zip(images, faces, strict=True)]
+        out: dict[str, np.ndarray] = {}
+        for view in views:
+            if view == "orig":
+                batch = chips
+            elif view == "flip":
+                batch = [np.ascontiguousarray(c[:, ::-1]) for c in chips]
+            else:
+                raise ValueError(f"unknown view {view!r}")
+            out[view] = l2_normalize(self.embed_chips(batch))
+        return out
+
+    def embed(
+        self, images: Sequence[np.ndarray], faces: Sequence[Face | None] | None = None
+    ) -> np.ndarray:
+        return self.embed_views(images, faces, ("orig",))["orig"]

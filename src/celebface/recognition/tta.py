@@ -1,0 +1,67 @@
+"""Test-time augmentation: views of a face (``orig``, ``flip``) and their average."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from celebface.recognition.base import Embedder, l2_normalize
+from celebface.recognition.dlib_resnet import mirror
+from celebface.types import Face
+
+TTA_VIEWS: dict[str, tuple[str, ...]] = {"none": ("orig",), "flip": ("orig", "flip")}
+
+
+def views_for(tta: str) -> tuple[str, ...]:
+    if tta not in TTA_VIEWS:
+        raise ValueError(f"unknown TTA {tta!r}: choose one of {', '.join(TTA_VIEWS)}")
+    return TTA_VIEWS[tta]
+
+
+def embed_views(
+    embedder: Embedder,
+    images: Sequence[np.ndarray],
+    faces: Sequence[Face | None] | None = None,
+    views: Sequence[str] = ("orig",),
+) -> dict[str, np.ndarray]:
+    """``{view: (N, dim) normalised vectors}``. Embedders may provide a faster
+    ``embed_views`` of their own; otherwise ``flip`` mirrors each image and its face."""
+    own = getattr(embedder, "embed_views", None)
+    if own is not None:
+        return own(images, faces, views)
+    faces = list(faces) if faces is not None else [None] * len(images)
+    out: dict[str, np.ndarray] = {}
+    for view in views:
+        if view == "orig":
+            out[view] = embedder.embed(images, faces)
+        elif view == "flip":
+            pairs = [mirror(img, f) for img, f in zip(images, faces, strict=True)]
+            out[view] = embedder.embed([p[0] for p in pairs], [p[1] for p in pairs])
+        else:
+            raise ValueError(f"unknown view {view!r}")
+    return out
+
+
+def combine_views(vectors: Sequence[np.ndarray]) -> np.ndarray:
+    """Average of normalised view vectors, renormalised."""
+    return l2_normalize(np.mean(np.stack(vectors), axis=0))
+
+
+class FlipTTA(Embedder):
+    """Wraps an embedder: the embedding of a face is the average of it and its mirror image."""
+
+    def __init__(self, base: Embedder) -> None:
+        self.base = base
+        self.name = base.name
+        self.dim = base.dim
+
+    def settings(self) -> dict[str, Any]:
+        return {**self.base.settings(), "tta": "flip"}
+
+    def embed(
+        self, images: Sequence[np.ndarray], faces: Sequence[Face | None] | None = None
+    ) -> np.ndarray:
+        views = embed_views(self.base, images, faces, ("orig", "flip"))
+        return combine_views([views["orig"], views["flip"]])

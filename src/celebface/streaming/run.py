@@ -1,0 +1,165 @@
+"""Recognise every input of a run and write the outputs (the engine of ``celebface recognize``)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from celebface.io import ImageReadError
+from celebface.streaming.output import (
+    Display,
+    JsonlWriter,
+    VideoOut,
+    annotate,
+    frame_record,
+    write_image,
+)
+from celebface.streaming.recognizer import Recognizer
+from celebface.streaming.sources import Source, SourceError, StreamConfig, iter_frames
+from celebface.types import UNKNOWN
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    frames: int = 0
+    faces: int = 0
+    sources_ok: int = 0
+    errors: list[str] = field(default_factory=list)
+    identities: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+    outputs: list[str] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+class _Names:
+    """Unique output names inside the output folder."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+
+    def __call__(self, rel: str) -> str:
+        base, n = rel, 2
+        while rel in self.used:
+            stem, dot, ext = base.rpartition(".")
+            rel = f"{stem}-{n}.{ext}" if dot else f"{base}-{n}"
+            n += 1
+        self.used.add(rel)
+        return rel
+
+
+def _fps_meter(alpha: float = 0.1):  # type: ignore[no-untyped-def]
+    last = [time.perf_counter(), None]
+
+    def tick() -> float:
+        now = time.perf_counter()
+        inst = 1.0 / max(now - last[0], 1e-6)
+        last[0] = now
+        last[1] = inst if last[1] is None else (1 - alpha) * last[1] + alpha * inst
+        return float(last[1])
+
+    return tick
+
+
+def run_inputs(
+    recognizer: Recognizer,
+    sources: list[Source],
+    *,
+    jsonl: str | Path | None = None,
+    out: str | Path | None = None,
+    show: bool = False,
+    stream: StreamConfig | None = None,
+    progress: bool = True,
+) -> RunSummary:
+    """Recognise every frame of every source; write JSON Lines, annotated images/videos."""
+    from tqdm import tqdm
+
+    stream = stream or StreamConfig()
+    summary = RunSummary()
+    out_dir = Path(out) if out else None
+    names = _Names()
+    display = Display() if show else None
+    if display is not None and not display.available:
+        log.warning("--show: no display available (this OpenCV build is headless or no "
+                    "DISPLAY is set); continuing without a window")
+        display = None
+    writer = JsonlWriter(jsonl) if jsonl else None
+    start = time.perf_counter()
+    bar = tqdm(desc="recognize", unit="frame", disable=not progress, leave=False)
+    stop = False
+    try:
+        for n_source, source in enumerate(sources):
+            if stop:
+                break
+            recognizer.reset()
+            tick = _fps_meter()
+            video = None
+            if out_dir is not None and source.is_video:
+                stem = (f"camera{source.target}" if source.kind == "camera"
+                        else f"stream{n_source}" if source.kind == "stream"
+                        else Path(source.target).stem)
+                video = VideoOut(out_dir / names(f"{stem}.mp4"), _source_fps(source))
+            prefix = Path(source.target).name if source.kind == "folder" else ""
+            try:
+                for frame in iter_frames(source, stream):
+                    if frame.is_video:
+                        faces = recognizer.process_frame(frame.rgb)
+                    else:
+                        recognizer.reset()
+                        faces = recognizer.recognize(frame.rgb)
+                    fps = tick()
+                    summary.frames += 1
+                    summary.faces += len(faces)
+                    summary.identities.update(f.identity or UNKNOWN for f in faces)
+                    bar.update(1)
+                    if writer is not None:
+                        writer.write(frame_record(frame.source, frame.index, frame.time_s, faces))
+                    if out_dir is None and display is None:
+                        continue
+                    bgr = annotate(frame.rgb, faces, fps if frame.is_video else None)
+                    if video is not None and frame.is_video:
+                        video.write(bgr)
+                    elif out_dir is not None and not frame.is_video:
+                        rel = str(Path(prefix) / (frame.relpath or Path(frame.source).name))
+                        target = out_dir / names(str(Path(rel).with_suffix(".jpg")))
+                        write_image(target, bgr)
+                        summary.outputs.append(str(target))
+                    if display is not None and not display.show(bgr):
+                        stop = True
+                        break
+                summary.sources_ok += 1
+            except (SourceError, ImageReadError, FileNotFoundError) as exc:
+                log.error("%s (skipped)", exc)
+                summary.errors.append(str(exc))
+            finally:
+                if video is not None:
+                    video.close()
+                    if video.path.exists():
+                        summary.outputs.append(str(video.path))
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+        if display is not None:
+            display.close()
+        summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _source_fps(source: Source) -> float:
+    if source.kind != "video":
+        return 25.0
+    import cv2
+
+    cap = cv2.VideoCapture(source.target)
+    try:
+        return float(cap.get(cv2.CAP_PROP_FPS) or 25.0)
+    finally:
+        cap.release()

@@ -1,0 +1,217 @@
+"""Where frames come from: image files, folders, video files, cameras and stream URLs.
+
+Every source yields :class:`Frame` objects (RGB uint8). Unreadable images are reported and
+skipped; a video, camera or stream that cannot be opened raises :class:`SourceError` (one
+line); a camera or stream that stops delivering frames is reopened at most ``reconnects``
+times, with open/read timeouts, and then ends with an error - it never hangs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from celebface.io import IMAGE_EXTENSIONS, ImageReadError, read_image
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
+)
+
+
+class SourceError(RuntimeError):
+    """A video, camera or stream that cannot be used; ``str()`` is one line."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One picture to recognise. ``index`` counts frames within the source."""
+
+    source: str
+    index: int
+    rgb: np.ndarray
+    time_s: float | None = None
+    is_video: bool = False
+    relpath: str | None = None  # for images inside a folder: the path below the folder
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Limits for cameras and streams."""
+
+    reconnects: int = 3
+    reconnect_delay_s: float = 1.0
+    open_timeout_s: float = 10.0
+    read_timeout_s: float = 10.0
+    max_frames: int | None = None
+    max_side: int | None = None  # shrink still images to this longer side when decoding
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input named on the command line."""
+
+    kind: str  # image, folder, video, camera, stream
+    target: str
+
+    @property
+    def is_video(self) -> bool:
+        return self.kind in ("video", "camera", "stream")
+
+    @property
+    def label(self) -> str:
+        return f"camera {self.target}" if self.kind == "camera" else self.target
+
+
+def classify(inp: str) -> Source:
+    """What kind of input ``inp`` is (raises ``FileNotFoundError`` for a missing path)."""
+    if "://" in inp:
+        return Source("stream", inp)
+    path = Path(inp)
+    if path.is_dir():
+        return Source("folder", inp)
+    if not path.exists():
+        raise FileNotFoundError(f"{inp}: no such file or folder")
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_EXTENSIONS:
+        return Source("video", inp)
+    return Source("image", inp)
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """Images and videos anywhere below ``folder`` (hidden files skipped), sorted."""
+    known = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in known
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+
+
+def iter_frames(source: Source, config: StreamConfig | None = None) -> Iterator[Frame]:
+    """Frames of ``source``. Bad images inside a folder are logged and skipped."""
+    config = config or StreamConfig()
+    if source.kind == "image":
+        loaded = read_image(source.target, config.max_side)  # ImageReadError propagates
+        yield Frame(source.target, 0, loaded.rgb, relpath=Path(source.target).name)
+    elif source.kind == "folder":
+        root = Path(source.target)
+        files = folder_files(root)
+        if not files:
+            log.warning("%s: no images or videos inside", root)
+        for i, path in enumerate(files):
+            rel = str(path.relative_to(root))
+            if path.suffix.lower() in VIDEO_EXTENSIONS:
+                try:
+                    yield from iter_frames(Source("video", str(path)), config)
+                except SourceError as exc:
+                    log.error("%s (skipped)", exc)
+                continue
+            try:
+                rgb = read_image(path, config.max_side).rgb
+            except ImageReadError as exc:
+                log.error("%s (skipped)", exc)
+                continue
+            yield Frame(str(path), i, rgb, relpath=rel)
+    elif source.kind == "video":
+        yield from _video_frames(source, config)
+    else:
+        yield from _live_frames(source, config)
+
+
+def _open_capture(source: Source, config: StreamConfig) -> Any:
+    import cv2
+
+    if source.kind == "camera":
+        cap = cv2.VideoCapture(int(source.target))
+    elif source.kind == "stream":
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(config.open_timeout_s * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(config.read_timeout_s * 1000),
+        ]
+        cap = cv2.VideoCapture(source.target, cv2.CAP_FFMPEG, params)
+    else:
+        cap = cv2.VideoCapture(source.target)
+    if not cap.isOpened():
+        cap.release()
+        what = {"camera": "camera", "stream": "stream", "video": "video"}[source.kind]
+        hint = {
+            "camera": "no such camera, or it is in use / not permitted",
+            "stream": "unreachable, refused, timed out or not a video stream",
+            "video": "unreadable or unsupported video (codec?)",
+        }[source.kind]
+        raise SourceError(f"{source.label}: cannot open {what}: {hint}")
+    return cap
+
+
+def _video_frames(source: Source, config: StreamConfig) -> Iterator[Frame]:
+    import cv2
+
+    cap = _open_capture(source, config)
+    fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+    try:
+        index = 0
+        while config.max_frames is None or index < config.max_frames:
+            ok, bgr = cap.read()
+            if not ok or bgr is None:
+                break
+            t = index / fps if fps > 0 else None
+            yield Frame(source.target, index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), t,
+                        is_video=True)
+            index += 1
+        if index == 0:
+            raise SourceError(f"{source.label}: video has no readable frames")
+    finally:
+        cap.release()
+
+
+def _live_frames(source: Source, config: StreamConfig) -> Iterator[Frame]:
+    """A camera or stream, reopened at most ``config.reconnects`` times when it drops."""
+    import cv2
+
+    index, failures = 0, 0
+    start = time.monotonic()
+    cap = _open_capture(source, config)
+    try:
+        while config.max_frames is None or index < config.max_frames:
+            ok, bgr = cap.read()
+            if ok and bgr is not None:
+                failures = 0
+                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                yield Frame(source.label, index, rgb, time.monotonic() - start, is_video=True)
+                index += 1
+                continue
+            cap.release()
+            if failures >= config.reconnects:
+                raise SourceError(
+                    f"{source.label}: stopped delivering frames after frame {index}; gave up "
+                    f"after {config.reconnects} reconnect attempt(s)"
+                )
+            failures += 1
+            log.warning("%s: no frame; reconnecting (%d/%d)", source.label, failures,
+                        config.reconnects)
+            time.sleep(config.reconnect_delay_s)
+            try:
+                cap = _open_capture(source, config)
+            except SourceError as exc:
+                log.warning("%s", exc)
+                cap = _ClosedCapture()
+    finally:
+        cap.release()
+
+
+class _ClosedCapture:
+    """Stands in for a capture that could not be reopened (its read fails)."""
+
+    def read(self) -> tuple[bool, None]:
+        return False, None
+
+    def release(self) -> None:
+        pass

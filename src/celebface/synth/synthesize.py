@@ -1,0 +1,332 @@
+"""`synthesize`: a folder of face photos to composites with the true face box recorded."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import logging
+import os
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from celebface.io import (
+    ImageReadError,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    list_dataset,
+    read_image,
+    read_splits,
+)
+from celebface.io.datasets import DatasetItem, is_image_file
+from celebface.synth.compose import (
+    BACKGROUNDS,
+    jitter_colors,
+    paste_face,
+    photo_background,
+)
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.csv"
+SETTINGS = "synth.json"
+_JOURNAL = ".synth_journal.csv"
+
+#: Manifest columns. ``x1..y2`` is the face box in the composite (``output``) of size
+#: ``width x height``; ``src_width/src_height`` is the pasted face photo's size.
+COLUMNS = (
+    "source", "output", "identity", "x1", "y1", "x2", "y2", "score", "face_index",
+    "width", "height", "src_width", "src_height", "angle", "face_scale", "background", "split",
+)
+
+
+@dataclass
+class SynthConfig:
+    """How composites are made. Every composite is a pure function of ``seed`` and its source."""
+
+    size: int = 256  #: composite side in pixels (square)
+    copies: int = 1  #: composites per source photo
+    min_scale: float = 0.22  #: face's longer side as a share of the composite side, lower bound
+    max_scale: float = 0.6  #: upper bound
+    max_rotation: float = 15.0  #: degrees, uniform in [-max, +max]
+    backgrounds: tuple[str, ...] = ("photo", "gradient", "noise")
+    background_dir: str | None = None  #: optional folder of face-free background photos
+    color_jitter: float = 0.15  #: brightness/contrast jitter of the pasted face
+    max_identities: int | None = None  #: first N identities (sorted by name)
+    max_per_identity: int | None = None  #: first N photos of each identity (sorted by name)
+    splits: tuple[str, ...] | None = None  #: keep only these splits of the source splits.csv
+    quality: int = 92  #: JPEG quality
+    seed: int = 0
+    workers: int = 1  #: threads (output does not depend on it)
+
+    def __post_init__(self) -> None:
+        self.backgrounds = tuple(self.backgrounds)
+        if self.splits is not None:
+            self.splits = tuple(self.splits)
+        known = {"photo", *BACKGROUNDS}
+        bad = [b for b in self.backgrounds if b not in known]
+        if bad or not self.backgrounds:
+            raise ValueError(f"unknown background kind(s) {bad}: choose from {sorted(known)}")
+        if not 0 < self.min_scale <= self.max_scale <= 1:
+            raise ValueError("need 0 < min_scale <= max_scale <= 1")
+        if self.size < 32:
+            raise ValueError("size must be at least 32 pixels")
+
+
+@dataclass
+class SynthSummary:
+    dst: Path
+    written: int = 0
+    resumed: int = 0
+    failed: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.written + self.resumed
+
+
+def _item_rng(seed: int, item: DatasetItem, copy: int) -> np.random.Generator:
+    key = zlib.crc32(f"{item.identity}/{item.path.name}".encode())
+    return np.random.default_rng([seed, key, copy])
+
+
+def _select_items(data: Path, config: SynthConfig) -> tuple[list[DatasetItem], dict]:
+    items = list_dataset(data)
+    splits: dict[tuple[str, str], str] = {}
+    if (data / "splits.csv").is_file():
+        splits = read_splits(data / "splits.csv")
+    if config.splits is not None:
+        if not splits:
+            raise ValueError(f"{data}: --splits given but there is no splits.csv")
+        items = [it for it in items if splits.get(it.key) in config.splits]
+    if config.max_identities is not None:
+        keep = sorted({it.identity for it in items})[: config.max_identities]
+        items = [it for it in items if it.identity in set(keep)]
+    if config.max_per_identity is not None:
+        counts: dict[str, int] = {}
+        kept = []
+        for it in items:
+            counts[it.identity] = counts.get(it.identity, 0) + 1
+            if counts[it.identity] <= config.max_per_identity:
+                kept.append(it)
+        items = kept
+    return items, splits
+
+
+def _background(
+    rng: np.random.Generator,
+    config: SynthConfig,
+    pool: list[Path],
+    own: DatasetItem,
+) -> tuple[np.ndarray, str]:
+    kind = config.backgrounds[int(rng.integers(len(config.backgrounds)))]
+    size = config.size
+    if kind == "photo" and pool:
+        for _ in range(3):
+            path = pool[int(rng.integers(len(pool)))]
+            if path == own.path:
+                continue
+            try:
+                photo = read_image(path, max_side=2 * size).rgb
+            except ImageReadError as exc:
+                log.debug("background skipped: %s", exc)
+                continue
+            user_dir = config.background_dir is not None
+            return photo_background(rng, photo, size, size, shuffle=not user_dir), "photo"
+        kind = "gradient"
+    if kind == "photo":
+        kind = "gradient"
+    return BACKGROUNDS[kind](rng, size, size), kind
+
+
+def compose_one(
+    face: np.ndarray, rng: np.random.Generator, config: SynthConfig, background: np.ndarray
+) -> tuple[np.ndarray, tuple[float, float, float, float], float, float]:
+    """Paste ``face`` on ``background`` at a random place, scale and angle.
+
+    Returns the composite, the face box, the angle and the scale (longer side / canvas side).
+    """
+    size = config.size
+    face = jitter_colors(rng, face, config.color_jitter)
+    scale = float(rng.uniform(config.min_scale, config.max_scale))
+    h, w = face.shape[:2]
+    longer = scale * size
+    fw = max(4, round(longer * w / max(w, h)))
+    fh = max(4, round(longer * h / max(w, h)))
+    angle = float(rng.uniform(-config.max_rotation, config.max_rotation))
+    # Place the rotated face fully inside the canvas.
+    rad = np.radians(angle)
+    bw = fw * abs(np.cos(rad)) + fh * abs(np.sin(rad))
+    bh = fw * abs(np.sin(rad)) + fh * abs(np.cos(rad))
+    if bw > size or bh > size:  # shrink to fit
+        shrink = size / max(bw, bh)
+        fw, fh = max(4, int(fw * shrink)), max(4, int(fh * shrink))
+        bw, bh = bw * shrink, bh * shrink
+    cx = float(rng.uniform(bw / 2, size - bw / 2))
+    cy = float(rng.uniform(bh / 2, size - bh / 2))
+    image, box = paste_face(background, face, (cx, cy), (fw, fh), angle)
+    return image, box, angle, scale
+
+
+def _encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def _read_done(dst: Path) -> dict[str, dict[str, str]]:
+    """Rows of an earlier (finished or interrupted) run whose output file exists."""
+    done: dict[str, dict[str, str]] = {}
+    for path in (dst / MANIFEST, dst / _JOURNAL):
+        if not path.is_file():
+            continue
+        with open(path, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                if None in row or any(row.get(c) is None for c in COLUMNS):
+                    continue  # a torn last line
+                if (dst / row["output"]).is_file():
+                    done[row["output"]] = row
+    return done
+
+
+def synthesize(
+    data: str | Path, dst: str | Path, config: SynthConfig | None = None, progress: bool = True
+) -> SynthSummary:
+    """Composite every face photo of ``data`` (folder per identity) onto a background.
+
+    Writes ``dst/<identity>/<stem>_s<k>.jpg``, ``dst/manifest.csv`` (true boxes, see
+    :data:`COLUMNS`), ``dst/splits.csv`` (the source's split carried over, when it has one) and
+    ``dst/synth.json`` (settings). Re-running with the same settings resumes: finished
+    composites are kept (they are reproducible from the seed anyway).
+    """
+    from tqdm import tqdm
+
+    config = config or SynthConfig()
+    data, dst = Path(data), Path(dst)
+    items, splits = _select_items(data, config)
+    if not items:
+        raise ValueError(f"{data}: no face photos found (expected DATA/<identity>/*.jpg)")
+    settings = {"kind": "synth", "source": str(data.resolve()), **dataclasses.asdict(config)}
+    settings.pop("workers")
+    settings = json_ready(settings)
+    prev_path = dst / SETTINGS
+    if prev_path.is_file():
+        import json
+
+        previous = json.loads(prev_path.read_text(encoding="utf-8"))
+        if previous != settings:
+            raise ValueError(
+                f"{dst}: made with other settings (see {prev_path}); use a new folder"
+            )
+    dst.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(prev_path, settings)
+
+    pool = [it.path for it in items]
+    if config.background_dir is not None:
+        bg_root = Path(config.background_dir)
+        pool = sorted(p for p in bg_root.rglob("*") if is_image_file(p))
+        if not pool:
+            raise ValueError(f"{bg_root}: no background photos found")
+
+    journal_path = dst / _JOURNAL
+    done = _read_done(dst)
+    summary = SynthSummary(dst=dst)
+    rows: list[dict[str, str]] = []
+    new_journal = not journal_path.is_file()
+    with open(journal_path, "w" if new_journal else "a", newline="", encoding="utf-8") as jf:
+        writer = csv.DictWriter(jf, fieldnames=COLUMNS)
+        if new_journal:
+            writer.writeheader()
+
+        def work(item: DatasetItem) -> list[tuple[dict[str, str], bool]] | str:
+            """``[(row, new?)]`` for the copies of ``item``, or the read error."""
+            outputs = [f"{item.identity}/{item.path.stem}_s{k}.jpg" for k in range(config.copies)]
+            if all(o in done for o in outputs):
+                return [(done[o], False) for o in outputs]
+            try:
+                face = read_image(item.path).rgb
+            except ImageReadError as exc:
+                return str(exc)
+            return [
+                (done[o], False) if o in done else
+                (_make_one(face, item, k, o, data, dst, config, pool,
+                           splits.get(item.key, "")), True)
+                for k, o in enumerate(outputs)
+            ]
+
+        with ThreadPoolExecutor(max_workers=max(1, config.workers)) as executor:
+            results = executor.map(work, items)
+            for result in tqdm(results, total=len(items), desc="synth", unit="photo",
+                               disable=not progress):
+                if isinstance(result, str):
+                    log.warning("%s", result)
+                    summary.failed.append(result)
+                    continue
+                for row, new in result:
+                    rows.append(row)
+                    if new:
+                        writer.writerow(row)
+                        summary.written += 1
+                    else:
+                        summary.resumed += 1
+                jf.flush()
+
+    _write_csv(dst / MANIFEST, COLUMNS, rows)
+    if splits:
+        split_rows = [
+            {"split": r["split"], "identity": r["identity"],
+             "filename": Path(r["output"]).name}
+            for r in rows if r["split"]
+        ]
+        _write_csv(dst / "splits.csv", ("split", "identity", "filename"), split_rows)
+    os.unlink(journal_path)
+    log.info("synth: %d composites written, %d kept from an earlier run, %d failed, in %s",
+             summary.written, summary.resumed, len(summary.failed), dst)
+    return summary
+
+
+def _make_one(
+    face: np.ndarray, item: DatasetItem, k: int, output: str, data: Path, dst: Path,
+    config: SynthConfig, pool: list[Path], split: str,
+) -> dict[str, str]:
+    """Compose copy ``k`` of ``item``'s face, write it, return its manifest row."""
+    rng = _item_rng(config.seed, item, k)
+    background, kind = _background(rng, config, pool, item)
+    image, box, angle, scale = compose_one(face, rng, config, background)
+    atomic_write_bytes(dst / output, _encode_jpeg(image, config.quality))
+    return {
+        "source": str(item.path.relative_to(data)),
+        "output": output,
+        "identity": item.identity,
+        "x1": f"{box[0]:.2f}", "y1": f"{box[1]:.2f}",
+        "x2": f"{box[2]:.2f}", "y2": f"{box[3]:.2f}",
+        "score": "1.0", "face_index": "0",
+        "width": str(config.size), "height": str(config.size),
+        "src_width": str(face.shape[1]), "src_height": str(face.shape[0]),
+        "angle": f"{angle:.2f}", "face_scale": f"{scale:.4f}",
+        "background": kind, "split": split,
+    }
+
+
+def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, str]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def json_ready(obj: object) -> object:
+    """Tuples to lists, recursively (what a JSON round trip gives back)."""
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_ready(v) for v in obj]
+    return obj

@@ -1,0 +1,151 @@
+"""What every trained model is: a saved folder with ``model.json`` that predicts identities."""
+
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import sys
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from celebface.io import atomic_write_json
+
+MODEL_JSON = "model.json"
+
+
+@dataclass
+class Prediction:
+    """The identity predicted for one image, its probability, the ``top_k`` (name, probability)
+    pairs best first, and for models that also locate the face, its ``box`` (x1, y1, x2, y2 in
+    the image's pixels)."""
+
+    identity: str
+    probability: float
+    top_k: list[tuple[str, float]] = field(default_factory=list)
+    box: tuple[float, float, float, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "identity": self.identity,
+            "probability": round(float(self.probability), 6),
+            "top_k": [[n, round(float(p), 6)] for n, p in self.top_k],
+        }
+        if self.box is not None:
+            out["box"] = [round(float(v), 2) for v in self.box]
+        return out
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that shape a model's numbers."""
+    out = {"python": platform.python_version()}
+    for name in ("celebface", "torch", "torchvision", "numpy", "scikit-learn", "dlib-bin",
+                 "facenet-pytorch"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def command_line() -> str:
+    """The command that is running, as a shell would take it back."""
+    argv = list(sys.argv)
+    if argv and Path(argv[0]).name in ("celebface", "main.py", "__main__.py"):
+        argv[0] = "celebface"
+    return shlex.join(argv)
+
+
+def predictions_from_probs(
+    probs: np.ndarray, label_names: Sequence[str], top_k: int = 5
+) -> list[Prediction]:
+    """``(N, C)`` probabilities to one :class:`Prediction` per row."""
+    probs = np.asarray(probs, dtype=np.float64)
+    k = min(top_k, probs.shape[1]) if probs.ndim == 2 else 0
+    out = []
+    for row in probs:
+        order = np.argsort(-row, kind="stable")[:k]
+        tops = [(label_names[i], float(row[i])) for i in order]
+        out.append(Prediction(tops[0][0], tops[0][1], tops))
+    return out
+
+
+class TrainedModel(ABC):
+    """A trained identity classifier, saved in and loaded from a folder.
+
+    Subclasses set ``kind`` (the ``model.json`` key that :func:`celebface.training.load_model`
+    dispatches on), implement :meth:`predict_proba`, :meth:`save_weights` and :meth:`load`.
+    ``meta`` is the ``model.json`` content (kind, label names, preprocessing, embedder
+    settings, training config, command, package versions).
+
+    Optional hook for evaluation: ``evaluate_extra(images, predictions, items, out_dir) ->
+    dict`` (see :mod:`celebface.evaluation`), e.g. box metrics of a multi-output model.
+    """
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, label_names: Sequence[str], meta: dict[str, Any] | None = None):
+        self.label_names = list(label_names)
+        self.meta: dict[str, Any] = dict(meta or {})
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_names)
+
+    @abstractmethod
+    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """``(N, num_classes)`` float probabilities for RGB uint8 face images."""
+
+    def predict(self, images: Sequence[np.ndarray], top_k: int = 5) -> list[Prediction]:
+        """Identity, probability and the ``top_k`` best identities per image."""
+        if len(images) == 0:
+            return []
+        return predictions_from_probs(self.predict_proba(images), self.label_names, top_k)
+
+    @abstractmethod
+    def save_weights(self, model_dir: Path) -> dict[str, Any]:
+        """Write the weights into ``model_dir``; return entries to add to ``model.json``."""
+
+    def save(self, model_dir: str | Path) -> Path:
+        """Write weights and ``model.json`` (last, so a folder with it is complete)."""
+        model_dir = Path(model_dir)
+        model_dir.mkdir(parents=True, exist_ok=True)
+        extra = self.save_weights(model_dir)
+        meta = {
+            **self.meta,
+            **extra,
+            "kind": self.kind,
+            "label_names": self.label_names,
+            "num_classes": self.num_classes,
+        }
+        meta.setdefault("command", command_line())
+        meta.setdefault("versions", package_versions())
+        meta.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        self.meta = meta
+        atomic_write_json(model_dir / MODEL_JSON, meta)
+        return model_dir
+
+    @classmethod
+    @abstractmethod
+    def load(cls, model_dir: Path, meta: dict[str, Any], device: str = "auto") -> TrainedModel:
+        """Rebuild the model saved in ``model_dir`` (``meta`` is its ``model.json``)."""
+
+
+def read_model_json(model_dir: str | Path) -> dict[str, Any]:
+    path = Path(model_dir) / MODEL_JSON
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no model.json, not a trained model folder")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc.msg})") from None
+    if "kind" not in meta:
+        raise ValueError(f"{path}: no 'kind' key")
+    return meta

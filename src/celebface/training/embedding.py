@@ -1,0 +1,108 @@
+"""Models that classify face embeddings: they keep the embedder's settings and apply it
+themselves, so ``predict(images)`` works on face crops; ``predict_embeddings`` skips it."""
+
+from __future__ import annotations
+
+import logging
+from abc import abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from celebface.training.base import TrainedModel
+from celebface.training.data import EmbeddingData, data_kind, load_embedding_data
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EMBEDDER: dict[str, Any] = {"name": "dlib", "tta": "flip", "options": {}}
+
+
+def softmax(scores: np.ndarray, axis: int = -1) -> np.ndarray:
+    z = scores - scores.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+#: embedder settings that describe, not configure, it (left out of its constructor options)
+_DESCRIPTIVE = ("model", "dim", "alignment", "weights", "model_dir", "input_size", "margin")
+
+
+def embedder_spec(meta: dict[str, Any]) -> dict[str, Any]:
+    """How to rebuild the embedder of an embeddings folder, from its ``embedding.json``:
+    ``{"name", "tta", "dim", "alignment", "options"}`` (``name`` is a model folder for a
+    trained model's embedder)."""
+    settings = dict(meta.get("settings") or {})
+    name = settings.get("model_dir") or meta.get("model") or settings.get("model", "dlib")
+    options = {k: v for k, v in settings.items() if k not in _DESCRIPTIVE}
+    return {"name": str(name), "tta": meta.get("tta", "none"), "dim": meta.get("dim"),
+            "alignment": meta.get("alignment"), "options": options}
+
+
+def build_embedder(spec: dict[str, Any], device: str = "auto") -> Any:
+    """The :class:`~celebface.recognition.base.Embedder` described by ``spec``."""
+    from celebface.recognition import get_embedder
+
+    try:
+        return get_embedder(spec["name"], device=device, tta=spec.get("tta", "none"),
+                            **spec.get("options", {}))
+    except TypeError as exc:
+        raise ValueError(f"cannot rebuild embedder {spec['name']!r} with options "
+                         f"{spec.get('options')}: {exc}") from None
+
+
+def embedder_settings(meta: dict[str, Any], name: str, tta: str) -> dict[str, Any]:
+    """The spec stored in a model: from the embeddings' metadata, else from the flags."""
+    return embedder_spec(meta) if meta else {"name": name, "tta": tta, "options": {}}
+
+
+def prepare_embeddings(
+    data: str | Path,
+    out: str | Path,
+    *,
+    embedder: str = "dlib",
+    tta: str = "flip",
+    device: str = "auto",
+    seed: int = 0,
+    val_fraction: float = 0.15,
+) -> EmbeddingData:
+    """Embeddings with splits for ``data``: read as they are from an embeddings folder, or
+    computed (and cached in ``out/embeddings``) from a folder of crops or a packed folder."""
+    data = Path(data)
+    if data_kind(data) != "embeddings":
+        from celebface.recognition import EmbedConfig, embed_dataset
+
+        emb_dir = Path(out) / "embeddings"
+        log.info("embedding %s with %s (tta %s) into %s", data, embedder, tta, emb_dir)
+        embed_dataset(data, emb_dir, EmbedConfig(embedder=embedder, tta=tta, device=device))
+        data = emb_dir
+    return load_embedding_data(data, seed=seed, val_fraction=val_fraction)
+
+
+class EmbeddingModel(TrainedModel):
+    """Base of classifiers on embeddings. ``meta["embedder"]`` holds the embedder settings."""
+
+    def __init__(self, label_names: Sequence[str], meta: dict[str, Any] | None = None,
+                 device: str = "auto"):
+        super().__init__(label_names, meta)
+        self.device = device
+        self._embedder: Any = None
+
+    @property
+    def embedder(self) -> Any:
+        if self._embedder is None:
+            self._embedder = build_embedder(self.meta.get("embedder", DEFAULT_EMBEDDER),
+                                            self.device)
+        return self._embedder
+
+    @abstractmethod
+    def predict_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
+        """``(N, num_classes)`` probabilities for ``(N, dim)`` embeddings."""
+
+    def embed(self, images: Sequence[np.ndarray], faces: Sequence[Any] | None = None
+              ) -> np.ndarray:
+        return self.embedder.embed(images, faces)
+
+    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        return self.predict_embeddings(self.embed(images))

@@ -1,0 +1,103 @@
+"""Model kinds and trainers by name: ``load_model`` dispatches on ``model.json``'s ``kind``,
+``train_model`` on the model name.
+
+A module that adds a model registers it with :func:`register_model_kind` (load side) and is
+listed in ``_MODULES`` (or registers a trainer with :func:`register_trainer`). A trainer is
+``train(data, out, **config) -> TrainedModel``; the trainer of a module that serves several
+model names (``classical``) gets ``model=<name>`` in ``config``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from celebface.training.base import TrainedModel, read_model_json
+
+log = logging.getLogger(__name__)
+
+#: model name -> module that trains it and registers its kind (imported on first use).
+_MODULES: dict[str, str] = {
+    "inception": "celebface.training.inception",
+    "mlp": "celebface.training.mlp",
+    "logreg": "celebface.training.classical",
+    "svm": "celebface.training.classical",
+    "knn": "celebface.training.classical",
+    "centroid": "celebface.training.classical",
+    "multi-output": "celebface.training.multi_output",
+}
+#: modules whose ``train`` serves several names and takes ``model=name``.
+_MULTI_NAME_MODULES = {"celebface.training.classical"}
+
+MODEL_NAMES: tuple[str, ...] = tuple(_MODULES)
+#: The model ``celebface train`` uses when none is named (best on pins105-dev, see benchmarks).
+DEFAULT_MODEL = "logreg"
+
+_KINDS: dict[str, type[TrainedModel]] = {}
+_TRAINERS: dict[str, Callable[..., TrainedModel]] = {}
+
+
+def register_model_kind(kind: str, cls: type[TrainedModel]) -> None:
+    """Make :func:`load_model` rebuild folders whose ``model.json`` says ``kind`` with ``cls``."""
+    _KINDS[kind] = cls
+
+
+def register_trainer(name: str, fn: Callable[..., TrainedModel]) -> None:
+    """Make ``train_model(data, name, out, **config)`` call ``fn(data, out, **config)``."""
+    _TRAINERS[name] = fn
+
+
+def _import_for(name: str) -> str | None:
+    module = _MODULES.get(name)
+    if module is not None:
+        importlib.import_module(module)
+    return module
+
+
+def load_model(model_dir: str | Path, device: str = "auto") -> TrainedModel:
+    """The trained model saved in ``model_dir``, ready to ``predict(images)``."""
+    model_dir = Path(model_dir)
+    meta = read_model_json(model_dir)
+    kind = meta["kind"]
+    if kind not in _KINDS:
+        _import_for(kind)
+    if kind not in _KINDS:
+        raise ValueError(f"{model_dir / 'model.json'}: unknown model kind {kind!r}")
+    return _KINDS[kind].load(model_dir, meta, device=device)
+
+
+def train_model(data: str | Path, model: str, out: str | Path, **config: Any) -> TrainedModel:
+    """Train model ``model`` (one of :data:`MODEL_NAMES`) on ``data``, save it in ``out``.
+
+    ``data`` is a folder-per-identity of face crops, a packed folder (``celebface pack``) or,
+    for embedding models, an embeddings folder (``celebface embed``). ``config`` holds the
+    model's settings (see each module's config dataclass); unknown keys are an error.
+    """
+    if model not in _TRAINERS:
+        module = _import_for(model)
+        if model not in _TRAINERS and module is not None:
+            mod = importlib.import_module(module)
+            fn = mod.train
+            if module in _MULTI_NAME_MODULES:
+                register_trainer(model, functools.partial(fn, model=model))
+            else:
+                register_trainer(model, fn)
+    if model not in _TRAINERS:
+        raise ValueError(f"unknown model {model!r}: choose one of {', '.join(MODEL_NAMES)}")
+    return _TRAINERS[model](data, out, **config)
+
+
+def make_config(cls: type, config: dict[str, Any], what: str) -> Any:
+    """``cls(**config)`` for a config dataclass, ignoring ``None`` values (flags not given) and
+    naming any unknown key in a clear error."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(k for k, v in config.items() if k not in names and v is not None)
+    if unknown:
+        raise ValueError(f"{what}: unknown setting(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(sorted(names))}")
+    return cls(**{k: v for k, v in config.items() if k in names and v is not None})

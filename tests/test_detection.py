@@ -1,0 +1,127 @@
+"""Detectors: coordinate mapping, batching, landmarks, real faces."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from celebface.detection import get_detector
+from celebface.detection.mtcnn import _group_by_canvas
+from celebface.detection.prepare import prepare, sort_faces, to_input_pixels
+from celebface.io import list_dataset, read_image
+from celebface.types import Face, box_iou
+
+
+def test_prepare_shrinks_pads_and_maps_back() -> None:
+    img = np.zeros((200, 100, 3), np.uint8)
+    prep = prepare(img, max_side=100, pad=0.1)
+    assert prep.scale == pytest.approx(0.5)
+    assert prep.image.shape == (120, 70, 3)  # 100x50 + 10 px each side
+    # a face at (10, 20)-(30, 60) in prepared pixels is (0, 20)-(40, 100) in the input
+    face = Face(box=(10, 20, 30, 60), landmarks=np.array([[20, 30]] * 5, np.float32))
+    back = to_input_pixels(face, prep)
+    assert back.box == pytest.approx((0, 20, 40, 100))
+    assert back.landmarks[0] == pytest.approx([20, 40])
+
+
+def test_mapped_boxes_are_clipped_and_sorted() -> None:
+    prep = prepare(np.zeros((50, 50, 3), np.uint8), pad=0.2)
+    faces = [to_input_pixels(Face(box=(0, 0, 40, 40), score=0.5), prep),
+             to_input_pixels(Face(box=(15, 15, 55, 55), score=0.9), prep),
+             to_input_pixels(Face(box=(0, 0, 5, 5), score=0.99), prep)]  # all in the border
+    out = sort_faces(faces)
+    assert [f.score for f in out] == [0.9, 0.5]
+    for f in out:
+        assert 0 <= f.box[0] <= f.box[2] <= 50 and 0 <= f.box[1] <= f.box[3] <= 50
+
+
+def test_group_by_canvas_limits_waste() -> None:
+    sizes = [(100, 100)] * 5 + [(400, 400)] * 3 + [(110, 100)]
+    groups = _group_by_canvas(sizes, batch_size=4, waste=0.3)
+    assert sorted(i for g in groups for i in g) == list(range(9))
+    for g in groups:
+        assert len(g) <= 4
+        area = sum(sizes[i][0] * sizes[i][1] for i in g)
+        canvas = max(sizes[i][0] for i in g) * max(sizes[i][1] for i in g) * len(g)
+        assert area >= 0.7 * canvas
+
+
+def test_unknown_detector() -> None:
+    with pytest.raises(ValueError, match="unknown detector"):
+        get_detector("nope")
+    with pytest.raises(TypeError, match="unknown MTCNN option"):
+        get_detector("mtcnn", "cpu", bogus=1)
+
+
+@pytest.fixture(scope="module")
+def mtcnn():
+    return get_detector("mtcnn", "cpu")
+
+
+def test_blank_images_have_no_faces(mtcnn) -> None:
+    blank = [np.full((120, 90, 3), v, np.uint8) for v in (0, 128, 255)]
+    assert mtcnn.detect_batch(blank) == [[], [], []]
+    assert mtcnn.detect_batch([]) == []
+
+
+def _five(five_celeb: Path, n: int = 6) -> list[np.ndarray]:
+    items = list_dataset(five_celeb)
+    return [read_image(it.path).rgb for it in items[:: max(1, len(items) // n)][:n]]
+
+
+@pytest.mark.integration
+def test_mtcnn_real_faces_batched_equals_single(mtcnn, five_celeb: Path) -> None:
+    images = _five(five_celeb)
+    batched = mtcnn.detect_batch(images)
+    for img, faces in zip(images, batched, strict=True):
+        assert faces, "a face in every sampled five_celeb photo"
+        assert all(a.score >= b.score for a, b in itertools.pairwise(faces))
+        best = max(faces, key=lambda f: f.area)
+        lm = best.landmarks
+        assert lm.shape == (5, 2)
+        assert lm[0, 0] < lm[1, 0] and lm[3, 0] < lm[4, 0]  # left/right as seen in the image
+        assert max(lm[0, 1], lm[1, 1]) < min(lm[3, 1], lm[4, 1])  # eyes above the mouth
+        x1, _, x2, _ = best.box
+        assert (x1 <= lm[:, 0]).all() and (lm[:, 0] <= x2).all()
+        single = max(mtcnn.detect(img), key=lambda f: f.area)
+        # a shared canvas changes the pyramid's resampled sizes a little: small jitter only
+        assert box_iou(single.box, best.box) > 0.75
+
+
+@pytest.mark.integration
+def test_mtcnn_downscaled_detection_maps_to_source(five_celeb: Path) -> None:
+    img = _five(five_celeb, 1)[0]
+    big = np.repeat(np.repeat(img, 3, axis=0), 3, axis=1)
+    small_det = get_detector("mtcnn", "cpu", max_side=max(img.shape[:2]))
+    a = max(small_det.detect(img), key=lambda f: f.area)
+    b = max(small_det.detect(big), key=lambda f: f.area)  # shrunk 3x inside, mapped back
+    assert box_iou(np.array(a.box) * 3, b.box) > 0.8
+
+
+@pytest.mark.integration
+def test_hog_agrees_with_mtcnn(mtcnn, five_celeb: Path) -> None:
+    hog = get_detector("hog")
+    images = _five(five_celeb, 4)
+    agree = 0
+    for img, h in zip(images, hog.detect_batch(images), strict=True):
+        m = mtcnn.detect(img)
+        if h and m:
+            hb, mb = max(h, key=lambda f: f.area), max(m, key=lambda f: f.area)
+            assert hb.landmarks.shape == (5, 2)
+            assert hb.landmarks[0, 0] < hb.landmarks[1, 0]
+            agree += box_iou(hb.box, mb.box) > 0.4
+    assert agree >= 3
+
+
+@pytest.mark.integration
+def test_padding_finds_tight_crops(pins: Path) -> None:
+    items = [it for it in list_dataset(pins) if it.identity < "pins_B"][::40][:12]
+    images = [read_image(it.path).rgb for it in items]
+    padded = get_detector("mtcnn", "cpu", pad=0.15).detect_batch(images)
+    plain = get_detector("mtcnn", "cpu", pad=0.0).detect_batch(images)
+    found_padded = sum(bool(f) for f in padded)
+    assert found_padded >= 0.9 * len(images)
+    assert found_padded >= sum(bool(f) for f in plain)

@@ -1,0 +1,341 @@
+"""Gallery: files, edits, atomic saves, matching, the unknown rule and calibration.
+
+Everything here runs on synthetic embeddings or tiny generated images (fast, no models).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from celebface.gallery import (
+    EnrollConfig,
+    FaceSet,
+    Gallery,
+    GalleryMatcher,
+    ModelMatcher,
+    calibrate,
+    calibrate_scores,
+    decide,
+    enroll,
+    open_set_rates,
+    threshold_for_far,
+)
+from celebface.gallery.calibration import truth_indices
+from celebface.recognition.base import Embedder, l2_normalize
+from celebface.types import UNKNOWN, Face
+
+DIM = 32
+
+
+def clusters(
+    rng: np.random.Generator, n_ids: int, per_id: int, noise: float = 0.35, centers=None
+) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Unit vectors scattered around one random centre per identity."""
+    if centers is None:
+        centers = l2_normalize(rng.normal(size=(n_ids, DIM)))
+    emb = np.repeat(centers, per_id, axis=0) + noise * rng.normal(size=(n_ids * per_id, DIM)) / (
+        DIM**0.5
+    )
+    ids = [f"id{i:02d}" for i in range(n_ids) for _ in range(per_id)]
+    return l2_normalize(emb), ids, centers
+
+
+def make_gallery(rng: np.random.Generator, n_ids: int = 6, per_id: int = 5) -> Gallery:
+    emb, ids, _ = clusters(rng, n_ids, per_id)
+    g = Gallery(embedder={"name": "fake", "settings": {"model": "fake", "dim": DIM}})
+    g.add(emb, ids, [f"/photos/{i}/{k}.jpg" for k, i in enumerate(ids)])
+    return g
+
+
+# ------------------------------------------------------------------ files and edits
+def test_save_load_round_trip(tmp_path: Path, rng: np.random.Generator) -> None:
+    g = make_gallery(rng)
+    g.thresholds["centroid"] = 0.61
+    g.save(tmp_path / "g")
+    h = Gallery.load(tmp_path / "g")
+    assert h.names == g.names and h.sources == g.sources
+    np.testing.assert_allclose(h.embeddings, g.embeddings, atol=1e-6)
+    np.testing.assert_array_equal(h.labels, g.labels)
+    assert h.threshold("centroid") == pytest.approx(0.61)
+    averages = json.loads((tmp_path / "g" / "average_embeddings.json").read_text())
+    assert list(averages) == g.names
+    np.testing.assert_allclose(np.array(list(averages.values())), g.centroids(), atol=1e-6)
+    manifest = json.loads((tmp_path / "g" / "gallery.json").read_text())
+    assert manifest["dim"] == DIM and manifest["counts"] == dict.fromkeys(g.names, 5)
+    assert manifest["embedder"]["name"] == "fake"
+    assert len(list((tmp_path / "g").glob("embeddings-*.npz"))) == 1
+
+
+def test_add_and_remove(rng: np.random.Generator) -> None:
+    g = make_gallery(rng, n_ids=3, per_id=4)
+    before = g.centroids().copy()
+    g.remove("id01")
+    assert g.names == ["id00", "id02"] and len(g) == 8
+    np.testing.assert_allclose(g.centroids(), before[[0, 2]], atol=1e-6)
+    assert {g.names[i] for i in g.labels} == {"id00", "id02"}
+    with pytest.raises(KeyError, match="not in the gallery"):
+        g.remove("id01")
+    # re-adding a source replaces its embedding instead of duplicating it
+    src = g.sources[0]
+    g.add(np.ones((1, DIM)), ["id00"], [src])
+    assert g.sources.count(src) == 1 and len(g) == 8
+    with pytest.raises(ValueError, match="-d embeddings"):
+        g.add(np.ones((1, DIM + 1)), ["x"], ["y"])
+
+
+def test_crash_mid_save_keeps_previous_gallery(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "g"
+    g = make_gallery(rng)
+    g.save(folder)
+    old_names, old_emb = list(g.names), g.embeddings.copy()
+
+    g.remove("id00")
+    g.add(np.ones((2, DIM)), ["newbie", "newbie"], ["/n/1.jpg", "/n/2.jpg"])
+    real_replace = os.replace
+    calls = {"n": 0}
+
+    def crashing_replace(src, dst):
+        calls["n"] += 1
+        if calls["n"] == 2:  # embeddings file written, crash before the rest
+            raise OSError("simulated crash")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", crashing_replace)
+    with pytest.raises(OSError, match="simulated crash"):
+        g.save(folder)
+    monkeypatch.setattr(os, "replace", real_replace)
+
+    h = Gallery.load(folder)
+    assert h.names == old_names
+    np.testing.assert_allclose(h.embeddings, old_emb, atol=1e-6)
+    assert not list(folder.glob(".*.tmp"))
+
+    # crash after average_embeddings.json but before the manifest: loads the old set and
+    # repairs the out-of-date averages file
+    calls["n"] = 0
+
+    def crash_third(src, dst):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("simulated crash")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", crash_third)
+    with pytest.raises(OSError):
+        g.save(folder)
+    monkeypatch.setattr(os, "replace", real_replace)
+    h = Gallery.load(folder)
+    assert h.names == old_names
+    averages = json.loads((folder / "average_embeddings.json").read_text())
+    assert list(averages) == old_names
+    # a later save succeeds and cleans the orphan embeddings file
+    g.save(folder)
+    assert Gallery.load(folder).names == g.names
+    assert len(list(folder.glob("embeddings-*.npz"))) == 1
+
+
+def test_damaged_or_missing_gallery_is_a_clear_error(tmp_path: Path,
+                                                     rng: np.random.Generator) -> None:
+    with pytest.raises(FileNotFoundError):
+        Gallery.load(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="not a gallery"):
+        Gallery.load(tmp_path / "empty")
+    folder = make_gallery(rng).save(tmp_path / "g")
+    npz = next(folder.glob("embeddings-*.npz"))
+    npz.write_bytes(npz.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(ValueError, match="checksum"):
+        Gallery.load(folder)
+
+
+# ------------------------------------------------------------------ enrolment from photos
+class ColourEmbedder(Embedder):
+    """A stand-in embedder: the image's mean colour (per quadrant) as a unit vector."""
+
+    name = "colour"
+    dim = 12
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def embed(self, images: Sequence[np.ndarray], faces: Sequence[Face | None] | None = None
+              ) -> np.ndarray:
+        self.calls += len(images)
+        out = []
+        for img in images:
+            h, w = img.shape[0] // 2, img.shape[1] // 2
+            quads = [img[:h, :w], img[:h, w:], img[h:, :w], img[h:, w:]]
+            out.append(np.concatenate([q.reshape(-1, 3).mean(0) for q in quads]) - 127.5)
+        return l2_normalize(np.array(out, np.float32))
+
+
+COLOURS = {"amy": (220, 30, 30), "bob": (30, 200, 40), "cat": (40, 40, 230)}
+
+
+def write_people(root: Path, rng: np.random.Generator, people: dict, n: int = 3) -> None:
+    for name, colour in people.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for k in range(n):
+            arr = np.clip(np.array(colour) + rng.normal(0, 12, (24, 24, 3)), 0, 255)
+            Image.fromarray(arr.astype(np.uint8)).save(root / name / f"{k}.png")
+
+
+def test_enroll_add_remove_resume(tmp_path: Path, rng: np.random.Generator) -> None:
+    data, extra, out = tmp_path / "data", tmp_path / "extra", tmp_path / "gallery"
+    write_people(data, rng, {"amy": COLOURS["amy"], "bob": COLOURS["bob"]})
+    (data / "bob" / "broken.jpg").write_bytes(b"not a jpeg")
+    write_people(extra, rng, {"cat": COLOURS["cat"]}, n=2)
+    emb = ColourEmbedder()
+    cfg = EnrollConfig(embedder="colour", detector="none", batch_size=2, checkpoint_every=2)
+
+    s = enroll(data, out, config=cfg, models=(emb, None), progress=False)
+    assert (s.added, s.identities) == (6, 2)
+    assert len(s.skipped) == 1 and "broken.jpg" in s.skipped[0]
+    g = Gallery.load(out)
+    assert g.counts() == {"amy": 3, "bob": 3}
+    assert g.embedder["settings"] == {"model": "colour", "dim": 12}
+    assert g.info["faces_from"].startswith("whole images")
+
+    # rerun: nothing is embedded again (resume)
+    calls = emb.calls
+    s = enroll(data, out, config=cfg, models=(emb, None), progress=False)
+    assert (s.added, s.reused) == (0, 6) and emb.calls == calls
+
+    s = enroll(extra, out, add=True, config=cfg, models=(emb, None), progress=False)
+    assert s.added == 2 and Gallery.load(out).counts() == {"amy": 3, "bob": 3, "cat": 2}
+
+    s = enroll(None, out, remove=["amy"], config=cfg, progress=False)
+    assert s.removed == {"amy": 3} and Gallery.load(out).names == ["bob", "cat"]
+
+    # without --add the gallery becomes exactly DATA again (cat dropped, amy re-embedded)
+    s = enroll(data, out, config=cfg, models=(emb, None), progress=False)
+    assert s.dropped == 2 and s.added == 3
+    g = Gallery.load(out)
+    assert g.counts() == {"bob": 3, "amy": 3}
+
+    # matching the colours back
+    probe = ColourEmbedder().embed([np.full((8, 8, 3), COLOURS["amy"], np.uint8)])
+    m = decide(GalleryMatcher(g).scores(probe), g.names, 0.5)[0]
+    assert m.identity == "amy" and m.runner_up == "bob"
+
+
+def test_enroll_refuses_a_different_embedder(tmp_path: Path, rng: np.random.Generator) -> None:
+    data = tmp_path / "data"
+    write_people(data, rng, {"amy": COLOURS["amy"]}, n=2)
+    cfg = EnrollConfig(embedder="colour", detector="none")
+    enroll(data, tmp_path / "g", config=cfg, models=(ColourEmbedder(), None), progress=False)
+    write_people(data, rng, {"bob": COLOURS["bob"]}, n=2)
+
+    class Other(ColourEmbedder):
+        name = "other"
+
+    with pytest.raises(ValueError, match="built with embedder"):
+        enroll(data, tmp_path / "g", add=True, config=cfg, models=(Other(), None),
+               progress=False)
+
+
+# ------------------------------------------------------------------ matching
+def test_matching_methods_and_unknown_rule(rng: np.random.Generator) -> None:
+    emb, ids, centers = clusters(rng, 8, 12)
+    g = Gallery()
+    g.add(emb, ids, [str(i) for i in range(len(ids))])
+    probes, truth, _ = clusters(rng, 8, 6, centers=centers)
+    strangers, _, _ = clusters(rng, 5, 6)
+    for method in ("centroid", "knn", "topk"):
+        m = GalleryMatcher(g, method)
+        scores = m.scores(probes)
+        assert scores.shape == (len(probes), 8)
+        got = decide(scores, m.names, threshold=-1.0)
+        acc = np.mean([x.identity == t for x, t in zip(got, truth, strict=True)])
+        assert acc > 0.95, method
+        # runner-up is a different identity with a lower score
+        assert all(x.runner_up != x.identity and x.runner_up_similarity <= x.similarity
+                   for x in got)
+        # strangers score lower than genuine faces: a threshold between them says unknown
+        s_best = m.scores(strangers).max(1)
+        thr = float(np.quantile(scores.max(1), 0.05))
+        assert np.mean(s_best >= thr) < 0.1, method
+        unknown = decide(m.scores(strangers), m.names, 2.0)
+        assert all(u.identity == UNKNOWN and u.runner_up in m.names for u in unknown)
+    # knn of an enrolled vector is itself: similarity 1
+    np.testing.assert_allclose(GalleryMatcher(g, "knn").scores(emb[:3]).max(1), 1.0, atol=1e-5)
+
+
+def test_model_matcher_applies_the_unknown_rule() -> None:
+    class Model:
+        label_names = ("a", "b", "c")
+
+        def predict_embeddings(self, emb: np.ndarray) -> np.ndarray:
+            return np.array([[0.9, 0.07, 0.03], [0.4, 0.35, 0.25]])[: len(emb)]
+
+    m = ModelMatcher(Model())
+    out = decide(m.scores(np.zeros((2, 4))), m.names, threshold=0.5)
+    assert (out[0].identity, out[0].runner_up) == ("a", "b")
+    assert out[1].identity == UNKNOWN and out[1].runner_up == "a"
+    with pytest.raises(ValueError, match="predict_embeddings"):
+        ModelMatcher(object())
+
+
+# ------------------------------------------------------------------ calibration
+def test_threshold_for_far_on_a_known_distribution(rng: np.random.Generator) -> None:
+    # stranger scores ~ N(0, 1): the 1% FAR threshold is the 99th percentile, 2.326
+    scores = rng.normal(size=20000)
+    thr = threshold_for_far(scores, 0.01)
+    assert np.mean(scores >= thr) <= 0.01
+    assert thr == pytest.approx(2.326, abs=0.08)
+    fresh = rng.normal(size=50000)
+    assert np.mean(fresh >= thr) == pytest.approx(0.01, abs=0.0025)
+    assert threshold_for_far(scores, 0.0) > scores.max()
+    with pytest.raises(ValueError):
+        threshold_for_far([], 0.01)
+
+
+def test_calibrate_scores_hits_the_requested_far(rng: np.random.Generator) -> None:
+    emb, ids, centers = clusters(rng, 10, 8, noise=0.6)
+    g = Gallery()
+    g.add(emb, ids, [str(i) for i in range(len(ids))])
+    matcher = GalleryMatcher(g)
+    genuine, gen_ids, _ = clusters(rng, 10, 10, noise=0.6, centers=centers)
+    strangers, _, _ = clusters(rng, 40, 50, noise=0.6)
+    stranger_ids = [f"s{i}" for i in range(len(strangers))]
+    cal = calibrate_scores(
+        matcher, np.concatenate([genuine, strangers]), gen_ids + stranger_ids, far=0.05
+    )
+    assert cal.far <= 0.05 and cal.strangers == 2000 and cal.genuine == 100
+    assert 0.0 < cal.tar <= cal.accept_rate <= 1.0
+    # on fresh strangers of fresh identities the FAR is close to the target
+    fresh, _, _ = clusters(rng, 40, 50, noise=0.6)
+    fresh_far = np.mean(matcher.scores(fresh).max(1) >= cal.threshold)
+    assert fresh_far == pytest.approx(0.05, abs=0.03)
+    rates = open_set_rates(matcher.scores(genuine), truth_indices(gen_ids, g.names),
+                           cal.threshold)
+    assert rates.tar == pytest.approx(cal.tar)
+    with pytest.raises(ValueError, match="NOT in the gallery"):
+        calibrate_scores(matcher, genuine, gen_ids, far=0.01)
+
+
+def test_calibrate_stores_threshold_and_skips_enrolled(tmp_path: Path,
+                                                       rng: np.random.Generator) -> None:
+    g = make_gallery(rng, n_ids=4, per_id=6)
+    g.save(tmp_path / "g")
+    strangers, _, _ = clusters(rng, 5, 20)
+    data = FaceSet(
+        np.concatenate([g.embeddings[:6], strangers]),
+        [g.names[i] for i in g.labels[:6]] + ["stranger"] * len(strangers),
+        g.sources[:6] + [f"/s/{i}" for i in range(len(strangers))],
+    )
+    cal = calibrate(tmp_path / "g", data, far=0.1, method="knn")
+    assert cal.genuine == 0 and cal.strangers == 100  # enrolled photos are not probes
+    h = Gallery.load(tmp_path / "g")
+    assert h.threshold("knn") == pytest.approx(cal.threshold)
+    assert h.calibration["knn"]["target_far"] == 0.1
+    assert not h.is_calibrated("centroid")

@@ -1,0 +1,158 @@
+"""The multi-output model: shapes and ranges, losses, box-aware augmentation, a few training
+steps on tiny CPU inputs, save/reload, box evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+
+from celebface.synth import SynthConfig, load_box_dataset, synthesize  # noqa: E402
+from celebface.training import load_model, train_model  # noqa: E402
+from celebface.training.multi_output import (  # noqa: E402
+    MultiOutputConfig,
+    augment,
+    build_net,
+    giou_loss,
+    paired_iou,
+)
+
+SIZE = 75  # the smallest input InceptionV3 takes
+
+
+def test_network_outputs_shapes_and_ranges() -> None:
+    torch.manual_seed(0)
+    net = build_net(3, MultiOutputConfig(input_size=SIZE).network()).eval()
+    with torch.no_grad():
+        boxes, logits = net(torch.rand(4, 3, SIZE, SIZE) * 2 - 1)
+    assert boxes.shape == (4, 4) and logits.shape == (4, 3)
+    assert boxes.min() >= 0 and boxes.max() <= 1
+    assert torch.all(boxes[:, 2] >= boxes[:, 0]) and torch.all(boxes[:, 3] >= boxes[:, 1])
+
+
+def test_iou_and_giou_losses() -> None:
+    a = torch.tensor([[0.1, 0.1, 0.5, 0.5], [0.0, 0.0, 0.2, 0.2]])
+    b = torch.tensor([[0.1, 0.1, 0.5, 0.5], [0.1, 0.0, 0.3, 0.2]])
+    assert paired_iou(a, b).tolist() == pytest.approx([1.0, 1 / 3])
+    assert float(giou_loss(a[:1], b[:1])) == pytest.approx(0.0, abs=1e-6)
+    far = torch.tensor([[0.8, 0.8, 0.9, 0.9]])
+    assert float(giou_loss(a[:1], far)) > 1.0  # disjoint: GIoU < 0
+    # the loss falls as the predicted box moves onto the target
+    near = torch.tensor([[0.15, 0.1, 0.55, 0.5]])
+    assert float(giou_loss(near, a[:1])) < float(giou_loss(far, a[:1]))
+
+
+def test_augment_keeps_box_on_the_object() -> None:
+    torch.manual_seed(1)
+    size = 80
+    img = -torch.ones(3, size, size)
+    x1, y1, x2, y2 = 18, 30, 46, 62
+    img[:, y1:y2, x1:x2] = 1.0
+    box = torch.tensor([x1, y1, x2, y2], dtype=torch.float32) / size
+    for _ in range(40):
+        out, b = augment(img.clone(), box.clone())
+        assert out.shape == img.shape and out.min() >= -1 and out.max() <= 1
+        mask = out.mean(0) > out.mean()  # the bright patch
+        ys, xs = torch.nonzero(mask, as_tuple=True)
+        found = torch.tensor([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]).float() / size
+        assert torch.allclose(found, b, atol=2.5 / size), (found * size, b * size)
+
+
+@pytest.fixture(scope="module")
+def tiny_box_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two 'identities' (a red and a blue patterned face) composited onto backgrounds."""
+    root = tmp_path_factory.mktemp("mo")
+    rng = np.random.default_rng(0)
+    for name, colour in (("red", (220, 40, 40)), ("blue", (40, 40, 220))):
+        folder = root / "faces" / name
+        folder.mkdir(parents=True)
+        for j in range(6):
+            face = np.clip(np.array(colour) + rng.normal(0, 20, (48, 40, 3)), 0, 255)
+            Image.fromarray(face.astype(np.uint8)).save(folder / f"{j}.png")
+    dst = root / "synth"
+    synthesize(root / "faces", dst, SynthConfig(size=96, backgrounds=("gradient", "noise")),
+               progress=False)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_box_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("model") / "mo"
+    train_model(tiny_box_data, "multi-output", out, input_size=SIZE, epochs=1, batch_size=4,
+                max_steps_per_epoch=2, device="cpu", progress=False, box_weight=2.0,
+                giou_weight=0.5)
+    return out
+
+
+def test_trains_saves_and_reloads(trained: Path, tiny_box_data: Path) -> None:
+    meta = json.loads((trained / "model.json").read_text())
+    assert meta["kind"] == "multi-output"
+    assert meta["label_names"] == ["blue", "red"]
+    assert meta["config"]["box_weight"] == 2.0
+    history = json.loads((trained / "history.json").read_text())
+    assert len(history["epochs"]) == 1
+    for key in ("train_loss", "val_loss", "val_accuracy", "val_miou", "val_iou50"):
+        assert np.isfinite(history["epochs"][-1][key])
+    items = load_box_dataset(tiny_box_data).items[:5]
+    images = [np.asarray(Image.open(it.path).convert("RGB")) for it in items]
+    images.append(np.zeros((60, 130, 3), np.uint8))  # another shape: box in its own pixels
+    a = load_model(trained, device="cpu").predict(images)
+    b = load_model(trained, device="cpu").predict(images)
+    assert len(a) == len(images)
+    for p, q, img in zip(a, b, images, strict=True):
+        assert p.identity in ("blue", "red") and 0 <= p.probability <= 1
+        assert p.identity == q.identity and p.probability == pytest.approx(q.probability)
+        assert p.box == pytest.approx(q.box)
+        h, w = img.shape[:2]
+        assert 0 <= p.box[0] <= p.box[2] <= w and 0 <= p.box[1] <= p.box[3] <= h
+    assert load_model(trained, device="cpu").predict([]) == []
+
+
+def test_training_resumes_from_checkpoint(trained: Path, tiny_box_data: Path) -> None:
+    model = train_model(tiny_box_data, "multi-output", trained, input_size=SIZE, epochs=2,
+                        batch_size=4, max_steps_per_epoch=1, device="cpu", progress=False,
+                        box_weight=2.0, giou_weight=0.5)
+    history = json.loads((trained / "history.json").read_text())
+    assert [r["epoch"] for r in history["epochs"]] == [1, 2]
+    assert model.meta["train_count"] == 10
+
+
+def test_evaluate_extra_box_metrics(trained: Path, tiny_box_data: Path, tmp_path: Path) -> None:
+    model = load_model(trained, device="cpu")
+    items = load_box_dataset(tiny_box_data).items
+    images = [np.asarray(Image.open(it.path).convert("RGB")) for it in items]
+    preds = model.predict(images)
+    extra = model.evaluate_extra(images, preds, items, tmp_path)
+    box = extra
+    assert box["count"] == len(items)
+    assert 0 <= box["mean_iou"] <= 1 and 0 <= box["iou_ge_0.75"] <= box["iou_ge_0.5"] <= 1
+    assert (tmp_path / box["samples_picture"]).stat().st_size > 1000
+    # items without boxes (a plain folder of crops): no box metrics
+    assert model.evaluate_extra(images, preds, [object()] * len(images), tmp_path) == {}
+
+
+def test_rejects_plain_folders(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    Image.new("RGB", (20, 20)).save(tmp_path / "a" / "x.jpg")
+    with pytest.raises(ValueError, match="box-and-identity dataset"):
+        train_model(tmp_path, "multi-output", tmp_path / "out", input_size=SIZE)
+    with pytest.raises(ValueError, match="at least 75"):
+        MultiOutputConfig(input_size=64)
+
+
+def test_evaluate_reports_box_metrics(trained: Path, tiny_box_data: Path, tmp_path: Path) -> None:
+    from celebface.evaluation import evaluate_model, format_summary
+
+    metrics = evaluate_model(trained, tiny_box_data, tmp_path / "report", device="cpu",
+                             progress=False)
+    extra = metrics["extra"]
+    assert extra["count"] == metrics["counts"]["evaluated"] == 12
+    for key in ("mean_iou", "iou_ge_0.5", "iou_ge_0.75", "accuracy_given_iou_ge_0.5"):
+        assert key in extra
+    assert (tmp_path / "report" / "box_samples.png").is_file()
+    assert "mean_iou" in format_summary(metrics)
