@@ -10,7 +10,7 @@ import pytest
 
 from celebface.detection import get_detector
 from celebface.detection.mtcnn import _group_by_canvas
-from celebface.detection.prepare import prepare, sort_faces, to_input_pixels
+from celebface.detection.prepare import pad_on_miss, prepare, sort_faces, to_input_pixels
 from celebface.io import list_dataset, read_image
 from celebface.types import Face, box_iou
 
@@ -36,6 +36,24 @@ def test_mapped_boxes_are_clipped_and_sorted() -> None:
     assert [f.score for f in out] == [0.9, 0.5]
     for f in out:
         assert 0 <= f.box[0] <= f.box[2] <= 50 and 0 <= f.box[1] <= f.box[3] <= 50
+
+
+def test_pad_on_miss_reruns_only_missed_images() -> None:
+    calls: list[tuple[int, float]] = []
+
+    def run(images, pad):
+        calls.append((len(images), pad))
+        # without padding only bright images have a (confident) face; with padding all do
+        return [[Face(box=(0, 0, 9, 9), score=0.99 if (im.mean() > 100 or pad) else 0.5)]
+                for im in images]
+
+    imgs = [np.full((10, 10, 3), v, np.uint8) for v in (200, 10, 200, 10)]
+    out = pad_on_miss(run, imgs, pad=0.2, miss_score=0.9)
+    assert calls == [(4, 0.0), (2, 0.2)]
+    assert [f[0].score for f in out] == [0.99] * 4
+    calls.clear()
+    assert pad_on_miss(run, imgs, pad=0.0, miss_score=0.9)[1][0].score == 0.5
+    assert calls == [(4, 0.0)]
 
 
 def test_group_by_canvas_limits_waste() -> None:
@@ -120,8 +138,10 @@ def test_hog_agrees_with_mtcnn(mtcnn, five_celeb: Path) -> None:
 def test_padding_finds_tight_crops(pins: Path) -> None:
     items = [it for it in list_dataset(pins) if it.identity < "pins_B"][::40][:12]
     images = [read_image(it.path).rgb for it in items]
-    padded = get_detector("mtcnn", "cpu", pad=0.15).detect_batch(images)
+    padded = get_detector("mtcnn", "cpu", pad=0.15, pad_on_miss=False).detect_batch(images)
+    on_miss = get_detector("mtcnn", "cpu", pad=0.15).detect_batch(images)
     plain = get_detector("mtcnn", "cpu", pad=0.0).detect_batch(images)
     found_padded = sum(bool(f) for f in padded)
     assert found_padded >= 0.9 * len(images)
-    assert found_padded >= sum(bool(f) for f in plain)
+    assert sum(bool(f) for f in on_miss) >= sum(bool(f) for f in plain)
+    assert sum(bool(f) for f in on_miss) >= 0.9 * len(images)

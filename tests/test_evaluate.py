@@ -127,3 +127,18 @@ def test_split_without_splits_is_clear(colour_model: Path, tmp_path: Path) -> No
     data = write_faces(tmp_path / "data", n_per=2)
     with pytest.raises(ValueError, match=r"no splits\.csv"):
         evaluate_model(colour_model, data, tmp_path / "r", split="val")
+
+
+def test_evaluate_and_train_on_a_packed_folder(colour_model: Path, tmp_path: Path) -> None:
+    from celebface.packing import pack_dataset
+    from celebface.training.data import load_image_data
+
+    data = write_faces(tmp_path / "data", n_per=10, size=32)
+    pack_dataset(data, tmp_path / "packed", size=32, progress=False, workers=1)
+    images = load_image_data(tmp_path / "packed")
+    assert images.kind == "packed" and images.image(0).shape == (32, 32, 3)
+    metrics = evaluate_model(colour_model, tmp_path / "packed", tmp_path / "r", split="test",
+                             progress=False)
+    n_test = int((images.splits == "test").sum())
+    assert 0 < n_test < 30 and metrics["counts"]["evaluated"] == n_test
+    assert metrics["accuracy"] == 1.0

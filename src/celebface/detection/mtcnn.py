@@ -2,11 +2,14 @@
 
 Differences from ``facenet_pytorch.MTCNN.detect`` (same networks, same thresholds):
 
-* images of different sizes are batched by placing them on shared canvases;
+* images of different sizes are batched on shared canvases (top-left aligned, so the P-net
+  grid is where a single-image run has it);
 * the R-net and O-net crops of all candidate boxes are cut in one ``roi_align`` call instead of
-  a Python loop, and out-of-image parts are zero-filled like the original MTCNN (facenet-pytorch
-  stretches the in-image part instead);
-* huge images are shrunk and tight crops padded first (see :mod:`celebface.detection.prepare`).
+  a Python loop, with out-of-image parts zero-filled like the original MTCNN (facenet-pytorch
+  stretches the in-image part instead); the pyramid uses antialiased bilinear resizing instead
+  of the slower "area" mode; the nets run channels-last in cache-sized chunks;
+* huge images are shrunk, and images without a confident face are retried with a padded border
+  (tight face crops), see :mod:`celebface.detection.prepare`.
 """
 
 from __future__ import annotations

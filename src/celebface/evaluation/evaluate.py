@@ -241,6 +241,7 @@ def evaluate_model(
     batch_size: int = 64,
     max_errors: int = 24,
     progress: bool = True,
+    plots: bool = True,
 ) -> dict[str, Any]:
     """Evaluate the model in ``model_dir`` on ``data``; write the report into ``out``.
 
@@ -251,7 +252,8 @@ def evaluate_model(
 
     Writes ``metrics.json``, ``classification_report.txt``, ``confusion_matrix.png``,
     ``predictions.csv``, ``errors.png`` (when there are mistakes), ``history.png`` (when the
-    model has a per-epoch history) and ``summary.txt``. Returns the metrics.
+    model has a per-epoch history) and ``summary.txt`` (``plots=False``: no pictures).
+    Returns the metrics.
     """
     from celebface.training import load_model
 
@@ -300,11 +302,11 @@ def evaluate_model(
     atomic_write_json(out / METRICS, metrics)
     atomic_write_text(out / "classification_report.txt", report)
     _write_predictions(out / "predictions.csv", predictions)
-    if len(present):
+    if plots and len(present):
         plot_confusion(matrix, [model.label_names[i] for i in present],
                        out / "confusion_matrix.png")
     history_path = model_dir / "history.json"
-    if history_path.is_file():
+    if plots and history_path.is_file():
         plot_history(json.loads(history_path.read_text(encoding="utf-8")), out / "history.png")
     mistakes = sorted((r for r in predictions if not r["correct"]),
                       key=lambda r: -r["probability"])[:max_errors]
@@ -315,7 +317,8 @@ def evaluate_model(
         except ImageReadError:
             return None
 
-    plot_errors(mistakes, load_thumb, out / "errors.png")
+    if plots:
+        plot_errors(mistakes, load_thumb, out / "errors.png")
     atomic_write_text(out / "summary.txt", format_summary(metrics) + "\n")
     return metrics
 

@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -196,11 +196,7 @@ def embed_dataset(
     """
     from celebface.recognition import get_embedder
 
-    config = config or EmbedConfig()
-    for key, value in overrides.items():
-        if not hasattr(config, key):
-            raise TypeError(f"unknown embed option {key!r}")
-        setattr(config, key, value)
+    config = replace(config or EmbedConfig(), **overrides)  # TypeError for unknown options
     data, out = Path(data), Path(out)
     if not data.is_dir():
         raise FileNotFoundError(f"{data}: no such folder")
@@ -392,7 +388,3 @@ def load_embeddings(path: str | Path) -> Embeddings:
     if not (len(emb) == len(labels) == len(paths)):
         raise ValueError(f"{path}: embeddings, labels and paths have different lengths")
     return Embeddings(emb, labels, paths, names, meta, splits)
-
-
-def config_dict(config: EmbedConfig) -> dict[str, Any]:
-    return asdict(config)
