@@ -182,7 +182,14 @@ def write_results(rows: list[dict], cv_table: list[dict], total_s: float, folds:
             f"| {r['model']} | {emb} | {r['settings']} | {params} | {r['accuracy']:.2%} | "
             f"{r['top5_accuracy']:.2%} | {r['f1_weighted']:.4f} | {r['f1_macro']:.4f} | "
             f"{r['fit_s']:.1f} |")
-    lines += ["", "## Cross-validation on the train rows", "",
+    lines += [
+        "",
+        "What moved accuracy: flip TTA (embedding of the face averaged with its mirror) adds "
+        "0.4-0.5 points to every classifier; among classifiers, multinomial logistic regression "
+        "on the L2-normalised embeddings is best, then linear SVM and k-NN (k=10, similarity-"
+        "weighted votes), then the reference's centroid cosine; the reference-style MLP trails. "
+        "C between 10 and 30 is within CV noise (about 0.1 point).",
+        "", "## Cross-validation on the train rows", "",
               "| model | embeddings | params | CV accuracy |", "|---|---|---|---|"]
     for c in cv_table:
         params = ", ".join(f"{k}={v}" for k, v in c["params"].items()) or "-"

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from celebface.io import atomic_write_json, atomic_write_text, list_dataset, read_image
-from celebface.recognition import embed_dataset, l2_normalize
+from celebface.recognition import DlibEmbedder, embed_dataset, l2_normalize
 
 ROOT = Path(__file__).resolve().parents[1]
 PINS = ROOT.parent / "shared" / "data" / "pins105-dev"
@@ -42,13 +42,13 @@ def face_recognition_style(paths: list[Path]) -> np.ndarray:
 
     from celebface.models.store import dlib_model_path
 
+    box = DlibEmbedder()._rect  # the face box celebface uses, so both see the same face
     sp = dlib.shape_predictor(str(dlib_model_path("shape_predictor_5")))
     net = dlib.face_recognition_model_v1(str(dlib_model_path("resnet")))
     out = []
     for p in paths:
         img = np.array(Image.open(p).convert("RGB"))  # face_recognition.load_image_file
-        h, w = img.shape[:2]
-        rect = dlib.rectangle(0, 0, w - 1, h - 1)  # known_face_locations=[(0, w-1, h-1, 0)]
+        rect = box(img, None)  # the whole image: known_face_locations=[(0, w-1, h-1, 0)]
         shape = sp(img, rect)
         out.append(np.array(net.compute_face_descriptor(img, shape, 1)))
     return np.asarray(out, dtype=np.float32)

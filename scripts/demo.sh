@@ -1,12 +1,63 @@
 #!/usr/bin/env bash
-# The end-to-end demo: crop -> embed -> train -> evaluate -> enroll -> recognize.
+# The end-to-end demo on a folder-per-identity of raw photos (default: five_celeb):
+# crop -> embed -> train -> evaluate -> enroll -> recognize held-out photos.
 set -euo pipefail
 DATA=${DATA:-../shared/data/five_celeb}
 OUT=${OUT:-runs/demo}
 BIN=${BIN:-.venv/bin}
 cf="$BIN/celebface"
+[ -d "$DATA" ] || { echo "demo: DATA=$DATA is not a folder (set DATA=path/to/photos)" >&2; exit 2; }
+mkdir -p "$OUT"
 
-echo "== crop $DATA -> $OUT/crops"
+step() { printf '\n== %s\n' "$*"; }
+
+step "1/6 crop: $DATA -> $OUT/crops"
 "$cf" crop "$DATA" "$OUT/crops" --preview 16
-echo
-echo "Demo done. Crops: $OUT/crops  (preview: $OUT/crops/preview.png)"
+
+step "2/6 embed: dlib ResNet, flip TTA -> $OUT/embeddings"
+"$cf" embed "$OUT/crops" --out "$OUT/embeddings" --tta flip
+
+step "3/6 train: the default classifier -> $OUT/model"
+"$cf" train "$OUT/embeddings" --out "$OUT/model"
+
+split_args=()
+[ -f "$OUT/crops/splits.csv" ] && grep -q ',val,\|^val,' "$OUT/crops/splits.csv" && split_args=(--split val)
+step "4/6 evaluate on ${split_args[*]:-all rows} -> $OUT/report"
+"$cf" evaluate "$OUT/model" "$OUT/embeddings" "${split_args[@]}" --out "$OUT/report"
+
+# Held-out raw photos: the val rows of DATA/splits.csv (else a few of each person).
+mapfile -t heldout < <("$BIN/python" - "$DATA" <<'PY'
+import sys
+from pathlib import Path
+from celebface.io import list_dataset, read_splits
+root = Path(sys.argv[1])
+items = list_dataset(root)
+if (root / "splits.csv").is_file():
+    splits = read_splits(root / "splits.csv")
+    items = [i for i in items if splits.get(i.key) == "val"]
+seen: dict[str, int] = {}
+for item in items:
+    if seen.get(item.identity, 0) < 2:
+        seen[item.identity] = seen.get(item.identity, 0) + 1
+        print(item.path)
+PY
+)
+
+enroll_args=()
+[ ${#split_args[@]} -gt 0 ] && enroll_args=(--split train)
+step "5/6 enroll ${enroll_args[*]:-all} crops -> $OUT/gallery"
+"$cf" enroll "$OUT/crops" --detector none --tta flip "${enroll_args[@]}" --out "$OUT/gallery"
+
+mkdir -p "$OUT/recognized"
+step "6/6 recognize ${#heldout[@]} held-out photos -> $OUT/recognized"
+"$cf" recognize "${heldout[@]}" --gallery "$OUT/gallery" --out "$OUT/recognized" \
+  --jsonl "$OUT/recognized/faces.jsonl"
+
+cat <<MSG
+
+Demo done.
+  crops + preview : $OUT/crops (preview.png, manifest.csv, no_faces.txt, errors.txt)
+  report          : $OUT/report (summary.txt, metrics.json, confusion_matrix.png, errors.png)
+  gallery         : $OUT/gallery (average_embeddings.json)
+  recognized      : $OUT/recognized (annotated photos, faces.jsonl)
+MSG

@@ -218,6 +218,7 @@ def test_classify_inputs(tmp_path: Path) -> None:
         classify(str(tmp_path / "missing.jpg"))
 
 
+@pytest.mark.timeout(60)
 def test_missing_camera_and_dead_stream_fail_fast() -> None:
     start = time.monotonic()
     with pytest.raises(SourceError, match="cannot open camera"):
@@ -229,6 +230,7 @@ def test_missing_camera_and_dead_stream_fail_fast() -> None:
     assert time.monotonic() - start < 20
 
 
+@pytest.mark.timeout(30)
 def test_stream_that_drops_reconnects_then_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
     from celebface.streaming import sources
 
@@ -237,7 +239,7 @@ def test_stream_that_drops_reconnects_then_gives_up(monkeypatch: pytest.MonkeyPa
     class FlakyCapture:
         def __init__(self) -> None:
             opened["n"] += 1
-            self.left = 2
+            self.left = 2 if opened["n"] == 1 else 0  # only the first connection works
 
         def read(self):
             if self.left:
@@ -254,7 +256,7 @@ def test_stream_that_drops_reconnects_then_gives_up(monkeypatch: pytest.MonkeyPa
     with pytest.raises(SourceError, match="gave up after 2 reconnect"):
         for f in iter_frames(Source("stream", "rtsp://cam/1"), cfg):
             frames.append(f)
-    assert opened["n"] == 3 and len(frames) == 6 and frames[-1].index == 5
+    assert opened["n"] == 3 and len(frames) == 2 and frames[-1].index == 1
 
 
 def test_video_file_and_bad_files(tmp_path: Path, rng: np.random.Generator) -> None:

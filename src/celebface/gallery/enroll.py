@@ -169,7 +169,7 @@ def _enroll_photos(
 
 
 def get_matcher(
-    gallery: Gallery, method: str = "centroid", k: int = 3, model: str | Path | Any | None = None
+    gallery: Gallery, method: str = "centroid", k: int = 5, model: str | Path | Any | None = None
 ) -> Matcher:
     """A matcher for ``gallery``; with ``model`` (a trained-model folder or object) the
     classifier names the faces instead of the gallery."""
@@ -192,7 +192,7 @@ def calibrate(
     far: float = 0.01,
     *,
     method: str = "centroid",
-    k: int = 3,
+    k: int = 5,
     model: str | Path | Any | None = None,
     config: FaceSetConfig | None = None,
     save: bool = True,

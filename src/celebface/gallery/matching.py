@@ -4,8 +4,8 @@ Methods (each gives one score per enrolled identity, higher is more alike):
 
 - ``centroid``: cosine similarity to the identity's average embedding (the reference's method);
 - ``knn``: cosine similarity to the identity's nearest enrolled embedding (1-nearest neighbour);
-- ``topk``: mean cosine similarity to the identity's ``k`` nearest enrolled embeddings (more
-  robust than 1-NN to one odd enrolment photo, sharper than the centroid);
+- ``topk``: mean cosine similarity to the identity's ``k`` (default 5) nearest enrolled
+  embeddings (more robust than 1-NN to one odd enrolment photo, sharper than the centroid);
 - ``model``: class probabilities of a classifier trained by ``celebface train``.
 
 The unknown rule: when the best score is below the threshold, the face is ``unknown``; its
@@ -62,7 +62,7 @@ class Matcher(Protocol):
 class GalleryMatcher:
     """Cosine matching against a :class:`Gallery` (``centroid``, ``knn`` or ``topk``)."""
 
-    def __init__(self, gallery: Gallery, method: str = "centroid", k: int = 3):
+    def __init__(self, gallery: Gallery, method: str = "centroid", k: int = 5):
         if method not in MATCH_METHODS:
             raise ValueError(f"unknown match method {method!r}: choose {', '.join(MATCH_METHODS)}")
         if not len(gallery):

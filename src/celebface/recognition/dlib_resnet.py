@@ -32,8 +32,9 @@ class DlibConfig:
     ``padding`` is the context around the aligned face in the chip (dlib's default 0.25, the
     value the network was trained with); ``num_jitters`` > 1 averages that many randomly
     jittered copies (slower); ``box_shrink`` shrinks the face box given to the shape predictor
-    by this fraction of its size on each side (0 = the box as given; for a crop dataset the box
-    is the whole image).
+    by this fraction of its size on each side (0 = the box as given, negative = grown; for a
+    crop dataset the box is the whole image). ``backend`` and ``batch_size`` do not change the
+    vectors (the torch port equals dlib within 1e-6) and are not part of the cache key.
     """
 
     padding: float = 0.25

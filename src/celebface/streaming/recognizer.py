@@ -40,7 +40,7 @@ class RecognizerConfig:
     """
 
     match: str = "centroid"
-    k: int = 3
+    k: int = 5
     threshold: float | None = None
     device: str = "auto"
     detect_side: int = 1024

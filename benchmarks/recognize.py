@@ -1,0 +1,207 @@
+"""Recognition benchmark: open-set accuracy on pins105-dev and video speed.
+
+Open set: 80 identities enrolled from their train rows, 25 held out as strangers. The
+threshold is calibrated on half of the strangers (all their photos) and tested on the other
+half (2-fold over the strangers, so no threshold is tuned on the strangers it is tested on),
+repeated over several random identity splits. Genuine probes: the val rows of the 80 enrolled
+identities. Uses precomputed embeddings (``celebface embed``) from runs/pins_emb/.
+
+Speed: a synthetic 640x480 video (real pins face crops pasted on a background, moving) with 1
+and 4 faces; frames/s per stage and end to end, with and without the tracker.
+
+    .venv/bin/python benchmarks/recognize.py [--emb runs/pins_emb/dlib] [--frames 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from celebface.gallery import Gallery, GalleryMatcher, open_set_rates, threshold_for_far
+from celebface.gallery.calibration import truth_indices
+from celebface.io import atomic_write_json, atomic_write_text, read_image
+from celebface.recognition import load_embeddings
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "pins105-dev"
+RESULTS = ROOT / "benchmarks" / "results"
+METHODS = {"centroid": ("centroid", 1), "knn": ("knn", 1), "topk3": ("topk", 3),
+           "topk5": ("topk", 5)}
+FARS = (0.01, 0.001)
+
+
+def open_set(emb_dir: Path, seeds: int) -> dict:
+    e = load_embeddings(emb_dir)
+    names = list(e.label_names)
+    ids = np.array([names[int(i)] for i in e.labels], dtype=object)
+    splits = np.array(e.splits if e.splits is not None else ["?"] * len(ids), dtype=object)
+    vec = np.asarray(e.embeddings, np.float32)
+    runs: dict[str, list[dict]] = {m: [] for m in METHODS}
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(names)
+        known, strangers = set(order[:80]), list(order[80:])
+        halves = [set(strangers[:12]), set(strangers[12:])]
+        enrolled = np.array([i in known for i in ids]) & (splits == "train")
+        genuine = np.array([i in known for i in ids]) & (splits == "val")
+        g = Gallery()
+        g.add(vec[enrolled], list(ids[enrolled]), [str(i) for i in np.flatnonzero(enrolled)])
+        truth_gen = truth_indices(list(ids[genuine]), g.names)
+        for method, (kind, k) in METHODS.items():
+            m = GalleryMatcher(g, kind, k)
+            gen_scores = m.scores(vec[genuine])
+            acc = float((gen_scores.argmax(1) == truth_gen).mean())
+            row: dict = {"closed_set_accuracy": acc}
+            for far in FARS:
+                tars, fars = [], []
+                for cal, test in ((0, 1), (1, 0)):
+                    cal_mask = np.array([i in halves[cal] for i in ids])
+                    test_mask = np.array([i in halves[test] for i in ids])
+                    thr = threshold_for_far(m.scores(vec[cal_mask]).max(1), far)
+                    scores = np.concatenate([gen_scores, m.scores(vec[test_mask])])
+                    truth = np.concatenate([truth_gen, -np.ones(test_mask.sum(), np.int64)])
+                    r = open_set_rates(scores, truth, thr)
+                    tars.append(r.tar)
+                    fars.append(r.far)
+                row[f"tar@{far:g}"] = float(np.mean(tars))
+                row[f"measured_far@{far:g}"] = float(np.mean(fars))
+            runs[method].append(row)
+        logging.info("seed %d done", seed)
+    n_gen = int(genuine.sum())
+    summary = {}
+    for method, rows in runs.items():
+        summary[method] = {
+            key: {"mean": float(np.mean([r[key] for r in rows])),
+                  "std": float(np.std([r[key] for r in rows]))}
+            for key in rows[0]
+        }
+    return {"embeddings": str(emb_dir), "seeds": seeds, "genuine_probes_last_seed": n_gen,
+            "methods": summary}
+
+
+def speed(n_frames: int, emb_dir: Path) -> dict:
+    from celebface.detection import get_detector
+    from celebface.recognition import get_embedder
+    from celebface.streaming import Recognizer, RecognizerConfig
+    from celebface.streaming.synthetic import moving_faces
+
+    e = load_embeddings(emb_dir)
+    g = Gallery(embedder={"name": "dlib"})
+    g.add(e.embeddings, [e.label_names[int(i)] for i in e.labels], list(e.paths))
+    g.thresholds["centroid"] = 0.9
+    val = [p for p, s in zip(e.paths, e.splits or [], strict=False) if s == "val"]
+    rng = np.random.default_rng(0)
+    picks = [val[i] for i in rng.choice(len(val), 4, replace=False)]
+    crops = [read_image(p).rgb for p in picks]
+    detector = get_detector("mtcnn", device="cpu")
+    embedder = get_embedder("dlib", device="cpu")
+    out = {}
+    for n_faces in (1, 4):
+        video = moving_faces(crops[:n_faces], n_frames=n_frames, size=(640, 480),
+                             face_height=150 if n_faces == 1 else 110, seed=n_faces)
+        for track in (True, False):
+            rec = Recognizer(g, detector=detector, embedder=embedder,
+                             config=RecognizerConfig(track=track, video_detect_side=320))
+            rec.process_frame(video.frames[0])  # warm-up (model loading)
+            rec.reset()
+            rec.stats.reset()
+            found = 0
+            start = time.perf_counter()
+            for f in video.frames:
+                found += len(rec.process_frame(f))
+            total = time.perf_counter() - start
+            ms = rec.stats.per_frame_ms()
+            mode = "tracker" if track else "no_tracker"
+            key = f"{n_faces}_face{'s' if n_faces > 1 else ''}_{mode}"
+            out[key] = {
+                "frames": len(video.frames),
+                "fps_end_to_end": len(video.frames) / total,
+                "ms_per_frame": {**{k: round(v, 2) for k, v in ms.items()},
+                                 "total": round(1000 * total / len(video.frames), 2)},
+                "faces_found_per_frame": found / len(video.frames),
+                "embedded_per_frame": rec.stats.embedded / len(video.frames),
+            }
+            logging.info("%s: %.1f fps", key, out[key]["fps_end_to_end"])
+    return out
+
+
+def markdown(res: dict) -> str:
+    lines = ["# Recognition benchmark", "",
+             f"Machine: {res['machine']}. Run: `{res['command']}`.", ""]
+    if "open_set" in res:
+        o = res["open_set"]
+        lines += [
+            "## Open set (pins105-dev, dlib embeddings)", "",
+            "80 identities enrolled from their train rows; 25 held out as strangers. Genuine "
+            "probes: val rows of the 80. Threshold calibrated on 12 (or 13) stranger identities "
+            "and tested on the other 13 (or 12) - 2-fold over strangers, so no threshold sees "
+            f"its test strangers; mean ± std over {o['seeds']} random identity splits.", "",
+            "| method | closed-set acc | TAR @ 1% FAR | measured FAR | TAR @ 0.1% FAR | "
+            "measured FAR |", "|---|---|---|---|---|---|"]
+        for m, r in o["methods"].items():
+            def f(key: str, r: dict = r) -> str:
+                return f"{r[key]['mean']:.4f} ± {r[key]['std']:.4f}"
+            lines.append(f"| {m}{' (reference)' if m == 'centroid' else ''} | "
+                         f"{f('closed_set_accuracy')} | {f('tar@0.01')} | "
+                         f"{f('measured_far@0.01')} | {f('tar@0.001')} | "
+                         f"{f('measured_far@0.001')} |")
+        lines.append("")
+    if "speed" in res:
+        lines += ["## Speed (synthetic 640x480 video, MTCNN on a 320-px copy + dlib, CPU)", "",
+                  "| case | frames/s end to end | detect ms | embed ms | match ms | track ms | "
+                  "total ms | embedded faces/frame |", "|---|---|---|---|---|---|---|---|"]
+        for k, r in res["speed"].items():
+            ms = r["ms_per_frame"]
+            lines.append(f"| {k} | {r['fps_end_to_end']:.1f} | {ms['detect']} | {ms['embed']} | "
+                         f"{ms['match']} | {ms['track']} | {ms['total']} | "
+                         f"{r['embedded_per_frame']:.2f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--emb", default=str(ROOT / "runs" / "pins_emb" / "dlib"))
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--frames", type=int, default=60)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads for the speed test (default 1: on a busy 2-core box "
+                        "more threads oversubscribe and run ~4x slower)")
+    p.add_argument("--skip-speed", action="store_true")
+    p.add_argument("--skip-open-set", action="store_true")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    emb = Path(args.emb)
+    if not (emb / "face_embeddings.npy").is_file():
+        print(f"{emb}: no embeddings; run: celebface embed {DATA} {emb}", file=sys.stderr)
+        return 2
+    res: dict = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPU cores "
+                            "(shared with other jobs)",
+                 "command": " ".join(["python", *sys.argv])}
+    previous = RESULTS / "recognize.json"
+    if previous.is_file():  # keep the part that is not rerun
+        old = __import__("json").loads(previous.read_text(encoding="utf-8"))
+        res.update({k: old[k] for k in ("open_set", "speed") if k in old})
+    if not args.skip_open_set:
+        res["open_set"] = open_set(emb, args.seeds)
+    if not args.skip_speed:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        res["speed_torch_threads"] = args.threads
+        res["speed"] = speed(args.frames, emb)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(RESULTS / "recognize.json", res)
+    atomic_write_text(RESULTS / "recognize.md", markdown(res))
+    print(markdown(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
