@@ -26,11 +26,15 @@ test: setup lint
 demo: setup
 	DATA="$(DATA)" OUT="$(OUT)" BIN="$(BIN)" bash scripts/demo.sh
 
+EMB := runs/pins_emb
+
+# Benchmarks (on demand, tens of minutes on 2 cores); results land in benchmarks/results/.
 bench: setup
 	$(BIN)/python benchmarks/crop.py
-	$(BIN)/python benchmarks/embed.py
-	$(BIN)/python benchmarks/accuracy.py
-	$(BIN)/python benchmarks/recognize.py
+	$(BIN)/python benchmarks/embed.py --cache-dir $(EMB)/.cache
+	$(BIN)/python benchmarks/accuracy.py --emb $(EMB)
+	$(BIN)/python benchmarks/recognize.py --emb $(EMB)/dlib
+	$(BIN)/python benchmarks/multi_output.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

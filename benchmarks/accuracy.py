@@ -155,7 +155,8 @@ def write_results(rows: list[dict], cv_table: list[dict], total_s: float, folds:
     from celebface.training.registry import DEFAULT_MODEL
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    env = {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores (shared)",
+    env = {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
+                      f"load {os.getloadavg()[0]:.1f} at start",
            "python": platform.python_version(), "command": " ".join(sys.argv),
            "total_s": round(total_s, 1)}
     atomic_write_json(RESULTS / "accuracy.json", {"rows": rows, "cv": cv_table,

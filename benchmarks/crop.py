@@ -135,7 +135,7 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
                    f"torch {torch.__version__}, torch threads {args.threads}",
         "load_before": os.getloadavg(),
-        "note": "other helpers were running CPU-heavy jobs on this box at the same time",
+        "note": "other jobs on the box show as the load averages (1-minute) before and after",
         "datasets": {},
     }
     with tempfile.TemporaryDirectory() as tmp_name:

@@ -214,8 +214,8 @@ def main() -> None:
     results: dict = json.loads(previous.read_text()) if previous.is_file() else {}
     results |= {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores",
-        "note": "The CPUs were shared with other jobs running at the same time; compare "
-                "ratios within this run, not absolute numbers.",
+        "note": f"1-minute load average {os.getloadavg()[0]:.1f} at the start (other jobs on "
+                "the box); compare ratios within this run, not absolute numbers.",
     }
     if not args.skip_speed:
         results["speed"] = speed(args.faces, args.workers)

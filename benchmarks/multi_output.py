@@ -147,8 +147,8 @@ def main() -> int:
         "benchmark": "multi_output",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "device": device, "python": platform.python_version()},
-        "note": "from scratch (no ImageNet weights available); CPU runs share 2 cores with "
-                "other jobs" if device == "cpu" else "from scratch (no ImageNet weights)",
+        "note": "from scratch (no ImageNet weights available); 1-minute load average "
+                f"{os.getloadavg()[0]:.1f} at the start",
         "settings": vars(args),
         "data": {"identities": len(ds.label_names), "train": len(ds.split("train")),
                  "val": len(val), "composite_size": args.size},

@@ -170,9 +170,9 @@ def main() -> int:
     p.add_argument("--emb", default=str(ROOT / "runs" / "pins_emb" / "dlib"))
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--frames", type=int, default=60)
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads for the speed test (default 1: on a busy 2-core box "
-                        "more threads oversubscribe and run ~4x slower)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads for the speed test (default 0: torch's own default, "
+                        "as the CLI uses; on a busy 2-core box 1 is faster)")
     p.add_argument("--skip-speed", action="store_true")
     p.add_argument("--skip-open-set", action="store_true")
     args = p.parse_args()
@@ -181,8 +181,9 @@ def main() -> int:
     if not (emb / "face_embeddings.npy").is_file():
         print(f"{emb}: no embeddings; run: celebface embed {DATA} {emb}", file=sys.stderr)
         return 2
+    load = __import__("os").getloadavg()[0]
     res: dict = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPU cores "
-                            "(shared with other jobs)",
+                            f"(1-minute load average {load:.1f} at the start)",
                  "command": " ".join(["python", *sys.argv])}
     previous = RESULTS / "recognize.json"
     if previous.is_file():  # keep the part that is not rerun
@@ -193,8 +194,9 @@ def main() -> int:
     if not args.skip_speed:
         import torch
 
-        torch.set_num_threads(args.threads)
-        res["speed_torch_threads"] = args.threads
+        if args.threads > 0:
+            torch.set_num_threads(args.threads)
+        res["speed_torch_threads"] = torch.get_num_threads()
         res["speed"] = speed(args.frames, emb)
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write_json(RESULTS / "recognize.json", res)

@@ -78,8 +78,8 @@ def main() -> int:
                                       "val_loss", "val_accuracy")} for r in history["epochs"]],
         "best_epoch": history["best_epoch"], "val_accuracy": metrics["accuracy"],
         "chance": 1 / len(names), "train_s": round(train_s, 1), "eval_s": round(eval_s, 1),
-        "env": {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores (shared with "
-                           "other jobs)", "torch_threads": args.threads,
+        "env": {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores (load "
+                           f"{os.getloadavg()[0]:.1f} at start)", "torch_threads": args.threads,
                 "command": " ".join(sys.argv)},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ import pytest
 from celebface.cli.main import main
 from celebface.gallery import EnrollConfig, Gallery, enroll
 from celebface.gallery.faces import pick_face
+from celebface.gallery.matching import DEFAULT_MATCH
 from celebface.io import read_image, read_splits
 from celebface.streaming import Recognizer, RecognizerConfig
 from celebface.streaming.synthetic import moving_faces
@@ -104,7 +105,7 @@ def test_cli_enroll_calibrate_recognize(pins: Path, tmp_path: Path,
     assert main(["calibrate", g, str(calib), "--far", "0.1", "--detector", "none"]) == 0
     out = capsys.readouterr().out
     assert "measured FAR" in out and "16 faces of 2 strangers" in out
-    thr = Gallery.load(g).threshold("centroid")
+    thr = Gallery.load(g).threshold(DEFAULT_MATCH)
     photos = link_subset(pins, tmp_path / "photos", [PINS_IDS[0], STRANGERS[0]], "val", 1)
     code = main(["recognize", str(photos), "--gallery", g, "--jsonl",
                  str(tmp_path / "r.jsonl"), "--out", str(tmp_path / "ann"), "--device", "cpu"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from celebface.cli.common import add_device
+from celebface.gallery.matching import DEFAULT_MATCH, MATCH_METHODS
 
 EPILOG = """\
 Recommended protocol: hold some people out of enrolment. Enroll the known people from part of
@@ -25,8 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                "photos (folder per person, or a 'celebface embed' output)")
     p.add_argument("--far", type=float, default=0.01,
                    help="wanted false-accept rate on strangers (default 0.01)")
-    p.add_argument("--match", default="centroid", choices=("centroid", "knn", "topk"),
-                   help="match method to calibrate (default centroid)")
+    p.add_argument("--match", default=DEFAULT_MATCH, choices=MATCH_METHODS,
+                   help=f"match method to calibrate (default {DEFAULT_MATCH})")
     p.add_argument("--model", metavar="DIR",
                    help="calibrate a trained classifier's probability threshold instead")
     p.add_argument("--detector", default="mtcnn", help="mtcnn, hog, or none for face crops")

@@ -7,6 +7,7 @@ import logging
 
 from celebface.cli.common import add_device
 from celebface.cli.main import CLIError
+from celebface.gallery.matching import DEFAULT_MATCH, MATCH_METHODS
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "has none: it says so and continues)")
     p.add_argument("--threshold", type=float,
                    help="unknown threshold (default: the gallery's calibrated one)")
-    p.add_argument("--match", default="centroid", choices=("centroid", "knn", "topk"),
+    p.add_argument("--match", default=DEFAULT_MATCH, choices=MATCH_METHODS,
                    help="centroid = cosine to average embeddings (reference); knn = nearest "
                         "enrolled face; topk = mean of the 5 nearest, best in benchmarks "
-                        "(default centroid)")
+                        f"(default {DEFAULT_MATCH})")
     p.add_argument("--detector", default="mtcnn", help="mtcnn (default) or hog")
     p.add_argument("--detect-size", type=int, default=320, metavar="PX",
                    help="video frames are shrunk to this longer side for detection (default 320)")

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from celebface.types import Face
+
+
+def apply_options(config: Any, options: dict[str, Any], what: str) -> Any:
+    """Set ``options`` on the dataclass ``config``; an unknown key is a ``TypeError``."""
+    for key, value in options.items():
+        if not hasattr(config, key):
+            raise TypeError(f"unknown {what} option {key!r}")
+        setattr(config, key, value)
+    return config
 
 
 class Detector(ABC):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from celebface.detection.base import Detector
+from celebface.detection.base import Detector, apply_options
 from celebface.detection.prepare import pad_on_miss, prepare, sort_faces, to_input_pixels
 from celebface.types import Face
 
@@ -47,11 +47,7 @@ class HOGDetector(Detector):
 
         from celebface.models.store import dlib_model_path
 
-        self.config = config or HOGConfig()
-        for key, value in options.items():
-            if not hasattr(self.config, key):
-                raise TypeError(f"unknown HOG option {key!r}")
-            setattr(self.config, key, value)
+        self.config = apply_options(config or HOGConfig(), options, "HOG")
         self.device = "cpu"
         self._detector = dlib.get_frontal_face_detector()
         self._predictor = (

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from celebface.detection.base import Detector
+from celebface.detection.base import Detector, apply_options
 from celebface.detection.prepare import (
     Prepared,
     pad_on_miss,
@@ -88,11 +88,7 @@ class MTCNNDetector(Detector):
 
         from celebface.device import resolve_device
 
-        self.config = config or MTCNNConfig()
-        for key, value in options.items():
-            if not hasattr(self.config, key):
-                raise TypeError(f"unknown MTCNN option {key!r}")
-            setattr(self.config, key, value)
+        self.config = apply_options(config or MTCNNConfig(), options, "MTCNN")
         self.device = resolve_device(device)
         self.pnet = PNet().eval().to(self.device)
         self.rnet = RNet().eval().to(self.device)

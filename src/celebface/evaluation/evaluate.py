@@ -85,6 +85,17 @@ def _filter_split(samples: list[Sample], splits: dict[tuple[str, str], str] | No
     return out
 
 
+def _indexed_samples(root: Path, data: Any, split: str | None) -> list[Sample]:
+    """Samples of an embeddings or packed folder (``paths``, ``labels``, ``splits`` rows)."""
+    samples = [Sample(p, data.label_names[lab], i)
+               for i, (p, lab) in enumerate(zip(data.paths, data.labels, strict=True))]
+    if split is not None:
+        samples = [s for s in samples if data.splits[s.index] == split]
+        if not samples:
+            raise ValueError(f"{root}: no rows in split {split!r}")
+    return samples
+
+
 def load_eval_set(data: str | Path, split: str | None = None, *, boxes: bool = False,
                   use_embeddings: bool = False) -> EvalSet:
     """The samples of ``data`` (folder, packed, embeddings or, with ``boxes``, a box dataset),
@@ -109,23 +120,13 @@ def load_eval_set(data: str | Path, split: str | None = None, *, boxes: bool = F
         from celebface.training.data import load_embedding_data
 
         emb = load_embedding_data(root)
-        samples = [Sample(p, emb.label_names[lab], i)
-                   for i, (p, lab) in enumerate(zip(emb.paths, emb.labels, strict=True))]
-        if split is not None:
-            samples = [s for s in samples if emb.splits[s.index] == split]
-            if not samples:
-                raise ValueError(f"{root}: no rows in split {split!r}")
+        samples = _indexed_samples(root, emb, split)
         return EvalSet(root, kind, samples, embeddings=emb.embeddings, embedder=emb.embedder)
     if kind == "packed":
         from celebface.training.data import load_image_data
 
         img = load_image_data(root)
-        samples = [Sample(p, img.label_names[lab], i)
-                   for i, (p, lab) in enumerate(zip(img.paths, img.labels, strict=True))]
-        if split is not None:
-            samples = [s for s in samples if img.splits[s.index] == split]
-            if not samples:
-                raise ValueError(f"{root}: no rows in split {split!r}")
+        samples = _indexed_samples(root, img, split)
         return EvalSet(root, kind, samples, images=img._images)
     samples = [Sample(str(it.path), it.identity) for it in list_dataset(root)]
     csv_path = root / "splits.csv"

@@ -20,7 +20,7 @@ from celebface.gallery.faces import (
     load_embedded,
     source_key,
 )
-from celebface.gallery.matching import GalleryMatcher, Matcher, ModelMatcher
+from celebface.gallery.matching import DEFAULT_MATCH, GalleryMatcher, Matcher, ModelMatcher
 from celebface.gallery.store import Gallery, GalleryError, is_gallery
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ def _enroll_photos(
 
 
 def get_matcher(
-    gallery: Gallery, method: str = "centroid", k: int = 5, model: str | Path | Any | None = None
+    gallery: Gallery, method: str = DEFAULT_MATCH, k: int = 5, model: str | Path | Any | None = None
 ) -> Matcher:
     """A matcher for ``gallery``; with ``model`` (a trained-model folder or object) the
     classifier names the faces instead of the gallery."""
@@ -191,7 +191,7 @@ def calibrate(
     data: str | Path | FaceSet,
     far: float = 0.01,
     *,
-    method: str = "centroid",
+    method: str = DEFAULT_MATCH,
     k: int = 5,
     model: str | Path | Any | None = None,
     config: FaceSetConfig | None = None,

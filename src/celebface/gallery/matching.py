@@ -24,6 +24,8 @@ from celebface.recognition.base import l2_normalize
 from celebface.types import UNKNOWN, Face
 
 MATCH_METHODS = ("centroid", "knn", "topk")
+#: The best in benchmarks/recognize.py (TAR at 0.1% FAR 0.84 vs 0.78 for centroid).
+DEFAULT_MATCH = "topk"
 
 
 @dataclass(frozen=True)

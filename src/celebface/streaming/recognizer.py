@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from celebface.gallery import Gallery, get_matcher
-from celebface.gallery.matching import Matcher, decide
+from celebface.gallery.matching import DEFAULT_MATCH, Matcher, decide
 from celebface.streaming.tracker import Decision, IoUTracker, TrackerConfig
 from celebface.types import Face
 
@@ -39,7 +39,7 @@ class RecognizerConfig:
     ``min_face``: faces smaller than this (pixels, shorter box side) are ignored.
     """
 
-    match: str = "centroid"
+    match: str = DEFAULT_MATCH
     k: int = 5
     threshold: float | None = None
     device: str = "auto"
