@@ -292,3 +292,23 @@ def test_embedding_model_applies_its_embedder_on_pins_images(pins: Path, tmp_pat
     direct = train_model(subset, "centroid", tmp_path / "direct", device="cpu")
     assert (tmp_path / "direct" / "embeddings" / "face_embeddings.npy").is_file()
     assert direct.label_names == names
+
+
+def test_inception_model_dir_is_an_embedder_for_embed_and_enroll(
+    inception_dir: Path, faces_dir: Path, tmp_path: Path
+) -> None:
+    """`celebface embed/enroll --embedder MODEL_DIR` use the trained 128-d layer."""
+    from celebface.cli.main import main
+    from celebface.gallery import Gallery
+    from celebface.recognition import load_embeddings
+
+    out = tmp_path / "emb"
+    assert main(["embed", str(faces_dir), "--out", str(out), "--embedder", str(inception_dir),
+                 "--device", "cpu"]) == 0
+    emb = load_embeddings(out)
+    assert emb.embeddings.shape[1] == 128
+    assert np.allclose(np.linalg.norm(emb.embeddings, axis=1), 1, atol=1e-5)
+    gallery = tmp_path / "g"
+    assert main(["enroll", str(faces_dir), "--out", str(gallery), "--detector", "none",
+                 "--embedder", str(inception_dir), "--device", "cpu"]) == 0
+    assert sorted(Gallery.load(gallery).names) == sorted(IDENTITIES)
