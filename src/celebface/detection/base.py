@@ -31,3 +31,23 @@ class Detector(ABC):
 
     def detect(self, image: np.ndarray) -> list[Face]:
         return self.detect_batch([image])[0]
+
+
+class PaddingDetector(Detector):
+    """A detector that pads images (``config.pad``) so faces filling the frame are found;
+    with ``config.pad_on_miss`` only images without a face scoring ``config.miss_score``
+    are retried padded."""
+
+    config: Any
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        from celebface.detection.prepare import pad_on_miss
+
+        c = self.config
+        if c.pad_on_miss:
+            return pad_on_miss(self._detect_padded, images, c.pad, c.miss_score)
+        return self._detect_padded(images, c.pad)
+
+    @abstractmethod
+    def _detect_padded(self, images: Sequence[np.ndarray], pad: float) -> list[list[Face]]:
+        """Faces of each image, each padded by ``pad`` before detection."""

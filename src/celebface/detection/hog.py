@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from celebface.detection.base import Detector, apply_options
-from celebface.detection.prepare import pad_on_miss, prepare, sort_faces, to_input_pixels
+from celebface.detection.base import PaddingDetector, apply_options
+from celebface.detection.prepare import prepare, sort_faces, to_input_pixels
 from celebface.types import Face
 
 # 68-point indices -> the 5 points in MTCNN order, as seen in the image:
@@ -37,7 +37,7 @@ def five_points(shape) -> np.ndarray:
     return np.stack([pts[list(idx)].mean(axis=0) for idx in _FIVE_FROM_68]).astype(np.float32)
 
 
-class HOGDetector(Detector):
+class HOGDetector(PaddingDetector):
     """dlib HOG + linear SVM frontal face detector (CPU only; ``device`` is ignored)."""
 
     name = "hog"
@@ -61,12 +61,6 @@ class HOGDetector(Detector):
         return {"detector": self.name, "upsample": c.upsample, "threshold": c.threshold,
                 "max_side": c.max_side, "pad": c.pad, "pad_mode": c.pad_mode,
                 "pad_on_miss": c.pad_on_miss, "miss_score": c.miss_score}
-
-    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
-        c = self.config
-        if c.pad_on_miss:
-            return pad_on_miss(self._detect_padded, images, c.pad, c.miss_score)
-        return self._detect_padded(images, c.pad)
 
     def _detect_padded(self, images: Sequence[np.ndarray], pad: float) -> list[list[Face]]:
         return [self._detect_one(im, pad) for im in images]

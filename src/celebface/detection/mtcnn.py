@@ -20,10 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from celebface.detection.base import Detector, apply_options
+from celebface.detection.base import PaddingDetector, apply_options
 from celebface.detection.prepare import (
     Prepared,
-    pad_on_miss,
     prepare,
     sort_faces,
     to_input_pixels,
@@ -76,7 +75,7 @@ def _group_by_canvas(
     return groups
 
 
-class MTCNNDetector(Detector):
+class MTCNNDetector(PaddingDetector):
     """Batched MTCNN; returns boxes, scores and 5 landmarks in the input images' pixels."""
 
     name = "mtcnn"
@@ -108,12 +107,6 @@ class MTCNNDetector(Detector):
             "pad_on_miss": c.pad_on_miss,
             "miss_score": c.miss_score,
         }
-
-    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
-        c = self.config
-        if c.pad_on_miss:
-            return pad_on_miss(self._detect_padded, images, c.pad, c.miss_score)
-        return self._detect_padded(images, c.pad)
 
     def _detect_padded(self, images: Sequence[np.ndarray], pad: float) -> list[list[Face]]:
         c = self.config

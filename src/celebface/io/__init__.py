@@ -9,6 +9,7 @@ from celebface.io.atomic import (
 from celebface.io.datasets import (
     IMAGE_EXTENSIONS,
     DatasetItem,
+    first_per_identity,
     is_image_file,
     list_dataset,
     read_splits,
@@ -24,6 +25,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "first_per_identity",
     "is_image_file",
     "list_dataset",
     "read_image",

@@ -6,8 +6,10 @@ import csv
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 
@@ -48,6 +50,17 @@ def list_dataset(root: str | Path) -> list[DatasetItem]:
             log.warning("%s: identity folder has no images, skipped", folder)
         items.extend(DatasetItem(f, folder.name) for f in files)
     return items
+
+
+def first_per_identity(items: list[T], n: int) -> list[T]:
+    """The first ``n`` items of each identity (items have an ``identity``), order kept."""
+    counts: dict[str, int] = {}
+    kept = []
+    for it in items:
+        counts[it.identity] = counts.get(it.identity, 0) + 1  # type: ignore[attr-defined]
+        if counts[it.identity] <= n:  # type: ignore[attr-defined]
+            kept.append(it)
+    return kept
 
 
 def read_splits(path: str | Path) -> dict[tuple[str, str], str]:

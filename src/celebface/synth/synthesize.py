@@ -23,7 +23,7 @@ from celebface.io import (
     read_image,
     read_splits,
 )
-from celebface.io.datasets import DatasetItem, is_image_file
+from celebface.io.datasets import DatasetItem, first_per_identity, is_image_file
 from celebface.synth.compose import (
     BACKGROUNDS,
     jitter_colors,
@@ -108,13 +108,7 @@ def _select_items(data: Path, config: SynthConfig) -> tuple[list[DatasetItem], d
         keep = sorted({it.identity for it in items})[: config.max_identities]
         items = [it for it in items if it.identity in set(keep)]
     if config.max_per_identity is not None:
-        counts: dict[str, int] = {}
-        kept = []
-        for it in items:
-            counts[it.identity] = counts.get(it.identity, 0) + 1
-            if counts[it.identity] <= config.max_per_identity:
-                kept.append(it)
-        items = kept
+        items = first_per_identity(items, config.max_per_identity)
     return items, splits
 
 

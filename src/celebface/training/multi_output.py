@@ -24,7 +24,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from celebface.io import ImageReadError, atomic_write, atomic_write_json, read_image
+from celebface.io import (
+    ImageReadError,
+    atomic_write,
+    atomic_write_json,
+    first_per_identity,
+    read_image,
+)
 from celebface.training.base import Prediction, TrainedModel, predictions_from_probs
 from celebface.training.loop import LoopConfig, fit
 from celebface.training.registry import make_config, register_model_kind
@@ -442,13 +448,7 @@ def train(data: str | Path, out: str | Path, **config: Any) -> MultiOutputModel:
     dataset = load_box_dataset(data)
     train_items, val_items = split_items(dataset.items, cfg.val_fraction, cfg.seed)
     if cfg.limit_per_class:
-        counts: dict[str, int] = {}
-        kept = []
-        for it in train_items:
-            counts[it.identity] = counts.get(it.identity, 0) + 1
-            if counts[it.identity] <= cfg.limit_per_class:
-                kept.append(it)
-        train_items = kept
+        train_items = first_per_identity(train_items, cfg.limit_per_class)
     label_names = sorted({it.identity for it in train_items})
     unseen = sorted({it.identity for it in val_items} - set(label_names))
     if unseen:
