@@ -12,7 +12,7 @@ EPOCHS=${EPOCHS:-25}
 SIZE=${SIZE:-224}
 WORKERS=${WORKERS:-$(( $(nproc) > 12 ? 12 : $(nproc) ))}
 
-"$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA GPU'; \
+"$PY" -c "import sys, torch; torch.cuda.is_available() or sys.exit('no CUDA GPU'); \
 print('GPU:', torch.cuda.get_device_name(0))"
 start=$(date +%s)
 "$PY" -m celebface.cli.main train "$DATA" --model inception --out "$OUT" --device cuda \

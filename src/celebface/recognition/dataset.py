@@ -144,7 +144,8 @@ def _embed_chunk(
 ) -> tuple[list[int], dict[str, np.ndarray], list[tuple[int, str]]]:
     """Embed the images of ``refs``: (indices that worked, {view: vectors}, errors)."""
     embedder = embedder or _WORKER_EMBEDDER
-    assert embedder is not None
+    if embedder is None:
+        raise RuntimeError("no embedder: worker process was not initialised")
     images, ok, errors = [], [], []
     for i, ref in enumerate(refs):
         try:

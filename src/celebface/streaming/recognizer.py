@@ -156,7 +156,8 @@ class Recognizer:
     def _gallery_embedder(self) -> Any:
         from celebface.recognition import get_embedder
 
-        assert self.gallery is not None
+        if self.gallery is None:
+            raise ValueError("no embedder: pass one, or a gallery or model that names theirs")
         spec = self.gallery.embedder
         embedder = get_embedder(spec.get("name", "dlib"), device=self.config.device,
                                 **dict(spec.get("options") or {}))
