@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,12 +34,26 @@ class Detector(ABC):
         return self.detect_batch([image])[0]
 
 
+@dataclass
+class PaddingConfig:
+    """Settings every :class:`PaddingDetector` has: ``max_side`` shrinks bigger images first;
+    ``pad`` is the border added on each side, as a fraction of the longer side (``pad_mode`` as
+    in ``np.pad``); with ``pad_on_miss`` only images without a face scoring ``miss_score`` get
+    it, in a second pass, else all do."""
+
+    max_side: int | None = 1024
+    pad: float = 0.15
+    pad_mode: str = "constant"
+    pad_on_miss: bool = True
+    miss_score: float = 0.0
+
+
 class PaddingDetector(Detector):
     """A detector that pads images (``config.pad``) so faces filling the frame are found;
     with ``config.pad_on_miss`` only images without a face scoring ``config.miss_score``
     are retried padded."""
 
-    config: Any
+    config: PaddingConfig
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         from celebface.detection.prepare import pad_on_miss

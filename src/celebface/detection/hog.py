@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from celebface.detection.base import PaddingDetector, apply_options
+from celebface.detection.base import PaddingConfig, PaddingDetector, apply_options
 from celebface.detection.prepare import prepare, sort_faces, to_input_pixels
 from celebface.types import Face
 
@@ -17,17 +17,13 @@ _FIVE_FROM_68 = (tuple(range(36, 42)), tuple(range(42, 48)), (30,), (48,), (54,)
 
 
 @dataclass
-class HOGConfig:
-    """HOG settings: ``upsample`` doubles the image that many times (finds smaller faces);
-    ``threshold`` is dlib's ``adjust_threshold`` (scores are SVM margins, 0 = dlib default)."""
+class HOGConfig(PaddingConfig):
+    """HOG settings (padding as in :class:`PaddingConfig`): ``upsample`` doubles the image that
+    many times (finds smaller faces); ``threshold`` is dlib's ``adjust_threshold`` (scores are
+    SVM margins, 0 = dlib default)."""
 
     upsample: int = 1
     threshold: float = 0.0
-    max_side: int | None = 1024
-    pad: float = 0.15
-    pad_mode: str = "constant"
-    pad_on_miss: bool = True
-    miss_score: float = 0.0
     landmarks: bool = True
 
 

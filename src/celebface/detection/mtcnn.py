@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from celebface.detection.base import PaddingDetector, apply_options
+from celebface.detection.base import PaddingConfig, PaddingDetector, apply_options
 from celebface.detection.prepare import (
     Prepared,
     prepare,
@@ -33,20 +33,14 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class MTCNNConfig:
-    """MTCNN settings. ``pad`` is the border added on each side, as a fraction of the longer
-    side: with ``pad_on_miss`` only images without a face scoring ``miss_score`` get it (in a
-    second pass), else all do; ``max_side`` shrinks bigger images before detection;
-    ``canvas_waste`` caps how much padding (as a share of canvas pixels) batching several image
-    sizes on one canvas may add."""
+class MTCNNConfig(PaddingConfig):
+    """MTCNN settings (padding as in :class:`PaddingConfig`, retrying images without a face
+    scoring ``miss_score``). ``canvas_waste`` caps how much padding (as a share of canvas
+    pixels) batching several image sizes on one canvas may add."""
 
     min_face_size: int = 20
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     factor: float = 0.709
-    max_side: int | None = 1024
-    pad: float = 0.15
-    pad_mode: str = "constant"
-    pad_on_miss: bool = True
     miss_score: float = 0.9
     batch_size: int = 32
     canvas_waste: float = 0.3
