@@ -34,32 +34,52 @@ RESULTS = ROOT / "benchmarks" / "results"
 METHODS = {"centroid": ("centroid", 1), "knn": ("knn", 1), "topk3": ("topk", 3),
            "topk5": ("topk", 5)}
 FARS = (0.01, 0.001)
+#: Photos per enrolled person for the gallery-size table (None: all train rows, ~116).
+CAPS = (5, 10, 20, 50, None)
+CAP_METHODS = {m: METHODS[m] for m in ("centroid", "topk5")}
 
 
-def open_set(emb_dir: Path, seeds: int) -> dict:
+def open_set(emb_dir: Path, seeds: int, cap: int | None = None,
+             methods: dict[str, tuple[str, int]] = METHODS) -> dict:
+    """Open-set rates with 80 people enrolled (their first ``cap`` train rows when given)."""
     e = load_embeddings(emb_dir)
+    embedder = {"name": e.meta.get("model", "dlib")}
     names = list(e.label_names)
     ids = np.array([names[int(i)] for i in e.labels], dtype=object)
     splits = np.array(e.splits if e.splits is not None else ["?"] * len(ids), dtype=object)
     vec = np.asarray(e.embeddings, np.float32)
-    runs: dict[str, list[dict]] = {m: [] for m in METHODS}
+    train_rank = np.zeros(len(ids), np.int64)  # a row's place among its person's train rows
+    for name in names:
+        rows = np.flatnonzero((ids == name) & (splits == "train"))
+        train_rank[rows] = np.arange(len(rows))
+    runs: dict[str, list[dict]] = {m: [] for m in methods}
     for seed in range(seeds):
         rng = np.random.default_rng(seed)
         order = rng.permutation(names)
         known, strangers = set(order[:80]), list(order[80:])
         halves = [set(strangers[:12]), set(strangers[12:])]
         enrolled = np.array([i in known for i in ids]) & (splits == "train")
+        if cap is not None:
+            enrolled &= train_rank < cap
         genuine = np.array([i in known for i in ids]) & (splits == "val")
-        g = Gallery()
+        g = Gallery(embedder=embedder)
         g.add(vec[enrolled], list(ids[enrolled]), [str(i) for i in np.flatnonzero(enrolled)])
         truth_gen = truth_indices(list(ids[genuine]), g.names)
-        for method, (kind, k) in METHODS.items():
+        for method, (kind, k) in methods.items():
             m = GalleryMatcher(g, kind, k)
             gen_scores = m.scores(vec[genuine])
             acc = float((gen_scores.argmax(1) == truth_gen).mean())
             row: dict = {"closed_set_accuracy": acc}
+            default_thr = g.threshold(kind)
+            stranger_scores = m.scores(vec[np.array([i in set(strangers) for i in ids])])
+            r = open_set_rates(
+                np.concatenate([gen_scores, stranger_scores]),
+                np.concatenate([truth_gen, -np.ones(len(stranger_scores), np.int64)]),
+                default_thr)
+            row.update({"default_threshold": default_thr, "tar@default": r.tar,
+                        "far@default": r.far})
             for far in FARS:
-                tars, fars = [], []
+                tars, fars, thrs = [], [], []
                 for cal, test in ((0, 1), (1, 0)):
                     cal_mask = np.array([i in halves[cal] for i in ids])
                     test_mask = np.array([i in halves[test] for i in ids])
@@ -69,6 +89,8 @@ def open_set(emb_dir: Path, seeds: int) -> dict:
                     r = open_set_rates(scores, truth, thr)
                     tars.append(r.tar)
                     fars.append(r.far)
+                    thrs.append(thr)
+                row[f"threshold@{far:g}"] = float(np.mean(thrs))
                 row[f"tar@{far:g}"] = float(np.mean(tars))
                 row[f"measured_far@{far:g}"] = float(np.mean(fars))
             runs[method].append(row)
@@ -81,8 +103,8 @@ def open_set(emb_dir: Path, seeds: int) -> dict:
                   "std": float(np.std([r[key] for r in rows]))}
             for key in rows[0]
         }
-    return {"embeddings": str(emb_dir), "seeds": seeds, "genuine_probes_last_seed": n_gen,
-            "methods": summary}
+    return {"embeddings": str(emb_dir), "tta": e.meta.get("tta", "none"), "seeds": seeds,
+            "cap": cap, "genuine_probes_last_seed": n_gen, "methods": summary}
 
 
 def speed(n_frames: int, emb_dir: Path) -> dict:
@@ -138,22 +160,46 @@ def markdown(res: dict) -> str:
         o = res["open_set"]
         lines += [
             "## Open set (pins105-dev, dlib embeddings)", "",
-            "80 identities enrolled from their train rows; 25 held out as strangers. Genuine "
-            "probes: val rows of the 80. Threshold calibrated on 12 (or 13) stranger identities "
-            "and tested on the other 13 (or 12) - 2-fold over strangers, so no threshold sees "
-            f"its test strangers; mean ± std over {o['seeds']} random identity splits.", "",
-            "| method | closed-set acc | TAR @ 1% FAR | measured FAR | TAR @ 0.1% FAR | "
-            "measured FAR |", "|---|---|---|---|---|---|"]
-        for m, r in o["methods"].items():
-            def f(key: str, r: dict = r) -> str:
-                return f"{r[key]['mean']:.4f} ± {r[key]['std']:.4f}"
-            lines.append(f"| {m}{' (reference)' if m == 'centroid' else ''} | "
-                         f"{f('closed_set_accuracy')} | {f('tar@0.01')} | "
-                         f"{f('measured_far@0.01')} | {f('tar@0.001')} | "
-                         f"{f('measured_far@0.001')} |")
+            f"Run: `{o['command']}`. 80 identities enrolled from their train rows; 25 held out "
+            "as strangers. Genuine probes: val rows of the 80. Threshold calibrated on 12 (or 13) "
+            "stranger identities and tested on the other 13 (or 12) - 2-fold over strangers, so "
+            "no threshold sees its test strangers; mean ± std over "
+            f"{o['runs'][0]['seeds']} random identity splits. `default` is the threshold an "
+            "uncalibrated gallery uses, scored on all 25 strangers.", ""]
+        for run in o["runs"]:
+            lines += [
+                f"### {run['tta']} TTA", "",
+                "| method | closed-set acc | TAR @ 1% FAR | measured FAR | threshold | "
+                "TAR @ 0.1% FAR | measured FAR | threshold | default: threshold, TAR, FAR |",
+                "|---|---|---|---|---|---|---|---|---|"]
+            for m, r in run["methods"].items():
+                def f(key: str, r: dict = r) -> str:
+                    return f"{r[key]['mean']:.4f} ± {r[key]['std']:.4f}"
+                lines.append(
+                    f"| {m}{' (reference)' if m == 'centroid' else ''} | "
+                    f"{f('closed_set_accuracy')} | {f('tar@0.01')} | {f('measured_far@0.01')} | "
+                    f"{r['threshold@0.01']['mean']:.3f} | {f('tar@0.001')} | "
+                    f"{f('measured_far@0.001')} | {r['threshold@0.001']['mean']:.3f} | "
+                    f"{r['default_threshold']['mean']:.3f}, {r['tar@default']['mean']:.4f}, "
+                    f"{r['far@default']['mean']:.4f} |")
+            lines.append("")
+        lines += [
+            f"### Photos per enrolled person ({o['gallery_sizes'][0]['tta']} TTA)", "",
+            "The same protocol with each of the 80 people enrolled from their first N train "
+            "rows only.", "",
+            "| photos per person | method | closed-set acc | TAR @ 1% FAR (calibrated) | "
+            "default threshold: TAR, FAR |", "|---|---|---|---|---|"]
+        for run in o["gallery_sizes"]:
+            for m, r in run["methods"].items():
+                lines.append(
+                    f"| {run['cap'] or 'all (~116)'} | {m} | "
+                    f"{r['closed_set_accuracy']['mean']:.4f} | {r['tar@0.01']['mean']:.4f} | "
+                    f"{r['tar@default']['mean']:.4f}, {r['far@default']['mean']:.4f} |")
         lines.append("")
     if "speed" in res:
         lines += ["## Speed (synthetic 640x480 video, MTCNN on a 320-px copy + dlib, CPU)", "",
+                  f"Run: `{res['speed_run']}`, torch threads {res.get('speed_torch_threads')}.",
+                  "",
                   "| case | frames/s end to end | detect ms | embed ms | match ms | track ms | "
                   "total ms | embedded faces/frame |", "|---|---|---|---|---|---|---|---|"]
         for k, r in res["speed"].items():
@@ -167,7 +213,10 @@ def markdown(res: dict) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--emb", default=str(ROOT / "runs" / "pins_emb" / "dlib"))
+    p.add_argument("--emb", nargs="+", type=Path,
+                   default=[ROOT / "runs" / "pins_emb" / d for d in ("dlib", "dlib_flip")],
+                   help="embedding folders (celebface embed of pins105-dev), one open-set "
+                        "table each; the first one is also the speed test's gallery")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--threads", type=int, default=0,
@@ -177,10 +226,11 @@ def main() -> int:
     p.add_argument("--skip-open-set", action="store_true")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    emb = Path(args.emb)
-    if not (emb / "face_embeddings.npy").is_file():
-        print(f"{emb}: no embeddings; run: celebface embed {DATA} {emb}", file=sys.stderr)
-        return 2
+    for emb in args.emb:
+        if not (emb / "face_embeddings.npy").is_file():
+            print(f"{emb}: no embeddings; run: celebface embed {DATA} --out {emb}",
+                  file=sys.stderr)
+            return 2
     load = __import__("os").getloadavg()[0]
     res: dict = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPU cores "
                             f"(1-minute load average {load:.1f} at the start)",
@@ -188,16 +238,22 @@ def main() -> int:
     previous = RESULTS / "recognize.json"
     if previous.is_file():  # keep the part that is not rerun
         old = __import__("json").loads(previous.read_text(encoding="utf-8"))
-        res.update({k: old[k] for k in ("open_set", "speed") if k in old})
+        res.update({k: old[k] for k in ("open_set", "speed", "speed_torch_threads") if k in old})
+        if "speed" in old:
+            res["speed_run"] = old.get("speed_run", f"{old['command']}; {old['machine']}")
     if not args.skip_open_set:
-        res["open_set"] = open_set(emb, args.seeds)
+        res["open_set"] = {"command": res["command"],
+                           "runs": [open_set(emb, args.seeds) for emb in args.emb],
+                           "gallery_sizes": [open_set(args.emb[0], args.seeds, cap, CAP_METHODS)
+                                             for cap in CAPS]}
     if not args.skip_speed:
         import torch
 
         if args.threads > 0:
             torch.set_num_threads(args.threads)
         res["speed_torch_threads"] = torch.get_num_threads()
-        res["speed"] = speed(args.frames, emb)
+        res["speed"] = speed(args.frames, args.emb[0])
+        res["speed_run"] = f"{res['command']}; {res['machine']}"
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write_json(RESULTS / "recognize.json", res)
     atomic_write_text(RESULTS / "recognize.md", markdown(res))

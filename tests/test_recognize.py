@@ -121,3 +121,31 @@ def test_cli_enroll_calibrate_recognize(pins: Path, tmp_path: Path,
     assert main(["enroll", "--out", g, "--remove", PINS_IDS[2]]) == 0
     assert Gallery.load(g).names == PINS_IDS[:2]
     assert main(["enroll", "--out", g, "--remove", "nobody"]) == 2
+
+
+def test_uncalibrated_gallery_turns_strangers_away(pins: Path, tmp_path: Path, models) -> None:
+    """The default threshold of an uncalibrated dlib gallery accepts enrolled people and rejects
+    strangers (a threshold read off dlib's Euclidean 0.6 rule accepted every stranger here)."""
+    from celebface.gallery import GalleryMatcher
+
+    known = sorted(p.name for p in pins.iterdir() if p.is_dir())[:12]
+    known, strangers = known[::2], known[1::2]
+    data = link_subset(pins, tmp_path / "train", known, "train", 10)
+    enroll(data, tmp_path / "g", config=EnrollConfig(detector="none"),
+           models=(models[0], None), progress=False)
+    gallery = Gallery.load(tmp_path / "g")
+    assert not gallery.is_calibrated(DEFAULT_MATCH)
+    matcher, thr = GalleryMatcher(gallery, DEFAULT_MATCH), gallery.threshold(DEFAULT_MATCH)
+
+    def best(ids: list[str]) -> tuple[np.ndarray, list[str], list[Path]]:
+        paths = [p for i in ids for p in rows(pins, i, "val", 5)]
+        vecs = models[0].embed([read_image(p).rgb for p in paths])
+        scores = matcher.scores(vecs)
+        return scores.max(1), [gallery.names[j] for j in scores.argmax(1)], paths
+
+    s_known, named, paths = best(known)
+    s_strange, _, _ = best(strangers)
+    truth = [p.parent.name for p in paths]
+    accepted = np.mean([s >= thr and n == t for s, n, t in zip(s_known, named, truth, strict=True)])
+    assert accepted >= 0.7, (thr, np.round(s_known, 3))
+    assert np.mean(s_strange >= thr) <= 0.1, (thr, np.round(s_strange, 3))

@@ -33,8 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float,
                    help="unknown threshold (default: the gallery's calibrated one)")
     p.add_argument("--match", default=DEFAULT_MATCH, choices=MATCH_METHODS,
-                   help="centroid = cosine to average embeddings (reference); knn = nearest "
-                        "enrolled face; topk = mean of the 5 nearest, best in benchmarks "
+                   help="centroid = cosine to average embeddings (reference, robust with few "
+                        "photos per person); knn = nearest enrolled face; topk = mean of the 5 "
+                        "nearest (best with many photos per person, once calibrated) "
                         f"(default {DEFAULT_MATCH})")
     p.add_argument("--detector", default="mtcnn", help="mtcnn (default) or hog")
     p.add_argument("--detect-size", type=int, default=320, metavar="PX",

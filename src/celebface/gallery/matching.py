@@ -5,7 +5,8 @@ Methods (each gives one score per enrolled identity, higher is more alike):
 - ``centroid``: cosine similarity to the identity's average embedding (the reference's method);
 - ``knn``: cosine similarity to the identity's nearest enrolled embedding (1-nearest neighbour);
 - ``topk``: mean cosine similarity to the identity's ``k`` (default 5) nearest enrolled
-  embeddings (more robust than 1-NN to one odd enrolment photo, sharper than the centroid);
+  embeddings (more robust than 1-NN to one odd enrolment photo, sharper than the centroid when
+  each person has many enrolled photos; calibrate it: its scores depend on that number);
 - ``model``: class probabilities of a classifier trained by ``celebface train``.
 
 The unknown rule: when the best score is below the threshold, the face is ``unknown``; its
@@ -24,8 +25,10 @@ from celebface.recognition.base import l2_normalize
 from celebface.types import UNKNOWN, Face
 
 MATCH_METHODS = ("centroid", "knn", "topk")
-#: The best in benchmarks/recognize.py (TAR at 0.1% FAR 0.84 vs 0.78 for centroid).
-DEFAULT_MATCH = "topk"
+#: benchmarks/recognize.py: the centroid is the best with up to ~20 photos per person and its
+#: uncalibrated threshold holds across gallery sizes; ``topk`` wins (calibrated) only with
+#: many photos per person (TAR at 1% FAR 0.90 vs 0.88 with ~116).
+DEFAULT_MATCH = "centroid"
 
 
 @dataclass(frozen=True)

@@ -37,10 +37,15 @@ FORMAT_VERSION = 1
 MANIFEST = "gallery.json"
 AVERAGES = "average_embeddings.json"
 
-#: Thresholds used before a gallery is calibrated (cosine similarity; probability for a
-#: classifier). dlib's usual same-person rule is a Euclidean distance below 0.6 on unit
-#: vectors, i.e. cosine above 1 - 0.6**2 / 2 = 0.82.
-DEFAULT_THRESHOLDS: dict[str, float] = {"dlib": 0.82}
+#: Thresholds an uncalibrated gallery uses, per embedder and match method (cosine similarity).
+#: dlib: the 1% false-accept point measured on pins105-dev with 80 people enrolled and 25
+#: strangers (mean of the no-TTA and flip-TTA runs in benchmarks/results/recognize.md); a
+#: smaller gallery accepts fewer strangers at the same threshold. dlib vectors share a large
+#: common direction, so strangers' cosine is high (median best match 0.93 there).
+DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
+    "dlib": {"centroid": 0.958, "knn": 0.961, "topk": 0.953},
+}
+#: Used when nothing is known: a classifier's probability, or an embedder not measured above.
 FALLBACK_THRESHOLD = 0.5
 
 
@@ -115,8 +120,7 @@ class Gallery:
         """The calibrated threshold of ``method``, else a default for the embedder."""
         if method in self.thresholds:
             return float(self.thresholds[method])
-        base = self.embedder_name if method != "model" else "model"
-        return DEFAULT_THRESHOLDS.get(base, FALLBACK_THRESHOLD)
+        return DEFAULT_THRESHOLDS.get(self.embedder_name, {}).get(method, FALLBACK_THRESHOLD)
 
     def is_calibrated(self, method: str) -> bool:
         return method in self.thresholds
