@@ -33,7 +33,7 @@ bench: setup
 	$(BIN)/python benchmarks/crop.py
 	$(BIN)/python benchmarks/embed.py --cache-dir $(EMB)/.cache
 	$(BIN)/python benchmarks/accuracy.py --emb $(EMB)
-	$(BIN)/python benchmarks/recognize.py --emb $(EMB)/dlib
+	$(BIN)/python benchmarks/recognize.py --emb $(EMB)/dlib $(EMB)/dlib_flip --frames 40
 	$(BIN)/python benchmarks/train_inception_cpu.py --identities 8 --per-class 25 --input-size 112 --threads 1
 	$(BIN)/python benchmarks/multi_output.py --epochs 25 --identities 10 --per-identity 1000 --patience 6
 

@@ -43,7 +43,9 @@ def open_set(emb_dir: Path, seeds: int, cap: int | None = None,
              methods: dict[str, tuple[str, int]] = METHODS) -> dict:
     """Open-set rates with 80 people enrolled (their first ``cap`` train rows when given)."""
     e = load_embeddings(emb_dir)
-    embedder = {"name": e.meta.get("model", "dlib")}
+    tta = e.meta.get("tta", "none")
+    embedder = {"name": e.meta.get("model", "dlib"),
+                "options": {"tta": tta} if tta != "none" else {}}
     names = list(e.label_names)
     ids = np.array([names[int(i)] for i in e.labels], dtype=object)
     splits = np.array(e.splits if e.splits is not None else ["?"] * len(ids), dtype=object)
@@ -103,7 +105,7 @@ def open_set(emb_dir: Path, seeds: int, cap: int | None = None,
                   "std": float(np.std([r[key] for r in rows]))}
             for key in rows[0]
         }
-    return {"embeddings": str(emb_dir), "tta": e.meta.get("tta", "none"), "seeds": seeds,
+    return {"embeddings": str(emb_dir), "tta": tta, "seeds": seeds,
             "cap": cap, "genuine_probes_last_seed": n_gen, "methods": summary}
 
 

@@ -222,10 +222,43 @@ def test_enroll_add_remove_resume(tmp_path: Path, rng: np.random.Generator) -> N
     g = Gallery.load(out)
     assert g.counts() == {"bob": 3, "amy": 3}
 
+    # DATA with --remove: the removed person stays out even though DATA has them
+    s = enroll(data, out, remove=["amy"], config=cfg, models=(emb, None), progress=False)
+    assert s.removed == {"amy": 3} and Gallery.load(out).names == ["bob"]
+    s = enroll(data, out, config=cfg, models=(emb, None), progress=False)
+    g = Gallery.load(out)
+    assert g.counts() == {"bob": 3, "amy": 3}
+
     # matching the colours back
     probe = ColourEmbedder().embed([np.full((8, 8, 3), COLOURS["amy"], np.uint8)])
     m = decide(GalleryMatcher(g).scores(probe), g.names, 0.5)[0]
     assert m.identity == "amy" and m.runner_up == "bob"
+
+
+def test_editing_a_calibrated_gallery_clears_its_thresholds(
+        tmp_path: Path, rng: np.random.Generator) -> None:
+    data, extra, out = tmp_path / "data", tmp_path / "extra", tmp_path / "g"
+    write_people(data, rng, {"amy": COLOURS["amy"], "bob": COLOURS["bob"]}, n=2)
+    write_people(extra, rng, {"cat": COLOURS["cat"]}, n=2)
+    cfg = EnrollConfig(embedder="colour", detector="none")
+    models = (ColourEmbedder(), None)
+    enroll(data, out, config=cfg, models=models, progress=False)
+
+    def calibrated() -> None:
+        g = Gallery.load(out)
+        g.thresholds["centroid"], g.calibration["centroid"] = 0.9, {"far": 0.01}
+        g.info["threshold_note"] = "calibrated"
+        g.save(out)
+
+    calibrated()
+    enroll(data, out, config=cfg, models=models, progress=False)  # nothing changes: kept
+    assert Gallery.load(out).thresholds == {"centroid": 0.9}
+    for edit in ({"data": extra, "add": True}, {"data": None, "remove": ["cat"]}):
+        calibrated()
+        enroll(edit.pop("data"), out, config=cfg, models=models, progress=False, **edit)
+        g = Gallery.load(out)
+        assert g.thresholds == {} and g.calibration == {}
+        assert not g.is_calibrated("centroid") and "calibrate" in g.info["threshold_note"]
 
 
 def test_enroll_refuses_a_different_embedder(tmp_path: Path, rng: np.random.Generator) -> None:

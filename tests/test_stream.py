@@ -285,6 +285,8 @@ def test_run_inputs_writes_jsonl_images_and_video(tmp_path: Path, rng: np.random
     photos.mkdir()
     Image.fromarray(frames[0]).save(photos / "one.png")
     (photos / "corrupt.jpg").write_bytes(b"x")
+    for name in ("a.avi", "b.avi"):  # videos inside a folder: each its own output and tracks
+        write_video(frames, photos / name, fps=8)
     rec = Recognizer(colour_gallery(), detector=BlobDetector(), embedder=MeanColourEmbedder(),
                      config=RecognizerConfig(video_detect_side=0))
     srcs = [classify(str(video)), classify(str(photos)), Source("camera", "98")]
@@ -292,11 +294,16 @@ def test_run_inputs_writes_jsonl_images_and_video(tmp_path: Path, rng: np.random
         s = run_inputs(rec, srcs, jsonl=tmp_path / "out.jsonl", out=tmp_path / "ann",
                        show=True, progress=False)
     assert "no display" in caplog.text
-    assert s.frames == 9 and s.faces == 18 and s.sources_ok == 2
+    assert s.frames == 25 and s.faces == 50 and s.sources_ok == 2
     assert len(s.errors) == 1 and "camera 98" in s.errors[0]
-    assert s.identities == {"red": 9, "blue": 9}
+    assert s.identities == {"red": 25, "blue": 25}
     lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
-    assert len(lines) == 9 and lines[0]["frame"] == 0 and lines[0]["time_s"] == 0.0
+    assert len(lines) == 25 and lines[0]["frame"] == 0 and lines[0]["time_s"] == 0.0
+    first = {Path(r["source"]).name: r for r in lines if r["frame"] == 0}
+    ids = [sorted(f["track_id"] for f in first[v]["faces"]) for v in ("clip.avi", "a.avi", "b.avi")]
+    assert ids[0] == ids[1] == ids[2]  # tracks start afresh in every video
+    for name in ("a.mp4", "b.mp4"):
+        assert (tmp_path / "ann" / "photos" / name).stat().st_size > 0
     face = lines[0]["faces"][0]
     assert {"box", "identity", "similarity", "runner_up", "track_id"} <= set(face)
     assert (tmp_path / "ann" / "clip.mp4").stat().st_size > 0

@@ -155,6 +155,26 @@ def test_fit_resumes_after_last_epoch(tmp_path: Path) -> None:
     assert np.allclose(a, b, atol=1e-6)
 
 
+def test_fit_refuses_a_checkpoint_of_another_run(tmp_path: Path) -> None:
+    import torch
+
+    from celebface.training.loop import run_fingerprint
+
+    cfg = LoopConfig(epochs=1, batch_size=32, patience=0, progress=False)
+    key = run_fingerprint(cfg, tmp_path / "a", ["x", "y"])
+    fit(torch.nn.Linear(4, 2), _tensor_data(), None, tmp_path / "r", cfg, fingerprint=key)
+    more = LoopConfig(epochs=2, batch_size=32, patience=3, progress=False)  # resumable changes
+    again = fit(torch.nn.Linear(4, 2), _tensor_data(), None, tmp_path / "r", more,
+                fingerprint=run_fingerprint(more, tmp_path / "a", ["x", "y"]))
+    assert again.epochs_run == 2
+    for other in (run_fingerprint(more, tmp_path / "b", ["x", "y"]),
+                  run_fingerprint(more, tmp_path / "a", ["x", "z"]),
+                  run_fingerprint(LoopConfig(epochs=2, lr=0.5), tmp_path / "a", ["x", "y"])):
+        with pytest.raises(ValueError, match="another run"):
+            fit(torch.nn.Linear(4, 2), _tensor_data(), None, tmp_path / "r", more,
+                fingerprint=other)
+
+
 # --------------------------------------------------------------------------- data
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from celebface.cli.common import add_device
 from celebface.cli.main import CLIError
@@ -107,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
         f"({s.fps:.1f} frames/s, threshold {recognizer.threshold:.3f}, "
         f"{recognizer.matcher.method})" + (f"; faces: {top}" if top else "")
         + (f"; {errors} input(s) failed" if errors else "")
-        + (f"; outputs in {args.out}" if args.out else "")
+        + (f"; outputs in {args.out}" if args.out else ""),
+        file=sys.stderr if args.jsonl == "-" else sys.stdout,  # keep stdout pure JSON Lines
     )
     if args.jsonl and args.jsonl != "-":
         print(f"recognize: JSON Lines in {args.jsonl}")

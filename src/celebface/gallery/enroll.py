@@ -88,14 +88,22 @@ def enroll(
         raise FileNotFoundError(f"{out}: no gallery to edit")
     gallery = gallery or Gallery(path=out)
     summary = EnrollSummary(out)
-    for name in remove:
-        summary.removed[name] = gallery.remove(name)
-        log.info("removed %s (%d embeddings)", name, summary.removed[name])
     if data is not None:
         if is_embeddings_dir(data):
             _enroll_embedded(gallery, data, add, config, summary)
         else:
             _enroll_photos(gallery, data, add, config, models, summary, progress)
+    for name in remove:  # after the data, so DATA cannot bring a removed person back
+        summary.removed[name] = gallery.remove(name)
+        log.info("removed %s (%d embeddings)", name, summary.removed[name])
+    changed = summary.added or summary.dropped or any(summary.removed.values())
+    if changed and gallery.thresholds:
+        log.warning("%s: the gallery changed, so its calibrated thresholds (%s) no longer hold "
+                    "and are cleared; run 'celebface calibrate' again", out,
+                    ", ".join(sorted(gallery.thresholds)))
+        gallery.thresholds.clear()
+        gallery.calibration.clear()
+        gallery.info["threshold_note"] = None
     if gallery.info.get("threshold_note") is None:
         gallery.info["threshold_note"] = "run 'celebface calibrate' to set thresholds"
     gallery.save(out)

@@ -84,7 +84,7 @@ def load_embedded(path: str | Path, split: str | None = None) -> tuple[FaceSet, 
     emb = load_embeddings(path)
     names = list(emb.label_names)
     identities = [names[int(i)] for i in emb.labels]
-    sources = [str(p) for p in emb.paths]
+    sources = [source_key(p) for p in emb.paths]
     vectors = np.asarray(emb.embeddings, np.float32)
     if split:
         splits = emb.splits
@@ -93,7 +93,7 @@ def load_embedded(path: str | Path, split: str | None = None) -> tuple[FaceSet, 
             if not csv.is_file():
                 raise FileNotFoundError(f"{path}: --split needs split labels ({csv} missing)")
             table = read_splits(csv)
-            splits = [table.get((i, Path(s).name)) for i, s in zip(identities, sources,
+            splits = [table.get((i, Path(p).name)) for i, p in zip(identities, emb.paths,
                                                                    strict=True)]
         keep = [s == split for s in splits]
         if not any(keep):

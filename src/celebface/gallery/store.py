@@ -37,13 +37,14 @@ FORMAT_VERSION = 1
 MANIFEST = "gallery.json"
 AVERAGES = "average_embeddings.json"
 
-#: Thresholds an uncalibrated gallery uses, per embedder and match method (cosine similarity).
-#: dlib: the 1% false-accept point measured on pins105-dev with 80 people enrolled and 25
-#: strangers (mean of the no-TTA and flip-TTA runs in benchmarks/results/recognize.md); a
-#: smaller gallery accepts fewer strangers at the same threshold. dlib vectors share a large
-#: common direction, so strangers' cosine is high (median best match 0.93 there).
-DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
-    "dlib": {"centroid": 0.958, "knn": 0.961, "topk": 0.953},
+#: Thresholds an uncalibrated gallery uses, per (embedder, TTA) and match method (cosine).
+#: dlib: the 1% false-accept points measured on pins105-dev with 80 people enrolled and 25
+#: strangers (benchmarks/results/recognize.md); a gallery of fewer people accepts fewer
+#: strangers at the same threshold. dlib vectors share a large common direction, so strangers'
+#: cosine is high (median best match 0.93 there).
+DEFAULT_THRESHOLDS: dict[tuple[str, str], dict[str, float]] = {
+    ("dlib", "none"): {"centroid": 0.957, "knn": 0.959, "topk": 0.951},
+    ("dlib", "flip"): {"centroid": 0.959, "knn": 0.962, "topk": 0.954},
 }
 #: Used when nothing is known: a classifier's probability, or an embedder not measured above.
 FALLBACK_THRESHOLD = 0.5
@@ -120,7 +121,9 @@ class Gallery:
         """The calibrated threshold of ``method``, else a default for the embedder."""
         if method in self.thresholds:
             return float(self.thresholds[method])
-        return DEFAULT_THRESHOLDS.get(self.embedder_name, {}).get(method, FALLBACK_THRESHOLD)
+        tta = str((self.embedder.get("options") or {}).get("tta", "none"))
+        defaults = DEFAULT_THRESHOLDS.get((self.embedder_name, tta), {})
+        return defaults.get(method, FALLBACK_THRESHOLD)
 
     def is_calibrated(self, method: str) -> bool:
         return method in self.thresholds

@@ -20,6 +20,7 @@ import numpy as np
 
 from celebface.gallery import Gallery, get_matcher
 from celebface.gallery.matching import DEFAULT_MATCH, Matcher, decide
+from celebface.gallery.store import FALLBACK_THRESHOLD
 from celebface.streaming.tracker import Decision, IoUTracker, TrackerConfig
 from celebface.types import Face
 
@@ -129,12 +130,14 @@ class Recognizer:
         method = self.matcher.method
         if self.config.threshold is not None:
             return float(self.config.threshold)
-        if self.gallery is not None and self.gallery.is_calibrated(method):
-            return self.gallery.threshold(method)
-        fallback = self.gallery.threshold(method) if self.gallery is not None else 0.5
-        log.warning("no calibrated %s threshold in the gallery: using %.3f (run 'celebface "
-                    "calibrate' for a chosen false-accept rate)", method, fallback)
-        return fallback
+        if self.gallery is None:
+            log.warning("no gallery: using the %s threshold %.3f", method, FALLBACK_THRESHOLD)
+            return FALLBACK_THRESHOLD
+        threshold = self.gallery.threshold(method)
+        if not self.gallery.is_calibrated(method):
+            log.warning("no calibrated %s threshold in the gallery: using %.3f (run 'celebface "
+                        "calibrate' for a chosen false-accept rate)", method, threshold)
+        return threshold
 
     @property
     def detector(self) -> Any:

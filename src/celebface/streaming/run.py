@@ -18,7 +18,7 @@ from celebface.streaming.output import (
     write_image,
 )
 from celebface.streaming.recognizer import Recognizer
-from celebface.streaming.sources import Source, SourceError, StreamConfig, iter_frames
+from celebface.streaming.sources import Frame, Source, SourceError, StreamConfig, iter_frames
 from celebface.types import UNKNOWN
 
 log = logging.getLogger(__name__)
@@ -100,15 +100,22 @@ def run_inputs(
                 break
             recognizer.reset()
             tick = _fps_meter()
-            video = None
-            if out_dir is not None and source.is_video:
-                stem = (f"camera{source.target}" if source.kind == "camera"
-                        else f"stream{n_source}" if source.kind == "stream"
-                        else Path(source.target).stem)
-                video = VideoOut(out_dir / names(f"{stem}.mp4"), _source_fps(source))
+            video: VideoOut | None = None
+            video_source: str | None = None
             prefix = Path(source.target).name if source.kind == "folder" else ""
             try:
                 for frame in iter_frames(source, stream):
+                    if frame.is_video and frame.source != video_source:
+                        # a new video (several can sit in one folder): fresh tracks and output
+                        if video_source is not None:
+                            recognizer.reset()
+                        video_source = frame.source
+                        _close_video(video, summary)
+                        video = None
+                        if out_dir is not None:
+                            video = VideoOut(out_dir / names(_video_name(source, frame, prefix,
+                                                                         n_source)),
+                                             _source_fps(source, frame.source))
                     if frame.is_video:
                         faces = recognizer.process_frame(frame.rgb)
                     else:
@@ -139,10 +146,7 @@ def run_inputs(
                 log.error("%s (skipped)", exc)
                 summary.errors.append(str(exc))
             finally:
-                if video is not None:
-                    video.close()
-                    if video.path.exists():
-                        summary.outputs.append(str(video.path))
+                _close_video(video, summary)
     finally:
         bar.close()
         if writer is not None:
@@ -153,12 +157,32 @@ def run_inputs(
     return summary
 
 
-def _source_fps(source: Source) -> float:
-    if source.kind != "video":
+def _video_name(source: Source, frame: Frame, prefix: str, n_source: int) -> str:
+    """Output name of a video: camera/stream by number, files by their path (in a folder)."""
+    if source.kind == "camera":
+        return f"camera{source.target}.mp4"
+    if source.kind == "stream":
+        return f"stream{n_source}.mp4"
+    if source.kind == "folder":
+        rel = Path(frame.source).relative_to(source.target)
+        return str((Path(prefix) / rel).with_suffix(".mp4"))
+    return f"{Path(frame.source).stem}.mp4"
+
+
+def _close_video(video: VideoOut | None, summary: RunSummary) -> None:
+    if video is not None:
+        video.close()
+        if video.path.exists():
+            summary.outputs.append(str(video.path))
+
+
+def _source_fps(source: Source, path: str) -> float:
+    """Frames per second of a video file (25 for cameras, streams and unknown rates)."""
+    if source.kind not in ("video", "folder"):
         return 25.0
     import cv2
 
-    cap = cv2.VideoCapture(source.target)
+    cap = cv2.VideoCapture(path)
     try:
         return float(cap.get(cv2.CAP_PROP_FPS) or 25.0)
     finally:

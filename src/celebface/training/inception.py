@@ -294,7 +294,7 @@ def train(data: str | Path, out: str | Path, **config: Any) -> InceptionModel:
     the val rows' accuracy; resumable (rerun with the same ``out``)."""
     import torch
 
-    from celebface.training.loop import LoopConfig, classification_step, fit
+    from celebface.training.loop import LoopConfig, classification_step, fit, run_fingerprint
 
     cfg: InceptionConfig = make_config(InceptionConfig, config, "inception")
     if cfg.pretrained not in ("imagenet", "none"):
@@ -327,7 +327,8 @@ def train(data: str | Path, out: str | Path, **config: Any) -> InceptionModel:
         max_val_steps=cfg.max_val_steps, progress=cfg.progress,
     )
     step = functools.partial(classification_step, label_smoothing=cfg.label_smoothing)
-    result = fit(net, train_ds, val_ds, out / "checkpoints", loop, step=step)
+    result = fit(net, train_ds, val_ds, out / "checkpoints", loop, step=step,
+                 fingerprint=run_fingerprint(cfg, data, images.label_names))
     atomic_write_json(out / "history.json", result.history)
     model = InceptionModel(net, images.label_names, cfg.input_size, {
         "config": {**asdict(cfg), "weights": str(weights_path) if weights_path else cfg.weights},

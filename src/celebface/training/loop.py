@@ -212,6 +212,33 @@ def _improved(value: float, best: float | None, mode: str, min_delta: float) -> 
     return value > best + min_delta if mode == "max" else value < best - min_delta
 
 
+#: Settings that may change between a run and its resumption.
+RESUMABLE_FIELDS = frozenset({"epochs", "patience", "progress", "device", "num_workers", "amp",
+                              "max_val_steps"})
+
+
+def run_fingerprint(config: Any, data: str | Path, label_names: Sequence[str]) -> dict[str, Any]:
+    """What identifies a training run (data, classes, settings but :data:`RESUMABLE_FIELDS`),
+    as JSON-plain values; :func:`fit` refuses to resume a checkpoint with another one."""
+    import json
+
+    settings = {k: v for k, v in asdict(config).items() if k not in RESUMABLE_FIELDS}
+    return json.loads(json.dumps({"data": str(Path(data).resolve()), "labels": list(label_names),
+                                  "settings": settings}, default=str))
+
+
+def _check_fingerprint(saved: dict[str, Any] | None, wanted: dict[str, Any] | None,
+                       out_dir: Path) -> None:
+    if saved is None or wanted is None or saved == wanted:
+        return
+    keys = sorted(k for k in {**saved, **wanted} if saved.get(k) != wanted.get(k))
+    if keys == ["settings"]:
+        a, b = saved["settings"], wanted["settings"]
+        keys = sorted(k for k in {**a, **b} if a.get(k) != b.get(k))
+    raise ValueError(f"{out_dir}: its checkpoint is from another run (different "
+                     f"{', '.join(keys)}); use a new --out folder or delete {out_dir}")
+
+
 def _save_torch(obj: Any, path: Path) -> None:
     import torch
 
@@ -294,15 +321,17 @@ def fit(
     optimizer: torch.optim.Optimizer | None = None,
     resume: bool = True,
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    fingerprint: dict[str, Any] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train_data``, validate on ``val_data`` each epoch, keep the best.
 
     ``train_data``/``val_data`` are datasets (a DataLoader is built from ``config``) or ready
     DataLoaders. ``optimizer`` defaults to one built from ``config`` over the parameters that
     require gradients. With ``resume`` and a ``checkpoint.pt`` in ``out_dir``, training goes on
-    from it (a finished run returns at once). ``on_epoch_end(record)`` is called after each
-    epoch's record is written. On return ``model`` holds the best weights, on the CPU if
-    ``config.device`` resolved to cpu, else on the GPU.
+    from it (a finished run returns at once) unless its ``fingerprint`` (see
+    :func:`run_fingerprint`) differs, which is a ``ValueError``. ``on_epoch_end(record)`` is
+    called after each epoch's record is written. On return ``model`` holds the best weights,
+    on the CPU if ``config.device`` resolved to cpu, else on the GPU.
     """
     import torch
 
@@ -336,7 +365,9 @@ def fit(
     start_epoch, bad_epochs = 0, 0
     ckpt_path, best_path, hist_path = out_dir / CHECKPOINT, out_dir / BEST, out_dir / HISTORY
     if resume and ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        # on the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        _check_fingerprint(state.get("fingerprint"), fingerprint, out_dir)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler") is not None:
@@ -348,6 +379,8 @@ def fit(
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(state["rng"]["numpy"])
         random.setstate(state["rng"]["python"])
+        if cuda and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         if history["finished"] and not history["stopped_early"] and start_epoch < config.epochs:
             history["finished"] = False  # ran out of epochs before; more were asked for now
         log.info("resuming %s after epoch %d", out_dir, start_epoch)
@@ -396,14 +429,15 @@ def fit(
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "scaler": scaler.state_dict(), "epoch": epoch, "bad_epochs": bad_epochs,
-            "history": history,
+            "history": history, "fingerprint": fingerprint,
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-                    "python": random.getstate()},
+                    "python": random.getstate(),
+                    "cuda": torch.cuda.get_rng_state_all() if cuda else None},
         }, ckpt_path)
         atomic_write_json(hist_path, history)
         if on_epoch_end is not None:
             on_epoch_end(record)
-    if not history["finished"]:  # epochs raised on a resumed run that had finished before
+    if not history["finished"]:  # resumed at or past config.epochs (epochs lowered)
         history["finished"] = True
         atomic_write_json(hist_path, history)
     if history["stopped_early"]:

@@ -18,7 +18,7 @@ import numpy as np
 from celebface.recognition.base import l2_normalize
 from celebface.training.data import stratified_split
 from celebface.training.embedding import EmbeddingModel, embedder_settings, prepare_embeddings
-from celebface.training.loop import LoopConfig, fit
+from celebface.training.loop import LoopConfig, fit, run_fingerprint
 from celebface.training.registry import make_config, register_model_kind
 
 if TYPE_CHECKING:
@@ -127,7 +127,8 @@ def train(data: str | Path, out: str | Path, **config: Any) -> MLPModel:
         patience=cfg.patience, device="cpu", seed=cfg.seed,
         max_steps_per_epoch=cfg.max_steps_per_epoch, progress=cfg.progress,
     )
-    result = fit(net, train_ds, hold_ds, out / "checkpoints", loop)
+    result = fit(net, train_ds, hold_ds, out / "checkpoints", loop,
+                 fingerprint=run_fingerprint(cfg, data, emb.label_names))
     model = MLPModel(net, emb.label_names, {
         "embedder": embedder_settings(emb.embedder, cfg.embedder, cfg.tta),
         "architecture": {"dim": dim, "hidden": list(cfg.hidden), "dropout": cfg.dropout},

@@ -32,7 +32,7 @@ from celebface.io import (
     read_image,
 )
 from celebface.training.base import Prediction, TrainedModel, predictions_from_probs
-from celebface.training.loop import LoopConfig, fit
+from celebface.training.loop import LoopConfig, fit, run_fingerprint
 from celebface.training.registry import make_config, register_model_kind
 
 if TYPE_CHECKING:
@@ -468,7 +468,8 @@ def train(data: str | Path, out: str | Path, **config: Any) -> MultiOutputModel:
     net = build_net(len(label_names), cfg.network(), cfg.weights, load_pretrained=not resuming)
     result = fit(net, BoxTensorDataset(train_arr, augment=cfg.augment), val_ds,
                  out / "checkpoints", cfg.loop_config(), step=make_step(cfg),
-                 metrics=multi_output_metrics)
+                 metrics=multi_output_metrics,
+                 fingerprint=run_fingerprint(cfg, data, label_names))
     atomic_write_json(out / "history.json", result.history)
     meta = {
         "config": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "progress"},
