@@ -214,6 +214,7 @@ def _improved(value: float, best: float | None, mode: str, min_delta: float) -> 
 
 #: Settings that may change between a run and its resumption.
 RESUMABLE_FIELDS = frozenset({"epochs", "patience", "progress", "device", "num_workers", "amp",
+                              "max_steps_per_epoch",
                               "max_val_steps"})
 
 
