@@ -98,6 +98,9 @@ def test_output_names_disambiguate_same_stem() -> None:
              DatasetItem(Path("s/b/x.jpg"), "b")]
     assert output_names(items) == {Path("s/a/x.jpg"): "x_jpg", Path("s/a/x.PNG"): "x_png",
                                    Path("s/b/x.jpg"): "x"}
+    same = [DatasetItem(Path(f"s/a/{n}"), "a") for n in ("y.JPG", "y.jpg", "y_jpg.png")]
+    names = output_names(same)
+    assert len({v.lower() for v in names.values()}) == 3, names
 
 
 # --- the dataset stage, with a fake detector (fast, deterministic) -----------------------
@@ -234,7 +237,10 @@ def test_interrupted_run_resumes(tmp_path: Path) -> None:
     assert rows[: len(first)] == first
     # a third run has nothing to do
     s3 = crop_dataset(src, dst, config, detector=FakeDetector())
-    assert s3.processed == 0 and s3.skipped == 9
+    # only the 3 unreadable files are tried again (a failure may have been passing), and
+    # errors.txt lists them once
+    assert (s3.processed, s3.skipped, s3.errors) == (3, 6, 3)
+    assert len((dst / "errors.txt").read_text(encoding="utf-8").splitlines()) == 3
     assert len(_manifest(dst)) == 5
 
 

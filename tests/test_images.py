@@ -12,7 +12,6 @@ import pytest
 from PIL import Image
 
 from celebface.io import ImageReadError, list_dataset, read_image
-from celebface.io import images as images_mod
 
 
 def _photo(h: int = 60, w: int = 40) -> np.ndarray:
@@ -132,8 +131,15 @@ def test_decompression_bomb_is_refused(tmp_path: Path) -> None:
         read_image(path)
 
 
+def test_bomb_between_pillows_warning_and_error_limits_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "big.png"
+    _png_header_only(path, 10_000, 9_500)  # 95 M pixels: Pillow only warns about these
+    with pytest.raises(ImageReadError, match="too large"):
+        read_image(path)
+
+
 def test_max_pixels_guard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(images_mod, "MAX_PIXELS", 1000)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     path = tmp_path / "big.png"
     Image.fromarray(_photo(100, 100)).save(path)
     with pytest.raises(ImageReadError, match="too large"):

@@ -154,7 +154,7 @@ def test_load_box_dataset_from_crop_output(tmp_path: Path) -> None:
     Image.new("RGB", (120, 90)).save(src / "bob" / "group.jpg")
     crop = tmp_path / "crops"
     crop.mkdir()
-    (crop / "crop.json").write_text(json.dumps({"src": str(src)}))
+    (crop / "crop.json").write_text(json.dumps({"source": str(src), "settings": {}}))
     cols = ["source", "output", "identity", "x1", "y1", "x2", "y2", "score", "face_index",
             "src_width", "src_height"]
     rows = [

@@ -120,14 +120,22 @@ def select_faces(
 
 def output_names(items: list[DatasetItem]) -> dict[Path, str]:
     """Crop file stem per source: the source stem, plus its extension when two sources of one
-    identity share a stem (``a.jpg``, ``a.png`` -> ``a_jpg``, ``a_png``)."""
+    identity share a stem (``a.jpg``, ``a.png`` -> ``a_jpg``, ``a_png``), plus ``_2``, ``_3``
+    ... while a name is still taken (``a.jpg``/``a.JPG``; names compare case-insensitively)."""
     counts = collections.Counter((it.identity, it.path.stem.lower()) for it in items)
-    return {
-        it.path: it.path.stem
-        if counts[(it.identity, it.path.stem.lower())] == 1
-        else f"{it.path.stem}_{it.path.suffix.lstrip('.').lower()}"
-        for it in items
-    }
+    used: set[tuple[str, str]] = set()
+    names = {}
+    for it in sorted(items, key=lambda it: str(it.path)):
+        base = it.path.stem
+        if counts[(it.identity, base.lower())] > 1:
+            base = f"{base}_{it.path.suffix.lstrip('.').lower()}"
+        name, n = base, 1
+        while (it.identity, name.lower()) in used:
+            n += 1
+            name = f"{base}_{n}"
+        used.add((it.identity, name.lower()))
+        names[it.path] = name
+    return names
 
 
 def _settings(config: CropConfig, detector_settings: dict[str, Any], min_score: float) -> dict:
@@ -237,7 +245,7 @@ def crop_dataset(
     settings = _settings(config, det_settings, min_score)
     dst.mkdir(parents=True, exist_ok=True)
     _check_settings(dst, settings, config.overwrite)
-    atomic_write_json(dst / SETTINGS_FILE, {"source": str(src), "settings": settings})
+    atomic_write_json(dst / SETTINGS_FILE, {"source": str(src.resolve()), "settings": settings})
 
     done = rec.done_sources(dst)
     rel = {it.path: it.path.relative_to(src).as_posix() for it in items}
@@ -294,7 +302,7 @@ def crop_dataset(
         write_preview(src, dst, config.preview)
     atomic_write_json(
         dst / SETTINGS_FILE,
-        {"source": str(src), "settings": settings, "last_run": summary.to_dict()},
+        {"source": str(src.resolve()), "settings": settings, "last_run": summary.to_dict()},
     )
     return summary
 

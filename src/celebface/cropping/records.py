@@ -61,6 +61,10 @@ def face_from_row(row: dict[str, str]) -> Face:
     return Face(box=box, score=float(row["score"]), landmarks=lm)  # type: ignore[arg-type]
 
 
+#: Records hold file names as the OS gives them (surrogate escapes for non-UTF-8 bytes).
+_TEXT = {"encoding": "utf-8", "errors": "surrogateescape"}
+
+
 def _repair_tail(path: Path) -> None:
     """Cut a torn last line (no trailing newline) left by a killed run."""
     if not path.exists() or path.stat().st_size == 0:
@@ -76,27 +80,28 @@ def read_manifest(dst: Path) -> list[dict[str, str]]:
     path = dst / MANIFEST
     if not path.exists():
         return []
-    with open(path, newline="", encoding="utf-8") as fh:
+    with open(path, newline="", **_TEXT) as fh:
         return [r for r in csv.DictReader(fh) if r.get("src_height")]
 
 
 def read_lines(path: Path) -> list[str]:
     if not path.exists():
         return []
-    with open(path, encoding="utf-8") as fh:
+    with open(path, **_TEXT) as fh:
         return [line.rstrip("\n") for line in fh if line.endswith("\n")]
 
 
 def done_sources(dst: Path) -> set[str]:
-    """Sources already handled by an earlier run (in any of the three records)."""
+    """Sources an earlier run finished (cropped, or no face). Those in ``errors.txt`` are not:
+    a rerun tries them again (the failure may have been passing: disk full, out of memory)."""
     done = {r["source"] for r in read_manifest(dst)}
     done.update(read_lines(dst / NO_FACES))
-    done.update(line.split("\t", 1)[0] for line in read_lines(dst / ERRORS))
     return done
 
 
 class Records:
-    """Appends to the three records; :meth:`commit` flushes and fsyncs them."""
+    """Appends to the manifest and no-face records and starts ``errors.txt`` afresh (its
+    sources are retried); :meth:`commit` flushes and fsyncs them."""
 
     def __init__(self, dst: Path):
         dst.mkdir(parents=True, exist_ok=True)
@@ -104,7 +109,10 @@ class Records:
         for p in paths:
             _repair_tail(p)
         new_manifest = not paths[0].exists() or paths[0].stat().st_size == 0
-        self._files = [open(p, "a", encoding="utf-8", newline="") for p in paths]  # noqa: SIM115
+        self._files = [
+            open(p, "w" if p.name == ERRORS else "a", newline="", **_TEXT)  # noqa: SIM115
+            for p in paths
+        ]
         self.manifest, self.no_faces, self.errors = self._files
         self._csv = csv.writer(self.manifest, lineterminator="\n")
         if new_manifest:

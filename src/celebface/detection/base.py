@@ -18,6 +18,8 @@ def apply_options(config: Any, options: dict[str, Any], what: str) -> Any:
         if not hasattr(config, key):
             raise TypeError(f"unknown {what} option {key!r}")
         setattr(config, key, value)
+    if hasattr(config, "__post_init__"):
+        config.__post_init__()  # validate the final settings
     return config
 
 
@@ -37,15 +39,22 @@ class Detector(ABC):
 @dataclass
 class PaddingConfig:
     """Settings every :class:`PaddingDetector` has: ``max_side`` shrinks bigger images first;
-    ``pad`` is the border added on each side, as a fraction of the longer side (``pad_mode`` as
-    in ``np.pad``); with ``pad_on_miss`` only images without a face scoring ``miss_score`` get
-    it, in a second pass, else all do."""
+    ``pad`` is the border added on each side, as a fraction of the longer side, filled as
+    ``pad_mode`` says (``constant``, ``replicate`` or ``reflect``); with ``pad_on_miss`` only
+    images without a face scoring ``miss_score`` get it, in a second pass, else all do."""
 
     max_side: int | None = 1024
     pad: float = 0.15
     pad_mode: str = "constant"
     pad_on_miss: bool = True
     miss_score: float = 0.0
+
+    def __post_init__(self) -> None:
+        from celebface.detection.prepare import PAD_MODES
+
+        if self.pad_mode not in PAD_MODES:
+            raise ValueError(f"unknown pad mode {self.pad_mode!r}: choose one of "
+                             f"{', '.join(PAD_MODES)}")
 
 
 class PaddingDetector(Detector):
@@ -54,6 +63,16 @@ class PaddingDetector(Detector):
     are retried padded."""
 
     config: PaddingConfig
+    #: Config fields that do not change the results (left out of :meth:`settings`).
+    runtime_fields: tuple[str, ...] = ()
+
+    def settings(self) -> dict[str, Any]:
+        """The detector's name and every result-changing setting, as JSON-plain values."""
+        import json
+        from dataclasses import asdict
+
+        values = {k: v for k, v in asdict(self.config).items() if k not in self.runtime_fields}
+        return {"detector": self.name, **json.loads(json.dumps(values))}
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         from celebface.detection.prepare import pad_on_miss

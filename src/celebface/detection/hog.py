@@ -52,12 +52,6 @@ class HOGDetector(PaddingDetector):
             else None
         )
 
-    def settings(self) -> dict:
-        c = self.config
-        return {"detector": self.name, "upsample": c.upsample, "threshold": c.threshold,
-                "max_side": c.max_side, "pad": c.pad, "pad_mode": c.pad_mode,
-                "pad_on_miss": c.pad_on_miss, "miss_score": c.miss_score}
-
     def _detect_padded(self, images: Sequence[np.ndarray], pad: float) -> list[list[Face]]:
         return [self._detect_one(im, pad) for im in images]
 

@@ -73,6 +73,7 @@ class MTCNNDetector(PaddingDetector):
     """Batched MTCNN; returns boxes, scores and 5 landmarks in the input images' pixels."""
 
     name = "mtcnn"
+    runtime_fields = ("batch_size", "canvas_waste")
     thread_safe = True  # detect_batch may run in several threads at once (no mutable state)
 
     def __init__(self, device: str = "auto", config: MTCNNConfig | None = None, **options):
@@ -87,20 +88,6 @@ class MTCNNDetector(PaddingDetector):
         self.rnet = RNet().eval().to(self.device)
         self.onet = ONet().eval().to(self.device)
         self._torch = torch
-
-    def settings(self) -> dict:
-        c = self.config
-        return {
-            "detector": self.name,
-            "min_face_size": c.min_face_size,
-            "thresholds": list(c.thresholds),
-            "factor": c.factor,
-            "max_side": c.max_side,
-            "pad": c.pad,
-            "pad_mode": c.pad_mode,
-            "pad_on_miss": c.pad_on_miss,
-            "miss_score": c.miss_score,
-        }
 
     def _detect_padded(self, images: Sequence[np.ndarray], pad: float) -> list[list[Face]]:
         c = self.config

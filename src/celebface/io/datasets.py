@@ -65,7 +65,7 @@ def first_per_identity(items: list[T], n: int) -> list[T]:
 
 def read_splits(path: str | Path) -> dict[tuple[str, str], str]:
     """``splits.csv`` (columns ``split,identity,filename``) as ``{(identity, filename): split}``."""
-    with open(path, newline="", encoding="utf-8") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         missing = {"split", "identity", "filename"} - set(reader.fieldnames or ())
         if missing:

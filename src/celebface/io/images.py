@@ -9,8 +9,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-#: Images above this many pixels are refused (decompression-bomb guard).
-MAX_PIXELS = 200_000_000
 _ORIENTATION = 0x0112
 
 
@@ -47,9 +45,6 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         rgba = img.convert("RGBA")
         bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(bg, rgba).convert("RGB")
-    if mode == "CMYK":
-        # PIL's CMYK->RGB ignores Adobe's inverted JPEG CMYK; Pillow handles that on decode.
-        return img.convert("RGB")
     return img.convert("RGB") if mode != "RGB" else img
 
 
@@ -57,7 +52,9 @@ def read_image(path: str | Path, max_side: int | None = None) -> LoadedImage:
     """Decode ``path``: EXIF orientation applied, any mode to RGB, optionally shrunk so its
     longer side is at most ``max_side`` (JPEG draft mode makes that cheap for huge photos).
 
-    Raises :class:`ImageReadError` for empty, truncated, corrupt, non-image or oversized files.
+    Raises :class:`ImageReadError` for empty, truncated, corrupt, non-image or oversized files:
+    more pixels than Pillow's ``PIL.Image.MAX_IMAGE_PIXELS`` (about 89 M by default; raise it to
+    accept bigger photos) is refused before decoding, as a decompression-bomb guard.
     """
     path = Path(path)
     try:
@@ -67,25 +64,29 @@ def read_image(path: str | Path, max_side: int | None = None) -> LoadedImage:
     if size == 0:
         raise ImageReadError(path, "empty file (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                w, h = img.size
-                if w * h > MAX_PIXELS:
-                    raise ImageReadError(path, f"too large ({w}x{h} pixels > {MAX_PIXELS:,})")
-                if max_side and max(w, h) > max_side and img.format == "JPEG":
-                    img.draft("RGB", (max_side, max_side))
-                img.load()
-                rotated = img.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8)
-                src_size = (h, w) if rotated else (w, h)
-                img = ImageOps.exif_transpose(img)
-                img = _to_rgb(img)
-                if max_side and max(img.size) > max_side:
-                    img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
-                rgb = np.asarray(img, dtype=np.uint8)
+        # Pillow only warns between its limit and twice it; the size check below refuses those
+        # (warning filters are not thread-safe; at worst a stray warning is printed)
+        with (
+            warnings.catch_warnings(action="ignore", category=Image.DecompressionBombWarning),
+            Image.open(path) as img,
+        ):
+            w, h = img.size
+            limit = Image.MAX_IMAGE_PIXELS
+            if limit is not None and w * h > limit:
+                raise ImageReadError(path, f"too large ({w}x{h} pixels > {int(limit):,})")
+            if max_side and max(w, h) > max_side and img.format == "JPEG":
+                img.draft("RGB", (max_side, max_side))
+            img.load()
+            rotated = img.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8)
+            src_size = (h, w) if rotated else (w, h)
+            img = ImageOps.exif_transpose(img)
+            img = _to_rgb(img)
+            if max_side and max(img.size) > max_side:
+                img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+            rgb = np.asarray(img, dtype=np.uint8)
     except ImageReadError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise ImageReadError(path, f"too large (decompression bomb guard): {exc}") from None
     except UnidentifiedImageError:
         raise ImageReadError(path, "not an image (unrecognised format)") from None

@@ -54,20 +54,15 @@ def is_box_dataset(path: str | Path) -> bool:
 
 
 def _crop_source_root(root: Path) -> Path | None:
-    """The crop run's source folder, from the settings file the crop stage writes beside its
-    manifest (any ``*.json`` with a ``src``/``source``/``input`` entry)."""
-    for settings in sorted(root.glob("*.json")):
-        try:
-            meta = json.loads(settings.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if not isinstance(meta, dict):
-            continue
-        for key in ("src", "source", "input", "data"):
-            value = meta.get(key) or (meta.get("config") or {}).get(key)
-            if isinstance(value, str) and Path(value).is_dir():
-                return Path(value)
-    return None
+    """The crop run's source folder, as its ``crop.json`` records it (absolute)."""
+    from celebface.cropping.dataset import SETTINGS_FILE
+
+    try:
+        meta = json.loads((root / SETTINGS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = meta.get("source") if isinstance(meta, dict) else None
+    return Path(value) if isinstance(value, str) and Path(value).is_dir() else None
 
 
 def _read_splits(path: Path) -> dict[tuple[str, str], str]:
