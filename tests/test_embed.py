@@ -183,6 +183,27 @@ def test_facenet_plumbing_with_random_weights(rng: np.random.Generator) -> None:
     assert emb.settings()["weights"] == "random"
 
 
+def test_facenet_weights_file_is_kept_for_rebuilding(tmp_path: Path,
+                                                     rng: np.random.Generator) -> None:
+    torch = pytest.importorskip("torch")
+    from facenet_pytorch import InceptionResnetV1
+
+    from celebface.recognition import EmbedConfig
+    from celebface.training.embedding import build_embedder, embedder_spec
+
+    torch.manual_seed(1)
+    weights = tmp_path / "my facenet.pt"
+    torch.save(InceptionResnetV1(pretrained=None).state_dict(), weights)
+    data = _faces_dataset(tmp_path / "data", rng, per_id=1)
+    emb = embed_dataset(data, tmp_path / "emb", EmbedConfig(embedder="facenet", device="cpu",
+                                                            weights=str(weights), progress=False))
+    spec = embedder_spec(emb.meta)
+    assert spec["options"]["weights"] == str(weights.resolve())
+    rebuilt = build_embedder(spec, device="cpu")
+    images = [np.asarray(Image.open(p).convert("RGB")) for p in emb.paths]
+    np.testing.assert_allclose(rebuilt.embed(images), emb.embeddings, atol=1e-5)
+
+
 def test_facenet_missing_weights_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     with pytest.raises(MissingWeightsError) as exc:
@@ -202,8 +223,13 @@ def test_get_embedder_model_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         def as_embedder(self) -> Embedder:
             return sentinel
 
-    monkeypatch.setattr(training, "load_model", lambda path: _Model())
-    assert get_embedder(str(tmp_path)) is sentinel
+    devices = []
+    monkeypatch.setattr(training, "load_model",
+                        lambda path, device="auto": devices.append(device) or _Model())
+    assert get_embedder(str(tmp_path), device="cpu") is sentinel
+    assert devices == ["cpu"]  # the device asked for reaches the model
+    with pytest.raises(TypeError, match="takes no options"):
+        get_embedder(str(tmp_path), padding=0.3)
     with pytest.raises(ValueError, match="unknown embedder"):
         get_embedder("no-such-embedder")
 

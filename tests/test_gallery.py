@@ -276,6 +276,19 @@ def test_enroll_refuses_a_different_embedder(tmp_path: Path, rng: np.random.Gene
                progress=False)
 
 
+def test_calibrate_refuses_embeddings_of_another_embedder(tmp_path: Path,
+                                                           rng: np.random.Generator) -> None:
+    from celebface.recognition import embed_dataset
+
+    data = tmp_path / "data"
+    write_people(data, rng, {"amy": COLOURS["amy"], "bob": COLOURS["bob"]}, n=2)
+    cfg = EnrollConfig(embedder="colour", detector="none")
+    enroll(data, tmp_path / "g", config=cfg, models=(ColourEmbedder(), None), progress=False)
+    embed_dataset(data, tmp_path / "emb", embedder=ColourEmbedder(), tta="flip", progress=False)
+    with pytest.raises(ValueError, match="built with embedder"):
+        calibrate(tmp_path / "g", tmp_path / "emb")
+
+
 # ------------------------------------------------------------------ matching
 def test_matching_methods_and_unknown_rule(rng: np.random.Generator) -> None:
     emb, ids, centers = clusters(rng, 8, 12)

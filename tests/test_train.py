@@ -247,6 +247,21 @@ def test_inception_trains_reloads_and_embeds(inception_dir: Path, faces_dir: Pat
     assert np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
 
 
+def test_inception_on_a_padded_pack_pads_at_prediction(faces_dir: Path, tmp_path: Path) -> None:
+    from celebface.packing import pack_dataset
+    from celebface.packing.pack import fit_square
+
+    pack_dataset(faces_dir, tmp_path / "pack", size=80, fit="pad", progress=False)
+    train_model(tmp_path / "pack", "inception", tmp_path / "m", input_size=75, epochs=1,
+                batch_size=4, max_steps_per_epoch=1, num_workers=0, progress=False,
+                device="cpu")
+    model = load_model(tmp_path / "m", device="cpu")
+    assert model.meta["preprocessing"]["fit"] == "pad"
+    wide = np.random.default_rng(0).integers(0, 255, (60, 120, 3), dtype=np.uint8)
+    assert np.allclose(model.predict_proba([wide]),
+                       model.predict_proba([fit_square(wide, 75, "pad")]), atol=1e-5)
+
+
 def test_inception_imagenet_weights_missing_is_clear(faces_dir: Path, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from celebface.models.store import MissingWeightsError

@@ -97,9 +97,12 @@ def _indexed_samples(root: Path, data: Any, split: str | None) -> list[Sample]:
 
 
 def load_eval_set(data: str | Path, split: str | None = None, *, boxes: bool = False,
-                  use_embeddings: bool = False) -> EvalSet:
+                  use_embeddings: bool = False, seed: int = 0,
+                  val_fraction: float = 0.15) -> EvalSet:
     """The samples of ``data`` (folder, packed, embeddings or, with ``boxes``, a box dataset),
-    restricted to ``split`` when given."""
+    restricted to ``split`` when given. Rows without a stored split get the stratified split
+    of ``seed`` and ``val_fraction`` (pass the model's, so its val rows are the ones held out
+    in training)."""
     from celebface.training.data import data_kind
 
     root = Path(data)
@@ -119,13 +122,13 @@ def load_eval_set(data: str | Path, split: str | None = None, *, boxes: bool = F
             raise ValueError(f"{root}: holds embeddings; this model needs face images")
         from celebface.training.data import load_embedding_data
 
-        emb = load_embedding_data(root)
+        emb = load_embedding_data(root, seed=seed, val_fraction=val_fraction)
         samples = _indexed_samples(root, emb, split)
         return EvalSet(root, kind, samples, embeddings=emb.embeddings, embedder=emb.embedder)
     if kind == "packed":
         from celebface.training.data import load_image_data
 
-        img = load_image_data(root)
+        img = load_image_data(root, seed=seed, val_fraction=val_fraction)
         samples = _indexed_samples(root, img, split)
         return EvalSet(root, kind, samples, images=img._images)
     samples = [Sample(str(it.path), it.identity) for it in list_dataset(root)]
@@ -262,8 +265,11 @@ def evaluate_model(
     model_dir, out = Path(model_dir), Path(out)
     model = load_model(model_dir, device=device)
     hook = getattr(model, "evaluate_extra", None)
+    trained = model.meta.get("config") or {}
     evalset = load_eval_set(data, split, boxes=hook is not None,
-                            use_embeddings=hasattr(model, "predict_embeddings"))
+                            use_embeddings=hasattr(model, "predict_embeddings"),
+                            seed=int(trained.get("seed", 0)),
+                            val_fraction=float(trained.get("val_fraction", 0.15)))
     index = {n: i for i, n in enumerate(model.label_names)}
     unknown = Counter(s.identity for s in evalset.samples if s.identity not in index)
     if unknown:

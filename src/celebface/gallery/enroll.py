@@ -12,6 +12,7 @@ from celebface.gallery.calibration import Calibration, calibrate_scores
 from celebface.gallery.faces import (
     FaceSet,
     FaceSetConfig,
+    build_detector,
     build_models,
     embed_faces,
     embed_items,
@@ -111,16 +112,21 @@ def enroll(
     return summary
 
 
-def _enroll_embedded(
-    gallery: Gallery, data: str | Path, add: bool, config: FaceSetConfig, summary: EnrollSummary
-) -> None:
-    faces, meta = load_embedded(data, config.split)
+def embedded_spec(meta: dict[str, Any]) -> dict[str, Any]:
+    """The embedder spec (as :func:`embedder_spec`) of an ``embed`` output's metadata."""
     name = str(meta.get("model") or "dlib")
     options = {"tta": meta["tta"]} if meta.get("tta", "none") != "none" else {}
     settings = dict(meta.get("settings") or meta)
     if options:
         settings["tta"] = options["tta"]
-    spec = {"name": name, "options": options, "settings": settings}
+    return {"name": name, "options": options, "settings": settings}
+
+
+def _enroll_embedded(
+    gallery: Gallery, data: str | Path, add: bool, config: FaceSetConfig, summary: EnrollSummary
+) -> None:
+    faces, meta = load_embedded(data, config.split)
+    spec = embedded_spec(meta)
     _check_same_embedder(gallery, spec)
     gallery.embedder = gallery.embedder or spec
     gallery.info.setdefault("alignment", meta.get("alignment"))
@@ -214,17 +220,24 @@ def calibrate(
     """
     if not isinstance(gallery, Gallery):
         gallery = Gallery.load(gallery)
+    matcher = get_matcher(gallery, method, k, model)
+    # a classifier names faces from its own embedder's vectors; a gallery from its embedder's
+    classifier_embedder = getattr(getattr(matcher, "model", None), "embedder", None)
     if isinstance(data, FaceSet):
         faces = data
+    elif is_embeddings_dir(data):
+        faces, meta = load_embedded(data, (config or FaceSetConfig()).split)
+        if classifier_embedder is None:
+            _check_same_embedder(gallery, embedded_spec(meta))
     else:
-        spec_name = gallery.embedder_name
         base = config or FaceSetConfig()
         config = replace(
             base,
-            embedder=spec_name,
+            embedder=gallery.embedder_name,
             embedder_options=dict(gallery.embedder.get("options") or base.embedder_options),
         )
-        faces = embed_faces(data, config)
+        models = (classifier_embedder, build_detector(config)) if classifier_embedder else None
+        faces = embed_faces(data, config, models)
     enrolled = set(gallery.sources)
     keep = [s not in enrolled for s in faces.sources]
     if not all(keep):
@@ -233,7 +246,6 @@ def calibrate(
         raise ValueError("every calibration photo is enrolled in the gallery: use other photos")
     emb = faces.embeddings[[i for i, k_ in enumerate(keep) if k_]]
     ids = [i for i, k_ in zip(faces.identities, keep, strict=True) if k_]
-    matcher = get_matcher(gallery, method, k, model)
     result = calibrate_scores(matcher, emb, ids, far)
     if save:
         key = matcher_key(matcher)

@@ -167,17 +167,21 @@ def embed_items(
         bar.close()
 
 
+def build_detector(config: FaceSetConfig) -> Any | None:
+    """The detector the config names (``None`` for ``detector == "none"``)."""
+    if config.detector == "none":
+        return None
+    from celebface.detection import get_detector
+
+    return get_detector(config.detector, device=config.device)
+
+
 def build_models(config: FaceSetConfig) -> tuple[Any, Any | None]:
     """The embedder and (unless ``detector == "none"``) the detector the config names."""
     from celebface.recognition import get_embedder
 
     embedder = get_embedder(config.embedder, device=config.device, **config.embedder_options)
-    detector = None
-    if config.detector != "none":
-        from celebface.detection import get_detector
-
-        detector = get_detector(config.detector, device=config.device)
-    return embedder, detector
+    return embedder, build_detector(config)
 
 
 def embed_faces(

@@ -32,7 +32,10 @@ def get_embedder(
     elif Path(name).is_dir():
         from celebface.training import load_model
 
-        model = load_model(name)
+        if options:
+            raise TypeError(f"{name}: a model folder embedder takes no options "
+                            f"({', '.join(options)})")
+        model = load_model(name, device=device)
         if not hasattr(model, "as_embedder"):
             raise ValueError(f"{name}: this model kind has no embedding layer")
         embedder = model.as_embedder()

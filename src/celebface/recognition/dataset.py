@@ -198,6 +198,7 @@ def embed_dataset(
     from celebface.recognition import get_embedder
 
     config = replace(config or EmbedConfig(), **overrides)  # TypeError for unknown options
+    _MEMMAPS.clear()  # a packed folder may have been rewritten since the last call
     data, out = Path(data), Path(out)
     if not data.is_dir():
         raise FileNotFoundError(f"{data}: no such folder")
@@ -253,6 +254,8 @@ def embed_dataset(
         "tta": config.tta,
         "settings": settings,
         "backend": getattr(embedder, "backend", None),
+        # the weights file itself (settings name only its file, to keep the cache portable)
+        "weights_path": getattr(getattr(embedder, "base", embedder), "weights_source", None),
         "data": str(data.resolve()),
         "source": kind,
         "count": len(rows),

@@ -72,6 +72,11 @@ class FacenetEmbedder(Embedder):
             self.weights_path = None
         self._model: Any = None
 
+    @property
+    def weights_source(self) -> str:
+        """What ``weights=`` rebuilds this embedder: the weights file's path, or "random"."""
+        return "random" if self.weights_path is None else str(self.weights_path)
+
     def settings(self) -> dict[str, Any]:
         source = "random" if self.weights_path is None else self.weights_path.name
         return {"model": self.name, "dim": self.dim, "alignment": "box-resize-160",

@@ -93,6 +93,7 @@ class ImageData:
     splits: np.ndarray
     paths: list[str]
     _images: Any = field(default=None, repr=False)  # packed: (N, S, S, 3) memmap
+    fit: str = "stretch"  # how a packed folder made its images square (its pack.json)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -144,7 +145,10 @@ def load_image_data(path: str | Path, *, seed: int = 0, val_fraction: float = 0.
         labels = np.asarray(packed.labels, dtype=np.int64)
         paths = [str(p) for p in packed.paths]
         splits = _fill_splits(packed.splits, labels, seed, val_fraction)
-        return ImageData(path, kind, names, labels, splits, paths, packed.images)
+        fit = "stretch"
+        if (path / "pack.json").is_file():
+            fit = str(read_json(path / "pack.json").get("fit", "stretch"))
+        return ImageData(path, kind, names, labels, splits, paths, packed.images, fit)
     items = list_dataset(path)
     if not items:
         raise ValueError(f"{path}: no images in identity sub-folders")

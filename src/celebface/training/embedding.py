@@ -36,6 +36,8 @@ def embedder_spec(meta: dict[str, Any]) -> dict[str, Any]:
     settings = dict(meta.get("settings") or {})
     name = settings.get("model_dir") or meta.get("model") or settings.get("model", "dlib")
     options = {k: v for k, v in settings.items() if k not in _DESCRIPTIVE}
+    if meta.get("weights_path"):  # a weights file given with --weights (facenet)
+        options["weights"] = meta["weights_path"]
     return {"name": str(name), "tta": meta.get("tta", "none"), "dim": meta.get("dim"),
             "alignment": meta.get("alignment"), "options": options}
 

@@ -144,11 +144,20 @@ def resize_square(rgb: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.BILINEAR))
 
 
-def to_tensor(images: Sequence[np.ndarray], size: int) -> torch.Tensor:
-    """RGB uint8 images to a normalised ``(N, 3, size, size)`` float batch in [-1, 1]."""
+def to_tensor(images: Sequence[np.ndarray], size: int, fit: str = "stretch") -> torch.Tensor:
+    """RGB uint8 images to a normalised ``(N, 3, size, size)`` float batch in [-1, 1]; a
+    non-square image is stretched, or centre-cropped/padded (``fit``, as ``celebface pack``)."""
     import torch
 
-    arr = np.stack([resize_square(np.asarray(im, dtype=np.uint8), size) for im in images])
+    from celebface.packing.pack import fit_square
+
+    def square(im: np.ndarray) -> np.ndarray:
+        im = np.asarray(im, dtype=np.uint8)
+        if fit == "stretch" or im.shape[0] == im.shape[1]:
+            return resize_square(im, size)
+        return fit_square(im, size, fit)
+
+    arr = np.stack([square(im) for im in images])
     return torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
 
@@ -210,6 +219,8 @@ class InceptionModel(TrainedModel):
 
         super().__init__(label_names, meta)
         self.input_size = input_size
+        #: how training made images square (a pack's ``fit``); prediction does the same
+        self.fit = str(((meta or {}).get("preprocessing") or {}).get("fit", "stretch"))
         self.device = resolve_device(device)
         self.batch_size = batch_size
         self.net = net.to(self.device).eval()
@@ -220,7 +231,7 @@ class InceptionModel(TrainedModel):
         outs = []
         with torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
-                x = to_tensor(images[start:start + self.batch_size], self.input_size)
+                x = to_tensor(images[start:start + self.batch_size], self.input_size, self.fit)
                 x = x.to(self.device)
                 y = self.net.embed(x) if embed else torch.softmax(self.net(x).double(), 1)
                 outs.append(y.double().cpu().numpy())
@@ -243,7 +254,7 @@ class InceptionModel(TrainedModel):
         with atomic_write(model_dir / WEIGHTS, "wb") as fh:
             torch.save({k: v.cpu() for k, v in self.net.state_dict().items()}, fh)
         return {"weights": WEIGHTS, "input_size": self.input_size,
-                "preprocessing": {"resize": [self.input_size, self.input_size],
+                "preprocessing": {"resize": [self.input_size, self.input_size], "fit": self.fit,
                                   "scale": "x / 127.5 - 1", "channels": "RGB"},
                 "embedding_dim": EMBEDDING_DIM}
 
@@ -337,6 +348,7 @@ def train(data: str | Path, out: str | Path, **config: Any) -> InceptionModel:
         "best_val_accuracy": result.best if val_ds is not None else None,
         "trained_on": result.device,
         "train_count": len(tr), "val_count": len(va),
+        "preprocessing": {"fit": images.fit},
     }, device=cfg.device)
     model.save(out)
     model.model_dir = str(out)  # type: ignore[attr-defined]
