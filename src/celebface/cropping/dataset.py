@@ -25,6 +25,7 @@ from celebface.io import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    encode_jpeg,
     list_dataset,
     read_image,
     read_splits,
@@ -196,14 +197,6 @@ def _prefetch(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
-
-
 def _detect(detector, images: list[np.ndarray]) -> list[list[Face] | Exception]:
     """Batched detection; if the batch fails, per image, so one bad image costs only itself."""
     try:
@@ -360,7 +353,7 @@ class _Writer:
                 out = f"{item.identity}/{stem}.jpg"
                 try:
                     crop = crop_face(loaded.rgb, face, config.margin, config.size, config.align)
-                    atomic_write_bytes(self.dst / out, _encode_jpeg(crop, config.jpeg_quality))
+                    atomic_write_bytes(self.dst / out, encode_jpeg(crop, config.jpeg_quality))
                 except (OSError, ValueError) as exc:
                     self.error(source, f"cannot write crop {out}: {exc}")
                     break

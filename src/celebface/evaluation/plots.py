@@ -19,32 +19,31 @@ def display_name(name: str) -> str:
     return name[5:] if name.startswith("pins_") else name
 
 
-def _pyplot() -> Any:
-    import matplotlib
+def subplots(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Any, Any]:
+    """``pyplot.subplots`` without pyplot: a standalone Figure, so the caller's matplotlib
+    backend (a notebook's, say) is left alone and nothing stays in pyplot's registry."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    figsize = kwargs.pop("figsize", None)
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def _save(fig: Any, path: Path, dpi: int = 120) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    _pyplot().close(fig)
     atomic_write_bytes(path, buf.getvalue())
 
 
 def plot_confusion(matrix: np.ndarray, names: Sequence[str], path: Path,
                    title: str = "Confusion matrix (rows normalised)") -> None:
     """Row-normalised heatmap; sized so that 100+ class names stay legible."""
-    plt = _pyplot()
     m = np.asarray(matrix, dtype=np.float64)
     m = m / np.maximum(m.sum(1, keepdims=True), 1)
     n = len(names)
     side = float(np.clip(n * 0.17 + 2.5, 5, 24))
     font = float(np.clip(220 / max(n, 1), 3.5, 10))
-    fig, ax = plt.subplots(figsize=(side + 1.2, side))
+    fig, ax = subplots(figsize=(side + 1.2, side))
     im = ax.imshow(m, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
     labels = [display_name(s) for s in names]
     ax.set_xticks(range(n), labels, rotation=90, fontsize=font)
@@ -68,10 +67,9 @@ def plot_history(history: dict[str, Any], path: Path) -> bool:
     epochs = history.get("epochs") if isinstance(history, dict) else None
     if not epochs:
         return False
-    plt = _pyplot()
     x = [r["epoch"] for r in epochs]
     metrics = [("loss", "loss"), ("accuracy", "accuracy")]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = subplots(1, 2, figsize=(11, 4))
     for ax, (key, label) in zip(axes, metrics, strict=True):
         for split, style in (("train", "-o"), ("val", "-s")):
             values = [r.get(f"{split}_{key}") for r in epochs]
@@ -96,7 +94,6 @@ def plot_errors(
 ) -> int:
     """A grid of mistakes (thumbnail, true and predicted identity with probability); ``rows``
     best first. Returns how many were drawn."""
-    plt = _pyplot()
     shown = []
     for row in rows:
         img = load(row)
@@ -106,7 +103,7 @@ def plot_errors(
         return 0
     cols = min(columns, len(shown))
     lines = math.ceil(len(shown) / cols)
-    fig, axes = plt.subplots(lines, cols, figsize=(cols * 2.3, lines * 2.9), squeeze=False)
+    fig, axes = subplots(lines, cols, figsize=(cols * 2.3, lines * 2.9), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, (row, img) in zip(axes.flat, shown, strict=False):

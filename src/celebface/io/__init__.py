@@ -14,7 +14,7 @@ from celebface.io.datasets import (
     list_dataset,
     read_splits,
 )
-from celebface.io.images import ImageReadError, LoadedImage, read_image
+from celebface.io.images import ImageReadError, LoadedImage, encode_jpeg, read_image
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -25,6 +25,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "encode_jpeg",
     "first_per_identity",
     "is_image_file",
     "list_dataset",

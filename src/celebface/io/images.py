@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,3 +99,10 @@ def read_image(path: str | Path, max_side: int | None = None) -> LoadedImage:
     scale = src_size[0] / rgb.shape[1]
     return LoadedImage(str(path), np.ascontiguousarray(rgb), float(scale), src_size)
 
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 95) -> bytes:
+    """An RGB uint8 array as JPEG bytes."""
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()

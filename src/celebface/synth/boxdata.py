@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 from collections import Counter, defaultdict
@@ -86,8 +87,11 @@ def load_box_dataset(path: str | Path, one_face_only: bool = True) -> BoxDataset
     if not is_box_dataset(root):
         raise ValueError(f"{root}: not a box dataset (needs a manifest.csv with "
                          "identity,x1,y1,x2,y2 columns, as synth and crop write)")
-    with open(root / MANIFEST, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+    with open(root / MANIFEST, newline="", encoding="utf-8", errors="surrogateescape") as fh:
+        text = fh.read()
+    if not text.endswith("\n"):  # a torn last row of a killed run: not a finished photo
+        text = text[: text.rfind("\n") + 1]
+    rows = list(csv.DictReader(io.StringIO(text)))
     if (root / "synth.json").is_file():
         return BoxDataset(root, "synth", [_synth_item(root, r) for r in rows])
 

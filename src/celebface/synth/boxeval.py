@@ -57,18 +57,15 @@ def draw_samples(
     columns: int = 6,
 ) -> Path:
     """A grid of images with the true box (green) and the predicted one (red), saved as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
+    from celebface.evaluation.plots import subplots
     from celebface.io import atomic_write
 
     n = len(images)
     cols = max(1, min(columns, n))
     rows = max(1, -(-n // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.9 * rows), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(2.6 * cols, 2.9 * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, img, p, t, title in zip(axes.ravel(), images, pred_boxes, true_boxes, titles,
@@ -84,7 +81,6 @@ def draw_samples(
     path = Path(path)
     with atomic_write(path, "wb") as fh:
         fig.savefig(fh, format="png", dpi=90)
-    plt.close(fig)
     return path
 
 

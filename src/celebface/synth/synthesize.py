@@ -19,6 +19,7 @@ from celebface.io import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    encode_jpeg,
     list_dataset,
     read_image,
     read_splits,
@@ -105,8 +106,8 @@ def _select_items(data: Path, config: SynthConfig) -> tuple[list[DatasetItem], d
             raise ValueError(f"{data}: --splits given but there is no splits.csv")
         items = [it for it in items if splits.get(it.key) in config.splits]
     if config.max_identities is not None:
-        keep = sorted({it.identity for it in items})[: config.max_identities]
-        items = [it for it in items if it.identity in set(keep)]
+        keep = set(sorted({it.identity for it in items})[: config.max_identities])
+        items = [it for it in items if it.identity in keep]
     if config.max_per_identity is not None:
         items = first_per_identity(items, config.max_per_identity)
     return items, splits
@@ -165,14 +166,6 @@ def compose_one(
     cy = float(rng.uniform(bh / 2, size - bh / 2))
     image, box = paste_face(background, face, (cx, cy), (fw, fh), angle)
     return image, box, angle, scale
-
-
-def _encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
 
 
 def _read_done(dst: Path) -> dict[str, dict[str, str]]:
@@ -294,7 +287,7 @@ def _make_one(
     rng = _item_rng(config.seed, item, k)
     background, kind = _background(rng, config, pool, item)
     image, box, angle, scale = compose_one(face, rng, config, background)
-    atomic_write_bytes(dst / output, _encode_jpeg(image, config.quality))
+    atomic_write_bytes(dst / output, encode_jpeg(image, config.quality))
     return {
         "source": str(item.path.relative_to(data)),
         "output": output,
