@@ -91,7 +91,8 @@ def test_fit_modes() -> None:
 
 
 def test_repack_replaces_atomically_and_cli(tmp_path: Path, rng: np.random.Generator,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+                                            capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     data = _make_dataset(tmp_path / "data", rng, per_id=2)
     dst = tmp_path / "packed"
     pack_dataset(data, dst, size=16, progress=False)
@@ -102,3 +103,17 @@ def test_repack_replaces_atomically_and_cli(tmp_path: Path, rng: np.random.Gener
     assert packed.images.shape == (6, 24, 24, 3)
     assert packed.splits.count("val") == 3
     assert main(["pack", str(tmp_path / "nothing"), str(dst)]) == 2
+    # a re-pack that dies half-way leaves no pack.json: loading refuses the mixed folder
+    import celebface.packing.pack as pack_mod
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(pack_mod, "_write_small_files", crash)
+        with pytest.raises(KeyboardInterrupt):
+            pack_dataset(data, dst, size=16, progress=False)
+    with pytest.raises(FileNotFoundError, match=r"pack\.json"):
+        load_packed(dst)
+    pack_dataset(data, dst, size=16, progress=False)
+    assert load_packed(dst).images.shape == (6, 16, 16, 3)

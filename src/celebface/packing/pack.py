@@ -29,7 +29,8 @@ from celebface.io import (
 log = logging.getLogger(__name__)
 
 FITS = ("stretch", "pad", "crop")
-PACK_FILES = ("all_images.npy", "all_labels.npy", "label_mapping.json", "paths.txt", "splits.csv")
+PACK_FILES = ("all_images.npy", "all_labels.npy", "label_mapping.json", "paths.txt", "splits.csv",
+              "pack.json")
 
 
 @dataclass
@@ -149,9 +150,10 @@ def pack_dataset(
 ) -> PackSummary:
     """Pack ``data`` (``<identity>/<image>``) into ``dst`` (see :data:`PACK_FILES`).
 
-    Images go through a memory map, so memory stays small for any size of dataset. Everything
-    is written under temporary names and renamed at the end: ``dst`` holds a complete pack or
-    the previous one. Unreadable files are logged with the reason and skipped.
+    Images go through a memory map, so memory stays small for any size of dataset. Each file is
+    written atomically; ``pack.json`` is removed first and written last, so a folder with it
+    holds one complete pack (a crash in between leaves no ``pack.json``, and loading says so).
+    Unreadable files are logged with the reason and skipped.
     """
     from tqdm import tqdm
 
@@ -202,8 +204,11 @@ def pack_dataset(
             small.flush()
             del small, full
             os.replace(tmp_small, tmp_images)
-        _write_small_files(dst, items, kept, names, index, splits, config, skipped)
+        (dst / "pack.json").unlink(missing_ok=True)  # the pack is incomplete from here
+        _write_small_files(dst, items, kept, names, index, splits, skipped)
         os.replace(tmp_images, dst / "all_images.npy")
+        atomic_write_json(dst / "pack.json", {**asdict(config), "count": len(kept),
+                                              "skipped": len(skipped), "identities": len(names)})
     finally:
         tmp_images.unlink(missing_ok=True)
         tmp_small.unlink(missing_ok=True)
@@ -222,7 +227,6 @@ def _write_small_files(
     names: list[str],
     index: dict[str, int],
     splits: list[str],
-    config: PackConfig,
     skipped: list[str],
 ) -> None:
     with atomic_write(dst / "all_labels.npy") as fh:
@@ -237,8 +241,6 @@ def _write_small_files(
     writer.writerows([splits[i], items[i].identity, items[i].path.name] for i in kept)
     atomic_write_text(dst / "splits.csv", buf.getvalue())
     atomic_write_text(dst / "errors.txt", "".join(f"{e}\n" for e in skipped))
-    atomic_write_json(dst / "pack.json", {**asdict(config), "count": len(kept),
-                                          "skipped": len(skipped), "identities": len(names)})
 
 
 def load_packed(path: str | Path) -> Packed:
