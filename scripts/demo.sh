@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The end-to-end demo on a folder-per-identity of raw photos (default: five_celeb):
-# crop -> embed -> train -> evaluate -> enroll -> recognize held-out photos.
+# crop -> embed -> train -> evaluate -> enroll -> calibrate -> recognize held-out photos.
 set -euo pipefail
 DATA=${DATA:-../shared/data/five_celeb}
 OUT=${OUT:-runs/demo}
@@ -11,18 +11,18 @@ mkdir -p "$OUT"
 
 step() { printf '\n== %s\n' "$*"; }
 
-step "1/6 crop: $DATA -> $OUT/crops"
+step "1/7 crop: $DATA -> $OUT/crops"
 "$cf" crop "$DATA" "$OUT/crops" --preview 16
 
-step "2/6 embed: dlib ResNet, flip TTA -> $OUT/embeddings"
+step "2/7 embed: dlib ResNet, flip TTA -> $OUT/embeddings"
 "$cf" embed "$OUT/crops" --out "$OUT/embeddings" --tta flip
 
-step "3/6 train: the default classifier -> $OUT/model"
+step "3/7 train: the default classifier -> $OUT/model"
 "$cf" train "$OUT/embeddings" --out "$OUT/model"
 
 split_args=()
 [ -f "$OUT/crops/splits.csv" ] && grep -q ',val,\|^val,' "$OUT/crops/splits.csv" && split_args=(--split val)
-step "4/6 evaluate on ${split_args[*]:-all rows} -> $OUT/report"
+step "4/7 evaluate on ${split_args[*]:-all rows} -> $OUT/report"
 "$cf" evaluate "$OUT/model" "$OUT/embeddings" "${split_args[@]}" --out "$OUT/report"
 
 # Held-out raw photos: the val rows of DATA/splits.csv (else a few of each person).
@@ -45,11 +45,47 @@ PY
 
 enroll_args=()
 [ ${#split_args[@]} -gt 0 ] && enroll_args=(--split train)
-step "5/6 enroll ${enroll_args[*]:-all} crops -> $OUT/gallery"
+step "5/7 enroll ${enroll_args[*]:-all} crops -> $OUT/gallery"
 "$cf" enroll "$OUT/crops" --detector none --tta flip "${enroll_args[@]}" --out "$OUT/gallery"
 
+# Calibration needs photos of people who are NOT enrolled: pins105-dev faces (people whose
+# names resemble an enrolled one are left out), plus the enrolled people's held-out crops.
+STRANGERS=${STRANGERS:-../shared/data/pins105-dev}
+if [ -d "$STRANGERS" ]; then
+  step "6/7 calibrate a 1% false-accept threshold on strangers from $STRANGERS"
+  rm -rf "$OUT/calib"
+  "$BIN/python" - "$OUT/crops" "$STRANGERS" "$OUT/calib" <<'PY'
+import difflib
+import re
+import sys
+from pathlib import Path
+
+from celebface.io import is_image_file, list_dataset, read_splits
+
+crops, strangers, dst = map(Path, sys.argv[1:])
+def key(name: str) -> str:
+    return re.sub(r"[^a-z]", "", name.lower().removeprefix("pins_"))
+known = {key(it.identity) for it in list_dataset(crops)}
+splits = read_splits(crops / "splits.csv") if (crops / "splits.csv").is_file() else {}
+def link(src: Path, identity: str) -> None:
+    (dst / identity).mkdir(parents=True, exist_ok=True)
+    (dst / identity / src.name).symlink_to(src.resolve())
+for it in list_dataset(crops):
+    if splits.get(it.key) == "val":
+        link(it.path, it.identity)
+people = [p for p in sorted(strangers.iterdir()) if p.is_dir() and not any(
+    difflib.SequenceMatcher(None, key(p.name), k).ratio() >= 0.8 for k in known)]
+for person in people[:40]:
+    for f in sorted(f for f in person.iterdir() if is_image_file(f))[:5]:
+        link(f, person.name)
+PY
+  "$cf" calibrate "$OUT/gallery" "$OUT/calib" --detector none --far 0.01
+else
+  step "6/7 calibrate: skipped, no stranger photos at STRANGERS=$STRANGERS (the gallery keeps its uncalibrated default threshold)"
+fi
+
 mkdir -p "$OUT/recognized"
-step "6/6 recognize ${#heldout[@]} held-out photos -> $OUT/recognized"
+step "7/7 recognize ${#heldout[@]} held-out photos -> $OUT/recognized"
 "$cf" recognize "${heldout[@]}" --gallery "$OUT/gallery" --out "$OUT/recognized" \
   --jsonl "$OUT/recognized/faces.jsonl"
 
