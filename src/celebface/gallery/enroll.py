@@ -114,12 +114,16 @@ def enroll(
 
 def embedded_spec(meta: dict[str, Any]) -> dict[str, Any]:
     """The embedder spec (as :func:`embedder_spec`) of an ``embed`` output's metadata."""
-    name = str(meta.get("model") or "dlib")
-    options = {"tta": meta["tta"]} if meta.get("tta", "none") != "none" else {}
+    from celebface.training.embedding import embedder_spec as rebuild_spec
+
+    rebuild = rebuild_spec(meta)  # name and constructor options, as trained models use them
+    options = dict(rebuild["options"])
+    if rebuild["tta"] != "none":
+        options["tta"] = rebuild["tta"]
     settings = dict(meta.get("settings") or meta)
-    if options:
+    if "tta" in options:
         settings["tta"] = options["tta"]
-    return {"name": name, "options": options, "settings": settings}
+    return {"name": rebuild["name"], "options": options, "settings": settings}
 
 
 def _enroll_embedded(

@@ -75,6 +75,7 @@ class Packed:
     label_names: list[str]
     paths: list[str]
     splits: list[str | None]
+    fit: str = "stretch"  # how the images were made square (PackConfig.fit)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -258,4 +259,5 @@ def load_packed(path: str | Path) -> Packed:
         split_col = [row["split"] or None for row in csv.DictReader(fh)]
     if not (len(images) == len(labels) == len(paths) == len(split_col)):
         raise ValueError(f"{path}: images, labels, paths and splits.csv have different lengths")
-    return Packed(images, labels, names, paths, split_col)
+    fit = str(json.loads((path / "pack.json").read_text(encoding="utf-8")).get("fit", "stretch"))
+    return Packed(images, labels, names, paths, split_col, fit)

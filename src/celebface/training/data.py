@@ -145,10 +145,7 @@ def load_image_data(path: str | Path, *, seed: int = 0, val_fraction: float = 0.
         labels = np.asarray(packed.labels, dtype=np.int64)
         paths = [str(p) for p in packed.paths]
         splits = _fill_splits(packed.splits, labels, seed, val_fraction)
-        fit = "stretch"
-        if (path / "pack.json").is_file():
-            fit = str(read_json(path / "pack.json").get("fit", "stretch"))
-        return ImageData(path, kind, names, labels, splits, paths, packed.images, fit)
+        return ImageData(path, kind, names, labels, splits, paths, packed.images, packed.fit)
     items = list_dataset(path)
     if not items:
         raise ValueError(f"{path}: no images in identity sub-folders")
