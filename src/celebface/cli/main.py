@@ -8,6 +8,7 @@ import logging
 import sys
 
 from celebface import __version__
+from celebface.errors import CelebfaceError
 
 #: Subcommands in pipeline order: (name, module under celebface.cli, one-line help).
 COMMANDS: tuple[tuple[str, str, str], ...] = (
@@ -23,7 +24,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-class CLIError(Exception):
+class CLIError(CelebfaceError):
     """A user-facing error: printed as one line, exit code 2."""
 
 
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: what was written so far is kept; rerun to resume", file=sys.stderr)
         return 130
-    except (CLIError, FileNotFoundError, NotADirectoryError, ValueError, RuntimeError) as exc:
+    except (CelebfaceError, FileNotFoundError, NotADirectoryError, ValueError, RuntimeError) as exc:
         if args.verbose:
             raise
         print(f"celebface {args.command}: error: {exc}", file=sys.stderr)

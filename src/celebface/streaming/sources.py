@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface.errors import CelebfaceError
 from celebface.io import IMAGE_EXTENSIONS, ImageReadError, read_image
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ VIDEO_EXTENSIONS = frozenset(
 )
 
 
-class SourceError(RuntimeError):
+class SourceError(CelebfaceError, RuntimeError):
     """A video, camera or stream that cannot be used; ``str()`` is one line."""
 
 
