@@ -27,7 +27,7 @@ _LAZY = {
     "train_model": "celebface.training",
     "evaluate_model": "celebface.evaluation",
     "Gallery": "celebface.gallery",
-    "Recognizer": "celebface.streaming",
+    "Recognizer": "celebface.recognizer",
 }
 
 __all__ = ["UNKNOWN", "Face", "__version__", *_LAZY]

@@ -8,12 +8,17 @@ from celebface.cli.common import add_device
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", help="folder-per-identity of face crops, or a packed folder")
+    p.add_argument("data", help="folder-per-identity of face crops ('celebface crop' output or "
+                   "any other), or a packed folder")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--embedder", default="dlib",
                    help="dlib (default), facenet, or a trained model folder")
     p.add_argument("--tta", default="none", choices=("none", "flip"),
                    help="flip: average each face with its mirror image")
+    p.add_argument("--faces", default="auto", choices=("auto", "detect", "whole"),
+                   help="where the face is when DATA does not record it (a 'crop' folder "
+                   "does): auto = MTCNN inside the image, else the whole image (default); "
+                   "detect = skip images without a face; whole = the whole image")
     p.add_argument("--weights", default=None, help="facenet weights file (VGGFace2 .pt)")
     add_device(p)
     p.add_argument("--workers", type=int, default=0,
@@ -29,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     config = EmbedConfig(embedder=args.embedder, tta=args.tta, device=args.device,
                          weights=args.weights, workers=args.workers,
                          batch_size=args.batch_size, cache_dir=args.cache_dir,
+                         faces=args.faces,
                          progress=not args.quiet)
     result = embed_dataset(args.data, args.out, config)
     meta = result.meta

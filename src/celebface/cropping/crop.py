@@ -53,6 +53,34 @@ def aligned_template(size: int, margin: float = 0.2) -> np.ndarray:
     return (ARCFACE_TEMPLATE - 56.0) * (size / 112.0) / (1 + 2 * margin) + size / 2.0
 
 
+def crop_matrix(
+    face: Face, margin: float = 0.2, size: int = 224, align: bool = False
+) -> np.ndarray:
+    """The 2 x 3 affine taking ``face``'s image to its ``size`` crop (see :func:`crop_face`).
+    Scale-equivariant: the same face in source or decoded pixels gives the same crop."""
+    if align:
+        if face.landmarks is None:
+            raise ValueError("align=True needs a face with 5 landmarks")
+        return similarity_transform(face.landmarks, aligned_template(size, margin))
+    x1, y1, x2, _ = square_box(face, margin)
+    s = size / (x2 - x1)
+    return np.array([[s, 0.0, -x1 * s], [0.0, s, -y1 * s]])
+
+
+def map_face(face: Face, m: np.ndarray) -> Face:
+    """``face`` (box and landmarks) carried through the 2 x 3 affine ``m``; the box becomes the
+    bounding box of its mapped corners."""
+    m = np.asarray(m, dtype=np.float64)
+    x1, y1, x2, y2 = face.box
+    corners = np.array([[x1, y1, 1], [x2, y1, 1], [x1, y2, 1], [x2, y2, 1]]) @ m.T
+    box = (*corners.min(0), *corners.max(0))
+    lm = None
+    if face.landmarks is not None:
+        pts = np.asarray(face.landmarks, np.float64)
+        lm = (np.c_[pts, np.ones(len(pts))] @ m.T).astype(np.float32)
+    return face.with_(box=tuple(float(v) for v in box), landmarks=lm)
+
+
 def crop_face(
     image: np.ndarray,
     face: Face,
@@ -67,15 +95,7 @@ def crop_face(
     ``border_value``. ``align=True`` (needs landmarks): the 5-point similarity alignment onto
     :func:`aligned_template`.
     """
-    if align:
-        if face.landmarks is None:
-            raise ValueError("align=True needs a face with 5 landmarks")
-        m = similarity_transform(face.landmarks, aligned_template(size, margin))
-    else:
-        x1, y1, x2, _ = square_box(face, margin)
-        s = size / (x2 - x1)
-        m = np.array([[s, 0.0, -x1 * s], [0.0, s, -y1 * s]])
-    return warp(image, m, size, border_value)
+    return warp(image, crop_matrix(face, margin, size, align), size, border_value)
 
 
 def warp(image: np.ndarray, m: np.ndarray, size: int, border_value: int = 0) -> np.ndarray:

@@ -20,7 +20,6 @@ from celebface.io import (
     ImageReadError,
     atomic_write_json,
     atomic_write_text,
-    list_dataset,
     read_image,
     read_splits,
 )
@@ -131,7 +130,10 @@ def load_eval_set(data: str | Path, split: str | None = None, *, boxes: bool = F
         img = load_image_data(root, seed=seed, val_fraction=val_fraction)
         samples = _indexed_samples(root, img, split)
         return EvalSet(root, kind, samples, images=img._images)
-    samples = [Sample(str(it.path), it.identity) for it in list_dataset(root)]
+    from celebface.data import open_dataset
+
+    dataset = open_dataset(root)
+    samples = [Sample(it.path, it.identity, None, it) for it in dataset.items]
     csv_path = root / "splits.csv"
     splits = read_splits(csv_path) if csv_path.is_file() else None
     return EvalSet(root, kind, _filter_split(samples, splits, split, root))
@@ -175,16 +177,17 @@ def predict_set(
     probs, kept, errors, preds = [], [], [], []
     bar = tqdm(total=len(samples), desc="evaluate", unit="img", disable=not progress)
     for chunk in _batches(samples, batch_size):
-        images, ok = [], []
+        images, ok, faces = [], [], []
         for s in chunk:
             try:
                 images.append(data.image(s))
                 ok.append(s)
+                faces.append(getattr(s.item, "face", None))
             except ImageReadError as exc:
                 errors.append(str(exc))
                 log.warning("skipped: %s", exc)
         if images and full_predictions:
-            batch_preds = model.predict(images, top_k=model.num_classes)
+            batch_preds = model.predict(images, top_k=model.num_classes, faces=faces)
             index = {n: i for i, n in enumerate(model.label_names)}
             p = np.zeros((len(images), model.num_classes))
             for row, pred in zip(p, batch_preds, strict=True):
@@ -194,7 +197,7 @@ def predict_set(
             preds.extend(batch_preds)
             kept.extend(ok)
         elif images:
-            probs.append(model.predict_proba(images))
+            probs.append(model.predict_proba(images, faces))
             kept.extend(ok)
         bar.update(len(chunk))
     bar.close()

@@ -1,7 +1,11 @@
-"""Embeddings of a labelled face set: a folder-per-identity of photos, or an ``embed`` output.
+"""Embeddings of a labelled face set: a folder-per-identity of photos, a crop folder, or an
+``embed`` output. Used by enrolment and calibration.
 
-Used by enrolment and calibration. Photos may be raw (a detector finds the faces; the largest
-face of each photo is used) or face crops (``detector="none"``: the whole image is the face).
+Photos are read through :func:`celebface.data.open_dataset` and embedded by the one embedding
+step (:func:`celebface.recognition.dataset.embed_batch`): a face a crop folder carries is used
+as it is; otherwise ``detector="mtcnn"`` (raw photos) uses the largest face found and skips
+photos without one, and ``detector="none"`` (face crops of unknown origin) looks for the face
+inside the crop and falls back to the whole image.
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from celebface.io import DatasetItem, ImageReadError, list_dataset, read_image, read_splits
-from celebface.types import Face
+from celebface.data import FaceItem, open_dataset
+from celebface.io import ImageReadError, read_image, read_splits
+from celebface.recognition.align import pick_face
 
 log = logging.getLogger(__name__)
+
+__all__ = ["FaceSet", "FaceSetConfig", "embed_faces", "embed_items", "pick_face"]
 
 #: Marker file of a folder written by ``celebface embed``.
 EMBEDDINGS_FILE = "face_embeddings.npy"
@@ -27,9 +34,11 @@ EMBEDDINGS_FILE = "face_embeddings.npy"
 class FaceSetConfig:
     """How faces are found and embedded.
 
-    ``detector``: detector name, or ``"none"`` when the images are already face crops.
-    ``max_side``: photos are shrunk to this longer side before detection (speed, memory).
-    ``split``: keep only rows of this split of the data's ``splits.csv`` (e.g. ``train``).
+    ``detector``: ``mtcnn`` for raw photos (the largest face; photos without one are skipped),
+    or ``"none"`` when the images are face crops (the face a crop folder records, else MTCNN
+    inside the crop, else the whole image). ``max_side``: photos are shrunk to this longer
+    side before detection (speed, memory). ``split``: keep only rows of this split of the
+    data's ``splits.csv`` (e.g. ``train``).
     """
 
     embedder: str = "dlib"
@@ -39,6 +48,11 @@ class FaceSetConfig:
     batch_size: int = 16
     split: str | None = None
     embedder_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def face_rule(self) -> str:
+        """The :mod:`celebface.recognition.align` rule for faces not known in advance."""
+        return "auto" if self.detector == "none" else "detect"
 
 
 @dataclass
@@ -63,18 +77,10 @@ def source_key(path: str | Path) -> str:
     return str(Path(path).resolve())
 
 
-def list_items(data: str | Path, split: str | None = None) -> list[DatasetItem]:
-    """Photos of a folder-per-identity dataset, optionally one split of its ``splits.csv``."""
-    items = list_dataset(data)
-    if split:
-        csv = Path(data) / "splits.csv"
-        if not csv.is_file():
-            raise FileNotFoundError(f"{csv}: needed for --split {split}, but it does not exist")
-        splits = read_splits(csv)
-        items = [it for it in items if splits.get(it.key) == split]
-        if not items:
-            raise ValueError(f"{data}: no photos in split {split!r}")
-    return items
+def list_items(data: str | Path, split: str | None = None) -> list[FaceItem]:
+    """Images of a labelled folder (photos or crops), optionally one split of its
+    ``splits.csv``; each with the face geometry the folder records, if any."""
+    return open_dataset(data, split).items
 
 
 def load_embedded(path: str | Path, split: str | None = None) -> tuple[FaceSet, dict[str, Any]]:
@@ -104,20 +110,20 @@ def load_embedded(path: str | Path, split: str | None = None) -> tuple[FaceSet, 
     return FaceSet(vectors, identities, sources), dict(emb.meta)
 
 
-def pick_face(faces: Sequence[Face]) -> Face | None:
-    """The face a portrait is about: the largest one (ties: highest score)."""
-    if not faces:
-        return None
-    return max(faces, key=lambda f: (f.area, f.score))
-
-
-def _batches(items: Sequence[DatasetItem], size: int) -> Iterator[Sequence[DatasetItem]]:
+def _batches(items: Sequence[FaceItem], size: int) -> Iterator[Sequence[FaceItem]]:
     for lo in range(0, len(items), size):
         yield items[lo : lo + size]
 
 
+def _load(item: FaceItem, max_side: int) -> tuple[np.ndarray, Any]:
+    """The image (shrunk to ``max_side``) and its known face in the same pixels."""
+    loaded = read_image(item.path, max_side)
+    face = item.face.scaled(1 / loaded.scale) if item.face is not None else None
+    return loaded.rgb, face
+
+
 def embed_items(
-    items: Sequence[DatasetItem],
+    items: Sequence[FaceItem],
     embedder: Any,
     detector: Any | None,
     config: FaceSetConfig,
@@ -130,36 +136,35 @@ def embed_items(
     """
     from tqdm import tqdm
 
+    from celebface.recognition.dataset import embed_batch
+
+    rule = config.face_rule
     bar = tqdm(total=len(items), desc=desc, unit="img", disable=not progress, leave=False)
     try:
         for batch in _batches(items, config.batch_size):
-            images, kept, skipped = [], [], []
+            images, known, kept, skipped = [], [], [], []
             for item in batch:
                 try:
-                    images.append(read_image(item.path, config.max_side).rgb)
-                    kept.append(item)
+                    image, face = _load(item, config.max_side)
                 except ImageReadError as exc:
                     log.warning("%s (skipped)", exc)
                     skipped.append(str(item.path))
-            faces: list[Face | None] = [None] * len(images)
-            if detector is not None and images:
-                found = detector.detect_batch(images)
-                faces = [pick_face(f) for f in found]
-                for item, face in zip(kept, faces, strict=True):
-                    if face is None:
-                        log.warning("%s: no face found (skipped; use --detector none for face "
-                                    "crops)", item.path)
-                        skipped.append(str(item.path))
-                keep = [i for i, f in enumerate(faces) if f is not None]
-                images = [images[i] for i in keep]
-                kept = [kept[i] for i in keep]
-                faces = [faces[i] for i in keep]
-            vectors = (embedder.embed(images, faces) if images
-                       else np.zeros((0, embedder.dim), np.float32))
+                    continue
+                images.append(image)
+                known.append(face)
+                kept.append(item)
+            ok, vecs = (embed_batch(embedder, images, known, ("orig",), rule, detector)
+                        if images else ([], {}))
+            for i, item in enumerate(kept):
+                if i not in ok:
+                    log.warning("%s: no face found (skipped; use --detector none for face "
+                                "crops)", item.path)
+                    skipped.append(str(item.path))
+            vectors = vecs.get("orig", np.zeros((0, embedder.dim), np.float32))
             yield FaceSet(
                 np.asarray(vectors, np.float32),
-                [it.identity for it in kept],
-                [source_key(it.path) for it in kept],
+                [kept[i].identity for i in ok],
+                [source_key(kept[i].path) for i in ok],
                 skipped,
             )
             bar.update(len(batch))
@@ -167,17 +172,16 @@ def embed_items(
         bar.close()
 
 
-def build_detector(config: FaceSetConfig) -> Any | None:
-    """The detector the config names (``None`` for ``detector == "none"``)."""
-    if config.detector == "none":
-        return None
+def build_detector(config: FaceSetConfig) -> Any:
+    """The detector the config names (MTCNN also looks inside crops for ``"none"``)."""
     from celebface.detection import get_detector
 
-    return get_detector(config.detector, device=config.device)
+    return get_detector("mtcnn" if config.detector == "none" else config.detector,
+                        device=config.device)
 
 
 def build_models(config: FaceSetConfig) -> tuple[Any, Any | None]:
-    """The embedder and (unless ``detector == "none"``) the detector the config names."""
+    """The embedder and the detector the config names."""
     from celebface.recognition import get_embedder
 
     embedder = get_embedder(config.embedder, device=config.device, **config.embedder_options)

@@ -106,24 +106,10 @@ def fit_square(rgb: np.ndarray, size: int, fit: str = "stretch") -> np.ndarray:
 def stratified_splits(
     items: list[DatasetItem], val_fraction: float, test_fraction: float, seed: int
 ) -> list[str]:
-    """train/val/test per identity, the same for the same seed; every identity keeps at least
-    one training image."""
-    by_identity: dict[str, list[int]] = defaultdict(list)
-    for i, it in enumerate(items):
-        by_identity[it.identity].append(i)
-    out = ["train"] * len(items)
-    rng = np.random.default_rng(seed)
-    for identity in sorted(by_identity):
-        rows = by_identity[identity]
-        order = rng.permutation(len(rows))
-        n = len(rows)
-        n_val = min(round(n * val_fraction), max(n - 1, 0))
-        n_test = min(round(n * test_fraction), max(n - 1 - n_val, 0))
-        for k in order[:n_val]:
-            out[rows[k]] = "val"
-        for k in order[n_val:n_val + n_test]:
-            out[rows[k]] = "test"
-    return out
+    """train/val/test per identity (:func:`celebface.data.splits.stratified_splits`)."""
+    from celebface.data.splits import stratified_splits as split
+
+    return split([it.identity for it in items], val_fraction, test_fraction, seed)
 
 
 def _splits_for(data: Path, items: list[DatasetItem], config: PackConfig) -> list[str]:

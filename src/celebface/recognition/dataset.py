@@ -15,19 +15,19 @@ from typing import Any
 
 import numpy as np
 
+from celebface.data import FaceDataset, FaceItem, open_dataset
 from celebface.io import (
     ImageReadError,
     atomic_write,
     atomic_write_json,
     atomic_write_text,
-    list_dataset,
-    read_image,
-    read_splits,
 )
+from celebface.recognition.align import DEFAULT_RULE, check_rule, face_tag, locate_faces
 from celebface.recognition.base import Embedder
 from celebface.recognition.cache import EmbeddingCache, content_hash
 from celebface.recognition.dlib_resnet import DlibConfig, DlibEmbedder
 from celebface.recognition.tta import combine_views, embed_views, views_for
+from celebface.types import Face
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ OUTPUT_FILES = ("face_embeddings.npy", "labels.npy", "paths.txt", "label_mapping
 @dataclass
 class EmbedConfig:
     """How ``embed_dataset`` runs. ``workers`` 0 means one per CPU core (dlib only);
-    ``cache_dir`` None means ``OUT/.cache``."""
+    ``cache_dir`` None means ``OUT/.cache``; ``faces`` is the rule for images whose face is
+    not known (:mod:`celebface.recognition.align`: ``auto``, ``detect`` or ``whole``)."""
 
     embedder: str = "dlib"
     tta: str = "none"
@@ -48,6 +49,7 @@ class EmbedConfig:
     batch_size: int = 64
     cache_dir: str | None = None
     progress: bool = True
+    faces: str = DEFAULT_RULE
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -66,66 +68,41 @@ class Embeddings:
         return len(self.paths)
 
 
-@dataclass(frozen=True)
-class _Item:
-    ref: str | tuple[str, int]  # a file path, or (all_images.npy, row)
-    path: str
-    label: int
-    split: str | None
+def _dataset_items(data: Path) -> tuple[FaceDataset, str]:
+    """The dataset and its kind (``photos``, ``crops`` or ``pack``)."""
+    dataset = open_dataset(data)
+    return dataset, dataset.kind
 
 
-def _label_mapping_names(mapping: dict[str, str] | list[str]) -> list[str]:
-    if isinstance(mapping, list):
-        return [str(n) for n in mapping]
-    return [mapping[str(i)] for i in range(len(mapping))]
-
-
-def _dataset_items(data: Path) -> tuple[list[_Item], list[str], str]:
-    """Items, label names and the source kind (``folder`` or ``packed``)."""
-    if (data / "all_images.npy").is_file():
-        from celebface.packing import load_packed
-
-        packed = load_packed(data)
-        images = str(data / "all_images.npy")
-        items = [
-            _Item((images, i), p, int(lab), s)
-            for i, (p, lab, s) in enumerate(
-                zip(packed.paths, packed.labels, packed.splits, strict=True)
-            )
-        ]
-        return items, list(packed.label_names), "packed"
-    found = list_dataset(data)
-    if not found:
-        raise ValueError(f"{data}: no images found (expected DATA/<identity>/<image>)")
-    names = sorted({it.identity for it in found})
-    index = {n: i for i, n in enumerate(names)}
-    splits = read_splits(data / "splits.csv") if (data / "splits.csv").is_file() else {}
-    items = [
-        _Item(str(it.path), str(it.path.absolute()), index[it.identity], splits.get(it.key))
-        for it in found
-    ]
-    return items, names, "folder"
-
-
-_MEMMAPS: dict[str, np.ndarray] = {}
-
-
-def _load_rgb(ref: str | tuple[str, int]) -> np.ndarray:
-    if isinstance(ref, str):
-        return read_image(ref).rgb
-    path, row = ref
-    if path not in _MEMMAPS:
-        _MEMMAPS[path] = np.load(path, mmap_mode="r")
-    return np.ascontiguousarray(_MEMMAPS[path][row])
-
-
-def _hash_ref(ref: str | tuple[str, int]) -> str:
-    if isinstance(ref, str):
+def _hash_item(dataset: FaceDataset, item: FaceItem, rule: str) -> str:
+    """Cache key: the image content plus what decides its chip (known face or the rule)."""
+    if item.row is None:
         try:
-            return content_hash(Path(ref).read_bytes())
+            raw = content_hash(Path(item.path).read_bytes())
         except OSError as exc:
-            raise ImageReadError(ref, f"cannot open: {exc.strerror or exc}") from None
-    return content_hash(_load_rgb(ref))
+            raise ImageReadError(item.path, f"cannot open: {exc.strerror or exc}") from None
+    else:
+        raw = content_hash(dataset.load(item))
+    return content_hash(f"{raw}|{face_tag(item.face, rule)}".encode())
+
+
+def embed_batch(
+    embedder: Embedder,
+    images: Sequence[np.ndarray],
+    known: Sequence[Face | None] | None,
+    views: Sequence[str] = ("orig",),
+    rule: str = DEFAULT_RULE,
+    detector: Any | None = None,
+) -> tuple[list[int], dict[str, np.ndarray]]:
+    """The one embedding step of every stage: locate each face (:func:`locate_faces`, with
+    ``detector`` or MTCNN), then embed the ``views``. Returns the indices embedded (a
+    ``detect``-rule image without a face is left out) and ``{view: vectors}`` for them."""
+    faces = locate_faces(images, known, rule, detector)
+    ok = [i for i, f in enumerate(faces) if f is not None]
+    if not ok:
+        return [], {}
+    vecs = embed_views(embedder, [images[i] for i in ok], [faces[i] for i in ok], views)
+    return ok, vecs
 
 
 # ---- work on one chunk (in this process or a worker process) ----
@@ -140,28 +117,39 @@ def _init_worker(config: DlibConfig) -> None:
 
 
 def _embed_chunk(
-    embedder: Embedder | None, refs: Sequence[str | tuple[str, int]], views: Sequence[str]
+    embedder: Embedder | None,
+    dataset: FaceDataset,
+    chunk: Sequence[FaceItem],
+    views: Sequence[str],
+    rule: str,
 ) -> tuple[list[int], dict[str, np.ndarray], list[tuple[int, str]]]:
-    """Embed the images of ``refs``: (indices that worked, {view: vectors}, errors)."""
+    """Embed the images of ``chunk``: (indices that worked, {view: vectors}, errors)."""
     embedder = embedder or _WORKER_EMBEDDER
     if embedder is None:
         raise RuntimeError("no embedder: worker process was not initialised")
     images, ok, errors = [], [], []
-    for i, ref in enumerate(refs):
+    for i, item in enumerate(chunk):
         try:
-            images.append(_load_rgb(ref))
+            images.append(dataset.load(item))
             ok.append(i)
         except ImageReadError as exc:
             errors.append((i, str(exc)))
-    vecs = embed_views(embedder, images, None, views) if images else {}
-    return ok, vecs, errors
+    if not images:
+        return [], {}, errors
+    done, vecs = embed_batch(embedder, images, [chunk[i].face for i in ok], views, rule)
+    return [ok[j] for j in done], vecs, errors
 
 
 def _worker_task(
-    args: tuple[Sequence[str | tuple[str, int]], Sequence[str]],
+    args: tuple[FaceDataset, Sequence[FaceItem], Sequence[str], str],
 ) -> tuple[list[int], dict[str, np.ndarray], list[tuple[int, str]]]:
-    refs, views = args
-    return _embed_chunk(None, refs, views)
+    return _embed_chunk(None, *args)
+
+
+def _label_mapping_names(mapping: dict[str, str] | list[str]) -> list[str]:
+    if isinstance(mapping, list):
+        return [str(n) for n in mapping]
+    return [mapping[str(i)] for i in range(len(mapping))]
 
 
 def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -198,7 +186,7 @@ def embed_dataset(
     from celebface.recognition import get_embedder
 
     config = replace(config or EmbedConfig(), **overrides)  # TypeError for unknown options
-    _MEMMAPS.clear()  # a packed folder may have been rewritten since the last call
+    check_rule(config.faces)
     data, out = Path(data), Path(out)
     if not data.is_dir():
         raise FileNotFoundError(f"{data}: no such folder")
@@ -213,11 +201,13 @@ def embed_dataset(
     caches = {v: EmbeddingCache(cache_root, settings, v) for v in views}
 
     start = time.perf_counter()
-    items, label_names, kind = _dataset_items(data)
+    dataset, kind = _dataset_items(data)
+    items, label_names = dataset.items, dataset.names
     errors: dict[int, str] = {}
     keys: list[str | None] = [None] * len(items)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        for i, result in enumerate(pool.map(_safe_hash, [it.ref for it in items])):
+        hashes = pool.map(lambda it: _safe_hash(dataset, it, config.faces), items)
+        for i, result in enumerate(hashes):
             if result[1] is not None:
                 errors[i] = result[1]
             else:
@@ -228,9 +218,12 @@ def embed_dataset(
     log.info("%d images: %d cached, %d to embed (%s, tta=%s)", len(items), cached, len(todo),
              embedder.name, config.tta)
 
-    computed, compute_s = _run(embedder, config, items, keys, todo, views, caches, errors)
+    computed, compute_s = _run(embedder, config, dataset, keys, todo, views, caches, errors)
     for cache in caches.values():
         cache.compact()
+    for i, k in enumerate(keys):  # ``detect`` rule: no face found, nothing cached
+        if k is not None and i not in errors and any(k not in caches[v] for v in views):
+            errors[i] = f"{items[i].path}: no face found"
 
     rows = [i for i, k in enumerate(keys) if k is not None and i not in errors]
     dim = embedder.dim
@@ -243,7 +236,7 @@ def embed_dataset(
         dim = emb.shape[1]
     else:
         emb = np.zeros((0, dim), np.float32)
-    labels = np.asarray([items[i].label for i in rows], dtype=np.int64)
+    labels = dataset.labels[rows] if rows else np.zeros(0, np.int64)
     paths = [items[i].path for i in rows]
     splits = [items[i].split for i in rows]
     elapsed = time.perf_counter() - start
@@ -251,6 +244,7 @@ def embed_dataset(
         "model": embedder.name,
         "dim": int(dim),
         "alignment": settings.get("alignment", "none"),
+        "faces": config.faces,
         "tta": config.tta,
         "settings": settings,
         "backend": getattr(embedder, "backend", None),
@@ -281,9 +275,11 @@ def _dir_signature(folder: Path) -> str:
     return content_hash("\n".join(parts).encode())
 
 
-def _safe_hash(ref: str | tuple[str, int]) -> tuple[str | None, str | None]:
+def _safe_hash(
+    dataset: FaceDataset, item: FaceItem, rule: str
+) -> tuple[str | None, str | None]:
     try:
-        return _hash_ref(ref), None
+        return _hash_item(dataset, item, rule), None
     except ImageReadError as exc:
         return None, str(exc)
 
@@ -291,7 +287,7 @@ def _safe_hash(ref: str | tuple[str, int]) -> tuple[str | None, str | None]:
 def _run(
     embedder: Embedder,
     config: EmbedConfig,
-    items: list[_Item],
+    dataset: FaceDataset,
     keys: list[str | None],
     todo: list[int],
     views: Sequence[str],
@@ -307,8 +303,8 @@ def _run(
     size = max(1, config.batch_size)
     chunks = [list(c) for c in _chunks(todo, size)]
     tasks = [
-        ([items[i].ref for i in chunk],
-         [v for v in views if any(keys[i] not in caches[v] for i in chunk)])
+        (dataset, [dataset.items[i] for i in chunk],
+         [v for v in views if any(keys[i] not in caches[v] for i in chunk)], config.faces)
         for chunk in chunks
     ]
     workers = config.workers or os.cpu_count() or 1

@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 class DlibConfig:
     """Settings of the dlib embedder (all of them change the vectors).
 
+    ``aligner``: ``landmarks`` maps a face's 5 detector landmarks (MTCNN's eye centres, nose,
+    mouth corners) straight onto dlib's chip template by a similarity transform (no shape
+    predictor); ``predictor`` runs dlib's 5-point shape predictor inside the face box (what
+    ``face_recognition`` does). A face without landmarks always uses the predictor.
     ``padding`` is the context around the aligned face in the chip (dlib's default 0.25, the
     value the network was trained with); ``num_jitters`` > 1 averages that many randomly
     jittered copies (slower); ``box_shrink`` shrinks the face box given to the shape predictor
@@ -37,6 +41,7 @@ class DlibConfig:
     vectors (the torch port equals dlib within 1e-6) and are not part of the cache key.
     """
 
+    aligner: str = "landmarks"
     padding: float = 0.25
     num_jitters: int = 1
     box_shrink: float = 0.0
@@ -45,12 +50,29 @@ class DlibConfig:
     batch_size: int = 64
 
     def __post_init__(self) -> None:
+        if self.aligner not in ALIGNERS:
+            raise ValueError(f"unknown dlib aligner {self.aligner!r}: choose "
+                             f"{' or '.join(ALIGNERS)}")
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown dlib backend {self.backend!r}: choose "
                              f"{' or '.join(BACKENDS)}")
 
 
 BACKENDS = ("torch", "dlib")
+ALIGNERS = ("landmarks", "predictor")
+#: Where MTCNN's 5 landmarks (left eye, right eye, nose, mouth left, mouth right) fall in a
+#: 150-px chip made by dlib's own pipeline (HOG box, 5-point predictor, padding 0.25): the mean
+#: over 298 typical pins105-dev photos of MTCNN run on such chips (benchmarks/align.py).
+CHIP_TEMPLATE_150 = np.array(
+    [[47.139, 44.674], [101.598, 44.578], [73.580, 77.523], [52.166, 103.038],
+     [96.658, 102.860]], dtype=np.float64)
+
+
+def chip_template(size: int = 150, padding: float = 0.25) -> np.ndarray:
+    """:data:`CHIP_TEMPLATE_150` for another chip size and padding (dlib's chip framing: a
+    point ``u`` of the unit face square sits at ``(padding + u) / (1 + 2 padding) * size``)."""
+    unit = CHIP_TEMPLATE_150 / 150.0 * 1.5 - 0.25
+    return (padding + unit) / (1 + 2 * padding) * size
 #: Config fields that do not change the vectors (left out of the cache key).
 _RUNTIME_FIELDS = ("backend", "batch_size")
 
@@ -136,11 +158,19 @@ class DlibEmbedder(Embedder):
         return dlib.rectangle(round(x1), round(y1), round(x2), round(y2))
 
     def chip(self, image: np.ndarray, face: Face | None = None) -> np.ndarray:
-        """The aligned 150x150 RGB uint8 chip the network sees."""
+        """The aligned 150x150 RGB uint8 chip the network sees (``face`` None: the whole
+        image is the face box)."""
         import dlib
 
-        self._load()
         image = np.ascontiguousarray(image, dtype=np.uint8)
+        if (self.config.aligner == "landmarks" and face is not None
+                and face.landmarks is not None):
+            from celebface.cropping.crop import similarity_transform, warp
+
+            size = self.config.chip_size
+            m = similarity_transform(face.landmarks, chip_template(size, self.config.padding))
+            return warp(image, m, size)
+        self._load()
         shape = self._predictor(image, self._rect(image, face))
         return dlib.get_face_chip(image, shape, size=self.config.chip_size,
                                   padding=self.config.padding)

@@ -1,29 +1,34 @@
-"""Recognising faces in photos, videos, cameras and streams."""
+"""Recognising faces in videos, cameras and streams (still images: :mod:`celebface.recognizer`).
 
-from celebface.streaming.recognizer import Recognizer, RecognizerConfig, StageStats
-from celebface.streaming.run import RunSummary, run_inputs
-from celebface.streaming.sources import (
-    Frame,
-    Source,
-    SourceError,
-    StreamConfig,
-    classify,
-    iter_frames,
-)
-from celebface.streaming.tracker import IoUTracker, TrackerConfig
+Names resolve lazily, so importing a submodule (e.g. the tracker) loads nothing else.
+"""
 
-__all__ = [
-    "Frame",
-    "IoUTracker",
-    "Recognizer",
-    "RecognizerConfig",
-    "RunSummary",
-    "Source",
-    "SourceError",
-    "StageStats",
-    "StreamConfig",
-    "TrackerConfig",
-    "classify",
-    "iter_frames",
-    "run_inputs",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "Recognizer": "celebface.streaming.recognizer",
+    "VideoRecognizer": "celebface.streaming.recognizer",
+    "RecognizerConfig": "celebface.recognizer",
+    "StageStats": "celebface.recognizer",
+    "RunSummary": "celebface.streaming.run",
+    "run_inputs": "celebface.streaming.run",
+    "Frame": "celebface.streaming.sources",
+    "Source": "celebface.streaming.sources",
+    "SourceError": "celebface.streaming.sources",
+    "StreamConfig": "celebface.streaming.sources",
+    "classify": "celebface.streaming.sources",
+    "iter_frames": "celebface.streaming.sources",
+    "IoUTracker": "celebface.streaming.tracker",
+    "TrackerConfig": "celebface.streaming.tracker",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'celebface.streaming' has no attribute {name!r}")

@@ -1,226 +1,30 @@
-"""Naming the faces in photos and video frames.
-
-``Recognizer(gallery).recognize(image)`` detects every face of one image, embeds them as one
-batch and names them. For video, ``process_frame`` adds speed and stability: detection runs on
-a downscaled frame, an IoU tracker follows faces from frame to frame, a face is embedded only
-when it is new, moved enough, or every few frames, and its name is voted over its track.
+"""Naming the faces of video frames: :class:`VideoRecognizer` adds speed and stability to the
+still-image :class:`~celebface.recognizer.Recognizer`: detection runs on a downscaled frame,
+an IoU tracker follows faces from frame to frame, a face is embedded only when it is new,
+moved enough, or every few frames, and its name is voted over its track.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from celebface.gallery import Gallery, get_matcher
-from celebface.gallery.matching import DEFAULT_MATCH, Matcher, decide
-from celebface.gallery.store import FALLBACK_THRESHOLD
-from celebface.streaming.tracker import Decision, IoUTracker, TrackerConfig
+from celebface.recognizer import Recognizer as StillRecognizer
+from celebface.recognizer import RecognizerConfig, StageStats, _apply
+from celebface.streaming.tracker import IoUTracker
 from celebface.types import Face
 
-log = logging.getLogger(__name__)
-
-STAGES = ("detect", "embed", "match", "track")
+__all__ = ["Recognizer", "RecognizerConfig", "StageStats", "VideoRecognizer"]
 
 
-@dataclass(frozen=True)
-class RecognizerConfig:
-    """How faces are found and named.
+class VideoRecognizer(StillRecognizer):
+    """A :class:`~celebface.recognizer.Recognizer` that also follows faces through video."""
 
-    ``match``: ``centroid`` (the reference's method), ``knn`` or ``topk``; ignored with a
-    model. ``threshold``: the unknown threshold (``None`` = the gallery's calibrated one).
-    ``detect_side``/``video_detect_side``: images / video frames are shrunk so their longer
-    side is at most this before detection (0 = never); faces are embedded at full resolution.
-    ``min_face``: faces smaller than this (pixels, shorter box side) are ignored.
-    """
-
-    match: str = DEFAULT_MATCH
-    k: int = 5
-    threshold: float | None = None
-    device: str = "auto"
-    detect_side: int = 1024
-    video_detect_side: int = 320
-    min_face: float = 0.0
-    track: bool = True
-    tracker: TrackerConfig = field(default_factory=TrackerConfig)
-
-
-@dataclass
-class StageStats:
-    """Seconds spent per stage, and counts, since the last :meth:`reset`."""
-
-    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
-    frames: int = 0
-    faces: int = 0
-    embedded: int = 0
-
-    def reset(self) -> None:
-        self.seconds = dict.fromkeys(STAGES, 0.0)
-        self.frames = self.faces = self.embedded = 0
-
-    @contextmanager
-    def time(self, stage: str):  # type: ignore[no-untyped-def]
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[stage] += time.perf_counter() - start
-
-    def per_frame_ms(self) -> dict[str, float]:
-        n = max(self.frames, 1)
-        return {k: 1000.0 * v / n for k, v in self.seconds.items()}
-
-
-def _resize(image: np.ndarray, factor: float) -> np.ndarray:
-    import cv2
-
-    h, w = image.shape[:2]
-    size = (max(1, round(w * factor)), max(1, round(h * factor)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
-class Recognizer:
-    """Detect, embed and name faces. See the module docstring.
-
-    ``gallery``: a :class:`Gallery` or its folder (may be ``None`` with ``model``).
-    ``detector``: a detector name (``mtcnn``, ``hog``) or a built ``Detector``.
-    ``embedder``: an ``Embedder``; default: the one the gallery (or model) was built with.
-    ``model``: a trained classifier (folder or object with ``predict_embeddings``) that names
-    faces instead of the gallery; the unknown threshold then applies to its probability.
-    """
-
-    def __init__(
-        self,
-        gallery: Gallery | str | Path | None,
-        detector: str | Any = "mtcnn",
-        embedder: Any | None = None,
-        config: RecognizerConfig | None = None,
-        model: str | Path | Any | None = None,
-    ):
-        self.config = config or RecognizerConfig()
-        if gallery is not None and not isinstance(gallery, Gallery):
-            gallery = Gallery.load(gallery)
-        if gallery is None and model is None:
-            raise ValueError("Recognizer needs a gallery or a model")
-        self.gallery = gallery
-        if isinstance(model, str | Path):
-            from celebface.training import load_model
-
-            model = load_model(model)
-        self.model = model
-        self.matcher: Matcher = (
-            get_matcher(gallery, self.config.match, self.config.k, model)  # type: ignore[arg-type]
-            if model is None else get_matcher(Gallery(), model=model)
-        )
-        self.threshold = self._threshold()
-        self._detector = detector
-        self._embedder = embedder
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.tracker = IoUTracker(self.config.tracker)
-        self.stats = StageStats()
         self._frame = 0
-
-    # -------------------------------------------------------------- set-up
-    def _threshold(self) -> float:
-        method = self.matcher.method
-        if self.config.threshold is not None:
-            return float(self.config.threshold)
-        if self.gallery is None:
-            log.warning("no gallery: using the %s threshold %.3f", method, FALLBACK_THRESHOLD)
-            return FALLBACK_THRESHOLD
-        threshold = self.gallery.threshold(method)
-        if not self.gallery.is_calibrated(method):
-            log.warning("no calibrated %s threshold in the gallery: using %.3f (run 'celebface "
-                        "calibrate' for a chosen false-accept rate)", method, threshold)
-        return threshold
-
-    @property
-    def detector(self) -> Any:
-        if isinstance(self._detector, str):
-            from celebface.detection import get_detector
-
-            self._detector = get_detector(self._detector, device=self.config.device)
-        return self._detector
-
-    @property
-    def embedder(self) -> Any:
-        if self._embedder is None:
-            if self.model is not None and hasattr(self.model, "embedder"):
-                self._embedder = self.model.embedder
-            else:
-                self._embedder = self._gallery_embedder()
-        return self._embedder
-
-    def _gallery_embedder(self) -> Any:
-        from celebface.recognition import get_embedder
-
-        if self.gallery is None:
-            raise ValueError("no embedder: pass one, or a gallery or model that names theirs")
-        spec = self.gallery.embedder
-        embedder = get_embedder(spec.get("name", "dlib"), device=self.config.device,
-                                **dict(spec.get("options") or {}))
-        want = spec.get("settings")
-        if want and dict(embedder.settings()) != want:
-            log.warning("embedder settings %s differ from the gallery's %s: similarities may be "
-                        "off; re-enroll with this version", embedder.settings(), want)
-        return embedder
-
-    @property
-    def names(self) -> list[str]:
-        return list(self.matcher.names)
-
-    # -------------------------------------------------------------- stages
-    def detect(self, image: np.ndarray, max_side: int) -> list[Face]:
-        """Faces of ``image`` (boxes in its pixels), found on a copy shrunk to ``max_side``."""
-        with self.stats.time("detect"):
-            h, w = image.shape[:2]
-            factor = max_side / max(h, w) if max_side and max(h, w) > max_side else 1.0
-            small = _resize(image, factor) if factor < 1.0 else image
-            faces = self.detector.detect(small)
-            if factor < 1.0:
-                faces = [f.scaled(1.0 / factor) for f in faces]
-            if self.config.min_face:
-                faces = [f for f in faces if min(f.width, f.height) >= self.config.min_face]
-        return faces
-
-    def embed(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
-        """Embeddings of ``faces`` of one image, computed as one batch."""
-        with self.stats.time("embed"):
-            emb = self.embedder.embed([image] * len(faces), list(faces))
-        self.stats.embedded += len(faces)
-        return np.asarray(emb, np.float32)
-
-    def name(self, embeddings: np.ndarray) -> list[Decision]:
-        """The decision (name or unknown, similarity, runner-up) for each embedding."""
-        with self.stats.time("match"):
-            if not len(embeddings):
-                return []
-            matches = decide(self.matcher.scores(embeddings), self.matcher.names, self.threshold)
-        return [Decision(m.identity, m.similarity, m.runner_up, m.runner_up_similarity)
-                for m in matches]
-
-    # -------------------------------------------------------------- public API
-    def recognize(self, image: np.ndarray) -> list[Face]:
-        """Every face of one still image, named (no tracking)."""
-        faces = self.detect(image, self.config.detect_side)
-        out = self._name_all(image, faces)
-        self.stats.frames += 1
-        self.stats.faces += len(out)
-        return out
-
-    def _name_all(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
-        if not faces:
-            return []
-        emb = self.embed(image, faces)
-        return [
-            _apply(f.with_(embedding=e), d)
-            for f, e, d in zip(faces, emb, self.name(emb), strict=True)
-        ]
 
     def process_frame(self, frame: np.ndarray) -> list[Face]:
         """One video frame: detect, track, embed what needs it, vote the names."""
@@ -255,7 +59,5 @@ class Recognizer:
         self._frame = 0
 
 
-def _apply(face: Face, d: Decision) -> Face:
-    return face.with_(identity=d.identity, similarity=float(d.similarity), runner_up=d.runner_up,
-                      runner_up_similarity=None if d.runner_up_similarity is None
-                      else float(d.runner_up_similarity))
+#: The name video code has always used.
+Recognizer = VideoRecognizer

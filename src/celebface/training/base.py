@@ -100,14 +100,20 @@ class TrainedModel(ABC):
         return len(self.label_names)
 
     @abstractmethod
-    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """``(N, num_classes)`` float probabilities for RGB uint8 face images."""
+    def predict_proba(
+        self, images: Sequence[np.ndarray], faces: Sequence[Any] | None = None
+    ) -> np.ndarray:
+        """``(N, num_classes)`` float probabilities for RGB uint8 face images; ``faces``
+        (box and landmarks per image, where known) are used by models that align faces."""
 
-    def predict(self, images: Sequence[np.ndarray], top_k: int = 5) -> list[Prediction]:
+    def predict(
+        self, images: Sequence[np.ndarray], top_k: int = 5, faces: Sequence[Any] | None = None
+    ) -> list[Prediction]:
         """Identity, probability and the ``top_k`` best identities per image."""
         if len(images) == 0:
             return []
-        return predictions_from_probs(self.predict_proba(images), self.label_names, top_k)
+        return predictions_from_probs(self.predict_proba(images, faces), self.label_names,
+                                      top_k)
 
     @abstractmethod
     def save_weights(self, model_dir: Path) -> dict[str, Any]:

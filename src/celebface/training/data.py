@@ -37,18 +37,11 @@ def data_kind(path: str | Path) -> str:
 def stratified_split(
     labels: Sequence[int] | np.ndarray, val_fraction: float = 0.15, seed: int = 0
 ) -> np.ndarray:
-    """``"train"``/``"val"`` per sample: ``val_fraction`` of each class (at least one when the
-    class has two or more samples) goes to val; reproducible for a given ``seed``."""
-    labels = np.asarray(labels)
-    rng = np.random.default_rng(seed)
-    out = np.full(len(labels), "train", dtype=object)
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        if len(idx) < 2 or val_fraction <= 0:
-            continue
-        n_val = min(len(idx) - 1, max(1, round(len(idx) * val_fraction)))
-        out[rng.permutation(idx)[:n_val]] = "val"
-    return out
+    """``"train"``/``"val"`` per sample (:func:`celebface.data.splits.stratified_splits`,
+    the splitter ``pack`` uses too)."""
+    from celebface.data.splits import stratified_splits
+
+    return np.asarray(stratified_splits(labels, val_fraction, 0.0, seed), dtype=object)
 
 
 def _splits_from_csv(

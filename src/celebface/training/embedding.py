@@ -104,7 +104,13 @@ class EmbeddingModel(TrainedModel):
 
     def embed(self, images: Sequence[np.ndarray], faces: Sequence[Any] | None = None
               ) -> np.ndarray:
-        return self.embedder.embed(images, faces)
+        """Vectors of the faces, located as every stage does
+        (:func:`celebface.recognition.align.locate_faces`, the ``auto`` rule)."""
+        from celebface.recognition.align import locate_faces
 
-    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        return self.predict_embeddings(self.embed(images))
+        return self.embedder.embed(images, locate_faces(images, faces, "auto"))
+
+    def predict_proba(
+        self, images: Sequence[np.ndarray], faces: Sequence[Any] | None = None
+    ) -> np.ndarray:
+        return self.predict_embeddings(self.embed(images, faces))

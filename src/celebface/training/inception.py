@@ -238,7 +238,9 @@ class InceptionModel(TrainedModel):
         width = EMBEDDING_DIM if embed else self.num_classes
         return np.concatenate(outs) if outs else np.zeros((0, width))
 
-    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
+    def predict_proba(
+        self, images: Sequence[np.ndarray], faces: Sequence[Any] | None = None
+    ) -> np.ndarray:
         return self._forward(images, embed=False)
 
     def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:

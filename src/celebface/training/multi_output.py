@@ -386,10 +386,14 @@ class MultiOutputModel(TrainedModel):
             return np.zeros((0, self.num_classes), np.float32), np.zeros((0, 4), np.float32)
         return np.concatenate(probs), np.concatenate(boxes)
 
-    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
+    def predict_proba(
+        self, images: Sequence[np.ndarray], faces: Sequence[Any] | None = None
+    ) -> np.ndarray:
         return self.predict_outputs(images)[0]
 
-    def predict(self, images: Sequence[np.ndarray], top_k: int = 5) -> list[Prediction]:
+    def predict(
+        self, images: Sequence[np.ndarray], top_k: int = 5, faces: Sequence[Any] | None = None
+    ) -> list[Prediction]:
         if len(images) == 0:
             return []
         probs, boxes = self.predict_outputs(images)

@@ -1,0 +1,121 @@
+"""The short public API, re-exported as ``celebface.<name>``.
+
+    import celebface
+    faces = celebface.detect("party.jpg")                     # list[Face]: box, score, landmarks
+    vectors = celebface.embed(["a.jpg", "b.jpg"])              # (2, 128) unit vectors
+    celebface.enroll("people/", "gallery/")                    # a gallery folder
+    named = celebface.recognize("party.jpg", "gallery/")       # list[Face] with identity
+    result = celebface.verify("a.jpg", "b.jpg")                # .same, .score, .threshold
+
+An image is a path, a PIL image or an RGB uint8 array; a gallery is a folder or a
+:class:`~celebface.gallery.Gallery`. Models are built on first use and kept (one per setting).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from celebface.types import Face
+
+ImageLike = Any  # str | Path | PIL.Image.Image | np.ndarray
+
+
+def load_rgb(image: ImageLike) -> np.ndarray:
+    """An RGB uint8 array from a path, a PIL image or an array (greyscale/RGBA converted)."""
+    if isinstance(image, str | Path):
+        from celebface.io import read_image
+
+        return read_image(image).rgb
+    if isinstance(image, np.ndarray):
+        arr = image
+    else:
+        arr = np.asarray(image.convert("RGB")) if hasattr(image, "convert") else np.asarray(image)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise ValueError(f"an image must be H x W x 3 RGB, not shape {arr.shape}")
+    return np.ascontiguousarray(arr[..., :3], dtype=np.uint8)
+
+
+@functools.lru_cache(maxsize=4)
+def _detector(name: str, device: str) -> Any:
+    from celebface.detection import get_detector
+
+    return get_detector(name, device=device)
+
+
+@functools.lru_cache(maxsize=4)
+def _embedder(name: str, tta: str, device: str) -> Any:
+    from celebface.recognition import get_embedder
+
+    return get_embedder(name, device=device, tta=tta)
+
+
+@functools.lru_cache(maxsize=4)
+def _recognizer(gallery: str, device: str) -> Any:
+    from celebface.recognizer import Recognizer, RecognizerConfig
+
+    return Recognizer(gallery, config=RecognizerConfig(device=device))
+
+
+def detect(image: ImageLike, detector: str = "mtcnn", device: str = "auto") -> list[Face]:
+    """Every face of ``image`` (box, score, 5 landmarks), highest score first."""
+    return _detector(detector, device).detect(load_rgb(image))
+
+
+def embed(
+    images: Sequence[ImageLike],
+    faces: Sequence[Face | None] | None = None,
+    embedder: str = "dlib",
+    tta: str = "none",
+    device: str = "auto",
+) -> np.ndarray:
+    """Unit vectors ``(N, dim)`` of one face per image: ``faces[i]`` where given, else the
+    largest face MTCNN finds in the image, else the whole image (a tight crop)."""
+    from celebface.recognition.align import locate_faces
+
+    rgb = [load_rgb(im) for im in images]
+    located = locate_faces(rgb, faces, "auto")
+    return _embedder(embedder, tta, device).embed(rgb, located)
+
+
+def enroll(folder: str | Path, gallery_dir: str | Path, **options: Any) -> Any:
+    """Build (or with ``add=True`` extend) gallery ``gallery_dir`` from ``folder`` (one
+    sub-folder per person; a ``crop`` output or raw photos). ``options``: ``add``,
+    ``remove``, ``progress`` and the fields of :class:`~celebface.gallery.EnrollConfig`."""
+    from dataclasses import fields
+
+    from celebface.gallery import EnrollConfig
+    from celebface.gallery import enroll as _enroll
+
+    names = {f.name for f in fields(EnrollConfig)}
+    config = EnrollConfig(**{k: options.pop(k) for k in list(options) if k in names})
+    return _enroll(folder, gallery_dir, config=config, **options)
+
+
+def recognize(image: ImageLike, gallery: str | Path | Any, device: str = "auto") -> list[Face]:
+    """Every face of ``image``, named from ``gallery`` (``identity`` is ``"unknown"`` below
+    the gallery's threshold)."""
+    if isinstance(gallery, str | Path):
+        rec = _recognizer(str(Path(gallery).resolve()), device)
+    else:
+        from celebface.recognizer import Recognizer, RecognizerConfig
+
+        rec = Recognizer(gallery, config=RecognizerConfig(device=device))
+    return rec.recognize(load_rgb(image))
+
+
+def verify(a: ImageLike, b: ImageLike, **options: Any) -> Any:
+    """Are the largest faces of ``a`` and ``b`` the same person? A
+    :class:`~celebface.types.Verification` (``.same``, ``.score``, ``.threshold``)."""
+    from celebface.verification import verify as _verify
+
+    return _verify(a, b, **options)
+
+
+__all__ = ["detect", "embed", "enroll", "load_rgb", "recognize", "verify"]

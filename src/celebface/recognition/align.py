@@ -1,0 +1,91 @@
+"""Where the face is, for an embedder: one rule for every stage that embeds.
+
+A face whose box and landmarks are known (a detector found it, or a ``celebface crop`` folder
+carries it) is used as it is. For an image whose face is not known, ``rule`` decides:
+
+- ``auto`` (default): MTCNN looks for the face inside the image (padded, so a face filling a
+  tight crop is found) and the largest face is used; when none is found the whole image is taken
+  as the face (a tight crop). Measured in ``benchmarks/align.py``: on pins105-dev's tight crops
+  this beats handing the whole image to dlib's aligner.
+- ``detect``: the same, but an image without a face is skipped (``None`` is returned and the
+  caller drops it): for raw photos.
+- ``whole``: the whole image is the face (the old default for crop folders).
+
+How a located face becomes the network's input (the aligned chip) is the embedder's own
+business (e.g. :class:`celebface.recognition.dlib_resnet.DlibEmbedder`'s ``alignment``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from celebface.types import Face
+
+log = logging.getLogger(__name__)
+
+RULES = ("auto", "detect", "whole")
+DEFAULT_RULE = "auto"
+#: The whole image stands for the face (a tight crop with no face found in it).
+WHOLE = Face(box=(0.0, 0.0, 0.0, 0.0), score=0.0)
+
+
+def check_rule(rule: str) -> str:
+    if rule not in RULES:
+        raise ValueError(f"unknown face rule {rule!r}: choose one of {', '.join(RULES)}")
+    return rule
+
+
+@functools.lru_cache(maxsize=2)
+def _detector(device: str) -> Any:
+    from celebface.detection import get_detector
+
+    return get_detector("mtcnn", device=device)
+
+
+def pick_face(faces: Sequence[Face]) -> Face | None:
+    """The face an image is about: the largest one (ties: highest score)."""
+    if not faces:
+        return None
+    return max(faces, key=lambda f: (f.area, f.score))
+
+
+def locate_faces(
+    images: Sequence[np.ndarray],
+    known: Sequence[Face | None] | None = None,
+    rule: str = DEFAULT_RULE,
+    detector: Any | None = None,
+    device: str = "cpu",
+    min_score: float = 0.9,
+) -> list[Face | None]:
+    """The face to embed in each image: ``known[i]`` when given, else by ``rule`` (module
+    doc). The whole image is returned as ``WHOLE``'s box spanning it; ``None`` means skip
+    (``detect`` rule, no face). ``detector`` defaults to MTCNN, built once per device."""
+    check_rule(rule)
+    known = list(known) if known is not None else [None] * len(images)
+    out: list[Face | None] = list(known)
+    todo = [i for i, f in enumerate(known) if f is None]
+    if todo and rule != "whole":
+        det = detector or _detector(device)
+        found = det.detect_batch([images[i] for i in todo])
+        for i, faces in zip(todo, found, strict=True):
+            out[i] = pick_face([f for f in faces if f.score >= min_score])
+    for i in todo:
+        if out[i] is None and rule != "detect":
+            h, w = images[i].shape[:2]
+            out[i] = WHOLE.with_(box=(0.0, 0.0, w - 1.0, h - 1.0))
+    return out
+
+
+def face_tag(face: Face | None, rule: str = DEFAULT_RULE) -> str:
+    """What decides the chip, for cache keys: the known geometry (rounded), or the rule."""
+    if face is None:
+        return f"rule:{rule}"
+    parts = [f"{v:.1f}" for v in face.box]
+    if face.landmarks is not None:
+        parts += [f"{v:.1f}" for v in np.asarray(face.landmarks).reshape(-1)]
+    return "face:" + ",".join(parts)
