@@ -152,15 +152,14 @@ class Recognizer:
         return self._embedder
 
     def _gallery_embedder(self) -> Any:
-        from celebface.recognition import get_embedder
+        from celebface.recognition.spec import EmbedderSpec, build_embedder
 
         if self.gallery is None:
             raise ValueError("no embedder: pass one, or a gallery or model that names theirs")
-        spec = self.gallery.embedder
-        embedder = get_embedder(spec.get("name", "dlib"), device=self.config.device,
-                                **dict(spec.get("options") or {}))
-        want = spec.get("settings")
-        if want and dict(embedder.settings()) != want:
+        spec = self.gallery.spec
+        embedder = build_embedder(spec, self.config.device)
+        want = spec.settings
+        if want and not EmbedderSpec.of(embedder, spec.name, spec.tta).same_vectors(spec):
             log.warning("embedder settings %s differ from the gallery's %s: similarities may be "
                         "off; re-enroll with this version", embedder.settings(), want)
         return embedder

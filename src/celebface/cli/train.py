@@ -55,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     e = p.add_argument_group("embedding models (mlp, logreg, svm, knn, centroid)")
     e.add_argument("--embedder", help="embedder used when DATA holds images (default dlib)")
     e.add_argument("--tta", choices=("none", "flip"),
-                   help="test-time augmentation of that embedder (default flip)")
+                   help="test-time augmentation of that embedder (default none)")
     e.add_argument("--C", dest="C", type=float, help="logreg/svm inverse regularisation")
     e.add_argument("--k", type=int, help="knn neighbours")
     e.add_argument("--hidden", help="mlp hidden layer widths, comma-separated (512)")

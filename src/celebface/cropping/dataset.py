@@ -297,6 +297,9 @@ def crop_dataset(
         dst / SETTINGS_FILE,
         {"source": str(src.resolve()), "settings": settings, "last_run": summary.to_dict()},
     )
+    from celebface.data.stage import write_stage
+
+    write_stage(dst, "crops", settings, [str(src)])
     return summary
 
 

@@ -96,12 +96,15 @@ def _memmap(path: str) -> np.ndarray:
 
 
 def kind_of(path: str | Path) -> str:
-    """``crops`` (a ``celebface crop`` output), ``pack`` or ``photos``."""
-    path = Path(path)
-    if (path / "all_images.npy").is_file():
-        return "pack"
-    if (path / "manifest.csv").is_file() and (path / "crop.json").is_file():
-        return "crops"
+    """``crops`` (a ``celebface crop`` output), ``pack`` or ``photos`` (any other folder of
+    people), by the stage protocol (:func:`celebface.data.stage.folder_kind`)."""
+    from celebface.data.stage import folder_kind
+
+    kind = folder_kind(path)
+    if kind in ("pack", "crops"):
+        return kind
+    if kind in ("embeddings", "gallery", "model", "report"):
+        raise DatasetError(f"{path}: a {kind} folder, not images of people")
     return "photos"
 
 
@@ -167,8 +170,10 @@ def _open_pack(path: Path) -> FaceDataset:
 def _packed_face(source: str, size: int, fit: str) -> Face | None:
     """The face of a packed image made from a (square) ``celebface crop`` output, scaled to the
     pack's side; ``None`` when the packed file was not such a crop."""
+    from celebface.data.stage import folder_kind
+
     root = Path(source).parent.parent
-    if kind_of(root) != "crops":
+    if not root.is_dir() or folder_kind(root) != "crops":
         return None
     geometry = _crop_geometry_cached(str(root))
     face = geometry.get(Path(source).relative_to(root).as_posix())

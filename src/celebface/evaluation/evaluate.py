@@ -145,11 +145,10 @@ def _batches(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 
 def _same_embedder(model_spec: dict[str, Any], data_meta: dict[str, Any]) -> bool:
-    from celebface.training.embedding import embedder_spec
+    from celebface.recognition.spec import EmbedderSpec
 
-    data_spec = embedder_spec(data_meta)
-    keys = ("name", "tta", "options")
-    return all(str(model_spec.get(k)) == str(data_spec.get(k)) for k in keys)
+    return EmbedderSpec.from_dict(model_spec).same_vectors(
+        EmbedderSpec.from_dict(data_meta.get("embedder") or data_meta))
 
 
 def predict_set(
@@ -330,6 +329,10 @@ def evaluate_model(
     if plots:
         plot_errors(mistakes, load_thumb, out / "errors.png")
     atomic_write_text(out / "summary.txt", format_summary(metrics) + "\n")
+    from celebface.data.stage import write_stage
+
+    write_stage(out, "report", {"model": metrics["model"], "data": metrics["data"]},
+                [str(model_dir), str(data)])
     return metrics
 
 

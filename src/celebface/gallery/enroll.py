@@ -23,6 +23,7 @@ from celebface.gallery.faces import (
 )
 from celebface.gallery.matching import DEFAULT_MATCH, GalleryMatcher, Matcher, ModelMatcher
 from celebface.gallery.store import Gallery, GalleryError, is_gallery
+from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec
 
 log = logging.getLogger(__name__)
 
@@ -47,20 +48,21 @@ class EnrollSummary:
 
 
 def embedder_spec(embedder: Any, config: FaceSetConfig) -> dict[str, Any]:
-    """What a gallery records about its embedder (enough to rebuild it and to check it)."""
-    return {
-        "name": config.embedder,
-        "options": dict(config.embedder_options),
-        "settings": dict(embedder.settings()),
-    }
+    """What a gallery records about its embedder (an
+    :class:`~celebface.recognition.spec.EmbedderSpec`: enough to rebuild it and to check it)."""
+    options = dict(config.embedder_options)
+    tta = str(options.pop("tta", DEFAULT_TTA))
+    return EmbedderSpec.of(embedder, config.embedder, tta, options).to_dict()
 
 
 def _check_same_embedder(gallery: Gallery, spec: dict[str, Any]) -> None:
-    old = gallery.embedder.get("settings")
-    if gallery.embedder and old and old != spec["settings"]:
+    old = EmbedderSpec.from_dict(gallery.embedder)
+    new = EmbedderSpec.from_dict(spec)
+    if gallery.embedder and old.settings and not old.same_vectors(new):
         raise GalleryError(
-            f"{gallery.path}: gallery was built with embedder {old}, not {spec['settings']}; "
-            "enroll into a new --out folder"
+            f"{gallery.path}: gallery was built with embedder {old.describe()} "
+            f"{old.settings}, not {new.describe()} {new.settings}; enroll into a new --out "
+            "folder"
         )
 
 
@@ -113,17 +115,8 @@ def enroll(
 
 
 def embedded_spec(meta: dict[str, Any]) -> dict[str, Any]:
-    """The embedder spec (as :func:`embedder_spec`) of an ``embed`` output's metadata."""
-    from celebface.training.embedding import embedder_spec as rebuild_spec
-
-    rebuild = rebuild_spec(meta)  # name and constructor options, as trained models use them
-    options = dict(rebuild["options"])
-    if rebuild["tta"] != "none":
-        options["tta"] = rebuild["tta"]
-    settings = dict(meta.get("settings") or meta)
-    if "tta" in options:
-        settings["tta"] = options["tta"]
-    return {"name": rebuild["name"], "options": options, "settings": settings}
+    """The embedder spec of an ``embed`` output's metadata."""
+    return EmbedderSpec.from_dict(meta.get("embedder") or meta).to_dict()
 
 
 def _enroll_embedded(
@@ -235,11 +228,11 @@ def calibrate(
             _check_same_embedder(gallery, embedded_spec(meta))
     else:
         base = config or FaceSetConfig()
-        config = replace(
-            base,
-            embedder=gallery.embedder_name,
-            embedder_options=dict(gallery.embedder.get("options") or base.embedder_options),
-        )
+        spec = EmbedderSpec.from_dict(gallery.embedder)
+        options = dict(spec.options or base.embedder_options)
+        if spec.tta != DEFAULT_TTA:
+            options["tta"] = spec.tta
+        config = replace(base, embedder=spec.name, embedder_options=options)
         models = (classifier_embedder, build_detector(config)) if classifier_embedder else None
         faces = embed_faces(data, config, models)
     enrolled = set(gallery.sources)

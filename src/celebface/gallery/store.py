@@ -30,6 +30,7 @@ import numpy as np
 from celebface.errors import CelebfaceError
 from celebface.io import atomic_write_bytes, atomic_write_json
 from celebface.recognition.base import l2_normalize
+from celebface.recognition.spec import EmbedderSpec
 
 log = logging.getLogger(__name__)
 
@@ -38,21 +39,29 @@ FORMAT_VERSION = 1
 MANIFEST = "gallery.json"
 AVERAGES = "average_embeddings.json"
 
-#: Thresholds an uncalibrated gallery uses, per (embedder, TTA) and match method (cosine).
-#: dlib: the 1% false-accept points measured on pins105-dev with 80 people enrolled and 25
-#: strangers (benchmarks/results/recognize.md); a gallery of fewer people accepts fewer
-#: strangers at the same threshold. dlib vectors share a large common direction, so strangers'
-#: cosine is high (median best match 0.93 there).
-DEFAULT_THRESHOLDS: dict[tuple[str, str], dict[str, float]] = {
-    ("dlib", "none"): {"centroid": 0.957, "knn": 0.959, "topk": 0.951},
-    ("dlib", "flip"): {"centroid": 0.959, "knn": 0.962, "topk": 0.954},
-}
+#: The false-accept rate an uncalibrated gallery aims at.
+DEFAULT_FAR = 0.01
+#: Upper tails of ONE enrolled person's scores against strangers, per (embedder, TTA) and match
+#: method: ``(p, t)`` = a stranger scores at least ``t`` against one given person with chance
+#: ``p``. A stranger's best score over N people passes ``t`` with chance ~ N p, so an
+#: uncalibrated N-person gallery uses the ``t`` of ``p = DEFAULT_FAR / N`` (interpolated in
+#: log p). Measured by benchmarks/thresholds.py on half of pins105-dev's people and checked on
+#: the other half (benchmarks/results/thresholds.md).
+IMPOSTOR_TAILS: dict[tuple[str, str], dict[str, list[tuple[float, float]]]] = {}  # TAILS_PLACEHOLDER
 #: Used when nothing is known: a classifier's probability, or an embedder not measured above.
 FALLBACK_THRESHOLD = 0.5
 
 
 class GalleryError(CelebfaceError, ValueError):
     """A gallery folder that cannot be used; the message names the folder and the reason."""
+
+
+def tail_threshold(tail: Sequence[tuple[float, float]], p: float) -> float:
+    """The score ``t`` with ``P(impostor >= t) = p`` from a measured tail (log-p
+    interpolation; clamped to the tail's ends)."""
+    ps = np.log([q for q, _ in tail])[::-1]  # increasing
+    ts = np.asarray([t for _, t in tail], dtype=np.float64)[::-1]
+    return float(np.interp(np.log(max(p, 1e-12)), ps, ts))
 
 
 @dataclass
@@ -115,16 +124,22 @@ class Gallery:
         return {n: [float(v) for v in c] for n, c in zip(self.names, self.centroids(), strict=True)}
 
     @property
+    def spec(self) -> EmbedderSpec:
+        """The embedder this gallery was built with."""
+        return EmbedderSpec.from_dict(self.embedder)
+
+    @property
     def embedder_name(self) -> str:
-        return str(self.embedder.get("name", "dlib"))
+        return self.spec.name
 
     def threshold(self, method: str) -> float:
         """The calibrated threshold of ``method``, else a default for the embedder."""
         if method in self.thresholds:
             return float(self.thresholds[method])
-        tta = str((self.embedder.get("options") or {}).get("tta", "none"))
-        defaults = DEFAULT_THRESHOLDS.get((self.embedder_name, tta), {})
-        return defaults.get(method, FALLBACK_THRESHOLD)
+        tails = IMPOSTOR_TAILS.get((self.embedder_name, self.spec.tta), {})
+        if method not in tails:
+            return FALLBACK_THRESHOLD
+        return tail_threshold(tails[method], DEFAULT_FAR / max(1, len(self.names)))
 
     def is_calibrated(self, method: str) -> bool:
         return method in self.thresholds
@@ -238,6 +253,9 @@ class Gallery:
         atomic_write_bytes(folder / npz_name, data)
         atomic_write_json(folder / AVERAGES, self.average_embeddings(), indent=None)
         atomic_write_json(folder / MANIFEST, self.manifest(npz_name, _sha256(data)))
+        from celebface.data.stage import write_stage
+
+        write_stage(folder, "gallery", self.embedder)
         # The new set is committed; older embeddings files are garbage now.
         for stale in folder.glob("embeddings-*.npz"):
             if stale.name != npz_name:

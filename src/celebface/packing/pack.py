@@ -196,6 +196,9 @@ def pack_dataset(
         os.replace(tmp_images, dst / "all_images.npy")
         atomic_write_json(dst / "pack.json", {**asdict(config), "count": len(kept),
                                               "skipped": len(skipped), "identities": len(names)})
+        from celebface.data.stage import write_stage
+
+        write_stage(dst, "pack", asdict(config), [str(data)])
     finally:
         tmp_images.unlink(missing_ok=True)
         tmp_small.unlink(missing_ok=True)

@@ -30,15 +30,12 @@ def get_embedder(
 
         embedder = FacenetEmbedder(weights=weights, device=device, **options)
     elif Path(name).is_dir():
-        from celebface.training import load_model
+        from celebface.recognition.spec import builder_for
 
         if options:
             raise TypeError(f"{name}: a model folder embedder takes no options "
                             f"({', '.join(options)})")
-        model = load_model(name, device=device)
-        if not hasattr(model, "as_embedder"):
-            raise ValueError(f"{name}: this model kind has no embedding layer")
-        embedder = model.as_embedder()
+        embedder = builder_for("model-folder")(name, device)
     else:
         raise ValueError(
             f"unknown embedder {name!r}: choose {', '.join(EMBEDDERS)} or a trained model folder")

@@ -26,6 +26,7 @@ from celebface.recognition.align import DEFAULT_RULE, check_rule, face_tag, loca
 from celebface.recognition.base import Embedder
 from celebface.recognition.cache import EmbeddingCache, content_hash
 from celebface.recognition.dlib_resnet import DlibConfig, DlibEmbedder
+from celebface.recognition.spec import EmbedderSpec
 from celebface.recognition.tta import combine_views, embed_views, views_for
 from celebface.types import Face
 
@@ -97,7 +98,8 @@ def embed_batch(
     """The one embedding step of every stage: locate each face (:func:`locate_faces`, with
     ``detector`` or MTCNN), then embed the ``views``. Returns the indices embedded (a
     ``detect``-rule image without a face is left out) and ``{view: vectors}`` for them."""
-    faces = locate_faces(images, known, rule, detector)
+    faces = locate_faces(images, known, rule, detector,
+                         device=str(getattr(embedder, "device", "cpu")))
     ok = [i for i, f in enumerate(faces) if f is not None]
     if not ok:
         return [], {}
@@ -241,6 +243,8 @@ def embed_dataset(
     splits = [items[i].split for i in rows]
     elapsed = time.perf_counter() - start
     meta = {
+        "embedder": EmbedderSpec.of(getattr(embedder, "base", embedder), config.embedder,
+                                    config.tta, _spec_options(config)).to_dict(),
         "model": embedder.name,
         "dim": int(dim),
         "alignment": settings.get("alignment", "none"),
@@ -266,6 +270,13 @@ def embed_dataset(
         log.warning("%d file(s) skipped, listed in %s", len(errors), out / "errors.txt")
     return Embeddings(emb, labels, paths, label_names, meta,
                       splits if any(s is not None for s in splits) else None)
+
+
+def _spec_options(config: EmbedConfig) -> dict[str, Any]:
+    options = dict(config.options)
+    if config.weights:
+        options["weights"] = str(Path(config.weights).resolve())
+    return options
 
 
 def _dir_signature(folder: Path) -> str:
@@ -367,6 +378,9 @@ def _write_outputs(
         (out / "splits.txt").unlink(missing_ok=True)
     atomic_write_text(out / "errors.txt", "".join(e + "\n" for e in error_lines))
     atomic_write_json(out / "embedding.json", meta)
+    from celebface.data.stage import write_stage
+
+    write_stage(out, "embeddings", meta["embedder"], [meta["data"]])
 
 
 def load_embeddings(path: str | Path) -> Embeddings:

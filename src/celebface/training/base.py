@@ -136,6 +136,9 @@ class TrainedModel(ABC):
         meta.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         self.meta = meta
         atomic_write_json(model_dir / MODEL_JSON, meta)
+        from celebface.data.stage import write_stage
+
+        write_stage(model_dir, "model", {"kind": self.kind, "embedder": meta.get("embedder")})
         return model_dir
 
     @classmethod

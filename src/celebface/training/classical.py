@@ -19,6 +19,7 @@ import numpy as np
 
 from celebface.io import atomic_write
 from celebface.recognition.base import l2_normalize
+from celebface.recognition.spec import DEFAULT_TTA
 from celebface.training.embedding import (
     EmbeddingModel,
     embedder_settings,
@@ -46,7 +47,7 @@ class ClassicalConfig:
     k: int = 10  # neighbours (knn)
     max_iter: int = 3000
     embedder: str = "dlib"  # used when DATA holds images, not embeddings
-    tta: str = "flip"
+    tta: str = DEFAULT_TTA
     device: str = "auto"
     seed: int = 0
     val_fraction: float = 0.15  # stratified split when DATA has no splits.csv

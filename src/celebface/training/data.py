@@ -27,11 +27,10 @@ def data_kind(path: str | Path) -> str:
         raise FileNotFoundError(f"{path}: no such folder")
     if not path.is_dir():
         raise NotADirectoryError(f"{path}: not a folder")
-    if (path / EMBEDDINGS_FILE).is_file():
-        return "embeddings"
-    if (path / PACKED_FILE).is_file():
-        return "packed"
-    return "folder"
+    from celebface.data.stage import folder_kind
+
+    kind = folder_kind(path)
+    return {"embeddings": "embeddings", "pack": "packed"}.get(kind, "folder")
 
 
 def stratified_split(

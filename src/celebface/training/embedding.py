@@ -11,12 +11,13 @@ from typing import Any
 
 import numpy as np
 
+from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec
 from celebface.training.base import TrainedModel
 from celebface.training.data import EmbeddingData, data_kind, load_embedding_data
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EMBEDDER: dict[str, Any] = {"name": "dlib", "tta": "flip", "options": {}}
+DEFAULT_EMBEDDER: dict[str, Any] = EmbedderSpec().to_dict()
 
 
 def softmax(scores: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -25,38 +26,22 @@ def softmax(scores: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-#: embedder settings that describe, not configure, it (left out of its constructor options)
-_DESCRIPTIVE = ("model", "dim", "alignment", "weights", "model_dir", "input_size", "margin")
-
-
 def embedder_spec(meta: dict[str, Any]) -> dict[str, Any]:
-    """How to rebuild the embedder of an embeddings folder, from its ``embedding.json``:
-    ``{"name", "tta", "dim", "alignment", "options"}`` (``name`` is a model folder for a
-    trained model's embedder)."""
-    settings = dict(meta.get("settings") or {})
-    name = settings.get("model_dir") or meta.get("model") or settings.get("model", "dlib")
-    options = {k: v for k, v in settings.items() if k not in _DESCRIPTIVE}
-    if meta.get("weights_path"):  # a weights file given with --weights (facenet)
-        options["weights"] = meta["weights_path"]
-    return {"name": str(name), "tta": meta.get("tta", "none"), "dim": meta.get("dim"),
-            "alignment": meta.get("alignment"), "options": options}
+    """The :class:`~celebface.recognition.spec.EmbedderSpec` (as a dict) of an embeddings
+    folder's ``embedding.json``."""
+    return EmbedderSpec.from_dict(meta.get("embedder") or meta).to_dict()
 
 
 def build_embedder(spec: dict[str, Any], device: str = "auto") -> Any:
     """The :class:`~celebface.recognition.base.Embedder` described by ``spec``."""
-    from celebface.recognition import get_embedder
+    from celebface.recognition.spec import build_embedder as build
 
-    try:
-        return get_embedder(spec["name"], device=device, tta=spec.get("tta", "none"),
-                            **spec.get("options", {}))
-    except TypeError as exc:
-        raise ValueError(f"cannot rebuild embedder {spec['name']!r} with options "
-                         f"{spec.get('options')}: {exc}") from None
+    return build(spec, device)
 
 
 def embedder_settings(meta: dict[str, Any], name: str, tta: str) -> dict[str, Any]:
     """The spec stored in a model: from the embeddings' metadata, else from the flags."""
-    return embedder_spec(meta) if meta else {"name": name, "tta": tta, "options": {}}
+    return embedder_spec(meta) if meta else EmbedderSpec(name, tta).to_dict()
 
 
 def prepare_embeddings(
@@ -64,7 +49,7 @@ def prepare_embeddings(
     out: str | Path,
     *,
     embedder: str = "dlib",
-    tta: str = "flip",
+    tta: str = DEFAULT_TTA,
     device: str = "auto",
     seed: int = 0,
     val_fraction: float = 0.15,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from celebface.recognition.base import l2_normalize
+from celebface.recognition.spec import DEFAULT_TTA
 from celebface.training.data import stratified_split
 from celebface.training.embedding import EmbeddingModel, embedder_settings, prepare_embeddings
 from celebface.training.loop import LoopConfig, fit, run_fingerprint
@@ -41,7 +42,7 @@ class MLPConfig:
     plateau_patience: int = 5
     holdout: float = 0.1
     embedder: str = "dlib"
-    tta: str = "flip"
+    tta: str = DEFAULT_TTA
     device: str = "auto"
     seed: int = 0
     val_fraction: float = 0.15

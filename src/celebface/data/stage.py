@@ -1,0 +1,78 @@
+"""One protocol for stage output folders: each stage writes ``celebface.json`` last, with its
+kind, format version, a fingerprint of its settings and its inputs; loaders route by ``kind``.
+
+Folders written before this protocol have no ``celebface.json``; :func:`folder_kind` then
+recognises them by their marker files, so they keep working.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from celebface.io import atomic_write_json
+
+STAGE_FILE = "celebface.json"
+FORMAT_VERSION = 1
+#: kind -> the marker file of a folder of that kind written before ``celebface.json``
+LEGACY_MARKERS = (
+    ("embeddings", "face_embeddings.npy"),
+    ("pack", "all_images.npy"),
+    ("gallery", "gallery.json"),
+    ("model", "model.json"),
+    ("crops", "crop.json"),
+    ("report", "metrics.json"),
+)
+KINDS = ("photos", "synth", *(k for k, _ in LEGACY_MARKERS))
+
+
+def fingerprint(settings: dict[str, Any]) -> str:
+    """A short stable hash of settings (JSON, keys sorted)."""
+    blob = json.dumps(settings, sort_keys=True, default=str).encode()
+    return hashlib.sha1(blob).hexdigest()[:16]
+
+
+def write_stage(
+    folder: str | Path, kind: str, settings: dict[str, Any], inputs: list[str] | None = None
+) -> dict[str, Any]:
+    """Write ``folder/celebface.json`` (atomically; call it after everything else)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown stage kind {kind!r}")
+    doc = {
+        "kind": kind,
+        "format_version": FORMAT_VERSION,
+        "settings_fingerprint": fingerprint(settings),
+        "inputs": [str(Path(i).resolve()) for i in (inputs or [])],
+        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    atomic_write_json(Path(folder) / STAGE_FILE, doc)
+    return doc
+
+
+def read_stage(folder: str | Path) -> dict[str, Any] | None:
+    """The folder's ``celebface.json``, or ``None`` (absent or unreadable)."""
+    try:
+        doc = json.loads((Path(folder) / STAGE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("kind") in KINDS else None
+
+
+def folder_kind(folder: str | Path) -> str:
+    """What wrote ``folder``: its ``celebface.json`` kind, else its marker files, else
+    ``photos`` (a plain folder of people)."""
+    doc = read_stage(folder)
+    if doc is not None:
+        return str(doc["kind"])
+    folder = Path(folder)
+    for kind, marker in LEGACY_MARKERS:
+        if (folder / marker).is_file():
+            if kind == "crops" and not (folder / "manifest.csv").is_file():
+                continue
+            return kind
+    from celebface.synth import is_box_dataset
+
+    return "synth" if is_box_dataset(folder) else "photos"
