@@ -95,6 +95,32 @@ def make_chips(rows: list[dict], variant: str, embedder, template: np.ndarray | 
     return chips
 
 
+def dlib_pipeline_chips(n: int) -> list[np.ndarray]:
+    """Chips of ``n`` random pins photos made the way dlib itself does (HOG detector on the
+    photo with a 25% border, 5-point predictor, ``get_face_chip``, padding 0.25)."""
+    import random
+
+    import dlib
+
+    from celebface.io import list_dataset, read_image
+    from celebface.models.store import dlib_model_path
+
+    items = list_dataset(PINS)
+    random.Random(0).shuffle(items)
+    hog = dlib.get_frontal_face_detector()
+    sp = dlib.shape_predictor(str(dlib_model_path("shape_predictor_5")))
+    chips = []
+    for it in items[:n]:
+        im = read_image(it.path).rgb
+        pad = int(0.25 * max(im.shape[:2]))
+        padded = np.pad(im, ((pad, pad), (pad, pad), (0, 0)))
+        found = hog(padded, 1)
+        if len(found) == 1:
+            chips.append(dlib.get_face_chip(padded, sp(padded, found[0]), size=150,
+                                            padding=0.25))
+    return chips
+
+
 def derive_template(chips: list[np.ndarray]) -> np.ndarray:
     """Mean MTCNN landmarks found in dlib-aligned chips (where one confident face is found)."""
     from celebface.detection import get_detector
@@ -151,13 +177,18 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--crops", type=Path, required=True, help="celebface crop output of pins")
     p.add_argument("--train-per-id", type=int, default=30)
+    p.add_argument("--derive-template", type=int, default=0, metavar="N",
+                   help="print the MTCNN-landmark template of dlib chips from N photos, exit")
     p.add_argument("--variants", nargs="+", default=[
         "whole", "box", "box+10", "landmarks", "crop-whole", "crop-box", "crop-landmarks"])
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from celebface.recognition.base import l2_normalize
-    from celebface.recognition.dlib_resnet import DlibEmbedder
+    from celebface.recognition.dlib_resnet import DlibEmbedder, chip_template
 
+    if args.derive_template:  # how CHIP_TEMPLATE_150 was made: MTCNN on dlib's own chips
+        print(np.round(derive_template(dlib_pipeline_chips(args.derive_template)), 3).tolist())
+        return 0
     rows = load_rows(args.crops, args.train_per_id)
     ids = np.array([r["identity"] for r in rows], dtype=object)
     split = np.array([r["split"] for r in rows], dtype=object)
@@ -169,10 +200,7 @@ def main() -> int:
     for variant in args.variants:
         t0 = time.perf_counter()
         if variant.endswith("landmarks") and template is None:
-            box_chips = make_chips([r for r in rows if r["split"] == "train"][:3000], "box",
-                                   emb, None)
-            template = derive_template(box_chips)
-            log.info("template (150-px dlib chip, padding 0.25):\n%s", np.round(template, 2))
+            template = chip_template()  # the shipped one (see --derive-template)
         chips = make_chips(rows, variant, emb, template)
         t1 = time.perf_counter()
         vec = l2_normalize(emb.embed_chips(chips))

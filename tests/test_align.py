@@ -118,3 +118,25 @@ def test_embed_and_enroll_use_the_crop_geometry(crops: Path, tmp_path: Path) -> 
     assert np.min(np.sum(whole * want, 1)) < 0.999  # the old whole-crop chips differ
     faces = embed_faces(crops, FaceSetConfig(detector="none", device="cpu"))
     np.testing.assert_allclose(faces.embeddings, want, atol=1e-5)
+
+
+def test_default_threshold_follows_the_gallery_size() -> None:
+    """An uncalibrated gallery aims at 1% FAR: with fewer people each may be matched more
+    loosely (FAR ~ N p), so its threshold is lower."""
+    from celebface.gallery.store import IMPOSTOR_TAILS, Gallery, tail_threshold
+
+    tail = [(0.1, 0.80), (0.01, 0.90), (0.001, 0.95)]
+    assert tail_threshold(tail, 0.01) == pytest.approx(0.90)
+    assert tail_threshold(tail, 0.003) == pytest.approx(0.90 + 0.05 * np.log(0.01 / 0.003)
+                                                         / np.log(10))
+    assert tail_threshold(tail, 1e-9) == pytest.approx(0.95)  # clamped to what was measured
+    assert ("dlib", "none") in IMPOSTOR_TAILS
+
+    def gallery(n: int) -> Gallery:
+        g = Gallery(embedder={"name": "dlib", "tta": "none"})
+        v = np.eye(128, dtype=np.float32)[:n]
+        g.add(v, [f"p{i}" for i in range(n)], [f"s{i}" for i in range(n)])
+        return g
+
+    t5, t80 = gallery(5).threshold("centroid"), gallery(80).threshold("centroid")
+    assert 0.5 < t5 < t80 < 1.0
