@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface import validate
 from celebface.gallery import Gallery, get_matcher
 from celebface.gallery.matching import DEFAULT_MATCH, Matcher, decide
 from celebface.gallery.store import FALLBACK_THRESHOLD
@@ -49,6 +50,13 @@ class RecognizerConfig:
     min_face: float = 0.0
     track: bool = True
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+
+    def __post_init__(self) -> None:
+        validate.positive_int("k", self.k)
+        validate.optional(validate.unit_float, "threshold", self.threshold)
+        validate.image_side("detect_side", self.detect_side)
+        validate.image_side("video_detect_side", self.video_detect_side)
+        validate.nonneg_float("min_face", self.min_face)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from celebface.training.base import TrainedModel, read_model_json
+from celebface.validate import check_fields
 
 log = logging.getLogger(__name__)
 
@@ -100,4 +101,5 @@ def make_config(cls: type, config: dict[str, Any], what: str) -> Any:
     if unknown:
         raise ValueError(f"{what}: unknown setting(s) {', '.join(unknown)}; "
                          f"known: {', '.join(sorted(names))}")
-    return cls(**{k: v for k, v in config.items() if k in names and v is not None})
+    return check_fields(cls(**{k: v for k, v in config.items() if k in names and v is not None}),
+                        what)
