@@ -85,10 +85,12 @@ def read_manifest(dst: Path) -> list[dict[str, str]]:
 
 
 def read_lines(path: Path) -> list[str]:
+    """One name per record of ``no_faces.txt``: a one-column CSV, so a name with a newline,
+    carriage return or quote is quoted (plain names read as plain lines, as before)."""
     if not path.exists():
         return []
-    with open(path, **_TEXT) as fh:
-        return [line.rstrip("\n") for line in fh if line.endswith("\n")]
+    with open(path, newline="", **_TEXT) as fh:
+        return [row[0] for row in csv.reader(fh) if row]
 
 
 def done_sources(dst: Path) -> set[str]:
@@ -125,16 +127,20 @@ class Records:
         self.manifest.write(buf.getvalue())
 
     def add_no_face(self, source: str) -> None:
-        self.no_faces.write(source + "\n")
+        csv.writer(self.no_faces, lineterminator="\n").writerow([source])
 
     def add_error(self, source: str, reason: str) -> None:
         reason = " ".join(reason.split())
+        source = source.replace("\t", "\\t").replace("\r", "\\r").replace("\n", "\\n")
         self.errors.write(f"{source}\t{reason}\n")
 
     def commit(self) -> None:
         for fh in self._files:
-            fh.flush()
-            os.fsync(fh.fileno())
+            try:
+                fh.flush()
+                os.fsync(fh.fileno())
+            except OSError as exc:  # disk full, ...: name the record file
+                raise OSError(exc.errno, exc.strerror, fh.name) from None
 
     def close(self) -> None:
         self.commit()

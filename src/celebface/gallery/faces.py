@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface import validate
 from celebface.io import DatasetItem, ImageReadError, list_dataset, read_image, read_splits
 from celebface.types import Face
 
@@ -39,6 +40,10 @@ class FaceSetConfig:
     batch_size: int = 16
     split: str | None = None
     embedder_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        validate.in_range("max_side", self.max_side, 16, kind=int)
+        validate.positive_int("batch_size", self.batch_size)
 
 
 @dataclass

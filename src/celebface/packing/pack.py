@@ -25,12 +25,14 @@ from celebface.io import (
     read_image,
     read_splits,
 )
+from celebface.io.atomic import TEXT_ENCODING
+from celebface.io.pathlist import PATHS_FILE, has_paths, read_paths, write_paths
 
 log = logging.getLogger(__name__)
 
 FITS = ("stretch", "pad", "crop")
-PACK_FILES = ("all_images.npy", "all_labels.npy", "label_mapping.json", "paths.txt", "splits.csv",
-              "pack.json")
+PACK_FILES = ("all_images.npy", "all_labels.npy", "label_mapping.json", "paths.json",
+              "splits.csv", "pack.json")  # paths.txt instead of paths.json: older packs
 
 
 @dataclass
@@ -235,7 +237,7 @@ def _write_small_files(
     atomic_write_json(dst / "label_mapping.json", {str(i): n for i, n in enumerate(names)})
     with atomic_write(dst / "label_mapping.npy") as fh:
         np.save(fh, np.asarray(names))
-    atomic_write_text(dst / "paths.txt", "".join(f"{items[i].path.absolute()}\n" for i in kept))
+    write_paths(dst, (items[i].path.absolute() for i in kept))
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["split", "identity", "filename"])
@@ -247,15 +249,16 @@ def _write_small_files(
 def load_packed(path: str | Path) -> Packed:
     """Open a packed folder; images are memory-mapped, not read."""
     path = Path(path)
-    missing = [f for f in PACK_FILES if not (path / f).is_file()]
+    missing = [f for f in PACK_FILES if not (path / f).is_file()
+               and not (f == PATHS_FILE and has_paths(path))]
     if missing:
         raise FileNotFoundError(f"{path}: not a packed folder (missing {', '.join(missing)})")
     images = np.load(path / "all_images.npy", mmap_mode="r")
     labels = np.load(path / "all_labels.npy")
     mapping = json.loads((path / "label_mapping.json").read_text(encoding="utf-8"))
     names = [mapping[str(i)] for i in range(len(mapping))]
-    paths = (path / "paths.txt").read_text(encoding="utf-8").splitlines()
-    with open(path / "splits.csv", newline="", encoding="utf-8") as fh:
+    paths = read_paths(path)
+    with open(path / "splits.csv", newline="", **TEXT_ENCODING) as fh:
         split_col = [row["split"] or None for row in csv.DictReader(fh)]
     if not (len(images) == len(labels) == len(paths) == len(split_col)):
         raise ValueError(f"{path}: images, labels, paths and splits.csv have different lengths")

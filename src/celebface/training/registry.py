@@ -17,7 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from celebface.training.base import TrainedModel, read_model_json
+from celebface.errors import CelebfaceError
+from celebface.training.base import ModelError, TrainedModel, check_weights, read_model_json
 from celebface.validate import check_fields
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,14 @@ def load_model(model_dir: str | Path, device: str = "auto") -> TrainedModel:
         _import_for(kind)
     if kind not in _KINDS:
         raise ValueError(f"{model_dir / 'model.json'}: unknown model kind {kind!r}")
-    return _KINDS[kind].load(model_dir, meta, device=device)
+    check_weights(model_dir, meta)
+    try:
+        return _KINDS[kind].load(model_dir, meta, device=device)
+    except (CelebfaceError, MemoryError):
+        raise
+    except Exception as exc:  # a damaged or foreign weights file: one line, naming the folder
+        raise ModelError(f"{model_dir}: cannot load the {kind} model "
+                         f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
 
 
 def train_model(data: str | Path, model: str, out: str | Path, **config: Any) -> TrainedModel:
