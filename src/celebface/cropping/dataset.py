@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import collections
-import csv
-import io
 import json
 import logging
 import time
@@ -33,6 +31,7 @@ from celebface.io import (
     read_image,
     read_splits,
 )
+from celebface.io.pathlist import csv_text
 from celebface.types import Face
 
 log = logging.getLogger(__name__)
@@ -399,11 +398,9 @@ def _write_splits(src: Path, dst: Path) -> None:
     except (OSError, ValueError) as exc:
         log.warning("%s: not used (%s)", path, exc)
         return
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["split", "identity", "filename"])
+    rows: list[list[str]] = [["split", "identity", "filename"]]
     for row in rec.read_manifest(dst):
         split = splits.get((row["identity"], Path(row["source"]).name))
         if split is not None:
-            w.writerow([split, row["identity"], Path(row["output"]).name])
-    atomic_write_text(dst / "splits.csv", buf.getvalue())
+            rows.append([split, row["identity"], Path(row["output"]).name])
+    atomic_write_text(dst / "splits.csv", csv_text(rows))

@@ -7,10 +7,10 @@ a torn last line (killed mid-write) is cut off when the file is opened again.
 from __future__ import annotations
 
 import csv
-import io
 import os
 from pathlib import Path
 
+from celebface.io.pathlist import csv_text
 from celebface.types import Face
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
@@ -116,18 +116,15 @@ class Records:
             for p in paths
         ]
         self.manifest, self.no_faces, self.errors = self._files
-        self._csv = csv.writer(self.manifest, lineterminator="\n")
         if new_manifest:
-            self._csv.writerow(MANIFEST_COLUMNS)
+            self.manifest.write(csv_text([MANIFEST_COLUMNS]))
             self.commit()
 
     def add_faces(self, rows: list[list[str]]) -> None:
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows(rows)
-        self.manifest.write(buf.getvalue())
+        self.manifest.write(csv_text(rows))
 
     def add_no_face(self, source: str) -> None:
-        csv.writer(self.no_faces, lineterminator="\n").writerow([source])
+        self.no_faces.write(csv_text([[source]]))
 
     def add_error(self, source: str, reason: str) -> None:
         reason = " ".join(reason.split())

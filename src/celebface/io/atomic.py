@@ -70,9 +70,11 @@ class OutputFile:
             fd, self._tmp = tempfile.mkstemp(dir=self.target.parent,
                                              prefix=f".{self.target.name}.", suffix=".tmp")
             self.fh = os.fdopen(fd, mode, **kwargs)
-        except OSError as exc:
+        except OSError as exc:  # creating the output: name it, not a temporary file
             self._discard()
-            raise _named(exc, self.path, self._tmp) from None
+            if exc.filename == str(self.target.parent):
+                raise
+            raise _named(exc, self.path, exc.filename) from None
 
     def commit(self) -> None:
         try:

@@ -3,13 +3,16 @@
 ``paths.json`` is a JSON list of strings: newlines, tabs and quotes in names are escaped, and
 names that are not valid UTF-8 (kept by Python as surrogate escapes) are written as ``\\u``
 escapes that load back to the same string, so ``os.fsencode`` gives the original bytes. The
-older ``paths.txt`` (one path per line) is still read.
+older ``paths.txt`` (one path per line) is still read. :func:`csv_text` writes CSV rows that
+hold names safely.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from celebface.errors import CelebfaceError
@@ -51,3 +54,15 @@ def read_paths(folder: str | Path) -> list[str]:
     legacy = folder / LEGACY_PATHS_FILE
     text = legacy.read_text(**TEXT_ENCODING)
     return text.split("\n")[:-1] if text.endswith("\n") else text.split("\n") if text else []
+
+
+def csv_text(rows: Iterable[Sequence[object]]) -> str:
+    """CSV lines (``\\n``-terminated) for rows that may hold any file name: Python's csv
+    module leaves a lone carriage return unquoted with a ``\\n`` terminator, which splits the
+    row when read back, so such rows are written fully quoted."""
+    buf = io.StringIO()
+    plain = csv.writer(buf, lineterminator="\n")
+    quoted = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    for row in rows:
+        (quoted if any("\r" in str(v) for v in row) else plain).writerow(row)
+    return buf.getvalue()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 import os
@@ -15,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface import validate
 from celebface.io import (
     DatasetItem,
     ImageReadError,
@@ -26,7 +26,7 @@ from celebface.io import (
     read_splits,
 )
 from celebface.io.atomic import TEXT_ENCODING
-from celebface.io.pathlist import PATHS_FILE, has_paths, read_paths, write_paths
+from celebface.io.pathlist import PATHS_FILE, csv_text, has_paths, read_paths, write_paths
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +52,13 @@ class PackConfig:
     def __post_init__(self) -> None:
         if self.fit not in FITS:
             raise ValueError(f"unknown fit {self.fit!r}: choose one of {', '.join(FITS)}")
-        if self.size < 8:
-            raise ValueError(f"image size {self.size} is too small")
-        if not (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1
-                and self.val_fraction + self.test_fraction < 1):
-            raise ValueError("val and test fractions must be in [0, 1) and sum to less than 1")
+        validate.in_range("size", self.size, 8, kind=int)
+        validate.nonneg_int("workers", self.workers)
+        validate.fraction("val_fraction", self.val_fraction)
+        validate.fraction("test_fraction", self.test_fraction)
+        if self.val_fraction + self.test_fraction >= 1:
+            raise validate.ConfigError("val_fraction + test_fraction",
+                                       "must be less than 1 (some images must train)")
 
 
 @dataclass
@@ -175,8 +177,7 @@ def pack_dataset(
     s = config.size
     tmp_images = dst / f".all_images.npy.{os.getpid()}.tmp"
     tmp_small = dst / f".all_images.npy.{os.getpid()}.small.tmp"
-    images = np.lib.format.open_memmap(tmp_images, mode="w+", dtype=np.uint8,
-                                       shape=(len(items), s, s, 3))
+    images = _memmap(tmp_images, (len(items), s, s, 3), dst)
     kept: list[int] = []
     skipped: list[str] = []
     workers = config.workers or min(4, os.cpu_count() or 1)
@@ -199,8 +200,7 @@ def pack_dataset(
         del images
         if len(kept) < len(items):  # shrink to the rows kept
             full = np.load(tmp_images, mmap_mode="r")
-            small = np.lib.format.open_memmap(tmp_small, mode="w+", dtype=np.uint8,
-                                              shape=(len(kept), s, s, 3))
+            small = _memmap(tmp_small, (len(kept), s, s, 3), dst)
             for start in range(0, len(kept), 1024):
                 stop = min(start + 1024, len(kept))
                 small[start:stop] = full[start:stop]
@@ -223,6 +223,23 @@ def pack_dataset(
     return PackSummary(len(kept), skipped, len(names), dict(counts), str(dst))
 
 
+def _memmap(path: Path, shape: tuple[int, ...], dst: Path) -> np.ndarray:
+    """A new uint8 ``.npy`` memory map whose disk space is reserved up front: a full disk is
+    an ``OSError`` naming ``dst`` here, not a SIGBUS crash when a page is written later."""
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+    try:
+        fd = os.open(path, os.O_RDWR)
+        try:
+            os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        del array
+        raise OSError(exc.errno, f"{exc.strerror} (packing {int(np.prod(shape)):,} bytes)",
+                      str(dst)) from None
+    return array
+
+
 def _write_small_files(
     dst: Path,
     items: list[DatasetItem],
@@ -238,11 +255,9 @@ def _write_small_files(
     with atomic_write(dst / "label_mapping.npy") as fh:
         np.save(fh, np.asarray(names))
     write_paths(dst, (items[i].path.absolute() for i in kept))
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["split", "identity", "filename"])
-    writer.writerows([splits[i], items[i].identity, items[i].path.name] for i in kept)
-    atomic_write_text(dst / "splits.csv", buf.getvalue())
+    atomic_write_text(dst / "splits.csv", csv_text(
+        [["split", "identity", "filename"],
+         *([splits[i], items[i].identity, items[i].path.name] for i in kept)]))
     atomic_write_text(dst / "errors.txt", "".join(f"{e}\n" for e in skipped))
 
 
