@@ -218,19 +218,71 @@ def write_embedded(root: Path, people: Sequence[str], dim: int = 16, n: int = 3)
     return root
 
 
-def test_two_enrolls_at_once_keep_both_people(tmp_path: Path) -> None:
-    from celebface.gallery import Gallery
+#: ``RACER READY GO ARGS...``: imports, creates READY, runs ``celebface ARGS...`` once GO
+#: exists (so runs start together), with a slow
+#: gallery read (fault injection: the window in which a concurrent update gets lost).
+RACER = """
+import os, sys, time
+from celebface.cli.main import main
+from celebface.gallery import store
+import celebface.training.embedding  # the slow imports happen before the start line
+real = store.Gallery.load.__func__
+def slow_load(cls, path):
+    gallery = real(cls, path)
+    time.sleep(1.5)
+    return gallery
+store.Gallery.load = classmethod(slow_load)
+open(sys.argv[1], "w").close()  # ready
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.005)
+sys.exit(main(sys.argv[3:]))
+"""
 
-    people = [f"p{i}" for i in range(4)]
-    data = [write_embedded(tmp_path / f"e{i}", [p]) for i, p in enumerate(people)]
-    g = tmp_path / "g"
-    procs = [subprocess.Popen([*CLI, "-q", "enroll", str(d), "--add", "--out", str(g)],
+
+def test_two_enrolls_at_once_keep_both_people(tmp_path: Path) -> None:
+    from celebface.gallery import Gallery, enroll
+
+    g, go = tmp_path / "g", tmp_path / "go"
+    enroll(write_embedded(tmp_path / "e0", ["base"]), g)
+    people = ["amy", "bob"]
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path / f"ready-{p}"),
+                               str(go), "-q", "enroll", str(write_embedded(tmp_path / p, [p])),
+                               "--add", "--out", str(g)],
                               env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for d in data]
+             for p in people]
+    deadline = time.monotonic() + 180
+    while not all((tmp_path / f"ready-{p}").exists() for p in people):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+        time.sleep(0.05)
+    go.touch()
     for p in procs:
         _, err = p.communicate(timeout=240)
         assert p.returncode == 0, err.decode()
-    assert sorted(Gallery.load(g).names) == people  # no update lost
+    assert sorted(Gallery.load(g).names) == ["amy", "base", "bob"]  # no update lost
+
+
+def test_two_threads_enrolling_take_turns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                          ) -> None:
+    from celebface.gallery import Gallery, enroll, store
+
+    g = tmp_path / "g"
+    enroll(write_embedded(tmp_path / "e0", ["base"]), g)
+    real = store.Gallery.load.__func__  # type: ignore[attr-defined]
+
+    def slow_load(cls, path):  # type: ignore[no-untyped-def]
+        gallery = real(cls, path)
+        time.sleep(0.5)
+        return gallery
+
+    monkeypatch.setattr(store.Gallery, "load", classmethod(slow_load))
+    data = [write_embedded(tmp_path / p, [p]) for p in ("amy", "bob")]
+    threads = [threading.Thread(target=enroll, args=(d, g), kwargs={"add": True}) for d in data]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    monkeypatch.undo()
+    assert sorted(Gallery.load(g).names) == ["amy", "base", "bob"]
 
 
 def test_enroll_waits_for_the_gallery_lock(tmp_path: Path) -> None:

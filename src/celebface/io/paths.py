@@ -64,41 +64,43 @@ def check_output_dir(
                                   "replace it; choose another folder")
 
 
-_HELD: dict[Path, list[int]] = {}  # lock path -> [fd, depth] held by this process
-_HELD_LOCK = threading.RLock()
+_HELD: dict[tuple[Path, int], list[int]] = {}  # (lock path, thread) -> [fd, depth]
+_HELD_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
 def folder_lock(folder: str | Path, what: str = "folder") -> Iterator[None]:
     """An exclusive ``flock`` on ``folder/.celebface.lock`` (the folder is created): other
-    processes wait. Re-entrant within one process (nested calls share the lock)."""
+    processes (and other threads) wait. Re-entrant: nested calls in one thread share it."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    path = _real(folder / LOCK_FILE)
+    key = (_real(folder / LOCK_FILE), threading.get_ident())
     with _HELD_LOCK:
-        held = _HELD.get(path)
+        held = _HELD.get(key)
         if held is not None:
             held[1] += 1
-        else:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    if held is None:
+        fd = os.open(key[0], os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
             try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    log.warning("%s %s is being updated by another run: waiting for it",
-                                what, folder)
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-            except BaseException:
-                os.close(fd)
-                raise
-            _HELD[path] = [fd, 1]
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.warning("%s %s is being updated by another run: waiting for it", what,
+                            folder)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        with _HELD_LOCK:
+            _HELD[key] = [fd, 1]
     try:
         yield
     finally:
         with _HELD_LOCK:
-            entry = _HELD[path]
+            entry = _HELD[key]
             entry[1] -= 1
             if entry[1] == 0:
-                del _HELD[path]
-                fcntl.flock(entry[0], fcntl.LOCK_UN)
-                os.close(entry[0])
+                del _HELD[key]
+        if entry[1] == 0:
+            fcntl.flock(entry[0], fcntl.LOCK_UN)
+            os.close(entry[0])
