@@ -53,7 +53,9 @@ class RecognizerConfig:
 
     def __post_init__(self) -> None:
         validate.positive_int("k", self.k)
-        validate.optional(validate.unit_float, "threshold", self.threshold)
+        # a cosine similarity or a probability (the CLI takes 0-1; -1 here accepts all)
+        validate.optional(lambda n, v: validate.in_range(n, v, -1, 1), "threshold",
+                          self.threshold)
         validate.image_side("detect_side", self.detect_side)
         validate.image_side("video_detect_side", self.video_detect_side)
         validate.nonneg_float("min_face", self.min_face)
