@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface import validate
 from celebface.gallery import Gallery, get_matcher
 from celebface.gallery.matching import DEFAULT_MATCH, Matcher, decide
 from celebface.gallery.store import FALLBACK_THRESHOLD
@@ -46,6 +47,15 @@ class RecognizerConfig:
     min_face: float = 0.0
     track: bool = True
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+
+    def __post_init__(self) -> None:
+        validate.positive_int("k", self.k)
+        # a cosine similarity or a probability (the CLI takes 0-1; -1 here accepts all)
+        validate.optional(lambda n, v: validate.in_range(n, v, -1, 1), "threshold",
+                          self.threshold)
+        validate.image_side("detect_side", self.detect_side)
+        validate.image_side("video_detect_side", self.video_detect_side)
+        validate.nonneg_float("min_face", self.min_face)
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from celebface.cli import common as t
 from celebface.cli.common import add_device
 from celebface.gallery.matching import DEFAULT_MATCH, MATCH_METHODS
 
@@ -24,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("gallery", help="gallery folder (from 'celebface enroll')")
     p.add_argument("data", help="people to calibrate on: strangers plus enrolled people's other "
                                "photos (folder per person, or a 'celebface embed' output)")
-    p.add_argument("--far", type=float, default=0.01,
+    p.add_argument("--far", type=t.fraction, default=0.01,
                    help="wanted false-accept rate on strangers (default 0.01)")
     p.add_argument("--match", default=DEFAULT_MATCH, choices=MATCH_METHODS,
                    help=f"match method to calibrate (default {DEFAULT_MATCH})")

@@ -1,12 +1,74 @@
-"""Arguments shared by several subcommands."""
+"""Arguments shared by several subcommands, and argparse types that check ranges.
+
+The types reuse :mod:`celebface.validate` (the same checks the config dataclasses run), so a
+value out of range is refused at parse time with one line: ``argument --k: 0 is out of range
+(must be >= 1)``.
+"""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import Any
 
+from celebface import validate
 from celebface.device import DEVICES
 
 
-def add_device(p: argparse.ArgumentParser) -> None:
+def _arg_type(parse: Callable[[str], Any], check: Callable[[str, Any], Any], name: str
+              ) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        try:
+            return check("", value)
+        except validate.ConfigError as exc:
+            raise argparse.ArgumentTypeError(exc.reason) from None
+
+    convert.__name__ = name  # argparse names the type in some messages
+    return convert
+
+
+def int_range(lo: int | None = None, hi: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number in ``[lo, hi]``."""
+    return _arg_type(int, lambda n, v: validate.in_range(n, v, lo, hi, kind=int), "int")
+
+
+def float_range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+                hi_open: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number in ``[lo, hi]`` (open ends when asked)."""
+    return _arg_type(float, lambda n, v: validate.in_range(n, v, lo, hi, lo_open=lo_open,
+                                                           hi_open=hi_open), "float")
+
+
+positive_int = _arg_type(int, validate.positive_int, "positive_int")
+nonneg_int = _arg_type(int, validate.nonneg_int, "nonneg_int")
+positive_float = _arg_type(float, validate.positive_float, "positive_float")
+nonneg_float = _arg_type(float, validate.nonneg_float, "nonneg_float")
+unit_float = _arg_type(float, validate.unit_float, "unit_float")
+fraction = _arg_type(float, validate.fraction, "fraction")
+#: a similarity or probability threshold
+probability = unit_float
+#: a longer-side limit in pixels: 0 (none) or at least 16
+pixels = _arg_type(int, validate.image_side, "pixels")
+
+
+def positive_int_list(text: str) -> tuple[int, ...]:
+    """An argparse type: comma-separated whole numbers >= 1 (``512,256``)."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated numbers")
+    return tuple(positive_int(p) for p in parts)
+
+
+def add_device(p: argparse.ArgumentParser, threads: bool = True) -> None:
+    """``--device`` and (unless the command has its own) ``--threads``."""
     p.add_argument("--device", default="auto", choices=DEVICES,
                    help="compute device (default: auto = cuda when available)")
+    if threads:
+        p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                       help="torch CPU threads (default: the CPU cores free now, 1 on a busy "
+                            "machine)")
+        p.set_defaults(_torch_threads=True)  # main() sets torch's threads before running

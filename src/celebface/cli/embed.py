@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from celebface.cli import common as t
 from celebface.cli.common import add_device
 
 
@@ -21,14 +22,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "detect = skip images without a face; whole = the whole image")
     p.add_argument("--weights", default=None, help="facenet weights file (VGGFace2 .pt)")
     add_device(p)
-    p.add_argument("--workers", type=int, default=0,
+    p.add_argument("--workers", type=t.nonneg_int, default=0,
                    help="dlib worker processes (0 = one per CPU core)")
-    p.add_argument("--batch-size", type=int, default=64, help="faces per batch (64)")
+    p.add_argument("--batch-size", type=t.positive_int, default=64, help="faces per batch (64)")
     p.add_argument("--cache-dir", default=None,
                    help="where computed vectors are kept for reruns (default OUT/.cache)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from celebface.io import check_output_dir, folder_lock
     from celebface.recognition import EmbedConfig, embed_dataset
 
     config = EmbedConfig(embedder=args.embedder, tta=args.tta, device=args.device,
@@ -36,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
                          batch_size=args.batch_size, cache_dir=args.cache_dir,
                          faces=args.faces,
                          progress=not args.quiet)
-    result = embed_dataset(args.data, args.out, config)
+    check_output_dir(args.out, [args.data], flag="--out")
+    with folder_lock(args.out, "embeddings folder"):
+        result = embed_dataset(args.data, args.out, config)
     meta = result.meta
     rate = f", {meta['faces_per_second']} faces/s" if meta["faces_per_second"] else ""
     print(f"{meta['count']} embeddings ({meta['model']}, {meta['dim']}-d, tta={meta['tta']}) "

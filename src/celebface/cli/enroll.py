@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from celebface.cli import common as t
 from celebface.cli.common import add_device
 from celebface.cli.main import CLIError
 
@@ -28,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector", default="mtcnn",
                    help="mtcnn (default), hog, or none when DATA holds face crops")
     p.add_argument("--split", help="use only this split of DATA/splits.csv (e.g. train)")
-    p.add_argument("--max-side", type=int, default=1024,
+    p.add_argument("--max-side", type=t.int_range(16), default=1024,
                    help="shrink photos to this longer side before detection (default 1024)")
     add_device(p)
 
@@ -38,6 +39,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.data is None and not args.remove:
         raise CLIError("give DATA to enroll, or --remove NAME")
+    if args.data is not None:
+        from celebface.io import check_output_dir
+
+        check_output_dir(args.out, [args.data], flag="--out")
     options = {"tta": args.tta} if args.tta != "none" else {}
     config = EnrollConfig(embedder=args.embedder, detector=args.detector, device=args.device,
                           max_side=args.max_side, split=args.split, embedder_options=options)

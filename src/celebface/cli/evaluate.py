@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from celebface.cli import common as t
 from celebface.cli.common import add_device
 
 
@@ -18,17 +19,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", metavar="DATA", help="labelled data folder")
     p.add_argument("--out", required=True, metavar="REPORT_DIR", help="folder for the report")
     p.add_argument("--split", help="only these rows of DATA's splits.csv (e.g. val, test)")
-    p.add_argument("--batch-size", type=int, default=64, help="images per batch (64)")
-    p.add_argument("--max-errors", type=int, default=24, help="mistakes shown in errors.png")
+    p.add_argument("--batch-size", type=t.positive_int, default=64, help="images per batch (64)")
+    p.add_argument("--max-errors", type=t.nonneg_int,
+                   default=24, help="mistakes shown in errors.png")
     add_device(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from celebface.evaluation import evaluate_model, format_summary
+    from celebface.io import check_output_dir, folder_lock
 
-    metrics = evaluate_model(args.model_dir, args.data, args.out, split=args.split,
-                             device=args.device, batch_size=args.batch_size,
-                             max_errors=args.max_errors)
+    check_output_dir(args.out, [args.data, args.model_dir], flag="--out")
+    with folder_lock(args.out, "report folder"):
+        metrics = evaluate_model(args.model_dir, args.data, args.out, split=args.split,
+                                 device=args.device, batch_size=args.batch_size,
+                                 max_errors=args.max_errors)
     print(format_summary(metrics))
     print(f"report: {args.out}")
     return 0

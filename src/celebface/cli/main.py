@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import signal
 import sys
+import threading
 
 from celebface import __version__
 from celebface.errors import CelebfaceError
@@ -26,6 +29,40 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
 
 class CLIError(CelebfaceError):
     """A user-facing error: printed as one line, exit code 2."""
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C, so outputs are finalised."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _finalise_on_signals():  # type: ignore[no-untyped-def]
+    """SIGTERM and SIGHUP raise :class:`Terminated` while a command runs (main thread only),
+    so every ``finally`` runs: JSON Lines and records keep what was finished."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for an error: ``FILE: reason`` for OS errors that name a file."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,14 +92,24 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose, args.quiet)
     try:
-        return int(args._run(args) or 0)
+        with _finalise_on_signals():
+            if getattr(args, "_torch_threads", False):
+                from celebface.device import set_torch_threads
+
+                set_torch_threads(args.threads)
+            return int(args._run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted: what was written so far is kept; rerun to resume", file=sys.stderr)
         return 130
-    except (CelebfaceError, FileNotFoundError, NotADirectoryError, ValueError, RuntimeError) as exc:
+    except Terminated as exc:
+        name = signal.Signals(exc.signum).name
+        print(f"celebface {args.command}: stopped by {name}: what was written so far is kept",
+              file=sys.stderr)
+        return 128 + exc.signum
+    except (CelebfaceError, OSError, ValueError, RuntimeError) as exc:
         if args.verbose:
             raise
-        print(f"celebface {args.command}: error: {exc}", file=sys.stderr)
+        print(f"celebface {args.command}: error: {describe_error(exc)}", file=sys.stderr)
         return 2
 
 

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from celebface.cli import common as t
 from celebface.cli.common import add_device
 from celebface.cli.main import CLIError
 from celebface.gallery.matching import DEFAULT_MATCH, MATCH_METHODS
@@ -24,38 +25,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gallery", metavar="GALLERY", help="gallery folder (celebface enroll)")
     p.add_argument("--model", metavar="DIR",
                    help="name faces with a trained classifier (celebface train) instead")
-    p.add_argument("--camera", type=int, action="append", default=[], metavar="N",
+    p.add_argument("--camera", type=t.nonneg_int, action="append", default=[], metavar="N",
                    help="read camera N (repeatable)")
     p.add_argument("--jsonl", metavar="FILE", help="write one JSON line per frame ('-': stdout)")
     p.add_argument("--out", metavar="DIR", help="write annotated images and videos here")
     p.add_argument("--show", action="store_true",
                    help="live window (only when a display exists; this headless OpenCV build "
                         "has none: it says so and continues)")
-    p.add_argument("--threshold", type=float,
-                   help="unknown threshold (default: the gallery's calibrated one)")
+    p.add_argument("--threshold", type=t.probability,
+                   help="unknown threshold, 0 to 1 (default: the gallery's calibrated one)")
     p.add_argument("--match", default=DEFAULT_MATCH, choices=MATCH_METHODS,
                    help="centroid = cosine to average embeddings (reference, robust with few "
                         "photos per person); knn = nearest enrolled face; topk = mean of the 5 "
                         "nearest (best with many photos per person, once calibrated) "
                         f"(default {DEFAULT_MATCH})")
     p.add_argument("--detector", default="mtcnn", help="mtcnn (default) or hog")
-    p.add_argument("--detect-size", type=int, default=320, metavar="PX",
+    p.add_argument("--detect-size", type=t.pixels, default=320, metavar="PX",
                    help="video frames are shrunk to this longer side for detection (default 320)")
-    p.add_argument("--image-detect-size", type=int, default=1024, metavar="PX",
+    p.add_argument("--image-detect-size", type=t.pixels, default=1024, metavar="PX",
                    help="the same for still images (default 1024)")
-    p.add_argument("--min-face", type=float, default=0.0, metavar="PX",
+    p.add_argument("--min-face", type=t.nonneg_float, default=0.0, metavar="PX",
                    help="ignore faces smaller than this (pixels)")
     p.add_argument("--no-track", action="store_true",
                    help="video: embed every face of every frame (slower, no voting)")
-    p.add_argument("--reembed-every", type=int, default=10, metavar="K",
+    p.add_argument("--reembed-every", type=t.positive_int, default=10, metavar="K",
                    help="video: re-embed a tracked face at least every K frames (default 10)")
-    p.add_argument("--max-frames", type=int, metavar="N", help="stop each video after N frames")
-    p.add_argument("--reconnects", type=int, default=3,
+    p.add_argument("--max-frames", type=t.positive_int, metavar="N",
+                   help="stop each video after N frames")
+    p.add_argument("--reconnects", type=t.nonneg_int, default=3,
                    help="camera/stream: reopen attempts when it drops (default 3)")
-    p.add_argument("--timeout", type=float, default=10.0, metavar="S",
+    p.add_argument("--timeout", type=t.positive_float, default=10.0, metavar="S",
                    help="stream open/read timeout in seconds (default 10)")
-    p.add_argument("--threads", type=int, metavar="N",
-                   help="torch CPU threads (1 is often fastest on a small, busy CPU)")
     add_device(p)
 
 
@@ -74,10 +74,10 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("give at least one INPUT or --camera N")
     if not args.gallery and not args.model:
         raise CLIError("--gallery GALLERY (or --model DIR) is required")
-    if args.threads:
-        import torch
+    if args.out:
+        from celebface.io import check_output_dir
 
-        torch.set_num_threads(args.threads)
+        check_output_dir(args.out, args.inputs, flag="--out")
     sources: list[Source] = []
     missing = []
     for inp in args.inputs:
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         match=args.match, threshold=args.threshold, device=args.device,
         detect_side=args.image_detect_size, video_detect_side=args.detect_size,
         min_face=args.min_face, track=not args.no_track,
-        tracker=TrackerConfig(reembed_every=max(1, args.reembed_every)),
+        tracker=TrackerConfig(reembed_every=args.reembed_every),
     )
     recognizer = Recognizer(args.gallery, detector=args.detector, config=config,
                             model=args.model)

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from celebface.cli import common as t
 from celebface.cli.common import add_device
 from celebface.training.registry import DEFAULT_MODEL, MODEL_NAMES
 
@@ -26,40 +27,44 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="folder for the model")
     add_device(p)
     p.add_argument("--seed", type=int, help="random seed (default 0)")
-    p.add_argument("--val-fraction", type=float,
+    p.add_argument("--val-fraction", type=t.fraction,
                    help="val share of a stratified split when DATA has no splits.csv (0.15)")
     g = p.add_argument_group("networks (inception, multi-output, mlp)")
-    g.add_argument("--epochs", type=int, help="maximum epochs (inception 100)")
-    g.add_argument("--batch-size", type=int, help="batch size (128)")
-    g.add_argument("--lr", type=float, help="initial learning rate (1e-3)")
-    g.add_argument("--lr-decay", type=float, help="exponential LR decay per epoch (0.95)")
-    g.add_argument("--weight-decay", type=float, help="weight decay")
-    g.add_argument("--patience", type=int,
+    g.add_argument("--epochs", type=t.positive_int, help="maximum epochs (inception 100)")
+    g.add_argument("--batch-size", type=t.positive_int, help="batch size (128)")
+    g.add_argument("--lr", type=t.positive_float, help="initial learning rate (1e-3)")
+    g.add_argument("--lr-decay", type=t.float_range(0, 1, lo_open=True),
+                   help="exponential LR decay per epoch (0.95)")
+    g.add_argument("--weight-decay", type=t.nonneg_float, help="weight decay")
+    g.add_argument("--patience", type=t.nonneg_int,
                    help="early stopping: epochs without val-accuracy gain (5)")
-    g.add_argument("--input-size", type=int, help="image side in pixels (224; at least 75)")
+    g.add_argument("--input-size", type=t.int_range(16),
+                   help="image side in pixels (224; at least 75)")
     g.add_argument("--pretrained", choices=("imagenet", "none"),
                    help="start from ImageNet weights (torch cache or --weights) or from "
                         "scratch (default none)")
     g.add_argument("--weights", metavar="PATH", help="ImageNet InceptionV3 weights file")
     g.add_argument("--no-augment", dest="augment", action="store_false", default=None,
                    help="no data augmentation")
-    g.add_argument("--label-smoothing", type=float, help="label smoothing (0)")
+    g.add_argument("--label-smoothing", type=t.fraction, help="label smoothing (0)")
     g.add_argument("--no-amp", dest="amp", action="store_false", default=None,
                    help="no mixed precision on CUDA")
-    g.add_argument("--workers", dest="num_workers", type=int, help="data loader workers")
-    g.add_argument("--limit-per-class", type=int,
+    g.add_argument("--workers", dest="num_workers", type=t.nonneg_int, help="data loader workers")
+    g.add_argument("--limit-per-class", type=t.positive_int,
                    help="at most this many train images per identity (quick runs)")
-    g.add_argument("--max-steps-per-epoch", type=int, help="cap batches per epoch (quick runs)")
-    g.add_argument("--box-weight", type=float, help="multi-output: box loss weight")
-    g.add_argument("--class-weight", type=float, help="multi-output: identity loss weight")
+    g.add_argument("--max-steps-per-epoch", type=t.positive_int,
+                   help="cap batches per epoch (quick runs)")
+    g.add_argument("--box-weight", type=t.nonneg_float, help="multi-output: box loss weight")
+    g.add_argument("--class-weight", type=t.nonneg_float, help="multi-output: identity loss weight")
     e = p.add_argument_group("embedding models (mlp, logreg, svm, knn, centroid)")
     e.add_argument("--embedder", help="embedder used when DATA holds images (default dlib)")
     e.add_argument("--tta", choices=("none", "flip"),
                    help="test-time augmentation of that embedder (default none)")
-    e.add_argument("--C", dest="C", type=float, help="logreg/svm inverse regularisation")
-    e.add_argument("--k", type=int, help="knn neighbours")
-    e.add_argument("--hidden", help="mlp hidden layer widths, comma-separated (512)")
-    e.add_argument("--dropout", type=float, help="mlp dropout (0.5)")
+    e.add_argument("--C", dest="C", type=t.positive_float, help="logreg/svm inverse regularisation")
+    e.add_argument("--k", type=t.positive_int, help="knn neighbours")
+    e.add_argument("--hidden", type=t.positive_int_list,
+                   help="mlp hidden layer widths, comma-separated (512)")
+    e.add_argument("--dropout", type=t.fraction, help="mlp dropout (0.5)")
 
 
 def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -72,18 +77,19 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if args.device == "auto":
         config.pop("device")
     if args.hidden:
-        widths = tuple(int(h) for h in args.hidden.split(",") if h.strip())
-        config["hidden"] = widths[0] if args.model == "multi-output" else widths
+        config["hidden"] = args.hidden[0] if args.model == "multi-output" else args.hidden
     return config
 
 
 def run(args: argparse.Namespace) -> int:
     from celebface.cli.main import CLIError
+    from celebface.io import check_output_dir
     from celebface.training import train_model
 
     config = config_from_args(args)
     if not Path(args.data).exists():
         raise CLIError(f"{args.data}: no such folder")
+    check_output_dir(args.out, [args.data], flag="--out")
     t0 = time.perf_counter()
     model = train_model(args.data, args.model, args.out, **config)
     elapsed = time.perf_counter() - t0

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import collections
-import csv
-import io
 import json
 import logging
 import time
@@ -16,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface import validate
 from celebface.cropping import records as rec
 from celebface.cropping.crop import crop_face
 from celebface.io import (
@@ -25,11 +24,14 @@ from celebface.io import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    check_output_dir,
     encode_jpeg,
+    folder_lock,
     list_dataset,
     read_image,
     read_splits,
 )
+from celebface.io.pathlist import csv_text
 from celebface.types import Face
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,18 @@ class CropConfig:
     torch_threads: int | None = None
     detect_workers: int = 2
     detector_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        v = validate
+        v.optional(v.unit_float, "min_score", self.min_score)
+        v.nonneg_float("min_size", self.min_size)
+        v.nonneg_float("margin", self.margin)
+        v.in_range("size", self.size, 8, kind=int)
+        for name in ("batch_size", "workers", "max_side", "detect_workers"):
+            v.positive_int(name, getattr(self, name))
+        v.in_range("jpeg_quality", self.jpeg_quality, 1, 100, kind=int)
+        v.nonneg_int("preview", self.preview)
+        v.optional(v.positive_int, "torch_threads", self.torch_threads)
 
 
 @dataclass
@@ -219,14 +233,23 @@ def crop_dataset(
     ``dst/<identity>/<name>.jpg`` plus ``manifest.csv``, ``no_faces.txt``, ``errors.txt``,
     ``crop.json`` (settings, last summary), ``splits.csv`` (when ``src`` has one) and, with
     ``config.preview``, ``preview.png``. Resumable: sources already recorded are skipped.
+    Refuses a ``dst`` that is, holds or lies inside ``src``; runs into one ``dst`` take turns.
     """
-    from celebface.detection import DEFAULT_MIN_SCORE, get_detector
-
     config = config or CropConfig()
     src, dst = Path(src), Path(dst)
     if config.faces not in POLICIES:
         raise ValueError(f"unknown face policy {config.faces!r}: choose one of {POLICIES}")
     items = list_dataset(src)  # clear error when src is missing
+    check_output_dir(dst, [src], flag="DST")
+    with folder_lock(dst, "crop output"):  # one run at a time per DST (the next resumes)
+        return _crop(src, dst, items, config, detector)
+
+
+def _crop(
+    src: Path, dst: Path, items: list[DatasetItem], config: CropConfig, detector
+) -> CropSummary:
+    from celebface.detection import DEFAULT_MIN_SCORE, get_detector
+
     if detector is None:
         detector = get_detector(config.detector, config.device, **config.detector_options)
     min_score = (
@@ -304,16 +327,16 @@ def crop_dataset(
 
 
 def _limit_torch_threads(threads: int | None, workers: int, device: str):
-    """Set torch's CPU threads (``threads``, or cores / workers when several detection threads
-    share the CPU); returns a function restoring the old value."""
-    import os
-
+    """Set torch's CPU threads per detection worker (``threads``, else the free cores shared
+    by the workers: :func:`celebface.device.pick_threads`); returns a function restoring the
+    old value."""
     import torch
 
-    old = torch.get_num_threads()
-    if threads is None and (workers <= 1 or device not in ("auto", "cpu")):
+    from celebface.device import set_torch_threads
+
+    if threads is None and device not in ("auto", "cpu"):
         return lambda: None
-    torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // workers))
+    old = set_torch_threads(threads, workers)
     return lambda: torch.set_num_threads(old)
 
 
@@ -378,11 +401,9 @@ def _write_splits(src: Path, dst: Path) -> None:
     except (OSError, ValueError) as exc:
         log.warning("%s: not used (%s)", path, exc)
         return
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["split", "identity", "filename"])
+    rows: list[list[str]] = [["split", "identity", "filename"]]
     for row in rec.read_manifest(dst):
         split = splits.get((row["identity"], Path(row["source"]).name))
         if split is not None:
-            w.writerow([split, row["identity"], Path(row["output"]).name])
-    atomic_write_text(dst / "splits.csv", buf.getvalue())
+            rows.append([split, row["identity"], Path(row["output"]).name])
+    atomic_write_text(dst / "splits.csv", csv_text(rows))

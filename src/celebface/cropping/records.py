@@ -7,10 +7,10 @@ a torn last line (killed mid-write) is cut off when the file is opened again.
 from __future__ import annotations
 
 import csv
-import io
 import os
 from pathlib import Path
 
+from celebface.io.pathlist import csv_text
 from celebface.types import Face
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
@@ -85,10 +85,12 @@ def read_manifest(dst: Path) -> list[dict[str, str]]:
 
 
 def read_lines(path: Path) -> list[str]:
+    """One name per record of ``no_faces.txt``: a one-column CSV, so a name with a newline,
+    carriage return or quote is quoted (plain names read as plain lines, as before)."""
     if not path.exists():
         return []
-    with open(path, **_TEXT) as fh:
-        return [line.rstrip("\n") for line in fh if line.endswith("\n")]
+    with open(path, newline="", **_TEXT) as fh:
+        return [row[0] for row in csv.reader(fh) if row]
 
 
 def done_sources(dst: Path) -> set[str]:
@@ -114,27 +116,28 @@ class Records:
             for p in paths
         ]
         self.manifest, self.no_faces, self.errors = self._files
-        self._csv = csv.writer(self.manifest, lineterminator="\n")
         if new_manifest:
-            self._csv.writerow(MANIFEST_COLUMNS)
+            self.manifest.write(csv_text([MANIFEST_COLUMNS]))
             self.commit()
 
     def add_faces(self, rows: list[list[str]]) -> None:
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows(rows)
-        self.manifest.write(buf.getvalue())
+        self.manifest.write(csv_text(rows))
 
     def add_no_face(self, source: str) -> None:
-        self.no_faces.write(source + "\n")
+        self.no_faces.write(csv_text([[source]]))
 
     def add_error(self, source: str, reason: str) -> None:
         reason = " ".join(reason.split())
+        source = source.replace("\t", "\\t").replace("\r", "\\r").replace("\n", "\\n")
         self.errors.write(f"{source}\t{reason}\n")
 
     def commit(self) -> None:
         for fh in self._files:
-            fh.flush()
-            os.fsync(fh.fileno())
+            try:
+                fh.flush()
+                os.fsync(fh.fileno())
+            except OSError as exc:  # disk full, ...: name the record file
+                raise OSError(exc.errno, exc.strerror, fh.name) from None
 
     def close(self) -> None:
         self.commit()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from celebface import validate
 from celebface.gallery.calibration import Calibration, calibrate_scores
 from celebface.gallery.faces import (
     FaceSet,
@@ -23,6 +28,7 @@ from celebface.gallery.faces import (
 )
 from celebface.gallery.matching import DEFAULT_MATCH, GalleryMatcher, Matcher, ModelMatcher
 from celebface.gallery.store import Gallery, GalleryError, is_gallery
+from celebface.io import folder_lock
 from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec
 
 log = logging.getLogger(__name__)
@@ -33,6 +39,10 @@ class EnrollConfig(FaceSetConfig):
     """:class:`FaceSetConfig` plus how often a long enrolment saves its progress."""
 
     checkpoint_every: int = 512
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        validate.positive_int("checkpoint_every", self.checkpoint_every)
 
 
 @dataclass
@@ -83,9 +93,24 @@ def enroll(
     ends up holding exactly ``data``'s faces; with ``add`` they are added to what it holds.
     ``remove`` names identities to delete. Photos already enrolled with the same embedder are
     not embedded again, so an interrupted enrolment resumes where its last checkpoint was.
+    Runs on one gallery take turns (a lock in the folder), so none loses another's update.
     """
     config = config or EnrollConfig()
     out = Path(out)
+    # One writer at a time: a second enroll waits, then reads what the first one saved.
+    with folder_lock(out, "gallery"):
+        return _enroll(data, out, add, remove, config, models, progress)
+
+
+def _enroll(
+    data: str | Path | None,
+    out: Path,
+    add: bool,
+    remove: Sequence[str],
+    config: EnrollConfig,
+    models: tuple[Any, Any] | None,
+    progress: bool,
+) -> EnrollSummary:
     gallery = Gallery.load(out) if is_gallery(out) else None
     if gallery is None and (add or remove) and data is None:
         raise FileNotFoundError(f"{out}: no gallery to edit")
@@ -235,19 +260,64 @@ def calibrate(
         config = replace(base, embedder=spec.name, embedder_options=options)
         models = (classifier_embedder, build_detector(config)) if classifier_embedder else None
         faces = embed_faces(data, config, models)
-    enrolled = set(gallery.sources)
+    enrolled = set(gallery.sources) | same_content(faces.sources, gallery.sources)
     keep = [s not in enrolled for s in faces.sources]
     if not all(keep):
-        log.info("%d calibration photos are enrolled; not used", len(keep) - sum(keep))
+        log.info("%d calibration photos are enrolled (or copies of enrolled ones); not used",
+                 len(keep) - sum(keep))
     if not any(keep):
         raise ValueError("every calibration photo is enrolled in the gallery: use other photos")
     emb = faces.embeddings[[i for i, k_ in enumerate(keep) if k_]]
     ids = [i for i, k_ in zip(faces.identities, keep, strict=True) if k_]
     result = calibrate_scores(matcher, emb, ids, far)
     if save:
-        key = matcher_key(matcher)
-        gallery.thresholds[key] = result.threshold
-        gallery.calibration[key] = result.to_dict()
-        gallery.info["threshold_note"] = "calibrated"
-        gallery.save()
+        _store_threshold(gallery, matcher_key(matcher), result)
     return result
+
+
+def _store_threshold(gallery: Gallery, key: str, result: Calibration) -> None:
+    """Store a calibration: under the gallery's lock, re-read it and refuse if its faces
+    changed meanwhile (the threshold would not hold); keep whatever else changed."""
+    if gallery.path is not None and is_gallery(gallery.path):
+        with folder_lock(gallery.path, "gallery"):
+            current = Gallery.load(gallery.path)
+            if (current.names != gallery.names or current.sources != gallery.sources
+                    or not np.array_equal(current.embeddings, gallery.embeddings)):
+                raise GalleryError(f"{gallery.path}: the gallery changed while calibrating "
+                                   "(another enroll?); run 'celebface calibrate' again")
+            _set_threshold(current, key, result)
+            current.save()
+        _set_threshold(gallery, key, result)
+        return
+    _set_threshold(gallery, key, result)
+    gallery.save()
+
+
+def _set_threshold(gallery: Gallery, key: str, result: Calibration) -> None:
+    gallery.thresholds[key] = result.threshold
+    gallery.calibration[key] = result.to_dict()
+    gallery.info["threshold_note"] = "calibrated"
+
+
+def same_content(paths: Sequence[str], reference: Sequence[str]) -> set[str]:
+    """The files of ``paths`` whose bytes equal a file of ``reference`` (copies of enrolled
+    photos under other names). Only files of a size found on both sides are hashed."""
+    from celebface.recognition.cache import content_hash
+
+    def sizes(files: Sequence[str]) -> dict[str, int]:
+        out = {}
+        for f in files:
+            with contextlib.suppress(OSError):
+                out[f] = os.path.getsize(f)
+        return out
+
+    def digest(f: str) -> str | None:
+        try:
+            return content_hash(Path(f).read_bytes())
+        except OSError:
+            return None
+
+    mine, theirs = sizes(paths), sizes(reference)
+    common = set(mine.values()) & set(theirs.values())
+    known = {digest(f) for f, n in theirs.items() if n in common} - {None}
+    return {f for f, n in mine.items() if n in common and digest(f) in known}

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface import validate
 from celebface.data import FaceItem, open_dataset
 from celebface.io import ImageReadError, read_image, read_splits
 from celebface.recognition.align import pick_face
@@ -48,6 +49,10 @@ class FaceSetConfig:
     batch_size: int = 16
     split: str | None = None
     embedder_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        validate.in_range("max_side", self.max_side, 16, kind=int)
+        validate.positive_int("batch_size", self.batch_size)
 
     @property
     def face_rule(self) -> str:

@@ -15,7 +15,6 @@ leaves the previous manifest pointing at the previous ``.npz``, so the gallery l
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -28,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from celebface.errors import CelebfaceError
-from celebface.io import atomic_write_bytes, atomic_write_json
+from celebface.io import atomic_write_bytes, atomic_write_json, folder_lock
+from celebface.io.checksum import checksum_matches, sha256_bytes
 from celebface.recognition.base import l2_normalize
 from celebface.recognition.spec import EmbedderSpec
 
@@ -236,7 +236,11 @@ class Gallery:
         if path is None and self.path is None:
             raise ValueError("save(): no path given and the gallery was not loaded from one")
         folder = Path(path if path is not None else self.path)  # type: ignore[arg-type]
-        folder.mkdir(parents=True, exist_ok=True)
+        with folder_lock(folder, "gallery"):
+            self._save(folder)
+        return folder
+
+    def _save(self, folder: Path) -> None:
         remove_stale_temp_files(folder)
         old = _read_manifest(folder) if (folder / MANIFEST).is_file() else None
         generation = _next_generation(folder, old)
@@ -252,7 +256,7 @@ class Gallery:
         data = buf.getvalue()
         atomic_write_bytes(folder / npz_name, data)
         atomic_write_json(folder / AVERAGES, self.average_embeddings(), indent=None)
-        atomic_write_json(folder / MANIFEST, self.manifest(npz_name, _sha256(data)))
+        atomic_write_json(folder / MANIFEST, self.manifest(npz_name, sha256_bytes(data)))
         from celebface.data.stage import write_stage
 
         write_stage(folder, "gallery", self.embedder)
@@ -266,7 +270,6 @@ class Gallery:
         self.path = folder
         log.debug("saved gallery %s: %d identities, %d embeddings", folder, len(self.names),
                   len(self))
-        return folder
 
     @classmethod
     def load(cls, path: str | Path) -> Gallery:
@@ -283,11 +286,15 @@ class Gallery:
             data = npz_path.read_bytes()
         except OSError as exc:
             raise GalleryError(f"{npz_path}: cannot read gallery embeddings: {exc}") from None
-        if meta.get("embeddings_sha256") and _sha256(data) != meta["embeddings_sha256"]:
+        if not checksum_matches(npz_path, meta.get("embeddings_sha256"), data):
             raise GalleryError(f"{npz_path}: checksum does not match {MANIFEST} (file damaged)")
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            emb, labels = z["embeddings"], z["labels"]
-            names, sources = [str(n) for n in z["names"]], [str(s) for s in z["sources"]]
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                emb, labels = z["embeddings"], z["labels"]
+                names, sources = [str(n) for n in z["names"]], [str(s) for s in z["sources"]]
+        except Exception as exc:  # zip, zlib, format errors: all mean a damaged file
+            raise GalleryError(f"{npz_path}: damaged gallery embeddings ({type(exc).__name__}: "
+                               f"{exc})") from None
         gallery = cls(
             names=names,
             embeddings=emb,
@@ -329,10 +336,6 @@ def _next_generation(folder: Path, manifest: dict[str, Any] | None) -> int:
         if stem.isdigit():
             used.append(int(stem))
     return max(used) + 1
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _check_averages(folder: Path, gallery: Gallery) -> None:

@@ -1,10 +1,12 @@
 """Reading images and datasets safely, writing files atomically."""
 
 from celebface.io.atomic import (
+    OutputFile,
     atomic_write,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    json_text,
 )
 from celebface.io.datasets import (
     IMAGE_EXTENSIONS,
@@ -15,19 +17,25 @@ from celebface.io.datasets import (
     read_splits,
 )
 from celebface.io.images import ImageReadError, LoadedImage, encode_jpeg, read_image
+from celebface.io.paths import OutputPathError, check_output_dir, folder_lock
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "DatasetItem",
     "ImageReadError",
     "LoadedImage",
+    "OutputFile",
+    "OutputPathError",
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "check_output_dir",
     "encode_jpeg",
     "first_per_identity",
+    "folder_lock",
     "is_image_file",
+    "json_text",
     "list_dataset",
     "read_image",
     "read_splits",

@@ -1,34 +1,124 @@
-"""Atomic file writes: a crash leaves the old file or the new one, never half of one."""
+"""Atomic file writes: a crash leaves the old file or the new one, never half of one.
+
+Only regular files (and new paths) are replaced by renaming a finished temporary file over
+them. A character device (``/dev/null``, a terminal) or a FIFO is written in place, since
+renaming would replace the device with a plain file; a symlink is followed (its target is
+replaced atomically, the link stays); folders, block devices and sockets are refused. A new
+file gets the usual mode for the umask; a replaced file keeps its mode. Errors name the file.
+Text is UTF-8; file names that are not (surrogate escapes from the OS) are written back as
+their original bytes, and JSON escapes them (``\\udcff``) so it stays valid UTF-8.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import stat
 import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+#: How text files are encoded: names the OS gave as undecodable bytes are written back as is.
+TEXT_ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}
+
+
+def resolve_target(path: str | Path) -> tuple[Path, bool]:
+    """Where writing ``path`` really goes, and whether to replace it atomically (``True``:
+    a regular file or a new path) or write it in place (a character device or FIFO).
+    Symlinks are followed; folders, block devices and sockets raise ``OSError``."""
+    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        return target, True
+    if stat.S_ISREG(mode):
+        return target, True
+    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+        return target, False
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
+    raise OSError(errno.EINVAL, "not a regular file, device or FIFO; refusing to write it",
+                  str(path))
+
+
+def _named(exc: OSError, path: Path, tmp: str | None) -> OSError:
+    """``exc`` naming ``path`` (not the temporary file, and not no file at all)."""
+    if exc.filename not in (None, tmp):
+        return exc
+    new = type(exc)(exc.errno, exc.strerror or str(exc), str(path))
+    return new if isinstance(new, OSError) else exc
+
+
+class OutputFile:
+    """A file being written: ``fh`` is open; :meth:`commit` publishes it (renames the
+    temporary file over the target, or just flushes a device/FIFO), :meth:`abort` drops it."""
+
+    def __init__(self, path: str | Path, mode: str = "wb"):
+        self.path = Path(path)
+        self.target, self.atomic = resolve_target(path)
+        self._tmp: str | None = None
+        kwargs = {} if "b" in mode else dict(TEXT_ENCODING)
+        try:
+            if not self.atomic:
+                self.fh: IO[Any] = open(self.target, mode, **kwargs)  # noqa: SIM115
+                return
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            fd, self._tmp = tempfile.mkstemp(dir=self.target.parent,
+                                             prefix=f".{self.target.name}.", suffix=".tmp")
+            self.fh = os.fdopen(fd, mode, **kwargs)
+        except OSError as exc:  # creating the output: name it, not a temporary file
+            self._discard()
+            if exc.filename == str(self.target.parent):
+                raise
+            raise _named(exc, self.path, exc.filename) from None
+
+    def commit(self) -> None:
+        try:
+            self.fh.flush()
+            if not self.atomic:
+                self.fh.close()
+                return
+            os.fsync(self.fh.fileno())
+            self.fh.close()
+            assert self._tmp is not None
+            os.chmod(self._tmp, _mode_for(self.target))
+            os.replace(self._tmp, self.target)
+            self._tmp = None
+        except OSError as exc:
+            tmp = self._tmp
+            self.abort()
+            raise _named(exc, self.path, tmp) from None
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self.fh.close()
+        self._discard()
+
+    def _discard(self) -> None:
+        if self._tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._tmp)
+            self._tmp = None
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path``; on success fsync and rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``path`` through :class:`OutputFile`: published only when the block succeeds."""
+    out = OutputFile(path, mode)
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, path)
+        yield out.fh
+    except OSError as exc:
+        tmp = out._tmp
+        out.abort()
+        raise _named(exc, out.path, tmp) from None
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        out.abort()
         raise
+    out.commit()
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -41,8 +131,27 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         fh.write(text)
 
 
+def json_text(obj: Any, indent: int | None = None) -> str:
+    """JSON, readable UTF-8 when possible; strings holding undecodable file-name bytes
+    (surrogate escapes) are written as ``\\u`` escapes, which load back to the same str."""
+    text = json.dumps(obj, indent=indent, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(obj, indent=indent, ensure_ascii=True)
+    return text
+
+
 def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 2) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+    atomic_write_text(path, json_text(obj, indent) + "\n")
+
+
+def _mode_for(target: Path) -> int:
+    """A replaced file keeps its permission bits; a new one gets 0666 less the umask."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
 
 
 _UMASK_LOCK = threading.Lock()

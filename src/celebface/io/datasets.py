@@ -36,7 +36,7 @@ def list_dataset(root: str | Path) -> list[DatasetItem]:
     """All images of ``root/<identity>/*``, sorted by identity then file name.
 
     Raises ``FileNotFoundError``/``NotADirectoryError`` with a clear message when ``root`` is
-    not a folder. Empty identity folders are logged and skipped.
+    not a folder. Empty and unreadable identity folders are logged and skipped.
     """
     root = Path(root)
     if not root.exists():
@@ -45,7 +45,12 @@ def list_dataset(root: str | Path) -> list[DatasetItem]:
         raise NotADirectoryError(f"{root}: not a folder")
     items: list[DatasetItem] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(p for p in folder.iterdir() if is_image_file(p))
+        try:
+            files = sorted(p for p in folder.iterdir() if is_image_file(p))
+        except OSError as exc:  # unreadable person folder: the others go on
+            log.error("%s: cannot list identity folder (%s), skipped", folder,
+                      exc.strerror or exc)
+            continue
         if not files:
             log.warning("%s: identity folder has no images, skipped", folder)
         items.extend(DatasetItem(f, folder.name) for f in files)
@@ -65,7 +70,7 @@ def first_per_identity(items: list[T], n: int) -> list[T]:
 
 def read_splits(path: str | Path) -> dict[tuple[str, str], str]:
     """``splits.csv`` (columns ``split,identity,filename``) as ``{(identity, filename): split}``."""
-    with open(path, newline="", encoding="utf-8-sig") as fh:
+    with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
         reader = csv.DictReader(fh)
         missing = {"split", "identity", "filename"} - set(reader.fieldnames or ())
         if missing:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 import os
@@ -15,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface import validate
 from celebface.io import (
     DatasetItem,
     ImageReadError,
@@ -25,12 +25,14 @@ from celebface.io import (
     read_image,
     read_splits,
 )
+from celebface.io.atomic import TEXT_ENCODING
+from celebface.io.pathlist import PATHS_FILE, csv_text, has_paths, read_paths, write_paths
 
 log = logging.getLogger(__name__)
 
 FITS = ("stretch", "pad", "crop")
-PACK_FILES = ("all_images.npy", "all_labels.npy", "label_mapping.json", "paths.txt", "splits.csv",
-              "pack.json")
+PACK_FILES = ("all_images.npy", "all_labels.npy", "label_mapping.json", "paths.json",
+              "splits.csv", "pack.json")  # paths.txt instead of paths.json: older packs
 
 
 @dataclass
@@ -50,11 +52,13 @@ class PackConfig:
     def __post_init__(self) -> None:
         if self.fit not in FITS:
             raise ValueError(f"unknown fit {self.fit!r}: choose one of {', '.join(FITS)}")
-        if self.size < 8:
-            raise ValueError(f"image size {self.size} is too small")
-        if not (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1
-                and self.val_fraction + self.test_fraction < 1):
-            raise ValueError("val and test fractions must be in [0, 1) and sum to less than 1")
+        validate.in_range("size", self.size, 8, kind=int)
+        validate.nonneg_int("workers", self.workers)
+        validate.fraction("val_fraction", self.val_fraction)
+        validate.fraction("test_fraction", self.test_fraction)
+        if self.val_fraction + self.test_fraction >= 1:
+            raise validate.ConfigError("val_fraction + test_fraction",
+                                       "must be less than 1 (some images must train)")
 
 
 @dataclass
@@ -159,8 +163,7 @@ def pack_dataset(
     s = config.size
     tmp_images = dst / f".all_images.npy.{os.getpid()}.tmp"
     tmp_small = dst / f".all_images.npy.{os.getpid()}.small.tmp"
-    images = np.lib.format.open_memmap(tmp_images, mode="w+", dtype=np.uint8,
-                                       shape=(len(items), s, s, 3))
+    images = _memmap(tmp_images, (len(items), s, s, 3), dst)
     kept: list[int] = []
     skipped: list[str] = []
     workers = config.workers or min(4, os.cpu_count() or 1)
@@ -183,8 +186,7 @@ def pack_dataset(
         del images
         if len(kept) < len(items):  # shrink to the rows kept
             full = np.load(tmp_images, mmap_mode="r")
-            small = np.lib.format.open_memmap(tmp_small, mode="w+", dtype=np.uint8,
-                                              shape=(len(kept), s, s, 3))
+            small = _memmap(tmp_small, (len(kept), s, s, 3), dst)
             for start in range(0, len(kept), 1024):
                 stop = min(start + 1024, len(kept))
                 small[start:stop] = full[start:stop]
@@ -210,6 +212,23 @@ def pack_dataset(
     return PackSummary(len(kept), skipped, len(names), dict(counts), str(dst))
 
 
+def _memmap(path: Path, shape: tuple[int, ...], dst: Path) -> np.ndarray:
+    """A new uint8 ``.npy`` memory map whose disk space is reserved up front: a full disk is
+    an ``OSError`` naming ``dst`` here, not a SIGBUS crash when a page is written later."""
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+    try:
+        fd = os.open(path, os.O_RDWR)
+        try:
+            os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        del array
+        raise OSError(exc.errno, f"{exc.strerror} (packing {int(np.prod(shape)):,} bytes)",
+                      str(dst)) from None
+    return array
+
+
 def _write_small_files(
     dst: Path,
     items: list[DatasetItem],
@@ -224,27 +243,26 @@ def _write_small_files(
     atomic_write_json(dst / "label_mapping.json", {str(i): n for i, n in enumerate(names)})
     with atomic_write(dst / "label_mapping.npy") as fh:
         np.save(fh, np.asarray(names))
-    atomic_write_text(dst / "paths.txt", "".join(f"{items[i].path.absolute()}\n" for i in kept))
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["split", "identity", "filename"])
-    writer.writerows([splits[i], items[i].identity, items[i].path.name] for i in kept)
-    atomic_write_text(dst / "splits.csv", buf.getvalue())
+    write_paths(dst, (items[i].path.absolute() for i in kept))
+    atomic_write_text(dst / "splits.csv", csv_text(
+        [["split", "identity", "filename"],
+         *([splits[i], items[i].identity, items[i].path.name] for i in kept)]))
     atomic_write_text(dst / "errors.txt", "".join(f"{e}\n" for e in skipped))
 
 
 def load_packed(path: str | Path) -> Packed:
     """Open a packed folder; images are memory-mapped, not read."""
     path = Path(path)
-    missing = [f for f in PACK_FILES if not (path / f).is_file()]
+    missing = [f for f in PACK_FILES if not (path / f).is_file()
+               and not (f == PATHS_FILE and has_paths(path))]
     if missing:
         raise FileNotFoundError(f"{path}: not a packed folder (missing {', '.join(missing)})")
     images = np.load(path / "all_images.npy", mmap_mode="r")
     labels = np.load(path / "all_labels.npy")
     mapping = json.loads((path / "label_mapping.json").read_text(encoding="utf-8"))
     names = [mapping[str(i)] for i in range(len(mapping))]
-    paths = (path / "paths.txt").read_text(encoding="utf-8").splitlines()
-    with open(path / "splits.csv", newline="", encoding="utf-8") as fh:
+    paths = read_paths(path)
+    with open(path / "splits.csv", newline="", **TEXT_ENCODING) as fh:
         split_col = [row["split"] or None for row in csv.DictReader(fh)]
     if not (len(images) == len(labels) == len(paths) == len(split_col)):
         raise ValueError(f"{path}: images, labels, paths and splits.csv have different lengths")

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from celebface.io import atomic_write
+from celebface.io import atomic_write, folder_lock
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,16 @@ class EmbeddingCache:
         self._vecs: dict[str, np.ndarray] = {}
         self._load()
 
-    def _load(self) -> None:
-        for shard in sorted(self.dir.glob("shard-*.npz")):
+    def _load(self, shards: list[Path] | None = None) -> None:
+        for shard in sorted(self.dir.glob("shard-*.npz")) if shards is None else shards:
             try:
-                with np.load(shard) as z:
+                with np.load(shard, allow_pickle=False) as z:
                     keys, vecs = z["keys"], z["vecs"]
-            except (OSError, ValueError, KeyError) as exc:
-                log.warning("%s: unreadable cache shard skipped (%s)", shard, exc)
+                    if len(keys) != len(vecs):
+                        raise ValueError("keys and vectors differ in length")
+            except Exception as exc:  # damaged shard (BadZipFile, zlib.error, ...): a miss
+                log.warning("%s: damaged cache shard ignored, its vectors are recomputed "
+                            "(%s: %s)", shard, type(exc).__name__, exc)
                 continue
             for k, v in zip(keys.tolist(), vecs, strict=True):
                 self._vecs[k.decode() if isinstance(k, bytes) else str(k)] = v
@@ -81,13 +84,18 @@ class EmbeddingCache:
         self._vecs.update(zip(keys, vecs, strict=True))
 
     def compact(self) -> None:
-        """Merge all shards into one (fewer files to open next time)."""
-        shards = sorted(self.dir.glob("shard-*.npz"))
-        if len(shards) < 2:
+        """Merge all shards into one (fewer files to open next time). Damaged shards are
+        dropped; shards another run wrote meanwhile are read first, so none is lost."""
+        if not self.dir.is_dir():
             return
-        keys = list(self._vecs)
-        with atomic_write(self.dir / f"shard-{uuid.uuid4().hex}.npz", "wb") as fh:
-            np.savez(fh, keys=np.asarray(keys, dtype="S40"),
-                     vecs=np.stack([self._vecs[k] for k in keys]))
-        for shard in shards:
-            shard.unlink(missing_ok=True)
+        with folder_lock(self.dir, "embedding cache"):
+            shards = sorted(self.dir.glob("shard-*.npz"))
+            if len(shards) < 2:
+                return
+            self._load(shards)
+            keys = list(self._vecs)
+            with atomic_write(self.dir / f"shard-{uuid.uuid4().hex}.npz", "wb") as fh:
+                np.savez(fh, keys=np.asarray(keys, dtype="S40"),
+                         vecs=np.stack([self._vecs[k] for k in keys]))
+            for shard in shards:
+                shard.unlink(missing_ok=True)

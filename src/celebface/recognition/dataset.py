@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface import validate
 from celebface.data import FaceDataset, FaceItem, open_dataset
 from celebface.io import (
     ImageReadError,
@@ -22,6 +23,7 @@ from celebface.io import (
     atomic_write_json,
     atomic_write_text,
 )
+from celebface.io.pathlist import PATHS_FILE, has_paths, read_paths, write_paths
 from celebface.recognition.align import DEFAULT_RULE, check_rule, face_tag, locate_faces
 from celebface.recognition.base import Embedder
 from celebface.recognition.cache import EmbeddingCache, content_hash
@@ -32,8 +34,8 @@ from celebface.types import Face
 
 log = logging.getLogger(__name__)
 
-OUTPUT_FILES = ("face_embeddings.npy", "labels.npy", "paths.txt", "label_mapping.json",
-                "embedding.json")
+OUTPUT_FILES = ("face_embeddings.npy", "labels.npy", "paths.json", "label_mapping.json",
+                "embedding.json")  # paths.txt instead of paths.json: older folders
 
 
 @dataclass
@@ -52,6 +54,10 @@ class EmbedConfig:
     progress: bool = True
     faces: str = DEFAULT_RULE
     options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        validate.nonneg_int("workers", self.workers)
+        validate.positive_int("batch_size", self.batch_size)
 
 
 @dataclass
@@ -180,7 +186,7 @@ def embed_dataset(
     """Embed every image of ``data`` (folder-per-identity or packed dir) into ``out``.
 
     Writes ``face_embeddings.npy`` (N x D float32, L2-normalised), ``labels.npy`` (int64),
-    ``paths.txt``, ``label_mapping.json``, ``embedding.json`` and ``errors.txt`` (unreadable
+    ``paths.json``, ``label_mapping.json``, ``embedding.json`` and ``errors.txt`` (unreadable
     files with the reason; they are skipped). Vectors are cached per image content and
     embedder settings, so a rerun computes only what is new, and an interrupted run resumes.
     ``embedder`` overrides ``config.embedder`` (for an embedder built in code).
@@ -370,7 +376,7 @@ def _write_outputs(
         np.save(fh, emb)
     with atomic_write(out / "labels.npy") as fh:
         np.save(fh, labels)
-    atomic_write_text(out / "paths.txt", "".join(p + "\n" for p in paths))
+    write_paths(out, paths)
     atomic_write_json(out / "label_mapping.json", {str(i): n for i, n in enumerate(label_names)})
     if any(s is not None for s in splits):
         atomic_write_text(out / "splits.txt", "".join(f"{s or ''}\n" for s in splits))
@@ -386,12 +392,13 @@ def _write_outputs(
 def load_embeddings(path: str | Path) -> Embeddings:
     """Read a folder written by :func:`embed_dataset`."""
     path = Path(path)
-    missing = [f for f in OUTPUT_FILES if not (path / f).is_file()]
+    missing = [f for f in OUTPUT_FILES if not (path / f).is_file()
+               and not (f == PATHS_FILE and has_paths(path))]
     if missing:
         raise FileNotFoundError(f"{path}: not an embeddings folder (missing {', '.join(missing)})")
     emb = np.load(path / "face_embeddings.npy")
     labels = np.load(path / "labels.npy")
-    paths = (path / "paths.txt").read_text(encoding="utf-8").splitlines()
+    paths = read_paths(path)
     names = _label_mapping_names(
         json.loads((path / "label_mapping.json").read_text(encoding="utf-8")))
     meta = json.loads((path / "embedding.json").read_text(encoding="utf-8"))

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
-from celebface.io import atomic_write_bytes
+from celebface.io import OutputFile, atomic_write_bytes, json_text
 from celebface.types import UNKNOWN, Face
 
 log = logging.getLogger(__name__)
@@ -72,34 +70,34 @@ def frame_record(source: str, index: int, time_s: float | None, faces: list[Face
 
 
 class JsonlWriter:
-    """One JSON object per line; ``-`` is standard output. A file is written beside its final
-    name and renamed into place on :meth:`close`, so readers never see half a file."""
+    """One JSON object per line, flushed as it comes; ``-`` is standard output. A regular
+    file is written beside its final name and renamed into place on :meth:`close` (also when
+    the run stops on an error, Ctrl-C or SIGTERM), so readers never see half a file; a device
+    or FIFO is written in place, a symlink's target is replaced (see :class:`OutputFile`)."""
 
     def __init__(self, path: str | Path):
         self.path = str(path)
-        self._tmp: str | None = None
+        self._out: OutputFile | None = None
         self._fh: IO[str]
         if self.path == "-":
             import sys
 
             self._fh = sys.stdout
         else:
-            final = Path(self.path)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            fd, self._tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.",
-                                             suffix=".tmp")
-            self._fh = os.fdopen(fd, "w", encoding="utf-8")
+            self._out = OutputFile(self.path, "w")
+            self._fh = self._out.fh
 
     def write(self, record: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._fh.flush()
+        try:
+            self._fh.write(json_text(record) + "\n")
+            self._fh.flush()
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, self.path) from None
 
     def close(self) -> None:
-        if self._tmp is None:
-            return
-        self._fh.close()
-        os.replace(self._tmp, self.path)
-        self._tmp = None
+        if self._out is not None:
+            out, self._out = self._out, None
+            out.commit()
 
     def __enter__(self) -> JsonlWriter:
         return self

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface import validate
 from celebface.errors import CelebfaceError
 from celebface.io import IMAGE_EXTENSIONS, ImageReadError, read_image
 
@@ -53,6 +54,14 @@ class StreamConfig:
     read_timeout_s: float = 10.0
     max_frames: int | None = None
     max_side: int | None = None  # shrink still images to this longer side when decoding
+
+    def __post_init__(self) -> None:
+        validate.nonneg_int("reconnects", self.reconnects)
+        validate.nonneg_float("reconnect_delay_s", self.reconnect_delay_s)
+        validate.positive_float("open_timeout_s", self.open_timeout_s)
+        validate.positive_float("read_timeout_s", self.read_timeout_s)
+        validate.optional(validate.positive_int, "max_frames", self.max_frames)
+        validate.optional(validate.image_side, "max_side", self.max_side)
 
 
 @dataclass(frozen=True)
@@ -127,11 +136,22 @@ def iter_frames(source: Source, config: StreamConfig | None = None) -> Iterator[
         yield from _live_frames(source, config)
 
 
+def camera_index(target: str | int) -> int:
+    """A camera number (>= 0). OpenCV crashes the interpreter on some negative ones."""
+    try:
+        index = int(target)
+    except ValueError:
+        raise SourceError(f"camera {target!r}: not a camera number") from None
+    if index < 0:
+        raise SourceError(f"camera {index}: camera numbers start at 0")
+    return index
+
+
 def _open_capture(source: Source, config: StreamConfig) -> Any:
     import cv2
 
     if source.kind == "camera":
-        cap = cv2.VideoCapture(int(source.target))
+        cap = cv2.VideoCapture(camera_index(source.target))
     elif source.kind == "stream":
         params = [
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(config.open_timeout_s * 1000),

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
+from celebface import validate
 from celebface.types import UNKNOWN, Face, box_iou
 
 
@@ -24,6 +25,13 @@ class TrackerConfig:
     reembed_every: int = 10
     max_missed: int = 5
     vote_window: int = 7
+
+    def __post_init__(self) -> None:
+        validate.unit_float("match_iou", self.match_iou)
+        validate.unit_float("reembed_iou", self.reembed_iou)
+        validate.positive_int("reembed_every", self.reembed_every)
+        validate.nonneg_int("max_missed", self.max_missed)
+        validate.positive_int("vote_window", self.vote_window)
 
 
 @dataclass(frozen=True)

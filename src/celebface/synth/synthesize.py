@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import logging
 import os
 import zlib
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from celebface import validate
 from celebface.io import (
     ImageReadError,
     atomic_write_bytes,
@@ -25,6 +25,7 @@ from celebface.io import (
     read_splits,
 )
 from celebface.io.datasets import DatasetItem, first_per_identity, is_image_file
+from celebface.io.pathlist import csv_text
 from celebface.synth.compose import (
     BACKGROUNDS,
     jitter_colors,
@@ -77,6 +78,14 @@ class SynthConfig:
             raise ValueError("need 0 < min_scale <= max_scale <= 1")
         if self.size < 32:
             raise ValueError("size must be at least 32 pixels")
+        v = validate
+        v.positive_int("copies", self.copies)
+        v.positive_int("workers", self.workers)
+        v.in_range("max_rotation", self.max_rotation, 0, 180)
+        v.nonneg_float("color_jitter", self.color_jitter)
+        v.in_range("quality", self.quality, 1, 100, kind=int)
+        v.optional(v.positive_int, "max_identities", self.max_identities)
+        v.optional(v.positive_int, "max_per_identity", self.max_per_identity)
 
 
 @dataclass
@@ -92,7 +101,7 @@ class SynthSummary:
 
 
 def _item_rng(seed: int, item: DatasetItem, copy: int) -> np.random.Generator:
-    key = zlib.crc32(f"{item.identity}/{item.path.name}".encode())
+    key = zlib.crc32(f"{item.identity}/{item.path.name}".encode("utf-8", "surrogateescape"))
     return np.random.default_rng([seed, key, copy])
 
 
@@ -174,7 +183,7 @@ def _read_done(dst: Path) -> dict[str, dict[str, str]]:
     for path in (dst / MANIFEST, dst / _JOURNAL):
         if not path.is_file():
             continue
-        with open(path, newline="", encoding="utf-8") as fh:
+        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as fh:
             for row in csv.DictReader(fh):
                 if None in row or any(row.get(c) is None for c in COLUMNS):
                     continue  # a torn last line
@@ -227,7 +236,8 @@ def synthesize(
     summary = SynthSummary(dst=dst)
     rows: list[dict[str, str]] = []
     new_journal = not journal_path.is_file()
-    with open(journal_path, "w" if new_journal else "a", newline="", encoding="utf-8") as jf:
+    with open(journal_path, "w" if new_journal else "a", newline="", encoding="utf-8",
+              errors="surrogateescape") as jf:
         writer = csv.DictWriter(jf, fieldnames=COLUMNS)
         if new_journal:
             writer.writeheader()
@@ -303,11 +313,7 @@ def _make_one(
 
 
 def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, str]]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_text(path, csv_text([columns, *([r.get(c, "") for c in columns] for r in rows)]))
 
 
 def json_ready(obj: object) -> object:

@@ -16,9 +16,31 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from celebface.errors import CelebfaceError
 from celebface.io import atomic_write_json
+from celebface.io.checksum import checksum_matches, sha256_file
 
 MODEL_JSON = "model.json"
+
+
+class ModelError(CelebfaceError, ValueError):
+    """A model folder that cannot be used (damaged or unreadable weights)."""
+
+
+def _file_times(model_dir: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in model_dir.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.name != MODEL_JSON}
+
+
+def check_weights(model_dir: Path, meta: dict[str, Any]) -> None:
+    """Raise :class:`ModelError` when a weights file no longer has the checksum that
+    ``model.json`` stored (models saved before checksums were stored are not checked)."""
+    for name, expected in (meta.get("checksums") or {}).items():
+        path = model_dir / name
+        if not path.is_file():
+            raise ModelError(f"{path}: missing (listed in {MODEL_JSON})")
+        if not checksum_matches(path, expected):
+            raise ModelError(f"{path}: checksum does not match {MODEL_JSON} (file damaged)")
 
 
 @dataclass
@@ -123,10 +145,14 @@ class TrainedModel(ABC):
         """Write weights and ``model.json`` (last, so a folder with it is complete)."""
         model_dir = Path(model_dir)
         model_dir.mkdir(parents=True, exist_ok=True)
+        before = _file_times(model_dir)
         extra = self.save_weights(model_dir)
+        written = [n for n, t in _file_times(model_dir).items() if before.get(n) != t]
         meta = {
             **self.meta,
             **extra,
+            # SHA-256 of the files save_weights wrote: loading refuses a damaged one
+            "checksums": {n: sha256_file(model_dir / n) for n in sorted(written)},
             "kind": self.kind,
             "label_names": self.label_names,
             "num_classes": self.num_classes,

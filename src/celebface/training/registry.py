@@ -17,7 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from celebface.training.base import TrainedModel, read_model_json
+from celebface.errors import CelebfaceError
+from celebface.training.base import ModelError, TrainedModel, check_weights, read_model_json
+from celebface.validate import check_fields
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +70,14 @@ def load_model(model_dir: str | Path, device: str = "auto") -> TrainedModel:
         _import_for(kind)
     if kind not in _KINDS:
         raise ValueError(f"{model_dir / 'model.json'}: unknown model kind {kind!r}")
-    return _KINDS[kind].load(model_dir, meta, device=device)
+    check_weights(model_dir, meta)
+    try:
+        return _KINDS[kind].load(model_dir, meta, device=device)
+    except (CelebfaceError, MemoryError):
+        raise
+    except Exception as exc:  # a damaged or foreign weights file: one line, naming the folder
+        raise ModelError(f"{model_dir}: cannot load the {kind} model "
+                         f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
 
 
 def train_model(data: str | Path, model: str, out: str | Path, **config: Any) -> TrainedModel:
@@ -100,4 +109,5 @@ def make_config(cls: type, config: dict[str, Any], what: str) -> Any:
     if unknown:
         raise ValueError(f"{what}: unknown setting(s) {', '.join(unknown)}; "
                          f"known: {', '.join(sorted(names))}")
-    return cls(**{k: v for k, v in config.items() if k in names and v is not None})
+    return check_fields(cls(**{k: v for k, v in config.items() if k in names and v is not None}),
+                        what)

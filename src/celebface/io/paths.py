@@ -1,0 +1,106 @@
+"""Output folders that cannot destroy their inputs, and one lock per folder for writers.
+
+:func:`check_output_dir` is called by every command that writes a folder, before any work:
+an output folder must not be an input folder, lie inside one (its outputs would be read as
+input by the next run), or contain one (outputs could overwrite it), and must not be a file.
+:func:`folder_lock` serialises the processes that update one folder (a gallery, a crop
+output, ...): the second waits for the first, then re-reads what it wrote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from celebface.errors import CelebfaceError
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE = ".celebface.lock"
+
+
+class OutputPathError(CelebfaceError, ValueError):
+    """An output path that would overwrite or re-read an input, or that is not a folder."""
+
+
+def _real(path: str | Path) -> Path:
+    return Path(os.path.realpath(os.path.expanduser(str(path))))
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    return child != parent and parent in child.parents
+
+
+def check_output_dir(
+    dst: str | Path, inputs: Iterable[str | Path | None] = (), *, flag: str = "output folder"
+) -> None:
+    """Refuse (one line, :class:`OutputPathError`) an output folder ``dst`` that is a file,
+    is an input folder, lies inside one or contains one; or that is the folder of an input
+    file (its annotated copy would replace it). Inputs that do not exist are ignored."""
+    if os.path.lexists(dst) and not os.path.isdir(dst):
+        raise OutputPathError(f"{flag} {dst}: exists and is not a folder")
+    out = _real(dst)
+    for inp in inputs:
+        if inp is None or "://" in str(inp) or not os.path.exists(inp):
+            continue
+        src = _real(inp)
+        if src.is_dir():
+            if out == src:
+                raise OutputPathError(f"{flag} {dst} is the input folder {inp}: its files "
+                                      "would be overwritten; choose another folder")
+            if _inside(out, src):
+                raise OutputPathError(f"{flag} {dst} is inside the input folder {inp}: its "
+                                      "outputs would be read as input; choose a folder outside")
+            if _inside(src, out):
+                raise OutputPathError(f"{flag} {dst} contains the input folder {inp}: outputs "
+                                      "could overwrite it; choose a folder outside")
+        elif src.parent == out:
+            raise OutputPathError(f"{flag} {dst} holds the input file {inp}: its output would "
+                                  "replace it; choose another folder")
+
+
+_HELD: dict[tuple[Path, int], list[int]] = {}  # (lock path, thread) -> [fd, depth]
+_HELD_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, what: str = "folder") -> Iterator[None]:
+    """An exclusive ``flock`` on ``folder/.celebface.lock`` (the folder is created): other
+    processes (and other threads) wait. Re-entrant: nested calls in one thread share it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    key = (_real(folder / LOCK_FILE), threading.get_ident())
+    with _HELD_LOCK:
+        held = _HELD.get(key)
+        if held is not None:
+            held[1] += 1
+    if held is None:
+        fd = os.open(key[0], os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.warning("%s %s is being updated by another run: waiting for it", what,
+                            folder)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        with _HELD_LOCK:
+            _HELD[key] = [fd, 1]
+    try:
+        yield
+    finally:
+        with _HELD_LOCK:
+            entry = _HELD[key]
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _HELD[key]
+        if entry[1] == 0:
+            fcntl.flock(entry[0], fcntl.LOCK_UN)
+            os.close(entry[0])
