@@ -196,7 +196,7 @@ def predict_set(
             preds.extend(batch_preds)
             kept.extend(ok)
         elif images:
-            probs.append(model.predict_proba(images, faces))
+            probs.append(model.proba(images, faces))
             kept.extend(ok)
         bar.update(len(chunk))
     bar.close()

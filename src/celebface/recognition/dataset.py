@@ -261,7 +261,8 @@ def embed_dataset(
         # the weights file itself (settings name only its file, to keep the cache portable)
         "weights_path": getattr(getattr(embedder, "base", embedder), "weights_source", None),
         "data": str(data.resolve()),
-        "source": kind,
+        "source": "packed" if kind == "pack" else "folder",
+        "dataset_kind": kind,
         "count": len(rows),
         "errors": len(errors),
         "computed": computed,

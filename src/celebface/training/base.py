@@ -134,8 +134,15 @@ class TrainedModel(ABC):
         """Identity, probability and the ``top_k`` best identities per image."""
         if len(images) == 0:
             return []
-        return predictions_from_probs(self.predict_proba(images, faces), self.label_names,
-                                      top_k)
+        return predictions_from_probs(self.proba(images, faces), self.label_names, top_k)
+
+    def proba(self, images: Sequence[np.ndarray], faces: Sequence[Any] | None = None
+              ) -> np.ndarray:
+        """:meth:`predict_proba`, passing ``faces`` only when some are known (so models
+        written before faces existed keep working)."""
+        if faces is not None and any(f is not None for f in faces):
+            return self.predict_proba(images, faces)
+        return self.predict_proba(images)
 
     @abstractmethod
     def save_weights(self, model_dir: Path) -> dict[str, Any]:
