@@ -83,7 +83,7 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from celebface.cli.main import CLIError
-    from celebface.io import check_output_dir
+    from celebface.io import check_output_dir, folder_lock
     from celebface.training import train_model
 
     config = config_from_args(args)
@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"{args.data}: no such folder")
     check_output_dir(args.out, [args.data], flag="--out")
     t0 = time.perf_counter()
-    model = train_model(args.data, args.model, args.out, **config)
+    with folder_lock(args.out, "model folder"):  # a second run into --out waits
+        model = train_model(args.data, args.model, args.out, **config)
     elapsed = time.perf_counter() - t0
     meta = model.meta
     print(f"trained {args.model} on {args.data} in {elapsed:.1f}s: "
