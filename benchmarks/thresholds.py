@@ -12,7 +12,7 @@ people's val rows.
     .venv/bin/python benchmarks/thresholds.py --emb runs/pins_emb2/dlib
 
 Prints the tail table for ``celebface.gallery.store.IMPOSTOR_TAILS`` and writes
-``benchmarks/results/thresholds.md``/``.json``.
+``benchmarks/results/thresholds_<EMB folder name>.md``/``.json``.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {"embeddings": str(args.emb), "embedder": e.meta.get("embedder"), "far": args.far,
             "tails": tails, "checks": rows}
-    (RESULTS / "thresholds.json").write_text(json.dumps(meta, indent=1))
+    (RESULTS / f"thresholds_{args.emb.name}.json").write_text(json.dumps(meta, indent=1))
     lines = ["# Uncalibrated thresholds by gallery size", "",
              f"Embeddings `{args.emb}` ({e.meta.get('embedder')}). Tails measured on "
              f"{len(half_a)} pins105-dev people; checked on the other {len(half_b)} "
@@ -116,7 +116,7 @@ def main() -> int:
         lines.append(f"| {r['method']} | {r['people']} | {r['threshold']:.3f} | "
                      f"{100 * r['tar']:.1f}% | {100 * r['far']:.2f}% | "
                      f"{100 * r['far_max']:.2f}% |")
-    (RESULTS / "thresholds.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"thresholds_{args.emb.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print("IMPOSTOR_TAILS entry:")
     print(json.dumps({m: [[round(p_, 6), round(t, 4)] for p_, t in tab]

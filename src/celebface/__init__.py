@@ -1,6 +1,7 @@
 """celebface: a folder of celebrity photos to a working face-identification system.
 
-Stages, in pipeline order: :mod:`celebface.detection` and :mod:`celebface.cropping` (crop),
+The short API: ``celebface.detect``, ``embed``, ``enroll``, ``recognize``, ``verify``
+(:mod:`celebface.api`). Stages, in pipeline order: :mod:`celebface.detection` and :mod:`celebface.cropping` (crop),
 :mod:`celebface.packing` (pack), :mod:`celebface.recognition` (embed),
 :mod:`celebface.training` and :mod:`celebface.evaluation` (train, evaluate),
 :mod:`celebface.gallery` and :mod:`celebface.streaming` (recognize), :mod:`celebface.synth`.
@@ -18,6 +19,12 @@ __version__ = "0.1.0"
 
 # name -> module; resolved lazily so `import celebface` loads no model and no torch.
 _LAZY = {
+    # the short API (celebface/api.py)
+    "detect": "celebface.api",
+    "embed": "celebface.api",
+    "enroll": "celebface.api",
+    "recognize": "celebface.api",
+    "verify": "celebface.api",
     "crop_dataset": "celebface.cropping",
     "pack_dataset": "celebface.packing",
     "embed_dataset": "celebface.recognition",

@@ -46,8 +46,26 @@ DEFAULT_FAR = 0.01
 #: ``p``. A stranger's best score over N people passes ``t`` with chance ~ N p, so an
 #: uncalibrated N-person gallery uses the ``t`` of ``p = DEFAULT_FAR / N`` (interpolated in
 #: log p). Measured by benchmarks/thresholds.py on half of pins105-dev's people and checked on
-#: the other half (benchmarks/results/thresholds.md).
-IMPOSTOR_TAILS: dict[tuple[str, str], dict[str, list[tuple[float, float]]]] = {}  # TAILS_PLACEHOLDER
+#: the other half (benchmarks/results/thresholds_dlib.md).
+IMPOSTOR_TAILS: dict[tuple[str, str], dict[str, list[tuple[float, float]]]] = {
+    ("dlib", "none"): {
+        "centroid": [
+            (0.2, 0.9038), (0.1, 0.9165), (0.05, 0.9249), (0.02, 0.9331), (0.01, 0.9378),
+            (0.005, 0.942), (0.002, 0.9462), (0.001, 0.949), (0.0005, 0.9522), (0.0002, 0.9543),
+            (0.0001, 0.9558), (5e-05, 0.9592),
+        ],
+        "knn": [
+            (0.2, 0.9152), (0.1, 0.9252), (0.05, 0.932), (0.02, 0.9386), (0.01, 0.9425),
+            (0.005, 0.9454), (0.002, 0.9491), (0.001, 0.9515), (0.0005, 0.9536), (0.0002, 0.9559),
+            (0.0001, 0.9573), (5e-05, 0.958),
+        ],
+        "topk": [
+            (0.2, 0.9075), (0.1, 0.9179), (0.05, 0.925), (0.02, 0.9318), (0.01, 0.9359),
+            (0.005, 0.9391), (0.002, 0.9427), (0.001, 0.9447), (0.0005, 0.9467), (0.0002, 0.9489),
+            (0.0001, 0.9511), (5e-05, 0.9516),
+        ],
+    },
+}
 #: Used when nothing is known: a classifier's probability, or an embedder not measured above.
 FALLBACK_THRESHOLD = 0.5
 
