@@ -1,7 +1,8 @@
 """celebface: a folder of celebrity photos to a working face-identification system.
 
 The short API: ``celebface.detect``, ``embed``, ``enroll``, ``recognize``, ``verify``
-(:mod:`celebface.api`). Stages, in pipeline order: :mod:`celebface.detection` and :mod:`celebface.cropping` (crop),
+(:mod:`celebface.api`). Stages, in pipeline order: :mod:`celebface.detection` and
+:mod:`celebface.cropping` (crop),
 :mod:`celebface.packing` (pack), :mod:`celebface.recognition` (embed),
 :mod:`celebface.training` and :mod:`celebface.evaluation` (train, evaluate),
 :mod:`celebface.gallery` and :mod:`celebface.streaming` (recognize), :mod:`celebface.synth`.

@@ -46,7 +46,7 @@ DEFAULT_FAR = 0.01
 #: ``p``. A stranger's best score over N people passes ``t`` with chance ~ N p, so an
 #: uncalibrated N-person gallery uses the ``t`` of ``p = DEFAULT_FAR / N`` (interpolated in
 #: log p). Measured by benchmarks/thresholds.py on half of pins105-dev's people and checked on
-#: the other half (benchmarks/results/thresholds_dlib.md).
+#: the other half (benchmarks/results/thresholds_dlib.md, _dlib_flip.md).
 IMPOSTOR_TAILS: dict[tuple[str, str], dict[str, list[tuple[float, float]]]] = {
     ("dlib", "none"): {
         "centroid": [
@@ -63,6 +63,23 @@ IMPOSTOR_TAILS: dict[tuple[str, str], dict[str, list[tuple[float, float]]]] = {
             (0.2, 0.9075), (0.1, 0.9179), (0.05, 0.925), (0.02, 0.9318), (0.01, 0.9359),
             (0.005, 0.9391), (0.002, 0.9427), (0.001, 0.9447), (0.0005, 0.9467), (0.0002, 0.9489),
             (0.0001, 0.9511), (5e-05, 0.9516),
+        ],
+    },
+    ("dlib", "flip"): {
+        "centroid": [
+            (0.2, 0.9064), (0.1, 0.9189), (0.05, 0.9274), (0.02, 0.9353), (0.01, 0.9402),
+            (0.005, 0.9443), (0.002, 0.9484), (0.001, 0.9513), (0.0005, 0.9543), (0.0002, 0.9573),
+            (0.0001, 0.9588), (5e-05, 0.9625),
+        ],
+        "knn": [
+            (0.2, 0.9189), (0.1, 0.9286), (0.05, 0.9353), (0.02, 0.9418), (0.01, 0.9453),
+            (0.005, 0.9485), (0.002, 0.9519), (0.001, 0.9543), (0.0005, 0.9567), (0.0002, 0.9596),
+            (0.0001, 0.9609), (5e-05, 0.9622),
+        ],
+        "topk": [
+            (0.2, 0.9114), (0.1, 0.9216), (0.05, 0.9286), (0.02, 0.9353), (0.01, 0.9392),
+            (0.005, 0.9422), (0.002, 0.9453), (0.001, 0.9475), (0.0005, 0.9494), (0.0002, 0.9528),
+            (0.0001, 0.9541), (5e-05, 0.956),
         ],
     },
 }
