@@ -21,6 +21,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("enroll", "enroll", "build or edit a gallery of known people"),
     ("calibrate", "calibrate", "pick a gallery's unknown threshold for a false-accept rate"),
     ("recognize", "recognize", "name the faces in photos, videos or a camera"),
+    ("serve", "serve", "a REST API and a web page to recognise faces and manage the gallery"),
 )
 
 

@@ -14,7 +14,13 @@ from celebface.io.datasets import (
     list_dataset,
     read_splits,
 )
-from celebface.io.images import ImageReadError, LoadedImage, encode_jpeg, read_image
+from celebface.io.images import (
+    ImageReadError,
+    LoadedImage,
+    encode_jpeg,
+    read_image,
+    read_image_bytes,
+)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -30,5 +36,6 @@ __all__ = [
     "is_image_file",
     "list_dataset",
     "read_image",
+    "read_image_bytes",
     "read_splits",
 ]

@@ -1,0 +1,351 @@
+"""What the server does, without HTTP: models loaded once, inference in a thread pool, and
+gallery edits through the atomic store, one at a time.
+
+The published gallery and recogniser are never changed in place: an edit loads the gallery from
+disk, changes it, saves it atomically and then swaps in a new recogniser, so requests in flight
+keep using a consistent one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from celebface.errors import CelebfaceError
+from celebface.gallery import EnrollConfig, Gallery
+from celebface.gallery.enroll import embedder_spec, mark_changed
+from celebface.gallery.faces import build_models, pick_face
+from celebface.gallery.store import is_gallery
+from celebface.io import (
+    ImageReadError,
+    LoadedImage,
+    atomic_write_bytes,
+    encode_jpeg,
+    read_image,
+    read_image_bytes,
+)
+from celebface.recognition.base import l2_normalize
+from celebface.serve.config import ServeConfig, check_name
+from celebface.streaming.recognizer import Recognizer, RecognizerConfig
+from celebface.types import UNKNOWN, Face
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+THUMBS = "thumbnails"
+THUMB_SIZE = 160
+
+
+class RequestError(CelebfaceError, ValueError):
+    """Bad input from a client: ``status`` is the HTTP status, ``str()`` the one-line reason."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+def image_status(exc: ImageReadError) -> int:
+    """413 for oversized images, 415 for what is no image at all, 400 for the rest."""
+    if exc.reason.startswith("too large"):
+        return 413
+    if exc.reason.startswith("not an image"):
+        return 415
+    return 400
+
+
+class FaceService:
+    """Models, gallery and worker pool of one server. Call :meth:`start` before use and
+    :meth:`close` (waits for running work) after. ``models``: a prebuilt ``(embedder,
+    detector)`` pair to share (tests); by default they are built from the gallery's record."""
+
+    def __init__(self, config: ServeConfig, models: tuple[Any, Any] | None = None):
+        self.config = config
+        self._models = models
+        self.pool: ThreadPoolExecutor | None = None
+        self.gallery = Gallery(path=config.gallery)
+        self.recognizer: Recognizer | None = None
+        self._model: Any = None
+        self._edit_lock = threading.Lock()
+        self._thumbs: dict[str, bytes] = {}
+
+    # ---------------------------------------------------------------- life cycle
+    def start(self) -> None:
+        """Load the gallery and the models (once) and start the worker pool."""
+        c = self.config
+        if c.torch_threads:
+            import torch
+
+            torch.set_num_threads(c.torch_threads)
+        if is_gallery(c.gallery):
+            self.gallery = Gallery.load(c.gallery)
+        else:
+            log.warning("%s: no gallery yet; it is created by the first enrolment", c.gallery)
+        if c.model is not None:
+            from celebface.training import load_model
+
+            self._model = load_model(c.model)
+        if self._models is None:
+            self._models = self._build_models()
+        self._use(self.gallery)
+        self.detector.detect(np.zeros((64, 64, 3), np.uint8))  # warm-up
+        self.pool = ThreadPoolExecutor(c.workers, thread_name_prefix="celebface-serve")
+        log.info("serving %s: %d people, %d photos, %d inference workers", c.gallery,
+                 len(self.gallery.names), len(self.gallery), c.workers)
+
+    def _build_models(self) -> tuple[Any, Any]:
+        c = self.config
+        if self._model is not None and hasattr(self._model, "embedder"):
+            return self._model.embedder, build_models(EnrollConfig(
+                detector=c.detector, device=c.device))[1]
+        if len(self.gallery):
+            rec = Recognizer(self.gallery, detector=c.detector, config=self._rec_config())
+            return rec.embedder, rec.detector
+        spec = self.gallery.embedder
+        return build_models(EnrollConfig(
+            embedder=spec.get("name", "dlib"), embedder_options=dict(spec.get("options") or {}),
+            detector=c.detector, device=c.device))
+
+    def close(self) -> None:
+        """Finish the work already handed to the pool, then stop it."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` in the worker pool."""
+        if self.pool is None:
+            raise RuntimeError("the service is not started")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, functools.partial(fn, *args))
+
+    # ---------------------------------------------------------------- models
+    @property
+    def embedder(self) -> Any:
+        return self._models[0]  # type: ignore[index]
+
+    @property
+    def detector(self) -> Any:
+        return self._models[1]  # type: ignore[index]
+
+    @property
+    def editable(self) -> bool:
+        return self._model is None
+
+    def _rec_config(self) -> RecognizerConfig:
+        c = self.config
+        return RecognizerConfig(match=c.match, threshold=c.threshold, device=c.device)
+
+    def _use(self, gallery: Gallery) -> None:
+        """Publish ``gallery`` and a recogniser for it (none while it is empty)."""
+        rec = None
+        if self._model is not None or len(gallery):
+            rec = Recognizer(None if self._model is not None else gallery,
+                             detector=self.detector, embedder=self.embedder,
+                             config=self._rec_config(), model=self._model)
+        self.gallery, self.recognizer = gallery, rec
+
+    @property
+    def threshold(self) -> float | None:
+        return None if self.recognizer is None else self.recognizer.threshold
+
+    def status(self) -> dict[str, Any]:
+        rec, g = self.recognizer, self.gallery
+        return {
+            "identities": len(g.names), "photos": len(g),
+            "match": rec.matcher.method if rec else None,
+            "threshold": None if rec is None else round(rec.threshold, 4),
+            "calibrated": bool(rec and g.is_calibrated(rec.matcher.method)),
+            "editable": self.editable, "workers": self.config.workers,
+        }
+
+    # ---------------------------------------------------------------- inference
+    def decode(self, data: bytes, label: str) -> LoadedImage:
+        """Decode an upload with the safe reader; bad ones raise :class:`RequestError`."""
+        if not data:
+            raise RequestError(f"{label}: empty (no image sent)")
+        try:
+            return read_image_bytes(data, label, self.config.max_side)
+        except ImageReadError as exc:
+            raise RequestError(str(exc), image_status(exc)) from None
+
+    def recognize(self, data: bytes) -> dict[str, Any]:
+        """Every face of one photo, named; boxes and landmarks in the photo's pixels."""
+        img = self.decode(data, "image")
+        rec = self.recognizer
+        if rec is not None:
+            faces = rec.recognize(img.rgb)
+        else:
+            faces = [f.with_(identity=UNKNOWN) for f in self.detector.detect(img.rgb)]
+        faces = [f.scaled(img.scale) for f in faces]
+        return {"width": img.source_size[0], "height": img.source_size[1],
+                "faces": [f.to_dict() for f in faces], **self.status()}
+
+    def _largest(self, img: LoadedImage, label: str) -> Face:
+        face = pick_face(self.detector.detect(img.rgb))
+        if face is None:
+            raise RequestError(f"{label}: no face found")
+        return face
+
+    def verify(self, first: bytes, second: bytes) -> dict[str, Any]:
+        """Are the largest faces of two photos the same person?"""
+        imgs = [self.decode(first, "image1"), self.decode(second, "image2")]
+        faces = [self._largest(img, f"image{i + 1}") for i, img in enumerate(imgs)]
+        emb = self.embedder.embed([i.rgb for i in imgs], faces)
+        result = verify_embeddings(np.asarray(emb, np.float32), self.gallery,
+                                   self.config.threshold)
+        result["faces"] = [f.scaled(i.scale).to_dict() for f, i in zip(faces, imgs, strict=True)]
+        return result
+
+    # ---------------------------------------------------------------- the gallery
+    def people(self) -> list[dict[str, Any]]:
+        return [{"name": n, "photos": c} for n, c in self.gallery.counts().items()]
+
+    def _check_editable(self) -> None:
+        if not self.editable:
+            raise RequestError("faces are named by a trained model (--model): the gallery "
+                               "cannot be edited here", 409)
+
+    def enroll(self, name: str, photos: Sequence[tuple[str, bytes]]) -> dict[str, Any]:
+        """Add the largest face of each photo to ``name`` (new or known); unusable photos are
+        listed in ``skipped``; none usable is an error."""
+        self._check_editable()
+        name = self._name(name)
+        if not photos:
+            raise RequestError("no photo: send one or more in the multipart field 'image'")
+        if len(photos) > self.config.max_photos:
+            raise RequestError(f"{len(photos)} photos in one request; at most "
+                               f"{self.config.max_photos}", 413)
+        images, faces, sources, skipped = [], [], [], []
+        errors: list[RequestError] = []
+        for label, data in photos:
+            try:
+                img = self.decode(data, label)
+                faces.append(self._largest(img, label))
+            except RequestError as exc:
+                errors.append(exc)
+                skipped.append({"photo": label, "reason": str(exc)})
+                continue
+            images.append(img)
+            sources.append("upload:" + hashlib.sha256(data).hexdigest()[:32])
+        if not images:
+            raise RequestError("; ".join(str(e) for e in errors), errors[0].status)
+        emb = np.asarray(self.embedder.embed([i.rgb for i in images], faces), np.float32)
+        with self._edit_lock:
+            gallery = self._load_for_edit()
+            gallery.add(emb, [name] * len(images), sources)
+            mark_changed(gallery)
+            gallery.save(self.config.gallery)
+            self._use(gallery)
+        if name not in self._thumbs and not self._thumb_path(name).is_file():
+            self._save_thumb(name, _face_thumb(images[0].rgb, faces[0]))
+        return {"name": name, "added": len(images), "photos": gallery.counts()[name],
+                "skipped": skipped, **self.status()}
+
+    def _load_for_edit(self) -> Gallery:
+        folder = self.config.gallery
+        if is_gallery(folder):
+            return Gallery.load(folder)
+        spec = embedder_spec(self.embedder, EnrollConfig(
+            embedder=self.gallery.embedder.get("name", "dlib"),
+            embedder_options=dict(self.gallery.embedder.get("options") or {})))
+        settings = spec["settings"]
+        return Gallery(path=folder, embedder=spec, info={
+            "alignment": settings.get("alignment", settings.get("align")),
+            "faces_from": f"uploads (largest {self.config.detector} face)"})
+
+    def remove(self, name: str) -> dict[str, Any]:
+        """Delete ``name`` and every photo of theirs from the gallery."""
+        self._check_editable()
+        name = self._name(name)
+        with self._edit_lock:
+            if name not in self.gallery.names or not is_gallery(self.config.gallery):
+                raise RequestError(f"{name!r} is not in the gallery", 404)
+            gallery = Gallery.load(self.config.gallery)
+            try:
+                removed = gallery.remove(name)
+            except KeyError:
+                raise RequestError(f"{name!r} is not in the gallery", 404) from None
+            mark_changed(gallery)
+            gallery.save()
+            self._use(gallery)
+        self._thumbs.pop(name, None)
+        self._thumb_path(name).unlink(missing_ok=True)
+        return {"name": name, "removed": removed, **self.status()}
+
+    @staticmethod
+    def _name(name: str) -> str:
+        try:
+            return check_name(name)
+        except ValueError as exc:
+            raise RequestError(str(exc)) from None
+
+    # ---------------------------------------------------------------- thumbnails
+    def _thumb_path(self, name: str) -> Path:
+        digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:24]
+        return self.config.gallery / THUMBS / f"{digest}.jpg"
+
+    def _save_thumb(self, name: str, jpeg: bytes) -> None:
+        self._thumbs[name] = jpeg
+        try:
+            atomic_write_bytes(self._thumb_path(name), jpeg)
+        except OSError as exc:  # a read-only gallery still serves thumbnails from memory
+            log.debug("%s: thumbnail not saved: %s", name, exc)
+
+    def thumbnail(self, name: str) -> bytes | None:
+        """A small JPEG of ``name``'s face: cached, else cut from their first readable photo."""
+        if name not in self.gallery.names:
+            raise RequestError(f"{name!r} is not in the gallery", 404)
+        if name in self._thumbs:
+            return self._thumbs[name]
+        path = self._thumb_path(name)
+        if path.is_file():
+            self._thumbs[name] = path.read_bytes()
+            return self._thumbs[name]
+        g = self.gallery
+        label = g.names.index(name)
+        for source, lab in zip(g.sources, g.labels, strict=True):
+            if lab != label or not Path(source).is_file():
+                continue
+            try:
+                img = read_image(source, self.config.max_side)
+            except ImageReadError as exc:
+                log.debug("%s", exc)
+                continue
+            face = pick_face(self.detector.detect(img.rgb))
+            if face is not None:
+                self._save_thumb(name, _face_thumb(img.rgb, face))
+                return self._thumbs[name]
+        return None
+
+
+def verify_embeddings(emb: np.ndarray, gallery: Gallery, threshold: float | None = None
+                      ) -> dict[str, Any]:
+    """Same person or not, from the embeddings of two faces: cosine similarity against
+    ``threshold``, by default the gallery's one-to-one (``knn``) threshold, calibrated or the
+    embedder's default."""
+    a, b = l2_normalize(np.asarray(emb, np.float32).reshape(2, -1))
+    score = float(a @ b)
+    limit = float(threshold) if threshold is not None else gallery.threshold("knn")
+    return {"same": score >= limit, "score": round(score, 4), "threshold": round(limit, 4)}
+
+
+def _face_thumb(rgb: np.ndarray, face: Face, size: int = THUMB_SIZE) -> bytes:
+    """A square JPEG around ``face`` (its box grown by half, kept inside the image)."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    (cx, cy) = face.center
+    side = max(1, round(min(max(face.width, face.height) * 1.5, w, h)))
+    x1 = int(min(max(0, round(cx - side / 2)), w - side))
+    y1 = int(min(max(0, round(cy - side / 2)), h - side))
+    crop = rgb[y1 : y1 + side, x1 : x1 + side]
+    return encode_jpeg(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), 88)
