@@ -81,25 +81,30 @@ class Guard:
                                  time.perf_counter() - start)
 
 
-async def read_photos(request: Request, field: str, many: bool = False, limit: int = 1
-                      ) -> list[tuple[str, bytes]]:
-    """The photos of multipart field ``field``, or (``many`` false) the raw body."""
+async def read_photos(request: Request, *fields: str, many: bool = False, limit: int = 1
+                      ) -> list[list[tuple[str, bytes]]]:
+    """``(label, bytes)`` of the photos in each multipart field of ``fields`` (one each unless
+    ``many``), or the raw body as the one ``image``."""
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith("multipart/form-data"):
-        if many or field != "image":
-            raise RequestError(f"send multipart/form-data with the file field {field!r}")
-        return [("image", await request.body())]
-    async with request.form(max_files=limit + 1, max_fields=limit + 8) as form:
-        items = form.getlist(field)
-        if not items:
-            raise RequestError(f"no multipart field {field!r}")
-        if len(items) > 1 and not many:
-            raise RequestError(f"one photo in {field!r}, not {len(items)}")
-        out = []
-        for i, item in enumerate(items):
-            if isinstance(item, str):
-                raise RequestError(f"{field!r} must be a file, not a text field")
-            out.append((field if len(items) == 1 else f"{field} #{i + 1}", await item.read()))
+        if fields != ("image",):
+            raise RequestError("send multipart/form-data with the file fields "
+                               + ", ".join(repr(f) for f in fields))
+        return [[("image", await request.body())]]
+    out = []
+    async with request.form(max_files=limit + len(fields), max_fields=limit + 8) as form:
+        for field in fields:
+            items = form.getlist(field)
+            if not items:
+                raise RequestError(f"no multipart field {field!r}")
+            if len(items) > 1 and not many:
+                raise RequestError(f"one photo in {field!r}, not {len(items)}")
+            got = []
+            for i, item in enumerate(items):
+                if isinstance(item, str):
+                    raise RequestError(f"{field!r} must be a file, not a text field")
+                got.append((field if len(items) == 1 else f"{field} #{i + 1}", await item.read()))
+            out.append(got)
     return out
 
 
@@ -158,7 +163,7 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
     async def recognize(request: Request) -> dict[str, Any]:
         """Every face of a photo (multipart field `image`, or the raw body): box, landmarks,
         identity or `unknown` (below the gallery's threshold), similarity and runner-up."""
-        [(_, data)] = await read_photos(request, "image")
+        [[(_, data)]] = await read_photos(request, "image")
         return await service.run(service.recognize, data)
 
     two = {"schema": {"type": "object", "required": ["image1", "image2"], "properties": {
@@ -170,8 +175,7 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
     async def verify(request: Request) -> dict[str, Any]:
         """Whether the largest faces of two photos (multipart fields `image1`, `image2`) are
         the same person: cosine similarity against the gallery's one-to-one threshold."""
-        [(_, first)] = await read_photos(request, "image1")
-        [(_, second)] = await read_photos(request, "image2")
+        [[(_, first)], [(_, second)]] = await read_photos(request, "image1", "image2")
         return await service.run(service.verify, first, second)
 
     @v1.get("/people", response_model=schemas.PeopleOut, summary="Everyone enrolled")
@@ -184,7 +188,7 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
         """Add the largest face of each photo (multipart field `image`, repeatable; or one
         photo as the raw body) to `name`, a new or enrolled person."""
         service._name(name)  # refuse a bad name before reading the photos
-        photos = await read_photos(request, "image", many=True, limit=config.max_photos)
+        [photos] = await read_photos(request, "image", many=True, limit=config.max_photos)
         return await service.run(service.enroll, name, photos)
 
     @v1.delete("/people/{name}", response_model=schemas.RemoveOut, summary="Remove a person")
@@ -209,7 +213,7 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
     async def prometheus() -> str:
         s = service.status()
         return metrics.render({"gallery_identities": s["identities"],
-                               "gallery_photos": s["photos"], "workers": s["workers"]})
+                               "gallery_embeddings": s["embeddings"], "workers": s["workers"]})
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

@@ -18,7 +18,7 @@ class FaceOut(BaseModel):
 
 class Status(BaseModel):
     identities: int = Field(description="people in the gallery")
-    photos: int = Field(description="enrolled photos (embeddings) in all")
+    embeddings: int = Field(description="enrolled photos (one embedding each) in all")
     match: str | None = Field(None, description="match method (centroid, knn, topk, model)")
     threshold: float | None = Field(None, description="unknown threshold in use")
     calibrated: bool = Field(description="whether the threshold was calibrated for the gallery")

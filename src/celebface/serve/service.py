@@ -160,7 +160,7 @@ class FaceService:
     def status(self) -> dict[str, Any]:
         rec, g = self.recognizer, self.gallery
         return {
-            "identities": len(g.names), "photos": len(g),
+            "identities": len(g.names), "embeddings": len(g),
             "match": rec.matcher.method if rec else None,
             "threshold": None if rec is None else round(rec.threshold, 4),
             "calibrated": bool(rec and g.is_calibrated(rec.matcher.method)),
