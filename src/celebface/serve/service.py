@@ -246,7 +246,8 @@ class FaceService:
             gallery.save(self.config.gallery)
             self._use(gallery)
         if name not in self._thumbs and not self._thumb_path(name).is_file():
-            self._save_thumb(name, _face_thumb(images[0].rgb, faces[0]))
+            best = max(range(len(faces)), key=lambda i: faces[i].score)
+            self._save_thumb(name, _face_thumb(images[best].rgb, faces[best]))
         return {"name": name, "added": len(images), "photos": gallery.counts()[name],
                 "skipped": skipped, **self.status()}
 

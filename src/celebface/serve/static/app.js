@@ -118,7 +118,9 @@ async function recognizePhoto(file) {
   try {
     const img = await loadImage(file);
     const canvas = $("#canvas");
-    const fit = Math.min(1, 1600 / Math.max(img.naturalWidth, img.naturalHeight));
+    // drawn at 720-1600 px on the long side: small photos are enlarged so names stay legible
+    const long = Math.max(img.naturalWidth, img.naturalHeight);
+    const fit = Math.min(1600 / long, Math.max(1, 720 / long));
     canvas.width = Math.round(img.naturalWidth * fit);
     canvas.height = Math.round(img.naturalHeight * fit);
     const ctx = canvas.getContext("2d");
