@@ -76,6 +76,15 @@ def test_verify_embeddings_uses_cosine_and_threshold() -> None:
     assert verify_embeddings(a, Gallery())["threshold"] == Gallery().threshold("knn")
 
 
+def test_a_gallery_emptied_by_the_api_saves_and_loads(tmp_path: Path) -> None:
+    g = Gallery(path=tmp_path)
+    g.add(np.eye(2, 4, dtype=np.float32), ["a", "a"], ["s1", "s2"])
+    g.save()
+    assert g.remove("a") == 2
+    g.save()  # the last person removed: still a valid (empty) gallery
+    assert len(Gallery.load(tmp_path)) == 0 and Gallery.load(tmp_path).names == []
+
+
 def test_metrics_text() -> None:
     m = Metrics()
     m.observe("POST", "/v1/recognize", 200, 0.3)
@@ -173,9 +182,21 @@ class TestAPI:
 
     def test_body_limit_is_a_flag(self, five_celeb: Path, tmp_path: Path) -> None:
         app = fastapi_app(gallery_copy(five_celeb, tmp_path), max_body_mb=0.01)
+        photo = read(held_out(five_celeb, "madonna"))
         with TestClient(app) as client:
-            r = client.post("/v1/recognize", content=read(held_out(five_celeb, "madonna")))
+            r = client.post("/v1/recognize", content=photo)
             assert r.status_code == 413 and "10,485 bytes" in r.json()["detail"]
+            # no Content-Length (chunked): counted as it streams in
+            chunks = [photo[i : i + 4096] for i in range(0, len(photo), 4096)]
+            r = client.post("/v1/recognize", content=iter(chunks))
+            assert r.status_code == 413, r.text
+            form = (b'--b0undary\r\nContent-Disposition: form-data; name="image"; filename="a"'
+                    b"\r\n\r\n" + photo + b"\r\n--b0undary--\r\n")
+            r = client.post("/v1/people/x/photos", content=iter([form[:5000], form[5000:]]),
+                            headers={"Content-Type": "multipart/form-data; boundary=b0undary"})
+            assert r.status_code == 413, r.text
+            small = client.post("/v1/recognize", content=iter([photo[:2000]]))
+            assert small.status_code == 400  # under the limit: read, and found truncated
 
     def test_verify(self, served, five_celeb: Path) -> None:
         client, _ = served
@@ -315,3 +336,25 @@ def test_shutdown_finishes_requests_in_flight(five_celeb: Path, tmp_path: Path) 
     assert answers and answers[0][0] == 200
     assert answers[0][1]["faces"][0]["identity"] == "madonna"
     assert app.state.service.pool is None  # the pool was drained and stopped
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_starts_without_a_gallery_and_creates_it(five_celeb: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "new-gallery"
+    photo = read(held_out(five_celeb, "jerry_seinfeld"))
+    with TestClient(fastapi_app(folder)) as client:
+        assert client.get("/health").json()["identities"] == 0
+        faces = client.post("/v1/recognize", content=photo).json()["faces"]
+        assert faces and faces[0]["identity"] == "unknown"
+        files = [("image", (p.name, read(p))) for p in photos(five_celeb, "jerry_seinfeld",
+                                                            "train", 3)]
+        r = client.post("/v1/people/jerry_seinfeld/photos", files=files)
+        assert r.status_code == 200 and r.json()["added"] == 3, r.text
+        assert Gallery.load(folder).embedder["name"] == "dlib"
+        named = client.post("/v1/recognize", content=photo).json()["faces"]
+        assert named[0]["identity"] == "jerry_seinfeld", named
+        assert client.delete("/v1/people/jerry_seinfeld").status_code == 200
+        assert client.post("/v1/recognize", content=photo).json()["faces"][0]["identity"] \
+            == "unknown"
+    assert len(Gallery.load(folder)) == 0

@@ -187,7 +187,7 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
     async def add_photos(name: str, request: Request) -> dict[str, Any]:
         """Add the largest face of each photo (multipart field `image`, repeatable; or one
         photo as the raw body) to `name`, a new or enrolled person."""
-        service._name(name)  # refuse a bad name before reading the photos
+        service.valid_name(name)  # refuse a bad name before reading the photos
         [photos] = await read_photos(request, "image", many=True, limit=config.max_photos)
         return await service.run(service.enroll, name, photos)
 

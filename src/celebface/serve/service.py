@@ -218,7 +218,7 @@ class FaceService:
         """Add the largest face of each photo to ``name`` (new or known); unusable photos are
         listed in ``skipped``; none usable is an error."""
         self._check_editable()
-        name = self._name(name)
+        name = self.valid_name(name)
         if not photos:
             raise RequestError("no photo: send one or more in the multipart field 'image'")
         if len(photos) > self.config.max_photos:
@@ -266,7 +266,7 @@ class FaceService:
     def remove(self, name: str) -> dict[str, Any]:
         """Delete ``name`` and every photo of theirs from the gallery."""
         self._check_editable()
-        name = self._name(name)
+        name = self.valid_name(name)
         with self._edit_lock:
             if name not in self.gallery.names or not is_gallery(self.config.gallery):
                 raise RequestError(f"{name!r} is not in the gallery", 404)
@@ -283,7 +283,8 @@ class FaceService:
         return {"name": name, "removed": removed, **self.status()}
 
     @staticmethod
-    def _name(name: str) -> str:
+    def valid_name(name: str) -> str:
+        """:func:`check_name`, its refusal as a 400 :class:`RequestError`."""
         try:
             return check_name(name)
         except ValueError as exc:
