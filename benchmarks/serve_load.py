@@ -1,13 +1,14 @@
 """Load test of ``celebface serve`` on loopback: throughput, latency, errors, memory.
 
 Starts ``celebface serve`` (a gallery of five_celeb: 3 train photos of each of its 5 people,
-built once into ``--work``) on a free 127.0.0.1 port, then ``--clients`` client threads post
-five_celeb's held-out (val) photos to ``/v1/recognize`` (raw bodies, keep-alive connections)
-until ``--requests`` answers or ``--seconds`` have passed, whichever comes first. Reports
+built once into ``--work``) on a free 127.0.0.1 port and warms it up with one pass over the
+photos. Then, for each number in ``--clients``, that many client threads post five_celeb's
+held-out (val) photos to ``/v1/recognize`` (raw bodies, keep-alive connections) until
+``--requests`` answers or ``--seconds`` have passed, whichever comes first. Reports
 requests/s, latency percentiles, errors, and the server's resident memory (start, every 2 s,
 end); then stops the server with SIGTERM and checks it exits cleanly. Only loopback traffic.
 
-    .venv/bin/python benchmarks/serve_load.py [--clients 8] [--requests 400] [--seconds 60]
+    .venv/bin/python benchmarks/serve_load.py [--clients 1,8] [--requests 400] [--seconds 60]
 """
 
 from __future__ import annotations
@@ -153,27 +154,35 @@ def load(port: int, photos: list[bytes], clients: int, requests: int, seconds: f
 def write(result: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write_json(RESULTS / "serve.json", result)
-    r, lat, mem = result["run"], result["run"]["latency_ms"], result["run"]["rss_mb"]
+    runs, down = result["runs"], result["shutdown"]
     lines = [
         "# `celebface serve` load test (loopback)", "",
         f"Machine: {result['machine']}, 1-minute load average {result['load_before']} before "
         "the run (other jobs share it: absolute numbers move with that).", "",
         f"Server: `{result['server_command']}` ({result['workers']} inference workers, "
-        f"gallery of {result['gallery']}). Clients: {r['clients']} threads posting the "
-        f"{result['photos']} held-out five_celeb photos (about 300x300 px, "
-        f"{r['faces_per_request']} faces each on average) in turn to `/v1/recognize`, "
-        f"keep-alive; stop at {result['limits']['requests']} requests or "
+        f"gallery of {result['gallery']}), warmed up with one pass over the photos. Each row: "
+        f"that many client threads posting the {result['photos']} held-out five_celeb photos "
+        f"(about 300x300 px, {runs[0]['faces_per_request']} faces each on average) in turn to "
+        f"`/v1/recognize`, keep-alive; stop at {result['limits']['requests']} requests or "
         f"{result['limits']['seconds']} s.", "",
         "| clients | requests | errors | seconds | requests/s | p50 ms | p90 ms | p99 ms | "
         "max ms | RSS start MB | RSS end MB | RSS max MB |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
-        f"| {r['clients']} | {r['requests']} | {r['errors']} | {r['seconds']} | "
-        f"{r['requests_per_s']} | {lat.get('p50')} | {lat.get('p90')} | {lat.get('p99')} | "
-        f"{lat.get('max')} | {mem['start']} | {mem['end']} | {mem['max']} |", "",
-        "RSS samples (s, MB): " + ", ".join(f"{t:g}: {m:g}" for t, m in r["rss_samples"]), "",
-        f"Shutdown: SIGTERM -> {'clean' if result['shutdown']['clean'] else 'NOT clean'} "
-        f"(\"Application shutdown complete\", exit by the re-raised signal "
-        f"{result['shutdown']['exit_code']}) in {result['shutdown']['seconds']} s.", "",
+    ]
+    for r in runs:
+        lat, mem = r["latency_ms"], r["rss_mb"]
+        lines.append(
+            f"| {r['clients']} | {r['requests']} | {r['errors']} | {r['seconds']} | "
+            f"{r['requests_per_s']} | {lat.get('p50')} | {lat.get('p90')} | {lat.get('p99')} | "
+            f"{lat.get('max')} | {mem['start']} | {mem['end']} | {mem['max']} |")
+    lines.append("")
+    for r in runs:
+        lines += [f"RSS samples, {r['clients']} client(s) (s, MB): "
+                  + ", ".join(f"{t:g}: {m:g}" for t, m in r["rss_samples"]), ""]
+    lines += [
+        f"Shutdown: SIGTERM -> {'clean' if down['clean'] else 'NOT clean'} (\"Application "
+        f"shutdown complete\", exit by the re-raised signal {down['exit_code']}) in "
+        f"{down['seconds']} s.", "",
         f"Command: `{result['command']}`", "",
     ]
     atomic_write_text(RESULTS / "serve.md", "\n".join(lines))
@@ -181,7 +190,7 @@ def write(result: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--clients", default="1,8", help="client counts, one run each")
     ap.add_argument("--requests", type=int, default=400)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "serve_bench")
@@ -200,12 +209,12 @@ def main() -> None:
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_ready(port, proc)
+        load(port, photos, 2, len(photos), args.seconds, proc.pid)  # warm-up: every photo once
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        for body in photos[:4]:  # warm-up
-            post(conn, body)
         health = json.loads((conn.request("GET", "/health"), conn.getresponse().read())[1])
         conn.close()
-        run = load(port, photos, args.clients, args.requests, args.seconds, proc.pid)
+        runs = [load(port, photos, int(c), args.requests, args.seconds, proc.pid)
+                for c in args.clients.split(",")]
     finally:
         t0 = time.perf_counter()
         proc.send_signal(signal.SIGTERM)
@@ -226,13 +235,14 @@ def main() -> None:
         "workers": health["workers"],
         "gallery": f"{health['identities']} people, {health['embeddings']} photos",
         "photos": len(photos), "limits": {"requests": args.requests, "seconds": args.seconds},
-        "run": run, "shutdown": {"exit_code": code, "seconds": stop_s, "clean": clean},
+        "runs": runs, "shutdown": {"exit_code": code, "seconds": stop_s, "clean": clean},
         "command": "python benchmarks/serve_load.py " + " ".join(sys.argv[1:]),
     }
     write(result)
-    print(json.dumps({k: run[k] for k in ("requests", "errors", "requests_per_s", "latency_ms",
-                                         "rss_mb")}))
-    if run["errors"] or not clean:
+    for run in runs:
+        print(json.dumps({k: run[k] for k in ("clients", "requests", "errors", "requests_per_s",
+                                             "latency_ms", "rss_mb")}))
+    if any(run["errors"] for run in runs) or not clean:
         print(server_log[-3000:], file=sys.stderr)
         sys.exit(1)
 
