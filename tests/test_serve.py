@@ -76,6 +76,41 @@ def test_verify_embeddings_uses_cosine_and_threshold() -> None:
     assert verify_embeddings(a, Gallery())["threshold"] == Gallery().threshold("knn")
 
 
+def test_web_packages_stay_out_of_import_celebface() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, celebface, celebface.cli.main, celebface.serve; "
+            "print(sorted(m for m in ('fastapi', 'starlette', 'uvicorn', 'torch') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_cli_reads_the_key_from_the_environment(monkeypatch, capsys, tmp_path: Path) -> None:
+    import uvicorn
+
+    import celebface.serve.app as app_module
+    from celebface.cli.main import main
+
+    seen: dict = {}
+    monkeypatch.setattr(app_module, "create_app", lambda config: seen.update(c=config))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(run=kw))
+    monkeypatch.setenv("CELEBFACE_API_KEY", "from-env")
+    assert main(["serve", str(tmp_path), "--port", "8123", "--max-body-mb", "2"]) == 0
+    c = seen["c"]
+    assert c.api_key == "from-env" and c.host == "127.0.0.1" and c.port == 8123
+    assert c.max_body_bytes == 2 * 1024 * 1024 and c.workers >= 1 and c.torch_threads >= 1
+    assert seen["run"]["host"] == "127.0.0.1" and seen["run"]["port"] == 8123
+    main(["serve", str(tmp_path), "--api-key", "flag", "--cors-origin", "http://a.example"])
+    assert seen["c"].api_key == "flag" and seen["c"].cors_origins == ("http://a.example",)
+    monkeypatch.delenv("CELEBFACE_API_KEY")
+    main(["serve", str(tmp_path), "--host", "0.0.0.0"])
+    assert seen["c"].api_key is None
+    assert "without an API key" in capsys.readouterr().err
+
+
 def test_a_gallery_emptied_by_the_api_saves_and_loads(tmp_path: Path) -> None:
     g = Gallery(path=tmp_path)
     g.add(np.eye(2, 4, dtype=np.float32), ["a", "a"], ["s1", "s2"])
