@@ -15,7 +15,6 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -25,24 +24,16 @@ from celebface.gallery import EnrollConfig, Gallery
 from celebface.gallery.enroll import embedder_spec, mark_changed
 from celebface.gallery.faces import build_models, pick_face
 from celebface.gallery.store import is_gallery
-from celebface.io import (
-    ImageReadError,
-    LoadedImage,
-    atomic_write_bytes,
-    encode_jpeg,
-    read_image,
-    read_image_bytes,
-)
+from celebface.io import ImageReadError, LoadedImage, read_image_bytes
 from celebface.recognition.base import l2_normalize
 from celebface.serve.config import ServeConfig, check_name
+from celebface.serve.thumbnails import Thumbnails, face_thumbnail
 from celebface.streaming.recognizer import Recognizer, RecognizerConfig
 from celebface.types import UNKNOWN, Face
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-THUMBS = "thumbnails"
-THUMB_SIZE = 160
 
 
 class RequestError(CelebfaceError, ValueError):
@@ -75,7 +66,7 @@ class FaceService:
         self.recognizer: Recognizer | None = None
         self._model: Any = None
         self._edit_lock = threading.Lock()
-        self._thumbs: dict[str, bytes] = {}
+        self.thumbs = Thumbnails(config.gallery / "thumbnails")
 
     # ---------------------------------------------------------------- life cycle
     def start(self) -> None:
@@ -245,9 +236,9 @@ class FaceService:
             mark_changed(gallery)
             gallery.save(self.config.gallery)
             self._use(gallery)
-        if name not in self._thumbs and not self._thumb_path(name).is_file():
+        if not self.thumbs.has(name):
             best = max(range(len(faces)), key=lambda i: faces[i].score)
-            self._save_thumb(name, _face_thumb(images[best].rgb, faces[best]))
+            self.thumbs.save(name, face_thumbnail(images[best].rgb, faces[best]))
         return {"name": name, "added": len(images), "photos": gallery.counts()[name],
                 "skipped": skipped, **self.status()}
 
@@ -278,9 +269,18 @@ class FaceService:
             mark_changed(gallery)
             gallery.save()
             self._use(gallery)
-        self._thumbs.pop(name, None)
-        self._thumb_path(name).unlink(missing_ok=True)
+        self.thumbs.remove(name)
         return {"name": name, "removed": removed, **self.status()}
+
+    def thumbnail(self, name: str) -> bytes | None:
+        """A small JPEG of ``name``'s face: cached, else cut from their first readable photo
+        (people enrolled by ``celebface enroll`` from files), else ``None``."""
+        g = self.gallery
+        if name not in g.names:
+            raise RequestError(f"{name!r} is not in the gallery", 404)
+        label = g.names.index(name)
+        sources = [s for s, lab in zip(g.sources, g.labels, strict=True) if lab == label]
+        return self.thumbs.get(name, sources, self.detector, self.config.max_side)
 
     @staticmethod
     def valid_name(name: str) -> str:
@@ -289,44 +289,6 @@ class FaceService:
             return check_name(name)
         except ValueError as exc:
             raise RequestError(str(exc)) from None
-
-    # ---------------------------------------------------------------- thumbnails
-    def _thumb_path(self, name: str) -> Path:
-        digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:24]
-        return self.config.gallery / THUMBS / f"{digest}.jpg"
-
-    def _save_thumb(self, name: str, jpeg: bytes) -> None:
-        self._thumbs[name] = jpeg
-        try:
-            atomic_write_bytes(self._thumb_path(name), jpeg)
-        except OSError as exc:  # a read-only gallery still serves thumbnails from memory
-            log.debug("%s: thumbnail not saved: %s", name, exc)
-
-    def thumbnail(self, name: str) -> bytes | None:
-        """A small JPEG of ``name``'s face: cached, else cut from their first readable photo."""
-        if name not in self.gallery.names:
-            raise RequestError(f"{name!r} is not in the gallery", 404)
-        if name in self._thumbs:
-            return self._thumbs[name]
-        path = self._thumb_path(name)
-        if path.is_file():
-            self._thumbs[name] = path.read_bytes()
-            return self._thumbs[name]
-        g = self.gallery
-        label = g.names.index(name)
-        for source, lab in zip(g.sources, g.labels, strict=True):
-            if lab != label or not Path(source).is_file():
-                continue
-            try:
-                img = read_image(source, self.config.max_side)
-            except ImageReadError as exc:
-                log.debug("%s", exc)
-                continue
-            face = pick_face(self.detector.detect(img.rgb))
-            if face is not None:
-                self._save_thumb(name, _face_thumb(img.rgb, face))
-                return self._thumbs[name]
-        return None
 
 
 def verify_embeddings(emb: np.ndarray, gallery: Gallery, threshold: float | None = None
@@ -338,16 +300,3 @@ def verify_embeddings(emb: np.ndarray, gallery: Gallery, threshold: float | None
     score = float(a @ b)
     limit = float(threshold) if threshold is not None else gallery.threshold("knn")
     return {"same": score >= limit, "score": round(score, 4), "threshold": round(limit, 4)}
-
-
-def _face_thumb(rgb: np.ndarray, face: Face, size: int = THUMB_SIZE) -> bytes:
-    """A square JPEG around ``face`` (its box grown by half, kept inside the image)."""
-    import cv2
-
-    h, w = rgb.shape[:2]
-    (cx, cy) = face.center
-    side = max(1, round(min(max(face.width, face.height) * 1.5, w, h)))
-    x1 = int(min(max(0, round(cx - side / 2)), w - side))
-    y1 = int(min(max(0, round(cy - side / 2)), h - side))
-    crop = rgb[y1 : y1 + side, x1 : x1 + side]
-    return encode_jpeg(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), 88)
