@@ -87,7 +87,9 @@ class FaceService:
         if self._models is None:
             self._models = self._build_models()
         self._use(self.gallery)
-        self.detector.detect(np.zeros((64, 64, 3), np.uint8))  # warm-up
+        blank = np.full((160, 160, 3), 128, np.uint8)  # warm-up: the first call is slow
+        self.detector.detect(blank)
+        self.embedder.embed([blank], [Face(box=(30.0, 30.0, 130.0, 130.0))])
         self.pool = ThreadPoolExecutor(c.workers, thread_name_prefix="celebface-serve")
         log.info("serving %s: %d people, %d photos, %d inference workers", c.gallery,
                  len(self.gallery.names), len(self.gallery), c.workers)
