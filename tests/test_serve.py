@@ -305,8 +305,26 @@ class TestAPI:
         assert r.status_code == 200
         assert Image.open(io.BytesIO(r.content)).size == (160, 160)
 
-    def test_two_concurrent_enrolments_are_both_kept(self, served, five_celeb: Path) -> None:
+    def test_two_concurrent_enrolments_are_both_kept(self, served, five_celeb: Path,
+                                                     monkeypatch) -> None:
         client, gallery = served
+        # Make the race certain: both requests finish embedding together (outside the lock),
+        # then each save takes a while. Without the edit lock both would load the same
+        # gallery and the second save would drop the first one's person.
+        embedder, save = models()[0], Gallery.save
+        embed, together = embedder.embed, threading.Barrier(2, timeout=60)
+
+        def embed_together(*args, **kwargs):
+            out = embed(*args, **kwargs)
+            together.wait()
+            return out
+
+        def slow_save(self, *args, **kwargs):
+            time.sleep(0.5)
+            return save(self, *args, **kwargs)
+
+        monkeypatch.setattr(embedder, "embed", embed_together)
+        monkeypatch.setattr(Gallery, "save", slow_save)
         jobs = {"mindy_kaling": photos(five_celeb, "mindy_kaling", "train", 2),
                 "elton": photos(five_celeb, "elton_john", "train", 2, start=2)}
         results: dict[str, int] = {}

@@ -30,7 +30,7 @@ pytest.importorskip("fastapi", reason="serve needs fastapi (requirements.txt)")
 from serve_helpers import gallery_copy, held_out, models, photos, running, write_y4m  # noqa: E402
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
         "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 
 
