@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from face_cache import DATA, ROOT, embed_paths, halves, rows, sample, vectors
 
 from celebface.evaluation.plots import _save, subplots
 from celebface.io import atomic_write_text
+from face_cache import DATA, ROOT, embed_paths, halves, rows, sample, vectors
 
 
 def best_balanced(scores: np.ndarray, same: np.ndarray) -> tuple[float, float]:
@@ -153,7 +153,8 @@ def report(r: dict) -> str:
                      f"{m['test_auc']:.4f} |")
     lines += ["", "Stricter thresholds (tuned at a false-accept rate on half A train pairs), "
               "on the same test pairs:", "",
-              "| TTA | tuned FAR | threshold | test accuracy | TAR | FAR |", "|---|---|---|---|---|---|"]
+              "| TTA | tuned FAR | threshold | test accuracy | TAR | FAR |",
+              "|---|---|---|---|---|---|"]
     for tta, m in r["tta"].items():
         for f, v in m["at_far"].items():
             lines.append(f"| {tta} | {f} | {v['threshold']:.4f} | {v['accuracy']:.4f} | "

@@ -95,7 +95,7 @@ def test_as_rgb_inputs_and_errors(tmp_path: Path) -> None:
         as_rgb(np.zeros((4, 4, 4)))
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not a jpeg")
-    with pytest.raises(Exception, match="bad.jpg"):
+    with pytest.raises(Exception, match=r"bad\.jpg"):
         as_rgb(bad)
 
 

@@ -2,6 +2,7 @@
 auditing."""
 
 from celebface.types import Verification
+from celebface.verification.compare import cosine, gallery_settings, verify
 from celebface.verification.faces import (
     FoundFace,
     ImageInputError,
@@ -20,7 +21,6 @@ from celebface.verification.thresholds import (
     gallery_pair_threshold,
     pair_threshold,
 )
-from celebface.verification.compare import cosine, gallery_settings, verify
 
 __all__ = [
     "CLUSTER_THRESHOLDS",
