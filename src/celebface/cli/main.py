@@ -22,6 +22,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("calibrate", "calibrate", "pick a gallery's unknown threshold for a false-accept rate"),
     ("recognize", "recognize", "name the faces in photos, videos or a camera"),
     ("verify", "verify", "are two photos of the same person? (exit 0 same, 1 not, 2 error)"),
+    ("cluster", "cluster", "group the faces of unlabelled photos into people"),
 )
 
 
