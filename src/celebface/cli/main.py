@@ -23,6 +23,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("recognize", "recognize", "name the faces in photos, videos or a camera"),
     ("verify", "verify", "are two photos of the same person? (exit 0 same, 1 not, 2 error)"),
     ("cluster", "cluster", "group the faces of unlabelled photos into people"),
+    ("audit", "audit", "find duplicates, mislabels and bad photos in a face dataset"),
 )
 
 
