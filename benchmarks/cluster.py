@@ -1,6 +1,6 @@
 """Tune and measure ``celebface cluster`` on pins105-dev.
 
-Tuning (half A of the identities, TRAIN photos, up to 20 per person, faces cached by
+Tuning (half A of the identities, TRAIN photos, up to 10 per person, faces cached by
 benchmarks/face_cache.py): --rounds random groups of 20 people; for each method and link
 threshold, the mean BCubed F1; the best pair is kept. Measuring (half B, never tuned on): the
 VAL photos of 20 random people, renamed and shuffled together in one folder, clustered end to end
@@ -35,7 +35,7 @@ def f1(p: float, r: float) -> float:
 
 
 def tune(table: list, people: list[str], rounds: int, cache: Path, seed: int) -> dict:
-    items = sample(table, "train", people, 20, seed)
+    items = sample(table, "train", people, 10, seed)
     found = embed_paths([p for _, p in items], cache)
     vecs = vectors(found, [p for _, p in items], "none")
     ids = np.asarray([i for i, _ in items])
@@ -128,7 +128,7 @@ def report(r: dict) -> str:
     lines = [
         "# Clustering (dlib, pins105-dev)", "",
         f"Tuned on {tu['rounds']} random groups of 20 of {tu['people']} people (half A, TRAIN "
-        f"photos, up to 20 each): best mean BCubed F1 with **{r['method']}** at link cosine "
+        f"photos, up to 10 each): best mean BCubed F1 with **{r['method']}** at link cosine "
         f"**{r['threshold']:.4f}**. Measured end to end (`cluster_photos`) on the VAL photos "
         f"of 20 other people (half B) shuffled in one folder. Machine: {r['machine']}.", "",
         "| photos | faces | clusters found (true 20) | singletons | BCubed precision | "

@@ -35,12 +35,12 @@ def halves(identities: list[str], seed: int = 0) -> tuple[list[str], list[str]]:
 def sample(table: list[tuple[str, str, str]], split: str, people: list[str], per: int | None,
            seed: int = 0) -> list[tuple[str, str]]:
     """``(identity, path)`` of ``split`` rows of ``people``, at most ``per`` each (random)."""
-    rng = np.random.default_rng(seed)
     out = []
     for person in people:
         paths = sorted(p for s, i, p in table if s == split and i == person)
-        if per is not None and len(paths) > per:
-            paths = sorted(rng.choice(paths, per, replace=False).tolist())
+        if per is not None:  # a seeded shuffle's first ``per``: a smaller sample is a subset
+            rng = np.random.default_rng([seed, sorted(people).index(person)])
+            paths = sorted(np.asarray(paths)[rng.permutation(len(paths))[:per]].tolist())
         out += [(person, p) for p in paths]
     return out
 

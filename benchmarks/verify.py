@@ -74,8 +74,9 @@ def draw_pairs(ids: list[str], n: int, seed: int) -> tuple[np.ndarray, np.ndarra
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--tune-per", type=int, default=20, help="train photos per tuning person")
-    ap.add_argument("--pairs", type=int, default=3000, help="genuine (= impostor) test pairs")
+    ap.add_argument("--tune-per", type=int, default=10, help="train photos per tuning person")
+    ap.add_argument("--test-per", type=int, default=12, help="val photos per test person")
+    ap.add_argument("--pairs", type=int, default=2000, help="genuine (= impostor) test pairs")
     ap.add_argument("--cache", type=Path, default=ROOT / "runs" / "bench_faces.npz")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     ap.add_argument("--seed", type=int, default=0)
@@ -84,13 +85,14 @@ def main() -> None:
     table = rows(args.data)
     half_a, half_b = halves(sorted({i for _, i, _ in table}), args.seed)
     tune = sample(table, "train", half_a, args.tune_per, args.seed)
-    test = sample(table, "val", half_b, None, args.seed)
+    test = sample(table, "val", half_b, args.test_per, args.seed)
     t0 = time.perf_counter()
     found = embed_paths([p for _, p in tune + test], args.cache)
     seconds = time.perf_counter() - t0
     result: dict = {
         "data": str(args.data), "seed": args.seed, "tune_people": len(half_a),
-        "tune_photos": len(tune), "test_people": len(half_b), "test_photos": len(test),
+        "tune_photos": len(tune), "tune_per": args.tune_per, "test_per": args.test_per,
+        "test_people": len(half_b), "test_photos": len(test),
         "whole_image_fallbacks": {
             "tune": sum(found[p]["whole"] for _, p in tune),
             "test": sum(found[p]["whole"] for _, p in test)},
@@ -137,8 +139,9 @@ def report(r: dict) -> str:
     lines = [
         "# Verification (dlib, pairs of pins105-dev photos)", "",
         f"Tuning: every pair of {r['tune_photos']} TRAIN photos of {r['tune_people']} people "
-        "(half A, up to 20 each); threshold = best balanced accuracy. Test: balanced pairs of "
-        f"{r['test_photos']} VAL photos of the other {r['test_people']} people (half B). Faces: "
+        f"(half A, up to {r['tune_per']} each); threshold = best balanced accuracy. Test: "
+        f"balanced pairs of {r['test_photos']} VAL photos (up to {r['test_per']} each) of the "
+        f"other {r['test_people']} people (half B). Faces: "
         "largest MTCNN face, whole crop when none "
         f"(tune {r['whole_image_fallbacks']['tune']}, test {r['whole_image_fallbacks']['test']}"
         f" photos). Machine: {r['machine']}.", "",

@@ -2,7 +2,7 @@
 
 ``PAIR_THRESHOLDS``: two faces are the same person when the cosine of their vectors is at
 least this. Produced by ``benchmarks/verify.py`` (results in benchmarks/results/verify.md): the
-threshold maximising balanced accuracy over every pair of pins105-dev TRAIN photos (up to 20 per
+threshold maximising balanced accuracy over every pair of pins105-dev TRAIN photos (up to 10 per
 person) of half of its identities, faces found by MTCNN (whole crop when none is found), as
 ``celebface verify`` finds them.
 
