@@ -16,7 +16,6 @@ from PIL import Image
 from celebface.gallery import Gallery
 from celebface.serve import ServeConfig, check_name
 from celebface.serve.metrics import Metrics
-from celebface.serve.service import verify_embeddings
 
 fastapi = pytest.importorskip("fastapi", reason="serve needs fastapi (requirements.txt)")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -66,14 +65,6 @@ def test_bad_names_are_refused(name: str) -> None:
 @pytest.mark.parametrize("name", ["madonna", "Jerry Seinfeld", "Zoë Saldaña", "x" * 64])
 def test_good_names_pass(name: str) -> None:
     assert check_name(name) == name
-
-
-def test_verify_embeddings_uses_cosine_and_threshold() -> None:
-    a = np.array([[1.0, 0.0], [0.6, 0.8]], np.float32)
-    out = verify_embeddings(a, Gallery(), threshold=0.5)
-    assert out == {"same": True, "score": 0.6, "threshold": 0.5}
-    assert verify_embeddings(a, Gallery(), threshold=0.7)["same"] is False
-    assert verify_embeddings(a, Gallery())["threshold"] == Gallery().threshold("knn")
 
 
 def test_web_packages_stay_out_of_import_celebface() -> None:
@@ -249,6 +240,9 @@ class TestAPI:
         assert len(other["faces"]) == 2 and len(other["faces"][1]["landmarks"]) == 5
         two_bens = verify(read(ben[0]), read(ben[1])).json()
         assert two_bens["score"] > other["score"], (two_bens, other)
+        from celebface.verification import PAIR_THRESHOLDS
+
+        assert same["threshold"] == pytest.approx(PAIR_THRESHOLDS[("dlib", "none")], abs=1e-4)
         blank = verify(read(ben[0]), jpeg(np.full((120, 160, 3), 90, np.uint8)))
         assert blank.status_code == 400 and "image2: no face found" in blank.json()["detail"]
 

@@ -174,7 +174,8 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
                                             "required": True}})
     async def verify(request: Request) -> dict[str, Any]:
         """Whether the largest faces of two photos (multipart fields `image1`, `image2`) are
-        the same person: cosine similarity against the gallery's one-to-one threshold."""
+        the same person: their cosine similarity against the gallery's calibrated `knn`
+        threshold, else the embedder's measured pair threshold (1% false accepts)."""
         [[(_, first)], [(_, second)]] = await read_photos(request, "image1", "image2")
         return await service.run(service.verify, first, second)
 

@@ -25,7 +25,6 @@ from celebface.gallery.enroll import embedder_spec, mark_changed
 from celebface.gallery.faces import build_models, pick_face
 from celebface.gallery.store import is_gallery
 from celebface.io import ImageReadError, LoadedImage, read_image_bytes
-from celebface.recognition.base import l2_normalize
 from celebface.serve.config import ServeConfig, check_name
 from celebface.serve.thumbnails import Thumbnails, face_thumbnail
 from celebface.streaming.recognizer import Recognizer, RecognizerConfig
@@ -64,6 +63,7 @@ class FaceService:
         self.pool: ThreadPoolExecutor | None = None
         self.gallery = Gallery(path=config.gallery)
         self.recognizer: Recognizer | None = None
+        self.pair_threshold: float | None = None
         self._model: Any = None
         self._edit_lock = threading.Lock()
         self.thumbs = Thumbnails(config.gallery / "thumbnails")
@@ -145,6 +145,7 @@ class FaceService:
                              detector=self.detector, embedder=self.embedder,
                              config=self._rec_config(), model=self._model)
         self.gallery, self.recognizer = gallery, rec
+        self.pair_threshold = _pair_threshold(gallery)
 
     @property
     def threshold(self) -> float | None:
@@ -189,14 +190,23 @@ class FaceService:
         return face
 
     def verify(self, first: bytes, second: bytes) -> dict[str, Any]:
-        """Are the largest faces of two photos the same person?"""
+        """Are the largest faces of two photos the same person? (celebface.verification,
+        with the gallery's pair threshold.)"""
+        from celebface.verification import verify
+
+        if self.pair_threshold is None:
+            raise RequestError("no same-person threshold for this gallery's embedder: "
+                               "calibrate the gallery ('celebface calibrate --match knn')", 409)
         imgs = [self.decode(first, "image1"), self.decode(second, "image2")]
-        faces = [self._largest(img, f"image{i + 1}") for i, img in enumerate(imgs)]
-        emb = self.embedder.embed([i.rgb for i in imgs], faces)
-        result = verify_embeddings(np.asarray(emb, np.float32), self.gallery,
-                                   self.config.threshold)
-        result["faces"] = [f.scaled(i.scale).to_dict() for f, i in zip(faces, imgs, strict=True)]
-        return result
+        v = verify(imgs[0].rgb, imgs[1].rgb, detector=self.detector, embedder=self.embedder,
+                   threshold=self.pair_threshold)
+        for label, whole in (("image1", v.whole_a), ("image2", v.whole_b)):
+            if whole:
+                raise RequestError(f"{label}: no face found")
+        faces = [f.scaled(img.scale).to_dict() for f, img in zip((v.face_a, v.face_b), imgs,
+                                                                 strict=True)]
+        return {"same": bool(v.same), "score": round(float(v.score), 4),
+                "threshold": round(float(v.threshold), 4), "faces": faces}
 
     # ---------------------------------------------------------------- the gallery
     def people(self) -> list[dict[str, Any]]:
@@ -293,12 +303,13 @@ class FaceService:
             raise RequestError(str(exc)) from None
 
 
-def verify_embeddings(emb: np.ndarray, gallery: Gallery, threshold: float | None = None
-                      ) -> dict[str, Any]:
-    """Same person or not, from the embeddings of two faces: cosine similarity against
-    ``threshold``, by default the gallery's one-to-one (``knn``) threshold, calibrated or the
-    embedder's default."""
-    a, b = l2_normalize(np.asarray(emb, np.float32).reshape(2, -1))
-    score = float(a @ b)
-    limit = float(threshold) if threshold is not None else gallery.threshold("knn")
-    return {"same": score >= limit, "score": round(score, 4), "threshold": round(limit, 4)}
+def _pair_threshold(gallery: Gallery) -> float | None:
+    """The cosine at which /v1/verify calls two faces the same person: the gallery's
+    calibrated ``knn`` threshold, else the embedder's measured pair threshold."""
+    from celebface.verification import NoThresholdError, gallery_pair_threshold
+
+    try:
+        return gallery_pair_threshold(gallery)
+    except NoThresholdError as exc:
+        log.warning("/v1/verify is off: %s", exc)
+        return None
