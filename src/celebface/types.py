@@ -75,6 +75,33 @@ class Face:
         return out
 
 
+@dataclass(frozen=True)
+class Verification:
+    """Whether two faces are the same person: ``same`` is ``score >= threshold`` (cosine).
+
+    ``whole_a``/``whole_b`` say that no face was found in that image, so the whole image was
+    used as the face (right for a tight face crop, meaningless for a photo of a scene).
+    """
+
+    same: bool
+    score: float
+    threshold: float
+    face_a: Face
+    face_b: Face
+    whole_a: bool = False
+    whole_b: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly view."""
+        return {
+            "same": self.same,
+            "score": round(float(self.score), 4),
+            "threshold": round(float(self.threshold), 4),
+            "face_a": {**self.face_a.to_dict(), "whole_image": self.whole_a},
+            "face_b": {**self.face_b.to_dict(), "whole_image": self.whole_b},
+        }
+
+
 def box_iou(a: tuple[float, ...] | np.ndarray, b: tuple[float, ...] | np.ndarray) -> float:
     """Intersection over union of two ``(x1, y1, x2, y2)`` boxes."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))

@@ -24,6 +24,10 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("enroll", "enroll", "build or edit a gallery of known people"),
     ("calibrate", "calibrate", "pick a gallery's unknown threshold for a false-accept rate"),
     ("recognize", "recognize", "name the faces in photos, videos or a camera"),
+    ("verify", "verify", "are two photos of the same person? (exit 0 same, 1 not, 2 error)"),
+    ("cluster", "cluster", "group the faces of unlabelled photos into people"),
+    ("audit", "audit", "find duplicates, mislabels and bad photos in a face dataset"),
+    ("serve", "serve", "a REST API and a web page to recognise faces and manage the gallery"),
 )
 
 

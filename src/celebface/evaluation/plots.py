@@ -88,6 +88,28 @@ def plot_history(history: dict[str, Any], path: Path) -> bool:
     return True
 
 
+def plot_grid(
+    images: Sequence[np.ndarray], captions: Sequence[str], path: Path, title: str = "",
+    columns: int = 6, colors: Sequence[str] | None = None,
+) -> int:
+    """A contact sheet: ``images`` (RGB arrays) in a grid, each with its caption (optionally
+    coloured). Returns how many were drawn (0: nothing written)."""
+    if not images:
+        return 0
+    cols = min(columns, len(images))
+    lines = math.ceil(len(images) / cols)
+    fig, axes = subplots(lines, cols, figsize=(cols * 2.3, lines * 2.9), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for k, (ax, img, caption) in enumerate(zip(axes.flat, images, captions, strict=False)):
+        ax.imshow(img)
+        ax.set_title(caption, fontsize=7, color=colors[k] if colors else "black")
+    if title:
+        fig.suptitle(title)
+    _save(fig, path)
+    return len(images)
+
+
 def plot_errors(
     rows: Sequence[dict[str, Any]], load: Callable[[dict[str, Any]], np.ndarray | None],
     path: Path, columns: int = 6,
@@ -99,18 +121,8 @@ def plot_errors(
         img = load(row)
         if img is not None:
             shown.append((row, img))
-    if not shown:
-        return 0
-    cols = min(columns, len(shown))
-    lines = math.ceil(len(shown) / cols)
-    fig, axes = subplots(lines, cols, figsize=(cols * 2.3, lines * 2.9), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, (row, img) in zip(axes.flat, shown, strict=False):
-        ax.imshow(img)
-        ax.set_title(f"true: {display_name(row['true'])}\n"
-                     f"pred: {display_name(row['predicted'])} ({row['probability']:.2f})",
-                     fontsize=7, color="firebrick")
-    fig.suptitle("Most confident mistakes")
-    _save(fig, path)
-    return len(shown)
+    captions = [f"true: {display_name(row['true'])}\n"
+                f"pred: {display_name(row['predicted'])} ({row['probability']:.2f})"
+                for row, _ in shown]
+    return plot_grid([img for _, img in shown], captions, path, "Most confident mistakes",
+                     columns, ["firebrick"] * len(shown))

@@ -125,18 +125,24 @@ def _enroll(
         summary.removed[name] = gallery.remove(name)
         log.info("removed %s (%d embeddings)", name, summary.removed[name])
     changed = summary.added or summary.dropped or any(summary.removed.values())
+    mark_changed(gallery, bool(changed))
+    gallery.save(out)
+    summary.identities, summary.embeddings = len(gallery.names), len(gallery)
+    return summary
+
+
+def mark_changed(gallery: Gallery, changed: bool = True) -> None:
+    """Before saving an edited gallery: its calibrated thresholds no longer hold, so a change
+    clears them (with a warning) and notes that calibration is due."""
     if changed and gallery.thresholds:
         log.warning("%s: the gallery changed, so its calibrated thresholds (%s) no longer hold "
-                    "and are cleared; run 'celebface calibrate' again", out,
+                    "and are cleared; run 'celebface calibrate' again", gallery.path,
                     ", ".join(sorted(gallery.thresholds)))
         gallery.thresholds.clear()
         gallery.calibration.clear()
         gallery.info["threshold_note"] = None
     if gallery.info.get("threshold_note") is None:
         gallery.info["threshold_note"] = "run 'celebface calibrate' to set thresholds"
-    gallery.save(out)
-    summary.identities, summary.embeddings = len(gallery.names), len(gallery)
-    return summary
 
 
 def embedded_spec(meta: dict[str, Any]) -> dict[str, Any]:

@@ -151,7 +151,8 @@ class Gallery:
     def centroids(self) -> np.ndarray:
         """``(len(names), dim)`` unit-length average embedding of each identity."""
         if self._centroids is None:
-            sums = np.zeros((len(self.names), self.dim), np.float64)
+            # shape[1], not dim: a gallery emptied by remove() keeps its (0, dim) array
+            sums = np.zeros((len(self.names), self.embeddings.shape[1]), np.float64)
             np.add.at(sums, self.labels, self.embeddings.astype(np.float64))
             self._centroids = l2_normalize(sums)
         return self._centroids

@@ -16,7 +16,13 @@ from celebface.io.datasets import (
     list_dataset,
     read_splits,
 )
-from celebface.io.images import ImageReadError, LoadedImage, encode_jpeg, read_image
+from celebface.io.images import (
+    ImageReadError,
+    LoadedImage,
+    encode_jpeg,
+    read_image,
+    read_image_bytes,
+)
 from celebface.io.paths import OutputPathError, check_output_dir, folder_lock
 
 __all__ = [
@@ -38,5 +44,6 @@ __all__ = [
     "json_text",
     "list_dataset",
     "read_image",
+    "read_image_bytes",
     "read_splits",
 ]

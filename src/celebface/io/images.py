@@ -64,19 +64,33 @@ def read_image(path: str | Path, max_side: int | None = None) -> LoadedImage:
         size = path.stat().st_size
     except OSError as exc:
         raise ImageReadError(path, f"cannot open: {exc.strerror or exc}") from None
+    return _decode(path, str(path), size, max_side)
+
+
+def read_image_bytes(data: bytes, name: str = "<bytes>", max_side: int | None = None
+                     ) -> LoadedImage:
+    """:func:`read_image` for an image held in memory (an upload); ``name`` only labels errors.
+
+    The format is found from the bytes alone (never from a file name or content type).
+    """
+    return _decode(io.BytesIO(data), name, len(data), max_side)
+
+
+def _decode(source: Path | io.BytesIO, label: str, size: int, max_side: int | None
+            ) -> LoadedImage:
     if size == 0:
-        raise ImageReadError(path, "empty file (0 bytes)")
+        raise ImageReadError(label, "empty file (0 bytes)")
     try:
         # Pillow only warns between its limit and twice it; the size check below refuses those
         # (warning filters are not thread-safe; at worst a stray warning is printed)
         with (
             warnings.catch_warnings(action="ignore", category=Image.DecompressionBombWarning),
-            Image.open(path) as img,
+            Image.open(source) as img,
         ):
             w, h = img.size
             limit = Image.MAX_IMAGE_PIXELS
             if limit is not None and w * h > limit:
-                raise ImageReadError(path, f"too large ({w}x{h} pixels > {int(limit):,})")
+                raise ImageReadError(label, f"too large ({w}x{h} pixels > {int(limit):,})")
             if max_side and max(w, h) > max_side and img.format == "JPEG":
                 img.draft("RGB", (max_side, max_side))
             img.load()
@@ -90,17 +104,16 @@ def read_image(path: str | Path, max_side: int | None = None) -> LoadedImage:
     except ImageReadError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageReadError(path, f"too large (decompression bomb guard): {exc}") from None
+        raise ImageReadError(label, f"too large (decompression bomb guard): {exc}") from None
     except UnidentifiedImageError:
-        raise ImageReadError(path, "not an image (unrecognised format)") from None
+        raise ImageReadError(label, "not an image (unrecognised format)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ImageReadError(path, f"corrupt or truncated image: {reason}") from None
+        raise ImageReadError(label, f"corrupt or truncated image: {reason}") from None
     if rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) == 0:
-        raise ImageReadError(path, f"unexpected decoded shape {rgb.shape}")
+        raise ImageReadError(label, f"unexpected decoded shape {rgb.shape}")
     scale = src_size[0] / rgb.shape[1]
-    return LoadedImage(str(path), np.ascontiguousarray(rgb), float(scale), src_size)
-
+    return LoadedImage(label, np.ascontiguousarray(rgb), float(scale), src_size)
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int = 95) -> bytes:

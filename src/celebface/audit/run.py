@@ -1,0 +1,203 @@
+"""``audit``: what is wrong with a folder-per-person face dataset.
+
+Writes ``OUT/findings.csv`` (kind, files, person, score, detail), ``OUT/report.md`` (counts,
+class balance, the worst examples) and ``OUT/sheets/<kind>.png`` contact sheets.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from celebface.audit import checks
+from celebface.audit.checks import Finding
+from celebface.io import ImageReadError, atomic_write_text, list_dataset, read_image, read_splits
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """``detector="none"``: the photos are face crops (embedded whole, cached; no face
+    checks). ``near_duplicate``: cosine bound (None = the embedder's measured one).
+    ``mislabel_margin``: how much closer to another person's centre a photo must be.
+    ``tiny_face``: shorter face side in pixels below which a face is tiny."""
+
+    detector: str = "mtcnn"
+    embedder: str = "dlib"
+    device: str = "auto"
+    near_duplicate: float | None = None
+    mislabel_margin: float = 0.0
+    tiny_face: float = 40.0
+    min_photos: int = 10
+    max_side: int = 1024
+    batch_size: int = 16
+    cache_dir: str | None = None
+    sheet_max: int = 24
+
+
+@dataclass
+class AuditResult:
+    out: Path
+    photos: int
+    findings: list[Finding]
+    balance: dict[str, Any]
+    near_duplicate: float
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Photos:
+    paths: list[str]  # as given (DATA/person/file)
+    ids: list[str]
+    splits: list[str | None]
+    hashes: list[str]
+
+
+def _list(data: Path) -> tuple[_Photos, list[Finding]]:
+    from celebface.recognition.cache import content_hash
+
+    items = list_dataset(data)
+    if not items:
+        raise FileNotFoundError(f"{data}: no photos (expected DATA/<person>/<photo>)")
+    table = read_splits(data / "splits.csv") if (data / "splits.csv").is_file() else {}
+    photos, bad = _Photos([], [], [], []), []
+    for it in items:
+        try:
+            digest = content_hash(it.path.read_bytes())
+        except OSError as exc:
+            bad.append(Finding("unreadable", (str(it.path),), it.identity, 0.0, str(exc)))
+            continue
+        photos.paths.append(str(it.path))
+        photos.ids.append(it.identity)
+        photos.splits.append(table.get(it.key))
+        photos.hashes.append(digest)
+    return photos, bad
+
+
+def _embed_crops(data: Path, out: Path, photos: _Photos, config: AuditConfig,
+                 progress: bool) -> tuple[np.ndarray, list[Finding]]:
+    """Whole-image vectors via ``embed_dataset`` (cached by content)."""
+    from celebface.recognition import EmbedConfig, embed_dataset
+
+    emb = embed_dataset(data, out / "embeddings", EmbedConfig(
+        embedder=config.embedder, device=config.device, cache_dir=config.cache_dir,
+        progress=progress))
+    by_path = {p: k for k, p in enumerate(emb.paths)}
+    vecs = np.full((len(photos.paths), emb.embeddings.shape[1]), np.nan, np.float32)
+    bad = []
+    for k, p in enumerate(photos.paths):
+        row = by_path.get(str(Path(p).absolute()))
+        if row is None:
+            bad.append(Finding("unreadable", (p,), photos.ids[k], 0.0, "not embedded (see "
+                               f"{out / 'embeddings' / 'errors.txt'})"))
+        else:
+            vecs[k] = emb.embeddings[row]
+    return vecs, bad
+
+
+def _embed_photos(photos: _Photos, config: AuditConfig, progress: bool
+                  ) -> tuple[np.ndarray, list[Finding]]:
+    """Largest detected face of each photo; face-count and size findings."""
+    from tqdm import tqdm
+
+    from celebface.gallery.faces import pick_face
+    from celebface.verification import embed_found, locate
+    from celebface.verification.compare import default_detector, default_embedder
+
+    detector = default_detector(config.detector, config.device)
+    embedder = default_embedder(config.embedder, config.device)
+    vecs = np.full((len(photos.paths), embedder.dim), np.nan, np.float32)
+    found: list[Finding] = []
+    for lo in tqdm(range(0, len(photos.paths), config.batch_size), desc="audit: detect+embed",
+                   unit="batch", disable=not progress):
+        idx, images = [], []
+        for k in range(lo, min(lo + config.batch_size, len(photos.paths))):
+            try:
+                images.append(read_image(photos.paths[k], config.max_side).rgb)
+                idx.append(k)
+            except ImageReadError as exc:
+                found.append(Finding("unreadable", (photos.paths[k],), photos.ids[k], 0.0,
+                                     exc.reason))
+        located = locate(images, detector, all_faces=True)
+        keep = []
+        for k, faces in zip(idx, located, strict=True):
+            p, who = (photos.paths[k],), photos.ids[k]
+            if faces[0].whole:
+                found.append(Finding("no_face", p, who, 0.0, "no face detected"))
+                continue
+            if len(faces) > 1:
+                found.append(Finding("several_faces", p, who, float(len(faces)),
+                                     f"{len(faces)} faces"))
+            big = pick_face([f.face for f in faces])
+            side = min(big.width, big.height)  # type: ignore[union-attr]
+            if side < config.tiny_face:
+                found.append(Finding("tiny_face", p, who, float(side),
+                                     f"largest face {side:.0f} px < {config.tiny_face:.0f}"))
+            keep.append((k, [f for f in faces if f.face is big]))
+        if keep:
+            done = embed_found([images[idx.index(k)] for k, _ in keep], [f for _, f in keep],
+                               embedder)
+            for (k, _), faces in zip(keep, done, strict=True):
+                vecs[k] = faces[0].face.embedding
+    return vecs, found
+
+
+def near_duplicate_bound(embedder: str) -> float:
+    key = (embedder, "none")
+    if key in checks.NEAR_DUPLICATE:
+        return checks.NEAR_DUPLICATE[key]
+    log.warning("no measured near-duplicate bound for %s: using %.3f", embedder,
+                checks.FALLBACK_NEAR_DUPLICATE)
+    return checks.FALLBACK_NEAR_DUPLICATE
+
+
+def audit(data: str | Path, out: str | Path, config: AuditConfig | None = None,
+          progress: bool = True) -> AuditResult:
+    """Run every check on ``data`` and write the findings, report and sheets to ``out``."""
+    config = config or AuditConfig()
+    data, out = Path(data), Path(out)
+    photos, findings = _list(data)
+    if config.detector == "none":
+        vecs, more = _embed_crops(data, out, photos, config, progress)
+    else:
+        vecs, more = _embed_photos(photos, config, progress)
+    findings += more
+    ok = np.flatnonzero(~np.isnan(vecs).any(1))
+    sub = {"paths": [photos.paths[k] for k in ok], "ids": [photos.ids[k] for k in ok],
+           "splits": [photos.splits[k] for k in ok]}
+    bound = config.near_duplicate if config.near_duplicate is not None \
+        else near_duplicate_bound(config.embedder)
+    findings += checks.exact_duplicates(photos.hashes, photos.paths, photos.ids, photos.splits)
+    findings += checks.near_duplicates(vecs[ok], bound, [photos.hashes[k] for k in ok],
+                                       sub["paths"], sub["ids"], sub["splits"])
+    findings += checks.mislabels(vecs[ok], sub["paths"], sub["ids"], config.mislabel_margin)
+    findings += checks.too_few(photos.ids, config.min_photos)
+    order = {k: i for i, k in enumerate(checks.KINDS)}
+    findings.sort(key=lambda f: order.get(f.kind, len(order)))
+    result = AuditResult(out, len(photos.paths), findings, checks.balance(photos.ids), bound,
+                         dict(Counter(f.kind for f in findings)))
+    from celebface.audit.report import write_outputs
+
+    write_outputs(result, data, config)
+    return result
+
+
+def findings_csv(findings: list[Finding]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["kind", "files", "person", "score", "detail"])
+    for f in findings:
+        writer.writerow([f.kind, " | ".join(f.files), f.person, f"{f.score:.4f}", f.detail])
+    return buf.getvalue()
+
+
+def write_csv(out: Path, findings: list[Finding]) -> None:
+    atomic_write_text(out / "findings.csv", findings_csv(findings))

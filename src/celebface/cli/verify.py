@@ -1,0 +1,65 @@
+"""`celebface verify A B`: are two photos of the same person? Exit 0 same, 1 not, 2 error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from celebface.cli.common import add_device
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Compare the largest face of photo A with the largest face of photo B (--all: every "
+        "face of A with every face of B) and print one line per comparison: same or not, the "
+        "cosine score and the threshold used. Exit status: 0 same person (any pair with --all), "
+        "1 not the same, 2 error. A photo without a detected face is used whole, as a face "
+        "crop (the line says so)."
+    )
+    p.add_argument("image_a", metavar="A", help="first photo")
+    p.add_argument("image_b", metavar="B", help="second photo")
+    p.add_argument("--gallery", metavar="GALLERY",
+                   help="use this gallery's embedder and calibrated threshold")
+    p.add_argument("--all", action="store_true", help="compare every face of A with every "
+                   "face of B")
+    p.add_argument("--embedder", default="dlib", help="dlib (default) or facenet")
+    p.add_argument("--tta", default="none", choices=("none", "flip"),
+                   help="average each face with its mirror image")
+    p.add_argument("--detector", default="mtcnn", help="mtcnn (default), hog, or none when "
+                   "both photos are face crops")
+    p.add_argument("--threshold", type=float,
+                   help="same-person cosine threshold (default: the gallery's calibrated one "
+                        "with --gallery, else the embedder's measured one)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per line")
+    add_device(p)
+
+
+def _describe(face: object, whole: bool) -> str:
+    if whole:
+        return "whole image (no face found)"
+    x1, y1, x2, y2 = face.box  # type: ignore[attr-defined]
+    return f"face [{x1:.0f},{y1:.0f},{x2:.0f},{y2:.0f}]"
+
+
+def run(args: argparse.Namespace) -> int:
+    from celebface.verification import verify
+    from celebface.verification.compare import default_detector, default_embedder, gallery_settings
+
+    threshold = args.threshold
+    if args.gallery:
+        embedder, calibrated = gallery_settings(args.gallery, args.device)
+        threshold = calibrated if threshold is None else threshold
+    else:
+        embedder = default_embedder(args.embedder, args.device, args.tta)
+    detector = "none" if args.detector == "none" else default_detector(args.detector, args.device)
+    out = verify(args.image_a, args.image_b, detector=detector, embedder=embedder,
+                 threshold=threshold, all_faces=args.all)
+    results = out if isinstance(out, list) else [out]
+    for r in results:
+        if args.json:
+            print(json.dumps({"a": args.image_a, "b": args.image_b, **r.to_dict()}))
+            continue
+        print(f"{'same' if r.same else 'different'}\tscore {r.score:.4f}\tthreshold "
+              f"{r.threshold:.4f}\tA: {_describe(r.face_a, r.whole_a)}\t"
+              f"B: {_describe(r.face_b, r.whole_b)}")
+    return 0 if any(r.same for r in results) else 1

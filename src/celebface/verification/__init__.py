@@ -1,0 +1,44 @@
+"""Face verification (same person or not), and the face finding it shares with clustering and
+auditing."""
+
+from celebface.types import Verification
+from celebface.verification.compare import cosine, gallery_settings, verify
+from celebface.verification.faces import (
+    FoundFace,
+    ImageInputError,
+    as_rgb,
+    embed_found,
+    find_and_embed,
+    locate,
+    whole_face,
+)
+from celebface.verification.thresholds import (
+    CLUSTER_THRESHOLDS,
+    PAIR_THRESHOLDS,
+    NoThresholdError,
+    cluster_threshold,
+    embedder_key,
+    gallery_pair_threshold,
+    pair_threshold,
+)
+
+__all__ = [
+    "CLUSTER_THRESHOLDS",
+    "PAIR_THRESHOLDS",
+    "FoundFace",
+    "ImageInputError",
+    "NoThresholdError",
+    "Verification",
+    "as_rgb",
+    "cluster_threshold",
+    "cosine",
+    "embed_found",
+    "embedder_key",
+    "find_and_embed",
+    "gallery_pair_threshold",
+    "gallery_settings",
+    "locate",
+    "pair_threshold",
+    "verify",
+    "whole_face",
+]

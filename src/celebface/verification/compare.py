@@ -1,0 +1,93 @@
+"""``verify``: are the faces of two images the same person?"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from celebface.types import Verification
+from celebface.verification.faces import as_rgb, find_and_embed
+from celebface.verification.thresholds import gallery_pair_threshold, pair_threshold
+
+log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=4)
+def default_detector(name: str = "mtcnn", device: str = "auto") -> Any:
+    """A detector built once per process (verification is often called in a loop)."""
+    from celebface.detection import get_detector
+
+    return get_detector(name, device=device)
+
+
+@functools.lru_cache(maxsize=4)
+def default_embedder(name: str = "dlib", device: str = "auto", tta: str = "none") -> Any:
+    """An embedder built once per process."""
+    from celebface.recognition import get_embedder
+
+    return get_embedder(name, device=device, tta=tta)
+
+
+def gallery_embedder(gallery: Any, device: str = "auto") -> Any:
+    """The embedder a gallery was built with (its calibrated threshold holds for it only)."""
+    spec = gallery.embedder or {}
+    options = dict(spec.get("options") or {})
+    return default_embedder(str(spec.get("name", "dlib")), device, str(options.pop("tta", "none")))
+
+
+def gallery_settings(gallery: str | Path | Any, device: str = "auto") -> tuple[Any, float]:
+    """``(embedder, threshold)`` of a gallery (object or folder)."""
+    from celebface.gallery import Gallery
+
+    if not isinstance(gallery, Gallery):
+        gallery = Gallery.load(gallery)
+    return gallery_embedder(gallery, device), gallery_pair_threshold(gallery)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+
+
+def verify(
+    image_a: Any,
+    image_b: Any,
+    *,
+    detector: Any | None = None,
+    embedder: Any | None = None,
+    threshold: float | None = None,
+    all_faces: bool = False,
+) -> Verification | list[Verification]:
+    """Compare the largest face of ``image_a`` with the largest of ``image_b`` (paths, PIL
+    images or RGB arrays); with ``all_faces`` every face of A against every face of B (a list,
+    A's faces outer, each image's faces highest score first).
+
+    ``detector``: a built detector, a name (``mtcnn``, ``hog``, or ``none`` when both images
+    are face crops) or ``None`` (MTCNN); an image without a detected face is used whole, as a
+    face crop (``Verification.whole_a``/``whole_b``). ``embedder``: a built embedder or
+    ``None`` (dlib).
+    ``threshold``: the cosine at or above which the faces are the same person (default: the
+    embedder's measured pair threshold, :mod:`celebface.verification.thresholds`).
+    """
+    if detector is None or isinstance(detector, str):
+        detector = None if detector == "none" else default_detector(detector or "mtcnn")
+    embedder = embedder if embedder is not None else default_embedder()
+    if threshold is None:
+        threshold = pair_threshold(embedder)
+    images = [as_rgb(image_a), as_rgb(image_b)]
+    found_a, found_b = find_and_embed(images, detector, embedder, all_faces)
+    for name, found in (("A", found_a), ("B", found_b)):
+        if found[0].whole:
+            log.info("image %s: no face found; the whole image is used as the face", name)
+    results = []
+    for fa in found_a:
+        for fb in found_b:
+            score = cosine(fa.face.embedding, fb.face.embedding)  # type: ignore[arg-type]
+            results.append(Verification(
+                same=score >= threshold, score=score, threshold=float(threshold),
+                face_a=fa.face, face_b=fb.face, whole_a=fa.whole, whole_b=fb.whole))
+    return results if all_faces else results[0]

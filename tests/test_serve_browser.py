@@ -1,0 +1,124 @@
+"""The `celebface serve` web page in a real browser: Debian's chromium driven by Playwright.
+
+A photo is uploaded and the right name must appear (listed, and drawn on the canvas); then the
+camera path runs on Chromium's fake camera playing a clip made from a five_celeb photo; then the
+people page adds and removes a person at phone width. Screenshots go to benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from celebface.io import read_image
+from celebface.serve import ServeConfig
+
+CHROMIUM = Path("/usr/bin/chromium")
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} missing (apt-get install chromium; .ci/run does)",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api",
+                               reason="playwright missing (pip install -r requirements-dev.txt)")
+pytest.importorskip("fastapi", reason="serve needs fastapi (requirements.txt)")
+
+from serve_helpers import gallery_copy, held_out, models, photos, running, write_y4m  # noqa: E402
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+
+
+@pytest.fixture(scope="module")
+def site(five_celeb: Path, tmp_path_factory: pytest.TempPathFactory):
+    from celebface.serve import create_app
+
+    tmp = tmp_path_factory.mktemp("browser")
+    app = create_app(ServeConfig(gallery=gallery_copy(five_celeb, tmp), device="cpu"),
+                     models=models())
+    clip = write_y4m(tmp / "camera.y4m", read_image(held_out(five_celeb, "jerry_seinfeld")).rgb)
+    with running(app) as (url, _), sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                     args=[*ARGS, f"--use-file-for-fake-video-capture={clip}"])
+        try:
+            yield url, browser
+        finally:
+            browser.close()
+
+
+def canvas_colours(page) -> int:
+    """How many distinct colours the canvas holds (a blank one has 1)."""
+    return page.evaluate("""() => {
+        const c = document.querySelector('#canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const seen = new Set();
+        for (let i = 0; i < d.length; i += 4 * 97) seen.add(d[i] << 16 | d[i + 1] << 8 | d[i + 2]);
+        return seen.size;
+    }""")
+
+
+def test_upload_then_camera(site, five_celeb: Path, tmp_path: Path) -> None:
+    url, browser = site
+    page = browser.new_page(viewport={"width": 1100, "height": 860})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url + "/")
+    # the upload path; the file name must not matter (the server trusts the bytes only)
+    photo = tmp_path / "upload.bin"
+    shutil.copy(held_out(five_celeb, "madonna"), photo)
+    page.set_input_files("#photo", str(photo))
+    page.wait_for_selector('#results li[data-identity="madonna"]', timeout=60_000)
+    assert "1 face found" in page.inner_text("#status")
+    assert canvas_colours(page) > 50
+    # the box is drawn: the canvas holds the known-face green (#16a34a)
+    assert page.evaluate("""() => {
+        const c = document.querySelector('#canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        for (let i = 0; i < d.length; i += 4) if (d[i] === 22 && d[i+1] === 163 && d[i+2] === 74)
+            return true;
+        return false; }""")
+    assert "3 people" in page.inner_text("#footer")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(RESULTS / "serve_screenshot.png"), full_page=True)
+    # the camera path: the fake camera plays a photo of Jerry Seinfeld
+    page.click("#camera")
+    page.wait_for_selector('#results li[data-identity="jerry_seinfeld"]', timeout=60_000)
+    assert page.inner_text("#camera") == "Stop camera"
+    frames = page.evaluate("() => document.querySelector('#video').videoWidth")
+    assert frames == 640
+    page.wait_for_timeout(1500)  # several frames go round; the name stays
+    assert page.query_selector('#results li[data-identity="jerry_seinfeld"]')
+    page.screenshot(path=str(tmp_path / "camera.png"))
+    page.click("#camera")
+    assert page.inner_text("#camera") == "Use camera"
+    assert not errors, errors
+
+
+def test_people_page_at_phone_width(site, five_celeb: Path) -> None:
+    url, browser = site
+    page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2,
+                            is_mobile=True, has_touch=True)
+    page.goto(url + "/#people")
+    page.wait_for_selector('.person[data-name="madonna"] img.thumb', timeout=60_000)
+    assert len(page.query_selector_all(".person")) == 3
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390  # no side scroll
+    # add a person with two photos through the form
+    page.fill("#name", "Elton John")
+    page.set_input_files("#photos", [str(p) for p in photos(five_celeb, "elton_john", "train", 2)])
+    page.click("#enrol button[type=submit]")
+    page.wait_for_selector('.person[data-name="Elton John"]', timeout=60_000)
+    assert "Added 2 photos of Elton John" in page.inner_text("#people-status")
+    card = page.inner_text('.person[data-name="Elton John"]')
+    assert "2 photos" in card
+    page.screenshot(path=str(RESULTS / "serve_screenshot_phone.png"), full_page=True)
+    # remove them again (accepting the confirmation)
+    page.once("dialog", lambda d: d.accept())
+    page.click('.person[data-name="Elton John"] button.danger')
+    page.wait_for_selector('.person[data-name="Elton John"]', state="detached", timeout=60_000)
+    assert "Removed Elton John (2 photos)" in page.inner_text("#people-status")
+    assert len(page.query_selector_all(".person")) == 3

@@ -1,0 +1,151 @@
+"""`celebface verify` and celebface.verification: fake models for logic, real ones on photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from celebface.cli.main import main
+from celebface.types import Face, Verification
+from celebface.verification import (
+    PAIR_THRESHOLDS,
+    ImageInputError,
+    NoThresholdError,
+    as_rgb,
+    gallery_pair_threshold,
+    pair_threshold,
+    verify,
+)
+
+
+class ColourEmbedder:
+    """The mean colour of the face region (or whole image), as a unit vector."""
+
+    name = "colour"
+    dim = 3
+
+    def settings(self) -> dict:
+        return {"model": self.name}
+
+    def embed(self, images, faces=None):
+        faces = faces or [None] * len(images)
+        out = []
+        for img, f in zip(images, faces, strict=True):
+            if f is not None:
+                x1, y1, x2, y2 = (int(v) for v in f.box)
+                img = img[y1:y2, x1:x2]
+            v = img.reshape(-1, 3).mean(0) + 1.0
+            out.append(v / np.linalg.norm(v))
+        return np.asarray(out, np.float32)
+
+
+class BoxDetector:
+    """Faces are the non-black squares: returns the boxes it was given per image size."""
+
+    name = "fake"
+
+    def __init__(self, boxes: dict[int, list[tuple]]):
+        self.boxes = boxes
+
+    def detect_batch(self, images):
+        return [[Face(box=b, score=0.99) for b in self.boxes.get(img.shape[1], [])]
+                for img in images]
+
+
+def two_faces(width: int, left: tuple, right: tuple) -> np.ndarray:
+    img = np.zeros((40, width, 3), np.uint8)
+    img[5:35, 5:35] = left  # 30 x 30
+    img[10:30, 50:70] = right  # 20 x 20
+    return img
+
+
+def test_largest_face_and_all_pairs() -> None:
+    a = two_faces(80, (200, 10, 10), (10, 200, 10))  # red big, green small
+    b = two_faces(81, (10, 200, 10), (200, 10, 10))  # green big, red small
+    det = BoxDetector({80: [(50, 10, 70, 30), (5, 5, 35, 35)],
+                       81: [(5, 5, 35, 35), (50, 10, 70, 30)]})
+    one = verify(a, b, detector=det, embedder=ColourEmbedder(), threshold=0.99)
+    assert isinstance(one, Verification)
+    assert one.face_a.box == (5, 5, 35, 35) and not one.same  # largest: red vs green
+    many = verify(a, b, detector=det, embedder=ColourEmbedder(), threshold=0.99,
+                  all_faces=True)
+    assert isinstance(many, list) and len(many) == 4
+    assert sum(r.same for r in many) == 2  # red-red and green-green
+    assert all(r.threshold == 0.99 for r in many)
+
+
+def test_no_face_uses_whole_image_and_pil_input() -> None:
+    img = np.full((30, 30, 3), 120, np.uint8)
+    r = verify(Image.fromarray(img), img, detector=BoxDetector({}),
+               embedder=ColourEmbedder(), threshold=0.5)
+    assert r.whole_a and r.whole_b and r.same and r.score == pytest.approx(1.0)
+    assert r.face_a.box == (0.0, 0.0, 30.0, 30.0)
+    assert r.to_dict()["face_a"]["whole_image"] is True
+
+
+def test_as_rgb_inputs_and_errors(tmp_path: Path) -> None:
+    grey = np.zeros((5, 6), np.uint8)
+    assert as_rgb(grey).shape == (5, 6, 3)
+    assert as_rgb(np.ones((4, 4, 3), np.float32)).max() == 255
+    assert as_rgb(Image.new("RGBA", (7, 3))).shape == (3, 7, 3)
+    with pytest.raises(ImageInputError):
+        as_rgb(np.zeros((4, 4, 4)))
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(Exception, match=r"bad\.jpg"):
+        as_rgb(bad)
+
+
+def test_thresholds_are_measured_and_looked_up() -> None:
+    class Named(ColourEmbedder):
+        name = "dlib"
+
+    assert 0.5 < PAIR_THRESHOLDS[("dlib", "none")] < 1.0
+    assert pair_threshold(Named()) == PAIR_THRESHOLDS[("dlib", "none")]
+    with pytest.raises(NoThresholdError, match="colour"):
+        pair_threshold(ColourEmbedder())
+
+
+def test_gallery_threshold_prefers_calibrated_knn() -> None:
+    from celebface.gallery import Gallery
+
+    g = Gallery(embedder={"name": "dlib", "options": {"tta": "flip"}})
+    assert gallery_pair_threshold(g) == PAIR_THRESHOLDS[("dlib", "flip")]
+    g.thresholds = {"centroid": 0.9, "knn": 0.95}
+    assert gallery_pair_threshold(g) == 0.95
+    g.thresholds = {"centroid": 0.9}
+    assert gallery_pair_threshold(g) == 0.9
+
+
+def test_cli_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                        capsys: pytest.CaptureFixture[str]) -> None:
+    import celebface.verification.compare as v
+
+    monkeypatch.setattr(v, "default_embedder", lambda *a, **k: ColourEmbedder())
+    monkeypatch.setattr(v, "default_detector", lambda *a, **k: BoxDetector({}))
+    red, red2, blue = tmp_path / "r.png", tmp_path / "r2.png", tmp_path / "b.png"
+    Image.new("RGB", (20, 20), (200, 0, 0)).save(red)
+    Image.new("RGB", (24, 20), (210, 5, 0)).save(red2)
+    Image.new("RGB", (20, 20), (0, 0, 200)).save(blue)
+    assert main(["verify", str(red), str(red2), "--threshold", "0.99"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("same") and "whole image (no face found)" in out
+    assert main(["verify", str(red), str(blue), "--threshold", "0.99"]) == 1
+    assert capsys.readouterr().out.startswith("different")
+    assert main(["verify", str(red), str(tmp_path / "missing.png"), "--threshold", "0.9"]) == 2
+    assert "missing.png" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_real_photos_same_and_different(five_celeb: Path) -> None:
+    ben = sorted((five_celeb / "ben_afflek").iterdir())
+    madonna = sorted((five_celeb / "madonna").iterdir())
+    same = verify(ben[0], ben[1])
+    other = verify(ben[0], madonna[0])
+    assert same.same and not other.same, (same.score, other.score)
+    assert same.score > other.score
+    assert not same.whole_a and not same.whole_b
