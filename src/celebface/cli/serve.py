@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float,
                    help="unknown threshold (default: the gallery's calibrated one)")
     p.add_argument("--detector", default="mtcnn", help="mtcnn (default) or hog")
-    add_device(p)
+    add_device(p, threads=False)
 
 
 def _is_loopback(host: str) -> bool:
