@@ -27,19 +27,9 @@ ImageLike = Any  # str | Path | PIL.Image.Image | np.ndarray
 
 def load_rgb(image: ImageLike) -> np.ndarray:
     """An RGB uint8 array from a path, a PIL image or an array (greyscale/RGBA converted)."""
-    if isinstance(image, str | Path):
-        from celebface.io import read_image
+    from celebface.io.images import as_rgb
 
-        return read_image(image).rgb
-    if isinstance(image, np.ndarray):
-        arr = image
-    else:
-        arr = np.asarray(image.convert("RGB")) if hasattr(image, "convert") else np.asarray(image)
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, axis=2)
-    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
-        raise ValueError(f"an image must be H x W x 3 RGB, not shape {arr.shape}")
-    return np.ascontiguousarray(arr[..., :3], dtype=np.uint8)
+    return as_rgb(image, max_side=None)
 
 
 @functools.lru_cache(maxsize=4)

@@ -6,6 +6,7 @@ import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -121,3 +122,26 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 95) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
+
+
+class ImageInputError(CelebfaceError, ValueError):
+    """An image argument that is neither a readable file, a PIL image nor an RGB array."""
+
+
+def as_rgb(image: Any, max_side: int | None = 1024) -> np.ndarray:
+    """A path, PIL image or array as an H x W x 3 uint8 RGB array (a path is read with
+    :func:`celebface.io.read_image`, EXIF orientation applied, shrunk to ``max_side``)."""
+    if isinstance(image, str | Path):
+        return read_image(image, max_side).rgb
+    if hasattr(image, "convert") and hasattr(image, "size"):  # a PIL image
+        image = np.asarray(_to_rgb(image))
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) == 0:
+        raise ImageInputError(f"image of shape {arr.shape}: expected H x W x 3 RGB")
+    if arr.dtype != np.uint8:
+        if arr.dtype.kind == "f" and arr.size and float(arr.max()) <= 1.0:
+            arr = arr * 255.0
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(arr)

@@ -1,12 +1,11 @@
 """Face verification (same person or not), and the face finding it shares with clustering and
 auditing."""
 
+from celebface.io.images import ImageInputError, as_rgb
 from celebface.types import Verification
 from celebface.verification.compare import cosine, gallery_settings, verify
 from celebface.verification.faces import (
     FoundFace,
-    ImageInputError,
-    as_rgb,
     embed_found,
     find_and_embed,
     locate,

@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from celebface.io.images import as_rgb
 from celebface.types import Verification
-from celebface.verification.faces import as_rgb, find_and_embed
+from celebface.verification.faces import find_and_embed
 from celebface.verification.thresholds import gallery_pair_threshold, pair_threshold
 
 log = logging.getLogger(__name__)
