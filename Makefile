@@ -36,6 +36,9 @@ bench: setup
 	$(BIN)/python benchmarks/recognize.py --emb $(EMB)/dlib $(EMB)/dlib_flip --frames 40
 	$(BIN)/python benchmarks/train_inception_cpu.py --identities 8 --per-class 25 --input-size 112 --threads 1
 	$(BIN)/python benchmarks/multi_output.py --epochs 25 --identities 10 --per-identity 1000 --patience 6
+	$(BIN)/python benchmarks/verify.py
+	$(BIN)/python benchmarks/cluster.py
+	$(BIN)/python benchmarks/audit.py --cache-dir $(EMB)/.cache
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

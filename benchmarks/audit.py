@@ -165,7 +165,8 @@ def report(r: dict) -> str:
     ]
     lines += [f"| {k} | {v} |" for k, v in r["counts"].items()]
     lines += ["", "VAL photos with a near-identical TRAIN photo (any person): " + ", ".join(
-        f"{v} at cosine >= {k}" for k, v in r["val_photos_with_a_train_near_duplicate"].items())
+        f"{v} at cosine >= {float(k):.3f}"
+        for k, v in r["val_photos_with_a_train_near_duplicate"].items())
         + f" (of {r['val_photos']} val photos).", "", "Examples (highest score first):", ""]
     for kind, ex in r["examples"].items():
         lines.append(f"- **{kind}**: " + "; ".join(

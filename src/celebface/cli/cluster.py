@@ -21,8 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="new output folder")
     p.add_argument("--threshold", type=float, help="cosine at which two faces are linked "
                    "(default: the embedder's measured cluster threshold)")
-    p.add_argument("--method", default="chinese_whispers", choices=METHODS,
-                   help="chinese_whispers (default, dlib) or agglomerative (average linkage)")
+    p.add_argument("--method", default="agglomerative", choices=METHODS,
+                   help="agglomerative (default, average linkage) or chinese_whispers (dlib; "
+                        "chains people together at the same threshold)")
     p.add_argument("--min-size", type=int, default=2,
                    help="faces in smaller groups are singletons (default 2)")
     p.add_argument("--embedder", default="dlib", help="dlib (default) or facenet")

@@ -32,7 +32,7 @@ def _agglomerative(vectors: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def cluster_vectors(
-    vectors: np.ndarray, threshold: float, method: str = "chinese_whispers", min_size: int = 2
+    vectors: np.ndarray, threshold: float, method: str = "agglomerative", min_size: int = 2
 ) -> np.ndarray:
     """A cluster index per vector (0 = the largest cluster, ties by first member), or
     :data:`SINGLETON` (-1) for faces in clusters smaller than ``min_size``.

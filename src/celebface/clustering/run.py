@@ -37,7 +37,9 @@ class ClusterError(CelebfaceError, ValueError):
 
 @dataclass(frozen=True)
 class ClusterConfig:
-    """``threshold`` None: the embedder's measured cluster threshold. ``min_size``: smaller
+    """``threshold`` None: the embedder's measured cluster threshold. ``method``:
+    ``agglomerative`` (average linkage; benchmarks/cluster.py: far more precise than Chinese
+    whispers, whose single links chain people together). ``min_size``: smaller
     groups are singletons. ``crop_margin``/``crop_size``: the saved face crops (a margin lets
     a detector find the face again when the crops are enrolled). ``sheet_max``: faces per
     contact sheet."""
@@ -47,7 +49,7 @@ class ClusterConfig:
     tta: str = "none"
     device: str = "auto"
     threshold: float | None = None
-    method: str = "chinese_whispers"
+    method: str = "agglomerative"
     min_size: int = 2
     max_side: int = 1024
     batch_size: int = 16
