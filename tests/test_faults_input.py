@@ -190,7 +190,8 @@ def test_every_torch_command_sets_threads(monkeypatch: pytest.MonkeyPatch) -> No
     torch_commands = {n for n, p in sub.choices.items()  # type: ignore[union-attr]
                       if any(a.dest == "device" for a in p._actions)}
     assert torch_commands >= {"embed", "train", "evaluate", "enroll", "calibrate", "recognize"}
-    for name in torch_commands - {"crop"}:  # crop shares threads among detection workers
+    # crop shares threads among detection workers, serve among its inference workers
+    for name in torch_commands - {"crop", "serve"}:
         assert sub.choices[name].get_default("_torch_threads"), name  # type: ignore[union-attr]
     assert {c[0] for c in COMMANDS} >= torch_commands
 
