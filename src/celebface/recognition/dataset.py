@@ -38,7 +38,8 @@ OUTPUT_FILES = ("face_embeddings.npy", "labels.npy", "paths.txt", "label_mapping
 @dataclass
 class EmbedConfig:
     """How ``embed_dataset`` runs. ``workers`` 0 means one per CPU core (dlib only);
-    ``cache_dir`` None means ``OUT/.cache``."""
+    ``cache_dir`` None means ``OUT/.cache``; ``engine`` ``ray`` embeds on a Ray cluster
+    (``address``; :mod:`celebface.engines.ray_engine`)."""
 
     embedder: str = "dlib"
     tta: str = "none"
@@ -49,6 +50,8 @@ class EmbedConfig:
     cache_dir: str | None = None
     progress: bool = True
     options: dict[str, Any] = field(default_factory=dict)
+    engine: str = "local"
+    address: str | None = None
 
 
 @dataclass
@@ -331,7 +334,14 @@ def _run(
         bar.update(len(chunk))
 
     try:
-        if use_pool:
+        if config.engine != "local":  # the same tasks, computed elsewhere
+            from celebface.engines.ray_engine import embed_on_ray
+
+            if config.engine != "ray":
+                raise ValueError(f"unknown engine {config.engine!r}: choose local or ray")
+            for chunk, result in zip(chunks, embed_on_ray(embedder, config, tasks), strict=True):
+                absorb(chunk, result)
+        elif use_pool:
             import multiprocessing as mp
 
             ctx = mp.get_context("spawn")
