@@ -5,11 +5,11 @@ identities (the average dlib vector of their first ``--enroll`` photos). Queries
   real:      the pins identities' other photos (``--probe`` each): their exact nearest
              neighbour is the person's own vector in almost every case;
   synthetic: noisy copies (cosine ~0.9) of random database vectors.
-Per index kind and size: build time, memory (the index's serialized size, about its size in
-memory, and the process's peak RSS), single-query latency p50/p99, recall@1 against exact search (the flat
-index's answer). The pins vectors are embedded once with ``embed_dataset`` (cached).
+Per index kind and size: build time, memory (the index's serialized size, about its size
+in memory, and the process's peak RSS), single-query latency p50/p99, recall@1 against exact
+search (the flat index's answer). The pins vectors are embedded once (``embed_dataset``, cached).
 
-    nice -n 10 .venv/bin/python benchmarks/index.py --sizes 100000 1000000 --threads 2
+    nice -n 10 .venv/bin/python benchmarks/index.py --sizes 100000 1000000 --threads 1
 """
 
 from __future__ import annotations
@@ -114,25 +114,39 @@ def run(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def command(args: argparse.Namespace) -> str:
+    return (f"nice -n 10 python benchmarks/index.py --sizes {' '.join(map(str, args.sizes))} "
+            f"--kinds {' '.join(args.kinds)} --threads {args.threads}"
+            + (" --append" if args.append else ""))
+
+
 def save(args: argparse.Namespace, rows: list[dict]) -> None:
+    """Write results/index.{json,md}; ``--append`` keeps an earlier run's other rows."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     machine = f"{platform.machine()}, {os.cpu_count()} cores (shared, busy), faiss threads " \
               f"{args.threads}"
-    atomic_write_json(RESULTS / "index.json", {"machine": machine, "args": {
-        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "rows": rows})
+    commands, old = [command(args)], []
+    if args.append and (RESULTS / "index.json").is_file():
+        before = json.loads((RESULTS / "index.json").read_text())
+        new = {(r["n"], r["kind"]) for r in rows}
+        old = [r for r in before["rows"] if (r["n"], r["kind"]) not in new]
+        commands = [*before.get("commands", []), *commands]
+    rows = sorted([*old, *rows], key=lambda r: (r["n"], r["kind"], r["queries"]))
+    atomic_write_json(RESULTS / "index.json", {"machine": machine, "commands": commands,
+                                               "rows": rows})
     lines = [
         "# Gallery vector index (FAISS)", "",
-        f"Machine: {machine}. Command: `nice -n 10 python benchmarks/index.py --sizes "
-        f"{' '.join(map(str, args.sizes))} --kinds {' '.join(args.kinds)} --threads "
-        f"{args.threads}` (HNSW M={args.hnsw_m}, efConstruction={args.ef_construction}, "
+        f"Machine: {machine}. Commands: " + "; ".join(f"`{c}`" for c in commands)
+        + f" (HNSW M={args.hnsw_m}, efConstruction={args.ef_construction}, "
         f"efSearch={args.ef_search}; IVF nlist=4*sqrt(N), nprobe={args.nprobe}).",
         "",
         "Database: N-105 random unit 128-d vectors + 105 real pins105-dev identities (mean "
         f"dlib vector of {args.enroll} photos). Queries, one at a time: *real* = "
         f"{args.probe} other photos per pins identity; *synthetic* = {args.queries} noisy "
         "copies of random database vectors. recall@1 = same top-1 as exact search (flat); "
-        "top-1 correct = the person's own vector.", "",
+        "top-1 correct = the person's own vector. Latency is wall time on a machine shared "
+        "with other jobs (load ~15-20 on 2 cores): p99 mostly measures waiting for a core.",
+        "",
         "| N | index | queries | build s | index MB | peak RSS MB | p50 ms | p99 ms | "
         "recall@1 | top-1 correct |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -155,6 +169,8 @@ def main() -> None:
     p.add_argument("--ef-construction", type=int, default=IndexConfig.ef_construction)
     p.add_argument("--ef-search", type=int, default=IndexConfig.ef_search)
     p.add_argument("--nprobe", type=int, default=IndexConfig.ivf_nprobe)
+    p.add_argument("--append", action="store_true",
+                   help="keep the rows of an earlier run (other sizes or kinds)")
     p.add_argument("--cache", type=Path, default=ROOT / "runs" / "bench_index")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

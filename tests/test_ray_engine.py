@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import shutil
 import sys
 from pathlib import Path
 
@@ -49,19 +51,24 @@ def local_crops(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_crop_on_ray_writes_the_local_outputs(ray_session, photos: Path, local_crops: Path,
-                                              tmp_path: Path) -> None:
-    config = CropConfig(**CROP, engine="ray")
-    summary = crop_dataset(photos, tmp_path / "ray", config)
-    assert summary.errors == 1 and summary.faces >= 4
-    want, got = _files(local_crops), _files(tmp_path / "ray")
+def test_crop_on_ray_resumes_and_writes_the_local_outputs(ray_session, photos: Path,
+                                                          local_crops: Path,
+                                                          tmp_path: Path) -> None:
+    # an interrupted run: the local engine's output with only its first two sources recorded
+    dst = tmp_path / "ray"
+    shutil.copytree(local_crops, dst)
+    manifest = (dst / "manifest.csv").read_text().splitlines(keepends=True)
+    (dst / "manifest.csv").write_text("".join(manifest[:3]))
+    for row in csv.reader(manifest[3:]):  # the crops not recorded yet are not there either
+        (dst / row[1]).unlink()
+    summary = crop_dataset(photos, dst, CropConfig(**CROP, engine="ray"))
+    assert summary.skipped == 2 and summary.processed == summary.images - 2
+    assert summary.errors == 1 and len(manifest) - 1 >= 4
+    want, got = _files(local_crops), _files(dst)
     assert sorted(got) == sorted(want)
     for name in want:  # manifest, errors.txt, no_faces.txt and every crop, byte for byte
         assert got[name] == want[name], name
     assert "broken.jpg" in got["errors.txt"].decode()
-    # resumable: a second run finds everything done (the unreadable file is retried)
-    again = crop_dataset(photos, tmp_path / "ray", config)
-    assert again.skipped == summary.images - 1 and again.processed == 1
 
 
 def test_embed_on_ray_gives_the_local_vectors(ray_session, local_crops: Path,
