@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -56,9 +57,10 @@ def _pool(ray: Any) -> dict[str, Any]:
     left for the read tasks)."""
     res = ray.cluster_resources()
     gpus = int(res.get("GPU", 0))
-    if gpus:
-        return {"concurrency": gpus, "num_gpus": 1, "num_cpus": 1}
-    return {"concurrency": max(1, int(res.get("CPU", 1)) - 1), "num_cpus": 1}
+    size = gpus or max(1, int(res.get("CPU", 1)) - 1)
+    LAST_RUN["workers"] = size
+    return {"compute": ray.data.ActorPoolStrategy(size=size), "num_cpus": 1,
+            **({"num_gpus": 1} if gpus else {})}
 
 
 def _rows(chunks: Sequence[Any]) -> list[dict[str, Any]]:
@@ -71,9 +73,24 @@ def _batch(k: Any, payloads: list[Any]) -> dict[str, np.ndarray]:
     return {"k": np.asarray(k), "payload": out}
 
 
+#: timings of the last run: ``workers``, ``first_s`` (until the first chunk's result: workers
+#: starting and loading their models) and ``rest_s`` (the other ``chunks`` - 1 results)
+LAST_RUN: dict[str, Any] = {}
+
+
 def _results(ds: Any) -> Iterator[Any]:
+    start = time.perf_counter()
+    first, n = None, 0
     for row in ds.iter_rows():
+        if first is None:
+            first = time.perf_counter()
+        n += 1
         yield pickle.loads(row["payload"])
+    end = time.perf_counter()
+    first = first or end
+    LAST_RUN.update(first_s=first - start, rest_s=end - first, chunks=n)
+    log.info("ray: first result after %.1f s (workers starting), %d more in %.1f s",
+             first - start, max(0, n - 1), end - first)
 
 
 def _device(ray: Any, device: str) -> str:

@@ -85,7 +85,6 @@ class GalleryMatcher:
         labels = gallery.labels[order]
         self._starts = np.searchsorted(labels, np.arange(len(self.names)))
         self._ends = np.searchsorted(labels, np.arange(len(self.names)), side="right")
-
         self._gallery = gallery
         self._index: Any = None
 
