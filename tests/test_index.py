@@ -145,3 +145,14 @@ def test_faiss_is_imported_lazily() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_enroll_index_flag_switches_a_gallery(tmp_path: Path, rng: np.random.Generator) -> None:
+    from celebface.cli.main import main
+
+    make_gallery(rng).save(tmp_path)
+    assert main(["enroll", "--out", str(tmp_path), "--index", "hnsw"]) == 0
+    meta = json.loads((tmp_path / "gallery.json").read_text())["index"]
+    assert meta["kind"] == "hnsw"
+    assert {f["kind"] for f in meta["files"].values()} == {"hnsw"}
+    assert len(list(tmp_path.glob("index-*.faiss"))) == 2
