@@ -67,7 +67,7 @@ def test_approximate_index_finds_the_same_best_identity(rng: np.random.Generator
 
 def test_kinds() -> None:
     assert resolve_kind("auto", 10) == "flat"
-    assert resolve_kind("auto", 10**6) == "hnsw"
+    assert resolve_kind("auto", 10**6) == "ivf"
     assert resolve_kind("ivf", 10) == "flat"  # too few vectors to train
     with pytest.raises(VectorIndexError, match="unknown index kind"):
         resolve_kind("lsh", 10)
@@ -156,3 +156,19 @@ def test_enroll_index_flag_switches_a_gallery(tmp_path: Path, rng: np.random.Gen
     assert meta["kind"] == "hnsw"
     assert {f["kind"] for f in meta["files"].values()} == {"hnsw"}
     assert len(list(tmp_path.glob("index-*.faiss"))) == 2
+
+
+def test_ivf_index_is_extended_on_add(tmp_path: Path, rng: np.random.Generator,
+                                      caplog: pytest.LogCaptureFixture) -> None:
+    g = make_gallery(rng, n_ids=300, per_id=4)  # 1,200 vectors: enough to train IVF cells
+    g.info["index"] = "ivf"
+    g.save(tmp_path)
+    g = Gallery.load(tmp_path)
+    assert load_index(g, "embeddings").kind == "ivf"
+    g.add(l2_normalize(rng.normal(size=(2, DIM))), ["x", "y"], ["/x.jpg", "/y.jpg"])
+    with caplog.at_level(logging.DEBUG, logger="celebface.gallery.index"):
+        g.save()
+    assert "embeddings index extended by 2" in caplog.text
+    m = GalleryMatcher(Gallery.load(tmp_path), "knn")
+    assert m.index.kind == "ivf" and len(m.index) == 1202
+    assert [x.identity for x in match(m, g.embeddings[-2:], 0.5)] == ["x", "y"]

@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", choices=("auto", "flat", "hnsw", "ivf"), default=None,
                    help="vector index for matching: flat (exact), hnsw or ivf (approximate, "
                         "for large galleries); auto (default for a new gallery): flat up to "
-                        "50,000 vectors, hnsw past that")
+                        "50,000 vectors, ivf past that")
     add_device(p)
 
 
