@@ -126,7 +126,7 @@ def save(args: argparse.Namespace, init_s: float, rows: list[dict]) -> None:
         "machine": machine, "args": vars(args), "ray_init_s": round(init_s, 1), "rows": rows})
     lines = [
         "# Ray engine vs local", "",
-        f"Machine: {machine}. Command: `nice -n 10 python benchmarks/ray_engine.py "
+        f"Machine: {machine}. Command: `python benchmarks/ray_engine.py "
         f"--crop-photos {args.crop_photos} --embed-faces {args.embed_faces} --batch-size "
         f"{args.batch_size} --cpus {args.cpus}`. Local Ray instance with {args.cpus} CPUs; "
         f"`ray.init` took {init_s:.1f} s (not included below). *start* = until the first "
