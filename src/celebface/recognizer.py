@@ -17,7 +17,7 @@ import numpy as np
 
 from celebface import validate
 from celebface.gallery import Gallery, get_matcher
-from celebface.gallery.matching import DEFAULT_MATCH, Matcher, decide
+from celebface.gallery.matching import DEFAULT_MATCH, Matcher, match
 from celebface.gallery.store import FALLBACK_THRESHOLD
 from celebface.streaming.tracker import Decision, TrackerConfig
 from celebface.types import Face
@@ -204,7 +204,7 @@ class Recognizer:
         with self.stats.time("match"):
             if not len(embeddings):
                 return []
-            matches = decide(self.matcher.scores(embeddings), self.matcher.names, self.threshold)
+            matches = match(self.matcher, embeddings, self.threshold)
         return [Decision(m.identity, m.similarity, m.runner_up, m.runner_up_similarity)
                 for m in matches]
 

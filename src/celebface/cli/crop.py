@@ -45,6 +45,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="start over instead of resuming (needed when settings changed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local (default) or ray: run on a Ray cluster (pip install "
+                        "'celebface[ray]'); outputs are the same")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster to join (e.g. HEAD:6379; default: RAY_ADDRESS or a new "
+                        "local instance)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         torch_threads=args.threads,
         detect_workers=args.detect_workers,
         detector_options=options,
+        engine=args.engine,
+        address=args.address,
     )
     summary = crop_dataset(args.src, args.dst, config)
     print(summary.format())

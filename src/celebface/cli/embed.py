@@ -27,6 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=t.positive_int, default=64, help="faces per batch (64)")
     p.add_argument("--cache-dir", default=None,
                    help="where computed vectors are kept for reruns (default OUT/.cache)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local (default) or ray: run on a Ray cluster (pip install "
+                        "'celebface[ray]'); outputs are the same")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster to join (e.g. HEAD:6379; default: RAY_ADDRESS or a new "
+                        "local instance)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
                          weights=args.weights, workers=args.workers,
                          batch_size=args.batch_size, cache_dir=args.cache_dir,
                          faces=args.faces,
-                         progress=not args.quiet)
+                         progress=not args.quiet, engine=args.engine,
+                         address=args.address)
     check_output_dir(args.out, [args.data], flag="--out")
     with folder_lock(args.out, "embeddings folder"):
         result = embed_dataset(args.data, args.out, config)

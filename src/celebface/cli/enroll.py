@@ -31,21 +31,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", help="use only this split of DATA/splits.csv (e.g. train)")
     p.add_argument("--max-side", type=t.int_range(16), default=1024,
                    help="shrink photos to this longer side before detection (default 1024)")
+    p.add_argument("--index", choices=("auto", "flat", "hnsw", "ivf"), default=None,
+                   help="vector index for matching: flat (exact), hnsw or ivf (approximate, "
+                        "for large galleries); auto (default for a new gallery): flat up to "
+                        "50,000 vectors, ivf past that")
     add_device(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from celebface.gallery import EnrollConfig, enroll
 
-    if args.data is None and not args.remove:
-        raise CLIError("give DATA to enroll, or --remove NAME")
+    if args.data is None and not args.remove and args.index is None:
+        raise CLIError("give DATA to enroll, --remove NAME or --index KIND")
     if args.data is not None:
         from celebface.io import check_output_dir
 
         check_output_dir(args.out, [args.data], flag="--out")
     options = {"tta": args.tta} if args.tta != "none" else {}
     config = EnrollConfig(embedder=args.embedder, detector=args.detector, device=args.device,
-                          max_side=args.max_side, split=args.split, embedder_options=options)
+                          max_side=args.max_side, split=args.split, embedder_options=options,
+                          index=args.index)
     try:
         s = enroll(args.data, args.out, add=args.add, remove=args.remove, config=config)
     except KeyError as exc:

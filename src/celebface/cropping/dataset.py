@@ -48,7 +48,9 @@ class CropConfig:
     shorter box side in source pixels; ``max_side`` shrinks huge photos when decoding;
     ``workers`` decode images in threads while the detector runs; ``detect_workers`` batches are
     detected at once in threads (thread-safe detectors only), each with ``torch_threads``
-    intra-op threads (default: CPU cores / detect_workers; restored afterwards).
+    intra-op threads (default: CPU cores / detect_workers; restored afterwards). ``engine``
+    ``ray`` reads and detects on a Ray cluster (``address``; None: a local one or
+    ``RAY_ADDRESS``), :mod:`celebface.engines.ray_engine`; this process writes the outputs.
     """
 
     detector: str = "mtcnn"
@@ -69,6 +71,8 @@ class CropConfig:
     torch_threads: int | None = None
     detect_workers: int = 2
     detector_options: dict[str, Any] = field(default_factory=dict)
+    engine: str = "local"
+    address: str | None = None
 
     def __post_init__(self) -> None:
         v = validate
@@ -250,6 +254,7 @@ def _crop(
 ) -> CropSummary:
     from celebface.detection import DEFAULT_MIN_SCORE, get_detector
 
+    given = detector  # a detector built in code: the Ray engine ships it to its workers
     if detector is None:
         detector = get_detector(config.detector, config.device, **config.detector_options)
     min_score = (
@@ -274,43 +279,23 @@ def _crop(
     from tqdm import tqdm
 
     writer = _Writer(config, min_score, rel, names, dst, rec.Records(dst), summary)
-    workers = max(1, config.detect_workers) if getattr(detector, "thread_safe", False) else 1
-    restore = _limit_torch_threads(config.torch_threads, workers, config.device)
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="detect")
-    inflight: collections.deque[tuple[list, Future]] = collections.deque()
     bar = tqdm(total=len(todo), unit="img", desc="crop", disable=not config.progress,
                dynamic_ncols=True)
     start = time.perf_counter()
-
-    def drain(keep: int) -> None:
-        while len(inflight) > keep:
-            done_batch, fut = inflight.popleft()
-            writer.write(done_batch, fut.result())
-            bar.update(len(done_batch))
-
     try:
-        batch: list[tuple[DatasetItem, LoadedImage]] = []
-        stream = _prefetch(todo, config.workers, config.max_side, config.batch_size * 2)
-        for n, (item, loaded) in enumerate(stream, 1):
-            if isinstance(loaded, ImageReadError):
-                writer.error(rel[item.path], loaded.reason)
-                log.warning("%s", loaded)
-                bar.update(1)
-            else:
-                batch.append((item, loaded))
-            if len(batch) >= config.batch_size or (n == len(todo) and batch):
-                images = [im.rgb for _, im in batch]
-                inflight.append((batch, pool.submit(_detect, detector, images)))
-                batch = []
-                drain(workers - 1)
-        drain(0)
+        if config.engine == "ray":
+            from celebface.engines.ray_engine import crop_on_ray
+
+            crop_on_ray(todo, config, writer, bar, given)
+        elif config.engine == "local":
+            _crop_local(todo, config, detector, writer, bar)
+        else:
+            raise ValueError(f"unknown engine {config.engine!r}: choose local or ray")
         summary.processed = len(todo)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
         summary.seconds = time.perf_counter() - start
         bar.close()
         writer.records.close()
-        restore()
     _write_splits(src, dst)
     if config.preview:
         from celebface.cropping.preview import write_preview
@@ -324,6 +309,43 @@ def _crop(
 
     write_stage(dst, "crops", settings, [str(src)])
     return summary
+
+
+def _crop_local(todo: list[DatasetItem], config: CropConfig, detector, writer: _Writer,
+                bar) -> None:
+    """Decode in threads, detect batches of ``config.batch_size`` sources (less the
+    unreadable ones) in threads, write in input order."""
+    workers = max(1, config.detect_workers) if getattr(detector, "thread_safe", False) else 1
+    restore = _limit_torch_threads(config.torch_threads, workers, config.device)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="detect")
+    inflight: collections.deque[tuple[list, Future]] = collections.deque()
+
+    def drain(keep: int) -> None:
+        while len(inflight) > keep:
+            done_batch, fut = inflight.popleft()
+            writer.write(done_batch, fut.result())
+            bar.update(len(done_batch))
+
+    try:
+        batch: list[tuple[DatasetItem, LoadedImage]] = []
+        stream = _prefetch(todo, config.workers, config.max_side, config.batch_size * 2)
+        for n, (item, loaded) in enumerate(stream, 1):
+            if isinstance(loaded, ImageReadError):
+                writer.error(writer.rel[item.path], loaded.reason)
+                log.warning("%s", loaded)
+                bar.update(1)
+            else:
+                batch.append((item, loaded))
+            # batches are fixed slices of the sources, so every engine detects the same sets
+            if (n % config.batch_size == 0 or n == len(todo)) and batch:
+                images = [im.rgb for _, im in batch]
+                inflight.append((batch, pool.submit(_detect, detector, images)))
+                batch = []
+                drain(workers - 1)
+        drain(0)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        restore()
 
 
 def _limit_torch_threads(threads: int | None, workers: int, device: str):
@@ -359,36 +381,68 @@ class _Writer:
     def write(
         self, batch: list[tuple[DatasetItem, LoadedImage]], results: list[list[Face] | Exception]
     ) -> None:
-        config, summary = self.config, self.summary
         rows: list[list[str]] = []
         for (item, loaded), found in zip(batch, results, strict=True):
-            source = self.rel[item.path]
-            if isinstance(found, Exception):
-                self.error(source, f"detection failed: {type(found).__name__}: {found}")
-                continue
-            # min_size is in source pixels; faces are in decoded pixels (source / scale).
-            chosen = select_faces(found, config.faces, self.min_score,
-                                  config.min_size / loaded.scale)
-            if not chosen:
-                self.records.add_no_face(source)
-                summary.no_face += 1
-                continue
-            summary.with_face += 1
-            for k, face in enumerate(chosen, 1):
-                stem = self.names[item.path] + (f"_{k}" if config.faces == "all" else "")
-                out = f"{item.identity}/{stem}.jpg"
-                try:
-                    crop = crop_face(loaded.rgb, face, config.margin, config.size, config.align)
-                    atomic_write_bytes(self.dst / out, encode_jpeg(crop, config.jpeg_quality))
-                except (OSError, ValueError) as exc:
-                    self.error(source, f"cannot write crop {out}: {exc}")
-                    break
-                rows.append(rec.manifest_row(source, out, item.identity,
-                                             face.scaled(loaded.scale), k - 1,
-                                             loaded.source_size))
-                summary.faces += 1
+            plan = plan_crops(self.config, self.min_score, self.rel[item.path], item.identity,
+                              self.names[item.path], loaded, found)
+            self.apply(self.rel[item.path], plan, rows)
         self.records.add_faces(rows)
         self.records.commit()
+
+    def apply(self, source: str, plan: CropPlan, rows: list[list[str]]) -> None:
+        """Write one source's crops and count it; its manifest rows go to ``rows``."""
+        if not plan.chosen:
+            if plan.error is not None:
+                self.error(source, plan.error)
+            else:
+                self.records.add_no_face(source)
+                self.summary.no_face += 1
+            return
+        self.summary.with_face += 1
+        for out, data, row in plan.crops:
+            try:
+                atomic_write_bytes(self.dst / out, data)
+            except OSError as exc:
+                self.error(source, f"cannot write crop {out}: {exc}")
+                return
+            rows.append(row)
+            self.summary.faces += 1
+        if plan.error is not None:
+            self.error(source, plan.error)
+
+
+@dataclass
+class CropPlan:
+    """One source's result, computed (anywhere) before anything is written: ``chosen`` faces
+    kept, their crops as (output path, JPEG bytes, manifest row), and an error (detection
+    failed, or a crop could not be made)."""
+
+    chosen: int = 0
+    crops: list[tuple[str, bytes, list[str]]] = field(default_factory=list)
+    error: str | None = None
+
+
+def plan_crops(
+    config: CropConfig, min_score: float, source: str, identity: str, stem: str,
+    loaded: LoadedImage, found: list[Face] | Exception,
+) -> CropPlan:
+    """The crops of one decoded source from its detections (no file is written)."""
+    if isinstance(found, Exception):
+        return CropPlan(error=f"detection failed: {type(found).__name__}: {found}")
+    # min_size is in source pixels; faces are in decoded pixels (source / scale).
+    chosen = select_faces(found, config.faces, min_score, config.min_size / loaded.scale)
+    plan = CropPlan(chosen=len(chosen))
+    for k, face in enumerate(chosen, 1):
+        out = f"{identity}/{stem}" + (f"_{k}" if config.faces == "all" else "") + ".jpg"
+        try:
+            crop = crop_face(loaded.rgb, face, config.margin, config.size, config.align)
+            data = encode_jpeg(crop, config.jpeg_quality)
+        except (OSError, ValueError) as exc:
+            plan.error = f"cannot write crop {out}: {exc}"
+            break
+        plan.crops.append((out, data, rec.manifest_row(
+            source, out, identity, face.scaled(loaded.scale), k - 1, loaded.source_size)))
+    return plan
 
 
 def _write_splits(src: Path, dst: Path) -> None:

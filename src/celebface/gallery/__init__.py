@@ -16,6 +16,7 @@ from celebface.gallery.matching import (
     Matcher,
     ModelMatcher,
     decide,
+    match,
 )
 from celebface.gallery.store import Gallery, GalleryError
 
@@ -39,6 +40,7 @@ __all__ = [
     "embed_faces",
     "enroll",
     "get_matcher",
+    "match",
     "open_set_rates",
     "threshold_for_far",
 ]

@@ -36,9 +36,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EnrollConfig(FaceSetConfig):
-    """:class:`FaceSetConfig` plus how often a long enrolment saves its progress."""
+    """:class:`FaceSetConfig` plus how often a long enrolment saves its progress, and the
+    gallery's vector index (``auto``, ``flat``, ``hnsw``, ``ivf``; None keeps the gallery's
+    choice, ``auto`` for a new one)."""
 
     checkpoint_every: int = 512
+    index: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -112,9 +115,14 @@ def _enroll(
     progress: bool,
 ) -> EnrollSummary:
     gallery = Gallery.load(out) if is_gallery(out) else None
-    if gallery is None and (add or remove) and data is None:
+    if gallery is None and (add or remove or config.index) and data is None:
         raise FileNotFoundError(f"{out}: no gallery to edit")
     gallery = gallery or Gallery(path=out)
+    if config.index is not None:
+        from celebface.gallery.index import resolve_kind
+
+        resolve_kind(config.index, 0)  # a clear error for an unknown kind
+        gallery.info["index"] = config.index
     summary = EnrollSummary(out)
     if data is not None:
         if is_embeddings_dir(data):

@@ -9,6 +9,10 @@ Methods (each gives one score per enrolled identity, higher is more alike):
   each person has many enrolled photos; calibrate it: its scores depend on that number);
 - ``model``: class probabilities of a classifier trained by ``celebface train``.
 
+Names come from :meth:`GalleryMatcher.top`: a FAISS index of the gallery
+(:mod:`celebface.gallery.index`) proposes candidate identities, which are rescored exactly, so
+an exact (``flat``) index gives the scores of :meth:`GalleryMatcher.scores` (every identity).
+
 The unknown rule: when the best score is below the threshold, the face is ``unknown``; its
 ``runner_up`` is then the closest enrolled identity (the one it was not close enough to).
 """
@@ -81,9 +85,43 @@ class GalleryMatcher:
         labels = gallery.labels[order]
         self._starts = np.searchsorted(labels, np.arange(len(self.names)))
         self._ends = np.searchsorted(labels, np.arange(len(self.names)), side="right")
+        self._gallery = gallery
+        self._index: Any = None
+
+    def _unit(self, embeddings: np.ndarray) -> np.ndarray:
+        return l2_normalize(np.asarray(embeddings, np.float32).reshape(-1, self._emb.shape[1]))
+
+    @property
+    def index(self) -> Any:
+        """The gallery's vector index of this method's view (loaded on first use)."""
+        if self._index is None:
+            from celebface.gallery.index import load_index
+
+            view = "centroids" if self.method == "centroid" else "embeddings"
+            self._index = load_index(self._gallery, view)
+        return self._index
+
+    def top(self, embeddings: np.ndarray, n: int = 2) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` best identities per embedding: ``(indices, scores)``, best first."""
+        from celebface.gallery.index import top_identities
+
+        return top_identities(self, self._unit(embeddings), min(n, len(self.names)))
+
+    def identity_scores(self, query: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Exact scores of one unit ``query`` against identities ``ids``."""
+        if self.method == "centroid":
+            return self._centroids[ids] @ query
+        out = np.empty(len(ids), np.float32)
+        top = 1 if self.method == "knn" else self.k
+        for j, i in enumerate(ids):
+            sims = self._emb[self._starts[i]:self._ends[i]] @ query
+            k = min(top, len(sims))
+            out[j] = np.partition(sims, len(sims) - k)[len(sims) - k:].mean()
+        return out
 
     def scores(self, embeddings: np.ndarray, chunk: int = 1024) -> np.ndarray:
-        emb = l2_normalize(np.asarray(embeddings, np.float32).reshape(-1, self._emb.shape[1]))
+        """Scores against every identity (exact, brute force)."""
+        emb = self._unit(embeddings)
         if self.method == "centroid":
             return emb @ self._centroids.T
         out = np.empty((len(emb), len(self.names)), np.float32)
@@ -124,19 +162,33 @@ def decide(scores: np.ndarray, names: list[str], threshold: float) -> list[Match
     scores = np.asarray(scores, np.float32)
     if scores.ndim != 2 or scores.shape[1] != len(names):
         raise ValueError(f"scores of shape {scores.shape} do not match {len(names)} names")
-    if not len(scores):
-        return []
-    n = scores.shape[1]
-    top = np.argsort(-scores, axis=1)[:, : min(2, n)]
+    top = np.argsort(-scores, axis=1)[:, : min(2, scores.shape[1])]
+    return decide_top(top, np.take_along_axis(scores, top, axis=1), names, threshold)
+
+
+def decide_top(
+    top: np.ndarray, top_scores: np.ndarray, names: list[str], threshold: float
+) -> list[Match]:
+    """:func:`decide` from each row's best identities (indices into ``names``, best first)."""
     out = []
-    for row, idx in zip(scores, top, strict=True):
-        best = float(row[idx[0]])
-        second = (names[idx[1]], float(row[idx[1]])) if n > 1 else (None, None)
+    for idx, row in zip(top, top_scores, strict=True):
+        best = float(row[0])
+        second = (names[idx[1]], float(row[1])) if len(idx) > 1 else (None, None)
         if best >= threshold:
             out.append(Match(names[idx[0]], best, second[0], second[1]))
         else:  # unknown: the runner-up is the closest known person
             out.append(Match(UNKNOWN, best, names[idx[0]], best))
     return out
+
+
+def match(matcher: Matcher, embeddings: np.ndarray, threshold: float) -> list[Match]:
+    """The decision for each embedding: through the gallery's index when the matcher has one
+    (:meth:`GalleryMatcher.top`), else from every identity's score."""
+    if not len(embeddings):
+        return []
+    if isinstance(matcher, GalleryMatcher):
+        return decide_top(*matcher.top(embeddings, 2), matcher.names, threshold)
+    return decide(matcher.scores(embeddings), matcher.names, threshold)
 
 
 def best_scores(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

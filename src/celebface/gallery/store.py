@@ -6,11 +6,14 @@ A gallery folder holds
   thresholds) naming the embeddings file of the current consistent set and its checksum;
 - ``embeddings-<generation>.npz``: every enrolled embedding, its identity label and source;
 - ``average_embeddings.json``: the per-identity average embedding, name -> vector, as the
-  reference notebooks wrote it (a derived, human-readable view; loading never depends on it).
+  reference notebooks wrote it (a derived, human-readable view; loading never depends on it);
+- ``index-<view>-<generation>.faiss``: FAISS indexes of the centroids and of the embeddings
+  (:mod:`celebface.gallery.index`), named in the manifest with their checksums.
 
-Saving writes the new ``.npz`` under a fresh name, then ``average_embeddings.json``, then the
-manifest, each atomically; the manifest's rename is the commit point. A crash at any moment
-leaves the previous manifest pointing at the previous ``.npz``, so the gallery loads as before.
+Saving writes the new ``.npz`` under a fresh name, then ``average_embeddings.json`` and the
+indexes, then the manifest, each atomically; the manifest's rename is the commit point. A crash
+at any moment leaves the previous manifest pointing at the previous files, so the gallery loads
+as before.
 """
 
 from __future__ import annotations
@@ -124,7 +127,9 @@ class Gallery:
         emb = np.asarray(self.embeddings, dtype=np.float32)
         if emb.ndim != 2:
             raise GalleryError(f"embeddings must be 2-D, got shape {emb.shape}")
-        self.embeddings = l2_normalize(emb) if len(emb) else emb
+        # rows already unit length (a saved gallery) keep their exact bits
+        unit = not len(emb) or np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+        self.embeddings = emb if unit else l2_normalize(emb)
         self.labels = np.asarray(self.labels, dtype=np.int32).reshape(-1)
         if len(self.labels) != len(self.embeddings) or len(self.sources) != len(self.labels):
             raise GalleryError(
@@ -134,6 +139,9 @@ class Gallery:
         if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= len(self.names)):
             raise GalleryError("a label points outside the list of names")
         self._centroids: np.ndarray | None = None
+        #: the saved embeddings file's checksum and the manifest's vector-index entry
+        self.checksum: str | None = None
+        self.index_meta: dict[str, Any] | None = None
 
     # ----------------------------------------------------------------- views
     @property
@@ -292,20 +300,25 @@ class Gallery:
             sources=np.array(self.sources, dtype=np.str_),
         )
         data = buf.getvalue()
+        checksum = sha256_bytes(data)
         atomic_write_bytes(folder / npz_name, data)
         atomic_write_json(folder / AVERAGES, self.average_embeddings(), indent=None)
-        atomic_write_json(folder / MANIFEST, self.manifest(npz_name, sha256_bytes(data)))
+        from celebface.gallery.index import write_indexes
+
+        index = write_indexes(folder, self, generation, checksum, (old or {}).get("index"))
+        atomic_write_json(folder / MANIFEST, {**self.manifest(npz_name, checksum), "index": index})
         from celebface.data.stage import write_stage
 
         write_stage(folder, "gallery", self.embedder)
-        # The new set is committed; older embeddings files are garbage now.
-        for stale in folder.glob("embeddings-*.npz"):
-            if stale.name != npz_name:
+        # The new set is committed; older embeddings and index files are garbage now.
+        current = {npz_name, *(f["file"] for f in index["files"].values())}
+        for stale in [*folder.glob("embeddings-*.npz"), *folder.glob("index-*.faiss")]:
+            if stale.name not in current:
                 try:
                     stale.unlink()
                 except OSError as exc:  # pragma: no cover - permissions
                     log.warning("%s: could not remove old file: %s", stale, exc)
-        self.path = folder
+        self.path, self.checksum, self.index_meta = folder, checksum, index
         log.debug("saved gallery %s: %d identities, %d embeddings", folder, len(self.names),
                   len(self))
 
@@ -344,6 +357,8 @@ class Gallery:
             info=dict(meta.get("info") or {}),
             path=folder,
         )
+        gallery.checksum = meta.get("embeddings_sha256")
+        gallery.index_meta = meta.get("index")
         _check_averages(folder, gallery)
         return gallery
 

@@ -42,7 +42,9 @@ OUTPUT_FILES = ("face_embeddings.npy", "labels.npy", "paths.json", "label_mappin
 class EmbedConfig:
     """How ``embed_dataset`` runs. ``workers`` 0 means one per CPU core (dlib only);
     ``cache_dir`` None means ``OUT/.cache``; ``faces`` is the rule for images whose face is
-    not known (:mod:`celebface.recognition.align`: ``auto``, ``detect`` or ``whole``)."""
+    not known (:mod:`celebface.recognition.align`: ``auto``, ``detect`` or ``whole``);
+    ``engine`` ``ray`` embeds on a Ray cluster (``address``;
+    :mod:`celebface.engines.ray_engine`)."""
 
     embedder: str = "dlib"
     tta: str = "none"
@@ -54,6 +56,8 @@ class EmbedConfig:
     progress: bool = True
     faces: str = DEFAULT_RULE
     options: dict[str, Any] = field(default_factory=dict)
+    engine: str = "local"
+    address: str | None = None
 
     def __post_init__(self) -> None:
         validate.nonneg_int("workers", self.workers)
@@ -345,7 +349,14 @@ def _run(
         bar.update(len(chunk))
 
     try:
-        if use_pool:
+        if config.engine != "local":  # the same tasks, computed elsewhere
+            from celebface.engines.ray_engine import embed_on_ray
+
+            if config.engine != "ray":
+                raise ValueError(f"unknown engine {config.engine!r}: choose local or ray")
+            for chunk, result in zip(chunks, embed_on_ray(embedder, config, tasks), strict=True):
+                absorb(chunk, result)
+        elif use_pool:
             import multiprocessing as mp
 
             ctx = mp.get_context("spawn")
