@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from facenet_inputs import PINS_FILES, pins_chips, synthetic_chips
 
 from celebface.models.store import MissingWeightsError
 from celebface.models.tf_graph import GraphFormatError, constants, read_graph
 from celebface.recognition import Embedder, get_embedder, l2_normalize
 from celebface.recognition.fusion import FusedEmbedder, fuse
 from celebface.types import Face
+from facenet_inputs import PINS_FILES, pins_chips, synthetic_chips
 
 FIXTURE = Path(__file__).parent / "data" / "facenet_casia_reference.npz"
 
@@ -81,7 +81,7 @@ def test_graph_reader_decodes_constants_and_attributes(tmp_path: Path) -> None:
 def test_graph_reader_rejects_other_files(tmp_path: Path) -> None:
     bad = tmp_path / "not a graph.pb"
     bad.write_bytes(b"\x0f\xff\xff")
-    with pytest.raises(GraphFormatError, match="not a graph.pb"):
+    with pytest.raises(GraphFormatError, match=r"not a graph\.pb"):
         read_graph(bad)
 
 
