@@ -109,6 +109,19 @@ def centroid_acc(x, y, tr, va) -> float:
     return float((classes[(x[va] @ cents.T).argmax(1)] == y[va]).mean())
 
 
+def pair_metrics(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Verification over all pairs of ``x``: equal error rate, TAR at FAR 0.1%."""
+    iu = np.triu_indices(len(x), 1)
+    s, same = (x @ x.T)[iu], (y[:, None] == y[None, :])[iu]
+    gen, imp = np.sort(s[same]), np.sort(s[~same])
+    thr = imp[int(np.ceil(len(imp) * 0.999)) - 1]
+    cand = np.quantile(s, np.linspace(0, 1, 2001))
+    frr = np.searchsorted(gen, cand) / len(gen)
+    far = 1 - np.searchsorted(imp, cand) / len(imp)
+    i = int(np.argmin(np.abs(frr - far)))
+    return {"eer": float((frr[i] + far[i]) / 2), "tar_far_0.1%": float((gen > thr).mean())}
+
+
 def logreg_acc(x, y, tr, va, grid=(10.0, 30.0), folds: int = 3) -> tuple[float, float, float]:
     """(val top-1 at the CV-chosen C, that C, val top-1 at the default C=30)."""
     from sklearn.model_selection import StratifiedKFold
@@ -179,7 +192,7 @@ def main() -> int:
     ap.add_argument("--study-only", action="store_true")
     ap.add_argument("--margins", default="0,0.1,0.2,0.3")
     ap.add_argument("--margin", type=float, default=None, help="facenet box margin (default: "
-                    "the embedder's)")
+                    "the margin study's best, else the embedder's default)")
     ap.add_argument("--speed-faces", type=int, default=200)
     ap.add_argument("--cache", type=Path, default=ROOT / "runs" / "facenet_bench")
     args = ap.parse_args()
@@ -202,12 +215,14 @@ def main() -> int:
         study = []
         for m in ["whole"] + [float(v) for v in args.margins.split(",")]:
             whole = m == "whole"
-            key = f"facenet_{'whole' if whole else f'm{m:g}'}"
+            key = f"facenet_{'whole' if whole else f'm{m:g}'}"  # orig view only
             v = embed_cached(key, lambda m=m, whole=whole: get_embedder(
                 "facenet", "cpu", box_margin=0.0 if whole else m), items, faces, args.cache,
                 use_faces=not whole, views=("orig",))
             study.append({"facenet input": "whole photo" if whole else f"MTCNN box + {m:g}/side",
-                          "centroid": centroid_acc(v["orig"], y, tr, va)})
+                          "margin": None if whole else m,
+                          "centroid": centroid_acc(v["orig"], y, tr, va),
+                          **pair_metrics(v["orig"], y)})
             log.info("%s", study[-1])
         report["margin_study"] = {"photos": len(items), "train": len(tr), "val": len(va),
                                   "rows": study}
@@ -219,9 +234,12 @@ def main() -> int:
     y = np.asarray([ids[it[1]] for it in items])
     tr = np.flatnonzero([it[2] == "train" for it in items])
     va = np.flatnonzero([it[2] == "val" for it in items])
-    margin = args.margin if args.margin is not None else FacenetConfig().box_margin
-    fn_opts = {} if args.margin is None else {"box_margin": args.margin}
-    fn_key = "facenet" if args.margin is None else f"facenet_m{args.margin:g}"
+    margin = FacenetConfig().box_margin if args.margin is None else args.margin
+    if args.margin is None and "margin_study" in report:  # the study's best box margin
+        margin = min((r for r in report["margin_study"]["rows"] if r["margin"] is not None),
+                     key=lambda r: r["eer"])["margin"]
+    fn_opts = {"box_margin": margin}
+    fn_key = f"facenet_flip_m{margin:g}"
     vec = {
         "dlib (whole photo)": tta(embed_cached("dlib_whole", lambda: get_embedder("dlib", "cpu"),
                                                items, faces, args.cache, use_faces=False)),
@@ -232,17 +250,18 @@ def main() -> int:
     }
     rng = np.random.default_rng(0)
     stats = {k: score_stats(v, y, tr, rng) for k, v in vec.items()}
-    for dlib_key in ("dlib (whole photo)", "dlib (MTCNN box)"):
+    for dlib_key in ("dlib (MTCNN box)",):  # what dlib+facenet computes from one face box
         s_d, s_f = stats[dlib_key]["impostor_std"], stats["facenet (MTCNN box)"]["impostor_std"]
         wz = (1 / s_d) / (1 / s_d + 1 / s_f)
         for label, w in (("equal", 0.5), ("z-score", wz)):
-            vec[f"{dlib_key} + facenet, {label} weights ({w:.2f}/{1 - w:.2f})"] = fuse(
+            vec[f"dlib+facenet (MTCNN box), {label} weights ({w:.2f}/{1 - w:.2f})"] = fuse(
                 [vec[dlib_key], vec["facenet (MTCNN box)"]], (w, 1 - w))
     rows = []
     for name, x in vec.items():
         lr, c, lr_default = logreg_acc(x, y, tr, va)
         rows.append({"embedding": name, "dim": int(x.shape[1]), "centroid": centroid_acc(
-            x, y, tr, va), "logreg_cv": lr, "logreg_C": c, "logreg_default": lr_default})
+            x, y, tr, va), "logreg_cv": lr, "logreg_C": c, "logreg_default": lr_default,
+            **pair_metrics(x[va], y[va])})
         log.info("%s", rows[-1])
     report.update({"photos": len(items), "train": len(tr), "val": len(va),
                    "identities": len(ids), "rows": rows, "score_stats": stats,
@@ -262,10 +281,12 @@ def write(r: dict) -> None:
              f"`splits.csv`, {r['identities']} identities; flip TTA. Faces: MTCNN boxes from "
              f"`{r['manifest']}` ({r['faces_from_manifest']} photos). logreg: C chosen by "
              "3-fold CV on train rows from {10, 30}; default = `celebface train` (C=30).", "",
-             "| embedding | dim | nearest centroid | logreg (CV C) | C | logreg default |",
-             "|---|---|---|---|---|---|"]
+             "Verification: all pairs of val rows (EER, TAR at FAR 0.1%).", "",
+             "| embedding | dim | nearest centroid | logreg (CV C) | C | logreg default | EER "
+             "| TAR@FAR0.1% |", "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {x['embedding']} | {x['dim']} | {x['centroid']:.2%} | {x['logreg_cv']:.2%} | "
-              f"{x['logreg_C']:g} | {x['logreg_default']:.2%} |" for x in r["rows"]]
+              f"{x['logreg_C']:g} | {x['logreg_default']:.2%} | {x['eer']:.2%} | "
+              f"{x['tar_far_0.1%']:.2%} |" for x in r["rows"]]
     lines += ["", "Fusion weights: z-score = each embedder's cosine divided by the std of its "
               "impostor cosines on train pairs (weights proportional to 1/std).", "",
               "| embedding | impostor mean | impostor std | genuine mean | genuine std |",
@@ -276,9 +297,10 @@ def write(r: dict) -> None:
     if "margin_study" in r:
         ms = r["margin_study"]
         lines += ["", f"## FaceNet input crop ({ms['photos']} photos, {ms['train']} train / "
-                  f"{ms['val']} val, no TTA)", "", "| facenet input | nearest centroid |",
-                  "|---|---|"]
-        lines += [f"| {x['facenet input']} | {x['centroid']:.2%} |" for x in ms["rows"]]
+                  f"{ms['val']} val, no TTA; EER/TAR over all pairs)", "",
+                  "| facenet input | nearest centroid | EER | TAR@FAR0.1% |", "|---|---|---|---|"]
+        lines += [f"| {x['facenet input']} | {x['centroid']:.2%} | {x['eer']:.2%} | "
+                  f"{x['tar_far_0.1%']:.2%} |" for x in ms["rows"]]
     if r["speed"]:
         lines += ["", "## Speed (same photos, same run)", "", "| method | faces/s | vs loop |",
                   "|---|---|---|"]
