@@ -230,3 +230,17 @@ def test_facenet_embedder_defaults_to_casia(casia: tuple[Path, Path],
     assert all(c.shape == (160, 160, 3) for c in crops)
     flipped = emb.embed_crops([c[:, ::-1].copy() for c in crops])
     np.testing.assert_allclose(flipped, views["flip"], atol=1e-5)
+
+
+def test_read_only_cache_converts_in_memory(monkeypatch: pytest.MonkeyPatch,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    from celebface.models import facenet_tf
+
+    def no_cache(graph: Path) -> Path:
+        raise PermissionError(13, "Permission denied", "/cache")
+
+    monkeypatch.setattr(facenet_tf, "casia_graph_path", lambda: Path("graph_final.pb"))
+    monkeypatch.setattr(facenet_tf, "casia_weights", no_cache)
+    monkeypatch.setattr(facenet_tf, "convert_graph", lambda graph: {"converted": str(graph)})
+    assert facenet_tf.casia_state_dict() == {"converted": "graph_final.pb"}
+    assert "cannot cache" in caplog.text

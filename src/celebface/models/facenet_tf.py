@@ -170,3 +170,17 @@ def casia_weights(graph: str | Path | None = None, cache_dir: str | Path | None 
     with atomic_write(out) as fh:
         torch.save(state, fh)
     return out
+
+
+def casia_state_dict() -> dict[str, Any]:
+    """The converted CASIA-WebFace state dict, from the cache; converted (and cached when the
+    cache folder is writable) on first use."""
+    import torch
+
+    graph = casia_graph_path()
+    try:
+        path = casia_weights(graph)
+    except OSError as exc:  # a read-only cache: convert in memory, every time
+        log.warning("cannot cache the converted FaceNet weights (%s); converting in memory", exc)
+        return convert_graph(graph)
+    return torch.load(path, map_location="cpu", weights_only=True)

@@ -83,15 +83,21 @@ def crop_resize(image: np.ndarray, face: Face | None, size: int = INPUT_SIZE,
 
 @functools.lru_cache(maxsize=4)
 def _network(path: str | None, device: str) -> Any:
-    """InceptionResnetV1 with the weights at ``path`` (None: random), once per process."""
+    """InceptionResnetV1 with the weights at ``path`` (None: the CASIA-WebFace weights,
+    ``"random"``: untrained), built once per process and device (read-only, shared)."""
     import torch
     from facenet_pytorch import InceptionResnetV1
 
     model = InceptionResnetV1(pretrained=None, classify=False)
-    if path is None:
+    if path == "random":
         log.warning("facenet with random weights: vectors are meaningless (tests only)")
     else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        if path is None:
+            from celebface.models.facenet_tf import casia_state_dict
+
+            state = casia_state_dict()
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict({k: v for k, v in state.items() if not k.startswith("logits.")})
     return model.eval().to(device)
 
@@ -139,11 +145,7 @@ class FacenetEmbedder(Embedder):
                 "weights": self.weights_id, **config}
 
     def _load(self) -> Any:
-        path = self.weights_path
-        if self.weights is None:
-            from celebface.models.facenet_tf import casia_weights
-
-            path = casia_weights()
+        path = "random" if self.weights == "random" else self.weights_path
         return _network(None if path is None else str(path), self.device)
 
     def crops(self, images: Sequence[np.ndarray],
