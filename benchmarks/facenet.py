@@ -215,11 +215,12 @@ def main() -> int:
         study = []
         for m in ["whole"] + [float(v) for v in args.margins.split(",")]:
             whole = m == "whole"
-            key = f"facenet_{'whole' if whole else f'm{m:g}'}"  # orig view only
+            key = f"facenet_{'whole' if whole else f'pad_m{m:g}'}"  # orig view only
             v = embed_cached(key, lambda m=m, whole=whole: get_embedder(
                 "facenet", "cpu", box_margin=0.0 if whole else m), items, faces, args.cache,
                 use_faces=not whole, views=("orig",))
-            study.append({"facenet input": "whole photo" if whole else f"MTCNN box + {m:g}/side",
+            study.append({"facenet input": "whole photo" if whole else
+                          f"MTCNN box + {m:g}/side, black outside the photo",
                           "margin": None if whole else m,
                           "centroid": centroid_acc(v["orig"], y, tr, va),
                           **pair_metrics(v["orig"], y)})
@@ -239,7 +240,7 @@ def main() -> int:
         margin = min((r for r in report["margin_study"]["rows"] if r["margin"] is not None),
                      key=lambda r: r["eer"])["margin"]
     fn_opts = {"box_margin": margin}
-    fn_key = f"facenet_flip_m{margin:g}"
+    fn_key = f"facenet_flip_pad_m{margin:g}"
     vec = {
         "dlib (whole photo)": tta(embed_cached("dlib_whole", lambda: get_embedder("dlib", "cpu"),
                                                items, faces, args.cache, use_faces=False)),

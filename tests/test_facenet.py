@@ -244,3 +244,16 @@ def test_read_only_cache_converts_in_memory(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(facenet_tf, "convert_graph", lambda graph: {"converted": str(graph)})
     assert facenet_tf.casia_state_dict() == {"converted": "graph_final.pb"}
     assert "cannot cache" in caplog.text
+
+
+def test_crop_grows_the_box_and_fills_outside_black() -> None:
+    from celebface.recognition.facenet import crop_resize
+
+    image = np.full((100, 80, 3), 200, np.uint8)
+    whole = crop_resize(image, None, 160, 0.0)
+    assert whole.shape == (160, 160, 3) and whole.min() == 200
+    padded = crop_resize(image, None, 160, 0.1)  # 1/12 of each side is outside the photo
+    assert padded[:10].max() == 0 and padded[:, :10].max() == 0 and padded[80, 80].min() == 200
+    inside = crop_resize(image, Face((20, 20, 60, 80)), 160, 0.25)
+    assert inside.min() == 200  # the grown box still lies inside the photo
+    assert crop_resize(image, Face((-50, -50, -10, -10)), 160, 0.1).max() == 0

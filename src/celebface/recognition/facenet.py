@@ -51,9 +51,11 @@ def facenet_weights_path(user_path: str | Path | None = None) -> Path:
 class FacenetConfig:
     """Settings of the FaceNet embedder.
 
-    ``box_margin``: the face box is grown by this fraction of its width/height on each side
-    before resizing to 160 px (clipped to the image, as FaceNet's own alignment did); ignored
-    when the face is the whole image (a tight crop). ``batch_size`` does not change vectors.
+    ``box_margin``: the face box (the whole image for a crop without a box) is grown by this
+    fraction of its width/height on each side before resizing to 160 px; what falls outside
+    the image is black (measured on pins105-dev tight crops: 0.1 with black borders beats no
+    margin, 0.05, 0.15, 0.2 and edge-replicated borders). ``batch_size`` does not change the
+    vectors.
     """
 
     box_margin: float = 0.1
@@ -66,19 +68,24 @@ class FacenetConfig:
 
 def crop_resize(image: np.ndarray, face: Face | None, size: int = INPUT_SIZE,
                 margin: float = 0.0) -> np.ndarray:
-    """The face box grown by ``margin`` per side, clipped to the image, resized to ``size``
-    square (the whole image when ``face`` is None)."""
+    """The face box (the whole image when ``face`` is None) grown by ``margin`` of its
+    width/height on each side, resized to ``size`` square; parts outside the image are black."""
     import cv2
 
-    if face is not None:
-        h, w = image.shape[:2]
-        x1, y1, x2, y2 = (float(v) for v in face.box)
-        dx, dy = (x2 - x1) * margin, (y2 - y1) * margin
-        x1, y1 = max(round(x1 - dx), 0), max(round(y1 - dy), 0)
-        x2, y2 = min(round(x2 + dx), w), min(round(y2 + dy), h)
-        if x2 > x1 and y2 > y1:
-            image = image[y1:y2, x1:x2]
-    return cv2.resize(np.ascontiguousarray(image), (size, size), interpolation=cv2.INTER_AREA)
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = (0.0, 0.0, float(w), float(h)) if face is None else (
+        float(v) for v in face.box)
+    dx, dy = (x2 - x1) * margin, (y2 - y1) * margin
+    x1, y1, x2, y2 = round(x1 - dx), round(y1 - dy), round(x2 + dx), round(y2 + dy)
+    if x2 <= x1 or y2 <= y1:
+        x1, y1, x2, y2 = 0, 0, w, h
+    pads = (max(-y1, 0), max(y2 - h, 0), max(-x1, 0), max(x2 - w, 0))
+    crop = image[min(max(y1, 0), h):max(min(y2, h), 0), min(max(x1, 0), w):max(min(x2, w), 0)]
+    if crop.size == 0:  # the box lies outside the image
+        crop = np.zeros((max(y2 - y1, 1), max(x2 - x1, 1), 3), np.uint8)
+    elif any(pads):
+        crop = cv2.copyMakeBorder(crop, *pads, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    return cv2.resize(np.ascontiguousarray(crop), (size, size), interpolation=cv2.INTER_AREA)
 
 
 @functools.lru_cache(maxsize=4)
@@ -141,7 +148,7 @@ class FacenetEmbedder(Embedder):
 
     def settings(self) -> dict[str, Any]:
         config = {k: v for k, v in asdict(self.config).items() if k != "batch_size"}
-        return {"model": self.name, "dim": self.dim, "alignment": "box-margin-160",
+        return {"model": self.name, "dim": self.dim, "alignment": "box-margin-black-160",
                 "weights": self.weights_id, **config}
 
     def _load(self) -> Any:
