@@ -113,9 +113,25 @@ def main() -> int:
         logging.info("%s: %s", head, runs[head])
     best_head = max(runs, key=lambda h: runs[h]["val_accuracy"])
 
-    # held-out identities
+    # baselines on the same chips: dlib's original vectors, nearest centroid and logreg
     images = load_image_data(args.data)
     names = list(images.label_names)
+    chips = aligned_chips(images.paths, DlibEmbedder(), progress=False)
+    views = 2 if args.cache_flip else 1
+    maps = np.load(default_cache_dir() / f"trunk-{chips.key}-L{args.freeze}-dlib-v{views}.npy",
+                   mmap_mode="r")
+    ok = np.flatnonzero(chips.ok)
+    vecs = open_set_vectors(None, maps, ok, args.freeze)
+    lab, spl = images.labels[ok], images.splits[ok]
+    tr_i, va_i = np.flatnonzero(spl == "train"), np.flatnonzero(spl == "val")
+    from sklearn.linear_model import LogisticRegression
+
+    logreg = LogisticRegression(C=10.0, max_iter=300).fit(vecs[tr_i], lab[tr_i])
+    baselines = {"dlib nearest centroid": centroid_accuracy(vecs, lab, tr_i, va_i),
+                 "dlib + logreg (C=10, no TTA)": float(logreg.score(vecs[va_i], lab[va_i]))}
+    logging.info("baselines: %s", baselines)
+
+    # held-out identities
     rng = np.random.default_rng(0)
     seen = sorted(rng.permutation(names)[:args.train_ids].tolist())
     unseen_ids = [i for i, n in enumerate(names) if n not in seen]
@@ -123,10 +139,6 @@ def main() -> int:
     train_model(args.data, "face-resnet", work / f"{best_head}_{args.train_ids}ids",
                 head=best_head, identities=seen, **common)
     held_train_s = round(time.perf_counter() - t0, 1)
-    chips = aligned_chips(images.paths, DlibEmbedder(), progress=False)
-    views = 2 if args.cache_flip else 1
-    maps = np.load(default_cache_dir() / f"trunk-{chips.key}-L{args.freeze}-dlib-v{views}.npy",
-                   mmap_mode="r")
     rows = np.flatnonzero(np.isin(images.labels, unseen_ids) & chips.ok)
     labels = images.labels[rows]
     gallery = np.flatnonzero(images.splits[rows] == "train")
@@ -143,7 +155,7 @@ def main() -> int:
         logging.info("held out, %s: %s", name, held[name])
 
     result = {"data": args.data, "settings": {**common, "heads": args.heads},
-              "closed_set": runs, "best_head": best_head, "held_out": held,
+              "closed_set": runs, "baselines": baselines, "best_head": best_head, "held_out": held,
               "machine": f"{platform.machine()}, 2 shared cores (busy), torch threads "
                          f"{args.threads}",
               "command": "python benchmarks/face_resnet.py " + " ".join(
@@ -157,6 +169,7 @@ def main() -> int:
              "|---|---|---|---|---|"]
     lines += [f"| {h} | {r['val_accuracy']:.4f} | {r['best_epoch']} | {r['epochs']} | "
               f"{r['train_s']:.0f} s |" for h, r in runs.items()]
+    lines += [f"| baseline: {name} | {acc:.4f} | | | |" for name, acc in baselines.items()]
     lines += ["", f"Held-out study: fine-tuned on {len(seen)} identities, tested on the other "
               f"{len(unseen_ids)} (gallery = their {len(gallery)} train photos, queries = their "
               f"{len(queries)} val photos).", "",

@@ -124,3 +124,33 @@ def test_cli_trains_face_resnet(five_people: Path, tmp_path: Path,
     assert meta["kind"] == "face-resnet" and meta["head"]["head"] == "softmax"
     assert meta["config"]["freeze"] == 5
     assert list((tmp_path / "cache" / "chips").glob("chips-*.npy"))
+
+
+def test_chip_augmentation_keeps_shape_and_type() -> None:
+    import torch
+
+    from celebface.training.face_resnet import ChipData, TrunkData
+
+    rng = np.random.default_rng(0)
+    chips = rng.integers(0, 255, (4, 150, 150, 3), dtype=np.uint8)
+    labels = np.array([0, 1, 0, 1])
+    data = ChipData(chips, np.array([1, 3]), labels, augment=True)
+    x, y = data[0]
+    assert x.shape == (150, 150, 3) and x.dtype == torch.uint8 and y == 1
+    plain, _ = ChipData(chips, np.array([1, 3]), labels, augment=False)[0]
+    assert np.array_equal(plain.numpy(), chips[1])
+    maps = rng.normal(size=(4, 2, 8, 4, 4)).astype(np.float16)
+    views = {TrunkData(maps, np.array([2]), labels, augment=True)[0][0].sum().item()
+             for _ in range(20)}
+    assert len(views) == 2  # the chip's and its mirror image's maps
+
+
+@pytest.mark.slow
+def test_end_to_end_path_without_trunk_cache(five_people: Path, tmp_path: Path) -> None:
+    model = train_model(five_people, "face-resnet", tmp_path / "e2e", freeze=3,
+                        trunk_cache=False, epochs=1, batch_size=4, max_steps_per_epoch=2,
+                        max_val_steps=1, cache_dir=str(tmp_path / "cache"), progress=False,
+                        device="cpu")
+    assert model.meta["config"]["trunk_cache"] is False
+    assert not list((tmp_path / "cache").glob("trunk-*"))  # chips only
+    assert model.net.from_level == 0
