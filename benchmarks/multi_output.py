@@ -59,6 +59,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2, help="synth threads / loader workers")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backbone", default="inception_v3", choices=("inception_v3", "mobilenet_v2"))
+    p.add_argument("--pretrained", default="none", choices=("none", "imagenet"))
+    p.add_argument("--freeze", type=int, default=0, help="first backbone blocks kept frozen")
     return p.parse_args()
 
 
@@ -100,7 +103,8 @@ def main() -> int:
     tag = (f"{args.identities}id_{args.per_identity}pp_c{args.copies}_s{args.size}"
            f"_seed{args.seed}")
     synth_dir = work / f"synth_{tag}"
-    model_dir = work / f"model_{tag}_in{args.input_size}_e{args.epochs}_b{args.batch_size}"
+    model_dir = work / (f"model_{tag}_{args.backbone}_{args.pretrained}_f{args.freeze}"
+                        f"_in{args.input_size}_e{args.epochs}_b{args.batch_size}")
     report_dir = work / f"report_{model_dir.name}"
     timings: dict[str, float] = {}
 
@@ -122,6 +126,7 @@ def main() -> int:
     train_model(synth_dir, "multi-output", model_dir, input_size=args.input_size,
                 epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                 patience=args.patience, device=device, seed=args.seed,
+                backbone=args.backbone, pretrained=args.pretrained, freeze=args.freeze,
                 num_workers=args.workers if device != "cpu" else 0)
     timings["train_s"] = time.perf_counter() - t0
     history = json.loads((model_dir / "history.json").read_text())
@@ -147,8 +152,10 @@ def main() -> int:
         "benchmark": "multi_output",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "device": device, "python": platform.python_version()},
-        "note": "from scratch (no ImageNet weights available); 1-minute load average "
-                f"{os.getloadavg()[0]:.1f} at the start",
+        "note": f"{args.backbone}, "
+                + ("ImageNet start" if args.pretrained == "imagenet" else "from scratch")
+                + (f", first {args.freeze} blocks frozen" if args.freeze else "")
+                + f"; 1-minute load average {os.getloadavg()[0]:.1f} at the start",
         "settings": vars(args),
         "data": {"identities": len(ds.label_names), "train": len(ds.split("train")),
                  "val": len(val), "composite_size": args.size},

@@ -47,6 +47,11 @@ def main() -> int:
     ap.add_argument("--input-size", type=int, default=128)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--backbone", default="inception_v3", choices=("inception_v3", "mobilenet_v2"))
+    ap.add_argument("--pretrained", default="none", choices=("none", "imagenet"))
+    ap.add_argument("--freeze", type=int, default=0, help="first backbone blocks kept frozen")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--name", default="inception_cpu", help="results file name")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     import torch
@@ -63,7 +68,8 @@ def main() -> int:
         t0 = time.perf_counter()
         model = train_model(data, "inception", out, input_size=args.input_size,
                             epochs=args.epochs, batch_size=32, limit_per_class=args.per_class,
-                            num_workers=1, device="cpu", pretrained="none", patience=0,
+                            num_workers=1, device="cpu", pretrained=args.pretrained,
+                            backbone=args.backbone, freeze=args.freeze, lr=args.lr, patience=0,
                             progress=False)
         train_s = time.perf_counter() - t0
         history = json.loads((out / "history.json").read_text(encoding="utf-8"))
@@ -83,14 +89,16 @@ def main() -> int:
                 "command": " ".join(sys.argv)},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(RESULTS / "inception_cpu.json", result)
+    atomic_write_json(RESULTS / f"{args.name}.json", result)
+    start = ("ImageNet weights" if args.pretrained == "imagenet" else "random init") + (
+        f", first {args.freeze} blocks frozen" if args.freeze else "")
     lines = [
-        "# inception on CPU: a short from-scratch run (no GPU on this machine)",
+        f"# inception ({args.backbone}) on CPU: a short run (no GPU on this machine)",
         "",
-        f"InceptionV3 + reference head, random init, {result['identities']} pins105-dev "
+        f"{args.backbone} + reference head, {start}, {result['identities']} pins105-dev "
         f"identities, {result['train_images']} train images (at most {args.per_class} per "
         f"identity), evaluated on their {result['val_images']} val rows; input "
-        f"{args.input_size} px, batch 32, Adam 1e-3, {args.threads} torch threads, "
+        f"{args.input_size} px, batch 32, Adam {args.lr:g}, {args.threads} torch threads, "
         f"{result['env']['machine']}.",
         "",
         "| epoch | time (s) | train loss | train acc | val loss | val acc |",
@@ -102,10 +110,10 @@ def main() -> int:
                      f"{r['val_accuracy']:.3f} |")
     lines += ["", f"Val accuracy of the best epoch ({result['best_epoch']}): "
               f"{result['val_accuracy']:.1%} (chance {result['chance']:.0%}). A few CPU epochs "
-              "from scratch are far from converged; this run shows the pipeline works on CPU "
-              "and what an epoch costs. The real run is `benchmarks/train_inception_gpu.sh`.",
-              ""]
-    atomic_write_text(RESULTS / "inception_cpu.md", "\n".join(lines))
+              "are far from converged; this run shows the pipeline works on CPU and what an "
+              "epoch costs. The real runs are `benchmarks/train_inception_gpu.sh` and "
+              "`benchmarks/train_mobilenet_gpu.sh`.", ""]
+    atomic_write_text(RESULTS / f"{args.name}.md", "\n".join(lines))
     print("\n".join(lines))
     return 0
 

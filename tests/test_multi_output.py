@@ -156,3 +156,25 @@ def test_evaluate_reports_box_metrics(trained: Path, tiny_box_data: Path, tmp_pa
         assert key in extra
     assert (tmp_path / "report" / "box_samples.png").is_file()
     assert "mean_iou" in format_summary(metrics)
+
+
+def test_trains_on_a_pretrained_mobilenet_and_reloads(tiny_box_data: Path,
+                                                      tmp_path: Path) -> None:
+    out = tmp_path / "mo_mnv2"
+    train_model(tiny_box_data, "multi-output", out, input_size=64, epochs=1, batch_size=4,
+                max_steps_per_epoch=2, device="cpu", progress=False, backbone="mobilenet_v2",
+                pretrained="imagenet", freeze=10)
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["network"]["backbone"] == "mobilenet_v2"
+    assert meta["config"]["freeze"] == 10
+    from celebface.models.store import imagenet_weights
+
+    state = torch.load(imagenet_weights("mobilenet_v2"), map_location="cpu", weights_only=True)
+    model = load_model(out, device="cpu")
+    frozen = model.net.features[:10].state_dict()  # frozen: still the file's tensors
+    assert all(torch.equal(v, state[f"features.{k}"]) for k, v in frozen.items())
+    items = load_box_dataset(tiny_box_data).items[:3]
+    preds = model.predict([np.asarray(Image.open(it.path).convert("RGB")) for it in items])
+    assert len(preds) == 3 and all(p.box is not None for p in preds)
+    with pytest.raises(ValueError, match="at least 32"):
+        MultiOutputConfig(input_size=16, backbone="mobilenet_v2")

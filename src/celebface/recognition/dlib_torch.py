@@ -70,8 +70,14 @@ def read_dlib_weights(path: str | Path) -> list[np.ndarray]:
     return out
 
 
-def build_model(path: str | Path) -> Any:
-    """The torch module with dlib's weights, in eval mode."""
+#: Residual units per level, input side first (levels 1-5 of :data:`LEVELS`).
+LEVEL_UNITS = tuple(n for _c, n, _d in LEVELS)
+
+
+def build_model(path: str | Path, trainable: bool = False) -> Any:
+    """The torch module with dlib's weights, in eval mode. ``trainable`` makes every weight a
+    trainable ``nn.Parameter`` (Affine scales and shifts included; dlib's network has no
+    BatchNorm, so there are no statistics to keep) for fine-tuning; else they are frozen."""
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -80,8 +86,13 @@ def build_model(path: str | Path) -> Any:
         def __init__(self, params: np.ndarray) -> None:
             super().__init__()
             c = len(params) // 2
-            self.register_buffer("gamma", torch.from_numpy(params[:c].copy()).view(1, c, 1, 1))
-            self.register_buffer("beta", torch.from_numpy(params[c:].copy()).view(1, c, 1, 1))
+            gamma = torch.from_numpy(params[:c].copy()).view(1, c, 1, 1)
+            beta = torch.from_numpy(params[c:].copy()).view(1, c, 1, 1)
+            if trainable:  # same state_dict keys either way
+                self.gamma, self.beta = nn.Parameter(gamma), nn.Parameter(beta)
+            else:
+                self.register_buffer("gamma", gamma)
+                self.register_buffer("beta", beta)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return x * self.gamma + self.beta
@@ -91,9 +102,9 @@ def build_model(path: str | Path) -> Any:
         layer = torch.nn.utils.skip_init(nn.Conv2d, c_in, c_out, k, stride,
                                          padding=0 if stride != 1 else k // 2)
         w = params[: c_out * c_in * k * k].reshape(c_out, c_in, k, k)
-        layer.weight = nn.Parameter(torch.from_numpy(w.copy()), requires_grad=False)
+        layer.weight = nn.Parameter(torch.from_numpy(w.copy()), requires_grad=trainable)
         layer.bias = nn.Parameter(torch.from_numpy(params[c_out * c_in * k * k:].copy()),
-                                  requires_grad=False)
+                                  requires_grad=trainable)
         return layer
 
     def padded_add(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -131,14 +142,34 @@ def build_model(path: str | Path) -> Any:
             self.units = nn.Sequential(*units)
             self.fc = torch.nn.utils.skip_init(nn.Linear, 256, 128, bias=False)
             self.fc.weight = nn.Parameter(
-                torch.from_numpy(params[k].reshape(256, 128).T.copy()), requires_grad=False)
+                torch.from_numpy(params[k].reshape(256, 128).T.copy()), requires_grad=trainable)
             self.register_buffer("mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1))
+
+        def trunk(self, chips: torch.Tensor, levels: int = 5) -> torch.Tensor:
+            """The map after the stem and the first ``levels`` levels (0-5) of
+            ``chips`` ((N, 150, 150, 3) uint8 RGB)."""
+            x = (chips.permute(0, 3, 1, 2).float() - self.mean) / 256.0
+            x = F.max_pool2d(F.relu(self.aff(self.conv(x))), 3, 2)
+            return self.units[: sum(LEVEL_UNITS[:levels])](x)
+
+        def head(self, x: torch.Tensor, levels: int = 0) -> torch.Tensor:
+            """Levels after the first ``levels`` and the 128-d layer, on a :meth:`trunk` map."""
+            x = self.units[sum(LEVEL_UNITS[:levels]):](x)
+            return self.fc(x.mean(dim=(2, 3)))
 
         def forward(self, chips: torch.Tensor) -> torch.Tensor:
             """``chips``: (N, 150, 150, 3) uint8 RGB -> (N, 128) raw descriptors."""
-            x = (chips.permute(0, 3, 1, 2).float() - self.mean) / 256.0
-            x = F.max_pool2d(F.relu(self.aff(self.conv(x))), 3, 2)
-            x = self.units(x)
-            return self.fc(x.mean(dim=(2, 3)))
+            return self.head(self.trunk(chips, 0), 0)
 
     return DlibFaceResNet(read_dlib_weights(path)).eval()
+
+
+def freeze_levels(net: Any, levels: int) -> None:
+    """Stop gradients into the stem and the first ``levels`` levels (0 = train everything,
+    5 = only the 128-d layer)."""
+    if not 0 <= levels <= len(LEVEL_UNITS):
+        raise ValueError(f"freeze levels {levels} outside 0..{len(LEVEL_UNITS)}")
+    frozen = [net.conv, net.aff, *net.units[: sum(LEVEL_UNITS[:levels])]] if levels else []
+    for module in frozen:
+        for p in module.parameters():
+            p.requires_grad_(False)

@@ -1,10 +1,12 @@
-"""``inception``: InceptionV3 features with the reference head, trained on face crops.
+"""``inception``: the reference head on an ImageNet backbone (InceptionV3, the reference's, or
+MobileNetV2, whose ImageNet weights install offline), trained on face crops.
 
 Reference head (the notebook's Keras model): Flatten of the final feature map, Dense 1024 ReLU,
 Dropout 0.2, Dense 128 ELU, Dropout 0.1, Dense N. The 128-d ELU layer doubles as a face
 embedder (:meth:`InceptionModel.as_embedder`). Inputs are RGB resized to ``input_size``
 squared and scaled to [-1, 1] (the scaling Google's InceptionV3 was trained with, so
-torchvision's ImageNet weights apply with ``transform_input=False``).
+torchvision's ImageNet weights apply with ``transform_input=False``; MobileNetV2 converts them
+to ImageNet mean/std inside the network).
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WEIGHTS = "inception.pt"
-IMAGENET_FILES = ["inception_v3_google-0cc3c7bd.pth", "inception_v3_google-1a9a5a14.pth"]
 EMBEDDING_DIM = 128
 
 
@@ -42,8 +43,10 @@ class InceptionConfig:
     """Settings of ``celebface train --model inception`` (reference defaults)."""
 
     input_size: int = 224
+    backbone: str = "inception_v3"  # inception_v3 | mobilenet_v2
     pretrained: str = "none"  # imagenet | none
-    weights: str | None = None  # ImageNet weights file (default: the torch cache)
+    weights: str | None = None  # ImageNet weights file (default: the model store)
+    freeze: int = 0  # first backbone blocks kept frozen
     epochs: int = 100
     batch_size: int = 128
     lr: float = 1e-3
@@ -66,26 +69,27 @@ class InceptionConfig:
 # --------------------------------------------------------------------------- network
 
 
-def _features(backbone: nn.Module) -> nn.Module:
-    from torch import nn
-
-    names = [n for n, _ in backbone.named_children() if n not in ("avgpool", "dropout", "fc")]
-    return nn.Sequential(*(getattr(backbone, n) for n in names))
-
-
-def build_network(num_classes: int, input_size: int = 224) -> nn.Module:
-    """InceptionV3 features + the reference head, as one ``nn.Module`` with ``.embed(x)``."""
+def build_network(num_classes: int, input_size: int = 224, backbone: str = "inception_v3",
+                  freeze: int = 0) -> nn.Module:
+    """A backbone trunk (:mod:`celebface.training.backbones`) + the reference head, as one
+    ``nn.Module`` with ``.embed(x)``; the first ``freeze`` trunk blocks are frozen."""
     import torch
-    import torchvision
     from torch import nn
 
-    class InceptionNet(nn.Module):
+    from celebface.training import backbones
+
+    spec = backbones.spec(backbone)
+    if input_size < spec.min_input:
+        raise ValueError(f"input size {input_size} too small for {backbone} "
+                         f"(minimum {spec.min_input})")
+
+    class ReferenceHeadNet(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            backbone = torchvision.models.inception_v3(
-                weights=None, aux_logits=False, init_weights=True, transform_input=False
-            )
-            self.features = _features(backbone)
+            self.backbone = backbone
+            self.input_norm = backbones.input_norm(backbone)
+            self.features = backbones.build_features(backbone)
+            backbones.freeze_blocks(self.features, freeze)
             with torch.no_grad():
                 self.features.eval()
                 c, h, w = self.features(torch.zeros(1, 3, input_size, input_size)).shape[1:]
@@ -97,39 +101,27 @@ def build_network(num_classes: int, input_size: int = 224) -> nn.Module:
             )
             self.classifier = nn.Sequential(nn.Dropout(0.1), nn.Linear(EMBEDDING_DIM, num_classes))
 
+        def train(self, mode: bool = True) -> ReferenceHeadNet:
+            super().train(mode)
+            backbones.keep_frozen_eval(self.features)
+            return self
+
         def embed(self, x: torch.Tensor) -> torch.Tensor:
-            return self.embedding(self.features(x))
+            return self.embedding(self.features(self.input_norm(x)))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.classifier(self.embed(x))
 
-    if input_size < 75:
-        raise ValueError(f"input size {input_size} too small for InceptionV3 (minimum 75)")
-    return InceptionNet()
+    return ReferenceHeadNet()
 
 
-def load_imagenet(net: nn.Module, weights: str | Path | None = None) -> Path:
-    """Load torchvision's ImageNet InceptionV3 weights into ``net.features`` (from ``weights``
-    or the torch cache; never downloads; :class:`MissingWeightsError` when absent)."""
-    import torch
+def load_imagenet(net: nn.Module, weights: str | Path | None = None,
+                  backbone: str = "inception_v3") -> Path:
+    """Load ``backbone``'s ImageNet weights into ``net.features`` (from ``weights`` or the
+    model store; never downloads; :class:`MissingWeightsError` when absent)."""
+    from celebface.training.backbones import load_imagenet as load
 
-    from celebface.models.store import find_weights
-
-    path = find_weights("ImageNet InceptionV3", IMAGENET_FILES, weights)
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    names = [n for n, _ in net.features.named_children()]
-    # features is Sequential: "0.conv.weight" <- "Conv2d_1a_3x3.conv.weight"
-    mapped = {}
-    for key, value in state.items():
-        top, _, rest = key.partition(".")
-        if top in names:
-            mapped[f"{names.index(top)}.{rest}"] = value
-    missing, _ = net.features.load_state_dict(mapped, strict=False)
-    if missing:
-        raise ValueError(f"{path}: not InceptionV3 ImageNet weights ({len(missing)} missing keys,"
-                         f" e.g. {missing[0]})")
-    log.info("loaded ImageNet weights from %s", path)
-    return path
+    return load(net.features, backbone, weights)
 
 
 # --------------------------------------------------------------------------- data
@@ -256,6 +248,7 @@ class InceptionModel(TrainedModel):
         with atomic_write(model_dir / WEIGHTS, "wb") as fh:
             torch.save({k: v.cpu() for k, v in self.net.state_dict().items()}, fh)
         return {"weights": WEIGHTS, "input_size": self.input_size,
+                "backbone": getattr(self.net, "backbone", "inception_v3"),
                 "preprocessing": {"resize": [self.input_size, self.input_size], "fit": self.fit,
                                   "scale": "x / 127.5 - 1", "channels": "RGB"},
                 "embedding_dim": EMBEDDING_DIM}
@@ -265,7 +258,7 @@ class InceptionModel(TrainedModel):
         import torch
 
         size = int(meta["input_size"])
-        net = build_network(len(meta["label_names"]), size)
+        net = build_network(len(meta["label_names"]), size, meta.get("backbone", "inception_v3"))
         net.load_state_dict(torch.load(model_dir / meta.get("weights", WEIGHTS),
                                        map_location="cpu", weights_only=True))
         model = cls(net, meta["label_names"], size, meta, device)
@@ -303,7 +296,7 @@ class InceptionEmbedder(Embedder):
 
 
 def train(data: str | Path, out: str | Path, **config: Any) -> InceptionModel:
-    """Train InceptionV3 + the reference head on the face crops in ``data``; early stopping on
+    """Train a backbone + the reference head on the face crops in ``data``; early stopping on
     the val rows' accuracy; resumable (rerun with the same ``out``)."""
     import torch
 
@@ -324,14 +317,14 @@ def train(data: str | Path, out: str | Path, **config: Any) -> InceptionModel:
     if len(tr) == 0:
         raise ValueError(f"{data}: no train rows")
     torch.manual_seed(cfg.seed)
-    net = build_network(len(images.label_names), cfg.input_size)
+    net = build_network(len(images.label_names), cfg.input_size, cfg.backbone, cfg.freeze)
     weights_path = None
     if cfg.pretrained == "imagenet" and not (out / "checkpoints" / "checkpoint.pt").is_file():
-        weights_path = load_imagenet(net, cfg.weights)
+        weights_path = load_imagenet(net, cfg.weights, cfg.backbone)
     train_ds = FaceImages(images, tr, cfg.input_size, augment=cfg.augment)
     val_ds = FaceImages(images, va, cfg.input_size, augment=False) if len(va) else None
-    log.info("inception: %d train / %d val images, %d identities, input %d px, %s",
-             len(tr), len(va), len(images.label_names), cfg.input_size,
+    log.info("inception (%s): %d train / %d val images, %d identities, input %d px, %s",
+             cfg.backbone, len(tr), len(va), len(images.label_names), cfg.input_size,
              "ImageNet start" if weights_path else "from scratch")
     loop = LoopConfig(
         epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, lr_decay=cfg.lr_decay,

@@ -1,4 +1,5 @@
-"""The multi-output model: InceptionV3 features shared by a face-box head and an identity head.
+"""The multi-output model: backbone features (InceptionV3 or MobileNetV2, see
+:mod:`celebface.training.backbones`) shared by a face-box head and an identity head.
 
 Trained on a box-and-identity dataset (``celebface synth`` or ``celebface crop`` output, read by
 :func:`celebface.synth.load_box_dataset`) with the shared fit loop
@@ -42,8 +43,6 @@ log = logging.getLogger(__name__)
 
 KIND = "multi-output"
 WEIGHTS = "model.pt"
-#: The 17x17-level InceptionV3 block whose map the box head reads.
-_MID_BLOCK = "Mixed_6e"
 
 
 @dataclass
@@ -51,8 +50,10 @@ class MultiOutputConfig:
     """Settings of ``celebface train --model multi-output`` (network, losses and fit loop)."""
 
     input_size: int = 224  #: square input side (InceptionV3 needs at least 75)
-    pretrained: str = "none"  #: ``imagenet`` (torch cache or ``weights``) or ``none``
-    weights: str | None = None  #: path of torchvision's ImageNet InceptionV3 weights
+    backbone: str = "inception_v3"  #: ``inception_v3`` or ``mobilenet_v2``
+    pretrained: str = "none"  #: ``imagenet`` (model store or ``weights``) or ``none``
+    weights: str | None = None  #: path of torchvision's ImageNet weights of the backbone
+    freeze: int = 0  #: first backbone blocks kept frozen
     box_weight: float = 5.0  #: smooth-L1 box loss weight (normalised coordinates)
     giou_weight: float = 1.0  #: generalised-IoU box loss weight (0 = off)
     class_weight: float = 1.0  #: identity cross-entropy weight
@@ -81,8 +82,11 @@ class MultiOutputConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.input_size < 75:
-            raise ValueError("input_size must be at least 75 (InceptionV3)")
+        from celebface.training.backbones import spec
+
+        minimum = spec(self.backbone).min_input
+        if self.input_size < minimum:
+            raise ValueError(f"input_size must be at least {minimum} ({self.backbone})")
         if self.pretrained not in ("imagenet", "none"):
             raise ValueError(f"pretrained must be imagenet or none, got {self.pretrained!r}")
 
@@ -94,44 +98,48 @@ class MultiOutputConfig:
     def network(self) -> dict[str, Any]:
         """What rebuilds the network and its preprocessing (saved in ``model.json``)."""
         return {"input_size": self.input_size, "hidden": self.hidden, "dropout": self.dropout,
-                "pretrained": self.pretrained}
+                "pretrained": self.pretrained, "backbone": self.backbone}
 
 
 # --------------------------------------------------------------------------- network
 
-def inception_features() -> tuple[nn.Sequential, int]:
-    """torchvision's InceptionV3 trunk as a ``Sequential`` (the same module layout as the
-    ``inception`` model, so its ImageNet loader applies), and the index of ``Mixed_6e``."""
-    from torchvision.models import inception_v3
-
-    from celebface.training.inception import _features
-
-    backbone = inception_v3(weights=None, aux_logits=False, init_weights=True,
-                            transform_input=False)
-    names = [n for n, _ in backbone.named_children() if n not in ("avgpool", "dropout", "fc")]
-    return _features(backbone), names.index(_MID_BLOCK)
-
-
 class MultiOutputNet(nn.Module):
-    """InceptionV3 trunk; the identity head reads the pooled 2048-d features, the box head the
-    17x17-level (``Mixed_6e``) map, reduced and pooled to 8x8, plus the pooled features.
+    """A backbone trunk; the identity head reads the pooled last map, the box head a mid-level
+    (stride 16) map, reduced and pooled to 8x8, plus the pooled features.
 
     Input ``(N, 3, S, S)`` in ``[-1, 1]``; output ``(boxes (N, 4), logits (N, C))`` with boxes
     as normalised ``x1, y1, x2, y2`` (a sigmoid centre and size, so always a valid box)."""
 
-    def __init__(self, num_classes: int, hidden: int = 256, dropout: float = 0.2):
+    def __init__(self, num_classes: int, hidden: int = 256, dropout: float = 0.2,
+                 backbone: str = "inception_v3", freeze: int = 0):
         super().__init__()
-        self.features, self._mid = inception_features()
+        from celebface.training import backbones
+
+        spec = backbones.spec(backbone)
+        self.input_norm = backbones.input_norm(backbone)
+        self.features = backbones.build_features(backbone)
+        backbones.freeze_blocks(self.features, freeze)
+        self._mid = spec.mid_index
         self.box_reduce = nn.Sequential(
-            nn.Conv2d(768, 32, 1), nn.BatchNorm2d(32), nn.ReLU(inplace=True),
+            nn.Conv2d(spec.mid_channels, 32, 1), nn.BatchNorm2d(32), nn.ReLU(inplace=True),
             nn.AdaptiveAvgPool2d(8), nn.Flatten(),
         )
         self.box_head = nn.Sequential(
-            nn.Linear(32 * 64 + 2048, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 4),
+            nn.Linear(32 * 64 + spec.out_channels, hidden), nn.ReLU(inplace=True),
+            nn.Linear(hidden, 4),
         )
-        self.class_head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2048, num_classes))
+        self.class_head = nn.Sequential(nn.Dropout(dropout),
+                                        nn.Linear(spec.out_channels, num_classes))
+
+    def train(self, mode: bool = True) -> MultiOutputNet:
+        from celebface.training.backbones import keep_frozen_eval
+
+        super().train(mode)
+        keep_frozen_eval(self.features)
+        return self
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.input_norm(x)
         mid = x
         for i, block in enumerate(self.features):
             x = block(x)
@@ -145,16 +153,19 @@ class MultiOutputNet(nn.Module):
 
 
 def build_net(num_classes: int, network: Mapping[str, Any], weights: str | None = None,
-              load_pretrained: bool = True) -> MultiOutputNet:
+              load_pretrained: bool = True, freeze: int = 0) -> MultiOutputNet:
     """The network for ``num_classes`` identities (``network`` as
-    :meth:`MultiOutputConfig.network`). With ``load_pretrained`` and ``pretrained: imagenet``
-    the trunk gets torchvision's ImageNet weights through the ``inception`` model's loader
-    (local file only; :class:`~celebface.models.store.MissingWeightsError` when absent)."""
-    net = MultiOutputNet(num_classes, int(network["hidden"]), float(network["dropout"]))
+    :meth:`MultiOutputConfig.network`; no ``backbone`` means InceptionV3). With
+    ``load_pretrained`` and ``pretrained: imagenet`` the trunk gets its ImageNet weights from
+    the model store (local files only; :class:`~celebface.models.store.MissingWeightsError`
+    when absent)."""
+    backbone = str(network.get("backbone", "inception_v3"))
+    net = MultiOutputNet(num_classes, int(network["hidden"]), float(network["dropout"]),
+                         backbone, freeze)
     if load_pretrained and network["pretrained"] == "imagenet":
-        from celebface.training.inception import load_imagenet
+        from celebface.training.backbones import load_imagenet
 
-        load_imagenet(net, weights)
+        load_imagenet(net.features, backbone, weights)
     return net
 
 
@@ -469,7 +480,8 @@ def train(data: str | Path, out: str | Path, **config: Any) -> MultiOutputModel:
     torch.manual_seed(cfg.seed)
     out = Path(out)
     resuming = (out / "checkpoints" / "checkpoint.pt").is_file()
-    net = build_net(len(label_names), cfg.network(), cfg.weights, load_pretrained=not resuming)
+    net = build_net(len(label_names), cfg.network(), cfg.weights, load_pretrained=not resuming,
+                    freeze=cfg.freeze)
     result = fit(net, BoxTensorDataset(train_arr, augment=cfg.augment), val_ds,
                  out / "checkpoints", cfg.loop_config(), step=make_step(cfg),
                  metrics=multi_output_metrics,

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 #: model name -> module that trains it and registers its kind (imported on first use).
 _MODULES: dict[str, str] = {
     "inception": "celebface.training.inception",
+    "face-resnet": "celebface.training.face_resnet",
     "mlp": "celebface.training.mlp",
     "logreg": "celebface.training.classical",
     "svm": "celebface.training.classical",
