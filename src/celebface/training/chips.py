@@ -60,16 +60,18 @@ def chips_key(paths: Sequence[str | Path], settings: dict[str, Any]) -> str:
 def aligned_chips(paths: Sequence[str | Path], embedder: Any = None,
                   cache_dir: str | Path | None = None, workers: int = 2,
                   progress: bool = True) -> Chips:
-    """The aligned chips of the images at ``paths`` (each image is the face, as in a folder of
-    crops), from the cache or cut now and cached. ``embedder`` is a ``DlibEmbedder`` (default
+    """The aligned chips of the images at ``paths`` (faces located by the ``auto`` rule of
+    :mod:`celebface.recognition.align`, as every stage does), from the cache or cut now and
+    cached. ``embedder`` is a ``DlibEmbedder`` (default
     settings when ``None``); unreadable files are logged and marked in ``ok``."""
     from tqdm.auto import tqdm
 
     from celebface.recognition import DlibEmbedder
+    from celebface.recognition.align import locate_faces
 
     embedder = embedder or DlibEmbedder()
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    key = chips_key(paths, embedder.settings())
+    key = chips_key(paths, {**embedder.settings(), "faces": "auto"})
     npy, meta = cache / f"chips-{key}.npy", cache / f"chips-{key}.json"
     if npy.is_file() and meta.is_file():
         info = json.loads(meta.read_text(encoding="utf-8"))
@@ -87,7 +89,9 @@ def aligned_chips(paths: Sequence[str | Path], embedder: Any = None,
 
     def cut(i: int) -> None:
         try:
-            out[i] = embedder.chip(read_image(paths[i]).rgb)
+            image = read_image(paths[i]).rgb
+            # located as every stage does (celebface.recognition.align: the auto rule)
+            out[i] = embedder.chip(image, locate_faces([image], None, "auto")[0])
         except ImageReadError as exc:
             log.warning("skipped: %s", exc)
             failed.append(i)

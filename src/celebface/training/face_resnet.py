@@ -265,8 +265,13 @@ class FaceResNetModel(TrainedModel):
         alignment = dict((meta or {}).get("alignment") or {})
         self._aligner = FaceResNetEmbedder(self, alignment)
 
-    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        chips = [self._aligner.chip(im) for im in images]
+    def predict_proba(
+        self, images: Sequence[np.ndarray], faces: Sequence[Any] | None = None
+    ) -> np.ndarray:
+        from celebface.recognition.align import locate_faces
+
+        located = locate_faces(images, faces, "auto")
+        chips = [self._aligner.chip(im, f) for im, f in zip(images, located, strict=True)]
         outs = []
         with torch.inference_mode():
             for start in range(0, len(chips), self.batch_size):
