@@ -28,19 +28,32 @@ test: setup lint
 demo: setup
 	DATA="$(DATA)" OUT="$(OUT)" BIN="$(BIN)" bash scripts/demo.sh
 
-EMB := runs/pins_emb
+EMB := runs/pins_emb2
 
-# Benchmarks (on demand, tens of minutes on 2 cores); results land in benchmarks/results/.
+# Benchmarks (on demand, hours on 2 cores); results land in benchmarks/results/.
 bench: setup
 	$(BIN)/python benchmarks/crop.py
-	$(BIN)/python benchmarks/embed.py --cache-dir $(EMB)/.cache
-	$(BIN)/python benchmarks/accuracy.py --emb $(EMB)
+	$(BIN)/celebface crop ../shared/data/pins105-dev runs/pins_crop
+	$(BIN)/python benchmarks/align.py --crops runs/pins_crop --train-per-id 10 --variants whole box landmarks crop-whole crop-box crop-landmarks
+	$(BIN)/celebface embed ../shared/data/pins105-dev --out $(EMB)/dlib_flip --tta flip --cache-dir $(EMB)/.cache
+	$(BIN)/celebface embed ../shared/data/pins105-dev --out $(EMB)/dlib --cache-dir $(EMB)/.cache
+	$(BIN)/python benchmarks/embed.py --faces 300 --cache-dir $(EMB)/.cache
+	$(BIN)/python benchmarks/thresholds.py --emb $(EMB)/dlib
+	$(BIN)/python benchmarks/thresholds.py --emb $(EMB)/dlib_flip
 	$(BIN)/python benchmarks/recognize.py --emb $(EMB)/dlib $(EMB)/dlib_flip --frames 40
-	$(BIN)/python benchmarks/train_inception_cpu.py --identities 8 --per-class 25 --input-size 112 --threads 1
-	$(BIN)/python benchmarks/multi_output.py --epochs 25 --identities 10 --per-identity 1000 --patience 6
+	$(BIN)/python benchmarks/five_celeb.py
+	$(BIN)/python benchmarks/accuracy.py --emb $(EMB)
+	$(BIN)/python benchmarks/facenet.py --manifest runs/pins_crop/manifest.csv --every 10
 	$(BIN)/python benchmarks/verify.py
 	$(BIN)/python benchmarks/cluster.py
 	$(BIN)/python benchmarks/audit.py --cache-dir $(EMB)/.cache
+	$(BIN)/python benchmarks/index.py --sizes 100000 1000000 --kinds flat ivf --threads 1
+	$(BIN)/python benchmarks/ray_engine.py --crop-photos 24 --embed-faces 120 --batch-size 4 --cpus 2
+	$(BIN)/python benchmarks/serve_load.py --work runs/serve_bench
+	$(BIN)/python benchmarks/threads.py --photos 200 --rounds 1
+	$(BIN)/python benchmarks/face_resnet.py --epochs 10 --freeze 4 --train-ids 80
+	$(BIN)/python benchmarks/train_inception_cpu.py --identities 8 --per-class 25 --input-size 112 --epochs 3 --backbone mobilenet_v2 --pretrained imagenet --freeze 7 --lr 3e-4
+	$(BIN)/python benchmarks/multi_output.py --epochs 25 --identities 10 --per-identity 1000 --patience 6
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

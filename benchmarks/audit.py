@@ -51,6 +51,7 @@ def measure_bound(data: Path, n: int, seed: int) -> dict:
     person (negatives, nearly all distinct photos); the bound best separates them (balanced
     accuracy)."""
     from celebface.recognition import get_embedder
+    from celebface.recognition.align import locate_faces
 
     table = [(i, p) for s, i, p in rows(data) if s == "train"]
     rng = np.random.default_rng(seed)
@@ -64,9 +65,10 @@ def measure_bound(data: Path, n: int, seed: int) -> dict:
     for lo in range(0, n, 16):
         part = [p for _, p in picked[lo:lo + 16]]
         load = [np.asarray(Image.open(p).convert("RGB")) for p in part + others[lo:lo + 16]]
-        v = embedder.embed(load)
+        v = embedder.embed(load, locate_faces(load))  # faces found as every stage finds them
         v0, v2 = v[:len(part)], v[len(part):]
-        v1 = embedder.embed([c for p in part for c in altered(p)]).reshape(len(part), 3, -1)
+        copies = [c for p in part for c in altered(p)]
+        v1 = embedder.embed(copies, locate_faces(copies)).reshape(len(part), 3, -1)
         copy_sims.append(np.einsum("id,ikd->ik", v0, v1))
         other_sims.append(np.einsum("id,id->i", v0, v2))
     s, o = np.concatenate(copy_sims), np.concatenate(other_sims)

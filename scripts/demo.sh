@@ -14,8 +14,8 @@ step() { printf '\n== %s\n' "$*"; }
 step "1/7 crop: $DATA -> $OUT/crops"
 "$cf" crop "$DATA" "$OUT/crops" --preview 16
 
-step "2/7 embed: dlib ResNet, flip TTA -> $OUT/embeddings"
-"$cf" embed "$OUT/crops" --out "$OUT/embeddings" --tta flip
+step "2/7 embed: dlib ResNet on the faces the crops carry -> $OUT/embeddings"
+"$cf" embed "$OUT/crops" --out "$OUT/embeddings"
 
 step "3/7 train: the default classifier -> $OUT/model"
 "$cf" train "$OUT/embeddings" --out "$OUT/model"
@@ -45,8 +45,8 @@ PY
 
 enroll_args=()
 [ ${#split_args[@]} -gt 0 ] && enroll_args=(--split train)
-step "5/7 enroll ${enroll_args[*]:-all} crops -> $OUT/gallery"
-"$cf" enroll "$OUT/crops" --detector none --tta flip "${enroll_args[@]}" --out "$OUT/gallery"
+step "5/7 enroll ${enroll_args[*]:-all} embeddings (nothing embedded twice) -> $OUT/gallery"
+"$cf" enroll "$OUT/embeddings" "${enroll_args[@]}" --out "$OUT/gallery"
 
 # Calibration needs photos of people who are NOT enrolled: pins105-dev faces (people whose
 # names resemble an enrolled one are left out), plus the enrolled people's held-out crops.

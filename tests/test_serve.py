@@ -146,10 +146,14 @@ def read(path: Path) -> bytes:
 @pytest.mark.slow
 class TestAPI:
     def test_health_page_docs_metrics(self, served) -> None:
-        client, _ = served
+        client, gallery = served
         h = client.get("/health").json()
         assert h["status"] == "ok" and h["identities"] == 3 and h["embeddings"] == 9
-        assert h["threshold"] == pytest.approx(0.957) and h["calibrated"] is False
+        # an uncalibrated 3-person gallery: the size-aware default (celebface.gallery.store)
+        from celebface.gallery.store import Gallery
+
+        want = Gallery.load(gallery).threshold("centroid")
+        assert h["threshold"] == pytest.approx(want, abs=1e-3) and h["calibrated"] is False
         page = client.get("/")
         assert page.status_code == 200 and "<canvas" in page.text
         assert client.get("/static/app.js").status_code == 200

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,6 @@ def write_stage(
         "format_version": FORMAT_VERSION,
         "settings_fingerprint": fingerprint(settings),
         "inputs": [str(Path(i).resolve()) for i in (inputs or [])],
-        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     atomic_write_json(Path(folder) / STAGE_FILE, doc)
     return doc
