@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
-    for noisy in ("matplotlib", "PIL"):
+    for noisy in ("matplotlib", "PIL", "faiss"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
