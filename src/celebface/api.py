@@ -47,10 +47,19 @@ def _embedder(name: str, tta: str, device: str) -> Any:
 
 
 @functools.lru_cache(maxsize=4)
-def _recognizer(gallery: str, device: str) -> Any:
+def _recognizer(gallery: str, device: str, version: int) -> Any:
+    """One recogniser per gallery folder and version (its manifest's mtime), so an edited
+    gallery is read again."""
     from celebface.recognizer import Recognizer, RecognizerConfig
 
     return Recognizer(gallery, config=RecognizerConfig(device=device))
+
+
+def _gallery_version(folder: Path) -> int:
+    try:
+        return (folder / "gallery.json").stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 def detect(image: ImageLike, detector: str = "mtcnn", device: str = "auto") -> list[Face]:
@@ -92,7 +101,8 @@ def recognize(image: ImageLike, gallery: str | Path | Any, device: str = "auto")
     """Every face of ``image``, named from ``gallery`` (``identity`` is ``"unknown"`` below
     the gallery's threshold)."""
     if isinstance(gallery, str | Path):
-        rec = _recognizer(str(Path(gallery).resolve()), device)
+        folder = Path(gallery).resolve()
+        rec = _recognizer(str(folder), device, _gallery_version(folder))
     else:
         from celebface.recognizer import Recognizer, RecognizerConfig
 
