@@ -33,20 +33,6 @@ def load_rgb(image: ImageLike) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4)
-def _detector(name: str, device: str) -> Any:
-    from celebface.detection import get_detector
-
-    return get_detector(name, device=device)
-
-
-@functools.lru_cache(maxsize=4)
-def _embedder(name: str, tta: str, device: str) -> Any:
-    from celebface.recognition import get_embedder
-
-    return get_embedder(name, device=device, tta=tta)
-
-
-@functools.lru_cache(maxsize=4)
 def _recognizer(gallery: str, device: str, version: int) -> Any:
     """One recogniser per gallery folder and version (its manifest's mtime), so an edited
     gallery is read again."""
@@ -64,7 +50,9 @@ def _gallery_version(folder: Path) -> int:
 
 def detect(image: ImageLike, detector: str = "mtcnn", device: str = "auto") -> list[Face]:
     """Every face of ``image`` (box, score, 5 landmarks), highest score first."""
-    return _detector(detector, device).detect(load_rgb(image))
+    from celebface.verification.compare import default_detector
+
+    return default_detector(detector, device).detect(load_rgb(image))
 
 
 def embed(
@@ -80,7 +68,9 @@ def embed(
 
     rgb = [load_rgb(im) for im in images]
     located = locate_faces(rgb, faces, "auto")
-    return _embedder(embedder, tta, device).embed(rgb, located)
+    from celebface.verification.compare import default_embedder
+
+    return default_embedder(embedder, device, tta).embed(rgb, located)
 
 
 def enroll(folder: str | Path, gallery_dir: str | Path, **options: Any) -> Any:

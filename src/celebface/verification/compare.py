@@ -35,9 +35,8 @@ def default_embedder(name: str = "dlib", device: str = "auto", tta: str = "none"
 
 def gallery_embedder(gallery: Any, device: str = "auto") -> Any:
     """The embedder a gallery was built with (its calibrated threshold holds for it only)."""
-    spec = gallery.embedder or {}
-    options = dict(spec.get("options") or {})
-    return default_embedder(str(spec.get("name", "dlib")), device, str(options.pop("tta", "none")))
+    spec = gallery.spec
+    return default_embedder(spec.name, device, spec.tta)
 
 
 def gallery_settings(gallery: str | Path | Any, device: str = "auto") -> tuple[Any, float]:
