@@ -24,10 +24,12 @@ from celebface.gallery import (
     calibrate_scores,
     decide,
     enroll,
+    match,
     open_set_rates,
     threshold_for_far,
 )
 from celebface.gallery.calibration import truth_indices
+from celebface.gallery.matching import DEFAULT_GAP_WEIGHT, best_scores, decision_scores
 from celebface.recognition.base import Embedder, l2_normalize
 from celebface.types import UNKNOWN, Face
 
@@ -360,10 +362,11 @@ def test_calibrate_scores_hits_the_requested_far(rng: np.random.Generator) -> No
     assert 0.0 < cal.tar <= cal.accept_rate <= 1.0
     # on fresh strangers of fresh identities the FAR is close to the target
     fresh, _, _ = clusters(rng, 40, 50, noise=0.6)
-    fresh_far = np.mean(matcher.scores(fresh).max(1) >= cal.threshold)
+    assert cal.gap_weight == pytest.approx(DEFAULT_GAP_WEIGHT)
+    fresh_far = np.mean(best_scores(matcher.scores(fresh), cal.gap_weight)[0] >= cal.threshold)
     assert fresh_far == pytest.approx(0.05, abs=0.03)
     rates = open_set_rates(matcher.scores(genuine), truth_indices(gen_ids, g.names),
-                           cal.threshold)
+                           cal.threshold, cal.gap_weight)
     assert rates.tar == pytest.approx(cal.tar)
     with pytest.raises(ValueError, match="NOT in the gallery"):
         calibrate_scores(matcher, genuine, gen_ids, far=0.01)
@@ -385,3 +388,42 @@ def test_calibrate_stores_threshold_and_skips_enrolled(tmp_path: Path,
     assert h.threshold("knn") == pytest.approx(cal.threshold)
     assert h.calibration["knn"]["target_far"] == 0.1
     assert not h.is_calibrated("centroid")
+    assert h.gap_weight("knn") == pytest.approx(DEFAULT_GAP_WEIGHT, abs=1e-5)
+    assert h.gap_weight("centroid") == 0.0  # uncalibrated: the similarity itself
+    h.calibration["knn"].pop("gap_weight")  # a gallery calibrated before the gap rule
+    assert h.gap_weight("knn") == 0.0
+
+
+def test_gap_weight_rewards_a_clear_lead() -> None:
+    names = ["ann", "bob", "cy"]
+    scores = np.array([[0.95, 0.80, 0.10],    # a clear lead over bob
+                       [0.95, 0.94, 0.10],    # as close to two people
+                       [0.90, 0.10, 0.05]],   # far from everyone, but far ahead
+                      np.float32)
+    np.testing.assert_allclose(decision_scores(scores[:, 0], scores[:, 1], 0.5),
+                               [1.025, 0.955, 1.30], rtol=1e-6)
+    plain = decide(scores, names, threshold=0.96)
+    assert [m.identity for m in plain] == [UNKNOWN] * 3
+    gap = decide(scores, names, threshold=0.96, gap_weight=0.5)
+    assert [m.identity for m in gap] == ["ann", UNKNOWN, "ann"]
+    assert gap[0].similarity == pytest.approx(0.95) and gap[0].score == pytest.approx(1.025)
+    assert gap[0].runner_up == "bob" and gap[1].runner_up == "ann"
+    best, idx = best_scores(scores, 0.5)
+    np.testing.assert_allclose(best, [1.025, 0.955, 1.30], rtol=1e-6)
+    assert list(idx) == [0, 0, 0]
+    # one person enrolled: no runner-up, no lead
+    assert decide(scores[:, :1], names[:1], 0.92, gap_weight=0.5)[0].identity == "ann"
+    assert decide(scores[2:, :1], names[:1], 0.92, gap_weight=0.5)[0].identity == UNKNOWN
+
+
+def test_match_through_the_index_applies_the_gap(rng: np.random.Generator) -> None:
+    g = make_gallery(rng, n_ids=5, per_id=4)
+    matcher = GalleryMatcher(g)
+    probes = g.embeddings[::4] + 0.3 * rng.normal(size=g.embeddings[::4].shape)
+    s = matcher.scores(probes)
+    for gap in (0.0, 0.5):
+        thr = float(np.median(best_scores(s, gap)[0]))
+        via_index = match(matcher, probes, thr, gap)
+        direct = decide(s, matcher.names, thr, gap)
+        assert [m.identity for m in via_index] == [m.identity for m in direct]
+        assert sum(m.known for m in direct) in range(1, len(direct))

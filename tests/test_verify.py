@@ -118,6 +118,9 @@ def test_gallery_threshold_prefers_calibrated_knn() -> None:
     assert gallery_pair_threshold(g) == 0.95
     g.thresholds = {"centroid": 0.9}
     assert gallery_pair_threshold(g) == 0.9
+    # a threshold on a gap-weighted decision score is not a pair cosine
+    g.calibration = {"centroid": {"gap_weight": 0.33}}
+    assert gallery_pair_threshold(g) == PAIR_THRESHOLDS[("dlib", "flip")]
 
 
 def test_cli_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -126,6 +126,12 @@ class Recognizer:
             if model is None else get_matcher(Gallery(), model=model)
         )
         self.threshold = self._threshold()
+        #: The decision score's gap weight (gallery.matching): the calibrated threshold's own;
+        #: 0 (the similarity itself) for an explicit or uncalibrated threshold.
+        self.gap_weight = (
+            self.gallery.gap_weight(self.matcher.method)
+            if self.gallery is not None and self.config.threshold is None and model is None
+            else 0.0)
         self._detector = detector
         self._embedder = embedder
         self.stats = StageStats()
@@ -204,7 +210,7 @@ class Recognizer:
         with self.stats.time("match"):
             if not len(embeddings):
                 return []
-            matches = match(self.matcher, embeddings, self.threshold)
+            matches = match(self.matcher, embeddings, self.threshold, self.gap_weight)
         return [Decision(m.identity, m.similarity, m.runner_up, m.runner_up_similarity)
                 for m in matches]
 

@@ -6,7 +6,7 @@ import argparse
 
 from celebface.cli import common as t
 from celebface.cli.common import add_device
-from celebface.gallery.matching import DEFAULT_MATCH, MATCH_METHODS
+from celebface.gallery.matching import DEFAULT_GAP_WEIGHT, DEFAULT_MATCH, MATCH_METHODS
 
 EPILOG = """\
 Recommended protocol: hold some people out of enrolment. Enroll the known people from part of
@@ -33,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="calibrate a trained classifier's probability threshold instead")
     p.add_argument("--detector", default="mtcnn", help="mtcnn, hog, or none for face crops")
     p.add_argument("--split", help="use only this split of DATA/splits.csv (e.g. val)")
+    p.add_argument("--gap-weight", type=t.nonneg_float, default=None,
+                   help="weight of the lead over the runner-up in the decision score "
+                   f"(default {DEFAULT_GAP_WEIGHT:.3g}; 0: the similarity alone; a classifier: 0)")
     p.add_argument("--dry-run", action="store_true", help="report only, do not store")
     add_device(p)
 
@@ -42,9 +45,10 @@ def run(args: argparse.Namespace) -> int:
 
     config = FaceSetConfig(detector=args.detector, device=args.device, split=args.split)
     cal = calibrate(args.gallery, args.data, args.far, method=args.match, model=args.model,
-                    config=config, save=not args.dry_run)
+                    config=config, save=not args.dry_run, gap_weight=args.gap_weight)
     print(
-        f"calibrate ({cal.method}): threshold {cal.threshold:.4f} for FAR {cal.target_far:g}; "
+        f"calibrate ({cal.method}, gap weight {cal.gap_weight:.3g}): threshold "
+        f"{cal.threshold:.4f} for FAR {cal.target_far:g}; "
         f"measured FAR {cal.far:.4f} on {cal.strangers} faces of {cal.stranger_identities} "
         f"strangers; TAR {cal.tar:.4f} (accepted {cal.accept_rate:.4f}) on {cal.genuine} "
         f"faces of {cal.genuine_identities} enrolled people; closed-set accuracy "

@@ -33,7 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="live window (only when a display exists; this headless OpenCV build "
                         "has none: it says so and continues)")
     p.add_argument("--threshold", type=t.probability,
-                   help="unknown threshold, 0 to 1 (default: the gallery's calibrated one)")
+                   help="unknown threshold on the similarity, 0 to 1 (default: the gallery's "
+                   "calibrated one, on similarity plus a share of the lead over the runner-up)")
     p.add_argument("--match", default=DEFAULT_MATCH, choices=MATCH_METHODS,
                    help="centroid = cosine to average embeddings (reference, robust with few "
                         "photos per person); knn = nearest enrolled face; topk = mean of the 5 "

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from celebface.gallery.matching import Matcher, best_scores
+from celebface.gallery.matching import DEFAULT_GAP_WEIGHT, Matcher, best_scores
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class Calibration:
     strangers: int
     stranger_identities: int
     min_measurable_far: float
+    gap_weight: float = 0.0  # the decision score's weight of the lead over the runner-up
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -75,10 +76,13 @@ def threshold_for_far(stranger_scores: np.ndarray, far: float) -> float:
     return float(np.nextafter(np.float32(s[allowed]), np.float32(np.inf)))
 
 
-def open_set_rates(scores: np.ndarray, truth: np.ndarray, threshold: float) -> OpenSetRates:
-    """Rates at ``threshold``; ``truth[i]`` is probe ``i``'s gallery index, -1 for a stranger."""
+def open_set_rates(scores: np.ndarray, truth: np.ndarray, threshold: float,
+                   gap_weight: float = 0.0) -> OpenSetRates:
+    """Rates at ``threshold`` (on the decision score with ``gap_weight``, see
+    :mod:`celebface.gallery.matching`); ``truth[i]`` is probe ``i``'s gallery index, -1 for a
+    stranger."""
     truth = np.asarray(truth)
-    best, idx = best_scores(np.asarray(scores))
+    best, idx = best_scores(np.asarray(scores), gap_weight)
     accepted = best >= threshold
     genuine = truth >= 0
     n_gen, n_str = int(genuine.sum()), int((~genuine).sum())
@@ -99,9 +103,12 @@ def truth_indices(identities: list[str], names: list[str]) -> np.ndarray:
 
 
 def calibrate_scores(
-    matcher: Matcher, embeddings: np.ndarray, identities: list[str], far: float = 0.01
+    matcher: Matcher, embeddings: np.ndarray, identities: list[str], far: float = 0.01,
+    gap_weight: float | None = None,
 ) -> Calibration:
-    """Pick the threshold of ``matcher`` for false-accept rate ``far``.
+    """Pick the threshold of ``matcher`` for false-accept rate ``far``, on the decision score
+    with ``gap_weight`` (default :data:`DEFAULT_GAP_WEIGHT`; 0 for a classifier's
+    probabilities, whose softmax already weighs the other people).
 
     Probes whose identity is not among ``matcher.names`` are strangers; the others are
     genuine and give the true-accept rate and the closed-set accuracy.
@@ -114,9 +121,11 @@ def calibrate_scores(
             "calibration needs faces of people who are NOT in the gallery (none of the "
             "identities in the data is a stranger): hold some identities out of enrolment"
         )
-    best, idx = best_scores(scores)
+    if gap_weight is None:
+        gap_weight = DEFAULT_GAP_WEIGHT if matcher.method != "model" else 0.0
+    best, idx = best_scores(scores, gap_weight)
     threshold = threshold_for_far(best[strangers], far)
-    rates = open_set_rates(scores, truth, threshold)
+    rates = open_set_rates(scores, truth, threshold, gap_weight)
     n_str = int(strangers.sum())
     if far and n_str * far < 1:
         log.warning("%d stranger faces cannot measure a %.3g false-accept rate (smallest "
@@ -137,4 +146,5 @@ def calibrate_scores(
         strangers=n_str,
         stranger_identities=len(set(ids[strangers])),
         min_measurable_far=1.0 / n_str,
+        gap_weight=float(gap_weight),
     )

@@ -246,8 +246,11 @@ def calibrate(
     model: str | Path | Any | None = None,
     config: FaceSetConfig | None = None,
     save: bool = True,
+    gap_weight: float | None = None,
 ) -> Calibration:
-    """Set ``gallery``'s unknown threshold for ``method`` to give false-accept rate ``far``.
+    """Set ``gallery``'s unknown threshold for ``method`` to give false-accept rate ``far``,
+    on the decision score with ``gap_weight`` (:mod:`celebface.gallery.matching`; default
+    ``DEFAULT_GAP_WEIGHT``, 0 for a classifier).
 
     ``data`` holds photos (or an ``embed`` output) of people NOT in the gallery, usually with
     other photos of enrolled people (for the true-accept rate); see
@@ -283,7 +286,7 @@ def calibrate(
         raise ValueError("every calibration photo is enrolled in the gallery: use other photos")
     emb = faces.embeddings[[i for i, k_ in enumerate(keep) if k_]]
     ids = [i for i, k_ in zip(faces.identities, keep, strict=True) if k_]
-    result = calibrate_scores(matcher, emb, ids, far)
+    result = calibrate_scores(matcher, emb, ids, far, gap_weight)
     if save:
         _store_threshold(gallery, matcher_key(matcher), result)
     return result

@@ -13,8 +13,15 @@ Names come from :meth:`GalleryMatcher.top`: a FAISS index of the gallery
 (:mod:`celebface.gallery.index`) proposes candidate identities, which are rescored exactly, so
 an exact (``flat``) index gives the scores of :meth:`GalleryMatcher.scores` (every identity).
 
-The unknown rule: when the best score is below the threshold, the face is ``unknown``; its
-``runner_up`` is then the closest enrolled identity (the one it was not close enough to).
+The unknown rule: a face is named when its *decision score* reaches the threshold, else it is
+``unknown`` (its ``runner_up`` is then the closest enrolled identity). The decision score is
+``similarity + gap_weight * (similarity - runner-up similarity)``: with ``gap_weight`` 0 it is
+the similarity itself (what an uncalibrated gallery and an explicit ``--threshold`` use); a
+calibrated gallery stores the gap weight its threshold was chosen with (default
+:data:`DEFAULT_GAP_WEIGHT`). A clear lead over the second-best person is evidence for the
+name; a stranger tends to be about as close to several people. Measured in
+benchmarks/results/recognize.md (80 people enrolled, 25 strangers, calibrated): TAR at 1% FAR
+0.932 -> 0.947 and at 0.1% FAR 0.875 -> 0.902 (``topk``, flip TTA).
 """
 
 from __future__ import annotations
@@ -33,6 +40,19 @@ MATCH_METHODS = ("centroid", "knn", "topk")
 #: uncalibrated threshold holds across gallery sizes; ``topk`` wins (calibrated) only with
 #: many photos per person (TAR at 1% FAR 0.90 vs 0.88 with ~116).
 DEFAULT_MATCH = "centroid"
+#: Weight of the lead over the runner-up in the decision score of a calibrated gallery (chosen
+#: from 0, 0.1-0.7 in benchmarks/recognize.py; 0.25-0.5 are within 0.3 points of each other).
+DEFAULT_GAP_WEIGHT = 1 / 3
+
+
+def decision_scores(best: np.ndarray, second: np.ndarray | None, gap_weight: float
+                    ) -> np.ndarray:
+    """``best + gap_weight * (best - second)``; no second identity (a one-person gallery)
+    counts as no lead."""
+    best = np.asarray(best, np.float32)
+    if second is None or not gap_weight:
+        return best
+    return best + np.float32(gap_weight) * (best - np.asarray(second, np.float32))
 
 
 @dataclass(frozen=True)
@@ -43,6 +63,7 @@ class Match:
     similarity: float
     runner_up: str | None
     runner_up_similarity: float | None
+    score: float | None = None  # the decision score compared with the threshold
 
     @property
     def known(self) -> bool:
@@ -157,41 +178,55 @@ class ModelMatcher:
                           np.float32)
 
 
-def decide(scores: np.ndarray, names: list[str], threshold: float) -> list[Match]:
-    """Best identity per row of ``scores``, ``unknown`` below ``threshold``, and the runner-up."""
+def decide(scores: np.ndarray, names: list[str], threshold: float, gap_weight: float = 0.0
+           ) -> list[Match]:
+    """Best identity per row of ``scores``, ``unknown`` when its decision score (module doc)
+    is below ``threshold``, and the runner-up."""
     scores = np.asarray(scores, np.float32)
     if scores.ndim != 2 or scores.shape[1] != len(names):
         raise ValueError(f"scores of shape {scores.shape} do not match {len(names)} names")
     top = np.argsort(-scores, axis=1)[:, : min(2, scores.shape[1])]
-    return decide_top(top, np.take_along_axis(scores, top, axis=1), names, threshold)
+    return decide_top(top, np.take_along_axis(scores, top, axis=1), names, threshold,
+                      gap_weight)
 
 
 def decide_top(
-    top: np.ndarray, top_scores: np.ndarray, names: list[str], threshold: float
+    top: np.ndarray, top_scores: np.ndarray, names: list[str], threshold: float,
+    gap_weight: float = 0.0,
 ) -> list[Match]:
     """:func:`decide` from each row's best identities (indices into ``names``, best first)."""
+    top_scores = np.asarray(top_scores, np.float32)
+    second = top_scores[:, 1] if top_scores.shape[1] > 1 else None
+    decision = decision_scores(top_scores[:, 0], second, gap_weight)
     out = []
-    for idx, row in zip(top, top_scores, strict=True):
+    for idx, row, score in zip(top, top_scores, decision, strict=True):
         best = float(row[0])
-        second = (names[idx[1]], float(row[1])) if len(idx) > 1 else (None, None)
-        if best >= threshold:
-            out.append(Match(names[idx[0]], best, second[0], second[1]))
+        if score >= threshold:
+            runner = (names[idx[1]], float(row[1])) if len(idx) > 1 else (None, None)
+            out.append(Match(names[idx[0]], best, runner[0], runner[1], float(score)))
         else:  # unknown: the runner-up is the closest known person
-            out.append(Match(UNKNOWN, best, names[idx[0]], best))
+            out.append(Match(UNKNOWN, best, names[idx[0]], best, float(score)))
     return out
 
 
-def match(matcher: Matcher, embeddings: np.ndarray, threshold: float) -> list[Match]:
+def match(matcher: Matcher, embeddings: np.ndarray, threshold: float, gap_weight: float = 0.0
+          ) -> list[Match]:
     """The decision for each embedding: through the gallery's index when the matcher has one
     (:meth:`GalleryMatcher.top`), else from every identity's score."""
     if not len(embeddings):
         return []
     if isinstance(matcher, GalleryMatcher):
-        return decide_top(*matcher.top(embeddings, 2), matcher.names, threshold)
-    return decide(matcher.scores(embeddings), matcher.names, threshold)
+        return decide_top(*matcher.top(embeddings, 2), matcher.names, threshold, gap_weight)
+    return decide(matcher.scores(embeddings), matcher.names, threshold, gap_weight)
 
 
-def best_scores(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(best score, index of best identity)`` per row."""
+def best_scores(scores: np.ndarray, gap_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """``(decision score, index of best identity)`` per row (the best score itself when
+    ``gap_weight`` is 0)."""
+    scores = np.asarray(scores, np.float32)
     idx = np.argmax(scores, axis=1)
-    return scores[np.arange(len(scores)), idx], idx
+    best = scores[np.arange(len(scores)), idx]
+    if not gap_weight or scores.shape[1] < 2:
+        return best, idx
+    second = np.partition(scores, scores.shape[1] - 2, axis=1)[:, -2]
+    return decision_scores(best, second, gap_weight), idx

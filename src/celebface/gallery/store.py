@@ -190,6 +190,14 @@ class Gallery:
     def is_calibrated(self, method: str) -> bool:
         return method in self.thresholds
 
+    def gap_weight(self, method: str) -> float:
+        """The decision score's gap weight that ``method``'s threshold goes with
+        (:mod:`celebface.gallery.matching`): the calibrated one, else 0 (the similarity itself,
+        which the uncalibrated thresholds above are measured for)."""
+        if method not in self.thresholds:
+            return 0.0
+        return float(self.calibration.get(method, {}).get("gap_weight", 0.0))
+
     # ----------------------------------------------------------------- edits
     def add(
         self, embeddings: np.ndarray, identities: Sequence[str], sources: Sequence[str]

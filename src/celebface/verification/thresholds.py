@@ -69,14 +69,16 @@ def cluster_threshold(embedder: Any) -> float:
 def gallery_pair_threshold(gallery: Any) -> float:
     """A gallery's calibrated threshold for comparing two faces: its ``knn`` one (a face-to-
     nearest-face cosine, calibrated on strangers) when calibrated, else another calibrated
-    method's, else the embedder's measured pair threshold."""
-    thresholds = dict(gallery.thresholds)
+    method's, else the embedder's measured pair threshold. Thresholds calibrated on a
+    decision score with a gap weight (``calibrate --gap-weight``) are not cosines of a pair
+    and are passed over."""
+    thresholds = {m: t for m, t in gallery.thresholds.items() if not gallery.gap_weight(m)}
     for method in ("knn", "centroid", "topk"):
         if method in thresholds:
             if method != "knn":
                 log.warning("%s: no calibrated knn threshold; using the %s one (face-to-%s "
-                            "cosine); run 'celebface calibrate --match knn' for a face-to-face "
-                            "threshold", gallery.path, method, method)
+                            "cosine); run 'celebface calibrate --match knn --gap-weight 0' for a "
+                            "face-to-face threshold", gallery.path, method, method)
             return float(thresholds[method])
     tta = str((gallery.embedder.get("options") or {}).get("tta", "none"))
     key = (gallery.embedder_name, tta)
