@@ -19,8 +19,8 @@ from celebface import validate
 from celebface.gallery import Gallery, get_matcher
 from celebface.gallery.matching import DEFAULT_MATCH, Matcher, match
 from celebface.gallery.store import FALLBACK_THRESHOLD
-from celebface.streaming.tracker import Decision, TrackerConfig
-from celebface.types import Face
+from celebface.streaming.tracker import TrackerConfig
+from celebface.types import Decision, Face
 
 log = logging.getLogger(__name__)
 
@@ -222,11 +222,6 @@ class Recognizer:
             return []
         emb = self.embed(image, faces)
         return [
-            _apply(f.with_(embedding=e), d)
+            d.apply(f.with_(embedding=e))
             for f, e, d in zip(faces, emb, self.name(emb), strict=True)
         ]
-
-def _apply(face: Face, d: Decision) -> Face:
-    return face.with_(identity=d.identity, similarity=float(d.similarity), runner_up=d.runner_up,
-                      runner_up_similarity=None if d.runner_up_similarity is None
-                      else float(d.runner_up_similarity))
