@@ -72,6 +72,7 @@ def test_flag_defaults_are_the_library_defaults() -> None:
     from celebface.gallery import EnrollConfig, FaceSetConfig, calibrate
     from celebface.packing import PackConfig
     from celebface.recognition import EmbedConfig
+    from celebface.recognition.spec import EmbedderSpec
     from celebface.recognizer import Recognizer, RecognizerConfig
     from celebface.serve.config import ServeConfig
     from celebface.streaming.sources import StreamConfig
@@ -83,7 +84,7 @@ def test_flag_defaults_are_the_library_defaults() -> None:
         "evaluate": (evaluate_model,), "synth": (SynthConfig,), "enroll": (EnrollConfig,),
         "calibrate": (FaceSetConfig, calibrate), "cluster": (ClusterConfig,),
         "recognize": (RecognizerConfig, TrackerConfig, StreamConfig, Recognizer),
-        "audit": (AuditConfig,), "serve": (ServeConfig,),
+        "audit": (AuditConfig,), "serve": (ServeConfig,), "verify": (EmbedderSpec,),
     }
     # where a command deliberately differs from the library (and says so in its help)
     own = {("crop", "preview"), ("synth", "workers")}

@@ -7,8 +7,9 @@ import json
 
 from celebface.cli import common as t
 from celebface.cli.common import add_device
-from celebface.cli.options import defaults
-from celebface.verification.compare import default_detector, default_embedder
+from celebface.cli.options import add_option, defaults
+from celebface.detection import get_detector
+from celebface.recognition.spec import EmbedderSpec
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,11 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="use this gallery's embedder and calibrated threshold")
     p.add_argument("--all", action="store_true", help="compare every face of A with every "
                    "face of B")
-    p.add_argument("--embedder", default=defaults(default_embedder)["name"],
+    p.add_argument("--embedder", default=defaults(EmbedderSpec)["name"],
                    help="dlib (default) or facenet")
-    p.add_argument("--tta", default=defaults(default_embedder)["tta"], choices=t.TTA_CHOICES,
-                   help="average each face with its mirror image")
-    p.add_argument("--detector", default=defaults(default_detector)["name"],
+    add_option(p, EmbedderSpec, "tta", choices=t.TTA_CHOICES,
+               help="average each face with its mirror image")
+    p.add_argument("--detector", default=defaults(get_detector)["name"],
                    help="mtcnn (default), hog, or none when both photos are face crops")
     p.add_argument("--threshold", type=float,
                    help="same-person cosine threshold (default: the gallery's calibrated one "
@@ -47,7 +48,7 @@ def _describe(face: object, whole: bool) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from celebface.verification import verify
-    from celebface.verification.compare import gallery_settings
+    from celebface.verification.compare import default_detector, default_embedder, gallery_settings
 
     threshold = args.threshold
     if args.gallery:
