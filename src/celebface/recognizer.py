@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from celebface import validate
+from celebface.errors import InputError
 from celebface.gallery import Gallery, get_matcher
 from celebface.gallery.matching import DEFAULT_MATCH, Matcher, match
 from celebface.gallery.store import FALLBACK_THRESHOLD
@@ -114,7 +115,7 @@ class Recognizer:
         if gallery is not None and not isinstance(gallery, Gallery):
             gallery = Gallery.load(gallery)
         if gallery is None and model is None:
-            raise ValueError("Recognizer needs a gallery or a model")
+            raise InputError("Recognizer needs a gallery or a model")
         self.gallery = gallery
         if isinstance(model, str | Path):
             from celebface.training import load_model
@@ -165,7 +166,7 @@ class Recognizer:
         from celebface.recognition.spec import EmbedderSpec, build_embedder
 
         if self.gallery is None:
-            raise ValueError("no embedder: pass one, or a gallery or model that names theirs")
+            raise InputError("no embedder: pass one, or a gallery or model that names theirs")
         spec = self.gallery.spec
         embedder = build_embedder(spec, self.config.device)
         want = spec.settings

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from celebface import validate
+from celebface.errors import InputError
 from celebface.io import (
     DatasetItem,
     ImageReadError,
@@ -51,7 +52,7 @@ class PackConfig:
 
     def __post_init__(self) -> None:
         if self.fit not in FITS:
-            raise ValueError(f"unknown fit {self.fit!r}: choose one of {', '.join(FITS)}")
+            raise InputError(f"unknown fit {self.fit!r}: choose one of {', '.join(FITS)}")
         validate.in_range("size", self.size, 8, kind=int)
         validate.nonneg_int("workers", self.workers)
         validate.fraction("val_fraction", self.val_fraction)
@@ -154,7 +155,7 @@ def pack_dataset(
     data, dst = Path(data), Path(dst)
     items = list_dataset(data)
     if not items:
-        raise ValueError(f"{data}: no images found (expected DATA/<identity>/<image>)")
+        raise InputError(f"{data}: no images found (expected DATA/<identity>/<image>)")
     names = sorted({it.identity for it in items})
     index = {n: i for i, n in enumerate(names)}
     splits = _splits_for(data, items, config)
@@ -265,6 +266,6 @@ def load_packed(path: str | Path) -> Packed:
     with open(path / "splits.csv", newline="", **TEXT_ENCODING) as fh:
         split_col = [row["split"] or None for row in csv.DictReader(fh)]
     if not (len(images) == len(labels) == len(paths) == len(split_col)):
-        raise ValueError(f"{path}: images, labels, paths and splits.csv have different lengths")
+        raise InputError(f"{path}: images, labels, paths and splits.csv have different lengths")
     fit = str(json.loads((path / "pack.json").read_text(encoding="utf-8")).get("fit", "stretch"))
     return Packed(images, labels, names, paths, split_col, fit)

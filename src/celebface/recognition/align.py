@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface.errors import InputError
 from celebface.types import Face
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ WHOLE = Face(box=(0.0, 0.0, 0.0, 0.0), score=0.0)
 
 def check_rule(rule: str) -> str:
     if rule not in RULES:
-        raise ValueError(f"unknown face rule {rule!r}: choose one of {', '.join(RULES)}")
+        raise InputError(f"unknown face rule {rule!r}: choose one of {', '.join(RULES)}")
     return rule
 
 
