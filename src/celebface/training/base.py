@@ -165,7 +165,7 @@ def read_model_json(model_dir: str | Path) -> dict[str, Any]:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc.msg})") from None
+        raise ModelError(f"{path}: not valid JSON ({exc.msg})") from None
     if "kind" not in meta:
-        raise ValueError(f"{path}: no 'kind' key")
+        raise ModelError(f"{path}: no 'kind' key")
     return meta
