@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from celebface.cli import common as t
-from celebface.cli.main import CLIError
 from celebface.cli.options import add_option, config_from
 from celebface.packing import PackConfig
 from celebface.packing.pack import FITS
@@ -30,10 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from celebface.io import check_output_dir, folder_lock
     from celebface.packing import pack_dataset
 
-    try:
-        config = config_from(PackConfig, args)
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
+    config = config_from(PackConfig, args)
     check_output_dir(args.dst, [args.data], flag="DST")
     with folder_lock(args.dst, "pack output"):
         summary = pack_dataset(args.data, args.dst, config)

@@ -6,7 +6,6 @@ import argparse
 import os
 
 from celebface.cli import common as t
-from celebface.cli.main import CLIError
 from celebface.cli.options import add_option, config_from, defaults
 from celebface.synth import SynthConfig
 
@@ -51,11 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from celebface.io import check_output_dir, folder_lock
     from celebface.synth import synthesize
 
-    try:
-        config = config_from(SynthConfig, args, min_scale=args.scale[0],
-                             max_scale=args.scale[1])
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
+    config = config_from(SynthConfig, args, min_scale=args.scale[0], max_scale=args.scale[1])
     check_output_dir(args.dst, [args.data, args.background_dir], flag="DST")
     with folder_lock(args.dst, "synth output"):
         summary = synthesize(args.data, args.dst, config)
