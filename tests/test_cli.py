@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -141,3 +142,35 @@ def test_add_option_takes_type_default_and_switches_from_the_dataclass() -> None
         p.parse_args(["--batch-size", "x"])
     with pytest.raises(KeyError, match="nothing"):
         add_option(p, Settings, "nothing")
+
+
+def test_bad_input_is_one_line_and_a_bug_is_not_hidden(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Bad input (a CelebfaceError, or a file error) is one line and exit 2; any other
+    exception is a bug and surfaces with its traceback."""
+    from PIL import Image
+
+    person = tmp_path / "data" / "amy"
+    person.mkdir(parents=True)
+    Image.new("RGB", (32, 32), (120, 90, 60)).save(person / "a.jpg")
+    (tmp_path / "empty").mkdir()
+    cases = [
+        (["synth", str(tmp_path / "data"), str(tmp_path / "s"), "--backgrounds", "tiles"],
+         "unknown background"),
+        (["train", str(tmp_path / "empty"), "--out", str(tmp_path / "m")], "no "),
+        (["calibrate", str(tmp_path / "no_gallery"), str(tmp_path / "data")], "no_gallery"),
+    ]
+    for argv, words in cases:
+        assert main(argv) == 2, argv
+        last = capsys.readouterr().err.strip().splitlines()[-1]  # after any log lines
+        assert words in last and last.startswith(f"celebface {argv[0]}: error: "), last
+
+    import celebface.cli.pack as pack
+
+    def bug(args: argparse.Namespace) -> int:
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(pack, "run", bug)
+    with pytest.raises(ValueError, match="a bug"):
+        main(["pack", str(tmp_path / "data"), str(tmp_path / "p")])
