@@ -87,10 +87,6 @@ class Decision:
     runner_up: str | None
     runner_up_similarity: float | None
 
-    @property
-    def known(self) -> bool:
-        return self.identity != UNKNOWN
-
     def apply(self, face: Face) -> Face:
         """``face`` named by this decision."""
         runner_sim = self.runner_up_similarity
