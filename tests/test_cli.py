@@ -155,11 +155,17 @@ def test_bad_input_is_one_line_and_a_bug_is_not_hidden(
     person.mkdir(parents=True)
     Image.new("RGB", (32, 32), (120, 90, 60)).save(person / "a.jpg")
     (tmp_path / "empty").mkdir()
+    damaged = tmp_path / "pack"  # a packed folder whose files are not what they should be
+    damaged.mkdir()
+    for name in ("all_images.npy", "all_labels.npy", "paths.json", "label_mapping.json",
+                 "splits.csv", "pack.json"):
+        (damaged / name).write_text("garbage")
     cases = [
         (["synth", str(tmp_path / "data"), str(tmp_path / "s"), "--backgrounds", "tiles"],
          "unknown background"),
         (["train", str(tmp_path / "empty"), "--out", str(tmp_path / "m")], "no "),
         (["calibrate", str(tmp_path / "no_gallery"), str(tmp_path / "data")], "no_gallery"),
+        (["train", str(damaged), "--out", str(tmp_path / "m2")], "damaged packed folder"),
     ]
     for argv, words in cases:
         assert main(argv) == 2, argv

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from celebface import validate
-from celebface.errors import InputError
+from celebface.errors import InputError, reading
 from celebface.io import (
     DatasetItem,
     ImageReadError,
@@ -258,14 +258,16 @@ def load_packed(path: str | Path) -> Packed:
                and not (f == PATHS_FILE and has_paths(path))]
     if missing:
         raise FileNotFoundError(f"{path}: not a packed folder (missing {', '.join(missing)})")
-    images = np.load(path / "all_images.npy", mmap_mode="r")
-    labels = np.load(path / "all_labels.npy")
-    mapping = json.loads((path / "label_mapping.json").read_text(encoding="utf-8"))
-    names = [mapping[str(i)] for i in range(len(mapping))]
-    paths = read_paths(path)
-    with open(path / "splits.csv", newline="", **TEXT_ENCODING) as fh:
-        split_col = [row["split"] or None for row in csv.DictReader(fh)]
+    with reading(path, "packed folder"):
+        images = np.load(path / "all_images.npy", mmap_mode="r")
+        labels = np.load(path / "all_labels.npy")
+        mapping = json.loads((path / "label_mapping.json").read_text(encoding="utf-8"))
+        names = [mapping[str(i)] for i in range(len(mapping))]
+        paths = read_paths(path)
+        with open(path / "splits.csv", newline="", **TEXT_ENCODING) as fh:
+            split_col = [row["split"] or None for row in csv.DictReader(fh)]
+        settings = json.loads((path / "pack.json").read_text(encoding="utf-8"))
+    fit = str(settings.get("fit", "stretch"))
     if not (len(images) == len(labels) == len(paths) == len(split_col)):
         raise InputError(f"{path}: images, labels, paths and splits.csv have different lengths")
-    fit = str(json.loads((path / "pack.json").read_text(encoding="utf-8")).get("fit", "stretch"))
     return Packed(images, labels, names, paths, split_col, fit)

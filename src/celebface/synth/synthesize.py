@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from celebface import validate
-from celebface.errors import InputError
+from celebface.errors import InputError, reading
 from celebface.io import (
     ImageReadError,
     atomic_write_bytes,
@@ -217,7 +217,8 @@ def synthesize(
     if prev_path.is_file():
         import json
 
-        previous = json.loads(prev_path.read_text(encoding="utf-8"))
+        with reading(prev_path, "settings file"):
+            previous = json.loads(prev_path.read_text(encoding="utf-8"))
         if previous != settings:
             raise InputError(
                 f"{dst}: made with other settings (see {prev_path}); use a new folder"
