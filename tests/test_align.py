@@ -10,7 +10,7 @@ import pytest
 
 from celebface.cropping.crop import crop_face, crop_matrix, map_face
 from celebface.data import DatasetError, FaceItem, kind_of, open_dataset
-from celebface.recognition.align import face_tag, locate_faces, pick_face
+from celebface.recognition.align import detected_faces, face_tag, locate_faces, pick_face
 from celebface.types import Face
 
 
@@ -71,6 +71,22 @@ def test_locate_faces_rules() -> None:
     assert face_tag(None, "auto") == "rule:auto" and face_tag(known).startswith("face:")
     with pytest.raises(ValueError, match="unknown face rule"):
         locate_faces(images, None, "guess")
+
+
+def test_detected_faces_one_rule_for_every_stage() -> None:
+    """The faces that count score at least the detector's minimum (MTCNN 0.9, HOG 0.0); the
+    face of an image is the largest, ``every`` keeps them all, highest score first."""
+    image = np.zeros((50, 40, 3), np.uint8)
+    weak_big, small, mid = Face((0, 0, 30, 30), 0.5), Face((0, 0, 5, 5), 0.99), \
+        Face((0, 0, 10, 10), 0.95)
+    det = _FakeDetector([[weak_big, small, mid]])
+    det.name = "mtcnn"
+    assert detected_faces([image], det) == [[mid]]
+    assert detected_faces([image], det, every=True) == [[small, mid]]
+    det.name = "hog"
+    assert detected_faces([image], det) == [[weak_big]]
+    assert locate_faces([image], None, "auto", det) == [weak_big]
+    assert detected_faces([image], _FakeDetector([[]])) == [[]]
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,14 @@ import logging
 import math
 import os
 
+from celebface.errors import CelebfaceError, InputError
+
 log = logging.getLogger(__name__)
+
+
+class DeviceError(CelebfaceError, RuntimeError):
+    """A device was asked for that this machine does not have."""
+
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -17,12 +24,12 @@ def resolve_device(name: str = "auto") -> str:
     import torch
 
     if name not in DEVICES and not name.startswith("cuda:"):
-        raise ValueError(f"unknown device {name!r}: choose one of {', '.join(DEVICES)}")
+        raise InputError(f"unknown device {name!r}: choose one of {', '.join(DEVICES)}")
     has_cuda = torch.cuda.is_available()
     if name == "auto":
         return "cuda" if has_cuda else "cpu"
     if name.startswith("cuda") and not has_cuda:
-        raise RuntimeError(f"device {name!r} asked for, but no CUDA GPU is available")
+        raise DeviceError(f"device {name!r} asked for, but no CUDA GPU is available")
     return name
 
 

@@ -2,8 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
 
 class CelebfaceError(Exception):
     """A user-facing error; ``str()`` is one line naming what is wrong (a file, a flag, a
     folder) and why. Subclasses keep their builtin base too, so ``except ValueError`` code
     written against earlier versions still works."""
+
+
+class InputError(CelebfaceError, ValueError):
+    """Bad input that no more specific error names: an unknown name or option, an empty or
+    inconsistent folder, settings that do not fit the data."""
+
+
+@contextlib.contextmanager
+def reading(path: str | Path, what: str = "file") -> Iterator[None]:
+    """Decoding errors of a damaged ``path`` (bad JSON, a truncated array, a missing key)
+    become one :class:`InputError` naming it; a CelebfaceError or an OSError passes through."""
+    try:
+        yield
+    except (CelebfaceError, OSError):
+        raise
+    except (ValueError, KeyError, IndexError, EOFError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise InputError(f"{path}: damaged {what} ({type(exc).__name__}: {reason})") from None

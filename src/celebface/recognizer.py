@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 
 from celebface import validate
+from celebface.errors import InputError
 from celebface.gallery import Gallery, get_matcher
 from celebface.gallery.matching import DEFAULT_MATCH, Matcher, match
 from celebface.gallery.store import FALLBACK_THRESHOLD
-from celebface.streaming.tracker import Decision, TrackerConfig
-from celebface.types import Face
+from celebface.streaming.tracker import TrackerConfig
+from celebface.types import Decision, Face
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ class Recognizer:
         if gallery is not None and not isinstance(gallery, Gallery):
             gallery = Gallery.load(gallery)
         if gallery is None and model is None:
-            raise ValueError("Recognizer needs a gallery or a model")
+            raise InputError("Recognizer needs a gallery or a model")
         self.gallery = gallery
         if isinstance(model, str | Path):
             from celebface.training import load_model
@@ -171,7 +172,7 @@ class Recognizer:
         from celebface.recognition.spec import EmbedderSpec, build_embedder
 
         if self.gallery is None:
-            raise ValueError("no embedder: pass one, or a gallery or model that names theirs")
+            raise InputError("no embedder: pass one, or a gallery or model that names theirs")
         spec = self.gallery.spec
         embedder = build_embedder(spec, self.config.device)
         want = spec.settings
@@ -228,11 +229,6 @@ class Recognizer:
             return []
         emb = self.embed(image, faces)
         return [
-            _apply(f.with_(embedding=e), d)
+            d.apply(f.with_(embedding=e))
             for f, e, d in zip(faces, emb, self.name(emb), strict=True)
         ]
-
-def _apply(face: Face, d: Decision) -> Face:
-    return face.with_(identity=d.identity, similarity=float(d.similarity), runner_up=d.runner_up,
-                      runner_up_similarity=None if d.runner_up_similarity is None
-                      else float(d.runner_up_similarity))

@@ -1,4 +1,6 @@
-"""The one result type that flows from detector to embedder to matcher."""
+"""The result types: :class:`Face` flows from detector to embedder to matcher; a
+:class:`Decision` names one face (voted over a video track), a :class:`Prediction` is a
+trained classifier's answer for one image, a :class:`Verification` compares two faces."""
 
 from __future__ import annotations
 
@@ -72,6 +74,46 @@ class Face:
             value = getattr(self, name)
             if value is not None:
                 out[name] = round(value, 4) if isinstance(value, float) else value
+        return out
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Who one face is: ``identity`` (or ``unknown``) with its similarity, and the next best
+    identity; a video track votes over its faces' decisions."""
+
+    identity: str
+    similarity: float
+    runner_up: str | None
+    runner_up_similarity: float | None
+
+    def apply(self, face: Face) -> Face:
+        """``face`` named by this decision."""
+        runner_sim = self.runner_up_similarity
+        return face.with_(identity=self.identity, similarity=float(self.similarity),
+                          runner_up=self.runner_up,
+                          runner_up_similarity=None if runner_sim is None else float(runner_sim))
+
+
+@dataclass
+class Prediction:
+    """The identity predicted for one image, its probability, the ``top_k`` (name, probability)
+    pairs best first, and for models that also locate the face, its ``box`` (x1, y1, x2, y2 in
+    the image's pixels)."""
+
+    identity: str
+    probability: float
+    top_k: list[tuple[str, float]] = field(default_factory=list)
+    box: tuple[float, float, float, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "identity": self.identity,
+            "probability": round(float(self.probability), 6),
+            "top_k": [[n, round(float(p), 6)] for n, p in self.top_k],
+        }
+        if self.box is not None:
+            out["box"] = [round(float(v), 2) for v in self.box]
         return out
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from celebface.audit import AuditConfig
 from celebface.cli.common import add_device
+from celebface.cli.options import add_option, config_from
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,35 +21,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", metavar="DATA", help="folder of people (one sub-folder each)")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default "
                    "DATA_audit beside DATA)")
-    p.add_argument("--detector", default="mtcnn",
-                   help="mtcnn (default), hog, or none when DATA holds face crops (embedded "
-                        "whole and cached; no face checks)")
-    p.add_argument("--embedder", default="dlib", help="dlib (default) or facenet")
-    p.add_argument("--near-duplicate", type=float, metavar="COS",
-                   help="cosine at or above which two photos are near duplicates (default: "
-                        "the embedder's measured bound)")
-    p.add_argument("--mislabel-margin", type=float, default=0.0,
-                   help="flag photos this much closer to another person's centre (default 0)")
-    p.add_argument("--tiny-face", type=float, default=40.0, metavar="PX",
-                   help="a face with a shorter side below this is tiny (default 40)")
-    p.add_argument("--min-photos", type=int, default=10,
-                   help="people with fewer photos are reported (default 10)")
-    p.add_argument("--cache-dir", help="embedding cache for --detector none (default "
-                   "OUT/embeddings/.cache)")
+    add_option(p, AuditConfig, "detector",
+               help="mtcnn (default), hog, or none when DATA holds face crops (embedded "
+                    "whole and cached; no face checks)")
+    add_option(p, AuditConfig, "embedder", help="dlib (default) or facenet")
+    add_option(p, AuditConfig, "near_duplicate", metavar="COS",
+               help="cosine at or above which two photos are near duplicates (default: "
+                    "the embedder's measured bound)")
+    add_option(p, AuditConfig, "mislabel_margin",
+               help="flag photos this much closer to another person's centre (default "
+                    "%(default)g)")
+    add_option(p, AuditConfig, "tiny_face", metavar="PX",
+               help="a face with a shorter side below this is tiny (default %(default)g)")
+    add_option(p, AuditConfig, "min_photos",
+               help="people with fewer photos are reported (default %(default)s)")
+    add_option(p, AuditConfig, "cache_dir", help="embedding cache for --detector none "
+               "(default OUT/embeddings/.cache)")
     add_device(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from celebface.audit import AuditConfig, audit
+    from celebface.audit import audit
 
     out = Path(args.out) if args.out else Path(str(Path(args.data).resolve()) + "_audit")
-    config = AuditConfig(detector=args.detector, embedder=args.embedder, device=args.device,
-                         near_duplicate=args.near_duplicate,
-                         mislabel_margin=args.mislabel_margin, tiny_face=args.tiny_face,
-                         min_photos=args.min_photos, cache_dir=args.cache_dir)
-    result = audit(args.data, out, config, progress=not args.quiet)
+    result = audit(args.data, out, config_from(AuditConfig, args), progress=not args.quiet)
     counts = ", ".join(f"{k} {v}" for k, v in result.counts.items()) or "nothing found"
     print(f"audit: {result.photos} photos: {counts}; see {out}/report.md")
     return 0

@@ -6,7 +6,9 @@ import argparse
 
 from celebface.cli import common as t
 from celebface.cli.common import add_device
-from celebface.gallery.matching import DEFAULT_GAP_WEIGHT, DEFAULT_MATCH, MATCH_METHODS
+from celebface.cli.options import add_option, config_from
+from celebface.gallery import FaceSetConfig, calibrate
+from celebface.gallery.matching import DEFAULT_GAP_WEIGHT, MATCH_METHODS
 
 EPILOG = """\
 Recommended protocol: hold some people out of enrolment. Enroll the known people from part of
@@ -25,26 +27,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("gallery", help="gallery folder (from 'celebface enroll')")
     p.add_argument("data", help="people to calibrate on: strangers plus enrolled people's other "
                                "photos (folder per person, or a 'celebface embed' output)")
-    p.add_argument("--far", type=t.fraction, default=0.01,
-                   help="wanted false-accept rate on strangers (default 0.01)")
-    p.add_argument("--match", default=DEFAULT_MATCH, choices=MATCH_METHODS,
-                   help=f"match method to calibrate (default {DEFAULT_MATCH})")
-    p.add_argument("--model", metavar="DIR",
-                   help="calibrate a trained classifier's probability threshold instead")
-    p.add_argument("--detector", default="mtcnn", help="mtcnn, hog, or none for face crops")
-    p.add_argument("--split", help="use only this split of DATA/splits.csv (e.g. val)")
-    p.add_argument("--gap-weight", type=t.nonneg_float, default=None,
-                   help="weight of the lead over the runner-up in the decision score "
-                   f"(default {DEFAULT_GAP_WEIGHT:.3g}; 0: the similarity alone; a classifier: 0)")
+    add_option(p, calibrate, "far", type=t.fraction,
+               help="wanted false-accept rate on strangers (default %(default)s)")
+    add_option(p, calibrate, "method", "--match", choices=MATCH_METHODS,
+               help="match method to calibrate (default %(default)s)")
+    add_option(p, calibrate, "model", metavar="DIR",
+               help="calibrate a trained classifier's probability threshold instead")
+    add_option(p, FaceSetConfig, "detector", help="mtcnn, hog, or none for face crops")
+    add_option(p, FaceSetConfig, "split", help="use only this split of DATA/splits.csv (e.g. val)")
+    add_option(p, calibrate, "gap_weight", type=t.nonneg_float,
+               help="weight of the lead over the runner-up in the decision score (default "
+               f"{DEFAULT_GAP_WEIGHT:.3g}; 0: the similarity alone; a classifier: 0)")
     p.add_argument("--dry-run", action="store_true", help="report only, do not store")
     add_device(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from celebface.gallery import FaceSetConfig, calibrate
-
-    config = FaceSetConfig(detector=args.detector, device=args.device, split=args.split)
-    cal = calibrate(args.gallery, args.data, args.far, method=args.match, model=args.model,
+    config = config_from(FaceSetConfig, args)
+    cal = calibrate(args.gallery, args.data, args.far, method=args.method, model=args.model,
                     config=config, save=not args.dry_run, gap_weight=args.gap_weight)
     print(
         f"calibrate ({cal.method}, gap weight {cal.gap_weight:.3g}): threshold "

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from celebface.cli import common as t
 from celebface.cli.common import add_device
+from celebface.cli.options import add_option, config_from
+from celebface.clustering import METHODS, ClusterConfig
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from celebface.clustering import METHODS
-
     p.description = (
         "Find and embed every face in PHOTOS (searched recursively) and group the faces into "
         "people, without being told how many. Writes OUT/clusters.csv, a folder of face crops "
@@ -19,28 +20,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("photos", metavar="PHOTOS", help="folder of photos")
     p.add_argument("--out", required=True, metavar="DIR", help="new output folder")
-    p.add_argument("--threshold", type=float, help="cosine at which two faces are linked "
-                   "(default: the embedder's measured cluster threshold)")
-    p.add_argument("--method", default="agglomerative", choices=METHODS,
-                   help="agglomerative (default, average linkage) or chinese_whispers (dlib; "
-                        "chains people together at the same threshold)")
-    p.add_argument("--min-size", type=int, default=2,
-                   help="faces in smaller groups are singletons (default 2)")
-    p.add_argument("--embedder", default="dlib", help="dlib (default) or facenet")
-    p.add_argument("--tta", default="none", choices=("none", "flip"),
-                   help="average each face with its mirror image")
-    p.add_argument("--detector", default="mtcnn",
-                   help="mtcnn (default), hog, or none when the photos are face crops")
+    add_option(p, ClusterConfig, "threshold", help="cosine at which two faces are linked "
+               "(default: the embedder's measured cluster threshold)")
+    add_option(p, ClusterConfig, "method", choices=METHODS,
+               help="agglomerative (default, average linkage) or chinese_whispers (dlib; "
+                    "chains people together at the same threshold)")
+    add_option(p, ClusterConfig, "min_size",
+               help="faces in smaller groups are singletons (default %(default)s)")
+    add_option(p, ClusterConfig, "embedder", help="dlib (default) or facenet")
+    add_option(p, ClusterConfig, "tta", choices=t.TTA_CHOICES,
+               help="average each face with its mirror image")
+    add_option(p, ClusterConfig, "detector",
+               help="mtcnn (default), hog, or none when the photos are face crops")
     add_device(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from celebface.clustering import ClusterConfig, cluster_photos
+    from celebface.clustering import cluster_photos
 
-    config = ClusterConfig(detector=args.detector, embedder=args.embedder, tta=args.tta,
-                           device=args.device, threshold=args.threshold, method=args.method,
-                           min_size=args.min_size)
-    s = cluster_photos(args.photos, args.out, config, progress=not args.quiet)
+    s = cluster_photos(args.photos, args.out, config_from(ClusterConfig, args),
+                       progress=not args.quiet)
     extra = f"; {s.whole_images} photo(s) without a detected face used whole" \
         if s.whole_images else ""
     if s.unreadable:

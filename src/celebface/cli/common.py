@@ -12,7 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 from celebface import validate
+from celebface.cli.options import add_option
 from celebface.device import DEVICES
+from celebface.engines import ENGINES
+from celebface.recognition.tta import TTA_VIEWS
+
+#: The ``--tta`` choices: ``none`` or ``flip`` (average each face with its mirror image).
+TTA_CHOICES = tuple(TTA_VIEWS)
 
 
 def _arg_type(parse: Callable[[str], Any], check: Callable[[str, Any], Any], name: str
@@ -63,6 +69,14 @@ def positive_int_list(text: str) -> tuple[int, ...]:
     return tuple(positive_int(p) for p in parts)
 
 
+def comma_list(text: str) -> tuple[str, ...]:
+    """An argparse type: comma-separated names (``photo,noise``), spaces trimmed."""
+    parts = tuple(p.strip() for p in text.split(",") if p.strip())
+    if not parts:
+        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated names")
+    return parts
+
+
 def add_device(p: argparse.ArgumentParser, threads: bool = True) -> None:
     """``--device`` and (unless the command has its own) ``--threads``."""
     p.add_argument("--device", default="auto", choices=DEVICES,
@@ -72,3 +86,13 @@ def add_device(p: argparse.ArgumentParser, threads: bool = True) -> None:
                        help="torch CPU threads (default: the CPU cores free now, 1 on a busy "
                             "machine)")
         p.set_defaults(_torch_threads=True)  # main() sets torch's threads before running
+
+
+def add_engine(p: argparse.ArgumentParser, config: type) -> None:
+    """``--engine`` and ``--address`` of a stage that can run on a Ray cluster."""
+    add_option(p, config, "engine", choices=ENGINES,
+               help="local (default) or ray: run on a Ray cluster (pip install "
+                    "'celebface[ray]'); outputs are the same")
+    add_option(p, config, "address",
+               help="Ray cluster to join (e.g. HEAD:6379; default: RAY_ADDRESS or a new local "
+                    "instance)")

@@ -7,6 +7,10 @@ import argparse
 from celebface.cli import common as t
 from celebface.cli.common import add_device
 from celebface.cli.main import CLIError
+from celebface.cli.options import add_option, config_from
+from celebface.gallery import EnrollConfig
+from celebface.gallery.index import KINDS as INDEX_KINDS
+from celebface.recognition.spec import DEFAULT_TTA
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,24 +26,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--add", action="store_true", help="add DATA's people/photos to the gallery")
     p.add_argument("--remove", action="append", default=[], metavar="NAME",
                    help="remove a person (repeatable)")
-    p.add_argument("--embedder", default="dlib",
-                   help="dlib (default), facenet, dlib+facenet or a trained model folder")
-    p.add_argument("--tta", default="none", choices=("none", "flip"),
+    add_option(p, EnrollConfig, "embedder",
+               help="dlib (default), facenet, dlib+facenet or a trained model folder")
+    p.add_argument("--tta", default=DEFAULT_TTA, choices=t.TTA_CHOICES,
                    help="average each face with its mirror image (slower)")
-    p.add_argument("--detector", default="mtcnn",
-                   help="mtcnn (default), hog, or none when DATA holds face crops")
-    p.add_argument("--split", help="use only this split of DATA/splits.csv (e.g. train)")
-    p.add_argument("--max-side", type=t.int_range(16), default=1024,
-                   help="shrink photos to this longer side before detection (default 1024)")
-    p.add_argument("--index", choices=("auto", "flat", "hnsw", "ivf"), default=None,
-                   help="vector index for matching: flat (exact), hnsw or ivf (approximate, "
+    add_option(p, EnrollConfig, "detector",
+               help="mtcnn (default), hog, or none when DATA holds face crops")
+    add_option(p, EnrollConfig, "split",
+               help="use only this split of DATA/splits.csv (e.g. train)")
+    add_option(p, EnrollConfig, "max_side", type=t.int_range(16),
+               help="shrink photos to this longer side before detection (default %(default)s)")
+    add_option(p, EnrollConfig, "index", choices=INDEX_KINDS,
+               help="vector index for matching: flat (exact), hnsw or ivf (approximate, "
                         "for large galleries); auto (default for a new gallery): flat up to "
                         "50,000 vectors, ivf past that")
     add_device(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from celebface.gallery import EnrollConfig, enroll
+    from celebface.gallery import enroll
 
     if args.data is None and not args.remove and args.index is None:
         raise CLIError("give DATA to enroll, --remove NAME or --index KIND")
@@ -47,10 +52,8 @@ def run(args: argparse.Namespace) -> int:
         from celebface.io import check_output_dir
 
         check_output_dir(args.out, [args.data], flag="--out")
-    options = {"tta": args.tta} if args.tta != "none" else {}
-    config = EnrollConfig(embedder=args.embedder, detector=args.detector, device=args.device,
-                          max_side=args.max_side, split=args.split, embedder_options=options,
-                          index=args.index)
+    options = {"tta": args.tta} if args.tta != DEFAULT_TTA else {}
+    config = config_from(EnrollConfig, args, embedder_options=options)
     try:
         s = enroll(args.data, args.out, add=args.add, remove=args.remove, config=config)
     except KeyError as exc:

@@ -6,6 +6,8 @@ import argparse
 
 from celebface.cli import common as t
 from celebface.cli.common import add_device
+from celebface.cli.options import add_option, values_from
+from celebface.evaluation import evaluate_model
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -18,22 +20,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model_dir", metavar="MODEL_DIR", help="folder written by celebface train")
     p.add_argument("data", metavar="DATA", help="labelled data folder")
     p.add_argument("--out", required=True, metavar="REPORT_DIR", help="folder for the report")
-    p.add_argument("--split", help="only these rows of DATA's splits.csv (e.g. val, test)")
-    p.add_argument("--batch-size", type=t.positive_int, default=64, help="images per batch (64)")
-    p.add_argument("--max-errors", type=t.nonneg_int,
-                   default=24, help="mistakes shown in errors.png")
+    add_option(p, evaluate_model, "split",
+               help="only these rows of DATA's splits.csv (e.g. val, test)")
+    add_option(p, evaluate_model, "batch_size", type=t.positive_int,
+               help="images per batch (%(default)s)")
+    add_option(p, evaluate_model, "max_errors", type=t.nonneg_int,
+               help="mistakes shown in errors.png")
     add_device(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from celebface.evaluation import evaluate_model, format_summary
+    from celebface.evaluation import format_summary
     from celebface.io import check_output_dir, folder_lock
 
     check_output_dir(args.out, [args.data, args.model_dir], flag="--out")
     with folder_lock(args.out, "report folder"):
-        metrics = evaluate_model(args.model_dir, args.data, args.out, split=args.split,
-                                 device=args.device, batch_size=args.batch_size,
-                                 max_errors=args.max_errors)
+        metrics = evaluate_model(**values_from(evaluate_model, args))
     print(format_summary(metrics))
     print(f"report: {args.out}")
     return 0

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"celebface {args.command}: stopped by {name}: what was written so far is kept",
               file=sys.stderr)
         return 128 + exc.signum
-    except (CelebfaceError, OSError, ValueError, RuntimeError) as exc:
+    except (CelebfaceError, OSError) as exc:  # bad input, or a file that cannot be read/written
         if args.verbose:
             raise
         print(f"celebface {args.command}: error: {describe_error(exc)}", file=sys.stderr)

@@ -9,7 +9,11 @@ import sys
 from celebface.cli import common as t
 from celebface.cli.common import add_device
 from celebface.cli.main import CLIError
-from celebface.gallery.matching import DEFAULT_MATCH, MATCH_METHODS
+from celebface.cli.options import add_option, config_from, defaults
+from celebface.gallery.matching import MATCH_METHODS
+from celebface.recognizer import Recognizer, RecognizerConfig
+from celebface.streaming.sources import StreamConfig
+from celebface.streaming.tracker import TrackerConfig
 
 log = logging.getLogger(__name__)
 
@@ -32,44 +36,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--show", action="store_true",
                    help="live window (only when a display exists; this headless OpenCV build "
                         "has none: it says so and continues)")
-    p.add_argument("--threshold", type=t.probability,
-                   help="unknown threshold on the similarity, 0 to 1 (default: the gallery's "
-                   "calibrated one, on similarity plus a share of the lead over the runner-up)")
-    p.add_argument("--match", default=DEFAULT_MATCH, choices=MATCH_METHODS,
-                   help="centroid = cosine to average embeddings (reference, robust with few "
-                        "photos per person); knn = nearest enrolled face; topk = mean of the 5 "
-                        "nearest (best with many photos per person, once calibrated) "
-                        f"(default {DEFAULT_MATCH})")
-    p.add_argument("--detector", default="mtcnn", help="mtcnn (default) or hog")
-    p.add_argument("--detect-size", type=t.pixels, default=320, metavar="PX",
-                   help="video frames are shrunk to this longer side for detection (default 320)")
-    p.add_argument("--image-detect-size", type=t.pixels, default=1024, metavar="PX",
-                   help="the same for still images (default 1024)")
-    p.add_argument("--min-face", type=t.nonneg_float, default=0.0, metavar="PX",
-                   help="ignore faces smaller than this (pixels)")
-    p.add_argument("--no-track", action="store_true",
-                   help="video: embed every face of every frame (slower, no voting)")
-    p.add_argument("--reembed-every", type=t.positive_int, default=10, metavar="K",
-                   help="video: re-embed a tracked face at least every K frames (default 10)")
-    p.add_argument("--max-frames", type=t.positive_int, metavar="N",
-                   help="stop each video after N frames")
-    p.add_argument("--reconnects", type=t.nonneg_int, default=3,
-                   help="camera/stream: reopen attempts when it drops (default 3)")
-    p.add_argument("--timeout", type=t.positive_float, default=10.0, metavar="S",
-                   help="stream open/read timeout in seconds (default 10)")
+    add_option(p, RecognizerConfig, "threshold", type=t.probability,
+               help="unknown threshold on the similarity, 0 to 1 (default: the gallery's "
+               "calibrated one, on similarity plus a share of the lead over the runner-up)")
+    add_option(p, RecognizerConfig, "match", choices=MATCH_METHODS,
+               help="centroid = cosine to average embeddings (reference, robust with few "
+                    "photos per person); knn = nearest enrolled face; topk = mean of the 5 "
+                    "nearest (best with many photos per person, once calibrated) "
+                    "(default %(default)s)")
+    add_option(p, Recognizer, "detector", help="mtcnn (default) or hog")
+    add_option(p, RecognizerConfig, "video_detect_side", "--detect-size", type=t.pixels,
+               metavar="PX", help="video frames are shrunk to this longer side for detection "
+               "(default %(default)s)")
+    add_option(p, RecognizerConfig, "detect_side", "--image-detect-size", type=t.pixels,
+               metavar="PX", help="the same for still images (default %(default)s)")
+    add_option(p, RecognizerConfig, "min_face", type=t.nonneg_float, metavar="PX",
+               help="ignore faces smaller than this (pixels)")
+    add_option(p, RecognizerConfig, "track", "--no-track",
+               help="video: embed every face of every frame (slower, no voting)")
+    add_option(p, TrackerConfig, "reembed_every", type=t.positive_int, metavar="K",
+               help="video: re-embed a tracked face at least every K frames (default "
+                    "%(default)s)")
+    add_option(p, StreamConfig, "max_frames", type=t.positive_int, metavar="N",
+               help="stop each video after N frames")
+    add_option(p, StreamConfig, "reconnects", type=t.nonneg_int,
+               help="camera/stream: reopen attempts when it drops (default %(default)s)")
+    p.add_argument("--timeout", type=t.positive_float, metavar="S",
+                   default=defaults(StreamConfig)["open_timeout_s"],
+                   help="stream open/read timeout in seconds (default %(default)g)")
     add_device(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from celebface.streaming import (
-        Recognizer,
-        RecognizerConfig,
-        Source,
-        StreamConfig,
-        TrackerConfig,
-        classify,
-        run_inputs,
-    )
+    from celebface.streaming import Recognizer as VideoRecognizer
+    from celebface.streaming import Source, classify, run_inputs
 
     if not args.inputs and not args.camera:
         raise CLIError("give at least one INPUT or --camera N")
@@ -90,16 +90,11 @@ def run(args: argparse.Namespace) -> int:
     sources += [Source("camera", str(n)) for n in args.camera]
     if not sources:
         raise CLIError("; ".join(missing) or "nothing to read")
-    config = RecognizerConfig(
-        match=args.match, threshold=args.threshold, device=args.device,
-        detect_side=args.image_detect_size, video_detect_side=args.detect_size,
-        min_face=args.min_face, track=not args.no_track,
-        tracker=TrackerConfig(reembed_every=args.reembed_every),
-    )
-    recognizer = Recognizer(args.gallery, detector=args.detector, config=config,
-                            model=args.model)
-    stream = StreamConfig(reconnects=args.reconnects, open_timeout_s=args.timeout,
-                          read_timeout_s=args.timeout, max_frames=args.max_frames)
+    config = config_from(RecognizerConfig, args, tracker=config_from(TrackerConfig, args))
+    recognizer = VideoRecognizer(args.gallery, detector=args.detector, config=config,
+                                 model=args.model)
+    stream = config_from(StreamConfig, args, open_timeout_s=args.timeout,
+                         read_timeout_s=args.timeout)
     s = run_inputs(recognizer, sources, jsonl=args.jsonl, out=args.out, show=args.show,
                    stream=stream)
     errors = len(s.errors) + len(missing)

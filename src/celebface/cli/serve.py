@@ -9,7 +9,8 @@ import os
 
 from celebface.cli.common import add_device
 from celebface.cli.main import CLIError
-from celebface.gallery.matching import DEFAULT_MATCH, MATCH_METHODS
+from celebface.cli.options import add_option, config_from
+from celebface.gallery.matching import MATCH_METHODS
 from celebface.serve.config import API_KEY_ENV, ServeConfig, default_workers
 
 log = logging.getLogger(__name__)
@@ -23,27 +24,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "call must send it. The gallery is created by the first enrolment if missing."
     )
     p.add_argument("gallery", metavar="GALLERY", help="gallery folder (celebface enroll)")
-    p.add_argument("--model", metavar="DIR",
-                   help="name faces with a trained classifier instead (gallery edits refused)")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--api-key", metavar="KEY",
-                   help=f"require this key on /v1 (default: ${API_KEY_ENV}, else none)")
-    p.add_argument("--max-body-mb", type=float, default=10.0, metavar="MB",
-                   help="larger request bodies get 413 (default 10)")
-    p.add_argument("--max-side", type=int, default=1600, metavar="PX",
-                   help="photos are decoded shrunk to this longer side (default 1600)")
-    p.add_argument("--workers", type=int, default=0, metavar="N",
-                   help=f"inference threads (default: the cores, {default_workers()} here)")
-    p.add_argument("--threads", type=int, default=0, metavar="N",
-                   help="torch threads (default: cores // workers)")
+    add_option(p, ServeConfig, "model", metavar="DIR",
+               help="name faces with a trained classifier instead (gallery edits refused)")
+    add_option(p, ServeConfig, "host", help="address to bind (default %(default)s)")
+    add_option(p, ServeConfig, "port", help="port (default %(default)s)")
+    add_option(p, ServeConfig, "api_key", metavar="KEY",
+               help=f"require this key on /v1 (default: ${API_KEY_ENV}, else none)")
+    add_option(p, ServeConfig, "max_body_mb", metavar="MB",
+               help="larger request bodies get 413 (default %(default)g)")
+    add_option(p, ServeConfig, "max_side", metavar="PX",
+               help="photos are decoded shrunk to this longer side (default %(default)s)")
+    add_option(p, ServeConfig, "workers", metavar="N",
+               help=f"inference threads (default: the cores, {default_workers()} here)")
+    add_option(p, ServeConfig, "torch_threads", "--threads", metavar="N",
+               help="torch threads (default: cores // workers)")
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="let pages from ORIGIN call the API (repeatable; default: none)")
-    p.add_argument("--match", default=DEFAULT_MATCH, choices=MATCH_METHODS,
-                   help=f"match method (default {DEFAULT_MATCH})")
-    p.add_argument("--threshold", type=float,
-                   help="unknown threshold (default: the gallery's calibrated one)")
-    p.add_argument("--detector", default="mtcnn", help="mtcnn (default) or hog")
+    add_option(p, ServeConfig, "match", choices=MATCH_METHODS,
+               help="match method (default %(default)s)")
+    add_option(p, ServeConfig, "threshold",
+               help="unknown threshold (default: the gallery's calibrated one)")
+    add_option(p, ServeConfig, "detector", help="mtcnn (default) or hog")
     add_device(p, threads=False)
 
 
@@ -65,13 +66,10 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"serve needs fastapi, uvicorn and python-multipart ({exc}); "
                        "pip install -r requirements.txt") from None
     workers = args.workers or default_workers()
-    config = ServeConfig(
-        gallery=args.gallery, model=args.model, host=args.host, port=args.port,
-        api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
-        max_body_mb=args.max_body_mb, max_side=args.max_side, workers=workers,
-        torch_threads=args.threads or max(1, default_workers() // workers),
-        detector=args.detector, device=args.device, match=args.match,
-        threshold=args.threshold, cors_origins=tuple(args.cors_origin),
+    config = config_from(
+        ServeConfig, args, api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
+        workers=workers, torch_threads=args.torch_threads or max(1, default_workers() // workers),
+        cors_origins=tuple(args.cors_origin),
     )
     if not _is_loopback(config.host) and not config.api_key:
         log.warning("listening on %s without an API key: anyone who can reach it can read and "

@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from celebface.cli import common as t
 from celebface.cli.common import add_device
+from celebface.cli.options import add_option, defaults
+from celebface.detection import get_detector
+from celebface.recognition.spec import EmbedderSpec
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,11 +26,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="use this gallery's embedder and calibrated threshold")
     p.add_argument("--all", action="store_true", help="compare every face of A with every "
                    "face of B")
-    p.add_argument("--embedder", default="dlib", help="dlib (default) or facenet")
-    p.add_argument("--tta", default="none", choices=("none", "flip"),
-                   help="average each face with its mirror image")
-    p.add_argument("--detector", default="mtcnn", help="mtcnn (default), hog, or none when "
-                   "both photos are face crops")
+    p.add_argument("--embedder", default=defaults(EmbedderSpec)["name"],
+                   help="dlib (default) or facenet")
+    add_option(p, EmbedderSpec, "tta", choices=t.TTA_CHOICES,
+               help="average each face with its mirror image")
+    p.add_argument("--detector", default=defaults(get_detector)["name"],
+                   help="mtcnn (default), hog, or none when both photos are face crops")
     p.add_argument("--threshold", type=float,
                    help="same-person cosine threshold (default: the gallery's calibrated one "
                         "with --gallery, else the embedder's measured one)")

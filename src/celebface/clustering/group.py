@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from celebface.errors import InputError
 from celebface.recognition.base import l2_normalize
 
 METHODS = ("chinese_whispers", "agglomerative")
@@ -41,7 +42,7 @@ def cluster_vectors(
     which two groups' average similarity stops them merging (``agglomerative``).
     """
     if method not in METHODS:
-        raise ValueError(f"unknown clustering method {method!r}: choose {', '.join(METHODS)}")
+        raise InputError(f"unknown clustering method {method!r}: choose {', '.join(METHODS)}")
     vectors = l2_normalize(np.asarray(vectors, np.float32).reshape(len(vectors), -1))
     if len(vectors) == 0:
         return np.zeros(0, np.int64)

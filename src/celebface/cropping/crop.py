@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from celebface.errors import InputError
 from celebface.types import Face
 
 #: ArcFace's 5-point template for a 112 x 112 crop (left eye, right eye, nose, mouth l/r).
@@ -60,7 +61,7 @@ def crop_matrix(
     Scale-equivariant: the same face in source or decoded pixels gives the same crop."""
     if align:
         if face.landmarks is None:
-            raise ValueError("align=True needs a face with 5 landmarks")
+            raise InputError("align=True needs a face with 5 landmarks")
         return similarity_transform(face.landmarks, aligned_template(size, margin))
     x1, y1, x2, _ = square_box(face, margin)
     s = size / (x2 - x1)

@@ -17,6 +17,7 @@ import numpy as np
 from celebface import validate
 from celebface.cropping import records as rec
 from celebface.cropping.crop import crop_face
+from celebface.errors import InputError
 from celebface.io import (
     DatasetItem,
     ImageReadError,
@@ -130,7 +131,7 @@ def select_faces(
     """Faces passing ``min_score`` and ``min_size`` (shorter side); ``largest`` keeps only the
     largest of them, ``all`` keeps them all, highest score first."""
     if policy not in POLICIES:
-        raise ValueError(f"unknown face policy {policy!r}: choose one of {', '.join(POLICIES)}")
+        raise InputError(f"unknown face policy {policy!r}: choose one of {', '.join(POLICIES)}")
     kept = [f for f in faces if f.score >= min_score and min(f.width, f.height) >= min_size]
     if policy == "largest":
         return [max(kept, key=lambda f: f.area)] if kept else []
@@ -179,7 +180,7 @@ def _check_settings(dst: Path, settings: dict, overwrite: bool) -> None:
         old = json.loads(path.read_text(encoding="utf-8")).get("settings")
         if old is not None and old != json.loads(json.dumps(settings)):
             changed = sorted(k for k in settings if old.get(k) != settings[k])
-            raise ValueError(
+            raise InputError(
                 f"{dst}: was cropped with other settings ({', '.join(changed)}); "
                 "pass --overwrite to redo it, or choose another DST"
             )
@@ -242,7 +243,7 @@ def crop_dataset(
     config = config or CropConfig()
     src, dst = Path(src), Path(dst)
     if config.faces not in POLICIES:
-        raise ValueError(f"unknown face policy {config.faces!r}: choose one of {POLICIES}")
+        raise InputError(f"unknown face policy {config.faces!r}: choose one of {POLICIES}")
     items = list_dataset(src)  # clear error when src is missing
     check_output_dir(dst, [src], flag="DST")
     with folder_lock(dst, "crop output"):  # one run at a time per DST (the next resumes)
@@ -290,7 +291,7 @@ def _crop(
         elif config.engine == "local":
             _crop_local(todo, config, detector, writer, bar)
         else:
-            raise ValueError(f"unknown engine {config.engine!r}: choose local or ray")
+            raise InputError(f"unknown engine {config.engine!r}: choose local or ray")
         summary.processed = len(todo)
     finally:
         summary.seconds = time.perf_counter() - start

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from celebface.detection.base import Detector
+from celebface.errors import InputError
 
 DETECTORS = ("mtcnn", "hog")
 
@@ -27,7 +28,7 @@ def get_detector(name: str = "mtcnn", device: str = "auto", **options: Any) -> D
         from celebface.detection.hog import HOGDetector
 
         return HOGDetector(device=device, **options)
-    raise ValueError(f"unknown detector {name!r}: choose one of {', '.join(DETECTORS)}")
+    raise InputError(f"unknown detector {name!r}: choose one of {', '.join(DETECTORS)}")
 
 
 __all__ = ["DEFAULT_MIN_SCORE", "DETECTORS", "Detector", "get_detector"]

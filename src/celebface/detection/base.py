@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface.errors import InputError
 from celebface.types import Face
 
 
@@ -53,7 +54,7 @@ class PaddingConfig:
         from celebface.detection.prepare import PAD_MODES
 
         if self.pad_mode not in PAD_MODES:
-            raise ValueError(f"unknown pad mode {self.pad_mode!r}: choose one of "
+            raise InputError(f"unknown pad mode {self.pad_mode!r}: choose one of "
                              f"{', '.join(PAD_MODES)}")
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from celebface.errors import InputError
+from celebface.io.images import ImageInputError
 from celebface.types import Face
 
 PAD_MODES = ("constant", "replicate", "reflect")
@@ -38,7 +40,8 @@ def prepare(
     import cv2
 
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an H x W x 3 uint8 RGB image, got {image.shape} {image.dtype}")
+        raise ImageInputError(f"expected an H x W x 3 uint8 RGB image, got {image.shape} "
+                              f"{image.dtype}")
     h, w = image.shape[:2]
     scale = 1.0
     if max_side and max(h, w) > max_side:
@@ -49,7 +52,7 @@ def prepare(
     border = round(pad * max(image.shape[:2])) if pad > 0 else 0
     if border:
         if pad_mode not in PAD_MODES:
-            raise ValueError(f"unknown pad mode {pad_mode!r}: choose one of {PAD_MODES}")
+            raise InputError(f"unknown pad mode {pad_mode!r}: choose one of {PAD_MODES}")
         kind = {
             "constant": cv2.BORDER_CONSTANT,
             "replicate": cv2.BORDER_REPLICATE,

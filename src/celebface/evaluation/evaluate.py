@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface.errors import InputError
 from celebface.evaluation.plots import display_name, plot_confusion, plot_errors, plot_history
 from celebface.io import (
     ImageReadError,
@@ -77,10 +78,10 @@ def _filter_split(samples: list[Sample], splits: dict[tuple[str, str], str] | No
     if split is None:
         return samples
     if splits is None:
-        raise ValueError(f"{what}: --split {split} asked for, but there is no splits.csv")
+        raise InputError(f"{what}: --split {split} asked for, but there is no splits.csv")
     out = [s for s in samples if splits.get((s.identity, Path(s.path).name)) == split]
     if not out:
-        raise ValueError(f"{what}: no rows in split {split!r}")
+        raise InputError(f"{what}: no rows in split {split!r}")
     return out
 
 
@@ -91,7 +92,7 @@ def _indexed_samples(root: Path, data: Any, split: str | None) -> list[Sample]:
     if split is not None:
         samples = [s for s in samples if data.splits[s.index] == split]
         if not samples:
-            raise ValueError(f"{root}: no rows in split {split!r}")
+            raise InputError(f"{root}: no rows in split {split!r}")
     return samples
 
 
@@ -113,12 +114,12 @@ def load_eval_set(data: str | Path, split: str | None = None, *, boxes: bool = F
             ds = load_box_dataset(root)
             items = [it for it in ds.items if split is None or it.split == split]
             if not items:
-                raise ValueError(f"{root}: no rows in split {split!r}")
+                raise InputError(f"{root}: no rows in split {split!r}")
             return EvalSet(root, "box", [Sample(str(it.path), it.identity, None, it)
                                          for it in items])
     if kind == "embeddings":
         if not use_embeddings:
-            raise ValueError(f"{root}: holds embeddings; this model needs face images")
+            raise InputError(f"{root}: holds embeddings; this model needs face images")
         from celebface.training.data import load_embedding_data
 
         emb = load_embedding_data(root, seed=seed, val_fraction=val_fraction)
@@ -164,10 +165,10 @@ def predict_set(
 
     if data.embeddings is not None:
         if not hasattr(model, "predict_embeddings"):
-            raise ValueError(f"{data.root}: holds embeddings, but a {model.kind} model works "
+            raise InputError(f"{data.root}: holds embeddings, but a {model.kind} model works "
                              "on images")
         if not _same_embedder(model.meta.get("embedder", {}), data.embedder):
-            raise ValueError(f"{data.root}: embeddings made with {data.embedder.get('model')} "
+            raise InputError(f"{data.root}: embeddings made with {data.embedder.get('model')} "
                              f"(tta {data.embedder.get('tta')}), but the model expects "
                              f"{model.meta.get('embedder')}")
         idx = np.array([s.index for s in samples], dtype=np.int64)
@@ -280,7 +281,7 @@ def evaluate_model(
                     ", ".join(sorted(unknown)))
     samples = [s for s in evalset.samples if s.identity in index]
     if not samples:
-        raise ValueError(f"{data}: none of its identities is known to the model in {model_dir}")
+        raise InputError(f"{data}: none of its identities is known to the model in {model_dir}")
     probs, kept, errors, preds = predict_set(model, evalset, samples, batch_size, progress,
                                              full_predictions=hook is not None)
     y_true = np.array([index[s.identity] for s in kept], dtype=np.int64)

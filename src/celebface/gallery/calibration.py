@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface.errors import InputError
 from celebface.gallery.matching import DEFAULT_GAP_WEIGHT, Matcher, best_scores
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,9 @@ def threshold_for_far(stranger_scores: np.ndarray, far: float) -> float:
     """
     s = np.sort(np.asarray(stranger_scores, np.float64).reshape(-1))[::-1]
     if not len(s):
-        raise ValueError("no stranger faces to calibrate on")
+        raise InputError("no stranger faces to calibrate on")
     if not 0.0 <= far < 1.0:
-        raise ValueError(f"false-accept rate must be in [0, 1), got {far}")
+        raise InputError(f"false-accept rate must be in [0, 1), got {far}")
     allowed = math.floor(far * len(s) + 1e-9)
     if allowed >= len(s):
         return float(s[-1])
@@ -117,7 +118,7 @@ def calibrate_scores(
     scores = matcher.scores(embeddings)
     strangers = truth < 0
     if not strangers.any():
-        raise ValueError(
+        raise InputError(
             "calibration needs faces of people who are NOT in the gallery (none of the "
             "identities in the data is a stranger): hold some identities out of enrolment"
         )

@@ -283,7 +283,7 @@ def calibrate(
         log.info("%d calibration photos are enrolled (or copies of enrolled ones); not used",
                  len(keep) - sum(keep))
     if not any(keep):
-        raise ValueError("every calibration photo is enrolled in the gallery: use other photos")
+        raise GalleryError("every calibration photo is enrolled in the gallery: use other photos")
     emb = faces.embeddings[[i for i, k_ in enumerate(keep) if k_]]
     ids = [i for i, k_ in zip(faces.identities, keep, strict=True) if k_]
     result = calibrate_scores(matcher, emb, ids, far, gap_weight)

@@ -20,6 +20,7 @@ import numpy as np
 
 from celebface import validate
 from celebface.data import FaceItem, open_dataset
+from celebface.errors import InputError
 from celebface.io import ImageReadError, read_image, read_splits
 from celebface.recognition.align import pick_face
 
@@ -108,7 +109,7 @@ def load_embedded(path: str | Path, split: str | None = None) -> tuple[FaceSet, 
                                                                    strict=True)]
         keep = [s == split for s in splits]
         if not any(keep):
-            raise ValueError(f"{path}: no embeddings in split {split!r}")
+            raise InputError(f"{path}: no embeddings in split {split!r}")
         vectors = vectors[np.asarray(keep, bool)]
         identities = [i for i, k in zip(identities, keep, strict=True) if k]
         sources = [s for s, k in zip(sources, keep, strict=True) if k]

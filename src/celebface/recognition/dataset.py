@@ -17,6 +17,7 @@ import numpy as np
 
 from celebface import validate
 from celebface.data import FaceDataset, FaceItem, open_dataset
+from celebface.errors import InputError
 from celebface.io import (
     ImageReadError,
     atomic_write,
@@ -353,7 +354,7 @@ def _run(
             from celebface.engines.ray_engine import embed_on_ray
 
             if config.engine != "ray":
-                raise ValueError(f"unknown engine {config.engine!r}: choose local or ray")
+                raise InputError(f"unknown engine {config.engine!r}: choose local or ray")
             for chunk, result in zip(chunks, embed_on_ray(embedder, config, tasks), strict=True):
                 absorb(chunk, result)
         elif use_pool:
@@ -419,5 +420,5 @@ def load_embeddings(path: str | Path) -> Embeddings:
         splits = [s or None for s in
                   (path / "splits.txt").read_text(encoding="utf-8").splitlines()]
     if not (len(emb) == len(labels) == len(paths)):
-        raise ValueError(f"{path}: embeddings, labels and paths have different lengths")
+        raise InputError(f"{path}: embeddings, labels and paths have different lengths")
     return Embeddings(emb, labels, paths, names, meta, splits)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface.errors import InputError
 from celebface.models.store import dlib_model_path
 from celebface.recognition.base import Embedder, l2_normalize
 from celebface.types import Face
@@ -51,10 +52,10 @@ class DlibConfig:
 
     def __post_init__(self) -> None:
         if self.aligner not in ALIGNERS:
-            raise ValueError(f"unknown dlib aligner {self.aligner!r}: choose "
+            raise InputError(f"unknown dlib aligner {self.aligner!r}: choose "
                              f"{' or '.join(ALIGNERS)}")
         if self.backend not in BACKENDS:
-            raise ValueError(f"unknown dlib backend {self.backend!r}: choose "
+            raise InputError(f"unknown dlib backend {self.backend!r}: choose "
                              f"{' or '.join(BACKENDS)}")
 
 
@@ -117,7 +118,7 @@ class DlibEmbedder(Embedder):
         :mod:`celebface.training.face_resnet`); the alignment stays dlib's."""
         self.config = config or DlibConfig(**options)
         if self.config.chip_size != 150:
-            raise ValueError("dlib's ResNet needs 150x150 chips (chip_size=150)")
+            raise InputError("dlib's ResNet needs 150x150 chips (chip_size=150)")
         self.device = device
         self.backend = self.config.backend
         if self.backend == "torch" and self.config.num_jitters > 1:

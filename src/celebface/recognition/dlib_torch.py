@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from celebface.errors import InputError
+
 #: dlib's input_rgb_image mean (R, G, B); pixels become (value - mean) / 256.
 RGB_MEAN = (122.782, 117.001, 104.298)
 #: (channels, residual units, first unit downsamples) per level, input side first.
@@ -63,7 +65,7 @@ def read_dlib_weights(path: str | Path) -> list[np.ndarray]:
         header = b"\x01\x02" + b"".join(_encode_int(d) for d in dims)
         found = blob.find(header, pos)
         if found < 0:
-            raise ValueError(f"{path}: not dlib's face ResNet (no tensor of shape {dims})")
+            raise InputError(f"{path}: not dlib's face ResNet (no tensor of shape {dims})")
         start = found + len(header)
         out.append(np.frombuffer(blob, "<f4", n, start).astype(np.float32))
         pos = start + 4 * n
@@ -168,7 +170,7 @@ def freeze_levels(net: Any, levels: int) -> None:
     """Stop gradients into the stem and the first ``levels`` levels (0 = train everything,
     5 = only the 128-d layer)."""
     if not 0 <= levels <= len(LEVEL_UNITS):
-        raise ValueError(f"freeze levels {levels} outside 0..{len(LEVEL_UNITS)}")
+        raise InputError(f"freeze levels {levels} outside 0..{len(LEVEL_UNITS)}")
     frozen = [net.conv, net.aff, *net.units[: sum(LEVEL_UNITS[:levels])]] if levels else []
     for module in frozen:
         for p in module.parameters():

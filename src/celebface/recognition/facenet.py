@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface.errors import InputError
 from celebface.models.store import MissingWeightsError, find_weights, torch_hub_checkpoints
 from celebface.recognition.base import Embedder, l2_normalize
 from celebface.types import Face
@@ -63,7 +64,7 @@ class FacenetConfig:
 
     def __post_init__(self) -> None:
         if not -0.4 < self.box_margin < 2:
-            raise ValueError(f"box_margin {self.box_margin} out of range (-0.4, 2)")
+            raise InputError(f"box_margin {self.box_margin} out of range (-0.4, 2)")
 
 
 def crop_resize(image: np.ndarray, face: Face | None, size: int = INPUT_SIZE,

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface.errors import InputError
 from celebface.recognition.base import Embedder, l2_normalize
 from celebface.recognition.tta import embed_views
 from celebface.types import Face
@@ -39,14 +40,14 @@ class FusedEmbedder(Embedder):
     def __init__(self, parts: Sequence[Embedder], weights: Sequence[float] | None = None
                  ) -> None:
         if len(parts) < 2:
-            raise ValueError("fusion needs at least two embedders")
+            raise InputError("fusion needs at least two embedders")
         self.parts = list(parts)
         self.name = "+".join(p.name for p in self.parts)
         self.dim = sum(p.dim for p in self.parts)
         weights = weights if weights is not None else DEFAULT_WEIGHTS.get(
             self.name, (1.0,) * len(self.parts))
         if len(weights) != len(self.parts) or min(weights) < 0 or sum(weights) <= 0:
-            raise ValueError(f"fusion weights {list(weights)}: need {len(self.parts)} "
+            raise InputError(f"fusion weights {list(weights)}: need {len(self.parts)} "
                              "non-negative numbers, not all 0")
         total = float(sum(weights))
         self.weights = tuple(round(float(w) / total, 6) for w in weights)

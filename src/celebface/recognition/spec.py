@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from celebface.errors import InputError
+
 #: The one TTA default of every stage (embed, enroll, train, calibrate, recognize).
 DEFAULT_TTA = "none"
 
@@ -37,7 +39,7 @@ def builder_for(kind: str) -> Callable[..., Any]:
 
         importlib.import_module(_PROVIDERS[kind])
     if kind not in _BUILDERS:
-        raise ValueError(f"no embedder builder registered for {kind!r}")
+        raise InputError(f"no embedder builder registered for {kind!r}")
     return _BUILDERS[kind]
 
 
@@ -113,4 +115,4 @@ def build_embedder(spec: EmbedderSpec | dict[str, Any], device: str = "auto") ->
     try:
         return get_embedder(spec.name, device=device, tta=spec.tta, **spec.options)
     except TypeError as exc:
-        raise ValueError(f"cannot rebuild embedder {spec.describe()}: {exc}") from None
+        raise InputError(f"cannot rebuild embedder {spec.describe()}: {exc}") from None

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface.errors import InputError
 from celebface.recognition.base import Embedder, l2_normalize
 from celebface.recognition.dlib_resnet import mirror
 from celebface.types import Face
@@ -16,7 +17,7 @@ TTA_VIEWS: dict[str, tuple[str, ...]] = {"none": ("orig",), "flip": ("orig", "fl
 
 def views_for(tta: str) -> tuple[str, ...]:
     if tta not in TTA_VIEWS:
-        raise ValueError(f"unknown TTA {tta!r}: choose one of {', '.join(TTA_VIEWS)}")
+        raise InputError(f"unknown TTA {tta!r}: choose one of {', '.join(TTA_VIEWS)}")
     return TTA_VIEWS[tta]
 
 

@@ -7,6 +7,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from celebface import validate
 from celebface.errors import CelebfaceError
 from celebface.gallery.matching import DEFAULT_MATCH
 from celebface.types import UNKNOWN
@@ -63,8 +64,7 @@ class ServeConfig:
         self.gallery = Path(self.gallery)
         self.model = Path(self.model) if self.model is not None else None
         self.workers = int(self.workers) or default_workers()
-        if self.max_body_mb <= 0:
-            raise ValueError(f"max_body_mb must be positive, not {self.max_body_mb}")
+        validate.positive_float("max_body_mb", self.max_body_mb)
         self.api_key = self.api_key or None
 
     @property

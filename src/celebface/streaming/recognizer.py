@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from celebface.recognizer import Recognizer as StillRecognizer
-from celebface.recognizer import RecognizerConfig, StageStats, _apply
+from celebface.recognizer import RecognizerConfig, StageStats
 from celebface.streaming.tracker import IoUTracker
 from celebface.types import Face
 
@@ -50,7 +50,7 @@ class VideoRecognizer(StillRecognizer):
         for i, (face, track) in enumerate(zip(faces, tracks, strict=True)):
             decision = track.decision()
             face = face.with_(track_id=track.id, embedding=embedded.get(i))
-            out.append(_apply(face, decision) if decision else face)
+            out.append(decision.apply(face) if decision else face)
         return out
 
     def reset(self) -> None:

@@ -15,7 +15,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from celebface import validate
-from celebface.types import UNKNOWN, Face, box_iou
+from celebface.types import UNKNOWN, Decision, Face, box_iou
 
 
 @dataclass(frozen=True)
@@ -32,14 +32,6 @@ class TrackerConfig:
         validate.positive_int("reembed_every", self.reembed_every)
         validate.nonneg_int("max_missed", self.max_missed)
         validate.positive_int("vote_window", self.vote_window)
-
-
-@dataclass(frozen=True)
-class Decision:
-    identity: str
-    similarity: float
-    runner_up: str | None
-    runner_up_similarity: float | None
 
 
 @dataclass

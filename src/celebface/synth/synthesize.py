@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from celebface import validate
+from celebface.errors import InputError, reading
 from celebface.io import (
     ImageReadError,
     atomic_write_bytes,
@@ -73,11 +74,11 @@ class SynthConfig:
         known = {"photo", *BACKGROUNDS}
         bad = [b for b in self.backgrounds if b not in known]
         if bad or not self.backgrounds:
-            raise ValueError(f"unknown background kind(s) {bad}: choose from {sorted(known)}")
+            raise InputError(f"unknown background kind(s) {bad}: choose from {sorted(known)}")
         if not 0 < self.min_scale <= self.max_scale <= 1:
-            raise ValueError("need 0 < min_scale <= max_scale <= 1")
+            raise InputError("need 0 < min_scale <= max_scale <= 1")
         if self.size < 32:
-            raise ValueError("size must be at least 32 pixels")
+            raise InputError("size must be at least 32 pixels")
         v = validate
         v.positive_int("copies", self.copies)
         v.positive_int("workers", self.workers)
@@ -112,7 +113,7 @@ def _select_items(data: Path, config: SynthConfig) -> tuple[list[DatasetItem], d
         splits = read_splits(data / "splits.csv")
     if config.splits is not None:
         if not splits:
-            raise ValueError(f"{data}: --splits given but there is no splits.csv")
+            raise InputError(f"{data}: --splits given but there is no splits.csv")
         items = [it for it in items if splits.get(it.key) in config.splits]
     if config.max_identities is not None:
         keep = set(sorted({it.identity for it in items})[: config.max_identities])
@@ -208,7 +209,7 @@ def synthesize(
     data, dst = Path(data), Path(dst)
     items, splits = _select_items(data, config)
     if not items:
-        raise ValueError(f"{data}: no face photos found (expected DATA/<identity>/*.jpg)")
+        raise InputError(f"{data}: no face photos found (expected DATA/<identity>/*.jpg)")
     settings = {"kind": "synth", "source": str(data.resolve()), **dataclasses.asdict(config)}
     settings.pop("workers")
     settings = json_ready(settings)
@@ -216,9 +217,10 @@ def synthesize(
     if prev_path.is_file():
         import json
 
-        previous = json.loads(prev_path.read_text(encoding="utf-8"))
+        with reading(prev_path, "settings file"):
+            previous = json.loads(prev_path.read_text(encoding="utf-8"))
         if previous != settings:
-            raise ValueError(
+            raise InputError(
                 f"{dst}: made with other settings (see {prev_path}); use a new folder"
             )
     dst.mkdir(parents=True, exist_ok=True)
@@ -229,7 +231,7 @@ def synthesize(
         bg_root = Path(config.background_dir)
         pool = sorted(p for p in bg_root.rglob("*") if is_image_file(p))
         if not pool:
-            raise ValueError(f"{bg_root}: no background photos found")
+            raise InputError(f"{bg_root}: no background photos found")
 
     journal_path = dst / _JOURNAL
     done = _read_done(dst)

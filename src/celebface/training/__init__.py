@@ -2,6 +2,7 @@
 logistic regression, linear SVM, k-NN, nearest centroid), saved as folders with
 ``model.json`` and loaded back with :func:`load_model`."""
 
+from celebface.errors import InputError
 from celebface.recognition.spec import register_builder
 from celebface.training.base import Prediction, TrainedModel
 from celebface.training.registry import (
@@ -18,7 +19,7 @@ def _embedder_from_folder(path: str, device: str = "auto"):
     """A trained model folder's embedding layer, as an embedder."""
     model = load_model(path, device=device)
     if not hasattr(model, "as_embedder"):
-        raise ValueError(f"{path}: this model kind has no embedding layer")
+        raise InputError(f"{path}: this model kind has no embedding layer")
     return model.as_embedder()
 
 

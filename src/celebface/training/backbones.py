@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from celebface.errors import InputError
+
 if TYPE_CHECKING:
     import torch
     from torch import nn
@@ -50,7 +52,7 @@ SPECS = {
 
 def spec(name: str) -> BackboneSpec:
     if name not in SPECS:
-        raise ValueError(f"unknown backbone {name!r}: choose {' or '.join(BACKBONES)}")
+        raise InputError(f"unknown backbone {name!r}: choose {' or '.join(BACKBONES)}")
     return SPECS[name]
 
 
@@ -126,7 +128,7 @@ def load_imagenet(features: nn.Sequential, name: str, weights: str | Path | None
     wrong = [k for k in own if k in mapped and mapped[k].shape != own[k].shape]
     if missing or wrong:
         bad = (missing or wrong)[0]
-        raise ValueError(f"{path}: not {name} ImageNet weights ({len(missing)} missing and "
+        raise InputError(f"{path}: not {name} ImageNet weights ({len(missing)} missing and "
                          f"{len(wrong)} mis-shaped tensors, e.g. {bad})")
     features.load_state_dict({k: mapped[k] for k in own})
     log.info("loaded %s ImageNet weights from %s", name, path)
@@ -137,7 +139,7 @@ def freeze_blocks(features: nn.Sequential, count: int) -> None:
     """Freeze the first ``count`` blocks of a trunk (no gradients; BatchNorm statistics kept:
     call :func:`keep_frozen_eval` after every ``train()``)."""
     if count < 0 or count > len(features):
-        raise ValueError(f"freeze count {count} outside 0..{len(features)}")
+        raise InputError(f"freeze count {count} outside 0..{len(features)}")
     for block in list(features)[:count]:
         for p in block.parameters():
             p.requires_grad_(False)

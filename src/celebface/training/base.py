@@ -9,7 +9,6 @@ import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,6 +18,7 @@ import numpy as np
 from celebface.errors import CelebfaceError
 from celebface.io import atomic_write_json
 from celebface.io.checksum import checksum_matches, sha256_file
+from celebface.types import Prediction
 
 MODEL_JSON = "model.json"
 
@@ -41,28 +41,6 @@ def check_weights(model_dir: Path, meta: dict[str, Any]) -> None:
             raise ModelError(f"{path}: missing (listed in {MODEL_JSON})")
         if not checksum_matches(path, expected):
             raise ModelError(f"{path}: checksum does not match {MODEL_JSON} (file damaged)")
-
-
-@dataclass
-class Prediction:
-    """The identity predicted for one image, its probability, the ``top_k`` (name, probability)
-    pairs best first, and for models that also locate the face, its ``box`` (x1, y1, x2, y2 in
-    the image's pixels)."""
-
-    identity: str
-    probability: float
-    top_k: list[tuple[str, float]] = field(default_factory=list)
-    box: tuple[float, float, float, float] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "identity": self.identity,
-            "probability": round(float(self.probability), 6),
-            "top_k": [[n, round(float(p), 6)] for n, p in self.top_k],
-        }
-        if self.box is not None:
-            out["box"] = [round(float(v), 2) for v in self.box]
-        return out
 
 
 def package_versions() -> dict[str, str]:
@@ -187,7 +165,7 @@ def read_model_json(model_dir: str | Path) -> dict[str, Any]:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc.msg})") from None
+        raise ModelError(f"{path}: not valid JSON ({exc.msg})") from None
     if "kind" not in meta:
-        raise ValueError(f"{path}: no 'kind' key")
+        raise ModelError(f"{path}: no 'kind' key")
     return meta

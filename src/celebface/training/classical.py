@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from celebface.errors import InputError
 from celebface.io import atomic_write
 from celebface.recognition.base import l2_normalize
 from celebface.recognition.spec import DEFAULT_TTA
@@ -106,7 +107,7 @@ def fit_arrays(
         scores = x @ centroids.T
         t = _fit_temperature(scores, np.searchsorted(classes, y))
         return {"centroids": centroids, "classes": classes, "temperature": np.float32(t)}
-    raise ValueError(f"unknown classifier {name!r}: choose one of {', '.join(CLASSIFIERS)}")
+    raise InputError(f"unknown classifier {name!r}: choose one of {', '.join(CLASSIFIERS)}")
 
 
 def predict_arrays(
@@ -132,7 +133,7 @@ def predict_arrays(
     elif name == "centroid":
         scores = (x @ params["centroids"].T) * float(params["temperature"])
     else:
-        raise ValueError(f"unknown classifier {name!r}")
+        raise InputError(f"unknown classifier {name!r}")
     out[:, params["classes"]] = softmax(scores.astype(np.float64))
     return out
 
@@ -146,7 +147,7 @@ class ClassicalModel(EmbeddingModel):
                  meta: dict[str, Any] | None = None, device: str = "auto"):
         super().__init__(label_names, meta, device)
         if name not in CLASSIFIERS:
-            raise ValueError(f"unknown classifier {name!r}")
+            raise InputError(f"unknown classifier {name!r}")
         self.name = name
         self.kind = name  # type: ignore[misc]  # model.json kind is the classifier name
         self.params = params
@@ -174,7 +175,7 @@ def train(data: str | Path, out: str | Path, **config: Any) -> ClassicalModel:
                              seed=cfg.seed, val_fraction=cfg.val_fraction)
     tr, va = emb.indices("train"), emb.indices("val")
     if len(tr) == 0:
-        raise ValueError(f"{data}: no train rows")
+        raise InputError(f"{data}: no train rows")
     t0 = time.perf_counter()
     params = fit_arrays(cfg.model, emb.embeddings[tr], emb.labels[tr], len(emb.label_names), cfg)
     fit_s = time.perf_counter() - t0

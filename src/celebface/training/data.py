@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface.errors import InputError
 from celebface.io import list_dataset, read_image, read_splits
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ def load_image_data(path: str | Path, *, seed: int = 0, val_fraction: float = 0.
     path = Path(path)
     kind = data_kind(path)
     if kind == "embeddings":
-        raise ValueError(f"{path}: holds embeddings; this model trains on face images "
+        raise InputError(f"{path}: holds embeddings; this model trains on face images "
                          "(give a folder of crops or a packed folder)")
     if kind == "packed":
         from celebface.packing import load_packed
@@ -140,7 +141,7 @@ def load_image_data(path: str | Path, *, seed: int = 0, val_fraction: float = 0.
         return ImageData(path, kind, names, labels, splits, paths, packed.images, packed.fit)
     items = list_dataset(path)
     if not items:
-        raise ValueError(f"{path}: no images in identity sub-folders")
+        raise InputError(f"{path}: no images in identity sub-folders")
     names = sorted({it.identity for it in items})
     index = {n: i for i, n in enumerate(names)}
     labels = np.array([index[it.identity] for it in items], dtype=np.int64)

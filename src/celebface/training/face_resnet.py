@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from celebface.errors import InputError
 from celebface.io import atomic_write, atomic_write_json
 from celebface.models.store import dlib_model_path
 from celebface.recognition.base import Embedder
@@ -83,12 +84,12 @@ class FaceResNetConfig:
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
-            raise ValueError(f"--head must be one of {', '.join(HEADS)}, not {self.head!r}")
+            raise InputError(f"--head must be one of {', '.join(HEADS)}, not {self.head!r}")
         if self.pretrained not in ("dlib", "none"):
-            raise ValueError(f"face-resnet starts from dlib's weights or none, not "
+            raise InputError(f"face-resnet starts from dlib's weights or none, not "
                              f"{self.pretrained!r}")
         if not 0 <= self.freeze <= 5:
-            raise ValueError(f"--freeze for face-resnet is a level 0-5, not {self.freeze}")
+            raise InputError(f"--freeze for face-resnet is a level 0-5, not {self.freeze}")
 
     def head_settings(self) -> dict[str, Any]:
         m = DEFAULT_MARGIN[self.head] if self.margin is None else self.margin
@@ -361,7 +362,7 @@ def train(data: str | Path, out: str | Path, **config: Any) -> FaceResNetModel:
     if cfg.identities is not None:
         unknown = sorted(set(cfg.identities) - set(names))
         if unknown:
-            raise ValueError(f"{data}: no identity {unknown[0]!r}")
+            raise InputError(f"{data}: no identity {unknown[0]!r}")
         # the chips and maps stay those of the whole folder: only the rows change
         names = sorted(cfg.identities)
         old = np.array([names.index(n) if n in names else -1 for n in images.label_names])
@@ -374,7 +375,7 @@ def train(data: str | Path, out: str | Path, **config: Any) -> FaceResNetModel:
         tr = np.sort(np.concatenate([rng.permutation(tr[labels[tr] == c])[:cfg.limit_per_class]
                                      for c in np.unique(labels[tr])]))
     if len(tr) == 0:
-        raise ValueError(f"{data}: no train rows")
+        raise InputError(f"{data}: no train rows")
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     base = build_dlib_net(cfg.pretrained, trainable=True, seed=cfg.seed)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from celebface.errors import InputError
 from celebface.io import ImageReadError, atomic_write, atomic_write_json
 from celebface.recognition.base import Embedder, l2_normalize
 from celebface.training.base import TrainedModel
@@ -80,7 +81,7 @@ def build_network(num_classes: int, input_size: int = 224, backbone: str = "ince
 
     spec = backbones.spec(backbone)
     if input_size < spec.min_input:
-        raise ValueError(f"input size {input_size} too small for {backbone} "
+        raise InputError(f"input size {input_size} too small for {backbone} "
                          f"(minimum {spec.min_input})")
 
     class ReferenceHeadNet(nn.Module):
@@ -191,7 +192,7 @@ class FaceImages:
                 self._bad.add(i)
                 log.warning("skipped: %s", exc)
         else:
-            raise RuntimeError("no readable image in the data")
+            raise InputError("no readable image in the data")
         x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)
         if self.augment:
             x = self._augmenter()(x)
@@ -304,7 +305,7 @@ def train(data: str | Path, out: str | Path, **config: Any) -> InceptionModel:
 
     cfg: InceptionConfig = make_config(InceptionConfig, config, "inception")
     if cfg.pretrained not in ("imagenet", "none"):
-        raise ValueError(f"--pretrained must be imagenet or none, not {cfg.pretrained!r}")
+        raise InputError(f"--pretrained must be imagenet or none, not {cfg.pretrained!r}")
     out = Path(out)
     images = load_image_data(data, seed=cfg.seed, val_fraction=cfg.val_fraction)
     tr, va = images.indices("train"), images.indices("val")
@@ -315,7 +316,7 @@ def train(data: str | Path, out: str | Path, **config: Any) -> InceptionModel:
             for c in np.unique(images.labels[tr])
         ]))
     if len(tr) == 0:
-        raise ValueError(f"{data}: no train rows")
+        raise InputError(f"{data}: no train rows")
     torch.manual_seed(cfg.seed)
     net = build_network(len(images.label_names), cfg.input_size, cfg.backbone, cfg.freeze)
     weights_path = None

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from celebface.device import resolve_device
+from celebface.errors import InputError
 from celebface.io import atomic_write, atomic_write_json
 
 if TYPE_CHECKING:
@@ -186,7 +187,7 @@ def _make_optimizer(params: Any, config: LoopConfig) -> torch.optim.Optimizer:
     if name == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
                                weight_decay=config.weight_decay, nesterov=True)
-    raise ValueError(f"unknown optimizer {config.optimizer!r}: choose adam, adamw or sgd")
+    raise InputError(f"unknown optimizer {config.optimizer!r}: choose adam, adamw or sgd")
 
 
 def _make_scheduler(optimizer: torch.optim.Optimizer, config: LoopConfig) -> Any:
@@ -201,7 +202,7 @@ def _make_scheduler(optimizer: torch.optim.Optimizer, config: LoopConfig) -> Any
         )
     if config.scheduler == "none":
         return None
-    raise ValueError(f"unknown scheduler {config.scheduler!r}: exponential, plateau or none")
+    raise InputError(f"unknown scheduler {config.scheduler!r}: exponential, plateau or none")
 
 
 def _improved(value: float, best: float | None, mode: str, min_delta: float) -> bool:
@@ -236,7 +237,7 @@ def _check_fingerprint(saved: dict[str, Any] | None, wanted: dict[str, Any] | No
     if keys == ["settings"]:
         a, b = saved["settings"], wanted["settings"]
         keys = sorted(k for k in {**a, **b} if a.get(k) != b.get(k))
-    raise ValueError(f"{out_dir}: its checkpoint is from another run (different "
+    raise InputError(f"{out_dir}: its checkpoint is from another run (different "
                      f"{', '.join(keys)}); use a new --out folder or delete {out_dir}")
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from celebface.errors import InputError
 from celebface.recognition.base import l2_normalize
 from celebface.recognition.spec import DEFAULT_TTA
 from celebface.training.data import stratified_split
@@ -112,7 +113,7 @@ def train(data: str | Path, out: str | Path, **config: Any) -> MLPModel:
                              seed=cfg.seed, val_fraction=cfg.val_fraction)
     tr = emb.indices("train")
     if len(tr) == 0:
-        raise ValueError(f"{data}: no train rows")
+        raise InputError(f"{data}: no train rows")
     x = torch.from_numpy(l2_normalize(emb.embeddings[tr]))
     y = torch.from_numpy(emb.labels[tr])
     inner = stratified_split(emb.labels[tr], cfg.holdout, cfg.seed)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from celebface.errors import InputError
 from celebface.io import (
     ImageReadError,
     atomic_write,
@@ -86,9 +87,9 @@ class MultiOutputConfig:
 
         minimum = spec(self.backbone).min_input
         if self.input_size < minimum:
-            raise ValueError(f"input_size must be at least {minimum} ({self.backbone})")
+            raise InputError(f"input_size must be at least {minimum} ({self.backbone})")
         if self.pretrained not in ("imagenet", "none"):
-            raise ValueError(f"pretrained must be imagenet or none, got {self.pretrained!r}")
+            raise InputError(f"pretrained must be imagenet or none, got {self.pretrained!r}")
 
     def loop_config(self) -> LoopConfig:
         names = {f.name for f in dataclasses.fields(LoopConfig)}
@@ -457,7 +458,7 @@ def train(data: str | Path, out: str | Path, **config: Any) -> MultiOutputModel:
 
     cfg: MultiOutputConfig = make_config(MultiOutputConfig, config, "multi-output")
     if not is_box_dataset(data):
-        raise ValueError(
+        raise InputError(
             f"{data}: the multi-output model needs a box-and-identity dataset, the output "
             "folder of `celebface synth` or `celebface crop` (with its manifest.csv)")
     dataset = load_box_dataset(data)
@@ -474,7 +475,7 @@ def train(data: str | Path, out: str | Path, **config: Any) -> MultiOutputModel:
     train_arr = load_box_arrays(train_items, label_names, cfg.input_size, cfg.progress)
     val_arr = load_box_arrays(val_items, label_names, cfg.input_size, cfg.progress)
     if len(train_arr.labels) == 0:
-        raise ValueError(f"{data}: no readable training images")
+        raise InputError(f"{data}: no readable training images")
     val_ds = BoxTensorDataset(val_arr) if len(val_arr.labels) else None
 
     torch.manual_seed(cfg.seed)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from celebface.errors import CelebfaceError
+from celebface.errors import CelebfaceError, InputError
 from celebface.training.base import ModelError, TrainedModel, check_weights, read_model_json
 from celebface.validate import check_fields
 
@@ -70,7 +70,7 @@ def load_model(model_dir: str | Path, device: str = "auto") -> TrainedModel:
     if kind not in _KINDS:
         _import_for(kind)
     if kind not in _KINDS:
-        raise ValueError(f"{model_dir / 'model.json'}: unknown model kind {kind!r}")
+        raise ModelError(f"{model_dir / 'model.json'}: unknown model kind {kind!r}")
     check_weights(model_dir, meta)
     try:
         return _KINDS[kind].load(model_dir, meta, device=device)
@@ -98,7 +98,7 @@ def train_model(data: str | Path, model: str, out: str | Path, **config: Any) ->
             else:
                 register_trainer(model, fn)
     if model not in _TRAINERS:
-        raise ValueError(f"unknown model {model!r}: choose one of {', '.join(MODEL_NAMES)}")
+        raise InputError(f"unknown model {model!r}: choose one of {', '.join(MODEL_NAMES)}")
     return _TRAINERS[model](data, out, **config)
 
 
@@ -108,7 +108,7 @@ def make_config(cls: type, config: dict[str, Any], what: str) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(k for k, v in config.items() if k not in names and v is not None)
     if unknown:
-        raise ValueError(f"{what}: unknown setting(s) {', '.join(unknown)}; "
+        raise InputError(f"{what}: unknown setting(s) {', '.join(unknown)}; "
                          f"known: {', '.join(sorted(names))}")
     return check_fields(cls(**{k: v for k, v in config.items() if k in names and v is not None}),
                         what)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface.recognition.align import detected_faces
 from celebface.types import Face
 
 log = logging.getLogger(__name__)
@@ -37,25 +38,17 @@ def whole_face(image: np.ndarray) -> Face:
 
 
 def locate(
-    images: Sequence[np.ndarray], detector: Any | None, all_faces: bool = True,
-    min_score: float | None = None, min_size: float = 0.0,
+    images: Sequence[np.ndarray], detector: Any | None, all_faces: bool = True
 ) -> list[list[FoundFace]]:
-    """Faces of each image (the largest only unless ``all_faces``), highest score first; an
-    image without a face gets the whole image (``whole=True``). ``detector=None``: every
-    image is a face crop."""
+    """Faces of each image by the one rule (:func:`celebface.recognition.align.detected_faces`:
+    the largest, or with ``all_faces`` every face, highest score first); an image without a
+    face gets the whole image (``whole=True``), as the ``auto`` rule does. ``detector=None``:
+    every image is a face crop, used whole."""
     if detector is None:
         return [[FoundFace(whole_face(img), True)] for img in images]
-    from celebface.cropping.dataset import select_faces
-    from celebface.detection import DEFAULT_MIN_SCORE
-
-    if min_score is None:
-        min_score = DEFAULT_MIN_SCORE.get(getattr(detector, "name", ""), 0.0)
-    policy = "all" if all_faces else "largest"
-    out = []
-    for img, faces in zip(images, detector.detect_batch(list(images)), strict=True):
-        kept = select_faces(faces, policy, min_score, min_size)
-        out.append([FoundFace(f) for f in kept] or [FoundFace(whole_face(img), True)])
-    return out
+    found = detected_faces(images, detector, every=all_faces)
+    return [[FoundFace(f) for f in faces] or [FoundFace(whole_face(img), True)]
+            for img, faces in zip(images, found, strict=True)]
 
 
 def embed_found(
