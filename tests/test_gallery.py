@@ -30,6 +30,7 @@ from celebface.gallery import (
 )
 from celebface.gallery.calibration import truth_indices
 from celebface.gallery.matching import DEFAULT_GAP_WEIGHT, best_scores, decision_scores
+from celebface.gallery.store import GalleryError
 from celebface.recognition.base import Embedder, l2_normalize
 from celebface.types import UNKNOWN, Face
 
@@ -82,7 +83,7 @@ def test_add_and_remove(rng: np.random.Generator) -> None:
     assert g.names == ["id00", "id02"] and len(g) == 8
     np.testing.assert_allclose(g.centroids(), before[[0, 2]], atol=1e-6)
     assert {g.names[i] for i in g.labels} == {"id00", "id02"}
-    with pytest.raises(KeyError, match="not in the gallery"):
+    with pytest.raises(GalleryError, match="not in the gallery"):
         g.remove("id01")
     # re-adding a source replaces its embedding instead of duplicating it
     src = g.sources[0]

@@ -31,8 +31,8 @@ from celebface.streaming import (
     run_inputs,
 )
 from celebface.streaming.synthetic import moving_faces, write_video
-from celebface.streaming.tracker import Decision, Track
-from celebface.types import UNKNOWN, Face, box_iou
+from celebface.streaming.tracker import Track
+from celebface.types import UNKNOWN, Face, Match, box_iou
 
 COLOURS = {"red": (230, 40, 40), "green": (40, 220, 60), "blue": (50, 60, 235),
            "yellow": (235, 225, 40)}
@@ -131,7 +131,7 @@ def test_track_reembeds_when_new_moved_or_stale() -> None:
     cfg = TrackerConfig(reembed_iou=0.6, reembed_every=5)
     t = Track(1, (0, 0, 10, 10))
     assert t.needs_embedding(0, cfg)
-    t.record(Decision("a", 0.9, "b", 0.5), 0, cfg.vote_window)
+    t.record(Match("a", 0.9, "b", 0.5), 0, cfg.vote_window)
     assert not t.needs_embedding(1, cfg)
     t.box = (1, 0, 11, 10)
     assert not t.needs_embedding(2, cfg)
@@ -144,7 +144,7 @@ def test_track_reembeds_when_new_moved_or_stale() -> None:
 def test_track_vote_ignores_a_stray_decision() -> None:
     t = Track(1, (0, 0, 1, 1))
     for ident in ["amy", "amy", "bob", "amy", UNKNOWN]:
-        t.record(Decision(ident, 0.8 if ident != UNKNOWN else 0.3, "x", 0.2), 0, 7)
+        t.record(Match(ident, 0.8 if ident != UNKNOWN else 0.3, "x", 0.2), 0, 7)
     d = t.decision()
     assert d is not None and d.identity == "amy" and d.similarity == pytest.approx(0.8)
     assert d.runner_up == "x"  # latest was unknown: its closest known person

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from celebface.types import UNKNOWN, Decision, Face, Prediction, Verification
+from celebface.types import UNKNOWN, Decision, Face, Match, Prediction, Verification
 
 __version__ = "0.1.0"
 
@@ -38,7 +38,8 @@ _LAZY = {
     "Recognizer": "celebface.recognizer",
 }
 
-__all__ = ["UNKNOWN", "Decision", "Face", "Prediction", "Verification", "__version__", *_LAZY]
+__all__ = ["UNKNOWN", "Decision", "Face", "Match", "Prediction", "Verification", "__version__",
+           *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -21,7 +21,7 @@ from celebface.gallery import Gallery, get_matcher
 from celebface.gallery.matching import DEFAULT_MATCH, Matcher, match
 from celebface.gallery.store import FALLBACK_THRESHOLD
 from celebface.streaming.tracker import TrackerConfig
-from celebface.types import Decision, Face
+from celebface.types import Face, Match
 
 log = logging.getLogger(__name__)
 
@@ -206,14 +206,12 @@ class Recognizer:
         self.stats.embedded += len(faces)
         return np.asarray(emb, np.float32)
 
-    def name(self, embeddings: np.ndarray) -> list[Decision]:
+    def name(self, embeddings: np.ndarray) -> list[Match]:
         """The decision (name or unknown, similarity, runner-up) for each embedding."""
         with self.stats.time("match"):
             if not len(embeddings):
                 return []
-            matches = match(self.matcher, embeddings, self.threshold, self.gap_weight)
-        return [Decision(m.identity, m.similarity, m.runner_up, m.runner_up_similarity)
-                for m in matches]
+            return match(self.matcher, embeddings, self.threshold, self.gap_weight)
 
     # -------------------------------------------------------------- public API
     def recognize(self, image: np.ndarray) -> list[Face]:

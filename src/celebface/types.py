@@ -78,21 +78,31 @@ class Face:
 
 
 @dataclass(frozen=True)
-class Decision:
-    """Who one face is: ``identity`` (or ``unknown``) with its similarity, and the next best
-    identity; a video track votes over its faces' decisions."""
+class Match:
+    """Who one face is: ``identity`` (or ``unknown``) with its similarity, the next best
+    identity, and the decision ``score`` that was compared with the unknown threshold
+    (:mod:`celebface.gallery.matching`); a video track votes over its faces' matches."""
 
     identity: str
     similarity: float
     runner_up: str | None
     runner_up_similarity: float | None
+    score: float | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.identity != UNKNOWN
 
     def apply(self, face: Face) -> Face:
-        """``face`` named by this decision."""
+        """``face`` named by this match."""
         runner_sim = self.runner_up_similarity
         return face.with_(identity=self.identity, similarity=float(self.similarity),
                           runner_up=self.runner_up,
                           runner_up_similarity=None if runner_sim is None else float(runner_sim))
+
+
+#: The older name of :class:`Match`.
+Decision = Match
 
 
 @dataclass

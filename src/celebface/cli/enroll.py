@@ -54,10 +54,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_dir(args.out, [args.data], flag="--out")
     options = {"tta": args.tta} if args.tta != DEFAULT_TTA else {}
     config = config_from(EnrollConfig, args, embedder_options=options)
-    try:
-        s = enroll(args.data, args.out, add=args.add, remove=args.remove, config=config)
-    except KeyError as exc:
-        raise CLIError(str(exc.args[0])) from None
+    s = enroll(args.data, args.out, add=args.add, remove=args.remove, config=config)
     parts = [f"{s.identities} people, {s.embeddings} faces in {s.gallery}"]
     if s.added or s.reused:
         parts.append(f"{s.added} embedded, {s.reused} already there")

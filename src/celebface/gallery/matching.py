@@ -26,14 +26,14 @@ benchmarks/results/recognize.md (80 people enrolled, 25 strangers, calibrated): 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
+from celebface.errors import InputError
 from celebface.gallery.store import Gallery
 from celebface.recognition.base import l2_normalize
-from celebface.types import UNKNOWN, Face
+from celebface.types import UNKNOWN, Match
 
 MATCH_METHODS = ("centroid", "knn", "topk")
 #: benchmarks/recognize.py: the centroid is the best with up to ~20 photos per person and its
@@ -55,29 +55,6 @@ def decision_scores(best: np.ndarray, second: np.ndarray | None, gap_weight: flo
     return best + np.float32(gap_weight) * (best - np.asarray(second, np.float32))
 
 
-@dataclass(frozen=True)
-class Match:
-    """The decision for one face."""
-
-    identity: str
-    similarity: float
-    runner_up: str | None
-    runner_up_similarity: float | None
-    score: float | None = None  # the decision score compared with the threshold
-
-    @property
-    def known(self) -> bool:
-        return self.identity != UNKNOWN
-
-    def apply(self, face: Face) -> Face:
-        return face.with_(
-            identity=self.identity,
-            similarity=self.similarity,
-            runner_up=self.runner_up,
-            runner_up_similarity=self.runner_up_similarity,
-        )
-
-
 class Matcher(Protocol):
     """Anything that scores embeddings against named identities."""
 
@@ -94,9 +71,9 @@ class GalleryMatcher:
 
     def __init__(self, gallery: Gallery, method: str = "centroid", k: int = 5):
         if method not in MATCH_METHODS:
-            raise ValueError(f"unknown match method {method!r}: choose {', '.join(MATCH_METHODS)}")
+            raise InputError(f"unknown match method {method!r}: choose {', '.join(MATCH_METHODS)}")
         if not len(gallery):
-            raise ValueError("the gallery is empty: enroll people first")
+            raise InputError("the gallery is empty: enroll people first")
         self.method = method
         self.k = max(1, int(k))
         self.names = list(gallery.names)
@@ -166,7 +143,7 @@ class ModelMatcher:
 
     def __init__(self, model: Any):
         if not hasattr(model, "predict_embeddings"):
-            raise ValueError(
+            raise InputError(
                 f"{type(model).__name__} does not classify embeddings (no predict_embeddings); "
                 "train a classifier on embeddings with 'celebface train'"
             )

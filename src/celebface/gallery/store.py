@@ -236,7 +236,7 @@ class Gallery:
         """Remove identity ``name`` and all its embeddings; returns how many were removed."""
         if name not in self.names:
             known = ", ".join(self.names[:10]) + (" ..." if len(self.names) > 10 else "")
-            raise KeyError(f"{name!r} is not in the gallery (known: {known or 'none'})")
+            raise GalleryError(f"{name!r} is not in the gallery (known: {known or 'none'})")
         drop = self.names.index(name)
         keep = self.labels != drop
         removed = int((~keep).sum())

@@ -15,7 +15,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from celebface import validate
-from celebface.types import UNKNOWN, Decision, Face, box_iou
+from celebface.types import UNKNOWN, Face, Match, box_iou
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Track:
     embed_frame: int = -(10**9)
     missed: int = 0
     age: int = 0
-    votes: deque[Decision] = field(default_factory=deque)
+    votes: deque[Match] = field(default_factory=deque)
 
     def needs_embedding(self, frame: int, config: TrackerConfig) -> bool:
         if self.embed_box is None:
@@ -51,13 +51,13 @@ class Track:
             return True
         return box_iou(self.box, self.embed_box) < config.reembed_iou
 
-    def record(self, decision: Decision, frame: int, window: int) -> None:
+    def record(self, decision: Match, frame: int, window: int) -> None:
         self.votes.append(decision)
         while len(self.votes) > window:
             self.votes.popleft()
         self.embed_box, self.embed_frame = self.box, frame
 
-    def decision(self) -> Decision | None:
+    def decision(self) -> Match | None:
         """The voted name, its mean similarity, and the latest runner-up."""
         if not self.votes:
             return None
@@ -74,7 +74,7 @@ class Track:
             runner, runner_sim = latest.identity, latest.similarity
             if latest.identity == UNKNOWN:
                 runner, runner_sim = latest.runner_up, latest.runner_up_similarity
-        return Decision(name, sum(v.similarity for v in mine) / len(mine), runner, runner_sim)
+        return Match(name, sum(v.similarity for v in mine) / len(mine), runner, runner_sim)
 
 
 class IoUTracker:
