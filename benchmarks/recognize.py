@@ -25,22 +25,30 @@ import numpy as np
 
 from celebface.gallery import Gallery, GalleryMatcher, open_set_rates, threshold_for_far
 from celebface.gallery.calibration import truth_indices
+from celebface.gallery.matching import DEFAULT_GAP_WEIGHT, best_scores
 from celebface.io import atomic_write_json, atomic_write_text, read_image
 from celebface.recognition import load_embeddings
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "pins105-dev"
 RESULTS = ROOT / "benchmarks" / "results"
-METHODS = {"centroid": ("centroid", 1), "knn": ("knn", 1), "topk3": ("topk", 3),
-           "topk5": ("topk", 5)}
+#: name: (match method, k, gap weight of the decision score; see celebface.gallery.matching)
+METHODS = {"centroid": ("centroid", 1, 0.0), "knn": ("knn", 1, 0.0), "topk3": ("topk", 3, 0.0),
+           "topk5": ("topk", 5, 0.0),
+           "centroid + gap": ("centroid", 1, DEFAULT_GAP_WEIGHT),
+           "topk5 + gap": ("topk", 5, DEFAULT_GAP_WEIGHT)}
+#: The gap weights compared (calibrated TAR) for the choice of DEFAULT_GAP_WEIGHT.
+GAP_GRID = (0.0, 0.1, 0.2, 1 / 3, 0.5, 0.7)
+GAP_METHODS = {f"{m} gap {g:.2g}": (kind, k, g) for m, (kind, k) in
+               (("centroid", ("centroid", 1)), ("topk5", ("topk", 5))) for g in GAP_GRID}
 FARS = (0.01, 0.001)
 #: Photos per enrolled person for the gallery-size table (None: all train rows, ~116).
 CAPS = (5, 10, 20, 50, None)
-CAP_METHODS = {m: METHODS[m] for m in ("centroid", "topk5")}
+CAP_METHODS = {m: METHODS[m] for m in ("centroid", "topk5", "centroid + gap", "topk5 + gap")}
 
 
 def open_set(emb_dir: Path, seeds: int, cap: int | None = None,
-             methods: dict[str, tuple[str, int]] = METHODS) -> dict:
+             methods: dict[str, tuple[str, int, float]] = METHODS) -> dict:
     """Open-set rates with 80 people enrolled (their first ``cap`` train rows when given)."""
     e = load_embeddings(emb_dir)
     tta = e.meta.get("tta", "none")
@@ -67,12 +75,12 @@ def open_set(emb_dir: Path, seeds: int, cap: int | None = None,
         g = Gallery(embedder=embedder)
         g.add(vec[enrolled], list(ids[enrolled]), [str(i) for i in np.flatnonzero(enrolled)])
         truth_gen = truth_indices(list(ids[genuine]), g.names)
-        for method, (kind, k) in methods.items():
+        for method, (kind, k, gap) in methods.items():
             m = GalleryMatcher(g, kind, k)
             gen_scores = m.scores(vec[genuine])
             acc = float((gen_scores.argmax(1) == truth_gen).mean())
             row: dict = {"closed_set_accuracy": acc}
-            default_thr = g.threshold(kind)
+            default_thr = g.threshold(kind)  # uncalibrated: on the similarity (gap 0)
             stranger_scores = m.scores(vec[np.array([i in set(strangers) for i in ids])])
             r = open_set_rates(
                 np.concatenate([gen_scores, stranger_scores]),
@@ -85,10 +93,10 @@ def open_set(emb_dir: Path, seeds: int, cap: int | None = None,
                 for cal, test in ((0, 1), (1, 0)):
                     cal_mask = np.array([i in halves[cal] for i in ids])
                     test_mask = np.array([i in halves[test] for i in ids])
-                    thr = threshold_for_far(m.scores(vec[cal_mask]).max(1), far)
+                    thr = threshold_for_far(best_scores(m.scores(vec[cal_mask]), gap)[0], far)
                     scores = np.concatenate([gen_scores, m.scores(vec[test_mask])])
                     truth = np.concatenate([truth_gen, -np.ones(test_mask.sum(), np.int64)])
-                    r = open_set_rates(scores, truth, thr)
+                    r = open_set_rates(scores, truth, thr, gap)
                     tars.append(r.tar)
                     fars.append(r.far)
                     thrs.append(thr)
@@ -167,7 +175,11 @@ def markdown(res: dict) -> str:
             "stranger identities and tested on the other 13 (or 12) - 2-fold over strangers, so "
             "no threshold sees its test strangers; mean ± std over "
             f"{o['runs'][0]['seeds']} random identity splits. `default` is the threshold an "
-            "uncalibrated gallery uses, scored on all 25 strangers.", ""]
+            "uncalibrated gallery uses, scored on all 25 strangers. `+ gap`: the calibrated "
+            "threshold applies to the decision score similarity + "
+            f"{DEFAULT_GAP_WEIGHT:.3g} x (similarity - runner-up similarity) "
+            "(`celebface.gallery.matching`; what `celebface calibrate` stores); the "
+            "uncalibrated default stays on the similarity.", ""]
         for run in o["runs"]:
             lines += [
                 f"### {run['tta']} TTA", "",
@@ -184,6 +196,16 @@ def markdown(res: dict) -> str:
                     f"{f('measured_far@0.001')} | {r['threshold@0.001']['mean']:.3f} | "
                     f"{r['default_threshold']['mean']:.3f}, {r['tar@default']['mean']:.4f}, "
                     f"{r['far@default']['mean']:.4f} |")
+            lines.append("")
+        if "gap_grid" in o:
+            lines += ["### Gap weight (calibrated)", "",
+                      "| embeddings | method | gap weight | TAR @ 1% FAR | TAR @ 0.1% FAR |",
+                      "|---|---|---|---|---|"]
+            for run in o["gap_grid"]:
+                for m, r in run["methods"].items():
+                    name, _, g = m.rpartition(" gap ")
+                    lines.append(f"| {run['tta']} TTA | {name} | {g} | "
+                                 f"{r['tar@0.01']['mean']:.4f} | {r['tar@0.001']['mean']:.4f} |")
             lines.append("")
         lines += [
             f"### Photos per enrolled person ({o['gallery_sizes'][0]['tta']} TTA)", "",
@@ -246,6 +268,8 @@ def main() -> int:
     if not args.skip_open_set:
         res["open_set"] = {"command": res["command"],
                            "runs": [open_set(emb, args.seeds) for emb in args.emb],
+                           "gap_grid": [open_set(emb, args.seeds, None, GAP_METHODS)
+                                        for emb in args.emb],
                            "gallery_sizes": [open_set(args.emb[0], args.seeds, cap, CAP_METHODS)
                                              for cap in CAPS]}
     if not args.skip_speed:

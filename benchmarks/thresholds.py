@@ -11,7 +11,7 @@ people's val rows.
 
     .venv/bin/python benchmarks/thresholds.py --emb runs/pins_emb2/dlib
 
-Prints the tail table for ``celebface.gallery.store.IMPOSTOR_TAILS`` and writes
+Prints the tail table for ``celebface.gallery.defaults.IMPOSTOR_TAILS`` and writes
 ``benchmarks/results/thresholds_<EMB folder name>.md``/``.json``.
 """
 
@@ -59,8 +59,9 @@ def main() -> int:
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from celebface.gallery.calibration import open_set_rates, truth_indices
+    from celebface.gallery.defaults import tail_threshold
     from celebface.gallery.matching import GalleryMatcher
-    from celebface.gallery.store import Gallery, tail_threshold
+    from celebface.gallery.store import Gallery
     from celebface.recognition import load_embeddings
 
     e = load_embeddings(args.emb)

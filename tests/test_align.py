@@ -139,7 +139,8 @@ def test_embed_and_enroll_use_the_crop_geometry(crops: Path, tmp_path: Path) -> 
 def test_default_threshold_follows_the_gallery_size() -> None:
     """An uncalibrated gallery aims at 1% FAR: with fewer people each may be matched more
     loosely (FAR ~ N p), so its threshold is lower."""
-    from celebface.gallery.store import IMPOSTOR_TAILS, Gallery, tail_threshold
+    from celebface.gallery.defaults import IMPOSTOR_TAILS, tail_threshold
+    from celebface.gallery.store import Gallery
 
     tail = [(0.1, 0.80), (0.01, 0.90), (0.001, 0.95)]
     assert tail_threshold(tail, 0.01) == pytest.approx(0.90)

@@ -18,8 +18,8 @@ import numpy as np
 from celebface import validate
 from celebface.errors import InputError
 from celebface.gallery import Gallery, get_matcher
+from celebface.gallery.defaults import FALLBACK_THRESHOLD
 from celebface.gallery.matching import DEFAULT_MATCH, Matcher, match
-from celebface.gallery.store import FALLBACK_THRESHOLD
 from celebface.streaming.tracker import TrackerConfig
 from celebface.types import Face, Match
 
