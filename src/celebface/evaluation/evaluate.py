@@ -9,21 +9,16 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from celebface.data import DatasetError, FaceDataset, FaceItem, open_dataset
 from celebface.errors import InputError
 from celebface.evaluation.plots import display_name, plot_confusion, plot_errors, plot_history
-from celebface.io import (
-    ImageReadError,
-    atomic_write_json,
-    atomic_write_text,
-    read_image,
-    read_splits,
-)
+from celebface.io import ImageReadError, atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -31,37 +26,34 @@ METRICS = "metrics.json"
 
 
 @dataclass
-class Sample:
-    """One labelled sample to evaluate: a file (``path``) or a row of a packed/embeddings
-    folder (``index``); ``item`` is the dataset's own record (e.g. a box item)."""
-
-    path: str
-    identity: str
-    index: int | None = None
-    item: Any = None
-
-
-@dataclass
 class EvalSet:
-    """What to evaluate: samples, and how to get their pixels or embeddings."""
+    """What to evaluate: the items of a dataset (:func:`celebface.data.open_dataset`) as
+    ``samples``, with the dataset giving their pixels or stored embeddings."""
 
-    root: Path
+    dataset: FaceDataset
     kind: str  # folder | packed | embeddings | box
-    samples: list[Sample]
-    images: Any = None  # packed memmap
-    embeddings: np.ndarray | None = None
-    embedder: dict[str, Any] = field(default_factory=dict)
+    samples: list[FaceItem]
 
-    def image(self, s: Sample) -> np.ndarray:
-        if self.images is not None and s.index is not None:
-            return np.asarray(self.images[s.index])
-        return read_image(s.path).rgb
+    @property
+    def root(self) -> Path:
+        return self.dataset.root
+
+    @property
+    def embeddings(self) -> np.ndarray | None:
+        return self.dataset.vectors
+
+    @property
+    def embedder(self) -> dict[str, Any]:
+        return self.dataset.meta if self.kind == "embeddings" else {}
+
+    def image(self, s: FaceItem) -> np.ndarray:
+        return self.dataset.load(s)
 
 
 class LazyImages(Sequence):
     """Images of some samples, decoded when indexed (for hooks that want pixels)."""
 
-    def __init__(self, data: EvalSet, samples: Sequence[Sample]):
+    def __init__(self, data: EvalSet, samples: Sequence[FaceItem]):
         self.data, self.samples = data, list(samples)
 
     def __len__(self) -> int:
@@ -73,71 +65,27 @@ class LazyImages(Sequence):
         return self.data.image(self.samples[i])
 
 
-def _filter_split(samples: list[Sample], splits: dict[tuple[str, str], str] | None,
-                  split: str | None, what: Path) -> list[Sample]:
-    if split is None:
-        return samples
-    if splits is None:
-        raise InputError(f"{what}: --split {split} asked for, but there is no splits.csv")
-    out = [s for s in samples if splits.get((s.identity, Path(s.path).name)) == split]
-    if not out:
-        raise InputError(f"{what}: no rows in split {split!r}")
-    return out
-
-
-def _indexed_samples(root: Path, data: Any, split: str | None) -> list[Sample]:
-    """Samples of an embeddings or packed folder (``paths``, ``labels``, ``splits`` rows)."""
-    samples = [Sample(p, data.label_names[lab], i)
-               for i, (p, lab) in enumerate(zip(data.paths, data.labels, strict=True))]
-    if split is not None:
-        samples = [s for s in samples if data.splits[s.index] == split]
-        if not samples:
-            raise InputError(f"{root}: no rows in split {split!r}")
-    return samples
-
-
 def load_eval_set(data: str | Path, split: str | None = None, *, boxes: bool = False,
                   use_embeddings: bool = False, seed: int = 0,
                   val_fraction: float = 0.15) -> EvalSet:
     """The samples of ``data`` (folder, packed, embeddings or, with ``boxes``, a box dataset),
-    restricted to ``split`` when given. Rows without a stored split get the stratified split
-    of ``seed`` and ``val_fraction`` (pass the model's, so its val rows are the ones held out
-    in training)."""
+    restricted to ``split`` when given. Rows of a pack or an embeddings folder without a
+    stored split get the stratified split of ``seed`` and ``val_fraction`` (pass the model's,
+    so its val rows are the ones held out in training); a folder's split is its splits.csv's."""
+    from celebface.synth import is_box_dataset
     from celebface.training.data import data_kind
 
     root = Path(data)
     kind = data_kind(root)
-    if boxes:
-        from celebface.synth import is_box_dataset, load_box_dataset
-
-        if is_box_dataset(root):
-            ds = load_box_dataset(root)
-            items = [it for it in ds.items if split is None or it.split == split]
-            if not items:
-                raise InputError(f"{root}: no rows in split {split!r}")
-            return EvalSet(root, "box", [Sample(str(it.path), it.identity, None, it)
-                                         for it in items])
-    if kind == "embeddings":
-        if not use_embeddings:
-            raise InputError(f"{root}: holds embeddings; this model needs face images")
-        from celebface.training.data import load_embedding_data
-
-        emb = load_embedding_data(root, seed=seed, val_fraction=val_fraction)
-        samples = _indexed_samples(root, emb, split)
-        return EvalSet(root, kind, samples, embeddings=emb.embeddings, embedder=emb.embedder)
-    if kind == "packed":
-        from celebface.training.data import load_image_data
-
-        img = load_image_data(root, seed=seed, val_fraction=val_fraction)
-        samples = _indexed_samples(root, img, split)
-        return EvalSet(root, kind, samples, images=img._images)
-    from celebface.data import open_dataset
-
+    if boxes and is_box_dataset(root):
+        dataset = open_dataset(root, boxes=True)
+        return EvalSet(dataset, "box", dataset.split(split).items)
+    if kind == "embeddings" and not use_embeddings:
+        raise DatasetError(f"{root}: holds embeddings; this model needs face images")
     dataset = open_dataset(root)
-    samples = [Sample(it.path, it.identity, None, it) for it in dataset.items]
-    csv_path = root / "splits.csv"
-    splits = read_splits(csv_path) if csv_path.is_file() else None
-    return EvalSet(root, kind, _filter_split(samples, splits, split, root))
+    if kind != "folder":
+        dataset = dataset.with_splits(seed, val_fraction)
+    return EvalSet(dataset, kind, dataset.split(split).items)
 
 
 def _batches(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -153,9 +101,9 @@ def _same_embedder(model_spec: dict[str, Any], data_meta: dict[str, Any]) -> boo
 
 
 def predict_set(
-    model: Any, data: EvalSet, samples: Sequence[Sample], batch_size: int = 64,
+    model: Any, data: EvalSet, samples: Sequence[FaceItem], batch_size: int = 64,
     progress: bool = True, full_predictions: bool = False,
-) -> tuple[np.ndarray, list[Sample], list[str], list[Any]]:
+) -> tuple[np.ndarray, list[FaceItem], list[str], list[Any]]:
     """Probabilities for the readable samples: ``(probs, kept samples, errors, predictions)``.
     With ``full_predictions`` the model's own :class:`Prediction` objects (e.g. with boxes)
     are kept too, from the same forward pass."""
@@ -163,7 +111,7 @@ def predict_set(
 
     from celebface.training.base import predictions_from_probs
 
-    if data.embeddings is not None:
+    if data.kind == "embeddings":
         if not hasattr(model, "predict_embeddings"):
             raise InputError(f"{data.root}: holds embeddings, but a {model.kind} model works "
                              "on images")
@@ -171,8 +119,7 @@ def predict_set(
             raise InputError(f"{data.root}: embeddings made with {data.embedder.get('model')} "
                              f"(tta {data.embedder.get('tta')}), but the model expects "
                              f"{model.meta.get('embedder')}")
-        idx = np.array([s.index for s in samples], dtype=np.int64)
-        probs = model.predict_embeddings(data.embeddings[idx])
+        probs = model.predict_embeddings(data.dataset.vectors_of(list(samples)))
         return probs, list(samples), [], predictions_from_probs(probs, model.label_names)
     probs, kept, errors, preds = [], [], [], []
     bar = tqdm(total=len(samples), desc="evaluate", unit="img", disable=not progress)
@@ -182,7 +129,7 @@ def predict_set(
             try:
                 images.append(data.image(s))
                 ok.append(s)
-                faces.append(getattr(s.item, "face", None))
+                faces.append(s.face)
             except ImageReadError as exc:
                 errors.append(str(exc))
                 log.warning("skipped: %s", exc)
@@ -305,7 +252,7 @@ def evaluate_model(
     out.mkdir(parents=True, exist_ok=True)
     predictions = _prediction_rows(kept, probs, y_true, model.label_names)
     if hook is not None and len(kept):
-        extra = hook(LazyImages(evalset, kept), preds, [s.item or s for s in kept], out)
+        extra = hook(LazyImages(evalset, kept), preds, kept, out)
         if extra:
             metrics["extra"] = extra
     metrics["time_s"] = round(time.perf_counter() - t0, 2)
@@ -337,7 +284,7 @@ def evaluate_model(
     return metrics
 
 
-def _prediction_rows(samples: Sequence[Sample], probs: np.ndarray, y_true: np.ndarray,
+def _prediction_rows(samples: Sequence[FaceItem], probs: np.ndarray, y_true: np.ndarray,
                      names: Sequence[str]) -> list[dict[str, Any]]:
     rows = []
     for s, p, t in zip(samples, probs, y_true, strict=True):

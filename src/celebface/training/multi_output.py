@@ -2,7 +2,7 @@
 :mod:`celebface.training.backbones`) shared by a face-box head and an identity head.
 
 Trained on a box-and-identity dataset (``celebface synth`` or ``celebface crop`` output, read by
-:func:`celebface.synth.load_box_dataset`) with the shared fit loop
+:func:`celebface.data.open_dataset` with ``boxes=True``) with the shared fit loop
 (:func:`celebface.training.loop.fit`). Boxes are predicted as normalised ``(x1, y1, x2, y2)``
 in ``[0, 1]`` of the input image (the image is resized to a square, so normalised coordinates
 map back to any aspect ratio); :meth:`MultiOutputModel.predict` returns them in the input
@@ -15,9 +15,9 @@ import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from celebface.data import DatasetError, FaceDataset, FaceItem, open_dataset
 from celebface.errors import InputError
 from celebface.io import (
     ImageReadError,
@@ -36,9 +37,6 @@ from celebface.io import (
 from celebface.training.base import Prediction, TrainedModel, predictions_from_probs
 from celebface.training.loop import LoopConfig, fit, run_fingerprint
 from celebface.training.registry import make_config, register_model_kind
-
-if TYPE_CHECKING:
-    from celebface.synth import BoxItem
 
 log = logging.getLogger(__name__)
 
@@ -256,10 +254,10 @@ class BoxArrays:
     images: np.ndarray  # (N, S, S, 3) uint8
     boxes: np.ndarray  # (N, 4) float32 in [0, 1]
     labels: np.ndarray  # (N,) int64
-    items: list[BoxItem]
+    items: list[FaceItem]
 
 
-def load_box_arrays(items: Sequence[BoxItem], label_names: Sequence[str], size: int,
+def load_box_arrays(items: Sequence[FaceItem], label_names: Sequence[str], size: int,
                     progress: bool = True, workers: int = 4) -> BoxArrays:
     """Decode and resize the images of ``items`` (identities not in ``label_names`` are left
     out); unreadable files are skipped with a one-line warning."""
@@ -268,7 +266,7 @@ def load_box_arrays(items: Sequence[BoxItem], label_names: Sequence[str], size: 
     index = {n: i for i, n in enumerate(label_names)}
     items = [it for it in items if it.identity in index]
 
-    def load(item: BoxItem) -> tuple[np.ndarray, np.ndarray] | None:
+    def load(item: FaceItem) -> tuple[np.ndarray, np.ndarray] | None:
         try:
             img = read_image(item.path, max_side=max(2 * size, 512))
         except ImageReadError as exc:
@@ -346,19 +344,15 @@ def augment(img: torch.Tensor, box: torch.Tensor) -> tuple[torch.Tensor, torch.T
     return ((img - mean) * gain + mean + bias).clamp(-1.0, 1.0), box
 
 
-def split_items(items: Sequence[BoxItem], val_fraction: float, seed: int
-                ) -> tuple[list[BoxItem], list[BoxItem]]:
-    """``train``/``val`` from the dataset's splits, else a stratified split with ``seed``."""
-    from celebface.training.data import stratified_split
-
-    if any(it.split == "train" for it in items):
-        return ([it for it in items if it.split == "train"],
-                [it for it in items if it.split == "val"])
-    names = sorted({it.identity for it in items})
-    labels = [names.index(it.identity) for it in items]
-    splits = stratified_split(labels, val_fraction, seed)
-    return ([it for it, s in zip(items, splits, strict=True) if s == "train"],
-            [it for it, s in zip(items, splits, strict=True) if s == "val"])
+def split_items(dataset: FaceDataset, val_fraction: float, seed: int
+                ) -> tuple[list[FaceItem], list[FaceItem]]:
+    """``train``/``val`` items: the dataset's splits when it has a train split, else a
+    stratified split with ``seed`` (:meth:`FaceDataset.with_splits`)."""
+    items = dataset.items
+    if not any(it.split == "train" for it in items):
+        unsplit = replace(dataset, items=[replace(it, split=None) for it in items])
+        items = unsplit.with_splits(seed, val_fraction).items
+    return ([it for it in items if it.split == "train"], [it for it in items if it.split == "val"])
 
 
 # --------------------------------------------------------------------------- trained model
@@ -437,8 +431,9 @@ class MultiOutputModel(TrainedModel):
 
     def evaluate_extra(self, images: Sequence[np.ndarray], predictions: Sequence[Prediction],
                        items: Sequence[Any], out_dir: str | Path) -> dict[str, Any]:
-        """Box metrics against the items' true boxes (``item.box`` in the image's pixels, as
-        :class:`celebface.synth.BoxItem` has) and ``box_samples.png``; ``{}`` without boxes."""
+        """Box metrics against the items' true boxes (``item.box`` in the image's pixels, as a
+        box dataset's :class:`celebface.data.FaceItem` has) and ``box_samples.png``; ``{}``
+        without boxes."""
         from celebface.synth.boxeval import box_report
 
         return box_report(images, predictions, items, out_dir)
@@ -454,15 +449,15 @@ def train(data: str | Path, out: str | Path, **config: Any) -> MultiOutputModel:
     """Train the multi-output model on the box dataset ``data``; save it in ``out``.
 
     A rerun with the same ``out`` resumes the fit loop from its last checkpoint."""
-    from celebface.synth import is_box_dataset, load_box_dataset
+    from celebface.synth import is_box_dataset
 
     cfg: MultiOutputConfig = make_config(MultiOutputConfig, config, "multi-output")
     if not is_box_dataset(data):
-        raise InputError(
+        raise DatasetError(
             f"{data}: the multi-output model needs a box-and-identity dataset, the output "
             "folder of `celebface synth` or `celebface crop` (with its manifest.csv)")
-    dataset = load_box_dataset(data)
-    train_items, val_items = split_items(dataset.items, cfg.val_fraction, cfg.seed)
+    dataset = open_dataset(data, boxes=True)
+    train_items, val_items = split_items(dataset, cfg.val_fraction, cfg.seed)
     if cfg.limit_per_class:
         train_items = first_per_identity(train_items, cfg.limit_per_class)
     label_names = sorted({it.identity for it in train_items})
