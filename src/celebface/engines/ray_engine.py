@@ -7,7 +7,7 @@ sources each) and send one chunk per Ray row:
   detector per worker, loaded once: the chunk's faces detected as one batch, crops cut and
   JPEG-encoded by :func:`celebface.cropping.dataset.plan_crops`);
 - embed: ``embed`` (an actor pool, one embedder per worker: the chunk read and embedded by
-  the local engine's own ``_embed_chunk``).
+  :func:`celebface.recognition.batch.embed_chunk`).
 
 The results come back in input order and go through the local engine's writers (crop records
 and files, the embedding cache), so outputs, resumption and the logging of bad files are the
@@ -183,9 +183,9 @@ class _Embed:
         self.embedder = factory(_device(ray, "cpu"))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from celebface.recognition.dataset import _embed_chunk
+        from celebface.recognition.batch import embed_chunk
 
-        out = [_embed_chunk(self.embedder, *pickle.loads(p)) for p in batch["payload"]]
+        out = [embed_chunk(self.embedder, *pickle.loads(p)) for p in batch["payload"]]
         return _batch(batch["k"], out)
 
 
@@ -209,7 +209,7 @@ class _Rebuild:
 
 
 def embed_on_ray(embedder: Any, config: Any, tasks: Sequence[Any]) -> Iterator[Any]:
-    """``_embed_chunk`` results of ``tasks`` ((refs, views) each), in order, from Ray."""
+    """``embed_chunk`` results of ``tasks`` ((refs, views) each), in order, from Ray."""
     ray = connect(getattr(config, "address", None))
     if not tasks:
         return iter(())
