@@ -5,7 +5,7 @@ sources each) and send one chunk per Ray row:
 
 - crop: ``read`` (Ray tasks decode the chunk's images) -> ``detect`` (an actor pool, one
   detector per worker, loaded once: the chunk's faces detected as one batch, crops cut and
-  JPEG-encoded by :func:`celebface.cropping.dataset.plan_crops`);
+  JPEG-encoded by :func:`celebface.cropping.plan.plan_crops`);
 - embed: ``embed`` (an actor pool, one embedder per worker: the chunk read and embedded by
   :func:`celebface.recognition.batch.embed_chunk`).
 
@@ -128,13 +128,14 @@ class _Detect:
             config.detector, _device(ray, config.device), **config.detector_options)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from celebface.cropping.dataset import _detect, plan_crops
+        from celebface.cropping.local import detect_each
+        from celebface.cropping.plan import plan_crops
 
         out = []
         for payload in batch["payload"]:
             sources, loaded = pickle.loads(payload)
             ok = [i for i, im in enumerate(loaded) if not isinstance(im, str)]
-            found = _detect(self.detector, [loaded[i].rgb for i in ok]) if ok else []
+            found = detect_each(self.detector, [loaded[i].rgb for i in ok]) if ok else []
             plans: list[Any] = list(loaded)  # read errors stay as they are
             for i, f in zip(ok, found, strict=True):
                 _, source, identity, stem = sources[i]
