@@ -19,6 +19,7 @@ import logging
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from celebface.errors import reading
 from celebface.types import Face
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,11 @@ def has_box_manifest(path: str | Path) -> bool:
 def read_box_items(root: Path, kind: str, one_face_only: bool = True) -> list:
     """The :class:`~celebface.data.FaceItem` s of a ``synth`` or ``crops`` folder (module doc);
     ``[]`` when its manifest has no usable row."""
+    with reading(root / MANIFEST, "manifest"):
+        return _read_box_items(root, kind, one_face_only)
+
+
+def _read_box_items(root: Path, kind: str, one_face_only: bool) -> list:
     from celebface.cropping.records import read_manifest
 
     rows = read_manifest(root)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface.errors import reading
 from celebface.io import read_splits
 from celebface.io.pathlist import PATHS_FILE, has_paths, read_paths
 
@@ -42,11 +43,12 @@ def read_embeddings(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], list
                                          dict[str, Any], list[str | None]]:
     """``(vectors, labels, paths, label names, embedding.json, splits)`` of a folder whose
     files are all there (:func:`missing_files`); a split is ``None`` where none is known."""
-    vectors = np.load(path / VECTORS)
-    labels = np.load(path / "labels.npy")
-    paths = read_paths(path)
-    names = label_names(json.loads((path / "label_mapping.json").read_text(encoding="utf-8")))
-    meta = json.loads((path / "embedding.json").read_text(encoding="utf-8"))
+    with reading(path, "embeddings folder"):
+        vectors = np.load(path / VECTORS)
+        labels = np.load(path / "labels.npy")
+        paths = read_paths(path)
+        names = label_names(json.loads((path / "label_mapping.json").read_text("utf-8")))
+        meta = json.loads((path / "embedding.json").read_text(encoding="utf-8"))
     if not (len(vectors) == len(labels) == len(paths)):
         from celebface.data.dataset import DatasetError
 
