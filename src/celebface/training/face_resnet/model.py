@@ -12,7 +12,7 @@ import torch
 from celebface.io import atomic_write
 from celebface.recognition.base import Embedder
 from celebface.recognition.dlib_resnet import DlibConfig, DlibEmbedder
-from celebface.training.base import TrainedModel
+from celebface.training.base import TrainedModel, weights_file
 from celebface.training.face_resnet.config import KIND, WEIGHTS
 from celebface.training.face_resnet.net import ClassHead, FaceResNetNet, build_dlib_net
 from celebface.training.registry import register_model_kind
@@ -64,9 +64,7 @@ class FaceResNetModel(TrainedModel):
     @classmethod
     def load(cls, model_dir: Path, meta: dict[str, Any], device: str = "auto"
              ) -> FaceResNetModel:
-        path = Path(model_dir) / meta.get("weights", WEIGHTS)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: weights file missing")
+        path = weights_file(model_dir, meta, WEIGHTS)
         h = meta["head"]
         net = FaceResNetNet(build_dlib_net(trainable=False),
                             ClassHead(len(meta["label_names"]), h["head"], h["scale"],

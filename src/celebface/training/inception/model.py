@@ -10,7 +10,7 @@ import numpy as np
 
 from celebface.io import atomic_write
 from celebface.recognition.base import Embedder, l2_normalize
-from celebface.training.base import TrainedModel
+from celebface.training.base import TrainedModel, weights_file
 from celebface.training.inception.config import EMBEDDING_DIM, WEIGHTS
 from celebface.training.inception.data import to_tensor
 from celebface.training.inception.net import build_network
@@ -80,7 +80,7 @@ class InceptionModel(TrainedModel):
 
         size = int(meta["input_size"])
         net = build_network(len(meta["label_names"]), size, meta.get("backbone", "inception_v3"))
-        net.load_state_dict(torch.load(model_dir / meta.get("weights", WEIGHTS),
+        net.load_state_dict(torch.load(weights_file(model_dir, meta, WEIGHTS),
                                        map_location="cpu", weights_only=True))
         model = cls(net, meta["label_names"], size, meta, device)
         model.model_dir = str(model_dir)  # type: ignore[attr-defined]

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from celebface.io import atomic_write
-from celebface.training.base import Prediction, TrainedModel, predictions_from_probs
+from celebface.training.base import Prediction, TrainedModel, predictions_from_probs, weights_file
 from celebface.training.multi_output.config import KIND
 from celebface.training.multi_output.data import normalise, to_input
 from celebface.training.multi_output.net import MultiOutputNet, build_net
@@ -82,9 +82,7 @@ class MultiOutputModel(TrainedModel):
              ) -> MultiOutputModel:
         from celebface.device import resolve_device
 
-        path = Path(model_dir) / meta.get("weights", WEIGHTS)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: weights file missing")
+        path = weights_file(model_dir, meta, WEIGHTS)
         net = build_net(len(meta["label_names"]), meta["network"], load_pretrained=False)
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return cls(meta["label_names"], net, meta["network"], meta,
