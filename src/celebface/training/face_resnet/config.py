@@ -6,21 +6,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from celebface.errors import InputError
+from celebface.training.loop import RunSettings
 
 KIND = "face-resnet"
-
-
 WEIGHTS = "face_resnet.pt"
-
-
 HEADS = ("softmax", "cosface", "arcface")
-
-
 DEFAULT_MARGIN = {"softmax": 0.0, "cosface": 0.35, "arcface": 0.5}
 
 
 @dataclass
-class FaceResNetConfig:
+class FaceResNetConfig(RunSettings):
     """Settings of ``celebface train --model face-resnet``."""
 
     head: str = "cosface"  #: softmax | cosface | arcface
@@ -44,13 +39,6 @@ class FaceResNetConfig:
     lr_decay: float = 0.9
     weight_decay: float = 5e-4
     patience: int = 5
-    device: str = "auto"
-    amp: bool = True
-    num_workers: int = 0
-    seed: int = 0
-    max_steps_per_epoch: int | None = None
-    max_val_steps: int | None = None
-    progress: bool = True
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from celebface.training.loop import RunSettings
+
 WEIGHTS = "inception.pt"
-
-
 EMBEDDING_DIM = 128
 
 
 @dataclass
-class InceptionConfig:
+class InceptionConfig(RunSettings):
     """Settings of ``celebface train --model inception`` (reference defaults)."""
 
     input_size: int = 224
@@ -27,12 +27,6 @@ class InceptionConfig:
     patience: int = 5
     label_smoothing: float = 0.0
     augment: bool = True
-    device: str = "auto"
-    amp: bool = True
     num_workers: int = 2
-    seed: int = 0
     val_fraction: float = 0.15
-    max_steps_per_epoch: int | None = None
-    max_val_steps: int | None = None
     limit_per_class: int | None = None  # use at most this many train images per identity
-    progress: bool = True

@@ -27,6 +27,7 @@ from celebface.training.loop.config import (
     FitResult,
     LoopConfig,
     MetricsFn,
+    RunSettings,
     StepFn,
     run_fingerprint,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "FitResult",
     "LoopConfig",
     "MetricsFn",
+    "RunSettings",
     "StepFn",
     "classification_metrics",
     "classification_step",

@@ -59,6 +59,20 @@ class LoopConfig:
 
 
 @dataclass
+class RunSettings:
+    """How a network's training runs: the fields of :class:`LoopConfig` every trainer's config
+    dataclass has (they inherit them)."""
+
+    device: str = "auto"
+    amp: bool = True  #: mixed precision, CUDA only
+    num_workers: int = 0
+    seed: int = 0
+    max_steps_per_epoch: int | None = None  #: for tests and quick runs
+    max_val_steps: int | None = None
+    progress: bool = True
+
+
+@dataclass
 class FitResult:
     """What :func:`fit` returns; ``history`` is the content of ``history.json``."""
 

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from celebface.errors import InputError
-from celebface.training.loop import LoopConfig
+from celebface.training.loop import LoopConfig, RunSettings
 
 KIND = "multi-output"
 
 
 @dataclass
-class MultiOutputConfig:
+class MultiOutputConfig(RunSettings):
     """Settings of ``celebface train --model multi-output`` (network, losses and fit loop)."""
 
     input_size: int = 224  #: square input side (InceptionV3 needs at least 75)
@@ -40,13 +40,6 @@ class MultiOutputConfig:
     weight_decay: float = 0.0
     patience: int = 5
     monitor: str = "val_score"  #: ``score`` = mean of accuracy and mean IoU
-    device: str = "auto"
-    amp: bool = True
-    num_workers: int = 0
-    seed: int = 0
-    max_steps_per_epoch: int | None = None
-    max_val_steps: int | None = None
-    progress: bool = True
 
     def __post_init__(self) -> None:
         from celebface.training.backbones import spec
