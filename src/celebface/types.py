@@ -4,6 +4,7 @@ trained classifier's answer for one image, a :class:`Verification` compares two 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -154,10 +155,26 @@ class Verification:
         }
 
 
+def box_overlap(a: Any, b: Any) -> tuple[Any, Any]:
+    """Row-wise intersection and union areas of two ``(N, 4)`` ``x1, y1, x2, y2`` box arrays:
+    numpy arrays, or torch tensors (differentiable; the multi-output model's losses)."""
+    xp = sys.modules[type(a).__module__.split(".")[0]]  # numpy or torch: the same functions
+    iw = (xp.minimum(a[:, 2], b[:, 2]) - xp.maximum(a[:, 0], b[:, 0])).clip(min=0)
+    ih = (xp.minimum(a[:, 3], b[:, 3]) - xp.maximum(a[:, 1], b[:, 1])).clip(min=0)
+    inter = iw * ih
+
+    def area(x: Any) -> Any:
+        return (x[:, 2] - x[:, 0]).clip(min=0) * (x[:, 3] - x[:, 1]).clip(min=0)
+
+    return inter, area(a) + area(b) - inter
+
+
+def paired_iou(a: Any, b: Any) -> Any:
+    """Row-wise intersection over union of two ``(N, 4)`` box arrays (see :func:`box_overlap`)."""
+    inter, union = box_overlap(a, b)
+    return inter / union.clip(min=1e-9)
+
+
 def box_iou(a: tuple[float, ...] | np.ndarray, b: tuple[float, ...] | np.ndarray) -> float:
     """Intersection over union of two ``(x1, y1, x2, y2)`` boxes."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
+    return float(paired_iou(np.asarray([a], np.float64), np.asarray([b], np.float64))[0])

@@ -7,6 +7,7 @@ a torn last line (killed mid-write) is cut off when the file is opened again.
 from __future__ import annotations
 
 import csv
+import io
 import os
 from pathlib import Path
 
@@ -77,11 +78,15 @@ def _repair_tail(path: Path) -> None:
 
 
 def read_manifest(dst: Path) -> list[dict[str, str]]:
+    """The finished rows of ``dst/manifest.csv`` (a crop or synth output); a torn last row
+    of a killed run is left out."""
     path = dst / MANIFEST
     if not path.exists():
         return []
     with open(path, newline="", **_TEXT) as fh:
-        return [r for r in csv.DictReader(fh) if r.get("src_height")]
+        text = fh.read()
+    text = text[: text.rfind("\n") + 1]  # a last line without its newline is torn
+    return [r for r in csv.DictReader(io.StringIO(text)) if r.get("src_height")]
 
 
 def read_lines(path: Path) -> list[str]:

@@ -1,12 +1,17 @@
-"""One way to open a labelled face dataset: a photo folder, a ``crop`` output or a ``pack``.
+"""One way to open a labelled face dataset: a photo folder, a ``crop`` output, a ``pack``, an
+embeddings folder (``embed``) or a box dataset (``synth``; a ``crop`` output read for its
+source photos).
 
-Every stage that reads labelled images (embed, enroll, calibrate, train, evaluate) goes through
-:func:`open_dataset`. Each :class:`FaceItem` says where its image is, whose face it is, its split
-and, when known, where the face is in that image (box and 5 landmarks): a folder written by
+Every stage that reads labelled data (embed, enroll, calibrate, train, evaluate) goes through
+:func:`open_dataset`, which routes by the folder's stage manifest ``kind``
+(:func:`celebface.data.stage.folder_kind`). Each :class:`FaceItem` says where its image is,
+whose face it is, its split and, when known, where the face is in that image (box and 5
+landmarks): a folder written by
 ``celebface crop`` carries that geometry (its ``manifest.csv`` has each face in source pixels
 and ``crop.json`` the crop settings, so the face in crop pixels follows exactly), and a pack of
 such crops carries it too. For other folders the face is unknown and the embedder's
-alignment rule decides (:func:`celebface.recognition.align.locate_faces`).
+alignment rule decides (:func:`celebface.recognition.align.locate_faces`). An embeddings
+folder's items are its rows (``row``), their vectors in :attr:`FaceDataset.vectors`.
 """
 
 from __future__ import annotations
@@ -16,33 +21,45 @@ import json
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from celebface.errors import CelebfaceError
+from celebface.errors import InputError
 from celebface.io import list_dataset, read_image, read_splits
 from celebface.types import Face
 
 log = logging.getLogger(__name__)
 
-KINDS = ("photos", "crops", "pack")
+KINDS = ("photos", "crops", "pack", "embeddings", "synth")
 
 
-class DatasetError(CelebfaceError, ValueError):
+class DatasetError(InputError):
     """A dataset folder that cannot be used; the message names it and the reason."""
+
+
+class MissingDatasetError(DatasetError, FileNotFoundError):
+    """A dataset folder (or a file it needs) that is not there."""
 
 
 @dataclass(frozen=True)
 class FaceItem:
     """One labelled image. ``face`` is the face's box and landmarks in this image's pixels
-    (``None``: not known); ``row`` is its row in a pack's ``all_images.npy`` (else ``None``,
-    and ``path`` is the image file)."""
+    (``None``: not known); ``row`` is its row in a pack's ``all_images.npy`` or an embeddings
+    folder's vectors (else ``None``; ``path`` is the image file); ``size`` is the image's
+    ``(width, height)`` when a box dataset records it."""
 
     identity: str
     path: str
     split: str | None = None
     face: Face | None = field(default=None, compare=False)
     row: int | None = None
+    size: tuple[int, int] | None = field(default=None, compare=False)
+
+    @property
+    def box(self) -> tuple[float, float, float, float] | None:
+        """The face box ``(x1, y1, x2, y2)`` in this image's pixels, when known."""
+        return self.face.box if self.face is not None else None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -52,13 +69,17 @@ class FaceItem:
 
 @dataclass
 class FaceDataset:
-    """The items of a dataset, in a stable order, with their label order (sorted names)."""
+    """The items of a dataset, in a stable order, with their label order (sorted names;
+    an embeddings folder's own). ``vectors`` and ``meta`` (its ``embedding.json``) are an
+    embeddings folder's; a pack's ``meta`` says how its images were made square (``fit``)."""
 
     root: Path
     kind: str
     items: list[FaceItem]
     names: list[str]
     array: str | None = None  # a pack's all_images.npy
+    vectors: np.ndarray | None = field(default=None, repr=False)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -68,16 +89,52 @@ class FaceDataset:
         index = {n: i for i, n in enumerate(self.names)}
         return np.asarray([index[it.identity] for it in self.items], dtype=np.int64)
 
+    @property
+    def identities(self) -> list[str]:
+        return [it.identity for it in self.items]
+
     def split(self, name: str | None) -> FaceDataset:
         """Only the items of split ``name`` (all for ``None``); label order unchanged."""
         if name is None:
             return self
         kept = [it for it in self.items if it.split == name]
         if not kept:
+            if all(it.split is None for it in self.items):
+                raise DatasetError(f"{self.root}: no images in split {name!r}: no split is "
+                                   "recorded (no splits.csv)")
             have = sorted({str(it.split) for it in self.items})
             raise DatasetError(f"{self.root}: no images in split {name!r} (splits: "
                                f"{', '.join(have)}; a folder's splits come from its splits.csv)")
         return replace(self, items=kept)
+
+    def with_splits(self, seed: int = 0, val_fraction: float = 0.15) -> FaceDataset:
+        """Every item with a split: the recorded ones; when none is recorded, the stratified
+        split of ``seed`` and ``val_fraction`` (:func:`celebface.data.splits.stratified_splits`,
+        the split training holds out); items missing from a recorded split go to train."""
+        given = [it.split for it in self.items]
+        if not any(given):
+            from celebface.data.splits import stratified_splits
+
+            filled = stratified_splits(self.labels, val_fraction, 0.0, seed)
+        else:
+            missing = sum(s is None for s in given)
+            if missing:
+                log.warning("%s: %d of %d samples have no split, put in train", self.root,
+                            missing, len(given))
+            filled = [s or "train" for s in given]
+        return replace(self, items=[replace(it, split=s)
+                                    for it, s in zip(self.items, filled, strict=True)])
+
+    def vectors_of(self, items: list[FaceItem]) -> np.ndarray:
+        """The stored vectors of ``items`` (an embeddings folder's)."""
+        if self.vectors is None:
+            raise DatasetError(f"{self.root}: a {self.kind} folder holds no embeddings")
+        return np.asarray(self.vectors[[it.row for it in items]], np.float32)
+
+    @property
+    def images(self) -> np.ndarray | None:
+        """A pack's images, ``(N, S, S, 3)`` uint8, memory-mapped (else ``None``)."""
+        return _memmap(self.array) if self.array is not None else None
 
     def load(self, item: FaceItem) -> np.ndarray:
         """The item's RGB uint8 image (``ImageReadError`` for a bad file)."""
@@ -96,31 +153,49 @@ def _memmap(path: str) -> np.ndarray:
 
 
 def kind_of(path: str | Path) -> str:
-    """``crops`` (a ``celebface crop`` output), ``pack`` or ``photos`` (any other folder of
-    people), by the stage protocol (:func:`celebface.data.stage.folder_kind`)."""
+    """``crops`` (a ``celebface crop`` output), ``pack``, ``embeddings``, ``synth`` or
+    ``photos`` (any other folder of people), by the stage protocol
+    (:func:`celebface.data.stage.folder_kind`)."""
     from celebface.data.stage import folder_kind
 
     kind = folder_kind(path)
-    if kind in ("pack", "crops"):
+    if kind in KINDS:
         return kind
-    if kind in ("embeddings", "gallery", "model", "report"):
-        raise DatasetError(f"{path}: a {kind} folder, not images of people")
+    if kind in ("gallery", "model", "report"):
+        raise DatasetError(f"{path}: a {kind} folder, not a dataset of people")
     return "photos"
 
 
-def open_dataset(path: str | Path, split: str | None = None) -> FaceDataset:
-    """Open a folder-per-identity photo folder, a crop folder or a pack (see module doc)."""
+def open_dataset(
+    path: str | Path, split: str | None = None, *, boxes: bool = False,
+    one_face_only: bool = True,
+) -> FaceDataset:
+    """Open a dataset folder of any kind (see module doc), optionally one ``split`` of it.
+
+    ``boxes``: a box dataset is wanted (images whose face box is known in their own pixels):
+    a synth output, or a crop output read for its source photos (``one_face_only``: photos
+    with several detected faces left out); another kind is a :class:`DatasetError`."""
     path = Path(path)
     if not path.exists():
-        raise DatasetError(f"{path}: no such folder")
+        raise MissingDatasetError(f"{path}: no such folder")
     kind = kind_of(path)
+    if boxes:
+        return _open_boxes(path, kind, one_face_only).split(split)
     if kind == "pack":
         return _open_pack(path).split(split)
+    if kind == "embeddings":
+        return _open_embeddings(path).split(split)
     found = list_dataset(path)
     if not found:
         raise DatasetError(f"{path}: no images found (expected {path}/<person>/<image>)")
     splits = read_splits(path / "splits.csv") if (path / "splits.csv").is_file() else {}
-    geometry = crop_geometry(path) if kind == "crops" else {}
+    if splits and not any(it.key in splits for it in found):
+        log.warning("%s: matches none of the images", path / "splits.csv")
+    if kind == "synth":
+        geometry = {Path(it.path).relative_to(path).as_posix(): it.face
+                    for it in _open_boxes(path, kind, False).items}
+    else:
+        geometry = crop_geometry(path) if kind == "crops" else {}
     items = [
         FaceItem(it.identity, str(it.path), splits.get(it.key),
                  geometry.get(it.path.relative_to(path).as_posix()))
@@ -128,6 +203,31 @@ def open_dataset(path: str | Path, split: str | None = None) -> FaceDataset:
     ]
     names = sorted({it.identity for it in items})
     return FaceDataset(path, kind, items, names).split(split)
+
+
+def _open_boxes(path: Path, kind: str, one_face_only: bool) -> FaceDataset:
+    from celebface.data.boxes import read_box_items
+
+    if kind not in ("synth", "crops"):
+        raise DatasetError(f"{path}: not a box dataset (a {kind} folder; needs a manifest.csv "
+                           "with identity,x1,y1,x2,y2 columns, as synth and crop write)")
+    items = read_box_items(path, kind, one_face_only)
+    if not items:
+        raise DatasetError(f"{path}: no usable rows in manifest.csv")
+    return FaceDataset(path, kind, items, sorted({it.identity for it in items}))
+
+
+def _open_embeddings(path: Path) -> FaceDataset:
+    from celebface.data.embeddings import missing_files, read_embeddings
+
+    missing = missing_files(path)
+    if missing:
+        raise MissingDatasetError(
+            f"{path}: not an embeddings folder (missing {', '.join(missing)})")
+    vectors, labels, paths, names, meta, splits = read_embeddings(path)
+    items = [FaceItem(names[int(lab)], p, s, row=i)
+             for i, (p, lab, s) in enumerate(zip(paths, labels, splits, strict=True))]
+    return FaceDataset(path, "embeddings", items, names, vectors=vectors, meta=meta)
 
 
 def crop_geometry(crops: str | Path) -> dict[str, Face]:
@@ -164,7 +264,7 @@ def _open_pack(path: Path) -> FaceDataset:
         items.append(FaceItem(packed.label_names[int(label)], p, s,
                               _packed_face(p, size, packed.fit), i))
     return FaceDataset(path, "pack", items, list(packed.label_names),
-                       str(path / "all_images.npy"))
+                       str(path / "all_images.npy"), meta={"fit": packed.fit})
 
 
 def _packed_face(source: str, size: int, fit: str) -> Face | None:

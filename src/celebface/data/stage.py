@@ -23,9 +23,10 @@ LEGACY_MARKERS = (
     ("gallery", "gallery.json"),
     ("model", "model.json"),
     ("crops", "crop.json"),
+    ("synth", "synth.json"),
     ("report", "metrics.json"),
 )
-KINDS = ("photos", "synth", *(k for k, _ in LEGACY_MARKERS))
+KINDS = ("photos", *(k for k, _ in LEGACY_MARKERS))
 
 
 def fingerprint(settings: dict[str, Any]) -> str:
@@ -68,9 +69,10 @@ def folder_kind(folder: str | Path) -> str:
     folder = Path(folder)
     for kind, marker in LEGACY_MARKERS:
         if (folder / marker).is_file():
-            if kind == "crops" and not (folder / "manifest.csv").is_file():
+            if kind in ("crops", "synth") and not (folder / "manifest.csv").is_file():
                 continue
             return kind
-    from celebface.synth import is_box_dataset
+    from celebface.data.boxes import has_box_manifest
 
-    return "synth" if is_box_dataset(folder) else "photos"
+    # a manifest of face boxes without its settings file: read as a crop output
+    return "crops" if has_box_manifest(folder) else "photos"

@@ -5,9 +5,9 @@ sources each) and send one chunk per Ray row:
 
 - crop: ``read`` (Ray tasks decode the chunk's images) -> ``detect`` (an actor pool, one
   detector per worker, loaded once: the chunk's faces detected as one batch, crops cut and
-  JPEG-encoded by :func:`celebface.cropping.dataset.plan_crops`);
+  JPEG-encoded by :func:`celebface.cropping.plan.plan_crops`);
 - embed: ``embed`` (an actor pool, one embedder per worker: the chunk read and embedded by
-  the local engine's own ``_embed_chunk``).
+  :func:`celebface.recognition.batch.embed_chunk`).
 
 The results come back in input order and go through the local engine's writers (crop records
 and files, the embedding cache), so outputs, resumption and the logging of bad files are the
@@ -128,13 +128,14 @@ class _Detect:
             config.detector, _device(ray, config.device), **config.detector_options)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from celebface.cropping.dataset import _detect, plan_crops
+        from celebface.cropping.local import detect_each
+        from celebface.cropping.plan import plan_crops
 
         out = []
         for payload in batch["payload"]:
             sources, loaded = pickle.loads(payload)
             ok = [i for i, im in enumerate(loaded) if not isinstance(im, str)]
-            found = _detect(self.detector, [loaded[i].rgb for i in ok]) if ok else []
+            found = detect_each(self.detector, [loaded[i].rgb for i in ok]) if ok else []
             plans: list[Any] = list(loaded)  # read errors stay as they are
             for i, f in zip(ok, found, strict=True):
                 _, source, identity, stem = sources[i]
@@ -183,9 +184,9 @@ class _Embed:
         self.embedder = factory(_device(ray, "cpu"))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from celebface.recognition.dataset import _embed_chunk
+        from celebface.recognition.batch import embed_chunk
 
-        out = [_embed_chunk(self.embedder, *pickle.loads(p)) for p in batch["payload"]]
+        out = [embed_chunk(self.embedder, *pickle.loads(p)) for p in batch["payload"]]
         return _batch(batch["k"], out)
 
 
@@ -209,7 +210,7 @@ class _Rebuild:
 
 
 def embed_on_ray(embedder: Any, config: Any, tasks: Sequence[Any]) -> Iterator[Any]:
-    """``_embed_chunk`` results of ``tasks`` ((refs, views) each), in order, from Ray."""
+    """``embed_chunk`` results of ``tasks`` ((refs, views) each), in order, from Ray."""
     ray = connect(getattr(config, "address", None))
     if not tasks:
         return iter(())

@@ -2,240 +2,29 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from celebface.errors import InputError
-from celebface.evaluation.plots import display_name, plot_confusion, plot_errors, plot_history
-from celebface.io import (
-    ImageReadError,
-    atomic_write_json,
-    atomic_write_text,
-    read_image,
-    read_splits,
+from celebface.evaluation.plots import plot_confusion, plot_errors, plot_history
+from celebface.evaluation.report import (
+    classification_metrics,
+    format_summary,
+    prediction_rows,
+    write_predictions,
 )
+from celebface.evaluation.samples import LazyImages, load_eval_set, predict_set
+from celebface.io import ImageReadError, atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
 METRICS = "metrics.json"
-
-
-@dataclass
-class Sample:
-    """One labelled sample to evaluate: a file (``path``) or a row of a packed/embeddings
-    folder (``index``); ``item`` is the dataset's own record (e.g. a box item)."""
-
-    path: str
-    identity: str
-    index: int | None = None
-    item: Any = None
-
-
-@dataclass
-class EvalSet:
-    """What to evaluate: samples, and how to get their pixels or embeddings."""
-
-    root: Path
-    kind: str  # folder | packed | embeddings | box
-    samples: list[Sample]
-    images: Any = None  # packed memmap
-    embeddings: np.ndarray | None = None
-    embedder: dict[str, Any] = field(default_factory=dict)
-
-    def image(self, s: Sample) -> np.ndarray:
-        if self.images is not None and s.index is not None:
-            return np.asarray(self.images[s.index])
-        return read_image(s.path).rgb
-
-
-class LazyImages(Sequence):
-    """Images of some samples, decoded when indexed (for hooks that want pixels)."""
-
-    def __init__(self, data: EvalSet, samples: Sequence[Sample]):
-        self.data, self.samples = data, list(samples)
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, i: Any) -> Any:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        return self.data.image(self.samples[i])
-
-
-def _filter_split(samples: list[Sample], splits: dict[tuple[str, str], str] | None,
-                  split: str | None, what: Path) -> list[Sample]:
-    if split is None:
-        return samples
-    if splits is None:
-        raise InputError(f"{what}: --split {split} asked for, but there is no splits.csv")
-    out = [s for s in samples if splits.get((s.identity, Path(s.path).name)) == split]
-    if not out:
-        raise InputError(f"{what}: no rows in split {split!r}")
-    return out
-
-
-def _indexed_samples(root: Path, data: Any, split: str | None) -> list[Sample]:
-    """Samples of an embeddings or packed folder (``paths``, ``labels``, ``splits`` rows)."""
-    samples = [Sample(p, data.label_names[lab], i)
-               for i, (p, lab) in enumerate(zip(data.paths, data.labels, strict=True))]
-    if split is not None:
-        samples = [s for s in samples if data.splits[s.index] == split]
-        if not samples:
-            raise InputError(f"{root}: no rows in split {split!r}")
-    return samples
-
-
-def load_eval_set(data: str | Path, split: str | None = None, *, boxes: bool = False,
-                  use_embeddings: bool = False, seed: int = 0,
-                  val_fraction: float = 0.15) -> EvalSet:
-    """The samples of ``data`` (folder, packed, embeddings or, with ``boxes``, a box dataset),
-    restricted to ``split`` when given. Rows without a stored split get the stratified split
-    of ``seed`` and ``val_fraction`` (pass the model's, so its val rows are the ones held out
-    in training)."""
-    from celebface.training.data import data_kind
-
-    root = Path(data)
-    kind = data_kind(root)
-    if boxes:
-        from celebface.synth import is_box_dataset, load_box_dataset
-
-        if is_box_dataset(root):
-            ds = load_box_dataset(root)
-            items = [it for it in ds.items if split is None or it.split == split]
-            if not items:
-                raise InputError(f"{root}: no rows in split {split!r}")
-            return EvalSet(root, "box", [Sample(str(it.path), it.identity, None, it)
-                                         for it in items])
-    if kind == "embeddings":
-        if not use_embeddings:
-            raise InputError(f"{root}: holds embeddings; this model needs face images")
-        from celebface.training.data import load_embedding_data
-
-        emb = load_embedding_data(root, seed=seed, val_fraction=val_fraction)
-        samples = _indexed_samples(root, emb, split)
-        return EvalSet(root, kind, samples, embeddings=emb.embeddings, embedder=emb.embedder)
-    if kind == "packed":
-        from celebface.training.data import load_image_data
-
-        img = load_image_data(root, seed=seed, val_fraction=val_fraction)
-        samples = _indexed_samples(root, img, split)
-        return EvalSet(root, kind, samples, images=img._images)
-    from celebface.data import open_dataset
-
-    dataset = open_dataset(root)
-    samples = [Sample(it.path, it.identity, None, it) for it in dataset.items]
-    csv_path = root / "splits.csv"
-    splits = read_splits(csv_path) if csv_path.is_file() else None
-    return EvalSet(root, kind, _filter_split(samples, splits, split, root))
-
-
-def _batches(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(seq), size):
-        yield seq[start:start + size]
-
-
-def _same_embedder(model_spec: dict[str, Any], data_meta: dict[str, Any]) -> bool:
-    from celebface.recognition.spec import EmbedderSpec
-
-    return EmbedderSpec.from_dict(model_spec).same_vectors(
-        EmbedderSpec.from_dict(data_meta.get("embedder") or data_meta))
-
-
-def predict_set(
-    model: Any, data: EvalSet, samples: Sequence[Sample], batch_size: int = 64,
-    progress: bool = True, full_predictions: bool = False,
-) -> tuple[np.ndarray, list[Sample], list[str], list[Any]]:
-    """Probabilities for the readable samples: ``(probs, kept samples, errors, predictions)``.
-    With ``full_predictions`` the model's own :class:`Prediction` objects (e.g. with boxes)
-    are kept too, from the same forward pass."""
-    from tqdm.auto import tqdm
-
-    from celebface.training.base import predictions_from_probs
-
-    if data.embeddings is not None:
-        if not hasattr(model, "predict_embeddings"):
-            raise InputError(f"{data.root}: holds embeddings, but a {model.kind} model works "
-                             "on images")
-        if not _same_embedder(model.meta.get("embedder", {}), data.embedder):
-            raise InputError(f"{data.root}: embeddings made with {data.embedder.get('model')} "
-                             f"(tta {data.embedder.get('tta')}), but the model expects "
-                             f"{model.meta.get('embedder')}")
-        idx = np.array([s.index for s in samples], dtype=np.int64)
-        probs = model.predict_embeddings(data.embeddings[idx])
-        return probs, list(samples), [], predictions_from_probs(probs, model.label_names)
-    probs, kept, errors, preds = [], [], [], []
-    bar = tqdm(total=len(samples), desc="evaluate", unit="img", disable=not progress)
-    for chunk in _batches(samples, batch_size):
-        images, ok, faces = [], [], []
-        for s in chunk:
-            try:
-                images.append(data.image(s))
-                ok.append(s)
-                faces.append(getattr(s.item, "face", None))
-            except ImageReadError as exc:
-                errors.append(str(exc))
-                log.warning("skipped: %s", exc)
-        if images and full_predictions:
-            batch_preds = model.predict(images, top_k=model.num_classes, faces=faces)
-            index = {n: i for i, n in enumerate(model.label_names)}
-            p = np.zeros((len(images), model.num_classes))
-            for row, pred in zip(p, batch_preds, strict=True):
-                for name, prob in pred.top_k:
-                    row[index[name]] = prob
-            probs.append(p)
-            preds.extend(batch_preds)
-            kept.extend(ok)
-        elif images:
-            probs.append(model.proba(images, faces))
-            kept.extend(ok)
-        bar.update(len(chunk))
-    bar.close()
-    width = model.num_classes
-    probs_arr = np.concatenate(probs) if probs else np.zeros((0, width))
-    if not full_predictions:
-        preds = []
-    return probs_arr, kept, errors, preds
-
-
-def classification_metrics(y_true: np.ndarray, probs: np.ndarray, names: Sequence[str]
-                           ) -> tuple[dict[str, Any], str, np.ndarray]:
-    """Accuracy, top-5, weighted and macro P/R/F1; the per-class report; the confusion
-    matrix over the classes present in the data or predictions."""
-    from sklearn.metrics import classification_report, confusion_matrix
-    from sklearn.metrics import precision_recall_fscore_support as prfs
-
-    y_pred = probs.argmax(1) if len(probs) else np.zeros(0, dtype=np.int64)
-    k = min(5, probs.shape[1]) if probs.ndim == 2 else 1
-    topk = np.argsort(-probs, axis=1)[:, :k] if len(probs) else np.zeros((0, k), dtype=int)
-    labels = np.unique(np.concatenate([y_true, y_pred]))
-    out: dict[str, Any] = {
-        "accuracy": float((y_pred == y_true).mean()) if len(y_true) else float("nan"),
-        f"top{k}_accuracy": float((topk == y_true[:, None]).any(1).mean()) if len(y_true)
-        else float("nan"),
-    }
-    if k != 5:
-        out["top5_accuracy"] = out[f"top{k}_accuracy"]
-    for avg in ("weighted", "macro"):
-        p, r, f, _ = prfs(y_true, y_pred, labels=np.unique(y_true), average=avg, zero_division=0)
-        out[f"precision_{avg}"], out[f"recall_{avg}"], out[f"f1_{avg}"] = (
-            float(p), float(r), float(f))
-    report = classification_report(
-        y_true, y_pred, labels=labels, target_names=[names[i] for i in labels],
-        digits=4, zero_division=0,
-    )
-    matrix = confusion_matrix(y_true, y_pred, labels=labels)
-    return out, report, matrix
 
 
 def evaluate_model(
@@ -303,15 +92,15 @@ def evaluate_model(
         "data": {"path": str(data), "kind": evalset.kind, "split": split},
     }
     out.mkdir(parents=True, exist_ok=True)
-    predictions = _prediction_rows(kept, probs, y_true, model.label_names)
+    predictions = prediction_rows(kept, probs, y_true, model.label_names)
     if hook is not None and len(kept):
-        extra = hook(LazyImages(evalset, kept), preds, [s.item or s for s in kept], out)
+        extra = hook(LazyImages(evalset, kept), preds, kept, out)
         if extra:
             metrics["extra"] = extra
     metrics["time_s"] = round(time.perf_counter() - t0, 2)
     atomic_write_json(out / METRICS, metrics)
     atomic_write_text(out / "classification_report.txt", report)
-    _write_predictions(out / "predictions.csv", predictions)
+    write_predictions(out / "predictions.csv", predictions)
     if plots and len(present):
         plot_confusion(matrix, [model.label_names[i] for i in present],
                        out / "confusion_matrix.png")
@@ -335,51 +124,3 @@ def evaluate_model(
     write_stage(out, "report", {"model": metrics["model"], "data": metrics["data"]},
                 [str(model_dir), str(data)])
     return metrics
-
-
-def _prediction_rows(samples: Sequence[Sample], probs: np.ndarray, y_true: np.ndarray,
-                     names: Sequence[str]) -> list[dict[str, Any]]:
-    rows = []
-    for s, p, t in zip(samples, probs, y_true, strict=True):
-        j = int(p.argmax())
-        rows.append({"sample": s, "path": s.path, "true": names[t], "predicted": names[j],
-                     "probability": float(p[j]), "true_probability": float(p[t]),
-                     "correct": j == t})
-    return rows
-
-
-def _write_predictions(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    buf = io.StringIO()
-    cols = ["path", "true", "predicted", "probability", "true_probability", "correct"]
-    writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({**r, "probability": f"{r['probability']:.6f}",
-                         "true_probability": f"{r['true_probability']:.6f}"})
-    atomic_write_text(path, buf.getvalue())
-
-
-def format_summary(metrics: dict[str, Any]) -> str:
-    """A one-screen text summary of :func:`evaluate_model`'s metrics."""
-    c = metrics["counts"]
-    lines = [
-        f"model      {metrics['model']['dir']} ({metrics['model']['kind']})",
-        f"data       {metrics['data']['path']}"
-        + (f" [split {metrics['data']['split']}]" if metrics["data"]["split"] else ""),
-        f"images     {c['evaluated']} evaluated of {c['samples']}"
-        f" ({c['unreadable']} unreadable, {c['unknown_identity']} of unknown identities)",
-        f"accuracy   {metrics['accuracy']:.4f}   top-5 {metrics['top5_accuracy']:.4f}",
-        f"weighted   P {metrics['precision_weighted']:.4f}  R {metrics['recall_weighted']:.4f}"
-        f"  F1 {metrics['f1_weighted']:.4f}",
-        f"macro      P {metrics['precision_macro']:.4f}  R {metrics['recall_macro']:.4f}"
-        f"  F1 {metrics['f1_macro']:.4f}",
-    ]
-    if metrics.get("unknown_identities"):
-        names = ", ".join(display_name(n) for n in metrics["unknown_identities"])
-        lines.append(f"unknown    {names}")
-    for key, value in (metrics.get("extra") or {}).items():
-        if isinstance(value, float):
-            lines.append(f"{key:<10} {value:.4f}")
-        elif isinstance(value, int):
-            lines.append(f"{key:<10} {value}")
-    return "\n".join(lines)

@@ -22,8 +22,8 @@ from celebface.gallery.faces import (
     embed_faces,
     embed_items,
     is_embeddings_dir,
-    list_items,
     load_embedded,
+    open_faces,
     source_key,
 )
 from celebface.gallery.matching import DEFAULT_MATCH, GalleryMatcher, Matcher, ModelMatcher
@@ -188,7 +188,8 @@ def _enroll_photos(
     summary: EnrollSummary,
     progress: bool,
 ) -> None:
-    items = list_items(data, config.split)
+    dataset = open_faces(data, config.split)
+    items = dataset.items
     wanted = {source_key(it.path) for it in items}
     if not add:
         summary.dropped = gallery.keep_sources(wanted)
@@ -209,13 +210,19 @@ def _enroll_photos(
         "whole images (face crops)" if detector is None else f"largest {config.detector} face"
     )
     pending = 0
-    for part in embed_items(todo, embedder, detector, config, progress, desc="enroll"):
+    for part in embed_items(dataset, todo, embedder, detector, config, progress,
+                            cache_dir=_cache_dir(gallery)):
         summary.added += gallery.add(part.embeddings, part.identities, part.sources)
         summary.skipped += part.skipped
         pending += len(part.identities)
         if pending >= config.checkpoint_every:
             gallery.save()
             pending = 0
+
+
+def _cache_dir(gallery: Gallery) -> Path | None:
+    """Where a gallery's enrolment and calibration cache their vectors by default."""
+    return Path(gallery.path) / ".cache" if gallery.path is not None else None
 
 
 def get_matcher(
@@ -276,7 +283,7 @@ def calibrate(
             options["tta"] = spec.tta
         config = replace(base, embedder=spec.name, embedder_options=options)
         models = (classifier_embedder, build_detector(config)) if classifier_embedder else None
-        faces = embed_faces(data, config, models)
+        faces = embed_faces(data, config, models, cache_dir=_cache_dir(gallery))
     enrolled = set(gallery.sources) | same_content(faces.sources, gallery.sources)
     keep = [s not in enrolled for s in faces.sources]
     if not all(keep):

@@ -1,17 +1,18 @@
-"""Embeddings of a labelled face set: a folder-per-identity of photos, a crop folder, or an
-``embed`` output. Used by enrolment and calibration.
+"""Embeddings of a labelled face set: a folder-per-identity of photos, a crop folder, a pack,
+or an ``embed`` output. Used by enrolment and calibration.
 
-Photos are read through :func:`celebface.data.open_dataset` and embedded by the one embedding
-step (:func:`celebface.recognition.dataset.embed_batch`): a face a crop folder carries is used
-as it is; otherwise ``detector="mtcnn"`` (raw photos) uses the largest face found and skips
-photos without one, and ``detector="none"`` (face crops of unknown origin) looks for the face
-inside the crop and falls back to the whole image.
+Every dataset is read through :func:`celebface.data.open_dataset` and embedded by the one
+embedding engine (:class:`celebface.recognition.engine.EmbeddingEngine`, with its content
+cache): a face a crop folder carries is used as it is; otherwise ``detector="mtcnn"`` (raw
+photos) uses the largest face found and skips photos without one, and ``detector="none"``
+(face crops of unknown origin) looks for the face inside the crop and falls back to the whole
+image.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,17 +20,13 @@ from typing import Any
 import numpy as np
 
 from celebface import validate
-from celebface.data import FaceItem, open_dataset
-from celebface.errors import InputError
-from celebface.io import ImageReadError, read_image, read_splits
+from celebface.data import FaceDataset, FaceItem, open_dataset
+from celebface.data.stage import folder_kind
 from celebface.recognition.align import pick_face
 
 log = logging.getLogger(__name__)
 
 __all__ = ["FaceSet", "FaceSetConfig", "embed_faces", "embed_items", "pick_face"]
-
-#: Marker file of a folder written by ``celebface embed``.
-EMBEDDINGS_FILE = "face_embeddings.npy"
 
 
 @dataclass(frozen=True)
@@ -40,7 +37,9 @@ class FaceSetConfig:
     or ``"none"`` when the images are face crops (the face a crop folder records, else MTCNN
     inside the crop, else the whole image). ``max_side``: photos are shrunk to this longer
     side before detection (speed, memory). ``split``: keep only rows of this split of the
-    data's ``splits.csv`` (e.g. ``train``).
+    data's ``splits.csv`` (e.g. ``train``). ``cache_dir``: where computed vectors are cached
+    (the content cache ``celebface embed`` keeps; None: enrolment's ``OUT/.cache``,
+    calibration's ``GALLERY/.cache``, elsewhere none).
     """
 
     embedder: str = "dlib"
@@ -50,6 +49,7 @@ class FaceSetConfig:
     batch_size: int = 16
     split: str | None = None
     embedder_options: dict[str, Any] = field(default_factory=dict)
+    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         validate.in_range("max_side", self.max_side, 16, kind=int)
@@ -75,7 +75,8 @@ class FaceSet:
 
 
 def is_embeddings_dir(path: str | Path) -> bool:
-    return (Path(path) / EMBEDDINGS_FILE).is_file()
+    """Whether ``path`` is a ``celebface embed`` output (by its stage manifest)."""
+    return Path(path).is_dir() and folder_kind(path) == "embeddings"
 
 
 def source_key(path: str | Path) -> str:
@@ -83,99 +84,51 @@ def source_key(path: str | Path) -> str:
     return str(Path(path).resolve())
 
 
-def list_items(data: str | Path, split: str | None = None) -> list[FaceItem]:
-    """Images of a labelled folder (photos or crops), optionally one split of its
-    ``splits.csv``; each with the face geometry the folder records, if any."""
-    return open_dataset(data, split).items
+def open_faces(data: str | Path, split: str | None = None) -> FaceDataset:
+    """A labelled dataset of images (photos, crops or a pack), optionally one split of its
+    ``splits.csv``; each item with the face geometry the folder records, if any."""
+    return open_dataset(data, split)
 
 
 def load_embedded(path: str | Path, split: str | None = None) -> tuple[FaceSet, dict[str, Any]]:
     """A ``celebface embed`` output folder as a :class:`FaceSet`, plus its metadata."""
-    from celebface.recognition import load_embeddings
-
-    emb = load_embeddings(path)
-    names = list(emb.label_names)
-    identities = [names[int(i)] for i in emb.labels]
-    sources = [source_key(p) for p in emb.paths]
-    vectors = np.asarray(emb.embeddings, np.float32)
-    if split:
-        splits = emb.splits
-        if splits is None:
-            csv = Path(emb.meta.get("data") or "") / "splits.csv"
-            if not csv.is_file():
-                raise FileNotFoundError(f"{path}: --split needs split labels ({csv} missing)")
-            table = read_splits(csv)
-            splits = [table.get((i, Path(p).name)) for i, p in zip(identities, emb.paths,
-                                                                   strict=True)]
-        keep = [s == split for s in splits]
-        if not any(keep):
-            raise InputError(f"{path}: no embeddings in split {split!r}")
-        vectors = vectors[np.asarray(keep, bool)]
-        identities = [i for i, k in zip(identities, keep, strict=True) if k]
-        sources = [s for s, k in zip(sources, keep, strict=True) if k]
-    return FaceSet(vectors, identities, sources), dict(emb.meta)
-
-
-def _batches(items: Sequence[FaceItem], size: int) -> Iterator[Sequence[FaceItem]]:
-    for lo in range(0, len(items), size):
-        yield items[lo : lo + size]
-
-
-def _load(item: FaceItem, max_side: int) -> tuple[np.ndarray, Any]:
-    """The image (shrunk to ``max_side``) and its known face in the same pixels."""
-    loaded = read_image(item.path, max_side)
-    face = item.face.scaled(1 / loaded.scale) if item.face is not None else None
-    return loaded.rgb, face
+    dataset = open_dataset(path, split)
+    return FaceSet(dataset.vectors_of(dataset.items), dataset.identities,
+                   [source_key(it.path) for it in dataset.items]), dict(dataset.meta)
 
 
 def embed_items(
+    dataset: FaceDataset,
     items: Sequence[FaceItem],
     embedder: Any,
     detector: Any | None,
     config: FaceSetConfig,
     progress: bool = True,
-    desc: str = "embed",
-) -> Iterable[FaceSet]:
-    """Embed ``items`` batch by batch (one :class:`FaceSet` per batch, for checkpointing).
+    cache_dir: str | Path | None = None,
+) -> Iterator[FaceSet]:
+    """Embed ``items`` of ``dataset`` through the embedding engine, its cache under
+    ``config.cache_dir`` (else ``cache_dir``; neither: in memory), part by part (one
+    :class:`FaceSet` per part, for checkpointing): the cached vectors, then each computed batch.
 
-    Unreadable photos and photos without a face are logged, skipped and listed in ``skipped``.
+    Unreadable photos and photos without a face are logged, skipped and listed in the last
+    part's ``skipped``.
     """
-    from tqdm import tqdm
+    from celebface.recognition.engine import EmbedConfig, EmbeddingEngine
 
-    from celebface.recognition.dataset import embed_batch
-
-    rule = config.face_rule
-    bar = tqdm(total=len(items), desc=desc, unit="img", disable=not progress, leave=False)
-    try:
-        for batch in _batches(items, config.batch_size):
-            images, known, kept, skipped = [], [], [], []
-            for item in batch:
-                try:
-                    image, face = _load(item, config.max_side)
-                except ImageReadError as exc:
-                    log.warning("%s (skipped)", exc)
-                    skipped.append(str(item.path))
-                    continue
-                images.append(image)
-                known.append(face)
-                kept.append(item)
-            ok, vecs = (embed_batch(embedder, images, known, ("orig",), rule, detector)
-                        if images else ([], {}))
-            for i, item in enumerate(kept):
-                if i not in ok:
-                    log.warning("%s: no face found (skipped; use --detector none for face "
-                                "crops)", item.path)
-                    skipped.append(str(item.path))
-            vectors = vecs.get("orig", np.zeros((0, embedder.dim), np.float32))
-            yield FaceSet(
-                np.asarray(vectors, np.float32),
-                [kept[i].identity for i in ok],
-                [source_key(kept[i].path) for i in ok],
-                skipped,
-            )
-            bar.update(len(batch))
-    finally:
-        bar.close()
+    run = EmbedConfig(embedder=config.embedder, workers=1, batch_size=config.batch_size,
+                      faces=config.face_rule, progress=progress)
+    engine = EmbeddingEngine(embedder, config.cache_dir or cache_dir, run, detector=detector,
+                             max_side=config.max_side)
+    for rows, vectors in engine.run(dataset, items):
+        yield FaceSet(vectors, [items[i].identity for i in rows],
+                      [source_key(items[i].path) for i in rows])
+    skipped = []
+    for i, reason in sorted(engine.errors.items()):
+        hint = " (use --detector none for face crops)" if reason.endswith("no face found") else ""
+        log.warning("%s (skipped%s)", reason, hint)
+        skipped.append(str(items[i].path))
+    if skipped:
+        yield FaceSet(np.zeros((0, embedder.dim), np.float32), [], [], skipped)
 
 
 def build_detector(config: FaceSetConfig) -> Any:
@@ -195,15 +148,18 @@ def build_models(config: FaceSetConfig) -> tuple[Any, Any | None]:
 
 
 def embed_faces(
-    data: str | Path, config: FaceSetConfig | None = None, models: tuple[Any, Any] | None = None
+    data: str | Path, config: FaceSetConfig | None = None, models: tuple[Any, Any] | None = None,
+    cache_dir: str | Path | None = None,
 ) -> FaceSet:
-    """All faces of ``data`` (a photo folder, or an ``embed`` output folder) as one FaceSet."""
+    """All faces of ``data`` (a photo folder, or an ``embed`` output folder) as one FaceSet
+    (photos embedded with their cache under ``config.cache_dir``, else ``cache_dir``)."""
     config = config or FaceSetConfig()
     if is_embeddings_dir(data):
         return load_embedded(data, config.split)[0]
-    items = list_items(data, config.split)
+    dataset = open_faces(data, config.split)
     embedder, detector = models or build_models(config)
-    parts = list(embed_items(items, embedder, detector, config, desc=f"embed {Path(data).name}"))
+    parts = list(embed_items(dataset, dataset.items, embedder, detector, config,
+                             cache_dir=cache_dir))
     return FaceSet(
         np.concatenate([p.embeddings for p in parts]) if parts else np.zeros((0, 0), np.float32),
         [i for p in parts for i in p.identities],

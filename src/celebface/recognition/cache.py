@@ -37,15 +37,18 @@ def content_hash(data: bytes | np.ndarray) -> str:
 
 
 class EmbeddingCache:
-    """Vectors of one embedder setting, one view (``orig``, ``flip``)."""
+    """Vectors of one embedder setting, one view (``orig``, ``flip``); ``root`` None keeps
+    them in memory only."""
 
-    def __init__(self, root: str | Path, settings: dict[str, Any], view: str) -> None:
-        self.dir = Path(root) / settings_key(settings) / view
+    def __init__(self, root: str | Path | None, settings: dict[str, Any], view: str) -> None:
+        self.dir = Path(root) / settings_key(settings) / view if root is not None else None
         self.settings = settings
         self._vecs: dict[str, np.ndarray] = {}
         self._load()
 
     def _load(self, shards: list[Path] | None = None) -> None:
+        if self.dir is None:
+            return
         for shard in sorted(self.dir.glob("shard-*.npz")) if shards is None else shards:
             try:
                 with np.load(shard, allow_pickle=False) as z:
@@ -74,6 +77,9 @@ class EmbeddingCache:
         if not keys:
             return
         vecs = np.asarray(vecs, dtype=np.float32)
+        if self.dir is None:
+            self._vecs.update(zip(keys, vecs, strict=True))
+            return
         self.dir.mkdir(parents=True, exist_ok=True)
         settings_file = self.dir.parent / "settings.json"
         if not settings_file.exists():
@@ -86,7 +92,7 @@ class EmbeddingCache:
     def compact(self) -> None:
         """Merge all shards into one (fewer files to open next time). Damaged shards are
         dropped; shards another run wrote meanwhile are read first, so none is lost."""
-        if not self.dir.is_dir():
+        if self.dir is None or not self.dir.is_dir():
             return
         with folder_lock(self.dir, "embedding cache"):
             shards = sorted(self.dir.glob("shard-*.npz"))

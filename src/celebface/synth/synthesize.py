@@ -286,6 +286,9 @@ def synthesize(
         ]
         _write_csv(dst / "splits.csv", ("split", "identity", "filename"), split_rows)
     os.unlink(journal_path)
+    from celebface.data.stage import write_stage
+
+    write_stage(dst, "synth", settings, [str(data)])
     log.info("synth: %d composites written, %d kept from an earlier run, %d failed, in %s",
              summary.written, summary.resumed, len(summary.failed), dst)
     return summary

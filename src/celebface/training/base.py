@@ -32,6 +32,15 @@ def _file_times(model_dir: Path) -> dict[str, int]:
             if p.is_file() and not p.name.startswith(".") and p.name != MODEL_JSON}
 
 
+def weights_file(model_dir: str | Path, meta: dict[str, Any], default: str) -> Path:
+    """The weights file of a model folder (``model.json``'s ``weights``, else ``default``);
+    ``FileNotFoundError`` when it is missing."""
+    path = Path(model_dir) / meta.get("weights", default)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: weights file missing")
+    return path
+
+
 def check_weights(model_dir: Path, meta: dict[str, Any]) -> None:
     """Raise :class:`ModelError` when a weights file no longer has the checksum that
     ``model.json`` stored (models saved before checksums were stored are not checked)."""

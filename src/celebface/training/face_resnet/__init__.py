@@ -1,0 +1,45 @@
+"""``face-resnet``: dlib's face ResNet fine-tuned on aligned 150-px chips, with a softmax or
+margin (CosFace, ArcFace) classification head on its 128-d layer.
+
+The network is :mod:`celebface.recognition.dlib_torch` built ``trainable``; the stem and the
+first ``freeze`` residual levels stay as dlib trained them. Chips are cut once
+(:mod:`celebface.training.chips`). With ``trunk_cache`` (the CPU path) the frozen levels' maps
+of every chip and of its mirror image are computed once and cached too, so an epoch only runs
+the trained levels; augmentation is then the flip. Without it, every step runs the whole
+network on chips with flip, crop and colour augmentation. The fine-tuned 128-d layer is an
+embedder (:meth:`FaceResNetModel.as_embedder`: ``embed --embedder MODEL_DIR``, ``enroll``).
+
+Measured on pins105-dev (``benchmarks/results/face_resnet.md``): CosFace beats the plain softmax
+head (the default), and a network fine-tuned on 80 people separates 25 people it never saw
+worse than dlib's original one, so galleries of new people should keep ``--embedder dlib``.
+"""
+
+from celebface.training.face_resnet.config import (
+    DEFAULT_MARGIN,
+    HEADS,
+    KIND,
+    WEIGHTS,
+    FaceResNetConfig,
+)
+from celebface.training.face_resnet.data import ChipData, TrunkData, trunk_maps
+from celebface.training.face_resnet.model import FaceResNetEmbedder, FaceResNetModel
+from celebface.training.face_resnet.net import ClassHead, FaceResNetNet, build_dlib_net, step_fn
+from celebface.training.face_resnet.trainer import train
+
+__all__ = [
+    "DEFAULT_MARGIN",
+    "HEADS",
+    "KIND",
+    "WEIGHTS",
+    "ChipData",
+    "ClassHead",
+    "FaceResNetConfig",
+    "FaceResNetEmbedder",
+    "FaceResNetModel",
+    "FaceResNetNet",
+    "TrunkData",
+    "build_dlib_net",
+    "step_fn",
+    "train",
+    "trunk_maps",
+]

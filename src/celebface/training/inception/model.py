@@ -1,0 +1,116 @@
+"""A trained ``inception`` model, and its 128-d layer as an embedder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from celebface.io import atomic_write
+from celebface.recognition.base import Embedder, l2_normalize
+from celebface.training.base import TrainedModel, weights_file
+from celebface.training.inception.config import EMBEDDING_DIM, WEIGHTS
+from celebface.training.inception.data import to_tensor
+from celebface.training.inception.net import build_network
+from celebface.training.registry import register_model_kind
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from celebface.types import Face
+
+
+class InceptionModel(TrainedModel):
+    kind: ClassVar[str] = "inception"
+
+    def __init__(self, net: nn.Module, label_names: Sequence[str], input_size: int,
+                 meta: dict[str, Any] | None = None, device: str = "auto",
+                 batch_size: int = 64):
+        from celebface.device import resolve_device
+
+        super().__init__(label_names, meta)
+        self.input_size = input_size
+        #: how training made images square (a pack's ``fit``); prediction does the same
+        self.fit = str(((meta or {}).get("preprocessing") or {}).get("fit", "stretch"))
+        self.device = resolve_device(device)
+        self.batch_size = batch_size
+        self.net = net.to(self.device).eval()
+
+    def _forward(self, images: Sequence[np.ndarray], embed: bool) -> np.ndarray:
+        import torch
+
+        outs = []
+        with torch.inference_mode():
+            for start in range(0, len(images), self.batch_size):
+                x = to_tensor(images[start:start + self.batch_size], self.input_size, self.fit)
+                x = x.to(self.device)
+                y = self.net.embed(x) if embed else torch.softmax(self.net(x).double(), 1)
+                outs.append(y.double().cpu().numpy())
+        width = EMBEDDING_DIM if embed else self.num_classes
+        return np.concatenate(outs) if outs else np.zeros((0, width))
+
+    def predict_proba(
+        self, images: Sequence[np.ndarray], faces: Sequence[Any] | None = None
+    ) -> np.ndarray:
+        return self._forward(images, embed=False)
+
+    def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """The 128-d ELU layer's output, L2-normalised."""
+        return l2_normalize(self._forward(images, embed=True))
+
+    def as_embedder(self) -> Embedder:
+        return InceptionEmbedder(self)
+
+    def save_weights(self, model_dir: Path) -> dict[str, Any]:
+        import torch
+
+        with atomic_write(model_dir / WEIGHTS, "wb") as fh:
+            torch.save({k: v.cpu() for k, v in self.net.state_dict().items()}, fh)
+        return {"weights": WEIGHTS, "input_size": self.input_size,
+                "backbone": getattr(self.net, "backbone", "inception_v3"),
+                "preprocessing": {"resize": [self.input_size, self.input_size], "fit": self.fit,
+                                  "scale": "x / 127.5 - 1", "channels": "RGB"},
+                "embedding_dim": EMBEDDING_DIM}
+
+    @classmethod
+    def load(cls, model_dir: Path, meta: dict[str, Any], device: str = "auto") -> InceptionModel:
+        import torch
+
+        size = int(meta["input_size"])
+        net = build_network(len(meta["label_names"]), size, meta.get("backbone", "inception_v3"))
+        net.load_state_dict(torch.load(weights_file(model_dir, meta, WEIGHTS),
+                                       map_location="cpu", weights_only=True))
+        model = cls(net, meta["label_names"], size, meta, device)
+        model.model_dir = str(model_dir)  # type: ignore[attr-defined]
+        return model
+
+
+class InceptionEmbedder(Embedder):
+    """A trained ``inception`` model's 128-d ELU layer as an :class:`Embedder`. With ``faces``
+    the face box is cut out first (square, 20% margin), as ``celebface crop`` does."""
+
+    name = "inception"
+    dim = EMBEDDING_DIM
+
+    def __init__(self, model: InceptionModel, margin: float = 0.2):
+        self.model = model
+        self.margin = margin
+
+    def settings(self) -> dict[str, Any]:
+        return {"model": self.name, "dim": self.dim, "input_size": self.model.input_size,
+                "model_dir": getattr(self.model, "model_dir", None), "margin": self.margin}
+
+    def embed(self, images: Sequence[np.ndarray], faces: Sequence[Face | None] | None = None
+              ) -> np.ndarray:
+        if faces is not None and any(f is not None for f in faces):
+            from celebface.cropping import crop_face
+
+            images = [im if f is None else crop_face(im, f, margin=self.margin,
+                                                     size=self.model.input_size)
+                      for im, f in zip(images, faces, strict=True)]
+        return self.model.embed(images).astype(np.float32)
+
+
+register_model_kind("inception", InceptionModel)

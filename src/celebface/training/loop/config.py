@@ -1,0 +1,113 @@
+"""Settings and result of the fit loop, and the fingerprint that ties a checkpoint to its run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from celebface.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"
+HISTORY = "history.json"
+
+StepFn = Callable[["nn.Module", Any], "tuple[torch.Tensor, dict[str, torch.Tensor]]"]
+MetricsFn = Callable[[Mapping[str, "torch.Tensor"]], dict[str, float]]
+
+
+@dataclass
+class LoopConfig:
+    """Settings of :func:`fit`. Defaults follow the reference notebook (Adam, batch 128, up to
+    100 epochs, exponential LR decay, early stopping on validation accuracy with patience 5)."""
+
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 1e-3
+    #: ``exponential`` (lr * lr_decay**epoch), ``plateau`` (reduce-on-plateau on the monitored
+    #: metric by ``plateau_factor`` after ``plateau_patience`` bad epochs) or ``none``.
+    scheduler: str = "exponential"
+    lr_decay: float = 0.95
+    plateau_factor: float = 0.5
+    plateau_patience: int = 2
+    min_lr: float = 1e-6
+    optimizer: str = "adam"  # adam | adamw | sgd
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # sgd only
+    grad_clip: float | None = None
+    #: early stopping: ``patience`` epochs without improvement of ``monitor`` stop training
+    #: (0 disables it). ``monitor`` is a history key such as ``val_accuracy`` or ``val_loss``.
+    patience: int = 5
+    monitor: str = "val_accuracy"
+    mode: str = "max"  # max | min
+    min_delta: float = 0.0
+    device: str = "auto"
+    amp: bool = True  # mixed precision, CUDA only
+    num_workers: int = 0
+    seed: int = 0
+    max_steps_per_epoch: int | None = None  # for tests and quick runs
+    max_val_steps: int | None = None
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RunSettings:
+    """How a network's training runs: the fields of :class:`LoopConfig` every trainer's config
+    dataclass has (they inherit them)."""
+
+    device: str = "auto"
+    amp: bool = True  #: mixed precision, CUDA only
+    num_workers: int = 0
+    seed: int = 0
+    max_steps_per_epoch: int | None = None  #: for tests and quick runs
+    max_val_steps: int | None = None
+    progress: bool = True
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns; ``history`` is the content of ``history.json``."""
+
+    history: dict[str, Any]
+    best_epoch: int
+    best: float
+    epochs_run: int
+    stopped_early: bool
+    device: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+#: Settings that may change between a run and its resumption.
+RESUMABLE_FIELDS = frozenset({"epochs", "patience", "progress", "device", "num_workers", "amp",
+                              "max_steps_per_epoch",
+                              "max_val_steps"})
+
+
+def run_fingerprint(config: Any, data: str | Path, label_names: Sequence[str]) -> dict[str, Any]:
+    """What identifies a training run (data, classes, settings but :data:`RESUMABLE_FIELDS`),
+    as JSON-plain values; :func:`fit` refuses to resume a checkpoint with another one."""
+    import json
+
+    settings = {k: v for k, v in asdict(config).items() if k not in RESUMABLE_FIELDS}
+    return json.loads(json.dumps({"data": str(Path(data).resolve()), "labels": list(label_names),
+                                  "settings": settings}, default=str))
+
+
+def check_fingerprint(saved: dict[str, Any] | None, wanted: dict[str, Any] | None,
+                       out_dir: Path) -> None:
+    if saved is None or wanted is None or saved == wanted:
+        return
+    keys = sorted(k for k in {**saved, **wanted} if saved.get(k) != wanted.get(k))
+    if keys == ["settings"]:
+        a, b = saved["settings"], wanted["settings"]
+        keys = sorted(k for k in {**a, **b} if a.get(k) != b.get(k))
+    raise InputError(f"{out_dir}: its checkpoint is from another run (different "
+                     f"{', '.join(keys)}); use a new --out folder or delete {out_dir}")

@@ -1,0 +1,187 @@
+"""The fit loop itself (:func:`fit`; see :mod:`celebface.training.loop`)."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from celebface.device import resolve_device
+from celebface.io import atomic_write_json
+from celebface.training.loop.config import (
+    BEST,
+    CHECKPOINT,
+    HISTORY,
+    FitResult,
+    LoopConfig,
+    MetricsFn,
+    StepFn,
+    check_fingerprint,
+)
+from celebface.training.loop.parts import (
+    classification_metrics,
+    classification_step,
+    improved,
+    make_loader,
+    make_optimizer,
+    make_scheduler,
+    run_epoch,
+    save_torch,
+    seed_everything,
+)
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, Dataset
+
+log = logging.getLogger(__name__)
+
+
+def fit(
+    model: nn.Module,
+    train_data: Dataset | DataLoader,
+    val_data: Dataset | DataLoader | None,
+    out_dir: str | Path,
+    config: LoopConfig | None = None,
+    *,
+    step: StepFn = classification_step,
+    metrics: MetricsFn = classification_metrics,
+    optimizer: torch.optim.Optimizer | None = None,
+    resume: bool = True,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    fingerprint: dict[str, Any] | None = None,
+) -> FitResult:
+    """Train ``model`` on ``train_data``, validate on ``val_data`` each epoch, keep the best.
+
+    ``train_data``/``val_data`` are datasets (a DataLoader is built from ``config``) or ready
+    DataLoaders. ``optimizer`` defaults to one built from ``config`` over the parameters that
+    require gradients. With ``resume`` and a ``checkpoint.pt`` in ``out_dir``, training goes on
+    from it (a finished run returns at once) unless its ``fingerprint`` (see
+    :func:`run_fingerprint`) differs, which is a ``ValueError``. ``on_epoch_end(record)`` is
+    called after each epoch's record is written. On return ``model`` holds the best weights,
+    on the CPU if ``config.device`` resolved to cpu, else on the GPU.
+    """
+    import torch
+
+    config = config or LoopConfig()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config.device)
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    seed_everything(config.seed)
+    model.to(device)
+
+    monitor, mode = config.monitor, config.mode
+    if val_data is None and monitor.startswith("val_"):
+        monitor = "train_" + monitor[4:]
+        log.info("no validation data: monitoring %s instead", monitor)
+
+    train_loader = make_loader(train_data, config, device, train=True)
+    val_loader = make_loader(val_data, config, device, train=False) if val_data is not None \
+        else None
+    if optimizer is None:
+        optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], config)
+    scheduler = make_scheduler(optimizer, config)
+    scaler = torch.amp.GradScaler("cuda", enabled=cuda and config.amp)
+
+    history: dict[str, Any] = {
+        "monitor": monitor, "mode": mode, "best_epoch": None, "best": None,
+        "stopped_early": False, "finished": False, "config": config.to_dict(), "epochs": [],
+    }
+    start_epoch, bad_epochs = 0, 0
+    ckpt_path, best_path, hist_path = out_dir / CHECKPOINT, out_dir / BEST, out_dir / HISTORY
+    if resume and ckpt_path.is_file():
+        # on the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        check_fingerprint(state.get("fingerprint"), fingerprint, out_dir)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler") is not None:
+            scaler.load_state_dict(state["scaler"])
+        history = state["history"]
+        start_epoch, bad_epochs = state["epoch"], state["bad_epochs"]
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(state["rng"]["numpy"])
+        random.setstate(state["rng"]["python"])
+        if cuda and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        if history["finished"] and not history["stopped_early"] and start_epoch < config.epochs:
+            history["finished"] = False  # ran out of epochs before; more were asked for now
+        log.info("resuming %s after epoch %d", out_dir, start_epoch)
+
+    epoch = start_epoch
+    while not history["finished"] and epoch < config.epochs:
+        t0 = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        if hasattr(train_loader, "generator") and train_loader.generator is not None:
+            train_loader.generator.manual_seed(config.seed + epoch)
+        tr = run_epoch(model, train_loader, step, metrics, device, config, optimizer=optimizer,
+                        scaler=scaler, desc=f"epoch {epoch + 1}/{config.epochs}")
+        record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
+        record.update({f"train_{k}": v for k, v in tr.items()})
+        if val_loader is not None:
+            va = run_epoch(model, val_loader, step, metrics, device, config, optimizer=None,
+                            scaler=None, desc="validate")
+            record.update({f"val_{k}": v for k, v in va.items()})
+        record["time_s"] = round(time.perf_counter() - t0, 3)
+        if monitor not in record:
+            raise KeyError(f"monitored metric {monitor!r} not among {sorted(record)}")
+        value = record[monitor]
+        epoch += 1
+        if improved(value, history["best"], mode, config.min_delta):
+            history["best"], history["best_epoch"], bad_epochs = value, epoch, 0
+            save_torch(model.state_dict(), best_path)
+        else:
+            bad_epochs += 1
+        if scheduler is not None:
+            if config.scheduler == "plateau":
+                scheduler.step(value)
+            else:
+                scheduler.step()
+        history["epochs"].append(record)
+        stop = config.patience > 0 and bad_epochs >= config.patience
+        if stop or epoch >= config.epochs:
+            history["finished"] = True
+            history["stopped_early"] = stop and epoch < config.epochs
+        log.info(
+            "epoch %d/%d  %s  lr %.2e  %.1fs%s", epoch, config.epochs,
+            "  ".join(f"{k} {v:.4f}" for k, v in record.items()
+                      if k.startswith(("train_", "val_"))),
+            lr, record["time_s"], "  (best)" if history["best_epoch"] == epoch else "",
+        )
+        save_torch({
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "scaler": scaler.state_dict(), "epoch": epoch, "bad_epochs": bad_epochs,
+            "history": history, "fingerprint": fingerprint,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                    "python": random.getstate(),
+                    "cuda": torch.cuda.get_rng_state_all() if cuda else None},
+        }, ckpt_path)
+        atomic_write_json(hist_path, history)
+        if on_epoch_end is not None:
+            on_epoch_end(record)
+    if not history["finished"]:  # resumed at or past config.epochs (epochs lowered)
+        history["finished"] = True
+        atomic_write_json(hist_path, history)
+    if history["stopped_early"]:
+        log.info("early stop: no %s improvement for %d epochs", monitor, config.patience)
+    if best_path.is_file():
+        model.load_state_dict(torch.load(best_path, map_location=device, weights_only=True))
+    best = history["best"]
+    log.info("best %s %s at epoch %s", monitor, "n/a" if best is None else f"{best:.4f}",
+             history["best_epoch"])
+    return FitResult(
+        history=history, best_epoch=history["best_epoch"] or 0, best=history["best"] or 0.0,
+        epochs_run=len(history["epochs"]), stopped_early=history["stopped_early"], device=device,
+    )

@@ -1,0 +1,61 @@
+"""Settings of the multi-output model (network, losses and fit loop)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from celebface.errors import InputError
+from celebface.training.loop import LoopConfig, RunSettings
+
+KIND = "multi-output"
+
+
+@dataclass
+class MultiOutputConfig(RunSettings):
+    """Settings of ``celebface train --model multi-output`` (network, losses and fit loop)."""
+
+    input_size: int = 224  #: square input side (InceptionV3 needs at least 75)
+    backbone: str = "inception_v3"  #: ``inception_v3`` or ``mobilenet_v2``
+    pretrained: str = "none"  #: ``imagenet`` (model store or ``weights``) or ``none``
+    weights: str | None = None  #: path of torchvision's ImageNet weights of the backbone
+    freeze: int = 0  #: first backbone blocks kept frozen
+    box_weight: float = 5.0  #: smooth-L1 box loss weight (normalised coordinates)
+    giou_weight: float = 1.0  #: generalised-IoU box loss weight (0 = off)
+    class_weight: float = 1.0  #: identity cross-entropy weight
+    smooth_l1_beta: float = 0.02
+    label_smoothing: float = 0.0
+    dropout: float = 0.2  #: before the identity layer
+    hidden: int = 256  #: box head hidden units
+    augment: bool = True  #: flips, box-keeping crops, brightness/contrast
+    val_fraction: float = 0.15  #: used when the data has no splits
+    limit_per_class: int | None = None  #: at most this many train images per identity
+    # fit loop (see celebface.training.loop.LoopConfig)
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    lr_decay: float = 0.95
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    patience: int = 5
+    monitor: str = "val_score"  #: ``score`` = mean of accuracy and mean IoU
+
+    def __post_init__(self) -> None:
+        from celebface.training.backbones import spec
+
+        minimum = spec(self.backbone).min_input
+        if self.input_size < minimum:
+            raise InputError(f"input_size must be at least {minimum} ({self.backbone})")
+        if self.pretrained not in ("imagenet", "none"):
+            raise InputError(f"pretrained must be imagenet or none, got {self.pretrained!r}")
+
+    def loop_config(self) -> LoopConfig:
+        names = {f.name for f in dataclasses.fields(LoopConfig)}
+        values = {k: v for k, v in dataclasses.asdict(self).items() if k in names}
+        return LoopConfig(mode="min" if self.monitor.endswith("loss") else "max", **values)
+
+    def network(self) -> dict[str, Any]:
+        """What rebuilds the network and its preprocessing (saved in ``model.json``)."""
+        return {"input_size": self.input_size, "hidden": self.hidden, "dropout": self.dropout,
+                "pretrained": self.pretrained, "backbone": self.backbone}

@@ -1,0 +1,57 @@
+"""The multi-output model's losses (cross-entropy, smooth-L1, GIoU) and validation metrics;
+IoU itself is :func:`celebface.types.paired_iou`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from celebface.training.multi_output.config import MultiOutputConfig
+from celebface.types import box_overlap, paired_iou
+
+
+def giou_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean ``1 - GIoU`` of row-wise box pairs (Rezatofighi et al., 2019)."""
+    inter, union = box_overlap(pred, target)
+    union = union.clamp(min=1e-9)
+    hw = torch.maximum(pred[:, 2], target[:, 2]) - torch.minimum(pred[:, 0], target[:, 0])
+    hh = torch.maximum(pred[:, 3], target[:, 3]) - torch.minimum(pred[:, 1], target[:, 1])
+    hull = (hw * hh).clamp(min=1e-9)
+    giou = inter / union - (hull - union) / hull
+    return (1.0 - giou).mean()
+
+
+def make_step(config: MultiOutputConfig) -> Any:
+    """The fit loop's ``step``: weighted cross-entropy + smooth-L1 + GIoU box losses."""
+
+    def step(model: nn.Module, batch: Sequence[torch.Tensor]
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        images, boxes, labels = batch
+        pred_boxes, logits = model(images)
+        logits = logits.float()
+        loss = config.class_weight * F.cross_entropy(
+            logits, labels, label_smoothing=config.label_smoothing)
+        loss = loss + config.box_weight * F.smooth_l1_loss(
+            pred_boxes, boxes, beta=config.smooth_l1_beta)
+        if config.giou_weight > 0:
+            loss = loss + config.giou_weight * giou_loss(pred_boxes, boxes)
+        return loss, {"logits": logits, "targets": labels, "boxes": pred_boxes,
+                      "true_boxes": boxes}
+
+    return step
+
+
+def multi_output_metrics(outputs: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    """``accuracy``, ``miou``, ``iou50`` (share with IoU >= 0.5) and ``score`` (mean of
+    accuracy and mean IoU, the default early-stopping monitor)."""
+    if not outputs or len(outputs["targets"]) == 0:
+        return {}
+    correct = (outputs["logits"].argmax(1) == outputs["targets"]).float()
+    iou = paired_iou(outputs["boxes"].float(), outputs["true_boxes"].float())
+    acc, miou = float(correct.mean()), float(iou.mean())
+    return {"accuracy": acc, "miou": miou, "iou50": float((iou >= 0.5).float().mean()),
+            "score": (acc + miou) / 2}
