@@ -35,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                help="calibrate a trained classifier's probability threshold instead")
     add_option(p, FaceSetConfig, "detector", help="mtcnn, hog, or none for face crops")
     add_option(p, FaceSetConfig, "split", help="use only this split of DATA/splits.csv (e.g. val)")
+    add_option(p, FaceSetConfig, "cache_dir",
+               help="where computed vectors are cached for reruns (default GALLERY/.cache)")
     add_option(p, calibrate, "gap_weight", type=t.nonneg_float,
                help="weight of the lead over the runner-up in the decision score (default "
                f"{DEFAULT_GAP_WEIGHT:.3g}; 0: the similarity alone; a classifier: 0)")

@@ -36,6 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                help="use only this split of DATA/splits.csv (e.g. train)")
     add_option(p, EnrollConfig, "max_side", type=t.int_range(16),
                help="shrink photos to this longer side before detection (default %(default)s)")
+    add_option(p, EnrollConfig, "cache_dir",
+               help="where computed vectors are cached for reruns (default GALLERY/.cache; "
+               "an 'embed' output's .cache reuses what embed computed)")
     add_option(p, EnrollConfig, "index", choices=INDEX_KINDS,
                help="vector index for matching: flat (exact), hnsw or ivf (approximate, "
                         "for large galleries); auto (default for a new gallery): flat up to "
