@@ -47,17 +47,34 @@ CAPS = (5, 10, 20, 50, None)
 CAP_METHODS = {m: METHODS[m] for m in ("centroid", "topk5", "centroid + gap", "topk5 + gap")}
 
 
+def load(emb_dir: Path) -> tuple[object, np.ndarray, str, str]:
+    """``(embeddings, vectors, embedder name, tta)``; ``A+B`` (two folders of the same photos,
+    e.g. ``runs/pins_emb2/dlib+runs/pins_emb2/facenet``) fuses them as ``--embedder
+    dlib+facenet`` does (:func:`celebface.recognition.fusion.fuse`, its default weights)."""
+    from celebface.recognition.fusion import DEFAULT_WEIGHTS, fuse
+
+    parts = [load_embeddings(Path(p)) for p in str(emb_dir).split("+")]
+    e = parts[0]
+    if len(parts) == 1:
+        return e, np.asarray(e.embeddings, np.float32), e.meta.get("model", "dlib"), \
+            e.meta.get("tta", "none")
+    for other in parts[1:]:
+        if list(other.paths) != list(e.paths):
+            raise SystemExit(f"{emb_dir}: the folders do not hold the same photos in order")
+    name = "+".join(p.meta.get("model", "?") for p in parts)
+    vec = fuse([np.asarray(p.embeddings, np.float32) for p in parts], DEFAULT_WEIGHTS[name])
+    ttas = {p.meta.get("tta", "none") for p in parts}
+    return e, vec, name, "/".join(sorted(ttas))
+
+
 def open_set(emb_dir: Path, seeds: int, cap: int | None = None,
              methods: dict[str, tuple[str, int, float]] = METHODS) -> dict:
     """Open-set rates with 80 people enrolled (their first ``cap`` train rows when given)."""
-    e = load_embeddings(emb_dir)
-    tta = e.meta.get("tta", "none")
-    embedder = {"name": e.meta.get("model", "dlib"),
-                "options": {"tta": tta} if tta != "none" else {}}
+    e, vec, model, tta = load(emb_dir)
+    embedder = {"name": model, "options": {"tta": tta} if tta != "none" else {}}
     names = list(e.label_names)
     ids = np.array([names[int(i)] for i in e.labels], dtype=object)
     splits = np.array(e.splits if e.splits is not None else ["?"] * len(ids), dtype=object)
-    vec = np.asarray(e.embeddings, np.float32)
     train_rank = np.zeros(len(ids), np.int64)  # a row's place among its person's train rows
     for name in names:
         rows = np.flatnonzero((ids == name) & (splits == "train"))
@@ -113,7 +130,7 @@ def open_set(emb_dir: Path, seeds: int, cap: int | None = None,
                   "std": float(np.std([r[key] for r in rows]))}
             for key in rows[0]
         }
-    return {"embeddings": str(emb_dir), "tta": tta, "seeds": seeds,
+    return {"embeddings": str(emb_dir), "embedder": model, "tta": tta, "seeds": seeds,
             "cap": cap, "genuine_probes_last_seed": n_gen, "methods": summary}
 
 
@@ -169,9 +186,11 @@ def markdown(res: dict) -> str:
     if "open_set" in res:
         o = res["open_set"]
         lines += [
-            "## Open set (pins105-dev, dlib embeddings)", "",
-            f"Run: `{o['command']}`. 80 identities enrolled from their train rows; 25 held out "
-            "as strangers. Genuine probes: val rows of the 80. Threshold calibrated on 12 (or 13) "
+            "## Open set (pins105-dev)", "",
+            f"Run: `{o['command']}`"
+            + "".join(f", then `{c}`" for c in o.get("appended", []))
+            + ". 80 identities enrolled from their train rows; 25 held out as strangers. "
+            "Genuine probes: val rows of the 80. Threshold calibrated on 12 (or 13) "
             "stranger identities and tested on the other 13 (or 12) - 2-fold over strangers, so "
             "no threshold sees its test strangers; mean ± std over "
             f"{o['runs'][0]['seeds']} random identity splits. `default` is the threshold an "
@@ -182,7 +201,7 @@ def markdown(res: dict) -> str:
             "uncalibrated default stays on the similarity.", ""]
         for run in o["runs"]:
             lines += [
-                f"### {run['tta']} TTA", "",
+                f"### {run.get('embedder', 'dlib')}, {run['tta']} TTA", "",
                 "| method | closed-set acc | TAR @ 1% FAR | measured FAR | threshold | "
                 "TAR @ 0.1% FAR | measured FAR | threshold | default: threshold, TAR, FAR |",
                 "|---|---|---|---|---|---|---|---|---|"]
@@ -204,7 +223,8 @@ def markdown(res: dict) -> str:
             for run in o["gap_grid"]:
                 for m, r in run["methods"].items():
                     name, _, g = m.rpartition(" gap ")
-                    lines.append(f"| {run['tta']} TTA | {name} | {g} | "
+                    lines.append(f"| {run.get('embedder', 'dlib')}, {run['tta']} TTA | {name} | "
+                                 f"{g} | "
                                  f"{r['tar@0.01']['mean']:.4f} | {r['tar@0.001']['mean']:.4f} |")
             lines.append("")
         lines += [
@@ -248,13 +268,17 @@ def main() -> int:
                         "as the CLI uses; on a busy 2-core box 1 is faster)")
     p.add_argument("--skip-speed", action="store_true")
     p.add_argument("--skip-open-set", action="store_true")
+    p.add_argument("--append", action="store_true",
+                   help="add the open-set tables of --emb to the stored results (no gallery-size "
+                        "table) instead of replacing them")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for emb in args.emb:
-        if not (emb / "face_embeddings.npy").is_file():
-            print(f"{emb}: no embeddings; run: celebface embed {DATA} --out {emb}",
-                  file=sys.stderr)
-            return 2
+        for part in str(emb).split("+"):
+            if not (Path(part) / "face_embeddings.npy").is_file():
+                print(f"{part}: no embeddings; run: celebface embed {DATA} --out {part}",
+                      file=sys.stderr)
+                return 2
     load = __import__("os").getloadavg()[0]
     res: dict = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPU cores "
                             f"(1-minute load average {load:.1f} at the start)",
@@ -265,7 +289,12 @@ def main() -> int:
         res.update({k: old[k] for k in ("open_set", "speed", "speed_torch_threads") if k in old})
         if "speed" in old:
             res["speed_run"] = old.get("speed_run", f"{old['command']}; {old['machine']}")
-    if not args.skip_open_set:
+    if args.append and not args.skip_open_set:  # more embeddings, the rest kept
+        o = res["open_set"]
+        o["runs"] += [open_set(emb, args.seeds) for emb in args.emb]
+        o["gap_grid"] += [open_set(emb, args.seeds, None, GAP_METHODS) for emb in args.emb]
+        o["appended"] = [*o.get("appended", []), res["command"]]
+    elif not args.skip_open_set:
         res["open_set"] = {"command": res["command"],
                            "runs": [open_set(emb, args.seeds) for emb in args.emb],
                            "gap_grid": [open_set(emb, args.seeds, None, GAP_METHODS)
