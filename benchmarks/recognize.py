@@ -28,6 +28,7 @@ from celebface.gallery.calibration import truth_indices
 from celebface.gallery.matching import DEFAULT_GAP_WEIGHT, best_scores
 from celebface.io import atomic_write_json, atomic_write_text, read_image
 from celebface.recognition import load_embeddings
+from embeddings import load
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "pins105-dev"
@@ -45,26 +46,6 @@ FARS = (0.01, 0.001)
 #: Photos per enrolled person for the gallery-size table (None: all train rows, ~116).
 CAPS = (5, 10, 20, 50, None)
 CAP_METHODS = {m: METHODS[m] for m in ("centroid", "topk5", "centroid + gap", "topk5 + gap")}
-
-
-def load(emb_dir: Path) -> tuple[object, np.ndarray, str, str]:
-    """``(embeddings, vectors, embedder name, tta)``; ``A+B`` (two folders of the same photos,
-    e.g. ``runs/pins_emb2/dlib+runs/pins_emb2/facenet``) fuses them as ``--embedder
-    dlib+facenet`` does (:func:`celebface.recognition.fusion.fuse`, its default weights)."""
-    from celebface.recognition.fusion import DEFAULT_WEIGHTS, fuse
-
-    parts = [load_embeddings(Path(p)) for p in str(emb_dir).split("+")]
-    e = parts[0]
-    if len(parts) == 1:
-        return e, np.asarray(e.embeddings, np.float32), e.meta.get("model", "dlib"), \
-            e.meta.get("tta", "none")
-    for other in parts[1:]:
-        if list(other.paths) != list(e.paths):
-            raise SystemExit(f"{emb_dir}: the folders do not hold the same photos in order")
-    name = "+".join(p.meta.get("model", "?") for p in parts)
-    vec = fuse([np.asarray(p.embeddings, np.float32) for p in parts], DEFAULT_WEIGHTS[name])
-    ttas = {p.meta.get("tta", "none") for p in parts}
-    return e, vec, name, "/".join(sorted(ttas))
 
 
 def open_set(emb_dir: Path, seeds: int, cap: int | None = None,

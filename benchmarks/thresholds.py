@@ -62,13 +62,12 @@ def main() -> int:
     from celebface.gallery.defaults import tail_threshold
     from celebface.gallery.matching import GalleryMatcher
     from celebface.gallery.store import Gallery
-    from celebface.recognition import load_embeddings
+    from embeddings import load
 
-    e = load_embeddings(args.emb)
+    e, vec, model, tta = load(args.emb)
     names = list(e.label_names)
     ids = np.array([names[int(i)] for i in e.labels], dtype=object)
     split = np.array(e.splits, dtype=object)
-    vec = np.asarray(e.embeddings, np.float32)
     order = np.random.default_rng(1234).permutation(names)
     half_a, half_b = list(order[: len(names) // 2]), list(order[len(names) // 2:])
     tails = {m: tail(impostor_scores(m, vec, ids, split, half_a))
@@ -104,11 +103,12 @@ def main() -> int:
                          "far": float(np.mean([x["far"] for x in c])),
                          "far_max": float(np.max([x["far"] for x in c]))})
     RESULTS.mkdir(parents=True, exist_ok=True)
-    meta = {"embeddings": str(args.emb), "embedder": e.meta.get("embedder"), "far": args.far,
+    tag = "+".join(Path(part).name for part in str(args.emb).split("+"))
+    meta = {"embeddings": str(args.emb), "embedder": f"{model}, tta {tta}", "far": args.far,
             "tails": tails, "checks": rows}
-    (RESULTS / f"thresholds_{args.emb.name}.json").write_text(json.dumps(meta, indent=1))
+    (RESULTS / f"thresholds_{tag}.json").write_text(json.dumps(meta, indent=1))
     lines = ["# Uncalibrated thresholds by gallery size", "",
-             f"Embeddings `{args.emb}` ({e.meta.get('embedder')}). Tails measured on "
+             f"Embeddings `{args.emb}` ({model}, tta {tta}). Tails measured on "
              f"{len(half_a)} pins105-dev people; checked on the other {len(half_b)} "
              f"({args.seeds} random galleries per size; target FAR {args.far:g}).", "",
              "| method | people enrolled | threshold | TAR | FAR (mean) | FAR (worst) |",
@@ -117,7 +117,7 @@ def main() -> int:
         lines.append(f"| {r['method']} | {r['people']} | {r['threshold']:.3f} | "
                      f"{100 * r['tar']:.1f}% | {100 * r['far']:.2f}% | "
                      f"{100 * r['far_max']:.2f}% |")
-    (RESULTS / f"thresholds_{args.emb.name}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"thresholds_{tag}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print("IMPOSTOR_TAILS entry:")
     print(json.dumps({m: [[round(p_, 6), round(t, 4)] for p_, t in tab]

@@ -157,3 +157,14 @@ def test_default_threshold_follows_the_gallery_size() -> None:
 
     t5, t80 = gallery(5).threshold("centroid"), gallery(80).threshold("centroid")
     assert 0.5 < t5 < t80 < 1.0
+
+
+def test_fused_embedder_has_its_own_uncalibrated_threshold() -> None:
+    """dlib+facenet cosines live on another scale than dlib's: its gallery must not fall back
+    to the 0.5 used for unmeasured embedders (that would accept every stranger)."""
+    from celebface.gallery.defaults import FALLBACK_THRESHOLD, default_threshold
+
+    fused = default_threshold("dlib+facenet", "none", "centroid", 10)
+    assert fused != FALLBACK_THRESHOLD and 0.8 < fused < default_threshold("dlib", "none",
+                                                                          "centroid", 10)
+    assert default_threshold("nobody", "none", "centroid", 10) == FALLBACK_THRESHOLD

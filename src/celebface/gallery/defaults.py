@@ -22,7 +22,7 @@ DEFAULT_FAR = 0.005
 #: ``p``. A stranger's best score over N people passes ``t`` with chance ~ N p, so an
 #: uncalibrated N-person gallery uses the ``t`` of ``p = DEFAULT_FAR / N`` (interpolated in
 #: log p). Measured by benchmarks/thresholds.py on half of pins105-dev's people and checked on
-#: the other half (benchmarks/results/thresholds_dlib.md, _dlib_flip.md).
+#: the other half (benchmarks/results/thresholds_dlib.md, _dlib_flip.md, _dlib+facenet.md).
 IMPOSTOR_TAILS: dict[tuple[str, str], dict[str, list[tuple[float, float]]]] = {
     ("dlib", "none"): {
         "centroid": [
@@ -56,6 +56,23 @@ IMPOSTOR_TAILS: dict[tuple[str, str], dict[str, list[tuple[float, float]]]] = {
             (0.2, 0.9114), (0.1, 0.9216), (0.05, 0.9286), (0.02, 0.9353), (0.01, 0.9392),
             (0.005, 0.9422), (0.002, 0.9453), (0.001, 0.9475), (0.0005, 0.9494), (0.0002, 0.9528),
             (0.0001, 0.9541), (5e-05, 0.956),
+        ],
+    },
+    ("dlib+facenet", "none"): {
+        "centroid": [
+            (0.2, 0.7739), (0.1, 0.7981), (0.05, 0.8157), (0.02, 0.8330), (0.01, 0.8427),
+            (0.005, 0.8517), (0.002, 0.8623), (0.001, 0.8689), (0.0005, 0.8748), (0.0002, 0.8812),
+            (0.0001, 0.8858), (5e-05, 0.8887),
+        ],
+        "knn": [
+            (0.2, 0.7864), (0.1, 0.8076), (0.05, 0.8228), (0.02, 0.8386), (0.01, 0.8475),
+            (0.005, 0.8552), (0.002, 0.8633), (0.001, 0.8691), (0.0005, 0.8745), (0.0002, 0.8809),
+            (0.0001, 0.8851), (5e-05, 0.8893),
+        ],
+        "topk": [
+            (0.2, 0.7729), (0.1, 0.7942), (0.05, 0.8098), (0.02, 0.8255), (0.01, 0.8346),
+            (0.005, 0.8426), (0.002, 0.8512), (0.001, 0.8578), (0.0005, 0.8630), (0.0002, 0.8691),
+            (0.0001, 0.8715), (5e-05, 0.8743),
         ],
     },
 }
