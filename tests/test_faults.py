@@ -265,7 +265,7 @@ def test_calibrate_refuses_a_gallery_changed_meanwhile(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from celebface.gallery import Gallery, GalleryError, calibrate, enroll
 
-    enroll_module = sys.modules["celebface.gallery.enroll"]
+    enroll_module = sys.modules["celebface.gallery.calibrate_gallery"]
 
     g = tmp_path / "g"
     enroll(write_embedded(tmp_path / "e1", ["amy", "bob"]), g)

@@ -203,7 +203,7 @@ def test_damaged_gallery_without_checksum_is_one_line(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ 10. minor
 def test_calibrate_recognises_copies_of_enrolled_photos(tmp_path: Path) -> None:
-    from celebface.gallery.enroll import same_content
+    from celebface.gallery.calibrate_gallery import same_content
 
     src = write_people(tmp_path / "src", ["amy"], n=2)
     enrolled = [str(p) for p in sorted((src / "amy").iterdir())]

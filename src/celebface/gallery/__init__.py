@@ -1,5 +1,6 @@
 """A gallery of known people: enrolment, matching, the unknown threshold and its calibration."""
 
+from celebface.gallery.calibrate_gallery import calibrate
 from celebface.gallery.calibration import (
     Calibration,
     OpenSetRates,
@@ -7,7 +8,7 @@ from celebface.gallery.calibration import (
     open_set_rates,
     threshold_for_far,
 )
-from celebface.gallery.enroll import EnrollConfig, EnrollSummary, calibrate, enroll, get_matcher
+from celebface.gallery.enroll import EnrollConfig, EnrollSummary, enroll, get_matcher
 from celebface.gallery.faces import FaceSet, FaceSetConfig, embed_faces
 from celebface.gallery.matching import (
     MATCH_METHODS,

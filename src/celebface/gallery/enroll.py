@@ -1,25 +1,18 @@
-"""Building, editing and calibrating a gallery folder."""
+"""Building and editing a gallery folder (calibrating it: :mod:`.calibrate_gallery`)."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from celebface import validate
-from celebface.gallery.calibration import Calibration, calibrate_scores
 from celebface.gallery.faces import (
     FaceSet,
     FaceSetConfig,
-    build_detector,
     build_models,
-    embed_faces,
     embed_items,
     is_embeddings_dir,
     load_embedded,
@@ -68,7 +61,7 @@ def embedder_spec(embedder: Any, config: FaceSetConfig) -> dict[str, Any]:
     return EmbedderSpec.of(embedder, config.embedder, tta, options).to_dict()
 
 
-def _check_same_embedder(gallery: Gallery, spec: dict[str, Any]) -> None:
+def check_same_embedder(gallery: Gallery, spec: dict[str, Any]) -> None:
     old = EmbedderSpec.from_dict(gallery.embedder)
     new = EmbedderSpec.from_dict(spec)
     if gallery.embedder and old.settings and not old.same_vectors(new):
@@ -163,7 +156,7 @@ def _enroll_embedded(
 ) -> None:
     faces, meta = load_embedded(data, config.split)
     spec = embedded_spec(meta)
-    _check_same_embedder(gallery, spec)
+    check_same_embedder(gallery, spec)
     gallery.embedder = gallery.embedder or spec
     gallery.info.setdefault("alignment", meta.get("alignment"))
     gallery.info.setdefault("faces_from", f"embeddings folder {Path(data).resolve()}")
@@ -202,7 +195,7 @@ def _enroll_photos(
         return
     embedder, detector = models or build_models(config)
     spec = embedder_spec(embedder, config)
-    _check_same_embedder(gallery, spec)
+    check_same_embedder(gallery, spec)
     gallery.embedder = spec
     settings = spec["settings"]
     gallery.info["alignment"] = settings.get("alignment", settings.get("align"))
@@ -211,7 +204,7 @@ def _enroll_photos(
     )
     pending = 0
     for part in embed_items(dataset, todo, embedder, detector, config, progress,
-                            cache_dir=_cache_dir(gallery)):
+                            cache_dir=gallery_cache_dir(gallery)):
         summary.added += gallery.add(part.embeddings, part.identities, part.sources)
         summary.skipped += part.skipped
         pending += len(part.identities)
@@ -220,7 +213,7 @@ def _enroll_photos(
             pending = 0
 
 
-def _cache_dir(gallery: Gallery) -> Path | None:
+def gallery_cache_dir(gallery: Gallery) -> Path | None:
     """Where a gallery's enrolment and calibration cache their vectors by default."""
     return Path(gallery.path) / ".cache" if gallery.path is not None else None
 
@@ -237,111 +230,3 @@ def get_matcher(
 
         model = load_model(model)
     return ModelMatcher(model)
-
-
-def matcher_key(matcher: Matcher) -> str:
-    return matcher.method
-
-
-def calibrate(
-    gallery: Gallery | str | Path,
-    data: str | Path | FaceSet,
-    far: float = 0.01,
-    *,
-    method: str = DEFAULT_MATCH,
-    k: int = 5,
-    model: str | Path | Any | None = None,
-    config: FaceSetConfig | None = None,
-    save: bool = True,
-    gap_weight: float | None = None,
-) -> Calibration:
-    """Set ``gallery``'s unknown threshold for ``method`` to give false-accept rate ``far``,
-    on the decision score with ``gap_weight`` (:mod:`celebface.gallery.matching`; default
-    ``DEFAULT_GAP_WEIGHT``, 0 for a classifier).
-
-    ``data`` holds photos (or an ``embed`` output) of people NOT in the gallery, usually with
-    other photos of enrolled people (for the true-accept rate); see
-    :mod:`celebface.gallery.calibration` for the recommended protocol. Photos that were
-    enrolled are not used as genuine probes. The threshold is stored in the gallery.
-    """
-    if not isinstance(gallery, Gallery):
-        gallery = Gallery.load(gallery)
-    matcher = get_matcher(gallery, method, k, model)
-    # a classifier names faces from its own embedder's vectors; a gallery from its embedder's
-    classifier_embedder = getattr(getattr(matcher, "model", None), "embedder", None)
-    if isinstance(data, FaceSet):
-        faces = data
-    elif is_embeddings_dir(data):
-        faces, meta = load_embedded(data, (config or FaceSetConfig()).split)
-        if classifier_embedder is None:
-            _check_same_embedder(gallery, embedded_spec(meta))
-    else:
-        base = config or FaceSetConfig()
-        spec = EmbedderSpec.from_dict(gallery.embedder)
-        options = dict(spec.options or base.embedder_options)
-        if spec.tta != DEFAULT_TTA:
-            options["tta"] = spec.tta
-        config = replace(base, embedder=spec.name, embedder_options=options)
-        models = (classifier_embedder, build_detector(config)) if classifier_embedder else None
-        faces = embed_faces(data, config, models, cache_dir=_cache_dir(gallery))
-    enrolled = set(gallery.sources) | same_content(faces.sources, gallery.sources)
-    keep = [s not in enrolled for s in faces.sources]
-    if not all(keep):
-        log.info("%d calibration photos are enrolled (or copies of enrolled ones); not used",
-                 len(keep) - sum(keep))
-    if not any(keep):
-        raise GalleryError("every calibration photo is enrolled in the gallery: use other photos")
-    emb = faces.embeddings[[i for i, k_ in enumerate(keep) if k_]]
-    ids = [i for i, k_ in zip(faces.identities, keep, strict=True) if k_]
-    result = calibrate_scores(matcher, emb, ids, far, gap_weight)
-    if save:
-        _store_threshold(gallery, matcher_key(matcher), result)
-    return result
-
-
-def _store_threshold(gallery: Gallery, key: str, result: Calibration) -> None:
-    """Store a calibration: under the gallery's lock, re-read it and refuse if its faces
-    changed meanwhile (the threshold would not hold); keep whatever else changed."""
-    if gallery.path is not None and is_gallery(gallery.path):
-        with folder_lock(gallery.path, "gallery"):
-            current = Gallery.load(gallery.path)
-            if (current.names != gallery.names or current.sources != gallery.sources
-                    or not np.array_equal(current.embeddings, gallery.embeddings)):
-                raise GalleryError(f"{gallery.path}: the gallery changed while calibrating "
-                                   "(another enroll?); run 'celebface calibrate' again")
-            _set_threshold(current, key, result)
-            current.save()
-        _set_threshold(gallery, key, result)
-        return
-    _set_threshold(gallery, key, result)
-    gallery.save()
-
-
-def _set_threshold(gallery: Gallery, key: str, result: Calibration) -> None:
-    gallery.thresholds[key] = result.threshold
-    gallery.calibration[key] = result.to_dict()
-    gallery.info["threshold_note"] = "calibrated"
-
-
-def same_content(paths: Sequence[str], reference: Sequence[str]) -> set[str]:
-    """The files of ``paths`` whose bytes equal a file of ``reference`` (copies of enrolled
-    photos under other names). Only files of a size found on both sides are hashed."""
-    from celebface.recognition.cache import content_hash
-
-    def sizes(files: Sequence[str]) -> dict[str, int]:
-        out = {}
-        for f in files:
-            with contextlib.suppress(OSError):
-                out[f] = os.path.getsize(f)
-        return out
-
-    def digest(f: str) -> str | None:
-        try:
-            return content_hash(Path(f).read_bytes())
-        except OSError:
-            return None
-
-    mine, theirs = sizes(paths), sizes(reference)
-    common = set(mine.values()) & set(theirs.values())
-    known = {digest(f) for f, n in theirs.items() if n in common} - {None}
-    return {f for f, n in mine.items() if n in common and digest(f) in known}

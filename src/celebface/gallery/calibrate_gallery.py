@@ -1,0 +1,144 @@
+"""Calibrating a gallery folder: its unknown threshold from photos of people not in it (the
+scores and the protocol: :mod:`celebface.gallery.calibration`)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from celebface.gallery.calibration import Calibration, calibrate_scores
+from celebface.gallery.enroll import (
+    check_same_embedder,
+    embedded_spec,
+    gallery_cache_dir,
+    get_matcher,
+)
+from celebface.gallery.faces import (
+    FaceSet,
+    FaceSetConfig,
+    build_detector,
+    embed_faces,
+    is_embeddings_dir,
+    load_embedded,
+)
+from celebface.gallery.matching import DEFAULT_MATCH, Matcher
+from celebface.gallery.store import Gallery, GalleryError, is_gallery
+from celebface.io import folder_lock
+from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec
+
+log = logging.getLogger(__name__)
+
+
+def matcher_key(matcher: Matcher) -> str:
+    return matcher.method
+
+
+def calibrate(
+    gallery: Gallery | str | Path,
+    data: str | Path | FaceSet,
+    far: float = 0.01,
+    *,
+    method: str = DEFAULT_MATCH,
+    k: int = 5,
+    model: str | Path | Any | None = None,
+    config: FaceSetConfig | None = None,
+    save: bool = True,
+    gap_weight: float | None = None,
+) -> Calibration:
+    """Set ``gallery``'s unknown threshold for ``method`` to give false-accept rate ``far``,
+    on the decision score with ``gap_weight`` (:mod:`celebface.gallery.matching`; default
+    ``DEFAULT_GAP_WEIGHT``, 0 for a classifier).
+
+    ``data`` holds photos (or an ``embed`` output) of people NOT in the gallery, usually with
+    other photos of enrolled people (for the true-accept rate); see
+    :mod:`celebface.gallery.calibration` for the recommended protocol. Photos that were
+    enrolled are not used as genuine probes. The threshold is stored in the gallery.
+    """
+    if not isinstance(gallery, Gallery):
+        gallery = Gallery.load(gallery)
+    matcher = get_matcher(gallery, method, k, model)
+    # a classifier names faces from its own embedder's vectors; a gallery from its embedder's
+    classifier_embedder = getattr(getattr(matcher, "model", None), "embedder", None)
+    if isinstance(data, FaceSet):
+        faces = data
+    elif is_embeddings_dir(data):
+        faces, meta = load_embedded(data, (config or FaceSetConfig()).split)
+        if classifier_embedder is None:
+            check_same_embedder(gallery, embedded_spec(meta))
+    else:
+        base = config or FaceSetConfig()
+        spec = EmbedderSpec.from_dict(gallery.embedder)
+        options = dict(spec.options or base.embedder_options)
+        if spec.tta != DEFAULT_TTA:
+            options["tta"] = spec.tta
+        config = replace(base, embedder=spec.name, embedder_options=options)
+        models = (classifier_embedder, build_detector(config)) if classifier_embedder else None
+        faces = embed_faces(data, config, models, cache_dir=gallery_cache_dir(gallery))
+    enrolled = set(gallery.sources) | same_content(faces.sources, gallery.sources)
+    keep = [s not in enrolled for s in faces.sources]
+    if not all(keep):
+        log.info("%d calibration photos are enrolled (or copies of enrolled ones); not used",
+                 len(keep) - sum(keep))
+    if not any(keep):
+        raise GalleryError("every calibration photo is enrolled in the gallery: use other photos")
+    emb = faces.embeddings[[i for i, k_ in enumerate(keep) if k_]]
+    ids = [i for i, k_ in zip(faces.identities, keep, strict=True) if k_]
+    result = calibrate_scores(matcher, emb, ids, far, gap_weight)
+    if save:
+        _store_threshold(gallery, matcher_key(matcher), result)
+    return result
+
+
+def _store_threshold(gallery: Gallery, key: str, result: Calibration) -> None:
+    """Store a calibration: under the gallery's lock, re-read it and refuse if its faces
+    changed meanwhile (the threshold would not hold); keep whatever else changed."""
+    if gallery.path is not None and is_gallery(gallery.path):
+        with folder_lock(gallery.path, "gallery"):
+            current = Gallery.load(gallery.path)
+            if (current.names != gallery.names or current.sources != gallery.sources
+                    or not np.array_equal(current.embeddings, gallery.embeddings)):
+                raise GalleryError(f"{gallery.path}: the gallery changed while calibrating "
+                                   "(another enroll?); run 'celebface calibrate' again")
+            _set_threshold(current, key, result)
+            current.save()
+        _set_threshold(gallery, key, result)
+        return
+    _set_threshold(gallery, key, result)
+    gallery.save()
+
+
+def _set_threshold(gallery: Gallery, key: str, result: Calibration) -> None:
+    gallery.thresholds[key] = result.threshold
+    gallery.calibration[key] = result.to_dict()
+    gallery.info["threshold_note"] = "calibrated"
+
+
+def same_content(paths: Sequence[str], reference: Sequence[str]) -> set[str]:
+    """The files of ``paths`` whose bytes equal a file of ``reference`` (copies of enrolled
+    photos under other names). Only files of a size found on both sides are hashed."""
+    from celebface.recognition.cache import content_hash
+
+    def sizes(files: Sequence[str]) -> dict[str, int]:
+        out = {}
+        for f in files:
+            with contextlib.suppress(OSError):
+                out[f] = os.path.getsize(f)
+        return out
+
+    def digest(f: str) -> str | None:
+        try:
+            return content_hash(Path(f).read_bytes())
+        except OSError:
+            return None
+
+    mine, theirs = sizes(paths), sizes(reference)
+    common = set(mine.values()) & set(theirs.values())
+    known = {digest(f) for f, n in theirs.items() if n in common} - {None}
+    return {f for f, n in mine.items() if n in common and digest(f) in known}
