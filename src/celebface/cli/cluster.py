@@ -8,7 +8,7 @@ from celebface.cli.common import add_device
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from celebface.clustering import METHODS
+    from celebface.clustering import LARGE, METHODS
 
     p.description = (
         "Find and embed every face in PHOTOS (searched recursively) and group the faces into "
@@ -19,11 +19,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("photos", metavar="PHOTOS", help="folder of photos")
     p.add_argument("--out", required=True, metavar="DIR", help="new output folder")
-    p.add_argument("--threshold", type=float, help="cosine at which two faces are linked "
-                   "(default: the embedder's measured cluster threshold)")
-    p.add_argument("--method", default="agglomerative", choices=METHODS,
-                   help="agglomerative (default, average linkage) or chinese_whispers (dlib; "
-                        "chains people together at the same threshold)")
+    p.add_argument("--method", default="rerank", choices=METHODS,
+                   help="rerank (default: average linkage on k-reciprocal re-ranked distances, "
+                        "small groups also held to --threshold), agglomerative (average "
+                        "linkage on cosine) or chinese_whispers (dlib; chains people together)")
+    p.add_argument("--threshold", type=float, help="mean cosine at which groups merge (rerank: "
+                   f"groups of fewer than {LARGE} faces; default: the embedder's measured one)")
+    p.add_argument("--cut", type=float, help="rerank: the mean re-ranked distance at which "
+                   "groups stop merging (default: the embedder's measured one)")
     p.add_argument("--min-size", type=int, default=2,
                    help="faces in smaller groups are singletons (default 2)")
     p.add_argument("--embedder", default="dlib", help="dlib (default) or facenet")
@@ -39,13 +42,15 @@ def run(args: argparse.Namespace) -> int:
 
     config = ClusterConfig(detector=args.detector, embedder=args.embedder, tta=args.tta,
                            device=args.device, threshold=args.threshold, method=args.method,
-                           min_size=args.min_size)
+                           cut=args.cut, min_size=args.min_size)
     s = cluster_photos(args.photos, args.out, config, progress=not args.quiet)
     extra = f"; {s.whole_images} photo(s) without a detected face used whole" \
         if s.whole_images else ""
+    how = f"{s.method}, cosine {s.threshold:.4f}" + (
+        f", cut {s.cut:.3f}" if s.cut is not None else "")
     if s.unreadable:
         extra += f"; {len(s.unreadable)} unreadable photo(s) skipped"
     print(f"cluster: {s.faces} faces in {s.photos} photos -> {s.clusters} clusters, "
-          f"{s.singletons} singletons (link cosine {s.threshold:.4f}){extra}; see "
+          f"{s.singletons} singletons ({how}){extra}; see "
           f"{s.out}/clusters.csv and {s.out}/sheets/")
     return 0
