@@ -7,7 +7,7 @@ import argparse
 from celebface.cli import common as t
 from celebface.cli.common import add_device
 from celebface.cli.options import add_option, config_from
-from celebface.clustering import METHODS, ClusterConfig
+from celebface.clustering import LARGE, METHODS, ClusterConfig
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,11 +20,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("photos", metavar="PHOTOS", help="folder of photos")
     p.add_argument("--out", required=True, metavar="DIR", help="new output folder")
-    add_option(p, ClusterConfig, "threshold", help="cosine at which two faces are linked "
-               "(default: the embedder's measured cluster threshold)")
     add_option(p, ClusterConfig, "method", choices=METHODS,
-               help="agglomerative (default, average linkage) or chinese_whispers (dlib; "
-                    "chains people together at the same threshold)")
+               help="rerank (default: average linkage on k-reciprocal re-ranked distances, "
+                    "small groups also held to --threshold), agglomerative (average linkage "
+                    "on cosine) or chinese_whispers (dlib; chains people together)")
+    add_option(p, ClusterConfig, "threshold", help="mean cosine at which groups merge (rerank: "
+               f"groups of fewer than {LARGE} faces; default: the embedder's measured one)")
+    add_option(p, ClusterConfig, "cut", help="rerank: the mean re-ranked distance at which "
+               "groups stop merging (default: the embedder's measured one)")
     add_option(p, ClusterConfig, "min_size",
                help="faces in smaller groups are singletons (default %(default)s)")
     add_option(p, ClusterConfig, "embedder", help="dlib (default) or facenet")
@@ -42,9 +45,11 @@ def run(args: argparse.Namespace) -> int:
                        progress=not args.quiet)
     extra = f"; {s.whole_images} photo(s) without a detected face used whole" \
         if s.whole_images else ""
+    how = f"{s.method}, cosine {s.threshold:.4f}" + (
+        f", cut {s.cut:.3f}" if s.cut is not None else "")
     if s.unreadable:
         extra += f"; {len(s.unreadable)} unreadable photo(s) skipped"
     print(f"cluster: {s.faces} faces in {s.photos} photos -> {s.clusters} clusters, "
-          f"{s.singletons} singletons (link cosine {s.threshold:.4f}){extra}; see "
+          f"{s.singletons} singletons ({how}){extra}; see "
           f"{s.out}/clusters.csv and {s.out}/sheets/")
     return 0

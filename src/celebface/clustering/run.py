@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from celebface.clustering.group import SINGLETON, centre_similarity, cluster_vectors
+from celebface.clustering.group import METHODS, SINGLETON, centre_similarity, cluster_vectors
 from celebface.errors import CelebfaceError
 from celebface.io import ImageReadError, atomic_write_bytes, atomic_write_text, encode_jpeg
 from celebface.io.datasets import is_image_file
@@ -37,19 +37,22 @@ class ClusterError(CelebfaceError, ValueError):
 
 @dataclass(frozen=True)
 class ClusterConfig:
-    """``threshold`` None: the embedder's measured cluster threshold. ``method``:
-    ``agglomerative`` (average linkage; benchmarks/cluster.py: far more precise than Chinese
-    whispers, whose single links chain people together). ``min_size``: smaller
-    groups are singletons. ``crop_margin``/``crop_size``: the saved face crops (a margin lets
-    a detector find the face again when the crops are enrolled). ``sheet_max``: faces per
-    contact sheet."""
+    """``method``: ``rerank`` (average linkage on k-reciprocal re-ranked distances, small
+    groups also held to a mean cosine), ``agglomerative`` (average linkage on cosine) or
+    ``chinese_whispers``; see :mod:`celebface.clustering.group` and benchmarks/cluster.py.
+    ``threshold`` None: the embedder's measured cluster cosine for the method. ``cut``
+    (``rerank``) None: the embedder's measured re-ranked distance cut; with none measured,
+    ``rerank`` falls back to ``agglomerative``. ``min_size``: smaller groups are singletons.
+    ``crop_margin``/``crop_size``: the saved face crops (a margin lets a detector find the
+    face again when the crops are enrolled). ``sheet_max``: faces per contact sheet."""
 
     detector: str = "mtcnn"
     embedder: str = "dlib"
     tta: str = "none"
     device: str = "auto"
     threshold: float | None = None
-    method: str = "agglomerative"
+    method: str = "rerank"
+    cut: float | None = None
     min_size: int = 2
     max_side: int = 1024
     batch_size: int = 16
@@ -66,6 +69,8 @@ class ClusterSummary:
     clusters: int = 0
     singletons: int = 0
     threshold: float = 0.0
+    method: str = ""
+    cut: float | None = None
     whole_images: int = 0
     unreadable: list[str] = field(default_factory=list)
 
@@ -128,7 +133,7 @@ def _faces(photos: list[Path], root: Path, config: ClusterConfig, summary: Clust
 def cluster_photos(photos: str | Path, out: str | Path, config: ClusterConfig | None = None,
                    progress: bool = True) -> ClusterSummary:
     """Find, embed and group every face under ``photos``; write ``out`` (see module doc)."""
-    from celebface.verification import cluster_threshold
+    from celebface.verification import cluster_threshold, rerank_cut
     from celebface.verification.compare import default_embedder
 
     config = config or ClusterConfig()
@@ -138,18 +143,27 @@ def cluster_photos(photos: str | Path, out: str | Path, config: ClusterConfig | 
     files = list_photos(root)
     if not files:
         raise ClusterError(f"{root}: no photos found")
-    threshold = config.threshold
+    method, threshold, cut = config.method, config.threshold, config.cut
+    if method not in METHODS:
+        raise ClusterError(f"unknown clustering method {method!r}: choose {', '.join(METHODS)}")
+    if method == "rerank" and cut is None:
+        cut = rerank_cut(default_embedder(config.embedder, config.device, config.tta))
+        if cut is None:
+            log.warning("no measured re-ranking cut for embedder %s (tta %s): clustering by "
+                        "average linkage; give a cut to re-rank", config.embedder, config.tta)
+            method = "agglomerative"
     if threshold is None:
         threshold = cluster_threshold(default_embedder(config.embedder, config.device,
-                                                       config.tta))
-    summary = ClusterSummary(out, photos=len(files), threshold=float(threshold))
+                                                       config.tta), method)
+    summary = ClusterSummary(out, photos=len(files), threshold=float(threshold), method=method,
+                             cut=cut if method == "rerank" else None)
     faces = _faces(files, root, config, summary, progress)
     summary.faces = len(faces)
     summary.whole_images = sum(f.whole for f in faces)
     if not faces:
         raise ClusterError(f"{root}: no readable photos")
     vectors = np.stack([f.vector for f in faces])
-    labels = cluster_vectors(vectors, threshold, config.method, config.min_size)
+    labels = cluster_vectors(vectors, threshold, method, config.min_size, cut=summary.cut)
     sims = centre_similarity(vectors, labels)
     summary.clusters = int(labels.max(initial=-1) + 1)
     summary.singletons = int((labels == SINGLETON).sum())

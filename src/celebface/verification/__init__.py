@@ -14,16 +14,19 @@ from celebface.verification.faces import (
 from celebface.verification.thresholds import (
     CLUSTER_THRESHOLDS,
     PAIR_THRESHOLDS,
+    RERANK_CUTS,
     NoThresholdError,
     cluster_threshold,
     embedder_key,
     gallery_pair_threshold,
     pair_threshold,
+    rerank_cut,
 )
 
 __all__ = [
     "CLUSTER_THRESHOLDS",
     "PAIR_THRESHOLDS",
+    "RERANK_CUTS",
     "FoundFace",
     "ImageInputError",
     "NoThresholdError",
@@ -38,6 +41,7 @@ __all__ = [
     "gallery_settings",
     "locate",
     "pair_threshold",
+    "rerank_cut",
     "verify",
     "whole_face",
 ]

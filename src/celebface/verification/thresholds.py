@@ -8,9 +8,11 @@ person) of half of its identities, faces found by MTCNN (whole crop when none is
 other half: accuracy 0.958 (none) / 0.970 (flip), FAR 0.020 / 0.019; the balanced-accuracy
 thresholds (0.901 / 0.906) are about as accurate but accept three times as many strangers.
 
-``CLUSTER_THRESHOLDS``: the cosine ``celebface cluster`` groups faces at (average linkage),
-produced by ``benchmarks/cluster.py`` (benchmarks/results/cluster.md) on TRAIN photos of people
-other than the ones it measures.
+``CLUSTER_THRESHOLDS`` (per embedder, TTA and clustering method): the mean cosine at which
+``celebface cluster`` merges groups of faces (for ``rerank``: groups smaller than
+``clustering.group.LARGE``), and ``RERANK_CUTS``: the mean k-reciprocal re-ranked distance at
+which ``rerank`` stops merging. Produced by ``benchmarks/cluster.py``
+(benchmarks/results/cluster.md) on photos of people other than the ones it measures.
 """
 
 from __future__ import annotations
@@ -27,9 +29,14 @@ PAIR_THRESHOLDS: dict[tuple[str, str], float] = {
     ("dlib", "flip"): 0.9191,
 }
 
-CLUSTER_THRESHOLDS: dict[tuple[str, str], float] = {
-    # agglomerative (average linkage): best mean BCubed F1 on 10 groups of 20 half-A people
-    ("dlib", "none"): 0.9125,
+CLUSTER_THRESHOLDS: dict[tuple[str, str, str], float] = {
+    # best mean BCubed F1 over four kinds of groups of half-A people (benchmarks/cluster.py)
+    ("dlib", "none", "rerank"): 0.915,
+    ("dlib", "none", "agglomerative"): 0.91,
+}
+
+RERANK_CUTS: dict[tuple[str, str], float] = {
+    ("dlib", "none"): 0.70,
 }
 
 
@@ -54,16 +61,22 @@ def pair_threshold(embedder: Any) -> float:
     return PAIR_THRESHOLDS[key]
 
 
-def cluster_threshold(embedder: Any) -> float:
-    """The measured clustering link threshold of ``embedder`` (its pair threshold when none
-    was measured)."""
+def cluster_threshold(embedder: Any, method: str = "rerank") -> float:
+    """The measured clustering cosine of ``embedder`` for ``method`` (its pair threshold when
+    none was measured)."""
     key = embedder_key(embedder)
-    if key in CLUSTER_THRESHOLDS:
-        return CLUSTER_THRESHOLDS[key]
+    if (*key, method) in CLUSTER_THRESHOLDS:
+        return CLUSTER_THRESHOLDS[(*key, method)]
     value = pair_threshold(embedder)
-    log.warning("no measured cluster threshold for %s (tta %s): using its pair threshold %.3f",
-                *key, value)
+    log.warning("no measured %s cluster threshold for %s (tta %s): using its pair threshold "
+                "%.3f", method, *key, value)
     return value
+
+
+def rerank_cut(embedder: Any) -> float | None:
+    """The measured re-ranked distance cut of ``embedder`` for ``rerank`` clustering, or None
+    when none was measured."""
+    return RERANK_CUTS.get(embedder_key(embedder))
 
 
 def gallery_pair_threshold(gallery: Any) -> float:
