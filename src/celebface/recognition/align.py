@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 RULES = ("auto", "detect", "whole")
 DEFAULT_RULE = "auto"
+#: ``auto``'s first pass: the shorter side images are resized to, and the smallest face looked
+#: for, as a fraction of it.
+LARGE_SIDE = 160
+LARGE_FACE = 0.4
 #: The whole image stands for the face (a tight crop with no face found in it).
 WHOLE = Face(box=(0.0, 0.0, 0.0, 0.0), score=0.0)
 
@@ -40,10 +44,16 @@ def check_rule(rule: str) -> str:
     return rule
 
 
-@functools.lru_cache(maxsize=2)
-def _detector(device: str) -> Any:
+@functools.lru_cache(maxsize=4)
+def _detector(device: str, large: bool = False) -> Any:
+    """MTCNN as ``get_detector`` makes it, or (``large``) for a face filling much of the
+    image: images resized to a shorter side of ``LARGE_SIDE``, faces of ``LARGE_FACE`` of it
+    or more (module doc)."""
     from celebface.detection import get_detector
 
+    if large:
+        return get_detector("mtcnn", device=device, short_side=LARGE_SIDE,
+                            min_face_size=round(LARGE_FACE * LARGE_SIDE))
     return get_detector("mtcnn", device=device)
 
 
@@ -61,19 +71,25 @@ def locate_faces(
     detector: Any | None = None,
     device: str = "cpu",
     min_score: float = 0.9,
+    large_detector: Any | None = None,
 ) -> list[Face | None]:
     """The face to embed in each image: ``known[i]`` when given, else by ``rule`` (module
     doc). The whole image is returned as ``WHOLE``'s box spanning it; ``None`` means skip
-    (``detect`` rule, no face). ``detector`` defaults to MTCNN, built once per device."""
+    (``detect`` rule, no face). ``detector`` defaults to MTCNN, ``large_detector`` (``auto``'s
+    first pass) to MTCNN for large faces, each built once per device."""
     check_rule(rule)
     known = list(known) if known is not None else [None] * len(images)
     out: list[Face | None] = list(known)
     todo = [i for i, f in enumerate(known) if f is None]
-    if todo and rule != "whole":
-        det = detector or _detector(device)
-        found = det.detect_batch([images[i] for i in todo])
-        for i, faces in zip(todo, found, strict=True):
-            out[i] = pick_face([f for f in faces if f.score >= min_score])
+    if rule == "auto" and todo:
+        _detect_into(out, todo, images, large_detector or _detector(device, large=True),
+                     min_score)
+        missed = [i for i in todo if out[i] is None]
+        log.debug("auto rule: %d of %d faces found by the large-face pass",
+                  len(todo) - len(missed), len(todo))
+        _detect_into(out, missed, images, detector or _detector(device), min_score)
+    elif rule == "detect" and todo:
+        _detect_into(out, todo, images, detector or _detector(device), min_score)
     for i in todo:
         if out[i] is None and rule != "detect":
             h, w = images[i].shape[:2]
@@ -81,10 +97,25 @@ def locate_faces(
     return out
 
 
+def _detect_into(
+    out: list[Face | None],
+    todo: Sequence[int],
+    images: Sequence[np.ndarray],
+    detector: Any,
+    min_score: float,
+) -> None:
+    """``out[i]``: the face of ``images[i]`` (:func:`pick_face` of the confident ones)."""
+    if not todo:
+        return
+    found = detector.detect_batch([images[i] for i in todo])
+    for i, faces in zip(todo, found, strict=True):
+        out[i] = pick_face([f for f in faces if f.score >= min_score])
+
+
 def face_tag(face: Face | None, rule: str = DEFAULT_RULE) -> str:
     """What decides the chip, for cache keys: the known geometry (rounded), or the rule."""
-    if face is None:
-        return f"rule:{rule}"
+    if face is None:  # auto: its first pass's geometry too (a change must not reuse vectors)
+        return f"rule:{rule}/{LARGE_SIDE}/{LARGE_FACE}" if rule == "auto" else f"rule:{rule}"
     parts = [f"{v:.1f}" for v in face.box]
     if face.landmarks is not None:
         parts += [f"{v:.1f}" for v in np.asarray(face.landmarks).reshape(-1)]
