@@ -27,6 +27,32 @@ def test_prepare_shrinks_pads_and_maps_back() -> None:
     assert back.landmarks[0] == pytest.approx([20, 40])
 
 
+def test_prepare_short_side_resizes_both_ways() -> None:
+    face = Face(box=(10, 20, 30, 60), landmarks=np.array([[20, 30]] * 5, np.float32))
+    down = prepare(np.zeros((200, 100, 3), np.uint8), short_side=50)
+    assert down.image.shape == (100, 50, 3) and down.scale == pytest.approx(0.5)
+    assert to_input_pixels(face, down).box == pytest.approx((20, 40, 60, 120))
+    up = prepare(np.zeros((30, 40, 3), np.uint8), short_side=60, pad=0.1)
+    assert up.image.shape == (60 + 16, 80 + 16, 3) and up.scale == pytest.approx(2.0)
+    back = to_input_pixels(face, up)  # (prepared - 8) / 2
+    assert back.box == pytest.approx((1, 6, 11, 26)) and back.landmarks[0] == pytest.approx(
+        [6, 11])
+    capped = prepare(np.zeros((20, 200, 3), np.uint8), max_side=300, short_side=40)
+    assert capped.image.shape == (30, 300, 3)  # the longer side still capped by max_side
+    same = prepare(np.zeros((20, 30, 3), np.uint8))
+    assert same.scale == 1.0 and same.image.shape == (20, 30, 3)
+
+
+def test_short_side_setting() -> None:
+    from celebface.validate import ConfigError
+
+    det = get_detector("mtcnn", "cpu")
+    assert "short_side" not in det.settings()  # off: settings recorded before it still match
+    assert get_detector("mtcnn", "cpu", short_side=160).settings()["short_side"] == 160
+    with pytest.raises(ConfigError, match="short_side"):
+        get_detector("mtcnn", "cpu", short_side=8)
+
+
 def test_mapped_boxes_are_clipped_and_sorted() -> None:
     prep = prepare(np.zeros((50, 50, 3), np.uint8), pad=0.2)
     faces = [to_input_pixels(Face(box=(0, 0, 40, 40), score=0.5), prep),

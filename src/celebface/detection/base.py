@@ -40,19 +40,25 @@ class Detector(ABC):
 @dataclass
 class PaddingConfig:
     """Settings every :class:`PaddingDetector` has: ``max_side`` shrinks bigger images first;
-    ``pad`` is the border added on each side, as a fraction of the longer side, filled as
-    ``pad_mode`` says (``constant``, ``replicate`` or ``reflect``); with ``pad_on_miss`` only
-    images without a face scoring ``miss_score`` get it, in a second pass, else all do."""
+    ``short_side`` (None or 0: off) first resizes every image, up or down, so its shorter side
+    is that many pixels (a face filling much of the image then has a known size range; see
+    :mod:`celebface.recognition.align`); ``pad`` is the border added on each side, as a
+    fraction of the longer side, filled as ``pad_mode`` says (``constant``, ``replicate`` or
+    ``reflect``); with ``pad_on_miss`` only images without a face scoring ``miss_score`` get
+    it, in a second pass, else all do."""
 
     max_side: int | None = 1024
+    short_side: int | None = None
     pad: float = 0.15
     pad_mode: str = "constant"
     pad_on_miss: bool = True
     miss_score: float = 0.0
 
     def __post_init__(self) -> None:
+        from celebface import validate
         from celebface.detection.prepare import PAD_MODES
 
+        validate.optional(validate.image_side, "short_side", self.short_side)
         if self.pad_mode not in PAD_MODES:
             raise InputError(f"unknown pad mode {self.pad_mode!r}: choose one of "
                              f"{', '.join(PAD_MODES)}")
@@ -66,13 +72,17 @@ class PaddingDetector(Detector):
     config: PaddingConfig
     #: Config fields that do not change the results (left out of :meth:`settings`).
     runtime_fields: tuple[str, ...] = ()
+    #: Fields added later, left out of :meth:`settings` while off (None), so settings
+    #: recorded before them (e.g. a crop folder's) still match.
+    optional_fields: tuple[str, ...] = ("short_side",)
 
     def settings(self) -> dict[str, Any]:
         """The detector's name and every result-changing setting, as JSON-plain values."""
         import json
         from dataclasses import asdict
 
-        values = {k: v for k, v in asdict(self.config).items() if k not in self.runtime_fields}
+        values = {k: v for k, v in asdict(self.config).items() if k not in self.runtime_fields
+                  and not (k in self.optional_fields and v is None)}
         return {"detector": self.name, **json.loads(json.dumps(values))}
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:

@@ -57,7 +57,7 @@ class HOGDetector(PaddingDetector):
 
     def _detect_one(self, image: np.ndarray, pad: float) -> list[Face]:
         c = self.config
-        prep = prepare(image, c.max_side, pad, c.pad_mode)
+        prep = prepare(image, c.max_side, pad, c.pad_mode, short_side=c.short_side)
         rects, scores, _ = self._detector.run(prep.image, c.upsample, c.threshold)
         faces = []
         for rect, score in zip(rects, scores, strict=True):

@@ -91,7 +91,7 @@ class MTCNNDetector(PaddingDetector):
 
     def _detect_padded(self, images: Sequence[np.ndarray], pad: float) -> list[list[Face]]:
         c = self.config
-        preps = [prepare(im, c.max_side, pad, c.pad_mode) for im in images]
+        preps = [prepare(im, c.max_side, pad, c.pad_mode, short_side=c.short_side) for im in images]
         results: list[list[Face]] = [[] for _ in preps]
         sizes = [p.image.shape[:2] for p in preps]
         for group in _group_by_canvas(sizes, c.batch_size, c.canvas_waste):

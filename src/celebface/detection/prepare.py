@@ -33,9 +33,11 @@ def prepare(
     pad: float = 0.0,
     pad_mode: str = "constant",
     pad_value: int = 127,
+    short_side: int | None = None,
 ) -> Prepared:
-    """Shrink ``image`` so its longer side is at most ``max_side``, then add a border of
-    ``pad`` x the longer side on every side (faces that fill the frame are found more easily).
+    """Resize ``image`` so its shorter side is ``short_side`` (up or down; None: as it is)
+    and its longer side at most ``max_side``, then add a border of ``pad`` x the longer side
+    on every side (faces that fill the frame are found more easily).
     """
     import cv2
 
@@ -43,11 +45,13 @@ def prepare(
         raise ImageInputError(f"expected an H x W x 3 uint8 RGB image, got {image.shape} "
                               f"{image.dtype}")
     h, w = image.shape[:2]
-    scale = 1.0
-    if max_side and max(h, w) > max_side:
+    scale = short_side / min(h, w) if short_side else 1.0
+    if max_side and max(h, w) * scale > max_side:
         scale = max_side / max(h, w)
+    if scale != 1.0:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        mode = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        image = cv2.resize(image, size, interpolation=mode)
         scale = size[0] / w
     border = round(pad * max(image.shape[:2])) if pad > 0 else 0
     if border:

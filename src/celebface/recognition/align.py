@@ -6,7 +6,11 @@ carries it) is used as it is. For an image whose face is not known, ``rule`` dec
 - ``auto`` (default): MTCNN looks for the face inside the image (padded, so a face filling a
   tight crop is found) and the largest face is used; when none is found the whole image is taken
   as the face (a tight crop). Measured in ``benchmarks/align.py``: on pins105-dev's tight crops
-  this beats handing the whole image to dlib's aligner.
+  this beats handing the whole image to dlib's aligner. It runs in two passes: first on a copy
+  with a ``LARGE_SIDE``-px shorter side looking only for faces of ``LARGE_FACE`` of it or more
+  (a few pyramid levels), then the full MTCNN pass only on images where that found nothing.
+  ``benchmarks/locate.py`` (half of pins105-dev): 2.8x faster to locate, val accuracy the same
+  within one photo, landmarks within 0.11 inter-ocular distances for 95% of photos.
 - ``detect``: the same, but an image without a face is skipped (``None`` is returned and the
   caller drops it): for raw photos.
 - ``whole``: the whole image is the face (the old default for crop folders).
@@ -36,6 +40,10 @@ log = logging.getLogger(__name__)
 
 RULES = ("auto", "detect", "whole")
 DEFAULT_RULE = "auto"
+#: ``auto``'s first pass: the shorter side images are resized to, and the smallest face looked
+#: for, as a fraction of it.
+LARGE_SIDE = 160
+LARGE_FACE = 0.4
 #: The whole image stands for the face (a tight crop with no face found in it).
 WHOLE = Face(box=(0.0, 0.0, 0.0, 0.0), score=0.0)
 
@@ -46,10 +54,16 @@ def check_rule(rule: str) -> str:
     return rule
 
 
-@functools.lru_cache(maxsize=2)
-def _detector(device: str) -> Any:
+@functools.lru_cache(maxsize=4)
+def _detector(device: str, large: bool = False) -> Any:
+    """MTCNN as ``get_detector`` makes it, or (``large``) for a face filling much of the
+    image: images resized to a shorter side of ``LARGE_SIDE``, faces of ``LARGE_FACE`` of it
+    or more (module doc)."""
     from celebface.detection import get_detector
 
+    if large:
+        return get_detector("mtcnn", device=device, short_side=LARGE_SIDE,
+                            min_face_size=round(LARGE_FACE * LARGE_SIDE))
     return get_detector("mtcnn", device=device)
 
 
@@ -88,19 +102,25 @@ def locate_faces(
     detector: Any | None = None,
     device: str = "cpu",
     min_score: float | None = None,
+    large_detector: Any | None = None,
 ) -> list[Face | None]:
     """The face to embed in each image: ``known[i]`` when given, else by ``rule`` (module
     doc). The whole image is returned as ``WHOLE``'s box spanning it; ``None`` means skip
-    (``detect`` rule, no face). ``detector`` defaults to MTCNN, built once per device."""
+    (``detect`` rule, no face). ``detector`` defaults to MTCNN, ``large_detector`` (``auto``'s
+    first pass) to MTCNN for large faces, each built once per device."""
     check_rule(rule)
     known = list(known) if known is not None else [None] * len(images)
     out: list[Face | None] = list(known)
     todo = [i for i, f in enumerate(known) if f is None]
-    if todo and rule != "whole":
-        det = detector or _detector(device)
-        found = detected_faces([images[i] for i in todo], det, min_score=min_score)
-        for i, faces in zip(todo, found, strict=True):
-            out[i] = faces[0] if faces else None
+    if rule == "auto" and todo:
+        _detect_into(out, todo, images, large_detector or _detector(device, large=True),
+                     min_score)
+        missed = [i for i in todo if out[i] is None]
+        log.debug("auto rule: %d of %d faces found by the large-face pass",
+                  len(todo) - len(missed), len(todo))
+        _detect_into(out, missed, images, detector or _detector(device), min_score)
+    elif rule == "detect" and todo:
+        _detect_into(out, todo, images, detector or _detector(device), min_score)
     for i in todo:
         if out[i] is None and rule != "detect":
             h, w = images[i].shape[:2]
@@ -108,10 +128,25 @@ def locate_faces(
     return out
 
 
+def _detect_into(
+    out: list[Face | None],
+    todo: Sequence[int],
+    images: Sequence[np.ndarray],
+    detector: Any,
+    min_score: float | None,
+) -> None:
+    """``out[i]``: the face of ``images[i]`` (:func:`detected_faces`' largest)."""
+    if not todo:
+        return
+    found = detected_faces([images[i] for i in todo], detector, min_score=min_score)
+    for i, faces in zip(todo, found, strict=True):
+        out[i] = faces[0] if faces else None
+
+
 def face_tag(face: Face | None, rule: str = DEFAULT_RULE) -> str:
     """What decides the chip, for cache keys: the known geometry (rounded), or the rule."""
-    if face is None:
-        return f"rule:{rule}"
+    if face is None:  # auto: its first pass's geometry too (a change must not reuse vectors)
+        return f"rule:{rule}/{LARGE_SIDE}/{LARGE_FACE}" if rule == "auto" else f"rule:{rule}"
     parts = [f"{v:.1f}" for v in face.box]
     if face.landmarks is not None:
         parts += [f"{v:.1f}" for v in np.asarray(face.landmarks).reshape(-1)]
