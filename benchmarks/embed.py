@@ -11,6 +11,9 @@ Speed: the same N pins faces (default 1,000, every k-th image), in one run, fres
   (d) ``faces="whole", aligner="predictor"``: exactly (a)'s vectors, batched in torch;
   (e) as (d) with dlib's own network in worker processes (``--workers``).
 Max abs difference against (a) for (d) and (e) (the others align differently by design).
+Each celebface run uses the torch CPU threads ``celebface embed`` would
+(:func:`celebface.device.set_torch_threads`: the cores free at its start, 1 on a busy box;
+the ``threads`` column); (a) is one thread by design.
 
 Quality: embeddings of all of pins105-dev (none / flip TTA); nearest-centroid, k-NN and
 logistic regression fitted on the ``train`` rows of its splits.csv, accuracy on ``val`` rows.
@@ -88,9 +91,15 @@ def speed(n_faces: int, workers: int) -> dict:
         (f"celebface, face_recognition's alignment (dlib, {workers} processes)", "data",
          {**same, "options": {"aligner": "predictor", "backend": "dlib"}, "workers": workers}),
     )
+    import torch
+
+    from celebface.device import set_torch_threads
+
     runs = {}
     for name, folder, opts in variants:
         out = tmp / f"out_{len(runs)}"
+        old_threads = set_torch_threads()  # as the `celebface embed` command does
+        threads = torch.get_num_threads()
         t = time.perf_counter()
         res = embed_dataset(tmp / folder, out, device="cpu", progress=False, **opts)
         secs = time.perf_counter() - t
@@ -99,11 +108,12 @@ def speed(n_faces: int, workers: int) -> dict:
         runs[name] = {"seconds": round(secs, 2), "faces": len(res),
                       "faces_per_s": round(len(res) / secs, 2),
                       "speedup": round((len(res) / secs) / (len(chosen) / t_ref), 2),
-                      "max_abs_diff": diff}
+                      "max_abs_diff": diff, "threads": threads}
         t = time.perf_counter()
         again = embed_dataset(tmp / folder, out, device="cpu", progress=False, **opts)
         runs[name]["rerun_seconds"] = round(time.perf_counter() - t, 2)
         runs[name]["rerun_computed"] = again.meta["computed"]
+        torch.set_num_threads(old_threads)
     return {
         "faces": len(chosen),
         "baseline": {"name": "face_recognition-style loop (dlib, 1 process)",
@@ -187,12 +197,13 @@ def write(results: dict) -> None:
         s = results["speed"]
         b = s["baseline"]
         lines += [f"## Speed: {s['faces']} pins105-dev faces, same run", "",
-                  "| method | seconds | faces/s | speed-up | max abs diff vs baseline | "
-                  "rerun (cached) |", "|---|---|---|---|---|---|",
-                  f"| {b['name']} | {b['seconds']} | {b['faces_per_s']} | 1.00x | - | - |"]
+                  "| method | torch threads | seconds | faces/s | speed-up | "
+                  "max abs diff vs baseline | rerun (cached) |", "|---|---|---|---|---|---|---|",
+                  f"| {b['name']} | - | {b['seconds']} | {b['faces_per_s']} | 1.00x | - | - |"]
         for name, r in s["runs"].items():
             diff = "-" if r["max_abs_diff"] is None else f"{r['max_abs_diff']:.2e}"
-            lines.append(f"| {name} | {r['seconds']} | {r['faces_per_s']} | {r['speedup']}x | "
+            lines.append(f"| {name} | {r.get('threads', '?')} | {r['seconds']} | "
+                         f"{r['faces_per_s']} | {r['speedup']}x | "
                          f"{diff} | {r['rerun_seconds']} s, {r['rerun_computed']} computed |")
         lines += ["", f"(`celebface crop` of the same photos, timed apart: "
                   f"{s.get('crop_seconds')} s.)", ""]
