@@ -3,16 +3,27 @@
 A face whose box and landmarks are known (a detector found it, or a ``celebface crop`` folder
 carries it) is used as it is. For an image whose face is not known, ``rule`` decides:
 
-- ``auto`` (default): MTCNN looks for the face inside the image (padded, so a face filling a
-  tight crop is found) and the largest face is used; when none is found the whole image is taken
-  as the face (a tight crop). Measured in ``benchmarks/align.py``: on pins105-dev's tight crops
-  this beats handing the whole image to dlib's aligner. It runs in two passes: first on a copy
-  with a ``LARGE_SIDE``-px shorter side looking only for faces of ``LARGE_FACE`` of it or more
-  (a few pyramid levels), then the full MTCNN pass only on images where that found nothing.
-  ``benchmarks/locate.py`` (half of pins105-dev): 2.8x faster to locate, val accuracy the same
-  within one photo, landmarks within 0.11 inter-ocular distances for 95% of photos.
-- ``detect``: the same, but an image without a face is skipped (``None`` is returned and the
-  caller drops it): for raw photos.
+- ``auto`` (default): the largest confident face MTCNN finds in the image; when there is none,
+  the whole image is taken as the face (a tight crop). Such an image is usually a tight crop
+  whose face fills most of it (on pins105-dev MTCNN's box is 1.0-1.7x the shorter side), so
+  the search has two passes. First MTCNN runs on a copy resized to a shorter side of
+  ``LARGE_SIDE`` px and looks for faces of ``LARGE_FACE`` x that side or more (it finds them
+  down to about a quarter of the side): a three-level pyramid of the same few pixels whatever
+  the photo's size, where faces from 20 px on the photo itself take six larger levels on
+  pins105-dev's median photo (121-px shorter side) and more on bigger ones. Then the images
+  where it found no confident face get the full search of ``detect``, so a photo with a
+  small face still gets that face. In both passes MTCNN retries a miss on a copy with a grey
+  border (``pad_on_miss``: a face filling the frame).
+  Measured on pins105-dev, torch threads as the CLI picks them, same runs
+  (``benchmarks/results/locate.md``, ``embed.md``): locating 2.3x faster (16.2 -> 6.9 ms a
+  photo); ``celebface embed`` on the tight crops 5.7x face_recognition's loop (3.3x with the
+  full search only). Val accuracy did not move beyond MTCNN's own jitter: on 7,429 photos the
+  paired centroid margin changed by +0.0001 +- 0.0001; on all 14,857 the four classifiers
+  moved by -0.46 to +0.46 points depending on the batch size, and the previous rule alone
+  moves them by up to 0.23 points between batches of 48 and 64. ``benchmarks/align.py``: on
+  these crops MTCNN's face beats handing the whole image to dlib's aligner.
+- ``detect``: the full search only (MTCNN's pyramid from 20-px faces); an image without a
+  face is skipped (``None`` is returned and the caller drops it): for raw photos.
 - ``whole``: the whole image is the face (the old default for crop folders).
 
 A detected face counts when it scores at least the detector's
@@ -22,6 +33,8 @@ faces (:func:`detected_faces`, all of them or the largest).
 
 How a located face becomes the network's input (the aligned chip) is the embedder's own
 business (e.g. :class:`celebface.recognition.dlib_resnet.DlibEmbedder`'s ``alignment``).
+Embedding caches key an ``auto`` face on ``LARGE_SIDE`` and ``LARGE_FACE`` too
+(:func:`face_tag`), so vectors from another first pass are not reused.
 """
 
 from __future__ import annotations
