@@ -16,12 +16,13 @@ carries it) is used as it is. For an image whose face is not known, ``rule`` dec
   border (``pad_on_miss``: a face filling the frame).
   Measured on pins105-dev, torch threads as the CLI picks them, same runs
   (``benchmarks/results/locate.md``, ``embed.md``): locating 2.3x faster (16.2 -> 6.9 ms a
-  photo); ``celebface embed`` on the tight crops 5.7x face_recognition's loop (3.3x with the
-  full search only). Val accuracy did not move beyond MTCNN's own jitter: on 7,429 photos the
-  paired centroid margin changed by +0.0001 +- 0.0001; on all 14,857 the four classifiers
-  moved by -0.46 to +0.46 points depending on the batch size, and the previous rule alone
-  moves them by up to 0.23 points between batches of 48 and 64. ``benchmarks/align.py``: on
-  these crops MTCNN's face beats handing the whole image to dlib's aligner.
+  photo); ``celebface embed`` on the tight crops 5.0-5.8x face_recognition's loop in three
+  runs (3.3-3.6x with the full search only). Val accuracy did not move beyond MTCNN's own
+  jitter: on 7,429 photos the paired centroid margin changed by +0.0001 +- 0.0001; on all
+  14,857 the four classifiers moved by -0.46 to +0.46 points depending on the batch size,
+  and the previous rule alone moves them by up to 0.23 points between batches of 48 and 64.
+  ``benchmarks/align.py``: on these crops MTCNN's face beats handing the whole image to
+  dlib's aligner.
 - ``detect``: the full search only (MTCNN's pyramid from 20-px faces); an image without a
   face is skipped (``None`` is returned and the caller drops it): for raw photos.
 - ``whole``: the whole image is the face (the old default for crop folders).
