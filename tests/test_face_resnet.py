@@ -133,7 +133,8 @@ def test_cli_trains_face_resnet(five_people: Path, tmp_path: Path,
 def test_chip_augmentation_keeps_shape_and_type() -> None:
     import torch
 
-    from celebface.training.face_resnet import ChipData, TrunkData
+    from celebface.training.face_resnet import ChipData
+    from celebface.training.frozen import FrozenMaps
 
     rng = np.random.default_rng(0)
     chips = rng.integers(0, 255, (4, 150, 150, 3), dtype=np.uint8)
@@ -144,7 +145,7 @@ def test_chip_augmentation_keeps_shape_and_type() -> None:
     plain, _ = ChipData(chips, np.array([1, 3]), labels, augment=False)[0]
     assert np.array_equal(plain.numpy(), chips[1])
     maps = rng.normal(size=(4, 2, 8, 4, 4)).astype(np.float16)
-    views = {TrunkData(maps, np.array([2]), labels, augment=True)[0][0].sum().item()
+    views = {FrozenMaps(maps, np.array([2]), labels, augment=True)[0][0].sum().item()
              for _ in range(20)}
     assert len(views) == 2  # the chip's and its mirror image's maps
 

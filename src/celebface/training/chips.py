@@ -57,6 +57,29 @@ def chips_key(paths: Sequence[str | Path], settings: dict[str, Any]) -> str:
     return h.hexdigest()[:20]
 
 
+#: The ``DlibConfig`` fields that decide how a chip is cut (the rest concern the embedding).
+ALIGNMENT_FIELDS = ("aligner", "padding", "box_shrink")
+
+
+def alignment_config(settings: dict[str, Any] | None = None) -> Any:
+    """The ``DlibConfig`` that cuts chips as ``settings`` say (a ``DlibEmbedder.settings()``
+    dict, as a model folder records it; its :data:`ALIGNMENT_FIELDS`), default dlib's."""
+    from celebface.recognition.dlib_resnet import DlibConfig
+
+    return DlibConfig(**{k: v for k, v in (settings or {}).items() if k in ALIGNMENT_FIELDS})
+
+
+def face_chips(images: Sequence[np.ndarray], embedder: Any,
+               faces: Sequence[Any] | None = None) -> list[np.ndarray]:
+    """The aligned chips of ``images`` by ``embedder`` (a ``DlibEmbedder``): each face as
+    given in ``faces``, else located by the ``auto`` rule of
+    :mod:`celebface.recognition.align`, as every stage does."""
+    from celebface.recognition.align import locate_faces
+
+    located = locate_faces(images, faces, "auto")
+    return [embedder.chip(im, f) for im, f in zip(images, located, strict=True)]
+
+
 def aligned_chips(paths: Sequence[str | Path], embedder: Any = None,
                   cache_dir: str | Path | None = None, workers: int = 2,
                   progress: bool = True) -> Chips:
@@ -67,7 +90,6 @@ def aligned_chips(paths: Sequence[str | Path], embedder: Any = None,
     from tqdm.auto import tqdm
 
     from celebface.recognition import DlibEmbedder
-    from celebface.recognition.align import locate_faces
 
     embedder = embedder or DlibEmbedder()
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -89,9 +111,7 @@ def aligned_chips(paths: Sequence[str | Path], embedder: Any = None,
 
     def cut(i: int) -> None:
         try:
-            image = read_image(paths[i]).rgb
-            # located as every stage does (celebface.recognition.align: the auto rule)
-            out[i] = embedder.chip(image, locate_faces([image], None, "auto")[0])
+            out[i] = face_chips([read_image(paths[i]).rgb], embedder)[0]
         except ImageReadError as exc:
             log.warning("skipped: %s", exc)
             failed.append(i)

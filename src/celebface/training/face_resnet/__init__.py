@@ -21,7 +21,7 @@ from celebface.training.face_resnet.config import (
     WEIGHTS,
     FaceResNetConfig,
 )
-from celebface.training.face_resnet.data import ChipData, TrunkData, trunk_maps
+from celebface.training.face_resnet.data import ChipData, trunk_maps
 from celebface.training.face_resnet.model import FaceResNetEmbedder, FaceResNetModel
 from celebface.training.face_resnet.net import ClassHead, FaceResNetNet, build_dlib_net, step_fn
 from celebface.training.face_resnet.trainer import train
@@ -37,7 +37,6 @@ __all__ = [
     "FaceResNetEmbedder",
     "FaceResNetModel",
     "FaceResNetNet",
-    "TrunkData",
     "build_dlib_net",
     "step_fn",
     "train",

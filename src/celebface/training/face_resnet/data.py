@@ -1,4 +1,5 @@
-"""Training data of ``face-resnet``: aligned chips, or the cached maps of its frozen levels."""
+"""Training data of ``face-resnet``: aligned chips, or the cached maps of its frozen levels
+(:mod:`celebface.training.frozen`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from celebface.training.chips import cached_array
+from celebface.training.frozen import frozen_maps
 
 
 class ChipData(Dataset):
@@ -40,35 +41,9 @@ class ChipData(Dataset):
         return x, int(self.labels[r])
 
 
-class TrunkData(Dataset):
-    """Cached frozen-trunk maps ``(N, V, C, H, W)`` (view 0 the chip, 1 its mirror image when
-    cached); with ``augment`` a random view per item, else the chip's."""
-
-    def __init__(self, maps: np.ndarray, rows: np.ndarray, labels: np.ndarray, augment: bool):
-        self.maps, self.rows, self.labels, self.augment = maps, rows, labels, augment
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        r = int(self.rows[i])
-        views = self.maps.shape[1]
-        view = int(torch.randint(views, ())) if self.augment and views > 1 else 0
-        return torch.from_numpy(np.array(self.maps[r, view], np.float32)), int(self.labels[r])
-
-
 def trunk_maps(net: nn.Module, chips: np.ndarray, levels: int, path: Path, device: str,
                progress: bool = True, flip: bool = True) -> np.ndarray:
     """The maps after the first ``levels`` levels of every chip (and, with ``flip``, of its
-    mirror image), float16, cached at ``path``."""
-    with torch.inference_mode():
-        shape = net.trunk(torch.zeros(1, 150, 150, 3, dtype=torch.uint8), levels).shape[1:]
-
-    def fill(start: int, stop: int) -> np.ndarray:
-        x = torch.from_numpy(np.array(chips[start:stop])).to(device)
-        with torch.inference_mode():
-            views = [net.trunk(x, levels)] + ([net.trunk(x.flip(2), levels)] if flip else [])
-        return torch.stack(views, 1).half().cpu().numpy()
-
-    return cached_array(path, (len(chips), 2 if flip else 1, *shape), np.float16, fill,
-                        f"cache levels 1-{levels}", progress)
+    mirror image), float16, cached at ``path`` (:func:`celebface.training.frozen.frozen_maps`)."""
+    return frozen_maps(lambda x: net.trunk(x, levels), chips, path, device, progress, flip,
+                       f"cache levels 1-{levels}")

@@ -11,8 +11,9 @@ import torch
 
 from celebface.io import atomic_write
 from celebface.recognition.base import Embedder
-from celebface.recognition.dlib_resnet import DlibConfig, DlibEmbedder
+from celebface.recognition.dlib_resnet import DlibEmbedder
 from celebface.training.base import TrainedModel, weights_file
+from celebface.training.chips import alignment_config, face_chips
 from celebface.training.face_resnet.config import KIND, WEIGHTS
 from celebface.training.face_resnet.net import ClassHead, FaceResNetNet, build_dlib_net
 from celebface.training.registry import register_model_kind
@@ -40,10 +41,7 @@ class FaceResNetModel(TrainedModel):
     def predict_proba(
         self, images: Sequence[np.ndarray], faces: Sequence[Any] | None = None
     ) -> np.ndarray:
-        from celebface.recognition.align import locate_faces
-
-        located = locate_faces(images, faces, "auto")
-        chips = [self._aligner.chip(im, f) for im, f in zip(images, located, strict=True)]
+        chips = face_chips(images, self._aligner, faces)
         outs = []
         with torch.inference_mode():
             for start in range(0, len(chips), self.batch_size):
@@ -81,9 +79,7 @@ class FaceResNetEmbedder(DlibEmbedder):
     name = "face-resnet"
 
     def __init__(self, model: FaceResNetModel, alignment: dict[str, Any] | None = None):
-        fields = {"padding", "box_shrink"}
-        config = DlibConfig(**{k: v for k, v in (alignment or {}).items() if k in fields})
-        super().__init__(config, device=model.device, net=model.net.net)
+        super().__init__(alignment_config(alignment), device=model.device, net=model.net.net)
         self.model = model
 
     def settings(self) -> dict[str, Any]:

@@ -19,9 +19,10 @@ from celebface.recognition.dlib_torch import freeze_levels
 from celebface.training.chips import aligned_chips
 from celebface.training.data import load_image_data
 from celebface.training.face_resnet.config import KIND, FaceResNetConfig
-from celebface.training.face_resnet.data import ChipData, TrunkData, trunk_maps
+from celebface.training.face_resnet.data import ChipData, trunk_maps
 from celebface.training.face_resnet.model import FaceResNetModel
 from celebface.training.face_resnet.net import ClassHead, FaceResNetNet, build_dlib_net, step_fn
+from celebface.training.frozen import FrozenMaps
 from celebface.training.loop import LoopConfig, classification_metrics, fit, run_fingerprint
 from celebface.training.registry import make_config
 
@@ -88,9 +89,9 @@ def train(data: str | Path, out: str | Path, **config: Any) -> FaceResNetModel:
         maps = trunk_maps(base.to(device), chips.images, cfg.freeze,
                           cache / f"trunk-{chips.key}-L{cfg.freeze}-{tag}-v{views}.npy", device,
                           cfg.progress, cfg.cache_flip)
-        train_ds: Dataset = TrunkData(maps, tr, labels, cfg.augment)
-        val_ds: Dataset | None = TrunkData(maps, va, labels, False) if len(va) else None
-        plain_train: Dataset = TrunkData(maps, tr, labels, False)
+        train_ds: Dataset = FrozenMaps(maps, tr, labels, cfg.augment)
+        val_ds: Dataset | None = FrozenMaps(maps, va, labels, False) if len(va) else None
+        plain_train: Dataset = FrozenMaps(maps, tr, labels, False)
     else:
         train_ds = ChipData(chips.images, tr, labels, cfg.augment)
         val_ds = ChipData(chips.images, va, labels, False) if len(va) else None
