@@ -51,6 +51,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--freeze", "--freeze-levels", dest="freeze", type=t.nonneg_int,
                    help="keep the first N backbone blocks (face-resnet: residual levels, 0-5) "
                         "frozen (default 0: all trained)")
+    g.add_argument("--align", action="store_true", default=None,
+                   help="inception: train and predict on dlib-aligned face chips (MTCNN's 5 "
+                        "landmarks, as the dlib embedder and face-resnet); with --freeze the "
+                        "frozen blocks run once per chip and are cached (the CPU path)")
+    g.add_argument("--chip-padding", type=t.float_range(0, 0.25),
+                   help="inception --align: context kept around the aligned face (0.1; dlib's "
+                        "chip has 0.25, less keeps its centre)")
+    g.add_argument("--no-trunk-cache", dest="trunk_cache", action="store_false", default=None,
+                   help="face-resnet, inception --align: run the frozen blocks every step "
+                        "(crop and colour augmentation too) instead of caching their maps")
+    g.add_argument("--backbone-lr", type=t.positive_float,
+                   help="learning rate of the trained backbone blocks as a share of --lr "
+                        "(inception 1, face-resnet 0.1)")
     g.add_argument("--head", choices=("softmax", "cosface", "arcface"),
                    help="face-resnet classification head (default cosface)")
     g.add_argument("--no-augment", dest="augment", action="store_false", default=None,
@@ -68,7 +81,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     e = p.add_argument_group("embedding models (mlp, logreg, svm, knn, centroid)")
     e.add_argument("--embedder", help="embedder used when DATA holds images (default dlib)")
     e.add_argument("--tta", choices=("none", "flip"),
-                   help="test-time augmentation of that embedder (default none)")
+                   help="test-time augmentation of that embedder, or of inception's "
+                        "predictions (default none)")
     e.add_argument("--C", dest="C", type=t.positive_float, help="logreg/svm inverse regularisation")
     e.add_argument("--k", type=t.positive_int, help="knn neighbours")
     e.add_argument("--hidden", type=t.positive_int_list,
@@ -80,7 +94,7 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The settings given on the command line (flags not given are left out)."""
     keys = ("device", "seed", "val_fraction", "epochs", "batch_size", "lr", "lr_decay",
             "weight_decay", "patience", "input_size", "backbone", "pretrained", "weights",
-            "freeze", "head", "augment",
+            "freeze", "align", "chip_padding", "trunk_cache", "backbone_lr", "head", "augment",
             "label_smoothing", "amp", "num_workers", "limit_per_class", "max_steps_per_epoch",
             "box_weight", "class_weight", "embedder", "tta", "C", "k", "dropout")
     config = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}

@@ -7,6 +7,9 @@ embedder (:meth:`InceptionModel.as_embedder`). Inputs are RGB resized to ``input
 squared and scaled to [-1, 1] (the scaling Google's InceptionV3 was trained with, so
 torchvision's ImageNet weights apply with ``transform_input=False``; MobileNetV2 converts them
 to ImageNet mean/std inside the network).
+
+``align`` trains and predicts on dlib-aligned face chips, with the frozen blocks' maps cached
+once per chip and its mirror image (the CPU path, :mod:`celebface.training.inception.aligned`).
 """
 
 from celebface.training.inception.config import EMBEDDING_DIM, WEIGHTS, InceptionConfig

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from celebface.errors import InputError
 from celebface.training.loop import RunSettings
 
 WEIGHTS = "inception.pt"
 EMBEDDING_DIM = 128
+TTAS = ("none", "flip")
+#: The context around the face in dlib's chips (``DlibConfig.padding``'s default): the most
+#: ``chip_padding`` can keep, and what a model folder without one was trained on.
+DLIB_PADDING = 0.25
+#: What ``model.json`` says under ``preprocessing.align`` for a model trained on chips.
+ALIGNMENT = "dlib-5-point"
 
 
 @dataclass
@@ -19,14 +26,29 @@ class InceptionConfig(RunSettings):
     pretrained: str = "none"  # imagenet | none
     weights: str | None = None  # ImageNet weights file (default: the model store)
     freeze: int = 0  # first backbone blocks kept frozen
+    align: bool = False  # train and predict on dlib-aligned chips (inception.aligned)
+    #: with align: context kept around the face (dlib's chip has 0.25; less is its centre)
+    chip_padding: float = 0.1
+    trunk_cache: bool = True  # with align and freeze: cache the frozen blocks' maps (+ mirror)
+    cache_dir: str | None = None  # chips/maps cache (default ~/.cache/celebface/chips)
     epochs: int = 100
     batch_size: int = 128
     lr: float = 1e-3
+    backbone_lr: float = 1.0  # trained backbone blocks' learning rate, as a share of lr
     lr_decay: float = 0.95  # per epoch, exponential
     weight_decay: float = 0.0
     patience: int = 5
     label_smoothing: float = 0.0
+    tta: str = "none"  # none | flip: predictions average the image's and its mirror's
     augment: bool = True
     num_workers: int = 2
     val_fraction: float = 0.15
     limit_per_class: int | None = None  # use at most this many train images per identity
+
+    def __post_init__(self) -> None:
+        if self.pretrained not in ("imagenet", "none"):
+            raise InputError(f"--pretrained must be imagenet or none, not {self.pretrained!r}")
+        if self.tta not in TTAS:
+            raise InputError(f"--tta must be {' or '.join(TTAS)}, not {self.tta!r}")
+        if not 0 <= self.chip_padding <= DLIB_PADDING:
+            raise InputError(f"--chip-padding {self.chip_padding} outside 0..{DLIB_PADDING}")

@@ -31,6 +31,8 @@ def build_network(num_classes: int, input_size: int = 224, backbone: str = "ince
         def __init__(self) -> None:
             super().__init__()
             self.backbone = backbone
+            #: > 0: inputs are the maps after that many trunk blocks (cached, see ``aligned``)
+            self.from_block = 0
             self.input_norm = backbones.input_norm(backbone)
             self.features = backbones.build_features(backbone)
             backbones.freeze_blocks(self.features, freeze)
@@ -51,6 +53,8 @@ def build_network(num_classes: int, input_size: int = 224, backbone: str = "ince
             return self
 
         def embed(self, x: torch.Tensor) -> torch.Tensor:
+            if self.from_block:
+                return self.embedding(self.features[self.from_block:](x))
             return self.embedding(self.features(self.input_norm(x)))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -36,6 +36,7 @@ from celebface.training.loop.parts import (
     classification_metrics,
     classification_step,
     make_loader,
+    make_optimizer,
     seed_everything,
     to_device,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "classification_step",
     "fit",
     "make_loader",
+    "make_optimizer",
     "run_fingerprint",
     "seed_everything",
     "to_device",

@@ -90,14 +90,20 @@ def make_loader(
     )
 
 
-def make_optimizer(params: Any, config: LoopConfig) -> torch.optim.Optimizer:
+def make_optimizer(params: Any, config: LoopConfig, fused: bool = False
+                   ) -> torch.optim.Optimizer:
+    """``config``'s optimiser over ``params`` (tensors or parameter groups, a group's ``lr``
+    overriding ``config.lr``); ``fused`` (Adam, AdamW): one kernel per step, on a CPU several
+    times faster for a large dense layer."""
     import torch
 
     name = config.optimizer.lower()
     if name == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay,
+                                fused=fused or None)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay,
+                                 fused=fused or None)
     if name == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
                                weight_decay=config.weight_decay, nesterov=True)
