@@ -90,10 +90,12 @@ def aligned_chips(paths: Sequence[str | Path], embedder: Any = None,
     from tqdm.auto import tqdm
 
     from celebface.recognition import DlibEmbedder
+    from celebface.recognition.align import face_tag
 
     embedder = embedder or DlibEmbedder()
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    key = chips_key(paths, {**embedder.settings(), "faces": "auto"})
+    # the auto rule's geometry too, as the embedding caches: chips of another rule differ
+    key = chips_key(paths, {**embedder.settings(), "faces": face_tag(None, "auto")})
     npy, meta = cache / f"chips-{key}.npy", cache / f"chips-{key}.json"
     if npy.is_file() and meta.is_file():
         info = json.loads(meta.read_text(encoding="utf-8"))
