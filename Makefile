@@ -28,7 +28,7 @@ test: setup lint
 demo: setup
 	DATA="$(DATA)" OUT="$(OUT)" BIN="$(BIN)" bash scripts/demo.sh
 
-EMB := runs/pins_emb2
+EMB := runs/pins_emb3
 
 # Benchmarks (on demand, hours on 2 cores); results land in benchmarks/results/.
 bench: setup

@@ -187,9 +187,9 @@ def write_results(rows: list[dict], cv_table: list[dict], total_s: float, folds:
         "",
         "What moved accuracy: aligning dlib's chips from MTCNN's landmarks (benchmarks/align.py) "
         "took every classifier up by about a point; with it, flip TTA (the face averaged with "
-        "its mirror) helps the centroid and SVM a little and logreg not at all, so the default "
-        "is no TTA. Linear classifiers (logreg, SVM) lead, then k-NN, then the reference's "
-        "centroid cosine; the reference-style MLP trails.",
+        "its mirror) adds a few tenths of a point at twice the embedding cost (compare the "
+        "rows above), so the default is no TTA. Linear classifiers (logreg, SVM) lead, then "
+        "k-NN, then the reference's centroid cosine; the reference-style MLP trails.",
         "", "## Cross-validation on the train rows", "",
               "| model | embeddings | params | CV accuracy |", "|---|---|---|---|"]
     for c in cv_table:
