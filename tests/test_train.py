@@ -347,3 +347,29 @@ def test_inception_model_dir_is_an_embedder_for_embed_and_enroll(
     assert main(["enroll", str(faces_dir), "--out", str(gallery), "--detector", "none",
                  "--embedder", str(inception_dir), "--device", "cpu"]) == 0
     assert sorted(Gallery.load(gallery).names) == sorted(IDENTITIES)
+
+
+def test_whole_run_timing_adds_the_calls_it_resumes(tmp_path: Path) -> None:
+    from celebface.training.inception.trainer import whole_run_timing
+
+    (tmp_path / "model.json").write_text(json.dumps(
+        {"timing": {"chips_s": 270.0, "maps_s": 80.0, "fit_s": 1700.0}}), encoding="utf-8")
+    history = {"epochs": [{"time_s": 100.0}, {"time_s": 50.5}]}
+    assert whole_run_timing(tmp_path, {"chips_s": 2.0, "maps_s": 1.0}, history, 51.0,
+                            resuming=True) == {"chips_s": 272.0, "maps_s": 81.0, "fit_s": 150.5}
+    assert whole_run_timing(tmp_path, {"chips_s": 2.0}, history, 51.0,
+                            resuming=False) == {"chips_s": 2.0, "fit_s": 150.5}
+
+
+def test_resumed_inception_run_reports_every_epoch_time(faces_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    settings = dict(input_size=75, batch_size=4, max_steps_per_epoch=2, num_workers=0,
+                    progress=False, device="cpu", patience=0)
+    train_model(faces_dir, "inception", out, epochs=1, **settings)
+    first = json.loads((out / "model.json").read_text(encoding="utf-8"))["timing"]["fit_s"]
+    train_model(faces_dir, "inception", out, epochs=2, **settings)
+    meta = json.loads((out / "model.json").read_text(encoding="utf-8"))
+    epochs = json.loads((out / "history.json").read_text(encoding="utf-8"))["epochs"]
+    assert len(epochs) == 2
+    assert meta["timing"]["fit_s"] == pytest.approx(sum(e["time_s"] for e in epochs), abs=0.1)
+    assert meta["timing"]["fit_s"] >= first

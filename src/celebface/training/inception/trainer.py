@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from dataclasses import asdict
@@ -21,6 +22,25 @@ from celebface.training.inception.net import build_network, load_imagenet
 from celebface.training.registry import make_config
 
 log = logging.getLogger(__name__)
+
+def whole_run_timing(out: Path, timing: dict[str, float], history: dict[str, Any],
+                     fit_s: float, resuming: bool) -> dict[str, float]:
+    """The seconds of a whole run, resumed ones included: ``fit_s`` is the sum of every
+    epoch's time in ``history`` (this call's ``fit_s`` when it has none) and the one-time steps
+    of the call that ``resuming`` continues (its ``model.json``) are added to this call's."""
+    epochs = sum(float(e.get("time_s", 0)) for e in history.get("epochs", []))
+    timing = {**timing, "fit_s": round(epochs, 1) if epochs else fit_s}
+    if not resuming:
+        return timing
+    try:
+        before = json.loads((out / "model.json").read_text(encoding="utf-8")).get("timing")
+    except (OSError, ValueError):
+        return timing
+    for key, value in (before or {}).items():
+        if key != "fit_s" and isinstance(value, (int, float)):
+            timing[key] = round(timing.get(key, 0.0) + value, 1)
+    return timing
+
 
 def train(data: str | Path, out: str | Path, **config: Any) -> InceptionModel:
     """Train a backbone + the reference head on the face crops in ``data``; early stopping on
@@ -106,7 +126,8 @@ def train(data: str | Path, out: str | Path, **config: Any) -> InceptionModel:
     t0 = time.perf_counter()
     result = fit(net, train_ds, val_ds, out / "checkpoints", loop, step=step,
                  optimizer=optimizer, fingerprint=run_fingerprint(cfg, data, images.label_names))
-    timing["fit_s"] = round(time.perf_counter() - t0, 1)
+    timing = whole_run_timing(out, timing, result.history,
+                              round(time.perf_counter() - t0, 1), resuming)
     atomic_write_json(out / "history.json", result.history)
     net.from_block = 0
     model = InceptionModel(net, images.label_names, cfg.input_size, {
