@@ -56,7 +56,8 @@ bench: setup
 	$(BIN)/python benchmarks/serve_load.py --work runs/serve_bench
 	$(BIN)/python benchmarks/threads.py --photos 200 --rounds 1
 	$(BIN)/python benchmarks/face_resnet.py --epochs 10 --freeze 4 --train-ids 80
-	$(BIN)/python benchmarks/train_inception_cpu.py --identities 8 --per-class 25 --input-size 112 --epochs 3 --backbone mobilenet_v2 --pretrained imagenet --freeze 7 --lr 3e-4
+	$(BIN)/celebface train ../shared/data/pins105-dev --model inception --backbone mobilenet_v2 --pretrained imagenet --align --input-size 96 --freeze 4 --lr 3e-4 --lr-decay 0.9 --batch-size 64 --epochs 16 --tta flip --workers 0 --device cpu --out runs/mobilenet-align
+	$(BIN)/python benchmarks/train_inception_cpu.py --trained runs/mobilenet-align --name mobilenet_cpu
 	$(BIN)/python benchmarks/multi_output.py --epochs 25 --identities 10 --per-identity 1000 --patience 6
 
 clean:
