@@ -322,15 +322,22 @@ def pins_gallery(pins: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     return g, root / "photos"
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_keeps_every_finished_record(pins_gallery: tuple[Path, Path], tmp_path: Path,
                                             sig: int) -> None:
     g, photos = pins_gallery
     out = tmp_path / "o.jsonl"
+    # SIGINT at its default in the child: a shell running the suite in the background hands
+    # it down ignored, and Python then keeps ignoring it (no KeyboardInterrupt)
     proc = subprocess.Popen([*CLI, "-q", "recognize", str(photos), "--gallery", str(g),
                              "--jsonl", str(out), "--device", "cpu", "--threads", "1"],
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=_default_sigint)
     seen, deadline = 0, time.monotonic() + 240
     while seen < 2 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
