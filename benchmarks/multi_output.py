@@ -62,6 +62,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--backbone", default="inception_v3", choices=("inception_v3", "mobilenet_v2"))
     p.add_argument("--pretrained", default="none", choices=("none", "imagenet"))
     p.add_argument("--freeze", type=int, default=0, help="first backbone blocks kept frozen")
+    p.add_argument("--identity-from", default="scene", choices=("scene", "box"),
+                   help="the identity head reads the whole scene or the face box's region")
     return p.parse_args()
 
 
@@ -104,7 +106,8 @@ def main() -> int:
            f"_seed{args.seed}")
     synth_dir = work / f"synth_{tag}"
     model_dir = work / (f"model_{tag}_{args.backbone}_{args.pretrained}_f{args.freeze}"
-                        f"_in{args.input_size}_e{args.epochs}_b{args.batch_size}")
+                        f"_in{args.input_size}_e{args.epochs}_b{args.batch_size}"
+                        + ("_roi" if args.identity_from == "box" else ""))
     report_dir = work / f"report_{model_dir.name}"
     timings: dict[str, float] = {}
 
@@ -127,6 +130,7 @@ def main() -> int:
                 epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                 patience=args.patience, device=device, seed=args.seed,
                 backbone=args.backbone, pretrained=args.pretrained, freeze=args.freeze,
+                identity_from=args.identity_from,
                 num_workers=args.workers if device != "cpu" else 0)
     timings["train_s"] = time.perf_counter() - t0
     history = json.loads((model_dir / "history.json").read_text())
@@ -155,6 +159,7 @@ def main() -> int:
         "note": f"{args.backbone}, "
                 + ("ImageNet start" if args.pretrained == "imagenet" else "from scratch")
                 + (f", first {args.freeze} blocks frozen" if args.freeze else "")
+                + f"; identity head reads the {args.identity_from}"
                 + f"; 1-minute load average {os.getloadavg()[0]:.1f} at the start",
         "settings": vars(args),
         "data": {"identities": len(ds.label_names), "train": len(ds.split("train")),

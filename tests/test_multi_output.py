@@ -4,6 +4,7 @@ steps on tiny CPU inputs, save/reload, box evaluation."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -178,3 +179,84 @@ def test_trains_on_a_pretrained_mobilenet_and_reloads(tiny_box_data: Path,
     assert len(preds) == 3 and all(p.box is not None for p in preds)
     with pytest.raises(ValueError, match="at least 32"):
         MultiOutputConfig(input_size=16, backbone="mobilenet_v2")
+
+
+def _box_net(num_classes: int = 3, size: int = 64) -> torch.nn.Module:
+    """A ``box`` network with ImageNet trunk weights (a random trunk's features hardly vary)."""
+    cfg = MultiOutputConfig(input_size=size, backbone="mobilenet_v2", pretrained="imagenet",
+                            identity_from="box")
+    torch.manual_seed(0)
+    return build_net(num_classes, cfg.network()).eval()
+
+
+def test_box_identity_head_reads_the_given_region() -> None:
+    net = _box_net()
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    left = torch.tensor([[0.0, 0.0, 0.5, 0.5]] * 2)
+    right = torch.tensor([[0.5, 0.5, 1.0, 1.0]] * 2)
+    with torch.no_grad():
+        boxes, logits = net(x, left)
+        boxes2, logits_right = net(x, right)
+        pred_boxes, logits_pred = net(x)
+        _, logits_at_pred = net(x, pred_boxes)
+    assert boxes.shape == (2, 4) and logits.shape == (2, 3)
+    assert torch.equal(boxes, boxes2)  # the box head does not read the given box
+    assert not torch.allclose(logits, logits_right)  # another region, other logits
+    # no box given: the predicted one (inference)
+    assert torch.allclose(logits_pred, logits_at_pred, atol=1e-5)
+    # the scene head ignores the box
+    scene = build_net(3, MultiOutputConfig(input_size=64, backbone="mobilenet_v2",
+                                           pretrained="imagenet").network()).eval()
+    with torch.no_grad():
+        assert torch.equal(scene(x, left)[1], scene(x, right)[1])
+    with pytest.raises(ValueError, match="identity_from"):
+        MultiOutputConfig(identity_from="face")
+
+
+def test_step_uses_true_boxes_in_training_and_predicted_ones_in_validation() -> None:
+    from celebface.training.multi_output import make_step
+
+    net = _box_net()
+    seen: list[torch.Tensor | None] = []
+    forward = net.forward
+
+    def spy(x: torch.Tensor, boxes: torch.Tensor | None = None) -> tuple:
+        seen.append(boxes)
+        return forward(x, boxes)
+
+    net.forward = spy  # type: ignore[method-assign]
+    step = make_step(MultiOutputConfig(input_size=64, backbone="mobilenet_v2",
+                                       identity_from="box"))
+    true = torch.tensor([[0.1, 0.2, 0.6, 0.7], [0.3, 0.3, 0.9, 0.8]])
+    batch = (torch.rand(2, 3, 64, 64) * 2 - 1, true, torch.tensor([0, 2]))
+    net.train()
+    loss, out = step(net, batch)
+    assert seen[-1] is true and torch.isfinite(loss)
+    net.eval()
+    with torch.no_grad():
+        loss, out = step(net, batch)
+        assert seen[-1] is None  # validation: the predicted box, as at inference
+        assert torch.allclose(out["logits"], net(batch[0], out["boxes"])[1], atol=1e-5)
+
+
+def test_box_identity_model_saves_reloads_and_old_models_load_as_scene(
+        tiny_box_data: Path, trained: Path, tmp_path: Path) -> None:
+    out = tmp_path / "mo_box"
+    train_model(tiny_box_data, "multi-output", out, input_size=64, epochs=1, batch_size=4,
+                max_steps_per_epoch=2, device="cpu", progress=False, backbone="mobilenet_v2",
+                pretrained="none", identity_from="box")
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["network"]["identity_from"] == "box"
+    items = load_box_dataset(tiny_box_data).items[:4]
+    images = [np.asarray(Image.open(it.path).convert("RGB")) for it in items]
+    a, b = load_model(out, device="cpu"), load_model(out, device="cpu")
+    assert a.net.identity_from == "box"
+    pa, pb = a.predict_outputs(images), b.predict_outputs(images)
+    assert np.allclose(pa[0], pb[0], atol=1e-6) and np.allclose(pa[1], pb[1], atol=1e-4)
+    # a model.json written before the option (no key) loads with the scene head
+    legacy = shutil.copytree(trained, tmp_path / "legacy")
+    old = json.loads((legacy / "model.json").read_text())
+    for key in ("identity_from", "roi_size", "roi_margin"):
+        old["network"].pop(key)
+    (legacy / "model.json").write_text(json.dumps(old))
+    assert load_model(legacy, device="cpu").net.identity_from == "scene"

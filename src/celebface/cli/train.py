@@ -78,6 +78,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="cap batches per epoch (quick runs)")
     g.add_argument("--box-weight", type=t.nonneg_float, help="multi-output: box loss weight")
     g.add_argument("--class-weight", type=t.nonneg_float, help="multi-output: identity loss weight")
+    g.add_argument("--identity-from", choices=("box", "scene"),
+                   help="multi-output: the identity head reads the face box's region (RoIAlign; "
+                        "the true box in training, the predicted one after) or the whole scene "
+                        "(default scene)")
     e = p.add_argument_group("embedding models (mlp, logreg, svm, knn, centroid)")
     e.add_argument("--embedder", help="embedder used when DATA holds images (default dlib)")
     e.add_argument("--tta", choices=("none", "flip"),
@@ -96,7 +100,8 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
             "weight_decay", "patience", "input_size", "backbone", "pretrained", "weights",
             "freeze", "align", "chip_padding", "trunk_cache", "backbone_lr", "head", "augment",
             "label_smoothing", "amp", "num_workers", "limit_per_class", "max_steps_per_epoch",
-            "box_weight", "class_weight", "embedder", "tta", "C", "k", "dropout")
+            "box_weight", "class_weight", "identity_from", "embedder", "tta", "C", "k",
+            "dropout")
     config = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     if args.device == "auto":
         config.pop("device")

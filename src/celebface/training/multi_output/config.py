@@ -10,6 +10,9 @@ from celebface.errors import InputError
 from celebface.training.loop import LoopConfig, RunSettings
 
 KIND = "multi-output"
+#: what the identity head reads: the face box's region of a stride-8 map (RoIAlign; the true
+#: box in training, the predicted one otherwise) or the whole scene's pooled last map
+IDENTITY_FROM = ("box", "scene")
 
 
 @dataclass
@@ -28,6 +31,9 @@ class MultiOutputConfig(RunSettings):
     label_smoothing: float = 0.0
     dropout: float = 0.2  #: before the identity layer
     hidden: int = 256  #: box head hidden units
+    identity_from: str = "scene"  #: ``box`` (face region) or ``scene`` (see IDENTITY_FROM)
+    roi_size: int = 14  #: ``box``: side of the RoIAlign grid on the stride-8 map
+    roi_margin: float = 0.1  #: ``box``: the box is widened by this share of its side per edge
     augment: bool = True  #: flips, box-keeping crops, brightness/contrast
     val_fraction: float = 0.15  #: used when the data has no splits
     limit_per_class: int | None = None  #: at most this many train images per identity
@@ -49,6 +55,9 @@ class MultiOutputConfig(RunSettings):
             raise InputError(f"input_size must be at least {minimum} ({self.backbone})")
         if self.pretrained not in ("imagenet", "none"):
             raise InputError(f"pretrained must be imagenet or none, got {self.pretrained!r}")
+        if self.identity_from not in IDENTITY_FROM:
+            raise InputError(f"identity_from must be {' or '.join(IDENTITY_FROM)}, "
+                             f"got {self.identity_from!r}")
 
     def loop_config(self) -> LoopConfig:
         names = {f.name for f in dataclasses.fields(LoopConfig)}
@@ -58,4 +67,6 @@ class MultiOutputConfig(RunSettings):
     def network(self) -> dict[str, Any]:
         """What rebuilds the network and its preprocessing (saved in ``model.json``)."""
         return {"input_size": self.input_size, "hidden": self.hidden, "dropout": self.dropout,
-                "pretrained": self.pretrained, "backbone": self.backbone}
+                "pretrained": self.pretrained, "backbone": self.backbone,
+                "identity_from": self.identity_from, "roi_size": self.roi_size,
+                "roi_margin": self.roi_margin}

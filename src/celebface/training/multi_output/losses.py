@@ -26,12 +26,14 @@ def giou_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def make_step(config: MultiOutputConfig) -> Any:
-    """The fit loop's ``step``: weighted cross-entropy + smooth-L1 + GIoU box losses."""
+    """The fit loop's ``step``: weighted cross-entropy + smooth-L1 + GIoU box losses. In
+    training the identity head of a ``box`` network reads the true boxes (teacher forcing); in
+    validation the predicted ones, as at inference."""
 
     def step(model: nn.Module, batch: Sequence[torch.Tensor]
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         images, boxes, labels = batch
-        pred_boxes, logits = model(images)
+        pred_boxes, logits = model(images, boxes if model.training else None)
         logits = logits.float()
         loss = config.class_weight * F.cross_entropy(
             logits, labels, label_smoothing=config.label_smoothing)

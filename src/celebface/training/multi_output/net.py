@@ -9,24 +9,45 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from celebface.errors import InputError
+from celebface.training.multi_output.config import IDENTITY_FROM
+
+
+def _pool(x: torch.Tensor) -> torch.Tensor:
+    return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
 
 class MultiOutputNet(nn.Module):
-    """A backbone trunk; the identity head reads the pooled last map, the box head a mid-level
-    (stride 16) map, reduced and pooled to 8x8, plus the pooled features.
+    """A backbone trunk with a box head and an identity head. The box head reads a mid-level
+    (stride 16) map, reduced and pooled to 8x8, plus the pooled last map. The identity head
+    reads either the pooled last map of the whole scene (``identity_from="scene"``) or the
+    face's region (``"box"``): RoIAlign of the stride-8 map at the box (widened by
+    ``roi_margin`` per edge) to ``roi_size x roi_size``, then the trunk's remaining blocks (the
+    same modules and weights as the scene path) and a pool.
 
-    Input ``(N, 3, S, S)`` in ``[-1, 1]``; output ``(boxes (N, 4), logits (N, C))`` with boxes
+    Input ``(N, 3, S, S)`` in ``[-1, 1]`` and optional ``boxes (N, 4)`` (normalised): the
+    region the identity head reads; ``None`` means the predicted boxes (inference), training
+    passes the true ones (teacher forcing). Output ``(boxes (N, 4), logits (N, C))`` with boxes
     as normalised ``x1, y1, x2, y2`` (a sigmoid centre and size, so always a valid box)."""
 
     def __init__(self, num_classes: int, hidden: int = 256, dropout: float = 0.2,
-                 backbone: str = "inception_v3", freeze: int = 0):
+                 backbone: str = "inception_v3", freeze: int = 0, identity_from: str = "scene",
+                 roi_size: int = 14, roi_margin: float = 0.1):
         super().__init__()
         from celebface.training import backbones
 
+        if identity_from not in IDENTITY_FROM:
+            raise InputError(f"identity_from must be {' or '.join(IDENTITY_FROM)}, "
+                             f"got {identity_from!r}")
         spec = backbones.spec(backbone)
         self.input_norm = backbones.input_norm(backbone)
         self.features = backbones.build_features(backbone)
         backbones.freeze_blocks(self.features, freeze)
         self._mid = spec.mid_index
+        self._fine = spec.fine_index
+        self.identity_from = identity_from
+        self.roi_size = roi_size
+        self.roi_margin = roi_margin
         self.box_reduce = nn.Sequential(
             nn.Conv2d(spec.mid_channels, 32, 1), nn.BatchNorm2d(32), nn.ReLU(inplace=True),
             nn.AdaptiveAvgPool2d(8), nn.Flatten(),
@@ -45,30 +66,56 @@ class MultiOutputNet(nn.Module):
         keep_frozen_eval(self.features)
         return self
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, boxes: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        height, width = x.shape[-2:]
         x = self.input_norm(x)
-        mid = x
+        mid = fine = x
         for i, block in enumerate(self.features):
             x = block(x)
             if i == self._mid:
                 mid = x
-        pooled = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+            if i == self._fine:
+                fine = x
+        pooled = _pool(x)
         raw = self.box_head(torch.cat([self.box_reduce(mid), pooled], 1)).float()
         centre, size = torch.sigmoid(raw[:, :2]), torch.sigmoid(raw[:, 2:])
-        boxes = torch.cat([centre - size / 2, centre + size / 2], 1).clamp(0.0, 1.0)
-        return boxes, self.class_head(pooled)
+        pred = torch.cat([centre - size / 2, centre + size / 2], 1).clamp(0.0, 1.0)
+        if self.identity_from == "scene":
+            return pred, self.class_head(pooled)
+        regions = pred.detach() if boxes is None else boxes
+        return pred, self.class_head(self.region_features(fine, regions, width, height))
+
+    def region_features(self, fine: torch.Tensor, boxes: torch.Tensor, width: int,
+                        height: int) -> torch.Tensor:
+        """Pooled last-map features of the regions ``boxes`` (normalised, one per image) of
+        the stride-8 map ``fine`` of ``width x height`` inputs: ``(N, out_channels)``."""
+        from torchvision.ops import roi_align
+
+        boxes = boxes.float()
+        pad = (boxes[:, 2:] - boxes[:, :2]) * self.roi_margin
+        wide = torch.cat([boxes[:, :2] - pad, boxes[:, 2:] + pad], 1).clamp(0.0, 1.0)
+        scale = wide.new_tensor([width, height, width, height])
+        index = torch.arange(len(wide), device=wide.device, dtype=wide.dtype)[:, None]
+        rois = torch.cat([index, wide * scale], 1).to(fine.dtype)
+        r = roi_align(fine, rois, self.roi_size, spatial_scale=fine.shape[-1] / width,
+                      sampling_ratio=2, aligned=True)
+        for block in self.features[self._fine + 1:]:
+            r = block(r)
+        return _pool(r)
 
 
 def build_net(num_classes: int, network: Mapping[str, Any], weights: str | None = None,
               load_pretrained: bool = True, freeze: int = 0) -> MultiOutputNet:
     """The network for ``num_classes`` identities (``network`` as
-    :meth:`MultiOutputConfig.network`; no ``backbone`` means InceptionV3). With
-    ``load_pretrained`` and ``pretrained: imagenet`` the trunk gets its ImageNet weights from
-    the model store (local files only; :class:`~celebface.models.store.MissingWeightsError`
-    when absent)."""
+    :meth:`MultiOutputConfig.network`; no ``backbone`` means InceptionV3, no ``identity_from``
+    the scene identity head, as models saved before it had one). With ``load_pretrained`` and
+    ``pretrained: imagenet`` the trunk gets its ImageNet weights from the model store (local
+    files only; :class:`~celebface.models.store.MissingWeightsError` when absent)."""
     backbone = str(network.get("backbone", "inception_v3"))
+    region = {k: network[k] for k in ("identity_from", "roi_size", "roi_margin") if k in network}
     net = MultiOutputNet(num_classes, int(network["hidden"]), float(network["dropout"]),
-                         backbone, freeze)
+                         backbone, freeze, **region)
     if load_pretrained and network["pretrained"] == "imagenet":
         from celebface.training.backbones import load_imagenet
 
