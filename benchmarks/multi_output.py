@@ -62,8 +62,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--backbone", default="inception_v3", choices=("inception_v3", "mobilenet_v2"))
     p.add_argument("--pretrained", default="none", choices=("none", "imagenet"))
     p.add_argument("--freeze", type=int, default=0, help="first backbone blocks kept frozen")
-    p.add_argument("--identity-from", default="scene", choices=("scene", "box"),
+    p.add_argument("--identity-from", default="scene", choices=("scene", "box", "crop"),
                    help="the identity head reads the whole scene or the face box's region")
+    p.add_argument("--roi-jitter", type=float, default=0.0)
     return p.parse_args()
 
 
@@ -107,7 +108,8 @@ def main() -> int:
     synth_dir = work / f"synth_{tag}"
     model_dir = work / (f"model_{tag}_{args.backbone}_{args.pretrained}_f{args.freeze}"
                         f"_in{args.input_size}_e{args.epochs}_b{args.batch_size}"
-                        + ("_roi" if args.identity_from == "box" else ""))
+                        + ("" if args.identity_from == "scene" else f"_{args.identity_from}")
+                        + (f"_j{args.roi_jitter}" if args.roi_jitter else ""))
     report_dir = work / f"report_{model_dir.name}"
     timings: dict[str, float] = {}
 
@@ -130,7 +132,7 @@ def main() -> int:
                 epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                 patience=args.patience, device=device, seed=args.seed,
                 backbone=args.backbone, pretrained=args.pretrained, freeze=args.freeze,
-                identity_from=args.identity_from,
+                identity_from=args.identity_from, roi_jitter=args.roi_jitter,
                 num_workers=args.workers if device != "cpu" else 0)
     timings["train_s"] = time.perf_counter() - t0
     history = json.loads((model_dir / "history.json").read_text())

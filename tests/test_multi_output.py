@@ -181,16 +181,17 @@ def test_trains_on_a_pretrained_mobilenet_and_reloads(tiny_box_data: Path,
         MultiOutputConfig(input_size=16, backbone="mobilenet_v2")
 
 
-def _box_net(num_classes: int = 3, size: int = 64) -> torch.nn.Module:
-    """A ``box`` network with ImageNet trunk weights (a random trunk's features hardly vary)."""
-    cfg = MultiOutputConfig(input_size=size, backbone="mobilenet_v2", pretrained="imagenet",
-                            identity_from="box")
+def _box_net(identity_from: str = "box", roi_jitter: float = 0.0) -> torch.nn.Module:
+    """A region network with ImageNet trunk weights (a random trunk's features hardly vary)."""
+    cfg = MultiOutputConfig(input_size=64, backbone="mobilenet_v2", pretrained="imagenet",
+                            identity_from=identity_from, roi_jitter=roi_jitter)
     torch.manual_seed(0)
-    return build_net(num_classes, cfg.network()).eval()
+    return build_net(3, cfg.network()).eval()
 
 
-def test_box_identity_head_reads_the_given_region() -> None:
-    net = _box_net()
+@pytest.mark.parametrize("identity_from", ["box", "crop"])
+def test_box_identity_head_reads_the_given_region(identity_from: str) -> None:
+    net = _box_net(identity_from)
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     left = torch.tensor([[0.0, 0.0, 0.5, 0.5]] * 2)
     right = torch.tensor([[0.5, 0.5, 1.0, 1.0]] * 2)
@@ -211,6 +212,19 @@ def test_box_identity_head_reads_the_given_region() -> None:
         assert torch.equal(scene(x, left)[1], scene(x, right)[1])
     with pytest.raises(ValueError, match="identity_from"):
         MultiOutputConfig(identity_from="face")
+
+
+def test_roi_jitter_moves_the_true_box_in_training_only() -> None:
+    net = _box_net(roi_jitter=0.1)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    box = torch.tensor([[0.2, 0.2, 0.7, 0.8]] * 2)
+    with torch.no_grad():
+        assert torch.equal(net(x, box)[1], net(x, box)[1])  # eval: the box as given
+        net.train()
+        for module in net.modules():  # dropout and BatchNorm off: only the jitter is random
+            if isinstance(module, torch.nn.Dropout | torch.nn.BatchNorm2d):
+                module.eval()
+        assert not torch.allclose(net(x, box)[1], net(x, box)[1])
 
 
 def test_step_uses_true_boxes_in_training_and_predicted_ones_in_validation() -> None:

@@ -78,10 +78,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="cap batches per epoch (quick runs)")
     g.add_argument("--box-weight", type=t.nonneg_float, help="multi-output: box loss weight")
     g.add_argument("--class-weight", type=t.nonneg_float, help="multi-output: identity loss weight")
-    g.add_argument("--identity-from", choices=("box", "scene"),
-                   help="multi-output: the identity head reads the face box's region (RoIAlign; "
-                        "the true box in training, the predicted one after) or the whole scene "
-                        "(default scene)")
+    g.add_argument("--identity-from", choices=("box", "crop", "scene"),
+                   help="multi-output: the identity head reads the face box's region (RoIAlign "
+                        "of the stride-8 map or of the image; the true box in training, the "
+                        "predicted one after) or the whole scene (default scene)")
     e = p.add_argument_group("embedding models (mlp, logreg, svm, knn, centroid)")
     e.add_argument("--embedder", help="embedder used when DATA holds images (default dlib)")
     e.add_argument("--tta", choices=("none", "flip"),

@@ -10,9 +10,9 @@ from celebface.errors import InputError
 from celebface.training.loop import LoopConfig, RunSettings
 
 KIND = "multi-output"
-#: what the identity head reads: the face box's region of a stride-8 map (RoIAlign; the true
-#: box in training, the predicted one otherwise) or the whole scene's pooled last map
-IDENTITY_FROM = ("box", "scene")
+#: what the identity head reads: the face box's region (RoIAlign of a stride-8 map or of the
+#: image; the true box in training, the predicted one otherwise) or the whole scene's last map
+IDENTITY_FROM = ("box", "crop", "scene")
 
 
 @dataclass
@@ -31,9 +31,11 @@ class MultiOutputConfig(RunSettings):
     label_smoothing: float = 0.0
     dropout: float = 0.2  #: before the identity layer
     hidden: int = 256  #: box head hidden units
-    identity_from: str = "scene"  #: ``box`` (face region) or ``scene`` (see IDENTITY_FROM)
-    roi_size: int = 14  #: ``box``: side of the RoIAlign grid on the stride-8 map
-    roi_margin: float = 0.1  #: ``box``: the box is widened by this share of its side per edge
+    #: ``box`` / ``crop`` (the face region of the stride-8 map / of the image) or ``scene``
+    identity_from: str = "scene"
+    roi_size: int = 14  #: region grid side on the stride-8 map (``crop``: 8x this in pixels)
+    roi_margin: float = 0.1  #: the region is the box widened by this share of its side per edge
+    roi_jitter: float = 0.0  #: training moves each true-box edge by up to this share of its side
     augment: bool = True  #: flips, box-keeping crops, brightness/contrast
     val_fraction: float = 0.15  #: used when the data has no splits
     limit_per_class: int | None = None  #: at most this many train images per identity
@@ -69,4 +71,4 @@ class MultiOutputConfig(RunSettings):
         return {"input_size": self.input_size, "hidden": self.hidden, "dropout": self.dropout,
                 "pretrained": self.pretrained, "backbone": self.backbone,
                 "identity_from": self.identity_from, "roi_size": self.roi_size,
-                "roi_margin": self.roi_margin}
+                "roi_margin": self.roi_margin, "roi_jitter": self.roi_jitter}

@@ -21,9 +21,11 @@ class MultiOutputNet(nn.Module):
     """A backbone trunk with a box head and an identity head. The box head reads a mid-level
     (stride 16) map, reduced and pooled to 8x8, plus the pooled last map. The identity head
     reads either the pooled last map of the whole scene (``identity_from="scene"``) or the
-    face's region (``"box"``): RoIAlign of the stride-8 map at the box (widened by
-    ``roi_margin`` per edge) to ``roi_size x roi_size``, then the trunk's remaining blocks (the
-    same modules and weights as the scene path) and a pool.
+    face's region, the box widened by ``roi_margin`` per edge: ``"box"`` RoIAligns the
+    stride-8 map to ``roi_size x roi_size`` and runs the trunk's remaining blocks on it,
+    ``"crop"`` RoIAligns the input image to ``8 * roi_size`` pixels and runs the whole trunk
+    (the same modules and weights as the scene path either way), then a pool. In training the
+    given boxes' edges move by up to ``roi_jitter`` of their side.
 
     Input ``(N, 3, S, S)`` in ``[-1, 1]`` and optional ``boxes (N, 4)`` (normalised): the
     region the identity head reads; ``None`` means the predicted boxes (inference), training
@@ -32,7 +34,7 @@ class MultiOutputNet(nn.Module):
 
     def __init__(self, num_classes: int, hidden: int = 256, dropout: float = 0.2,
                  backbone: str = "inception_v3", freeze: int = 0, identity_from: str = "scene",
-                 roi_size: int = 14, roi_margin: float = 0.1):
+                 roi_size: int = 14, roi_margin: float = 0.1, roi_jitter: float = 0.0):
         super().__init__()
         from celebface.training import backbones
 
@@ -48,6 +50,7 @@ class MultiOutputNet(nn.Module):
         self.identity_from = identity_from
         self.roi_size = roi_size
         self.roi_margin = roi_margin
+        self.roi_jitter = roi_jitter
         self.box_reduce = nn.Sequential(
             nn.Conv2d(spec.mid_channels, 32, 1), nn.BatchNorm2d(32), nn.ReLU(inplace=True),
             nn.AdaptiveAvgPool2d(8), nn.Flatten(),
@@ -68,8 +71,7 @@ class MultiOutputNet(nn.Module):
 
     def forward(self, x: torch.Tensor, boxes: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        height, width = x.shape[-2:]
-        x = self.input_norm(x)
+        x = image = self.input_norm(x)
         mid = fine = x
         for i, block in enumerate(self.features):
             x = block(x)
@@ -83,24 +85,31 @@ class MultiOutputNet(nn.Module):
         pred = torch.cat([centre - size / 2, centre + size / 2], 1).clamp(0.0, 1.0)
         if self.identity_from == "scene":
             return pred, self.class_head(pooled)
-        regions = pred.detach() if boxes is None else boxes
-        return pred, self.class_head(self.region_features(fine, regions, width, height))
+        if boxes is None:
+            boxes = pred.detach()
+        elif self.training and self.roi_jitter > 0:
+            side = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)
+            boxes = boxes + (torch.rand_like(boxes) * 2 - 1) * self.roi_jitter * side
+        if self.identity_from == "crop":
+            return pred, self.class_head(self.region_features(image, boxes, -1, 8))
+        return pred, self.class_head(self.region_features(fine, boxes, self._fine, 1))
 
-    def region_features(self, fine: torch.Tensor, boxes: torch.Tensor, width: int,
-                        height: int) -> torch.Tensor:
+    def region_features(self, source: torch.Tensor, boxes: torch.Tensor, index: int,
+                        upscale: int) -> torch.Tensor:
         """Pooled last-map features of the regions ``boxes`` (normalised, one per image) of
-        the stride-8 map ``fine`` of ``width x height`` inputs: ``(N, out_channels)``."""
+        ``source``, the output of trunk block ``index`` (``-1``: the input): RoIAlign to
+        ``roi_size * upscale`` square, then blocks ``index + 1`` on. ``(N, out_channels)``."""
         from torchvision.ops import roi_align
 
         boxes = boxes.float()
         pad = (boxes[:, 2:] - boxes[:, :2]) * self.roi_margin
         wide = torch.cat([boxes[:, :2] - pad, boxes[:, 2:] + pad], 1).clamp(0.0, 1.0)
+        height, width = source.shape[-2:]
         scale = wide.new_tensor([width, height, width, height])
-        index = torch.arange(len(wide), device=wide.device, dtype=wide.dtype)[:, None]
-        rois = torch.cat([index, wide * scale], 1).to(fine.dtype)
-        r = roi_align(fine, rois, self.roi_size, spatial_scale=fine.shape[-1] / width,
-                      sampling_ratio=2, aligned=True)
-        for block in self.features[self._fine + 1:]:
+        order = torch.arange(len(wide), device=wide.device, dtype=wide.dtype)[:, None]
+        rois = torch.cat([order, wide * scale], 1).to(source.dtype)
+        r = roi_align(source, rois, self.roi_size * upscale, sampling_ratio=2, aligned=True)
+        for block in self.features[index + 1:]:
             r = block(r)
         return _pool(r)
 
@@ -113,7 +122,8 @@ def build_net(num_classes: int, network: Mapping[str, Any], weights: str | None 
     ``pretrained: imagenet`` the trunk gets its ImageNet weights from the model store (local
     files only; :class:`~celebface.models.store.MissingWeightsError` when absent)."""
     backbone = str(network.get("backbone", "inception_v3"))
-    region = {k: network[k] for k in ("identity_from", "roi_size", "roi_margin") if k in network}
+    region = {k: network[k] for k in ("identity_from", "roi_size", "roi_margin",
+                                                   "roi_jitter") if k in network}
     net = MultiOutputNet(num_classes, int(network["hidden"]), float(network["dropout"]),
                          backbone, freeze, **region)
     if load_pretrained and network["pretrained"] == "imagenet":
