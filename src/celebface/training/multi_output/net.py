@@ -122,8 +122,8 @@ def build_net(num_classes: int, network: Mapping[str, Any], weights: str | None 
     ``pretrained: imagenet`` the trunk gets its ImageNet weights from the model store (local
     files only; :class:`~celebface.models.store.MissingWeightsError` when absent)."""
     backbone = str(network.get("backbone", "inception_v3"))
-    region = {k: network[k] for k in ("identity_from", "roi_size", "roi_margin",
-                                                   "roi_jitter") if k in network}
+    keys = ("identity_from", "roi_size", "roi_margin", "roi_jitter")
+    region = {k: network[k] for k in keys if k in network}
     net = MultiOutputNet(num_classes, int(network["hidden"]), float(network["dropout"]),
                          backbone, freeze, **region)
     if load_pretrained and network["pretrained"] == "imagenet":
