@@ -35,6 +35,7 @@ from celebface.io import atomic_write_json, atomic_write_text, read_image
 from celebface.synth import SynthConfig, load_box_dataset, synthesize
 from celebface.synth.boxeval import box_metrics
 from celebface.training import load_model, train_model
+from celebface.training.multi_output.config import IDENTITY_FROM, MultiOutputConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -62,9 +63,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--backbone", default="inception_v3", choices=("inception_v3", "mobilenet_v2"))
     p.add_argument("--pretrained", default="none", choices=("none", "imagenet"))
     p.add_argument("--freeze", type=int, default=0, help="first backbone blocks kept frozen")
-    p.add_argument("--identity-from", default="scene", choices=("scene", "box", "crop"),
+    p.add_argument("--identity-from", default=MultiOutputConfig.identity_from,
+                   choices=IDENTITY_FROM,
                    help="the identity head reads the whole scene or the face box's region")
-    p.add_argument("--roi-jitter", type=float, default=0.0)
+    p.add_argument("--roi-jitter", type=float, default=MultiOutputConfig.roi_jitter,
+                   help="training moves each true-box edge by up to this share of its side")
     return p.parse_args()
 
 

@@ -207,7 +207,8 @@ def test_box_identity_head_reads_the_given_region(identity_from: str) -> None:
     assert torch.allclose(logits_pred, logits_at_pred, atol=1e-5)
     # the scene head ignores the box
     scene = build_net(3, MultiOutputConfig(input_size=64, backbone="mobilenet_v2",
-                                           pretrained="imagenet").network()).eval()
+                                           pretrained="imagenet",
+                                           identity_from="scene").network()).eval()
     with torch.no_grad():
         assert torch.equal(scene(x, left)[1], scene(x, right)[1])
     with pytest.raises(ValueError, match="identity_from"):
@@ -270,7 +271,7 @@ def test_box_identity_model_saves_reloads_and_old_models_load_as_scene(
     # a model.json written before the option (no key) loads with the scene head
     legacy = shutil.copytree(trained, tmp_path / "legacy")
     old = json.loads((legacy / "model.json").read_text())
-    for key in ("identity_from", "roi_size", "roi_margin"):
+    for key in ("identity_from", "roi_size", "roi_margin", "roi_jitter"):
         old["network"].pop(key)
     (legacy / "model.json").write_text(json.dumps(old))
     assert load_model(legacy, device="cpu").net.identity_from == "scene"

@@ -81,7 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--identity-from", choices=("box", "crop", "scene"),
                    help="multi-output: the identity head reads the face box's region (RoIAlign "
                         "of the stride-8 map or of the image; the true box in training, the "
-                        "predicted one after) or the whole scene (default scene)")
+                        "predicted one after) or the whole scene (default crop)")
     e = p.add_argument_group("embedding models (mlp, logreg, svm, knn, centroid)")
     e.add_argument("--embedder", help="embedder used when DATA holds images (default dlib)")
     e.add_argument("--tta", choices=("none", "flip"),
