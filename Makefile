@@ -60,6 +60,7 @@ bench: setup
 	$(BIN)/python benchmarks/train_inception_cpu.py --trained runs/mobilenet-align --name mobilenet_cpu
 	$(BIN)/python benchmarks/multi_output.py --epochs 25 --identities 10 --per-identity 1000 --patience 6
 	$(BIN)/python benchmarks/multi_output.py --name multi_output_mobilenet_cpu --work runs/mo105 --identities 105 --per-identity 30 --size 128 --input-size 128 --epochs 12 --batch-size 32 --lr 5e-4 --patience 4 --backbone mobilenet_v2 --pretrained imagenet --identity-from scene --workers 2
+	$(BIN)/python benchmarks/multi_output.py --name multi_output_mobilenet_crop_cpu --work runs/mo105 --identities 105 --per-identity 30 --size 128 --input-size 128 --epochs 12 --batch-size 32 --lr 5e-4 --patience 4 --backbone mobilenet_v2 --pretrained imagenet --identity-from crop --roi-jitter 0.05 --workers 2
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
