@@ -54,6 +54,7 @@ bench: setup
 	$(BIN)/python benchmarks/index.py --sizes 100000 1000000 --kinds flat ivf --threads 1
 	$(BIN)/python benchmarks/ray_engine.py --crop-photos 24 --embed-faces 120 --batch-size 4 --cpus 2
 	$(BIN)/python benchmarks/serve_load.py --work runs/serve_bench
+	CELEBFACE_SCREENSHOTS=benchmarks/results $(BIN)/pytest -q tests/test_serve_browser.py
 	$(BIN)/python benchmarks/threads.py --photos 200 --rounds 1
 	$(BIN)/python benchmarks/face_resnet.py --epochs 10 --freeze 4 --train-ids 80
 	$(BIN)/celebface train ../shared/data/pins105-dev --model inception --backbone mobilenet_v2 --pretrained imagenet --align --input-size 96 --freeze 4 --lr 3e-4 --lr-decay 0.9 --batch-size 64 --epochs 16 --tta flip --workers 0 --device cpu --out runs/mobilenet-align
