@@ -68,6 +68,15 @@ def parse_args() -> argparse.Namespace:
                    help="the identity head reads the whole scene or the face box's region")
     p.add_argument("--roi-jitter", type=float, default=MultiOutputConfig.roi_jitter,
                    help="training moves each true-box edge by up to this share of its side")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: the cores free now, 1 on a busy machine)")
+    p.add_argument("--face-freeze", type=int, default=MultiOutputConfig.face_freeze,
+                   help="--identity-from face: dlib ResNet levels kept as dlib's (5: only its "
+                        "128-d layer trains)")
+    p.add_argument("--tta", default="none", choices=("none", "flip"),
+                   help="identity predictions averaged over the image and its mirror image")
+    p.add_argument("--landmark-head", default=MultiOutputConfig.landmark_head,
+                   choices=("heatmap", "regress"), help="--identity-from face: landmark head")
     return p.parse_args()
 
 
@@ -112,7 +121,9 @@ def main() -> int:
     model_dir = work / (f"model_{tag}_{args.backbone}_{args.pretrained}_f{args.freeze}"
                         f"_in{args.input_size}_e{args.epochs}_b{args.batch_size}"
                         + ("" if args.identity_from == "scene" else f"_{args.identity_from}")
-                        + (f"_j{args.roi_jitter}" if args.roi_jitter else ""))
+                        + (f"_j{args.roi_jitter}" if args.roi_jitter else "")
+                        + (f"_ff{args.face_freeze}_{args.landmark_head}"
+                           if args.identity_from == "face" else ""))
     report_dir = work / f"report_{model_dir.name}"
     timings: dict[str, float] = {}
 
@@ -127,15 +138,17 @@ def main() -> int:
     log.info("%d composites (%d train, %d val), %d identities", len(ds), len(ds.split("train")),
              len(val), len(ds.label_names))
 
-    from celebface.device import resolve_device
+    from celebface.device import resolve_device, set_torch_threads
 
     device = resolve_device(args.device)
+    set_torch_threads(args.threads)
     t0 = time.perf_counter()
     train_model(synth_dir, "multi-output", model_dir, input_size=args.input_size,
                 epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                 patience=args.patience, device=device, seed=args.seed,
                 backbone=args.backbone, pretrained=args.pretrained, freeze=args.freeze,
                 identity_from=args.identity_from, roi_jitter=args.roi_jitter,
+                face_freeze=args.face_freeze, landmark_head=args.landmark_head, tta=args.tta,
                 num_workers=args.workers if device != "cpu" else 0)
     timings["train_s"] = time.perf_counter() - t0
     history = json.loads((model_dir / "history.json").read_text())
@@ -165,6 +178,7 @@ def main() -> int:
                 + ("ImageNet start" if args.pretrained == "imagenet" else "from scratch")
                 + (f", first {args.freeze} blocks frozen" if args.freeze else "")
                 + f"; identity head reads the {args.identity_from}"
+                + ("; flip TTA" if args.tta == "flip" else "")
                 + f"; 1-minute load average {os.getloadavg()[0]:.1f} at the start",
         "settings": vars(args),
         "data": {"identities": len(ds.label_names), "train": len(ds.split("train")),
@@ -177,7 +191,7 @@ def main() -> int:
             "chance_accuracy": 1 / max(1, len(ds.label_names)),
         },
         "mtcnn": mt,
-        "history": [{k: r[k] for k in ("epoch", "train_loss", "val_accuracy", "val_miou",
+        "history": [{k: r[k] for k in ("epoch", "train_loss", "val_accuracy", "val_miou", "val_nme",
                                        "time_s") if k in r} for r in history["epochs"]],
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
         "synth": {"written": synth.written, "kept": synth.resumed},

@@ -56,7 +56,7 @@ def test_augment_keeps_box_on_the_object() -> None:
     img[:, y1:y2, x1:x2] = 1.0
     box = torch.tensor([x1, y1, x2, y2], dtype=torch.float32) / size
     for _ in range(40):
-        out, b = augment(img.clone(), box.clone())
+        out, b, _ = augment(img.clone(), box.clone())
         assert out.shape == img.shape and out.min() >= -1 and out.max() <= 1
         mask = out.mean(0) > out.mean()  # the bright patch
         ys, xs = torch.nonzero(mask, as_tuple=True)
@@ -212,7 +212,7 @@ def test_box_identity_head_reads_the_given_region(identity_from: str) -> None:
     with torch.no_grad():
         assert torch.equal(scene(x, left)[1], scene(x, right)[1])
     with pytest.raises(ValueError, match="identity_from"):
-        MultiOutputConfig(identity_from="face")
+        MultiOutputConfig(identity_from="nose")
 
 
 def test_roi_jitter_moves_the_true_box_in_training_only() -> None:
@@ -233,13 +233,13 @@ def test_step_uses_true_boxes_in_training_and_predicted_ones_in_validation() -> 
 
     net = _box_net()
     seen: list[torch.Tensor | None] = []
-    forward = net.forward
+    outputs = net.outputs
 
-    def spy(x: torch.Tensor, boxes: torch.Tensor | None = None) -> tuple:
+    def spy(x: torch.Tensor, boxes: torch.Tensor | None = None, *rest: object) -> tuple:
         seen.append(boxes)
-        return forward(x, boxes)
+        return outputs(x, boxes, *rest)
 
-    net.forward = spy  # type: ignore[method-assign]
+    net.outputs = spy  # type: ignore[method-assign]
     step = make_step(MultiOutputConfig(input_size=64, backbone="mobilenet_v2",
                                        identity_from="box"))
     true = torch.tensor([[0.1, 0.2, 0.6, 0.7], [0.3, 0.3, 0.9, 0.8]])
@@ -275,3 +275,174 @@ def test_box_identity_model_saves_reloads_and_old_models_load_as_scene(
         old["network"].pop(key)
     (legacy / "model.json").write_text(json.dumps(old))
     assert load_model(legacy, device="cpu").net.identity_from == "scene"
+
+
+def test_align_chips_is_the_similarity_warp(rng: np.random.Generator) -> None:
+    """The differentiable chip cutter agrees with the numpy warp of the same landmarks."""
+    from celebface.cropping.crop import similarity_transform, warp
+    from celebface.recognition.dlib_resnet import chip_template
+    from celebface.training.multi_output.net import align_chips
+
+    yy, xx = np.mgrid[0:96, 0:96].astype(float)
+    image = np.stack([128 + 100 * np.sin(xx / 5 + c) * np.cos(yy / 7 - c) for c in range(3)],
+                     -1).astype(np.uint8)  # smooth, with detail everywhere
+    base = chip_template(150, 0.25) * 0.4 + 15  # a face about 60 px across
+    angle = np.radians(12)
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    landmarks = (base - 45) @ rot.T + 48 + rng.normal(0, 0.7, base.shape)
+    want = warp(image, similarity_transform(landmarks, chip_template(150, 0.25)), 150)
+    x = torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float()
+    got = align_chips(x, torch.from_numpy(landmarks / 96.0)[None])[0].numpy()
+    assert got.shape == (150, 150, 3)
+    inside = np.s_[10:140, 10:140]  # away from the border fill
+    assert np.abs(got[inside] - want[inside].astype(float)).mean() < 2.0
+    # other landmarks, another chip
+    moved = align_chips(x, torch.from_numpy((landmarks + 6) / 96.0)[None])[0].numpy()
+    assert np.abs(moved[inside] - want[inside].astype(float)).mean() > 10.0
+
+
+def test_dlib_landmarks_cut_dlib_chip(five_celeb: Path) -> None:
+    """The landmark targets, warped onto the chip template, give dlib's own chip."""
+    from celebface.cropping.crop import similarity_transform, warp
+    from celebface.detection import get_detector
+    from celebface.io import read_image
+    from celebface.recognition.dlib_resnet import DlibEmbedder, chip_template
+
+    embedder = DlibEmbedder()
+    photos = sorted(p for p in five_celeb.rglob("*.jpg"))[:3]
+    detector = get_detector("mtcnn", device="cpu")
+    for path in photos:
+        image = read_image(path).rgb
+        face = detector.detect(image)[0]
+        landmarks = embedder.landmarks(image, face)
+        assert landmarks.shape == (5, 2)
+        assert landmarks[0, 0] < landmarks[1, 0]  # the image-left eye first, as MTCNN
+        ours = warp(image, similarity_transform(landmarks, chip_template()), 150)
+        theirs = embedder.chip(image, face.with_(landmarks=None))
+        assert np.abs(ours.astype(float) - theirs).mean() < 3.0
+
+
+def test_augment_moves_landmarks_with_the_image() -> None:
+    torch.manual_seed(3)
+    size = 80
+    points = torch.tensor([[0.3, 0.4], [0.5, 0.42], [0.41, 0.55], [0.33, 0.7], [0.52, 0.68]])
+    img = -torch.ones(3, size, size)
+    for i, (x, y) in enumerate(points.tolist()):  # a bright dot per point, brightness = order
+        px, py = round(x * size), round(y * size)
+        img[:, py - 1:py + 2, px - 1:px + 2] = -0.6 + 0.3 * i
+    box = torch.tensor([0.2, 0.3, 0.65, 0.8])
+    flipped = False
+    for _ in range(30):
+        out, _, moved = augment(img.clone(), box.clone(), points.clone())
+        flipped |= bool(moved[0, 0] > moved[1, 0])
+        for x, y in moved.tolist():  # each point still sits on a dot
+            px = min(size - 1, max(0, round(x * size - 0.5)))
+            py = min(size - 1, max(0, round(y * size - 0.5)))
+            patch = out[:, max(0, py - 2):py + 3, max(0, px - 2):px + 3]
+            assert patch.max() > out[:, :5, :5].max() + 0.1
+    assert not flipped  # a mirrored face keeps the image-left eye first
+
+
+def _face_net(**kw: object) -> torch.nn.Module:
+    cfg = MultiOutputConfig(input_size=96, backbone="mobilenet_v2", pretrained="imagenet",
+                            identity_from="face", **kw)
+    torch.manual_seed(0)
+    return build_net(3, cfg.network()).eval()
+
+
+def test_face_identity_reads_the_face_at_the_landmarks() -> None:
+    net = _face_net()
+    x = torch.rand(2, 3, 96, 96) * 2 - 1
+    box = torch.tensor([[0.2, 0.2, 0.7, 0.8]] * 2)
+    here = torch.tensor([[0.35, 0.4], [0.55, 0.4], [0.45, 0.5], [0.37, 0.62], [0.53, 0.62]])
+    there = here * 0.6
+    with torch.no_grad():
+        a = net.outputs(x, box, here.expand(2, 5, 2))
+        b = net.outputs(x, box, there.expand(2, 5, 2))
+        pred = net.outputs(x)
+        at_pred = net.outputs(x, pred.boxes, pred.landmarks)
+    assert a.landmarks.shape == (2, 5, 2) and a.logits.shape == (2, 3)
+    assert not torch.allclose(a.logits, b.logits)  # other landmarks, another face
+    assert torch.allclose(pred.logits, at_pred.logits, atol=1e-4)  # inference: predicted ones
+    # landmarks lie in the (widened) box they were read from
+    lo, hi = net.widen(box)[:, None, :2], net.widen(box)[:, None, 2:]
+    assert torch.all(a.landmarks >= lo - 1e-6) and torch.all(a.landmarks <= hi + 1e-6)
+    # dlib's weights, as loaded: a silent random start would fail
+    from celebface.models.store import dlib_model_path
+    from celebface.recognition.dlib_torch import build_model
+
+    dlib = build_model(dlib_model_path("resnet"))
+    assert torch.equal(net.face_net.conv.weight, dlib.conv.weight)
+    # face_freeze 5: only the 128-d layer of dlib's network trains
+    trainable = {n for n, p in net.face_net.named_parameters() if p.requires_grad}
+    assert trainable == {"fc.weight"}
+
+
+def test_face_model_trains_saves_and_reloads(tiny_box_data: Path, tmp_path: Path) -> None:
+    from celebface.training.multi_output import make_step
+
+    out = tmp_path / "mo_face"
+    train_model(tiny_box_data, "multi-output", out, input_size=64, epochs=1, batch_size=4,
+                max_steps_per_epoch=2, device="cpu", progress=False, backbone="mobilenet_v2",
+                pretrained="none", identity_from="face", face_freeze=4)
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["network"]["identity_from"] == "face"
+    assert meta["network"]["face_freeze"] == 4
+    history = json.loads((out / "history.json").read_text())
+    assert np.isfinite(history["epochs"][-1]["val_nme"])
+    items = load_box_dataset(tiny_box_data).items[:4]
+    images = [np.asarray(Image.open(it.path).convert("RGB")) for it in items]
+    a, b = load_model(out, device="cpu"), load_model(out, device="cpu")
+    pa, pb = a.predict_outputs(images), b.predict_outputs(images)
+    assert np.allclose(pa[0], pb[0], atol=1e-5) and np.allclose(pa[1], pb[1], atol=1e-4)
+    # training reads the true landmarks (the 4th batch item), validation the predicted ones
+    net, seen = a.net, []
+    outputs = net.outputs
+
+    def spy(x: torch.Tensor, boxes: object = None, landmarks: object = None,
+            labels: object = None) -> object:
+        seen.append((landmarks, labels))
+        return outputs(x, boxes, landmarks, labels)
+
+    net.outputs = spy  # type: ignore[method-assign]
+    step = make_step(MultiOutputConfig(input_size=64, backbone="mobilenet_v2",
+                                       identity_from="face"))
+    points = torch.rand(2, 5, 2) * 0.3 + 0.35
+    batch = (torch.rand(2, 3, 64, 64) * 2 - 1, torch.tensor([[0.3, 0.3, 0.7, 0.7]] * 2),
+             torch.tensor([0, 1]), points)
+    net.train()
+    loss, extra = step(net, batch)
+    assert seen[-1][0] is points and seen[-1][1] is batch[2] and torch.isfinite(loss)
+    assert "landmarks" in extra
+    net.eval()
+    with torch.no_grad():
+        step(net, batch)
+    assert seen[-1] == (None, None)
+
+
+def test_flip_tta_averages_the_mirror_image(trained: Path, tiny_box_data: Path) -> None:
+    items = load_box_dataset(tiny_box_data).items[:3]
+    images = [np.asarray(Image.open(it.path).convert("RGB")) for it in items]
+    model = load_model(trained, device="cpu")
+    assert model.tta == "none"  # saved without it
+    plain, boxes = model.predict_outputs(images)
+    mirrored, _ = model.predict_outputs([np.ascontiguousarray(im[:, ::-1]) for im in images])
+    model.tta = "flip"
+    both, same_boxes = model.predict_outputs(images)
+    assert np.allclose(both, (plain + mirrored) / 2, atol=1e-5)
+    assert np.allclose(same_boxes, boxes)  # the box is the image's own
+    with pytest.raises(ValueError, match="tta"):
+        MultiOutputConfig(tta="rotate")
+
+
+def test_a_run_resumes_with_another_tta(tiny_box_data: Path, tmp_path: Path) -> None:
+    """TTA only changes predictions: a finished run reloads with it, no retraining."""
+    out = tmp_path / "mo_tta"
+    kw = dict(input_size=64, epochs=1, batch_size=4, max_steps_per_epoch=1, device="cpu",
+              progress=False, backbone="mobilenet_v2", pretrained="none")
+    train_model(tiny_box_data, "multi-output", out, **kw)
+    model = train_model(tiny_box_data, "multi-output", out, tta="flip", **kw)
+    assert model.tta == "flip"
+    assert json.loads((out / "model.json").read_text())["preprocessing"]["tta"] == "flip"
+    with pytest.raises(ValueError, match="another run"):
+        train_model(tiny_box_data, "multi-output", out, **{**kw, "lr": 0.5})

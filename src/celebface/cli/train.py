@@ -78,15 +78,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="cap batches per epoch (quick runs)")
     g.add_argument("--box-weight", type=t.nonneg_float, help="multi-output: box loss weight")
     g.add_argument("--class-weight", type=t.nonneg_float, help="multi-output: identity loss weight")
-    g.add_argument("--identity-from", choices=("box", "crop", "scene"),
+    g.add_argument("--identity-from", choices=("box", "crop", "face", "scene"),
                    help="multi-output: the identity head reads the face box's region (RoIAlign "
                         "of the stride-8 map or of the image; the true box in training, the "
-                        "predicted one after) or the whole scene (default crop)")
+                        "predicted one after), the face aligned by predicted landmarks and "
+                        "run through dlib's face ResNet (face), or the whole scene "
+                        "(default crop)")
     e = p.add_argument_group("embedding models (mlp, logreg, svm, knn, centroid)")
     e.add_argument("--embedder", help="embedder used when DATA holds images (default dlib)")
     e.add_argument("--tta", choices=("none", "flip"),
-                   help="test-time augmentation of that embedder, or of inception's "
-                        "predictions (default none)")
+                   help="test-time augmentation of that embedder, or of inception's and "
+                        "multi-output's predictions (default none)")
     e.add_argument("--C", dest="C", type=t.positive_float, help="logreg/svm inverse regularisation")
     e.add_argument("--k", type=t.positive_int, help="knn neighbours")
     e.add_argument("--hidden", type=t.positive_int_list,

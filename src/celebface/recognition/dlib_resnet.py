@@ -184,6 +184,29 @@ class DlibEmbedder(Embedder):
         return dlib.get_face_chip(image, shape, size=self.config.chip_size,
                                   padding=self.config.padding)
 
+    def landmarks(self, image: np.ndarray, face: Face | None = None) -> np.ndarray:
+        """Five points in MTCNN's order (eyes, nose, mouth corners), ``(5, 2)`` in ``image``'s
+        pixels, whose similarity warp onto :func:`chip_template` cuts the chip dlib's own
+        5-point alignment cuts (its shape predictor run in ``face``'s box): a landmark target
+        in the same framing as :meth:`chip`."""
+        import dlib
+
+        image = np.ascontiguousarray(image, dtype=np.uint8)
+        self._load()
+        shape = self._predictor(image, self._rect(image, face))
+        size, padding = self.config.chip_size, self.config.padding
+        d = dlib.get_face_chip_details(shape, size, padding)
+        r = d.rect
+        centre = np.array([(r.left() + r.right()) / 2, (r.top() + r.bottom()) / 2])
+        c, s = np.cos(d.angle), np.sin(d.angle)
+        corners = np.array([[r.left(), r.top()], [r.right(), r.top()], [r.right(), r.bottom()]])
+        in_image = (corners - centre) @ np.array([[c, s], [-s, c]]) + centre
+        in_chip = np.array([[0, 0], [size - 1, 0], [size - 1, size - 1]], np.float64)
+        # the affine map chip -> image through three corners (dlib's get_mapping_to_chip)
+        a = np.linalg.solve(np.c_[in_chip, np.ones(3)], in_image)
+        template = chip_template(size, padding)
+        return (np.c_[template, np.ones(len(template))] @ a).astype(np.float32)
+
     def embed_chips(self, chips: Sequence[np.ndarray]) -> np.ndarray:
         """Raw (not normalised) descriptors of aligned chips, ``(N, 128)`` float32."""
         self._load()

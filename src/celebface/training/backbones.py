@@ -32,8 +32,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class BackboneSpec:
     """What a model needs to know about a trunk: channels of its last map, the index of a
     mid-level block (stride 16, for box heads) and its channels, the minimum input side,
-    whether its input is ImageNet mean/std normalised (else ``[-1, 1]``) and the index of the
-    last stride-8 block (where region features are pooled, see the multi-output model)."""
+    whether its input is ImageNet mean/std normalised (else ``[-1, 1]``), and the index of the
+    last stride-8 block (where region features are pooled, see the multi-output model) and
+    its channels."""
 
     name: str
     out_channels: int
@@ -42,15 +43,16 @@ class BackboneSpec:
     min_input: int
     imagenet_norm: bool
     fine_index: int
+    fine_channels: int
 
 
 SPECS = {
     # Mixed_6e (17x17 at 299 px) and Mixed_5d (35x35); torchvision's children minus
     # avgpool/dropout/fc
-    "inception_v3": BackboneSpec("inception_v3", 2048, 14, 768, 75, False, 9),
+    "inception_v3": BackboneSpec("inception_v3", 2048, 14, 768, 75, False, 9, 288),
     # features[13]: the last 96-channel block, stride 16; features[6]: the last 32-channel
     # block, stride 8
-    "mobilenet_v2": BackboneSpec("mobilenet_v2", 1280, 13, 96, 32, True, 6),
+    "mobilenet_v2": BackboneSpec("mobilenet_v2", 1280, 13, 96, 32, True, 6, 32),
 }
 
 

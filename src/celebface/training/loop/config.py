@@ -87,8 +87,7 @@ class FitResult:
 
 #: Settings that may change between a run and its resumption.
 RESUMABLE_FIELDS = frozenset({"epochs", "patience", "progress", "device", "num_workers", "amp",
-                              "max_steps_per_epoch",
-                              "max_val_steps"})
+                              "max_steps_per_epoch", "max_val_steps", "tta"})
 
 
 def run_fingerprint(config: Any, data: str | Path, label_names: Sequence[str]) -> dict[str, Any]:
@@ -103,7 +102,12 @@ def run_fingerprint(config: Any, data: str | Path, label_names: Sequence[str]) -
 
 def check_fingerprint(saved: dict[str, Any] | None, wanted: dict[str, Any] | None,
                        out_dir: Path) -> None:
-    if saved is None or wanted is None or saved == wanted:
+    if saved is None or wanted is None:
+        return
+    # a checkpoint written before a field became resumable still names it
+    saved = {**saved, "settings": {k: v for k, v in (saved.get("settings") or {}).items()
+                                   if k not in RESUMABLE_FIELDS}}
+    if saved == wanted:
         return
     keys = sorted(k for k in {**saved, **wanted} if saved.get(k) != wanted.get(k))
     if keys == ["settings"]:

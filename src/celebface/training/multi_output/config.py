@@ -7,12 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from celebface.errors import InputError
+from celebface.training.inception.config import TTAS
 from celebface.training.loop import LoopConfig, RunSettings
 
 KIND = "multi-output"
 #: what the identity head reads: the face box's region (RoIAlign of a stride-8 map or of the
-#: image; the true box in training, the predicted one otherwise) or the whole scene's last map
-IDENTITY_FROM = ("box", "crop", "scene")
+#: image; the true box in training, the predicted one otherwise), the face aligned by 5
+#: predicted landmarks and run through dlib's face ResNet (``face``), or the whole scene's
+#: last map
+IDENTITY_FROM = ("box", "crop", "face", "scene")
 
 
 @dataclass
@@ -36,7 +39,17 @@ class MultiOutputConfig(RunSettings):
     roi_size: int = 14  #: region grid side on the stride-8 map (``crop``: 8x this in pixels)
     roi_margin: float = 0.1  #: the region is the box widened by this share of its side per edge
     roi_jitter: float = 0.05  #: training moves each true-box edge by up to this share of its side
+    #: ``face``: dlib ResNet levels kept as dlib's (5: only its 128-d layer trains)
+    face_freeze: int = 5
+    #: ``face``: training moves each true landmark by up to this share of the box side
+    landmark_jitter: float = 0.03
+    landmark_weight: float = 5.0  #: ``face``: smooth-L1 landmark loss weight (box-side units)
+    face_head: str = "cosface"  #: ``face``: identity head on the 128-d vector (softmax | cosface)
+    #: ``face``: landmarks from heatmaps of the region's stride-8/16 maps (soft-argmax) or
+    #: regressed from its pooled last map (``regress``)
+    landmark_head: str = "heatmap"
     augment: bool = True  #: flips, box-keeping crops, brightness/contrast
+    tta: str = "none"  #: ``flip``: predictions average the image's and its mirror image's
     val_fraction: float = 0.15  #: used when the data has no splits
     limit_per_class: int | None = None  #: at most this many train images per identity
     # fit loop (see celebface.training.loop.LoopConfig)
@@ -60,6 +73,15 @@ class MultiOutputConfig(RunSettings):
         if self.identity_from not in IDENTITY_FROM:
             raise InputError(f"identity_from must be {' or '.join(IDENTITY_FROM)}, "
                              f"got {self.identity_from!r}")
+        if self.tta not in TTAS:
+            raise InputError(f"tta must be {' or '.join(TTAS)}, not {self.tta!r}")
+        if not 0 <= self.face_freeze <= 5:
+            raise InputError(f"face_freeze is a dlib ResNet level 0-5, not {self.face_freeze}")
+        if self.landmark_head not in ("heatmap", "regress"):
+            raise InputError(f"landmark_head must be heatmap or regress, not "
+                             f"{self.landmark_head!r}")
+        if self.face_head not in ("softmax", "cosface"):
+            raise InputError(f"face_head must be softmax or cosface, not {self.face_head!r}")
 
     def loop_config(self) -> LoopConfig:
         names = {f.name for f in dataclasses.fields(LoopConfig)}
@@ -71,4 +93,7 @@ class MultiOutputConfig(RunSettings):
         return {"input_size": self.input_size, "hidden": self.hidden, "dropout": self.dropout,
                 "pretrained": self.pretrained, "backbone": self.backbone,
                 "identity_from": self.identity_from, "roi_size": self.roi_size,
-                "roi_margin": self.roi_margin, "roi_jitter": self.roi_jitter}
+                "roi_margin": self.roi_margin, "roi_jitter": self.roi_jitter,
+                **({"face_freeze": self.face_freeze, "landmark_jitter": self.landmark_jitter,
+                    "face_head": self.face_head, "landmark_head": self.landmark_head}
+                   if self.identity_from == "face" else {})}

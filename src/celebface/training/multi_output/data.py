@@ -43,6 +43,28 @@ class BoxArrays:
     boxes: np.ndarray  # (N, 4) float32 in [0, 1]
     labels: np.ndarray  # (N,) int64
     items: list[FaceItem]
+    #: (N, 5, 2) float32 in [0, 1]: dlib's 5-point alignment as MTCNN-order points, or None
+    landmarks: np.ndarray | None = None
+
+
+def face_landmarks(images: np.ndarray, boxes: np.ndarray, progress: bool = True) -> np.ndarray:
+    """The landmark targets of ``images`` ((N, S, S, 3) uint8) with their true ``boxes``
+    (normalised): dlib's shape predictor in each box, as the 5 points whose alignment cuts
+    dlib's own chip (:meth:`~celebface.recognition.dlib_resnet.DlibEmbedder.landmarks`),
+    normalised. ``(N, 5, 2)`` float32."""
+    from tqdm.auto import tqdm
+
+    from celebface.recognition.dlib_resnet import DlibEmbedder
+    from celebface.types import Face
+
+    aligner = DlibEmbedder()
+    out = np.zeros((len(images), 5, 2), np.float32)
+    for i in tqdm(range(len(images)), desc="landmarks", unit="img", disable=not progress,
+                  leave=False):
+        h, w = images[i].shape[:2]
+        box = tuple(float(v) for v in boxes[i] * np.array([w, h, w, h]))
+        out[i] = aligner.landmarks(images[i], Face(box=box, score=1.0)) / np.array([w, h])
+    return out
 
 
 def load_box_arrays(items: Sequence[FaceItem], label_names: Sequence[str], size: int,
@@ -87,26 +109,38 @@ class BoxTensorDataset(Dataset):
         self.images = torch.from_numpy(data.images)
         self.boxes = torch.from_numpy(data.boxes)
         self.labels = torch.from_numpy(data.labels)
+        self.landmarks = None if data.landmarks is None else torch.from_numpy(data.landmarks)
         self.augment = augment
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
+        """``(image, box, label)``, with ``landmarks (5, 2)`` last when the data has them."""
         img = normalise(self.images[i : i + 1])[0]
         box = self.boxes[i].clone()
+        points = None if self.landmarks is None else self.landmarks[i].clone()
         if self.augment:
-            img, box = augment(img, box)
-        return img, box, self.labels[i]
+            img, box, points = augment(img, box, points)
+        return (img, box, self.labels[i]) + (() if points is None else (points,))
 
 
-def augment(img: torch.Tensor, box: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+#: MTCNN's 5 points in a mirror image: the eyes and the mouth corners swap
+MIRROR_ORDER = [1, 0, 2, 4, 3]
+
+
+def augment(img: torch.Tensor, box: torch.Tensor, landmarks: torch.Tensor | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """A random flip, a random crop that keeps the whole box (resized back) and a brightness/
-    contrast change. ``img`` is ``(3, S, S)`` in ``[-1, 1]``, ``box`` normalised x1y1x2y2."""
+    contrast change. ``img`` is ``(3, S, S)`` in ``[-1, 1]``, ``box`` normalised x1y1x2y2,
+    ``landmarks`` (optional) ``(5, 2)`` normalised points moved with the image."""
     size = img.shape[-1]
     if torch.rand(()) < 0.5:
         img = img.flip(-1)
         box = torch.stack([1 - box[2], box[1], 1 - box[0], box[3]])
+        if landmarks is not None:
+            landmarks = landmarks[MIRROR_ORDER] * torch.tensor([-1.0, 1.0]) + torch.tensor(
+                [1.0, 0.0])
     if torch.rand(()) < 0.5:
         r = torch.rand(4).tolist()
         x1, y1, x2, y2 = box.tolist()
@@ -126,10 +160,12 @@ def augment(img: torch.Tensor, box: torch.Tensor) -> tuple[torch.Tensor, torch.T
             ox, oy = cx0 / size, cy0 / size
             box = torch.tensor([(x1 - ox) / sx, (y1 - oy) / sy, (x2 - ox) / sx,
                                 (y2 - oy) / sy]).clamp(0.0, 1.0)
+            if landmarks is not None:
+                landmarks = (landmarks - torch.tensor([ox, oy])) / torch.tensor([sx, sy])
     gain = 1.0 + (float(torch.rand(())) - 0.5) * 0.4
     bias = (float(torch.rand(())) - 0.5) * 0.2
     mean = img.mean()
-    return ((img - mean) * gain + mean + bias).clamp(-1.0, 1.0), box
+    return ((img - mean) * gain + mean + bias).clamp(-1.0, 1.0), box, landmarks
 
 
 def split_items(dataset: FaceDataset, val_fraction: float, seed: int

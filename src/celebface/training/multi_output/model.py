@@ -26,12 +26,15 @@ class MultiOutputModel(TrainedModel):
 
     def __init__(self, label_names: Sequence[str], net: MultiOutputNet,
                  network: Mapping[str, Any], meta: dict[str, Any] | None = None,
-                 device: str = "cpu", batch_size: int = 32):
+                 device: str = "cpu", batch_size: int = 32, tta: str = "none"):
         super().__init__(label_names, meta)
         self.net = net.to(device).eval()
         self.network = dict(network)
         self.device = device
         self.batch_size = batch_size
+        #: ``flip``: identity probabilities averaged over the image and its mirror image (the
+        #: box is the image's own)
+        self.tta = tta
 
     @property
     def input_size(self) -> int:
@@ -44,9 +47,12 @@ class MultiOutputModel(TrainedModel):
         with torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
                 chunk = images[start : start + self.batch_size]
-                x = normalise(torch.from_numpy(to_input(chunk, self.input_size)))
-                b, logits = self.net(x.to(self.device))
-                probs.append(torch.softmax(logits.float(), 1).cpu().numpy())
+                x = normalise(torch.from_numpy(to_input(chunk, self.input_size))).to(self.device)
+                b, logits = self.net(x)
+                p = torch.softmax(logits.float(), 1)
+                if self.tta == "flip":
+                    p = (p + torch.softmax(self.net(x.flip(3))[1].float(), 1)) / 2
+                probs.append(p.cpu().numpy())
                 wh = np.array([[im.shape[1], im.shape[0]] * 2 for im in chunk], np.float32)
                 boxes.append(b.float().cpu().numpy() * wh)
         if not probs:
@@ -75,7 +81,8 @@ class MultiOutputModel(TrainedModel):
             torch.save(state, fh)
         return {"weights": WEIGHTS, "network": self.network,
                 "preprocessing": {"resize": [self.input_size, self.input_size],
-                                  "keep_aspect": False, "scale": "x / 127.5 - 1"}}
+                                  "keep_aspect": False, "scale": "x / 127.5 - 1",
+                                  "tta": self.tta}}
 
     @classmethod
     def load(cls, model_dir: Path, meta: dict[str, Any], device: str = "auto"
@@ -86,7 +93,8 @@ class MultiOutputModel(TrainedModel):
         net = build_net(len(meta["label_names"]), meta["network"], load_pretrained=False)
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return cls(meta["label_names"], net, meta["network"], meta,
-                   device=resolve_device(device))
+                   device=resolve_device(device),
+                   tta=str((meta.get("preprocessing") or {}).get("tta", "none")))
 
     def evaluate_extra(self, images: Sequence[np.ndarray], predictions: Sequence[Prediction],
                        items: Sequence[Any], out_dir: str | Path) -> dict[str, Any]:

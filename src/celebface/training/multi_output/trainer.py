@@ -14,10 +14,16 @@ from celebface.errors import InputError
 from celebface.io import atomic_write_json, first_per_identity
 from celebface.training.loop import fit, run_fingerprint
 from celebface.training.multi_output.config import MultiOutputConfig
-from celebface.training.multi_output.data import BoxTensorDataset, load_box_arrays, split_items
+from celebface.training.multi_output.data import (
+    BoxArrays,
+    BoxTensorDataset,
+    face_landmarks,
+    load_box_arrays,
+    split_items,
+)
 from celebface.training.multi_output.losses import make_step, multi_output_metrics
 from celebface.training.multi_output.model import MultiOutputModel
-from celebface.training.multi_output.net import build_net
+from celebface.training.multi_output.net import MultiOutputNet, build_net
 from celebface.training.registry import make_config
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,9 @@ def train(data: str | Path, out: str | Path, **config: Any) -> MultiOutputModel:
     val_arr = load_box_arrays(val_items, label_names, cfg.input_size, cfg.progress)
     if len(train_arr.labels) == 0:
         raise InputError(f"{data}: no readable training images")
+    if cfg.identity_from == "face":  # landmark targets: dlib's 5-point alignment in the box
+        for arr in (train_arr, val_arr):
+            arr.landmarks = face_landmarks(arr.images, arr.boxes, cfg.progress)
     val_ds = BoxTensorDataset(val_arr) if len(val_arr.labels) else None
 
     torch.manual_seed(cfg.seed)
@@ -56,6 +65,8 @@ def train(data: str | Path, out: str | Path, **config: Any) -> MultiOutputModel:
     resuming = (out / "checkpoints" / "checkpoint.pt").is_file()
     net = build_net(len(label_names), cfg.network(), cfg.weights, load_pretrained=not resuming,
                     freeze=cfg.freeze)
+    if cfg.identity_from == "face" and not resuming:
+        init_face_head(net, train_arr, len(label_names), cfg.batch_size)
     result = fit(net, BoxTensorDataset(train_arr, augment=cfg.augment), val_ds,
                  out / "checkpoints", cfg.loop_config(), step=make_step(cfg),
                  metrics=multi_output_metrics,
@@ -70,6 +81,25 @@ def train(data: str | Path, out: str | Path, **config: Any) -> MultiOutputModel:
         "best": result.best if val_ds is not None else None, "trained_on": result.device,
     }
     model = MultiOutputModel(label_names, net.cpu(), cfg.network(), meta,
-                             batch_size=cfg.batch_size)
+                             batch_size=cfg.batch_size, tta=cfg.tta)
     model.save(out)
     return model
+
+
+def init_face_head(net: MultiOutputNet, data: BoxArrays, num_classes: int,
+                   batch_size: int = 64) -> None:
+    """Start a ``face`` network's identity head at the classes' mean dlib vectors of the
+    training faces, cut at their true landmarks (a nearest-centroid start)."""
+    from celebface.training.multi_output.data import normalise
+
+    if data.landmarks is None:
+        raise InputError("a face identity head starts from the training faces' landmarks")
+    sums = torch.zeros(num_classes, 128)
+    net.eval()
+    with torch.no_grad():
+        for start in range(0, len(data.labels), batch_size):
+            x = normalise(torch.from_numpy(data.images[start:start + batch_size]))
+            lm = torch.from_numpy(data.landmarks[start:start + batch_size])
+            emb = torch.nn.functional.normalize(net.face_embeddings(x, lm).float())
+            sums.index_add_(0, torch.from_numpy(data.labels[start:start + batch_size]), emb)
+    net.face_head.init_from_centroids(sums)
