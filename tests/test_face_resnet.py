@@ -122,10 +122,13 @@ def test_cli_trains_face_resnet(five_people: Path, tmp_path: Path,
     out = tmp_path / "m"
     assert main(["train", str(five_people), "--model", "face-resnet", "--head", "softmax",
                  "--freeze-levels", "5", "--epochs", "1", "--batch-size", "32",
-                 "--device", "cpu", "--out", str(out)]) == 0
+                 "--tta", "flip", "--label-smoothing", "0.1", "--device", "cpu",
+                 "--out", str(out)]) == 0
     assert "trained face-resnet" in capsys.readouterr().out
     meta = json.loads((out / "model.json").read_text(encoding="utf-8"))
     assert meta["kind"] == "face-resnet" and meta["head"]["head"] == "softmax"
+    assert meta["preprocessing"]["tta"] == "flip" and meta["config"]["label_smoothing"] == 0.1
+    assert load_model(out, device="cpu").tta == "flip"
     assert meta["config"]["freeze"] == 5
     assert list((tmp_path / "cache" / "chips").glob("chips-*.npy"))
 
@@ -159,3 +162,51 @@ def test_end_to_end_path_without_trunk_cache(five_people: Path, tmp_path: Path) 
     assert model.meta["config"]["trunk_cache"] is False
     assert not list((tmp_path / "cache").glob("trunk-*"))  # chips only
     assert model.net.from_level == 0
+
+
+
+def test_flip_tta_averages_the_chip_and_its_mirror(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """predict_proba honours ``preprocessing.tta``: with ``flip`` a chip bright on the left
+    (class 0 alone) and its mirror image (class 1) average to an even split."""
+    import torch
+    from torch import nn
+
+    from celebface.training.face_resnet import ClassHead, FaceResNetModel, FaceResNetNet
+    from celebface.training.face_resnet import model as model_module
+
+    class LeftMinusRight(nn.Module):
+        """dlib's ResNet's stand-in: feature 0 of 128 is the left half's mean minus the right
+        half's, so a chip and its mirror image point opposite ways."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            cols = x.float().mean(dim=(1, 3)) / 255  # (N, W)
+            d = cols[:, :75].mean(1) - cols[:, 75:].mean(1)
+            return nn.functional.pad(d[:, None], (0, 127))
+
+    monkeypatch.setattr(model_module, "face_chips", lambda images, aligner, faces: images)
+    head = ClassHead(2, "softmax")
+    with torch.no_grad():
+        head.weight.zero_()
+        head.weight[0, 0], head.weight[1, 0] = 20.0, -20.0
+    chip = np.zeros((150, 150, 3), np.uint8)
+    chip[:, :60] = 200  # bright on the left
+    chips = [chip, np.ascontiguousarray(chip[:, ::-1])]
+
+    def model(meta: dict) -> FaceResNetModel:
+        return FaceResNetModel(FaceResNetNet(LeftMinusRight(), head), ["a", "b"], meta,
+                               device="cpu")
+
+    old = model({})  # a folder from before --tta: none
+    assert old.tta == "none"
+    plain = old.predict_proba(chips)
+    assert plain[0, 0] > 0.9 and plain[1, 1] > 0.9
+    flip = model({"preprocessing": {"tta": "flip"}})
+    both = flip.predict_proba(chips)
+    np.testing.assert_allclose(both, (plain + plain[::-1]) / 2, atol=1e-9)
+    np.testing.assert_allclose(both, 0.5, atol=1e-6)
+    assert flip.save_weights(tmp_path)["preprocessing"]["tta"] == "flip"  # model.json's
+    with pytest.raises(ValueError, match="--tta"):
+        model({"preprocessing": {"tta": "five-crop"}})
+    with pytest.raises(ValueError, match="--tta"):
+        train_model(Path("."), "face-resnet", Path("x"), tta="five-crop")

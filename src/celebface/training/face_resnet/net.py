@@ -86,9 +86,10 @@ def build_dlib_net(pretrained: str = "dlib", trainable: bool = True, seed: int =
     return net
 
 
-def step_fn(model: nn.Module, batch: Sequence[torch.Tensor]
+def step_fn(model: nn.Module, batch: Sequence[torch.Tensor], label_smoothing: float = 0.0
             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Cross-entropy on margin logits while training; plain logits for validation metrics."""
     x, y = batch[0], batch[1]
     logits = model(x, y if model.training else None).float()
-    return F.cross_entropy(logits, y), {"logits": logits, "targets": y}
+    loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    return loss, {"logits": logits, "targets": y}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -27,6 +28,7 @@ from celebface.training.loop import LoopConfig, classification_metrics, fit, run
 from celebface.training.registry import make_config
 
 log = logging.getLogger(__name__)
+
 
 def _centroids(model: FaceResNetNet, data: Dataset, num_classes: int, device: str,
                batch_size: int) -> torch.Tensor:
@@ -114,7 +116,8 @@ def train(data: str | Path, out: str | Path, **config: Any) -> FaceResNetModel:
         weight_decay=cfg.weight_decay, patience=cfg.patience, device=cfg.device, amp=cfg.amp,
         num_workers=cfg.num_workers, seed=cfg.seed, max_steps_per_epoch=cfg.max_steps_per_epoch,
         max_val_steps=cfg.max_val_steps, progress=cfg.progress)
-    result = fit(net, train_ds, val_ds, out / "checkpoints", loop, step=step_fn,
+    step = functools.partial(step_fn, label_smoothing=cfg.label_smoothing)
+    result = fit(net, train_ds, val_ds, out / "checkpoints", loop, step=step,
                  metrics=classification_metrics, optimizer=optimizer,
                  fingerprint=run_fingerprint(cfg, data, names))
     atomic_write_json(out / "history.json", result.history)
@@ -128,6 +131,7 @@ def train(data: str | Path, out: str | Path, **config: Any) -> FaceResNetModel:
         "best_epoch": result.best_epoch,
         "best_val_accuracy": result.best if val_ds is not None else None,
         "trained_on": result.device, "train_count": len(tr), "val_count": len(va),
+        "preprocessing": {"tta": cfg.tta},
     }, device=cfg.device)
     model.save(out)
     model.model_dir = str(out)  # type: ignore[attr-defined]
