@@ -158,8 +158,8 @@ def test_end_to_end_path_without_trunk_cache(five_people: Path, tmp_path: Path) 
     model = train_model(five_people, "face-resnet", tmp_path / "e2e", freeze=3,
                         trunk_cache=False, epochs=1, batch_size=4, max_steps_per_epoch=2,
                         max_val_steps=1, cache_dir=str(tmp_path / "cache"), progress=False,
-                        device="cpu")
-    assert model.meta["config"]["trunk_cache"] is False
+                        device="cpu", tta="flip")  # val on each chip and its mirror image
+    assert model.meta["config"]["trunk_cache"] is False and model.tta == "flip"
     assert not list((tmp_path / "cache").glob("trunk-*"))  # chips only
     assert model.net.from_level == 0
 
@@ -210,3 +210,44 @@ def test_flip_tta_averages_the_chip_and_its_mirror(tmp_path: Path,
         model({"preprocessing": {"tta": "five-crop"}})
     with pytest.raises(ValueError, match="--tta"):
         train_model(Path("."), "face-resnet", Path("x"), tta="five-crop")
+
+
+def test_tta_validation_scores_both_views() -> None:
+    """With --tta flip the fit loop validates on the chip and its mirror image together: the
+    datasets give both views and step_fn scores their mean probabilities."""
+    import torch
+
+    from celebface.training.face_resnet import ChipData, step_fn
+    from celebface.training.frozen import FrozenMaps
+
+    rng = np.random.default_rng(0)
+    chips = rng.integers(0, 255, (3, 150, 150, 3), dtype=np.uint8)
+    labels = np.array([0, 1, 1])
+    x, y = ChipData(chips, np.array([2]), labels, augment=False, all_views=True)[0]
+    assert x.shape == (2, 150, 150, 3) and y == 1
+    assert np.array_equal(x[0].numpy(), chips[2]) and np.array_equal(x[1].numpy(),
+                                                                     chips[2][:, ::-1])
+    maps = rng.normal(size=(3, 2, 8, 4, 4)).astype(np.float16)
+    m, _ = FrozenMaps(maps, np.array([1]), labels, augment=False, all_views=True)[0]
+    assert m.shape == (2, 8, 4, 4) and np.array_equal(m.numpy(), maps[1].astype(np.float32))
+
+    class Linear(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(8 * 4 * 4, 3)
+
+        def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+            return self.fc(x.flatten(1))
+
+    net = Linear().eval()
+    both = torch.from_numpy(maps.astype(np.float32))  # (3 faces, 2 views, ...)
+    targets = torch.from_numpy(labels)
+    with torch.no_grad():
+        loss, out = step_fn(net, (both, targets))
+        probs = [torch.softmax(net(both[:, v]), 1) for v in range(2)]
+    expected = ((probs[0] + probs[1]) / 2).log()
+    assert torch.allclose(out["logits"], expected, atol=1e-6)
+    assert torch.isclose(loss, torch.nn.functional.nll_loss(expected, targets), atol=1e-6)
+    with torch.no_grad():  # one view: the plain logits, as before
+        _, one = step_fn(net, (both[:, 0], targets))
+    assert torch.allclose(one["logits"], net(both[:, 0]))

@@ -85,6 +85,9 @@ def train(data: str | Path, out: str | Path, **config: Any) -> FaceResNetModel:
     hs = cfg.head_settings()
     head = ClassHead(len(names), hs["head"], hs["scale"], hs["margin"])
     cached = cfg.trunk_cache and cfg.freeze > 0
+    # --tta flip: the fit loop's val accuracy (and so the best epoch) is that of the chip and
+    # its mirror image together, what predict_proba then reports
+    tta = cfg.tta == "flip"
     if cached:
         tag = "dlib" if cfg.pretrained == "dlib" else f"random{cfg.seed}"
         views = 2 if cfg.cache_flip else 1
@@ -92,11 +95,12 @@ def train(data: str | Path, out: str | Path, **config: Any) -> FaceResNetModel:
                           cache / f"trunk-{chips.key}-L{cfg.freeze}-{tag}-v{views}.npy", device,
                           cfg.progress, cfg.cache_flip)
         train_ds: Dataset = FrozenMaps(maps, tr, labels, cfg.augment)
-        val_ds: Dataset | None = FrozenMaps(maps, va, labels, False) if len(va) else None
+        val_ds: Dataset | None = FrozenMaps(maps, va, labels, False,
+                                            all_views=tta and cfg.cache_flip) if len(va) else None
         plain_train: Dataset = FrozenMaps(maps, tr, labels, False)
     else:
         train_ds = ChipData(chips.images, tr, labels, cfg.augment)
-        val_ds = ChipData(chips.images, va, labels, False) if len(va) else None
+        val_ds = ChipData(chips.images, va, labels, False, all_views=tta) if len(va) else None
         plain_train = ChipData(chips.images, tr, labels, False)
     net = FaceResNetNet(base, head, cfg.freeze if cached else 0).to(device)
     resuming = (out / "checkpoints" / "checkpoint.pt").is_file()
