@@ -57,6 +57,8 @@ bench: setup
 	CELEBFACE_SCREENSHOTS=benchmarks/results $(BIN)/pytest -q tests/test_serve_browser.py
 	$(BIN)/python benchmarks/threads.py --photos 200 --rounds 1
 	$(BIN)/python benchmarks/face_resnet.py --epochs 10 --freeze 4 --train-ids 80
+	$(BIN)/celebface train ../shared/data/pins105-dev --model face-resnet --head cosface --freeze 4 --lr 1e-3 --epochs 12 --patience 4 --tta flip --workers 0 --device cpu --out runs/face-resnet
+	$(BIN)/celebface evaluate runs/face-resnet ../shared/data/pins105-dev --split val --out runs/face-resnet-val
 	$(BIN)/celebface train ../shared/data/pins105-dev --model inception --backbone mobilenet_v2 --pretrained imagenet --align --input-size 96 --freeze 4 --lr 3e-4 --lr-decay 0.9 --batch-size 64 --epochs 16 --tta flip --workers 0 --device cpu --out runs/mobilenet-align
 	$(BIN)/python benchmarks/train_inception_cpu.py --trained runs/mobilenet-align --name mobilenet_cpu
 	$(BIN)/python benchmarks/multi_output.py --epochs 25 --identities 10 --per-identity 1000 --patience 6

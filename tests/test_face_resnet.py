@@ -122,10 +122,13 @@ def test_cli_trains_face_resnet(five_people: Path, tmp_path: Path,
     out = tmp_path / "m"
     assert main(["train", str(five_people), "--model", "face-resnet", "--head", "softmax",
                  "--freeze-levels", "5", "--epochs", "1", "--batch-size", "32",
-                 "--device", "cpu", "--out", str(out)]) == 0
+                 "--tta", "flip", "--label-smoothing", "0.1", "--device", "cpu",
+                 "--out", str(out)]) == 0
     assert "trained face-resnet" in capsys.readouterr().out
     meta = json.loads((out / "model.json").read_text(encoding="utf-8"))
     assert meta["kind"] == "face-resnet" and meta["head"]["head"] == "softmax"
+    assert meta["preprocessing"]["tta"] == "flip" and meta["config"]["label_smoothing"] == 0.1
+    assert load_model(out, device="cpu").tta == "flip"
     assert meta["config"]["freeze"] == 5
     assert list((tmp_path / "cache" / "chips").glob("chips-*.npy"))
 
@@ -155,7 +158,96 @@ def test_end_to_end_path_without_trunk_cache(five_people: Path, tmp_path: Path) 
     model = train_model(five_people, "face-resnet", tmp_path / "e2e", freeze=3,
                         trunk_cache=False, epochs=1, batch_size=4, max_steps_per_epoch=2,
                         max_val_steps=1, cache_dir=str(tmp_path / "cache"), progress=False,
-                        device="cpu")
-    assert model.meta["config"]["trunk_cache"] is False
+                        device="cpu", tta="flip")  # val on each chip and its mirror image
+    assert model.meta["config"]["trunk_cache"] is False and model.tta == "flip"
     assert not list((tmp_path / "cache").glob("trunk-*"))  # chips only
     assert model.net.from_level == 0
+
+
+
+def test_flip_tta_averages_the_chip_and_its_mirror(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """predict_proba honours ``preprocessing.tta``: with ``flip`` a chip bright on the left
+    (class 0 alone) and its mirror image (class 1) average to an even split."""
+    import torch
+    from torch import nn
+
+    from celebface.training.face_resnet import ClassHead, FaceResNetModel, FaceResNetNet
+    from celebface.training.face_resnet import model as model_module
+
+    class LeftMinusRight(nn.Module):
+        """dlib's ResNet's stand-in: feature 0 of 128 is the left half's mean minus the right
+        half's, so a chip and its mirror image point opposite ways."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            cols = x.float().mean(dim=(1, 3)) / 255  # (N, W)
+            d = cols[:, :75].mean(1) - cols[:, 75:].mean(1)
+            return nn.functional.pad(d[:, None], (0, 127))
+
+    monkeypatch.setattr(model_module, "face_chips", lambda images, aligner, faces: images)
+    head = ClassHead(2, "softmax")
+    with torch.no_grad():
+        head.weight.zero_()
+        head.weight[0, 0], head.weight[1, 0] = 20.0, -20.0
+    chip = np.zeros((150, 150, 3), np.uint8)
+    chip[:, :60] = 200  # bright on the left
+    chips = [chip, np.ascontiguousarray(chip[:, ::-1])]
+
+    def model(meta: dict) -> FaceResNetModel:
+        return FaceResNetModel(FaceResNetNet(LeftMinusRight(), head), ["a", "b"], meta,
+                               device="cpu")
+
+    old = model({})  # a folder from before --tta: none
+    assert old.tta == "none"
+    plain = old.predict_proba(chips)
+    assert plain[0, 0] > 0.9 and plain[1, 1] > 0.9
+    flip = model({"preprocessing": {"tta": "flip"}})
+    both = flip.predict_proba(chips)
+    np.testing.assert_allclose(both, (plain + plain[::-1]) / 2, atol=1e-9)
+    np.testing.assert_allclose(both, 0.5, atol=1e-6)
+    assert flip.save_weights(tmp_path)["preprocessing"]["tta"] == "flip"  # model.json's
+    with pytest.raises(ValueError, match="--tta"):
+        model({"preprocessing": {"tta": "five-crop"}})
+    with pytest.raises(ValueError, match="--tta"):
+        train_model(Path("."), "face-resnet", Path("x"), tta="five-crop")
+
+
+def test_tta_validation_scores_both_views() -> None:
+    """With --tta flip the fit loop validates on the chip and its mirror image together: the
+    datasets give both views and step_fn scores their mean probabilities."""
+    import torch
+
+    from celebface.training.face_resnet import ChipData, step_fn
+    from celebface.training.frozen import FrozenMaps
+
+    rng = np.random.default_rng(0)
+    chips = rng.integers(0, 255, (3, 150, 150, 3), dtype=np.uint8)
+    labels = np.array([0, 1, 1])
+    x, y = ChipData(chips, np.array([2]), labels, augment=False, all_views=True)[0]
+    assert x.shape == (2, 150, 150, 3) and y == 1
+    assert np.array_equal(x[0].numpy(), chips[2]) and np.array_equal(x[1].numpy(),
+                                                                     chips[2][:, ::-1])
+    maps = rng.normal(size=(3, 2, 8, 4, 4)).astype(np.float16)
+    m, _ = FrozenMaps(maps, np.array([1]), labels, augment=False, all_views=True)[0]
+    assert m.shape == (2, 8, 4, 4) and np.array_equal(m.numpy(), maps[1].astype(np.float32))
+
+    class Linear(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(8 * 4 * 4, 3)
+
+        def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+            return self.fc(x.flatten(1))
+
+    net = Linear().eval()
+    both = torch.from_numpy(maps.astype(np.float32))  # (3 faces, 2 views, ...)
+    targets = torch.from_numpy(labels)
+    with torch.no_grad():
+        loss, out = step_fn(net, (both, targets))
+        probs = [torch.softmax(net(both[:, v]), 1) for v in range(2)]
+    expected = ((probs[0] + probs[1]) / 2).log()
+    assert torch.allclose(out["logits"], expected, atol=1e-6)
+    assert torch.isclose(loss, torch.nn.functional.nll_loss(expected, targets), atol=1e-6)
+    with torch.no_grad():  # one view: the plain logits, as before
+        _, one = step_fn(net, (both[:, 0], targets))
+    assert torch.allclose(one["logits"], net(both[:, 0]))

@@ -15,10 +15,10 @@ from celebface import validate
 from celebface.cli.options import add_option
 from celebface.device import DEVICES
 from celebface.engines import ENGINES
-from celebface.recognition.tta import TTA_VIEWS
+from celebface.recognition.spec import TTAS
 
 #: The ``--tta`` choices: ``none`` or ``flip`` (average each face with its mirror image).
-TTA_CHOICES = tuple(TTA_VIEWS)
+TTA_CHOICES = TTAS
 
 
 def _arg_type(parse: Callable[[str], Any], check: Callable[[str, Any], Any], name: str

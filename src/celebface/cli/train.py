@@ -68,7 +68,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="face-resnet classification head (default cosface)")
     g.add_argument("--no-augment", dest="augment", action="store_false", default=None,
                    help="no data augmentation")
-    g.add_argument("--label-smoothing", type=t.fraction, help="label smoothing (0)")
+    g.add_argument("--label-smoothing", type=t.fraction,
+                   help="label smoothing (inception, face-resnet, multi-output; 0)")
     g.add_argument("--no-amp", dest="amp", action="store_false", default=None,
                    help="no mixed precision on CUDA")
     g.add_argument("--workers", dest="num_workers", type=t.nonneg_int, help="data loader workers")
@@ -86,9 +87,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default crop)")
     e = p.add_argument_group("embedding models (mlp, logreg, svm, knn, centroid)")
     e.add_argument("--embedder", help="embedder used when DATA holds images (default dlib)")
-    e.add_argument("--tta", choices=("none", "flip"),
-                   help="test-time augmentation of that embedder, or of inception's and "
-                        "multi-output's predictions (default none)")
+    e.add_argument("--tta", choices=t.TTA_CHOICES,
+                   help="test-time augmentation of that embedder, or of inception's, "
+                        "face-resnet's and multi-output's predictions (flip: averaged with "
+                        "the mirror image's; default none)")
     e.add_argument("--C", dest="C", type=t.positive_float, help="logreg/svm inverse regularisation")
     e.add_argument("--k", type=t.positive_int, help="knn neighbours")
     e.add_argument("--hidden", type=t.positive_int_list,

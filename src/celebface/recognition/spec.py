@@ -17,6 +17,16 @@ from celebface.errors import InputError
 
 #: The one TTA default of every stage (embed, enroll, train, calibrate, recognize).
 DEFAULT_TTA = "none"
+#: The test-time augmentations: ``none``, or ``flip`` (each face with its mirror image: the
+#: average of the two embeddings, or of a trained model's two predictions).
+TTAS = ("none", "flip")
+
+
+def check_tta(tta: str) -> str:
+    """``tta`` when it is one of :data:`TTAS` (the check of every ``--tta`` setting)."""
+    if tta not in TTAS:
+        raise InputError(f"--tta must be {' or '.join(TTAS)}, not {tta!r}")
+    return tta
 
 #: name -> builder(name, device, **options), for embedders defined outside this package
 #: (trained-model folders register here from :mod:`celebface.training`).

@@ -44,16 +44,21 @@ def frozen_maps(trunk: Trunk, images: np.ndarray, path: Path, device: str,
 
 class FrozenMaps(Dataset):
     """Cached frozen-trunk maps ``(N, V, C, H, W)`` of some rows, as float32 ``(map, label)``;
-    with ``augment`` a random view per item (the image's or its mirror image's), else view 0."""
+    with ``augment`` a random view per item (the image's or its mirror image's), else view 0;
+    with ``all_views`` every cached view, ``(V, C, H, W)`` (validation with flip TTA)."""
 
-    def __init__(self, maps: np.ndarray, rows: np.ndarray, labels: np.ndarray, augment: bool):
+    def __init__(self, maps: np.ndarray, rows: np.ndarray, labels: np.ndarray, augment: bool,
+                 all_views: bool = False):
         self.maps, self.rows, self.labels, self.augment = maps, rows, labels, augment
+        self.all_views = all_views
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         r = int(self.rows[i])
+        if self.all_views:
+            return torch.from_numpy(np.array(self.maps[r], np.float32)), int(self.labels[r])
         views = self.maps.shape[1]
         view = int(torch.randint(views, ())) if self.augment and views > 1 else 0
         return torch.from_numpy(np.array(self.maps[r, view], np.float32)), int(self.labels[r])

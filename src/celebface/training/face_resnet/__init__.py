@@ -8,6 +8,8 @@ of every chip and of its mirror image are computed once and cached too, so an ep
 the trained levels; augmentation is then the flip. Without it, every step runs the whole
 network on chips with flip, crop and colour augmentation. The fine-tuned 128-d layer is an
 embedder (:meth:`FaceResNetModel.as_embedder`: ``embed --embedder MODEL_DIR``, ``enroll``).
+With ``tta="flip"`` predictions average the chip's and its mirror image's probabilities, and the
+fit loop validates (and picks its best epoch) the same way.
 
 Measured on pins105-dev (``benchmarks/results/face_resnet.md``): CosFace beats the plain softmax
 head (the default), and a network fine-tuned on 80 people separates 25 people it never saw

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from celebface.errors import InputError
+from celebface.recognition.spec import DEFAULT_TTA, check_tta
 from celebface.training.loop import RunSettings
 
 KIND = "face-resnet"
@@ -27,6 +28,8 @@ class FaceResNetConfig(RunSettings):
     cache_flip: bool = True  #: also cache the mirror images' maps (False: half the time)
     pretrained: str = "dlib"  #: dlib | none (random initialisation: for tests)
     augment: bool = True
+    label_smoothing: float = 0.0
+    tta: str = DEFAULT_TTA  #: none | flip: predictions average the chip's and its mirror's
     cache_dir: str | None = None  #: chips/trunk cache (default ~/.cache/celebface/chips)
     limit_per_class: int | None = None
     identities: list[str] | None = None  #: train on these identities only (held-out studies)
@@ -48,6 +51,7 @@ class FaceResNetConfig(RunSettings):
                              f"{self.pretrained!r}")
         if not 0 <= self.freeze <= 5:
             raise InputError(f"--freeze for face-resnet is a level 0-5, not {self.freeze}")
+        check_tta(self.tta)
 
     def head_settings(self) -> dict[str, Any]:
         m = DEFAULT_MARGIN[self.head] if self.margin is None else self.margin

@@ -15,10 +15,13 @@ from celebface.training.frozen import frozen_maps
 
 
 class ChipData(Dataset):
-    """Chips (HWC uint8) of some rows with flip, crop and colour augmentation."""
+    """Chips (HWC uint8) of some rows with flip, crop and colour augmentation; with
+    ``all_views`` each chip and its mirror image, ``(2, H, W, 3)`` (validation with flip TTA)."""
 
-    def __init__(self, chips: np.ndarray, rows: np.ndarray, labels: np.ndarray, augment: bool):
+    def __init__(self, chips: np.ndarray, rows: np.ndarray, labels: np.ndarray, augment: bool,
+                 all_views: bool = False):
         self.chips, self.rows, self.labels, self.augment = chips, rows, labels, augment
+        self.all_views = all_views
         self._tf: Any = None
 
     def __len__(self) -> int:
@@ -27,6 +30,8 @@ class ChipData(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         r = int(self.rows[i])
         x = torch.from_numpy(np.array(self.chips[r]))
+        if self.all_views:
+            return torch.stack([x, x.flip(1)]), int(self.labels[r])
         if self.augment:
             if self._tf is None:
                 from torchvision.transforms import v2

@@ -12,6 +12,7 @@ import torch
 from celebface.io import atomic_write
 from celebface.recognition.base import Embedder
 from celebface.recognition.dlib_resnet import DlibEmbedder
+from celebface.recognition.spec import DEFAULT_TTA, check_tta
 from celebface.training.base import TrainedModel, weights_file
 from celebface.training.chips import alignment_config, face_chips
 from celebface.training.face_resnet.config import KIND, WEIGHTS
@@ -35,6 +36,10 @@ class FaceResNetModel(TrainedModel):
         self.net = net.to(self.device).eval()
         self.net.from_level = 0
         self.batch_size = batch_size
+        #: ``flip``: probabilities averaged over the chip and its mirror image (old folders
+        #: without ``preprocessing.tta``: none)
+        self.tta = check_tta(str(((meta or {}).get("preprocessing") or {}).get("tta",
+                                                                            DEFAULT_TTA)))
         alignment = dict((meta or {}).get("alignment") or {})
         self._aligner = FaceResNetEmbedder(self, alignment)
 
@@ -46,7 +51,11 @@ class FaceResNetModel(TrainedModel):
         with torch.inference_mode():
             for start in range(0, len(chips), self.batch_size):
                 x = torch.from_numpy(np.stack(chips[start:start + self.batch_size]))
-                outs.append(torch.softmax(self.net(x.to(self.device)).double(), 1).cpu().numpy())
+                x = x.to(self.device)
+                p = torch.softmax(self.net(x).double(), 1)
+                if self.tta == "flip":  # (N, H, W, 3) chips: the mirror image flips W
+                    p = (p + torch.softmax(self.net(x.flip(2)).double(), 1)) / 2
+                outs.append(p.cpu().numpy())
         return np.concatenate(outs) if outs else np.zeros((0, self.num_classes))
 
     def as_embedder(self) -> Embedder:
@@ -57,7 +66,7 @@ class FaceResNetModel(TrainedModel):
             torch.save({k: v.detach().cpu() for k, v in self.net.state_dict().items()}, fh)
         return {"weights": WEIGHTS, "embedding_dim": 128,
                 "preprocessing": {"chips": "dlib 5-point alignment, 150 px",
-                                  "scale": "(x - dlib RGB mean) / 256"}}
+                                  "scale": "(x - dlib RGB mean) / 256", "tta": self.tta}}
 
     @classmethod
     def load(cls, model_dir: Path, meta: dict[str, Any], device: str = "auto"

@@ -86,9 +86,17 @@ def build_dlib_net(pretrained: str = "dlib", trainable: bool = True, seed: int =
     return net
 
 
-def step_fn(model: nn.Module, batch: Sequence[torch.Tensor]
+def step_fn(model: nn.Module, batch: Sequence[torch.Tensor], label_smoothing: float = 0.0
             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Cross-entropy on margin logits while training; plain logits for validation metrics."""
+    """Cross-entropy on margin logits while training; plain logits for validation metrics.
+    Inputs ``(N, V, ...)`` (several views of each face: validation with flip TTA) are scored
+    by the log of the views' mean probabilities, as ``predict_proba`` averages them."""
     x, y = batch[0], batch[1]
+    if x.dim() == 5:
+        n, v = x.shape[:2]
+        prob = torch.softmax(model(x.flatten(0, 1)).float(), 1).view(n, v, -1).mean(1)
+        logp = prob.clamp_min(1e-30).log()
+        return F.nll_loss(logp, y), {"logits": logp, "targets": y}
     logits = model(x, y if model.training else None).float()
-    return F.cross_entropy(logits, y), {"logits": logits, "targets": y}
+    loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    return loss, {"logits": logits, "targets": y}

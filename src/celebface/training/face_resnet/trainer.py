@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -27,6 +28,7 @@ from celebface.training.loop import LoopConfig, classification_metrics, fit, run
 from celebface.training.registry import make_config
 
 log = logging.getLogger(__name__)
+
 
 def _centroids(model: FaceResNetNet, data: Dataset, num_classes: int, device: str,
                batch_size: int) -> torch.Tensor:
@@ -83,6 +85,9 @@ def train(data: str | Path, out: str | Path, **config: Any) -> FaceResNetModel:
     hs = cfg.head_settings()
     head = ClassHead(len(names), hs["head"], hs["scale"], hs["margin"])
     cached = cfg.trunk_cache and cfg.freeze > 0
+    # --tta flip: the fit loop's val accuracy (and so the best epoch) is that of the chip and
+    # its mirror image together, what predict_proba then reports
+    tta = cfg.tta == "flip"
     if cached:
         tag = "dlib" if cfg.pretrained == "dlib" else f"random{cfg.seed}"
         views = 2 if cfg.cache_flip else 1
@@ -90,11 +95,12 @@ def train(data: str | Path, out: str | Path, **config: Any) -> FaceResNetModel:
                           cache / f"trunk-{chips.key}-L{cfg.freeze}-{tag}-v{views}.npy", device,
                           cfg.progress, cfg.cache_flip)
         train_ds: Dataset = FrozenMaps(maps, tr, labels, cfg.augment)
-        val_ds: Dataset | None = FrozenMaps(maps, va, labels, False) if len(va) else None
+        val_ds: Dataset | None = FrozenMaps(maps, va, labels, False,
+                                            all_views=tta and cfg.cache_flip) if len(va) else None
         plain_train: Dataset = FrozenMaps(maps, tr, labels, False)
     else:
         train_ds = ChipData(chips.images, tr, labels, cfg.augment)
-        val_ds = ChipData(chips.images, va, labels, False) if len(va) else None
+        val_ds = ChipData(chips.images, va, labels, False, all_views=tta) if len(va) else None
         plain_train = ChipData(chips.images, tr, labels, False)
     net = FaceResNetNet(base, head, cfg.freeze if cached else 0).to(device)
     resuming = (out / "checkpoints" / "checkpoint.pt").is_file()
@@ -114,7 +120,8 @@ def train(data: str | Path, out: str | Path, **config: Any) -> FaceResNetModel:
         weight_decay=cfg.weight_decay, patience=cfg.patience, device=cfg.device, amp=cfg.amp,
         num_workers=cfg.num_workers, seed=cfg.seed, max_steps_per_epoch=cfg.max_steps_per_epoch,
         max_val_steps=cfg.max_val_steps, progress=cfg.progress)
-    result = fit(net, train_ds, val_ds, out / "checkpoints", loop, step=step_fn,
+    step = functools.partial(step_fn, label_smoothing=cfg.label_smoothing)
+    result = fit(net, train_ds, val_ds, out / "checkpoints", loop, step=step,
                  metrics=classification_metrics, optimizer=optimizer,
                  fingerprint=run_fingerprint(cfg, data, names))
     atomic_write_json(out / "history.json", result.history)
@@ -128,6 +135,7 @@ def train(data: str | Path, out: str | Path, **config: Any) -> FaceResNetModel:
         "best_epoch": result.best_epoch,
         "best_val_accuracy": result.best if val_ds is not None else None,
         "trained_on": result.device, "train_count": len(tr), "val_count": len(va),
+        "preprocessing": {"tta": cfg.tta},
     }, device=cfg.device)
     model.save(out)
     model.model_dir = str(out)  # type: ignore[attr-defined]

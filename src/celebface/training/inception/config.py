@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from celebface.errors import InputError
+from celebface.recognition.spec import check_tta
 from celebface.training.loop import RunSettings
 
 WEIGHTS = "inception.pt"
 EMBEDDING_DIM = 128
-TTAS = ("none", "flip")
 #: The context around the face in dlib's chips (``DlibConfig.padding``'s default): the most
 #: ``chip_padding`` can keep, and what a model folder without one was trained on.
 DLIB_PADDING = 0.25
@@ -48,7 +48,6 @@ class InceptionConfig(RunSettings):
     def __post_init__(self) -> None:
         if self.pretrained not in ("imagenet", "none"):
             raise InputError(f"--pretrained must be imagenet or none, not {self.pretrained!r}")
-        if self.tta not in TTAS:
-            raise InputError(f"--tta must be {' or '.join(TTAS)}, not {self.tta!r}")
+        check_tta(self.tta)
         if not 0 <= self.chip_padding <= DLIB_PADDING:
             raise InputError(f"--chip-padding {self.chip_padding} outside 0..{DLIB_PADDING}")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from celebface.errors import InputError
-from celebface.training.inception.config import TTAS
+from celebface.recognition.spec import check_tta
 from celebface.training.loop import LoopConfig, RunSettings
 
 KIND = "multi-output"
@@ -73,8 +73,7 @@ class MultiOutputConfig(RunSettings):
         if self.identity_from not in IDENTITY_FROM:
             raise InputError(f"identity_from must be {' or '.join(IDENTITY_FROM)}, "
                              f"got {self.identity_from!r}")
-        if self.tta not in TTAS:
-            raise InputError(f"tta must be {' or '.join(TTAS)}, not {self.tta!r}")
+        check_tta(self.tta)
         if not 0 <= self.face_freeze <= 5:
             raise InputError(f"face_freeze is a dlib ResNet level 0-5, not {self.face_freeze}")
         if self.landmark_head not in ("heatmap", "regress"):
