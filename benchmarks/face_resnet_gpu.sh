@@ -19,7 +19,7 @@ print('GPU:', torch.cuda.get_device_name(0))"
 start=$(date +%s)
 "$PY" -m celebface.cli.main train "$DATA" --model face-resnet --freeze-levels "$FREEZE" \
   --head "$HEAD" --out "$OUT" --device cuda --epochs "$EPOCHS" --batch-size 128 \
-  --lr 1e-3 --patience 5 --workers "$WORKERS"
+  --lr 1e-3 --patience 5 --tta flip --workers "$WORKERS"
 "$PY" -m celebface.cli.main evaluate "$OUT" "$DATA" --split val --out "$OUT/report" \
   --device cuda --batch-size 256
 echo "total $(( $(date +%s) - start ))s; report in $OUT/report"
