@@ -34,8 +34,9 @@ faces (:func:`detected_faces`, all of them or the largest).
 
 How a located face becomes the network's input (the aligned chip) is the embedder's own
 business (e.g. :class:`celebface.recognition.dlib_resnet.DlibEmbedder`'s ``alignment``).
-Embedding caches key an ``auto`` face on ``LARGE_SIDE`` and ``LARGE_FACE`` too
-(:func:`face_tag`), so vectors from another first pass are not reused.
+Embedding caches key an ``auto`` face on ``LARGE_SIDE`` and ``LARGE_FACE`` too, and a
+detected face on MTCNN's :data:`~celebface.detection.mtcnn.VERSION` (:func:`face_tag`), so
+vectors from another first pass or an older detector are not reused.
 """
 
 from __future__ import annotations
@@ -160,7 +161,11 @@ def _detect_into(
 def face_tag(face: Face | None, rule: str = DEFAULT_RULE) -> str:
     """What decides the chip, for cache keys: the known geometry (rounded), or the rule."""
     if face is None:  # auto: its first pass's geometry too (a change must not reuse vectors)
-        return f"rule:{rule}/{LARGE_SIDE}/{LARGE_FACE}" if rule == "auto" else f"rule:{rule}"
+        from celebface.detection.mtcnn import VERSION
+
+        if rule == "auto":
+            return f"rule:{rule}/{LARGE_SIDE}/{LARGE_FACE}/mtcnn{VERSION}"
+        return f"rule:{rule}/mtcnn{VERSION}" if rule == "detect" else f"rule:{rule}"
     parts = [f"{v:.1f}" for v in face.box]
     if face.landmarks is not None:
         parts += [f"{v:.1f}" for v in np.asarray(face.landmarks).reshape(-1)]
