@@ -20,7 +20,9 @@ carries it) is used as it is. For an image whose face is not known, ``rule`` dec
   runs (3.3-3.6x with the full search only). Val accuracy did not move beyond MTCNN's own
   jitter: on 7,429 photos the paired centroid margin changed by +0.0001 +- 0.0001; on all
   14,857 the four classifiers moved by -0.46 to +0.46 points depending on the batch size,
-  and the previous rule alone moves them by up to 0.23 points between batches of 48 and 64.
+  and the previous rule alone moved them by up to 0.23 points between batches of 48 and 64
+  (MTCNN's faces then depended on the batch; since its ``VERSION`` 2 they do not:
+  ``benchmarks/batch_faces.py``).
   ``benchmarks/align.py``: on these crops MTCNN's face beats handing the whole image to
   dlib's aligner.
 - ``detect``: the full search only (MTCNN's pyramid from 20-px faces); an image without a
