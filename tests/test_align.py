@@ -73,7 +73,8 @@ def test_locate_faces_rules() -> None:
         0.0, 0.0, 39.0, 49.0)
     assert unused.calls == 0
     assert pick_face([]) is None
-    assert face_tag(None, "detect") == "rule:detect" and face_tag(known).startswith("face:")
+    assert face_tag(None, "detect").startswith("rule:detect/mtcnn")
+    assert face_tag(known).startswith("face:") and face_tag(None, "whole") == "rule:whole"
     with pytest.raises(ValueError, match="unknown face rule"):
         locate_faces(images, None, "guess")
 
@@ -122,6 +123,11 @@ def test_auto_cache_tag_names_the_first_pass(monkeypatch: pytest.MonkeyPatch) ->
     assert tag not in ("rule:auto", face_tag(None, "detect"), face_tag(None, "whole"))
     monkeypatch.setattr(align, "LARGE_FACE", align.LARGE_FACE / 2)
     assert face_tag(None, "auto") != tag
+    from celebface.detection import mtcnn
+
+    tag, detect = face_tag(None, "auto"), face_tag(None, "detect")
+    monkeypatch.setattr(mtcnn, "VERSION", mtcnn.VERSION + 1)  # faces of an older detector
+    assert face_tag(None, "auto") != tag and face_tag(None, "detect") != detect
 
 
 @pytest.mark.integration

@@ -20,7 +20,9 @@ carries it) is used as it is. For an image whose face is not known, ``rule`` dec
   runs (3.3-3.6x with the full search only). Val accuracy did not move beyond MTCNN's own
   jitter: on 7,429 photos the paired centroid margin changed by +0.0001 +- 0.0001; on all
   14,857 the four classifiers moved by -0.46 to +0.46 points depending on the batch size,
-  and the previous rule alone moves them by up to 0.23 points between batches of 48 and 64.
+  and the previous rule alone moved them by up to 0.23 points between batches of 48 and 64
+  (MTCNN's faces then depended on the batch; since its ``VERSION`` 2 they do not:
+  ``benchmarks/batch_faces.py``).
   ``benchmarks/align.py``: on these crops MTCNN's face beats handing the whole image to
   dlib's aligner.
 - ``detect``: the full search only (MTCNN's pyramid from 20-px faces); an image without a
@@ -34,8 +36,9 @@ faces (:func:`detected_faces`, all of them or the largest).
 
 How a located face becomes the network's input (the aligned chip) is the embedder's own
 business (e.g. :class:`celebface.recognition.dlib_resnet.DlibEmbedder`'s ``alignment``).
-Embedding caches key an ``auto`` face on ``LARGE_SIDE`` and ``LARGE_FACE`` too
-(:func:`face_tag`), so vectors from another first pass are not reused.
+Embedding caches key an ``auto`` face on ``LARGE_SIDE`` and ``LARGE_FACE`` too, and a
+detected face on MTCNN's :data:`~celebface.detection.mtcnn.VERSION` (:func:`face_tag`), so
+vectors from another first pass or an older detector are not reused.
 """
 
 from __future__ import annotations
@@ -160,7 +163,11 @@ def _detect_into(
 def face_tag(face: Face | None, rule: str = DEFAULT_RULE) -> str:
     """What decides the chip, for cache keys: the known geometry (rounded), or the rule."""
     if face is None:  # auto: its first pass's geometry too (a change must not reuse vectors)
-        return f"rule:{rule}/{LARGE_SIDE}/{LARGE_FACE}" if rule == "auto" else f"rule:{rule}"
+        from celebface.detection.mtcnn import VERSION
+
+        if rule == "auto":
+            return f"rule:{rule}/{LARGE_SIDE}/{LARGE_FACE}/mtcnn{VERSION}"
+        return f"rule:{rule}/mtcnn{VERSION}" if rule == "detect" else f"rule:{rule}"
     parts = [f"{v:.1f}" for v in face.box]
     if face.landmarks is not None:
         parts += [f"{v:.1f}" for v in np.asarray(face.landmarks).reshape(-1)]
