@@ -84,7 +84,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "of the stride-8 map or of the image; the true box in training, the "
                         "predicted one after), the face aligned by predicted landmarks and "
                         "run through dlib's face ResNet (face), or the whole scene "
-                        "(default crop)")
+                        "(default face)")
     e = p.add_argument_group("embedding models (mlp, logreg, svm, knn, centroid)")
     e.add_argument("--embedder", help="embedder used when DATA holds images (default dlib)")
     e.add_argument("--tta", choices=t.TTA_CHOICES,

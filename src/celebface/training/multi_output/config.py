@@ -34,8 +34,9 @@ class MultiOutputConfig(RunSettings):
     label_smoothing: float = 0.0
     dropout: float = 0.2  #: before the identity layer
     hidden: int = 256  #: box head hidden units
-    #: ``box`` / ``crop`` (the face region of the stride-8 map / of the image) or ``scene``
-    identity_from: str = "crop"
+    #: ``face`` (aligned by predicted landmarks, dlib ResNet), ``box`` / ``crop`` (the face
+    #: region of the stride-8 map / of the image) or ``scene``
+    identity_from: str = "face"
     roi_size: int = 14  #: region grid side on the stride-8 map (``crop``: 8x this in pixels)
     roi_margin: float = 0.1  #: the region is the box widened by this share of its side per edge
     roi_jitter: float = 0.05  #: training moves each true-box edge by up to this share of its side
