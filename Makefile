@@ -61,9 +61,11 @@ bench: setup
 	$(BIN)/celebface evaluate runs/face-resnet ../shared/data/pins105-dev --split val --out runs/face-resnet-val
 	$(BIN)/celebface train ../shared/data/pins105-dev --model inception --backbone mobilenet_v2 --pretrained imagenet --align --input-size 96 --freeze 4 --lr 3e-4 --lr-decay 0.9 --batch-size 64 --epochs 16 --tta flip --workers 0 --device cpu --out runs/mobilenet-align
 	$(BIN)/python benchmarks/train_inception_cpu.py --trained runs/mobilenet-align --name mobilenet_cpu
-	$(BIN)/python benchmarks/multi_output.py --epochs 25 --identities 10 --per-identity 1000 --patience 6
+	$(BIN)/python benchmarks/multi_output.py --epochs 25 --identities 10 --per-identity 1000 --patience 6 --identity-from scene
 	$(BIN)/python benchmarks/multi_output.py --name multi_output_mobilenet_cpu --work runs/mo105 --identities 105 --per-identity 30 --size 128 --input-size 128 --epochs 12 --batch-size 32 --lr 5e-4 --patience 4 --backbone mobilenet_v2 --pretrained imagenet --identity-from scene --workers 2
 	$(BIN)/python benchmarks/multi_output.py --name multi_output_mobilenet_crop_cpu --work runs/mo105 --identities 105 --per-identity 30 --size 128 --input-size 128 --epochs 12 --batch-size 32 --lr 5e-4 --patience 4 --backbone mobilenet_v2 --pretrained imagenet --identity-from crop --roi-jitter 0.05 --workers 2
+	$(BIN)/python benchmarks/multi_output.py --name multi_output_mobilenet_face_cpu --work runs/mo105 --identities 105 --per-identity 30 --size 128 --input-size 128 --epochs 15 --batch-size 32 --lr 5e-4 --backbone mobilenet_v2 --pretrained imagenet --identity-from face --landmark-head heatmap --threads 1
+	$(BIN)/python benchmarks/multi_output.py --name multi_output_mobilenet_face_flip_cpu --work runs/mo105 --identities 105 --per-identity 30 --size 128 --input-size 128 --epochs 15 --batch-size 32 --lr 5e-4 --backbone mobilenet_v2 --pretrained imagenet --identity-from face --landmark-head heatmap --tta flip --threads 1
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
