@@ -66,6 +66,7 @@ bench: setup
 	$(BIN)/python benchmarks/multi_output.py --name multi_output_mobilenet_crop_cpu --work runs/mo105 --identities 105 --per-identity 30 --size 128 --input-size 128 --epochs 12 --batch-size 32 --lr 5e-4 --patience 4 --backbone mobilenet_v2 --pretrained imagenet --identity-from crop --roi-jitter 0.05 --workers 2
 	$(BIN)/python benchmarks/multi_output.py --name multi_output_mobilenet_face_cpu --work runs/mo105 --identities 105 --per-identity 30 --size 128 --input-size 128 --epochs 15 --batch-size 32 --lr 5e-4 --backbone mobilenet_v2 --pretrained imagenet --identity-from face --landmark-head heatmap --threads 1
 	$(BIN)/python benchmarks/multi_output.py --name multi_output_mobilenet_face_flip_cpu --work runs/mo105 --identities 105 --per-identity 30 --size 128 --input-size 128 --epochs 15 --batch-size 32 --lr 5e-4 --backbone mobilenet_v2 --pretrained imagenet --identity-from face --landmark-head heatmap --tta flip --threads 1
+	$(BIN)/python benchmarks/multi_output.py --name multi_output_mobilenet_face60_cpu --work runs/mo105 --identities 105 --per-identity 60 --size 128 --input-size 128 --epochs 10 --patience 4 --batch-size 32 --lr 5e-4 --backbone mobilenet_v2 --pretrained imagenet --identity-from face --landmark-head heatmap --tta flip --threads 1
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
