@@ -251,3 +251,16 @@ def test_tta_validation_scores_both_views() -> None:
     with torch.no_grad():  # one view: the plain logits, as before
         _, one = step_fn(net, (both[:, 0], targets))
     assert torch.allclose(one["logits"], net(both[:, 0]))
+
+
+def test_validation_with_flip_is_part_of_the_run(five_people: Path, tmp_path: Path) -> None:
+    """tta may change when a run resumes, unless it changed how the best epoch was chosen."""
+    common = {"cache_dir": str(tmp_path / "cache"), "freeze": 5, "batch_size": 32,
+              "progress": False, "device": "cpu", "epochs": 1}
+    train_model(five_people, "face-resnet", tmp_path / "f", tta="flip", **common)
+    with pytest.raises(ValueError, match="another run"):
+        train_model(five_people, "face-resnet", tmp_path / "f", tta="none", **common)
+    # without the mirror maps the fit loop validates on the chip alone: tta is free to change
+    nomirror = {**common, "cache_flip": False}
+    train_model(five_people, "face-resnet", tmp_path / "n", tta="flip", **nomirror)
+    assert train_model(five_people, "face-resnet", tmp_path / "n", **nomirror).tta == "none"

@@ -68,11 +68,9 @@ def get_embedder(
     else:
         raise InputError(
             f"unknown embedder {name!r}: choose {', '.join(EMBEDDERS)} or a trained model folder")
-    if tta == "flip":
-        return FlipTTA(embedder)
-    if tta != "none":
-        raise InputError(f"unknown TTA {tta!r}: choose none or flip")
-    return embedder
+    from celebface.recognition.spec import check_tta
+
+    return FlipTTA(embedder) if check_tta(tta) == "flip" else embedder
 
 
 __all__ = [

@@ -7,18 +7,17 @@ from typing import Any
 
 import numpy as np
 
-from celebface.errors import InputError
 from celebface.recognition.base import Embedder, l2_normalize
 from celebface.recognition.dlib_resnet import mirror
+from celebface.recognition.spec import check_tta
 from celebface.types import Face
 
+#: The views each of :data:`~celebface.recognition.spec.TTAS` averages.
 TTA_VIEWS: dict[str, tuple[str, ...]] = {"none": ("orig",), "flip": ("orig", "flip")}
 
 
 def views_for(tta: str) -> tuple[str, ...]:
-    if tta not in TTA_VIEWS:
-        raise InputError(f"unknown TTA {tta!r}: choose one of {', '.join(TTA_VIEWS)}")
-    return TTA_VIEWS[tta]
+    return TTA_VIEWS[check_tta(tta)]
 
 
 def embed_views(

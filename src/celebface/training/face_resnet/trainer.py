@@ -86,8 +86,8 @@ def train(data: str | Path, out: str | Path, **config: Any) -> FaceResNetModel:
     head = ClassHead(len(names), hs["head"], hs["scale"], hs["margin"])
     cached = cfg.trunk_cache and cfg.freeze > 0
     # --tta flip: the fit loop's val accuracy (and so the best epoch) is that of the chip and
-    # its mirror image together, what predict_proba then reports
-    tta = cfg.tta == "flip"
+    # its mirror image together (when the mirror is at hand), what predict_proba then reports
+    val_flip = cfg.tta == "flip" and (cfg.cache_flip or not cached)
     if cached:
         tag = "dlib" if cfg.pretrained == "dlib" else f"random{cfg.seed}"
         views = 2 if cfg.cache_flip else 1
@@ -96,11 +96,11 @@ def train(data: str | Path, out: str | Path, **config: Any) -> FaceResNetModel:
                           cfg.progress, cfg.cache_flip)
         train_ds: Dataset = FrozenMaps(maps, tr, labels, cfg.augment)
         val_ds: Dataset | None = FrozenMaps(maps, va, labels, False,
-                                            all_views=tta and cfg.cache_flip) if len(va) else None
+                                            all_views=val_flip) if len(va) else None
         plain_train: Dataset = FrozenMaps(maps, tr, labels, False)
     else:
         train_ds = ChipData(chips.images, tr, labels, cfg.augment)
-        val_ds = ChipData(chips.images, va, labels, False, all_views=tta) if len(va) else None
+        val_ds = ChipData(chips.images, va, labels, False, all_views=val_flip) if len(va) else None
         plain_train = ChipData(chips.images, tr, labels, False)
     net = FaceResNetNet(base, head, cfg.freeze if cached else 0).to(device)
     resuming = (out / "checkpoints" / "checkpoint.pt").is_file()
@@ -121,9 +121,12 @@ def train(data: str | Path, out: str | Path, **config: Any) -> FaceResNetModel:
         num_workers=cfg.num_workers, seed=cfg.seed, max_steps_per_epoch=cfg.max_steps_per_epoch,
         max_val_steps=cfg.max_val_steps, progress=cfg.progress)
     step = functools.partial(step_fn, label_smoothing=cfg.label_smoothing)
+    fingerprint = run_fingerprint(cfg, data, names)
+    if val_flip:  # tta may change on resuming, but not how the best epoch was chosen
+        fingerprint["validation"] = "flip"
     result = fit(net, train_ds, val_ds, out / "checkpoints", loop, step=step,
                  metrics=classification_metrics, optimizer=optimizer,
-                 fingerprint=run_fingerprint(cfg, data, names))
+                 fingerprint=fingerprint)
     atomic_write_json(out / "history.json", result.history)
     from celebface.evaluation.plots import plot_history
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from celebface.errors import InputError
-from celebface.recognition.spec import check_tta
+from celebface.recognition.spec import DEFAULT_TTA, check_tta
 from celebface.training.loop import LoopConfig, RunSettings
 
 KIND = "multi-output"
@@ -50,7 +50,7 @@ class MultiOutputConfig(RunSettings):
     #: regressed from its pooled last map (``regress``)
     landmark_head: str = "heatmap"
     augment: bool = True  #: flips, box-keeping crops, brightness/contrast
-    tta: str = "none"  #: ``flip``: predictions average the image's and its mirror image's
+    tta: str = DEFAULT_TTA  #: ``flip``: predictions average the image's and its mirror image's
     val_fraction: float = 0.15  #: used when the data has no splits
     limit_per_class: int | None = None  #: at most this many train images per identity
     # fit loop (see celebface.training.loop.LoopConfig)

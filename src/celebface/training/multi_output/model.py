@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from celebface.io import atomic_write
+from celebface.recognition.spec import DEFAULT_TTA, check_tta
 from celebface.training.base import Prediction, TrainedModel, predictions_from_probs, weights_file
 from celebface.training.multi_output.config import KIND
 from celebface.training.multi_output.data import normalise, to_input
@@ -26,7 +27,7 @@ class MultiOutputModel(TrainedModel):
 
     def __init__(self, label_names: Sequence[str], net: MultiOutputNet,
                  network: Mapping[str, Any], meta: dict[str, Any] | None = None,
-                 device: str = "cpu", batch_size: int = 32, tta: str = "none"):
+                 device: str = "cpu", batch_size: int = 32, tta: str = DEFAULT_TTA):
         super().__init__(label_names, meta)
         self.net = net.to(device).eval()
         self.network = dict(network)
@@ -34,7 +35,7 @@ class MultiOutputModel(TrainedModel):
         self.batch_size = batch_size
         #: ``flip``: identity probabilities averaged over the image and its mirror image (the
         #: box is the image's own)
-        self.tta = tta
+        self.tta = check_tta(tta)
 
     @property
     def input_size(self) -> int:
@@ -94,7 +95,7 @@ class MultiOutputModel(TrainedModel):
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return cls(meta["label_names"], net, meta["network"], meta,
                    device=resolve_device(device),
-                   tta=str((meta.get("preprocessing") or {}).get("tta", "none")))
+                   tta=str((meta.get("preprocessing") or {}).get("tta", DEFAULT_TTA)))
 
     def evaluate_extra(self, images: Sequence[np.ndarray], predictions: Sequence[Prediction],
                        items: Sequence[Any], out_dir: str | Path) -> dict[str, Any]:

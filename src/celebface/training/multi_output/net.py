@@ -132,6 +132,7 @@ class MultiOutputNet(nn.Module):
         self.landmark_jitter = landmark_jitter
         if identity_from == "face":
             from celebface.recognition.dlib_torch import freeze_levels
+            from celebface.training.face_resnet.config import DEFAULT_MARGIN
             from celebface.training.face_resnet.net import ClassHead, build_dlib_net
 
             self.landmark_kind = landmark_head
@@ -140,8 +141,7 @@ class MultiOutputNet(nn.Module):
                 if landmark_head == "heatmap" else nn.Linear(spec.out_channels, 10))
             self.face_net = build_dlib_net(trainable=True)
             freeze_levels(self.face_net, face_freeze)
-            self.face_head = ClassHead(num_classes, face_head, 30.0,
-                                       0.35 if face_head == "cosface" else 0.0)
+            self.face_head = ClassHead(num_classes, face_head, 30.0, DEFAULT_MARGIN[face_head])
         else:
             self.class_head = nn.Sequential(nn.Dropout(dropout),
                                             nn.Linear(spec.out_channels, num_classes))
@@ -263,8 +263,6 @@ def build_net(num_classes: int, network: Mapping[str, Any], weights: str | None 
     keys = ("identity_from", "roi_size", "roi_margin", "roi_jitter", "face_freeze",
             "landmark_jitter", "face_head", "landmark_head")
     region = {k: network[k] for k in keys if k in network}
-    if region.get("identity_from") == "face":  # the first face models regressed landmarks
-        region.setdefault("landmark_head", "regress")
     net = MultiOutputNet(num_classes, int(network["hidden"]), float(network["dropout"]),
                          backbone, freeze, **region)
     if load_pretrained and network["pretrained"] == "imagenet":
