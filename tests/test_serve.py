@@ -97,8 +97,15 @@ def test_cli_reads_the_key_from_the_environment(monkeypatch, capsys, tmp_path: P
     main(["serve", str(tmp_path), "--api-key", "flag", "--cors-origin", "http://a.example"])
     assert seen["c"].api_key == "flag" and seen["c"].cors_origins == ("http://a.example",)
     monkeypatch.delenv("CELEBFACE_API_KEY")
-    main(["serve", str(tmp_path), "--host", "0.0.0.0"])
-    assert seen["c"].api_key is None
+    seen.clear()
+    capsys.readouterr()
+    # a non-loopback address without a key is refused (one line, exit 2) unless --insecure
+    assert main(["serve", str(tmp_path), "--host", "0.0.0.0"]) == 2
+    err = capsys.readouterr().err
+    assert "without an API key" in err and "--insecure" in err and err.count("\n") == 1
+    assert "c" not in seen
+    assert main(["serve", str(tmp_path), "--host", "0.0.0.0", "--insecure"]) == 0
+    assert seen["c"].api_key is None and seen["c"].insecure is True
     assert "without an API key" in capsys.readouterr().err
 
 
@@ -134,6 +141,7 @@ def served(five_celeb: Path, tmp_path_factory: pytest.TempPathFactory):
 def fastapi_app(gallery: Path, **options):
     from celebface.serve import create_app
 
+    options.setdefault("allowed_hosts", ("testserver",))  # TestClient's Host
     return create_app(ServeConfig(gallery=gallery, device="cpu", workers=2, **options),
                       models=models())
 
@@ -203,7 +211,7 @@ class TestAPI:
             (client.post("/v1/recognize", files={"photo": ("a.jpg", good)}), 400, "'image'"),
             (client.post("/v1/recognize", data={"image": "text"}, files={"x": ("x", b"1")}),
              400, "must be a file"),
-            (client.post("/v1/verify", content=good), 400, "multipart"),
+            (client.post("/v1/verify", content=good), 415, "multipart"),
         ]
         for response, status, words in cases:
             assert response.status_code == status, (status, response.text)

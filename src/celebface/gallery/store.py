@@ -208,6 +208,51 @@ class Gallery:
         self.names = [n for n, u in zip(self.names, used, strict=True) if u]
         self._centroids = None
 
+    # ----------------------------------------------------------------- collections
+    # A person's photos as the service's collections API sees them; a photo's id is a hash of
+    # its row's source (the file path, or ``upload:<content hash>...``).
+    def photos_of(self, name: str) -> list[tuple[str, str]]:
+        """``(photo_id, source)`` of each enrolled photo of ``name``, in enrolment order."""
+        label = self._label(name)
+        return [(photo_id(s), s) for s, lab in zip(self.sources, self.labels, strict=True)
+                if lab == label]
+
+    def remove_photo(self, name: str, photo: str) -> int:
+        """Remove ``name``'s photo(s) with id ``photo`` (the person too when it was their
+        last); returns how many rows were removed. An unknown id is a :class:`GalleryError`."""
+        label = self._label(name)
+        drop = np.array([lab == label and photo_id(s) == photo
+                         for s, lab in zip(self.sources, self.labels, strict=True)], bool)
+        if not drop.any():
+            raise GalleryError(f"{name!r} has no photo {photo!r}")
+        self._keep(~drop)
+        self._drop_empty()
+        return int(drop.sum())
+
+    def rename(self, old: str, new: str) -> None:
+        """Call ``old`` ``new`` (who must not be enrolled; :meth:`merge` joins two people)."""
+        label = self._label(old)
+        if new in self.names:
+            raise GalleryError(f"{new!r} is already in the gallery (merge instead)")
+        self.names[label] = new
+
+    def merge(self, src: str, dst: str) -> int:
+        """Move every photo of ``src`` to ``dst`` (both enrolled) and drop ``src``; returns
+        how many photos moved."""
+        a, b = self._label(src), self._label(dst)
+        if a == b:
+            raise GalleryError(f"cannot merge {src!r} into itself")
+        moved = int((self.labels == a).sum())
+        self.labels = np.where(self.labels == a, b, self.labels).astype(np.int32)
+        self._centroids = None
+        self._drop_empty()
+        return moved
+
+    def _label(self, name: str) -> int:
+        if name not in self.names:
+            raise GalleryError(f"{name!r} is not in the gallery")
+        return self.names.index(name)
+
     # ----------------------------------------------------------------- files
     def manifest(self, embeddings_file: str, checksum: str) -> dict[str, Any]:
         return {
@@ -357,6 +402,11 @@ def _check_averages(folder: Path, gallery: Gallery) -> None:
             atomic_write_json(path, gallery.average_embeddings(), indent=None)
         except OSError as exc:  # read-only gallery: loading still works
             log.warning("%s: could not rewrite: %s", path, exc)
+
+
+def photo_id(source: str) -> str:
+    """The id of a gallery row's photo: a short hash of its source."""
+    return sha256_bytes(source.encode("utf-8"))[:16]
 
 
 def is_gallery(path: str | Path) -> bool:
