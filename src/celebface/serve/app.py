@@ -347,7 +347,8 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
         return await service.run(service.recognize, data, label, prediction_count, limit,
                                  det_prob_threshold)
 
-    @v1.post("/detect", response_model=schemas.DetectOut, summary="Find faces (no names)",
+    @v1.post("/detect", response_model=schemas.DetectOut, response_model_exclude_none=True,
+             summary="Find faces (no names)",
              dependencies=[read], responses=photo_errors,
              openapi_extra={"requestBody": photo_body(PHOTO)})
     async def detect(request: Request, limit: Limit = 0,
@@ -357,7 +358,8 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
         [[(label, data)]] = await read_photos(request, PHOTO)
         return await service.run(service.detect, data, label, limit, det_prob_threshold)
 
-    @v1.post("/embed", response_model=schemas.EmbedOut, summary="Face embeddings",
+    @v1.post("/embed", response_model=schemas.EmbedOut, response_model_exclude_none=True,
+             summary="Face embeddings",
              dependencies=[read], responses=photo_errors,
              openapi_extra={"requestBody": photo_body(PHOTO)})
     async def embed(request: Request, limit: Limit = 0,
