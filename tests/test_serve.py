@@ -257,6 +257,7 @@ class TestAPI:
         assert same["threshold"] == pytest.approx(PAIR_THRESHOLDS[("dlib", "none")], abs=1e-4)
         blank = verify(read(ben[0]), jpeg(np.full((120, 160, 3), 90, np.uint8)))
         assert blank.status_code == 400 and "image2: no face found" in blank.json()["detail"]
+        assert blank.json()["code"] == "no_face"
 
     def test_enrol_recognize_remove(self, served, five_celeb: Path) -> None:
         client, gallery = served
@@ -298,6 +299,7 @@ class TestAPI:
         blank = jpeg(np.full((100, 100, 3), 200, np.uint8))
         r = client.post("/v1/people/nobody/photos", content=blank)
         assert r.status_code == 400 and "no face found" in r.json()["detail"]
+        assert r.json()["code"] == "no_face"
         r = client.post("/v1/people/nobody/photos", content=photo[:200])
         assert r.status_code == 400 and "truncated" in r.json()["detail"]
         r = client.post("/v1/people/nobody/photos", content=b"plain text")

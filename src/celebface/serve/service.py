@@ -29,6 +29,7 @@ from celebface.gallery.enroll import embedder_spec, mark_changed
 from celebface.gallery.faces import build_models, pick_face
 from celebface.gallery.store import GalleryError, is_gallery, photo_id
 from celebface.io import ImageReadError, LoadedImage, folder_lock, read_image_bytes
+from celebface.recognition.base import l2_normalize
 from celebface.serve.config import ServeConfig, check_name
 from celebface.serve.thumbnails import Thumbnails, face_thumbnail
 from celebface.streaming.recognizer import Recognizer, RecognizerConfig
@@ -308,10 +309,8 @@ class FaceService:
         embedder makes them."""
         img = self.decode(data, label)
         faces = _chosen(self._detect(img), limit, min_score)
-        emb = (np.asarray(self.embedder.embed([img.rgb] * len(faces), faces), np.float32)
-               if faces else np.zeros((0, 0), np.float32))
-        norms = np.linalg.norm(emb, axis=1, keepdims=True) if len(emb) else emb
-        emb = emb / np.maximum(norms, 1e-12) if len(emb) else emb
+        emb = (l2_normalize(np.asarray(self.embedder.embed([img.rgb] * len(faces), faces),
+                                       np.float32)) if faces else [])
         return {"width": img.source_size[0], "height": img.source_size[1],
                 "embedder": self.gallery.embedder.get("name") or "dlib",
                 "faces": [{**f.scaled(img.scale).to_dict(),
@@ -321,7 +320,7 @@ class FaceService:
     def _largest(self, img: LoadedImage, label: str) -> Face:
         face = pick_face(self.detector.detect(img.rgb))
         if face is None:
-            raise RequestError(f"{label}: no face found")
+            raise RequestError(f"{label}: no face found", code="no_face")
         return face
 
     def verify(self, first: bytes, second: bytes) -> dict[str, Any]:
@@ -337,7 +336,7 @@ class FaceService:
                    threshold=self.pair_threshold)
         for label, whole in (("image1", v.whole_a), ("image2", v.whole_b)):
             if whole:
-                raise RequestError(f"{label}: no face found")
+                raise RequestError(f"{label}: no face found", code="no_face")
         faces = [f.scaled(img.scale).to_dict() for f, img in zip((v.face_a, v.face_b), imgs,
                                                                  strict=True)]
         return {"same": bool(v.same), "score": round(float(v.score), 4),
