@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_option(p, ServeConfig, "api_key", metavar="KEY",
                help=f"admin key: may do everything (default: ${API_KEY_ENV}, else none)")
     p.add_argument("--recognize-key", action="append", default=[], metavar="KEY",
-                   dest="recognize_keys", help="a key that may recognise but not edit people "
+                   help="a key that may recognise but not edit people "
                    f"(repeatable; default: ${RECOGNIZE_KEY_ENV}, comma-separated)")
     add_option(p, ServeConfig, "keys_file", metavar="FILE",
                help="more keys, one 'KEY recognize|admin' a line")
@@ -63,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="let pages from ORIGIN call the API (repeatable; default: none; "
                    "other sites' writes are refused)")
     p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
-                   dest="allowed_hosts", help="also answer to this Host name (repeatable; "
+                   help="also answer to this Host name (repeatable; "
                    "default: the bound address and localhost; * for any)")
     add_option(p, ServeConfig, "insecure",
                help="allow a non-loopback --host without a key (anyone who can reach it can "
@@ -110,9 +110,9 @@ def run(args: argparse.Namespace) -> int:
     env_keys = os.environ.get(RECOGNIZE_KEY_ENV, "")
     config = config_from(
         ServeConfig, args, api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
-        recognize_keys=tuple(args.recognize_keys or env_keys.split(",")),
+        recognize_keys=tuple(args.recognize_key or env_keys.split(",")),
         workers=workers, torch_threads=args.torch_threads or max(1, default_workers() // workers),
-        cors_origins=tuple(args.cors_origin), allowed_hosts=tuple(args.allowed_hosts),
+        cors_origins=tuple(args.cors_origin), allowed_hosts=tuple(args.allowed_host),
     )
     keys = config.keys()  # a bad keys file: one line, before anything starts
     if not _is_loopback(config.host) and not keys:
