@@ -1,9 +1,12 @@
-"""What the server does, without HTTP: models loaded once, inference in a thread pool, and
-gallery edits through the atomic store, one at a time.
+"""What the server does, without HTTP: models loaded once, inference in a bounded thread pool
+(a full queue is a 503), uploads decoded under caps, and gallery edits through the atomic store,
+one at a time.
 
-The published gallery and recogniser are never changed in place: an edit loads the gallery from
-disk, changes it, saves it atomically and then swaps in a new recogniser, so requests in flight
-keep using a consistent one.
+The published gallery and recogniser are never changed in place: every edit goes through
+:meth:`FaceService._edit`, which loads the gallery from disk under its lock, applies the change
+(a :class:`~celebface.gallery.Gallery` method: add, remove, ``remove_photo``, ``rename``,
+``merge``), saves it atomically and then swaps in a new recogniser, so requests in flight keep
+using a consistent one.
 """
 
 from __future__ import annotations
