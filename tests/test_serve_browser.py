@@ -216,8 +216,10 @@ def test_people_page_photos_delete_rename(site, tmp_path: Path) -> None:
     sources = page.eval_on_selector_all(f"{card} .photo .source",
                                         "els => els.map(e => e.textContent)")
     assert all(s.endswith(".jpg") for s in sources), sources
-    assert page.evaluate(f"() => [...document.querySelectorAll('{card} .photo img')]"
-                         ".every(i => i.complete && i.naturalWidth === 160)")
+    # every thumbnail arrives (each cut from its photo on first request: slow on a busy box)
+    page.wait_for_function(f"() => [...document.querySelectorAll('{card} .photo img')]"
+                           ".every(i => i.src && i.complete && i.naturalWidth === 160)",
+                           timeout=60_000)
     page.once("dialog", lambda d: d.accept())
     page.click(f"{card} .photo:first-child button.danger")
     page.wait_for_function(f"() => document.querySelectorAll('{card} .photo').length === 2",
