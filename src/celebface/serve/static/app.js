@@ -330,7 +330,7 @@ async function loadPhotos(panel, name, page) {
     const data = await apiJSON(url);
     if (page === 0) panel.replaceChildren();
     panel.querySelector(".more")?.remove();
-    for (const ph of data.photos) panel.append(photoCard(name, ph));
+    for (const ph of data.photos) panel.append(photoCard(name, ph, data.label));
     if (data.page + 1 < data.pages) {
       const more = document.createElement("li");
       more.className = "more";
@@ -347,7 +347,7 @@ async function loadPhotos(panel, name, page) {
   }
 }
 
-function photoCard(name, ph) {
+function photoCard(name, ph, label) {
   const li = document.createElement("li");
   li.className = "photo";
   li.dataset.id = ph.id;
@@ -365,19 +365,19 @@ function photoCard(name, ph) {
   del.className = "danger small";
   del.textContent = "Delete";
   del.title = `delete ${ph.source}`;
-  del.addEventListener("click", () => removePhoto(name, ph));
+  del.addEventListener("click", () => removePhoto(name, ph, label));
   li.append(img, caption, del);
   return li;
 }
 
-async function removePhoto(name, ph) {
-  if (!confirm(`Delete the photo ${ph.source} of ${name}?`)) return;
+async function removePhoto(name, ph, label) {
+  if (!confirm(`Delete the photo ${ph.source} of ${label}?`)) return;
   const status = $("#people-status");
   try {
     const url = `/v1/people/${encodeURIComponent(name)}/photos/${encodeURIComponent(ph.id)}`;
     const r = await apiJSON(url, { method: "DELETE" });
-    say(status, r.photos ? `Deleted ${ph.source} (${r.photos} photo${r.photos === 1 ? "" : "s"} of ${name} left)`
-      : `Deleted ${ph.source}, the last photo of ${name}`);
+    say(status, r.photos ? `Deleted ${ph.source} (${r.photos} photo${r.photos === 1 ? "" : "s"} of ${label} left)`
+      : `Deleted ${ph.source}, the last photo of ${label}`);
     await reloadPeople(r.photos ? name : null);
   } catch (err) {
     say(status, err.message, true);
