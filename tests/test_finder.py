@@ -158,7 +158,7 @@ def test_one_cached_finder_per_settings(monkeypatch: pytest.MonkeyPatch) -> None
         assert as_finder(a, rule="auto").detector is a.detector
         with pytest.raises(ValueError):
             a.with_(device="cuda")
-        a.detector, b.detector, a.detector
+        assert a.detector is a.detector and b.detector is not a.detector
         assert built == [("mtcnn", "cpu"), ("mtcnn", "cpu")]  # a, then b: each built once
     finally:
         finder_mod._cached_finder.cache_clear()
