@@ -130,7 +130,7 @@ def test_cli_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     from celebface.detection.finder import FaceFinder
 
     monkeypatch.setattr(recognition, "default_embedder", lambda *a, **k: ColourEmbedder())
-    monkeypatch.setattr(v, "as_finder", lambda *a, **k: FaceFinder(detector=BoxDetector({})))
+    monkeypatch.setattr(v, "get_finder", lambda *a, **k: FaceFinder(detector=BoxDetector({})))
     red, red2, blue = tmp_path / "r.png", tmp_path / "r2.png", tmp_path / "b.png"
     Image.new("RGB", (20, 20), (200, 0, 0)).save(red)
     Image.new("RGB", (24, 20), (210, 5, 0)).save(red2)
