@@ -14,6 +14,8 @@ class FaceOut(BaseModel):
     similarity: float | None = Field(None, description="score of the best match")
     runner_up: str | None = None
     runner_up_similarity: float | None = None
+    whole_image: bool | None = Field(
+        None, description="verify: no face was found, the whole photo was compared (a crop)")
 
 
 class Status(BaseModel):

@@ -213,8 +213,8 @@ class FaceService:
         imgs = [self.decode(first, "image1"), self.decode(second, "image2")]
         v = verify(imgs[0].rgb, imgs[1].rgb, detector=self.finder, embedder=self.embedder,
                    threshold=self.pair_threshold)  # a photo without a face: used whole
-        faces = [f.scaled(img.scale).to_dict() for f, img in zip((v.face_a, v.face_b), imgs,
-                                                                 strict=True)]
+        faces = [{**f.scaled(img.scale).to_dict(), "whole_image": whole} for f, img, whole
+                 in zip((v.face_a, v.face_b), imgs, (v.whole_a, v.whole_b), strict=True)]
         return {"same": bool(v.same), "score": round(float(v.score), 4),
                 "threshold": round(float(v.threshold), 4), "faces": faces}
 
