@@ -30,14 +30,17 @@ Which rule each surface uses (``FinderConfig.rule`` is ``detect`` unless said):
 - recognising the faces of a scene (``recognize`` CLI, ``celebface.recognize``,
   ``POST /v1/recognize``, video frames): every face that counts (:meth:`find`); an image
   without one has no faces, never a whole-image face.
-- verifying (``verify``, ``POST /v1/verify``), clustering and ``embed --faces auto`` (the
-  default): ``auto``, so a tight crop (e.g. pins' ``Morgan Freeman10_3028.jpg``) is compared
-  whole where no face is found in it.
-- enrolling raw photos (``celebface enroll``, ``POST /v1/people/{name}/photos``), calibrating
-  and auditing: ``detect`` (a photo without a confident face is skipped and said so, never
-  enrolled whole: the gallery holds faces only); ``enroll --detector none`` (face crops):
-  ``auto``. The CLI and the service enrol through the same rule, so they store the same
-  vectors.
+- verifying a single-person photo (``verify``, ``POST /v1/verify``), ``embed --faces auto``
+  (the default), the facade's ``celebface.embed`` and a trained model's ``embed``: ``auto``,
+  so a tight crop (e.g. pins' ``Morgan Freeman10_3028.jpg``, where MTCNN finds no face) is
+  taken whole, as ``embed`` takes it, instead of refused. ``verify --all`` and clustering: every
+  face that counts, an image without one whole.
+- enrolling raw photos (``celebface enroll``, ``POST /v1/people/{name}/photos``) and
+  calibrating: ``detect`` (a photo without a face that counts is skipped and said so, never
+  enrolled whole: a gallery holds faces only, and an upload of a jacket is refused rather
+  than enrolled); ``enroll --detector none`` (face crops): ``auto``. The CLI and the service
+  enrol by the same rule, so they store the same vectors. Auditing: every face that counts
+  (a photo without one is reported, not embedded). Thumbnails: ``detect``.
 
 Size: images are shrunk (``INTER_AREA``) so their longer side is at most ``max_side`` before
 the full search (faces come back in the input's pixels; 0: never); this is the one resize, the
