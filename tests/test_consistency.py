@@ -180,6 +180,13 @@ def test_enrol_by_cli_and_service_store_the_same_vectors(setup: dict[str, Any], 
     jacket = default_embedder("dlib", "cpu").embed([img], [raw[1]])[0]
     row = served.embeddings[rows[photos.index(setup["data"] / JACKET)]]
     assert float(row @ his) > 0.9999 and float(row @ jacket) < 0.9
+    # and the people page's picture of him is cut around his face, not the jacket
+    from celebface.detection import get_finder
+    from celebface.serve.thumbnails import Thumbnails, face_thumbnail
+
+    thumbs = Thumbnails(setup["tmp"] / "thumbs")
+    got = thumbs.get("elton", [str(five_celeb / JACKET)], get_finder(device="cpu"), 1600)
+    assert got == face_thumbnail(img, raw[0])
 
 
 def test_service_verify_takes_a_tight_crop_whole_as_embed_auto_does(client, pins: Path
