@@ -232,3 +232,22 @@ def test_large_face_pass_on_tight_crops_and_small_faces(pins: Path) -> None:
     assert got is not None and got.landmarks is not None and want is not None
     assert 200 <= got.center[0] <= 260 and 100 <= got.center[1] <= 160
     assert box_iou(got.box, want.box) > 0.9
+
+
+def test_recognizer_sizes_stills_and_video_frames_by_its_config() -> None:
+    """Stills at ``detect_side``, video frames at ``video_detect_side``: two finders of one
+    config but for ``max_side``, sharing one detector."""
+    from celebface.gallery import Gallery
+    from celebface.recognizer import Recognizer, RecognizerConfig
+
+    g = Gallery(embedder={"name": "fake"})
+    g.add(np.eye(3, dtype=np.float32)[:1], ["a"], ["a"])
+    det = FakeDetector([[Face((10, 10, 50, 50), 0.99)]])
+    config = RecognizerConfig(detect_side=100, video_detect_side=50, min_face=5)
+    rec = Recognizer(g, detector=det, config=config)
+    assert rec.detect(_img(400, 200))[0].box == pytest.approx((40, 40, 200, 200))
+    assert rec.detect(_img(400, 200), config.video_detect_side)[0].box == pytest.approx(
+        (80, 80, 400, 400))
+    assert det.seen == [[(100, 50)], [(50, 25)]]
+    assert rec.finder.detector is rec.finder_for(50).detector is det
+    assert rec.finder.config.min_face == 5 and rec.finder_for(50).config.max_side == 50
