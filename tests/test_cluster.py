@@ -172,9 +172,9 @@ class ColourEmbedder:
 
 def test_output_folder_with_fake_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str]) -> None:
-    import celebface.verification.compare as compare
+    import celebface.recognition as recognition
 
-    monkeypatch.setattr(compare, "default_embedder", lambda *a, **k: ColourEmbedder())
+    monkeypatch.setattr(recognition, "default_embedder", lambda *a, **k: ColourEmbedder())
     photos = tmp_path / "photos"
     (photos / "sub").mkdir(parents=True)
     colours = {"r": (200, 0, 0), "g": (0, 200, 0), "b": (0, 0, 200)}

@@ -83,11 +83,13 @@ def test_aligned_crop_puts_landmarks_on_the_template() -> None:
 
 
 def test_select_faces_policies() -> None:
-    faces = [Face(box=(0, 0, 10, 10), score=0.99), Face(box=(0, 0, 50, 50), score=0.95),
-             Face(box=(0, 0, 80, 80), score=0.5)]
+    faces = [Face(box=(0, 0, 10, 10), score=0.99), Face(box=(100, 0, 150, 50), score=0.95),
+             Face(box=(200, 0, 280, 80), score=0.5)]
     assert select_faces(faces, "largest", 0.9)[0].width == 50
     assert [f.score for f in select_faces(faces, "all", 0.9)] == [0.99, 0.95]
     assert [f.width for f in select_faces(faces, "all", 0.0, min_size=20)] == [50, 80]
+    chin = Face(box=(110, 30, 140, 60), score=0.97)  # in the head of the 50-px face
+    assert [f.score for f in select_faces([*faces, chin], "all", 0.9)] == [0.99, 0.95]
     assert select_faces([], "largest") == []
     with pytest.raises(ValueError, match="policy"):
         select_faces(faces, "biggest")

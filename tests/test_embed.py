@@ -201,9 +201,9 @@ def test_facenet_weights_file_is_kept_for_rebuilding(tmp_path: Path,
     assert spec["options"]["weights"] == str(weights.resolve())
     rebuilt = build_embedder(spec, device="cpu")
     images = [np.asarray(Image.open(p).convert("RGB")) for p in emb.paths]
-    from celebface.recognition.align import locate_faces
+    from celebface.detection import get_finder
 
-    located = locate_faces(images, None, "auto")  # how embed_dataset found the faces
+    located = get_finder(device="cpu").locate(images, None, "auto")  # as embed_dataset did
     np.testing.assert_allclose(rebuilt.embed(images, located), emb.embeddings, atol=1e-5)
 
 

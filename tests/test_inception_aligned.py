@@ -163,11 +163,11 @@ def test_flip_tta_averages_the_image_and_its_mirror(tmp_path: Path) -> None:
 def test_chips_cache_is_named_by_the_auto_rule(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """Chips located by another ``auto`` first pass are not reused (as the embedding caches)."""
-    from celebface.recognition import align
+    from celebface.detection import finder
     from celebface.training.chips import aligned_chips
 
     paths = sorted(write_faces(tmp_path / "faces", n_per=1, size=48).glob("*/*.jpg"))
     first = aligned_chips(paths, cache_dir=tmp_path / "cache", progress=False)
     assert aligned_chips(paths, cache_dir=tmp_path / "cache", progress=False).key == first.key
-    monkeypatch.setattr(align, "LARGE_SIDE", align.LARGE_SIDE + 40)
+    monkeypatch.setattr(finder, "LARGE_SIDE", finder.LARGE_SIDE + 40)
     assert aligned_chips(paths, cache_dir=tmp_path / "cache", progress=False).key != first.key

@@ -255,9 +255,11 @@ class TestAPI:
         from celebface.verification import PAIR_THRESHOLDS
 
         assert same["threshold"] == pytest.approx(PAIR_THRESHOLDS[("dlib", "none")], abs=1e-4)
-        blank = verify(read(ben[0]), jpeg(np.full((120, 160, 3), 90, np.uint8)))
-        assert blank.status_code == 400 and "image2: no face found" in blank.json()["detail"]
-        assert blank.json()["code"] == "no_face"
+        assert not any(f["whole_image"] for f in other["faces"])
+        # no face found: the whole photo is compared, as for a tight crop (celebface verify)
+        blank = verify(read(ben[0]), jpeg(np.full((120, 160, 3), 90, np.uint8))).json()
+        assert blank["same"] is False and blank["faces"][1]["whole_image"] is True, blank
+        assert blank["faces"][1]["box"] == [0.0, 0.0, 159.0, 119.0]
 
     def test_enrol_recognize_remove(self, served, five_celeb: Path) -> None:
         client, gallery = served

@@ -82,7 +82,7 @@ def test_no_face_uses_whole_image_and_pil_input() -> None:
     r = verify(Image.fromarray(img), img, detector=BoxDetector({}),
                embedder=ColourEmbedder(), threshold=0.5)
     assert r.whole_a and r.whole_b and r.same and r.score == pytest.approx(1.0)
-    assert r.face_a.box == (0.0, 0.0, 30.0, 30.0)
+    assert r.face_a.box == (0.0, 0.0, 29.0, 29.0)  # the one whole-image convention
     assert r.to_dict()["face_a"]["whole_image"] is True
 
 
@@ -125,10 +125,12 @@ def test_gallery_threshold_prefers_calibrated_knn() -> None:
 
 def test_cli_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                         capsys: pytest.CaptureFixture[str]) -> None:
+    import celebface.recognition as recognition
     import celebface.verification.compare as v
+    from celebface.detection.finder import FaceFinder
 
-    monkeypatch.setattr(v, "default_embedder", lambda *a, **k: ColourEmbedder())
-    monkeypatch.setattr(v, "default_detector", lambda *a, **k: BoxDetector({}))
+    monkeypatch.setattr(recognition, "default_embedder", lambda *a, **k: ColourEmbedder())
+    monkeypatch.setattr(v, "get_finder", lambda *a, **k: FaceFinder(detector=BoxDetector({})))
     red, red2, blue = tmp_path / "r.png", tmp_path / "r2.png", tmp_path / "b.png"
     Image.new("RGB", (20, 20), (200, 0, 0)).save(red)
     Image.new("RGB", (24, 20), (210, 5, 0)).save(red2)

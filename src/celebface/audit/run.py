@@ -108,11 +108,12 @@ def _embed_photos(photos: _Photos, config: AuditConfig, progress: bool
     """Largest detected face of each photo; face-count and size findings."""
     from tqdm import tqdm
 
-    from celebface.gallery.faces import pick_face
+    from celebface.detection.finder import pick_face
+    from celebface.recognition import default_embedder
     from celebface.verification import embed_found, locate
-    from celebface.verification.compare import default_detector, default_embedder
+    from celebface.verification.compare import face_finder
 
-    detector = default_detector(config.detector, config.device)
+    finder = face_finder(config.detector, config.device)
     embedder = default_embedder(config.embedder, config.device)
     vecs = np.full((len(photos.paths), embedder.dim), np.nan, np.float32)
     found: list[Finding] = []
@@ -126,7 +127,7 @@ def _embed_photos(photos: _Photos, config: AuditConfig, progress: bool
             except ImageReadError as exc:
                 found.append(Finding("unreadable", (photos.paths[k],), photos.ids[k], 0.0,
                                      exc.reason))
-        located = locate(images, detector, all_faces=True)
+        located = locate(images, finder, all_faces=True)
         keep = []
         for k, faces in zip(idx, located, strict=True):
             p, who = (photos.paths[k],), photos.ids[k]

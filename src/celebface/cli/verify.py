@@ -47,8 +47,9 @@ def _describe(face: object, whole: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from celebface.recognition import default_embedder
     from celebface.verification import verify
-    from celebface.verification.compare import default_detector, default_embedder, gallery_settings
+    from celebface.verification.compare import face_finder, gallery_settings
 
     threshold = args.threshold
     if args.gallery:
@@ -56,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
         threshold = calibrated if threshold is None else threshold
     else:
         embedder = default_embedder(args.embedder, args.device, args.tta)
-    detector = "none" if args.detector == "none" else default_detector(args.detector, args.device)
-    out = verify(args.image_a, args.image_b, detector=detector, embedder=embedder,
+    detector = face_finder(args.detector, args.device)
+    out = verify(args.image_a, args.image_b, detector=detector or "none", embedder=embedder,
                  threshold=threshold, all_faces=args.all)
     results = out if isinstance(out, list) else [out]
     for r in results:

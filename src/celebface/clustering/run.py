@@ -100,11 +100,11 @@ def _faces(photos: list[Path], root: Path, config: ClusterConfig, summary: Clust
 
     from celebface.cropping.crop import crop_face
     from celebface.io import read_image
+    from celebface.recognition import default_embedder
     from celebface.verification import find_and_embed
-    from celebface.verification.compare import default_detector, default_embedder
+    from celebface.verification.compare import face_finder
 
-    detector = None if config.detector == "none" else default_detector(config.detector,
-                                                                       config.device)
+    finder = face_finder(config.detector, config.device)
     embedder = default_embedder(config.embedder, config.device, config.tta)
     out: list[_Face] = []
     bar = tqdm(total=len(photos), desc="cluster: detect+embed", unit="photo",
@@ -119,7 +119,7 @@ def _faces(photos: list[Path], root: Path, config: ClusterConfig, summary: Clust
                 log.warning("%s (skipped)", exc)
                 summary.unreadable.append(str(p))
         for p, img, found in zip(batch, images,
-                                 find_and_embed(images, detector, embedder, all_faces=True),
+                                 find_and_embed(images, finder, embedder, all_faces=True),
                                  strict=True):
             for j, f in enumerate(found):
                 crop = crop_face(img, f.face, config.crop_margin, config.crop_size)
@@ -133,8 +133,8 @@ def _faces(photos: list[Path], root: Path, config: ClusterConfig, summary: Clust
 def cluster_photos(photos: str | Path, out: str | Path, config: ClusterConfig | None = None,
                    progress: bool = True) -> ClusterSummary:
     """Find, embed and group every face under ``photos``; write ``out`` (see module doc)."""
+    from celebface.recognition import default_embedder
     from celebface.verification import cluster_threshold, rerank_cut
-    from celebface.verification.compare import default_embedder
 
     config = config or ClusterConfig()
     root, out = Path(photos), Path(out)

@@ -10,7 +10,7 @@ landmarks): a folder written by
 ``celebface crop`` carries that geometry (its ``manifest.csv`` has each face in source pixels
 and ``crop.json`` the crop settings, so the face in crop pixels follows exactly), and a pack of
 such crops carries it too. For other folders the face is unknown and the embedder's
-alignment rule decides (:func:`celebface.recognition.align.locate_faces`). An embeddings
+alignment rule decides (:meth:`celebface.detection.finder.FaceFinder.locate`). An embeddings
 folder's items are its rows (``row``), their vectors in :attr:`FaceDataset.vectors`.
 """
 

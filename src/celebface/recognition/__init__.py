@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,13 @@ def get_embedder(
     return FlipTTA(embedder) if check_tta(tta) == "flip" else embedder
 
 
+@functools.lru_cache(maxsize=4)
+def default_embedder(name: str = "dlib", device: str = "auto", tta: str = "none") -> Embedder:
+    """The embedder ``get_embedder(name, device=device, tta=tta)`` builds, built once per
+    process (the facade, verification, clustering and auditing call it in loops)."""
+    return get_embedder(name, device=device, tta=tta)
+
+
 __all__ = [
     "EMBEDDERS",
     "DlibConfig",
@@ -82,6 +90,7 @@ __all__ = [
     "Embeddings",
     "FlipTTA",
     "combine_views",
+    "default_embedder",
     "embed_dataset",
     "embed_views",
     "get_embedder",

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 
 from celebface.data import FaceDataset, FaceItem
+from celebface.detection.finder import as_finder
 from celebface.io import ImageReadError, read_image
-from celebface.recognition.align import DEFAULT_RULE, locate_faces
+from celebface.recognition.align import DEFAULT_RULE
 from celebface.recognition.base import Embedder
 from celebface.recognition.dlib_resnet import DlibConfig, DlibEmbedder
 from celebface.recognition.tta import embed_views
@@ -26,11 +27,13 @@ def embed_batch(
     rule: str = DEFAULT_RULE,
     detector: Any | None = None,
 ) -> tuple[list[int], dict[str, np.ndarray]]:
-    """The one embedding step: locate each face (:func:`locate_faces`, with ``detector`` or
-    MTCNN), then embed the ``views``. Returns the indices embedded (a ``detect``-rule image
-    without a face is left out) and ``{view: vectors}`` for them."""
-    faces = locate_faces(images, known, rule, detector,
-                         device=str(getattr(embedder, "device", "cpu")))
+    """The one embedding step: locate each face by ``rule`` (``detector``: a
+    :class:`~celebface.detection.finder.FaceFinder`, a detector, or None: the default finder
+    on the embedder's device), then embed the ``views``. Returns the indices embedded (a
+    ``detect``-rule image without a face is left out) and ``{view: vectors}`` for them."""
+    finder = (as_finder(detector) if detector is not None
+              else as_finder(device=str(getattr(embedder, "device", "cpu"))))
+    faces = finder.locate(images, known, rule)
     ok = [i for i, f in enumerate(faces) if f is not None]
     if not ok:
         return [], {}

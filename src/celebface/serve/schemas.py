@@ -28,6 +28,8 @@ class FaceOut(BaseModel):
     runner_up_similarity: float | None = None
     predictions: list[Candidate] | None = Field(
         None, description="the best `prediction_count` people, best first")
+    whole_image: bool | None = Field(
+        None, description="verify: no face was found, the whole photo was compared (a crop)")
 
 
 class Status(BaseModel):

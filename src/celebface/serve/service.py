@@ -29,13 +29,13 @@ import numpy as np
 from celebface.errors import CelebfaceError
 from celebface.gallery import EnrollConfig, Gallery
 from celebface.gallery.enroll import embedder_spec, mark_changed
-from celebface.gallery.faces import build_models, pick_face
+from celebface.gallery.faces import build_models
 from celebface.gallery.store import GalleryError, is_gallery, photo_id
 from celebface.io import ImageReadError, LoadedImage, folder_lock, read_image_bytes
 from celebface.recognition.base import l2_normalize
+from celebface.recognizer import Recognizer, RecognizerConfig
 from celebface.serve.config import ServeConfig, check_name
 from celebface.serve.thumbnails import Thumbnails, face_thumbnail
-from celebface.streaming.recognizer import Recognizer, RecognizerConfig
 from celebface.types import UNKNOWN, Face
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,7 @@ class FaceService:
     def __init__(self, config: ServeConfig, models: tuple[Any, Any] | None = None):
         self.config = config
         self._models = models
+        self._finder: Any = None
         self.pool: ThreadPoolExecutor | None = None
         self.gallery = Gallery(path=config.gallery)
         self.recognizer: Recognizer | None = None
@@ -147,7 +148,7 @@ class FaceService:
             self._models = self._build_models()
         self._use(self.gallery)
         blank = np.full((160, 160, 3), 128, np.uint8)  # warm-up: the first call is slow
-        self.detector.detect(blank)
+        self.finder.find(blank)
         self.embedder.embed([blank], [Face(box=(30.0, 30.0, 130.0, 130.0))])
         self.pool = ThreadPoolExecutor(c.workers, thread_name_prefix="celebface-serve")
         log.info("serving %s: %d people, %d photos, %d inference workers", c.gallery,
@@ -160,7 +161,7 @@ class FaceService:
                 detector=c.detector, device=c.device))[1]
         if len(self.gallery):
             rec = Recognizer(self.gallery, detector=c.detector, config=self._rec_config())
-            return rec.embedder, rec.detector
+            return rec.embedder, rec.finder
         spec = self.gallery.embedder
         return build_models(EnrollConfig(
             embedder=spec.get("name", "dlib"), embedder_options=dict(spec.get("options") or {}),
@@ -211,6 +212,16 @@ class FaceService:
         return self._models[1]  # type: ignore[index]
 
     @property
+    def finder(self) -> Any:
+        """The face finder every request uses (:mod:`celebface.detection.finder`): every face
+        that counts to recognise, the largest by ``celebface enroll``'s rule to enrol."""
+        from celebface.detection.finder import as_finder
+
+        if self._finder is None:
+            self._finder = as_finder(self.detector)
+        return self._finder
+
+    @property
     def editable(self) -> bool:
         return self._model is None
 
@@ -223,7 +234,7 @@ class FaceService:
         rec = None
         if self._model is not None or len(gallery):
             rec = Recognizer(None if self._model is not None else gallery,
-                             detector=self.detector, embedder=self.embedder,
+                             detector=self.finder, embedder=self.embedder,
                              config=self._rec_config(), model=self._model)
         self.gallery, self.recognizer = gallery, rec
         self.pair_threshold = _pair_threshold(gallery)
@@ -272,7 +283,7 @@ class FaceService:
         rec = self.recognizer
         if rec is not None:
             return rec.detect(img.rgb, rec.config.detect_side)
-        return self.detector.detect(img.rgb)
+        return self.finder.find(img.rgb)
 
     def recognize(self, data: bytes, label: str = "image", candidates: int = 1,
                   limit: int = 0, min_score: float = 0.0) -> dict[str, Any]:
@@ -321,7 +332,9 @@ class FaceService:
                           for f, e in zip(faces, emb, strict=True)]}
 
     def _largest(self, img: LoadedImage, label: str) -> Face:
-        face = pick_face(self.detector.detect(img.rgb))
+        """The face to enrol: the largest that counts, by ``celebface enroll``'s rule."""
+        rule = EnrollConfig(detector=self.config.detector).face_rule
+        face = self.finder.largest(img.rgb, rule=rule)
         if face is None:
             raise RequestError(f"{label}: no face found", code="no_face")
         return face
@@ -335,13 +348,10 @@ class FaceService:
             raise RequestError("no same-person threshold for this gallery's embedder: "
                                "calibrate the gallery ('celebface calibrate --match knn')", 409)
         imgs = [self.decode(first, "image1"), self.decode(second, "image2")]
-        v = verify(imgs[0].rgb, imgs[1].rgb, detector=self.detector, embedder=self.embedder,
-                   threshold=self.pair_threshold)
-        for label, whole in (("image1", v.whole_a), ("image2", v.whole_b)):
-            if whole:
-                raise RequestError(f"{label}: no face found", code="no_face")
-        faces = [f.scaled(img.scale).to_dict() for f, img in zip((v.face_a, v.face_b), imgs,
-                                                                 strict=True)]
+        v = verify(imgs[0].rgb, imgs[1].rgb, detector=self.finder, embedder=self.embedder,
+                   threshold=self.pair_threshold)  # a photo without a face: used whole
+        faces = [{**f.scaled(img.scale).to_dict(), "whole_image": whole} for f, img, whole
+                 in zip((v.face_a, v.face_b), imgs, (v.whole_a, v.whole_b), strict=True)]
         return {"same": bool(v.same), "score": round(float(v.score), 4),
                 "threshold": round(float(v.threshold), 4), "faces": faces}
 
@@ -491,7 +501,7 @@ class FaceService:
             return 0
 
         moved = self._edit(change)
-        old_thumb = self.thumbs.get(name, [], self.detector, self.config.max_side)
+        old_thumb = self.thumbs.get(name, [], self.finder, self.config.max_side)
         self.thumbs.remove(name)
         if old_thumb is not None and not self.thumbs.has(new):
             self.thumbs.save(new, old_thumb)
@@ -505,14 +515,14 @@ class FaceService:
         sources = [src for pid, src in self.gallery.photos_of(name) if pid == photo]
         if not sources:
             raise RequestError(f"{name!r} has no photo {photo!r}", 404, "no_such_photo")
-        return self.thumbs.get(_photo_key(photo), sources, self.detector, self.config.max_side)
+        return self.thumbs.get(_photo_key(photo), sources, self.finder, self.config.max_side)
 
     def thumbnail(self, name: str) -> bytes | None:
         """A small JPEG of ``name``'s face: cached, else cut from their first readable photo
         (people enrolled by ``celebface enroll`` from files), else ``None``."""
         name = self._known(name)
         sources = [src for _, src in self.gallery.photos_of(name)]
-        return self.thumbs.get(name, sources, self.detector, self.config.max_side)
+        return self.thumbs.get(name, sources, self.finder, self.config.max_side)
 
     @staticmethod
     def valid_name(name: str) -> str:

@@ -89,11 +89,12 @@ class EmbeddingModel(TrainedModel):
 
     def embed(self, images: Sequence[np.ndarray], faces: Sequence[Any] | None = None
               ) -> np.ndarray:
-        """Vectors of the faces, located as every stage does
-        (:func:`celebface.recognition.align.locate_faces`, the ``auto`` rule)."""
-        from celebface.recognition.align import locate_faces
+        """Vectors of the faces, located as every stage does (the ``auto`` rule of the
+        default face finder, :mod:`celebface.detection.finder`, on the model's device)."""
+        from celebface.detection import get_finder
 
-        return self.embedder.embed(images, locate_faces(images, faces, "auto"))
+        located = get_finder(device=str(self.device)).locate(images, faces, "auto")
+        return self.embedder.embed(images, located)
 
     def predict_proba(
         self, images: Sequence[np.ndarray], faces: Sequence[Any] | None = None
