@@ -18,6 +18,7 @@ import numpy as np
 
 from celebface.audit import checks
 from celebface.audit.checks import Finding
+from celebface.errors import MissingFileError
 from celebface.io import ImageReadError, atomic_write_text, list_dataset, read_image, read_splits
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def _list(data: Path) -> tuple[_Photos, list[Finding]]:
 
     items = list_dataset(data)
     if not items:
-        raise FileNotFoundError(f"{data}: no photos (expected DATA/<person>/<photo>)")
+        raise MissingFileError(f"{data}: no photos (expected DATA/<person>/<photo>)")
     table = read_splits(data / "splits.csv") if (data / "splits.csv").is_file() else {}
     photos, bad = _Photos([], [], [], []), []
     for it in items:

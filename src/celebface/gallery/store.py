@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from celebface.errors import CelebfaceError
+from celebface.errors import CelebfaceError, MissingFileError
 from celebface.gallery.defaults import default_threshold
 from celebface.io import atomic_write_bytes, atomic_write_json, folder_lock
 from celebface.io.checksum import checksum_matches, sha256_bytes
@@ -275,7 +275,7 @@ class Gallery:
         """Read a gallery folder written by :meth:`save`."""
         folder = Path(path)
         if not folder.exists():
-            raise FileNotFoundError(f"{folder}: no such gallery folder")
+            raise MissingFileError(f"{folder}: no such gallery folder")
         if not (folder / MANIFEST).is_file():
             raise GalleryError(f"{folder}: not a gallery (no {MANIFEST}); build one with "
                                "'celebface enroll'")

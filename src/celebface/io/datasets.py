@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from celebface.errors import InputError
+from celebface.errors import InputError, MissingFileError, NotAFolderError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,9 +42,9 @@ def list_dataset(root: str | Path) -> list[DatasetItem]:
     """
     root = Path(root)
     if not root.exists():
-        raise FileNotFoundError(f"{root}: no such folder")
+        raise MissingFileError(f"{root}: no such folder")
     if not root.is_dir():
-        raise NotADirectoryError(f"{root}: not a folder")
+        raise NotAFolderError(f"{root}: not a folder")
     items: list[DatasetItem] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from celebface.errors import InputError
+from celebface.errors import InputError, OptionError
 from celebface.recognition.base import Embedder, l2_normalize
 from celebface.recognition.dataset import EmbedConfig, Embeddings, embed_dataset, load_embeddings
 from celebface.recognition.dlib_resnet import DlibConfig, DlibEmbedder
@@ -38,7 +38,7 @@ def _fused(name: str, device: str, weights: Any, options: dict[str, Any]) -> Emb
               "facenet": {f.name for f in fields(FacenetConfig)}}
     unknown = set(options) - set().union(*(owners[n] for n in names))
     if unknown:
-        raise TypeError(f"{name}: unknown option(s) {', '.join(sorted(unknown))}")
+        raise OptionError(f"{name}: unknown option(s) {', '.join(sorted(unknown))}")
     parts = [_single(n, device, weights if n == "facenet" else None,
                      {k: v for k, v in options.items() if k in owners[n]}) for n in names]
     return FusedEmbedder(parts, fusion_weights)
@@ -62,7 +62,7 @@ def get_embedder(
         from celebface.recognition.spec import builder_for
 
         if options:
-            raise TypeError(f"{name}: a model folder embedder takes no options "
+            raise OptionError(f"{name}: a model folder embedder takes no options "
                             f"({', '.join(options)})")
         embedder = builder_for("model-folder")(name, device)
     else:

@@ -15,6 +15,7 @@ import numpy as np
 from celebface.data import DatasetError, open_dataset
 from celebface.data.dataset import MissingDatasetError
 from celebface.data.embeddings import missing_files
+from celebface.errors import MissingFileError
 from celebface.io import atomic_write, atomic_write_json, atomic_write_text
 from celebface.io.pathlist import write_paths
 from celebface.recognition.align import check_rule
@@ -76,7 +77,7 @@ def embed_dataset(
     check_rule(config.faces)
     data, out = Path(data), Path(out)
     if not data.is_dir():
-        raise FileNotFoundError(f"{data}: no such folder")
+        raise MissingFileError(f"{data}: no such folder")
     dataset = open_dataset(data)
     if dataset.kind == "embeddings":
         raise DatasetError(f"{data}: already embeddings; give the images they came from")

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from celebface import validate
-from celebface.errors import CelebfaceError
+from celebface.errors import CelebfaceError, MissingFileError
 from celebface.io import IMAGE_EXTENSIONS, ImageReadError, read_image
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def classify(inp: str) -> Source:
     if path.is_dir():
         return Source("folder", inp)
     if not path.exists():
-        raise FileNotFoundError(f"{inp}: no such file or folder")
+        raise MissingFileError(f"{inp}: no such file or folder")
     suffix = path.suffix.lower()
     if suffix in VIDEO_EXTENSIONS:
         return Source("video", inp)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from celebface.device import resolve_device
+from celebface.errors import UnknownNameError
 from celebface.io import atomic_write_json
 from celebface.training.loop.config import (
     BEST,
@@ -135,7 +136,7 @@ def fit(
             record.update({f"val_{k}": v for k, v in va.items()})
         record["time_s"] = round(time.perf_counter() - t0, 3)
         if monitor not in record:
-            raise KeyError(f"monitored metric {monitor!r} not among {sorted(record)}")
+            raise UnknownNameError(f"monitored metric {monitor!r} not among {sorted(record)}")
         value = record[monitor]
         epoch += 1
         if improved(value, history["best"], mode, config.min_delta):
