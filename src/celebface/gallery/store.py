@@ -35,6 +35,7 @@ from celebface.io import atomic_write_bytes, atomic_write_json, folder_lock
 from celebface.io.checksum import checksum_matches, sha256_bytes
 from celebface.recognition.base import l2_normalize
 from celebface.recognition.spec import EmbedderSpec
+from celebface.validate import person_name
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,7 @@ class Gallery:
             raise ValueError("add(): embeddings, identities and sources differ in length")
         if not len(identities):
             return 0
+        identities = [person_name(n) for n in identities]  # one spelling per person
         emb = np.asarray(embeddings, dtype=np.float32).reshape(len(identities), -1)
         if self.dim and emb.shape[1] != self.dim:
             raise GalleryError(
