@@ -63,14 +63,26 @@ def embed(
     device: str = "auto",
 ) -> np.ndarray:
     """Unit vectors ``(N, dim)`` of one face per image: ``faces[i]`` where given, else the
-    largest face MTCNN finds in the image, else the whole image (a tight crop)."""
+    largest face MTCNN finds in the image, else the whole image (a tight crop). A single
+    image (a path, a PIL image, an H x W (x 3) array) counts as a list of one."""
     from celebface.recognition.align import locate_faces
 
+    if _single_image(images):
+        images = [images]
     rgb = [load_rgb(im) for im in images]
     located = locate_faces(rgb, faces, "auto")
     from celebface.verification.compare import default_embedder
 
     return default_embedder(embedder, device, tta).embed(rgb, located)
+
+
+def _single_image(images: Any) -> bool:
+    """Whether ``images`` is one image rather than a sequence of them (a path is a str, which
+    would otherwise be read as a list of one-character paths)."""
+    if isinstance(images, str | Path | bytes) or hasattr(images, "convert"):
+        return True
+    return isinstance(images, np.ndarray) and (
+        images.ndim == 2 or (images.ndim == 3 and images.shape[2] in (1, 3, 4)))
 
 
 def enroll(folder: str | Path, gallery_dir: str | Path, **options: Any) -> Any:

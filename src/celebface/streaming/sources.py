@@ -20,6 +20,7 @@ import numpy as np
 from celebface import validate
 from celebface.errors import CelebfaceError, MissingFileError
 from celebface.io import IMAGE_EXTENSIONS, ImageReadError, read_image, read_image_bytes
+from celebface.io.datasets import report_unsupported
 
 log = logging.getLogger(__name__)
 
@@ -133,11 +134,10 @@ def _url_image(url: str, timeout_s: float, max_side: int | None) -> np.ndarray:
 def folder_files(folder: Path) -> list[Path]:
     """Images and videos anywhere below ``folder`` (hidden files skipped), sorted."""
     known = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
-    return sorted(
-        p for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in known
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
+    found = [p for p in folder.rglob("*")
+             if not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+    report_unsupported(folder, found)
+    return sorted(p for p in found if p.is_file() and p.suffix.lower() in known)
 
 
 def iter_frames(source: Source, config: StreamConfig | None = None) -> Iterator[Frame]:
