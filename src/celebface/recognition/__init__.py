@@ -14,7 +14,20 @@ from celebface.recognition.tta import FlipTTA, combine_views, embed_views
 EMBEDDERS = ("dlib", "facenet", "dlib+facenet")
 
 
+def _option_owners() -> dict[str, set[str]]:
+    """Embedder name -> the options its config takes."""
+    from dataclasses import fields
+
+    from celebface.recognition.facenet import FacenetConfig
+
+    return {"dlib": {f.name for f in fields(DlibConfig)},
+            "facenet": {f.name for f in fields(FacenetConfig)}}
+
+
 def _single(name: str, device: str, weights: Any, options: dict[str, Any]) -> Embedder:
+    unknown = set(options) - _option_owners()[name]
+    if unknown:
+        raise OptionError(f"{name}: unknown option(s) {', '.join(sorted(unknown))}")
     if name == "dlib":
         if weights is not None:
             raise InputError("--weights is for facenet; dlib's model ships with "
@@ -27,15 +40,11 @@ def _single(name: str, device: str, weights: Any, options: dict[str, Any]) -> Em
 
 def _fused(name: str, device: str, weights: Any, options: dict[str, Any]) -> Embedder:
     """``a+b``: options go to the part whose config has them (``weights`` to facenet)."""
-    from dataclasses import fields
-
-    from celebface.recognition.facenet import FacenetConfig
     from celebface.recognition.fusion import FusedEmbedder
 
     names = name.split("+")
     fusion_weights = options.pop("fusion_weights", None)
-    owners = {"dlib": {f.name for f in fields(DlibConfig)},
-              "facenet": {f.name for f in fields(FacenetConfig)}}
+    owners = _option_owners()
     unknown = set(options) - set().union(*(owners[n] for n in names))
     if unknown:
         raise OptionError(f"{name}: unknown option(s) {', '.join(sorted(unknown))}")
