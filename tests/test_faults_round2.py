@@ -8,7 +8,6 @@ import argparse
 import http.server
 import json
 import os
-import pickle
 import shutil
 import subprocess
 import sys
@@ -129,9 +128,21 @@ def test_2_jsonl_never_overwrites_inputs_or_galleries(
     assert len(Gallery.load(tiny_gallery)) == 6
 
 
+@pytest.mark.parametrize("command", ["cluster", "audit"])
+def test_1_2_output_folders_stay_outside_their_input(tmp_path: Path, command: str,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    data = write_people(tmp_path / "data", ["amy", "bob"])
+    before = sorted(p.name for p in data.rglob("*"))
+    code, err = cli(capsys, command, str(data), "--out", str(data / "amy" / "out"))
+    assert code == 2 and "inside the input folder" in err
+    assert sorted(p.name for p in data.rglob("*")) == before
+
+
 # ------------------------------------------------------------------ 5. planted checkpoint
 def test_5_resume_never_unpickles_code(tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
     emb = write_embedded(tmp_path / "emb", ["a", "b", "c"], n=6)
     out = tmp_path / "m"
     args = ["train", str(emb), "--model", "mlp", "--out", str(out), "--device", "cpu",
@@ -147,7 +158,7 @@ def test_5_resume_never_unpickles_code(tmp_path: Path,
             return (os.system, (f"touch {flag}",))
 
     ckpt = out / "checkpoints" / "checkpoint.pt"
-    ckpt.write_bytes(pickle.dumps(Payload()))
+    torch.save({"model": Payload()}, ckpt)  # what torch.load(weights_only=False) would run
     code, err = cli(capsys, *args, "--epochs", "5")
     assert code == 2 and "checksum" in err and not flag.exists()
     (out / "checkpoints" / "checksums.json").unlink()  # a folder from before checksums
@@ -229,7 +240,7 @@ def test_10_url_of_a_still_image_is_one_image(image_server: tuple[str, list[str]
     from celebface.streaming.sources import StreamConfig
 
     url, hits = image_server
-    source = classify(url, timeout_s=5)
+    source = classify(url)
     assert source.kind == "image"
     frames = list(iter_frames(source, StreamConfig(open_timeout_s=5, read_timeout_s=5)))
     assert len(frames) == 1 and frames[0].rgb.shape == (48, 48, 3)
@@ -446,6 +457,8 @@ def _dlib_model(key: str):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("case", sorted(CALLS))
 def test_bad_input_raises_a_celebface_error(case: str, tmp_path: Path) -> None:
-    with pytest.raises(celebface.CelebfaceError) as info:
+    from celebface.errors import CelebfaceError
+
+    with pytest.raises(CelebfaceError) as info:
         CALLS[case](tmp_path)
     assert "\n" not in str(info.value).strip()

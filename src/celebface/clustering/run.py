@@ -25,6 +25,7 @@ from celebface.clustering.group import METHODS, SINGLETON, centre_similarity, cl
 from celebface.errors import CelebfaceError
 from celebface.io import ImageReadError, atomic_write_bytes, atomic_write_text, encode_jpeg
 from celebface.io.datasets import is_image_file, report_unsupported
+from celebface.io.paths import check_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ def cluster_photos(photos: str | Path, out: str | Path, config: ClusterConfig | 
 
     config = config or ClusterConfig()
     root, out = Path(photos), Path(out)
+    check_output_dir(out, [root], flag="cluster output folder")
     if out.exists() and any(out.iterdir()):
         raise ClusterError(f"{out}: output folder is not empty; choose a new --out")
     files = list_photos(root)
