@@ -319,6 +319,16 @@ def test_13_kill_9_keeps_every_jsonl_line(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["r.jsonl"]  # no hidden temporary
 
 
+def test_13_jsonl_to_dev_stdout_of_a_pipe() -> None:
+    code = ("from celebface.streaming.output import JsonlWriter\n"
+            "with JsonlWriter('/dev/stdout') as w:\n"
+            "    w.write({'frame': 0})\n")
+    proc = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert json.loads(proc.stdout) == {"frame": 0}  # a pipe: written in place, not renamed
+
+
 def test_13_names_have_one_spelling_and_replaced_bytes_are_refused() -> None:
     from celebface.gallery import Gallery
     from celebface.validate import ConfigError

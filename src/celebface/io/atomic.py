@@ -40,8 +40,8 @@ def resolve_target(path: str | Path) -> tuple[Path, bool]:
         return target, True
     if stat.S_ISREG(mode):
         return target, True
-    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
-        return Path(os.path.realpath(target)), False
+    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):  # opened by its own name: /dev/stdout
+        return target, False  # of a pipe resolves to no real path, but opens
     if stat.S_ISDIR(mode):
         raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
     raise OSError(errno.EINVAL, "not a regular file, device or FIFO; refusing to write it",
