@@ -128,6 +128,15 @@ def test_2_jsonl_never_overwrites_inputs_or_galleries(
     assert len(Gallery.load(tiny_gallery)) == 6
 
 
+def test_1_2_annotations_stay_out_of_a_gallery(tmp_path: Path, tiny_gallery: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    before = sorted(p.name for p in tiny_gallery.rglob("*"))
+    code, err = cli(capsys, "recognize", str(photo(tmp_path / "p.jpg")), "--gallery",
+                    str(tiny_gallery), "--out", str(tiny_gallery / "annotated"))
+    assert code == 2 and "is in the gallery folder" in err
+    assert sorted(p.name for p in tiny_gallery.rglob("*")) == before
+
+
 @pytest.mark.parametrize("command", ["cluster", "audit"])
 def test_1_2_output_folders_stay_outside_their_input(tmp_path: Path, command: str,
                                                     capsys: pytest.CaptureFixture[str]) -> None:

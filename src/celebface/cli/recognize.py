@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
     read = [*args.inputs, args.gallery, args.model]
     if args.out:
-        check_output_dir(args.out, read, flag="--out")
+        check_output_dir(args.out, read, flag="--out", guarded=True)
     if args.jsonl:
         check_output_file(args.jsonl, read, flag="--jsonl")
     sources: list[Source] = []

@@ -39,14 +39,21 @@ def _inside(child: Path, parent: Path) -> bool:
 
 
 def check_output_dir(
-    dst: str | Path, inputs: Iterable[str | Path | None] = (), *, flag: str = "output folder"
+    dst: str | Path, inputs: Iterable[str | Path | None] = (), *, flag: str = "output folder",
+    guarded: bool = False,
 ) -> None:
     """Refuse (one line, :class:`OutputPathError`) an output folder ``dst`` that is a file,
     is an input folder, lies inside one or contains one; or that is the folder of an input
-    file (its annotated copy would replace it). Inputs that do not exist are ignored."""
+    file, or of a link to one (its annotated copy would replace it). Inputs that do not exist
+    are ignored. ``guarded``: also refuse a folder inside a gallery, model or dataset folder
+    (:func:`guarded_folder`; for outputs that are not a stage of their own)."""
     if os.path.lexists(dst) and not os.path.isdir(dst):
         raise OutputPathError(f"{flag} {dst}: exists and is not a folder")
     out = _real(dst)
+    guard = guarded_folder(out / "-") if guarded else None
+    if guard is not None:
+        raise OutputPathError(f"{flag} {dst} is in the {guard[1]} folder {guard[0]}: writing "
+                              "there would damage it; choose a folder outside")
     for inp in inputs:
         if inp is None or "://" in str(inp) or not os.path.exists(inp):
             continue
@@ -68,9 +75,9 @@ def check_output_dir(
 
 #: Files that mark a folder celebface reads back: a stage output (``celebface.json``, or the
 #: marker of a folder written before it: see :mod:`celebface.data.stage`).
-GUARD_FILES = {"celebface.json": "dataset", "gallery.json": "gallery", "model.json": "model",
+GUARD_FILES = {"gallery.json": "gallery", "model.json": "model",
                "face_embeddings.npy": "embeddings", "all_images.npy": "pack",
-               "crop.json": "crops", "synth.json": "synth"}
+               "crop.json": "crops", "synth.json": "synth", "celebface.json": "dataset"}
 
 
 def guarded_folder(path: str | Path) -> tuple[Path, str] | None:
