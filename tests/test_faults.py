@@ -140,7 +140,7 @@ def test_character_device_stays_a_device(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["null"]
 
 
-def test_symlink_is_followed_and_kept(tmp_path: Path) -> None:
+def test_symlink_is_replaced_not_written_through(tmp_path: Path) -> None:
     from celebface.streaming.output import JsonlWriter
 
     target = tmp_path / "real" / "r.jsonl"
@@ -150,9 +150,13 @@ def test_symlink_is_followed_and_kept(tmp_path: Path) -> None:
     link.symlink_to(target)
     with JsonlWriter(link) as w:
         w.write({"frame": 1})
-    assert link.is_symlink() and json.loads(target.read_text()) == {"frame": 1}
+    assert not link.is_symlink() and json.loads(link.read_text()) == {"frame": 1}
+    assert target.read_text() == "old\n"  # what the link pointed at is untouched
+    link.unlink()
+    link.symlink_to(target)
     atomic_write_text(link, "text")
-    assert link.is_symlink() and target.read_text() == "text"
+    assert not link.is_symlink() and link.read_text() == "text"
+    assert target.read_text() == "old\n"
     with pytest.raises(IsADirectoryError, match=str(tmp_path / "real")):
         atomic_write_text(tmp_path / "real", "x")
 
@@ -341,7 +345,7 @@ def test_signal_keeps_every_finished_record(pins_gallery: tuple[Path, Path], tmp
     seen, deadline = 0, time.monotonic() + 240
     while seen < 2 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
-        seen = sum(p.read_text().count("\n") for p in tmp_path.glob(".o.jsonl.*.tmp"))
+        seen = out.read_text().count("\n") if out.exists() else 0
     assert proc.poll() is None and seen >= 2, "recognize finished or stalled before the signal"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)

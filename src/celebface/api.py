@@ -66,13 +66,25 @@ def embed(
 ) -> np.ndarray:
     """Unit vectors ``(N, dim)`` of one face per image: ``faces[i]`` where given, else the
     largest face MTCNN finds in the image, else the whole image (a tight crop): the ``auto``
-    rule of :mod:`celebface.detection.finder`, on ``device``."""
+    rule of :mod:`celebface.detection.finder`, on ``device``. A single image (a path, a PIL
+    image, an H x W (x 3) array) counts as a list of one."""
     from celebface.detection import get_finder
     from celebface.recognition import default_embedder
 
+    if _single_image(images):
+        images = [images]
     rgb = [load_rgb(im) for im in images]
     located = get_finder(device=device).locate(rgb, faces, "auto")
     return default_embedder(embedder, device, tta).embed(rgb, located)
+
+
+def _single_image(images: Any) -> bool:
+    """Whether ``images`` is one image rather than a sequence of them (a path is a str, which
+    would otherwise be read as a list of one-character paths)."""
+    if isinstance(images, str | Path | bytes) or hasattr(images, "convert"):
+        return True
+    return isinstance(images, np.ndarray) and (
+        images.ndim == 2 or (images.ndim == 3 and images.shape[2] in (1, 3, 4)))
 
 
 def enroll(folder: str | Path, gallery_dir: str | Path, **options: Any) -> Any:

@@ -188,6 +188,14 @@ class Recognizer:
             raise InputError("no embedder: pass one, or a gallery or model that names theirs")
         spec = self.gallery.spec
         embedder = build_embedder(spec, self.config.device)
+        dim = getattr(embedder, "dim", None)
+        if dim and self.gallery.dim and dim != self.gallery.dim:
+            from celebface.gallery.store import GalleryError
+
+            where = self.gallery.path or "the gallery"
+            raise GalleryError(f"{where}: its manifest names the {spec.name} embedder "
+                               f"({dim}-d vectors) but it holds {self.gallery.dim}-d "
+                               "embeddings (edited or damaged); enroll the photos again")
         want = spec.settings
         if want and not EmbedderSpec.of(embedder, spec.name, spec.tta).same_vectors(spec):
             log.warning("embedder settings %s differ from the gallery's %s: similarities may be "

@@ -18,7 +18,15 @@ import numpy as np
 
 from celebface.audit import checks
 from celebface.audit.checks import Finding
-from celebface.io import ImageReadError, atomic_write_text, list_dataset, read_image, read_splits
+from celebface.errors import MissingFileError
+from celebface.io import (
+    ImageReadError,
+    atomic_write_text,
+    check_output_dir,
+    list_dataset,
+    read_image,
+    read_splits,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +74,7 @@ def _list(data: Path) -> tuple[_Photos, list[Finding]]:
 
     items = list_dataset(data)
     if not items:
-        raise FileNotFoundError(f"{data}: no photos (expected DATA/<person>/<photo>)")
+        raise MissingFileError(f"{data}: no photos (expected DATA/<person>/<photo>)")
     table = read_splits(data / "splits.csv") if (data / "splits.csv").is_file() else {}
     photos, bad = _Photos([], [], [], []), []
     for it in items:
@@ -165,6 +173,7 @@ def audit(data: str | Path, out: str | Path, config: AuditConfig | None = None,
     """Run every check on ``data`` and write the findings, report and sheets to ``out``."""
     config = config or AuditConfig()
     data, out = Path(data), Path(out)
+    check_output_dir(out, [data], flag="audit output folder")
     photos, findings = _list(data)
     if config.detector == "none":
         vecs, more = _embed_crops(data, out, photos, config, progress)

@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "pins105-dev)")
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="folder for the model")
     add_device(p)
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--seed", type=t.seed, help="random seed (default 0)")
     p.add_argument("--val-fraction", type=t.fraction,
                    help="val share of a stratified split when DATA has no splits.csv (0.15)")
     g = p.add_argument_group("networks (inception, face-resnet, multi-output, mlp)")

@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                help="average each face with its mirror image")
     p.add_argument("--detector", default=defaults(get_detector)["name"],
                    help="mtcnn (default), hog, or none when both photos are face crops")
-    p.add_argument("--threshold", type=float,
+    p.add_argument("--threshold", type=t.probability,
                    help="same-person cosine threshold (default: the gallery's calibrated one "
                         "with --gallery, else the embedder's measured one)")
     p.add_argument("--json", action="store_true", help="print one JSON object per line")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from celebface import validate
+from celebface.errors import MissingFileError
 from celebface.gallery.faces import (
     FaceSet,
     FaceSetConfig,
@@ -109,7 +110,7 @@ def _enroll(
 ) -> EnrollSummary:
     gallery = Gallery.load(out) if is_gallery(out) else None
     if gallery is None and (add or remove or config.index) and data is None:
-        raise FileNotFoundError(f"{out}: no gallery to edit")
+        raise MissingFileError(f"{out}: no gallery to edit")
     gallery = gallery or Gallery(path=out)
     if config.index is not None:
         from celebface.gallery.index import resolve_kind

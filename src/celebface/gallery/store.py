@@ -29,12 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from celebface.errors import CelebfaceError
+from celebface.errors import CelebfaceError, MissingFileError
 from celebface.gallery.defaults import default_threshold
 from celebface.io import atomic_write_bytes, atomic_write_json, folder_lock
 from celebface.io.checksum import checksum_matches, sha256_bytes
 from celebface.recognition.base import l2_normalize
 from celebface.recognition.spec import EmbedderSpec
+from celebface.validate import person_name
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,7 @@ class Gallery:
             raise ValueError("add(): embeddings, identities and sources differ in length")
         if not len(identities):
             return 0
+        identities = [person_name(n) for n in identities]  # one spelling per person
         emb = np.asarray(embeddings, dtype=np.float32).reshape(len(identities), -1)
         if self.dim and emb.shape[1] != self.dim:
             raise GalleryError(
@@ -320,7 +322,7 @@ class Gallery:
         """Read a gallery folder written by :meth:`save`."""
         folder = Path(path)
         if not folder.exists():
-            raise FileNotFoundError(f"{folder}: no such gallery folder")
+            raise MissingFileError(f"{folder}: no such gallery folder")
         if not (folder / MANIFEST).is_file():
             raise GalleryError(f"{folder}: not a gallery (no {MANIFEST}); build one with "
                                "'celebface enroll'")

@@ -23,7 +23,13 @@ from celebface.io.images import (
     read_image,
     read_image_bytes,
 )
-from celebface.io.paths import OutputPathError, check_output_dir, folder_lock
+from celebface.io.paths import (
+    OutputPathError,
+    check_output_dir,
+    check_output_file,
+    folder_lock,
+    guarded_folder,
+)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -37,9 +43,11 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "check_output_dir",
+    "check_output_file",
     "encode_jpeg",
     "first_per_identity",
     "folder_lock",
+    "guarded_folder",
     "is_image_file",
     "json_text",
     "list_dataset",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from celebface.errors import InputError
+from celebface.errors import InputError, MissingFileError, NotAFolderError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -29,9 +31,30 @@ class DatasetItem:
         return (self.identity, self.path.name)
 
 
+#: Image types celebface does not read: files of these are reported when a folder is listed.
+UNSUPPORTED_IMAGE_EXTENSIONS = frozenset({
+    ".gif", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".ico", ".svg", ".psd", ".raw", ".dng",
+    ".cr2", ".nef", ".arw",
+})
+
+
 def is_image_file(path: Path) -> bool:
     suffix_ok = path.suffix.lower() in IMAGE_EXTENSIONS
     return suffix_ok and not path.name.startswith(".") and path.is_file()
+
+
+def report_unsupported(root: str | Path, paths: Iterable[Path]) -> int:
+    """Log one warning naming how many of ``paths`` are images of a type celebface does not
+    read (``.gif``, ``.heic``, ...), so they are not skipped without a word; their count."""
+    kinds = Counter(p.suffix.lower() for p in paths
+                    if p.suffix.lower() in UNSUPPORTED_IMAGE_EXTENSIONS
+                    and not p.name.startswith("."))
+    n = sum(kinds.values())
+    if n:
+        what = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+        log.warning("%s: %d file(s) skipped, not a supported image type (%s; supported: %s)",
+                    root, n, what, " ".join(sorted(IMAGE_EXTENSIONS)))
+    return n
 
 
 def list_dataset(root: str | Path) -> list[DatasetItem]:
@@ -42,20 +65,24 @@ def list_dataset(root: str | Path) -> list[DatasetItem]:
     """
     root = Path(root)
     if not root.exists():
-        raise FileNotFoundError(f"{root}: no such folder")
+        raise MissingFileError(f"{root}: no such folder")
     if not root.is_dir():
-        raise NotADirectoryError(f"{root}: not a folder")
+        raise NotAFolderError(f"{root}: not a folder")
     items: list[DatasetItem] = []
+    others: list[Path] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:
-            files = sorted(p for p in folder.iterdir() if is_image_file(p))
+            listed = list(folder.iterdir())
         except OSError as exc:  # unreadable person folder: the others go on
             log.error("%s: cannot list identity folder (%s), skipped", folder,
                       exc.strerror or exc)
             continue
+        files = sorted(p for p in listed if is_image_file(p))
+        others += [p for p in listed if p.suffix.lower() in UNSUPPORTED_IMAGE_EXTENSIONS]
         if not files:
             log.warning("%s: identity folder has no images, skipped", folder)
         items.extend(DatasetItem(f, folder.name) for f in files)
+    report_unsupported(root, others)
     return items
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from celebface import validate
-from celebface.errors import InputError, reading
+from celebface.errors import InputError, MissingFileError, reading
 from celebface.io import (
     DatasetItem,
     ImageReadError,
@@ -257,7 +257,7 @@ def load_packed(path: str | Path) -> Packed:
     missing = [f for f in PACK_FILES if not (path / f).is_file()
                and not (f == PATHS_FILE and has_paths(path))]
     if missing:
-        raise FileNotFoundError(f"{path}: not a packed folder (missing {', '.join(missing)})")
+        raise MissingFileError(f"{path}: not a packed folder (missing {', '.join(missing)})")
     with reading(path, "packed folder"):
         images = np.load(path / "all_images.npy", mmap_mode="r")
         labels = np.load(path / "all_labels.npy")

@@ -6,7 +6,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from celebface.errors import InputError
+from celebface.errors import InputError, OptionError
 from celebface.recognition.base import Embedder, l2_normalize
 from celebface.recognition.dataset import EmbedConfig, Embeddings, embed_dataset, load_embeddings
 from celebface.recognition.dlib_resnet import DlibConfig, DlibEmbedder
@@ -15,7 +15,20 @@ from celebface.recognition.tta import FlipTTA, combine_views, embed_views
 EMBEDDERS = ("dlib", "facenet", "dlib+facenet")
 
 
+def _option_owners() -> dict[str, set[str]]:
+    """Embedder name -> the options its config takes."""
+    from dataclasses import fields
+
+    from celebface.recognition.facenet import FacenetConfig
+
+    return {"dlib": {f.name for f in fields(DlibConfig)},
+            "facenet": {f.name for f in fields(FacenetConfig)}}
+
+
 def _single(name: str, device: str, weights: Any, options: dict[str, Any]) -> Embedder:
+    unknown = set(options) - _option_owners()[name]
+    if unknown:
+        raise OptionError(f"{name}: unknown option(s) {', '.join(sorted(unknown))}")
     if name == "dlib":
         if weights is not None:
             raise InputError("--weights is for facenet; dlib's model ships with "
@@ -28,18 +41,14 @@ def _single(name: str, device: str, weights: Any, options: dict[str, Any]) -> Em
 
 def _fused(name: str, device: str, weights: Any, options: dict[str, Any]) -> Embedder:
     """``a+b``: options go to the part whose config has them (``weights`` to facenet)."""
-    from dataclasses import fields
-
-    from celebface.recognition.facenet import FacenetConfig
     from celebface.recognition.fusion import FusedEmbedder
 
     names = name.split("+")
     fusion_weights = options.pop("fusion_weights", None)
-    owners = {"dlib": {f.name for f in fields(DlibConfig)},
-              "facenet": {f.name for f in fields(FacenetConfig)}}
+    owners = _option_owners()
     unknown = set(options) - set().union(*(owners[n] for n in names))
     if unknown:
-        raise TypeError(f"{name}: unknown option(s) {', '.join(sorted(unknown))}")
+        raise OptionError(f"{name}: unknown option(s) {', '.join(sorted(unknown))}")
     parts = [_single(n, device, weights if n == "facenet" else None,
                      {k: v for k, v in options.items() if k in owners[n]}) for n in names]
     return FusedEmbedder(parts, fusion_weights)
@@ -63,7 +72,7 @@ def get_embedder(
         from celebface.recognition.spec import builder_for
 
         if options:
-            raise TypeError(f"{name}: a model folder embedder takes no options "
+            raise OptionError(f"{name}: a model folder embedder takes no options "
                             f"({', '.join(options)})")
         embedder = builder_for("model-folder")(name, device)
     else:

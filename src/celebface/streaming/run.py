@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from celebface.io import ImageReadError
+from celebface.io import ImageReadError, check_output_file
 from celebface.streaming.output import (
     Display,
     JsonlWriter,
@@ -90,6 +90,7 @@ def run_inputs(
         log.warning("--show: no display available (this OpenCV build is headless or no "
                     "DISPLAY is set); continuing without a window")
         display = None
+    inputs = [s.target for s in sources if s.kind in ("image", "folder", "video")]
     writer = JsonlWriter(jsonl) if jsonl else None
     start = time.perf_counter()
     bar = tqdm(desc="recognize", unit="frame", disable=not progress, leave=False)
@@ -113,9 +114,10 @@ def run_inputs(
                         _close_video(video, summary)
                         video = None
                         if out_dir is not None:
-                            video = VideoOut(out_dir / names(_video_name(source, frame, prefix,
-                                                                         n_source)),
-                                             _source_fps(source, frame.source))
+                            target = out_dir / names(_video_name(source, frame, prefix,
+                                                                 n_source))
+                            check_output_file(target, inputs, flag="--out")
+                            video = VideoOut(target, _source_fps(source, frame.source))
                     if frame.is_video:
                         faces = recognizer.process_frame(frame.rgb)
                     else:
@@ -136,6 +138,7 @@ def run_inputs(
                     elif out_dir is not None and not frame.is_video:
                         rel = str(Path(prefix) / (frame.relpath or Path(frame.source).name))
                         target = out_dir / names(str(Path(rel).with_suffix(".jpg")))
+                        check_output_file(target, inputs, flag="--out")
                         write_image(target, bgr)
                         summary.outputs.append(str(target))
                     if display is not None and not display.show(bgr):

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from celebface.data import DatasetError, FaceDataset, open_dataset
+from celebface.errors import MissingFileError, NotAFolderError
 from celebface.io import read_image
 
 log = logging.getLogger(__name__)
@@ -23,9 +24,9 @@ def data_kind(path: str | Path) -> str:
     """``embeddings`` (from ``celebface embed``), ``packed`` (``celebface pack``) or ``folder``."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such folder")
+        raise MissingFileError(f"{path}: no such folder")
     if not path.is_dir():
-        raise NotADirectoryError(f"{path}: not a folder")
+        raise NotAFolderError(f"{path}: not a folder")
     from celebface.data.stage import folder_kind
 
     kind = folder_kind(path)
