@@ -33,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                help="faces per batch (%(default)s)")
     add_option(p, EmbedConfig, "cache_dir",
                help="where computed vectors are kept for reruns (default OUT/.cache)")
+    add_option(p, EmbedConfig, "compact_cache",
+               help="merge the cache's shards into one at the end (a run otherwise adds "
+               "one shard, and merges small ones past 16)")
     t.add_engine(p, EmbedConfig)
 
 
