@@ -107,15 +107,20 @@ class FaceDataset:
                                f"{', '.join(have)}; a folder's splits come from its splits.csv)")
         return replace(self, items=kept)
 
-    def with_splits(self, seed: int = 0, val_fraction: float = 0.15) -> FaceDataset:
-        """Every item with a split: the recorded ones; when none is recorded, the stratified
-        split of ``seed`` and ``val_fraction`` (:func:`celebface.data.splits.stratified_splits`,
-        the split training holds out); items missing from a recorded split go to train."""
+    def with_splits(self, seed: int = 0, val_fraction: float = 0.15,
+                    test_fraction: float = 0.0) -> FaceDataset:
+        """Every item with a split, the one split-fill policy of every stage (pack, train,
+        evaluate): a recorded split (``splits.csv``) always wins; an item it does not list
+        goes to train; when none is recorded, the stratified split of ``seed`` and the
+        fractions (:func:`celebface.data.splits.stratified_splits`). Unlisted -> train keeps
+        results reproducible: an item's split never depends on which other photos the folder
+        holds, so adding photos moves no recorded or earlier one, and the val/test rows stay
+        exactly those ``splits.csv`` names."""
         given = [it.split for it in self.items]
         if not any(given):
             from celebface.data.splits import stratified_splits
 
-            filled = stratified_splits(self.labels, val_fraction, 0.0, seed)
+            filled = stratified_splits(self.labels, val_fraction, test_fraction, seed)
         else:
             missing = sum(s is None for s in given)
             if missing:
@@ -182,7 +187,9 @@ def open_dataset(
     if boxes:
         return _open_boxes(path, kind, one_face_only).split(split)
     if kind == "pack":
-        return _open_pack(path).split(split)
+        from celebface.data.pack import read_pack
+
+        return read_pack(path).split(split)
     if kind == "embeddings":
         return _open_embeddings(path).split(split)
     found = list_dataset(path)
@@ -251,46 +258,3 @@ def crop_geometry(crops: str | Path) -> dict[str, Face]:
         except (ValueError, KeyError) as exc:
             log.warning("%s: manifest row for %s unusable (%s)", crops, row.get("output"), exc)
     return out
-
-
-def _open_pack(path: Path) -> FaceDataset:
-    from celebface.packing import load_packed
-
-    packed = load_packed(path)
-    size = int(packed.images.shape[1]) if packed.images.ndim == 4 else 0
-    items = []
-    for i, (p, label, s) in enumerate(zip(packed.paths, packed.labels, packed.splits,
-                                          strict=True)):
-        items.append(FaceItem(packed.label_names[int(label)], p, s,
-                              _packed_face(p, size, packed.fit), i))
-    return FaceDataset(path, "pack", items, list(packed.label_names),
-                       str(path / "all_images.npy"), meta={"fit": packed.fit})
-
-
-def _packed_face(source: str, size: int, fit: str) -> Face | None:
-    """The face of a packed image made from a (square) ``celebface crop`` output, scaled to the
-    pack's side; ``None`` when the packed file was not such a crop."""
-    from celebface.data.stage import folder_kind
-
-    root = Path(source).parent.parent
-    if not root.is_dir() or folder_kind(root) != "crops":
-        return None
-    geometry = _crop_geometry_cached(str(root))
-    face = geometry.get(Path(source).relative_to(root).as_posix())
-    crop_size = _crop_size(str(root))
-    if face is None or not crop_size or not size:
-        return None
-    return face.scaled(size / crop_size)  # a square crop: stretch, pad and crop all scale it
-
-
-@functools.lru_cache(maxsize=16)
-def _crop_geometry_cached(root: str) -> dict[str, Face]:
-    return crop_geometry(root)
-
-
-@functools.lru_cache(maxsize=16)
-def _crop_size(root: str) -> int:
-    try:
-        return int(json.loads((Path(root) / "crop.json").read_text("utf-8"))["settings"]["size"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
