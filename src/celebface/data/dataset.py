@@ -26,11 +26,13 @@ from typing import Any
 import numpy as np
 
 from celebface.errors import InputError
-from celebface.io import list_dataset, read_image, read_splits
+from celebface.io import read_image, read_splits
+from celebface.io.datasets import is_image_file
 from celebface.types import Face
 
 log = logging.getLogger(__name__)
 
+#: the stage kinds (:data:`celebface.data.stage.KINDS`) that are datasets of people
 KINDS = ("photos", "crops", "pack", "embeddings", "synth")
 
 
@@ -40,6 +42,10 @@ class DatasetError(InputError):
 
 class MissingDatasetError(DatasetError, FileNotFoundError):
     """A dataset folder (or a file it needs) that is not there."""
+
+
+class NotAFolderError(DatasetError, NotADirectoryError):
+    """A dataset path that is a file, not a folder."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,29 @@ class FaceDataset:
         return read_image(item.path).rgb
 
 
+def list_dataset(root: str | Path) -> list[FaceItem]:
+    """The images of ``root/<identity>/*`` as items (no split, no face), sorted by identity
+    then file name. A missing ``root`` or a file is a :class:`DatasetError`; empty and
+    unreadable identity folders are logged and skipped."""
+    root = Path(root)
+    if not root.exists():
+        raise MissingDatasetError(f"{root}: no such folder")
+    if not root.is_dir():
+        raise NotAFolderError(f"{root}: not a folder")
+    items: list[FaceItem] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            files = sorted(p for p in folder.iterdir() if is_image_file(p))
+        except OSError as exc:  # unreadable person folder: the others go on
+            log.error("%s: cannot list identity folder (%s), skipped", folder,
+                      exc.strerror or exc)
+            continue
+        if not files:
+            log.warning("%s: identity folder has no images, skipped", folder)
+        items.extend(FaceItem(folder.name, str(f)) for f in files)
+    return items
+
+
 @functools.lru_cache(maxsize=8)
 def _memmap_cached(path: str, mtime_ns: int) -> np.ndarray:
     return np.load(path, mmap_mode="r")
@@ -160,9 +189,14 @@ def _memmap(path: str) -> np.ndarray:
 def kind_of(path: str | Path) -> str:
     """``crops`` (a ``celebface crop`` output), ``pack``, ``embeddings``, ``synth`` or
     ``photos`` (any other folder of people), by the stage protocol
-    (:func:`celebface.data.stage.folder_kind`)."""
+    (:func:`celebface.data.stage.folder_kind`): the one vocabulary of dataset kinds."""
     from celebface.data.stage import folder_kind
 
+    path = Path(path)
+    if not path.exists():
+        raise MissingDatasetError(f"{path}: no such folder")
+    if not path.is_dir():
+        raise NotAFolderError(f"{path}: not a folder")
     kind = folder_kind(path)
     if kind in KINDS:
         return kind
@@ -203,19 +237,17 @@ def open_dataset(
                     for it in _open_boxes(path, kind, False).items}
     else:
         geometry = crop_geometry(path) if kind == "crops" else {}
-    items = [
-        FaceItem(it.identity, str(it.path), splits.get(it.key),
-                 geometry.get(it.path.relative_to(path).as_posix()))
-        for it in found
-    ]
+    items = [replace(it, split=splits.get(it.key),
+                     face=geometry.get(Path(it.path).relative_to(path).as_posix()))
+             for it in found]
     names = sorted({it.identity for it in items})
     return FaceDataset(path, kind, items, names).split(split)
 
 
 def _open_boxes(path: Path, kind: str, one_face_only: bool) -> FaceDataset:
-    from celebface.data.boxes import read_box_items
+    from celebface.data.boxes import BOX_KINDS, read_box_items
 
-    if kind not in ("synth", "crops"):
+    if kind not in BOX_KINDS:
         raise DatasetError(f"{path}: not a box dataset (a {kind} folder; needs a manifest.csv "
                            "with identity,x1,y1,x2,y2 columns, as synth and crop write)")
     items = read_box_items(path, kind, one_face_only)

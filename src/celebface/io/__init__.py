@@ -10,10 +10,8 @@ from celebface.io.atomic import (
 )
 from celebface.io.datasets import (
     IMAGE_EXTENSIONS,
-    DatasetItem,
     first_per_identity,
     is_image_file,
-    list_dataset,
     read_splits,
 )
 from celebface.io.images import (
@@ -27,7 +25,6 @@ from celebface.io.paths import OutputPathError, check_output_dir, folder_lock
 
 __all__ = [
     "IMAGE_EXTENSIONS",
-    "DatasetItem",
     "ImageReadError",
     "LoadedImage",
     "OutputFile",
@@ -42,7 +39,6 @@ __all__ = [
     "folder_lock",
     "is_image_file",
     "json_text",
-    "list_dataset",
     "read_image",
     "read_image_bytes",
     "read_splits",
