@@ -114,6 +114,8 @@ def main() -> None:
 
     sides = {"before": args.before.resolve() / "src", "after": ROOT / "src"}
     files = photos(args.data)
+    if len(files) < 2 * args.add:
+        raise SystemExit(f"{args.data}: {len(files)} photos, too few")
     added = files[:: len(files) // args.add][: args.add]
     rest = [f for f in files if f not in set(added)]
     cold = files[:: max(1, len(files) // args.cold)][: args.cold] if args.cold else files
@@ -122,13 +124,20 @@ def main() -> None:
     res: dict = {"photos": len(files), "cold_photos": len(cold), "added": len(added),
                  "threads": args.threads, "cpus": os.cpu_count(),
                  "load_before": os.getloadavg(), "machine": platform.platform(), "cases": {}}
+    abba = ["before", "after", "after", "before"]  # each side once first, once second
 
-    print(f"cold: {len(cold)} photos, fresh cache", flush=True)
+    def case(name: str, data: Path, order: list[str], cache_of) -> None:  # type: ignore[no-untyped-def]
+        runs: dict[str, list[dict]] = {"before": [], "after": []}
+        for k, side in enumerate(order):
+            prime(data)
+            runs[side].append(embed(side, sides[side], data, args.scratch / f"{name}_out_{side}",
+                                    cache_of(side, k), args.threads))
+        res["cases"][name] = runs
+
+    print(f"cold: {len(cold)} photos, fresh cache (before, after, after, before)", flush=True)
     link_folder(args.scratch / "cold", cold, args.data)
-    res["cases"]["cold"] = {
-        side: embed(side, src, args.scratch / "cold", args.scratch / f"cold_out_{side}",
-                    args.scratch / f"cold_cache_{side}", args.threads)
-        for side, src in sides.items()}
+    case("cold", args.scratch / "cold", abba,
+         lambda side, k: args.scratch / f"cold_cache_{side}_{k}")
 
     warm = args.scratch / "warm"
     link_folder(warm, rest, args.data)
@@ -138,23 +147,57 @@ def main() -> None:
         for cache in caches.values():
             res["seeded_vectors"] = seed_cache(args.seed_cache, cache, args.scratch / "added")
     print(f"warm: {len(rest)} photos, all cached", flush=True)
-    res["cases"]["warm"] = {side: embed(side, src, warm, args.scratch / f"warm_out_{side}",
-                                        caches[side], args.threads)
-                            for side, src in sides.items()}
+    case("warm", warm, abba, lambda side, k: caches[side])
     link_folder(warm, added, args.data)
     print(f"+{len(added)}: {len(files)} photos, {len(rest)} of them cached", flush=True)
-    res["cases"]["add"] = {side: embed(side, src, warm, args.scratch / f"warm_out_{side}",
-                                       caches[side], args.threads)
-                           for side, src in sides.items()}
+    case("add", warm, ["before", "after"], lambda side, k: caches[side])
     print(f"warm again: {len(files)} photos, all cached", flush=True)
-    res["cases"]["warm_all"] = {side: embed(side, src, warm, args.scratch / f"warm_out_{side}",
-                                            caches[side], args.threads)
-                                for side, src in sides.items()}
+    case("warm_all", warm, abba, lambda side, k: caches[side])
     res["load_after"] = os.getloadavg()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "embed_cache.json").write_text(json.dumps(res, indent=2) + "\n")
-    print(json.dumps({k: {s: (v["seconds"], v["written_bytes"]) for s, v in c.items()}
-                      for k, c in res["cases"].items()}))
+    (RESULTS / "embed_cache.md").write_text(report(res, args))
+    print(report(res, args))
+
+
+def report(res: dict, args: argparse.Namespace) -> str:
+    """The results as a markdown table (seconds: each run, in order; bytes written)."""
+    names = {"cold": f"cold cache, {res['cold_photos']} photos",
+             "warm": f"warm cache, {res['photos'] - res['added']} photos all cached",
+             "add": f"+{res['added']} photos to that warm cache ({res['photos']} photos)",
+             "warm_all": f"warm again, {res['photos']} photos all cached"}
+    lines = [
+        "# `celebface embed` with its content cache: before / after",
+        "",
+        "`benchmarks/embed_cache.py --before BASE"
+        + (f" --seed-cache {args.seed_cache}" if args.seed_cache else "")
+        + (f" --cold {args.cold}" if args.cold else "") + f" --threads {args.threads}`; "
+        f"{args.data.name} ({res['photos']} photos), {res['cpus']} cores shared with other jobs "
+        f"(load average {res['load_before'][0]:.1f} at the start, "
+        f"{res['load_after'][0]:.1f} at the end). Each case runs both sides back to back "
+        "(before, after, after, before where it can be repeated), the photos read into the "
+        "page cache before each run; seconds are wall time of the whole command.",
+        "",
+        "| case | before: seconds | after: seconds | before: bytes written to the cache | "
+        "after: bytes written |",
+        "|---|---|---|---|---|",
+    ]
+    def col(runs: list[dict], what: str) -> str:
+        return " / ".join(f"{r[what]:,}" if what == "written_bytes" else f"{r[what]:.1f}"
+                          for r in runs)
+
+    for key, runs in res["cases"].items():
+        b, a = runs["before"], runs["after"]
+        lines.append(f"| {names[key]} | {col(b, 'seconds')} | {col(a, 'seconds')} "
+                     f"| {col(b, 'written_bytes')} | {col(a, 'written_bytes')} |")
+    return "\n".join(lines) + "\n"
+
+
+def prime(folder: Path) -> None:
+    """Read every photo of ``folder`` once, so both sides find them in the page cache."""
+    for f in folder.rglob("*"):
+        if f.is_file():
+            f.read_bytes()
 
 
 if __name__ == "__main__":
