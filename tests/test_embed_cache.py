@@ -150,3 +150,12 @@ def test_each_image_is_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     opened.clear()
     embed_dataset(src, tmp_path / "emb", embedder=ColourEmbedder(), progress=False)
     assert len(opened) == 6  # warm: hashed only
+    # past the read-ahead bound a file is read again when embedded, with the same result
+    import celebface.recognition.engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "READ_AHEAD_BYTES", 0)
+    opened.clear()
+    bounded = embed_dataset(src, tmp_path / "emb2", embedder=ColourEmbedder(),
+                            cache_dir=str(tmp_path / "cache2"), progress=False)
+    assert len(opened) == 12
+    np.testing.assert_array_equal(bounded.embeddings, first.embeddings)
