@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from celebface.io import atomic_write_json, atomic_write_text, list_dataset, read_image
+from celebface.data import list_dataset
+from celebface.io import atomic_write_json, atomic_write_text, read_image
 
 ROOT = Path(__file__).resolve().parents[1]
 PINS = ROOT.parent / "shared" / "data" / "pins105-dev"

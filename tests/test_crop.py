@@ -17,8 +17,8 @@ from celebface.cropping import CropConfig, crop_dataset, crop_face, select_faces
 from celebface.cropping.crop import aligned_template, similarity_transform
 from celebface.cropping.dataset import output_names
 from celebface.cropping.records import MANIFEST_COLUMNS
+from celebface.data import FaceItem, list_dataset
 from celebface.detection.base import Detector
-from celebface.io import DatasetItem, list_dataset
 from celebface.types import Face
 
 # --- geometry ---------------------------------------------------------------------------
@@ -96,11 +96,9 @@ def test_select_faces_policies() -> None:
 
 
 def test_output_names_disambiguate_same_stem() -> None:
-    items = [DatasetItem(Path("s/a/x.jpg"), "a"), DatasetItem(Path("s/a/x.PNG"), "a"),
-             DatasetItem(Path("s/b/x.jpg"), "b")]
-    assert output_names(items) == {Path("s/a/x.jpg"): "x_jpg", Path("s/a/x.PNG"): "x_png",
-                                   Path("s/b/x.jpg"): "x"}
-    same = [DatasetItem(Path(f"s/a/{n}"), "a") for n in ("y.JPG", "y.jpg", "y_jpg.png")]
+    items = [FaceItem("a", "s/a/x.jpg"), FaceItem("a", "s/a/x.PNG"), FaceItem("b", "s/b/x.jpg")]
+    assert output_names(items) == {"s/a/x.jpg": "x_jpg", "s/a/x.PNG": "x_png", "s/b/x.jpg": "x"}
+    same = [FaceItem("a", f"s/a/{n}") for n in ("y.JPG", "y.jpg", "y_jpg.png")]
     names = output_names(same)
     assert len({v.lower() for v in names.values()}) == 3, names
 
@@ -272,7 +270,7 @@ def _slice(root: Path, tmp: Path, per_identity: int, identities: int) -> Path:
     src = tmp / "slice"
     by_id: dict[str, list[Path]] = {}
     for it in list_dataset(root):
-        by_id.setdefault(it.identity, []).append(it.path)
+        by_id.setdefault(it.identity, []).append(Path(it.path))
     for identity in sorted(by_id)[:identities]:
         (src / identity).mkdir(parents=True)
         for p in by_id[identity][:per_identity]:

@@ -136,7 +136,7 @@ def test_evaluate_and_train_on_a_packed_folder(colour_model: Path, tmp_path: Pat
     data = write_faces(tmp_path / "data", n_per=10, size=32)
     pack_dataset(data, tmp_path / "packed", size=32, progress=False, workers=1)
     images = load_image_data(tmp_path / "packed")
-    assert images.kind == "packed" and images.image(0).shape == (32, 32, 3)
+    assert images.kind == "pack" and images.image(0).shape == (32, 32, 3)
     metrics = evaluate_model(colour_model, tmp_path / "packed", tmp_path / "r", split="test",
                              progress=False)
     n_test = int((images.splits == "test").sum())

@@ -21,13 +21,13 @@ from pathlib import Path
 import pytest
 
 from celebface.cli.main import main
+from celebface.data import list_dataset
 from celebface.io import (
     OutputPathError,
     atomic_write_json,
     atomic_write_text,
     check_output_dir,
     folder_lock,
-    list_dataset,
 )
 from faultkit import (
     CLI,
@@ -316,10 +316,10 @@ def pins_gallery(pins: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     for person in people:
         (root / "train" / person).mkdir(parents=True)
         for it in [it for it in items if it.identity == person][:4]:
-            (root / "train" / person / it.path.name).symlink_to(it.path)
+            (root / "train" / person / Path(it.path).name).symlink_to(it.path)
     (root / "photos").mkdir()
     for k, it in enumerate([it for it in items if it.identity not in people][:40]):
-        (root / "photos" / f"{k:03d}{it.path.suffix}").symlink_to(it.path)
+        (root / "photos" / f"{k:03d}{Path(it.path).suffix}").symlink_to(it.path)
     g = root / "g"
     assert main(["-q", "enroll", str(root / "train"), "--out", str(g), "--detector", "none",
                  "--device", "cpu", "--threads", "1"]) == 0

@@ -57,7 +57,7 @@ def tiny_gallery(tmp_path: Path) -> Path:
 def pins_people(pins: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """A real gallery of two pins people (3 crops each; one is named with the non-UTF-8 bytes
     b"b\\xf6b"), and a held-out photo of that person; enrolment with --detector none."""
-    from celebface.io import list_dataset
+    from celebface.data import list_dataset
 
     root = tmp_path_factory.mktemp("pins_people")
     items = list_dataset(pins)
@@ -375,7 +375,7 @@ def test_13_cluster_groups_faces_only(pins: Path, tmp_path: Path,
 
 def test_13_unsupported_images_are_reported(tmp_path: Path,
                                             caplog: pytest.LogCaptureFixture) -> None:
-    from celebface.io import list_dataset
+    from celebface.data import list_dataset
     from celebface.streaming.sources import folder_files
 
     root = write_people(tmp_path / "data", ["amy"], n=1)
@@ -390,7 +390,8 @@ def test_13_unsupported_images_are_reported(tmp_path: Path,
 
 
 def test_13_facade_reads_16_bit_arrays_and_one_path(pins: Path) -> None:
-    from celebface.io import list_dataset, read_image
+    from celebface.data import list_dataset
+    from celebface.io import read_image
 
     path = list_dataset(pins)[0].path
     rgb8 = read_image(path).rgb

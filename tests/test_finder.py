@@ -205,7 +205,8 @@ def test_large_face_pass_on_tight_crops_and_small_faces(pins: Path) -> None:
     """Real MTCNN: on tight crops the first pass finds the face the full pass finds (box and
     landmarks close); a face too small for it (a crop pasted into a big grey frame) is left to
     the full pass, so ``auto`` still finds it there."""
-    from celebface.io import list_dataset, read_image
+    from celebface.data import list_dataset
+    from celebface.io import read_image
     from celebface.types import box_iou
 
     finder = get_finder(device="cpu")

@@ -12,7 +12,8 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 
-from celebface.synth import SynthConfig, load_box_dataset, synthesize  # noqa: E402
+from celebface.data import open_dataset  # noqa: E402
+from celebface.synth import SynthConfig, synthesize  # noqa: E402
 from celebface.training import load_model, train_model  # noqa: E402
 from celebface.training.multi_output import (  # noqa: E402
     MultiOutputConfig,
@@ -98,7 +99,7 @@ def test_trains_saves_and_reloads(trained: Path, tiny_box_data: Path) -> None:
     assert len(history["epochs"]) == 1
     for key in ("train_loss", "val_loss", "val_accuracy", "val_miou", "val_iou50"):
         assert np.isfinite(history["epochs"][-1][key])
-    items = load_box_dataset(tiny_box_data).items[:5]
+    items = open_dataset(tiny_box_data, boxes=True).items[:5]
     images = [np.asarray(Image.open(it.path).convert("RGB")) for it in items]
     images.append(np.zeros((60, 130, 3), np.uint8))  # another shape: box in its own pixels
     a = load_model(trained, device="cpu").predict(images)
@@ -124,7 +125,7 @@ def test_training_resumes_from_checkpoint(trained: Path, tiny_box_data: Path) ->
 
 def test_evaluate_extra_box_metrics(trained: Path, tiny_box_data: Path, tmp_path: Path) -> None:
     model = load_model(trained, device="cpu")
-    items = load_box_dataset(tiny_box_data).items
+    items = open_dataset(tiny_box_data, boxes=True).items
     images = [np.asarray(Image.open(it.path).convert("RGB")) for it in items]
     preds = model.predict(images)
     extra = model.evaluate_extra(images, preds, items, tmp_path)
@@ -173,7 +174,7 @@ def test_trains_on_a_pretrained_mobilenet_and_reloads(tiny_box_data: Path,
     model = load_model(out, device="cpu")
     frozen = model.net.features[:10].state_dict()  # frozen: still the file's tensors
     assert all(torch.equal(v, state[f"features.{k}"]) for k, v in frozen.items())
-    items = load_box_dataset(tiny_box_data).items[:3]
+    items = open_dataset(tiny_box_data, boxes=True).items[:3]
     preds = model.predict([np.asarray(Image.open(it.path).convert("RGB")) for it in items])
     assert len(preds) == 3 and all(p.box is not None for p in preds)
     with pytest.raises(ValueError, match="at least 32"):
@@ -261,7 +262,7 @@ def test_box_identity_model_saves_reloads_and_old_models_load_as_scene(
                 pretrained="none", identity_from="box")
     meta = json.loads((out / "model.json").read_text())
     assert meta["network"]["identity_from"] == "box"
-    items = load_box_dataset(tiny_box_data).items[:4]
+    items = open_dataset(tiny_box_data, boxes=True).items[:4]
     images = [np.asarray(Image.open(it.path).convert("RGB")) for it in items]
     a, b = load_model(out, device="cpu"), load_model(out, device="cpu")
     assert a.net.identity_from == "box"
@@ -392,7 +393,7 @@ def test_face_model_trains_saves_and_reloads(tiny_box_data: Path, tmp_path: Path
     assert meta["network"]["face_freeze"] == 4
     history = json.loads((out / "history.json").read_text())
     assert np.isfinite(history["epochs"][-1]["val_nme"])
-    items = load_box_dataset(tiny_box_data).items[:4]
+    items = open_dataset(tiny_box_data, boxes=True).items[:4]
     images = [np.asarray(Image.open(it.path).convert("RGB")) for it in items]
     a, b = load_model(out, device="cpu"), load_model(out, device="cpu")
     pa, pb = a.predict_outputs(images), b.predict_outputs(images)
@@ -423,7 +424,7 @@ def test_face_model_trains_saves_and_reloads(tiny_box_data: Path, tmp_path: Path
 
 
 def test_flip_tta_averages_the_mirror_image(trained: Path, tiny_box_data: Path) -> None:
-    items = load_box_dataset(tiny_box_data).items[:3]
+    items = open_dataset(tiny_box_data, boxes=True).items[:3]
     images = [np.asarray(Image.open(it.path).convert("RGB")) for it in items]
     model = load_model(trained, device="cpu")
     assert model.tta == "none"  # saved without it

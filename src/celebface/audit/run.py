@@ -11,6 +11,7 @@ import io
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +19,8 @@ import numpy as np
 
 from celebface.audit import checks
 from celebface.audit.checks import Finding
-from celebface.errors import MissingFileError
-from celebface.io import (
-    ImageReadError,
-    atomic_write_text,
-    check_output_dir,
-    list_dataset,
-    read_image,
-    read_splits,
-)
+from celebface.data import FaceItem, open_dataset
+from celebface.io import ImageReadError, atomic_write_text, check_output_dir, read_image
 
 log = logging.getLogger(__name__)
 
@@ -63,29 +57,37 @@ class AuditResult:
 
 @dataclass
 class _Photos:
-    paths: list[str]  # as given (DATA/person/file)
-    ids: list[str]
-    splits: list[str | None]
+    """The readable photos, with their content hashes; ``paths`` (as given: DATA/person/file),
+    ``ids`` and ``splits`` are column views of the items, as the checks take them (read once
+    the list is complete)."""
+
+    items: list[FaceItem]
     hashes: list[str]
+
+    @cached_property
+    def paths(self) -> list[str]:
+        return [it.path for it in self.items]
+
+    @cached_property
+    def ids(self) -> list[str]:
+        return [it.identity for it in self.items]
+
+    @cached_property
+    def splits(self) -> list[str | None]:
+        return [it.split for it in self.items]
 
 
 def _list(data: Path) -> tuple[_Photos, list[Finding]]:
     from celebface.recognition.cache import content_hash
 
-    items = list_dataset(data)
-    if not items:
-        raise MissingFileError(f"{data}: no photos (expected DATA/<person>/<photo>)")
-    table = read_splits(data / "splits.csv") if (data / "splits.csv").is_file() else {}
-    photos, bad = _Photos([], [], [], []), []
-    for it in items:
+    photos, bad = _Photos([], []), []
+    for it in open_dataset(data).items:  # a clear error when DATA is missing or empty
         try:
-            digest = content_hash(it.path.read_bytes())
+            digest = content_hash(Path(it.path).read_bytes())
         except OSError as exc:
-            bad.append(Finding("unreadable", (str(it.path),), it.identity, 0.0, str(exc)))
+            bad.append(Finding("unreadable", (it.path,), it.identity, 0.0, str(exc)))
             continue
-        photos.paths.append(str(it.path))
-        photos.ids.append(it.identity)
-        photos.splits.append(table.get(it.key))
+        photos.items.append(it)
         photos.hashes.append(digest)
     return photos, bad
 

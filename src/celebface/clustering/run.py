@@ -125,7 +125,7 @@ def _faces(photos: list[Path], root: Path, config: ClusterConfig, summary: Clust
         for p, img, found in zip(batch, images,
                                  find_and_embed(images, finder, embedder, all_faces=True),
                                  strict=True):
-            if detector is not None and all(f.whole for f in found):
+            if finder is not None and all(f.whole for f in found):
                 # faces only: a photo where the detector finds none is not a person
                 log.warning("%s: no face found (skipped)", p)
                 summary.no_face.append(str(p))

@@ -10,10 +10,8 @@ from celebface.io.atomic import (
 )
 from celebface.io.datasets import (
     IMAGE_EXTENSIONS,
-    DatasetItem,
     first_per_identity,
     is_image_file,
-    list_dataset,
     read_splits,
 )
 from celebface.io.images import (
@@ -33,7 +31,6 @@ from celebface.io.paths import (
 
 __all__ = [
     "IMAGE_EXTENSIONS",
-    "DatasetItem",
     "ImageReadError",
     "LoadedImage",
     "OutputFile",
@@ -50,7 +47,6 @@ __all__ = [
     "guarded_folder",
     "is_image_file",
     "json_text",
-    "list_dataset",
     "read_image",
     "read_image_bytes",
     "read_splits",

@@ -1,4 +1,5 @@
-"""Folder-per-identity datasets and their ``splits.csv``."""
+"""Which files are images, and a dataset's ``splits.csv`` (listing a dataset's items:
+:func:`celebface.data.list_dataset`)."""
 
 from __future__ import annotations
 
@@ -6,29 +7,15 @@ import csv
 import logging
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from celebface.errors import InputError, MissingFileError, NotAFolderError
+from celebface.errors import InputError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-
-
-@dataclass(frozen=True)
-class DatasetItem:
-    """One image of a folder-per-identity dataset."""
-
-    path: Path
-    identity: str
-
-    @property
-    def key(self) -> tuple[str, str]:
-        """``(identity, filename)``, the key used by ``splits.csv``."""
-        return (self.identity, self.path.name)
 
 
 #: Image types celebface does not read: files of these are reported when a folder is listed.
@@ -55,35 +42,6 @@ def report_unsupported(root: str | Path, paths: Iterable[Path]) -> int:
         log.warning("%s: %d file(s) skipped, not a supported image type (%s; supported: %s)",
                     root, n, what, " ".join(sorted(IMAGE_EXTENSIONS)))
     return n
-
-
-def list_dataset(root: str | Path) -> list[DatasetItem]:
-    """All images of ``root/<identity>/*``, sorted by identity then file name.
-
-    Raises ``FileNotFoundError``/``NotADirectoryError`` with a clear message when ``root`` is
-    not a folder. Empty and unreadable identity folders are logged and skipped.
-    """
-    root = Path(root)
-    if not root.exists():
-        raise MissingFileError(f"{root}: no such folder")
-    if not root.is_dir():
-        raise NotAFolderError(f"{root}: not a folder")
-    items: list[DatasetItem] = []
-    others: list[Path] = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        try:
-            listed = list(folder.iterdir())
-        except OSError as exc:  # unreadable person folder: the others go on
-            log.error("%s: cannot list identity folder (%s), skipped", folder,
-                      exc.strerror or exc)
-            continue
-        files = sorted(p for p in listed if is_image_file(p))
-        others += [p for p in listed if p.suffix.lower() in UNSUPPORTED_IMAGE_EXTENSIONS]
-        if not files:
-            log.warning("%s: identity folder has no images, skipped", folder)
-        items.extend(DatasetItem(f, folder.name) for f in files)
-    report_unsupported(root, others)
-    return items
 
 
 def first_per_identity(items: list[T], n: int) -> list[T]:

@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from celebface.data import kind_of
 from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec
 from celebface.training.base import TrainedModel
-from celebface.training.data import EmbeddingData, data_kind, load_embedding_data
+from celebface.training.data import EmbeddingData, load_embedding_data
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def prepare_embeddings(
     """Embeddings with splits for ``data``: read as they are from an embeddings folder, or
     computed (and cached in ``out/embeddings``) from a folder of crops or a packed folder."""
     data = Path(data)
-    if data_kind(data) != "embeddings":
+    if kind_of(data) != "embeddings":
         from celebface.recognition import EmbedConfig, embed_dataset
 
         emb_dir = Path(out) / "embeddings"
