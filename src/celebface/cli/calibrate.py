@@ -72,9 +72,10 @@ def weight_note(cal: Calibration) -> str:
 
 
 def far_note(cal: Calibration) -> str:
-    seen = (f"FAR {cal.far:.4f} on the {cal.strangers} faces of {cal.stranger_identities} "
-            "strangers it was set on")
+    seen = (f"measured FAR {cal.far:.4f} on {cal.strangers} faces of "
+            f"{cal.stranger_identities} strangers (those it was set on)")
     if not cal.folds:
-        return seen + " (no held-out FAR: fewer than 2 stranger people)"
-    return (f"held-out FAR {cal.heldout_far:.4f} (95% CI {cal.far_low:.4f}-{cal.far_high:.4f}; "
-            f"thresholds set on the other folds of {cal.folds}) and {seen}")
+        return seen + "; no held-out FAR: fewer than 2 stranger people"
+    return (f"{seen}; held-out FAR {cal.heldout_far:.4f} (95% CI {cal.far_low:.4f}-"
+            f"{cal.far_high:.4f}; each fold's strangers scored at a threshold set on the "
+            f"other {cal.folds - 1} folds)")
