@@ -99,7 +99,8 @@ def main() -> int:
                 for photos in PHOTOS for method in METHODS if photos != 1 or method == METHODS[0]]
     if args.flip_emb:
         f, flip_vec, _, flip_tta = load(args.flip_emb)
-        if list(f.paths) != list(e.paths) or flip_tta != "flip":
+        if [Path(x).parts[-2:] for x in f.paths] != [Path(x).parts[-2:] for x in e.paths] \
+                or flip_tta != "flip":
             raise SystemExit(f"{args.flip_emb}: not a --tta flip embed of the same photos")
         variants.insert(1, ("1 photo + mirror", METHODS[0], flip_vec, 1))
     results = []
