@@ -7,9 +7,10 @@ of the held-out half (``benchmarks/thresholds.py``'s half B: the uncalibrated ta
 and spread. For each gallery: the uncalibrated default (per photos-per-person bucket), the
 old default (every person on the many-photo tail, as before the buckets), and an "ideal"
 threshold chosen with the strangers' scores in hand at 1% FAR (the reference of what the
-embedder can do). With ``--flip-emb`` (a ``celebface embed --tta flip`` output of the same
-photos) it also scores galleries whose one photo is enrolled with its mirror (the average of
-the two views) while probes stay single views.
+embedder can do). ``enroll`` enrols a person's only photo as the average of it and its mirror
+image: with ``--flip-emb`` (a ``celebface embed --tta flip`` output of the same photos) the
+one-photo galleries are built that way (probes stay single views), and the photo alone (what
+an enrolment from an ``embed`` folder gives) is scored beside it.
 
     .venv/bin/python benchmarks/small_gallery.py --emb runs/pins_emb/dlib \
         [--flip-emb runs/pins_emb/dlib_flip]
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from thresholds import enrolled_rows, gallery_of, halves
+from thresholds import enrolled_rows, flip_vectors, gallery_of, halves
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -98,11 +99,9 @@ def main() -> int:
     variants = [(f"{photos or 'all'} photo(s)", method, vec, photos)
                 for photos in PHOTOS for method in METHODS if photos != 1 or method == METHODS[0]]
     if args.flip_emb:
-        f, flip_vec, _, flip_tta = load(args.flip_emb)
-        if [Path(x).parts[-2:] for x in f.paths] != [Path(x).parts[-2:] for x in e.paths] \
-                or flip_tta != "flip":
-            raise SystemExit(f"{args.flip_emb}: not a --tta flip embed of the same photos")
-        variants.insert(1, ("1 photo + mirror", METHODS[0], flip_vec, 1))
+        variants[0] = ("1 photo, no mirror", METHODS[0], vec, 1)
+        variants.insert(0, ("1 photo + mirror (enroll)", METHODS[0],
+                            flip_vectors(args.flip_emb, e), 1))
     results = []
     for label, method, enrol_vec, photos in variants:
         draws = [one_draw(vec, enrol_vec, ids, split, half_b, args.people, args.probes,

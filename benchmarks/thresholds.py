@@ -10,9 +10,13 @@ and each photos-per-person bucket of :data:`celebface.gallery.defaults.PHOTO_BUC
 draws of the enrolled photos) on half of the pins105-dev identities (A). It then checks the
 default thresholds on the other half (B), which it never saw: galleries of 5 to 40 B people
 enrolled from 1, 3, 10 or all of their train rows, strangers = the remaining B people's val
-rows, genuine = the enrolled people's val rows.
+rows, genuine = the enrolled people's val rows. A person with one photo is enrolled as the
+average of it and its mirror image (``celebface.gallery.enroll.MIRROR_SINGLE_PHOTOS``): with
+``--flip-emb`` (a ``celebface embed --tta flip`` output of the same photos) the one-photo
+galleries take their vectors from it, probes stay single views.
 
-    .venv/bin/python benchmarks/thresholds.py --emb runs/pins_emb/dlib
+    .venv/bin/python benchmarks/thresholds.py --emb runs/pins_emb/dlib \
+        --flip-emb runs/pins_emb/dlib_flip
 
 Prints the tail tables for ``celebface.gallery.defaults.IMPOSTOR_TAILS`` and writes
 ``benchmarks/results/thresholds_<EMB folder name>.md``/``.json``.
@@ -61,12 +65,14 @@ def gallery_of(vec, ids, rows):
 
 
 def impostor_scores(method: str, vec, ids, split, people, photos: int | None = None,
-                    rng=None, k: int = 5) -> np.ndarray:
+                    rng=None, k: int = 5, enrol_vec=None) -> np.ndarray:
     """Scores of each val row of ``people`` against every OTHER person of ``people``, each
-    enrolled from ``photos`` random train rows (all for None)."""
+    enrolled from ``photos`` random train rows (all for None) of ``enrol_vec`` (default
+    ``vec``)."""
     from celebface.gallery.matching import GalleryMatcher
 
-    g = gallery_of(vec, ids, enrolled_rows(ids, split, people, photos, rng))
+    enrol_vec = vec if enrol_vec is None else enrol_vec
+    g = gallery_of(enrol_vec, ids, enrolled_rows(ids, split, people, photos, rng))
     m = GalleryMatcher(g, method, k)
     probes = np.isin(ids, people) & (split == "val")
     s = m.scores(vec[probes])
@@ -81,19 +87,34 @@ def tail(scores: np.ndarray) -> list[tuple[float, float]]:
             if p * len(scores) >= 3]
 
 
-def measure_tails(vec, ids, split, people) -> dict[str, dict[str, list[tuple[float, float]]]]:
-    """``{method: {bucket: tail}}`` measured on ``people``."""
+def measure_tails(vec, ids, split, people, single_vec=None
+                  ) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """``{method: {bucket: tail}}`` measured on ``people``; one-photo galleries enrolled from
+    ``single_vec`` (default ``vec``)."""
     out: dict[str, dict[str, list[tuple[float, float]]]] = {}
     for method in METHODS:
         out[method] = {}
         for bucket, photos in BUCKET_PHOTOS.items():
             draws = 1 if photos is None else TAIL_DRAWS
             rng = np.random.default_rng(99)
+            enrol = single_vec if photos == 1 else None
             scores = np.concatenate([impostor_scores(method, vec, ids, split, people, photos,
-                                                     rng) for _ in range(draws)])
+                                                     rng, enrol_vec=enrol)
+                                     for _ in range(draws)])
             out[method][bucket] = tail(scores)
             logging.info("%s %s: %d impostor scores", method, bucket, len(scores))
     return out
+
+
+def flip_vectors(flip_emb: Path, e) -> np.ndarray:
+    """The vectors of a ``--tta flip`` embed output, checked to hold ``e``'s photos in order."""
+    from embeddings import load
+
+    f, vec, _, tta = load(flip_emb)
+    if [Path(x).parts[-2:] for x in f.paths] != [Path(x).parts[-2:] for x in e.paths] \
+            or tta != "flip":
+        raise SystemExit(f"{flip_emb}: not a --tta flip embed of the same photos")
+    return vec
 
 
 def halves(names: list[str]) -> tuple[list[str], list[str]]:
@@ -105,6 +126,9 @@ def halves(names: list[str]) -> tuple[list[str], list[str]]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--emb", type=Path, required=True)
+    p.add_argument("--flip-emb", type=Path,
+                   help="a --tta flip embed output of the same photos: one-photo people's "
+                        "vectors (their photo and its mirror), as enroll makes them")
     p.add_argument("--seeds", type=int, default=5)
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -118,7 +142,8 @@ def main() -> int:
     ids = np.array([names[int(i)] for i in e.labels], dtype=object)
     split = np.array(e.splits, dtype=object)
     half_a, half_b = halves(names)
-    tails = measure_tails(vec, ids, split, half_a)
+    single_vec = vec if args.flip_emb is None else flip_vectors(args.flip_emb, e)
+    tails = measure_tails(vec, ids, split, half_a, single_vec)
     checks = []
     for method, tabs in tails.items():
         for photos in CHECK_PHOTOS:
@@ -127,7 +152,8 @@ def main() -> int:
                     rng = np.random.default_rng(seed)
                     known = list(rng.choice(half_b, n, replace=False))
                     strangers = [x for x in half_b if x not in known]
-                    g = gallery_of(vec, ids, enrolled_rows(ids, split, known, photos, rng))
+                    g = gallery_of(single_vec if photos == 1 else vec, ids,
+                                   enrolled_rows(ids, split, known, photos, rng))
                     m = GalleryMatcher(g, method, 5)
                     gen = np.isin(ids, known) & (split == "val")
                     strange = np.isin(ids, strangers) & (split == "val")
@@ -151,7 +177,8 @@ def main() -> int:
                              "far_max": float(np.max([x["far"] for x in c]))})
     RESULTS.mkdir(parents=True, exist_ok=True)
     tag = "+".join(Path(part).name for part in str(args.emb).split("+"))
-    meta = {"embeddings": str(args.emb), "embedder": f"{model}, tta {tta}",
+    meta = {"embeddings": str(args.emb), "flip_embeddings": str(args.flip_emb or ""),
+            "embedder": f"{model}, tta {tta}",
             "default_far": DEFAULT_FAR, "tails": tails, "checks": rows}
     (RESULTS / f"thresholds_{tag}.json").write_text(json.dumps(meta, indent=1))
     lines = ["# Uncalibrated thresholds by gallery size and photos per person", "",
@@ -160,7 +187,9 @@ def main() -> int:
              f"photos, 5+ from all train photos); checked on the other {len(half_b)} "
              f"({args.seeds} random galleries per row; the default aims at FAR "
              f"{DEFAULT_FAR:g}, promises 1%). Photos: enrolled per person (train rows); "
-             "strangers: the val rows of the B people not enrolled.", "",
+             "strangers: the val rows of the B people not enrolled. One-photo people: "
+             + ("their photo and its mirror image, averaged (as enroll makes them; "
+                f"`{args.flip_emb}`)." if args.flip_emb else "their photo alone."), "",
              "| method | photos per person | people enrolled | threshold | TAR | FAR (mean) "
              "| FAR (worst) |", "|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -15,6 +15,7 @@ from celebface.gallery.defaults import (
     tail_threshold,
 )
 from celebface.gallery.store import Gallery
+from test_gallery import ColourEmbedder, write_people
 
 TAILS = {"1": [(0.1, 0.80), (0.01, 0.85), (0.0001, 0.90)],
          "5+": [(0.1, 0.85), (0.01, 0.90), (0.0001, 0.95)]}
@@ -67,6 +68,42 @@ def test_one_photo_people_get_the_one_photo_tail() -> None:
     # an embedder measured with many photos only keeps that tail for everyone
     assert default_threshold("dlib", "flip", "centroid", 30, 1) == pytest.approx(
         default_threshold("dlib", "flip", "centroid", 30))
+
+
+def test_a_single_photo_is_enrolled_with_its_mirror_image(tmp_path, rng) -> None:
+    """One photo: the average of it and its mirror image (two views); several photos: each
+    photo as it is. Re-enrolling embeds nothing again."""
+    from PIL import Image
+
+    from celebface.gallery import EnrollConfig, enroll
+    from celebface.recognition.base import l2_normalize
+    from celebface.recognition.dlib_resnet import mirror
+
+    data = tmp_path / "data"
+    write_people(data, rng, {"amy": (220, 30, 30), "bob": (30, 200, 40)}, n=3)
+    for extra in ("1.png", "2.png"):
+        (data / "amy" / extra).unlink()
+    # a photo whose left and right halves differ, so its mirror embeds differently
+    arr = np.asarray(Image.open(data / "amy" / "0.png")).copy()
+    arr[:, :12] = (30, 30, 200)
+    Image.fromarray(arr).save(data / "amy" / "0.png")
+    emb = ColourEmbedder()
+    cfg = EnrollConfig(embedder="colour", detector="none")
+    enroll(data, tmp_path / "g", config=cfg, models=(emb, None), progress=False)
+    g = Gallery.load(tmp_path / "g")
+    assert g.counts() == {"amy": 1, "bob": 3}
+    plain = emb.embed([arr])[0]
+    flipped = emb.embed([mirror(arr, None)[0]])[0]
+    assert float(plain @ flipped) < 0.99
+    amy = g.embeddings[g.labels == g.names.index("amy")][0]
+    np.testing.assert_allclose(amy, l2_normalize(plain + flipped), atol=1e-5)
+    bob = [np.asarray(Image.open(data / "bob" / f"{k}.png")) for k in range(3)]
+    np.testing.assert_allclose(np.sort(g.embeddings[g.labels == g.names.index("bob")], 0),
+                               np.sort(emb.embed(bob), 0), atol=1e-5)
+    calls = emb.calls
+    enroll(data, tmp_path / "g", config=cfg, models=(emb, None), progress=False)
+    assert emb.calls == calls
+    np.testing.assert_allclose(Gallery.load(tmp_path / "g").embeddings, g.embeddings)
 
 
 @pytest.mark.integration
