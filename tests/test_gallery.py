@@ -479,6 +479,8 @@ def test_calibrate_stores_threshold_and_skips_enrolled(tmp_path: Path,
     assert h.calibration["knn"]["target_far"] == 0.1
     assert not h.is_calibrated("centroid")
     assert h.gap_weight("knn") == pytest.approx(0.25)
+    assert h.calibration["knn"]["heldout_far"] is None  # not measured: plain JSON, no NaN
+    assert "NaN" not in (tmp_path / "g" / "gallery.json").read_text()
     assert h.gap_weight("centroid") == 0.0  # uncalibrated: the similarity itself
     h.calibration["knn"].pop("gap_weight")  # a gallery calibrated before the gap rule
     assert h.gap_weight("knn") == 0.0

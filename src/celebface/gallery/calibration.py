@@ -82,9 +82,11 @@ class Calibration:
     cv: tuple[dict[str, float], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON: floats rounded, NaN (not measured) as None."""
+
         def rounded(v: Any) -> Any:
             if isinstance(v, float):
-                return round(v, 6)
+                return None if math.isnan(v) else round(v, 6)
             if isinstance(v, dict):
                 return {k: rounded(x) for k, x in v.items()}
             if isinstance(v, (list, tuple)):
