@@ -39,12 +39,13 @@ bench: setup
 	$(BIN)/celebface embed ../shared/data/pins105-dev --out $(EMB)/dlib --cache-dir $(EMB)/.cache
 	$(BIN)/python benchmarks/embed.py --faces 300 --cache-dir $(EMB)/.cache
 	$(BIN)/python benchmarks/locate.py --identities 105 --every 2
-	$(BIN)/python benchmarks/thresholds.py --emb $(EMB)/dlib
+	$(BIN)/python benchmarks/thresholds.py --emb $(EMB)/dlib --flip-emb $(EMB)/dlib_flip
 	$(BIN)/python benchmarks/thresholds.py --emb $(EMB)/dlib_flip
 	$(BIN)/python benchmarks/recognize.py --emb $(EMB)/dlib $(EMB)/dlib_flip --frames 40
 	$(BIN)/celebface embed ../shared/data/pins105-dev --embedder facenet --out $(EMB)/facenet --cache-dir $(EMB)/.cache
 	$(BIN)/python benchmarks/thresholds.py --emb $(EMB)/dlib+$(EMB)/facenet --far 0.005
 	$(BIN)/python benchmarks/recognize.py --emb $(EMB)/dlib+$(EMB)/facenet --skip-speed --append
+	$(BIN)/python benchmarks/small_gallery.py --emb $(EMB)/dlib --flip-emb $(EMB)/dlib_flip
 	$(BIN)/python benchmarks/five_celeb.py
 	$(BIN)/python benchmarks/accuracy.py --emb $(EMB)
 	$(BIN)/python benchmarks/facenet.py --manifest runs/pins_crop/manifest.csv --every 10

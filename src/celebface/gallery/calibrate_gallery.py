@@ -54,8 +54,9 @@ def calibrate(
     gap_weight: float | None = None,
 ) -> Calibration:
     """Set ``gallery``'s unknown threshold for ``method`` to give false-accept rate ``far``,
-    on the decision score with ``gap_weight`` (:mod:`celebface.gallery.matching`; default
-    ``DEFAULT_GAP_WEIGHT``, 0 for a classifier).
+    on the decision score with ``gap_weight`` (:mod:`celebface.gallery.matching`; None:
+    chosen by cross-validation over the stranger people, 0 for a classifier; see
+    :func:`celebface.gallery.calibration.calibrate_scores`).
 
     ``data`` holds photos (or an ``embed`` output) of people NOT in the gallery, usually with
     other photos of enrolled people (for the true-accept rate); see

@@ -126,7 +126,8 @@ class Gallery:
         """The calibrated threshold of ``method``, else a default for the embedder."""
         if method in self.thresholds:
             return float(self.thresholds[method])
-        return default_threshold(self.embedder_name, self.spec.tta, method, len(self.names))
+        return default_threshold(self.embedder_name, self.spec.tta, method, len(self.names),
+                                 list(self.counts().values()))
 
     def is_calibrated(self, method: str) -> bool:
         return method in self.thresholds
