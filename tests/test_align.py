@@ -12,6 +12,7 @@ from celebface.cropping.crop import crop_face, crop_matrix, map_face
 from celebface.data import DatasetError, FaceItem, kind_of, open_dataset
 from celebface.recognition.align import detected_faces, face_tag, locate_faces, pick_face
 from celebface.types import Face
+from fakes import ListDetector
 
 
 def _face() -> Face:
@@ -44,31 +45,19 @@ def test_crop_geometry_is_scale_equivariant() -> None:
     np.testing.assert_allclose(a.landmarks, b.landmarks, atol=1e-3)
 
 
-class _FakeDetector:
-    name = "mtcnn"  # its minimum score (0.9) applies
-
-    def __init__(self, faces: list[list[Face]]):
-        self.faces, self.calls, self.seen = faces, 0, []
-
-    def detect_batch(self, images):
-        self.calls += 1
-        self.seen.append(len(images))
-        return self.faces[: len(images)]
-
-
 def test_locate_faces_rules() -> None:
     images = [np.zeros((50, 40, 3), np.uint8)] * 2
     known = _face()
     small, big = Face((0, 0, 5, 5), 0.99), Face((0, 0, 20, 20), 0.95)
-    det, large = _FakeDetector([[small, big]]), _FakeDetector([[]])
+    det, large = ListDetector([[small, big]]), ListDetector([[]])
     out = locate_faces(images, [known, None], "auto", det, large_detector=large)
     assert out[0] is known and out[1] == big  # known kept; the largest confident face
-    none_found = _FakeDetector([[]])
+    none_found = ListDetector([[]])
     assert locate_faces(images[:1], None, "detect", none_found) == [None]
-    whole = locate_faces(images[:1], None, "auto", _FakeDetector([[]]),
-                         large_detector=_FakeDetector([[]]))[0]
+    whole = locate_faces(images[:1], None, "auto", ListDetector([[]]),
+                         large_detector=ListDetector([[]]))[0]
     assert whole is not None and whole.box == (0.0, 0.0, 39.0, 49.0)
-    unused = _FakeDetector([])
+    unused = ListDetector([])
     assert locate_faces(images[:1], None, "whole", unused, large_detector=unused)[0].box == (
         0.0, 0.0, 39.0, 49.0)
     assert unused.calls == 0
@@ -85,15 +74,15 @@ def test_detected_faces_one_rule_for_every_stage() -> None:
     image = np.zeros((50, 40, 3), np.uint8)
     weak_big, small, mid = Face((0, 0, 30, 30), 0.5), Face((0, 0, 5, 5), 0.99), \
         Face((0, 0, 10, 10), 0.95)
-    det = _FakeDetector([[weak_big, small, mid]])
+    det = ListDetector([[weak_big, small, mid]])
     det.name = "mtcnn"
     assert detected_faces([image], det) == [[mid]]
     assert detected_faces([image], det, every=True) == [[small, mid]]
     det.name = "hog"
     assert detected_faces([image], det) == [[weak_big]]
     assert locate_faces([image], None, "auto", det,
-                        large_detector=_FakeDetector([[]])) == [weak_big]
-    assert detected_faces([image], _FakeDetector([[]])) == [[]]
+                        large_detector=ListDetector([[]])) == [weak_big]
+    assert detected_faces([image], ListDetector([[]])) == [[]]
 
 
 def test_auto_rule_tries_the_large_face_pass_first() -> None:
@@ -103,12 +92,12 @@ def test_auto_rule_tries_the_large_face_pass_first() -> None:
     first = Face((5, 5, 45, 55), 0.99, np.zeros((5, 2), np.float32))
     weak = Face((0, 0, 50, 60), 0.5)  # below min_score: a miss
     late = Face((1, 1, 30, 30), 0.97)
-    large = _FakeDetector([[first], [weak]])
-    full = _FakeDetector([[late]])
+    large = ListDetector([[first], [weak]])
+    full = ListDetector([[late]])
     out = locate_faces(images, [None, None, _face()], "auto", full, large_detector=large)
     assert large.seen == [2] and full.seen == [1]  # the known face goes to neither
     assert out[0] is first and out[1] is late and out[2] is not None
-    large, full = _FakeDetector([[first]] * 3), _FakeDetector([[late]] * 3)
+    large, full = ListDetector([[first]] * 3), ListDetector([[late]] * 3)
     assert locate_faces(images, None, "auto", full, large_detector=large) == [first] * 3
     assert full.calls == 0  # every face found in the first pass: no full pass
     out = locate_faces(images, None, "detect", full, large_detector=large)
