@@ -53,6 +53,11 @@ class ClassicalConfig:
     seed: int = 0
     val_fraction: float = 0.15  # stratified split when DATA has no splits.csv
 
+    @staticmethod
+    def per_model(model: str) -> dict[str, Any]:
+        """The settings whose default depends on the model (``C`` of logreg and svm)."""
+        return {"C": DEFAULT_C[model]} if model in DEFAULT_C else {}
+
 
 def _fit_temperature(scores: np.ndarray, labels: np.ndarray) -> float:
     """The softmax temperature (scale) that minimises the NLL of ``scores`` on ``labels``."""
