@@ -165,6 +165,7 @@ def test_rerank_holds_small_groups_to_the_cosine(rng: np.random.Generator) -> No
     assert bcubed(truth, cluster_vectors(vecs, 0.92, "rerank", cut=0.7)) == (1.0, 1.0)
 
 
+@pytest.mark.slow
 def test_output_folder_with_fake_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     import celebface.verification.compare as compare
