@@ -17,7 +17,6 @@ from celebface.recognition import (
     Embedder,
     FlipTTA,
     embed_dataset,
-    embed_views,
     get_embedder,
     l2_normalize,
     load_embeddings,
@@ -79,14 +78,14 @@ def test_flip_tta_generic_and_dlib(dlib_embedder: DlibEmbedder,
     img = np.zeros((10, 20, 3), np.uint8)
     img[:, 14:] = 255  # bright strip on the right, inside the box's right half
     face = Face((2, 0, 18, 10))
-    views = embed_views(HalvesEmbedder(), [img], [face], ("orig", "flip"))
+    views = HalvesEmbedder().embed_views([img], [face], ("orig", "flip"))
     np.testing.assert_allclose(views["flip"][0][:3], views["orig"][0][3:], atol=1e-6)
     tta = FlipTTA(HalvesEmbedder()).embed([img], [face])
     expected = l2_normalize(views["orig"] + views["flip"])
     np.testing.assert_allclose(tta, expected, atol=1e-6)
     # dlib: the flip view is the mirrored aligned chip
     big = rng.integers(0, 256, (60, 50, 3), dtype=np.uint8)
-    dv = embed_views(dlib_embedder, [big], None, ("orig", "flip"))
+    dv = dlib_embedder.embed_views([big], None, ("orig", "flip"))
     chip = dlib_embedder.chip(big)
     np.testing.assert_allclose(
         dv["flip"], l2_normalize(dlib_embedder.embed_chips([chip[:, ::-1].copy()])), atol=1e-5)

@@ -158,7 +158,7 @@ def casia(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def _net_outputs(weights: Path, chips: np.ndarray) -> np.ndarray:
     from celebface.recognition.facenet import FacenetEmbedder
 
-    return FacenetEmbedder(weights=weights, device="cpu").embed_crops(list(chips))
+    return FacenetEmbedder(weights=weights, device="cpu").embed_chips(list(chips))
 
 
 @pytest.mark.slow
@@ -215,9 +215,9 @@ def test_facenet_embedder_defaults_to_casia(casia: tuple[Path, Path],
     assert views["orig"].shape == (3, 512) and views["orig"].dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(views["flip"], axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(emb.embed(imgs, faces), views["orig"], atol=1e-5)
-    crops = emb.crops(imgs, faces)
+    crops = emb.chips(imgs, faces)
     assert all(c.shape == (160, 160, 3) for c in crops)
-    flipped = emb.embed_crops([c[:, ::-1].copy() for c in crops])
+    flipped = emb.embed_chips([c[:, ::-1].copy() for c in crops])
     np.testing.assert_allclose(flipped, views["flip"], atol=1e-5)
 
 

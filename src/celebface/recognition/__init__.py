@@ -9,7 +9,7 @@ from celebface.errors import InputError
 from celebface.recognition.base import Embedder, l2_normalize
 from celebface.recognition.dataset import EmbedConfig, Embeddings, embed_dataset, load_embeddings
 from celebface.recognition.dlib_resnet import DlibConfig, DlibEmbedder
-from celebface.recognition.tta import FlipTTA, combine_views, embed_views
+from celebface.recognition.tta import FlipTTA, combine_views
 
 EMBEDDERS = ("dlib", "facenet", "dlib+facenet")
 
@@ -83,7 +83,6 @@ __all__ = [
     "FlipTTA",
     "combine_views",
     "embed_dataset",
-    "embed_views",
     "get_embedder",
     "l2_normalize",
     "load_embeddings",

@@ -15,7 +15,6 @@ import numpy as np
 
 from celebface.errors import InputError
 from celebface.recognition.base import Embedder, l2_normalize
-from celebface.recognition.tta import embed_views
 from celebface.types import Face
 
 #: Default weights of ``dlib+facenet`` (dlib, facenet): z-score fusion, each cosine divided
@@ -79,7 +78,7 @@ class FusedEmbedder(Embedder):
         faces: Sequence[Face | None] | None = None,
         views: Sequence[str] = ("orig",),
     ) -> dict[str, np.ndarray]:
-        per_part = [embed_views(p, images, faces, views) for p in self.parts]
+        per_part = [p.embed_views(images, faces, views) for p in self.parts]
         return {v: fuse([pv[v] for pv in per_part], self.weights) for v in views}
 
     def embed(
