@@ -19,6 +19,7 @@ import numpy as np
 from celebface.audit import checks
 from celebface.audit.checks import Finding
 from celebface.io import ImageReadError, atomic_write_text, list_dataset, read_image, read_splits
+from celebface.recognition.registry import embedder_config
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +152,10 @@ def _embed_photos(photos: _Photos, config: AuditConfig, progress: bool
 
 
 def near_duplicate_bound(embedder: str) -> float:
-    key = (embedder, "none")
-    if key in checks.NEAR_DUPLICATE:
-        return checks.NEAR_DUPLICATE[key]
+    """The measured near-duplicate cosine of ``embedder`` (tta none), else the fallback."""
+    bound = embedder_config(embedder).near_duplicate.get("none")
+    if bound is not None:
+        return bound
     log.warning("no measured near-duplicate bound for %s: using %.3f", embedder,
                 checks.FALLBACK_NEAR_DUPLICATE)
     return checks.FALLBACK_NEAR_DUPLICATE

@@ -31,7 +31,7 @@ from celebface.gallery.faces import (
 from celebface.gallery.matching import DEFAULT_MATCH, Matcher
 from celebface.gallery.store import Gallery, GalleryError, is_gallery
 from celebface.io import folder_lock
-from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec
+from celebface.recognition.spec import DEFAULT_TTA
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def calibrate(
             check_same_embedder(gallery, embedded_spec(meta))
     else:
         base = config or FaceSetConfig()
-        spec = EmbedderSpec.from_dict(gallery.embedder)
+        spec = gallery.spec
         options = dict(spec.options or base.embedder_options)
         if spec.tta != DEFAULT_TTA:
             options["tta"] = spec.tta

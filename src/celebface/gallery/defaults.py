@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from celebface.recognition.registry import add_impostor_tails, embedder_config
+
 #: The false-accept rate an uncalibrated gallery aims at: 0.5%, half the 1% it promises,
 #: because the tails below are estimated from a few dozen scores past p = 1e-4 (on 80-person
 #: galleries aiming at 1% the realised rate was 1.85%, benchmarks/results/recognize.md).
@@ -76,6 +78,7 @@ IMPOSTOR_TAILS: dict[tuple[str, str], dict[str, list[tuple[float, float]]]] = {
         ],
     },
 }
+add_impostor_tails(IMPOSTOR_TAILS)  # each embedder's registry entry references its tables
 #: Used when nothing is known: a classifier's probability, or an embedder not measured above.
 FALLBACK_THRESHOLD = 0.5
 
@@ -91,7 +94,7 @@ def tail_threshold(tail: Sequence[tuple[float, float]], p: float) -> float:
 def default_threshold(embedder: str, tta: str, method: str, people: int) -> float:
     """The uncalibrated threshold of an ``people``-person gallery of ``embedder`` vectors
     (``FALLBACK_THRESHOLD`` for an embedder or method not measured)."""
-    tails = IMPOSTOR_TAILS.get((embedder, tta), {})
+    tails = embedder_config(embedder).impostor_tails.get(tta, {})
     if method not in tails:
         return FALLBACK_THRESHOLD
     return tail_threshold(tails[method], DEFAULT_FAR / max(1, people))

@@ -62,7 +62,7 @@ def embedder_spec(embedder: Any, config: FaceSetConfig) -> dict[str, Any]:
 
 
 def check_same_embedder(gallery: Gallery, spec: dict[str, Any]) -> None:
-    old = EmbedderSpec.from_dict(gallery.embedder)
+    old = gallery.spec
     new = EmbedderSpec.from_dict(spec)
     if gallery.embedder and old.settings and not old.same_vectors(new):
         raise GalleryError(

@@ -25,6 +25,7 @@ from celebface.gallery.enroll import embedder_spec, mark_changed
 from celebface.gallery.faces import build_models, pick_face
 from celebface.gallery.store import is_gallery
 from celebface.io import ImageReadError, LoadedImage, read_image_bytes
+from celebface.recognition.spec import DEFAULT_TTA
 from celebface.serve.config import ServeConfig, check_name
 from celebface.serve.thumbnails import Thumbnails, face_thumbnail
 from celebface.streaming.recognizer import Recognizer, RecognizerConfig
@@ -102,10 +103,15 @@ class FaceService:
         if len(self.gallery):
             rec = Recognizer(self.gallery, detector=c.detector, config=self._rec_config())
             return rec.embedder, rec.detector
-        spec = self.gallery.embedder
+        spec = self.gallery.spec
         return build_models(EnrollConfig(
-            embedder=spec.get("name", "dlib"), embedder_options=dict(spec.get("options") or {}),
-            detector=c.detector, device=c.device))
+            embedder=spec.name, embedder_options=self._embedder_options(), detector=c.detector,
+            device=c.device))
+
+    def _embedder_options(self) -> dict[str, Any]:
+        """The gallery's embedder options, its TTA among them (as enroll takes them)."""
+        spec = self.gallery.spec
+        return {**spec.options, **({"tta": spec.tta} if spec.tta != DEFAULT_TTA else {})}
 
     def close(self) -> None:
         """Finish the work already handed to the pool, then stop it."""
@@ -259,8 +265,7 @@ class FaceService:
         if is_gallery(folder):
             return Gallery.load(folder)
         spec = embedder_spec(self.embedder, EnrollConfig(
-            embedder=self.gallery.embedder.get("name", "dlib"),
-            embedder_options=dict(self.gallery.embedder.get("options") or {})))
+            embedder=self.gallery.spec.name, embedder_options=self._embedder_options()))
         settings = spec["settings"]
         return Gallery(path=folder, embedder=spec, info={
             "alignment": settings.get("alignment", settings.get("align")),
