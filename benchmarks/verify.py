@@ -169,8 +169,9 @@ def report(r: dict) -> str:
             lines.append(f"| {tta} | {f} | {v['threshold']:.4f} | {v['accuracy']:.4f} | "
                          f"{v['tar']:.4f} | {v['far']:.4f} |")
     lines += ["", "`celebface verify` uses the FAR 0.01 thresholds (the embedder's "
-              "pair_threshold in src/celebface/recognition/registry.py): the same test accuracy as the "
-              "balanced-accuracy threshold with about a quarter of its false accepts.",
+              "pair_threshold in src/celebface/recognition/registry.py): the same test "
+              "accuracy as the balanced-accuracy threshold with about a quarter of its "
+              "false accepts.",
               "", "![score histograms](verify.png)", "",
               "Reproduce: `python benchmarks/verify.py`", ""]
     return "\n".join(lines)

@@ -10,12 +10,13 @@ import pytest
 
 from celebface.audit.run import near_duplicate_bound
 from celebface.errors import InputError
-from celebface.gallery import Gallery
+from celebface.gallery import EnrollConfig, Gallery
 from celebface.gallery.defaults import FALLBACK_THRESHOLD, IMPOSTOR_TAILS, default_threshold
 from celebface.recognition import EmbedderConfig, FlipTTA, get_embedder, register_embedder
 from celebface.recognition import registry as reg
 from celebface.recognition.base import Embedder
 from celebface.recognition.fusion import FusedEmbedder
+from celebface.recognition.spec import EmbedderSpec
 from celebface.types import Face
 from celebface.verification import cluster_threshold, pair_threshold, rerank_cut
 from fakes import ColourEmbedder, HalvesEmbedder, MeanColourEmbedder
@@ -122,5 +123,8 @@ def test_the_service_keeps_the_gallery_tta() -> None:
     from celebface.serve.service import FaceService
 
     g = Gallery(embedder={"name": "dlib", "tta": "flip", "options": {"aligner": "predictor"}})
-    options = FaceService._embedder_options(SimpleNamespace(gallery=g))
-    assert options == {"aligner": "predictor", "tta": "flip"}
+    fields = FaceService._embedder_fields(SimpleNamespace(gallery=g))
+    config = EnrollConfig(**fields)
+    assert config.spec == EmbedderSpec("dlib", "flip", {"aligner": "predictor"})
+    # settings of earlier versions (tta among the options) read the same
+    assert EnrollConfig(embedder_options={"tta": "flip", "aligner": "predictor"}) == config

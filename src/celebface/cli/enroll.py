@@ -55,8 +55,7 @@ def run(args: argparse.Namespace) -> int:
         from celebface.io import check_output_dir
 
         check_output_dir(args.out, [args.data], flag="--out")
-    options = {"tta": args.tta} if args.tta != DEFAULT_TTA else {}
-    config = config_from(EnrollConfig, args, embedder_options=options)
+    config = config_from(EnrollConfig, args)
     s = enroll(args.data, args.out, add=args.add, remove=args.remove, config=config)
     parts = [f"{s.identities} people, {s.embeddings} faces in {s.gallery}"]
     if s.added or s.reused:

@@ -22,7 +22,7 @@ from celebface.gallery.faces import (
 from celebface.gallery.matching import DEFAULT_MATCH, GalleryMatcher, Matcher, ModelMatcher
 from celebface.gallery.store import Gallery, GalleryError, is_gallery
 from celebface.io import folder_lock
-from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec
+from celebface.recognition.spec import EmbedderSpec
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,8 @@ class EnrollSummary:
 def embedder_spec(embedder: Any, config: FaceSetConfig) -> dict[str, Any]:
     """What a gallery records about its embedder (an
     :class:`~celebface.recognition.spec.EmbedderSpec`: enough to rebuild it and to check it)."""
-    options = dict(config.embedder_options)
-    tta = str(options.pop("tta", DEFAULT_TTA))
-    return EmbedderSpec.of(embedder, config.embedder, tta, options).to_dict()
+    spec = config.spec
+    return EmbedderSpec.of(embedder, spec.name, spec.tta, spec.options).to_dict()
 
 
 def check_same_embedder(gallery: Gallery, spec: dict[str, Any]) -> None:

@@ -25,7 +25,6 @@ from celebface.gallery.enroll import embedder_spec, mark_changed
 from celebface.gallery.faces import build_models, pick_face
 from celebface.gallery.store import is_gallery
 from celebface.io import ImageReadError, LoadedImage, read_image_bytes
-from celebface.recognition.spec import DEFAULT_TTA
 from celebface.serve.config import ServeConfig, check_name
 from celebface.serve.thumbnails import Thumbnails, face_thumbnail
 from celebface.streaming.recognizer import Recognizer, RecognizerConfig
@@ -103,15 +102,13 @@ class FaceService:
         if len(self.gallery):
             rec = Recognizer(self.gallery, detector=c.detector, config=self._rec_config())
             return rec.embedder, rec.detector
-        spec = self.gallery.spec
-        return build_models(EnrollConfig(
-            embedder=spec.name, embedder_options=self._embedder_options(), detector=c.detector,
-            device=c.device))
+        return build_models(EnrollConfig(**self._embedder_fields(), detector=c.detector,
+                                         device=c.device))
 
-    def _embedder_options(self) -> dict[str, Any]:
-        """The gallery's embedder options, its TTA among them (as enroll takes them)."""
+    def _embedder_fields(self) -> dict[str, Any]:
+        """The gallery's embedder as enrolment settings (its TTA included)."""
         spec = self.gallery.spec
-        return {**spec.options, **({"tta": spec.tta} if spec.tta != DEFAULT_TTA else {})}
+        return {"embedder": spec.name, "tta": spec.tta, "embedder_options": dict(spec.options)}
 
     def close(self) -> None:
         """Finish the work already handed to the pool, then stop it."""
@@ -264,8 +261,7 @@ class FaceService:
         folder = self.config.gallery
         if is_gallery(folder):
             return Gallery.load(folder)
-        spec = embedder_spec(self.embedder, EnrollConfig(
-            embedder=self.gallery.spec.name, embedder_options=self._embedder_options()))
+        spec = embedder_spec(self.embedder, EnrollConfig(**self._embedder_fields()))
         settings = spec["settings"]
         return Gallery(path=folder, embedder=spec, info={
             "alignment": settings.get("alignment", settings.get("align")),
