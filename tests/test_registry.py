@@ -40,6 +40,7 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> EmbedderConfig:
 def test_get_embedder_builds_by_name_and_stages_read_the_entry(registered) -> None:
     emb = get_embedder("colour", offset=1.0)
     assert isinstance(emb, MeanColourEmbedder) and emb.offset == 1.0
+    assert get_embedder("colour", weights=None).offset == -128.0  # no weights file: not passed
     assert pair_threshold(emb) == 0.5 and pair_threshold(get_embedder("colour", tta="flip")) == 0.6
     assert isinstance(get_embedder("colour", tta="flip"), FlipTTA)
     assert cluster_threshold(emb, "rerank") == 0.7 and rerank_cut(emb) == 0.4

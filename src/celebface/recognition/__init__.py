@@ -30,6 +30,8 @@ def get_embedder(
     from celebface.recognition.spec import builder_for, check_tta
 
     check_tta(tta)
+    if "weights" in options and options["weights"] is None:  # no weights file given
+        del options["weights"]
     embedder = build_registered(name, device, options)
     if embedder is None and Path(name).is_dir():
         if options:
