@@ -129,3 +129,20 @@ def test_the_service_keeps_the_gallery_tta() -> None:
     assert config.spec == EmbedderSpec("dlib", "flip", {"aligner": "predictor"})
     # settings of earlier versions (tta among the options) read the same
     assert EnrollConfig(embedder_options={"tta": "flip", "aligner": "predictor"}) == config
+
+
+def test_every_config_names_its_embedder_by_one_spec() -> None:
+    from celebface.gallery.faces import FaceSetConfig
+    from celebface.recognition.engine import EmbedConfig
+    from celebface.training.classical import ClassicalConfig
+    from celebface.training.mlp import MLPConfig
+
+    want = EmbedderSpec("facenet", "flip", {"box_margin": 0.2, "weights": "w.pt"})
+    assert EmbedderSpec.from_config(EmbedConfig(embedder="facenet", tta="flip", weights="w.pt",
+                                                options={"box_margin": 0.2})) == want
+    assert FaceSetConfig(embedder="facenet", tta="flip",
+                         embedder_options={"box_margin": 0.2, "weights": "w.pt"}).spec == want
+    assert ClassicalConfig(embedder="facenet", tta="flip").spec == EmbedderSpec("facenet", "flip")
+    assert MLPConfig(tta="flip").spec == EmbedderSpec("dlib", "flip")
+    with pytest.raises(InputError, match="--tta"):
+        FaceSetConfig(tta="sideways")

@@ -65,7 +65,7 @@ class FaceSetConfig:
     @property
     def spec(self) -> EmbedderSpec:
         """The embedder these settings describe."""
-        return EmbedderSpec(self.embedder, self.tta, dict(self.embedder_options))
+        return EmbedderSpec.from_config(self)
 
     @property
     def face_rule(self) -> str:
