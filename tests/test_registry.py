@@ -146,3 +146,12 @@ def test_every_config_names_its_embedder_by_one_spec() -> None:
     assert MLPConfig(tta="flip").spec == EmbedderSpec("dlib", "flip")
     with pytest.raises(InputError, match="--tta"):
         FaceSetConfig(tta="sideways")
+
+
+def test_enroll_tta_flag_reaches_the_spec() -> None:
+    from celebface.cli.main import build_parser
+    from celebface.cli.options import config_from
+
+    args = build_parser().parse_args(["enroll", "DATA", "--out", "G", "--tta", "flip"])
+    config = config_from(EnrollConfig, args)
+    assert config.spec == EmbedderSpec("dlib", "flip") and config.embedder_options == {}
