@@ -23,7 +23,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "/metrics. Binds 127.0.0.1 unless --host says otherwise; with an API key every /v1 "
         "call must send it. The gallery is created by the first enrolment if missing."
     )
-    p.add_argument("gallery", metavar="GALLERY", help="gallery folder (celebface enroll)")
+    p.add_argument("gallery", metavar="GALLERY", nargs="?",
+                   help="gallery folder (celebface enroll)")
+    p.add_argument("--store", metavar="URL",
+                   help="serve the gallery in a PostgreSQL database instead of GALLERY "
+                   "(postgresql://user@host/db); several servers may share it")
     add_option(p, ServeConfig, "model", metavar="DIR",
                help="name faces with a trained classifier instead (gallery edits refused)")
     add_option(p, ServeConfig, "host", help="address to bind (default %(default)s)")
@@ -65,11 +69,16 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise CLIError(f"serve needs fastapi, uvicorn and python-multipart ({exc}); "
                        "pip install -r requirements.txt") from None
+    from celebface.cli.gallery import store_or_folder
+
+    store_or_folder(args.store, args.gallery, "GALLERY")  # exactly one of them
+    if args.store is not None:
+        args.gallery = "gallery"  # unused: the store holds the gallery
     workers = args.workers or default_workers()
     config = config_from(
         ServeConfig, args, api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
         workers=workers, torch_threads=args.torch_threads or max(1, default_workers() // workers),
-        cors_origins=tuple(args.cors_origin),
+        cors_origins=tuple(args.cors_origin), store=args.store,
     )
     if not _is_loopback(config.host) and not config.api_key:
         log.warning("listening on %s without an API key: anyone who can reach it can read and "

@@ -20,8 +20,7 @@ from celebface.gallery.faces import (
     source_key,
 )
 from celebface.gallery.matching import DEFAULT_MATCH, GalleryMatcher, Matcher, ModelMatcher
-from celebface.gallery.store import Gallery, GalleryError, is_gallery
-from celebface.io import folder_lock
+from celebface.gallery.store import FolderStore, Gallery, GalleryError, GalleryStore, open_store
 from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec
 
 log = logging.getLogger(__name__)
@@ -43,7 +42,7 @@ class EnrollConfig(FaceSetConfig):
 
 @dataclass
 class EnrollSummary:
-    gallery: Path
+    gallery: Path | str  # a folder, or a database's URL (without its password)
     added: int = 0
     reused: int = 0
     dropped: int = 0
@@ -74,7 +73,7 @@ def check_same_embedder(gallery: Gallery, spec: dict[str, Any]) -> None:
 
 def enroll(
     data: str | Path | None,
-    out: str | Path,
+    out: str | Path | GalleryStore,
     *,
     add: bool = False,
     remove: Sequence[str] = (),
@@ -89,47 +88,51 @@ def enroll(
     ends up holding exactly ``data``'s faces; with ``add`` they are added to what it holds.
     ``remove`` names identities to delete. Photos already enrolled with the same embedder are
     not embedded again, so an interrupted enrolment resumes where its last checkpoint was.
-    Runs on one gallery take turns (a lock in the folder), so none loses another's update.
+    ``out`` is a gallery folder, a ``postgresql://`` URL or a :class:`GalleryStore`; the edit
+    goes through :meth:`GalleryStore.edit` (lock, re-read, change, save), so runs and servers
+    on one gallery take turns and none loses another's update.
     """
     config = config or EnrollConfig()
-    out = Path(out)
-    # One writer at a time: a second enroll waits, then reads what the first one saved.
-    with folder_lock(out, "gallery"):
-        return _enroll(data, out, add, remove, config, models, progress)
+    store = open_store(out)
+    if config.index is not None:
+        from celebface.gallery.index import resolve_kind
+
+        resolve_kind(config.index, 0)  # a clear error for an unknown kind
+    summary = EnrollSummary(store.folder if isinstance(store, FolderStore) else store.location)
+
+    def change(gallery: Gallery) -> None:
+        _enroll(store, gallery, data, add, remove, config, models, progress, summary)
+
+    create = None if data is None else lambda: Gallery(path=getattr(store, "folder", None))
+    # one writer at a time: a second enroll (or a server's edit) waits, then re-reads
+    _, gallery, _ = store.edit(change, create)
+    summary.identities, summary.embeddings = len(gallery.names), len(gallery)
+    return summary
 
 
 def _enroll(
+    store: GalleryStore,
+    gallery: Gallery,
     data: str | Path | None,
-    out: Path,
     add: bool,
     remove: Sequence[str],
     config: EnrollConfig,
     models: tuple[Any, Any] | None,
     progress: bool,
-) -> EnrollSummary:
-    gallery = Gallery.load(out) if is_gallery(out) else None
-    if gallery is None and (add or remove or config.index) and data is None:
-        raise FileNotFoundError(f"{out}: no gallery to edit")
-    gallery = gallery or Gallery(path=out)
+    summary: EnrollSummary,
+) -> None:
     if config.index is not None:
-        from celebface.gallery.index import resolve_kind
-
-        resolve_kind(config.index, 0)  # a clear error for an unknown kind
         gallery.info["index"] = config.index
-    summary = EnrollSummary(out)
     if data is not None:
         if is_embeddings_dir(data):
             _enroll_embedded(gallery, data, add, config, summary)
         else:
-            _enroll_photos(gallery, data, add, config, models, summary, progress)
+            _enroll_photos(store, gallery, data, add, config, models, summary, progress)
     for name in remove:  # after the data, so DATA cannot bring a removed person back
         summary.removed[name] = gallery.remove(name)
         log.info("removed %s (%d embeddings)", name, summary.removed[name])
     changed = summary.added or summary.dropped or any(summary.removed.values())
     mark_changed(gallery, bool(changed))
-    gallery.save(out)
-    summary.identities, summary.embeddings = len(gallery.names), len(gallery)
-    return summary
 
 
 def mark_changed(gallery: Gallery, changed: bool = True) -> None:
@@ -173,6 +176,7 @@ def _merge(gallery: Gallery, faces: FaceSet, add: bool, summary: EnrollSummary) 
 
 
 def _enroll_photos(
+    store: GalleryStore,
     gallery: Gallery,
     data: str | Path,
     add: bool,
@@ -204,12 +208,12 @@ def _enroll_photos(
     )
     pending = 0
     for part in embed_items(dataset, todo, embedder, detector, config, progress,
-                            cache_dir=gallery_cache_dir(gallery)):
+                            cache_dir=store.cache_dir()):
         summary.added += gallery.add(part.embeddings, part.identities, part.sources)
         summary.skipped += part.skipped
         pending += len(part.identities)
         if pending >= config.checkpoint_every:
-            gallery.save()
+            store.save(gallery)  # a checkpoint, under the edit's lock
             pending = 0
 
 

@@ -42,6 +42,8 @@ class ServeConfig:
     ``torch_threads``: torch's thread count, set at start-up (0: leave it as it is;
     ``celebface serve`` passes cores // workers).
     ``cors_origins``: origins allowed to call the API from other pages (none by default).
+    ``store``: a gallery store to use instead of the ``gallery`` folder (a ``postgresql://``
+    URL: one gallery shared by several servers).
     """
 
     gallery: Path = Path("gallery")
@@ -59,6 +61,8 @@ class ServeConfig:
     match: str = DEFAULT_MATCH
     threshold: float | None = None
     cors_origins: tuple[str, ...] = ()
+    #: where the gallery lives instead of ``gallery``: a ``postgresql://`` URL shared by servers
+    store: str | None = None
 
     def __post_init__(self) -> None:
         self.gallery = Path(self.gallery)

@@ -1,9 +1,12 @@
 """What the server does, without HTTP: models loaded once, inference in a thread pool, and
-gallery edits through the atomic store, one at a time.
+gallery edits through the gallery store's one write protocol.
 
-The published gallery and recogniser are never changed in place: an edit loads the gallery from
-disk, changes it, saves it atomically and then swaps in a new recogniser, so requests in flight
-keep using a consistent one.
+The published gallery and recogniser are never changed in place: an edit (:meth:`FaceService._edit`)
+takes the store's lock, re-reads the gallery, changes it, saves it and then swaps in a new
+recogniser, so requests in flight keep using a consistent one and no other writer's change
+(``celebface enroll``, another server on the same store) is lost. Before each request the
+store's version stamp is checked (a ``stat`` of the manifest, or one row in PostgreSQL), and a
+gallery changed by another process is reloaded.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -23,7 +27,7 @@ from celebface.errors import CelebfaceError
 from celebface.gallery import EnrollConfig, Gallery
 from celebface.gallery.enroll import embedder_spec, mark_changed
 from celebface.gallery.faces import build_models, pick_face
-from celebface.gallery.store import is_gallery
+from celebface.gallery.store import GalleryError, GalleryStore, is_store_url, open_store
 from celebface.io import ImageReadError, LoadedImage, read_image_bytes
 from celebface.serve.config import ServeConfig, check_name
 from celebface.serve.thumbnails import Thumbnails, face_thumbnail
@@ -65,8 +69,11 @@ class FaceService:
         self.recognizer: Recognizer | None = None
         self.pair_threshold: float | None = None
         self._model: Any = None
+        self.store: GalleryStore = open_store(config.store or config.gallery)
+        self._version: Any = None  # the store's stamp of the published gallery
         self._edit_lock = threading.Lock()
-        self.thumbs = Thumbnails(config.gallery / "thumbnails")
+        self._reload_lock = threading.Lock()
+        self.thumbs = Thumbnails(_thumbnail_folder(config))
 
     # ---------------------------------------------------------------- life cycle
     def start(self) -> None:
@@ -76,10 +83,12 @@ class FaceService:
             import torch
 
             torch.set_num_threads(c.torch_threads)
-        if is_gallery(c.gallery):
-            self.gallery = Gallery.load(c.gallery)
+        gallery, self._version = self.store.snapshot()
+        if gallery is not None:
+            self.gallery = gallery
         else:
-            log.warning("%s: no gallery yet; it is created by the first enrolment", c.gallery)
+            log.warning("%s: no gallery yet; it is created by the first enrolment",
+                        self.store.location)
         if c.model is not None:
             from celebface.training import load_model
 
@@ -91,7 +100,7 @@ class FaceService:
         self.detector.detect(blank)
         self.embedder.embed([blank], [Face(box=(30.0, 30.0, 130.0, 130.0))])
         self.pool = ThreadPoolExecutor(c.workers, thread_name_prefix="celebface-serve")
-        log.info("serving %s: %d people, %d photos, %d inference workers", c.gallery,
+        log.info("serving %s: %d people, %d photos, %d inference workers", self.store.location,
                  len(self.gallery.names), len(self.gallery), c.workers)
 
     def _build_models(self) -> tuple[Any, Any]:
@@ -114,11 +123,32 @@ class FaceService:
             self.pool = None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` in the worker pool."""
+        """Run ``fn(*args)`` in the worker pool, on the store's current gallery
+        (:meth:`refresh` first)."""
         if self.pool is None:
             raise RuntimeError("the service is not started")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, functools.partial(fn, *args))
+        return await loop.run_in_executor(self.pool, functools.partial(self._fresh, fn, *args))
+
+    def _fresh(self, fn: Callable[..., T], *args: Any) -> T:
+        self.refresh()
+        return fn(*args)
+
+    def refresh(self) -> bool:
+        """Reload the gallery when the store's version stamp moved (another process edited
+        it); True when it did. Cheap when nothing changed: one stat or one indexed row."""
+        if self.store.version() == self._version:
+            return False
+        with self._reload_lock:
+            gallery, version = self.store.snapshot()
+            if version == self._version:
+                return False
+            if gallery is not None:
+                self._use(gallery)
+            self._version = version
+            log.info("%s changed (another writer): reloaded, %d people, %d photos",
+                     self.store.location, len(self.gallery.names), len(self.gallery))
+            return True
 
     # ---------------------------------------------------------------- models
     @property
@@ -210,6 +240,7 @@ class FaceService:
 
     # ---------------------------------------------------------------- the gallery
     def people(self) -> list[dict[str, Any]]:
+        self.refresh()
         return [{"name": n, "photos": c} for n, c in self.gallery.counts().items()]
 
     def _check_editable(self) -> None:
@@ -242,27 +273,42 @@ class FaceService:
         if not images:
             raise RequestError("; ".join(str(e) for e in errors), errors[0].status)
         emb = np.asarray(self.embedder.embed([i.rgb for i in images], faces), np.float32)
-        with self._edit_lock:
-            gallery = self._load_for_edit()
+
+        def add(gallery: Gallery) -> int:
             gallery.add(emb, [name] * len(images), sources)
             mark_changed(gallery)
-            gallery.save(self.config.gallery)
-            self._use(gallery)
+            return gallery.counts()[name]
+
+        count = self._edit(add)
         if not self.thumbs.has(name):
             best = max(range(len(faces)), key=lambda i: faces[i].score)
             self.thumbs.save(name, face_thumbnail(images[best].rgb, faces[best]))
-        return {"name": name, "added": len(images), "photos": gallery.counts()[name],
+        return {"name": name, "added": len(images), "photos": count,
                 "skipped": skipped, **self.status()}
 
+    def _edit(self, change: Callable[[Gallery], T]) -> T:
+        """The one way the server edits its gallery: under the store's lock (other processes
+        and servers wait), re-read it, apply ``change``, save it, publish a recogniser for it;
+        returns ``change``'s result. A :class:`GalleryError` from ``change`` (e.g. an unknown
+        name) is a 404 and saves nothing."""
+        self._check_editable()
+        with self._edit_lock:
+            try:
+                result, gallery, version = self.store.edit(change, self._load_for_edit)
+            except GalleryError as exc:
+                raise RequestError(str(exc), 404) from None
+            with self._reload_lock:
+                self._use(gallery)
+                self._version = version
+        return result
+
     def _load_for_edit(self) -> Gallery:
-        folder = self.config.gallery
-        if is_gallery(folder):
-            return Gallery.load(folder)
+        """A new, empty gallery for the first enrolment (the store has none yet)."""
         spec = embedder_spec(self.embedder, EnrollConfig(
             embedder=self.gallery.embedder.get("name", "dlib"),
             embedder_options=dict(self.gallery.embedder.get("options") or {})))
         settings = spec["settings"]
-        return Gallery(path=folder, embedder=spec, info={
+        return Gallery(path=getattr(self.store, "folder", None), embedder=spec, info={
             "alignment": settings.get("alignment", settings.get("align")),
             "faces_from": f"uploads (largest {self.config.detector} face)"})
 
@@ -270,17 +316,15 @@ class FaceService:
         """Delete ``name`` and every photo of theirs from the gallery."""
         self._check_editable()
         name = self.valid_name(name)
-        with self._edit_lock:
-            if name not in self.gallery.names or not is_gallery(self.config.gallery):
-                raise RequestError(f"{name!r} is not in the gallery", 404)
-            gallery = Gallery.load(self.config.gallery)
-            try:
-                removed = gallery.remove(name)
-            except KeyError:
-                raise RequestError(f"{name!r} is not in the gallery", 404) from None
+
+        def drop(gallery: Gallery) -> int:
+            if name not in gallery.names:
+                raise GalleryError(f"{name!r} is not in the gallery")
+            removed = gallery.remove(name)
             mark_changed(gallery)
-            gallery.save()
-            self._use(gallery)
+            return removed
+
+        removed = self._edit(drop)
         self.thumbs.remove(name)
         return {"name": name, "removed": removed, **self.status()}
 
@@ -301,6 +345,16 @@ class FaceService:
             return check_name(name)
         except ValueError as exc:
             raise RequestError(str(exc)) from None
+
+
+def _thumbnail_folder(config: ServeConfig) -> Path:
+    """Thumbnails live in the gallery folder; a database's server keeps them in a local
+    temporary folder (they are cut again from enrolled photo files when missing)."""
+    if is_store_url(config.store):
+        import tempfile
+
+        return Path(tempfile.mkdtemp(prefix="celebface-thumbnails-"))
+    return Path(config.store or config.gallery) / "thumbnails"
 
 
 def _pair_threshold(gallery: Gallery) -> float | None:
