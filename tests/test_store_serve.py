@@ -16,9 +16,9 @@ import pytest
 from celebface.gallery import EnrollConfig, Gallery
 
 pytest.importorskip("fastapi", reason="serve needs fastapi (requirements.txt)")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from serve_helpers import gallery_copy, held_out, models, photos  # noqa: E402
+from serve_helpers import gallery_copy, held_out, models, photos
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SRC = Path(__file__).resolve().parents[1] / "src"
