@@ -210,9 +210,16 @@ def _wait_up(base: str, proc: subprocess.Popen, log: Path) -> None:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_two_servers_share_one_database(pg_url: str, five_celeb: Path, tmp_path: Path) -> None:
-    from serve_helpers import free_port, gallery_copy, held_out, photos
+    from celebface.gallery import EnrollConfig, enroll
+    from serve_helpers import PEOPLE, free_port, held_out, models, photos
 
-    copy_gallery(gallery_copy(five_celeb, tmp_path), pg_url)
+    for person in PEOPLE:  # `celebface enroll --store` into the database
+        (tmp_path / "data" / person).mkdir(parents=True)
+        for p in photos(five_celeb, person, "train", 3):
+            (tmp_path / "data" / person / p.name).symlink_to(p)
+    summary = enroll(tmp_path / "data", pg_url, config=EnrollConfig(max_side=640),
+                     models=models(), progress=False)
+    assert (summary.identities, summary.embeddings) == (3, 9)
     ports = [free_port(), free_port()]
     procs = [_serve(pg_url, p, tmp_path / f"server{i}.log") for i, p in enumerate(ports)]
     try:

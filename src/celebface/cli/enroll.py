@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.data is None and not args.remove and args.index is None:
         raise CLIError("give DATA to enroll, --remove NAME or --index KIND")
-    out = store_or_folder(args.store, args.out, "--out")
+    out = store_or_folder(args.store, args.out, "--out GALLERY")
     if args.data is not None and args.store is None:
         from celebface.io import check_output_dir
 

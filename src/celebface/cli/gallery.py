@@ -13,13 +13,13 @@ def store_or_folder(store: str | None, folder: str | None, flag: str) -> str:
     from celebface.gallery.store import is_store_url
 
     if store is not None and folder is not None:
-        raise CLIError(f"give {flag} GALLERY or --store URL, not both")
+        raise CLIError(f"give {flag} or --store URL, not both")
     if store is not None:
         if not is_store_url(store):
             raise CLIError(f"--store {store!r}: not a postgresql:// URL")
         return store
     if folder is None:
-        raise CLIError(f"give {flag} GALLERY (a folder) or --store URL (a database)")
+        raise CLIError(f"give {flag} (a folder) or --store URL (a database)")
     return folder
 
 
