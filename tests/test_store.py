@@ -137,3 +137,20 @@ def test_copy_between_folders_is_exact_and_refuses_to_overwrite(tmp_path: Path,
         copy_gallery(tmp_path / "a", tmp_path / "b")
     with pytest.raises(MissingGalleryError):
         copy_gallery(tmp_path / "nothing", tmp_path / "c")
+
+
+def test_server_keeps_serving_when_its_database_is_down(caplog) -> None:
+    """Recognition goes on with the gallery already loaded; an edit is a clear 503."""
+    pytest.importorskip("psycopg", reason="the PostgreSQL store needs psycopg")
+    from celebface.serve import ServeConfig
+    from celebface.serve.service import FaceService, RequestError
+
+    down = "postgresql://nobody@127.0.0.1:1/nowhere"  # nothing listens on port 1
+    service = FaceService(ServeConfig(store=down, device="cpu", workers=1), models=(None, None))
+    service._version = 7  # as if a gallery had been loaded
+    assert service.refresh() is False and service._version == 7
+    assert "cannot connect" in caplog.text and "serving the gallery loaded before" in caplog.text
+    with pytest.raises(RequestError, match="cannot connect") as err:
+        service._edit(lambda g: None)
+    assert err.value.status == 503
+    service.close()

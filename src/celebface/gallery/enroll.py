@@ -219,7 +219,7 @@ def _enroll_photos(
 
 def gallery_cache_dir(gallery: Gallery) -> Path | None:
     """Where a gallery's enrolment and calibration cache their vectors by default."""
-    return Path(gallery.path) / ".cache" if gallery.path is not None else None
+    return FolderStore(gallery.path).cache_dir() if gallery.path is not None else None
 
 
 def get_matcher(

@@ -22,7 +22,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from celebface.gallery.store import Gallery, GalleryError, GalleryStore, MissingGalleryError
+from celebface.gallery.store import (
+    Gallery,
+    GalleryError,
+    GalleryStore,
+    MissingGalleryError,
+    StoreUnavailableError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +81,8 @@ class PgStore(GalleryStore):
             conn = psycopg.connect(self.url, autocommit=True,
                                    connect_timeout=self.connect_timeout)
         except psycopg.Error as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise GalleryError(f"{self.location}: cannot connect: {reason}") from None
+            raise StoreUnavailableError(f"{self.location}: cannot connect: {_reason(exc)}"
+                                        ) from None
         if not self._migrated:
             migrate(conn, self.location)
             self._migrated = True
@@ -97,10 +103,10 @@ class PgStore(GalleryStore):
                 self._shared = self._connect()
             try:
                 yield self._shared
-            except psycopg.OperationalError:
+            except psycopg.OperationalError as exc:  # connection lost: reconnect next time
                 self._shared.close()
                 self._shared = None
-                raise
+                raise StoreUnavailableError(f"{self.location}: {_reason(exc)}") from None
 
     def close(self) -> None:
         with self._shared_lock:
@@ -122,6 +128,8 @@ class PgStore(GalleryStore):
         if getattr(self._held, "conn", None) is not None:  # re-entrant
             yield
             return
+        import psycopg
+
         conn = self._connect()
         try:
             if not conn.execute("SELECT pg_try_advisory_lock(%s)", (WRITE_LOCK,)).fetchone()[0]:
@@ -130,6 +138,8 @@ class PgStore(GalleryStore):
                 conn.execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK,))
             self._held.conn = conn
             yield
+        except psycopg.OperationalError as exc:  # the server went away mid-edit
+            raise StoreUnavailableError(f"{self.location}: {_reason(exc)}") from None
         finally:
             self._held.conn = None
             conn.close()  # ends the session: the advisory lock goes with it
@@ -186,6 +196,12 @@ class PgStore(GalleryStore):
                 meta)
         log.debug("saved gallery %s: %d identities, %d embeddings", self.location,
                   len(gallery.names), len(gallery))
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of a driver error (the rest is context for a log, not a message)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def migrate(conn: Any, location: str) -> int:

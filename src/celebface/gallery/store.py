@@ -58,6 +58,10 @@ class GalleryError(CelebfaceError, ValueError):
     """A gallery folder that cannot be used; the message names the folder and the reason."""
 
 
+class StoreUnavailableError(GalleryError):
+    """The gallery's store cannot be reached now (a database down or refusing connections)."""
+
+
 class MissingGalleryError(CelebfaceError, FileNotFoundError):
     """No gallery where one was asked for; the message names the place."""
 

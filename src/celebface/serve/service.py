@@ -15,6 +15,7 @@ import asyncio
 import functools
 import hashlib
 import logging
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,13 @@ from celebface.errors import CelebfaceError
 from celebface.gallery import EnrollConfig, Gallery
 from celebface.gallery.enroll import embedder_spec, mark_changed
 from celebface.gallery.faces import build_models, pick_face
-from celebface.gallery.store import GalleryError, GalleryStore, is_store_url, open_store
+from celebface.gallery.store import (
+    GalleryError,
+    GalleryStore,
+    StoreUnavailableError,
+    is_store_url,
+    open_store,
+)
 from celebface.io import ImageReadError, LoadedImage, read_image_bytes
 from celebface.serve.config import ServeConfig, check_name
 from celebface.serve.thumbnails import Thumbnails, face_thumbnail
@@ -73,7 +80,12 @@ class FaceService:
         self._version: Any = None  # the store's stamp of the published gallery
         self._edit_lock = threading.Lock()
         self._reload_lock = threading.Lock()
-        self.thumbs = Thumbnails(_thumbnail_folder(config))
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        if is_store_url(config.store):  # a database's server keeps thumbnails locally
+            self._scratch = tempfile.TemporaryDirectory(prefix="celebface-thumbnails-")
+            self.thumbs = Thumbnails(Path(self._scratch.name))
+        else:
+            self.thumbs = Thumbnails(Path(config.store or config.gallery) / "thumbnails")
 
     # ---------------------------------------------------------------- life cycle
     def start(self) -> None:
@@ -121,6 +133,9 @@ class FaceService:
         if self.pool is not None:
             self.pool.shutdown(wait=True)
             self.pool = None
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` in the worker pool, on the store's current gallery
@@ -137,10 +152,15 @@ class FaceService:
     def refresh(self) -> bool:
         """Reload the gallery when the store's version stamp moved (another process edited
         it); True when it did. Cheap when nothing changed: one stat or one indexed row."""
-        if self.store.version() == self._version:
+        try:
+            if self.store.version() == self._version:
+                return False
+            with self._reload_lock:
+                gallery, version = self.store.snapshot()
+        except StoreUnavailableError as exc:  # keep naming faces with what is loaded
+            log.warning("%s; serving the gallery loaded before", exc)
             return False
         with self._reload_lock:
-            gallery, version = self.store.snapshot()
             if version == self._version:
                 return False
             if gallery is not None:
@@ -289,14 +309,16 @@ class FaceService:
     def _edit(self, change: Callable[[Gallery], T]) -> T:
         """The one way the server edits its gallery: under the store's lock (other processes
         and servers wait), re-read it, apply ``change``, save it, publish a recogniser for it;
-        returns ``change``'s result. A :class:`GalleryError` from ``change`` (e.g. an unknown
-        name) is a 404 and saves nothing."""
+        returns ``change``'s result. When ``change`` raises, nothing is saved; a store that
+        cannot be reached is a 503, a gallery that refuses the change a 409."""
         self._check_editable()
         with self._edit_lock:
             try:
                 result, gallery, version = self.store.edit(change, self._load_for_edit)
+            except StoreUnavailableError as exc:
+                raise RequestError(str(exc), 503) from None
             except GalleryError as exc:
-                raise RequestError(str(exc), 404) from None
+                raise RequestError(str(exc), 409) from None
             with self._reload_lock:
                 self._use(gallery)
                 self._version = version
@@ -319,7 +341,7 @@ class FaceService:
 
         def drop(gallery: Gallery) -> int:
             if name not in gallery.names:
-                raise GalleryError(f"{name!r} is not in the gallery")
+                raise RequestError(f"{name!r} is not in the gallery", 404)
             removed = gallery.remove(name)
             mark_changed(gallery)
             return removed
@@ -345,16 +367,6 @@ class FaceService:
             return check_name(name)
         except ValueError as exc:
             raise RequestError(str(exc)) from None
-
-
-def _thumbnail_folder(config: ServeConfig) -> Path:
-    """Thumbnails live in the gallery folder; a database's server keeps them in a local
-    temporary folder (they are cut again from enrolled photo files when missing)."""
-    if is_store_url(config.store):
-        import tempfile
-
-        return Path(tempfile.mkdtemp(prefix="celebface-thumbnails-"))
-    return Path(config.store or config.gallery) / "thumbnails"
 
 
 def _pair_threshold(gallery: Gallery) -> float | None:
