@@ -155,20 +155,21 @@ class FaceService:
         try:
             if self.store.version() == self._version:
                 return False
+            # read and publish under one lock, so an older read never replaces what an edit
+            # of this server published meanwhile
             with self._reload_lock:
                 gallery, version = self.store.snapshot()
+                if version == self._version:
+                    return False
+                if gallery is not None:
+                    self._use(gallery)
+                self._version = version
         except StoreUnavailableError as exc:  # keep naming faces with what is loaded
             log.warning("%s; serving the gallery loaded before", exc)
             return False
-        with self._reload_lock:
-            if version == self._version:
-                return False
-            if gallery is not None:
-                self._use(gallery)
-            self._version = version
-            log.info("%s changed (another writer): reloaded, %d people, %d photos",
-                     self.store.location, len(self.gallery.names), len(self.gallery))
-            return True
+        log.info("%s changed (another writer): reloaded, %d people, %d photos",
+                 self.store.location, len(self.gallery.names), len(self.gallery))
+        return True
 
     # ---------------------------------------------------------------- models
     @property
