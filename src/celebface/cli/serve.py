@@ -25,9 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("gallery", metavar="GALLERY", nargs="?",
                    help="gallery folder (celebface enroll)")
-    p.add_argument("--store", metavar="URL",
-                   help="serve the gallery in a PostgreSQL database instead of GALLERY "
-                   "(postgresql://user@host/db); several servers may share it")
+    add_option(p, ServeConfig, "store", metavar="URL",
+               help="serve the gallery in a PostgreSQL database instead of GALLERY "
+               "(postgresql://user@host/db); several servers may share it")
     add_option(p, ServeConfig, "model", metavar="DIR",
                help="name faces with a trained classifier instead (gallery edits refused)")
     add_option(p, ServeConfig, "host", help="address to bind (default %(default)s)")
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_from(
         ServeConfig, args, api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
         workers=workers, torch_threads=args.torch_threads or max(1, default_workers() // workers),
-        cors_origins=tuple(args.cors_origin), store=args.store,
+        cors_origins=tuple(args.cors_origin),
     )
     if not _is_loopback(config.host) and not config.api_key:
         log.warning("listening on %s without an API key: anyone who can reach it can read and "
