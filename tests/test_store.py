@@ -154,3 +154,35 @@ def test_server_keeps_serving_when_its_database_is_down(caplog) -> None:
         service._edit(lambda g: None)
     assert err.value.status == 503
     service.close()
+
+
+def test_enrolment_embeds_without_holding_the_gallery(tmp_path: Path, rng: np.random.Generator
+                                                      ) -> None:
+    """Another writer (a server's edit) goes through while `enroll` embeds, and both are kept:
+    the slow part runs outside the lock, the result is merged into a fresh read."""
+    from celebface.gallery import EnrollConfig, enroll
+    from test_gallery import COLOURS, ColourEmbedder, write_people
+
+    data, more, out = tmp_path / "data", tmp_path / "more", tmp_path / "g"
+    write_people(data, rng, {"amy": COLOURS["amy"]})
+    write_people(more, rng, {"bob": COLOURS["bob"]})
+    cfg = EnrollConfig(embedder="colour", detector="none", batch_size=2)
+    emb = ColourEmbedder()
+    enroll(data, out, config=cfg, models=(emb, None), progress=False)
+    real, edited = emb.embed, threading.Event()
+
+    def embed(*args, **kwargs):
+        if not edited.is_set():  # the first batch: another writer edits meanwhile
+            side = threading.Thread(target=FolderStore(out).edit, args=(
+                lambda g: g.add(unit(rng, 1, 12), ["server"], ["upload:x"]),))
+            side.start()
+            side.join(10)
+            if not side.is_alive():
+                edited.set()
+        return real(*args, **kwargs)
+
+    emb.embed = embed
+    s = enroll(more, out, add=True, config=cfg, models=(emb, None), progress=False)
+    assert edited.is_set(), "the other writer waited for the whole enrolment"
+    assert s.added == 3
+    assert Gallery.load(out).counts() == {"amy": 3, "server": 1, "bob": 3}

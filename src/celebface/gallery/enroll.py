@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,40 +100,52 @@ def enroll(
 
         resolve_kind(config.index, 0)  # a clear error for an unknown kind
     summary = EnrollSummary(store.folder if isinstance(store, FolderStore) else store.location)
+    new = None if data is None else lambda: Gallery(path=getattr(store, "folder", None))
+    photos = None
+    if data is not None and not is_embeddings_dir(data):
+        # the slow part runs outside the lock (other writers and servers go on); what it
+        # embedded is saved by short edits (checkpoints) and by the final edit below
+        photos = _embed_photos(store, new, data, config, models, summary, progress)
 
     def change(gallery: Gallery) -> None:
-        _enroll(store, gallery, data, add, remove, config, models, progress, summary)
+        if config.index is not None:
+            gallery.info["index"] = config.index
+        if photos is not None:
+            if not add:
+                summary.dropped = gallery.keep_sources(photos.wanted)
+            photos.apply(gallery, summary)
+        elif data is not None:
+            _enroll_embedded(gallery, data, add, config, summary)
+        for name in remove:  # after the data, so DATA cannot bring a removed person back
+            summary.removed[name] = gallery.remove(name)
+            log.info("removed %s (%d embeddings)", name, summary.removed[name])
+        changed = summary.added or summary.dropped or any(summary.removed.values())
+        mark_changed(gallery, bool(changed))
 
-    create = None if data is None else lambda: Gallery(path=getattr(store, "folder", None))
-    # one writer at a time: a second enroll (or a server's edit) waits, then re-reads
-    _, gallery, _ = store.edit(change, create)
+    # lock, re-read, change, save: a second enroll (or a server's edit) waits, then re-reads
+    _, gallery, _ = store.edit(change, new)
     summary.identities, summary.embeddings = len(gallery.names), len(gallery)
     return summary
 
 
-def _enroll(
-    store: GalleryStore,
-    gallery: Gallery,
-    data: str | Path | None,
-    add: bool,
-    remove: Sequence[str],
-    config: EnrollConfig,
-    models: tuple[Any, Any] | None,
-    progress: bool,
-    summary: EnrollSummary,
-) -> None:
-    if config.index is not None:
-        gallery.info["index"] = config.index
-    if data is not None:
-        if is_embeddings_dir(data):
-            _enroll_embedded(gallery, data, add, config, summary)
-        else:
-            _enroll_photos(store, gallery, data, add, config, models, summary, progress)
-    for name in remove:  # after the data, so DATA cannot bring a removed person back
-        summary.removed[name] = gallery.remove(name)
-        log.info("removed %s (%d embeddings)", name, summary.removed[name])
-    changed = summary.added or summary.dropped or any(summary.removed.values())
-    mark_changed(gallery, bool(changed))
+@dataclass
+class _NewPhotos:
+    """Photos embedded by one enrolment and not saved yet, and how to record their embedder."""
+
+    wanted: set[str]
+    spec: dict[str, Any] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    parts: list[FaceSet] = field(default_factory=list)
+
+    def apply(self, gallery: Gallery, summary: EnrollSummary) -> None:
+        """Add the pending parts to (a fresh read of) ``gallery``."""
+        if self.spec is not None:
+            check_same_embedder(gallery, self.spec)
+            gallery.embedder = self.spec
+            gallery.info.update(self.info)
+        for part in self.parts:
+            summary.added += gallery.add(part.embeddings, part.identities, part.sources)
+        self.parts = []
 
 
 def mark_changed(gallery: Gallery, changed: bool = True) -> None:
@@ -175,46 +188,53 @@ def _merge(gallery: Gallery, faces: FaceSet, add: bool, summary: EnrollSummary) 
     summary.skipped += faces.skipped
 
 
-def _enroll_photos(
+def _checkpoint(photos: _NewPhotos, summary: EnrollSummary, gallery: Gallery) -> None:
+    photos.apply(gallery, summary)
+    mark_changed(gallery)
+
+
+def _embed_photos(
     store: GalleryStore,
-    gallery: Gallery,
+    new: Callable[[], Gallery] | None,
     data: str | Path,
-    add: bool,
     config: EnrollConfig,
     models: tuple[Any, Any] | None,
     summary: EnrollSummary,
     progress: bool,
-) -> None:
+) -> _NewPhotos:
+    """Embed ``data``'s photos that the gallery (as read now) lacks, without holding its lock;
+    every ``checkpoint_every`` faces are saved by a short edit, so an interrupted run resumes."""
     dataset = open_faces(data, config.split)
     items = dataset.items
-    wanted = {source_key(it.path) for it in items}
-    if not add:
-        summary.dropped = gallery.keep_sources(wanted)
-    have = set(gallery.sources)
+    photos = _NewPhotos({source_key(it.path) for it in items})
+    current = store.load() if store.exists() else None
+    have = set(current.sources) if current is not None else set()
     todo = [it for it in items if source_key(it.path) not in have]
     summary.reused = len(items) - len(todo)
     if summary.reused:
         log.info("%d photos already enrolled, %d to embed", summary.reused, len(todo))
     if not todo:
-        return
+        return photos
     embedder, detector = models or build_models(config)
-    spec = embedder_spec(embedder, config)
-    check_same_embedder(gallery, spec)
-    gallery.embedder = spec
-    settings = spec["settings"]
-    gallery.info["alignment"] = settings.get("alignment", settings.get("align"))
-    gallery.info["faces_from"] = (
-        "whole images (face crops)" if detector is None else f"largest {config.detector} face"
-    )
+    photos.spec = embedder_spec(embedder, config)
+    if current is not None:
+        check_same_embedder(current, photos.spec)  # refuse before embedding anything
+    settings = photos.spec["settings"]
+    photos.info = {
+        "alignment": settings.get("alignment", settings.get("align")),
+        "faces_from": ("whole images (face crops)" if detector is None
+                       else f"largest {config.detector} face"),
+    }
     pending = 0
     for part in embed_items(dataset, todo, embedder, detector, config, progress,
                             cache_dir=store.cache_dir()):
-        summary.added += gallery.add(part.embeddings, part.identities, part.sources)
+        photos.parts.append(part)
         summary.skipped += part.skipped
         pending += len(part.identities)
         if pending >= config.checkpoint_every:
-            store.save(gallery)  # a checkpoint, under the edit's lock
+            store.edit(functools.partial(_checkpoint, photos, summary), new)
             pending = 0
+    return photos
 
 
 def gallery_cache_dir(gallery: Gallery) -> Path | None:
