@@ -56,8 +56,8 @@ def test_one_photo_added_to_two_people_keeps_both(five_celeb: Path, tmp_path: Pa
 
 def test_cli_enrolment_during_a_server_edit_is_kept(five_celeb: Path, tmp_path: Path,
                                                     monkeypatch) -> None:
-    """The CLI holds the gallery while it embeds; the server's edit (its own photo embedded
-    meanwhile) must wait for it and re-read, not save its stale copy over the CLI's person."""
+    """The server edits while the CLI embeds: each must save into a fresh read under the lock,
+    never a copy read before the other's save (the server used to read without the lock)."""
     enroll_module = importlib.import_module("celebface.gallery.enroll")  # the package's
     # `enroll` attribute is the function
     gallery = gallery_copy(five_celeb, tmp_path)
@@ -75,7 +75,7 @@ def test_cli_enrolment_during_a_server_edit_is_kept(five_celeb: Path, tmp_path: 
     def items_after_the_server(*args, **kwargs):
         cli_waiting.set()
         assert server_embedded.wait(120)
-        time.sleep(0.5)  # time for a server that does not wait to read the old gallery
+        time.sleep(0.5)  # time for the server's edit to read the gallery
         yield from real_items(*args, **kwargs)
 
     monkeypatch.setattr(embedder, "embed", embed)
