@@ -78,9 +78,9 @@ def stage_devices(paths: list[str], images: list[np.ndarray]) -> dict:
 def surfaces(data: Path, work: Path, paths: list[str]) -> dict:
     """Enrol on the GPU; then the same val photos through the facade (CPU and GPU), the
     service and the CLI on the GPU: the same names."""
-    import celebface
     from fastapi.testclient import TestClient
 
+    import celebface
     from celebface.serve.app import create_app
     from celebface.serve.config import ServeConfig
 
