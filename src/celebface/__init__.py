@@ -15,9 +15,14 @@ import importlib
 from typing import Any
 
 from celebface.errors import CelebfaceError
+from celebface.plugins import register_engine
 from celebface.types import UNKNOWN, Decision, Face, Match, Prediction, Verification
 
 __version__ = "0.1.0"
+
+# the engines that ship with celebface (imported only when a stage runs on one)
+register_engine("crop", "ray", "celebface.engines.ray_engine:crop_on_ray")
+register_engine("embed", "ray", "celebface.engines.ray_engine:embed_on_ray")
 
 # name -> module; resolved lazily so `import celebface` loads no model and no torch.
 _LAZY = {

@@ -41,9 +41,9 @@ from celebface.gallery.store import (
     GalleryStore,
     StoreUnavailableError,
     is_store_url,
-    open_store,
     photo_id,
 )
+from celebface.gallery.stores import open_store
 from celebface.io import ImageReadError, LoadedImage, read_image_bytes
 from celebface.recognition.base import l2_normalize
 from celebface.recognizer import Recognizer, RecognizerConfig
