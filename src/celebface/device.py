@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from typing import Any
 
 from celebface.errors import CelebfaceError, InputError
 
@@ -78,3 +79,14 @@ def set_torch_threads(requested: int | None = None, workers: int = 1) -> int:
         torch.set_num_threads(n)
         log.debug("torch CPU threads: %d (was %d)", n, old)
     return old
+
+
+def full_precision() -> Any:
+    """A context for inference whose results must not depend on the device: on CUDA, cuDNN's
+    convolutions run in full float32 (no TF32, which moved MTCNN's boxes by up to 3.5 px and
+    turned one five_celeb face into two against the CPU: ``benchmarks/results/gpu_check.md``)
+    and deterministically. On the CPU it changes nothing."""
+    import torch
+
+    return torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, benchmark=False,
+                                      deterministic=True, allow_tf32=False)

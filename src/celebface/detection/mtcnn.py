@@ -109,8 +109,10 @@ class MTCNNDetector(PaddingDetector):
 
     def _detect_group(self, preps: list[Prepared]) -> list[list[Face]]:
         """Run the three stages on a group of images (their pyramid levels share canvases)."""
+        from celebface.device import full_precision
+
         torch = self._torch
-        with torch.inference_mode():
+        with torch.inference_mode(), full_precision():
             imgs = [torch.from_numpy(np.ascontiguousarray(p.image.transpose(2, 0, 1)))
                     .to(self.device).float()[None] for p in preps]
             boxes, points, inds = self._stages(imgs)

@@ -199,8 +199,10 @@ class DlibEmbedder(Embedder):
             return np.asarray([np.asarray(v) for v in out], dtype=np.float32)
         import torch
 
+        from celebface.device import full_precision
+
         parts = []
-        with torch.inference_mode():
+        with torch.inference_mode(), full_precision():
             for start in range(0, len(chips), self.config.batch_size):
                 batch = torch.from_numpy(np.stack(chips[start:start + self.config.batch_size]))
                 parts.append(self._net(batch.to(self.device)).float().cpu().numpy())
