@@ -13,7 +13,7 @@ from celebface.cli.options import add_option, config_from, defaults
 from celebface.gallery.matching import MATCH_METHODS
 from celebface.recognizer import Recognizer, RecognizerConfig
 from celebface.streaming.sources import StreamConfig
-from celebface.streaming.tracker import TrackerConfig
+from celebface.streaming.tracker import DECIDE, TrackerConfig
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Find and name every face. INPUT: image files, folders, video files or stream URLs "
         "(rtsp://, http://...); --camera N reads a camera. Faces below the gallery's threshold "
-        "are 'unknown'. Video is tracked: detection on a downscaled frame, embedding only for "
-        "new or moved faces, names voted over each track."
+        "are 'unknown'. Video is tracked: detection on a downscaled copy of every K-th frame, "
+        "embedding only for new or moved faces, one name per track (tracks end at shot cuts "
+        "and when the face changes)."
     )
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="images, folders, videos, URLs")
     p.add_argument("--gallery", metavar="GALLERY", help="gallery folder (celebface enroll)")
@@ -57,6 +58,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_option(p, TrackerConfig, "reembed_every", type=t.positive_int, metavar="K",
                help="video: re-embed a tracked face at least every K frames (default "
                     "%(default)s)")
+    add_option(p, TrackerConfig, "detect_every", type=t.positive_int, metavar="K",
+               help="video: detect faces on every K-th frame and at shot cuts, follow them "
+                    "in between (default %(default)s)")
+    add_option(p, TrackerConfig, "decide", choices=DECIDE,
+               help="video: name a face from its whole track (track: the mean of its "
+                    "embeddings, a name changes only when two decisions in a row agree) or "
+                    "from each frame alone (frame) (default %(default)s)")
+    add_option(p, TrackerConfig, "cut_threshold", type=t.probability, metavar="T",
+               help="video: a colour-histogram change above T (0-1) is a shot cut and ends "
+                    "every track; 0 never (default %(default)s)")
     add_option(p, StreamConfig, "max_frames", type=t.positive_int, metavar="N",
                help="stop each video after N frames")
     add_option(p, StreamConfig, "reconnects", type=t.nonneg_int,
