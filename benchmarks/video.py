@@ -243,8 +243,8 @@ def markdown(res: dict) -> str:
         "Across cuts: tracks seen in two shots. Two people: tracks covering two people. "
         "Embedded: share of face-frames embedded. ms: per frame.", "",
         "| gallery | detect px | k | names | threshold | known right | wrong | found | tracks | "
-        "switches | across cuts | two people | cuts false/missed | frames/s | detect ms | embed ms | "
-        "total ms | embedded |",
+        "switches | across cuts | two people | cuts false/missed | frames/s | detect ms | "
+        "embed ms | total ms | embedded |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
         ms = r["ms_per_frame"]
