@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from celebface.cli import common as t
 from celebface.cli.common import add_device
@@ -34,6 +35,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="read camera N (repeatable)")
     p.add_argument("--jsonl", metavar="FILE", help="write one JSON line per frame ('-': stdout)")
     p.add_argument("--out", metavar="DIR", help="write annotated images and videos here")
+    p.add_argument("--timeline", metavar="DIR",
+                   help="video: write who appears when to DIR (one sub-folder per video when "
+                        "there are several): appearances.csv/.json (person, track, start/end "
+                        "s, frames, best/mean score, thumbnail), thumbnails/, timeline.png; "
+                        "unknown tracks are unknown-N (rename them in the CSV, then 'celebface "
+                        "enroll --from-timeline DIR')")
     p.add_argument("--show", action="store_true",
                    help="live window (only when a display exists; this headless OpenCV build "
                         "has none: it says so and continues)")
@@ -90,6 +97,12 @@ def run(args: argparse.Namespace) -> int:
         from celebface.io import check_output_dir
 
         check_output_dir(args.out, args.inputs, flag="--out")
+    if args.timeline:
+        from celebface.io import check_output_dir
+
+        # only input folders matter: a timeline folder never replaces an input file
+        check_output_dir(args.timeline, [i for i in args.inputs if Path(i).is_dir()],
+                         flag="--timeline")
     sources: list[Source] = []
     missing = []
     for inp in args.inputs:
@@ -107,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     stream = config_from(StreamConfig, args, open_timeout_s=args.timeout,
                          read_timeout_s=args.timeout)
     s = run_inputs(recognizer, sources, jsonl=args.jsonl, out=args.out, show=args.show,
-                   stream=stream)
+                   stream=stream, timeline=args.timeline)
     errors = len(s.errors) + len(missing)
     top = ", ".join(f"{k} {v}" for k, v in s.identities.most_common(8))
     print(
@@ -115,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
         f"({s.fps:.1f} frames/s, threshold {recognizer.threshold:.3f}, "
         f"{recognizer.matcher.method})" + (f"; faces: {top}" if top else "")
         + (f"; {errors} input(s) failed" if errors else "")
-        + (f"; outputs in {args.out}" if args.out else ""),
+        + (f"; outputs in {args.out}" if args.out else "")
+        + (f"; {s.appearances} appearance(s) in {args.timeline}" if args.timeline else ""),
         file=sys.stderr if args.jsonl == "-" else sys.stdout,  # keep stdout pure JSON Lines
     )
     if args.jsonl and args.jsonl != "-":

@@ -1,0 +1,120 @@
+"""Timeline of appearances: builder, files, CLI, enrolling renamed unknown tracks."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from celebface.streaming import Recognizer, RecognizerConfig, TrackerConfig, run_inputs
+from celebface.streaming.synthetic import write_video
+from celebface.streaming.timeline import (
+    TimelineBuilder,
+    renamed_faces,
+    thumbnail,
+    write_timeline,
+)
+from celebface.types import UNKNOWN, Face
+from test_stream import BlobDetector, MeanColourEmbedder, colour_gallery, colour_sprite
+
+
+def named(box, name, sim, track, embedded=True) -> Face:
+    return Face(box, identity=name, similarity=sim, track_id=track,
+                embedding=np.ones(3, np.float32) if embedded else None)
+
+
+def test_builder_appearances_and_files(tmp_path: Path) -> None:
+    rgb = np.zeros((100, 200, 3), np.uint8)
+    rgb[10:30, 10:30] = 200
+    b = TimelineBuilder(fps=10)
+    b.add(0, 0.0, rgb, [named((10, 10, 30, 30), "amy", 0.90, 1)])
+    b.add(1, 0.1, rgb, [named((10, 10, 30, 30), "amy", 0.97, 1),
+                        named((100, 50, 120, 80), UNKNOWN, 0.5, 2)])
+    b.add(2, 0.2, rgb, [named((12, 10, 32, 30), "amy", 0.99, 1, embedded=False),
+                        named((100, 50, 140, 90), UNKNOWN, 0.4, 2)])
+    b.add(5, 0.5, rgb, [named((0, 0, 10, 10), UNKNOWN, 0.3, 7)])
+    apps, thumbs = b.appearances()
+    assert [(a.person, a.track, a.first_frame, a.last_frame, a.frames) for a in apps] == [
+        ("amy", 1, 0, 2, 3), ("unknown-1", 2, 1, 2, 2), ("unknown-2", 7, 5, 5, 1)]
+    amy = apps[0]
+    # scores of embedded frames only; the end is the last frame's end
+    assert amy.best_score == 0.97 and amy.mean_score == pytest.approx(0.935)
+    assert amy.start_s == 0.0 and amy.end_s == pytest.approx(0.3)
+    # unknown: the largest face is its thumbnail (40 px box + 40% margin each side, clipped
+    # at the frame's bottom)
+    assert thumbs[apps[1].thumbnail].shape[:2] == (66, 72)
+    write_timeline(tmp_path, apps, thumbs, 0.6, "clip.mp4")
+    with (tmp_path / "appearances.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["person"] for r in rows] == ["amy", "unknown-1", "unknown-2"]
+    assert rows[0]["best_score"] == "0.97" and rows[0]["end_s"] == "0.3"
+    data = json.loads((tmp_path / "appearances.json").read_text())
+    assert data["duration_s"] == 0.6 and data["appearances"][1]["shown"] == "unknown-1"
+    assert Image.open(tmp_path / "timeline.png").size[0] > 300
+    for r in rows:
+        assert Image.open(tmp_path / r["thumbnail"]).format == "JPEG"
+
+
+def test_thumbnail_clips_to_the_frame() -> None:
+    img = np.arange(100 * 100 * 3, dtype=np.uint8).reshape(100, 100, 3)
+    assert thumbnail(img, (0, 0, 50, 50)).shape == (70, 70, 3)
+    assert thumbnail(img, (80, 80, 100, 100), margin=0.5).shape == (30, 30, 3)
+
+
+def test_renamed_faces(tmp_path: Path) -> None:
+    rgb = np.full((60, 60, 3), 90, np.uint8)
+    b = TimelineBuilder()
+    b.add(0, None, rgb, [named((5, 5, 25, 25), "amy", 0.9, 1),
+                         named((30, 30, 50, 50), UNKNOWN, 0.4, 2)])
+    b.add(1, None, rgb, [named((5, 5, 25, 25), UNKNOWN, 0.4, 3)])
+    write_timeline(tmp_path, *b.appearances(), 0.1)
+    assert renamed_faces(tmp_path) == []
+    table = tmp_path / "appearances.csv"
+    rows = list(csv.DictReader(table.open()))
+    rows[1]["person"] = "zoe"  # a renamed unknown track
+    rows[0]["person"] = "amy"  # unchanged: already in the gallery
+    with table.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    assert renamed_faces(tmp_path) == [("zoe", tmp_path / "thumbnails/track0002.jpg")]
+    rows[2]["person"] = "../evil"
+    with table.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    with pytest.raises(ValueError, match="not a usable name"):
+        renamed_faces(tmp_path)
+    with pytest.raises(ValueError, match="no such file"):
+        renamed_faces(tmp_path / "nothing")
+
+
+def test_run_inputs_writes_a_timeline(tmp_path: Path, rng: np.random.Generator) -> None:
+    """Two shots: red and purple (nobody), then a cut to blue: three appearances."""
+    def frame(names: list[str], grey: int) -> np.ndarray:
+        img = np.full((240, 320, 3), grey, np.uint8)
+        for i, n in enumerate(names):
+            x = 40 + 150 * i
+            img[90:150, x:x + 50] = (colour_sprite(n, rng) if n != "purple"
+                                     else np.array((200, 60, 200), np.uint8))
+        return img
+
+    frames = [frame(["red", "purple"], 128)] * 10 + [frame(["blue"], 60)] * 10
+    video = write_video(frames, tmp_path / "clip.avi", fps=10)
+    rec = Recognizer(colour_gallery(), detector=BlobDetector(), embedder=MeanColourEmbedder(),
+                     config=RecognizerConfig(video_detect_side=0,
+                                             tracker=TrackerConfig(detect_every=3)))
+    from celebface.streaming import classify
+
+    s = run_inputs(rec, [classify(str(video))], timeline=tmp_path / "tl", progress=False)
+    assert s.appearances == 3
+    data = json.loads((tmp_path / "tl" / "appearances.json").read_text())
+    got = [(a["person"], a["first_frame"], a["last_frame"], a["frames"])
+           for a in data["appearances"]]
+    assert got == [("red", 0, 9, 10), ("unknown-1", 0, 9, 10), ("blue", 10, 19, 10)]
+    assert data["appearances"][2]["start_s"] == pytest.approx(1.0)
+    assert (tmp_path / "tl" / "timeline.png").is_file()
