@@ -118,3 +118,42 @@ def test_run_inputs_writes_a_timeline(tmp_path: Path, rng: np.random.Generator) 
     assert got == [("red", 0, 9, 10), ("unknown-1", 0, 9, 10), ("blue", 10, 19, 10)]
     assert data["appearances"][2]["start_s"] == pytest.approx(1.0)
     assert (tmp_path / "tl" / "timeline.png").is_file()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_cli_timeline_then_enroll_the_unknown(pins: Path, tmp_path: Path) -> None:
+    """Real faces: A is enrolled, B is not; B's unknown track, renamed in the CSV, is enrolled
+    from its thumbnail and named in the next run."""
+    from celebface.cli.main import main
+    from celebface.io import read_image
+    from celebface.streaming.synthetic import moving_faces
+    from test_recognize import PINS_IDS, STRANGERS, link_subset, rows
+
+    a, b = PINS_IDS[0], STRANGERS[0]
+    g = str(tmp_path / "g")
+    train = link_subset(pins, tmp_path / "train", [a], "train", 4)
+    assert main(["enroll", str(train), "--out", g, "--detector", "none", "--device", "cpu"]) == 0
+    crops = [read_image(rows(pins, p, "val", 1)[0]).rgb for p in (a, b)]
+    clip = moving_faces(crops, n_frames=12, size=(480, 270), face_height=120, speed=4, seed=2)
+    video = write_video(clip.frames, tmp_path / "clip.avi", fps=12)
+    tl = tmp_path / "tl"
+    args = ["recognize", str(video), "--gallery", g, "--device", "cpu", "--threshold", "0.9"]
+    assert main([*args, "--timeline", str(tl)]) == 0
+    table = tl / "appearances.csv"
+    got = list(csv.DictReader(table.open()))
+    assert sorted(r["person"] for r in got) == sorted([a, "unknown-1"])
+    assert all(int(r["frames"]) >= 10 for r in got)
+    assert main(["enroll", "--from-timeline", str(tl), "--out", g, "--add"]) == 2  # none renamed
+    for r in got:
+        if r["person"] == "unknown-1":
+            r["person"] = b
+    with table.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(got[0]))
+        w.writeheader()
+        w.writerows(got)
+    assert main(["enroll", "--from-timeline", str(tl), "--out", g, "--add", "--device",
+                 "cpu"]) == 0
+    assert main([*args, "--timeline", str(tmp_path / "tl2")]) == 0
+    again = list(csv.DictReader((tmp_path / "tl2" / "appearances.csv").open()))
+    assert sorted(r["person"] for r in again) == sorted([a, b])
