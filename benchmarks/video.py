@@ -97,7 +97,8 @@ def build_gallery(e: object, vec: np.ndarray, people: list[str], per_person: int
 
 def score(clip: Clip, outputs: list[list]) -> dict:
     """Per-face-frame naming, switches inside tracks, tracks across cuts or people."""
-    known_total = known_right = wrong = faces_total = found = 0
+    known_total = known_right = known_unknown = known_missed = wrong = faces_total = found = 0
+    per_person: dict[str, Counter] = defaultdict(Counter)
     track_names: dict[int, list[str]] = defaultdict(list)
     track_shots: dict[int, set[int]] = defaultdict(set)
     track_people: dict[int, Counter] = defaultdict(Counter)
@@ -111,6 +112,9 @@ def score(clip: Clip, outputs: list[list]) -> dict:
             if person not in clip.strangers:
                 known_total += 1
                 known_right += name == person
+                known_unknown += name == UNKNOWN
+                known_missed += name is None
+                per_person[person][name or "(not found)"] += 1
             if name not in (None, UNKNOWN, person):
                 wrong += 1
             if hit and hit[0].track_id is not None:
@@ -124,6 +128,9 @@ def score(clip: Clip, outputs: list[list]) -> dict:
         "face_frames": faces_total,
         "found": found / faces_total,
         "known_named_right": known_right / max(known_total, 1),
+        "known_unknown": known_unknown / max(known_total, 1),
+        "known_not_found": known_missed / max(known_total, 1),
+        "known_per_person": {p: dict(c) for p, c in per_person.items()},
         "wrong_names": wrong / faces_total,
         "tracks": len(track_names),
         "switches": switches,
@@ -165,8 +172,8 @@ def run_setting(clip: Clip, gallery: Gallery, detector: object, embedder: object
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--emb", type=Path, default=ROOT.parent / "runs" / "pins_emb" / "dlib")
-    p.add_argument("--shots", type=int, default=8)
-    p.add_argument("--shot-frames", type=int, default=75)
+    p.add_argument("--shots", type=int, default=10)
+    p.add_argument("--shot-frames", type=int, default=60)
     p.add_argument("--known", type=int, default=12)
     p.add_argument("--strangers", type=int, default=4)
     p.add_argument("--gallery-people", type=int, default=40)
