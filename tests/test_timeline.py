@@ -157,3 +157,45 @@ def test_cli_timeline_then_enroll_the_unknown(pins: Path, tmp_path: Path) -> Non
     assert main([*args, "--timeline", str(tmp_path / "tl2")]) == 0
     again = list(csv.DictReader((tmp_path / "tl2" / "appearances.csv").open()))
     assert sorted(r["person"] for r in again) == sorted([a, b])
+
+
+def test_service_video_job(tmp_path: Path, rng: np.random.Generator) -> None:
+    """POST /v1/videos streams the upload, a job finds the appearances, GET reports them."""
+    pytest.importorskip("fastapi")
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from celebface.serve import ServeConfig, create_app
+
+    colour_gallery().save(tmp_path / "g")
+    frames = []
+    for _ in range(12):
+        img = np.full((240, 320, 3), 128, np.uint8)
+        img[90:150, 40:90] = colour_sprite("red", rng)
+        img[90:150, 200:250] = (200, 60, 200)  # purple: nobody
+        frames.append(img)
+    video = write_video(frames, tmp_path / "clip.avi", fps=12).read_bytes()
+    app = create_app(ServeConfig(gallery=tmp_path / "g", device="cpu"),
+                     models=(MeanColourEmbedder(), BlobDetector()))
+    with TestClient(app) as client:
+        r = client.post("/v1/videos?filename=clip.avi", content=video)
+        assert r.status_code == 202, r.text
+        job = r.json()
+        assert job["frames_total"] == 12 and job["status"] in ("queued", "running", "done")
+        deadline = time.monotonic() + 30
+        while job["status"] not in ("done", "failed") and time.monotonic() < deadline:
+            time.sleep(0.1)
+            job = client.get(f"/v1/videos/{job['id']}").json()
+        assert job["status"] == "done", job
+        assert job["progress"] == 1.0 and job["frames_done"] == 12
+        got = sorted((a["person"], a["frames"]) for a in job["appearances"])
+        assert got == [("red", 12), ("unknown-1", 12)]
+        thumb = client.get(job["appearances"][0]["thumbnail_url"])
+        assert thumb.status_code == 200 and thumb.content[:2] == b"\xff\xd8"
+        # bad uploads: one line each, no job
+        bad = client.post("/v1/videos?filename=clip.avi", content=b"not a video")
+        assert bad.status_code == 415 and "not a video" in bad.json()["detail"]
+        assert client.post("/v1/videos?filename=x.txt", content=video).status_code == 415
+        assert client.get("/v1/videos/nope").status_code == 404
+        assert "timeline" in client.get("/video").text

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from celebface import __version__
-from celebface.serve import schemas
+from celebface.serve import schemas, videos
 from celebface.serve.config import ServeConfig
 from celebface.serve.metrics import Metrics
 from celebface.serve.service import FaceService, RequestError
@@ -205,6 +205,7 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-cache"})
 
     app.include_router(v1)
+    app.include_router(videos.router(service, require_key))
 
     @app.get("/health", response_model=schemas.HealthOut, summary="Liveness and gallery size")
     async def health() -> dict[str, Any]:

@@ -81,12 +81,13 @@ def moving_faces(
 
 
 def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float = 25.0) -> Path:
-    """RGB frames to an ``.mp4``/``.avi`` file (test helper)."""
+    """RGB frames to an ``.mp4``/``.avi``/``.webm`` (VP9: browsers play it) file (test helper)."""
     import cv2
 
     path = Path(path)
     h, w = frames[0].shape[:2]
-    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
+    codec = {".avi": "MJPG", ".webm": "VP90"}.get(path.suffix.lower(), "mp4v")
+    fourcc = cv2.VideoWriter_fourcc(*codec)
     writer = cv2.VideoWriter(str(path), fourcc, fps, (w, h))
     if not writer.isOpened():
         raise OSError(f"{path}: cannot write video")

@@ -16,7 +16,7 @@ import csv
 import io
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,8 +209,10 @@ def renamed_faces(folder: str | Path) -> list[tuple[str, Path]]:
 
 
 def video_timeline(recognizer: Any, video: str | Path, out: str | Path | None = None,
-                   progress: bool = False) -> list[Appearance]:
-    """The appearances of one video file (written to ``out`` when given)."""
+                   progress: bool = False, on_frame: Callable[[int], None] | None = None
+                   ) -> list[Appearance]:
+    """The appearances of one video file (written to ``out`` when given); ``on_frame(n)``
+    after each frame (n frames done)."""
     from tqdm import tqdm
 
     from celebface.streaming.run import source_fps
@@ -224,6 +226,8 @@ def video_timeline(recognizer: Any, video: str | Path, out: str | Path | None = 
     for frame in tqdm(iter_frames(source), desc="timeline", unit="frame", disable=not progress,
                       leave=False):
         builder.add(frame.index, frame.time_s, frame.rgb, recognizer.process_frame(frame.rgb))
+        if on_frame is not None:
+            on_frame(frame.index + 1)
     appearances, thumbs = builder.appearances()
     if out is not None:
         write_timeline(out, appearances, thumbs, builder.last_s + 1.0 / builder.fps,
