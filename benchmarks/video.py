@@ -127,8 +127,8 @@ def score(clip: Clip, outputs: list[list]) -> dict:
                 track_names[tid].append(name or UNKNOWN)
                 track_shots[tid].add(shot)
                 track_people[tid][person] += 1
-    switches = sum(sum(a != b for a, b in itertools.pairwise(v))
-                   for v in track_names.values())
+    changes = [(a, b) for v in track_names.values() for a, b in itertools.pairwise(v) if a != b]
+    switches = sum(UNKNOWN not in pair for pair in changes)
     return {
         "face_frames": faces_total,
         "found": found / faces_total,
@@ -139,6 +139,7 @@ def score(clip: Clip, outputs: list[list]) -> dict:
         "wrong_names": wrong / faces_total,
         "tracks": len(track_names),
         "switches": switches,
+        "unknown_changes": len(changes) - switches,
         "switches_per_track": switches / max(len(track_names), 1),
         "tracks_across_cuts": sum(len(s) > 1 for s in track_shots.values()),
         "tracks_over_two_people": sum(len(c) > 1 for c in track_people.values()),
@@ -146,12 +147,13 @@ def score(clip: Clip, outputs: list[list]) -> dict:
 
 
 def run_setting(clip: Clip, gallery: Gallery, detector: object, embedder: object, k: int,
-                side: int) -> list[dict]:
+                side: int, threshold: float | None = None) -> list[dict]:
     """One pass; names per track (what the recogniser shows) and per frame (each face's
     latest embedding's own decision: what ``decide='frame'`` shows), scored alike."""
     from celebface.streaming import Recognizer, RecognizerConfig, TrackerConfig
 
-    cfg = RecognizerConfig(video_detect_side=side, tracker=TrackerConfig(detect_every=k))
+    cfg = RecognizerConfig(video_detect_side=side, threshold=threshold,
+                           tracker=TrackerConfig(detect_every=k))
     rec = Recognizer(gallery, detector=detector, embedder=embedder, config=cfg)
     rec.process_frame(clip.frames[0])  # warm-up
     rec.reset()
@@ -195,6 +197,8 @@ def main() -> None:
                    help="photos a person shows in a shot, in turn (1: one photo all shot)")
     p.add_argument("--detect-sides", type=int, nargs="+", default=[320],
                    help="longer side of the copy detection runs on")
+    p.add_argument("--threshold", type=float,
+                   help="unknown threshold (default: the gallery's uncalibrated one)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=RESULTS / "video")
@@ -224,14 +228,15 @@ def main() -> None:
         for gname in args.galleries:
             g = build_gallery(e, vec, gallery_people, 10 if gname == "many" else 1)
             for side, k in itertools.product(args.detect_sides, args.ks):
-                for r in run_setting(clip, g, detector, embedder, k, side):
+                for r in run_setting(clip, g, detector, embedder, k, side, args.threshold):
                     r |= {"gallery": gname, "views": views}
                     rows.append(r)
                     logging.info(
                         "views=%d %s side=%d k=%d %s: %.1f fps, known right %.1f%%, wrong "
-                        "%.2f%%, switches %d, across cuts %d, cuts false/missed %d/%d", views,
-                        gname, side, k, r["decide"], r["fps"], 100 * r["known_named_right"],
-                        100 * r["wrong_names"], r["switches"], r["tracks_across_cuts"],
+                        "%.2f%%, switches %d (unknown %d), across cuts %d, cuts false/missed "
+                        "%d/%d", views, gname, side, k, r["decide"], r["fps"],
+                        100 * r["known_named_right"], 100 * r["wrong_names"], r["switches"],
+                        r["unknown_changes"], r["tracks_across_cuts"],
                         r["false_cuts"], r["missed_cuts"])
     res = {
         "command": "OMP_NUM_THREADS=" + os.environ.get("OMP_NUM_THREADS", "?") + " "
@@ -266,13 +271,14 @@ def markdown(res: dict) -> str:
         "photo all shot). Names per track and per frame come from the same pass (per frame: "
         "each face's latest embedding's own decision, what `--decide frame` shows).", "",
         "Known right: share of a known person's face-frames named as them. Wrong: share of all "
-        "face-frames given another person's name. Switches: name changes inside a track. "
+        "face-frames given another person's name. Switches: changes from one name to another "
+        "inside a track; unknown: changes between a name and unknown inside a track. "
         "Across cuts: tracks seen in two shots. Two people: tracks covering two people. "
         "Embedded: share of face-frames embedded. ms: per frame.", "",
         "| views | gallery | detect px | k | names | threshold | known right | wrong | found | "
-        "tracks | switches | across cuts | two people | cuts false/missed | frames/s | detect ms | "
-        "embed ms | total ms | embedded |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        "tracks | switches | unknown | across cuts | two people | cuts false/missed | "
+        "frames/s | detect ms | embed ms | total ms | embedded |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
         ms = r["ms_per_frame"]
         lines.append(
@@ -280,6 +286,7 @@ def markdown(res: dict) -> str:
             f"{r['threshold']:.3f} | "
             f"{100 * r['known_named_right']:.1f}% | {100 * r['wrong_names']:.2f}% | "
             f"{100 * r['found']:.1f}% | {r['tracks']} | {r['switches']} | "
+            f"{r['unknown_changes']} | "
             f"{r['tracks_across_cuts']} | {r['tracks_over_two_people']} | "
             f"{r['false_cuts']}/{r['missed_cuts']} | {r['fps']:.1f} | {ms['detect']:.1f} | "
             f"{ms['embed']:.1f} | {ms['total']:.1f} | {100 * r['embedded_share']:.1f}% |")
