@@ -61,7 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_option(p, RecognizerConfig, "min_face", type=t.nonneg_float, metavar="PX",
                help="ignore faces smaller than this (pixels)")
     add_option(p, RecognizerConfig, "track", "--no-track",
-               help="video: embed every face of every frame (slower, no voting)")
+               help="video: detect and embed every face of every frame and name it alone "
+                    "(slower; no tracks)")
     add_option(p, TrackerConfig, "reembed_every", type=t.positive_int, metavar="K",
                help="video: re-embed a tracked face at least every K frames (default "
                     "%(default)s)")
