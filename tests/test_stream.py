@@ -143,10 +143,12 @@ def test_track_reembeds_when_new_moved_or_stale() -> None:
 
 def test_track_mean_and_hysteresis() -> None:
     t = Track(1, (0, 0, 1, 1))
-    t.add(np.array([2.0, 0.0]), 0)
-    t.add(np.array([0.0, 1.0]), 1)  # unit vectors averaged, whatever their length
+    t.add(np.array([2.0, 0.0]), 0, np.array([0.9, 0.5]))
+    t.add(np.array([0.0, 1.0]), 1, np.array([0.8, 0.6]))  # unit vectors, whatever their length
     assert t.mean == pytest.approx(np.array([1, 1]) / np.sqrt(2))
     assert t.similarity(np.array([1.0, 1.0])) == pytest.approx(1.0)
+    # the decision reads the mean of the frames' scores (the mean vector's would be higher)
+    assert t.mean_scores == pytest.approx([0.85, 0.55]) and (t.scores == [0.8, 0.6]).all()
     amy, bob = Match("amy", 0.9, "bob", 0.5), Match("bob", 0.8, "amy", 0.7)
     shown = [t.decide(m, switch_after=2).identity
              for m in (amy, bob, amy, bob, bob, amy, bob, bob)]

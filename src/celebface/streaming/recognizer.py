@@ -12,11 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from celebface.gallery.matching import decide
 from celebface.recognizer import Recognizer as StillRecognizer
 from celebface.recognizer import RecognizerConfig, StageStats
 from celebface.streaming.cuts import CutDetector
 from celebface.streaming.tracker import IoUTracker, Track
-from celebface.types import Face, Match
+from celebface.types import UNKNOWN, Face, Match
 
 __all__ = ["Recognizer", "RecognizerConfig", "StageStats", "VideoRecognizer"]
 
@@ -64,48 +65,44 @@ class VideoRecognizer(StillRecognizer):
         embedded: dict[int, np.ndarray] = {}
         if need:
             emb = self.embed(frame, [faces[i] for i in need])
-            for i, e, own in zip(need, emb, self.name(emb), strict=True):
+            scores = self._scores(emb)
+            for i, e, row, own in zip(need, emb, scores, self._decide(scores), strict=True):
                 if tracks[i].count and tracks[i].similarity(e) < cfg.jump_similarity:
                     tracks[i] = self.tracker.replace(tracks[i], faces[i], n)
-                tracks[i].add(e, n)
+                tracks[i].add(e, n, row)
                 tracks[i].frame_match = own
                 embedded[i] = e
-            means = np.stack([tracks[i].mean for i in need])
-            for i, d in zip(need, self.name(means), strict=True):
+            means = np.stack([tracks[i].mean_scores for i in need])
+            for i, d in zip(need, self._decide(means), strict=True):
                 tracks[i].decide(d, cfg.switch_after)
-        return [self._show(f.with_(track_id=t.id, embedding=embedded.get(i)), t,
-                           embedded.get(i))
+        return [self._show(f.with_(track_id=t.id, embedding=embedded.get(i)), t)
                 for i, (f, t) in enumerate(zip(faces, tracks, strict=True))]
 
-    def _show(self, face: Face, track: Track, embedding: np.ndarray | None = None) -> Face:
-        """``face`` with its track's name (or its own, ``decide='frame'``) and the frame's
-        own score for that name."""
+    def _scores(self, embeddings: np.ndarray) -> np.ndarray:
+        """Each embedding's score for every enrolled person (the matcher's)."""
+        with self.stats.time("match"):
+            return np.asarray(self.matcher.scores(embeddings), np.float32)
+
+    def _decide(self, scores: np.ndarray) -> list[Match]:
+        with self.stats.time("match"):
+            return decide(scores, self.names, self.threshold, self.gap_weight)
+
+    def _show(self, face: Face, track: Track) -> Face:
+        """``face`` with its track's name (or its own, ``decide='frame'``) and the latest
+        embedded frame's own score for that name."""
         own = track.frame_match
         if own is None:
             return face
-        if self.config.tracker.decide == "frame" or track.shown is None:
-            return own.apply(face)
         shown = track.shown
-        if not shown.known or own.identity == shown.identity:
-            similarity = own.similarity
-        elif embedding is not None:
-            similarity = self._score_of(embedding, shown.identity)
-            track.own_similarity = similarity
-        else:
-            similarity = (own.similarity if track.own_similarity is None
-                          else track.own_similarity)
-        if shown.known:
-            runner = (own.identity, own.similarity) if own.identity != shown.identity else (
-                own.runner_up, own.runner_up_similarity)
-        else:
-            runner = (own.runner_up, own.runner_up_similarity)
-        return Match(shown.identity, similarity, runner[0], runner[1]).apply(face)
-
-    def _score_of(self, embedding: np.ndarray, name: str) -> float:
-        """The matcher's score of one embedding for one identity."""
-        with self.stats.time("match"):
-            scores = self.matcher.scores(embedding[None])
-        return float(scores[0, self.names.index(name)])
+        if self.config.tracker.decide == "frame" or shown is None:
+            return own.apply(face)
+        if own.identity == shown.identity:
+            return own.apply(face)
+        closest = own.identity if own.known else own.runner_up
+        if not shown.known:  # the track is unknown although this frame alone passed
+            return Match(UNKNOWN, own.similarity, closest, own.similarity).apply(face)
+        similarity = float(track.scores[self.names.index(shown.identity)])  # type: ignore[index]
+        return Match(shown.identity, similarity, closest, own.similarity).apply(face)
 
     def reset(self) -> None:
         """Forget tracks and cuts (call between videos)."""

@@ -7,10 +7,12 @@ for more than ``max_missed`` detection rounds close. Between detections (every
 
 A track asks for a new embedding when it is new, when its box moved or resized enough since
 its last embedding (IoU below ``reembed_iou``), or every ``reembed_every`` frames. Its identity
-is the decision on the running mean of all its unit embeddings so far; the name it shows
-changes only after ``switch_after`` decisions in a row agree on another one (hysteresis). An
-embedding far from the track's mean (cosine below ``jump_similarity``) means another person
-took the place: the old track ends and a new one starts, so a new person never inherits an
+is the decision on the running mean of its embeddings' scores for each enrolled person (the
+mean similarity, not the similarity of the mean vector: averaged face vectors drift towards
+the average face and would name strangers); the name it shows changes only after
+``switch_after`` decisions in a row agree on another one (hysteresis). An embedding far from
+the mean of the track's unit embeddings (cosine below ``jump_similarity``) means another
+person took the place: the old track ends and a new one starts, so a new person never inherits an
 old track's name; a shot cut (:mod:`celebface.streaming.cuts`) ends every track.
 """
 
@@ -70,12 +72,13 @@ class Track:
     missed: int = 0
     age: int = 0
     total: np.ndarray | None = None  # sum of the unit embeddings
+    score_sum: np.ndarray | None = None  # sum of their scores for each enrolled person
+    scores: np.ndarray | None = None  # the latest embedding's scores
     count: int = 0
     shown: Match | None = None  # the decision the track shows
     pending: str | None = None  # another name the mean has chosen ...
     streak: int = 0  # ... this many times in a row
     frame_match: Match | None = None  # the latest embedding's own decision
-    own_similarity: float | None = None  # its score for the shown name, when not its best
 
     def needs_embedding(self, frame: int, config: TrackerConfig) -> bool:
         if self.embed_box is None:
@@ -99,15 +102,22 @@ class Track:
         e = np.asarray(embedding, np.float32)
         return float(mean @ e / max(float(np.linalg.norm(e)), 1e-12))
 
-    def add(self, embedding: np.ndarray, frame: int) -> np.ndarray:
-        """Adds one embedding to the running mean; returns the new unit mean."""
+    def add(self, embedding: np.ndarray, frame: int, scores: np.ndarray | None = None) -> None:
+        """Adds one embedding (and its scores for each enrolled person) to the track."""
         e = np.asarray(embedding, np.float32)
         e = e / max(float(np.linalg.norm(e)), 1e-12)
         self.total = e.copy() if self.total is None else self.total + e
+        if scores is not None:
+            self.scores = np.asarray(scores, np.float32)
+            self.score_sum = (self.scores.copy() if self.score_sum is None
+                              else self.score_sum + self.scores)
         self.count += 1
         self.embed_box, self.embed_frame = self.box, frame
-        self.own_similarity = None
-        return self.mean  # type: ignore[return-value]
+
+    @property
+    def mean_scores(self) -> np.ndarray | None:
+        """The mean of the track's scores for each enrolled person."""
+        return None if self.score_sum is None else self.score_sum / max(self.count, 1)
 
     def decide(self, decision: Match, switch_after: int) -> Match:
         """Takes the mean's latest decision, with hysteresis; returns what the track shows."""
