@@ -148,7 +148,7 @@ def test_track_mean_and_hysteresis() -> None:
     assert t.mean == pytest.approx(np.array([1, 1]) / np.sqrt(2))
     assert t.similarity(np.array([1.0, 1.0])) == pytest.approx(1.0)
     # the decision reads the mean of the frames' scores (the mean vector's would be higher)
-    assert t.mean_scores == pytest.approx([0.85, 0.55]) and (t.scores == [0.8, 0.6]).all()
+    assert t.mean_scores == pytest.approx([0.85, 0.55]) and t.scores == pytest.approx([0.8, 0.6])
     amy, bob = Match("amy", 0.9, "bob", 0.5), Match("bob", 0.8, "amy", 0.7)
     shown = [t.decide(m, switch_after=2).identity
              for m in (amy, bob, amy, bob, bob, amy, bob, bob)]
