@@ -51,7 +51,7 @@ def test_video_page_shows_the_timeline_and_seeks(tmp_path: Path, rng: np.random.
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(url + "/")
-            page.click("a[href='/video']")
+            page.click("#video-link")
             page.wait_for_selector("#video-file", state="attached")
             page.set_input_files("#video-file", str(clip))
             page.wait_for_selector(".timeline .span", timeout=60_000)

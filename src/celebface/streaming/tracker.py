@@ -40,7 +40,7 @@ class TrackerConfig:
     reembed_iou: float = 0.6
     reembed_every: int = 10
     max_missed: int = 5
-    detect_every: int = 2
+    detect_every: int = 3
     switch_after: int = 2
     jump_similarity: float = 0.88
     cut_threshold: float = 0.3
