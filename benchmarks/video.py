@@ -211,6 +211,7 @@ def main() -> None:
     from celebface.detection import get_detector
     from celebface.recognition import get_embedder
 
+    load_start = os.getloadavg()[0]
     e = load_embeddings(args.emb)
     vec = np.asarray(e.embeddings, np.float32)
     rng = np.random.default_rng(args.seed)
@@ -242,7 +243,8 @@ def main() -> None:
         "command": "OMP_NUM_THREADS=" + os.environ.get("OMP_NUM_THREADS", "?") + " "
                    + " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads "
-                   f"{args.threads}, load before {os.getloadavg()[0]:.2f}",
+                   f"{args.threads}, load average {load_start:.2f} at the start, "
+                   f"{os.getloadavg()[0]:.2f} at the end",
         "clip": {"frames": len(clip.frames), "size": SIZE, "shots": args.shots,
                  "switch_every": 15,
                  "cuts": clip.cuts, "known": known, "strangers": strangers,
