@@ -157,6 +157,12 @@ def test_cli_timeline_then_enroll_the_unknown(pins: Path, tmp_path: Path) -> Non
     assert main([*args, "--timeline", str(tmp_path / "tl2")]) == 0
     again = list(csv.DictReader((tmp_path / "tl2" / "appearances.csv").open()))
     assert sorted(r["person"] for r in again) == sorted([a, b])
+    # the facade gives the same appearances
+    import celebface
+
+    apps = celebface.timeline(video, g, device="cpu", detect_every=2)
+    assert sorted(x.person for x in apps) == sorted([a, b])
+    assert all(x.frames >= 10 and x.end_s > x.start_s for x in apps)
 
 
 def test_service_video_job(tmp_path: Path, rng: np.random.Generator) -> None:
