@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DATA ?= ../shared/data/five_celeb
 OUT ?= runs/demo
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup test test-fast lint demo bench clean
 
 setup: $(VENV)/.installed
 
@@ -25,6 +25,10 @@ lint: setup
 test: setup lint
 	$(BIN)/pytest -q
 
+# Unit tests only (no real photos, nothing marked slow): about a minute on 2 cores.
+test-fast: setup
+	$(BIN)/pytest -q -m "not integration and not slow"
+
 demo: setup
 	DATA="$(DATA)" OUT="$(OUT)" BIN="$(BIN)" bash scripts/demo.sh
 
@@ -39,12 +43,13 @@ bench: setup
 	$(BIN)/celebface embed ../shared/data/pins105-dev --out $(EMB)/dlib --cache-dir $(EMB)/.cache
 	$(BIN)/python benchmarks/embed.py --faces 300 --cache-dir $(EMB)/.cache
 	$(BIN)/python benchmarks/locate.py --identities 105 --every 2
-	$(BIN)/python benchmarks/thresholds.py --emb $(EMB)/dlib
+	$(BIN)/python benchmarks/thresholds.py --emb $(EMB)/dlib --flip-emb $(EMB)/dlib_flip
 	$(BIN)/python benchmarks/thresholds.py --emb $(EMB)/dlib_flip
 	$(BIN)/python benchmarks/recognize.py --emb $(EMB)/dlib $(EMB)/dlib_flip --frames 40
 	$(BIN)/celebface embed ../shared/data/pins105-dev --embedder facenet --out $(EMB)/facenet --cache-dir $(EMB)/.cache
 	$(BIN)/python benchmarks/thresholds.py --emb $(EMB)/dlib+$(EMB)/facenet --far 0.005
 	$(BIN)/python benchmarks/recognize.py --emb $(EMB)/dlib+$(EMB)/facenet --skip-speed --append
+	$(BIN)/python benchmarks/small_gallery.py --emb $(EMB)/dlib --flip-emb $(EMB)/dlib_flip
 	$(BIN)/python benchmarks/five_celeb.py
 	$(BIN)/python benchmarks/accuracy.py --emb $(EMB)
 	$(BIN)/python benchmarks/facenet.py --manifest runs/pins_crop/manifest.csv --every 10

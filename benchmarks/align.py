@@ -38,7 +38,8 @@ log = logging.getLogger("align")
 
 def load_rows(crops: Path, per_id: int) -> list[dict]:
     from celebface.cropping.records import face_from_row, read_manifest
-    from celebface.io import list_dataset, read_splits
+    from celebface.data import list_dataset
+    from celebface.io import read_splits
 
     splits = read_splits(PINS / "splits.csv")
     manifest = {r["source"]: r for r in read_manifest(crops)}
@@ -54,7 +55,7 @@ def load_rows(crops: Path, per_id: int) -> list[dict]:
             seen[it.identity] = seen.get(it.identity, 0) + 1
             if seen[it.identity] > per_id:
                 continue
-        rel = it.path.relative_to(PINS).as_posix()
+        rel = Path(it.path).relative_to(PINS).as_posix()
         m = manifest.get(rel)
         rows.append({"path": str(it.path), "identity": it.identity, "split": split,
                      "face": face_from_row(m) if m else None,
@@ -103,7 +104,8 @@ def dlib_pipeline_chips(n: int) -> list[np.ndarray]:
 
     import dlib
 
-    from celebface.io import list_dataset, read_image
+    from celebface.data import list_dataset
+    from celebface.io import read_image
     from celebface.models.store import dlib_model_path
 
     items = list_dataset(PINS)

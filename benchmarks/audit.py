@@ -50,8 +50,8 @@ def measure_bound(data: Path, n: int, seed: int) -> dict:
     """Cosines of photo vs altered copy (positives) and of photo vs another photo of the same
     person (negatives, nearly all distinct photos); the bound best separates them (balanced
     accuracy)."""
+    from celebface.detection import get_finder
     from celebface.recognition import get_embedder
-    from celebface.recognition.align import locate_faces
 
     table = [(i, p) for s, i, p in rows(data) if s == "train"]
     rng = np.random.default_rng(seed)
@@ -61,6 +61,7 @@ def measure_bound(data: Path, n: int, seed: int) -> dict:
         same = [p for i, p in table if i == identity and p != path]
         others.append(same[int(rng.integers(len(same)))])
     embedder = get_embedder("dlib", device="cpu")
+    locate_faces = get_finder(device="cpu", rule="auto").locate
     copy_sims, other_sims = [], []
     for lo in range(0, n, 16):
         part = [p for _, p in picked[lo:lo + 16]]

@@ -1,6 +1,6 @@
 """Does a photo's face depend on the photos batched with it? The ``auto`` rule on pins105-dev.
 
-Each sampled photo is located by :func:`celebface.recognition.align.locate_faces` (``auto``)
+Each sampled photo is located by :meth:`celebface.detection.finder.FaceFinder.locate` (``auto``)
 twice: in batches of ``--batch`` (the photos in a shuffled order, so each batch mixes sizes)
 and alone; the largest box difference tells how far batching moved its face. ``--ref GIT_REF``
 also runs MTCNN as ``src/celebface/detection/mtcnn.py`` was at that commit, in the same run
@@ -28,7 +28,8 @@ from types import ModuleType
 
 import numpy as np
 
-from celebface.io import atomic_write_json, atomic_write_text, list_dataset, read_image
+from celebface.data import list_dataset
+from celebface.io import atomic_write_json, atomic_write_text, read_image
 
 ROOT = Path(__file__).resolve().parents[1]
 PINS = ROOT.parent / "shared" / "data" / "pins105-dev"
@@ -66,8 +67,8 @@ def main() -> int:
     import torch
 
     from celebface.detection import mtcnn
+    from celebface.detection.finder import LARGE_FACE, LARGE_SIDE, FaceFinder
     from celebface.device import set_torch_threads
-    from celebface.recognition.align import LARGE_FACE, LARGE_SIDE, locate_faces
 
     items = list_dataset(PINS)
     random.Random(args.seed).shuffle(items)
@@ -81,7 +82,7 @@ def main() -> int:
         det, big = module.MTCNNDetector("cpu"), module.MTCNNDetector("cpu", **large)
 
         def locate(ims: list, det=det, big=big) -> list:
-            return locate_faces(ims, None, "auto", det, large_detector=big)
+            return FaceFinder(detector=det, large_detector=big).locate(ims, None, "auto")
 
         locate(images[:4])  # warm-up
         times = []

@@ -31,11 +31,11 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def make_slice(root: Path, out: Path, per_identity: int, identities: int) -> Path:
     """Symlinks to the first ``per_identity`` sorted images of the first ``identities``."""
-    from celebface.io import list_dataset
+    from celebface.data import list_dataset
 
     by_id: dict[str, list[Path]] = {}
     for it in list_dataset(root):
-        by_id.setdefault(it.identity, []).append(it.path)
+        by_id.setdefault(it.identity, []).append(Path(it.path))
     for identity in sorted(by_id)[:identities]:
         (out / identity).mkdir(parents=True, exist_ok=True)
         for p in by_id[identity][:per_identity]:
@@ -48,14 +48,14 @@ def reference_loop(src: Path, dst: Path, margin: float = 0.2, size: int = 224) -
     from facenet_pytorch import MTCNN
     from PIL import Image
 
-    from celebface.io import list_dataset
+    from celebface.data import list_dataset
 
     mtcnn = MTCNN(select_largest=True, device="cpu")
     items = list_dataset(src)
     boxes: dict[str, list[float] | None] = {}
     t0 = time.perf_counter()
     for it in items:
-        rel = it.path.relative_to(src).as_posix()
+        rel = Path(it.path).relative_to(src).as_posix()
         try:
             img = Image.open(it.path).convert("RGB")
         except OSError:
@@ -72,7 +72,7 @@ def reference_loop(src: Path, dst: Path, margin: float = 0.2, size: int = 224) -
                       min(max(y2, 0), h)]
         cx, cy, half = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1) * (1 + 2 * margin) / 2
         crop = img.crop((int(cx - half), int(cy - half), int(cx + half), int(cy + half)))
-        out = dst / it.identity / (it.path.stem + ".jpg")
+        out = dst / it.identity / (Path(it.path).stem + ".jpg")
         out.parent.mkdir(parents=True, exist_ok=True)
         crop.resize((size, size), Image.Resampling.BILINEAR).save(out, quality=95)
     seconds = time.perf_counter() - t0

@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from celebface.io import atomic_write_json, atomic_write_text, list_dataset, read_image
+from celebface.data import list_dataset
+from celebface.io import atomic_write_json, atomic_write_text, read_image
 from celebface.recognition import DlibEmbedder, embed_dataset, l2_normalize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,8 +70,8 @@ def speed(n_faces: int, workers: int) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="embed_bench_"))
     for it in chosen:
         (tmp / "data" / it.identity).mkdir(parents=True, exist_ok=True)
-        (tmp / "data" / it.identity / it.path.name).symlink_to(it.path)
-    chosen = sorted(chosen, key=lambda it: (it.identity, it.path.name))
+        (tmp / "data" / it.identity / Path(it.path).name).symlink_to(it.path)
+    chosen = sorted(chosen, key=lambda it: (it.identity, Path(it.path).name))
     for it in chosen:  # warm the file cache for everybody alike
         read_image(it.path)
 
@@ -169,7 +170,7 @@ def explore(step: int, cache_dir: str | None) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="embed_explore_"))
     for it in items:
         (tmp / it.identity).mkdir(exist_ok=True)
-        (tmp / it.identity / it.path.name).symlink_to(it.path)
+        (tmp / it.identity / Path(it.path).name).symlink_to(it.path)
     (tmp / "splits.csv").symlink_to(PINS / "splits.csv")
     out = {"images": len(items), "step": step, "rows": {}}
     for name, opts in SETTINGS.items():

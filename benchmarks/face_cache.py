@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from celebface.io import read_image
-from celebface.recognition import combine_views, embed_views, get_embedder
+from celebface.recognition import combine_views, get_embedder
 from celebface.verification import locate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,15 +57,15 @@ def embed_paths(paths: list[str], cache: Path, batch: int = 32) -> dict[str, dic
                            "box": z["boxes"][k]}
     todo = [p for p in dict.fromkeys(paths) if p not in have]
     if todo:
-        from celebface.verification.compare import default_detector
+        from celebface.detection import get_finder
 
-        detector = default_detector("mtcnn", "cpu")
+        detector = get_finder(device="cpu")
         embedder = get_embedder("dlib", device="cpu")
         for lo in tqdm(range(0, len(todo), batch), desc="detect+embed", unit="batch"):
             part = todo[lo:lo + batch]
             images = [read_image(p, 1024).rgb for p in part]
             found = [f[0] for f in locate(images, detector, all_faces=False)]
-            views = embed_views(embedder, images, [None if f.whole else f.face for f in found],
+            views = embedder.embed_views(images, [f.face for f in found],
                                 ("orig", "flip"))
             for k, (p, f) in enumerate(zip(part, found, strict=True)):
                 have[p] = {"orig": views["orig"][k], "flip": views["flip"][k], "whole": f.whole,

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from celebface.data import list_dataset
 from celebface.io import atomic_write, atomic_write_json, atomic_write_text, read_image
-from celebface.io.datasets import list_dataset, read_splits
+from celebface.io.datasets import read_splits
 from celebface.recognition import get_embedder, l2_normalize
 from celebface.recognition.facenet import FacenetConfig
 from celebface.recognition.fusion import fuse
@@ -44,9 +45,9 @@ def load_items(every: int) -> list[tuple[str, str, str]]:
     splits = read_splits(PINS / "splits.csv")
     items = []
     for it in list_dataset(PINS):
-        split = splits.get((it.identity, it.path.name))
+        split = splits.get((it.identity, Path(it.path).name))
         if split in ("train", "val"):
-            items.append((str(it.path.relative_to(PINS)), it.identity, split))
+            items.append((str(Path(it.path).relative_to(PINS)), it.identity, split))
     return items[::every]
 
 

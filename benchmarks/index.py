@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from celebface.data import list_dataset
 from celebface.gallery.index import IndexConfig, VectorIndex
-from celebface.io import atomic_write_json, atomic_write_text, list_dataset
+from celebface.io import atomic_write_json, atomic_write_text
 from celebface.recognition import embed_dataset, l2_normalize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +48,7 @@ def pins_vectors(enroll: int, probe: int, cache: Path) -> tuple[np.ndarray, np.n
     items = list_dataset(PINS)
     by_id: dict[str, list[Path]] = {}
     for it in items:
-        by_id.setdefault(it.identity, []).append(it.path)
+        by_id.setdefault(it.identity, []).append(Path(it.path))
     with tempfile.TemporaryDirectory() as tmp:  # a slice, as links (no copies of the photos)
         for name, paths in by_id.items():
             (Path(tmp) / name).mkdir()

@@ -1,7 +1,7 @@
 """The ``auto`` face rule before and after its large-face first pass, on pins105-dev, same run.
 
 pins105-dev photos are tight face crops of unknown origin: ``auto`` looks for the face in each
-(:func:`celebface.recognition.align.locate_faces`). ``before``: one MTCNN pass as
+(:meth:`celebface.detection.finder.FaceFinder.locate`). ``before``: one MTCNN pass as
 ``get_detector("mtcnn")`` makes it (pyramid from 20-px faces), largest confident face, else the
 whole image. ``after`` (the rule now): first MTCNN on a copy resized to a shorter side of
 ``LARGE_SIDE`` px looking for faces of ``LARGE_FACE`` x that side or more; only images where
@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from celebface.io import atomic_write_json, atomic_write_text, list_dataset, read_image
+from celebface.data import list_dataset
+from celebface.io import atomic_write_json, atomic_write_text, read_image
 
 ROOT = Path(__file__).resolve().parents[1]
 PINS = ROOT.parent / "shared" / "data" / "pins105-dev"
@@ -38,12 +39,11 @@ log = logging.getLogger("locate")
 
 def locate_before(images: list[np.ndarray]) -> list:
     """``auto`` without its first pass: ``detect`` (one full MTCNN pass), else the whole image."""
-    from celebface.recognition.align import WHOLE, locate_faces
+    from celebface.detection import get_finder
+    from celebface.detection.finder import whole_face
 
-    faces = locate_faces(images, None, "detect")
-    return [f if f is not None else WHOLE.with_(box=(0.0, 0.0, im.shape[1] - 1.0,
-                                                     im.shape[0] - 1.0))
-            for im, f in zip(images, faces, strict=True)]
+    faces = get_finder(device="cpu").locate(images, None, "detect")
+    return [f if f is not None else whole_face(im) for im, f in zip(images, faces, strict=True)]
 
 
 def accuracy(vec: np.ndarray, ids: np.ndarray, split: np.ndarray) -> dict:
@@ -109,10 +109,11 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     import torch
 
+    from celebface.detection import get_finder
+    from celebface.detection.finder import LARGE_FACE, LARGE_SIDE
     from celebface.device import set_torch_threads
     from celebface.io import read_splits
     from celebface.recognition import DlibEmbedder
-    from celebface.recognition.align import LARGE_FACE, LARGE_SIDE, locate_faces
     from celebface.recognition.tta import combine_views
 
     items = list_dataset(PINS)
@@ -126,7 +127,8 @@ def main() -> int:
     log.info("%d photos of %d people", len(images), len(keep))
 
     set_torch_threads()  # as the CLI does: the cores free now (1 on a busy box)
-    locate_faces(images[:4], None, "auto")  # build both detectors before timing
+    locate_faces = get_finder(device="cpu", rule="auto").locate
+    locate_faces(images[:4])  # build both detectors before timing
     locate_before(images[:4])
     faces: dict[str, list] = {"before": [], "after": []}
     secs = {"before": 0.0, "after": 0.0}
@@ -135,7 +137,7 @@ def main() -> int:
         order = ("before", "after") if n % 2 == 0 else ("after", "before")
         for name in order:  # alternate which goes first: load on the box hits both alike
             t = time.perf_counter()
-            got = locate_before(part) if name == "before" else locate_faces(part, None, "auto")
+            got = locate_before(part) if name == "before" else locate_faces(part)
             secs[name] += time.perf_counter() - t
             faces[name] += got
     emb = DlibEmbedder(device="cpu")

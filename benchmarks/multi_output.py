@@ -30,9 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+from celebface.data import open_dataset
 from celebface.evaluation import evaluate_model
 from celebface.io import atomic_write_json, atomic_write_text, read_image
-from celebface.synth import SynthConfig, load_box_dataset, synthesize
+from celebface.synth import SynthConfig, synthesize
 from celebface.synth.boxeval import box_metrics
 from celebface.training import load_model, train_model
 from celebface.training.multi_output.config import IDENTITY_FROM, MultiOutputConfig
@@ -133,10 +134,10 @@ def main() -> int:
         max_per_identity=args.per_identity or None, splits=("train", "val"), seed=args.seed,
         workers=args.workers))
     timings["synth_s"] = time.perf_counter() - t0
-    ds = load_box_dataset(synth_dir)
-    val = ds.split("val")
+    ds = open_dataset(synth_dir, boxes=True)
+    val = ds.split("val").items
     log.info("%d composites (%d train, %d val), %d identities", len(ds), len(ds.split("train")),
-             len(val), len(ds.label_names))
+             len(val), len(ds.names))
 
     from celebface.device import resolve_device, set_torch_threads
 
@@ -181,14 +182,14 @@ def main() -> int:
                 + ("; flip TTA" if args.tta == "flip" else "")
                 + f"; 1-minute load average {os.getloadavg()[0]:.1f} at the start",
         "settings": vars(args),
-        "data": {"identities": len(ds.label_names), "train": len(ds.split("train")),
+        "data": {"identities": len(ds.names), "train": len(ds.split("train")),
                  "val": len(val), "composite_size": args.size},
         "model": {
             "accuracy": metrics["accuracy"], "top5_accuracy": metrics["top5_accuracy"],
             "f1_weighted": metrics["f1_weighted"], **own,
             "accuracy_given_iou_ge_0.5": box.get("accuracy_given_iou_ge_0.5"),
             "epochs_run": len(history["epochs"]), "best_epoch": history["best_epoch"],
-            "chance_accuracy": 1 / max(1, len(ds.label_names)),
+            "chance_accuracy": 1 / max(1, len(ds.names)),
         },
         "mtcnn": mt,
         "history": [{k: r[k] for k in ("epoch", "train_loss", "val_accuracy", "val_miou", "val_nme",

@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 
 from celebface.cropping import CropConfig, crop_dataset
-from celebface.io import atomic_write_json, atomic_write_text, list_dataset
+from celebface.data import list_dataset
+from celebface.io import atomic_write_json, atomic_write_text
 from celebface.recognition import EmbedConfig, embed_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +40,7 @@ def _slice(src: Path, n: int, dst: Path) -> Path:
     items = list_dataset(src)
     for it in items[:: max(1, len(items) // n)][:n]:
         (dst / it.identity).mkdir(parents=True, exist_ok=True)
-        (dst / it.identity / it.path.name).symlink_to(it.path)
+        (dst / it.identity / Path(it.path).name).symlink_to(it.path)
     return dst
 
 

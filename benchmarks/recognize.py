@@ -24,8 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from celebface.gallery import Gallery, GalleryMatcher, open_set_rates, threshold_for_far
-from celebface.gallery.calibration import truth_indices
-from celebface.gallery.matching import DEFAULT_GAP_WEIGHT, best_scores
+from celebface.gallery.calibration import (
+    CV_FOLDS,
+    choose_gap_weight,
+    cross_validate_gap_weights,
+    stranger_folds,
+    truth_indices,
+)
+from celebface.gallery.matching import best_scores
 from celebface.io import atomic_write_json, atomic_write_text, read_image
 from celebface.recognition import load_embeddings
 from embeddings import load
@@ -33,19 +39,39 @@ from embeddings import load
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "pins105-dev"
 RESULTS = ROOT / "benchmarks" / "results"
-#: name: (match method, k, gap weight of the decision score; see celebface.gallery.matching)
+#: The gap weight `celebface calibrate` used before it chose one by cross-validation.
+FIXED_GAP = 1 / 3
+#: name: (match method, k, gap weight of the decision score, see celebface.gallery.matching;
+#: None: chosen as `celebface calibrate` does, by cross-validation over the calibration
+#: strangers' people)
 METHODS = {"centroid": ("centroid", 1, 0.0), "knn": ("knn", 1, 0.0), "topk3": ("topk", 3, 0.0),
            "topk5": ("topk", 5, 0.0),
-           "centroid + gap": ("centroid", 1, DEFAULT_GAP_WEIGHT),
-           "topk5 + gap": ("topk", 5, DEFAULT_GAP_WEIGHT)}
-#: The gap weights compared (calibrated TAR) for the choice of DEFAULT_GAP_WEIGHT.
+           "centroid + gap 1/3": ("centroid", 1, FIXED_GAP),
+           "centroid + CV gap": ("centroid", 1, None),
+           "topk5 + gap 1/3": ("topk", 5, FIXED_GAP),
+           "topk5 + CV gap": ("topk", 5, None)}
+#: The gap weights compared (calibrated TAR).
 GAP_GRID = (0.0, 0.1, 0.2, 1 / 3, 0.5, 0.7)
 GAP_METHODS = {f"{m} gap {g:.2g}": (kind, k, g) for m, (kind, k) in
                (("centroid", ("centroid", 1)), ("topk5", ("topk", 5))) for g in GAP_GRID}
 FARS = (0.01, 0.001)
 #: Photos per enrolled person for the gallery-size table (None: all train rows, ~116).
 CAPS = (5, 10, 20, 50, None)
-CAP_METHODS = {m: METHODS[m] for m in ("centroid", "topk5", "centroid + gap", "topk5 + gap")}
+CAP_METHODS = {m: METHODS[m] for m in ("centroid", "topk5", "centroid + CV gap",
+                                        "topk5 + CV gap")}
+
+
+def cv_gap(gen_scores: np.ndarray, truth_gen: np.ndarray, cal_scores: np.ndarray,
+           cal_ids: np.ndarray, far: float) -> float:
+    """The gap weight `celebface calibrate` would choose: cross-validation over the people of
+    the calibration strangers, with the even-numbered genuine probes for the TAR (all genuine
+    probes are scored afterwards: a 5-way choice seen by half of them)."""
+    half = np.arange(len(gen_scores)) % 2 == 0
+    scores = np.concatenate([gen_scores[half], cal_scores])
+    truth = np.concatenate([truth_gen[half], -np.ones(len(cal_scores), np.int64)])
+    fold = np.concatenate([np.full(half.sum(), -1),
+                           stranger_folds(list(cal_ids), min(CV_FOLDS, len(set(cal_ids))))])
+    return choose_gap_weight(cross_validate_gap_weights(scores, truth, fold, far), far).gap_weight
 
 
 def open_set(emb_dir: Path, seeds: int, cap: int | None = None,
@@ -73,7 +99,7 @@ def open_set(emb_dir: Path, seeds: int, cap: int | None = None,
         g = Gallery(embedder=embedder)
         g.add(vec[enrolled], list(ids[enrolled]), [str(i) for i in np.flatnonzero(enrolled)])
         truth_gen = truth_indices(list(ids[genuine]), g.names)
-        for method, (kind, k, gap) in methods.items():
+        for method, (kind, k, fixed_gap) in methods.items():
             m = GalleryMatcher(g, kind, k)
             gen_scores = m.scores(vec[genuine])
             acc = float((gen_scores.argmax(1) == truth_gen).mean())
@@ -87,18 +113,23 @@ def open_set(emb_dir: Path, seeds: int, cap: int | None = None,
             row.update({"default_threshold": default_thr, "tar@default": r.tar,
                         "far@default": r.far})
             for far in FARS:
-                tars, fars, thrs = [], [], []
+                tars, fars, thrs, gaps = [], [], [], []
                 for cal, test in ((0, 1), (1, 0)):
                     cal_mask = np.array([i in halves[cal] for i in ids])
                     test_mask = np.array([i in halves[test] for i in ids])
-                    thr = threshold_for_far(best_scores(m.scores(vec[cal_mask]), gap)[0], far)
+                    cal_scores = m.scores(vec[cal_mask])
+                    weight = (cv_gap(gen_scores, truth_gen, cal_scores, ids[cal_mask], far)
+                             if fixed_gap is None else fixed_gap)
+                    gaps.append(weight)
+                    thr = threshold_for_far(best_scores(cal_scores, weight)[0], far)
                     scores = np.concatenate([gen_scores, m.scores(vec[test_mask])])
                     truth = np.concatenate([truth_gen, -np.ones(test_mask.sum(), np.int64)])
-                    r = open_set_rates(scores, truth, thr, gap)
+                    r = open_set_rates(scores, truth, thr, weight)
                     tars.append(r.tar)
                     fars.append(r.far)
                     thrs.append(thr)
                 row[f"threshold@{far:g}"] = float(np.mean(thrs))
+                row[f"gap@{far:g}"] = float(np.mean(gaps))
                 row[f"tar@{far:g}"] = float(np.mean(tars))
                 row[f"measured_far@{far:g}"] = float(np.mean(fars))
             runs[method].append(row)
@@ -161,6 +192,12 @@ def speed(n_frames: int, emb_dir: Path) -> dict:
     return out
 
 
+def gap(r: dict, far: str) -> str:
+    """The row's gap weight (mean over splits and folds)."""
+    g = r.get(f"gap@{far}")
+    return "-" if g is None else f"{g['mean']:.2f}"
+
+
 def markdown(res: dict) -> str:
     lines = ["# Recognition benchmark", "",
              f"Machine: {res['machine']}. Run: `{res['command']}`.", ""]
@@ -175,25 +212,28 @@ def markdown(res: dict) -> str:
             "stranger identities and tested on the other 13 (or 12) - 2-fold over strangers, so "
             "no threshold sees its test strangers; mean ± std over "
             f"{o['runs'][0]['seeds']} random identity splits. `default` is the threshold an "
-            "uncalibrated gallery uses, scored on all 25 strangers. `+ gap`: the calibrated "
-            "threshold applies to the decision score similarity + "
-            f"{DEFAULT_GAP_WEIGHT:.3g} x (similarity - runner-up similarity) "
-            "(`celebface.gallery.matching`; what `celebface calibrate` stores); the "
-            "uncalibrated default stays on the similarity.", ""]
+            "uncalibrated gallery uses, scored on all 25 strangers. `+ gap 1/3`: the "
+            "calibrated threshold applies to the decision score similarity + 1/3 x "
+            "(similarity - runner-up similarity) (`celebface.gallery.matching`; the weight "
+            "`celebface calibrate` used to fix); `+ CV gap`: the weight chosen as `celebface "
+            "calibrate` now does, by cross-validation over the calibration strangers' people "
+            "(its TAR on half of the genuine probes; the mean chosen weight is in the "
+            "`gap` columns); the uncalibrated default stays on the similarity.", ""]
         for run in o["runs"]:
             lines += [
                 f"### {run.get('embedder', 'dlib')}, {run['tta']} TTA", "",
-                "| method | closed-set acc | TAR @ 1% FAR | measured FAR | threshold | "
-                "TAR @ 0.1% FAR | measured FAR | threshold | default: threshold, TAR, FAR |",
-                "|---|---|---|---|---|---|---|---|---|"]
+                "| method | closed-set acc | TAR @ 1% FAR | measured FAR | threshold | gap | "
+                "TAR @ 0.1% FAR | measured FAR | threshold | gap | default: threshold, TAR, "
+                "FAR |", "|---|---|---|---|---|---|---|---|---|---|---|"]
             for m, r in run["methods"].items():
                 def f(key: str, r: dict = r) -> str:
                     return f"{r[key]['mean']:.4f} ± {r[key]['std']:.4f}"
                 lines.append(
                     f"| {m}{' (reference)' if m == 'centroid' else ''} | "
                     f"{f('closed_set_accuracy')} | {f('tar@0.01')} | {f('measured_far@0.01')} | "
-                    f"{r['threshold@0.01']['mean']:.3f} | {f('tar@0.001')} | "
+                    f"{r['threshold@0.01']['mean']:.3f} | {gap(r, '0.01')} | {f('tar@0.001')} | "
                     f"{f('measured_far@0.001')} | {r['threshold@0.001']['mean']:.3f} | "
+                    f"{gap(r, '0.001')} | "
                     f"{r['default_threshold']['mean']:.3f}, {r['tar@default']['mean']:.4f}, "
                     f"{r['far@default']['mean']:.4f} |")
             lines.append("")

@@ -4,11 +4,16 @@ Starts ``celebface serve`` (a gallery of five_celeb: 3 train photos of each of i
 built once into ``--work``) on a free 127.0.0.1 port and warms it up with one pass over the
 photos. Then, for each number in ``--clients``, that many client threads post five_celeb's
 held-out (val) photos to ``/v1/recognize`` (raw bodies, keep-alive connections) until
-``--requests`` answers or ``--seconds`` have passed, whichever comes first. Reports
-requests/s, latency percentiles, errors, and the server's resident memory (start, every 2 s,
-end); then stops the server with SIGTERM and checks it exits cleanly. Only loopback traffic.
+``--requests`` answers or ``--seconds`` have passed, whichever comes first. A ``503`` (the
+server's queue is full) is counted apart from errors and the client waits its ``Retry-After``
+(at most 1 s) before the next request. Reports requests/s, latency percentiles of the answered
+requests, 503s, other errors, and the server's resident memory (start, every 2 s, end); then
+stops the server with SIGTERM and checks it exits cleanly (``celebface serve`` exits 143 =
+128 + SIGTERM after "Application shutdown complete"). Writes ``serve.md`` and ``serve.json`` to
+``--out``; the gallery and the server's log go to ``--work`` (a temporary folder by default).
+Only loopback traffic.
 
-    .venv/bin/python benchmarks/serve_load.py [--clients 1,8] [--requests 400] [--seconds 60]
+    .venv/bin/python benchmarks/serve_load.py --out DIR [--clients 1,8,32] [--requests 300]
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -32,7 +38,8 @@ from celebface.io import atomic_write_json, atomic_write_text, read_splits
 
 ROOT = Path(__file__).resolve().parents[1]
 FIVE = ROOT.parent / "shared" / "data" / "five_celeb"
-RESULTS = ROOT / "benchmarks" / "results"
+#: exit statuses of a clean stop by SIGTERM: the CLI's 128 + 15, or the signal itself
+CLEAN_EXITS = (0, 128 + signal.SIGTERM, -signal.SIGTERM)
 
 
 def build_gallery(work: Path) -> Path:
@@ -66,11 +73,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def post(conn: http.client.HTTPConnection, body: bytes) -> tuple[int, bytes]:
+def post(conn: http.client.HTTPConnection, body: bytes) -> tuple[int, bytes, str | None]:
     conn.request("POST", "/v1/recognize", body=body,
                  headers={"Content-Type": "application/octet-stream"})
     r = conn.getresponse()
-    return r.status, r.read()
+    return r.status, r.read(), r.getheader("Retry-After")
 
 
 def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 300) -> None:
@@ -94,6 +101,7 @@ def load(port: int, photos: list[bytes], clients: int, requests: int, seconds: f
     lock = threading.Lock()
     latencies: list[float] = []
     errors: list[str] = []
+    busy: list[float] = []
     faces: list[int] = []
     sent = 0
     stop_at = time.monotonic() + seconds
@@ -109,7 +117,7 @@ def load(port: int, photos: list[bytes], clients: int, requests: int, seconds: f
                 sent += 1
             t0 = time.perf_counter()
             try:
-                status, body = post(conn, photos[i % len(photos)])
+                status, body, retry_after = post(conn, photos[i % len(photos)])
             except (OSError, http.client.HTTPException) as exc:
                 with lock:
                     errors.append(f"{type(exc).__name__}: {exc}")
@@ -121,8 +129,12 @@ def load(port: int, photos: list[bytes], clients: int, requests: int, seconds: f
                 if status == 200:
                     latencies.append(dt)
                     faces.append(len(json.loads(body)["faces"]))
+                elif status == 503:
+                    busy.append(dt)
                 else:
                     errors.append(f"HTTP {status}: {body[:200]!r}")
+            if status == 503:
+                time.sleep(min(1.0, float(retry_after or 1)))
         conn.close()
 
     memory = [(0.0, rss_mb(pid))]
@@ -139,7 +151,9 @@ def load(port: int, photos: list[bytes], clients: int, requests: int, seconds: f
     memory.append((round(wall, 1), rss_mb(pid)))
     ms = np.asarray(latencies) * 1000
     return {
-        "clients": clients, "requests": len(latencies) + len(errors), "ok": len(latencies),
+        "clients": clients, "requests": len(latencies) + len(errors) + len(busy),
+        "ok": len(latencies), "busy_503": len(busy),
+        "busy_ms_p50": round(float(np.median(busy)) * 1000, 1) if busy else None,
         "errors": len(errors), "error_samples": errors[:5], "seconds": round(wall, 2),
         "requests_per_s": round(len(latencies) / wall, 2),
         "latency_ms": {q: round(float(np.percentile(ms, p)), 1) for q, p in
@@ -151,9 +165,9 @@ def load(port: int, photos: list[bytes], clients: int, requests: int, seconds: f
     }
 
 
-def write(result: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(RESULTS / "serve.json", result)
+def write(result: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "serve.json", result)
     runs, down = result["runs"], result["shutdown"]
     lines = [
         "# `celebface serve` load test (loopback)", "",
@@ -164,38 +178,47 @@ def write(result: dict) -> None:
         f"that many client threads posting the {result['photos']} held-out five_celeb photos "
         f"(about 300x300 px, {runs[0]['faces_per_request']} faces each on average) in turn to "
         f"`/v1/recognize`, keep-alive; stop at {result['limits']['requests']} requests or "
-        f"{result['limits']['seconds']} s.", "",
-        "| clients | requests | errors | seconds | requests/s | p50 ms | p90 ms | p99 ms | "
-        "max ms | RSS start MB | RSS end MB | RSS max MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"{result['limits']['seconds']} s. A 503 (queue full: more than workers + "
+        f"`--queue` requests in the server) is counted apart; that client then waits the "
+        "`Retry-After` (at most 1 s). Latencies are of the answered (200) requests.", "",
+        "| clients | requests | 200 | 503 | other errors | seconds | answered/s | p50 ms | "
+        "p90 ms | p99 ms | max ms | 503 p50 ms | RSS start MB | RSS end MB | RSS max MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         lat, mem = r["latency_ms"], r["rss_mb"]
         lines.append(
-            f"| {r['clients']} | {r['requests']} | {r['errors']} | {r['seconds']} | "
-            f"{r['requests_per_s']} | {lat.get('p50')} | {lat.get('p90')} | {lat.get('p99')} | "
-            f"{lat.get('max')} | {mem['start']} | {mem['end']} | {mem['max']} |")
+            f"| {r['clients']} | {r['requests']} | {r['ok']} | {r['busy_503']} | {r['errors']} | "
+            f"{r['seconds']} | {r['requests_per_s']} | {lat.get('p50')} | {lat.get('p90')} | "
+            f"{lat.get('p99')} | {lat.get('max')} | {r['busy_ms_p50']} | {mem['start']} | "
+            f"{mem['end']} | {mem['max']} |")
     lines.append("")
     for r in runs:
         lines += [f"RSS samples, {r['clients']} client(s) (s, MB): "
                   + ", ".join(f"{t:g}: {m:g}" for t, m in r["rss_samples"]), ""]
     lines += [
         f"Shutdown: SIGTERM -> {'clean' if down['clean'] else 'NOT clean'} (\"Application "
-        f"shutdown complete\", exit by the re-raised signal {down['exit_code']}) in "
-        f"{down['seconds']} s.", "",
+        f"shutdown complete\", exit status {down['exit_code']}: 143 = 128 + SIGTERM is the "
+        f"CLI's clean stop) in {down['seconds']} s.", "",
         f"Command: `{result['command']}`", "",
     ]
-    atomic_write_text(RESULTS / "serve.md", "\n".join(lines))
+    atomic_write_text(out / "serve.md", "\n".join(lines))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clients", default="1,8", help="client counts, one run each")
-    ap.add_argument("--requests", type=int, default=400)
+    ap.add_argument("--out", type=Path, required=True,
+                    help="folder for serve.md and serve.json (benchmarks/results for the "
+                    "tracked ones)")
+    ap.add_argument("--clients", default="1,8,32", help="client counts, one run each")
+    ap.add_argument("--requests", type=int, default=300)
     ap.add_argument("--seconds", type=float, default=60.0)
-    ap.add_argument("--work", type=Path, default=ROOT / "runs" / "serve_bench")
+    ap.add_argument("--work", type=Path, default=None,
+                    help="gallery and server log (default: a temporary folder)")
     ap.add_argument("--server-args", default="", help="extra `celebface serve` flags")
     args = ap.parse_args()
+    if args.work is None:
+        args.work = Path(tempfile.mkdtemp(prefix="celebface-serve-load-"))
     gallery = build_gallery(args.work)
     splits = read_splits(FIVE / "splits.csv")
     val = sorted((i, f) for (i, f), s in splits.items() if s == "val")
@@ -228,7 +251,7 @@ def main() -> None:
     server_log = (args.work / "server.log").read_text(errors="replace")
     # uvicorn drains, runs the shutdown (which waits for the worker pool), then re-raises
     # SIGTERM, so a clean stop exits by that signal after "Application shutdown complete"
-    clean = code in (0, -signal.SIGTERM) and "Application shutdown complete" in server_log
+    clean = code in CLEAN_EXITS and "Application shutdown complete" in server_log
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "load_before": load_before,
         "server_command": "celebface serve GALLERY --device cpu " + args.server_args,
@@ -238,10 +261,10 @@ def main() -> None:
         "runs": runs, "shutdown": {"exit_code": code, "seconds": stop_s, "clean": clean},
         "command": "python benchmarks/serve_load.py " + " ".join(sys.argv[1:]),
     }
-    write(result)
+    write(result, args.out)
     for run in runs:
-        print(json.dumps({k: run[k] for k in ("clients", "requests", "errors", "requests_per_s",
-                                             "latency_ms", "rss_mb")}))
+        print(json.dumps({k: run[k] for k in ("clients", "requests", "busy_503", "errors",
+                                             "requests_per_s", "latency_ms", "rss_mb")}))
     if any(run["errors"] for run in runs) or not clean:
         print(server_log[-3000:], file=sys.stderr)
         sys.exit(1)

@@ -38,19 +38,19 @@ def _env() -> dict[str, str]:
 
 def _prepare(tmp: Path, n_photos: int) -> tuple[Path, Path]:
     sys.path.insert(0, str(ROOT / "src"))
-    from celebface.io import list_dataset
+    from celebface.data import list_dataset
 
     items = list_dataset(PINS)
     people = sorted({it.identity for it in items})
     for person in people[:5]:
         (tmp / "train" / person).mkdir(parents=True)
         for it in [it for it in items if it.identity == person][:4]:
-            (tmp / "train" / person / it.path.name).symlink_to(it.path)
+            (tmp / "train" / person / Path(it.path).name).symlink_to(it.path)
     rest = [it for it in items if it.identity not in people[:5]]
     step = max(1, len(rest) // n_photos)
     (tmp / "photos").mkdir()
     for k, it in enumerate(rest[::step][:n_photos]):
-        (tmp / "photos" / f"{k:04d}{it.path.suffix}").symlink_to(it.path)
+        (tmp / "photos" / f"{k:04d}{Path(it.path).suffix}").symlink_to(it.path)
     subprocess.run([*CLI, "enroll", str(tmp / "train"), "--out", str(tmp / "g"), "--detector",
                     "none", "--device", "cpu"], env=_env(), check=True)
     return tmp / "g", tmp / "photos"

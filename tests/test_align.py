@@ -10,7 +10,7 @@ import pytest
 
 from celebface.cropping.crop import crop_face, crop_matrix, map_face
 from celebface.data import DatasetError, FaceItem, kind_of, open_dataset
-from celebface.recognition.align import detected_faces, face_tag, locate_faces, pick_face
+from celebface.recognition.align import face_tag
 from celebface.types import Face
 
 
@@ -44,124 +44,21 @@ def test_crop_geometry_is_scale_equivariant() -> None:
     np.testing.assert_allclose(a.landmarks, b.landmarks, atol=1e-3)
 
 
-class _FakeDetector:
-    name = "mtcnn"  # its minimum score (0.9) applies
-
-    def __init__(self, faces: list[list[Face]]):
-        self.faces, self.calls, self.seen = faces, 0, []
-
-    def detect_batch(self, images):
-        self.calls += 1
-        self.seen.append(len(images))
-        return self.faces[: len(images)]
-
-
-def test_locate_faces_rules() -> None:
-    images = [np.zeros((50, 40, 3), np.uint8)] * 2
-    known = _face()
-    small, big = Face((0, 0, 5, 5), 0.99), Face((0, 0, 20, 20), 0.95)
-    det, large = _FakeDetector([[small, big]]), _FakeDetector([[]])
-    out = locate_faces(images, [known, None], "auto", det, large_detector=large)
-    assert out[0] is known and out[1] == big  # known kept; the largest confident face
-    none_found = _FakeDetector([[]])
-    assert locate_faces(images[:1], None, "detect", none_found) == [None]
-    whole = locate_faces(images[:1], None, "auto", _FakeDetector([[]]),
-                         large_detector=_FakeDetector([[]]))[0]
-    assert whole is not None and whole.box == (0.0, 0.0, 39.0, 49.0)
-    unused = _FakeDetector([])
-    assert locate_faces(images[:1], None, "whole", unused, large_detector=unused)[0].box == (
-        0.0, 0.0, 39.0, 49.0)
-    assert unused.calls == 0
-    assert pick_face([]) is None
-    assert face_tag(None, "detect").startswith("rule:detect/mtcnn")
-    assert face_tag(known).startswith("face:") and face_tag(None, "whole") == "rule:whole"
-    with pytest.raises(ValueError, match="unknown face rule"):
-        locate_faces(images, None, "guess")
-
-
-def test_detected_faces_one_rule_for_every_stage() -> None:
-    """The faces that count score at least the detector's minimum (MTCNN 0.9, HOG 0.0); the
-    face of an image is the largest, ``every`` keeps them all, highest score first."""
-    image = np.zeros((50, 40, 3), np.uint8)
-    weak_big, small, mid = Face((0, 0, 30, 30), 0.5), Face((0, 0, 5, 5), 0.99), \
-        Face((0, 0, 10, 10), 0.95)
-    det = _FakeDetector([[weak_big, small, mid]])
-    det.name = "mtcnn"
-    assert detected_faces([image], det) == [[mid]]
-    assert detected_faces([image], det, every=True) == [[small, mid]]
-    det.name = "hog"
-    assert detected_faces([image], det) == [[weak_big]]
-    assert locate_faces([image], None, "auto", det,
-                        large_detector=_FakeDetector([[]])) == [weak_big]
-    assert detected_faces([image], _FakeDetector([[]])) == [[]]
-
-
-def test_auto_rule_tries_the_large_face_pass_first() -> None:
-    """``auto``: the large-face detector sees every image whose face is not known; the full
-    detector only those where it found no confident face; ``detect`` skips the first pass."""
-    images = [np.full((60, 50, 3), v, np.uint8) for v in (10, 20, 30)]
-    first = Face((5, 5, 45, 55), 0.99, np.zeros((5, 2), np.float32))
-    weak = Face((0, 0, 50, 60), 0.5)  # below min_score: a miss
-    late = Face((1, 1, 30, 30), 0.97)
-    large = _FakeDetector([[first], [weak]])
-    full = _FakeDetector([[late]])
-    out = locate_faces(images, [None, None, _face()], "auto", full, large_detector=large)
-    assert large.seen == [2] and full.seen == [1]  # the known face goes to neither
-    assert out[0] is first and out[1] is late and out[2] is not None
-    large, full = _FakeDetector([[first]] * 3), _FakeDetector([[late]] * 3)
-    assert locate_faces(images, None, "auto", full, large_detector=large) == [first] * 3
-    assert full.calls == 0  # every face found in the first pass: no full pass
-    out = locate_faces(images, None, "detect", full, large_detector=large)
-    assert out == [late] * 3 and large.calls == 1  # detect: unchanged, one full pass
-
-
 def test_auto_cache_tag_names_the_first_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     """Vectors cached under another first-pass geometry must not be reused."""
-    from celebface.recognition import align
+    from celebface.detection import finder
 
     tag = face_tag(None, "auto")
     assert tag not in ("rule:auto", face_tag(None, "detect"), face_tag(None, "whole"))
-    monkeypatch.setattr(align, "LARGE_FACE", align.LARGE_FACE / 2)
+    assert face_tag(None, "detect").startswith("rule:detect/mtcnn")
+    assert face_tag(_face()).startswith("face:") and face_tag(None, "whole") == "rule:whole"
+    monkeypatch.setattr(finder, "LARGE_FACE", finder.LARGE_FACE / 2)
     assert face_tag(None, "auto") != tag
     from celebface.detection import mtcnn
 
     tag, detect = face_tag(None, "auto"), face_tag(None, "detect")
     monkeypatch.setattr(mtcnn, "VERSION", mtcnn.VERSION + 1)  # faces of an older detector
     assert face_tag(None, "auto") != tag and face_tag(None, "detect") != detect
-
-
-@pytest.mark.integration
-def test_large_face_pass_on_tight_crops_and_small_faces(pins: Path) -> None:
-    """Real MTCNN: on tight crops the first pass finds the face the full pass finds (box and
-    landmarks close); a face too small for it (a crop pasted into a big grey frame) is left to
-    the full pass, so ``auto`` still finds it there."""
-    from celebface.io import list_dataset, read_image
-    from celebface.recognition.align import _detector
-    from celebface.types import box_iou
-
-    items = list_dataset(pins)[5::1500][:8]
-    images = [read_image(it.path).rgb for it in items]
-    large, full = _detector("cpu", large=True), _detector("cpu")
-    for lf, ff in zip(large.detect_batch(images), full.detect_batch(images), strict=True):
-        a, b = pick_face([f for f in lf if f.score >= 0.9]), pick_face(ff)
-        assert a is not None and b is not None
-        assert box_iou(a.box, b.box) > 0.7
-        iod = np.linalg.norm(b.landmarks[0] - b.landmarks[1])
-        assert np.abs(a.landmarks - b.landmarks).max() < 0.35 * iod
-    import cv2
-
-    img = images[0]
-    k = 60 / max(img.shape[:2])  # a 60-px photo in a 480-px frame: the face under LARGE_FACE / 3
-    small = cv2.resize(img, (round(img.shape[1] * k), round(img.shape[0] * k)),
-                       interpolation=cv2.INTER_AREA)
-    frame = np.full((480, 480, 3), 127, np.uint8)
-    frame[100:100 + small.shape[0], 200:200 + small.shape[1]] = small
-    assert not [f for f in large.detect(frame) if f.score >= 0.9]
-    got = locate_faces([frame], None, "auto")[0]
-    want = pick_face([f for f in full.detect(frame) if f.score >= 0.9])
-    assert got is not None and got.landmarks is not None and want is not None
-    assert 200 <= got.center[0] <= 260 and 100 <= got.center[1] <= 160
-    assert box_iou(got.box, want.box) > 0.9
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from celebface.data.stage import STAGE_FILE, read_stage
 from celebface.gallery import EnrollConfig, Gallery, enroll
 from celebface.recognition import embed_dataset, load_embeddings
 from celebface.recognition.engine import EmbedConfig, EmbeddingEngine
-from celebface.synth import SynthConfig, load_box_dataset, synthesize
+from celebface.synth import SynthConfig, synthesize
 from faultkit import ColourEmbedder, write_people
 
 
@@ -66,9 +66,6 @@ def test_a_synth_output_opens_as_a_box_dataset_and_photos_do_not(tmp_path: Path)
         assert 0 <= x1 < x2 <= 64 and 0 <= y1 < y2 <= 64
     assert {(Path(it.path).name, it.box) for it in plain.items} == {
         (Path(it.path).name, it.box) for it in boxes.items}
-    legacy = load_box_dataset(dst)
-    assert legacy.kind == "synth" and [it.box for it in legacy.items] == [
-        it.box for it in boxes.items]
     with pytest.raises(DatasetError, match="not a box dataset"):
         open_dataset(data, boxes=True)
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from celebface.data import list_dataset
 from celebface.detection import get_detector
 from celebface.detection.mtcnn import _group_by_canvas, _nms
 from celebface.detection.prepare import pad_on_miss, prepare, sort_faces, to_input_pixels
-from celebface.io import list_dataset, read_image
+from celebface.io import read_image
 from celebface.types import Face, box_iou
 
 

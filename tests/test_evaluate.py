@@ -99,6 +99,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.mark.slow
 def test_evaluate_inception_writes_history_and_errors(tmp_path: Path, one_thread: None) -> None:
     data = write_faces(tmp_path / "data", n_per=3)
     model = tmp_path / "model"
@@ -136,7 +137,7 @@ def test_evaluate_and_train_on_a_packed_folder(colour_model: Path, tmp_path: Pat
     data = write_faces(tmp_path / "data", n_per=10, size=32)
     pack_dataset(data, tmp_path / "packed", size=32, progress=False, workers=1)
     images = load_image_data(tmp_path / "packed")
-    assert images.kind == "packed" and images.image(0).shape == (32, 32, 3)
+    assert images.kind == "pack" and images.image(0).shape == (32, 32, 3)
     metrics = evaluate_model(colour_model, tmp_path / "packed", tmp_path / "r", split="test",
                              progress=False)
     n_test = int((images.splits == "test").sum())

@@ -15,11 +15,9 @@ import numpy as np
 import pytest
 
 from celebface.cli.main import main
+from celebface.data import list_dataset
 from celebface.errors import CelebfaceError
-from celebface.io import (
-    atomic_write_json,
-    list_dataset,
-)
+from celebface.io import atomic_write_json
 from faultkit import (
     IS_ROOT,
     ColourEmbedder,

@@ -30,16 +30,17 @@ def test_path_list_survives_any_name(tmp_path: Path) -> None:
 
 
 def test_pack_and_embed_keep_odd_names(tmp_path: Path) -> None:
-    from celebface.packing import load_packed, pack_dataset
+    from celebface.data import open_dataset
+    from celebface.packing import pack_dataset
     from celebface.recognition import embed_dataset, load_embeddings
 
     src = write_odd_people(tmp_path / "src")
     packed = tmp_path / "packed"
     pack_dataset(src, packed, progress=False)
-    p = load_packed(packed)
-    assert len(p.paths) == len(p.labels) == 6
-    assert {Path(x).name for x in p.paths} >= set(ODD_NAMES)
-    assert os.fsdecode(b"b\xf6b") in p.label_names
+    p = open_dataset(packed)
+    assert len(p.items) == len(p.labels) == 6
+    assert {Path(it.path).name for it in p.items} >= set(ODD_NAMES)
+    assert os.fsdecode(b"b\xf6b") in p.names
     emb = embed_dataset(src, tmp_path / "emb", embedder=ColourEmbedder(), progress=False)
     loaded = load_embeddings(tmp_path / "emb")
     assert loaded.paths == emb.paths and len(loaded.paths) == len(loaded.labels) == 6

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +27,19 @@ from celebface.gallery import (
     open_set_rates,
     threshold_for_far,
 )
-from celebface.gallery.calibration import truth_indices
-from celebface.gallery.matching import DEFAULT_GAP_WEIGHT, best_scores, decision_scores
+from celebface.gallery.calibration import (
+    GAP_WEIGHT_GRID,
+    choose_gap_weight,
+    cross_validate_gap_weights,
+    stranger_folds,
+    truth_indices,
+    wilson_interval,
+)
+from celebface.gallery.matching import best_scores, decision_scores
 from celebface.gallery.store import GalleryError
-from celebface.recognition.base import Embedder, l2_normalize
-from celebface.types import UNKNOWN, Face
+from celebface.recognition.base import l2_normalize
+from celebface.types import UNKNOWN
+from fakes import ColourEmbedder
 
 DIM = 32
 
@@ -161,26 +168,6 @@ def test_damaged_or_missing_gallery_is_a_clear_error(tmp_path: Path,
 
 
 # ------------------------------------------------------------------ enrolment from photos
-class ColourEmbedder(Embedder):
-    """A stand-in embedder: the image's mean colour (per quadrant) as a unit vector."""
-
-    name = "colour"
-    dim = 12
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def embed(self, images: Sequence[np.ndarray], faces: Sequence[Face | None] | None = None
-              ) -> np.ndarray:
-        self.calls += len(images)
-        out = []
-        for img in images:
-            h, w = img.shape[0] // 2, img.shape[1] // 2
-            quads = [img[:h, :w], img[:h, w:], img[h:, :w], img[h:, w:]]
-            out.append(np.concatenate([q.reshape(-1, 3).mean(0) for q in quads]) - 127.5)
-        return l2_normalize(np.array(out, np.float32))
-
-
 COLOURS = {"amy": (220, 30, 30), "bob": (30, 200, 40), "cat": (40, 40, 230)}
 
 
@@ -363,7 +350,9 @@ def test_calibrate_scores_hits_the_requested_far(rng: np.random.Generator) -> No
     assert 0.0 < cal.tar <= cal.accept_rate <= 1.0
     # on fresh strangers of fresh identities the FAR is close to the target
     fresh, _, _ = clusters(rng, 40, 50, noise=0.6)
-    assert cal.gap_weight == pytest.approx(DEFAULT_GAP_WEIGHT)
+    assert cal.gap_weight in GAP_WEIGHT_GRID and cal.gap_weight_source == "cv"
+    assert cal.folds == 5 and len(cal.cv) == len(GAP_WEIGHT_GRID)
+    assert cal.far_low <= cal.heldout_far <= cal.far_high
     fresh_far = np.mean(best_scores(matcher.scores(fresh), cal.gap_weight)[0] >= cal.threshold)
     assert fresh_far == pytest.approx(0.05, abs=0.03)
     rates = open_set_rates(matcher.scores(genuine), truth_indices(gen_ids, g.names),
@@ -371,6 +360,85 @@ def test_calibrate_scores_hits_the_requested_far(rng: np.random.Generator) -> No
     assert rates.tar == pytest.approx(cal.tar)
     with pytest.raises(ValueError, match="NOT in the gallery"):
         calibrate_scores(matcher, genuine, gen_ids, far=0.01)
+
+
+def lead_scores(rng: np.random.Generator, n_gen: int, n_str: int, stranger_lead: bool
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scores against 3 people: genuine probes (of person 0) lead their runner-up clearly;
+    strangers either sit between two people (``stranger_lead`` False: the lead tells them
+    apart) or look like one person alone with a bigger lead than the genuine ones."""
+    gen = np.column_stack([rng.normal(0.90, 0.03, n_gen), rng.normal(0.70, 0.03, n_gen),
+                           np.full(n_gen, 0.1)])
+    if stranger_lead:
+        top = rng.normal(0.85, 0.03, n_str)
+        strange = np.column_stack([top, top - 0.4, np.full(n_str, 0.1)])
+    else:
+        top = rng.normal(0.85, 0.03, n_str)
+        strange = np.column_stack([top, top - 0.01, np.full(n_str, 0.1)])
+    scores = np.concatenate([gen, strange]).astype(np.float32)
+    truth = np.concatenate([np.zeros(n_gen, np.int64), -np.ones(n_str, np.int64)])
+    fold = np.concatenate([np.full(n_gen, -1), np.arange(n_str) % 5])
+    return scores, truth, fold
+
+
+def test_cross_validation_chooses_the_gap_weight_that_helps(rng: np.random.Generator) -> None:
+    """The weight of the lead is chosen on held-out strangers: a big one when strangers sit
+    between two people, 0 when their lead over the runner-up is as large as the genuine one
+    (the strangers of issue 24, on which the fixed 1/3 cost TAR)."""
+    scores, truth, fold = lead_scores(rng, 400, 1000, stranger_lead=False)
+    cv = cross_validate_gap_weights(scores, truth, fold, 0.01)
+    assert [r.gap_weight for r in cv] == list(GAP_WEIGHT_GRID)
+    assert all(r.strangers == 1000 for r in cv)  # each stranger held out once
+    chosen = choose_gap_weight(cv, 0.01)
+    assert chosen.gap_weight > 0 and chosen.tar > cv[0].tar + 0.2
+    scores, truth, fold = lead_scores(rng, 400, 1000, stranger_lead=True)
+    cv = cross_validate_gap_weights(scores, truth, fold, 0.01)
+    assert choose_gap_weight(cv, 0.01).gap_weight == 0.0
+    assert cv[0].tar > cv[-1].tar
+
+
+def test_choose_gap_weight_refuses_a_weight_whose_held_out_far_is_too_high() -> None:
+    from celebface.gallery.calibration import WeightCV
+
+    good, leaky = WeightCV(0.0, 0.80, 10, 1000), WeightCV(0.5, 0.95, 40, 1000)
+    assert choose_gap_weight([good, leaky], 0.01) is good  # 4% held out vs 1% wanted
+    tie = WeightCV(0.25, 0.80, 10, 1000)
+    assert choose_gap_weight([tie, good], 0.01) is good  # a tie goes to the smaller weight
+
+
+def test_stranger_folds_keep_each_person_in_one_fold() -> None:
+    ids = [f"p{i % 7}" for i in range(70)]
+    fold = stranger_folds(ids, 3)
+    for person in set(ids):
+        assert len({int(f) for f, i in zip(fold, ids, strict=True) if i == person}) == 1
+    assert set(fold.tolist()) == {0, 1, 2}
+
+
+def test_wilson_interval() -> None:
+    low, high = wilson_interval(5, 100)
+    assert (low, high) == (pytest.approx(0.0215, abs=1e-4), pytest.approx(0.1118, abs=1e-4))
+    assert wilson_interval(0, 100)[0] == 0.0 and wilson_interval(0, 100)[1] == pytest.approx(
+        0.0370, abs=1e-4)
+
+
+def test_calibrate_scores_reports_the_held_out_far(rng: np.random.Generator) -> None:
+    emb, ids, centers = clusters(rng, 6, 8, noise=0.6)
+    g = Gallery()
+    g.add(emb, ids, [str(i) for i in range(len(ids))])
+    genuine, gen_ids, _ = clusters(rng, 6, 10, noise=0.6, centers=centers)
+    strangers, stranger_ids, _ = clusters(rng, 20, 30, noise=0.6)
+    stranger_ids = [f"s{i}" for i in stranger_ids]
+    data = np.concatenate([genuine, strangers])
+    cal = calibrate_scores(GalleryMatcher(g), data, gen_ids + stranger_ids, far=0.05)
+    assert cal.stranger_identities == 20 and cal.folds == 5
+    heldout = next(r for r in cal.cv if r["gap_weight"] == cal.gap_weight)
+    assert heldout["far"] == pytest.approx(cal.heldout_far)
+    assert (cal.far_low, cal.far_high) == pytest.approx(
+        wilson_interval(round(cal.heldout_far * 600), 600))
+    forced = calibrate_scores(GalleryMatcher(g), data, gen_ids + stranger_ids, far=0.05,
+                              gap_weight=0.7)
+    assert forced.gap_weight == 0.7 and forced.gap_weight_source == "given"
+    assert [r["gap_weight"] for r in forced.cv] == [0.7]
 
 
 def test_calibrate_stores_threshold_and_skips_enrolled(tmp_path: Path,
@@ -383,13 +451,16 @@ def test_calibrate_stores_threshold_and_skips_enrolled(tmp_path: Path,
         [g.names[i] for i in g.labels[:6]] + ["stranger"] * len(strangers),
         g.sources[:6] + [f"/s/{i}" for i in range(len(strangers))],
     )
-    cal = calibrate(tmp_path / "g", data, far=0.1, method="knn")
+    cal = calibrate(tmp_path / "g", data, far=0.1, method="knn", gap_weight=0.25)
+    assert cal.gap_weight_source == "given" and cal.folds == 0  # one stranger: no folds
     assert cal.genuine == 0 and cal.strangers == 100  # enrolled photos are not probes
     h = Gallery.load(tmp_path / "g")
     assert h.threshold("knn") == pytest.approx(cal.threshold)
     assert h.calibration["knn"]["target_far"] == 0.1
     assert not h.is_calibrated("centroid")
-    assert h.gap_weight("knn") == pytest.approx(DEFAULT_GAP_WEIGHT, abs=1e-5)
+    assert h.gap_weight("knn") == pytest.approx(0.25)
+    assert h.calibration["knn"]["heldout_far"] is None  # not measured: plain JSON, no NaN
+    assert "NaN" not in (tmp_path / "g" / "gallery.json").read_text()
     assert h.gap_weight("centroid") == 0.0  # uncalibrated: the similarity itself
     h.calibration["knn"].pop("gap_weight")  # a gallery calibrated before the gap rule
     assert h.gap_weight("knn") == 0.0
@@ -423,7 +494,13 @@ def test_match_through_the_index_applies_the_gap(rng: np.random.Generator) -> No
     probes = g.embeddings[::4] + 0.3 * rng.normal(size=g.embeddings[::4].shape)
     s = matcher.scores(probes)
     for gap in (0.0, 0.5):
-        thr = float(np.median(best_scores(s, gap)[0]))
+        # half-way between two neighbouring decision scores, never on one: the index (FAISS,
+        # float32) and numpy may differ in the last bits, so a probe exactly on the threshold
+        # could fall either way
+        ranked = np.sort(best_scores(s, gap)[0])
+        k = len(ranked) // 2
+        assert ranked[k] - ranked[k - 1] > 1e-4
+        thr = float(ranked[k - 1] + ranked[k]) / 2
         via_index = match(matcher, probes, thr, gap)
         direct = decide(s, matcher.names, thr, gap)
         assert [m.identity for m in via_index] == [m.identity for m in direct]

@@ -12,7 +12,8 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 
-from celebface.synth import SynthConfig, load_box_dataset, synthesize  # noqa: E402
+from celebface.data import open_dataset  # noqa: E402
+from celebface.synth import SynthConfig, synthesize  # noqa: E402
 from celebface.training import load_model, train_model  # noqa: E402
 from celebface.training.multi_output import (  # noqa: E402
     MultiOutputConfig,
@@ -89,6 +90,7 @@ def trained(tiny_box_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return out
 
 
+@pytest.mark.slow
 def test_trains_saves_and_reloads(trained: Path, tiny_box_data: Path) -> None:
     meta = json.loads((trained / "model.json").read_text())
     assert meta["kind"] == "multi-output"
@@ -98,7 +100,7 @@ def test_trains_saves_and_reloads(trained: Path, tiny_box_data: Path) -> None:
     assert len(history["epochs"]) == 1
     for key in ("train_loss", "val_loss", "val_accuracy", "val_miou", "val_iou50"):
         assert np.isfinite(history["epochs"][-1][key])
-    items = load_box_dataset(tiny_box_data).items[:5]
+    items = open_dataset(tiny_box_data, boxes=True).items[:5]
     images = [np.asarray(Image.open(it.path).convert("RGB")) for it in items]
     images.append(np.zeros((60, 130, 3), np.uint8))  # another shape: box in its own pixels
     a = load_model(trained, device="cpu").predict(images)
@@ -113,6 +115,7 @@ def test_trains_saves_and_reloads(trained: Path, tiny_box_data: Path) -> None:
     assert load_model(trained, device="cpu").predict([]) == []
 
 
+@pytest.mark.slow
 def test_training_resumes_from_checkpoint(trained: Path, tiny_box_data: Path) -> None:
     model = train_model(tiny_box_data, "multi-output", trained, input_size=SIZE, epochs=2,
                         batch_size=4, max_steps_per_epoch=1, device="cpu", progress=False,
@@ -122,9 +125,10 @@ def test_training_resumes_from_checkpoint(trained: Path, tiny_box_data: Path) ->
     assert model.meta["train_count"] == 10
 
 
+@pytest.mark.slow
 def test_evaluate_extra_box_metrics(trained: Path, tiny_box_data: Path, tmp_path: Path) -> None:
     model = load_model(trained, device="cpu")
-    items = load_box_dataset(tiny_box_data).items
+    items = open_dataset(tiny_box_data, boxes=True).items
     images = [np.asarray(Image.open(it.path).convert("RGB")) for it in items]
     preds = model.predict(images)
     extra = model.evaluate_extra(images, preds, items, tmp_path)
@@ -145,6 +149,7 @@ def test_rejects_plain_folders(tmp_path: Path) -> None:
         MultiOutputConfig(input_size=64)
 
 
+@pytest.mark.slow
 def test_evaluate_reports_box_metrics(trained: Path, tiny_box_data: Path, tmp_path: Path) -> None:
     from celebface.evaluation import evaluate_model, format_summary
 
@@ -158,6 +163,7 @@ def test_evaluate_reports_box_metrics(trained: Path, tiny_box_data: Path, tmp_pa
     assert "mean_iou" in format_summary(metrics)
 
 
+@pytest.mark.slow
 def test_trains_on_a_pretrained_mobilenet_and_reloads(tiny_box_data: Path,
                                                       tmp_path: Path) -> None:
     out = tmp_path / "mo_mnv2"
@@ -173,7 +179,7 @@ def test_trains_on_a_pretrained_mobilenet_and_reloads(tiny_box_data: Path,
     model = load_model(out, device="cpu")
     frozen = model.net.features[:10].state_dict()  # frozen: still the file's tensors
     assert all(torch.equal(v, state[f"features.{k}"]) for k, v in frozen.items())
-    items = load_box_dataset(tiny_box_data).items[:3]
+    items = open_dataset(tiny_box_data, boxes=True).items[:3]
     preds = model.predict([np.asarray(Image.open(it.path).convert("RGB")) for it in items])
     assert len(preds) == 3 and all(p.box is not None for p in preds)
     with pytest.raises(ValueError, match="at least 32"):
@@ -253,6 +259,7 @@ def test_step_uses_true_boxes_in_training_and_predicted_ones_in_validation() -> 
         assert torch.allclose(out["logits"], net(batch[0], out["boxes"])[1], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_box_identity_model_saves_reloads_and_old_models_load_as_scene(
         tiny_box_data: Path, trained: Path, tmp_path: Path) -> None:
     out = tmp_path / "mo_box"
@@ -261,7 +268,7 @@ def test_box_identity_model_saves_reloads_and_old_models_load_as_scene(
                 pretrained="none", identity_from="box")
     meta = json.loads((out / "model.json").read_text())
     assert meta["network"]["identity_from"] == "box"
-    items = load_box_dataset(tiny_box_data).items[:4]
+    items = open_dataset(tiny_box_data, boxes=True).items[:4]
     images = [np.asarray(Image.open(it.path).convert("RGB")) for it in items]
     a, b = load_model(out, device="cpu"), load_model(out, device="cpu")
     assert a.net.identity_from == "box"
@@ -380,6 +387,7 @@ def test_face_identity_reads_the_face_at_the_landmarks() -> None:
     assert trainable == {"fc.weight"}
 
 
+@pytest.mark.slow
 def test_face_model_trains_saves_and_reloads(tiny_box_data: Path, tmp_path: Path) -> None:
     from celebface.training.multi_output import make_step
 
@@ -392,7 +400,7 @@ def test_face_model_trains_saves_and_reloads(tiny_box_data: Path, tmp_path: Path
     assert meta["network"]["face_freeze"] == 4
     history = json.loads((out / "history.json").read_text())
     assert np.isfinite(history["epochs"][-1]["val_nme"])
-    items = load_box_dataset(tiny_box_data).items[:4]
+    items = open_dataset(tiny_box_data, boxes=True).items[:4]
     images = [np.asarray(Image.open(it.path).convert("RGB")) for it in items]
     a, b = load_model(out, device="cpu"), load_model(out, device="cpu")
     pa, pb = a.predict_outputs(images), b.predict_outputs(images)
@@ -422,8 +430,9 @@ def test_face_model_trains_saves_and_reloads(tiny_box_data: Path, tmp_path: Path
     assert seen[-1] == (None, None)
 
 
+@pytest.mark.slow
 def test_flip_tta_averages_the_mirror_image(trained: Path, tiny_box_data: Path) -> None:
-    items = load_box_dataset(tiny_box_data).items[:3]
+    items = open_dataset(tiny_box_data, boxes=True).items[:3]
     images = [np.asarray(Image.open(it.path).convert("RGB")) for it in items]
     model = load_model(trained, device="cpu")
     assert model.tta == "none"  # saved without it
@@ -437,6 +446,7 @@ def test_flip_tta_averages_the_mirror_image(trained: Path, tiny_box_data: Path) 
         MultiOutputConfig(tta="rotate")
 
 
+@pytest.mark.slow
 def test_a_run_resumes_with_another_tta(tiny_box_data: Path, tmp_path: Path) -> None:
     """TTA only changes predictions: a finished run reloads with it, no retraining."""
     out = tmp_path / "mo_tta"

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from celebface.cli.main import main
+from celebface.detection.finder import pick_face
 from celebface.gallery import EnrollConfig, Gallery, enroll
-from celebface.gallery.faces import pick_face
 from celebface.gallery.matching import DEFAULT_MATCH
 from celebface.io import read_image, read_splits
 from celebface.streaming import Recognizer, RecognizerConfig

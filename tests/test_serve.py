@@ -97,8 +97,15 @@ def test_cli_reads_the_key_from_the_environment(monkeypatch, capsys, tmp_path: P
     main(["serve", str(tmp_path), "--api-key", "flag", "--cors-origin", "http://a.example"])
     assert seen["c"].api_key == "flag" and seen["c"].cors_origins == ("http://a.example",)
     monkeypatch.delenv("CELEBFACE_API_KEY")
-    main(["serve", str(tmp_path), "--host", "0.0.0.0"])
-    assert seen["c"].api_key is None
+    seen.clear()
+    capsys.readouterr()
+    # a non-loopback address without a key is refused (one line, exit 2) unless --insecure
+    assert main(["serve", str(tmp_path), "--host", "0.0.0.0"]) == 2
+    err = capsys.readouterr().err
+    assert "without an API key" in err and "--insecure" in err and err.count("\n") == 1
+    assert "c" not in seen
+    assert main(["serve", str(tmp_path), "--host", "0.0.0.0", "--insecure"]) == 0
+    assert seen["c"].api_key is None and seen["c"].insecure is True
     assert "without an API key" in capsys.readouterr().err
 
 
@@ -134,6 +141,7 @@ def served(five_celeb: Path, tmp_path_factory: pytest.TempPathFactory):
 def fastapi_app(gallery: Path, **options):
     from celebface.serve import create_app
 
+    options.setdefault("allowed_hosts", ("testserver",))  # TestClient's Host
     return create_app(ServeConfig(gallery=gallery, device="cpu", workers=2, **options),
                       models=models())
 
@@ -203,7 +211,7 @@ class TestAPI:
             (client.post("/v1/recognize", files={"photo": ("a.jpg", good)}), 400, "'image'"),
             (client.post("/v1/recognize", data={"image": "text"}, files={"x": ("x", b"1")}),
              400, "must be a file"),
-            (client.post("/v1/verify", content=good), 400, "multipart"),
+            (client.post("/v1/verify", content=good), 415, "multipart"),
         ]
         for response, status, words in cases:
             assert response.status_code == status, (status, response.text)
@@ -244,11 +252,14 @@ class TestAPI:
         assert len(other["faces"]) == 2 and len(other["faces"][1]["landmarks"]) == 5
         two_bens = verify(read(ben[0]), read(ben[1])).json()
         assert two_bens["score"] > other["score"], (two_bens, other)
-        from celebface.verification import PAIR_THRESHOLDS
+        from celebface.verification import measured_pair_threshold
 
-        assert same["threshold"] == pytest.approx(PAIR_THRESHOLDS[("dlib", "none")], abs=1e-4)
-        blank = verify(read(ben[0]), jpeg(np.full((120, 160, 3), 90, np.uint8)))
-        assert blank.status_code == 400 and "image2: no face found" in blank.json()["detail"]
+        assert same["threshold"] == pytest.approx(measured_pair_threshold("dlib", "none"), abs=1e-4)
+        assert not any(f["whole_image"] for f in other["faces"])
+        # no face found: the whole photo is compared, as for a tight crop (celebface verify)
+        blank = verify(read(ben[0]), jpeg(np.full((120, 160, 3), 90, np.uint8))).json()
+        assert blank["same"] is False and blank["faces"][1]["whole_image"] is True, blank
+        assert blank["faces"][1]["box"] == [0.0, 0.0, 159.0, 119.0]
 
     def test_enrol_recognize_remove(self, served, five_celeb: Path) -> None:
         client, gallery = served
@@ -290,6 +301,7 @@ class TestAPI:
         blank = jpeg(np.full((100, 100, 3), 200, np.uint8))
         r = client.post("/v1/people/nobody/photos", content=blank)
         assert r.status_code == 400 and "no face found" in r.json()["detail"]
+        assert r.json()["code"] == "no_face"
         r = client.post("/v1/people/nobody/photos", content=photo[:200])
         assert r.status_code == 400 and "truncated" in r.json()["detail"]
         r = client.post("/v1/people/nobody/photos", content=b"plain text")

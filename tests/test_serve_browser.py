@@ -130,3 +130,142 @@ def test_people_page_at_phone_width(site, five_celeb: Path, tmp_path: Path) -> N
     page.wait_for_selector('.person[data-name="Elton John"]', state="detached", timeout=60_000)
     assert "Removed Elton John (2 photos)" in page.inner_text("#people-status")
     assert len(page.query_selector_all(".person")) == 3
+
+
+def face_crops(five_celeb: Path, tmp_path: Path) -> list[Path]:
+    """Photos cut to a face's box: the face fills the photo's height and touches its right
+    edge (where labels used to go off the canvas)."""
+    from PIL import Image
+
+    out = []
+    for person in ("jerry_seinfeld", "elton_john"):
+        rgb = read_image(held_out(five_celeb, person)).rgb
+        face = max(models()[1].detect(rgb), key=lambda f: f.area)
+        x1, y1, x2, y2 = (int(v) for v in face.box)
+        path = tmp_path / f"{person}-tight.jpg"
+        Image.fromarray(rgb[y1:y2, max(0, x1 - (x2 - x1)) : x2 + 2]).save(path)
+        out.append(path)
+    return out
+
+
+def labels_on_canvas(page) -> list[dict]:
+    labels = page.evaluate("() => JSON.parse(document.querySelector('#canvas').dataset.labels)")
+    w, h = page.evaluate("() => [document.querySelector('#canvas').width, "
+                         "document.querySelector('#canvas').height]")
+    for lab in labels:
+        assert lab["x"] >= 0 and lab["x"] + lab["w"] <= w + 0.5, (lab, w)
+        assert lab["y"] >= 0 and lab["y"] + lab["h"] <= h + 0.5, (lab, h)
+    return labels
+
+
+def test_labels_fit_files_and_json(site, five_celeb: Path, tmp_path: Path) -> None:
+    url, browser = site
+    page = browser.new_page(viewport={"width": 1100, "height": 860})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    sent: list[str] = []
+    page.on("request", lambda r: "/v1/recognize" in r.url and sent.append(r.url))
+    page.goto(url + "/")
+    jerry, elton = face_crops(five_celeb, tmp_path)
+    page.set_input_files("#photo", str(jerry))
+    page.wait_for_selector('#results li[data-identity="jerry_seinfeld"]', timeout=60_000)
+    [label] = labels_on_canvas(page)  # a face as tall as the photo: its label is on it
+    assert label["text"].startswith("Jerry Seinfeld")  # the person's name, not the key
+    assert page.inner_text('#results li[data-identity="jerry_seinfeld"] .who') == "Jerry Seinfeld"
+    assert "jerry_seinfeld-tight.jpg" in page.inner_text("#status")
+    # the collapsible view of the last response
+    assert page.is_visible("#json") and not page.is_visible("#json-body")
+    page.click("#json summary")
+    assert '"identity": "jerry_seinfeld"' in page.inner_text("#json-body")
+    # the same file again is sent again
+    page.set_input_files("#photo", str(jerry))
+    page.wait_for_function("() => document.querySelector('#status').textContent.includes('found')")
+    page.wait_for_timeout(300)
+    assert len(sent) == 2, sent
+    page.set_input_files("#photo", str(elton))  # a stranger: an orange "unknown" label
+    page.wait_for_selector('#results li[data-identity="unknown"]', timeout=60_000)
+    [label] = labels_on_canvas(page)
+    assert label["text"].startswith("unknown")
+    # a file that is no photo: named in the message, and the previous photo is gone
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not a photo")
+    page.set_input_files("#photo", str(bad))
+    page.wait_for_selector("#status.error", timeout=30_000)
+    assert page.inner_text("#status").startswith("notes.jpg: ")
+    assert not page.is_visible("#stage") and not page.query_selector_all("#results li")
+    # the camera's status says when it is off
+    page.click("#camera")
+    page.wait_for_selector('#results li[data-identity="jerry_seinfeld"]', timeout=60_000)
+    page.click("#camera")
+    assert page.inner_text("#status") == "Camera off"
+    assert not errors, errors
+
+
+def test_people_page_photos_delete_rename(site, tmp_path: Path) -> None:
+    url, browser = site
+    page = browser.new_page(viewport={"width": 1100, "height": 860})
+    page.goto(url + "/#people")
+    card = '.person[data-name="ben_afflek"]'
+    page.wait_for_selector(card, timeout=60_000)
+    assert page.inner_text(f"{card} .name") == "Ben Afflek"  # shown as a name; the key stays
+    page.click(f"{card} .count button")
+    page.wait_for_selector(f"{card} .photo img.thumb[src^=blob]", timeout=60_000)
+    shown = page.query_selector_all(f"{card} .photo")
+    assert len(shown) == 3
+    assert all(p.inner_text().strip().endswith("Delete") for p in shown)
+    sources = page.eval_on_selector_all(f"{card} .photo .source",
+                                        "els => els.map(e => e.textContent)")
+    assert all(s.endswith(".jpg") for s in sources), sources
+    # every thumbnail arrives (each cut from its photo on first request: slow on a busy box)
+    page.wait_for_function(f"() => [...document.querySelectorAll('{card} .photo img')]"
+                           ".every(i => i.src && i.complete && i.naturalWidth === 160)",
+                           timeout=60_000)
+    page.once("dialog", lambda d: d.accept())
+    page.click(f"{card} .photo:first-child button.danger")
+    page.wait_for_function(f"() => document.querySelectorAll('{card} .photo').length === 2",
+                           timeout=60_000)
+    assert f"Deleted {sources[0]}" in page.inner_text("#people-status")
+    assert "2 photos" in page.inner_text(f"{card} .count")
+    page.screenshot(path=shot(tmp_path, "serve_people_photos.png"), full_page=True)
+    page.once("dialog", lambda d: d.accept("Ben Affleck"))
+    page.click(f"{card} button:has-text('Rename')")
+    page.wait_for_selector('.person[data-name="Ben Affleck"]', timeout=60_000)
+    assert "Renamed ben_afflek to Ben Affleck" in page.inner_text("#people-status")
+    assert not page.query_selector(card)
+
+
+def test_docs_offline_and_authorize_sends_the_key(site, five_celeb: Path, tmp_path: Path
+                                                  ) -> None:
+    from celebface.serve import create_app
+
+    browser = site[1]
+    app = create_app(ServeConfig(gallery=gallery_copy(five_celeb, tmp_path), device="cpu",
+                                 api_key="d0cs-key"), models=models())
+    with running(app) as (url, _):
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        outside: list[str] = []
+
+        def only_local(route) -> None:
+            if route.request.url.startswith(url):
+                route.continue_()
+            else:
+                outside.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", only_local)
+        page.goto(url + "/docs")
+        op = "#operations-default-people_v1_people_get"
+        page.wait_for_selector(op, timeout=60_000)
+        page.click("button.authorize")
+        box = page.locator(".auth-container").filter(has_text="X-API-Key")
+        box.locator("input").fill("d0cs-key")
+        box.locator("button.authorize").click()
+        page.click("button.btn-done")
+        page.click(f"{op} .opblock-summary")
+        page.click(f"{op} button.try-out__btn")
+        with page.expect_response(lambda r: r.url.startswith(url + "/v1/people")) as got:
+            page.click(f"{op} button.execute")
+        response = got.value
+        assert response.request.headers.get("x-api-key") == "d0cs-key"
+        assert response.status == 200 and len(response.json()["people"]) == 3
+        assert not outside, outside

@@ -12,7 +12,9 @@ import pytest
 from PIL import Image
 
 from celebface.cli.main import main
-from celebface.synth import SynthConfig, is_box_dataset, load_box_dataset, synthesize
+from celebface.data import open_dataset
+from celebface.data.boxes import is_box_dataset
+from celebface.synth import SynthConfig, synthesize
 from celebface.synth.boxeval import box_metrics
 from celebface.synth.compose import gradient_background, noise_background, paste_face
 
@@ -133,19 +135,19 @@ def test_synthesize_is_reproducible_and_resumes(tmp_path: Path) -> None:
         synthesize(data, a, SynthConfig(size=64, seed=4), progress=False)
 
 
-def test_load_box_dataset_from_synth(tmp_path: Path) -> None:
+def test_box_dataset_from_synth(tmp_path: Path) -> None:
     data = _face_set(tmp_path)
     dst = tmp_path / "synth"
     synthesize(data, dst, SynthConfig(size=64), progress=False)
     assert is_box_dataset(dst) and not is_box_dataset(data)
-    ds = load_box_dataset(dst)
+    ds = open_dataset(dst, boxes=True)
     assert ds.kind == "synth" and len(ds) == 6
-    assert ds.label_names == ["person 0", "person 1"]
+    assert ds.names == ["person 0", "person 1"]
     assert len(ds.split("val")) == 2 and len(ds.split("train")) == 4
-    assert all(it.path.is_file() and it.size == (64, 64) for it in ds.items)
+    assert all(Path(it.path).is_file() and it.size == (64, 64) for it in ds.items)
 
 
-def test_load_box_dataset_from_crop_output(tmp_path: Path) -> None:
+def test_box_dataset_from_crop_output(tmp_path: Path) -> None:
     src = tmp_path / "raw"
     for name in ("ann", "bob"):
         (src / name).mkdir(parents=True)
@@ -167,16 +169,16 @@ def test_load_box_dataset_from_crop_output(tmp_path: Path) -> None:
         csv.writer(fh).writerows([cols, *rows])
     (crop / "splits.csv").write_text("split,identity,filename\nval,bob,two.jpg\n")
     (src / "splits.csv").write_text("split,identity,filename\ntrain,ann,one.jpg\n")
-    ds = load_box_dataset(crop)
-    assert ds.kind == "crop"
+    ds = open_dataset(crop, boxes=True)
+    assert ds.kind == "crops"
     assert [it.split for it in ds.items] == ["train", "val"]
-    assert [(it.path, it.box) for it in ds.items] == [
+    assert [(Path(it.path), it.box) for it in ds.items] == [
         (src / "ann" / "one.jpg", (10.0, 12.0, 50.0, 60.0)),
         (src / "bob" / "two.jpg", (20.0, 5.0, 70.0, 66.0)),
     ]
-    assert len(load_box_dataset(crop, one_face_only=False)) == 3
+    assert len(open_dataset(crop, boxes=True, one_face_only=False)) == 3
     with pytest.raises(ValueError, match="not a box dataset"):
-        load_box_dataset(src)
+        open_dataset(src, boxes=True)
 
 
 def test_box_metrics_values() -> None:
@@ -210,8 +212,8 @@ def test_synth_on_pins(pins: Path, tmp_path: Path) -> None:
     summary = synthesize(pins, dst, SynthConfig(size=128, max_identities=2,
                                                 max_per_identity=4), progress=False)
     assert summary.written == 8 and not summary.failed
-    ds = load_box_dataset(dst)
-    assert len(ds.label_names) == 2
+    ds = open_dataset(dst, boxes=True)
+    assert len(ds.names) == 2
     assert {it.split for it in ds.items} <= {"train", "val"}
 
 
@@ -227,8 +229,8 @@ def test_crop_output_is_a_box_dataset(five_celeb: Path, tmp_path: Path) -> None:
         for photo in sorted((five_celeb / name).glob("*.jpg"))[:2]:
             shutil.copy(photo, src / name / photo.name)
     crop_dataset(src, tmp_path / "crops", CropConfig(size=64, device="cpu", progress=False))
-    ds = load_box_dataset(tmp_path / "crops")
-    assert ds.kind == "crop" and ds.label_names == ["ben_afflek", "madonna"]
+    ds = open_dataset(tmp_path / "crops", boxes=True)
+    assert ds.kind == "crops" and ds.names == ["ben_afflek", "madonna"]
     assert len(ds) >= 3
     for it in ds.items:
         w, h = Image.open(it.path).size

@@ -184,7 +184,7 @@ def test_service_video_job(tmp_path: Path, rng: np.random.Generator) -> None:
     video = write_video(frames, tmp_path / "clip.avi", fps=12).read_bytes()
     app = create_app(ServeConfig(gallery=tmp_path / "g", device="cpu"),
                      models=(MeanColourEmbedder(), BlobDetector()))
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:
         r = client.post("/v1/videos?filename=clip.avi", content=video)
         assert r.status_code == 202, r.text
         job = r.json()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from celebface.errors import CelebfaceError
 from celebface.types import UNKNOWN, Decision, Face, Match, Prediction, Verification
 
 __version__ = "0.1.0"
@@ -39,8 +40,8 @@ _LAZY = {
     "Recognizer": "celebface.recognizer",
 }
 
-__all__ = ["UNKNOWN", "Decision", "Face", "Match", "Prediction", "Verification", "__version__",
-           *_LAZY]
+__all__ = ["UNKNOWN", "CelebfaceError", "Decision", "Face", "Match", "Prediction",
+           "Verification", "__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -49,10 +49,12 @@ def _gallery_version(folder: Path) -> int:
 
 
 def detect(image: ImageLike, detector: str = "mtcnn", device: str = "auto") -> list[Face]:
-    """Every face of ``image`` (box, score, 5 landmarks), highest score first."""
-    from celebface.verification.compare import default_detector
+    """Every face of ``image`` that counts (box, score, 5 landmarks), highest score first:
+    the default face finder's (:mod:`celebface.detection.finder`: at least the detector's
+    minimum score, none nested in another), as ``recognize`` finds them."""
+    from celebface.detection import get_finder
 
-    return default_detector(detector, device).detect(load_rgb(image))
+    return get_finder(detector=detector, device=device).find(load_rgb(image))
 
 
 def embed(
@@ -63,14 +65,26 @@ def embed(
     device: str = "auto",
 ) -> np.ndarray:
     """Unit vectors ``(N, dim)`` of one face per image: ``faces[i]`` where given, else the
-    largest face MTCNN finds in the image, else the whole image (a tight crop)."""
-    from celebface.recognition.align import locate_faces
+    largest face MTCNN finds in the image, else the whole image (a tight crop): the ``auto``
+    rule of :mod:`celebface.detection.finder`, on ``device``. A single image (a path, a PIL
+    image, an H x W (x 3) array) counts as a list of one."""
+    from celebface.detection import get_finder
+    from celebface.recognition import default_embedder
 
+    if _single_image(images):
+        images = [images]
     rgb = [load_rgb(im) for im in images]
-    located = locate_faces(rgb, faces, "auto")
-    from celebface.verification.compare import default_embedder
-
+    located = get_finder(device=device).locate(rgb, faces, "auto")
     return default_embedder(embedder, device, tta).embed(rgb, located)
+
+
+def _single_image(images: Any) -> bool:
+    """Whether ``images`` is one image rather than a sequence of them (a path is a str, which
+    would otherwise be read as a list of one-character paths)."""
+    if isinstance(images, str | Path | bytes) or hasattr(images, "convert"):
+        return True
+    return isinstance(images, np.ndarray) and (
+        images.ndim == 2 or (images.ndim == 3 and images.shape[2] in (1, 3, 4)))
 
 
 def enroll(folder: str | Path, gallery_dir: str | Path, **options: Any) -> Any:

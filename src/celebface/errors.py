@@ -18,6 +18,25 @@ class InputError(CelebfaceError, ValueError):
     inconsistent folder, settings that do not fit the data."""
 
 
+class MissingFileError(CelebfaceError, FileNotFoundError):
+    """An input file or folder that does not exist (or lacks the file that makes it one)."""
+
+
+class NotAFolderError(CelebfaceError, NotADirectoryError):
+    """A path given as a folder that is a file."""
+
+
+class UnknownNameError(CelebfaceError, KeyError):
+    """A name (a model, a backbone, a metric) that is not among the known ones."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class OptionError(CelebfaceError, TypeError):
+    """An option that the called function or model does not take."""
+
+
 @contextlib.contextmanager
 def reading(path: str | Path, what: str = "file") -> Iterator[None]:
     """Decoding errors of a damaged ``path`` (bad JSON, a truncated array, a missing key)

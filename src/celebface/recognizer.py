@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from celebface import validate
+from celebface.detection.finder import FaceFinder, as_finder, get_finder
 from celebface.errors import InputError
 from celebface.gallery import Gallery, get_matcher
 from celebface.gallery.defaults import FALLBACK_THRESHOLD
@@ -34,9 +35,11 @@ class RecognizerConfig:
 
     ``match``: ``centroid`` (the reference's method), ``knn`` or ``topk``; ignored with a
     model. ``threshold``: the unknown threshold (``None`` = the gallery's calibrated one).
-    ``detect_side``/``video_detect_side``: images / video frames are shrunk so their longer
-    side is at most this before detection (0 = never); faces are embedded at full resolution.
-    ``min_face``: faces smaller than this (pixels, shorter box side) are ignored.
+    ``detect_side``/``video_detect_side``: the ``max_side`` of the face finder for images /
+    video frames (:class:`~celebface.detection.finder.FinderConfig`: shrunk so their longer
+    side is at most this before detection, 0 = never); faces are embedded at full resolution.
+    ``min_face``: the finder's ``min_face`` (faces whose shorter box side is smaller, in
+    pixels, are ignored).
     """
 
     match: str = DEFAULT_MATCH
@@ -85,19 +88,13 @@ class StageStats:
         return {k: 1000.0 * v / n for k, v in self.seconds.items()}
 
 
-def _resize(image: np.ndarray, factor: float) -> np.ndarray:
-    import cv2
-
-    h, w = image.shape[:2]
-    size = (max(1, round(w * factor)), max(1, round(h * factor)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
 class Recognizer:
     """Detect, embed and name the faces of still images. See the module docstring.
 
     ``gallery``: a :class:`Gallery` or its folder (may be ``None`` with ``model``).
-    ``detector``: a detector name (``mtcnn``, ``hog``) or a built ``Detector``.
+    ``detector``: a detector name (``mtcnn``, ``hog``), a built ``Detector`` or a
+    :class:`~celebface.detection.finder.FaceFinder`; faces are found by a finder with the
+    config's ``detect_side`` and ``min_face`` (:attr:`finder`), every face that counts.
     ``embedder``: an ``Embedder``; default: the one the gallery (or model) was built with.
     ``model``: a trained classifier (folder or object with ``predict_embeddings``) that names
     faces instead of the gallery; the unknown threshold then applies to its probability.
@@ -134,6 +131,7 @@ class Recognizer:
             if self.gallery is not None and self.config.threshold is None and model is None
             else 0.0)
         self._detector = detector
+        self._finders: dict[int, FaceFinder] = {}
         self._embedder = embedder
         self.stats = StageStats()
 
@@ -152,12 +150,27 @@ class Recognizer:
         return threshold
 
     @property
-    def detector(self) -> Any:
-        if isinstance(self._detector, str):
-            from celebface.detection import get_detector
+    def finder(self) -> FaceFinder:
+        """The face finder of still images (``max_side``: the config's ``detect_side``)."""
+        return self.finder_for(self.config.detect_side)
 
-            self._detector = get_detector(self._detector, device=self.config.device)
-        return self._detector
+    def finder_for(self, max_side: int) -> FaceFinder:
+        """The finder that shrinks images to ``max_side`` (video frames:
+        ``video_detect_side``), sharing one detector."""
+        if max_side not in self._finders:
+            c = self.config
+            if isinstance(self._detector, str):
+                finder = get_finder(detector=self._detector, device=c.device,
+                                    max_side=max_side, min_face=c.min_face)
+            else:
+                finder = as_finder(self._detector).with_(max_side=max_side,
+                                                         min_face=c.min_face)
+            self._finders[max_side] = finder
+        return self._finders[max_side]
+
+    @property
+    def detector(self) -> Any:
+        return self.finder.detector
 
     @property
     def embedder(self) -> Any:
@@ -175,6 +188,14 @@ class Recognizer:
             raise InputError("no embedder: pass one, or a gallery or model that names theirs")
         spec = self.gallery.spec
         embedder = build_embedder(spec, self.config.device)
+        dim = getattr(embedder, "dim", None)
+        if dim and self.gallery.dim and dim != self.gallery.dim:
+            from celebface.gallery.store import GalleryError
+
+            where = self.gallery.path or "the gallery"
+            raise GalleryError(f"{where}: its manifest names the {spec.name} embedder "
+                               f"({dim}-d vectors) but it holds {self.gallery.dim}-d "
+                               "embeddings (edited or damaged); enroll the photos again")
         want = spec.settings
         if want and not EmbedderSpec.of(embedder, spec.name, spec.tta).same_vectors(spec):
             log.warning("embedder settings %s differ from the gallery's %s: similarities may be "
@@ -186,18 +207,12 @@ class Recognizer:
         return list(self.matcher.names)
 
     # -------------------------------------------------------------- stages
-    def detect(self, image: np.ndarray, max_side: int) -> list[Face]:
-        """Faces of ``image`` (boxes in its pixels), found on a copy shrunk to ``max_side``."""
+    def detect(self, image: np.ndarray, max_side: int | None = None) -> list[Face]:
+        """Every face of ``image`` that counts (boxes in its pixels), found by the finder
+        for ``max_side`` (default: the still images' ``detect_side``)."""
         with self.stats.time("detect"):
-            h, w = image.shape[:2]
-            factor = max_side / max(h, w) if max_side and max(h, w) > max_side else 1.0
-            small = _resize(image, factor) if factor < 1.0 else image
-            faces = self.detector.detect(small)
-            if factor < 1.0:
-                faces = [f.scaled(1.0 / factor) for f in faces]
-            if self.config.min_face:
-                faces = [f for f in faces if min(f.width, f.height) >= self.config.min_face]
-        return faces
+            return self.finder_for(self.config.detect_side if max_side is None
+                                   else max_side).find(image)
 
     def embed(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
         """Embeddings of ``faces`` of one image, computed as one batch."""
@@ -216,7 +231,7 @@ class Recognizer:
     # -------------------------------------------------------------- public API
     def recognize(self, image: np.ndarray) -> list[Face]:
         """Every face of one still image, named (no tracking)."""
-        faces = self.detect(image, self.config.detect_side)
+        faces = self.detect(image)
         out = self._name_all(image, faces)
         self.stats.frames += 1
         self.stats.faces += len(out)

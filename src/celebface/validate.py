@@ -52,10 +52,15 @@ def in_range(
 
 def _describe(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> str:
     if hi is None:
-        return f"must be {'>' if lo_open else '>='} {lo:g}"
+        return f"must be {'>' if lo_open else '>='} {_num(lo)}"
     if lo is None:
-        return f"must be {'<' if hi_open else '<='} {hi:g}"
-    return f"must be in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+        return f"must be {'<' if hi_open else '<='} {_num(hi)}"
+    return (f"must be in {'(' if lo_open else '['}{_num(lo)}, {_num(hi)}"
+            f"{')' if hi_open else ']'}")
+
+
+def _num(x: float | None) -> str:
+    return str(int(x)) if x is not None and float(x).is_integer() else f"{x:g}"
 
 
 def positive_int(name: str, value: Any) -> int:
@@ -97,6 +102,40 @@ def image_side(name: str, value: Any) -> int:
     return v
 
 
+#: The most torch CPU threads a run may ask for (more only costs memory; 100000 crashed).
+MAX_THREADS = 512
+#: The largest side of the images crop, pack and synth write, in pixels.
+MAX_OUTPUT_SIDE = 4096
+
+
+def threads(name: str, value: Any) -> int:
+    """A thread count in [1, :data:`MAX_THREADS`]."""
+    return in_range(name, value, 1, MAX_THREADS, kind=int)
+
+
+def seed(name: str, value: Any) -> int:
+    """A random seed numpy accepts: [0, 2**32 - 1]."""
+    return in_range(name, value, 0, 2**32 - 1, kind=int)
+
+
+def output_side(name: str, value: Any) -> int:
+    """The side of an output image: [8, :data:`MAX_OUTPUT_SIDE`] pixels."""
+    return in_range(name, value, 8, MAX_OUTPUT_SIDE, kind=int)
+
+
+def person_name(name: str) -> str:
+    """A person's name in one spelling: Unicode NFC (a composed and a decomposed "é" are one
+    person). A name holding U+FFFD (bytes that were not text, replaced while decoding, as a
+    URL's ``%FF%FE`` is) is refused: the original cannot be recovered and two such names
+    would collide. Names the OS gave as undecodable bytes (surrogate escapes) keep them."""
+    import unicodedata
+
+    if "\ufffd" in name:
+        raise ConfigError(f"person name {name!r}", "holds bytes that are not text (U+FFFD); "
+                                                   "use a UTF-8 name")
+    return unicodedata.normalize("NFC", name)
+
+
 def decay(name: str, value: Any) -> float:
     """A per-step multiplier in (0, 1]."""
     return in_range(name, value, 0, 1, lo_open=True)
@@ -111,8 +150,14 @@ def widths(name: str, value: Any) -> Any:
     return positive_int(name, value)
 
 
-#: Checks of the settings training configs share, by field name (see :func:`check_fields`).
+#: The range of each setting, by field name, declared once: training configs run them
+#: (:func:`check_fields`), and every command-line flag made from a setting of that name
+#: (:func:`celebface.cli.options.add_option`) refuses values outside them.
 FIELD_CHECKS: dict[str, Any] = {
+    "threshold": unit_float, "cut": unit_float, "near_duplicate": unit_float,
+    "mislabel_margin": lambda n, v: in_range(n, v, 0, 2), "tiny_face": nonneg_float,
+    "min_photos": nonneg_int, "min_size": positive_int, "seed": seed, "size": output_side,
+    "threads": threads, "torch_threads": lambda n, v: in_range(n, v, 0, MAX_THREADS, kind=int),
     "epochs": positive_int, "batch_size": positive_int, "k": positive_int,
     "patience": nonneg_int, "num_workers": nonneg_int, "workers": nonneg_int,
     "limit_per_class": positive_int, "max_steps_per_epoch": positive_int,

@@ -11,6 +11,7 @@ import io
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,9 @@ import numpy as np
 
 from celebface.audit import checks
 from celebface.audit.checks import Finding
-from celebface.io import ImageReadError, atomic_write_text, list_dataset, read_image, read_splits
+from celebface.data import FaceItem, open_dataset
+from celebface.io import ImageReadError, atomic_write_text, check_output_dir, read_image
+from celebface.recognition.registry import embedder_config
 
 log = logging.getLogger(__name__)
 
@@ -55,29 +58,37 @@ class AuditResult:
 
 @dataclass
 class _Photos:
-    paths: list[str]  # as given (DATA/person/file)
-    ids: list[str]
-    splits: list[str | None]
+    """The readable photos, with their content hashes; ``paths`` (as given: DATA/person/file),
+    ``ids`` and ``splits`` are column views of the items, as the checks take them (read once
+    the list is complete)."""
+
+    items: list[FaceItem]
     hashes: list[str]
+
+    @cached_property
+    def paths(self) -> list[str]:
+        return [it.path for it in self.items]
+
+    @cached_property
+    def ids(self) -> list[str]:
+        return [it.identity for it in self.items]
+
+    @cached_property
+    def splits(self) -> list[str | None]:
+        return [it.split for it in self.items]
 
 
 def _list(data: Path) -> tuple[_Photos, list[Finding]]:
     from celebface.recognition.cache import content_hash
 
-    items = list_dataset(data)
-    if not items:
-        raise FileNotFoundError(f"{data}: no photos (expected DATA/<person>/<photo>)")
-    table = read_splits(data / "splits.csv") if (data / "splits.csv").is_file() else {}
-    photos, bad = _Photos([], [], [], []), []
-    for it in items:
+    photos, bad = _Photos([], []), []
+    for it in open_dataset(data).items:  # a clear error when DATA is missing or empty
         try:
-            digest = content_hash(it.path.read_bytes())
+            digest = content_hash(Path(it.path).read_bytes())
         except OSError as exc:
-            bad.append(Finding("unreadable", (str(it.path),), it.identity, 0.0, str(exc)))
+            bad.append(Finding("unreadable", (it.path,), it.identity, 0.0, str(exc)))
             continue
-        photos.paths.append(str(it.path))
-        photos.ids.append(it.identity)
-        photos.splits.append(table.get(it.key))
+        photos.items.append(it)
         photos.hashes.append(digest)
     return photos, bad
 
@@ -108,11 +119,12 @@ def _embed_photos(photos: _Photos, config: AuditConfig, progress: bool
     """Largest detected face of each photo; face-count and size findings."""
     from tqdm import tqdm
 
-    from celebface.gallery.faces import pick_face
+    from celebface.detection.finder import pick_face
+    from celebface.recognition import default_embedder
     from celebface.verification import embed_found, locate
-    from celebface.verification.compare import default_detector, default_embedder
+    from celebface.verification.compare import face_finder
 
-    detector = default_detector(config.detector, config.device)
+    finder = face_finder(config.detector, config.device)
     embedder = default_embedder(config.embedder, config.device)
     vecs = np.full((len(photos.paths), embedder.dim), np.nan, np.float32)
     found: list[Finding] = []
@@ -126,7 +138,7 @@ def _embed_photos(photos: _Photos, config: AuditConfig, progress: bool
             except ImageReadError as exc:
                 found.append(Finding("unreadable", (photos.paths[k],), photos.ids[k], 0.0,
                                      exc.reason))
-        located = locate(images, detector, all_faces=True)
+        located = locate(images, finder, all_faces=True)
         keep = []
         for k, faces in zip(idx, located, strict=True):
             p, who = (photos.paths[k],), photos.ids[k]
@@ -151,9 +163,10 @@ def _embed_photos(photos: _Photos, config: AuditConfig, progress: bool
 
 
 def near_duplicate_bound(embedder: str) -> float:
-    key = (embedder, "none")
-    if key in checks.NEAR_DUPLICATE:
-        return checks.NEAR_DUPLICATE[key]
+    """The measured near-duplicate cosine of ``embedder`` (tta none), else the fallback."""
+    bound = embedder_config(embedder).near_duplicate.get("none")
+    if bound is not None:
+        return bound
     log.warning("no measured near-duplicate bound for %s: using %.3f", embedder,
                 checks.FALLBACK_NEAR_DUPLICATE)
     return checks.FALLBACK_NEAR_DUPLICATE
@@ -164,6 +177,7 @@ def audit(data: str | Path, out: str | Path, config: AuditConfig | None = None,
     """Run every check on ``data`` and write the findings, report and sheets to ``out``."""
     config = config or AuditConfig()
     data, out = Path(data), Path(out)
+    check_output_dir(out, [data], flag="audit output folder")
     photos, findings = _list(data)
     if config.detector == "none":
         vecs, more = _embed_crops(data, out, photos, config, progress)

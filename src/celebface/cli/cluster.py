@@ -43,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
 
     s = cluster_photos(args.photos, args.out, config_from(ClusterConfig, args),
                        progress=not args.quiet)
-    extra = f"; {s.whole_images} photo(s) without a detected face used whole" \
-        if s.whole_images else ""
+    extra = f"; {s.whole_images} image(s) used whole as face crops" if s.whole_images else ""
+    if s.no_face:
+        extra += f"; {len(s.no_face)} photo(s) without a face skipped"
     how = f"{s.method}, cosine {s.threshold:.4f}" + (
         f", cut {s.cut:.3f}" if s.cut is not None else "")
     if s.unreadable:

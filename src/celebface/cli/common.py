@@ -21,7 +21,7 @@ from celebface.recognition.spec import TTAS
 TTA_CHOICES = TTAS
 
 
-def _arg_type(parse: Callable[[str], Any], check: Callable[[str, Any], Any], name: str
+def arg_type(parse: Callable[[str], Any], check: Callable[[str, Any], Any], name: str
               ) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
         try:
@@ -39,26 +39,30 @@ def _arg_type(parse: Callable[[str], Any], check: Callable[[str, Any], Any], nam
 
 def int_range(lo: int | None = None, hi: int | None = None) -> Callable[[str], int]:
     """An argparse type: a whole number in ``[lo, hi]``."""
-    return _arg_type(int, lambda n, v: validate.in_range(n, v, lo, hi, kind=int), "int")
+    return arg_type(int, lambda n, v: validate.in_range(n, v, lo, hi, kind=int), "int")
 
 
 def float_range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
                 hi_open: bool = False) -> Callable[[str], float]:
     """An argparse type: a finite number in ``[lo, hi]`` (open ends when asked)."""
-    return _arg_type(float, lambda n, v: validate.in_range(n, v, lo, hi, lo_open=lo_open,
+    return arg_type(float, lambda n, v: validate.in_range(n, v, lo, hi, lo_open=lo_open,
                                                            hi_open=hi_open), "float")
 
 
-positive_int = _arg_type(int, validate.positive_int, "positive_int")
-nonneg_int = _arg_type(int, validate.nonneg_int, "nonneg_int")
-positive_float = _arg_type(float, validate.positive_float, "positive_float")
-nonneg_float = _arg_type(float, validate.nonneg_float, "nonneg_float")
-unit_float = _arg_type(float, validate.unit_float, "unit_float")
-fraction = _arg_type(float, validate.fraction, "fraction")
+positive_int = arg_type(int, validate.positive_int, "positive_int")
+nonneg_int = arg_type(int, validate.nonneg_int, "nonneg_int")
+positive_float = arg_type(float, validate.positive_float, "positive_float")
+nonneg_float = arg_type(float, validate.nonneg_float, "nonneg_float")
+unit_float = arg_type(float, validate.unit_float, "unit_float")
+fraction = arg_type(float, validate.fraction, "fraction")
 #: a similarity or probability threshold
 probability = unit_float
 #: a longer-side limit in pixels: 0 (none) or at least 16
-pixels = _arg_type(int, validate.image_side, "pixels")
+pixels = arg_type(int, validate.image_side, "pixels")
+#: torch CPU threads: 1 to validate.MAX_THREADS
+thread_count = arg_type(int, validate.threads, "threads")
+#: a random seed
+seed = arg_type(int, validate.seed, "seed")
 
 
 def positive_int_list(text: str) -> tuple[int, ...]:
@@ -82,7 +86,7 @@ def add_device(p: argparse.ArgumentParser, threads: bool = True) -> None:
     p.add_argument("--device", default="auto", choices=DEVICES,
                    help="compute device (default: auto = cuda when available)")
     if threads:
-        p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+        p.add_argument("--threads", type=thread_count, default=None, metavar="N",
                        help="torch CPU threads (default: the CPU cores free now, 1 on a busy "
                             "machine)")
         p.set_defaults(_torch_threads=True)  # main() sets torch's threads before running

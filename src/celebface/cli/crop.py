@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_option(p, CropConfig, "margin", type=t.nonneg_float,
                help="margin around the face on each side, as a fraction of the box "
                     "(default: %(default)g)")
-    add_option(p, CropConfig, "size", type=t.int_range(8),
+    add_option(p, CropConfig, "size",
                help="crop side in pixels (default: %(default)s)")
     add_option(p, CropConfig, "align",
                help="5-point similarity-aligned crops (ArcFace template) instead of boxes")
@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_option(p, CropConfig, "workers", type=t.positive_int, help="image decoding threads")
     add_option(p, CropConfig, "detect_workers", type=t.positive_int,
                help="batches detected at once, in threads (mtcnn only; default: %(default)s)")
-    add_option(p, CropConfig, "torch_threads", "--threads", type=t.positive_int,
+    add_option(p, CropConfig, "torch_threads", "--threads",
                help="torch CPU threads per detection worker (default: cores / workers)")
     add_option(p, CropConfig, "overwrite",
                help="start over instead of resuming (needed when settings changed)")

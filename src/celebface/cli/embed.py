@@ -9,6 +9,7 @@ from celebface.cli.common import add_device
 from celebface.cli.options import add_option, config_from
 from celebface.recognition import EmbedConfig
 from celebface.recognition.align import RULES
+from celebface.recognition.cache import MAX_SHARDS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                help="faces per batch (%(default)s)")
     add_option(p, EmbedConfig, "cache_dir",
                help="where computed vectors are kept for reruns (default OUT/.cache)")
+    add_option(p, EmbedConfig, "compact_cache",
+               help="merge the cache's shards into one at the end (a run otherwise adds "
+               f"one shard, and past {MAX_SHARDS} merges all but the largest)")
     t.add_engine(p, EmbedConfig)
 
 

@@ -6,8 +6,9 @@ The convention: an option for a setting has the setting's name as its ``dest``, 
   ``--batch-size`` with ``EmbedConfig``'s default for ``batch_size`` and a type from the field's
   annotation (``int``, ``float`` or text, optional or not; a ``bool`` field becomes a switch:
   ``--align`` turns a False default on, a flag such as ``--no-track`` turns a True one off);
-  pass ``type=`` for a range check (:mod:`celebface.cli.common`), ``choices=``, ``metavar=``,
-  or the flag when it is not the field's name;
+  a number refuses values outside the range :data:`celebface.validate.FIELD_CHECKS` declares
+  for the setting's name; pass ``type=`` for another range check (:mod:`celebface.cli.common`),
+  ``choices=``, ``metavar=``, or the flag when it is not the field's name;
 - :func:`config_from` builds the config from every parsed option named like one of its fields.
 
 ``target`` may also be a function: its keyword arguments' defaults stand in for the fields.
@@ -70,12 +71,22 @@ def add_option(parser: argparse._ActionsContainer, target: type | Callable[..., 
     if kind is bool:
         kwargs.setdefault("action", "store_false" if table[name] else "store_true")
     else:
-        if kind is not None:
-            kwargs.setdefault("type", kind)
+        if kind is not None and "type" not in kwargs:
+            kwargs["type"] = _checked_type(kind, name)
         own = flags[0].lstrip("-").replace("-", "_")
         if own != name and "choices" not in kwargs:  # show --val VAL, not --val VAL_FRACTION
             kwargs.setdefault("metavar", own.upper())
     return parser.add_argument(*flags, dest=name, **kwargs)
+
+
+def _checked_type(kind: type, name: str) -> Any:
+    """The argparse type of a number setting: ``kind``, refusing values outside the range
+    :data:`celebface.validate.FIELD_CHECKS` declares for ``name`` (when it declares one)."""
+    from celebface import validate
+    from celebface.cli.common import arg_type
+
+    check = validate.FIELD_CHECKS.get(name)
+    return kind if check is None else arg_type(kind, check, kind.__name__)
 
 
 def values_from(target: type | Callable[..., Any], args: argparse.Namespace) -> dict[str, Any]:

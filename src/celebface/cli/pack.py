@@ -13,7 +13,7 @@ from celebface.packing.pack import FITS
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help="folder of face crops, one sub-folder per identity")
     p.add_argument("dst", help="output folder (all_images.npy, all_labels.npy, ...)")
-    add_option(p, PackConfig, "size", type=t.int_range(8),
+    add_option(p, PackConfig, "size",
                help="side of the square images (%(default)s)")
     add_option(p, PackConfig, "fit", choices=FITS,
                help="how a non-square crop becomes square (default: %(default)s)")

@@ -94,21 +94,22 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("give at least one INPUT or --camera N")
     if not args.gallery and not args.model:
         raise CLIError("--gallery GALLERY (or --model DIR) is required")
+    from celebface.io import check_output_dir, check_output_file
+
+    read = [*args.inputs, args.gallery, args.model]
     if args.out:
-        from celebface.io import check_output_dir
-
-        check_output_dir(args.out, args.inputs, flag="--out")
+        check_output_dir(args.out, read, flag="--out", guarded=True)
+    if args.jsonl:
+        check_output_file(args.jsonl, read, flag="--jsonl")
     if args.timeline:
-        from celebface.io import check_output_dir
-
-        # only input folders matter: a timeline folder never replaces an input file
-        check_output_dir(args.timeline, [i for i in args.inputs if Path(i).is_dir()],
+        # only folders matter: a timeline folder never replaces an input file
+        check_output_dir(args.timeline, [i for i in read if i and Path(i).is_dir()],
                          flag="--timeline")
     sources: list[Source] = []
     missing = []
     for inp in args.inputs:
         try:
-            sources.append(classify(inp))
+            sources.append(classify(inp, args.timeout))
         except FileNotFoundError as exc:
             log.error("%s (skipped)", exc)
             missing.append(str(exc))

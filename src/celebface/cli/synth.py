@@ -8,6 +8,7 @@ import os
 from celebface.cli import common as t
 from celebface.cli.options import add_option, config_from, defaults
 from celebface.synth import SynthConfig
+from celebface.validate import MAX_OUTPUT_SIDE
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("data", metavar="DATA", help="folder of face photos, one sub-folder per person")
     p.add_argument("dst", metavar="DST", help="output folder")
-    add_option(p, SynthConfig, "size", type=t.int_range(32),
+    add_option(p, SynthConfig, "size", type=t.int_range(32, MAX_OUTPUT_SIDE),
                help="composite side in pixels (%(default)s)")
     add_option(p, SynthConfig, "copies", type=t.positive_int,
                help="composites per face photo (%(default)s)")

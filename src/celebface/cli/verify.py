@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                help="average each face with its mirror image")
     p.add_argument("--detector", default=defaults(get_detector)["name"],
                    help="mtcnn (default), hog, or none when both photos are face crops")
-    p.add_argument("--threshold", type=float,
+    p.add_argument("--threshold", type=t.probability,
                    help="same-person cosine threshold (default: the gallery's calibrated one "
                         "with --gallery, else the embedder's measured one)")
     p.add_argument("--json", action="store_true", help="print one JSON object per line")
@@ -47,8 +47,9 @@ def _describe(face: object, whole: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from celebface.recognition import default_embedder
     from celebface.verification import verify
-    from celebface.verification.compare import default_detector, default_embedder, gallery_settings
+    from celebface.verification.compare import face_finder, gallery_settings
 
     threshold = args.threshold
     if args.gallery:
@@ -56,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
         threshold = calibrated if threshold is None else threshold
     else:
         embedder = default_embedder(args.embedder, args.device, args.tta)
-    detector = "none" if args.detector == "none" else default_detector(args.detector, args.device)
-    out = verify(args.image_a, args.image_b, detector=detector, embedder=embedder,
+    detector = face_finder(args.detector, args.device)
+    out = verify(args.image_a, args.image_b, detector=detector or "none", embedder=embedder,
                  threshold=threshold, all_faces=args.all)
     results = out if isinstance(out, list) else [out]
     for r in results:

@@ -24,7 +24,8 @@ import numpy as np
 from celebface.clustering.group import METHODS, SINGLETON, centre_similarity, cluster_vectors
 from celebface.errors import CelebfaceError
 from celebface.io import ImageReadError, atomic_write_bytes, atomic_write_text, encode_jpeg
-from celebface.io.datasets import is_image_file
+from celebface.io.datasets import is_image_file, report_unsupported
+from celebface.io.paths import check_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class ClusterSummary:
     cut: float | None = None
     whole_images: int = 0
     unreadable: list[str] = field(default_factory=list)
+    no_face: list[str] = field(default_factory=list)  # photos without a detected face
 
 
 def list_photos(root: str | Path) -> list[Path]:
@@ -80,8 +82,10 @@ def list_photos(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise ClusterError(f"{root}: not a folder of photos")
-    return sorted(p for p in root.rglob("*") if is_image_file(p)
-                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    found = [p for p in root.rglob("*")
+             if not any(part.startswith(".") for part in p.relative_to(root).parts)]
+    report_unsupported(root, found)
+    return sorted(p for p in found if is_image_file(p))
 
 
 @dataclass
@@ -100,11 +104,11 @@ def _faces(photos: list[Path], root: Path, config: ClusterConfig, summary: Clust
 
     from celebface.cropping.crop import crop_face
     from celebface.io import read_image
+    from celebface.recognition import default_embedder
     from celebface.verification import find_and_embed
-    from celebface.verification.compare import default_detector, default_embedder
+    from celebface.verification.compare import face_finder
 
-    detector = None if config.detector == "none" else default_detector(config.detector,
-                                                                       config.device)
+    finder = face_finder(config.detector, config.device)
     embedder = default_embedder(config.embedder, config.device, config.tta)
     out: list[_Face] = []
     bar = tqdm(total=len(photos), desc="cluster: detect+embed", unit="photo",
@@ -119,8 +123,13 @@ def _faces(photos: list[Path], root: Path, config: ClusterConfig, summary: Clust
                 log.warning("%s (skipped)", exc)
                 summary.unreadable.append(str(p))
         for p, img, found in zip(batch, images,
-                                 find_and_embed(images, detector, embedder, all_faces=True),
+                                 find_and_embed(images, finder, embedder, all_faces=True),
                                  strict=True):
+            if finder is not None and all(f.whole for f in found):
+                # faces only: a photo where the detector finds none is not a person
+                log.warning("%s: no face found (skipped)", p)
+                summary.no_face.append(str(p))
+                continue
             for j, f in enumerate(found):
                 crop = crop_face(img, f.face, config.crop_margin, config.crop_size)
                 out.append(_Face(str(p.relative_to(root)), j, f.face.box, f.whole,
@@ -133,11 +142,12 @@ def _faces(photos: list[Path], root: Path, config: ClusterConfig, summary: Clust
 def cluster_photos(photos: str | Path, out: str | Path, config: ClusterConfig | None = None,
                    progress: bool = True) -> ClusterSummary:
     """Find, embed and group every face under ``photos``; write ``out`` (see module doc)."""
+    from celebface.recognition import default_embedder
     from celebface.verification import cluster_threshold, rerank_cut
-    from celebface.verification.compare import default_embedder
 
     config = config or ClusterConfig()
     root, out = Path(photos), Path(out)
+    check_output_dir(out, [root], flag="cluster output folder")
     if out.exists() and any(out.iterdir()):
         raise ClusterError(f"{out}: output folder is not empty; choose a new --out")
     files = list_photos(root)
@@ -161,7 +171,8 @@ def cluster_photos(photos: str | Path, out: str | Path, config: ClusterConfig | 
     summary.faces = len(faces)
     summary.whole_images = sum(f.whole for f in faces)
     if not faces:
-        raise ClusterError(f"{root}: no readable photos")
+        raise ClusterError(f"{root}: no faces found" if summary.no_face
+                           else f"{root}: no readable photos")
     vectors = np.stack([f.vector for f in faces])
     labels = cluster_vectors(vectors, threshold, method, config.min_size, cut=summary.cut)
     sims = centre_similarity(vectors, labels)

@@ -100,11 +100,15 @@ class CropSummary:
 def select_faces(
     faces: list[Face], policy: str = "largest", min_score: float = 0.0, min_size: float = 0.0
 ) -> list[Face]:
-    """Faces passing ``min_score`` and ``min_size`` (shorter side); ``largest`` keeps only the
-    largest of them, ``all`` keeps them all, highest score first."""
+    """Faces passing ``min_score`` and ``min_size`` (shorter side) and not nested in the head
+    of a larger one (the face finder's rule, :func:`celebface.detection.finder.drop_nested`);
+    ``largest`` keeps only the largest of them, ``all`` keeps them all, highest score first."""
+    from celebface.detection.finder import drop_nested, pick_face
+
     if policy not in POLICIES:
         raise InputError(f"unknown face policy {policy!r}: choose one of {', '.join(POLICIES)}")
-    kept = [f for f in faces if f.score >= min_score and min(f.width, f.height) >= min_size]
+    kept = drop_nested([f for f in faces
+                        if f.score >= min_score and min(f.width, f.height) >= min_size])
     if policy == "largest":
-        return [max(kept, key=lambda f: f.area)] if kept else []
-    return sorted(kept, key=lambda f: -f.score)
+        return [f] if (f := pick_face(kept)) is not None else []
+    return kept

@@ -19,14 +19,13 @@ from celebface.cropping.config import (
 )
 from celebface.cropping.local import crop_local
 from celebface.cropping.plan import Writer
+from celebface.data import FaceItem, open_dataset
 from celebface.errors import InputError
 from celebface.io import (
-    DatasetItem,
     atomic_write_json,
     atomic_write_text,
     check_output_dir,
     folder_lock,
-    list_dataset,
     read_splits,
 )
 from celebface.io.pathlist import csv_text
@@ -37,17 +36,17 @@ __all__ = ["POLICIES", "SETTINGS_FILE", "CropConfig", "CropSummary", "crop_datas
            "output_names", "select_faces"]
 
 
-def output_names(items: list[DatasetItem]) -> dict[Path, str]:
+def output_names(items: list[FaceItem]) -> dict[str, str]:
     """Crop file stem per source: the source stem, plus its extension when two sources of one
     identity share a stem (``a.jpg``, ``a.png`` -> ``a_jpg``, ``a_png``), plus ``_2``, ``_3``
     ... while a name is still taken (``a.jpg``/``a.JPG``; names compare case-insensitively)."""
-    counts = collections.Counter((it.identity, it.path.stem.lower()) for it in items)
+    counts = collections.Counter((it.identity, Path(it.path).stem.lower()) for it in items)
     used: set[tuple[str, str]] = set()
     names = {}
-    for it in sorted(items, key=lambda it: str(it.path)):
-        base = it.path.stem
+    for it in sorted(items, key=lambda it: it.path):
+        base = Path(it.path).stem
         if counts[(it.identity, base.lower())] > 1:
-            base = f"{base}_{it.path.suffix.lstrip('.').lower()}"
+            base = f"{base}_{Path(it.path).suffix.lstrip('.').lower()}"
         name, n = base, 1
         while (it.identity, name.lower()) in used:
             n += 1
@@ -98,14 +97,14 @@ def crop_dataset(
     src, dst = Path(src), Path(dst)
     if config.faces not in POLICIES:
         raise InputError(f"unknown face policy {config.faces!r}: choose one of {POLICIES}")
-    items = list_dataset(src)  # clear error when src is missing
+    items = open_dataset(src).items  # clear error when src is missing or holds no images
     check_output_dir(dst, [src], flag="DST")
     with folder_lock(dst, "crop output"):  # one run at a time per DST (the next resumes)
         return _crop(src, dst, items, config, detector)
 
 
 def _crop(
-    src: Path, dst: Path, items: list[DatasetItem], config: CropConfig, detector
+    src: Path, dst: Path, items: list[FaceItem], config: CropConfig, detector
 ) -> CropSummary:
     from celebface.detection import DEFAULT_MIN_SCORE, get_detector
 
@@ -124,7 +123,7 @@ def _crop(
     atomic_write_json(dst / SETTINGS_FILE, {"source": str(src.resolve()), "settings": settings})
 
     done = rec.done_sources(dst)
-    rel = {it.path: it.path.relative_to(src).as_posix() for it in items}
+    rel = {it.path: Path(it.path).relative_to(src).as_posix() for it in items}
     todo = [it for it in items if rel[it.path] not in done]
     names = output_names(items)
     summary = CropSummary(dst=str(dst), images=len(items), skipped=len(items) - len(todo))

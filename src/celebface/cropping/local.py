@@ -11,18 +11,19 @@ import numpy as np
 
 from celebface.cropping.config import CropConfig
 from celebface.cropping.plan import Writer
-from celebface.io import DatasetItem, ImageReadError, LoadedImage, read_image
+from celebface.data import FaceItem
+from celebface.io import ImageReadError, LoadedImage, read_image
 from celebface.types import Face
 
 log = logging.getLogger(__name__)
 
 
 def _prefetch(
-    items: list[DatasetItem], workers: int, max_side: int, depth: int
-) -> Iterator[tuple[DatasetItem, LoadedImage | ImageReadError]]:
+    items: list[FaceItem], workers: int, max_side: int, depth: int
+) -> Iterator[tuple[FaceItem, LoadedImage | ImageReadError]]:
     """Decode images in a thread pool, ``depth`` ahead, yielding in order."""
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode")
-    pending: collections.deque[tuple[DatasetItem, Future]] = collections.deque()
+    pending: collections.deque[tuple[FaceItem, Future]] = collections.deque()
     it = iter(items)
 
     def fill() -> None:
@@ -62,7 +63,7 @@ def detect_each(detector, images: list[np.ndarray]) -> list[list[Face] | Excepti
     return out
 
 
-def crop_local(todo: list[DatasetItem], config: CropConfig, detector, writer: Writer,
+def crop_local(todo: list[FaceItem], config: CropConfig, detector, writer: Writer,
                 bar) -> None:
     """Decode in threads, detect batches of ``config.batch_size`` sources (less the
     unreadable ones) in threads, write in input order."""
@@ -78,7 +79,7 @@ def crop_local(todo: list[DatasetItem], config: CropConfig, detector, writer: Wr
             bar.update(len(done_batch))
 
     try:
-        batch: list[tuple[DatasetItem, LoadedImage]] = []
+        batch: list[tuple[FaceItem, LoadedImage]] = []
         stream = _prefetch(todo, config.workers, config.max_side, config.batch_size * 2)
         for n, (item, loaded) in enumerate(stream, 1):
             if isinstance(loaded, ImageReadError):

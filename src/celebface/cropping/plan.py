@@ -9,7 +9,8 @@ from pathlib import Path
 from celebface.cropping import records as rec
 from celebface.cropping.config import CropConfig, CropSummary, select_faces
 from celebface.cropping.crop import crop_face
-from celebface.io import DatasetItem, LoadedImage, atomic_write_bytes, encode_jpeg
+from celebface.data import FaceItem
+from celebface.io import LoadedImage, atomic_write_bytes, encode_jpeg
 from celebface.types import Face
 
 
@@ -19,8 +20,8 @@ class Writer:
 
     config: CropConfig
     min_score: float
-    rel: dict[Path, str]
-    names: dict[Path, str]
+    rel: dict[str, str]
+    names: dict[str, str]
     dst: Path
     records: rec.Records
     summary: CropSummary
@@ -30,7 +31,7 @@ class Writer:
         self.summary.errors += 1
 
     def write(
-        self, batch: list[tuple[DatasetItem, LoadedImage]], results: list[list[Face] | Exception]
+        self, batch: list[tuple[FaceItem, LoadedImage]], results: list[list[Face] | Exception]
     ) -> None:
         rows: list[list[str]] = []
         for (item, loaded), found in zip(batch, results, strict=True):

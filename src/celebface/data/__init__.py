@@ -7,8 +7,9 @@ from celebface.data.dataset import (
     FaceItem,
     crop_geometry,
     kind_of,
+    list_dataset,
     open_dataset,
 )
 
 __all__ = ["KINDS", "DatasetError", "FaceDataset", "FaceItem", "crop_geometry", "kind_of",
-           "open_dataset"]
+           "list_dataset", "open_dataset"]

@@ -26,6 +26,15 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.csv"
 BOX_COLUMNS = frozenset({"identity", "x1", "y1", "x2", "y2"})
+#: the stage kinds read as box datasets
+BOX_KINDS = ("synth", "crops")
+
+
+def is_box_dataset(path: str | Path) -> bool:
+    """Whether ``path`` is a synth output or a crop output (a box dataset)."""
+    from celebface.data.stage import folder_kind
+
+    return Path(path).is_dir() and folder_kind(path) in BOX_KINDS
 
 
 def has_box_manifest(path: str | Path) -> bool:

@@ -10,7 +10,7 @@ landmarks): a folder written by
 ``celebface crop`` carries that geometry (its ``manifest.csv`` has each face in source pixels
 and ``crop.json`` the crop settings, so the face in crop pixels follows exactly), and a pack of
 such crops carries it too. For other folders the face is unknown and the embedder's
-alignment rule decides (:func:`celebface.recognition.align.locate_faces`). An embeddings
+alignment rule decides (:meth:`celebface.detection.finder.FaceFinder.locate`). An embeddings
 folder's items are its rows (``row``), their vectors in :attr:`FaceDataset.vectors`.
 """
 
@@ -25,12 +25,15 @@ from typing import Any
 
 import numpy as np
 
-from celebface.errors import InputError
-from celebface.io import list_dataset, read_image, read_splits
+from celebface import errors
+from celebface.errors import InputError, MissingFileError
+from celebface.io import read_image, read_splits
+from celebface.io.datasets import UNSUPPORTED_IMAGE_EXTENSIONS, is_image_file, report_unsupported
 from celebface.types import Face
 
 log = logging.getLogger(__name__)
 
+#: the stage kinds (:data:`celebface.data.stage.KINDS`) that are datasets of people
 KINDS = ("photos", "crops", "pack", "embeddings", "synth")
 
 
@@ -38,8 +41,12 @@ class DatasetError(InputError):
     """A dataset folder that cannot be used; the message names it and the reason."""
 
 
-class MissingDatasetError(DatasetError, FileNotFoundError):
+class MissingDatasetError(DatasetError, MissingFileError):
     """A dataset folder (or a file it needs) that is not there."""
+
+
+class NotAFolderError(DatasetError, errors.NotAFolderError):
+    """A dataset path that is a file, not a folder."""
 
 
 @dataclass(frozen=True)
@@ -107,15 +114,20 @@ class FaceDataset:
                                f"{', '.join(have)}; a folder's splits come from its splits.csv)")
         return replace(self, items=kept)
 
-    def with_splits(self, seed: int = 0, val_fraction: float = 0.15) -> FaceDataset:
-        """Every item with a split: the recorded ones; when none is recorded, the stratified
-        split of ``seed`` and ``val_fraction`` (:func:`celebface.data.splits.stratified_splits`,
-        the split training holds out); items missing from a recorded split go to train."""
+    def with_splits(self, seed: int = 0, val_fraction: float = 0.15,
+                    test_fraction: float = 0.0) -> FaceDataset:
+        """Every item with a split, the one split-fill policy of every stage (pack, train,
+        evaluate): a recorded split (``splits.csv``) always wins; an item it does not list
+        goes to train; when none is recorded, the stratified split of ``seed`` and the
+        fractions (:func:`celebface.data.splits.stratified_splits`). Unlisted -> train keeps
+        results reproducible: an item's split never depends on which other photos the folder
+        holds, so adding photos moves no recorded or earlier one, and the val/test rows stay
+        exactly those ``splits.csv`` names."""
         given = [it.split for it in self.items]
         if not any(given):
             from celebface.data.splits import stratified_splits
 
-            filled = stratified_splits(self.labels, val_fraction, 0.0, seed)
+            filled = stratified_splits(self.labels, val_fraction, test_fraction, seed)
         else:
             missing = sum(s is None for s in given)
             if missing:
@@ -143,6 +155,33 @@ class FaceDataset:
         return read_image(item.path).rgb
 
 
+def list_dataset(root: str | Path) -> list[FaceItem]:
+    """The images of ``root/<identity>/*`` as items (no split, no face), sorted by identity
+    then file name. A missing ``root`` or a file is a :class:`DatasetError`; empty and
+    unreadable identity folders are logged and skipped."""
+    root = Path(root)
+    if not root.exists():
+        raise MissingDatasetError(f"{root}: no such folder")
+    if not root.is_dir():
+        raise NotAFolderError(f"{root}: not a folder")
+    items: list[FaceItem] = []
+    others: list[Path] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            listed = list(folder.iterdir())
+        except OSError as exc:  # unreadable person folder: the others go on
+            log.error("%s: cannot list identity folder (%s), skipped", folder,
+                      exc.strerror or exc)
+            continue
+        files = sorted(p for p in listed if is_image_file(p))
+        others += [p for p in listed if p.suffix.lower() in UNSUPPORTED_IMAGE_EXTENSIONS]
+        if not files:
+            log.warning("%s: identity folder has no images, skipped", folder)
+        items.extend(FaceItem(folder.name, str(f)) for f in files)
+    report_unsupported(root, others)
+    return items
+
+
 @functools.lru_cache(maxsize=8)
 def _memmap_cached(path: str, mtime_ns: int) -> np.ndarray:
     return np.load(path, mmap_mode="r")
@@ -155,9 +194,14 @@ def _memmap(path: str) -> np.ndarray:
 def kind_of(path: str | Path) -> str:
     """``crops`` (a ``celebface crop`` output), ``pack``, ``embeddings``, ``synth`` or
     ``photos`` (any other folder of people), by the stage protocol
-    (:func:`celebface.data.stage.folder_kind`)."""
+    (:func:`celebface.data.stage.folder_kind`): the one vocabulary of dataset kinds."""
     from celebface.data.stage import folder_kind
 
+    path = Path(path)
+    if not path.exists():
+        raise MissingDatasetError(f"{path}: no such folder")
+    if not path.is_dir():
+        raise NotAFolderError(f"{path}: not a folder")
     kind = folder_kind(path)
     if kind in KINDS:
         return kind
@@ -182,7 +226,9 @@ def open_dataset(
     if boxes:
         return _open_boxes(path, kind, one_face_only).split(split)
     if kind == "pack":
-        return _open_pack(path).split(split)
+        from celebface.data.pack import read_pack
+
+        return read_pack(path).split(split)
     if kind == "embeddings":
         return _open_embeddings(path).split(split)
     found = list_dataset(path)
@@ -196,19 +242,17 @@ def open_dataset(
                     for it in _open_boxes(path, kind, False).items}
     else:
         geometry = crop_geometry(path) if kind == "crops" else {}
-    items = [
-        FaceItem(it.identity, str(it.path), splits.get(it.key),
-                 geometry.get(it.path.relative_to(path).as_posix()))
-        for it in found
-    ]
+    items = [replace(it, split=splits.get(it.key),
+                     face=geometry.get(Path(it.path).relative_to(path).as_posix()))
+             for it in found]
     names = sorted({it.identity for it in items})
     return FaceDataset(path, kind, items, names).split(split)
 
 
 def _open_boxes(path: Path, kind: str, one_face_only: bool) -> FaceDataset:
-    from celebface.data.boxes import read_box_items
+    from celebface.data.boxes import BOX_KINDS, read_box_items
 
-    if kind not in ("synth", "crops"):
+    if kind not in BOX_KINDS:
         raise DatasetError(f"{path}: not a box dataset (a {kind} folder; needs a manifest.csv "
                            "with identity,x1,y1,x2,y2 columns, as synth and crop write)")
     items = read_box_items(path, kind, one_face_only)
@@ -251,46 +295,3 @@ def crop_geometry(crops: str | Path) -> dict[str, Face]:
         except (ValueError, KeyError) as exc:
             log.warning("%s: manifest row for %s unusable (%s)", crops, row.get("output"), exc)
     return out
-
-
-def _open_pack(path: Path) -> FaceDataset:
-    from celebface.packing import load_packed
-
-    packed = load_packed(path)
-    size = int(packed.images.shape[1]) if packed.images.ndim == 4 else 0
-    items = []
-    for i, (p, label, s) in enumerate(zip(packed.paths, packed.labels, packed.splits,
-                                          strict=True)):
-        items.append(FaceItem(packed.label_names[int(label)], p, s,
-                              _packed_face(p, size, packed.fit), i))
-    return FaceDataset(path, "pack", items, list(packed.label_names),
-                       str(path / "all_images.npy"), meta={"fit": packed.fit})
-
-
-def _packed_face(source: str, size: int, fit: str) -> Face | None:
-    """The face of a packed image made from a (square) ``celebface crop`` output, scaled to the
-    pack's side; ``None`` when the packed file was not such a crop."""
-    from celebface.data.stage import folder_kind
-
-    root = Path(source).parent.parent
-    if not root.is_dir() or folder_kind(root) != "crops":
-        return None
-    geometry = _crop_geometry_cached(str(root))
-    face = geometry.get(Path(source).relative_to(root).as_posix())
-    crop_size = _crop_size(str(root))
-    if face is None or not crop_size or not size:
-        return None
-    return face.scaled(size / crop_size)  # a square crop: stretch, pad and crop all scale it
-
-
-@functools.lru_cache(maxsize=16)
-def _crop_geometry_cached(root: str) -> dict[str, Face]:
-    return crop_geometry(root)
-
-
-@functools.lru_cache(maxsize=16)
-def _crop_size(root: str) -> int:
-    try:
-        return int(json.loads((Path(root) / "crop.json").read_text("utf-8"))["settings"]["size"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0

@@ -8,6 +8,7 @@ folder's own ``splits.csv``, else its source dataset's, names the splits.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 
 from celebface.errors import reading
 from celebface.io import read_splits
+from celebface.io.checksum import checksum_matches
 from celebface.io.pathlist import PATHS_FILE, has_paths, read_paths
 
 log = logging.getLogger(__name__)
@@ -43,19 +45,56 @@ def read_embeddings(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], list
                                          dict[str, Any], list[str | None]]:
     """``(vectors, labels, paths, label names, embedding.json, splits)`` of a folder whose
     files are all there (:func:`missing_files`); a split is ``None`` where none is known."""
+    from celebface.data.dataset import DatasetError
+
     with reading(path, "embeddings folder"):
-        vectors = np.load(path / VECTORS)
-        labels = np.load(path / "labels.npy")
+        meta = json.loads((path / "embedding.json").read_text(encoding="utf-8"))
+        sums = meta.get("sha256") if isinstance(meta, dict) else None
+        vectors = _array(path / VECTORS, sums)
+        labels = _array(path / "labels.npy", sums)
         paths = read_paths(path)
         names = label_names(json.loads((path / "label_mapping.json").read_text("utf-8")))
-        meta = json.loads((path / "embedding.json").read_text(encoding="utf-8"))
     if not (len(vectors) == len(labels) == len(paths)):
-        from celebface.data.dataset import DatasetError
-
         raise DatasetError(f"{path}: embeddings, labels and paths have different lengths")
+    check_values(path, vectors, labels, len(names))
     splits = _splits(path, meta, [(names[int(lab)], Path(p).name)
                                   for lab, p in zip(labels, paths, strict=True)])
     return vectors, labels, paths, names, meta, splits
+
+
+def _array(file: Path, sums: dict[str, str] | None) -> np.ndarray:
+    """A ``.npy`` file as a plain array (never a pickle), checked against its sha256 when the
+    folder recorded one (folders written before checksums are only value-checked)."""
+    from celebface.data.dataset import DatasetError
+
+    data = file.read_bytes()
+    expected = sums.get(file.name) if isinstance(sums, dict) else None
+    if not checksum_matches(file, expected, data):
+        raise DatasetError(f"{file}: does not match the sha256 recorded in embedding.json "
+                           "(changed or damaged); embed the data again")
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def check_values(path: Path, vectors: np.ndarray, labels: np.ndarray, n_names: int) -> None:
+    """Refuse (:class:`DatasetError`) vectors that are not a finite N x D float table, or
+    labels that are not whole numbers naming one of the ``n_names`` people."""
+    from celebface.data.dataset import DatasetError
+
+    if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.floating):
+        raise DatasetError(f"{path / VECTORS}: not a table of float vectors "
+                           f"(shape {vectors.shape}, {vectors.dtype})")
+    bad = ~np.isfinite(vectors).all(axis=1)
+    if bad.any():
+        raise DatasetError(f"{path / VECTORS}: {int(bad.sum())} vector(s) hold NaN or "
+                           f"infinite values (first: row {int(np.argmax(bad))}); damaged file")
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise DatasetError(f"{path / 'labels.npy'}: not a list of whole-number labels "
+                           f"(shape {labels.shape}, {labels.dtype})")
+    out = (labels < 0) | (labels >= n_names)
+    if out.any():
+        raise DatasetError(f"{path / 'labels.npy'}: {int(out.sum())} label(s) out of range "
+                           f"(e.g. {int(labels[out][0])}; label_mapping.json names {n_names} "
+                           "people)")
 
 
 def _splits(path: Path, meta: dict[str, Any], keys: list[tuple[str, str]]

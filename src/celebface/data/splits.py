@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from celebface.errors import InputError
+
 
 def stratified_splits(
     groups: Sequence[object] | np.ndarray,
@@ -19,7 +21,7 @@ def stratified_splits(
     two or more gives at least one val sample when ``val_fraction`` > 0."""
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1
             and val_fraction + test_fraction < 1):
-        raise ValueError("val and test fractions must be in [0, 1) and sum to less than 1")
+        raise InputError("val and test fractions must be in [0, 1) and sum to less than 1")
     # groups in their natural order: label numbers numerically, names alphabetically, so a
     # folder's labels (sorted names) and its names give the same split
     _, inverse = np.unique(np.asarray(groups), return_inverse=True)

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from celebface.errors import InputError
 from celebface.io import atomic_write_json
 
 STAGE_FILE = "celebface.json"
@@ -40,7 +41,7 @@ def write_stage(
 ) -> dict[str, Any]:
     """Write ``folder/celebface.json`` (atomically; call it after everything else)."""
     if kind not in KINDS:
-        raise ValueError(f"unknown stage kind {kind!r}")
+        raise InputError(f"unknown stage kind {kind!r}")
     doc = {
         "kind": kind,
         "format_version": FORMAT_VERSION,

@@ -1,7 +1,9 @@
 """Face detection: ``get_detector("mtcnn" | "hog")`` returns a :class:`Detector`.
 
 Detectors take RGB uint8 images and return :class:`celebface.types.Face` lists (box, score,
-5 landmarks) in the input image's pixels, highest score first.
+5 landmarks) in the input image's pixels, highest score first. Every surface finds faces
+through a :class:`FaceFinder` (``get_finder()``: minimum score, size, nested boxes, the
+whole-image rule), never through a detector directly.
 """
 
 from __future__ import annotations
@@ -31,4 +33,11 @@ def get_detector(name: str = "mtcnn", device: str = "auto", **options: Any) -> D
     raise InputError(f"unknown detector {name!r}: choose one of {', '.join(DETECTORS)}")
 
 
-__all__ = ["DEFAULT_MIN_SCORE", "DETECTORS", "Detector", "get_detector"]
+from celebface.detection.finder import (  # noqa: E402  (needs DEFAULT_MIN_SCORE above)
+    FaceFinder,
+    FinderConfig,
+    get_finder,
+)
+
+__all__ = ["DEFAULT_MIN_SCORE", "DETECTORS", "Detector", "FaceFinder", "FinderConfig",
+           "get_detector", "get_finder"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from celebface.errors import InputError
+from celebface.errors import InputError, OptionError
 from celebface.types import Face
 
 
@@ -17,7 +17,7 @@ def apply_options(config: Any, options: dict[str, Any], what: str) -> Any:
     """Set ``options`` on the dataclass ``config``; an unknown key is a ``TypeError``."""
     for key, value in options.items():
         if not hasattr(config, key):
-            raise TypeError(f"unknown {what} option {key!r}")
+            raise OptionError(f"unknown {what} option {key!r}")
         setattr(config, key, value)
     if hasattr(config, "__post_init__"):
         config.__post_init__()  # validate the final settings

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from celebface.data import DatasetError, FaceDataset, FaceItem, open_dataset
+from celebface.data import DatasetError, FaceDataset, FaceItem, kind_of, open_dataset
 from celebface.errors import InputError
 from celebface.io import ImageReadError
 
@@ -22,7 +22,7 @@ class EvalSet:
     ``samples``, with the dataset giving their pixels or stored embeddings."""
 
     dataset: FaceDataset
-    kind: str  # folder | packed | embeddings | box
+    kind: str  # the dataset's kind (:func:`celebface.data.kind_of`): photos, crops, synth, ...
     samples: list[FaceItem]
 
     @property
@@ -63,18 +63,17 @@ def load_eval_set(data: str | Path, split: str | None = None, *, boxes: bool = F
     restricted to ``split`` when given. Rows of a pack or an embeddings folder without a
     stored split get the stratified split of ``seed`` and ``val_fraction`` (pass the model's,
     so its val rows are the ones held out in training); a folder's split is its splits.csv's."""
-    from celebface.synth import is_box_dataset
-    from celebface.training.data import data_kind
+    from celebface.data.boxes import is_box_dataset
 
     root = Path(data)
-    kind = data_kind(root)
+    kind = kind_of(root)
     if boxes and is_box_dataset(root):
         dataset = open_dataset(root, boxes=True)
-        return EvalSet(dataset, "box", dataset.split(split).items)
+        return EvalSet(dataset, kind, dataset.split(split).items)
     if kind == "embeddings" and not use_embeddings:
         raise DatasetError(f"{root}: holds embeddings; this model needs face images")
     dataset = open_dataset(root)
-    if kind != "folder":
+    if kind in ("pack", "embeddings"):  # rows without a stored split: the training split
         dataset = dataset.with_splits(seed, val_fraction)
     return EvalSet(dataset, kind, dataset.split(split).items)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -31,7 +32,6 @@ from celebface.gallery.faces import (
 from celebface.gallery.matching import DEFAULT_MATCH, Matcher
 from celebface.gallery.store import Gallery, GalleryError, is_gallery
 from celebface.io import folder_lock
-from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,9 @@ def calibrate(
     gap_weight: float | None = None,
 ) -> Calibration:
     """Set ``gallery``'s unknown threshold for ``method`` to give false-accept rate ``far``,
-    on the decision score with ``gap_weight`` (:mod:`celebface.gallery.matching`; default
-    ``DEFAULT_GAP_WEIGHT``, 0 for a classifier).
+    on the decision score with ``gap_weight`` (:mod:`celebface.gallery.matching`; None:
+    chosen by cross-validation over the stranger people, 0 for a classifier; see
+    :func:`celebface.gallery.calibration.calibrate_scores`).
 
     ``data`` holds photos (or an ``embed`` output) of people NOT in the gallery, usually with
     other photos of enrolled people (for the true-accept rate); see
@@ -74,18 +75,20 @@ def calibrate(
             check_same_embedder(gallery, embedded_spec(meta))
     else:
         base = config or FaceSetConfig()
-        spec = EmbedderSpec.from_dict(gallery.embedder)
-        options = dict(spec.options or base.embedder_options)
-        if spec.tta != DEFAULT_TTA:
-            options["tta"] = spec.tta
-        config = replace(base, embedder=spec.name, embedder_options=options)
+        spec = gallery.spec
+        config = replace(base, embedder=spec.name, tta=spec.tta,
+                         embedder_options=dict(spec.options or base.embedder_options))
         models = (classifier_embedder, build_detector(config)) if classifier_embedder else None
         faces = embed_faces(data, config, models, cache_dir=gallery_cache_dir(gallery))
     enrolled = set(gallery.sources) | same_content(faces.sources, gallery.sources)
-    keep = [s not in enrolled for s in faces.sources]
-    if not all(keep):
+    copies = later_copies(faces.sources)
+    keep = [s not in enrolled and s not in copies for s in faces.sources]
+    if enrolled & set(faces.sources):
         log.info("%d calibration photos are enrolled (or copies of enrolled ones); not used",
-                 len(keep) - sum(keep))
+                 sum(s in enrolled for s in faces.sources))
+    if copies:
+        log.warning("%d calibration photo(s) are copies of others (same bytes, perhaps under "
+                    "another name): each photo counts once", len(copies))
     if not any(keep):
         raise GalleryError("every calibration photo is enrolled in the gallery: use other photos")
     emb = faces.embeddings[[i for i, k_ in enumerate(keep) if k_]]
@@ -123,22 +126,43 @@ def _set_threshold(gallery: Gallery, key: str, result: Calibration) -> None:
 def same_content(paths: Sequence[str], reference: Sequence[str]) -> set[str]:
     """The files of ``paths`` whose bytes equal a file of ``reference`` (copies of enrolled
     photos under other names). Only files of a size found on both sides are hashed."""
-    from celebface.recognition.cache import content_hash
+    mine, theirs = _sizes(paths), _sizes(reference)
+    common = set(mine.values()) & set(theirs.values())
+    known = {_digest(f) for f, n in theirs.items() if n in common} - {None}
+    return {f for f, n in mine.items() if n in common and _digest(f) in known}
 
-    def sizes(files: Sequence[str]) -> dict[str, int]:
-        out = {}
-        for f in files:
+
+def later_copies(paths: Sequence[str]) -> set[str]:
+    """The files of ``paths`` whose bytes equal an earlier, differently named file of
+    ``paths`` (a photo copied under another name or person): dropping them counts each photo
+    once. Only files whose size occurs twice are hashed; unreadable files are kept."""
+    sizes = _sizes(paths)
+    repeated = {n for n, c in Counter(sizes.values()).items() if c > 1}
+    first: dict[str, str] = {}
+    out = set()
+    for f, n in sizes.items():
+        digest = _digest(f) if n in repeated else None
+        if digest is None:
+            continue
+        if first.setdefault(digest, f) != f:
+            out.add(f)
+    return out
+
+
+def _sizes(files: Sequence[str]) -> dict[str, int]:
+    """Size of each readable file, in first-seen order."""
+    out = {}
+    for f in files:
+        if f not in out:
             with contextlib.suppress(OSError):
                 out[f] = os.path.getsize(f)
-        return out
+    return out
 
-    def digest(f: str) -> str | None:
-        try:
-            return content_hash(Path(f).read_bytes())
-        except OSError:
-            return None
 
-    mine, theirs = sizes(paths), sizes(reference)
-    common = set(mine.values()) & set(theirs.values())
-    known = {digest(f) for f, n in theirs.items() if n in common} - {None}
-    return {f for f, n in mine.items() if n in common and digest(f) in known}
+def _digest(f: str) -> str | None:
+    from celebface.recognition.cache import content_hash
+
+    try:
+        return content_hash(Path(f).read_bytes())
+    except OSError:
+        return None

@@ -3,10 +3,12 @@ or an ``embed`` output. Used by enrolment and calibration.
 
 Every dataset is read through :func:`celebface.data.open_dataset` and embedded by the one
 embedding engine (:class:`celebface.recognition.engine.EmbeddingEngine`, with its content
-cache): a face a crop folder carries is used as it is; otherwise ``detector="mtcnn"`` (raw
-photos) uses the largest face found and skips photos without one, and ``detector="none"``
-(face crops of unknown origin) looks for the face inside the crop and falls back to the whole
-image.
+cache): a face a crop folder carries is used as it is; otherwise the face finder
+(:mod:`celebface.detection.finder`) locates it: ``detector="mtcnn"`` (raw photos) by the
+``detect`` rule (the largest face that counts; photos without one are skipped, never enrolled
+whole; the service's ``POST /v1/people/{name}/photos`` enrols by the same rule), and
+``detector="none"`` (face crops of unknown origin) by the ``auto`` rule (the face inside the
+crop, else the whole image).
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ import numpy as np
 from celebface import validate
 from celebface.data import FaceDataset, FaceItem, open_dataset
 from celebface.data.stage import folder_kind
-from celebface.recognition.align import pick_face
+from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec, check_tta
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FaceSet", "FaceSetConfig", "embed_faces", "embed_items", "pick_face"]
+__all__ = ["FaceSet", "FaceSetConfig", "embed_faces", "embed_items"]
 
 
 @dataclass(frozen=True)
@@ -50,10 +52,21 @@ class FaceSetConfig:
     split: str | None = None
     embedder_options: dict[str, Any] = field(default_factory=dict)
     cache_dir: str | None = None
+    tta: str = DEFAULT_TTA
 
     def __post_init__(self) -> None:
         validate.in_range("max_side", self.max_side, 16, kind=int)
         validate.positive_int("batch_size", self.batch_size)
+        if "tta" in self.embedder_options:  # the layout of earlier versions
+            options = dict(self.embedder_options)
+            object.__setattr__(self, "tta", options.pop("tta"))
+            object.__setattr__(self, "embedder_options", options)
+        check_tta(self.tta)
+
+    @property
+    def spec(self) -> EmbedderSpec:
+        """The embedder these settings describe."""
+        return EmbedderSpec.from_config(self)
 
     @property
     def face_rule(self) -> str:
@@ -132,19 +145,19 @@ def embed_items(
 
 
 def build_detector(config: FaceSetConfig) -> Any:
-    """The detector the config names (MTCNN also looks inside crops for ``"none"``)."""
-    from celebface.detection import get_detector
+    """The face finder of the detector the config names (MTCNN also looks inside crops for
+    ``"none"``), built once per process; the rule is :attr:`FaceSetConfig.face_rule`."""
+    from celebface.detection import get_finder
 
-    return get_detector("mtcnn" if config.detector == "none" else config.detector,
-                        device=config.device)
+    return get_finder(detector="mtcnn" if config.detector == "none" else config.detector,
+                      device=config.device, rule=config.face_rule)
 
 
 def build_models(config: FaceSetConfig) -> tuple[Any, Any | None]:
-    """The embedder and the detector the config names."""
-    from celebface.recognition import get_embedder
+    """The embedder and the face finder the config names."""
+    from celebface.recognition.spec import build_embedder
 
-    embedder = get_embedder(config.embedder, device=config.device, **config.embedder_options)
-    return embedder, build_detector(config)
+    return build_embedder(config.spec, config.device), build_detector(config)
 
 
 def embed_faces(

@@ -17,11 +17,13 @@ The unknown rule: a face is named when its *decision score* reaches the threshol
 ``unknown`` (its ``runner_up`` is then the closest enrolled identity). The decision score is
 ``similarity + gap_weight * (similarity - runner-up similarity)``: with ``gap_weight`` 0 it is
 the similarity itself (what an uncalibrated gallery and an explicit ``--threshold`` use); a
-calibrated gallery stores the gap weight its threshold was chosen with (default
-:data:`DEFAULT_GAP_WEIGHT`). A clear lead over the second-best person is evidence for the
-name; a stranger tends to be about as close to several people. Measured in
-benchmarks/results/recognize.md (80 people enrolled, 25 strangers, calibrated): TAR at 1% FAR
-0.932 -> 0.947 and at 0.1% FAR 0.875 -> 0.902 (``topk``, flip TTA).
+calibrated gallery stores the gap weight its threshold was chosen with, which ``calibrate``
+chooses by cross-validation on the user's strangers (0 included;
+:mod:`celebface.gallery.calibration`). A clear lead over the second-best person is evidence
+for the name; a stranger tends to be about as close to several people, but how much the lead
+helps depends on the strangers: on pins strangers a weight of 1/3 raised TAR at 0.1% FAR
+(benchmarks/results/recognize.md), on 4,268 strangers from another source it lowered it
+(issue 24).
 """
 
 from __future__ import annotations
@@ -40,9 +42,6 @@ MATCH_METHODS = ("centroid", "knn", "topk")
 #: uncalibrated threshold holds across gallery sizes; ``topk`` wins (calibrated) only with
 #: many photos per person (TAR at 1% FAR 0.90 vs 0.88 with ~116).
 DEFAULT_MATCH = "centroid"
-#: Weight of the lead over the runner-up in the decision score of a calibrated gallery (chosen
-#: from 0, 0.1-0.7 in benchmarks/recognize.py; 0.25-0.5 are within 0.3 points of each other).
-DEFAULT_GAP_WEIGHT = 1 / 3
 
 
 def decision_scores(best: np.ndarray, second: np.ndarray | None, gap_weight: float

@@ -29,12 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from celebface.errors import CelebfaceError
+from celebface.errors import CelebfaceError, MissingFileError
 from celebface.gallery.defaults import default_threshold
 from celebface.io import atomic_write_bytes, atomic_write_json, folder_lock
 from celebface.io.checksum import checksum_matches, sha256_bytes
 from celebface.recognition.base import l2_normalize
 from celebface.recognition.spec import EmbedderSpec
+from celebface.validate import person_name
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +115,12 @@ class Gallery:
 
     @property
     def spec(self) -> EmbedderSpec:
-        """The embedder this gallery was built with."""
-        return EmbedderSpec.from_dict(self.embedder)
+        """The embedder this gallery was built with, parsed once per ``embedder`` value
+        (assigning another ``embedder`` dict parses it again)."""
+        cached = self.__dict__.get("_spec")
+        if cached is None or cached[0] is not self.embedder:
+            cached = self.__dict__["_spec"] = (self.embedder, EmbedderSpec.from_dict(self.embedder))
+        return cached[1]
 
     @property
     def embedder_name(self) -> str:
@@ -125,7 +130,8 @@ class Gallery:
         """The calibrated threshold of ``method``, else a default for the embedder."""
         if method in self.thresholds:
             return float(self.thresholds[method])
-        return default_threshold(self.embedder_name, self.spec.tta, method, len(self.names))
+        return default_threshold(self.embedder_name, self.spec.tta, method, len(self.names),
+                                 list(self.counts().values()))
 
     def is_calibrated(self, method: str) -> bool:
         return method in self.thresholds
@@ -150,6 +156,7 @@ class Gallery:
             raise ValueError("add(): embeddings, identities and sources differ in length")
         if not len(identities):
             return 0
+        identities = [person_name(n) for n in identities]  # one spelling per person
         emb = np.asarray(embeddings, dtype=np.float32).reshape(len(identities), -1)
         if self.dim and emb.shape[1] != self.dim:
             raise GalleryError(
@@ -207,6 +214,51 @@ class Gallery:
         self.labels = remap[self.labels].astype(np.int32)
         self.names = [n for n, u in zip(self.names, used, strict=True) if u]
         self._centroids = None
+
+    # ----------------------------------------------------------------- collections
+    # A person's photos as the service's collections API sees them; a photo's id is a hash of
+    # its row's source (the file path, or ``upload:<content hash>...``).
+    def photos_of(self, name: str) -> list[tuple[str, str]]:
+        """``(photo_id, source)`` of each enrolled photo of ``name``, in enrolment order."""
+        label = self._label(name)
+        return [(photo_id(s), s) for s, lab in zip(self.sources, self.labels, strict=True)
+                if lab == label]
+
+    def remove_photo(self, name: str, photo: str) -> int:
+        """Remove ``name``'s photo(s) with id ``photo`` (the person too when it was their
+        last); returns how many rows were removed. An unknown id is a :class:`GalleryError`."""
+        label = self._label(name)
+        drop = np.array([lab == label and photo_id(s) == photo
+                         for s, lab in zip(self.sources, self.labels, strict=True)], bool)
+        if not drop.any():
+            raise GalleryError(f"{name!r} has no photo {photo!r}")
+        self._keep(~drop)
+        self._drop_empty()
+        return int(drop.sum())
+
+    def rename(self, old: str, new: str) -> None:
+        """Call ``old`` ``new`` (who must not be enrolled; :meth:`merge` joins two people)."""
+        label = self._label(old)
+        if new in self.names:
+            raise GalleryError(f"{new!r} is already in the gallery (merge instead)")
+        self.names[label] = new
+
+    def merge(self, src: str, dst: str) -> int:
+        """Move every photo of ``src`` to ``dst`` (both enrolled) and drop ``src``; returns
+        how many photos moved."""
+        a, b = self._label(src), self._label(dst)
+        if a == b:
+            raise GalleryError(f"cannot merge {src!r} into itself")
+        moved = int((self.labels == a).sum())
+        self.labels = np.where(self.labels == a, b, self.labels).astype(np.int32)
+        self._centroids = None
+        self._drop_empty()
+        return moved
+
+    def _label(self, name: str) -> int:
+        if name not in self.names:
+            raise GalleryError(f"{name!r} is not in the gallery")
+        return self.names.index(name)
 
     # ----------------------------------------------------------------- files
     def manifest(self, embeddings_file: str, checksum: str) -> dict[str, Any]:
@@ -275,7 +327,7 @@ class Gallery:
         """Read a gallery folder written by :meth:`save`."""
         folder = Path(path)
         if not folder.exists():
-            raise FileNotFoundError(f"{folder}: no such gallery folder")
+            raise MissingFileError(f"{folder}: no such gallery folder")
         if not (folder / MANIFEST).is_file():
             raise GalleryError(f"{folder}: not a gallery (no {MANIFEST}); build one with "
                                "'celebface enroll'")
@@ -357,6 +409,11 @@ def _check_averages(folder: Path, gallery: Gallery) -> None:
             atomic_write_json(path, gallery.average_embeddings(), indent=None)
         except OSError as exc:  # read-only gallery: loading still works
             log.warning("%s: could not rewrite: %s", path, exc)
+
+
+def photo_id(source: str) -> str:
+    """The id of a gallery row's photo: a short hash of its source."""
+    return sha256_bytes(source.encode("utf-8"))[:16]
 
 
 def is_gallery(path: str | Path) -> bool:

@@ -10,10 +10,8 @@ from celebface.io.atomic import (
 )
 from celebface.io.datasets import (
     IMAGE_EXTENSIONS,
-    DatasetItem,
     first_per_identity,
     is_image_file,
-    list_dataset,
     read_splits,
 )
 from celebface.io.images import (
@@ -23,11 +21,16 @@ from celebface.io.images import (
     read_image,
     read_image_bytes,
 )
-from celebface.io.paths import OutputPathError, check_output_dir, folder_lock
+from celebface.io.paths import (
+    OutputPathError,
+    check_output_dir,
+    check_output_file,
+    folder_lock,
+    guarded_folder,
+)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
-    "DatasetItem",
     "ImageReadError",
     "LoadedImage",
     "OutputFile",
@@ -37,12 +40,13 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "check_output_dir",
+    "check_output_file",
     "encode_jpeg",
     "first_per_identity",
     "folder_lock",
+    "guarded_folder",
     "is_image_file",
     "json_text",
-    "list_dataset",
     "read_image",
     "read_image_bytes",
     "read_splits",

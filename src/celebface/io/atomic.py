@@ -2,9 +2,11 @@
 
 Only regular files (and new paths) are replaced by renaming a finished temporary file over
 them. A character device (``/dev/null``, a terminal) or a FIFO is written in place, since
-renaming would replace the device with a plain file; a symlink is followed (its target is
-replaced atomically, the link stays); folders, block devices and sockets are refused. A new
-file gets the usual mode for the umask; a replaced file keeps its mode. Errors name the file.
+renaming would replace the device with a plain file. A symlink is never written through: the
+link itself is replaced by the new file (its target, perhaps an input, stays as it was), unless
+it points at a device or FIFO (``/dev/stdout``); folders, block devices and sockets are
+refused. A new file gets the usual mode for the umask; a replaced file keeps its mode. Errors
+name the file.
 Text is UTF-8; file names that are not (surrogate escapes from the OS) are written back as
 their original bytes, and JSON escapes them (``\\udcff``) so it stays valid UTF-8.
 """
@@ -28,17 +30,18 @@ TEXT_ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}
 
 def resolve_target(path: str | Path) -> tuple[Path, bool]:
     """Where writing ``path`` really goes, and whether to replace it atomically (``True``:
-    a regular file or a new path) or write it in place (a character device or FIFO).
-    Symlinks are followed; folders, block devices and sockets raise ``OSError``."""
-    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+    a regular file, a new path, or a symlink to either, which is replaced itself) or write it
+    in place (a character device or FIFO, also behind a symlink). Folders, block devices and
+    sockets raise ``OSError``."""
+    target = Path(path)
     try:
         mode = os.stat(target).st_mode
-    except FileNotFoundError:
+    except FileNotFoundError:  # a new path, or a dangling link (replaced)
         return target, True
     if stat.S_ISREG(mode):
         return target, True
-    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
-        return target, False
+    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):  # opened by its own name: /dev/stdout
+        return target, False  # of a pipe resolves to no real path, but opens
     if stat.S_ISDIR(mode):
         raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
     raise OSError(errno.EINVAL, "not a regular file, device or FIFO; refusing to write it",
@@ -76,6 +79,21 @@ class OutputFile:
                 raise
             raise _named(exc, self.path, exc.filename) from None
 
+    def publish(self) -> None:
+        """Put the file under its final name now and keep writing it there (a log that a
+        kill -9 must not lose: what was flushed stays, no hidden temporary file is left)."""
+        try:
+            self.fh.flush()
+            if self._tmp is None:
+                return
+            os.chmod(self._tmp, _mode_for(self.target))
+            os.replace(self._tmp, self.target)
+            self._tmp = None
+        except OSError as exc:
+            tmp = self._tmp
+            self.abort()
+            raise _named(exc, self.path, tmp) from None
+
     def commit(self) -> None:
         try:
             self.fh.flush()
@@ -84,10 +102,10 @@ class OutputFile:
                 return
             os.fsync(self.fh.fileno())
             self.fh.close()
-            assert self._tmp is not None
-            os.chmod(self._tmp, _mode_for(self.target))
-            os.replace(self._tmp, self.target)
-            self._tmp = None
+            if self._tmp is not None:
+                os.chmod(self._tmp, _mode_for(self.target))
+                os.replace(self._tmp, self.target)
+                self._tmp = None
         except OSError as exc:
             tmp = self._tmp
             self.abort()

@@ -1,10 +1,12 @@
-"""Folder-per-identity datasets and their ``splits.csv``."""
+"""Which files are images, and a dataset's ``splits.csv`` (listing a dataset's items:
+:func:`celebface.data.list_dataset`)."""
 
 from __future__ import annotations
 
 import csv
 import logging
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TypeVar
 
@@ -16,17 +18,11 @@ T = TypeVar("T")
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 
 
-@dataclass(frozen=True)
-class DatasetItem:
-    """One image of a folder-per-identity dataset."""
-
-    path: Path
-    identity: str
-
-    @property
-    def key(self) -> tuple[str, str]:
-        """``(identity, filename)``, the key used by ``splits.csv``."""
-        return (self.identity, self.path.name)
+#: Image types celebface does not read: files of these are reported when a folder is listed.
+UNSUPPORTED_IMAGE_EXTENSIONS = frozenset({
+    ".gif", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".ico", ".svg", ".psd", ".raw", ".dng",
+    ".cr2", ".nef", ".arw",
+})
 
 
 def is_image_file(path: Path) -> bool:
@@ -34,29 +30,18 @@ def is_image_file(path: Path) -> bool:
     return suffix_ok and not path.name.startswith(".") and path.is_file()
 
 
-def list_dataset(root: str | Path) -> list[DatasetItem]:
-    """All images of ``root/<identity>/*``, sorted by identity then file name.
-
-    Raises ``FileNotFoundError``/``NotADirectoryError`` with a clear message when ``root`` is
-    not a folder. Empty and unreadable identity folders are logged and skipped.
-    """
-    root = Path(root)
-    if not root.exists():
-        raise FileNotFoundError(f"{root}: no such folder")
-    if not root.is_dir():
-        raise NotADirectoryError(f"{root}: not a folder")
-    items: list[DatasetItem] = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        try:
-            files = sorted(p for p in folder.iterdir() if is_image_file(p))
-        except OSError as exc:  # unreadable person folder: the others go on
-            log.error("%s: cannot list identity folder (%s), skipped", folder,
-                      exc.strerror or exc)
-            continue
-        if not files:
-            log.warning("%s: identity folder has no images, skipped", folder)
-        items.extend(DatasetItem(f, folder.name) for f in files)
-    return items
+def report_unsupported(root: str | Path, paths: Iterable[Path]) -> int:
+    """Log one warning naming how many of ``paths`` are images of a type celebface does not
+    read (``.gif``, ``.heic``, ...), so they are not skipped without a word; their count."""
+    kinds = Counter(p.suffix.lower() for p in paths
+                    if p.suffix.lower() in UNSUPPORTED_IMAGE_EXTENSIONS
+                    and not p.name.startswith("."))
+    n = sum(kinds.values())
+    if n:
+        what = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+        log.warning("%s: %d file(s) skipped, not a supported image type (%s; supported: %s)",
+                    root, n, what, " ".join(sorted(IMAGE_EXTENSIONS)))
+    return n
 
 
 def first_per_identity(items: list[T], n: int) -> list[T]:

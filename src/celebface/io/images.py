@@ -143,5 +143,9 @@ def as_rgb(image: Any, max_side: int | None = 1024) -> np.ndarray:
     if arr.dtype != np.uint8:
         if arr.dtype.kind == "f" and arr.size and float(arr.max()) <= 1.0:
             arr = arr * 255.0
+        elif arr.dtype.kind in "iu" and arr.size and int(arr.max()) > 255:
+            arr = arr * (255.0 / np.iinfo(arr.dtype).max)  # 16-bit (or wider) pixels
+        elif arr.dtype.kind not in "fiub":
+            raise ImageInputError(f"image of dtype {arr.dtype}: expected numbers")
         arr = np.clip(arr, 0, 255).astype(np.uint8)
     return np.ascontiguousarray(arr)

@@ -1,8 +1,10 @@
-"""Output folders that cannot destroy their inputs, and one lock per folder for writers.
+"""Output paths that cannot destroy their inputs, and one lock per folder for writers.
 
 :func:`check_output_dir` is called by every command that writes a folder, before any work:
 an output folder must not be an input folder, lie inside one (its outputs would be read as
 input by the next run), or contain one (outputs could overwrite it), and must not be a file.
+:func:`check_output_file` is the same rule for an output file (``--jsonl``, each annotated
+image): never an input, nor a file inside a gallery, model or dataset folder.
 :func:`folder_lock` serialises the processes that update one folder (a gallery, a crop
 output, ...): the second waits for the first, then re-reads what it wrote.
 """
@@ -37,14 +39,21 @@ def _inside(child: Path, parent: Path) -> bool:
 
 
 def check_output_dir(
-    dst: str | Path, inputs: Iterable[str | Path | None] = (), *, flag: str = "output folder"
+    dst: str | Path, inputs: Iterable[str | Path | None] = (), *, flag: str = "output folder",
+    guarded: bool = False,
 ) -> None:
     """Refuse (one line, :class:`OutputPathError`) an output folder ``dst`` that is a file,
     is an input folder, lies inside one or contains one; or that is the folder of an input
-    file (its annotated copy would replace it). Inputs that do not exist are ignored."""
+    file, or of a link to one (its annotated copy would replace it). Inputs that do not exist
+    are ignored. ``guarded``: also refuse a folder inside a gallery, model or dataset folder
+    (:func:`guarded_folder`; for outputs that are not a stage of their own)."""
     if os.path.lexists(dst) and not os.path.isdir(dst):
         raise OutputPathError(f"{flag} {dst}: exists and is not a folder")
     out = _real(dst)
+    guard = guarded_folder(out / "-") if guarded else None
+    if guard is not None:
+        raise OutputPathError(f"{flag} {dst} is in the {guard[1]} folder {guard[0]}: writing "
+                              "there would damage it; choose a folder outside")
     for inp in inputs:
         if inp is None or "://" in str(inp) or not os.path.exists(inp):
             continue
@@ -59,9 +68,57 @@ def check_output_dir(
             if _inside(src, out):
                 raise OutputPathError(f"{flag} {dst} contains the input folder {inp}: outputs "
                                       "could overwrite it; choose a folder outside")
-        elif src.parent == out:
+        elif out in (src.parent, _real(Path(inp).parent)):  # also a link to it in ``dst``
             raise OutputPathError(f"{flag} {dst} holds the input file {inp}: its output would "
                                   "replace it; choose another folder")
+
+
+#: Files that mark a folder celebface reads back: a stage output (``celebface.json``, or the
+#: marker of a folder written before it: see :mod:`celebface.data.stage`).
+GUARD_FILES = {"gallery.json": "gallery", "model.json": "model",
+               "face_embeddings.npy": "embeddings", "all_images.npy": "pack",
+               "crop.json": "crops", "synth.json": "synth", "celebface.json": "dataset"}
+
+
+def guarded_folder(path: str | Path) -> tuple[Path, str] | None:
+    """The gallery, model or dataset folder that ``path`` (resolved) lies in, and its kind;
+    None when it lies in none."""
+    for folder in _real(path).parents:
+        for marker, kind in GUARD_FILES.items():
+            if (folder / marker).is_file():
+                return folder, kind
+    return None
+
+
+def check_output_file(
+    dst: str | Path, inputs: Iterable[str | Path | None] = (), *, flag: str = "output file"
+) -> None:
+    """Refuse (:class:`OutputPathError`) an output file ``dst`` that is, or resolves to, an
+    input file or an existing file inside an input folder, or that lies inside a gallery,
+    model or dataset folder; ``-`` (standard output) passes. A symlink at ``dst`` is replaced
+    when written, never written through (:class:`celebface.io.OutputFile`)."""
+    if str(dst) == "-":
+        return
+    if os.path.isdir(dst):
+        raise OutputPathError(f"{flag} {dst}: is a folder, not a file")
+    here = _real(Path(dst).parent) / Path(dst).name  # the name itself (a link is replaced)
+    spots = {here, _real(dst)}  # ... and where it points
+    for inp in inputs:
+        if inp is None or "://" in str(inp) or not os.path.exists(inp):
+            continue
+        src = _real(inp)
+        for spot in spots:
+            if spot == src:
+                raise OutputPathError(f"{flag} {dst} is the input {inp}: it would be "
+                                      "overwritten; choose another file")
+            if src.is_dir() and _inside(spot, src) and os.path.lexists(spot):
+                raise OutputPathError(f"{flag} {dst} is a file in the input folder {inp}: it "
+                                      "would be overwritten; choose another file")
+    for spot in spots:
+        guard = guarded_folder(spot)
+        if guard is not None:
+            raise OutputPathError(f"{flag} {dst} is inside the {guard[1]} folder {guard[0]}: "
+                                  "writing there would damage it; choose a file outside")
 
 
 _HELD: dict[tuple[Path, int], list[int]] = {}  # (lock path, thread) -> [fd, depth]

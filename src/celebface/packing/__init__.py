@@ -1,23 +1,6 @@
-"""Packing face crops into memory-mappable arrays for training."""
+"""Packing face crops into memory-mappable arrays for training (reading a pack:
+:func:`celebface.data.open_dataset`)."""
 
-from celebface.packing.pack import (
-    PACK_FILES,
-    PackConfig,
-    Packed,
-    PackSummary,
-    fit_square,
-    load_packed,
-    pack_dataset,
-    stratified_splits,
-)
+from celebface.packing.pack import PACK_FILES, PackConfig, PackSummary, fit_square, pack_dataset
 
-__all__ = [
-    "PACK_FILES",
-    "PackConfig",
-    "PackSummary",
-    "Packed",
-    "fit_square",
-    "load_packed",
-    "pack_dataset",
-    "stratified_splits",
-]
+__all__ = ["PACK_FILES", "PackConfig", "PackSummary", "fit_square", "pack_dataset"]

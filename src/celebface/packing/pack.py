@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import os
 from collections import defaultdict
@@ -15,25 +13,17 @@ from typing import Any
 import numpy as np
 
 from celebface import validate
-from celebface.errors import InputError, reading
-from celebface.io import (
-    DatasetItem,
-    ImageReadError,
-    atomic_write,
-    atomic_write_json,
-    atomic_write_text,
-    list_dataset,
-    read_image,
-    read_splits,
-)
-from celebface.io.atomic import TEXT_ENCODING
-from celebface.io.pathlist import PATHS_FILE, csv_text, has_paths, read_paths, write_paths
+from celebface.data import FaceDataset, FaceItem, open_dataset
+from celebface.data.dataset import DatasetError
+from celebface.data.pack import PACK_FILES
+from celebface.errors import InputError
+from celebface.io import ImageReadError, atomic_write, atomic_write_json, atomic_write_text
+from celebface.io.pathlist import csv_text, write_paths
 
 log = logging.getLogger(__name__)
 
 FITS = ("stretch", "pad", "crop")
-PACK_FILES = ("all_images.npy", "all_labels.npy", "label_mapping.json", "paths.json",
-              "splits.csv", "pack.json")  # paths.txt instead of paths.json: older packs
+__all__ = ["FITS", "PACK_FILES", "PackConfig", "PackSummary", "fit_square", "pack_dataset"]
 
 
 @dataclass
@@ -71,25 +61,6 @@ class PackSummary:
     dst: str
 
 
-@dataclass
-class Packed:
-    """A packed dataset; ``images`` is memory-mapped (N x S x S x 3 uint8)."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    label_names: list[str]
-    paths: list[str]
-    splits: list[str | None]
-    fit: str = "stretch"  # how the images were made square (PackConfig.fit)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def indices(self, split: str) -> np.ndarray:
-        """Row numbers of one split (``train``, ``val``, ``test``)."""
-        return np.asarray([i for i, s in enumerate(self.splits) if s == split], dtype=np.int64)
-
-
 def fit_square(rgb: np.ndarray, size: int, fit: str = "stretch") -> np.ndarray:
     """Resize an RGB uint8 image to ``size`` x ``size``."""
     from PIL import Image
@@ -108,31 +79,9 @@ def fit_square(rgb: np.ndarray, size: int, fit: str = "stretch") -> np.ndarray:
     return np.asarray(img.resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
 
 
-def stratified_splits(
-    items: list[DatasetItem], val_fraction: float, test_fraction: float, seed: int
-) -> list[str]:
-    """train/val/test per identity (:func:`celebface.data.splits.stratified_splits`)."""
-    from celebface.data.splits import stratified_splits as split
-
-    return split([it.identity for it in items], val_fraction, test_fraction, seed)
-
-
-def _splits_for(data: Path, items: list[DatasetItem], config: PackConfig) -> list[str]:
-    computed = stratified_splits(items, config.val_fraction, config.test_fraction, config.seed)
-    csv_path = data / "splits.csv"
-    if not csv_path.is_file():
-        return computed
-    given = read_splits(csv_path)
-    missing = [it for it in items if it.key not in given]
-    if missing:
-        log.warning("%s: %d image(s) not listed; given a stratified split", csv_path,
-                    len(missing))
-    return [given.get(it.key, computed[i]) for i, it in enumerate(items)]
-
-
-def _load(item: DatasetItem, size: int, fit: str) -> np.ndarray | str:
+def _load(dataset: FaceDataset, item: FaceItem, size: int, fit: str) -> np.ndarray | str:
     try:
-        return fit_square(read_image(item.path).rgb, size, fit)
+        return fit_square(dataset.load(item), size, fit)
     except ImageReadError as exc:
         return str(exc)
 
@@ -140,7 +89,10 @@ def _load(item: DatasetItem, size: int, fit: str) -> np.ndarray | str:
 def pack_dataset(
     data: str | Path, dst: str | Path, config: PackConfig | None = None, **overrides: Any
 ) -> PackSummary:
-    """Pack ``data`` (``<identity>/<image>``) into ``dst`` (see :data:`PACK_FILES`).
+    """Pack ``data`` (any dataset :func:`~celebface.data.open_dataset` reads but embeddings)
+    into ``dst`` (see :data:`PACK_FILES`), with its splits (:meth:`FaceDataset.with_splits`:
+    a ``splits.csv`` row wins, an unlisted image trains; no ``splits.csv``: the seeded
+    stratified split of the config's fractions).
 
     Images go through a memory map, so memory stays small for any size of dataset. Each file is
     written atomically; ``pack.json`` is removed first and written last, so a folder with it
@@ -153,12 +105,13 @@ def pack_dataset(
     if overrides:
         config = PackConfig(**{**asdict(config), **overrides})
     data, dst = Path(data), Path(dst)
-    items = list_dataset(data)
-    if not items:
-        raise InputError(f"{data}: no images found (expected DATA/<identity>/<image>)")
-    names = sorted({it.identity for it in items})
+    dataset = open_dataset(data)
+    if dataset.kind == "embeddings":
+        raise DatasetError(f"{data}: embeddings, not images; give the images they came from")
+    dataset = dataset.with_splits(config.seed, config.val_fraction, config.test_fraction)
+    items, names = dataset.items, dataset.names
     index = {n: i for i, n in enumerate(names)}
-    splits = _splits_for(data, items, config)
+    splits = [str(it.split) for it in items]
     dst.mkdir(parents=True, exist_ok=True)
 
     s = config.size
@@ -174,7 +127,8 @@ def pack_dataset(
         ) as bar:
             for start in range(0, len(items), 256):  # bounded: results never pile up
                 block = items[start:start + 256]
-                for i, result in enumerate(pool.map(_load, block, [s] * len(block),
+                for i, result in enumerate(pool.map(_load, [dataset] * len(block), block,
+                                                    [s] * len(block),
                                                     [config.fit] * len(block)), start):
                     if isinstance(result, str):
                         log.warning("skipped %s", result)
@@ -232,7 +186,7 @@ def _memmap(path: Path, shape: tuple[int, ...], dst: Path) -> np.ndarray:
 
 def _write_small_files(
     dst: Path,
-    items: list[DatasetItem],
+    items: list[FaceItem],
     kept: list[int],
     names: list[str],
     index: dict[str, int],
@@ -244,30 +198,8 @@ def _write_small_files(
     atomic_write_json(dst / "label_mapping.json", {str(i): n for i, n in enumerate(names)})
     with atomic_write(dst / "label_mapping.npy") as fh:
         np.save(fh, np.asarray(names))
-    write_paths(dst, (items[i].path.absolute() for i in kept))
+    write_paths(dst, (Path(items[i].path).absolute() for i in kept))
     atomic_write_text(dst / "splits.csv", csv_text(
         [["split", "identity", "filename"],
-         *([splits[i], items[i].identity, items[i].path.name] for i in kept)]))
+         *([splits[i], *items[i].key] for i in kept)]))
     atomic_write_text(dst / "errors.txt", "".join(f"{e}\n" for e in skipped))
-
-
-def load_packed(path: str | Path) -> Packed:
-    """Open a packed folder; images are memory-mapped, not read."""
-    path = Path(path)
-    missing = [f for f in PACK_FILES if not (path / f).is_file()
-               and not (f == PATHS_FILE and has_paths(path))]
-    if missing:
-        raise FileNotFoundError(f"{path}: not a packed folder (missing {', '.join(missing)})")
-    with reading(path, "packed folder"):
-        images = np.load(path / "all_images.npy", mmap_mode="r")
-        labels = np.load(path / "all_labels.npy")
-        mapping = json.loads((path / "label_mapping.json").read_text(encoding="utf-8"))
-        names = [mapping[str(i)] for i in range(len(mapping))]
-        paths = read_paths(path)
-        with open(path / "splits.csv", newline="", **TEXT_ENCODING) as fh:
-            split_col = [row["split"] or None for row in csv.DictReader(fh)]
-        settings = json.loads((path / "pack.json").read_text(encoding="utf-8"))
-    fit = str(settings.get("fit", "stretch"))
-    if not (len(images) == len(labels) == len(paths) == len(split_col)):
-        raise InputError(f"{path}: images, labels, paths and splits.csv have different lengths")
-    return Packed(images, labels, names, paths, split_col, fit)

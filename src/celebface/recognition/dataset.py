@@ -3,6 +3,7 @@ embeddings folder (:mod:`celebface.data.embeddings`), and ``load_embeddings`` to
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -15,7 +16,9 @@ import numpy as np
 from celebface.data import DatasetError, open_dataset
 from celebface.data.dataset import MissingDatasetError
 from celebface.data.embeddings import missing_files
-from celebface.io import atomic_write, atomic_write_json, atomic_write_text
+from celebface.errors import MissingFileError
+from celebface.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from celebface.io.checksum import sha256_bytes
 from celebface.io.pathlist import write_paths
 from celebface.recognition.align import check_rule
 from celebface.recognition.base import Embedder
@@ -76,7 +79,7 @@ def embed_dataset(
     check_rule(config.faces)
     data, out = Path(data), Path(out)
     if not data.is_dir():
-        raise FileNotFoundError(f"{data}: no such folder")
+        raise MissingFileError(f"{data}: no such folder")
     dataset = open_dataset(data)
     if dataset.kind == "embeddings":
         raise DatasetError(f"{data}: already embeddings; give the images they came from")
@@ -145,10 +148,12 @@ def _write_outputs(
     error_lines: list[str],
 ) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out / "face_embeddings.npy") as fh:
-        np.save(fh, emb)
-    with atomic_write(out / "labels.npy") as fh:
-        np.save(fh, labels)
+    meta = {**meta, "sha256": {}}  # checked when the folder is read (data/embeddings.py)
+    for name, array in (("face_embeddings.npy", emb), ("labels.npy", labels)):
+        buf = io.BytesIO()
+        np.save(buf, array)
+        meta["sha256"][name] = sha256_bytes(buf.getvalue())
+        atomic_write_bytes(out / name, buf.getvalue())
     write_paths(out, paths)
     atomic_write_json(out / "label_mapping.json", {str(i): n for i, n in enumerate(label_names)})
     if any(s is not None for s in splits):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +36,10 @@ from celebface.recognition.tta import FlipTTA, combine_views, views_for
 
 log = logging.getLogger(__name__)
 
+#: At most this many bytes of image files still to embed are kept from hashing to decoding;
+#: files past it are read a second time (a folder of huge photos).
+READ_AHEAD_BYTES = 1 << 30
+
 
 @dataclass
 class EmbedConfig:
@@ -42,7 +47,8 @@ class EmbedConfig:
     ``cache_dir`` None means ``OUT/.cache``; ``faces`` is the rule for images whose face is
     not known (:mod:`celebface.recognition.align`: ``auto``, ``detect`` or ``whole``);
     ``engine`` ``ray`` embeds on a Ray cluster (``address``;
-    :mod:`celebface.engines.ray_engine`)."""
+    :mod:`celebface.engines.ray_engine`); ``compact_cache`` merges the cache's shards into one
+    at the end (otherwise a run adds one shard: :mod:`celebface.recognition.cache`)."""
 
     embedder: str = "dlib"
     tta: str = "none"
@@ -56,6 +62,7 @@ class EmbedConfig:
     options: dict[str, Any] = field(default_factory=dict)
     engine: str = "local"
     address: str | None = None
+    compact_cache: bool = False
 
     def __post_init__(self) -> None:
         validate.nonneg_int("workers", self.workers)
@@ -72,6 +79,14 @@ def cache_settings(embedder: Embedder, name: str | None = None) -> dict[str, Any
                        for p in folder.rglob("*") if p.is_file())
         settings = {**settings, "model_files": content_hash("\n".join(parts).encode())}
     return settings
+
+
+def _read(item: FaceItem) -> bytes:
+    """The bytes of an item's image file (:class:`ImageReadError` when it cannot be read)."""
+    try:
+        return Path(item.path).read_bytes()
+    except OSError as exc:
+        raise ImageReadError(item.path, f"cannot open: {exc.strerror or exc}") from None
 
 
 def _longer_side(data: bytes) -> int:
@@ -125,12 +140,12 @@ class EmbeddingEngine:
 
     def key(self, dataset: FaceDataset, item: FaceItem) -> str:
         """Cache key: the image content plus what decides its chip."""
+        return self._key(dataset, item, None if item.row is not None else _read(item))
+
+    def _key(self, dataset: FaceDataset, item: FaceItem, data: bytes | None) -> str:
+        """:meth:`key` of an item whose file's bytes (``data``) are already read."""
         shrunk = False
-        if item.row is None:
-            try:
-                data = Path(item.path).read_bytes()
-            except OSError as exc:
-                raise ImageReadError(item.path, f"cannot open: {exc.strerror or exc}") from None
+        if data is not None:
             raw = content_hash(data)
             shrunk = bool(self.max_side) and _longer_side(data) > self.max_side  # type: ignore[operator]
         else:
@@ -143,20 +158,37 @@ class EmbeddingEngine:
             tag += f"|max_side:{self.max_side}"
         return content_hash(f"{raw}|{tag}".encode())
 
-    def _keys(self, dataset: FaceDataset, items: Sequence[FaceItem]) -> list[str | None]:
-        def safe(item: FaceItem) -> tuple[str | None, str | None]:
+    def _keys(self, dataset: FaceDataset, items: Sequence[FaceItem]
+              ) -> tuple[list[str | None], dict[int, bytes]]:
+        """Every item's key, and the bytes of the files still to embed (so each image is read
+        once: hashed, then decoded from the same bytes), up to :data:`READ_AHEAD_BYTES` of
+        them in all; files past that are read again when embedded."""
+        lock, kept = threading.Lock(), [0]
+
+        def one(item: FaceItem) -> tuple[str | None, bytes | None, str | None]:
             try:
-                return self.key(dataset, item), None
+                data = None if item.row is not None else _read(item)
+                key = self._key(dataset, item, data)
             except ImageReadError as exc:
-                return None, str(exc)
+                return None, None, str(exc)
+            if data is None or self._has(key):
+                return key, None, None
+            with lock:
+                if kept[0] + len(data) > READ_AHEAD_BYTES:
+                    return key, None, None
+                kept[0] += len(data)
+            return key, data, None
 
         keys: list[str | None] = []
+        blobs: dict[int, bytes] = {}
         with ThreadPoolExecutor(max_workers=4) as pool:
-            for i, (key, error) in enumerate(pool.map(safe, items)):
+            for i, (key, data, error) in enumerate(pool.map(one, items)):
                 keys.append(key)
+                if data is not None:
+                    blobs[i] = data
                 if error is not None:
                     self.errors[i] = error
-        return keys
+        return keys, blobs
 
     def _has(self, key: str | None) -> bool:
         return key is not None and all(key in c for c in self.caches.values())
@@ -176,7 +208,7 @@ class EmbeddingEngine:
         """Vectors of ``items`` part by part, ``(indices into items, (n, dim) vectors)``:
         the cached ones first, then each chunk as it is computed (and cached)."""
         self.errors, self.computed, self.compute_seconds = {}, 0, 0.0
-        keys = self._keys(dataset, items)
+        keys, blobs = self._keys(dataset, items)
         todo = [i for i, k in enumerate(keys) if k is not None and not self._has(k)]
         cached = [i for i, k in enumerate(keys) if self._has(k)]
         self.cached = len(cached)
@@ -185,12 +217,14 @@ class EmbeddingEngine:
         if cached:
             yield cached, self._vectors(keys, cached)
         try:
-            for rows in self._compute(dataset, items, keys, todo):
+            for rows in self._compute(dataset, items, keys, todo, blobs):
                 if rows:
                     yield rows, self._vectors(keys, rows)
         finally:
             for cache in self.caches.values():
-                cache.compact()
+                cache.settle()
+                if self.config.compact_cache:
+                    cache.compact()
 
     def embed(self, dataset: FaceDataset, items: Sequence[FaceItem]
               ) -> tuple[list[int], np.ndarray]:
@@ -203,9 +237,10 @@ class EmbeddingEngine:
         return rows, np.stack([parts[where[i][0]][1][where[i][1]] for i in rows])
 
     def _compute(self, dataset: FaceDataset, items: Sequence[FaceItem],
-                 keys: list[str | None], todo: list[int]) -> Iterator[list[int]]:
-        """Compute the missing vectors of ``todo`` chunk by chunk; yield each chunk's indices
-        now cached."""
+                 keys: list[str | None], todo: list[int], blobs: dict[int, bytes]
+                 ) -> Iterator[list[int]]:
+        """Compute the missing vectors of ``todo`` chunk by chunk (decoding the files' bytes
+        ``blobs`` already read); yield each chunk's indices now cached."""
         from tqdm import tqdm
 
         if not todo:
@@ -215,7 +250,8 @@ class EmbeddingEngine:
         # views still missing for the chunk (usually all of them, or only a new one)
         tasks = [(dataset, [items[i] for i in chunk],
                   [v for v in self.views if any(keys[i] not in self.caches[v] for i in chunk)],
-                  self.rule, self.max_side) for chunk in chunks]
+                  self.rule, self.max_side, [blobs.pop(i, None) for i in chunk])
+                 for chunk in chunks]
         workers = config.workers or os.cpu_count() or 1
         # dlib's own network runs in worker processes (one model each); torch uses its threads
         use_pool = (isinstance(self.embedder, DlibEmbedder) and self.embedder.backend == "dlib"

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
+import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,28 +27,131 @@ from celebface import __version__
 from celebface.serve import schemas, videos
 from celebface.serve.config import ServeConfig
 from celebface.serve.metrics import Metrics
-from celebface.serve.service import FaceService, RequestError
+from celebface.serve.service import CODES, FaceService, RequestError, page_of
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).with_name("static")
-IMAGE_BODY = {"content": {
-    "multipart/form-data": {"schema": {"type": "object", "properties": {
-        "image": {"type": "string", "format": "binary"}}, "required": ["image"]}},
-    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-}, "required": True}
+#: The photo fields of each route, each with the names it may be sent under (the first is the
+#: one documented first): multipart ``file`` (CompreFace) or ``image``.
+PHOTO = ("file", "image")
+PAIR = (("image1", "source_image"), ("image2", "target_image"))
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+WILDCARD = frozenset({"0.0.0.0", "::", ""})
+
+DESCRIPTIONS = {
+    400: "bad request: a parameter, field, name or image that cannot be used; a Host header "
+         "this server does not answer to (code `bad_host`)",
+    401: "no API key or a wrong one (code `unauthorized`); only when keys are on",
+    403: "the key's scope does not allow this (code `forbidden`), or a write from another "
+         "site's page (code `cross_origin`)",
+    404: "no such person or photo",
+    409: "the gallery cannot be changed that way (a trained model names faces; a name taken; "
+         "no same-person threshold)",
+    413: "request body, image bytes or image pixels over the server's limits",
+    415: "not an image, or a content type this route does not read",
+    503: "the server is busy: its queue is full; retry after `Retry-After` seconds",
+}
 
 
-def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+# request parameters (module level: the routes' annotations are resolved here)
+KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="APIKey",
+                          description="an API key (recognize or admin scope)")
+BEARER = HTTPBearer(auto_error=False, scheme_name="Bearer",
+                    description="the same key as `Authorization: Bearer KEY`")
+Key = Annotated[str | None, Security(KEY_HEADER)]
+Auth = Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
+Count = Annotated[int, Query(ge=1, le=100, description="best people listed per face")]
+Limit = Annotated[int, Query(ge=0, le=1000, description="only the largest N faces (0: all)")]
+MinScore = Annotated[float, Query(ge=0, le=1, description="leave out faces the detector "
+                                  "scores lower")]
+Page = Annotated[int, Query(ge=0, description="page, from 0")]
+Size = Annotated[int, Query(ge=1, le=500, description="items a page")]
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the error statuses a route returns."""
+    return {s: {"model": schemas.ErrorOut, "description": DESCRIPTIONS[s]} for s in statuses}
+
+
+def photo_body(*groups: Sequence[str], many: bool = False) -> dict[str, Any]:
+    """The OpenAPI request body of a route reading photos: multipart, raw or base64 JSON."""
+    binary = {"type": "string", "format": "binary"}
+    b64 = {"type": "string", "description": "base64 (a data: URL prefix is allowed)"}
+    one = (lambda s: {"type": "array", "items": s}) if many else (lambda s: s)
+    content = {
+        "multipart/form-data": {"schema": {"type": "object", "properties": {
+            n: one(binary) for g in groups for n in g}}},
+        "application/json": {"schema": {"type": "object", "properties": {
+            n: one(b64) for g in groups for n in g}}},
+    }
+    if len(groups) == 1:
+        content["application/octet-stream"] = {"schema": binary}
+    return {"content": content, "required": True}
+
+
+def _error(status: int, detail: str, code: str | None = None,
+           headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail, "code": code or CODES.get(status, "error")},
+                        status_code=status, headers=headers)
+
+
+def allowed_hosts(config: ServeConfig) -> frozenset[str] | None:
+    """The ``Host`` names the server answers to (None: any): the bound address, the loopback
+    names and ``allowed_hosts``; any for a wildcard address unless ``allowed_hosts`` says."""
+    extra = frozenset(h.lower().strip("[]") for h in config.allowed_hosts)
+    if "*" in extra:
+        return None
+    if config.host in WILDCARD:
+        return (extra | LOOPBACK) if extra else None
+    return extra | LOOPBACK | {config.host.lower().strip("[]")}
+
+
+def host_name(host: str) -> str:
+    """``example.com:8000`` -> ``example.com``; ``[::1]:8000`` -> ``::1``."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    if host.count(":") == 1:
+        return host.split(":", 1)[0]
+    return host
+
+
+def refusal(config: ServeConfig, hosts: frozenset[str] | None, method: str,
+            headers: dict[bytes, bytes]) -> tuple[int, str, str] | None:
+    """Why a request must be refused before it is read, or None: a ``Host`` the server does
+    not answer to (DNS rebinding), or a write sent by another site's page (its ``Origin`` is
+    neither this server nor one of ``cors_origins``)."""
+    host = headers.get(b"host", b"").decode("latin-1")
+    if hosts is not None and host_name(host) not in hosts:
+        return 400, f"this server does not answer to Host {host!r} (allow it with " \
+                    "--allowed-host)", "bad_host"
+    if method not in WRITES:
+        return None
+    origin = headers.get(b"origin", b"").decode("latin-1")
+    if not origin:
+        if headers.get(b"sec-fetch-site", b"") == b"cross-site":
+            return 403, "writes from other sites' pages are refused", "cross_origin"
+        return None
+    if origin in config.cors_origins or "*" in config.cors_origins:
+        return None
+    if origin != "null" and urlsplit(origin).netloc.lower() == host.lower():
+        return None
+    return 403, f"writes from pages of {origin} are refused (allow it with --cors-origin)", \
+        "cross_origin"
 
 
 class Guard:
-    """ASGI middleware: request bodies over ``limit`` bytes get 413 (by their Content-Length,
-    or while they stream in), and every request is counted in ``metrics``."""
+    """ASGI middleware: requests to a ``Host`` the server does not answer to get 400, writes
+    from other sites' pages 403 (:func:`refusal`); request bodies over ``limit`` bytes get 413
+    (by their Content-Length, or while they stream in); every request is counted in
+    ``metrics``."""
 
-    def __init__(self, app: ASGIApp, limit: int, metrics: Metrics):
-        self.app, self.limit, self.metrics = app, limit, metrics
+    def __init__(self, app: ASGIApp, config: ServeConfig, metrics: Metrics):
+        self.app, self.config, self.metrics = app, config, metrics
+        self.limit = config.max_body_bytes
+        self.hosts = allowed_hosts(config)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,14 +173,18 @@ class Guard:
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.limit:
-                raise HTTPException(413, too_big)
+                raise RequestError(too_big, 413, "body_too_large")
             return message
 
         self.metrics.in_flight += 1
         try:
-            length = dict(scope["headers"]).get(b"content-length", b"")
-            if length.isdigit() and int(length) > self.limit:
-                await _error(413, too_big)(scope, receive, counting_send)
+            headers = dict(scope["headers"])
+            refused = refusal(self.config, self.hosts, scope["method"], headers)
+            length = headers.get(b"content-length", b"")
+            if refused is not None:
+                await _error(*refused)(scope, receive, counting_send)
+            elif length.isdigit() and int(length) > self.limit:
+                await _error(413, too_big, "body_too_large")(scope, receive, counting_send)
             else:
                 await self.app(scope, limited_receive, counting_send)
         finally:
@@ -81,31 +194,74 @@ class Guard:
                                  time.perf_counter() - start)
 
 
-async def read_photos(request: Request, *fields: str, many: bool = False, limit: int = 1
-                      ) -> list[list[tuple[str, bytes]]]:
-    """``(label, bytes)`` of the photos in each multipart field of ``fields`` (one each unless
-    ``many``), or the raw body as the one ``image``."""
-    ctype = request.headers.get("content-type", "")
-    if not ctype.startswith("multipart/form-data"):
-        if fields != ("image",):
-            raise RequestError("send multipart/form-data with the file fields "
-                               + ", ".join(repr(f) for f in fields))
-        return [[("image", await request.body())]]
+def _b64(text: Any, label: str) -> bytes:
+    if not isinstance(text, str):
+        raise RequestError(f"{label}: expected a base64 string", code="bad_base64")
+    if text.startswith("data:"):
+        text = text.partition(",")[2]
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestError(f"{label}: not valid base64", code="bad_base64") from None
+
+
+async def read_photos(request: Request, *groups: Sequence[str], many: bool = False,
+                      limit: int = 1) -> list[list[tuple[str, bytes]]]:
+    """``(label, bytes)`` of the photos of each field group (a field and its other names; one
+    photo each unless ``many``): multipart files, base64 strings in a JSON object, or, for one
+    group, the raw body. A multipart photo's label is its file name."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    names = " or ".join(repr(g[0]) for g in groups)
     out = []
-    async with request.form(max_files=limit + len(fields), max_fields=limit + 8) as form:
-        for field in fields:
-            items = form.getlist(field)
-            if not items:
-                raise RequestError(f"no multipart field {field!r}")
-            if len(items) > 1 and not many:
-                raise RequestError(f"one photo in {field!r}, not {len(items)}")
-            got = []
-            for i, item in enumerate(items):
-                if isinstance(item, str):
-                    raise RequestError(f"{field!r} must be a file, not a text field")
-                got.append((field if len(items) == 1 else f"{field} #{i + 1}", await item.read()))
-            out.append(got)
-    return out
+    if ctype == "multipart/form-data":
+        async with request.form(max_files=limit + len(groups),
+                                max_fields=limit + 8) as form:
+            for group in groups:
+                field = next((f for f in group if form.getlist(f)), None)
+                if field is None:
+                    raise RequestError(f"no multipart field {' or '.join(map(repr, group))}",
+                                       code="missing_field")
+                items = form.getlist(field)
+                if len(items) > 1 and not many:
+                    raise RequestError(f"one photo in {field!r}, not {len(items)}",
+                                       code="too_many_photos")
+                got = []
+                for i, item in enumerate(items):
+                    if isinstance(item, str):
+                        raise RequestError(f"{field!r} must be a file, not a text field",
+                                           code="missing_field")
+                    label = item.filename or (field if len(items) == 1 else f"{field} #{i + 1}")
+                    got.append((label, await item.read()))
+                out.append(got)
+        return out
+    if ctype == "application/json":
+        try:
+            body = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            raise RequestError("the JSON body is not valid JSON", code="bad_json") from None
+        if not isinstance(body, dict):
+            raise RequestError(f"send a JSON object with {names}", code="bad_json")
+        for group in groups:
+            field = next((f for f in group if f in body), None)
+            if field is None:
+                raise RequestError(f"no JSON field {' or '.join(map(repr, group))}",
+                                   code="missing_field")
+            value = body[field]
+            if isinstance(value, list):
+                if not many and len(value) != 1:
+                    raise RequestError(f"one photo in {field!r}, not {len(value)}",
+                                       code="too_many_photos")
+                out.append([(f"{field} #{i + 1}", _b64(v, f"{field} #{i + 1}"))
+                            for i, v in enumerate(value)])
+            else:
+                out.append([(field, _b64(value, field))])
+        return out
+    if len(groups) != 1:
+        raise RequestError(f"send multipart/form-data or JSON with the fields {names}",
+                           415, "unsupported_media_type")
+    # anything else is the photo itself (curl --data-binary sends it as a form's type); the
+    # decoder judges the bytes, never the content type
+    return [[(request.headers.get("x-filename") or "image", await request.body())]]
 
 
 def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> FastAPI:
@@ -113,6 +269,7 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
     used) when it starts; the worker pool is drained when it stops."""
     service = FaceService(config, models)
     metrics = Metrics()
+    keys = config.keys()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -124,98 +281,189 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
             log.info("stopped: requests in flight finished")
 
     app = FastAPI(title="celebface", version=__version__, lifespan=lifespan,
-                  description="Find and name faces in photos; manage the gallery of people.")
+                  docs_url=None, redoc_url=None,
+                  description="Find and name faces in photos; manage the gallery of people. "
+                  "Errors are JSON: `detail` (one line) and `code` (stable). With keys on, "
+                  "send one as `X-API-Key` or `Authorization: Bearer` (the Authorize button).")
     app.state.service, app.state.metrics = service, metrics
-    app.add_middleware(Guard, limit=config.max_body_bytes, metrics=metrics)
+    app.add_middleware(Guard, config=config, metrics=metrics)
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
-                           allow_methods=["GET", "POST", "DELETE"],
+                           allow_methods=["GET", "POST", "PATCH", "DELETE"],
                            allow_headers=["X-API-Key", "Authorization", "Content-Type"])
 
     @app.exception_handler(RequestError)
     async def request_error(request: Request, exc: RequestError) -> JSONResponse:
-        return _error(exc.status, str(exc))
+        return _error(exc.status, str(exc), exc.code, exc.headers)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), None, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return _error(400, f"{where}: {first.get('msg', 'invalid request')}")
+        return _error(400, f"{where}: {first.get('msg', 'invalid request')}", "bad_parameter")
 
-    def require_key(request: Request) -> None:
-        if not config.api_key:
-            return
-        got = request.headers.get("x-api-key", "")
-        auth = request.headers.get("authorization", "")
-        if not got and auth[:7].lower() == "bearer ":
-            got = auth[7:].strip()
-        if not hmac.compare_digest(got.encode(), config.api_key.encode()):
-            raise HTTPException(401, "missing or wrong API key (send the header X-API-Key, or "
-                                "Authorization: Bearer KEY)",
-                                headers={"WWW-Authenticate": "Bearer"})
+    def scope_of(key: str | None, auth: HTTPAuthorizationCredentials | None) -> str | None:
+        """The scope of the key sent (None: none sent or unknown); checked in constant time."""
+        got = key or (auth.credentials if auth else "")
+        found = None
+        for known, scope in keys.items():
+            if hmac.compare_digest(got.encode(), known.encode()):
+                found = scope
+        return found
 
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
+    def needs(scope: str) -> Any:
+        async def check(key: Key = None, auth: Auth = None) -> None:
+            if not keys:
+                return
+            got = scope_of(key, auth)
+            if got is None:
+                raise RequestError("missing or wrong API key (send the header X-API-Key, or "
+                                   "Authorization: Bearer KEY)", 401, "unauthorized",
+                                   {"WWW-Authenticate": "Bearer"})
+            if scope == "admin" and got != "admin":
+                raise RequestError("this key may recognise faces but not edit the gallery "
+                                   "(an admin key may)", 403, "forbidden")
+        return Depends(check)
+
+    read, admin = needs("recognize"), needs("admin")
+    v1 = APIRouter(prefix="/v1")
+    photo_errors = errors(400, 401, 403, 413, 415, 503)
 
     @v1.post("/recognize", response_model=schemas.RecognizeOut, summary="Name every face",
-             openapi_extra={"requestBody": IMAGE_BODY})
-    async def recognize(request: Request) -> dict[str, Any]:
-        """Every face of a photo (multipart field `image`, or the raw body): box, landmarks,
-        identity or `unknown` (below the gallery's threshold), similarity and runner-up."""
-        [[(_, data)]] = await read_photos(request, "image")
-        return await service.run(service.recognize, data)
+             dependencies=[read], responses=photo_errors,
+             openapi_extra={"requestBody": photo_body(PHOTO)})
+    async def recognize(request: Request, prediction_count: Count = 1, limit: Limit = 0,
+                        det_prob_threshold: MinScore = 0.0) -> dict[str, Any]:
+        """Every face of a photo (multipart field `file` or `image`, base64 JSON, or the raw
+        body): box, landmarks, identity or `unknown` (below the gallery's threshold), the name
+        to show, similarity, runner-up and the best `prediction_count` people."""
+        [[(label, data)]] = await read_photos(request, PHOTO)
+        return await service.run(service.recognize, data, label, prediction_count, limit,
+                                 det_prob_threshold)
 
-    two = {"schema": {"type": "object", "required": ["image1", "image2"], "properties": {
-        k: {"type": "string", "format": "binary"} for k in ("image1", "image2")}}}
+    @v1.post("/detect", response_model=schemas.DetectOut, response_model_exclude_none=True,
+             summary="Find faces (no names)",
+             dependencies=[read], responses=photo_errors,
+             openapi_extra={"requestBody": photo_body(PHOTO)})
+    async def detect(request: Request, limit: Limit = 0,
+                     det_prob_threshold: MinScore = 0.0) -> dict[str, Any]:
+        """Every face of a photo: box, landmarks and detector score (the detection
+        `/v1/recognize` runs)."""
+        [[(label, data)]] = await read_photos(request, PHOTO)
+        return await service.run(service.detect, data, label, limit, det_prob_threshold)
+
+    @v1.post("/embed", response_model=schemas.EmbedOut, response_model_exclude_none=True,
+             summary="Face embeddings",
+             dependencies=[read], responses=photo_errors,
+             openapi_extra={"requestBody": photo_body(PHOTO)})
+    async def embed(request: Request, limit: Limit = 0,
+                    det_prob_threshold: MinScore = 0.0) -> dict[str, Any]:
+        """Every face of a photo with its unit-length embedding from the gallery's embedder
+        (deepface's `represent`)."""
+        [[(label, data)]] = await read_photos(request, PHOTO)
+        return await service.run(service.embed, data, label, limit, det_prob_threshold)
 
     @v1.post("/verify", response_model=schemas.VerifyOut, summary="Same person?",
-             openapi_extra={"requestBody": {"content": {"multipart/form-data": two},
-                                            "required": True}})
+             dependencies=[read], responses=errors(400, 401, 403, 409, 413, 415, 503),
+             openapi_extra={"requestBody": photo_body(*PAIR)})
     async def verify(request: Request) -> dict[str, Any]:
-        """Whether the largest faces of two photos (multipart fields `image1`, `image2`) are
-        the same person: their cosine similarity against the gallery's calibrated `knn`
-        threshold, else the embedder's measured pair threshold (1% false accepts)."""
-        [[(_, first)], [(_, second)]] = await read_photos(request, "image1", "image2")
+        """Whether the largest faces of two photos (fields `image1` and `image2`, or
+        `source_image` and `target_image`; multipart or base64 JSON) are the same person:
+        their cosine similarity against the gallery's calibrated `knn` threshold, else the
+        embedder's measured pair threshold (1% false accepts)."""
+        [[(_, first)], [(_, second)]] = await read_photos(request, *PAIR)
         return await service.run(service.verify, first, second)
 
-    @v1.get("/people", response_model=schemas.PeopleOut, summary="Everyone enrolled")
-    async def people() -> dict[str, Any]:
-        return {"people": service.people(), **service.status()}
+    @v1.get("/people", response_model=schemas.PeopleOut, summary="Everyone enrolled",
+            dependencies=[read], responses=errors(400, 401, 403))
+    async def people(page: Page = 0, size: Size = 100) -> dict[str, Any]:
+        paged = page_of(service.people(), page, size)
+        return {"people": paged.pop("items"), **paged, **service.status()}
 
     @v1.post("/people/{name}/photos", response_model=schemas.EnrollOut, summary="Enrol photos",
-             openapi_extra={"requestBody": IMAGE_BODY})
+             dependencies=[admin], responses=errors(400, 401, 403, 409, 413, 415, 503),
+             openapi_extra={"requestBody": photo_body(PHOTO, many=True)})
     async def add_photos(name: str, request: Request) -> dict[str, Any]:
-        """Add the largest face of each photo (multipart field `image`, repeatable; or one
-        photo as the raw body) to `name`, a new or enrolled person."""
+        """Add the largest face of each photo (multipart field `file` or `image`, repeatable;
+        a JSON list of base64 strings; or one photo as the raw body) to `name`, a new or
+        enrolled person."""
         service.valid_name(name)  # refuse a bad name before reading the photos
-        [photos] = await read_photos(request, "image", many=True, limit=config.max_photos)
+        [photos] = await read_photos(request, PHOTO, many=True, limit=config.max_photos)
         return await service.run(service.enroll, name, photos)
 
-    @v1.delete("/people/{name}", response_model=schemas.RemoveOut, summary="Remove a person")
+    @v1.get("/people/{name}/photos", response_model=schemas.PhotosOut,
+            summary="A person's photos", dependencies=[read], responses=errors(400, 401, 403,
+                                                                                 404))
+    async def list_photos(name: str, page: Page = 0, size: Size = 50) -> dict[str, Any]:
+        """One page of `name`'s enrolled photos: id, source file name, thumbnail address."""
+        return service.photos(name, page, size)
+
+    @v1.delete("/people/{name}/photos/{photo}", response_model=schemas.RemovePhotoOut,
+               summary="Remove one photo", dependencies=[admin],
+               responses=errors(400, 401, 403, 404, 409, 503))
+    async def remove_photo(name: str, photo: str) -> dict[str, Any]:
+        """Remove photo `photo` (an id from the photo list) of `name`; the person goes with
+        their last photo."""
+        return await service.run(service.remove_photo, name, photo)
+
+    @v1.get("/people/{name}/photos/{photo}/thumbnail", summary="A small photo of one face",
+            dependencies=[read], responses={200: {"content": {"image/jpeg": {}}},
+                                            **errors(400, 401, 403, 404, 503)})
+    async def photo_thumbnail(name: str, photo: str) -> Response:
+        jpeg = await service.run(service.photo_thumbnail, name, photo)
+        if jpeg is None:
+            raise RequestError(f"{name!r}: photo {photo} cannot be shown (its file is gone)",
+                               404, "no_picture")
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-cache"})
+
+    @v1.patch("/people/{name}", response_model=schemas.RenameOut, summary="Rename or merge",
+              dependencies=[admin], responses=errors(400, 401, 403, 404, 409, 503))
+    async def rename(name: str, change: schemas.RenameIn) -> dict[str, Any]:
+        """Rename `name` to `change.name`; when that person is enrolled already, 409 unless
+        `merge` is true, which moves every photo of `name` to them."""
+        return await service.run(service.rename, name, change.name, change.merge)
+
+    @v1.delete("/people/{name}", response_model=schemas.RemoveOut, summary="Remove a person",
+               dependencies=[admin], responses=errors(400, 401, 403, 404, 409, 503))
     async def remove(name: str) -> dict[str, Any]:
         return await service.run(service.remove, name)
 
     @v1.get("/people/{name}/thumbnail", summary="A small photo of a person's face",
-            responses={200: {"content": {"image/jpeg": {}}}, 404: {}})
+            dependencies=[read], responses={200: {"content": {"image/jpeg": {}}},
+                                            **errors(400, 401, 403, 404, 503)})
     async def thumbnail(name: str) -> Response:
         jpeg = await service.run(service.thumbnail, name)
         if jpeg is None:
-            raise RequestError(f"{name!r}: no photo to show", 404)
+            raise RequestError(f"{name!r}: no photo to show", 404, "no_picture")
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-cache"})
 
     app.include_router(v1)
-    app.include_router(videos.router(service, require_key))
+    app.include_router(videos.router(service, read))
 
-    @app.get("/health", response_model=schemas.HealthOut, summary="Liveness and gallery size")
-    async def health() -> dict[str, Any]:
+    @app.get("/health", response_model=schemas.HealthOut, response_model_exclude_none=True,
+             summary="Liveness; gallery size and threshold with a key",
+             responses=errors(400))
+    async def health(key: Key = None, auth: Auth = None) -> dict[str, Any]:
+        """`{"status": "ok"}`; the gallery's size and threshold too when keys are off or a
+        valid key is sent."""
+        if keys and scope_of(key, auth) is None:
+            return {"status": "ok"}
         return {"status": "ok", **service.status()}
 
-    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics",
+             dependencies=[read], responses=errors(400, 401))
     async def prometheus() -> str:
         s = service.status()
         return metrics.render({"gallery_identities": s["identities"],
                                "gallery_embeddings": s["embeddings"], "workers": s["workers"]})
+
+    _docs(app)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -223,3 +471,42 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def _docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` with their files served from the installed
+    ``fastapi-offline`` package (no network needed), and an OpenAPI document without the
+    422 FastAPI adds by default (this API answers bad parameters with 400)."""
+    from importlib.resources import files
+
+    assets = Path(str(files("fastapi_offline") / "static"))
+    app.mount("/docs-static", StaticFiles(directory=assets), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="celebface API",
+                                   swagger_js_url="/docs-static/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-static/swagger-ui.css",
+                                   swagger_favicon_url="/docs-static/favicon.png")
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title="celebface API",
+                              redoc_js_url="/docs-static/redoc.standalone.js",
+                              redoc_favicon_url="/docs-static/favicon.png",
+                              with_google_fonts=False)
+
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = plain()
+            for path in schema.get("paths", {}).values():
+                for op in path.values():
+                    op.get("responses", {}).pop("422", None)
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(unused, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

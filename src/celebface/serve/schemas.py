@@ -1,8 +1,19 @@
-"""Response shapes of the HTTP API (they document it at ``/docs``)."""
+"""Request and response shapes of the HTTP API (they document it at ``/docs``)."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="what went wrong, in one line (names the photo)")
+    code: str = Field(description="a stable name of the error, e.g. 'not_an_image', 'busy'")
+
+
+class Candidate(BaseModel):
+    name: str = Field(description="the person's key (gallery folder name)")
+    label: str = Field(description="the name to show ('Jerry Seinfeld' for jerry_seinfeld)")
+    similarity: float
 
 
 class FaceOut(BaseModel):
@@ -10,10 +21,15 @@ class FaceOut(BaseModel):
     score: float = Field(description="detector confidence")
     landmarks: list[list[float]] | None = Field(
         None, description="eyes, nose, mouth corners: five (x, y) points")
-    identity: str | None = Field(None, description="the person, or 'unknown'")
+    identity: str | None = Field(None, description="the person's key, or 'unknown'")
+    label: str | None = Field(None, description="the person's name to show, or 'unknown'")
     similarity: float | None = Field(None, description="score of the best match")
     runner_up: str | None = None
     runner_up_similarity: float | None = None
+    predictions: list[Candidate] | None = Field(
+        None, description="the best `prediction_count` people, best first")
+    whole_image: bool | None = Field(
+        None, description="verify: no face was found, the whole photo was compared (a crop)")
 
 
 class Status(BaseModel):
@@ -32,6 +48,23 @@ class RecognizeOut(Status):
     faces: list[FaceOut]
 
 
+class DetectOut(BaseModel):
+    width: int
+    height: int
+    faces: list[FaceOut]
+
+
+class EmbeddedFace(FaceOut):
+    embedding: list[float] = Field(description="unit-length face embedding")
+
+
+class EmbedOut(BaseModel):
+    width: int
+    height: int
+    embedder: str
+    faces: list[EmbeddedFace]
+
+
 class VerifyOut(BaseModel):
     same: bool
     score: float = Field(description="cosine similarity of the two largest faces")
@@ -40,19 +73,40 @@ class VerifyOut(BaseModel):
 
 
 class Person(BaseModel):
-    name: str
+    name: str = Field(description="the person's key")
+    label: str = Field(description="the name to show")
     photos: int
 
 
-class PeopleOut(Status):
+class Paged(BaseModel):
+    page: int = Field(description="this page, from 0")
+    size: int = Field(description="items a page")
+    total: int = Field(description="items on all pages")
+    pages: int
+
+
+class PeopleOut(Status, Paged):
     people: list[Person]
+
+
+class Photo(BaseModel):
+    id: str = Field(description="the photo's id (a hash of its source)")
+    source: str = Field(description="the file name the photo was enrolled from")
+    thumbnail: str = Field(description="address of a small picture of the face")
+
+
+class PhotosOut(Paged):
+    name: str
+    label: str
+    photos: list[Photo]
 
 
 class EnrollOut(Status):
     name: str
     added: int
     photos: int = Field(description="photos of this person now enrolled")
-    skipped: list[dict[str, str]] = Field(description="photos not used, with the reason")
+    skipped: list[dict[str, str]] = Field(
+        description="photos not used: photo, reason and code of each")
 
 
 class RemoveOut(Status):
@@ -60,5 +114,30 @@ class RemoveOut(Status):
     removed: int
 
 
-class HealthOut(Status):
+class RemovePhotoOut(RemoveOut):
+    photos: int = Field(description="photos of this person left (0: the person is gone)")
+
+
+class RenameIn(BaseModel):
+    name: str = Field(description="the new name (key)")
+    merge: bool = Field(False, description="when the new name is enrolled: move every photo "
+                                           "there (else 409)")
+
+
+class RenameOut(Status):
+    name: str
+    from_: str = Field(alias="from")
+    merged: bool
+    moved: int = Field(description="photos moved (a merge)")
+    photos: int
+
+
+class HealthOut(BaseModel):
     status: str
+    identities: int | None = Field(None, description="only with a key when keys are on")
+    embeddings: int | None = None
+    match: str | None = None
+    threshold: float | None = None
+    calibrated: bool | None = None
+    editable: bool | None = None
+    workers: int | None = None

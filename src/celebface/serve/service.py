@@ -1,9 +1,12 @@
-"""What the server does, without HTTP: models loaded once, inference in a thread pool, and
-gallery edits through the atomic store, one at a time.
+"""What the server does, without HTTP: models loaded once, inference in a bounded thread pool
+(a full queue is a 503), uploads decoded under caps, and gallery edits through the atomic store,
+one at a time.
 
-The published gallery and recogniser are never changed in place: an edit loads the gallery from
-disk, changes it, saves it atomically and then swaps in a new recogniser, so requests in flight
-keep using a consistent one.
+The published gallery and recogniser are never changed in place: every edit goes through
+:meth:`FaceService._edit`, which loads the gallery from disk under its lock, applies the change
+(a :class:`~celebface.gallery.Gallery` method: add, remove, ``remove_photo``, ``rename``,
+``merge``), saves it atomically and then swaps in a new recogniser, so requests in flight keep
+using a consistent one.
 """
 
 from __future__ import annotations
@@ -11,8 +14,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import io
 import logging
+import math
 import threading
+import time
+import unicodedata
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -22,12 +29,13 @@ import numpy as np
 from celebface.errors import CelebfaceError
 from celebface.gallery import EnrollConfig, Gallery
 from celebface.gallery.enroll import embedder_spec, mark_changed
-from celebface.gallery.faces import build_models, pick_face
-from celebface.gallery.store import is_gallery
-from celebface.io import ImageReadError, LoadedImage, read_image_bytes
+from celebface.gallery.faces import build_models
+from celebface.gallery.store import GalleryError, is_gallery, photo_id
+from celebface.io import ImageReadError, LoadedImage, folder_lock, read_image_bytes
+from celebface.recognition.base import l2_normalize
+from celebface.recognizer import Recognizer, RecognizerConfig
 from celebface.serve.config import ServeConfig, check_name
 from celebface.serve.thumbnails import Thumbnails, face_thumbnail
-from celebface.streaming.recognizer import Recognizer, RecognizerConfig
 from celebface.types import UNKNOWN, Face
 
 log = logging.getLogger(__name__)
@@ -35,21 +43,68 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class RequestError(CelebfaceError, ValueError):
-    """Bad input from a client: ``status`` is the HTTP status, ``str()`` the one-line reason."""
+#: The stable ``code`` of an error reply by HTTP status, when the error names none itself.
+CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+         409: "conflict", 413: "too_large", 415: "unsupported_media_type", 503: "busy"}
 
-    def __init__(self, message: str, status: int = 400):
+
+class RequestError(CelebfaceError, ValueError):
+    """Bad input from a client: ``status`` is the HTTP status, ``str()`` the one-line reason,
+    ``code`` a stable machine-readable name (:data:`CODES` by default), ``headers`` extra
+    response headers."""
+
+    def __init__(self, message: str, status: int = 400, code: str | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
+        self.code = code or CODES.get(status, "error")
+        self.headers = headers
 
 
-def image_status(exc: ImageReadError) -> int:
-    """413 for oversized images, 415 for what is no image at all, 400 for the rest."""
+def image_status(exc: ImageReadError) -> tuple[int, str]:
+    """413 for oversized images, 415 for what is no image at all, 400 for the rest; with the
+    error's code."""
     if exc.reason.startswith("too large"):
-        return 413
+        return 413, "image_too_large"
     if exc.reason.startswith("not an image"):
-        return 415
-    return 400
+        return 415, "not_an_image"
+    return 400, "bad_image"
+
+
+def display_name(name: str) -> str:
+    """How the page shows a person's key: ``jerry_seinfeld`` -> ``Jerry Seinfeld``; a name
+    with capitals or other characters is shown as it is (spaces for underscores)."""
+    text = name.replace("_", " ").strip() or name
+    return text.title() if text == text.lower() else text
+
+
+def upload_source(data: bytes, filename: str | None) -> str:
+    """The gallery source of an uploaded photo: its content hash and (shown to people) the
+    file name it was sent with, cleaned of paths and control characters."""
+    digest = "upload:" + hashlib.sha256(data).hexdigest()[:32]
+    base = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(c for c in base if not unicodedata.category(c).startswith("C"))[:120].strip()
+    return f"{digest}:{base}" if base else digest
+
+
+def upload_digest(source: str) -> str | None:
+    """The content hash part of an uploaded photo's source (None for a file's)."""
+    return source.split(":", 2)[1] if source.startswith("upload:") else None
+
+
+def source_name(source: str) -> str:
+    """A row's source as people read it: the file name (of a path or an upload)."""
+    if source.startswith("upload:"):
+        parts = source.split(":", 2)
+        return parts[2] if len(parts) > 2 else f"upload {parts[1][:8]}"
+    return source.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def page_of(items: Sequence[T], page: int, size: int) -> dict[str, Any]:
+    """One page (from 0) of ``items``: the page's items and the paging numbers."""
+    start = page * size
+    return {"items": list(items[start : start + size]), "page": page, "size": size,
+            "total": len(items), "pages": max(1, math.ceil(len(items) / size))}
 
 
 class FaceService:
@@ -60,12 +115,17 @@ class FaceService:
     def __init__(self, config: ServeConfig, models: tuple[Any, Any] | None = None):
         self.config = config
         self._models = models
+        self._finder: Any = None
         self.pool: ThreadPoolExecutor | None = None
         self.gallery = Gallery(path=config.gallery)
         self.recognizer: Recognizer | None = None
         self.pair_threshold: float | None = None
         self._model: Any = None
         self._edit_lock = threading.Lock()
+        self._decodes = threading.BoundedSemaphore(config.max_decodes)
+        self._waiting = 0  # requests handed to the pool and not finished
+        self._count_lock = threading.Lock()
+        self._seconds = 0.5  # moving average of a request's time in the pool (Retry-After)
         self.thumbs = Thumbnails(config.gallery / "thumbnails")
 
     # ---------------------------------------------------------------- life cycle
@@ -88,7 +148,7 @@ class FaceService:
             self._models = self._build_models()
         self._use(self.gallery)
         blank = np.full((160, 160, 3), 128, np.uint8)  # warm-up: the first call is slow
-        self.detector.detect(blank)
+        self.finder.find(blank)
         self.embedder.embed([blank], [Face(box=(30.0, 30.0, 130.0, 130.0))])
         self.pool = ThreadPoolExecutor(c.workers, thread_name_prefix="celebface-serve")
         log.info("serving %s: %d people, %d photos, %d inference workers", c.gallery,
@@ -101,11 +161,14 @@ class FaceService:
                 detector=c.detector, device=c.device))[1]
         if len(self.gallery):
             rec = Recognizer(self.gallery, detector=c.detector, config=self._rec_config())
-            return rec.embedder, rec.detector
-        spec = self.gallery.embedder
-        return build_models(EnrollConfig(
-            embedder=spec.get("name", "dlib"), embedder_options=dict(spec.get("options") or {}),
-            detector=c.detector, device=c.device))
+            return rec.embedder, rec.finder
+        return build_models(EnrollConfig(**self._embedder_fields(), detector=c.detector,
+                                         device=c.device))
+
+    def _embedder_fields(self) -> dict[str, Any]:
+        """The gallery's embedder as enrolment settings (its TTA included)."""
+        spec = self.gallery.spec
+        return {"embedder": spec.name, "tta": spec.tta, "embedder_options": dict(spec.options)}
 
     def close(self) -> None:
         """Finish the work already handed to the pool, then stop it."""
@@ -114,11 +177,33 @@ class FaceService:
             self.pool = None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` in the worker pool."""
+        """Run ``fn(*args)`` in the worker pool. The pool's queue is bounded: with
+        ``workers + queue`` requests already in it, the request gets 503 with ``Retry-After``
+        (seconds until a place is likely free)."""
         if self.pool is None:
             raise RuntimeError("the service is not started")
+        c = self.config
+        with self._count_lock:
+            if self._waiting >= c.workers + c.queue:
+                wait = max(1, math.ceil(self._seconds * (self._waiting - c.workers + 1)
+                                        / c.workers))
+                raise RequestError(f"the server is busy ({self._waiting} requests queued or "
+                                   "running); try again later", 503, "busy",
+                                   {"Retry-After": str(wait)})
+            self._waiting += 1
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, functools.partial(fn, *args))
+        try:
+            return await loop.run_in_executor(self.pool, functools.partial(self._timed, fn, *args))
+        finally:
+            with self._count_lock:
+                self._waiting -= 1
+
+    def _timed(self, fn: Callable[..., T], *args: Any) -> T:
+        start = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self._seconds = 0.9 * self._seconds + 0.1 * (time.perf_counter() - start)
 
     # ---------------------------------------------------------------- models
     @property
@@ -128,6 +213,16 @@ class FaceService:
     @property
     def detector(self) -> Any:
         return self._models[1]  # type: ignore[index]
+
+    @property
+    def finder(self) -> Any:
+        """The face finder every request uses (:mod:`celebface.detection.finder`): every face
+        that counts to recognise, the largest by ``celebface enroll``'s rule to enrol."""
+        from celebface.detection.finder import as_finder
+
+        if self._finder is None:
+            self._finder = as_finder(self.detector)
+        return self._finder
 
     @property
     def editable(self) -> bool:
@@ -142,7 +237,7 @@ class FaceService:
         rec = None
         if self._model is not None or len(gallery):
             rec = Recognizer(None if self._model is not None else gallery,
-                             detector=self.detector, embedder=self.embedder,
+                             detector=self.finder, embedder=self.embedder,
                              config=self._rec_config(), model=self._model)
         self.gallery, self.recognizer = gallery, rec
         self.pair_threshold = _pair_threshold(gallery)
@@ -163,30 +258,88 @@ class FaceService:
 
     # ---------------------------------------------------------------- inference
     def decode(self, data: bytes, label: str) -> LoadedImage:
-        """Decode an upload with the safe reader; bad ones raise :class:`RequestError`."""
-        if not data:
-            raise RequestError(f"{label}: empty (no image sent)")
-        try:
-            return read_image_bytes(data, label, self.config.max_side)
-        except ImageReadError as exc:
-            raise RequestError(str(exc), image_status(exc)) from None
+        """Decode an upload with the safe reader; bad ones raise :class:`RequestError`.
 
-    def recognize(self, data: bytes) -> dict[str, Any]:
-        """Every face of one photo, named; boxes and landmarks in the photo's pixels."""
-        img = self.decode(data, "image")
+        Its size in bytes and its pixels (from the header, before decoding) are checked
+        against the configured caps, and at most ``max_decodes`` images are decoded at once.
+        """
+        c = self.config
+        if not data:
+            raise RequestError(f"{label}: empty (no image sent)", code="empty_image")
+        if len(data) > c.max_image_bytes:
+            raise RequestError(f"{label}: too large ({len(data):,} bytes > "
+                               f"{c.max_image_bytes:,})", 413, "image_too_large")
+        size = _header_size(data)
+        if size is not None and size[0] * size[1] > c.max_pixels:
+            raise RequestError(f"{label}: too large ({size[0]}x{size[1]} pixels > "
+                               f"{c.max_pixels:,})", 413, "image_too_large")
+        with self._decodes:
+            try:
+                return read_image_bytes(data, label, c.max_side)
+            except ImageReadError as exc:
+                status, code = image_status(exc)
+                raise RequestError(f"{label}: {_short(exc.reason)}", status, code) from None
+
+    def _detect(self, img: LoadedImage) -> list[Face]:
+        """The faces of a decoded upload, in its decoded pixels (the recogniser's detection
+        when there is one, so /v1/detect and /v1/recognize find the same faces)."""
+        rec = self.recognizer
+        if rec is not None:
+            return rec.detect(img.rgb, rec.config.detect_side)
+        return self.finder.find(img.rgb)
+
+    def recognize(self, data: bytes, label: str = "image", candidates: int = 1,
+                  limit: int = 0, min_score: float = 0.0) -> dict[str, Any]:
+        """Every face of one photo, named; boxes and landmarks in the photo's pixels.
+
+        ``candidates``: the best ``candidates`` people per face (``predictions``);
+        ``limit``: only the largest ``limit`` faces (0: all); ``min_score``: faces the
+        detector is less sure of are left out."""
+        img = self.decode(data, label)
         rec = self.recognizer
         if rec is not None:
             faces = rec.recognize(img.rgb)
         else:
-            faces = [f.with_(identity=UNKNOWN) for f in self.detector.detect(img.rgb)]
-        faces = [f.scaled(img.scale) for f in faces]
+            faces = [f.with_(identity=UNKNOWN) for f in self._detect(img)]
+        keep = _chosen(faces, limit, min_score)
+        out = []
+        for f in keep:
+            d = f.scaled(img.scale).to_dict()
+            d["label"] = display_name(d["identity"]) if d["identity"] != UNKNOWN else UNKNOWN
+            if rec is not None and f.embedding is not None:
+                d["predictions"] = _top(rec, f.embedding, candidates)
+            out.append(d)
+        return {"width": img.source_size[0], "height": img.source_size[1], "faces": out,
+                **self.status()}
+
+    def detect(self, data: bytes, label: str = "image", limit: int = 0, min_score: float = 0.0
+               ) -> dict[str, Any]:
+        """Every face of one photo, unnamed: box, landmarks, detector score."""
+        img = self.decode(data, label)
+        faces = _chosen(self._detect(img), limit, min_score)
         return {"width": img.source_size[0], "height": img.source_size[1],
-                "faces": [f.to_dict() for f in faces], **self.status()}
+                "faces": [f.scaled(img.scale).to_dict() for f in faces]}
+
+    def embed(self, data: bytes, label: str = "image", limit: int = 0, min_score: float = 0.0
+              ) -> dict[str, Any]:
+        """Every face of one photo with its embedding (unit length), as the gallery's
+        embedder makes them."""
+        img = self.decode(data, label)
+        faces = _chosen(self._detect(img), limit, min_score)
+        emb = (l2_normalize(np.asarray(self.embedder.embed([img.rgb] * len(faces), faces),
+                                       np.float32)) if faces else [])
+        return {"width": img.source_size[0], "height": img.source_size[1],
+                "embedder": self.gallery.embedder.get("name") or "dlib",
+                "faces": [{**f.scaled(img.scale).to_dict(),
+                           "embedding": [round(float(v), 6) for v in e]}
+                          for f, e in zip(faces, emb, strict=True)]}
 
     def _largest(self, img: LoadedImage, label: str) -> Face:
-        face = pick_face(self.detector.detect(img.rgb))
+        """The face to enrol: the largest that counts, by ``celebface enroll``'s rule."""
+        rule = EnrollConfig(detector=self.config.detector).face_rule
+        face = self.finder.largest(img.rgb, rule=rule)
         if face is None:
-            raise RequestError(f"{label}: no face found")
+            raise RequestError(f"{label}: no face found", code="no_face")
         return face
 
     def verify(self, first: bytes, second: bytes) -> dict[str, Any]:
@@ -198,35 +351,46 @@ class FaceService:
             raise RequestError("no same-person threshold for this gallery's embedder: "
                                "calibrate the gallery ('celebface calibrate --match knn')", 409)
         imgs = [self.decode(first, "image1"), self.decode(second, "image2")]
-        v = verify(imgs[0].rgb, imgs[1].rgb, detector=self.detector, embedder=self.embedder,
-                   threshold=self.pair_threshold)
-        for label, whole in (("image1", v.whole_a), ("image2", v.whole_b)):
-            if whole:
-                raise RequestError(f"{label}: no face found")
-        faces = [f.scaled(img.scale).to_dict() for f, img in zip((v.face_a, v.face_b), imgs,
-                                                                 strict=True)]
+        v = verify(imgs[0].rgb, imgs[1].rgb, detector=self.finder, embedder=self.embedder,
+                   threshold=self.pair_threshold)  # a photo without a face: used whole
+        faces = [{**f.scaled(img.scale).to_dict(), "whole_image": whole} for f, img, whole
+                 in zip((v.face_a, v.face_b), imgs, (v.whole_a, v.whole_b), strict=True)]
         return {"same": bool(v.same), "score": round(float(v.score), 4),
                 "threshold": round(float(v.threshold), 4), "faces": faces}
 
     # ---------------------------------------------------------------- the gallery
     def people(self) -> list[dict[str, Any]]:
-        return [{"name": n, "photos": c} for n, c in self.gallery.counts().items()]
+        return [{"name": n, "label": display_name(n), "photos": c}
+                for n, c in self.gallery.counts().items()]
 
     def _check_editable(self) -> None:
         if not self.editable:
             raise RequestError("faces are named by a trained model (--model): the gallery "
-                               "cannot be edited here", 409)
+                               "cannot be edited here", 409, "not_editable")
+
+    def _edit(self, change: Callable[[Gallery], T]) -> T:
+        """The one way the service edits the gallery: under the gallery's lock, load the
+        current gallery, apply ``change`` (which may raise to leave it as it was), save it and
+        publish a new recogniser; returns what ``change`` returned."""
+        self._check_editable()
+        with self._edit_lock, folder_lock(self.config.gallery, "gallery"):
+            gallery = self._load_for_edit()
+            result = change(gallery)
+            gallery.save(self.config.gallery)
+            self._use(gallery)
+        return result
 
     def enroll(self, name: str, photos: Sequence[tuple[str, bytes]]) -> dict[str, Any]:
-        """Add the largest face of each photo to ``name`` (new or known); unusable photos are
-        listed in ``skipped``; none usable is an error."""
+        """Add the largest face of each photo (``(file name, bytes)``) to ``name`` (new or
+        known); unusable photos are listed in ``skipped``; none usable is an error."""
         self._check_editable()
         name = self.valid_name(name)
         if not photos:
-            raise RequestError("no photo: send one or more in the multipart field 'image'")
+            raise RequestError("no photo: send one or more in the multipart field 'file' "
+                               "or 'image'")
         if len(photos) > self.config.max_photos:
             raise RequestError(f"{len(photos)} photos in one request; at most "
-                               f"{self.config.max_photos}", 413)
+                               f"{self.config.max_photos}", 413, "too_many_photos")
         images, faces, sources, skipped = [], [], [], []
         errors: list[RequestError] = []
         for label, data in photos:
@@ -235,64 +399,131 @@ class FaceService:
                 faces.append(self._largest(img, label))
             except RequestError as exc:
                 errors.append(exc)
-                skipped.append({"photo": label, "reason": str(exc)})
+                skipped.append({"photo": label, "reason": str(exc), "code": exc.code})
                 continue
             images.append(img)
-            sources.append("upload:" + hashlib.sha256(data).hexdigest()[:32])
+            sources.append(upload_source(data, label))
         if not images:
-            raise RequestError("; ".join(str(e) for e in errors), errors[0].status)
+            raise RequestError("; ".join(str(e) for e in errors), errors[0].status,
+                               errors[0].code)
         emb = np.asarray(self.embedder.embed([i.rgb for i in images], faces), np.float32)
-        with self._edit_lock:
-            gallery = self._load_for_edit()
+
+        def add(gallery: Gallery) -> int:
+            # the same photo sent again (under any file name) replaces its old row
+            again = {upload_digest(s) for s in sources}
+            if name in gallery.names:
+                for pid, src in gallery.photos_of(name):
+                    if upload_digest(src) in again:
+                        gallery.remove_photo(name, pid)
             gallery.add(emb, [name] * len(images), sources)
             mark_changed(gallery)
-            gallery.save(self.config.gallery)
-            self._use(gallery)
+            return gallery.counts()[name]
+
+        count = self._edit(add)
+        for img, face, source in zip(images, faces, sources, strict=True):
+            self.thumbs.save(_photo_key(photo_id(source)), face_thumbnail(img.rgb, face))
         if not self.thumbs.has(name):
             best = max(range(len(faces)), key=lambda i: faces[i].score)
             self.thumbs.save(name, face_thumbnail(images[best].rgb, faces[best]))
-        return {"name": name, "added": len(images), "photos": gallery.counts()[name],
-                "skipped": skipped, **self.status()}
+        return {"name": name, "added": len(images), "photos": count, "skipped": skipped,
+                **self.status()}
 
     def _load_for_edit(self) -> Gallery:
         folder = self.config.gallery
         if is_gallery(folder):
             return Gallery.load(folder)
-        spec = embedder_spec(self.embedder, EnrollConfig(
-            embedder=self.gallery.embedder.get("name", "dlib"),
-            embedder_options=dict(self.gallery.embedder.get("options") or {})))
+        spec = embedder_spec(self.embedder, EnrollConfig(**self._embedder_fields()))
         settings = spec["settings"]
         return Gallery(path=folder, embedder=spec, info={
             "alignment": settings.get("alignment", settings.get("align")),
             "faces_from": f"uploads (largest {self.config.detector} face)"})
 
+    def _known(self, name: str) -> str:
+        name = self.valid_name(name)
+        if name not in self.gallery.names:
+            raise RequestError(f"{name!r} is not in the gallery", 404, "no_such_person")
+        return name
+
     def remove(self, name: str) -> dict[str, Any]:
         """Delete ``name`` and every photo of theirs from the gallery."""
-        self._check_editable()
-        name = self.valid_name(name)
-        with self._edit_lock:
-            if name not in self.gallery.names or not is_gallery(self.config.gallery):
-                raise RequestError(f"{name!r} is not in the gallery", 404)
-            gallery = Gallery.load(self.config.gallery)
-            try:
-                removed = gallery.remove(name)
-            except KeyError:
-                raise RequestError(f"{name!r} is not in the gallery", 404) from None
+        name = self._known(name)
+
+        def drop(gallery: Gallery) -> int:
+            removed = _edited(gallery.remove, name)
             mark_changed(gallery)
-            gallery.save()
-            self._use(gallery)
+            return removed
+
+        removed = self._edit(drop)
         self.thumbs.remove(name)
         return {"name": name, "removed": removed, **self.status()}
+
+    def photos(self, name: str, page: int = 0, size: int = 50) -> dict[str, Any]:
+        """One page of ``name``'s photos: id, source name and thumbnail address of each."""
+        name = self._known(name)
+        rows = [{"id": pid, "source": source_name(src),
+                 "thumbnail": f"/v1/people/{_quote(name)}/photos/{pid}/thumbnail"}
+                for pid, src in self.gallery.photos_of(name)]
+        paged = page_of(rows, page, size)
+        return {"name": name, "label": display_name(name), "photos": paged.pop("items"),
+                **paged}
+
+    def remove_photo(self, name: str, photo: str) -> dict[str, Any]:
+        """Delete one photo of ``name`` (the person too when it was the last)."""
+        name = self._known(name)
+
+        def drop(gallery: Gallery) -> int:
+            removed = _edited(gallery.remove_photo, name, photo)
+            mark_changed(gallery)
+            return removed
+
+        removed = self._edit(drop)
+        left = self.gallery.counts().get(name, 0)
+        if not left:
+            self.thumbs.remove(name)
+        return {"name": name, "removed": removed, "photos": left, **self.status()}
+
+    def rename(self, name: str, new: str, merge: bool = False) -> dict[str, Any]:
+        """Call ``name`` ``new``; when ``new`` is enrolled already, 409 unless ``merge``, which
+        moves every photo of ``name`` to ``new``."""
+        name, new = self._known(name), self.valid_name(new)
+        if new == name:
+            raise RequestError(f"{name!r} already has that name", 409, "same_name")
+        merging = new in self.gallery.names
+        if merging and not merge:
+            raise RequestError(f"{new!r} is already in the gallery: send \"merge\": true to "
+                               "merge the two", 409, "name_taken")
+
+        def change(gallery: Gallery) -> int:
+            if new in gallery.names:
+                moved = _edited(gallery.merge, name, new)
+                mark_changed(gallery)
+                return moved
+            _edited(gallery.rename, name, new)
+            return 0
+
+        moved = self._edit(change)
+        old_thumb = self.thumbs.get(name, [], self.finder, self.config.max_side)
+        self.thumbs.remove(name)
+        if old_thumb is not None and not self.thumbs.has(new):
+            self.thumbs.save(new, old_thumb)
+        return {"name": new, "from": name, "merged": merging, "moved": moved,
+                "photos": self.gallery.counts()[new], **self.status()}
+
+    def photo_thumbnail(self, name: str, photo: str) -> bytes | None:
+        """A small JPEG of one enrolled photo's face (cut when the service enrolled it, else
+        from the photo's file), or ``None``."""
+        name = self._known(name)
+        sources = [src for pid, src in self.gallery.photos_of(name) if pid == photo]
+        if not sources:
+            raise RequestError(f"{name!r} has no photo {photo!r}", 404, "no_such_photo")
+        return self.thumbs.get(_photo_key(photo), sources, self.finder, self.config.max_side)
 
     def thumbnail(self, name: str) -> bytes | None:
         """A small JPEG of ``name``'s face: cached, else cut from their first readable photo
         (people enrolled by ``celebface enroll`` from files), else ``None``."""
-        g = self.gallery
-        if name not in g.names:
-            raise RequestError(f"{name!r} is not in the gallery", 404)
-        label = g.names.index(name)
-        sources = [s for s, lab in zip(g.sources, g.labels, strict=True) if lab == label]
-        return self.thumbs.get(name, sources, self.detector, self.config.max_side)
+        name = self._known(name)
+        sources = [src for _, src in self.gallery.photos_of(name)]
+        return self.thumbs.get(name, sources, self.finder, self.config.max_side)
 
     @staticmethod
     def valid_name(name: str) -> str:
@@ -300,7 +531,70 @@ class FaceService:
         try:
             return check_name(name)
         except ValueError as exc:
-            raise RequestError(str(exc)) from None
+            raise RequestError(str(exc), code="invalid_name") from None
+
+
+def _edited(method: Callable[..., T], *args: Any) -> T:
+    """A :class:`Gallery` edit; its refusal (a person or photo that is not there, a name
+    taken meanwhile) as a :class:`RequestError`."""
+    try:
+        return method(*args)
+    except GalleryError as exc:
+        status, code = (409, "name_taken") if "already" in str(exc) else (404, "not_found")
+        raise RequestError(str(exc), status, code) from None
+
+
+def _photo_key(pid: str) -> str:
+    """The thumbnail cache's key of one photo (people's keys are their names, which cannot
+    hold a control character)."""
+    return "\0photo:" + pid
+
+
+def _quote(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name, safe="")
+
+
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from an image's header (nothing decoded), or None when Pillow does
+    not know the format (the decoder then says so)."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.size
+    except Exception:  # any failure here is reported by the real decode
+        return None
+
+
+def _short(reason: str) -> str:
+    """A decoder's reason in plain words: ``corrupt or truncated image: image file is
+    truncated (73 bytes not processed)`` -> ``corrupt or truncated image``."""
+    return reason.split(":", 1)[0] if reason.startswith("corrupt or truncated") else reason
+
+
+def _chosen(faces: Sequence[Face], limit: int, min_score: float) -> list[Face]:
+    """The faces the detector scored at least ``min_score``, the largest ``limit`` of them
+    (0: all), largest first."""
+    kept = sorted((f for f in faces if f.score >= min_score), key=lambda f: -f.area)
+    return kept[:limit] if limit else kept
+
+
+def _top(rec: Recognizer, embedding: np.ndarray, n: int) -> list[dict[str, Any]]:
+    """The ``n`` best people for one face with their scores, best first."""
+    from celebface.gallery.matching import GalleryMatcher
+
+    emb = np.asarray(embedding, np.float32)[None]
+    if isinstance(rec.matcher, GalleryMatcher):
+        ids, scores = rec.matcher.top(emb, n)
+        pairs = zip(ids[0], scores[0], strict=True)
+    else:
+        row = rec.matcher.scores(emb)[0]
+        pairs = ((i, row[i]) for i in np.argsort(-row)[:n])
+    names = rec.matcher.names
+    return [{"name": names[int(i)], "label": display_name(names[int(i)]),
+             "similarity": round(float(v), 4)} for i, v in pairs if int(i) >= 0]
 
 
 def _pair_threshold(gallery: Gallery) -> float | None:

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from celebface.gallery.faces import pick_face
 from celebface.io import ImageReadError, atomic_write_bytes, encode_jpeg, read_image
 from celebface.types import Face
 
@@ -61,10 +60,11 @@ class Thumbnails:
             self._cache.pop(name, None)
         self.path(name).unlink(missing_ok=True)
 
-    def get(self, name: str, sources: Sequence[str], detector: Any, max_side: int
+    def get(self, name: str, sources: Sequence[str], finder: Any, max_side: int
             ) -> bytes | None:
-        """The cached picture, else one cut from the first of ``sources`` (photo files) in
-        which ``detector`` finds a face, else ``None``."""
+        """The cached picture, else one cut around the largest face that counts in the first
+        of ``sources`` (photo files) where ``finder`` (a
+        :class:`~celebface.detection.finder.FaceFinder`) finds one, else ``None``."""
         if name in self._cache:
             return self._cache[name]
         if self.path(name).is_file():
@@ -79,7 +79,7 @@ class Thumbnails:
             except ImageReadError as exc:
                 log.debug("%s", exc)
                 continue
-            face = pick_face(detector.detect(img.rgb))
+            face = finder.largest(img.rgb, rule="detect")
             if face is not None:
                 jpeg = face_thumbnail(img.rgb, face)
                 self.save(name, jpeg)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
 from celebface.serve.service import FaceService, RequestError
@@ -162,12 +162,13 @@ class VideoJobs:
         return job
 
 
-def router(service: FaceService, require_key: Any) -> APIRouter:
-    """The video routes and page (``app.include_router(router(service, require_key))``)."""
+def router(service: FaceService, auth: Any) -> APIRouter:
+    """The video routes and page (``app.include_router(router(service, auth))``); ``auth``:
+    the ``Depends`` that checks a recognition key."""
     jobs = VideoJobs(service)
     out = APIRouter()
     out.jobs = jobs  # type: ignore[attr-defined]
-    key = [Depends(require_key)]
+    key = [auth]
 
     @out.post("/v1/videos", dependencies=key, status_code=202, summary="Timeline of a video",
                  openapi_extra={"requestBody": VIDEO_BODY})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import unicodedata
 from pathlib import Path
 from typing import IO, Any
 
@@ -20,11 +21,14 @@ UNKNOWN_BGR = (40, 40, 230)
 
 
 def label(face: Face) -> str:
+    """The text drawn over a face, in ASCII: OpenCV's fonts draw nothing else, and a name the
+    OS gave as undecodable bytes (surrogate escapes) crashed ``cv2.getTextSize``."""
     name = face.identity or "?"
     text = f"{name} {face.similarity:.2f}" if face.similarity is not None else name
     if face.identity == UNKNOWN and face.runner_up:
         text += f" (~{face.runner_up})"
-    return text
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return text.encode("ascii", "replace").decode("ascii")
 
 
 def annotate(rgb: np.ndarray, faces: list[Face], fps: float | None = None) -> np.ndarray:
@@ -71,9 +75,11 @@ def frame_record(source: str, index: int, time_s: float | None, faces: list[Face
 
 class JsonlWriter:
     """One JSON object per line, flushed as it comes; ``-`` is standard output. A regular
-    file is written beside its final name and renamed into place on :meth:`close` (also when
-    the run stops on an error, Ctrl-C or SIGTERM), so readers never see half a file; a device
-    or FIFO is written in place, a symlink's target is replaced (see :class:`OutputFile`)."""
+    file is created beside its final name and renamed into place as soon as it is opened, then
+    appended line by line, so whatever stops the run (an error, Ctrl-C, kill -9, a crash)
+    leaves every finished line under the final name and no hidden temporary file; a device or
+    FIFO is written in place, a symlink is replaced, not written through (see
+    :class:`OutputFile`)."""
 
     def __init__(self, path: str | Path):
         self.path = str(path)
@@ -85,6 +91,7 @@ class JsonlWriter:
             self._fh = sys.stdout
         else:
             self._out = OutputFile(self.path, "w")
+            self._out.publish()
             self._fh = self._out.fh
 
     def write(self, record: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from celebface.io import ImageReadError
+from celebface.io import ImageReadError, check_output_file
 from celebface.streaming.output import (
     Display,
     JsonlWriter,
@@ -95,6 +95,7 @@ def run_inputs(
         log.warning("--show: no display available (this OpenCV build is headless or no "
                     "DISPLAY is set); continuing without a window")
         display = None
+    inputs = [s.target for s in sources if s.kind in ("image", "folder", "video")]
     writer = JsonlWriter(jsonl) if jsonl else None
     one_video = len(sources) == 1 and sources[0].kind != "folder"
     timelines = _Timelines(Path(timeline), one_video) if timeline else None
@@ -123,9 +124,10 @@ def run_inputs(
                             timelines.start(source, frame, source_fps(source, frame.source),
                                             summary, prefix, n_source)
                         if out_dir is not None:
-                            video = VideoOut(out_dir / names(_video_name(source, frame, prefix,
-                                                                         n_source)),
-                                             source_fps(source, frame.source))
+                            target = out_dir / names(_video_name(source, frame, prefix,
+                                                                 n_source))
+                            check_output_file(target, inputs, flag="--out")
+                            video = VideoOut(target, source_fps(source, frame.source))
                     if frame.is_video:
                         faces = recognizer.process_frame(frame.rgb)
                     else:
@@ -148,6 +150,7 @@ def run_inputs(
                     elif out_dir is not None and not frame.is_video:
                         rel = str(Path(prefix) / (frame.relpath or Path(frame.source).name))
                         target = out_dir / names(str(Path(rel).with_suffix(".jpg")))
+                        check_output_file(target, inputs, flag="--out")
                         write_image(target, bgr)
                         summary.outputs.append(str(target))
                     if display is not None and not display.show(bgr):

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from celebface import validate
-from celebface.errors import CelebfaceError
-from celebface.io import IMAGE_EXTENSIONS, ImageReadError, read_image
+from celebface.errors import CelebfaceError, MissingFileError
+from celebface.io import IMAGE_EXTENSIONS, ImageReadError, read_image, read_image_bytes
+from celebface.io.datasets import report_unsupported
 
 log = logging.getLogger(__name__)
 
@@ -80,35 +81,73 @@ class Source:
         return f"camera {self.target}" if self.kind == "camera" else self.target
 
 
-def classify(inp: str) -> Source:
-    """What kind of input ``inp`` is (raises ``FileNotFoundError`` for a missing path)."""
+#: The most bytes read from a URL that serves a still image.
+MAX_URL_IMAGE_BYTES = 64 << 20
+
+
+def classify(inp: str, timeout_s: float = 10.0) -> Source:
+    """What kind of input ``inp`` is (raises :class:`MissingFileError` for a missing path).
+    An http(s) URL whose reply is an image (``Content-Type: image/...``) is an image, not a
+    stream (a stream would reopen it for ever); any other URL is a stream."""
     if "://" in inp:
-        return Source("stream", inp)
+        return Source("image" if _serves_image(inp, timeout_s) else "stream", inp)
     path = Path(inp)
     if path.is_dir():
         return Source("folder", inp)
     if not path.exists():
-        raise FileNotFoundError(f"{inp}: no such file or folder")
+        raise MissingFileError(f"{inp}: no such file or folder")
     suffix = path.suffix.lower()
     if suffix in VIDEO_EXTENSIONS:
         return Source("video", inp)
     return Source("image", inp)
 
 
+def _serves_image(url: str, timeout_s: float) -> bool:
+    """Whether an http(s) ``url`` answers with an image (headers only; False when it cannot
+    be asked: the stream reader then reports what is wrong)."""
+    import urllib.error
+    import urllib.request
+
+    if not url.lower().startswith(("http://", "https://")):
+        return False
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as reply:
+            return reply.headers.get_content_type().startswith("image/")
+    except (OSError, ValueError, urllib.error.URLError):
+        return False
+
+
+def _url_image(url: str, timeout_s: float, max_side: int | None) -> np.ndarray:
+    """The still image at ``url`` as RGB (at most :data:`MAX_URL_IMAGE_BYTES`)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as reply:
+            data = reply.read(MAX_URL_IMAGE_BYTES + 1)
+    except (OSError, ValueError) as exc:
+        raise SourceError(f"{url}: cannot fetch the image ({exc})") from None
+    if len(data) > MAX_URL_IMAGE_BYTES:
+        raise SourceError(f"{url}: image larger than {MAX_URL_IMAGE_BYTES >> 20} MB")
+    return read_image_bytes(data, url, max_side).rgb
+
+
 def folder_files(folder: Path) -> list[Path]:
     """Images and videos anywhere below ``folder`` (hidden files skipped), sorted."""
     known = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
-    return sorted(
-        p for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in known
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
+    found = [p for p in folder.rglob("*")
+             if not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+    report_unsupported(folder, found)
+    return sorted(p for p in found if p.is_file() and p.suffix.lower() in known)
 
 
 def iter_frames(source: Source, config: StreamConfig | None = None) -> Iterator[Frame]:
     """Frames of ``source``. Bad images inside a folder are logged and skipped."""
     config = config or StreamConfig()
-    if source.kind == "image":
+    if source.kind == "image" and "://" in source.target:
+        rgb = _url_image(source.target, config.open_timeout_s, config.max_side)
+        name = Path(source.target.split("?", 1)[0]).name or "url"
+        yield Frame(source.target, 0, rgb, relpath=name)
+    elif source.kind == "image":
         loaded = read_image(source.target, config.max_side)  # ImageReadError propagates
         yield Frame(source.target, 0, loaded.rgb, relpath=Path(source.target).name)
     elif source.kind == "folder":

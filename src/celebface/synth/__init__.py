@@ -1,22 +1,9 @@
 """Synthetic box-and-identity data: face photos composited onto backgrounds, true boxes kept.
 
-Also reads crop-stage outputs as box datasets (:func:`load_box_dataset`).
+Reading a synth output (or a crop output's source photos) as a box dataset:
+``celebface.data.open_dataset(path, boxes=True)``.
 """
 
-from celebface.synth.boxdata import (
-    BoxDataset,
-    BoxItem,
-    is_box_dataset,
-    load_box_dataset,
-)
 from celebface.synth.synthesize import SynthConfig, SynthSummary, synthesize
 
-__all__ = [
-    "BoxDataset",
-    "BoxItem",
-    "SynthConfig",
-    "SynthSummary",
-    "is_box_dataset",
-    "load_box_dataset",
-    "synthesize",
-]
+__all__ = ["SynthConfig", "SynthSummary", "synthesize"]

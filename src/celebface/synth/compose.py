@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from celebface.errors import InputError
+
 
 def rotated_box(
     width: float, height: float, center: tuple[float, float], angle: float
@@ -42,7 +44,7 @@ def paste_face(
 
     fw, fh = int(size[0]), int(size[1])
     if fw < 1 or fh < 1:
-        raise ValueError(f"face size must be positive, got {size}")
+        raise InputError(f"face size must be positive, got {size}")
     interp = cv2.INTER_AREA if fw < face.shape[1] else cv2.INTER_LINEAR
     resized = cv2.resize(face, (fw, fh), interpolation=interp)
     # Affine map in continuous coordinates: canvas = R @ (face - face_centre) + center.

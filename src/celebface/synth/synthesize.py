@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from celebface import validate
+from celebface.data import FaceItem, open_dataset
 from celebface.errors import InputError, reading
 from celebface.io import (
     ImageReadError,
@@ -21,11 +22,9 @@ from celebface.io import (
     atomic_write_json,
     atomic_write_text,
     encode_jpeg,
-    list_dataset,
     read_image,
-    read_splits,
 )
-from celebface.io.datasets import DatasetItem, first_per_identity, is_image_file
+from celebface.io.datasets import first_per_identity, is_image_file
 from celebface.io.pathlist import csv_text
 from celebface.synth.compose import (
     BACKGROUNDS,
@@ -101,40 +100,40 @@ class SynthSummary:
         return self.written + self.resumed
 
 
-def _item_rng(seed: int, item: DatasetItem, copy: int) -> np.random.Generator:
-    key = zlib.crc32(f"{item.identity}/{item.path.name}".encode("utf-8", "surrogateescape"))
+def _item_rng(seed: int, item: FaceItem, copy: int) -> np.random.Generator:
+    key = zlib.crc32("/".join(item.key).encode("utf-8", "surrogateescape"))
     return np.random.default_rng([seed, key, copy])
 
 
-def _select_items(data: Path, config: SynthConfig) -> tuple[list[DatasetItem], dict]:
-    items = list_dataset(data)
-    splits: dict[tuple[str, str], str] = {}
-    if (data / "splits.csv").is_file():
-        splits = read_splits(data / "splits.csv")
+def _select_items(data: Path, config: SynthConfig) -> tuple[list[FaceItem], bool]:
+    """The source photos to compose (through :func:`open_dataset`), and whether the source
+    records splits."""
+    items = open_dataset(data).items
+    has_splits = any(it.split is not None for it in items)
     if config.splits is not None:
-        if not splits:
+        if not has_splits:
             raise InputError(f"{data}: --splits given but there is no splits.csv")
-        items = [it for it in items if splits.get(it.key) in config.splits]
+        items = [it for it in items if it.split in config.splits]
     if config.max_identities is not None:
         keep = set(sorted({it.identity for it in items})[: config.max_identities])
         items = [it for it in items if it.identity in keep]
     if config.max_per_identity is not None:
         items = first_per_identity(items, config.max_per_identity)
-    return items, splits
+    return items, has_splits
 
 
 def _background(
     rng: np.random.Generator,
     config: SynthConfig,
     pool: list[Path],
-    own: DatasetItem,
+    own: FaceItem,
 ) -> tuple[np.ndarray, str]:
     kind = config.backgrounds[int(rng.integers(len(config.backgrounds)))]
     size = config.size
     if kind == "photo" and pool:
         for _ in range(3):
             path = pool[int(rng.integers(len(pool)))]
-            if path == own.path:
+            if path == Path(own.path):
                 continue
             try:
                 photo = read_image(path, max_side=2 * size).rgb
@@ -207,7 +206,7 @@ def synthesize(
 
     config = config or SynthConfig()
     data, dst = Path(data), Path(dst)
-    items, splits = _select_items(data, config)
+    items, has_splits = _select_items(data, config)
     if not items:
         raise InputError(f"{data}: no face photos found (expected DATA/<identity>/*.jpg)")
     settings = {"kind": "synth", "source": str(data.resolve()), **dataclasses.asdict(config)}
@@ -226,7 +225,7 @@ def synthesize(
     dst.mkdir(parents=True, exist_ok=True)
     atomic_write_json(prev_path, settings)
 
-    pool = [it.path for it in items]
+    pool = [Path(it.path) for it in items]
     if config.background_dir is not None:
         bg_root = Path(config.background_dir)
         pool = sorted(p for p in bg_root.rglob("*") if is_image_file(p))
@@ -244,9 +243,10 @@ def synthesize(
         if new_journal:
             writer.writeheader()
 
-        def work(item: DatasetItem) -> list[tuple[dict[str, str], bool]] | str:
+        def work(item: FaceItem) -> list[tuple[dict[str, str], bool]] | str:
             """``[(row, new?)]`` for the copies of ``item``, or the read error."""
-            outputs = [f"{item.identity}/{item.path.stem}_s{k}.jpg" for k in range(config.copies)]
+            stem = Path(item.path).stem
+            outputs = [f"{item.identity}/{stem}_s{k}.jpg" for k in range(config.copies)]
             if all(o in done for o in outputs):
                 return [(done[o], False) for o in outputs]
             try:
@@ -256,7 +256,7 @@ def synthesize(
             return [
                 (done[o], False) if o in done else
                 (_make_one(face, item, k, o, data, dst, config, pool,
-                           splits.get(item.key, "")), True)
+                           item.split or ""), True)
                 for k, o in enumerate(outputs)
             ]
 
@@ -278,7 +278,7 @@ def synthesize(
                 jf.flush()
 
     _write_csv(dst / MANIFEST, COLUMNS, rows)
-    if splits:
+    if has_splits:
         split_rows = [
             {"split": r["split"], "identity": r["identity"],
              "filename": Path(r["output"]).name}
@@ -295,7 +295,7 @@ def synthesize(
 
 
 def _make_one(
-    face: np.ndarray, item: DatasetItem, k: int, output: str, data: Path, dst: Path,
+    face: np.ndarray, item: FaceItem, k: int, output: str, data: Path, dst: Path,
     config: SynthConfig, pool: list[Path], split: str,
 ) -> dict[str, str]:
     """Compose copy ``k`` of ``item``'s face, write it, return its manifest row."""
@@ -304,7 +304,7 @@ def _make_one(
     image, box, angle, scale = compose_one(face, rng, config, background)
     atomic_write_bytes(dst / output, encode_jpeg(image, config.quality))
     return {
-        "source": str(item.path.relative_to(data)),
+        "source": str(Path(item.path).relative_to(data)),
         "output": output,
         "identity": item.identity,
         "x1": f"{box[0]:.2f}", "y1": f"{box[1]:.2f}",

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from celebface.errors import CelebfaceError
+from celebface.errors import CelebfaceError, MissingFileError
 from celebface.io import atomic_write_json
 from celebface.io.checksum import checksum_matches, sha256_file
 from celebface.types import Prediction
@@ -37,7 +37,7 @@ def weights_file(model_dir: str | Path, meta: dict[str, Any], default: str) -> P
     ``FileNotFoundError`` when it is missing."""
     path = Path(model_dir) / meta.get("weights", default)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: weights file missing")
+        raise MissingFileError(f"{path}: weights file missing")
     return path
 
 
@@ -170,7 +170,7 @@ class TrainedModel(ABC):
 def read_model_json(model_dir: str | Path) -> dict[str, Any]:
     path = Path(model_dir) / MODEL_JSON
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no model.json, not a trained model folder")
+        raise MissingFileError(f"{path}: no model.json, not a trained model folder")
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:

@@ -72,11 +72,12 @@ def alignment_config(settings: dict[str, Any] | None = None) -> Any:
 def face_chips(images: Sequence[np.ndarray], embedder: Any,
                faces: Sequence[Any] | None = None) -> list[np.ndarray]:
     """The aligned chips of ``images`` by ``embedder`` (a ``DlibEmbedder``): each face as
-    given in ``faces``, else located by the ``auto`` rule of
-    :mod:`celebface.recognition.align`, as every stage does."""
-    from celebface.recognition.align import locate_faces
+    given in ``faces``, else located by the ``auto`` rule of the default face finder
+    (:mod:`celebface.detection.finder`) on the embedder's device, as every stage does."""
+    from celebface.detection import get_finder
 
-    located = locate_faces(images, faces, "auto")
+    device = str(getattr(embedder, "device", "auto"))
+    located = get_finder(device=device).locate(images, faces, "auto")
     return [embedder.chip(im, f) for im, f in zip(images, located, strict=True)]
 
 

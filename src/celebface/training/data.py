@@ -13,23 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from celebface.data import DatasetError, FaceDataset, open_dataset
+from celebface.data import DatasetError, FaceDataset, kind_of, open_dataset
 from celebface.io import read_image
 
 log = logging.getLogger(__name__)
-
-
-def data_kind(path: str | Path) -> str:
-    """``embeddings`` (from ``celebface embed``), ``packed`` (``celebface pack``) or ``folder``."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such folder")
-    if not path.is_dir():
-        raise NotADirectoryError(f"{path}: not a folder")
-    from celebface.data.stage import folder_kind
-
-    kind = folder_kind(path)
-    return {"embeddings": "embeddings", "pack": "packed"}.get(kind, "folder")
 
 
 def stratified_split(
@@ -72,7 +59,7 @@ class ImageData(_Rows):
     """Face images with labels and splits. ``image(i)`` decodes sample ``i`` (RGB uint8);
     for a folder it may raise :class:`celebface.io.ImageReadError`."""
 
-    kind: str = "folder"
+    kind: str = "photos"  # the dataset's kind (:func:`celebface.data.kind_of`)
     _images: Any = field(default=None, repr=False)  # packed: (N, S, S, 3) memmap
     fit: str = "stretch"  # how a packed folder made its images square (its pack.json)
 
@@ -93,7 +80,7 @@ class EmbeddingData(_Rows):
 def load_image_data(path: str | Path, *, seed: int = 0, val_fraction: float = 0.15) -> ImageData:
     """A folder-per-identity or a packed folder, with its split."""
     path = Path(path)
-    kind = data_kind(path)
+    kind = kind_of(path)
     if kind == "embeddings":
         raise DatasetError(f"{path}: holds embeddings; this model trains on face images "
                            "(give a folder of crops or a packed folder)")
@@ -107,7 +94,7 @@ def load_embedding_data(
 ) -> EmbeddingData:
     """An embeddings folder from ``celebface embed``, with its split: the one it records
     (``splits.txt``, else its or its source dataset's ``splits.csv``), else stratified."""
-    if data_kind(path) != "embeddings":
+    if kind_of(path) != "embeddings":
         raise DatasetError(f"{path}: not an embeddings folder (give the output of "
                            "`celebface embed`)")
     dataset = open_dataset(path).with_splits(seed, val_fraction)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from celebface.detection.finder import FaceFinder, as_finder, get_finder
 from celebface.io.images import as_rgb
 from celebface.types import Verification
 from celebface.verification.faces import find_and_embed
@@ -17,24 +17,10 @@ from celebface.verification.thresholds import gallery_pair_threshold, pair_thres
 log = logging.getLogger(__name__)
 
 
-@functools.lru_cache(maxsize=4)
-def default_detector(name: str = "mtcnn", device: str = "auto") -> Any:
-    """A detector built once per process (verification is often called in a loop)."""
-    from celebface.detection import get_detector
-
-    return get_detector(name, device=device)
-
-
-@functools.lru_cache(maxsize=4)
-def default_embedder(name: str = "dlib", device: str = "auto", tta: str = "none") -> Any:
-    """An embedder built once per process."""
-    from celebface.recognition import get_embedder
-
-    return get_embedder(name, device=device, tta=tta)
-
-
 def gallery_embedder(gallery: Any, device: str = "auto") -> Any:
     """The embedder a gallery was built with (its calibrated threshold holds for it only)."""
+    from celebface.recognition import default_embedder
+
     spec = gallery.spec
     return default_embedder(spec.name, device, spec.tta)
 
@@ -46,6 +32,16 @@ def gallery_settings(gallery: str | Path | Any, device: str = "auto") -> tuple[A
     if not isinstance(gallery, Gallery):
         gallery = Gallery.load(gallery)
     return gallery_embedder(gallery, device), gallery_pair_threshold(gallery)
+
+
+def face_finder(detector: Any | None, device: str = "auto") -> FaceFinder | None:
+    """The finder ``verify``'s ``detector`` argument names (``"none"``: ``None``, faces used
+    whole)."""
+    if detector == "none":
+        return None
+    if detector is None or isinstance(detector, str):
+        return get_finder(detector=detector or "mtcnn", device=device)
+    return as_finder(detector)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -66,20 +62,22 @@ def verify(
     images or RGB arrays); with ``all_faces`` every face of A against every face of B (a list,
     A's faces outer, each image's faces highest score first).
 
-    ``detector``: a built detector, a name (``mtcnn``, ``hog``, or ``none`` when both images
-    are face crops) or ``None`` (MTCNN); an image without a detected face is used whole, as a
-    face crop (``Verification.whole_a``/``whole_b``). ``embedder``: a built embedder or
-    ``None`` (dlib).
+    ``detector``: a :class:`~celebface.detection.finder.FaceFinder`, a built detector, a name
+    (``mtcnn``, ``hog``, or ``none`` when both images are face crops) or ``None`` (the default
+    finder); faces are found by the ``auto`` rule (:mod:`celebface.detection.finder`): an
+    image without a detected face is used whole, as a face crop
+    (``Verification.whole_a``/``whole_b``). ``embedder``: a built embedder or ``None`` (dlib).
     ``threshold``: the cosine at or above which the faces are the same person (default: the
     embedder's measured pair threshold, :mod:`celebface.verification.thresholds`).
     """
-    if detector is None or isinstance(detector, str):
-        detector = None if detector == "none" else default_detector(detector or "mtcnn")
+    from celebface.recognition import default_embedder
+
+    finder = face_finder(detector)
     embedder = embedder if embedder is not None else default_embedder()
     if threshold is None:
         threshold = pair_threshold(embedder)
     images = [as_rgb(image_a), as_rgb(image_b)]
-    found_a, found_b = find_and_embed(images, detector, embedder, all_faces)
+    found_a, found_b = find_and_embed(images, finder, embedder, all_faces)
     for name, found in (("A", found_a), ("B", found_b)):
         if found[0].whole:
             log.info("image %s: no face found; the whole image is used as the face", name)

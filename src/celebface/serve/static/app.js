@@ -22,10 +22,26 @@ async function api(path, options = {}) {
   }
   if (!res.ok) {
     let detail = res.statusText;
-    try { detail = (await res.json()).detail || detail; } catch (e) { /* not JSON */ }
+    try {
+      const body = await res.json();
+      showJSON(body);
+      detail = body.detail || detail;
+    } catch (e) { /* not JSON */ }
     throw new Error(`${detail} (${res.status})`);
   }
   return res;
+}
+
+async function apiJSON(path, options = {}) {
+  const body = await (await api(path, options)).json();
+  showJSON(body);
+  return body;
+}
+
+// the last JSON response, in the collapsible panel under the page
+function showJSON(body) {
+  $("#json-body").textContent = JSON.stringify(body, null, 2);
+  $("#json").hidden = false;
 }
 
 function say(el, text, error = false) {
@@ -42,17 +58,19 @@ function showStatus(s) {
 
 // ------------------------------------------------------------------ drawing
 function label(face) {
-  const who = face.identity || "unknown";
+  const who = face.label || face.identity || "unknown";
   const sim = face.similarity == null ? "" : ` ${face.similarity.toFixed(3)}`;
   return who + sim;
 }
 
 function drawFaces(ctx, faces, scale) {
   const w = ctx.canvas.width;
+  const h = ctx.canvas.height;
   const line = Math.max(2, Math.round(w / 320));
   const size = Math.max(14, Math.round(w / 38));
   ctx.font = `600 ${size}px system-ui, sans-serif`;
   ctx.textBaseline = "top";
+  const labels = [];
   for (const f of faces) {
     const [x1, y1, x2, y2] = f.box.map((v) => v * scale);
     const known = f.identity && f.identity !== "unknown";
@@ -65,13 +83,19 @@ function drawFaces(ctx, faces, scale) {
       for (const [x, y] of f.landmarks) ctx.fillRect(x * scale - line, y * scale - line, 2 * line, 2 * line);
     }
     const text = label(f);
-    const tw = ctx.measureText(text).width + 2 * line + 8;
-    const ty = y1 - size - 8 >= 0 ? y1 - size - 8 : y2;
+    const tw = Math.min(ctx.measureText(text).width + 2 * line + 8, w);
+    const th = size + 8;
+    // above the box, else under it, else inside its top edge: always on the canvas
+    let ty = y1 - th;
+    if (ty < 0) ty = y2 + th <= h ? y2 : Math.max(0, Math.min(y1, h - th));
+    const tx = Math.max(0, Math.min(x1 - line / 2, w - tw));
     ctx.fillStyle = color;
-    ctx.fillRect(x1 - line / 2, ty, tw, size + 8);
+    ctx.fillRect(tx, ty, tw, th);
     ctx.fillStyle = "#fff";
-    ctx.fillText(text, x1 + line + 2, ty + 4);
+    ctx.fillText(text, tx + line + 2, ty + 4, tw - line - 4);
+    labels.push({ text, x: tx, y: ty, w: tw, h: th });
   }
+  ctx.canvas.dataset.labels = JSON.stringify(labels); // where the names are (tests read it)
 }
 
 function listFaces(faces) {
@@ -84,12 +108,13 @@ function listFaces(faces) {
     if (who === "unknown") li.classList.add("unknown");
     const name = document.createElement("div");
     name.className = "who";
-    name.textContent = who;
+    name.textContent = f.label || who;
     const why = document.createElement("div");
     why.className = "why";
     const parts = [];
     if (f.similarity != null) parts.push(`similarity ${f.similarity.toFixed(3)}`);
-    if (f.runner_up) parts.push(`${who === "unknown" ? "closest" : "next"}: ${f.runner_up}`);
+    const runner = (f.predictions || []).find((p) => p.name === f.runner_up);
+    if (f.runner_up) parts.push(`${who === "unknown" ? "closest" : "next"}: ${runner ? runner.label : f.runner_up}`);
     why.textContent = parts.join(" · ") || "no gallery to compare with";
     li.append(name, why);
     ul.append(li);
@@ -110,13 +135,22 @@ function canvasBlob(canvas, quality = 0.9) {
   return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", quality));
 }
 
+function clearPhoto() {
+  const canvas = $("#canvas");
+  canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+  $("#stage").hidden = true;
+  $("#results").replaceChildren();
+}
+
 async function recognizePhoto(file) {
-  stopCamera();
+  stopCamera(false);
   const status = $("#status");
   say(status, `Looking for faces in ${file.name}…`);
-  $("#results").replaceChildren();
+  clearPhoto();
   try {
-    const img = await loadImage(file);
+    const img = await loadImage(file).catch(() => {
+      throw new Error("not a picture the browser can show");
+    });
     const canvas = $("#canvas");
     // drawn at 720-1600 px on the long side: small photos are enlarged so names stay legible
     const long = Math.max(img.naturalWidth, img.naturalHeight);
@@ -126,17 +160,21 @@ async function recognizePhoto(file) {
     const ctx = canvas.getContext("2d");
     ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
     $("#stage").hidden = false;
-    const body = file.size > MAX_UPLOAD ? await canvasBlob(canvas) : file;
+    const form = new FormData();
+    form.append("file", file.size > MAX_UPLOAD ? await canvasBlob(canvas) : file, file.name);
     const t0 = performance.now();
-    const result = await (await api("/v1/recognize", { method: "POST", body })).json();
+    const result = await apiJSON("/v1/recognize?prediction_count=3", { method: "POST", body: form });
     const ms = Math.round(performance.now() - t0);
     drawFaces(ctx, result.faces, canvas.width / result.width);
     listFaces(result.faces);
     showStatus(result);
     const n = result.faces.length;
-    say(status, n ? `${n} face${n > 1 ? "s" : ""} found in ${ms} ms` : "No face found in this photo");
+    say(status, n ? `${n} face${n > 1 ? "s" : ""} found in ${file.name} in ${ms} ms`
+      : `No face found in ${file.name}`);
   } catch (err) {
-    say(status, err.message, true);
+    clearPhoto();
+    const text = err.message.startsWith(file.name) ? err.message : `${file.name}: ${err.message}`;
+    say(status, text, true);
   }
 }
 
@@ -166,12 +204,13 @@ async function startCamera() {
   }
 }
 
-function stopCamera() {
+function stopCamera(tell = true) {
   if (!state.camera) return;
   state.camera.stream.getTracks().forEach((t) => t.stop());
   state.camera = null;
   $("#camera").textContent = "Use camera";
   $("#camera").classList.remove("on");
+  if (tell) say($("#status"), "Camera off");
 }
 
 function cameraFrame(now) {
@@ -202,7 +241,7 @@ async function sendFrame(cam, video, now) {
     frame.height = Math.round(video.videoHeight * fit);
     frame.getContext("2d").drawImage(video, 0, 0, frame.width, frame.height);
     const body = await canvasBlob(frame, 0.8);
-    const result = await (await api("/v1/recognize", { method: "POST", body })).json();
+    const result = await apiJSON("/v1/recognize", { method: "POST", body });
     if (state.camera !== cam) return;
     state.faces = result.faces;
     state.scale = video.videoWidth / result.width;
@@ -219,7 +258,7 @@ async function sendFrame(cam, video, now) {
 async function loadPeople() {
   const status = $("#people-status");
   try {
-    const data = await (await api("/v1/people")).json();
+    const data = await apiJSON("/v1/people?size=500");
     showStatus(data);
     const ul = $("#people");
     ul.replaceChildren(...data.people.map(personCard));
@@ -236,14 +275,21 @@ function personCard(p) {
   li.dataset.name = p.name;
   const thumb = document.createElement("div");
   thumb.className = "thumb";
-  thumb.textContent = p.name.slice(0, 1).toUpperCase();
+  thumb.textContent = p.label.slice(0, 1).toUpperCase();
   thumb.style.background = `hsl(${[...p.name].reduce((h, c) => h + c.charCodeAt(0), 0) % 360} 35% 60%)`;
   loadThumb(p.name, thumb);
   const info = document.createElement("div");
   info.className = "info";
   info.innerHTML = '<div class="name"></div><div class="count"></div>';
-  info.querySelector(".name").textContent = p.name;
-  info.querySelector(".count").textContent = `${p.photos} photo${p.photos === 1 ? "" : "s"}`;
+  info.querySelector(".name").textContent = p.label;
+  info.querySelector(".name").title = p.name;
+  const count = document.createElement("button");
+  count.type = "button";
+  count.className = "link";
+  count.textContent = `${p.photos} photo${p.photos === 1 ? "" : "s"}`;
+  count.title = `show the photos of ${p.label}`;
+  count.addEventListener("click", () => togglePhotos(li, p.name));
+  info.querySelector(".count").replaceChildren(count);
   const actions = document.createElement("div");
   actions.className = "actions";
   const add = document.createElement("label");
@@ -255,9 +301,122 @@ function personCard(p) {
   remove.className = "danger";
   remove.textContent = "Remove";
   remove.addEventListener("click", () => removePerson(p.name));
-  actions.append(add, remove);
-  li.append(thumb, info, actions);
+  const rename = document.createElement("button");
+  rename.type = "button";
+  rename.className = "secondary";
+  rename.textContent = "Rename";
+  rename.addEventListener("click", () => renamePerson(p.name));
+  actions.append(add, rename, remove);
+  const panel = document.createElement("ul");
+  panel.className = "photos";
+  panel.hidden = true;
+  li.append(thumb, info, actions, panel);
   return li;
+}
+
+// ------------------------------------------------------------------ one person's photos
+const PHOTO_PAGE = 24;
+
+async function togglePhotos(li, name, open = null) {
+  const panel = li.querySelector(".photos");
+  panel.hidden = open === null ? !panel.hidden : !open;
+  if (!panel.hidden) await loadPhotos(panel, name, 0);
+}
+
+async function loadPhotos(panel, name, page) {
+  const status = $("#people-status");
+  try {
+    const url = `/v1/people/${encodeURIComponent(name)}/photos?page=${page}&size=${PHOTO_PAGE}`;
+    const data = await apiJSON(url);
+    if (page === 0) panel.replaceChildren();
+    panel.querySelector(".more")?.remove();
+    for (const ph of data.photos) panel.append(photoCard(name, ph, data.label));
+    if (data.page + 1 < data.pages) {
+      const more = document.createElement("li");
+      more.className = "more";
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "secondary";
+      b.textContent = `More (${data.total - (data.page + 1) * data.size} left)`;
+      b.addEventListener("click", () => loadPhotos(panel, name, data.page + 1));
+      more.append(b);
+      panel.append(more);
+    }
+  } catch (err) {
+    say(status, err.message, true);
+  }
+}
+
+function photoCard(name, ph, label) {
+  const li = document.createElement("li");
+  li.className = "photo";
+  li.dataset.id = ph.id;
+  const img = document.createElement("img");
+  img.alt = ph.source;
+  img.className = "thumb";
+  api(ph.thumbnail).then((r) => r.blob()).then((b) => { img.src = URL.createObjectURL(b); })
+    .catch(() => { img.classList.add("missing"); });
+  const caption = document.createElement("span");
+  caption.className = "source";
+  caption.textContent = ph.source;
+  caption.title = `photo ${ph.id}`;
+  const del = document.createElement("button");
+  del.type = "button";
+  del.className = "danger small";
+  del.textContent = "Delete";
+  del.title = `delete ${ph.source}`;
+  del.addEventListener("click", () => removePhoto(name, ph, label));
+  li.append(img, caption, del);
+  return li;
+}
+
+async function removePhoto(name, ph, label) {
+  if (!confirm(`Delete the photo ${ph.source} of ${label}?`)) return;
+  const status = $("#people-status");
+  try {
+    const url = `/v1/people/${encodeURIComponent(name)}/photos/${encodeURIComponent(ph.id)}`;
+    const r = await apiJSON(url, { method: "DELETE" });
+    say(status, r.photos ? `Deleted ${ph.source} (${r.photos} photo${r.photos === 1 ? "" : "s"} of ${label} left)`
+      : `Deleted ${ph.source}, the last photo of ${label}`);
+    await reloadPeople(r.photos ? name : null);
+  } catch (err) {
+    say(status, err.message, true);
+  }
+}
+
+async function renamePerson(name) {
+  const status = $("#people-status");
+  const to = (prompt(`New name for ${name}:`, name) || "").trim();
+  if (!to || to === name) return;
+  const send = (merge) => apiJSON(`/v1/people/${encodeURIComponent(name)}`, {
+    method: "PATCH", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ name: to, merge }),
+  });
+  try {
+    let r;
+    try {
+      r = await send(false);
+    } catch (err) {
+      if (!/\(409\)$/.test(err.message) || !confirm(`${to} is already enrolled: merge ${name} into ${to}?`)) throw err;
+      r = await send(true);
+    }
+    say(status, r.merged ? `Merged ${r.from} into ${r.name} (${r.photos} photos)` : `Renamed ${r.from} to ${r.name}`);
+    await reloadPeople(r.name);
+  } catch (err) {
+    say(status, err.message, true);
+  }
+}
+
+// the people list again, keeping the status line, with ``open``'s photos shown
+async function reloadPeople(open = null) {
+  const status = $("#people-status");
+  status.classList.add("keep");
+  await loadPeople();
+  status.classList.remove("keep");
+  if (open) {
+    const li = [...document.querySelectorAll("#people .person")].find((el) => el.dataset.name === open);
+    if (li) await togglePhotos(li, open, true);
+  }
 }
 
 async function loadThumb(name, holder) {
@@ -279,13 +438,11 @@ async function enrol(name, files) {
   say(status, `Adding ${files.length} photo${files.length > 1 ? "s" : ""} of ${name}…`);
   try {
     const url = `/v1/people/${encodeURIComponent(name)}/photos`;
-    const r = await (await api(url, { method: "POST", body: form })).json();
+    const r = await apiJSON(url, { method: "POST", body: form });
     let text = `Added ${r.added} photo${r.added === 1 ? "" : "s"} of ${r.name} (${r.photos} in all)`;
     if (r.skipped.length) text += `; skipped: ${r.skipped.map((s) => s.reason).join("; ")}`;
     say(status, text);
-    status.classList.add("keep");
-    await loadPeople();
-    status.classList.remove("keep");
+    await reloadPeople();
     return true;
   } catch (err) {
     say(status, err.message, true);
@@ -297,11 +454,9 @@ async function removePerson(name) {
   if (!confirm(`Remove ${name} and all their photos from the gallery?`)) return;
   const status = $("#people-status");
   try {
-    const r = await (await api(`/v1/people/${encodeURIComponent(name)}`, { method: "DELETE" })).json();
+    const r = await apiJSON(`/v1/people/${encodeURIComponent(name)}`, { method: "DELETE" });
     say(status, `Removed ${r.name} (${r.removed} photo${r.removed === 1 ? "" : "s"})`);
-    status.classList.add("keep");
-    await loadPeople();
-    status.classList.remove("keep");
+    await reloadPeople();
   } catch (err) {
     say(status, err.message, true);
   }
@@ -317,7 +472,11 @@ function route() {
 
 function init() {
   const drop = $("#drop");
-  $("#photo").addEventListener("change", (e) => e.target.files[0] && recognizePhoto(e.target.files[0]));
+  $("#photo").addEventListener("change", (e) => {
+    const file = e.target.files[0];
+    e.target.value = ""; // choosing the same file again fires "change" again
+    if (file) recognizePhoto(file);
+  });
   ["dragenter", "dragover"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.add("over"); }));
   ["dragleave", "drop"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.remove("over"); }));
   drop.addEventListener("drop", (e) => e.dataTransfer.files[0] && recognizePhoto(e.dataTransfer.files[0]));
@@ -345,7 +504,8 @@ function init() {
   });
   window.addEventListener("hashchange", route);
   route();
-  api("/health").then((r) => r.json()).then(showStatus).catch(() => {});
+  // with keys on, /health tells the gallery's size only to a key holder
+  api("/health").then((r) => r.json()).then((h) => h.identities != null && showStatus(h)).catch(() => {});
 }
 
 init();

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
 HISTORY = "history.json"
+#: sha256 of ``checkpoint.pt`` and ``best.pt``, checked before either is loaded
+CHECKSUMS = "checksums.json"
 
 StepFn = Callable[["nn.Module", Any], "tuple[torch.Tensor, dict[str, torch.Tensor]]"]
 MetricsFn = Callable[[Mapping[str, "torch.Tensor"]], dict[str, float]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,10 +13,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from celebface.device import resolve_device
+from celebface.errors import InputError, UnknownNameError
 from celebface.io import atomic_write_json
+from celebface.io.checksum import checksum_matches, sha256_file
 from celebface.training.loop.config import (
     BEST,
     CHECKPOINT,
+    CHECKSUMS,
     HISTORY,
     FitResult,
     LoopConfig,
@@ -100,7 +104,7 @@ def fit(
     ckpt_path, best_path, hist_path = out_dir / CHECKPOINT, out_dir / BEST, out_dir / HISTORY
     if resume and ckpt_path.is_file():
         # on the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        state = load_checkpoint(ckpt_path)
         check_fingerprint(state.get("fingerprint"), fingerprint, out_dir)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -111,7 +115,7 @@ def fit(
         history = state["history"]
         start_epoch, bad_epochs = state["epoch"], state["bad_epochs"]
         torch.set_rng_state(state["rng"]["torch"])
-        np.random.set_state(state["rng"]["numpy"])
+        np.random.set_state(_numpy_state(state["rng"]["numpy"]))
         random.setstate(state["rng"]["python"])
         if cuda and state["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
@@ -135,12 +139,12 @@ def fit(
             record.update({f"val_{k}": v for k, v in va.items()})
         record["time_s"] = round(time.perf_counter() - t0, 3)
         if monitor not in record:
-            raise KeyError(f"monitored metric {monitor!r} not among {sorted(record)}")
+            raise UnknownNameError(f"monitored metric {monitor!r} not among {sorted(record)}")
         value = record[monitor]
         epoch += 1
         if improved(value, history["best"], mode, config.min_delta):
             history["best"], history["best_epoch"], bad_epochs = value, epoch, 0
-            save_torch(model.state_dict(), best_path)
+            save_checked(model.state_dict(), best_path)
         else:
             bad_epochs += 1
         if scheduler is not None:
@@ -159,12 +163,12 @@ def fit(
                       if k.startswith(("train_", "val_"))),
             lr, record["time_s"], "  (best)" if history["best_epoch"] == epoch else "",
         )
-        save_torch({
+        save_checked({
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "scaler": scaler.state_dict(), "epoch": epoch, "bad_epochs": bad_epochs,
             "history": history, "fingerprint": fingerprint,
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+            "rng": {"torch": torch.get_rng_state(), "numpy": _plain_numpy_state(),
                     "python": random.getstate(),
                     "cuda": torch.cuda.get_rng_state_all() if cuda else None},
         }, ckpt_path)
@@ -177,7 +181,7 @@ def fit(
     if history["stopped_early"]:
         log.info("early stop: no %s improvement for %d epochs", monitor, config.patience)
     if best_path.is_file():
-        model.load_state_dict(torch.load(best_path, map_location=device, weights_only=True))
+        model.load_state_dict(load_checkpoint(best_path, map_location=device))
     best = history["best"]
     log.info("best %s %s at epoch %s", monitor, "n/a" if best is None else f"{best:.4f}",
              history["best_epoch"])
@@ -185,3 +189,69 @@ def fit(
         history=history, best_epoch=history["best_epoch"] or 0, best=history["best"] or 0.0,
         epochs_run=len(history["epochs"]), stopped_early=history["stopped_early"], device=device,
     )
+
+
+def save_checked(obj: Any, path: Path) -> None:
+    """``torch.save`` ``obj`` to ``path`` (atomically) and record its sha256 in the folder's
+    :data:`CHECKSUMS` file, which :func:`load_checkpoint` checks."""
+    save_torch(obj, path)
+    sums_path = path.parent / CHECKSUMS
+    sums = _checksums(sums_path)
+    sums[path.name] = sha256_file(path)
+    atomic_write_json(sums_path, sums)
+
+
+def load_checkpoint(path: Path, map_location: Any = "cpu") -> Any:
+    """A checkpoint or weights file loaded as data only (``weights_only``: a planted pickle
+    cannot run code), after checking it against its recorded sha256 (files written before
+    checksums were recorded are only loaded as data). A mismatch or a file that is not plain
+    tensors and values is an :class:`InputError` naming it."""
+    import pickle
+
+    import torch
+
+    expected = _checksums(path.parent / CHECKSUMS).get(path.name)
+    if not checksum_matches(path, expected):
+        raise InputError(f"{path}: does not match the checksum recorded in "
+                         f"{path.parent / CHECKSUMS} (changed or damaged); delete the folder "
+                         "or train into a new one")
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols it will refuse
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise InputError(f"{path}: holds objects other than tensors and plain values (not "
+                         "loaded: it could run code); delete it or train into a new "
+                         "folder") from None
+    except (RuntimeError, ValueError, EOFError) as exc:
+        reason = " ".join(str(exc).split())[:120]
+        raise InputError(f"{path}: damaged checkpoint ({reason}); delete it or train into a "
+                         "new folder") from None
+
+
+def _checksums(path: Path) -> dict[str, str]:
+    import json
+
+    try:
+        sums = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: damaged checksum file ({exc})") from None
+    if not isinstance(sums, dict):
+        raise InputError(f"{path}: damaged checksum file (not a mapping)")
+    return sums
+
+
+def _plain_numpy_state() -> dict[str, Any]:
+    """numpy's RNG state as values ``weights_only`` loading accepts (no numpy arrays)."""
+    import torch
+
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached": float(cached)}
+
+
+def _numpy_state(saved: dict[str, Any]) -> tuple[Any, ...]:
+    keys = saved["keys"].numpy().astype(np.uint32)
+    return saved["name"], keys, saved["pos"], saved["has_gauss"], saved["cached"]

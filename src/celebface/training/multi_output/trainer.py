@@ -33,7 +33,7 @@ def train(data: str | Path, out: str | Path, **config: Any) -> MultiOutputModel:
     """Train the multi-output model on the box dataset ``data``; save it in ``out``.
 
     A rerun with the same ``out`` resumes the fit loop from its last checkpoint."""
-    from celebface.synth import is_box_dataset
+    from celebface.data.boxes import is_box_dataset
 
     cfg: MultiOutputConfig = make_config(MultiOutputConfig, config, "multi-output")
     if not is_box_dataset(data):

@@ -1,0 +1,146 @@
+"""Small galleries: people enrolled from 1, 3, 10 or all of their photos, no calibration.
+
+The issue-24 experiment: 30 held-out pins105-dev people enrolled from ONE random train photo
+each, 5 random val photos of each recognised, strangers = the val photos of the other people
+of the held-out half (``benchmarks/thresholds.py``'s half B: the uncalibrated tails in
+``celebface.gallery.defaults`` were measured on half A only). Repeated over random draws; mean
+and spread. For each gallery: the uncalibrated default (per photos-per-person bucket), the
+old default (every person on the many-photo tail, as before the buckets), and an "ideal"
+threshold chosen with the strangers' scores in hand at 1% FAR (the reference of what the
+embedder can do). ``enroll`` enrols a person's only photo as the average of it and its mirror
+image: with ``--flip-emb`` (a ``celebface embed --tta flip`` output of the same photos) the
+one-photo galleries are built that way (probes stay single views), and the photo alone (what
+an enrolment from an ``embed`` folder gives) is scored beside it.
+
+    .venv/bin/python benchmarks/small_gallery.py --emb runs/pins_emb/dlib \
+        [--flip-emb runs/pins_emb/dlib_flip]
+
+Writes ``benchmarks/results/small_gallery.md``/``.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from thresholds import enrolled_rows, flip_vectors, gallery_of, halves
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+PHOTOS = (1, 3, 10, None)
+METHODS = ("centroid", "topk")
+IDEAL_FAR = 0.01
+
+
+def one_draw(vec, enrol_vec, ids, split, half_b, people: int, probes: int, photos, method,
+             embedder: dict, seed: int) -> dict:
+    """One random gallery of ``people`` of ``half_b``: rates at the new default, the old
+    default and the ideal threshold."""
+    from celebface.gallery.calibration import open_set_rates, threshold_for_far, truth_indices
+    from celebface.gallery.defaults import default_threshold
+    from celebface.gallery.matching import GalleryMatcher
+
+    rng = np.random.default_rng(seed)
+    known = list(rng.choice(half_b, people, replace=False))
+    strangers = [x for x in half_b if x not in known]
+    rows = enrolled_rows(ids, split, known, photos, rng)
+    g = gallery_of(enrol_vec, ids, rows)
+    g.embedder = embedder
+    m = GalleryMatcher(g, method, 5)
+    gen = np.concatenate([rng.choice(np.flatnonzero((ids == p) & (split == "val")),
+                                     probes, replace=False) for p in known])
+    strange = np.isin(ids, strangers) & (split == "val")
+    scores = np.concatenate([m.scores(vec[gen]), m.scores(vec[strange])])
+    truth = np.concatenate([truth_indices(list(ids[gen]), g.names),
+                            -np.ones(strange.sum(), np.int64)])
+    out = {}
+    ideal = threshold_for_far(scores[truth < 0].max(1), IDEAL_FAR)
+    old = default_threshold(embedder["name"], embedder["tta"], method, people)  # 5+ tail
+    for key, thr in (("default", g.threshold(method)), ("old", old), ("ideal", ideal)):
+        r = open_set_rates(scores, truth, thr)
+        out[key] = {"threshold": thr, "tar": r.tar, "far": r.far,
+                    "named": round(r.tar * r.genuine), "genuine": r.genuine,
+                    "strangers_named": round(r.far * r.strangers),
+                    "strangers": r.strangers}
+    return out
+
+
+def summarise(draws: list[dict]) -> dict:
+    out = {}
+    for key in draws[0]:
+        out[key] = {f: {"mean": float(np.mean([d[key][f] for d in draws])),
+                        "std": float(np.std([d[key][f] for d in draws])),
+                        "max": float(np.max([d[key][f] for d in draws]))}
+                    for f in draws[0][key]}
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--emb", type=Path, required=True)
+    p.add_argument("--flip-emb", type=Path, help="a --tta flip embed output of the same photos")
+    p.add_argument("--draws", type=int, default=20)
+    p.add_argument("--people", type=int, default=30)
+    p.add_argument("--probes", type=int, default=5)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    from embeddings import load
+
+    e, vec, model, tta = load(args.emb)
+    names = list(e.label_names)
+    ids = np.array([names[int(i)] for i in e.labels], dtype=object)
+    split = np.array(e.splits, dtype=object)
+    _, half_b = halves(names)
+    embedder = {"name": model, "tta": tta}
+    variants = [(f"{photos or 'all'} photo(s)", method, vec, photos)
+                for photos in PHOTOS for method in METHODS if photos != 1 or method == METHODS[0]]
+    if args.flip_emb:
+        variants[0] = ("1 photo, no mirror", METHODS[0], vec, 1)
+        variants.insert(0, ("1 photo + mirror (enroll)", METHODS[0],
+                            flip_vectors(args.flip_emb, e), 1))
+    results = []
+    for label, method, enrol_vec, photos in variants:
+        draws = [one_draw(vec, enrol_vec, ids, split, half_b, args.people, args.probes,
+                          photos, method, embedder, seed) for seed in range(args.draws)]
+        results.append({"gallery": label, "method": method, **summarise(draws)})
+        logging.info("%s %s done", label, method)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    meta = {"embeddings": str(args.emb), "flip_embeddings": str(args.flip_emb or ""),
+            "embedder": embedder, "draws": args.draws, "people": args.people,
+            "probes": args.probes, "held_out_people": len(half_b), "results": results}
+    (RESULTS / "small_gallery.json").write_text(json.dumps(meta, indent=1))
+    r0 = results[0]["default"]
+    lines = ["# Small galleries, uncalibrated (issue 24)", "",
+             f"Embeddings `{args.emb}` ({model}, tta {tta}). {args.people} of the "
+             f"{len(half_b)} held-out pins105-dev people (half B of benchmarks/thresholds.py; "
+             "the default tails were measured on half A) enrolled from random train photos; "
+             f"{args.probes} random val photos of each probed ({int(r0['genuine']['mean'])} "
+             f"genuine); strangers: all val photos of the other {len(half_b) - args.people} B "
+             f"people (~{int(r0['strangers']['mean'])}). {args.draws} random draws: mean "
+             "± std (worst FAR). *default*: the uncalibrated threshold per photos-per-person "
+             "bucket (celebface.gallery.defaults); *old*: the many-photo tail for everyone "
+             f"(before the buckets); *ideal*: chosen on these strangers' scores at "
+             f"{IDEAL_FAR:.0%} FAR.", "",
+             "| gallery | method | default threshold | TAR (default) | FAR (default, worst) "
+             "| TAR (old) | FAR (old) | ideal threshold | TAR (ideal, 1% FAR) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        d, o, i = r["default"], r["old"], r["ideal"]
+        lines.append(
+            f"| {r['gallery']} | {r['method']} | {d['threshold']['mean']:.3f} | "
+            f"{100 * d['tar']['mean']:.1f}% ± {100 * d['tar']['std']:.1f} | "
+            f"{100 * d['far']['mean']:.2f}% ({100 * d['far']['max']:.2f}%) | "
+            f"{100 * o['tar']['mean']:.1f}% ± {100 * o['tar']['std']:.1f} | "
+            f"{100 * o['far']['mean']:.2f}% | {i['threshold']['mean']:.3f} | "
+            f"{100 * i['tar']['mean']:.1f}% ± {100 * i['tar']['std']:.1f} |")
+    (RESULTS / "small_gallery.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,149 @@
+"""Uncalibrated thresholds that know how many photos each person has (issue 24)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from celebface.gallery.defaults import (
+    DEFAULT_FAR,
+    IMPOSTOR_TAILS,
+    default_threshold,
+    gallery_threshold,
+    photo_bucket,
+    tail_chance,
+    tail_threshold,
+)
+from celebface.gallery.store import Gallery
+from test_gallery import ColourEmbedder, write_people
+
+TAILS = {"1": [(0.1, 0.80), (0.01, 0.85), (0.0001, 0.90)],
+         "5+": [(0.1, 0.85), (0.01, 0.90), (0.0001, 0.95)]}
+
+
+def test_photo_buckets() -> None:
+    assert [photo_bucket(n) for n in (1, 2, 4, 5, 200)] == ["1", "2-4", "2-4", "5+", "5+"]
+
+
+def test_tail_chance_inverts_tail_threshold() -> None:
+    for p in (0.05, 0.003, 0.0002):
+        assert tail_chance(TAILS["1"], tail_threshold(TAILS["1"], p)) == pytest.approx(p)
+
+
+def test_gallery_threshold_spends_the_far_over_its_people() -> None:
+    """One bucket: the t of p = FAR / N. Mixed: the t where the people's tails add up to the
+    FAR, between the all-one-photo and the all-many-photo thresholds; a missing bucket (2-4
+    here) uses the measured one with the most photos."""
+    assert gallery_threshold(TAILS, [1] * 10) == pytest.approx(tail_threshold(TAILS["1"],
+                                                                              DEFAULT_FAR / 10))
+    assert gallery_threshold(TAILS, [3] * 10) == pytest.approx(tail_threshold(TAILS["5+"],
+                                                                              DEFAULT_FAR / 10))
+    mixed = gallery_threshold(TAILS, [1] * 5 + [50] * 5)
+    assert gallery_threshold(TAILS, [1] * 10) < mixed < gallery_threshold(TAILS, [50] * 10)
+    total = 5 * tail_chance(TAILS["1"], mixed) + 5 * tail_chance(TAILS["5+"], mixed)
+    assert total == pytest.approx(DEFAULT_FAR, rel=1e-6)
+
+
+def test_one_photo_people_get_the_one_photo_tail() -> None:
+    """A one-photo "centroid" is one noisy vector: strangers score lower against it than
+    against a many-photo centroid, so its measured threshold is lower (the old rule used the
+    many-photo tail for everyone: 21% of one-photo people named, issue 24)."""
+    tails = IMPOSTOR_TAILS[("dlib", "none")]["centroid"]
+    assert set(tails) == {"1", "2-4", "5+"}
+    for p in (0.01, 1e-4):
+        assert tail_threshold(tails["1"], p) < tail_threshold(tails["2-4"], p) \
+            < tail_threshold(tails["5+"], p)
+
+    def gallery(per_person: int) -> Gallery:
+        g = Gallery(embedder={"name": "dlib", "tta": "none"})
+        v = np.repeat(np.eye(128, dtype=np.float32)[:30], per_person, axis=0)
+        ids = [f"p{i}" for i in range(30) for _ in range(per_person)]
+        g.add(v, ids, [f"s{i}" for i in range(len(ids))])
+        return g
+
+    one, many = gallery(1).threshold("centroid"), gallery(6).threshold("centroid")
+    assert one == pytest.approx(default_threshold("dlib", "none", "centroid", 30, 1))
+    assert many == pytest.approx(default_threshold("dlib", "none", "centroid", 30))
+    assert one < many - 0.005
+    assert default_threshold("dlib", "flip", "centroid", 30, 1) < default_threshold(
+        "dlib", "flip", "centroid", 30) - 0.005
+    # an embedder measured with many photos only keeps that tail for everyone
+    assert default_threshold("dlib+facenet", "none", "centroid", 30, 1) == pytest.approx(
+        default_threshold("dlib+facenet", "none", "centroid", 30))
+
+
+def test_a_single_photo_is_enrolled_with_its_mirror_image(tmp_path, rng) -> None:
+    """One photo: the average of it and its mirror image (two views); several photos: each
+    photo as it is. Re-enrolling embeds nothing again."""
+    from PIL import Image
+
+    from celebface.gallery import EnrollConfig, enroll
+    from celebface.recognition.base import l2_normalize
+    from celebface.recognition.dlib_resnet import mirror
+
+    data = tmp_path / "data"
+    write_people(data, rng, {"amy": (220, 30, 30), "bob": (30, 200, 40)}, n=3)
+    for extra in ("1.png", "2.png"):
+        (data / "amy" / extra).unlink()
+    # a photo whose left and right halves differ, so its mirror embeds differently
+    arr = np.asarray(Image.open(data / "amy" / "0.png")).copy()
+    arr[:, :12] = (30, 30, 200)
+    Image.fromarray(arr).save(data / "amy" / "0.png")
+    emb = ColourEmbedder()
+    cfg = EnrollConfig(embedder="colour", detector="none")
+    enroll(data, tmp_path / "g", config=cfg, models=(emb, None), progress=False)
+    g = Gallery.load(tmp_path / "g")
+    assert g.counts() == {"amy": 1, "bob": 3}
+    plain = emb.embed([arr])[0]
+    flipped = emb.embed([mirror(arr, None)[0]])[0]
+    assert float(plain @ flipped) < 0.99
+    amy = g.embeddings[g.labels == g.names.index("amy")][0]
+    np.testing.assert_allclose(amy, l2_normalize(plain + flipped), atol=1e-5)
+    bob = [np.asarray(Image.open(data / "bob" / f"{k}.png")) for k in range(3)]
+    np.testing.assert_allclose(np.sort(g.embeddings[g.labels == g.names.index("bob")], 0),
+                               np.sort(emb.embed(bob), 0), atol=1e-5)
+    calls = emb.calls
+    enroll(data, tmp_path / "g", config=cfg, models=(emb, None), progress=False)
+    assert emb.calls == calls
+    np.testing.assert_allclose(Gallery.load(tmp_path / "g").embeddings, g.embeddings)
+
+
+@pytest.mark.integration
+def test_one_photo_gallery_and_cross_validated_calibration(pins, tmp_path,
+                                                           capsys: pytest.CaptureFixture[str]
+                                                           ) -> None:
+    """Real faces: a gallery of one photo a person gets the one-photo threshold; calibrate
+    chooses its gap weight over 6 stranger people and stores the held-out FAR interval."""
+    from celebface.cli.main import main
+    from celebface.io import read_splits
+
+    splits = read_splits(pins / "splits.csv")
+    people = sorted(p.name for p in pins.iterdir() if p.is_dir())[20:30]
+    known, strangers = people[:4], people[4:]
+
+    def link(dst, ids, split, n):
+        for ident in ids:
+            (dst / ident).mkdir(parents=True, exist_ok=True)
+            for f in sorted(f for (i, f), s in splits.items() if i == ident and s == split)[:n]:
+                (dst / ident / f).symlink_to(pins / ident / f)
+        return dst
+
+    g = str(tmp_path / "g")
+    train = link(tmp_path / "train", known, "train", 1)
+    assert main(["enroll", str(train), "--out", g, "--detector", "none", "--device", "cpu"]) == 0
+    gallery = Gallery.load(g)
+    assert gallery.counts() == dict.fromkeys(known, 1)
+    assert gallery.threshold("centroid") == pytest.approx(
+        default_threshold("dlib", "none", "centroid", 4, 1))
+    assert gallery.threshold("centroid") < default_threshold("dlib", "none", "centroid", 4)
+    calib = link(link(tmp_path / "calib", known, "val", 3), strangers, "train", 6)
+    capsys.readouterr()
+    assert main(["calibrate", g, str(calib), "--far", "0.1", "--detector", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "5-fold cross-validation" in out and "held-out FAR" in out, out
+    record = Gallery.load(g).calibration["centroid"]
+    assert record["gap_weight_source"] == "cv" and record["folds"] == 5
+    assert record["far_low"] <= record["heldout_far"] <= record["far_high"]
+    assert record["stranger_identities"] == 6 and record["strangers"] == 36
+    assert [r["gap_weight"] for r in record["cv"]] == pytest.approx([0, 0.1, 0.25, 0.5, 1])
+    assert Gallery.load(g).gap_weight("centroid") == record["gap_weight"]
