@@ -78,8 +78,7 @@ def test_a_single_photo_is_enrolled_with_its_mirror_image(tmp_path, rng) -> None
     from PIL import Image
 
     from celebface.gallery import EnrollConfig, enroll
-    from celebface.recognition.base import l2_normalize
-    from celebface.recognition.dlib_resnet import mirror
+    from celebface.recognition.base import l2_normalize, mirror
 
     data = tmp_path / "data"
     write_people(data, rng, {"amy": (220, 30, 30), "bob": (30, 200, 40)}, n=3)

@@ -165,26 +165,31 @@ class VideoJobs:
 def router(service: FaceService, auth: Any) -> APIRouter:
     """The video routes and page (``app.include_router(router(service, auth))``); ``auth``:
     the ``Depends`` that checks a recognition key."""
+    from celebface.serve.app import errors  # app imports this module: resolved at call time
+
     jobs = VideoJobs(service)
     out = APIRouter()
     out.jobs = jobs  # type: ignore[attr-defined]
     key = [auth]
 
     @out.post("/v1/videos", dependencies=key, status_code=202, summary="Timeline of a video",
-                 openapi_extra={"requestBody": VIDEO_BODY})
+              responses=errors(400, 401, 403, 413, 415, 503),
+              openapi_extra={"requestBody": VIDEO_BODY})
     async def upload(request: Request, filename: str = "video.mp4") -> dict[str, Any]:
         """Upload a video as the raw body (`?filename=clip.mp4` gives its type); a job finds
         who appears when. Poll `GET /v1/videos/{id}`."""
         return (await jobs.upload(request, filename)).to_dict()
 
-    @out.get("/v1/videos/{job_id}", dependencies=key, summary="A video job")
+    @out.get("/v1/videos/{job_id}", dependencies=key, summary="A video job",
+             responses=errors(400, 401, 403, 404))
     async def status(job_id: str) -> dict[str, Any]:
         """Status (queued, running, done, failed), progress 0-1, and when done the
         appearances: person (or unknown-N), track, start_s, end_s, frames, scores."""
         return jobs.get(job_id).to_dict()
 
     @out.get("/v1/videos/{job_id}/thumbnails/{name}", dependencies=key,
-                summary="An appearance's face", responses={200: {"content": {"image/jpeg": {}}}})
+             summary="An appearance's face",
+             responses={200: {"content": {"image/jpeg": {}}}, **errors(400, 401, 403, 404)})
     async def thumbnail(job_id: str, name: str) -> Response:
         job = jobs.get(job_id)
         path = job.folder / "timeline" / "thumbnails" / Path(name).name
