@@ -78,7 +78,7 @@ def test_track_reembeds_when_new_moved_or_stale() -> None:
     cfg = TrackerConfig(reembed_iou=0.6, reembed_every=5)
     t = Track(1, (0, 0, 10, 10))
     assert t.needs_embedding(0, cfg)
-    t.record(Match("a", 0.9, "b", 0.5), 0, cfg.vote_window)
+    t.add(np.array([1.0, 0.0, 0.0]), 0)
     assert not t.needs_embedding(1, cfg)
     t.box = (1, 0, 11, 10)
     assert not t.needs_embedding(2, cfg)
@@ -88,21 +88,56 @@ def test_track_reembeds_when_new_moved_or_stale() -> None:
     assert t.needs_embedding(5, cfg)
 
 
-def test_track_vote_ignores_a_stray_decision() -> None:
+def test_track_mean_and_hysteresis() -> None:
     t = Track(1, (0, 0, 1, 1))
-    for ident in ["amy", "amy", "bob", "amy", UNKNOWN]:
-        t.record(Match(ident, 0.8 if ident != UNKNOWN else 0.3, "x", 0.2), 0, 7)
-    d = t.decision()
-    assert d is not None and d.identity == "amy" and d.similarity == pytest.approx(0.8)
-    assert d.runner_up == "x"  # latest was unknown: its closest known person
+    t.add(np.array([2.0, 0.0]), 0, np.array([0.9, 0.5]))
+    t.add(np.array([0.0, 1.0]), 1, np.array([0.8, 0.6]))  # unit vectors, whatever their length
+    assert t.mean == pytest.approx(np.array([1, 1]) / np.sqrt(2))
+    assert t.similarity(np.array([1.0, 1.0])) == pytest.approx(1.0)
+    # the decision reads the mean of the frames' scores (the mean vector's would be higher)
+    assert t.mean_scores == pytest.approx([0.85, 0.55]) and t.scores == pytest.approx([0.8, 0.6])
+    amy, bob = Match("amy", 0.9, "bob", 0.5), Match("bob", 0.8, "amy", 0.7)
+    shown = [t.decide(m, switch_after=2).identity
+             for m in (amy, bob, amy, bob, bob, amy, bob, bob)]
+    # one stray decision does not flip the name; two in a row do
+    assert shown == ["amy", "amy", "amy", "amy", "bob", "bob", "bob", "bob"]
+
+
+def test_tracker_coasts_at_the_last_velocity() -> None:
+    tr = IoUTracker()
+    (t,) = tr.update([Face((0, 0, 10, 10))], frame=0)
+    tr.update([Face((4, 0, 14, 10))], frame=2)  # 2 px a frame to the right
+    (c,) = tr.coast(3)
+    assert c is t and c.box == pytest.approx((6, 0, 16, 10))
+    # the prediction is what the next detection is matched against (IoU with the old box
+    # would be 1/4, below match_iou=0.4)
+    tr2 = IoUTracker(TrackerConfig(match_iou=0.4))
+    tr2.update([Face((0, 0, 10, 10))], frame=0)
+    tr2.update([Face((4, 0, 14, 10))], frame=2)
+    (t2,) = tr2.update([Face((10, 0, 20, 10))], frame=5)
+    assert t2.id == 1
+    tr2.end_all()
+    assert [x.id for x in tr2.update([Face((10, 0, 20, 10))], frame=6)] == [2]
+
+
+def test_cut_detector(rng: np.random.Generator) -> None:
+    from celebface.streaming.cuts import CutDetector
+    from celebface.streaming.synthetic import background
+
+    a, b = background(320, 180, rng), background(320, 180, rng)
+    cuts = CutDetector(0.3)
+    moved = np.roll(a, 12, axis=1)  # a camera pan: the same colours
+    assert [cuts.update(f) for f in (a, moved, a, b, b)] == [False, False, False, True, False]
+    assert not any(CutDetector(0.0).update(f) for f in (a, b))
 
 
 # ------------------------------------------------------------------ recogniser
 def test_recognizer_tracks_and_names_a_moving_video(rng: np.random.Generator) -> None:
     names = ["red", "green", "blue", "yellow"]
     frames, truth = grey_video(names, 24, rng)
-    det, emb = BlobDetector(), MeanColourEmbedder(flip_call=3)
-    cfg = RecognizerConfig(video_detect_side=160, tracker=TrackerConfig(reembed_every=8))
+    det, emb = BlobDetector(), MeanColourEmbedder()
+    cfg = RecognizerConfig(video_detect_side=160,
+                           tracker=TrackerConfig(reembed_every=8, detect_every=1))
     rec = Recognizer(colour_gallery(), detector=det, embedder=emb, config=cfg)
     track_names: dict[int, set[str]] = {}
     for frame, boxes in zip(frames, truth, strict=True):
@@ -129,6 +164,39 @@ def test_recognizer_tracks_and_names_a_moving_video(rng: np.random.Generator) ->
         faces = rec2.process_frame(frame)
         assert all(f.track_id is None for f in faces)
     assert rec2.stats.embedded == 20
+
+
+def test_new_person_and_shot_cut_start_new_tracks(rng: np.random.Generator) -> None:
+    def frame(name: str, grey: int) -> np.ndarray:
+        img = np.full((240, 320, 3), grey, np.uint8)
+        img[90:150, 130:180] = colour_sprite(name, rng)
+        return img
+
+    # red, then blue in the same place (no cut: an appearance jump), then a cut to green
+    frames = ([frame("red", 128)] * 6 + [frame("blue", 128)] * 6 + [frame("green", 40)] * 6)
+    det = BlobDetector()
+    rec = Recognizer(colour_gallery(), detector=det, embedder=MeanColourEmbedder(),
+                     config=RecognizerConfig(video_detect_side=0,
+                                             tracker=TrackerConfig(detect_every=3,
+                                                                   reembed_every=3)))
+    got = [rec.process_frame(f) for f in frames]
+    assert all(len(fs) == 1 for fs in got)
+    ids = [fs[0].track_id for fs in got]
+    names = [fs[0].identity for fs in got]
+    assert rec.cut_frames == [12]
+    assert names == ["red"] * 6 + ["blue"] * 6 + ["green"] * 6
+    # detection on frames 0, 3, 6, 9, the cut at 12, then 15: the blue face is seen at frame
+    # 6, and its track is new (not red's with a new name)
+    assert ids == [1] * 6 + [2] * 6 + [3] * 6
+    assert len(det.sizes) == 6
+    # coasted frames carry the track's name and the last embedded frame's own score
+    assert got[1][0].embedding is None and got[0][0].embedding is not None
+    assert got[1][0].similarity == pytest.approx(got[0][0].similarity)
+    # without the cut test and the jump test, red's track would carry on
+    lax = Recognizer(colour_gallery(), detector=BlobDetector(), embedder=MeanColourEmbedder(),
+                     config=RecognizerConfig(video_detect_side=0, tracker=TrackerConfig(
+                         detect_every=3, cut_threshold=0, jump_similarity=-1)))
+    assert {lax.process_frame(f)[0].track_id for f in frames} == {1}
 
 
 def test_recognize_still_image_unknown_and_threshold(rng: np.random.Generator) -> None:

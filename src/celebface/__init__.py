@@ -29,6 +29,7 @@ _LAZY = {
     "embed": "celebface.api",
     "enroll": "celebface.api",
     "recognize": "celebface.api",
+    "timeline": "celebface.api",
     "verify": "celebface.api",
     "crop_dataset": "celebface.cropping",
     "pack_dataset": "celebface.packing",

@@ -114,6 +114,21 @@ def recognize(image: ImageLike, gallery: str | Path | Any, device: str = "auto")
     return rec.recognize(load_rgb(image))
 
 
+def timeline(video: str | Path, gallery: str | Path | Any, out: str | Path | None = None,
+             device: str = "auto", **tracker: Any) -> list[Any]:
+    """Who appears when in ``video``: one :class:`~celebface.streaming.timeline.Appearance`
+    per track (person or ``unknown-N``, start/end time, frames, scores); with ``out``, also
+    writes ``appearances.csv``/``.json``, thumbnails and ``timeline.png`` there. ``tracker``:
+    :class:`~celebface.streaming.tracker.TrackerConfig` settings (e.g. ``detect_every=3``)."""
+    from celebface.recognizer import RecognizerConfig
+    from celebface.streaming.recognizer import VideoRecognizer
+    from celebface.streaming.timeline import video_timeline
+    from celebface.streaming.tracker import TrackerConfig
+
+    config = RecognizerConfig(device=device, tracker=TrackerConfig(**tracker))
+    return video_timeline(VideoRecognizer(gallery, config=config), video, out)
+
+
 def verify(a: ImageLike, b: ImageLike, **options: Any) -> Any:
     """Are the largest faces of ``a`` and ``b`` the same person? A
     :class:`~celebface.types.Verification` (``.same``, ``.score``, ``.threshold``)."""
@@ -122,4 +137,4 @@ def verify(a: ImageLike, b: ImageLike, **options: Any) -> Any:
     return _verify(a, b, **options)
 
 
-__all__ = ["detect", "embed", "enroll", "load_rgb", "recognize", "verify"]
+__all__ = ["detect", "embed", "enroll", "load_rgb", "recognize", "timeline", "verify"]

@@ -26,6 +26,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", metavar="URL",
                    help="the gallery in a PostgreSQL database instead of --out "
                    "(postgresql://user@host/db; shared by 'celebface serve --store')")
+    p.add_argument("--from-timeline", metavar="DIR",
+                   help="enrol people named in a 'celebface recognize --timeline DIR' folder "
+                        "instead of DATA: write a name over 'unknown-N' (or over a wrong name) "
+                        "in the person column of DIR/appearances.csv; every row whose person "
+                        "then differs from its 'shown' column is enrolled from its thumbnail "
+                        "(use --add to keep the gallery's other people)")
     p.add_argument("--add", action="store_true", help="add DATA's people/photos to the gallery")
     p.add_argument("--remove", action="append", default=[], metavar="NAME",
                    help="remove a person (repeatable)")
@@ -50,6 +56,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.from_timeline is not None:
+        if args.data is not None:
+            raise CLIError("give DATA or --from-timeline DIR, not both")
+        return _from_timeline(args)
+    return _enroll(args)
+
+
+def _from_timeline(args: argparse.Namespace) -> int:
+    """Enrol the renamed tracks' thumbnails: copied into a person-per-folder tree first."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from celebface.streaming.timeline import renamed_faces
+
+    faces = renamed_faces(args.from_timeline)
+    if not faces:
+        raise CLIError(f"{args.from_timeline}: no renamed track in appearances.csv (write a "
+                       "name over unknown-N in its person column)")
+    with tempfile.TemporaryDirectory(prefix="celebface-timeline-") as tmp:
+        for person, thumb in faces:
+            (Path(tmp) / person).mkdir(exist_ok=True)
+            shutil.copyfile(thumb, Path(tmp) / person / thumb.name)
+        args.data = tmp
+        return _enroll(args)
+
+
+def _enroll(args: argparse.Namespace) -> int:
     from celebface.gallery import enroll
 
     if args.data is None and not args.remove and args.index is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from celebface.cli import common as t
 from celebface.cli.common import add_device
@@ -13,7 +14,7 @@ from celebface.cli.options import add_option, config_from, defaults
 from celebface.gallery.matching import MATCH_METHODS
 from celebface.recognizer import Recognizer, RecognizerConfig
 from celebface.streaming.sources import StreamConfig
-from celebface.streaming.tracker import TrackerConfig
+from celebface.streaming.tracker import DECIDE, TrackerConfig
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Find and name every face. INPUT: image files, folders, video files or stream URLs "
         "(rtsp://, http://...); --camera N reads a camera. Faces below the gallery's threshold "
-        "are 'unknown'. Video is tracked: detection on a downscaled frame, embedding only for "
-        "new or moved faces, names voted over each track."
+        "are 'unknown'. Video is tracked: detection on a downscaled copy of every K-th frame, "
+        "embedding only for new or moved faces, one name per track (tracks end at shot cuts "
+        "and when the face changes)."
     )
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="images, folders, videos, URLs")
     p.add_argument("--gallery", metavar="GALLERY", help="gallery folder (celebface enroll)")
@@ -33,6 +35,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="read camera N (repeatable)")
     p.add_argument("--jsonl", metavar="FILE", help="write one JSON line per frame ('-': stdout)")
     p.add_argument("--out", metavar="DIR", help="write annotated images and videos here")
+    p.add_argument("--timeline", metavar="DIR",
+                   help="video: write who appears when to DIR (one sub-folder per video when "
+                        "there are several): appearances.csv/.json (person, track, start/end "
+                        "s, frames, best/mean score, thumbnail), thumbnails/, timeline.png; "
+                        "unknown tracks are unknown-N (rename them in the CSV, then 'celebface "
+                        "enroll --from-timeline DIR')")
     p.add_argument("--show", action="store_true",
                    help="live window (only when a display exists; this headless OpenCV build "
                         "has none: it says so and continues)")
@@ -53,10 +61,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_option(p, RecognizerConfig, "min_face", type=t.nonneg_float, metavar="PX",
                help="ignore faces smaller than this (pixels)")
     add_option(p, RecognizerConfig, "track", "--no-track",
-               help="video: embed every face of every frame (slower, no voting)")
+               help="video: detect and embed every face of every frame and name it alone "
+                    "(slower; no tracks)")
     add_option(p, TrackerConfig, "reembed_every", type=t.positive_int, metavar="K",
                help="video: re-embed a tracked face at least every K frames (default "
                     "%(default)s)")
+    add_option(p, TrackerConfig, "detect_every", type=t.positive_int, metavar="K",
+               help="video: detect faces on every K-th frame and at shot cuts, follow them "
+                    "in between (default %(default)s)")
+    add_option(p, TrackerConfig, "decide", choices=DECIDE,
+               help="video: name a face from its whole track (track: the mean of its "
+                    "embeddings, a name changes only when two decisions in a row agree) or "
+                    "from each frame alone (frame) (default %(default)s)")
+    add_option(p, TrackerConfig, "cut_threshold", type=t.probability, metavar="T",
+               help="video: a colour-histogram change above T (0-1) is a shot cut and ends "
+                    "every track; 0 never (default %(default)s)")
     add_option(p, StreamConfig, "max_frames", type=t.positive_int, metavar="N",
                help="stop each video after N frames")
     add_option(p, StreamConfig, "reconnects", type=t.nonneg_int,
@@ -82,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
         check_output_dir(args.out, read, flag="--out", guarded=True)
     if args.jsonl:
         check_output_file(args.jsonl, read, flag="--jsonl")
+    if args.timeline:
+        # only folders matter: a timeline folder never replaces an input file
+        check_output_dir(args.timeline, [i for i in read if i and Path(i).is_dir()],
+                         flag="--timeline")
     sources: list[Source] = []
     missing = []
     for inp in args.inputs:
@@ -99,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     stream = config_from(StreamConfig, args, open_timeout_s=args.timeout,
                          read_timeout_s=args.timeout)
     s = run_inputs(recognizer, sources, jsonl=args.jsonl, out=args.out, show=args.show,
-                   stream=stream)
+                   stream=stream, timeline=args.timeline)
     errors = len(s.errors) + len(missing)
     top = ", ".join(f"{k} {v}" for k, v in s.identities.most_common(8))
     print(
@@ -107,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
         f"({s.fps:.1f} frames/s, threshold {recognizer.threshold:.3f}, "
         f"{recognizer.matcher.method})" + (f"; faces: {top}" if top else "")
         + (f"; {errors} input(s) failed" if errors else "")
-        + (f"; outputs in {args.out}" if args.out else ""),
+        + (f"; outputs in {args.out}" if args.out else "")
+        + (f"; {s.appearances} appearance(s) in {args.timeline}" if args.timeline else ""),
         file=sys.stderr if args.jsonl == "-" else sys.stdout,  # keep stdout pure JSON Lines
     )
     if args.jsonl and args.jsonl != "-":

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from celebface import __version__
-from celebface.serve import schemas
+from celebface.serve import schemas, videos
 from celebface.serve.config import ServeConfig
 from celebface.serve.metrics import Metrics
 from celebface.serve.service import CODES, FaceService, RequestError, page_of
@@ -444,6 +444,7 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-cache"})
 
     app.include_router(v1)
+    app.include_router(videos.router(service, read))
 
     @app.get("/health", response_model=schemas.HealthOut, response_model_exclude_none=True,
              summary="Liveness; gallery size and threshold with a key",

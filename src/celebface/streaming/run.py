@@ -19,6 +19,7 @@ from celebface.streaming.output import (
 )
 from celebface.streaming.recognizer import Recognizer
 from celebface.streaming.sources import Frame, Source, SourceError, StreamConfig, iter_frames
+from celebface.streaming.timeline import TimelineBuilder, write_timeline
 from celebface.types import UNKNOWN
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class RunSummary:
     identities: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     outputs: list[str] = field(default_factory=list)
+    appearances: int = 0
 
     @property
     def fps(self) -> float:
@@ -77,8 +79,11 @@ def run_inputs(
     show: bool = False,
     stream: StreamConfig | None = None,
     progress: bool = True,
+    timeline: str | Path | None = None,
 ) -> RunSummary:
-    """Recognise every frame of every source; write JSON Lines, annotated images/videos."""
+    """Recognise every frame of every source; write JSON Lines, annotated images/videos and
+    (``timeline``) each video's appearances (:mod:`celebface.streaming.timeline`): in
+    ``timeline`` itself for a single video, in a sub-folder per video otherwise."""
     from tqdm import tqdm
 
     stream = stream or StreamConfig()
@@ -92,6 +97,8 @@ def run_inputs(
         display = None
     inputs = [s.target for s in sources if s.kind in ("image", "folder", "video")]
     writer = JsonlWriter(jsonl) if jsonl else None
+    one_video = len(sources) == 1 and sources[0].kind != "folder"
+    timelines = _Timelines(Path(timeline), one_video) if timeline else None
     start = time.perf_counter()
     bar = tqdm(desc="recognize", unit="frame", disable=not progress, leave=False)
     stop = False
@@ -113,11 +120,14 @@ def run_inputs(
                         video_source = frame.source
                         _close_video(video, summary)
                         video = None
+                        if timelines is not None:
+                            timelines.start(source, frame, source_fps(source, frame.source),
+                                            summary, prefix, n_source)
                         if out_dir is not None:
                             target = out_dir / names(_video_name(source, frame, prefix,
                                                                  n_source))
                             check_output_file(target, inputs, flag="--out")
-                            video = VideoOut(target, _source_fps(source, frame.source))
+                            video = VideoOut(target, source_fps(source, frame.source))
                     if frame.is_video:
                         faces = recognizer.process_frame(frame.rgb)
                     else:
@@ -130,6 +140,8 @@ def run_inputs(
                     bar.update(1)
                     if writer is not None:
                         writer.write(frame_record(frame.source, frame.index, frame.time_s, faces))
+                    if timelines is not None and frame.is_video:
+                        timelines.add(frame, faces)
                     if out_dir is None and display is None:
                         continue
                     bgr = annotate(frame.rgb, faces, fps if frame.is_video else None)
@@ -150,6 +162,8 @@ def run_inputs(
                 summary.errors.append(str(exc))
             finally:
                 _close_video(video, summary)
+                if timelines is not None:
+                    timelines.finish(summary)
     finally:
         bar.close()
         if writer is not None:
@@ -158,6 +172,40 @@ def run_inputs(
             display.close()
         summary.seconds = time.perf_counter() - start
     return summary
+
+
+class _Timelines:
+    """The timeline of each video of a run (:mod:`celebface.streaming.timeline`)."""
+
+    def __init__(self, folder: Path, one_video: bool) -> None:
+        self.folder, self.one_video, self.names = folder, one_video, _Names()
+        self.builder: TimelineBuilder | None = None
+        self.target: Path | None = None
+        self.source = ""
+
+    def start(self, source: Source, frame: Frame, fps: float, summary: RunSummary,
+              prefix: str, n_source: int) -> None:
+        self.finish(summary)
+        self.builder, self.source = TimelineBuilder(fps), frame.source
+        if self.one_video:
+            self.target = self.folder
+        else:
+            rel = self.names(_video_name(source, frame, prefix, n_source))
+            self.target = self.folder / Path(rel).with_suffix("")
+
+    def add(self, frame: Frame, faces: list) -> None:
+        if self.builder is not None:
+            self.builder.add(frame.index, frame.time_s, frame.rgb, faces)
+
+    def finish(self, summary: RunSummary) -> None:
+        if self.builder is None or self.target is None:
+            return
+        appearances, thumbs = self.builder.appearances()
+        write_timeline(self.target, appearances, thumbs,
+                       self.builder.last_s + 1.0 / self.builder.fps, self.source)
+        summary.outputs.append(str(self.target))
+        summary.appearances += len(appearances)
+        self.builder = None
 
 
 def _video_name(source: Source, frame: Frame, prefix: str, n_source: int) -> str:
@@ -179,7 +227,7 @@ def _close_video(video: VideoOut | None, summary: RunSummary) -> None:
             summary.outputs.append(str(video.path))
 
 
-def _source_fps(source: Source, path: str) -> float:
+def source_fps(source: Source, path: str) -> float:
     """Frames per second of a video file (25 for cameras, streams and unknown rates)."""
     if source.kind not in ("video", "folder"):
         return 25.0

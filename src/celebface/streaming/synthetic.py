@@ -34,14 +34,17 @@ def _resize(img: np.ndarray, height: int) -> np.ndarray:
 
 
 def moving_faces(
-    faces: Sequence[np.ndarray],
+    faces: Sequence[np.ndarray | Sequence[np.ndarray]],
     n_frames: int = 30,
     size: tuple[int, int] = (640, 480),
     face_height: int = 140,
     speed: float = 4.0,
     seed: int = 0,
+    switch_every: int = 0,
 ) -> SyntheticVideo:
-    """``faces`` (RGB crops) bounce around in their own cell of a ``size`` (w, h) frame."""
+    """``faces`` (RGB crops) bounce around in their own cell of a ``size`` (w, h) frame. A
+    face given as several crops (photos of one person) shows the next one every
+    ``switch_every`` frames (0: only the first), as a face in a video changes its pose."""
     rng = np.random.default_rng(seed)
     width, height = size
     bg = background(width, height, rng)
@@ -50,21 +53,24 @@ def moving_faces(
     rows = int(np.ceil(n / cols))
     cell_w, cell_h = width / cols, height / rows
     fh = int(min(face_height, cell_h * 0.8))
-    sprites = [_resize(np.asarray(f, np.uint8), fh) for f in faces]
-    sprites = [s[:, : int(cell_w * 0.8)] for s in sprites]
+    views = [[f] if isinstance(f, np.ndarray) else list(f) for f in faces]
+    sprites = [[_resize(np.asarray(v, np.uint8), fh)[:, : int(cell_w * 0.8)] for v in vs]
+               for vs in views]
     pos, vel, cells = [], [], []
-    for i, s in enumerate(sprites):
+    for i, ss in enumerate(sprites):
         cx, cy = (i % cols) * cell_w, (i // cols) * cell_h
-        room_x, room_y = cell_w - s.shape[1], cell_h - s.shape[0]
+        room_x = cell_w - max(s.shape[1] for s in ss)
+        room_y = cell_h - max(s.shape[0] for s in ss)
         cells.append((cx, cy, room_x, room_y))
         pos.append([rng.uniform(0, room_x), rng.uniform(0, room_y)])
         angle = rng.uniform(0, 2 * np.pi)
         vel.append([speed * np.cos(angle), speed * np.sin(angle)])
     frames, boxes = [], []
-    for _ in range(n_frames):
+    for t in range(n_frames):
         frame = bg.copy()
         frame_boxes = []
-        for i, s in enumerate(sprites):
+        for i, ss in enumerate(sprites):
+            s = ss[(t // switch_every) % len(ss)] if switch_every else ss[0]
             cx, cy, room_x, room_y = cells[i]
             for d, room in ((0, room_x), (1, room_y)):
                 pos[i][d] += vel[i][d]
@@ -81,12 +87,13 @@ def moving_faces(
 
 
 def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float = 25.0) -> Path:
-    """RGB frames to an ``.mp4``/``.avi`` file (test helper)."""
+    """RGB frames to an ``.mp4``/``.avi``/``.webm`` (VP9: browsers play it) file (test helper)."""
     import cv2
 
     path = Path(path)
     h, w = frames[0].shape[:2]
-    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
+    codec = {".avi": "MJPG", ".webm": "VP90"}.get(path.suffix.lower(), "mp4v")
+    fourcc = cv2.VideoWriter_fourcc(*codec)
     writer = cv2.VideoWriter(str(path), fourcc, fps, (w, h))
     if not writer.isOpened():
         raise OSError(f"{path}: cannot write video")

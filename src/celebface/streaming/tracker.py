@@ -1,48 +1,84 @@
-"""A small IoU tracker: follows faces across video frames and keeps their names stable.
+"""A small IoU tracker that names a face once per track, not once per frame.
 
-Each detection continues the track whose last box overlaps it most (IoU at least
+Each detection continues the track whose (predicted) box overlaps it most (IoU at least
 ``match_iou``, greedy, best pairs first); unmatched detections open new tracks, tracks unseen
-for more than ``max_missed`` frames close. A track asks for a new embedding when it is new,
-when its box moved or resized enough since its last embedding (IoU below ``reembed_iou``), or
-every ``reembed_every`` frames. Its name is the most frequent decision of its last
-``vote_window`` embeddings (ties: the higher summed similarity), so one bad frame does not
-flip it.
+for more than ``max_missed`` detection rounds close. Between detections (every
+``detect_every`` frames) a track's box moves on at its last measured velocity.
+
+A track asks for a new embedding when it is new, when its box moved or resized enough since
+its last embedding (IoU below ``reembed_iou``), or every ``reembed_every`` frames. Its identity
+is the decision on the running mean of its embeddings' scores for each enrolled person (the
+mean similarity, not the similarity of the mean vector: averaged face vectors drift towards
+the average face and would name strangers); the name it shows changes only after
+``switch_after`` decisions in a row agree on another one (hysteresis). An embedding far from
+the mean of the track's unit embeddings (cosine below ``jump_similarity``) means another
+person took the place: the old track ends and a new one starts, so a new person never inherits an
+old track's name; a shot cut (:mod:`celebface.streaming.cuts`) ends every track.
 """
 
 from __future__ import annotations
 
-from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import numpy as np
 
 from celebface import validate
-from celebface.types import UNKNOWN, Face, Match, box_iou
+from celebface.types import Face, Match, box_iou
+
+DECIDE = ("track", "frame")
+
+Box = tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
 class TrackerConfig:
+    """``decide``: ``track`` names a face from its whole track (default), ``frame`` from each
+    frame's own embedding (the old behaviour, for comparison). ``cut_threshold``: the colour
+    histogram change (0-1) that counts as a shot cut (0: never)."""
+
     match_iou: float = 0.3
     reembed_iou: float = 0.6
     reembed_every: int = 10
     max_missed: int = 5
-    vote_window: int = 7
+    detect_every: int = 3
+    switch_after: int = 2
+    jump_similarity: float = 0.88
+    cut_threshold: float = 0.3
+    decide: str = "track"
 
     def __post_init__(self) -> None:
         validate.unit_float("match_iou", self.match_iou)
         validate.unit_float("reembed_iou", self.reembed_iou)
         validate.positive_int("reembed_every", self.reembed_every)
         validate.nonneg_int("max_missed", self.max_missed)
-        validate.positive_int("vote_window", self.vote_window)
+        validate.positive_int("detect_every", self.detect_every)
+        validate.positive_int("switch_after", self.switch_after)
+        validate.in_range("jump_similarity", self.jump_similarity, -1, 1)
+        validate.unit_float("cut_threshold", self.cut_threshold)
+        if self.decide not in DECIDE:
+            raise validate.ConfigError("decide",
+                                       f"{self.decide!r} is not one of {', '.join(DECIDE)}")
 
 
 @dataclass
 class Track:
     id: int
-    box: tuple[float, float, float, float]
-    embed_box: tuple[float, float, float, float] | None = None
+    box: Box
+    det_box: Box | None = None
+    det_frame: int = 0
+    velocity: tuple[float, float] = (0.0, 0.0)
+    embed_box: Box | None = None
     embed_frame: int = -(10**9)
     missed: int = 0
     age: int = 0
-    votes: deque[Match] = field(default_factory=deque)
+    total: np.ndarray | None = None  # sum of the unit embeddings
+    score_sum: np.ndarray | None = None  # sum of their scores for each enrolled person
+    scores: np.ndarray | None = None  # the latest embedding's scores
+    count: int = 0
+    shown: Match | None = None  # the decision the track shows
+    pending: str | None = None  # another name the mean has chosen ...
+    streak: int = 0  # ... this many times in a row
+    frame_match: Match | None = None  # the latest embedding's own decision
 
     def needs_embedding(self, frame: int, config: TrackerConfig) -> bool:
         if self.embed_box is None:
@@ -51,34 +87,72 @@ class Track:
             return True
         return box_iou(self.box, self.embed_box) < config.reembed_iou
 
-    def record(self, decision: Match, frame: int, window: int) -> None:
-        self.votes.append(decision)
-        while len(self.votes) > window:
-            self.votes.popleft()
+    @property
+    def mean(self) -> np.ndarray | None:
+        """The unit mean of the track's embeddings (``None`` before the first)."""
+        if self.total is None:
+            return None
+        return self.total / max(float(np.linalg.norm(self.total)), 1e-12)
+
+    def similarity(self, embedding: np.ndarray) -> float:
+        """Cosine of ``embedding`` to the track's mean (1 before the first embedding)."""
+        mean = self.mean
+        if mean is None:
+            return 1.0
+        e = np.asarray(embedding, np.float32)
+        return float(mean @ e / max(float(np.linalg.norm(e)), 1e-12))
+
+    def add(self, embedding: np.ndarray, frame: int, scores: np.ndarray | None = None) -> None:
+        """Adds one embedding (and its scores for each enrolled person) to the track."""
+        e = np.asarray(embedding, np.float32)
+        e = e / max(float(np.linalg.norm(e)), 1e-12)
+        self.total = e.copy() if self.total is None else self.total + e
+        if scores is not None:
+            self.scores = np.asarray(scores, np.float32)
+            self.score_sum = (self.scores.copy() if self.score_sum is None
+                              else self.score_sum + self.scores)
+        self.count += 1
         self.embed_box, self.embed_frame = self.box, frame
 
-    def decision(self) -> Match | None:
-        """The voted name, its mean similarity, and the latest runner-up."""
-        if not self.votes:
-            return None
-        counts = Counter(v.identity for v in self.votes)
-        total: Counter[str] = Counter()
-        for v in self.votes:
-            total[v.identity] += v.similarity
-        name = max(counts, key=lambda n: (counts[n], total[n]))
-        mine = [v for v in self.votes if v.identity == name]
-        latest = self.votes[-1]
-        if latest.identity == name:
-            runner, runner_sim = latest.runner_up, latest.runner_up_similarity
-        else:  # the latest frame disagreed: it is the natural runner-up
-            runner, runner_sim = latest.identity, latest.similarity
-            if latest.identity == UNKNOWN:
-                runner, runner_sim = latest.runner_up, latest.runner_up_similarity
-        return Match(name, sum(v.similarity for v in mine) / len(mine), runner, runner_sim)
+    @property
+    def mean_scores(self) -> np.ndarray | None:
+        """The mean of the track's scores for each enrolled person."""
+        return None if self.score_sum is None else self.score_sum / max(self.count, 1)
+
+    def decide(self, decision: Match, switch_after: int) -> Match:
+        """Takes the mean's latest decision, with hysteresis; returns what the track shows."""
+        if self.shown is None or decision.identity == self.shown.identity:
+            self.shown, self.pending, self.streak = decision, None, 0
+            return decision
+        self.streak = self.streak + 1 if decision.identity == self.pending else 1
+        self.pending = decision.identity
+        if self.streak >= switch_after:
+            self.shown, self.pending, self.streak = decision, None, 0
+        return self.shown
+
+    def predicted(self, frame: int) -> Box:
+        """The box at ``frame``, moved on from the last detection at the last velocity."""
+        if self.det_box is None:
+            return self.box
+        dt = frame - self.det_frame
+        vx, vy = self.velocity
+        x1, y1, x2, y2 = self.det_box
+        return (x1 + vx * dt, y1 + vy * dt, x2 + vx * dt, y2 + vy * dt)
+
+    def observe(self, box: Box, frame: int) -> None:
+        """A detection at ``frame``: updates the box and the velocity."""
+        if self.det_box is not None and frame > self.det_frame:
+            dt = frame - self.det_frame
+            old = self.det_box
+            self.velocity = ((box[0] + box[2] - old[0] - old[2]) / (2 * dt),
+                             (box[1] + box[3] - old[1] - old[3]) / (2 * dt))
+        self.box = self.det_box = box
+        self.det_frame = frame
 
 
 class IoUTracker:
-    """Assigns track ids to each frame's detections; see the module docstring."""
+    """Assigns track ids to each detection round's faces; see the module docstring.
+    Ids keep growing until :meth:`reset`, so a track that ended is never continued."""
 
     def __init__(self, config: TrackerConfig | None = None):
         self.config = config or TrackerConfig()
@@ -86,15 +160,35 @@ class IoUTracker:
         self._next_id = 1
 
     def reset(self) -> None:
+        """Forget everything (a new video): ids start at 1 again."""
         self.tracks.clear()
         self._next_id = 1
 
-    def update(self, faces: list[Face]) -> list[Track]:
-        """Match ``faces`` to tracks; returns the track of each face (same order)."""
+    def end_all(self) -> None:
+        """End every track (a shot cut); new faces get new ids."""
+        self.tracks.clear()
+
+    def new_track(self, face: Face, frame: int = 0) -> Track:
+        track = Track(self._next_id, face.box)
+        self._next_id += 1
+        track.observe(face.box, frame)
+        self.tracks.append(track)
+        return track
+
+    def replace(self, old: Track, face: Face, frame: int) -> Track:
+        """Ends ``old`` and starts a new track on ``face`` (the appearance jumped)."""
+        self.tracks = [t for t in self.tracks if t is not old]
+        track = self.new_track(face, frame)
+        track.age = 1
+        return track
+
+    def update(self, faces: list[Face], frame: int = 0) -> list[Track]:
+        """Match ``faces`` (detected at ``frame``) to tracks; the track of each face."""
+        predicted = [t.predicted(frame) for t in self.tracks]
         pairs = sorted(
             (
-                (box_iou(t.box, f.box), ti, fi)
-                for ti, t in enumerate(self.tracks)
+                (box_iou(p, f.box), ti, fi)
+                for ti, p in enumerate(predicted)
                 for fi, f in enumerate(faces)
             ),
             reverse=True,
@@ -115,10 +209,17 @@ class IoUTracker:
         for fi, face in enumerate(faces):
             track = face_track.get(fi)
             if track is None:
-                track = Track(self._next_id, face.box)
-                self._next_id += 1
-                self.tracks.append(track)
-            track.box = face.box
+                track = self.new_track(face, frame)
+            else:
+                track.observe(face.box, frame)
             track.age += 1
             out.append(track)
         return out
+
+    def coast(self, frame: int) -> list[Track]:
+        """Tracks seen at the last detection, moved to their predicted boxes at ``frame``."""
+        live = [t for t in self.tracks if t.missed == 0]
+        for t in live:
+            t.box = t.predicted(frame)
+            t.age += 1
+        return live

@@ -1,0 +1,142 @@
+"use strict";
+// The video page: upload a video, follow its job, play it with the timeline under it.
+const KEY_STORE = "celebface-api-key";
+const $ = (sel) => document.querySelector(sel);
+const state = { key: localStorage.getItem(KEY_STORE) || "", duration: 0, spans: [] };
+
+async function api(path, options = {}) {
+  const headers = new Headers(options.headers || {});
+  if (state.key) headers.set("X-API-Key", state.key);
+  const res = await fetch(path, { ...options, headers });
+  if (res.status === 401) {
+    const key = window.prompt("This server needs an API key");
+    if (key) {
+      state.key = key.trim();
+      localStorage.setItem(KEY_STORE, state.key);
+      return api(path, options);
+    }
+  }
+  if (!res.ok) {
+    let detail = res.statusText;
+    try { detail = (await res.json()).detail || detail; } catch (e) { /* not JSON */ }
+    throw new Error(detail);
+  }
+  return res;
+}
+
+const fmt = (s) => `${Math.floor(s / 60)}:${(s % 60).toFixed(1).padStart(4, "0")}`;
+const label = (name) => name.replace(/^pins_/, "");
+
+function setStatus(text, progress) {
+  $("#job").hidden = false;
+  $("#status").textContent = text;
+  if (progress !== undefined) $("#progress").value = progress;
+}
+
+async function upload(file) {
+  const player = $("#player");
+  player.src = URL.createObjectURL(file);
+  player.hidden = false;
+  $("#timeline").replaceChildren();
+  $("#appearances").hidden = true;
+  setStatus("uploading…", 0);
+  try {
+    const job = await (await api(`/v1/videos?filename=${encodeURIComponent(file.name)}`,
+      { method: "POST", body: file, headers: { "Content-Type": "application/octet-stream" } })).json();
+    await follow(job.id);
+  } catch (err) {
+    setStatus(`failed: ${err.message}`);
+  }
+}
+
+async function follow(id) {
+  for (;;) {
+    const job = await (await api(`/v1/videos/${id}`)).json();
+    if (job.status === "done") {
+      setStatus(`${job.appearances.length} appearance(s) in ${job.frames_done} frames ` +
+                `(${job.seconds} s)`, 1);
+      show(job);
+      return;
+    }
+    if (job.status === "failed") throw new Error(job.error);
+    setStatus(`${job.status}: frame ${job.frames_done} of ${job.frames_total}`, job.progress);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+function seek(a, span) {
+  const player = $("#player");
+  player.currentTime = a.start_s;
+  document.querySelectorAll(".span.active").forEach((el) => el.classList.remove("active"));
+  if (span) span.classList.add("active");
+}
+
+function show(job) {
+  const apps = job.appearances;
+  state.duration = Math.max(job.frames_total / (job.fps || 25), ...apps.map((a) => a.end_s), 0.001);
+  const people = [...new Set(apps.map((a) => a.person))];
+  const timeline = $("#timeline");
+  timeline.replaceChildren();
+  state.spans = [];
+  for (const person of people) {
+    const who = document.createElement("div");
+    who.className = "who";
+    who.textContent = label(person);
+    who.title = person;
+    const lane = document.createElement("div");
+    lane.className = "lane";
+    for (const a of apps.filter((x) => x.person === person)) {
+      const span = document.createElement("button");
+      span.type = "button";
+      span.className = "span" + (person.startsWith("unknown-") ? " unknown" : "");
+      span.style.left = `${(100 * a.start_s) / state.duration}%`;
+      span.style.width = `${(100 * (a.end_s - a.start_s)) / state.duration}%`;
+      span.title = `${label(person)}, track ${a.track}: ${fmt(a.start_s)} to ${fmt(a.end_s)}`;
+      span.dataset.track = a.track;
+      span.dataset.start = a.start_s;
+      span.addEventListener("click", () => seek(a, span));
+      lane.append(span);
+      state.spans.push(span);
+    }
+    const cursor = document.createElement("div");
+    cursor.className = "cursor";
+    lane.append(cursor);
+    timeline.append(who, lane);
+  }
+  const body = $("#appearances tbody");
+  body.replaceChildren();
+  for (const a of apps) {
+    const row = document.createElement("tr");
+    const img = document.createElement("img");
+    img.alt = label(a.person);
+    if (a.thumbnail_url) {
+      api(a.thumbnail_url).then((r) => r.blob()).then((b) => { img.src = URL.createObjectURL(b); })
+        .catch(() => {});
+    }
+    const cells = [img, label(a.person), a.track, fmt(a.start_s), fmt(a.end_s), a.frames,
+      a.best_score ?? "", a.mean_score ?? ""];
+    for (const c of cells) {
+      const td = document.createElement("td");
+      td.append(c instanceof Node ? c : document.createTextNode(String(c)));
+      row.append(td);
+    }
+    row.addEventListener("click", () => seek(a, state.spans.find((s) => +s.dataset.track === a.track)));
+    body.append(row);
+  }
+  $("#appearances").hidden = !apps.length;
+}
+
+function init() {
+  $("#video-file").addEventListener("change", (e) => {
+    const file = e.target.files[0];
+    if (file) upload(file);
+  });
+  $("#player").addEventListener("timeupdate", () => {
+    const t = $("#player").currentTime;
+    document.querySelectorAll(".cursor").forEach((c) => {
+      c.style.left = `${(100 * t) / (state.duration || 1)}%`;
+    });
+  });
+}
+
+init();

@@ -1,0 +1,204 @@
+"""Videos in the service: who appears when (:mod:`celebface.streaming.timeline`).
+
+``POST /v1/videos`` streams the upload (the raw body; ``?filename=`` names it) to disk, checks
+that it opens as a video and starts a background job (one at a time, apart from the photo
+workers); ``GET /v1/videos/{id}`` gives its status, progress and, when done, the appearances;
+``GET /v1/videos/{id}/thumbnails/{file}`` an appearance's face. ``/video`` is the page that
+plays a video with its timeline under it. Jobs live in memory; the last ``KEEP`` are kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, Response
+
+from celebface.serve.service import FaceService, RequestError
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).with_name("static")
+KEEP = 20
+SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".y4m"}
+VIDEO_BODY = {"content": {"application/octet-stream": {
+    "schema": {"type": "string", "format": "binary"}}}, "required": True}
+
+
+@dataclass
+class VideoJob:
+    id: str
+    filename: str
+    folder: Path
+    frames_total: int
+    fps: float
+    status: str = "queued"  # queued, running, done, failed
+    frames_done: int = 0
+    error: str | None = None
+    appearances: list[dict[str, Any]] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        total = max(self.frames_total, 1)
+        progress = 1.0 if self.status == "done" else min(self.frames_done / total, 0.99)
+        return {
+            "id": self.id, "filename": self.filename, "status": self.status,
+            "progress": round(progress, 4), "frames_done": self.frames_done,
+            "frames_total": self.frames_total, "fps": self.fps, "error": self.error,
+            "seconds": None if self.seconds is None else round(self.seconds, 2),
+            "appearances": [
+                {**a, "thumbnail_url": (f"/v1/videos/{self.id}/{a['thumbnail']}"
+                                        if a.get("thumbnail") else None)}
+                for a in self.appearances],
+        }
+
+
+def probe(path: Path) -> tuple[int, float]:
+    """Frame count and rate of a video file; :class:`RequestError` when it is none."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        ok, _ = cap.read() if cap.isOpened() else (False, None)
+        if not ok:
+            raise RequestError(f"{path.name}: not a video this server can read", 415)
+        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), float(cap.get(cv2.CAP_PROP_FPS)
+                                                                   or 25.0)
+    finally:
+        cap.release()
+
+
+class VideoJobs:
+    """The video jobs of one service: uploads in a temporary folder (removed at exit), one
+    daemon worker thread (a job never holds the process up when it stops)."""
+
+    def __init__(self, service: FaceService) -> None:
+        self.service = service
+        self.root = Path(tempfile.mkdtemp(prefix="celebface-videos-"))
+        weakref.finalize(self, shutil.rmtree, self.root, True)
+        self.jobs: OrderedDict[str, VideoJob] = OrderedDict()
+        self._queue: queue.Queue[tuple[VideoJob, Path]] = queue.Queue()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._work, name="celebface-video", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            self._run(*self._queue.get())
+
+    async def upload(self, request: Request, filename: str) -> VideoJob:
+        suffix = Path(filename).suffix.lower()
+        if suffix not in SUFFIXES:
+            raise RequestError(f"{filename}: not a video file name (one of "
+                               f"{', '.join(sorted(SUFFIXES))})", 415)
+        job_id = uuid.uuid4().hex[:12]
+        folder = self.root / job_id
+        folder.mkdir()
+        path = folder / f"upload{suffix}"
+        size = 0
+        try:
+            with path.open("wb") as fh:
+                async for chunk in request.stream():
+                    fh.write(chunk)
+                    size += len(chunk)
+            if not size:
+                raise RequestError(f"{filename}: empty (no video sent)")
+            frames, fps = probe(path)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        job = VideoJob(job_id, filename, folder, frames, fps)
+        with self._lock:
+            self.jobs[job_id] = job
+            while len(self.jobs) > KEEP:
+                _, old = self.jobs.popitem(last=False)
+                shutil.rmtree(old.folder, ignore_errors=True)
+        self._queue.put((job, path))
+        return job
+
+    def _run(self, job: VideoJob, path: Path) -> None:
+        from celebface.recognizer import RecognizerConfig
+        from celebface.streaming.recognizer import VideoRecognizer
+        from celebface.streaming.timeline import video_timeline
+
+        job.status, start = "running", time.perf_counter()
+        try:
+            s, c = self.service, self.service.config
+            if s.recognizer is None:
+                raise RequestError("no one is enrolled yet")
+            rec = VideoRecognizer(s.gallery if s.editable else None, detector=s.detector,
+                                  embedder=s.embedder, model=s.recognizer.model,
+                                  config=RecognizerConfig(match=c.match, threshold=c.threshold,
+                                                          device=c.device))
+
+            def tick(n: int) -> None:
+                job.frames_done = n
+
+            found = video_timeline(rec, path, job.folder / "timeline", on_frame=tick)
+            job.appearances = [a.to_dict() for a in found]
+            job.status = "done"
+        except Exception as exc:  # the job reports it; the server carries on
+            log.error("video %s (%s): %s", job.id, job.filename, exc)
+            job.status, job.error = "failed", str(exc)
+        finally:
+            job.seconds = time.perf_counter() - start
+            path.unlink(missing_ok=True)  # the page plays its own copy
+
+    def get(self, job_id: str) -> VideoJob:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise RequestError(f"no video job {job_id!r}", 404)
+        return job
+
+
+def router(service: FaceService, auth: Any) -> APIRouter:
+    """The video routes and page (``app.include_router(router(service, auth))``); ``auth``:
+    the ``Depends`` that checks a recognition key."""
+    from celebface.serve.app import errors  # app imports this module: resolved at call time
+
+    jobs = VideoJobs(service)
+    out = APIRouter()
+    out.jobs = jobs  # type: ignore[attr-defined]
+    key = [auth]
+
+    @out.post("/v1/videos", dependencies=key, status_code=202, summary="Timeline of a video",
+              responses=errors(400, 401, 403, 413, 415, 503),
+              openapi_extra={"requestBody": VIDEO_BODY})
+    async def upload(request: Request, filename: str = "video.mp4") -> dict[str, Any]:
+        """Upload a video as the raw body (`?filename=clip.mp4` gives its type); a job finds
+        who appears when. Poll `GET /v1/videos/{id}`."""
+        return (await jobs.upload(request, filename)).to_dict()
+
+    @out.get("/v1/videos/{job_id}", dependencies=key, summary="A video job",
+             responses=errors(400, 401, 403, 404))
+    async def status(job_id: str) -> dict[str, Any]:
+        """Status (queued, running, done, failed), progress 0-1, and when done the
+        appearances: person (or unknown-N), track, start_s, end_s, frames, scores."""
+        return jobs.get(job_id).to_dict()
+
+    @out.get("/v1/videos/{job_id}/thumbnails/{name}", dependencies=key,
+             summary="An appearance's face",
+             responses={200: {"content": {"image/jpeg": {}}}, **errors(400, 401, 403, 404)})
+    async def thumbnail(job_id: str, name: str) -> Response:
+        job = jobs.get(job_id)
+        path = job.folder / "timeline" / "thumbnails" / Path(name).name
+        if not path.is_file():
+            raise RequestError(f"no thumbnail {name!r}", 404)
+        return FileResponse(path, media_type="image/jpeg")
+
+    @out.get("/video", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "video.html")
+
+    return out

@@ -1,0 +1,74 @@
+"""The service's video page in Chromium (Debian's, driven by Playwright; see
+test_serve_browser.py): a short clip is uploaded, its timeline appears under the playing video
+and clicking an appearance seeks to it. Stand-in models (colour blobs) keep it fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from celebface.streaming.synthetic import write_video
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} missing (apt-get install chromium; .ci/run does)",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api",
+                               reason="playwright missing (pip install -r requirements-dev.txt)")
+pytest.importorskip("fastapi", reason="serve needs fastapi (requirements.txt)")
+
+from serve_helpers import running  # noqa: E402
+from test_serve_browser import ARGS, shot  # noqa: E402
+from test_stream import BlobDetector, MeanColourEmbedder, colour_gallery, colour_sprite  # noqa: E402
+
+
+def test_video_page_shows_the_timeline_and_seeks(tmp_path: Path, rng: np.random.Generator
+                                                 ) -> None:
+    from celebface.serve import ServeConfig, create_app
+
+    colour_gallery().save(tmp_path / "g")
+    frames = []
+    for i in range(40):  # 2 s at 20 fps: red and a stranger, then a cut to blue at 1 s
+        img = np.full((240, 320, 3), 128 if i < 20 else 50, np.uint8)
+        if i < 20:
+            img[90:150, 40 + i:90 + i] = colour_sprite("red", rng)
+            img[90:150, 200:250] = (200, 60, 200)
+        else:
+            img[60:120, 120:170] = colour_sprite("blue", rng)
+        frames.append(img)
+    clip = write_video(frames, tmp_path / "clip.webm", fps=20)
+    app = create_app(ServeConfig(gallery=tmp_path / "g", device="cpu"),
+                     models=(MeanColourEmbedder(), BlobDetector()))
+    with running(app) as (url, _), sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 800})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url + "/")
+            page.click("#video-link")
+            page.wait_for_selector("#video-file", state="attached")
+            page.set_input_files("#video-file", str(clip))
+            page.wait_for_selector(".timeline .span", timeout=60_000)
+            assert page.eval_on_selector_all(".timeline .who", "els => els.map(e => e.textContent)"
+                                             ) == ["red", "unknown-1", "blue"]
+            assert "3 appearance(s) in 40 frames" in page.inner_text("#status")
+            # the thumbnails load (through the API)
+            page.wait_for_function("() => [...document.querySelectorAll('#appearances img')]"
+                                   ".every(i => i.naturalWidth > 0)", timeout=30_000)
+            page.wait_for_function("() => document.querySelector('#player').readyState >= 1")
+            blue = page.query_selector(".timeline .span[data-track='3']")
+            assert float(blue.get_attribute("data-start")) == pytest.approx(1.0)
+            blue.click()
+            page.wait_for_function("() => Math.abs(document.querySelector('#player')"
+                                   ".currentTime - 1.0) < 0.06", timeout=10_000)
+            assert "active" in blue.get_attribute("class")
+            page.screenshot(path=shot(tmp_path, "video_page.png"), full_page=True)
+            assert not errors, errors
+        finally:
+            browser.close()
