@@ -74,10 +74,9 @@ def test_flag_defaults_are_the_library_defaults() -> None:
     from celebface.packing import PackConfig
     from celebface.recognition import EmbedConfig
     from celebface.recognition.spec import EmbedderSpec
-    from celebface.recognizer import Recognizer, RecognizerConfig
+    from celebface.recognizer import Recognizer, RecognizerConfig, TrackerConfig
     from celebface.serve.config import ServeConfig
     from celebface.streaming.sources import StreamConfig
-    from celebface.streaming.tracker import TrackerConfig
     from celebface.synth import SynthConfig
 
     targets = {

@@ -120,10 +120,9 @@ def timeline(video: str | Path, gallery: str | Path | Any, out: str | Path | Non
     per track (person or ``unknown-N``, start/end time, frames, scores); with ``out``, also
     writes ``appearances.csv``/``.json``, thumbnails and ``timeline.png`` there. ``tracker``:
     :class:`~celebface.streaming.tracker.TrackerConfig` settings (e.g. ``detect_every=3``)."""
-    from celebface.recognizer import RecognizerConfig
+    from celebface.recognizer import RecognizerConfig, TrackerConfig
     from celebface.streaming.recognizer import VideoRecognizer
     from celebface.streaming.timeline import video_timeline
-    from celebface.streaming.tracker import TrackerConfig
 
     config = RecognizerConfig(device=device, tracker=TrackerConfig(**tracker))
     return video_timeline(VideoRecognizer(gallery, config=config), video, out)

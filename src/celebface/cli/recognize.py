@@ -12,9 +12,8 @@ from celebface.cli.common import add_device
 from celebface.cli.main import CLIError
 from celebface.cli.options import add_option, config_from, defaults
 from celebface.gallery.matching import MATCH_METHODS
-from celebface.recognizer import Recognizer, RecognizerConfig
+from celebface.recognizer import DECIDE, Recognizer, RecognizerConfig, TrackerConfig
 from celebface.streaming.sources import StreamConfig
-from celebface.streaming.tracker import DECIDE, TrackerConfig
 
 log = logging.getLogger(__name__)
 

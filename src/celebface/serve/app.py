@@ -27,6 +27,7 @@ from celebface import __version__
 from celebface.serve import schemas, videos
 from celebface.serve.config import ServeConfig
 from celebface.serve.metrics import Metrics
+from celebface.serve.schemas import errors
 from celebface.serve.service import CODES, FaceService, RequestError, page_of
 
 log = logging.getLogger(__name__)
@@ -39,21 +40,6 @@ PAIR = (("image1", "source_image"), ("image2", "target_image"))
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 WILDCARD = frozenset({"0.0.0.0", "::", ""})
-
-DESCRIPTIONS = {
-    400: "bad request: a parameter, field, name or image that cannot be used; a Host header "
-         "this server does not answer to (code `bad_host`)",
-    401: "no API key or a wrong one (code `unauthorized`); only when keys are on",
-    403: "the key's scope does not allow this (code `forbidden`), or a write from another "
-         "site's page (code `cross_origin`)",
-    404: "no such person or photo",
-    409: "the gallery cannot be changed that way (a trained model names faces; a name taken; "
-         "no same-person threshold)",
-    413: "request body, image bytes or image pixels over the server's limits",
-    415: "not an image, or a content type this route does not read",
-    503: "the server is busy: its queue is full; retry after `Retry-After` seconds",
-}
-
 
 # request parameters (module level: the routes' annotations are resolved here)
 KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="APIKey",
@@ -68,11 +54,6 @@ MinScore = Annotated[float, Query(ge=0, le=1, description="leave out faces the d
                                   "scores lower")]
 Page = Annotated[int, Query(ge=0, description="page, from 0")]
 Size = Annotated[int, Query(ge=1, le=500, description="items a page")]
-
-
-def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for the error statuses a route returns."""
-    return {s: {"model": schemas.ErrorOut, "description": DESCRIPTIONS[s]} for s in statuses}
 
 
 def photo_body(*groups: Sequence[str], many: bool = False) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 
@@ -141,3 +143,24 @@ class HealthOut(BaseModel):
     calibrated: bool | None = None
     editable: bool | None = None
     workers: int | None = None
+
+
+#: What each error status of the API means (OpenAPI).
+DESCRIPTIONS = {
+    400: "bad request: a parameter, field, name or image that cannot be used; a Host header "
+         "this server does not answer to (code `bad_host`)",
+    401: "no API key or a wrong one (code `unauthorized`); only when keys are on",
+    403: "the key's scope does not allow this (code `forbidden`), or a write from another "
+         "site's page (code `cross_origin`)",
+    404: "no such person or photo",
+    409: "the gallery cannot be changed that way (a trained model names faces; a name taken; "
+         "no same-person threshold)",
+    413: "request body, image bytes or image pixels over the server's limits",
+    415: "not an image, or a content type this route does not read",
+    503: "the server is busy: its queue is full; retry after `Retry-After` seconds",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the error statuses a route returns."""
+    return {s: {"model": ErrorOut, "description": DESCRIPTIONS[s]} for s in statuses}

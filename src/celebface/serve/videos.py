@@ -25,6 +25,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
+from celebface.serve.schemas import errors
 from celebface.serve.service import FaceService, RequestError
 
 log = logging.getLogger(__name__)
@@ -165,8 +166,6 @@ class VideoJobs:
 def router(service: FaceService, auth: Any) -> APIRouter:
     """The video routes and page (``app.include_router(router(service, auth))``); ``auth``:
     the ``Depends`` that checks a recognition key."""
-    from celebface.serve.app import errors  # app imports this module: resolved at call time
-
     jobs = VideoJobs(service)
     out = APIRouter()
     out.jobs = jobs  # type: ignore[attr-defined]

@@ -22,7 +22,7 @@ _LAZY = {
     "classify": "celebface.streaming.sources",
     "iter_frames": "celebface.streaming.sources",
     "IoUTracker": "celebface.streaming.tracker",
-    "TrackerConfig": "celebface.streaming.tracker",
+    "TrackerConfig": "celebface.recognizer",
 }
 
 __all__ = sorted(_LAZY)

@@ -18,7 +18,14 @@ from celebface.streaming.output import (
     write_image,
 )
 from celebface.streaming.recognizer import Recognizer
-from celebface.streaming.sources import Frame, Source, SourceError, StreamConfig, iter_frames
+from celebface.streaming.sources import (
+    Frame,
+    Source,
+    SourceError,
+    StreamConfig,
+    iter_frames,
+    source_fps,
+)
 from celebface.streaming.timeline import TimelineBuilder, write_timeline
 from celebface.types import UNKNOWN
 
@@ -225,16 +232,3 @@ def _close_video(video: VideoOut | None, summary: RunSummary) -> None:
         video.close()
         if video.path.exists():
             summary.outputs.append(str(video.path))
-
-
-def source_fps(source: Source, path: str) -> float:
-    """Frames per second of a video file (25 for cameras, streams and unknown rates)."""
-    if source.kind not in ("video", "folder"):
-        return 25.0
-    import cv2
-
-    cap = cv2.VideoCapture(path)
-    try:
-        return float(cap.get(cv2.CAP_PROP_FPS) or 25.0)
-    finally:
-        cap.release()

@@ -275,3 +275,16 @@ class _ClosedCapture:
 
     def release(self) -> None:
         pass
+
+
+def source_fps(source: Source, path: str) -> float:
+    """Frames per second of a video file (25 for cameras, streams and unknown rates)."""
+    if source.kind not in ("video", "folder"):
+        return 25.0
+    import cv2
+
+    cap = cv2.VideoCapture(path)
+    try:
+        return float(cap.get(cv2.CAP_PROP_FPS) or 25.0)
+    finally:
+        cap.release()

@@ -215,8 +215,7 @@ def video_timeline(recognizer: Any, video: str | Path, out: str | Path | None = 
     after each frame (n frames done)."""
     from tqdm import tqdm
 
-    from celebface.streaming.run import source_fps
-    from celebface.streaming.sources import classify, iter_frames
+    from celebface.streaming.sources import classify, iter_frames, source_fps
 
     source = classify(str(video))
     if source.kind != "video":

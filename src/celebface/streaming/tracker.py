@@ -22,42 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from celebface import validate
+from celebface.recognizer import TrackerConfig
 from celebface.types import Face, Match, box_iou
 
-DECIDE = ("track", "frame")
-
 Box = tuple[float, float, float, float]
-
-
-@dataclass(frozen=True)
-class TrackerConfig:
-    """``decide``: ``track`` names a face from its whole track (default), ``frame`` from each
-    frame's own embedding (the old behaviour, for comparison). ``cut_threshold``: the colour
-    histogram change (0-1) that counts as a shot cut (0: never)."""
-
-    match_iou: float = 0.3
-    reembed_iou: float = 0.6
-    reembed_every: int = 10
-    max_missed: int = 5
-    detect_every: int = 3
-    switch_after: int = 2
-    jump_similarity: float = 0.88
-    cut_threshold: float = 0.3
-    decide: str = "track"
-
-    def __post_init__(self) -> None:
-        validate.unit_float("match_iou", self.match_iou)
-        validate.unit_float("reembed_iou", self.reembed_iou)
-        validate.positive_int("reembed_every", self.reembed_every)
-        validate.nonneg_int("max_missed", self.max_missed)
-        validate.positive_int("detect_every", self.detect_every)
-        validate.positive_int("switch_after", self.switch_after)
-        validate.in_range("jump_similarity", self.jump_similarity, -1, 1)
-        validate.unit_float("cut_threshold", self.cut_threshold)
-        if self.decide not in DECIDE:
-            raise validate.ConfigError("decide",
-                                       f"{self.decide!r} is not one of {', '.join(DECIDE)}")
 
 
 @dataclass
