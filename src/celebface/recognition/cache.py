@@ -153,3 +153,68 @@ class EmbeddingCache:
             shard.unlink(missing_ok=True)
         log.debug("%s: %d shards merged into one (%d vectors)", self.dir, len(shards),
                   len(merged))
+
+
+class FileHashes:
+    """The content hash (and longer side) of image files as last read, by path, so a run
+    reads only files that are new or changed since: a file whose size, modification time
+    (ns) and inode still match what was recorded is not read again (git's index does the
+    same). ``CACHE/file-hashes.tsv`` gets one appended line per newly hashed file at the end
+    of a run (cost: the new files); a damaged line is ignored (a miss), a later line wins.
+    ``root=None``: nothing is remembered."""
+
+    FILE = "file-hashes.tsv"
+
+    def __init__(self, root: str | Path | None) -> None:
+        self.path = Path(root) / self.FILE if root is not None else None
+        self._known: dict[str, tuple[str, str, int]] = {}  # path -> (stamp, hash, side)
+        self._new: dict[str, tuple[str, str, int]] = {}
+        if self.path is not None and self.path.is_file():
+            try:
+                text = self.path.read_text(encoding="utf-8", errors="surrogateescape")
+            except OSError as exc:
+                log.warning("%s: not read (%s); files are hashed again", self.path, exc)
+                text = ""
+            for line in text.splitlines():
+                parts = line.split("\t")
+                if len(parts) == 4 and len(parts[2]) == 40 and parts[3].isdigit():
+                    self._known[parts[0]] = (parts[1], parts[2], int(parts[3]))
+
+    @staticmethod
+    def stamp(path: str | Path) -> str | None:
+        """Size, modification time and inode of ``path`` (None when it cannot be stat'ed)."""
+        try:
+            st = Path(path).stat()
+        except OSError:
+            return None
+        return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+
+    def get(self, path: str | Path) -> tuple[str, int] | None:
+        """``(content hash, longer side)`` of ``path`` when it is unchanged since recorded."""
+        key = str(Path(path).resolve())
+        rec = self._new.get(key) or self._known.get(key)
+        if rec is None or rec[0] != self.stamp(key):
+            return None
+        return rec[1], rec[2]
+
+    def put(self, path: str | Path, stamp: str | None, digest: str, side: int) -> None:
+        """Record ``path``'s hash, read when its stamp was ``stamp`` (taken before reading)."""
+        if stamp is not None and "\t" not in str(path) and "\n" not in str(path):
+            self._new[str(Path(path).resolve())] = (stamp, digest, side)
+
+    def save(self) -> None:
+        """Append the lines of files hashed since the last save (under the folder's lock)."""
+        if self.path is None or not self._new:
+            return
+        lines = "".join(f"{p}\t{s}\t{h}\t{side}\n" for p, (s, h, side) in self._new.items())
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with folder_lock(self.path.parent, "embedding cache"), open(
+                    self.path, "a", encoding="utf-8", errors="surrogateescape") as fh:
+                fh.write(lines)
+        except OSError as exc:
+            log.warning("%s: not written (%s); the files are hashed again next run",
+                        self.path, exc)
+            return
+        self._known.update(self._new)
+        self._new = {}
