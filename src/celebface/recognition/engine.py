@@ -30,7 +30,7 @@ from celebface.plugins import LOCAL, engine_runner
 from celebface.recognition.align import DEFAULT_RULE, check_rule, face_tag
 from celebface.recognition.base import Embedder
 from celebface.recognition.batch import embed_chunk, init_worker, worker_task
-from celebface.recognition.cache import EmbeddingCache, FileHashes, content_hash
+from celebface.recognition.cache import EmbeddingCache, content_hash
 from celebface.recognition.dlib_resnet import DlibEmbedder
 from celebface.recognition.tta import FlipTTA, combine_views, views_for
 
@@ -131,7 +131,6 @@ class EmbeddingEngine:
         self.settings = (settings if settings is not None
                          else cache_settings(embedder, self.config.embedder))
         self.caches = {v: EmbeddingCache(cache_dir, self.settings, v) for v in self.views}
-        self.hashes = FileHashes(cache_dir)  # unchanged files are not read again
         self.detector, self.max_side = detector, max_side
         self.errors: dict[int, str] = {}
         self.computed = self.cached = 0
@@ -145,13 +144,12 @@ class EmbeddingEngine:
 
     def _key(self, dataset: FaceDataset, item: FaceItem, data: bytes | None) -> str:
         """:meth:`key` of an item whose file's bytes (``data``) are already read."""
+        shrunk = False
         if data is not None:
-            return self._file_key(item, content_hash(data), _longer_side(data))
-        return self._file_key(item, content_hash(dataset.load(item)), 0)
-
-    def _file_key(self, item: FaceItem, raw: str, side: int) -> str:
-        """The key of an item whose image content hashes to ``raw``, ``side`` px long."""
-        shrunk = bool(self.max_side) and side > self.max_side  # type: ignore[operator]
+            raw = content_hash(data)
+            shrunk = bool(self.max_side) and _longer_side(data) > self.max_side  # type: ignore[operator]
+        else:
+            raw = content_hash(dataset.load(item))
         tag = face_tag(item.face, self.rule)
         name = getattr(self.detector, "name", "mtcnn")
         if item.face is None and self.rule != "whole" and name != "mtcnn":
@@ -169,23 +167,11 @@ class EmbeddingEngine:
 
         def one(item: FaceItem) -> tuple[str | None, bytes | None, str | None]:
             try:
-                if item.row is not None:  # a pack's array: no file
-                    return self._key(dataset, item, None), None, None
-                known = self.hashes.get(item.path)
-                if known is not None:  # unchanged since hashed: read only if it is embedded
-                    key = self._file_key(item, *known)
-                    if self._has(key):
-                        return key, None, None
-                    data = _read(item)
-                else:
-                    stamp = FileHashes.stamp(item.path)
-                    data = _read(item)
-                    raw, side = content_hash(data), _longer_side(data)
-                    self.hashes.put(item.path, stamp, raw, side)
-                    key = self._file_key(item, raw, side)
+                data = None if item.row is not None else _read(item)
+                key = self._key(dataset, item, data)
             except ImageReadError as exc:
                 return None, None, str(exc)
-            if self._has(key):
+            if data is None or self._has(key):
                 return key, None, None
             with lock:
                 if kept[0] + len(data) > READ_AHEAD_BYTES:
@@ -235,7 +221,6 @@ class EmbeddingEngine:
                 if rows:
                     yield rows, self._vectors(keys, rows)
         finally:
-            self.hashes.save()
             for cache in self.caches.values():
                 cache.settle()
                 if self.config.compact_cache:
