@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DATA ?= ../shared/data/five_celeb
 OUT ?= runs/demo
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup test test-fast lint demo bench clean
 
 setup: $(VENV)/.installed
 
@@ -24,6 +24,10 @@ lint: setup
 
 test: setup lint
 	$(BIN)/pytest -q
+
+# Unit tests only (no real photos, nothing marked slow): about a minute on 2 cores.
+test-fast: setup
+	$(BIN)/pytest -q -m "not integration and not slow"
 
 demo: setup
 	DATA="$(DATA)" OUT="$(OUT)" BIN="$(BIN)" bash scripts/demo.sh

@@ -13,7 +13,8 @@ def load(emb_dir: Path) -> tuple[object, np.ndarray, str, str]:
     """``(embeddings, vectors, embedder name, tta)``; ``A+B`` (two folders of the same photos,
     e.g. ``runs/pins_emb2/dlib+runs/pins_emb2/facenet``) fuses them as ``--embedder
     dlib+facenet`` does (:func:`celebface.recognition.fusion.fuse`, its default weights)."""
-    from celebface.recognition.fusion import DEFAULT_WEIGHTS, fuse
+    from celebface.recognition.fusion import fuse
+    from celebface.recognition.registry import embedder_config
 
     parts = [load_embeddings(Path(p)) for p in str(emb_dir).split("+")]
     e = parts[0]
@@ -24,6 +25,7 @@ def load(emb_dir: Path) -> tuple[object, np.ndarray, str, str]:
         if list(other.paths) != list(e.paths):
             raise SystemExit(f"{emb_dir}: the folders do not hold the same photos in order")
     name = "+".join(p.meta.get("model", "?") for p in parts)
-    vec = fuse([np.asarray(p.embeddings, np.float32) for p in parts], DEFAULT_WEIGHTS[name])
+    vec = fuse([np.asarray(p.embeddings, np.float32) for p in parts],
+               embedder_config(name).fusion_weights)
     ttas = {p.meta.get("tta", "none") for p in parts}
     return e, vec, name, "/".join(sorted(ttas))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from celebface.io import read_image
-from celebface.recognition import combine_views, embed_views, get_embedder
+from celebface.recognition import combine_views, get_embedder
 from celebface.verification import locate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +65,7 @@ def embed_paths(paths: list[str], cache: Path, batch: int = 32) -> dict[str, dic
             part = todo[lo:lo + batch]
             images = [read_image(p, 1024).rgb for p in part]
             found = [f[0] for f in locate(images, detector, all_faces=False)]
-            views = embed_views(embedder, images, [f.face for f in found],
+            views = embedder.embed_views(images, [f.face for f in found],
                                 ("orig", "flip"))
             for k, (p, f) in enumerate(zip(part, found, strict=True)):
                 have[p] = {"orig": views["orig"][k], "flip": views["flip"][k], "whole": f.whole,

@@ -168,9 +168,10 @@ def report(r: dict) -> str:
         for f, v in m["at_far"].items():
             lines.append(f"| {tta} | {f} | {v['threshold']:.4f} | {v['accuracy']:.4f} | "
                          f"{v['tar']:.4f} | {v['far']:.4f} |")
-    lines += ["", "`celebface verify` uses the FAR 0.01 thresholds (PAIR_THRESHOLDS in "
-              "src/celebface/verification/thresholds.py): the same test accuracy as the "
-              "balanced-accuracy threshold with about a quarter of its false accepts.",
+    lines += ["", "`celebface verify` uses the FAR 0.01 thresholds (the embedder's "
+              "pair_threshold in src/celebface/recognition/registry.py): the same test "
+              "accuracy as the balanced-accuracy threshold with about a quarter of its "
+              "false accepts.",
               "", "![score histograms](verify.png)", "",
               "Reproduce: `python benchmarks/verify.py`", ""]
     return "\n".join(lines)

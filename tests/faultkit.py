@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from celebface.recognition.base import Embedder, l2_normalize
-from celebface.types import Face
+from celebface.recognition.base import l2_normalize
+from fakes import ColourEmbedder  # noqa: F401  (re-exported)
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
@@ -64,25 +64,6 @@ def write_embedded(root: Path, people: Sequence[str], dim: int = 16, n: int = 3)
 
 def enospc(*args, **kwargs):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-
-class ColourEmbedder(Embedder):
-    """A stand-in embedder: mean colour of the image quadrants."""
-
-    name, dim = "colour", 12
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def embed(self, images: Sequence[np.ndarray], faces: Sequence[Face | None] | None = None
-              ) -> np.ndarray:
-        self.calls += len(images)
-        out = []
-        for img in images:
-            h, w = img.shape[0] // 2, img.shape[1] // 2
-            quads = [img[:h, :w], img[:h, w:], img[h:, :w], img[h:, w:]]
-            out.append(np.concatenate([q.reshape(-1, 3).mean(0) for q in quads]) - 127.5)
-        return l2_normalize(np.array(out, np.float32))
 
 
 ODD_NAMES = ["new\nline.png", "car\rriage.png", 'quo"te\t.png',

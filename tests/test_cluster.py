@@ -23,6 +23,12 @@ from celebface.clustering import (
     cluster_vectors,
     reranked_distances,
 )
+from fakes import MeanColourEmbedder
+
+
+def _colour() -> MeanColourEmbedder:
+    """The mean colour of the face region (or whole image) + 1, as a unit vector."""
+    return MeanColourEmbedder("colour", offset=1.0)
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -159,22 +165,12 @@ def test_rerank_holds_small_groups_to_the_cosine(rng: np.random.Generator) -> No
     assert bcubed(truth, cluster_vectors(vecs, 0.92, "rerank", cut=0.7)) == (1.0, 1.0)
 
 
-class ColourEmbedder:
-    name, dim = "colour", 3
-
-    def settings(self) -> dict:
-        return {"model": self.name}
-
-    def embed(self, images, faces=None):
-        v = np.asarray([img.reshape(-1, 3).mean(0) + 1.0 for img in images])
-        return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
-
-
+@pytest.mark.slow
 def test_output_folder_with_fake_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     import celebface.recognition as recognition
 
-    monkeypatch.setattr(recognition, "default_embedder", lambda *a, **k: ColourEmbedder())
+    monkeypatch.setattr(recognition, "default_embedder", lambda *a, **k: _colour())
     photos = tmp_path / "photos"
     (photos / "sub").mkdir(parents=True)
     colours = {"r": (200, 0, 0), "g": (0, 200, 0), "b": (0, 0, 200)}

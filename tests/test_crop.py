@@ -18,8 +18,8 @@ from celebface.cropping.crop import aligned_template, similarity_transform
 from celebface.cropping.dataset import output_names
 from celebface.cropping.records import MANIFEST_COLUMNS
 from celebface.data import FaceItem, list_dataset
-from celebface.detection.base import Detector
 from celebface.types import Face
+from fakes import BrightSquareDetector
 
 # --- geometry ---------------------------------------------------------------------------
 
@@ -106,39 +106,6 @@ def test_output_names_disambiguate_same_stem() -> None:
 # --- the dataset stage, with a fake detector (fast, deterministic) -----------------------
 
 
-class FakeDetector(Detector):
-    """Finds a face where the picture has a bright square; two if it has two; can crash."""
-
-    name = "fake"
-    thread_safe = True  # exercise the concurrent detection path
-
-    def __init__(self, crash_after: int | None = None):
-        self.calls = 0
-        self.crash_after = crash_after
-
-    def settings(self) -> dict:
-        return {"detector": self.name}
-
-    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
-        self.calls += 1
-        if self.crash_after is not None and self.calls > self.crash_after:
-            raise KeyboardInterrupt  # what Ctrl-C looks like mid-run
-        out = []
-        for im in images:
-            faces = []
-            bright = im[..., 0] > 200
-            w = bright.shape[1]
-            for x0, x1, score in ((0, w // 2, 0.99), (w // 2, w, 0.95)):
-                ys, xs = np.nonzero(bright[:, x0:x1])
-                if len(xs):
-                    box = (float(xs.min() + x0), float(ys.min()), float(xs.max() + x0 + 1),
-                           float(ys.max() + 1))
-                    lm = np.tile([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], (5, 1))
-                    faces.append(Face(box=box, score=score, landmarks=lm.astype(np.float32)))
-            out.append(faces)
-        return out
-
-
 def _picture(h: int, w: int, squares: Sequence[tuple[int, int, int]]) -> np.ndarray:
     img = np.full((h, w, 3), 60, np.uint8)
     for x, y, s in squares:
@@ -177,7 +144,7 @@ def test_crop_dataset_outputs_and_bad_files(tmp_path: Path) -> None:
     src = _make_dataset(tmp_path)
     dst = tmp_path / "dst"
     config = CropConfig(batch_size=3, size=32, progress=False, preview=4)
-    s = crop_dataset(src, dst, config, detector=FakeDetector())
+    s = crop_dataset(src, dst, config, detector=BrightSquareDetector())
     assert (s.images, s.with_face, s.faces, s.no_face, s.errors) == (9, 5, 5, 1, 3)
     rows = _manifest(dst)
     assert tuple(rows[0]) == MANIFEST_COLUMNS
@@ -206,12 +173,12 @@ def test_all_policy_min_score_min_size(tmp_path: Path) -> None:
     src = _make_dataset(tmp_path)
     dst = tmp_path / "all"
     crop_dataset(src, dst, CropConfig(faces="all", size=16, progress=False),
-                 detector=FakeDetector())
+                 detector=BrightSquareDetector())
     outs = sorted(r["output"] for r in _manifest(dst))
     assert "pins_Adriana Lima/two_1.jpg" in outs and "pins_Adriana Lima/two_2.jpg" in outs
     dst2 = tmp_path / "strict"
     s = crop_dataset(src, dst2, CropConfig(faces="all", min_score=0.97, min_size=25, size=16,
-                                            progress=False), detector=FakeDetector())
+                                            progress=False), detector=BrightSquareDetector())
     # only left-half faces score 0.99; of those only the 25 px one is >= 25 px
     assert [r["source"] for r in _manifest(dst2)] == ["pins_Adriana Lima/one face.jpg"]
     assert s.no_face == 5
@@ -222,21 +189,21 @@ def test_interrupted_run_resumes(tmp_path: Path) -> None:
     dst = tmp_path / "dst"
     config = CropConfig(batch_size=2, size=16, progress=False)
     with pytest.raises(KeyboardInterrupt):
-        crop_dataset(src, dst, config, detector=FakeDetector(crash_after=1))
+        crop_dataset(src, dst, config, detector=BrightSquareDetector(crash_after=1))
     first = _manifest(dst)
     assert 1 <= len(first) < 5  # the first batch was kept
     # simulate a kill in the middle of writing a line, and a half-written temp file
     with open(dst / "manifest.csv", "a", encoding="utf-8") as fh:
         fh.write("pins_Adriana Lima/tw")
     (dst / "Zoë 名前" / ".junk.jpg.tmp").write_bytes(b"x")
-    det = FakeDetector()
+    det = BrightSquareDetector()
     s = crop_dataset(src, dst, config, detector=det)
     assert s.skipped > 0 and s.processed == s.images - s.skipped
     rows = _manifest(dst)
     assert len(rows) == 5 and len({r["source"] for r in rows}) == 5
     assert rows[: len(first)] == first
     # a third run has nothing to do
-    s3 = crop_dataset(src, dst, config, detector=FakeDetector())
+    s3 = crop_dataset(src, dst, config, detector=BrightSquareDetector())
     # only the 3 unreadable files are tried again (a failure may have been passing), and
     # errors.txt lists them once
     assert (s3.processed, s3.skipped, s3.errors) == (3, 6, 3)
@@ -247,11 +214,11 @@ def test_interrupted_run_resumes(tmp_path: Path) -> None:
 def test_changed_settings_are_refused_unless_overwrite(tmp_path: Path) -> None:
     src = _make_dataset(tmp_path)
     dst = tmp_path / "dst"
-    crop_dataset(src, dst, CropConfig(size=16, progress=False), detector=FakeDetector())
+    crop_dataset(src, dst, CropConfig(size=16, progress=False), detector=BrightSquareDetector())
     with pytest.raises(ValueError, match="size"):
-        crop_dataset(src, dst, CropConfig(size=24, progress=False), detector=FakeDetector())
+        crop_dataset(src, dst, CropConfig(size=24, progress=False), detector=BrightSquareDetector())
     s = crop_dataset(src, dst, CropConfig(size=24, progress=False, overwrite=True),
-                     detector=FakeDetector())
+                     detector=BrightSquareDetector())
     assert s.skipped == 0 and len(_manifest(dst)) == 5
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +17,13 @@ from celebface.recognition import (
     Embedder,
     FlipTTA,
     embed_dataset,
-    embed_views,
     get_embedder,
     l2_normalize,
     load_embeddings,
 )
 from celebface.recognition.dlib_torch import read_dlib_weights
 from celebface.types import Face
+from fakes import HalvesEmbedder
 
 
 def _faces_dataset(root: Path, rng: np.random.Generator, per_id: int = 2) -> Path:
@@ -74,37 +73,19 @@ def test_dlib_weight_reader_rejects_other_files(tmp_path: Path) -> None:
         read_dlib_weights(other)
 
 
-class _MeanColour(Embedder):
-    """A toy embedder: colour means of the left and right halves of the face box."""
-
-    name, dim = "toy", 6
-
-    def embed(self, images: Sequence[np.ndarray],
-              faces: Sequence[Face | None] | None = None) -> np.ndarray:
-        faces = faces or [None] * len(images)
-        rows = []
-        for img, f in zip(images, faces, strict=True):
-            if f is not None:
-                x1, y1, x2, y2 = (int(v) for v in f.box)
-                img = img[y1:y2, x1:x2]
-            half = img.shape[1] // 2
-            rows.append(np.r_[img[:, :half].mean((0, 1)), img[:, half:].mean((0, 1))] + 1)
-        return l2_normalize(np.asarray(rows))
-
-
 def test_flip_tta_generic_and_dlib(dlib_embedder: DlibEmbedder,
                                    rng: np.random.Generator) -> None:
     img = np.zeros((10, 20, 3), np.uint8)
     img[:, 14:] = 255  # bright strip on the right, inside the box's right half
     face = Face((2, 0, 18, 10))
-    views = embed_views(_MeanColour(), [img], [face], ("orig", "flip"))
+    views = HalvesEmbedder().embed_views([img], [face], ("orig", "flip"))
     np.testing.assert_allclose(views["flip"][0][:3], views["orig"][0][3:], atol=1e-6)
-    tta = FlipTTA(_MeanColour()).embed([img], [face])
+    tta = FlipTTA(HalvesEmbedder()).embed([img], [face])
     expected = l2_normalize(views["orig"] + views["flip"])
     np.testing.assert_allclose(tta, expected, atol=1e-6)
     # dlib: the flip view is the mirrored aligned chip
     big = rng.integers(0, 256, (60, 50, 3), dtype=np.uint8)
-    dv = embed_views(dlib_embedder, [big], None, ("orig", "flip"))
+    dv = dlib_embedder.embed_views([big], None, ("orig", "flip"))
     chip = dlib_embedder.chip(big)
     np.testing.assert_allclose(
         dv["flip"], l2_normalize(dlib_embedder.embed_chips([chip[:, ::-1].copy()])), atol=1e-5)
@@ -220,7 +201,7 @@ def test_facenet_missing_weights_message(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_get_embedder_model_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     training = pytest.importorskip("celebface.training")
-    sentinel = _MeanColour()
+    sentinel = HalvesEmbedder()
 
     class _Model:
         def as_embedder(self) -> Embedder:

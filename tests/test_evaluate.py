@@ -99,6 +99,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.mark.slow
 def test_evaluate_inception_writes_history_and_errors(tmp_path: Path, one_thread: None) -> None:
     data = write_faces(tmp_path / "data", n_per=3)
     model = tmp_path / "model"

@@ -253,6 +253,7 @@ def test_tta_validation_scores_both_views() -> None:
     assert torch.allclose(one["logits"], net(both[:, 0]))
 
 
+@pytest.mark.slow
 def test_validation_with_flip_is_part_of_the_run(five_people: Path, tmp_path: Path) -> None:
     """tta may change when a run resumes, unless it changed how the best epoch was chosen."""
     common = {"cache_dir": str(tmp_path / "cache"), "freeze": 5, "batch_size": 32,

@@ -13,10 +13,11 @@ import pytest
 
 from celebface.models.store import MissingWeightsError
 from celebface.models.tf_graph import GraphFormatError, constants, read_graph
-from celebface.recognition import Embedder, get_embedder, l2_normalize
+from celebface.recognition import get_embedder
 from celebface.recognition.fusion import FusedEmbedder, fuse
 from celebface.types import Face
 from facenet_inputs import PINS_FILES, pins_chips, synthetic_chips
+from fakes import ProjectionEmbedder
 
 FIXTURE = Path(__file__).parent / "data" / "facenet_casia_reference.npz"
 
@@ -98,20 +99,8 @@ def test_missing_wheel_message(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # --- fusion -------------------------------------------------------------------------------------
-class _Fixed(Embedder):
-    """Vectors from a fixed random projection of each image's mean colour and size."""
-
-    def __init__(self, name: str, dim: int, seed: int) -> None:
-        self.name, self.dim = name, dim
-        self.proj = np.random.default_rng(seed).normal(size=(4, dim))
-
-    def embed(self, images, faces=None) -> np.ndarray:
-        feats = np.asarray([[*img.reshape(-1, 3).mean(0), img.shape[0]] for img in images])
-        return l2_normalize(np.tanh((feats - 100) / 50) @ self.proj)
-
-
 def test_fused_cosine_is_the_weighted_mean(rng: np.random.Generator) -> None:
-    a, b = _Fixed("a", 8, 1), _Fixed("b", 16, 2)
+    a, b = ProjectionEmbedder("a", 8, 1), ProjectionEmbedder("b", 16, 2)
     fused = FusedEmbedder([a, b], (1.0, 3.0))
     assert fused.weights == (0.25, 0.75) and fused.dim == 24 and fused.name == "a+b"
     images = [rng.integers(0, 256, (20 + i, 30, 3), dtype=np.uint8) for i in range(6)]
@@ -169,7 +158,7 @@ def casia(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def _net_outputs(weights: Path, chips: np.ndarray) -> np.ndarray:
     from celebface.recognition.facenet import FacenetEmbedder
 
-    return FacenetEmbedder(weights=weights, device="cpu").embed_crops(list(chips))
+    return FacenetEmbedder(weights=weights, device="cpu").embed_chips(list(chips))
 
 
 @pytest.mark.slow
@@ -226,9 +215,9 @@ def test_facenet_embedder_defaults_to_casia(casia: tuple[Path, Path],
     assert views["orig"].shape == (3, 512) and views["orig"].dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(views["flip"], axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(emb.embed(imgs, faces), views["orig"], atol=1e-5)
-    crops = emb.crops(imgs, faces)
+    crops = emb.chips(imgs, faces)
     assert all(c.shape == (160, 160, 3) for c in crops)
-    flipped = emb.embed_crops([c[:, ::-1].copy() for c in crops])
+    flipped = emb.embed_chips([c[:, ::-1].copy() for c in crops])
     np.testing.assert_allclose(flipped, views["flip"], atol=1e-5)
 
 

@@ -201,6 +201,7 @@ sys.exit(main(sys.argv[3:]))
 """
 
 
+@pytest.mark.slow
 def test_two_enrolls_at_once_keep_both_people(tmp_path: Path) -> None:
     from celebface.gallery import Gallery, enroll
 
@@ -247,6 +248,7 @@ def test_two_threads_enrolling_take_turns(tmp_path: Path, monkeypatch: pytest.Mo
     assert sorted(Gallery.load(g).names) == ["amy", "base", "bob"]
 
 
+@pytest.mark.slow
 def test_enroll_waits_for_the_gallery_lock(tmp_path: Path) -> None:
     from celebface.gallery import Gallery
 

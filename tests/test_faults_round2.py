@@ -68,7 +68,7 @@ def pins_people(pins: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
         mine = [it for it in items if it.identity == person]
         (root / "train" / name).mkdir(parents=True)
         for it in mine[:3]:
-            (root / "train" / name / it.path.name).symlink_to(it.path)
+            (root / "train" / name / Path(it.path).name).symlink_to(it.path)
         if name != "amy":
             shutil.copy(mine[3].path, probe)
     g = root / "g"

@@ -90,6 +90,7 @@ def trained(tiny_box_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return out
 
 
+@pytest.mark.slow
 def test_trains_saves_and_reloads(trained: Path, tiny_box_data: Path) -> None:
     meta = json.loads((trained / "model.json").read_text())
     assert meta["kind"] == "multi-output"
@@ -114,6 +115,7 @@ def test_trains_saves_and_reloads(trained: Path, tiny_box_data: Path) -> None:
     assert load_model(trained, device="cpu").predict([]) == []
 
 
+@pytest.mark.slow
 def test_training_resumes_from_checkpoint(trained: Path, tiny_box_data: Path) -> None:
     model = train_model(tiny_box_data, "multi-output", trained, input_size=SIZE, epochs=2,
                         batch_size=4, max_steps_per_epoch=1, device="cpu", progress=False,
@@ -123,6 +125,7 @@ def test_training_resumes_from_checkpoint(trained: Path, tiny_box_data: Path) ->
     assert model.meta["train_count"] == 10
 
 
+@pytest.mark.slow
 def test_evaluate_extra_box_metrics(trained: Path, tiny_box_data: Path, tmp_path: Path) -> None:
     model = load_model(trained, device="cpu")
     items = open_dataset(tiny_box_data, boxes=True).items
@@ -146,6 +149,7 @@ def test_rejects_plain_folders(tmp_path: Path) -> None:
         MultiOutputConfig(input_size=64)
 
 
+@pytest.mark.slow
 def test_evaluate_reports_box_metrics(trained: Path, tiny_box_data: Path, tmp_path: Path) -> None:
     from celebface.evaluation import evaluate_model, format_summary
 
@@ -159,6 +163,7 @@ def test_evaluate_reports_box_metrics(trained: Path, tiny_box_data: Path, tmp_pa
     assert "mean_iou" in format_summary(metrics)
 
 
+@pytest.mark.slow
 def test_trains_on_a_pretrained_mobilenet_and_reloads(tiny_box_data: Path,
                                                       tmp_path: Path) -> None:
     out = tmp_path / "mo_mnv2"
@@ -254,6 +259,7 @@ def test_step_uses_true_boxes_in_training_and_predicted_ones_in_validation() -> 
         assert torch.allclose(out["logits"], net(batch[0], out["boxes"])[1], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_box_identity_model_saves_reloads_and_old_models_load_as_scene(
         tiny_box_data: Path, trained: Path, tmp_path: Path) -> None:
     out = tmp_path / "mo_box"
@@ -381,6 +387,7 @@ def test_face_identity_reads_the_face_at_the_landmarks() -> None:
     assert trainable == {"fc.weight"}
 
 
+@pytest.mark.slow
 def test_face_model_trains_saves_and_reloads(tiny_box_data: Path, tmp_path: Path) -> None:
     from celebface.training.multi_output import make_step
 
@@ -423,6 +430,7 @@ def test_face_model_trains_saves_and_reloads(tiny_box_data: Path, tmp_path: Path
     assert seen[-1] == (None, None)
 
 
+@pytest.mark.slow
 def test_flip_tta_averages_the_mirror_image(trained: Path, tiny_box_data: Path) -> None:
     items = open_dataset(tiny_box_data, boxes=True).items[:3]
     images = [np.asarray(Image.open(it.path).convert("RGB")) for it in items]
@@ -438,6 +446,7 @@ def test_flip_tta_averages_the_mirror_image(trained: Path, tiny_box_data: Path) 
         MultiOutputConfig(tta="rotate")
 
 
+@pytest.mark.slow
 def test_a_run_resumes_with_another_tta(tiny_box_data: Path, tmp_path: Path) -> None:
     """TTA only changes predictions: a finished run reloads with it, no retraining."""
     out = tmp_path / "mo_tta"

@@ -8,16 +8,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from celebface.detection.base import Detector
 from celebface.gallery import Gallery
-from celebface.recognition.base import Embedder, l2_normalize
 from celebface.streaming import (
     IoUTracker,
     Recognizer,
@@ -33,60 +30,10 @@ from celebface.streaming import (
 from celebface.streaming.synthetic import moving_faces, write_video
 from celebface.streaming.tracker import Track
 from celebface.types import UNKNOWN, Face, Match, box_iou
+from fakes import BlobDetector, MeanColourEmbedder
 
 COLOURS = {"red": (230, 40, 40), "green": (40, 220, 60), "blue": (50, 60, 235),
            "yellow": (235, 225, 40)}
-
-
-class BlobDetector(Detector):
-    """Finds saturated blobs on a grey-ish background (a stand-in for a face detector)."""
-
-    name = "blob"
-
-    def __init__(self) -> None:
-        self.sizes: list[tuple[int, int]] = []
-
-    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
-        import cv2
-
-        out = []
-        for img in images:
-            self.sizes.append(img.shape[:2])
-            arr = img.astype(np.int16)
-            sat = arr.max(-1) - arr.min(-1)
-            n, _, stats, _ = cv2.connectedComponentsWithStats((sat > 120).astype(np.uint8))
-            faces = [Face((float(x), float(y), float(x + w), float(y + h)), 0.99)
-                     for x, y, w, h, area in stats[1:n] if area > 30]
-            out.append(sorted(faces, key=lambda f: -f.area))
-        return out
-
-
-class MeanColourEmbedder(Embedder):
-    """Mean colour inside the box; ``flip_call`` makes one call return a wrong colour."""
-
-    name = "meancolour"
-    dim = 3
-
-    def __init__(self, flip_call: int | None = None) -> None:
-        self.faces_seen = 0
-        self.calls = 0
-        self.flip_call = flip_call
-
-    def embed(self, images: Sequence[np.ndarray], faces: Sequence[Face | None] | None = None
-              ) -> np.ndarray:
-        self.calls += 1
-        self.faces_seen += len(images)
-        faces = faces or [None] * len(images)
-        out = []
-        for img, f in zip(images, faces, strict=True):
-            if f is not None:
-                x1, y1, x2, y2 = (round(v) for v in f.box)
-                img = img[y1:y2, x1:x2]
-            vec = img.reshape(-1, 3).mean(0) - 128.0
-            if self.calls == self.flip_call:
-                vec = vec[::-1]
-            out.append(vec)
-        return l2_normalize(np.array(out, np.float32))
 
 
 def colour_gallery() -> Gallery:

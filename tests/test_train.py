@@ -228,6 +228,7 @@ def test_unknown_setting_is_a_clear_error(emb_dir: Path, tmp_path: Path) -> None
         train_model(emb_dir, "forest", tmp_path / "m")
 
 
+@pytest.mark.slow
 def test_inception_trains_reloads_and_embeds(inception_dir: Path, faces_dir: Path) -> None:
     from celebface.io import read_image
 
@@ -247,6 +248,7 @@ def test_inception_trains_reloads_and_embeds(inception_dir: Path, faces_dir: Pat
     assert np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_inception_on_a_padded_pack_pads_at_prediction(faces_dir: Path, tmp_path: Path) -> None:
     from celebface.packing import pack_dataset
     from celebface.packing.pack import fit_square
@@ -329,6 +331,7 @@ def test_embedding_model_applies_its_embedder_on_pins_images(pins: Path, tmp_pat
     assert direct.label_names == names
 
 
+@pytest.mark.slow
 def test_inception_model_dir_is_an_embedder_for_embed_and_enroll(
     inception_dir: Path, faces_dir: Path, tmp_path: Path
 ) -> None:
@@ -361,6 +364,7 @@ def test_whole_run_timing_adds_the_calls_it_resumes(tmp_path: Path) -> None:
                             resuming=False) == {"chips_s": 2.0, "fit_s": 150.5}
 
 
+@pytest.mark.slow
 def test_resumed_inception_run_reports_every_epoch_time(faces_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "m"
     settings = dict(input_size=75, batch_size=4, max_steps_per_epoch=2, num_workers=0,

@@ -9,50 +9,22 @@ import pytest
 from PIL import Image
 
 from celebface.cli.main import main
-from celebface.types import Face, Verification
+from celebface.types import Verification
 from celebface.verification import (
-    PAIR_THRESHOLDS,
     ImageInputError,
     NoThresholdError,
     as_rgb,
     gallery_pair_threshold,
+    measured_pair_threshold,
     pair_threshold,
     verify,
 )
+from fakes import BoxDetector, MeanColourEmbedder
 
 
-class ColourEmbedder:
-    """The mean colour of the face region (or whole image), as a unit vector."""
-
-    name = "colour"
-    dim = 3
-
-    def settings(self) -> dict:
-        return {"model": self.name}
-
-    def embed(self, images, faces=None):
-        faces = faces or [None] * len(images)
-        out = []
-        for img, f in zip(images, faces, strict=True):
-            if f is not None:
-                x1, y1, x2, y2 = (int(v) for v in f.box)
-                img = img[y1:y2, x1:x2]
-            v = img.reshape(-1, 3).mean(0) + 1.0
-            out.append(v / np.linalg.norm(v))
-        return np.asarray(out, np.float32)
-
-
-class BoxDetector:
-    """Faces are the non-black squares: returns the boxes it was given per image size."""
-
-    name = "fake"
-
-    def __init__(self, boxes: dict[int, list[tuple]]):
-        self.boxes = boxes
-
-    def detect_batch(self, images):
-        return [[Face(box=b, score=0.99) for b in self.boxes.get(img.shape[1], [])]
-                for img in images]
+def _colour() -> MeanColourEmbedder:
+    """The mean colour of the face region (or whole image) + 1, as a unit vector."""
+    return MeanColourEmbedder("colour", offset=1.0)
 
 
 def two_faces(width: int, left: tuple, right: tuple) -> np.ndarray:
@@ -67,10 +39,10 @@ def test_largest_face_and_all_pairs() -> None:
     b = two_faces(81, (10, 200, 10), (200, 10, 10))  # green big, red small
     det = BoxDetector({80: [(50, 10, 70, 30), (5, 5, 35, 35)],
                        81: [(5, 5, 35, 35), (50, 10, 70, 30)]})
-    one = verify(a, b, detector=det, embedder=ColourEmbedder(), threshold=0.99)
+    one = verify(a, b, detector=det, embedder=_colour(), threshold=0.99)
     assert isinstance(one, Verification)
     assert one.face_a.box == (5, 5, 35, 35) and not one.same  # largest: red vs green
-    many = verify(a, b, detector=det, embedder=ColourEmbedder(), threshold=0.99,
+    many = verify(a, b, detector=det, embedder=_colour(), threshold=0.99,
                   all_faces=True)
     assert isinstance(many, list) and len(many) == 4
     assert sum(r.same for r in many) == 2  # red-red and green-green
@@ -80,7 +52,7 @@ def test_largest_face_and_all_pairs() -> None:
 def test_no_face_uses_whole_image_and_pil_input() -> None:
     img = np.full((30, 30, 3), 120, np.uint8)
     r = verify(Image.fromarray(img), img, detector=BoxDetector({}),
-               embedder=ColourEmbedder(), threshold=0.5)
+               embedder=_colour(), threshold=0.5)
     assert r.whole_a and r.whole_b and r.same and r.score == pytest.approx(1.0)
     assert r.face_a.box == (0.0, 0.0, 29.0, 29.0)  # the one whole-image convention
     assert r.to_dict()["face_a"]["whole_image"] is True
@@ -100,27 +72,24 @@ def test_as_rgb_inputs_and_errors(tmp_path: Path) -> None:
 
 
 def test_thresholds_are_measured_and_looked_up() -> None:
-    class Named(ColourEmbedder):
-        name = "dlib"
-
-    assert 0.5 < PAIR_THRESHOLDS[("dlib", "none")] < 1.0
-    assert pair_threshold(Named()) == PAIR_THRESHOLDS[("dlib", "none")]
+    assert 0.5 < measured_pair_threshold("dlib", "none") < 1.0
+    assert pair_threshold(MeanColourEmbedder("dlib")) == measured_pair_threshold("dlib", "none")
     with pytest.raises(NoThresholdError, match="colour"):
-        pair_threshold(ColourEmbedder())
+        pair_threshold(_colour())
 
 
 def test_gallery_threshold_prefers_calibrated_knn() -> None:
     from celebface.gallery import Gallery
 
     g = Gallery(embedder={"name": "dlib", "options": {"tta": "flip"}})
-    assert gallery_pair_threshold(g) == PAIR_THRESHOLDS[("dlib", "flip")]
+    assert gallery_pair_threshold(g) == measured_pair_threshold("dlib", "flip")
     g.thresholds = {"centroid": 0.9, "knn": 0.95}
     assert gallery_pair_threshold(g) == 0.95
     g.thresholds = {"centroid": 0.9}
     assert gallery_pair_threshold(g) == 0.9
     # a threshold on a gap-weighted decision score is not a pair cosine
     g.calibration = {"centroid": {"gap_weight": 0.33}}
-    assert gallery_pair_threshold(g) == PAIR_THRESHOLDS[("dlib", "flip")]
+    assert gallery_pair_threshold(g) == measured_pair_threshold("dlib", "flip")
 
 
 def test_cli_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -129,7 +98,7 @@ def test_cli_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     import celebface.verification.compare as v
     from celebface.detection.finder import FaceFinder
 
-    monkeypatch.setattr(recognition, "default_embedder", lambda *a, **k: ColourEmbedder())
+    monkeypatch.setattr(recognition, "default_embedder", lambda *a, **k: _colour())
     monkeypatch.setattr(v, "get_finder", lambda *a, **k: FaceFinder(detector=BoxDetector({})))
     red, red2, blue = tmp_path / "r.png", tmp_path / "r2.png", tmp_path / "b.png"
     Image.new("RGB", (20, 20), (200, 0, 0)).save(red)

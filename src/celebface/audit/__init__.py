@@ -2,7 +2,6 @@
 
 from celebface.audit.checks import (
     KINDS,
-    NEAR_DUPLICATE,
     Finding,
     balance,
     exact_duplicates,
@@ -15,7 +14,6 @@ from celebface.audit.run import AuditConfig, AuditResult, audit
 
 __all__ = [
     "KINDS",
-    "NEAR_DUPLICATE",
     "AuditConfig",
     "AuditResult",
     "Finding",

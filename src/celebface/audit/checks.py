@@ -10,13 +10,9 @@ import numpy as np
 
 from celebface.recognition.base import l2_normalize
 
-#: Cosine of two vectors (whole-crop, tta none) at or above which two photos are the same photo
-#: re-encoded, resized or re-cropped: measured by benchmarks/audit.py (results/audit.md) on 100
-#: pins105-dev train crops, each altered 3 ways and paired with another photo of the same
-#: person: the best separating cosine catches 99.7% of the copies and none of the other photos
-#: (their 99th percentile: 0.971); faces found and aligned as every stage does.
-NEAR_DUPLICATE: dict[tuple[str, str], float] = {("dlib", "none"): 0.978}
-#: Used for an embedder not measured above.
+#: The near-duplicate bound of each embedder is measured and kept in its registry entry
+#: (``EmbedderConfig.near_duplicate``, :mod:`celebface.recognition.registry`).
+#: Used for an embedder with no measured bound.
 FALLBACK_NEAR_DUPLICATE = 0.995
 
 KINDS = (

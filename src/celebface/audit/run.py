@@ -21,6 +21,7 @@ from celebface.audit import checks
 from celebface.audit.checks import Finding
 from celebface.data import FaceItem, open_dataset
 from celebface.io import ImageReadError, atomic_write_text, check_output_dir, read_image
+from celebface.recognition.registry import embedder_config
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +163,10 @@ def _embed_photos(photos: _Photos, config: AuditConfig, progress: bool
 
 
 def near_duplicate_bound(embedder: str) -> float:
-    key = (embedder, "none")
-    if key in checks.NEAR_DUPLICATE:
-        return checks.NEAR_DUPLICATE[key]
+    """The measured near-duplicate cosine of ``embedder`` (tta none), else the fallback."""
+    bound = embedder_config(embedder).near_duplicate.get("none")
+    if bound is not None:
+        return bound
     log.warning("no measured near-duplicate bound for %s: using %.3f", embedder,
                 checks.FALLBACK_NEAR_DUPLICATE)
     return checks.FALLBACK_NEAR_DUPLICATE

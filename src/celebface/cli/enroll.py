@@ -10,7 +10,6 @@ from celebface.cli.main import CLIError
 from celebface.cli.options import add_option, config_from
 from celebface.gallery import EnrollConfig
 from celebface.gallery.index import KINDS as INDEX_KINDS
-from celebface.recognition.spec import DEFAULT_TTA
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,8 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="remove a person (repeatable)")
     add_option(p, EnrollConfig, "embedder",
                help="dlib (default), facenet, dlib+facenet or a trained model folder")
-    p.add_argument("--tta", default=DEFAULT_TTA, choices=t.TTA_CHOICES,
-                   help="average each face with its mirror image (slower)")
+    add_option(p, EnrollConfig, "tta", choices=t.TTA_CHOICES,
+               help="average each face with its mirror image (slower)")
     add_option(p, EnrollConfig, "detector",
                help="mtcnn (default), hog, or none when DATA holds face crops")
     add_option(p, EnrollConfig, "split",
@@ -55,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
         from celebface.io import check_output_dir
 
         check_output_dir(args.out, [args.data], flag="--out")
-    options = {"tta": args.tta} if args.tta != DEFAULT_TTA else {}
-    config = config_from(EnrollConfig, args, embedder_options=options)
+    config = config_from(EnrollConfig, args)
     s = enroll(args.data, args.out, add=args.add, remove=args.remove, config=config)
     parts = [f"{s.identities} people, {s.embeddings} faces in {s.gallery}"]
     if s.added or s.reused:

@@ -32,7 +32,6 @@ from celebface.gallery.faces import (
 from celebface.gallery.matching import DEFAULT_MATCH, Matcher
 from celebface.gallery.store import Gallery, GalleryError, is_gallery
 from celebface.io import folder_lock
-from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +75,9 @@ def calibrate(
             check_same_embedder(gallery, embedded_spec(meta))
     else:
         base = config or FaceSetConfig()
-        spec = EmbedderSpec.from_dict(gallery.embedder)
-        options = dict(spec.options or base.embedder_options)
-        if spec.tta != DEFAULT_TTA:
-            options["tta"] = spec.tta
-        config = replace(base, embedder=spec.name, embedder_options=options)
+        spec = gallery.spec
+        config = replace(base, embedder=spec.name, tta=spec.tta,
+                         embedder_options=dict(spec.options or base.embedder_options))
         models = (classifier_embedder, build_detector(config)) if classifier_embedder else None
         faces = embed_faces(data, config, models, cache_dir=gallery_cache_dir(gallery))
     enrolled = set(gallery.sources) | same_content(faces.sources, gallery.sources)

@@ -26,6 +26,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from celebface.recognition.registry import add_impostor_tails, embedder_config
+
 #: The false-accept rate an uncalibrated gallery aims at: 0.5%, half the 1% it promises,
 #: because the tails below are estimated from a few dozen scores past p = 1e-4 (on 80-person
 #: galleries aiming at 1% the realised rate was 1.85%, benchmarks/results/recognize.md).
@@ -218,6 +220,7 @@ MEAN_FACES: dict[tuple[str, str], tuple[float, list[float]]] = {
         0.04713, 0.00421, -0.04553, -0.10149, -0.05152, 0.02297, -0.02866, 0.02317, 0.03519,
     ]),
 }
+add_impostor_tails(IMPOSTOR_TAILS)  # each embedder's registry entry references its tables
 #: Used when nothing is known: a classifier's probability, or an embedder not measured above.
 FALLBACK_THRESHOLD = 0.5
 
@@ -299,7 +302,7 @@ def default_threshold(embedder: str, tta: str, method: str, people: int,
     people have ``photos`` enrolled photos each (one count per person, or one count for all;
     None: many, the 5+ bucket) (``FALLBACK_THRESHOLD`` for an embedder or method not
     measured)."""
-    tails = IMPOSTOR_TAILS.get((embedder, tta), {})
+    tails = embedder_config(embedder).impostor_tails.get(tta, {})
     if method not in tails:
         return FALLBACK_THRESHOLD
     if photos is None:

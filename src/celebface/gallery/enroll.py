@@ -65,13 +65,12 @@ class EnrollSummary:
 def embedder_spec(embedder: Any, config: FaceSetConfig) -> dict[str, Any]:
     """What a gallery records about its embedder (an
     :class:`~celebface.recognition.spec.EmbedderSpec`: enough to rebuild it and to check it)."""
-    options = dict(config.embedder_options)
-    tta = str(options.pop("tta", DEFAULT_TTA))
-    return EmbedderSpec.of(embedder, config.embedder, tta, options).to_dict()
+    spec = config.spec
+    return EmbedderSpec.of(embedder, spec.name, spec.tta, spec.options).to_dict()
 
 
 def check_same_embedder(gallery: Gallery, spec: dict[str, Any]) -> None:
-    old = EmbedderSpec.from_dict(gallery.embedder)
+    old = gallery.spec
     new = EmbedderSpec.from_dict(spec)
     if gallery.embedder and old.settings and not old.same_vectors(new):
         raise GalleryError(

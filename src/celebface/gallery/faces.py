@@ -24,6 +24,7 @@ import numpy as np
 from celebface import validate
 from celebface.data import FaceDataset, FaceItem, open_dataset
 from celebface.data.stage import folder_kind
+from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec, check_tta
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,21 @@ class FaceSetConfig:
     split: str | None = None
     embedder_options: dict[str, Any] = field(default_factory=dict)
     cache_dir: str | None = None
+    tta: str = DEFAULT_TTA
 
     def __post_init__(self) -> None:
         validate.in_range("max_side", self.max_side, 16, kind=int)
         validate.positive_int("batch_size", self.batch_size)
+        if "tta" in self.embedder_options:  # the layout of earlier versions
+            options = dict(self.embedder_options)
+            object.__setattr__(self, "tta", options.pop("tta"))
+            object.__setattr__(self, "embedder_options", options)
+        check_tta(self.tta)
+
+    @property
+    def spec(self) -> EmbedderSpec:
+        """The embedder these settings describe."""
+        return EmbedderSpec.from_config(self)
 
     @property
     def face_rule(self) -> str:
@@ -143,10 +155,9 @@ def build_detector(config: FaceSetConfig) -> Any:
 
 def build_models(config: FaceSetConfig) -> tuple[Any, Any | None]:
     """The embedder and the face finder the config names."""
-    from celebface.recognition import get_embedder
+    from celebface.recognition.spec import build_embedder
 
-    embedder = get_embedder(config.embedder, device=config.device, **config.embedder_options)
-    return embedder, build_detector(config)
+    return build_embedder(config.spec, config.device), build_detector(config)
 
 
 def embed_faces(

@@ -115,8 +115,12 @@ class Gallery:
 
     @property
     def spec(self) -> EmbedderSpec:
-        """The embedder this gallery was built with."""
-        return EmbedderSpec.from_dict(self.embedder)
+        """The embedder this gallery was built with, parsed once per ``embedder`` value
+        (assigning another ``embedder`` dict parses it again)."""
+        cached = self.__dict__.get("_spec")
+        if cached is None or cached[0] is not self.embedder:
+            cached = self.__dict__["_spec"] = (self.embedder, EmbedderSpec.from_dict(self.embedder))
+        return cached[1]
 
     @property
     def embedder_name(self) -> str:

@@ -15,7 +15,6 @@ from celebface.io import ImageReadError, read_image, read_image_bytes
 from celebface.recognition.align import DEFAULT_RULE
 from celebface.recognition.base import Embedder
 from celebface.recognition.dlib_resnet import DlibConfig, DlibEmbedder
-from celebface.recognition.tta import embed_views
 from celebface.types import Face
 
 
@@ -37,7 +36,7 @@ def embed_batch(
     ok = [i for i, f in enumerate(faces) if f is not None]
     if not ok:
         return [], {}
-    vecs = embed_views(embedder, [images[i] for i in ok], [faces[i] for i in ok], views)
+    vecs = embedder.embed_views([images[i] for i in ok], [faces[i] for i in ok], views)
     return ok, vecs
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from celebface.errors import InputError
 from celebface.models.store import dlib_model_path
-from celebface.recognition.base import Embedder, l2_normalize
+from celebface.recognition.base import Embedder
 from celebface.types import Face
 
 log = logging.getLogger(__name__)
@@ -76,24 +76,6 @@ def chip_template(size: int = 150, padding: float = 0.25) -> np.ndarray:
     return (padding + unit) / (1 + 2 * padding) * size
 #: Config fields that do not change the vectors (left out of the cache key).
 _RUNTIME_FIELDS = ("backend", "batch_size")
-
-
-def _mirror_face(face: Face | None, width: int) -> Face | None:
-    if face is None:
-        return None
-    x1, y1, x2, y2 = face.box
-    lm = None
-    if face.landmarks is not None:
-        lm = np.asarray(face.landmarks, dtype=np.float32).copy()
-        lm[:, 0] = width - lm[:, 0]
-        if len(lm) == 5:  # left/right swap: eyes and mouth corners
-            lm = lm[[1, 0, 2, 4, 3]]
-    return face.with_(box=(width - x2, y1, width - x1, y2), landmarks=lm)
-
-
-def mirror(image: np.ndarray, face: Face | None) -> tuple[np.ndarray, Face | None]:
-    """The horizontally mirrored image and the face mapped into it."""
-    return np.ascontiguousarray(image[:, ::-1]), _mirror_face(face, image.shape[1])
 
 
 @functools.lru_cache(maxsize=4)
@@ -224,27 +206,6 @@ class DlibEmbedder(Embedder):
                 parts.append(self._net(batch.to(self.device)).float().cpu().numpy())
         return np.concatenate(parts).astype(np.float32)
 
-    def embed_views(
-        self,
-        images: Sequence[np.ndarray],
-        faces: Sequence[Face | None] | None = None,
-        views: Sequence[str] = ("orig",),
-    ) -> dict[str, np.ndarray]:
-        """Normalised vectors per view; the ``flip`` view mirrors the aligned chip."""
-        faces = faces if faces is not None else [None] * len(images)
-        chips = [self.chip(img, f) for img, f in zip(images, faces, strict=True)]
-        out: dict[str, np.ndarray] = {}
-        for view in views:
-            if view == "orig":
-                batch = chips
-            elif view == "flip":
-                batch = [np.ascontiguousarray(c[:, ::-1]) for c in chips]
-            else:
-                raise ValueError(f"unknown view {view!r}")
-            out[view] = l2_normalize(self.embed_chips(batch))
-        return out
-
-    def embed(
-        self, images: Sequence[np.ndarray], faces: Sequence[Face | None] | None = None
-    ) -> np.ndarray:
-        return self.embed_views(images, faces, ("orig",))["orig"]
+    def chips(self, images: Sequence[np.ndarray], faces: Sequence[Face | None]
+              ) -> list[np.ndarray]:
+        return [self.chip(img, f) for img, f in zip(images, faces, strict=True)]

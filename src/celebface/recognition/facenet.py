@@ -156,14 +156,14 @@ class FacenetEmbedder(Embedder):
         path = "random" if self.weights == "random" else self.weights_path
         return _network(None if path is None else str(path), self.device)
 
-    def crops(self, images: Sequence[np.ndarray],
+    def chips(self, images: Sequence[np.ndarray],
               faces: Sequence[Face | None] | None = None) -> list[np.ndarray]:
         """The 160x160 RGB uint8 crops the network sees."""
         faces = faces if faces is not None else [None] * len(images)
         return [crop_resize(img, f, INPUT_SIZE, self.config.box_margin)
                 for img, f in zip(images, faces, strict=True)]
 
-    def embed_crops(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+    def embed_chips(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """Normalised vectors of 160x160 crops, ``(N, 512)`` float32."""
         import torch
 
@@ -177,28 +177,3 @@ class FacenetEmbedder(Embedder):
                 x = batch.to(self.device).permute(0, 3, 1, 2).float()
                 out.append(model((x - 127.5) / 128.0).float().cpu().numpy())
         return l2_normalize(np.concatenate(out))
-
-    def embed_views(
-        self,
-        images: Sequence[np.ndarray],
-        faces: Sequence[Face | None] | None = None,
-        views: Sequence[str] = ("orig",),
-    ) -> dict[str, np.ndarray]:
-        """Normalised vectors per view; ``flip`` mirrors the crop (one batch for all views)."""
-        crops = self.crops(images, faces)
-        batch: list[np.ndarray] = []
-        for view in views:
-            if view == "orig":
-                batch += crops
-            elif view == "flip":
-                batch += [np.ascontiguousarray(c[:, ::-1]) for c in crops]
-            else:
-                raise ValueError(f"unknown view {view!r}")
-        vectors = self.embed_crops(batch)
-        n = len(crops)
-        return {view: vectors[i * n:(i + 1) * n] for i, view in enumerate(views)}
-
-    def embed(
-        self, images: Sequence[np.ndarray], faces: Sequence[Face | None] | None = None
-    ) -> np.ndarray:
-        return self.embed_views(images, faces, ("orig",))["orig"]

@@ -1,4 +1,5 @@
-"""Score-level fusion of embedders as one embedder (``dlib+facenet``).
+"""Score-level fusion of embedders as one embedder (``dlib+facenet``; its weights are in its
+registry entry, :mod:`celebface.recognition.registry`).
 
 Each part's L2-normalised vector is scaled by ``sqrt(w_i)`` (weights summing to 1) and the
 parts are concatenated: the result has unit length, and the cosine of two fused vectors is the
@@ -15,13 +16,9 @@ import numpy as np
 
 from celebface.errors import InputError
 from celebface.recognition.base import Embedder, l2_normalize
-from celebface.recognition.tta import embed_views
+from celebface.recognition.registry import embedder_config
 from celebface.types import Face
 
-#: Default weights of ``dlib+facenet`` (dlib, facenet): z-score fusion, each cosine divided
-#: by the std of its impostor cosines on pins105-dev train pairs (dlib 0.037, facenet 0.133);
-#: see benchmarks/results/facenet.md.
-DEFAULT_WEIGHTS: dict[str, tuple[float, ...]] = {"dlib+facenet": (0.78, 0.22)}
 #: Part settings that describe rather than configure a part (not flattened into options).
 _DESCRIPTIVE = ("model", "dim", "alignment", "weights")
 
@@ -44,8 +41,8 @@ class FusedEmbedder(Embedder):
         self.parts = list(parts)
         self.name = "+".join(p.name for p in self.parts)
         self.dim = sum(p.dim for p in self.parts)
-        weights = weights if weights is not None else DEFAULT_WEIGHTS.get(
-            self.name, (1.0,) * len(self.parts))
+        if weights is None:  # the registered fusion's measured weights, else equal ones
+            weights = embedder_config(self.name).fusion_weights or (1.0,) * len(self.parts)
         if len(weights) != len(self.parts) or min(weights) < 0 or sum(weights) <= 0:
             raise InputError(f"fusion weights {list(weights)}: need {len(self.parts)} "
                              "non-negative numbers, not all 0")
@@ -79,7 +76,7 @@ class FusedEmbedder(Embedder):
         faces: Sequence[Face | None] | None = None,
         views: Sequence[str] = ("orig",),
     ) -> dict[str, np.ndarray]:
-        per_part = [embed_views(p, images, faces, views) for p in self.parts]
+        per_part = [p.embed_views(images, faces, views) for p in self.parts]
         return {v: fuse([pv[v] for pv in per_part], self.weights) for v in views}
 
     def embed(

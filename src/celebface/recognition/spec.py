@@ -99,6 +99,17 @@ class EmbedderSpec:
         settings.pop("tta", None)
         return cls(str(name), tta, dict(options or {}), settings)
 
+    @classmethod
+    def from_config(cls, config: Any) -> EmbedderSpec:
+        """The spec a stage's settings name: their ``embedder``, ``tta`` (default
+        :data:`DEFAULT_TTA`), constructor options (``embedder_options`` or ``options``) and
+        ``weights`` file when set; the one way every config's embedder fields become a spec."""
+        options = dict(getattr(config, "embedder_options", None)
+                       or getattr(config, "options", None) or {})
+        if getattr(config, "weights", None) is not None:
+            options["weights"] = str(config.weights)
+        return cls(str(config.embedder), check_tta(getattr(config, "tta", DEFAULT_TTA)), options)
+
     def same_vectors(self, other: EmbedderSpec) -> bool:
         """Do the two give comparable vectors (same settings and TTA)?"""
         if self.tta != other.tta:

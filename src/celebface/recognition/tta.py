@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 
 from celebface.recognition.base import Embedder, l2_normalize
-from celebface.recognition.dlib_resnet import mirror
 from celebface.recognition.spec import check_tta
 from celebface.types import Face
 
@@ -18,30 +17,6 @@ TTA_VIEWS: dict[str, tuple[str, ...]] = {"none": ("orig",), "flip": ("orig", "fl
 
 def views_for(tta: str) -> tuple[str, ...]:
     return TTA_VIEWS[check_tta(tta)]
-
-
-def embed_views(
-    embedder: Embedder,
-    images: Sequence[np.ndarray],
-    faces: Sequence[Face | None] | None = None,
-    views: Sequence[str] = ("orig",),
-) -> dict[str, np.ndarray]:
-    """``{view: (N, dim) normalised vectors}``. Embedders may provide a faster
-    ``embed_views`` of their own; otherwise ``flip`` mirrors each image and its face."""
-    own = getattr(embedder, "embed_views", None)
-    if own is not None:
-        return own(images, faces, views)
-    faces = list(faces) if faces is not None else [None] * len(images)
-    out: dict[str, np.ndarray] = {}
-    for view in views:
-        if view == "orig":
-            out[view] = embedder.embed(images, faces)
-        elif view == "flip":
-            pairs = [mirror(img, f) for img, f in zip(images, faces, strict=True)]
-            out[view] = embedder.embed([p[0] for p in pairs], [p[1] for p in pairs])
-        else:
-            raise ValueError(f"unknown view {view!r}")
-    return out
 
 
 def combine_views(vectors: Sequence[np.ndarray]) -> np.ndarray:
@@ -63,5 +38,5 @@ class FlipTTA(Embedder):
     def embed(
         self, images: Sequence[np.ndarray], faces: Sequence[Face | None] | None = None
     ) -> np.ndarray:
-        views = embed_views(self.base, images, faces, ("orig", "flip"))
+        views = self.base.embed_views(images, faces, ("orig", "flip"))
         return combine_views([views["orig"], views["flip"]])

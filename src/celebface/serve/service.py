@@ -162,10 +162,13 @@ class FaceService:
         if len(self.gallery):
             rec = Recognizer(self.gallery, detector=c.detector, config=self._rec_config())
             return rec.embedder, rec.finder
-        spec = self.gallery.embedder
-        return build_models(EnrollConfig(
-            embedder=spec.get("name", "dlib"), embedder_options=dict(spec.get("options") or {}),
-            detector=c.detector, device=c.device))
+        return build_models(EnrollConfig(**self._embedder_fields(), detector=c.detector,
+                                         device=c.device))
+
+    def _embedder_fields(self) -> dict[str, Any]:
+        """The gallery's embedder as enrolment settings (its TTA included)."""
+        spec = self.gallery.spec
+        return {"embedder": spec.name, "tta": spec.tta, "embedder_options": dict(spec.options)}
 
     def close(self) -> None:
         """Finish the work already handed to the pool, then stop it."""
@@ -429,9 +432,7 @@ class FaceService:
         folder = self.config.gallery
         if is_gallery(folder):
             return Gallery.load(folder)
-        spec = embedder_spec(self.embedder, EnrollConfig(
-            embedder=self.gallery.embedder.get("name", "dlib"),
-            embedder_options=dict(self.gallery.embedder.get("options") or {})))
+        spec = embedder_spec(self.embedder, EnrollConfig(**self._embedder_fields()))
         settings = spec["settings"]
         return Gallery(path=folder, embedder=spec, info={
             "alignment": settings.get("alignment", settings.get("align")),

@@ -20,7 +20,7 @@ import numpy as np
 from celebface.errors import InputError
 from celebface.io import atomic_write
 from celebface.recognition.base import l2_normalize
-from celebface.recognition.spec import DEFAULT_TTA
+from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec
 from celebface.training.embedding import (
     EmbeddingModel,
     embedder_settings,
@@ -52,6 +52,16 @@ class ClassicalConfig:
     device: str = "auto"
     seed: int = 0
     val_fraction: float = 0.15  # stratified split when DATA has no splits.csv
+
+    @property
+    def spec(self) -> EmbedderSpec:
+        """The embedder of images given as data."""
+        return EmbedderSpec.from_config(self)
+
+    @staticmethod
+    def per_model(model: str) -> dict[str, Any]:
+        """The settings whose default depends on the model (``C`` of logreg and svm)."""
+        return {"C": DEFAULT_C[model]} if model in DEFAULT_C else {}
 
 
 def _fit_temperature(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -171,7 +181,7 @@ def train(data: str | Path, out: str | Path, **config: Any) -> ClassicalModel:
     """Fit a classical classifier (``config["model"]``) on the train rows of ``data``, save it
     in ``out``; logs its accuracy on the val rows when there are any."""
     cfg: ClassicalConfig = make_config(ClassicalConfig, config, "classical model")
-    emb = prepare_embeddings(data, out, embedder=cfg.embedder, tta=cfg.tta, device=cfg.device,
+    emb = prepare_embeddings(data, out, spec=cfg.spec, device=cfg.device,
                              seed=cfg.seed, val_fraction=cfg.val_fraction)
     tr, va = emb.indices("train"), emb.indices("val")
     if len(tr) == 0:
@@ -182,7 +192,7 @@ def train(data: str | Path, out: str | Path, **config: Any) -> ClassicalModel:
     history: dict[str, Any] = {"fit_s": round(fit_s, 3), "train_count": len(tr),
                                "val_count": len(va)}
     model = ClassicalModel(cfg.model, params, emb.label_names, {
-        "embedder": embedder_settings(emb.embedder, cfg.embedder, cfg.tta),
+        "embedder": embedder_settings(emb.embedder, cfg.spec),
         "config": asdict(cfg),
         "data": str(Path(data).resolve()),
         "history": history,

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from celebface.data import kind_of
-from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec
+from celebface.recognition.spec import EmbedderSpec
 from celebface.training.base import TrainedModel
 from celebface.training.data import EmbeddingData, load_embedding_data
 
@@ -40,30 +40,35 @@ def build_embedder(spec: dict[str, Any], device: str = "auto") -> Any:
     return build(spec, device)
 
 
-def embedder_settings(meta: dict[str, Any], name: str, tta: str) -> dict[str, Any]:
-    """The spec stored in a model: from the embeddings' metadata, else from the flags."""
-    return embedder_spec(meta) if meta else EmbedderSpec(name, tta).to_dict()
+def embedder_settings(meta: dict[str, Any], spec: EmbedderSpec) -> dict[str, Any]:
+    """The spec stored in a model: from the embeddings' metadata, else the settings' own."""
+    return embedder_spec(meta) if meta else spec.to_dict()
 
 
 def prepare_embeddings(
     data: str | Path,
     out: str | Path,
     *,
-    embedder: str = "dlib",
-    tta: str = DEFAULT_TTA,
+    spec: EmbedderSpec | None = None,
     device: str = "auto",
     seed: int = 0,
     val_fraction: float = 0.15,
 ) -> EmbeddingData:
     """Embeddings with splits for ``data``: read as they are from an embeddings folder, or
-    computed (and cached in ``out/embeddings``) from a folder of crops or a packed folder."""
+    computed with ``spec``'s embedder (default dlib) and cached in ``out/embeddings`` from a
+    folder of crops or a packed folder."""
     data = Path(data)
     if kind_of(data) != "embeddings":
         from celebface.recognition import EmbedConfig, embed_dataset
 
+        spec = spec or EmbedderSpec()
         emb_dir = Path(out) / "embeddings"
-        log.info("embedding %s with %s (tta %s) into %s", data, embedder, tta, emb_dir)
-        embed_dataset(data, emb_dir, EmbedConfig(embedder=embedder, tta=tta, device=device))
+        log.info("embedding %s with %s into %s", data, spec.describe(), emb_dir)
+        options = dict(spec.options)
+        weights = options.pop("weights", None)
+        embed_dataset(data, emb_dir, EmbedConfig(embedder=spec.name, tta=spec.tta,
+                                                 weights=weights, options=options,
+                                                 device=device))
         data = emb_dir
     return load_embedding_data(data, seed=seed, val_fraction=val_fraction)
 

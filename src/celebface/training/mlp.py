@@ -17,7 +17,7 @@ import numpy as np
 
 from celebface.errors import InputError
 from celebface.recognition.base import l2_normalize
-from celebface.recognition.spec import DEFAULT_TTA
+from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec
 from celebface.training.data import stratified_split
 from celebface.training.embedding import EmbeddingModel, embedder_settings, prepare_embeddings
 from celebface.training.loop import LoopConfig, fit, run_fingerprint
@@ -49,6 +49,11 @@ class MLPConfig:
     val_fraction: float = 0.15
     max_steps_per_epoch: int | None = None
     progress: bool = False
+
+    @property
+    def spec(self) -> EmbedderSpec:
+        """The embedder of images given as data."""
+        return EmbedderSpec.from_config(self)
 
 
 def build_mlp(dim: int, num_classes: int, hidden: Sequence[int], dropout: float) -> nn.Module:
@@ -109,7 +114,7 @@ def train(data: str | Path, out: str | Path, **config: Any) -> MLPModel:
     cfg: MLPConfig = make_config(MLPConfig, config, "mlp")
     cfg.hidden = tuple(int(h) for h in cfg.hidden)
     out = Path(out)
-    emb = prepare_embeddings(data, out, embedder=cfg.embedder, tta=cfg.tta, device=cfg.device,
+    emb = prepare_embeddings(data, out, spec=cfg.spec, device=cfg.device,
                              seed=cfg.seed, val_fraction=cfg.val_fraction)
     tr = emb.indices("train")
     if len(tr) == 0:
@@ -132,7 +137,7 @@ def train(data: str | Path, out: str | Path, **config: Any) -> MLPModel:
     result = fit(net, train_ds, hold_ds, out / "checkpoints", loop,
                  fingerprint=run_fingerprint(cfg, data, emb.label_names))
     model = MLPModel(net, emb.label_names, {
-        "embedder": embedder_settings(emb.embedder, cfg.embedder, cfg.tta),
+        "embedder": embedder_settings(emb.embedder, cfg.spec),
         "architecture": {"dim": dim, "hidden": list(cfg.hidden), "dropout": cfg.dropout},
         "config": asdict(cfg),
         "data": str(Path(data).resolve()),

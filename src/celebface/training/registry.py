@@ -23,16 +23,29 @@ from celebface.validate import check_fields
 
 log = logging.getLogger(__name__)
 
-#: model name -> module that trains it and registers its kind (imported on first use).
+#: model name -> module that trains it (``train``) and registers its kind (imported on first
+#: use).
 _MODULES: dict[str, str] = {
     "inception": "celebface.training.inception",
-    "face-resnet": "celebface.training.face_resnet",
+    "face-resnet": "celebface.training.face_resnet.trainer",
     "mlp": "celebface.training.mlp",
     "logreg": "celebface.training.classical",
     "svm": "celebface.training.classical",
     "knn": "celebface.training.classical",
     "centroid": "celebface.training.classical",
-    "multi-output": "celebface.training.multi_output",
+    "multi-output": "celebface.training.multi_output.trainer",
+}
+#: model name -> ``module:class`` of its config dataclass (light modules: no torch import), the
+#: one place each setting's default is written (``celebface train`` builds its flags from them).
+_CONFIGS: dict[str, str] = {
+    "inception": "celebface.training.inception.config:InceptionConfig",
+    "face-resnet": "celebface.training.face_resnet.config:FaceResNetConfig",
+    "mlp": "celebface.training.mlp:MLPConfig",
+    "logreg": "celebface.training.classical:ClassicalConfig",
+    "svm": "celebface.training.classical:ClassicalConfig",
+    "knn": "celebface.training.classical:ClassicalConfig",
+    "centroid": "celebface.training.classical:ClassicalConfig",
+    "multi-output": "celebface.training.multi_output.config:MultiOutputConfig",
 }
 #: modules whose ``train`` serves several names and takes ``model=name``.
 _MULTI_NAME_MODULES = {"celebface.training.classical"}
@@ -102,13 +115,43 @@ def train_model(data: str | Path, model: str, out: str | Path, **config: Any) ->
     return _TRAINERS[model](data, out, **config)
 
 
+def config_class(model: str) -> type:
+    """The config dataclass of model ``model`` (one of :data:`MODEL_NAMES`)."""
+    if model not in _CONFIGS:
+        raise InputError(f"unknown model {model!r}: choose one of {', '.join(MODEL_NAMES)}")
+    module, _, name = _CONFIGS[model].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def model_defaults(model: str, given: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Setting -> the value model ``model`` uses when it is not given: its config's defaults,
+    then (for the settings ``given``, e.g. a pretrained backbone) the config's measured
+    ``recipe``, then per-model values the config names (``per_model``, e.g. logreg's C)."""
+    cls = config_class(model)
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    out.update(getattr(cls, "per_model", lambda m: {})(model))
+    out.update(getattr(cls, "recipe", lambda g: {})({k: v for k, v in (given or {}).items()
+                                                       if v is not None}))
+    return out
+
+
 def make_config(cls: type, config: dict[str, Any], what: str) -> Any:
     """``cls(**config)`` for a config dataclass, ignoring ``None`` values (flags not given) and
-    naming any unknown key in a clear error."""
+    naming any unknown key in a clear error. Settings not given take the config's measured
+    ``recipe`` for the ones given (a classmethod, e.g. a pretrained backbone's), if it has one,
+    else the field defaults."""
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(k for k, v in config.items() if k not in names and v is not None)
     if unknown:
         raise InputError(f"{what}: unknown setting(s) {', '.join(unknown)}; "
                          f"known: {', '.join(sorted(names))}")
-    return check_fields(cls(**{k: v for k, v in config.items() if k in names and v is not None}),
-                        what)
+    given = {k: v for k, v in config.items() if k in names and v is not None}
+    recipe = getattr(cls, "recipe", None)
+    if recipe is not None:
+        given = {**recipe(given), **given}
+    return check_fields(cls(**given), what)

@@ -12,21 +12,16 @@ from celebface.verification.faces import (
     whole_face,
 )
 from celebface.verification.thresholds import (
-    CLUSTER_THRESHOLDS,
-    PAIR_THRESHOLDS,
-    RERANK_CUTS,
     NoThresholdError,
     cluster_threshold,
     embedder_key,
     gallery_pair_threshold,
+    measured_pair_threshold,
     pair_threshold,
     rerank_cut,
 )
 
 __all__ = [
-    "CLUSTER_THRESHOLDS",
-    "PAIR_THRESHOLDS",
-    "RERANK_CUTS",
     "FoundFace",
     "ImageInputError",
     "NoThresholdError",
@@ -40,6 +35,7 @@ __all__ = [
     "gallery_pair_threshold",
     "gallery_settings",
     "locate",
+    "measured_pair_threshold",
     "pair_threshold",
     "rerank_cut",
     "verify",

@@ -16,6 +16,9 @@ head (the default), and a network fine-tuned on 80 people separates 25 people it
 worse than dlib's original one, so galleries of new people should keep ``--embedder dlib``.
 """
 
+import importlib
+from typing import Any
+
 from celebface.training.face_resnet.config import (
     DEFAULT_MARGIN,
     HEADS,
@@ -23,10 +26,26 @@ from celebface.training.face_resnet.config import (
     WEIGHTS,
     FaceResNetConfig,
 )
-from celebface.training.face_resnet.data import ChipData, trunk_maps
-from celebface.training.face_resnet.model import FaceResNetEmbedder, FaceResNetModel
-from celebface.training.face_resnet.net import ClassHead, FaceResNetNet, build_dlib_net, step_fn
-from celebface.training.face_resnet.trainer import train
+
+#: the rest imports torch: imported on first use, so reading the config stays light
+_LAZY = {
+    "ChipData": "celebface.training.face_resnet.data",
+    "trunk_maps": "celebface.training.face_resnet.data",
+    "FaceResNetEmbedder": "celebface.training.face_resnet.model",
+    "FaceResNetModel": "celebface.training.face_resnet.model",
+    "ClassHead": "celebface.training.face_resnet.net",
+    "FaceResNetNet": "celebface.training.face_resnet.net",
+    "build_dlib_net": "celebface.training.face_resnet.net",
+    "step_fn": "celebface.training.face_resnet.net",
+    "train": "celebface.training.face_resnet.trainer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_MARGIN",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from celebface.errors import InputError
 from celebface.recognition.spec import check_tta
@@ -15,6 +16,13 @@ EMBEDDING_DIM = 128
 DLIB_PADDING = 0.25
 #: What ``model.json`` says under ``preprocessing.align`` for a model trained on chips.
 ALIGNMENT = "dlib-5-point"
+#: A pretrained backbone's defaults: the measured recipe, (backbone, pretrained) -> settings
+#: used when not given. MobileNetV2 + ImageNet is README "Networks on a CPU" (85.64% val on all
+#: 105 pins105-dev people, benchmarks/results/mobilenet_cpu.md).
+RECIPES: dict[tuple[str, str], dict[str, Any]] = {
+    ("mobilenet_v2", "imagenet"): {"align": True, "input_size": 96, "freeze": 4, "lr": 3e-4,
+                                   "lr_decay": 0.9, "batch_size": 64, "tta": "flip"},
+}
 
 
 @dataclass
@@ -44,6 +52,14 @@ class InceptionConfig(RunSettings):
     num_workers: int = 2
     val_fraction: float = 0.15
     limit_per_class: int | None = None  # use at most this many train images per identity
+    recipes: ClassVar[dict[tuple[str, str], dict[str, Any]]] = RECIPES
+
+    @classmethod
+    def recipe(cls, given: dict[str, Any]) -> dict[str, Any]:
+        """The measured defaults (:data:`RECIPES`) of the backbone and weights ``given``
+        (empty when none was measured); settings given win over them."""
+        return dict(cls.recipes.get((given.get("backbone", cls.backbone),
+                                 given.get("pretrained", cls.pretrained)), {}))
 
     def __post_init__(self) -> None:
         if self.pretrained not in ("imagenet", "none"):

@@ -9,21 +9,40 @@ map back to any aspect ratio); :meth:`MultiOutputModel.predict` returns them in 
 image's pixels. This package imports torch: it is only imported when the model is used.
 """
 
-from celebface.training.multi_output.config import KIND, MultiOutputConfig
-from celebface.training.multi_output.data import (
-    BoxArrays,
-    BoxTensorDataset,
-    augment,
-    load_box_arrays,
-    normalise,
-    split_items,
-    to_input,
+import importlib
+from typing import Any
+
+from celebface.training.multi_output.config import (
+    KIND,
+    MultiOutputConfig,
 )
-from celebface.training.multi_output.losses import giou_loss, make_step, multi_output_metrics
-from celebface.training.multi_output.model import WEIGHTS, MultiOutputModel
-from celebface.training.multi_output.net import MultiOutputNet, build_net
-from celebface.training.multi_output.trainer import train
-from celebface.types import paired_iou
+
+#: the rest imports torch: imported on first use, so reading the config stays light
+_LAZY = {
+    "BoxArrays": "celebface.training.multi_output.data",
+    "BoxTensorDataset": "celebface.training.multi_output.data",
+    "augment": "celebface.training.multi_output.data",
+    "load_box_arrays": "celebface.training.multi_output.data",
+    "normalise": "celebface.training.multi_output.data",
+    "split_items": "celebface.training.multi_output.data",
+    "to_input": "celebface.training.multi_output.data",
+    "giou_loss": "celebface.training.multi_output.losses",
+    "make_step": "celebface.training.multi_output.losses",
+    "multi_output_metrics": "celebface.training.multi_output.losses",
+    "WEIGHTS": "celebface.training.multi_output.model",
+    "MultiOutputModel": "celebface.training.multi_output.model",
+    "MultiOutputNet": "celebface.training.multi_output.net",
+    "build_net": "celebface.training.multi_output.net",
+    "train": "celebface.training.multi_output.trainer",
+    "paired_iou": "celebface.types",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "KIND",

