@@ -205,6 +205,9 @@ def test_one_photo_gallery_and_cross_validated_calibration(pins, tmp_path,
     assert gallery.threshold("centroid") == pytest.approx(
         default_threshold("dlib", "none", "centroid", 4, 1))
     assert gallery.threshold("centroid") < default_threshold("dlib", "none", "centroid", 4)
+    # real one-photo vectors get small offsets of either sign around the measured reference
+    offsets = GalleryMatcher(gallery).offsets
+    assert np.all(offsets != 0) and np.all(np.abs(offsets) < 0.05), offsets
     calib = link(link(tmp_path / "calib", known, "val", 3), strangers, "train", 6)
     capsys.readouterr()
     assert main(["calibrate", g, str(calib), "--far", "0.1", "--detector", "none"]) == 0
