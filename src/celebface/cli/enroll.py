@@ -6,6 +6,7 @@ import argparse
 
 from celebface.cli import common as t
 from celebface.cli.common import add_device
+from celebface.cli.gallery import store_or_folder
 from celebface.cli.main import CLIError
 from celebface.cli.options import add_option, config_from
 from celebface.gallery import EnrollConfig
@@ -21,7 +22,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "embedding), gallery.json and an embeddings file, atomically."
     )
     p.add_argument("data", nargs="?", help="folder of people (one sub-folder each)")
-    p.add_argument("--out", required=True, metavar="GALLERY", help="gallery folder")
+    p.add_argument("--out", metavar="GALLERY", help="gallery folder")
+    p.add_argument("--store", metavar="URL",
+                   help="the gallery in a PostgreSQL database instead of --out "
+                   "(postgresql://user@host/db; shared by 'celebface serve --store')")
     p.add_argument("--add", action="store_true", help="add DATA's people/photos to the gallery")
     p.add_argument("--remove", action="append", default=[], metavar="NAME",
                    help="remove a person (repeatable)")
@@ -50,12 +54,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.data is None and not args.remove and args.index is None:
         raise CLIError("give DATA to enroll, --remove NAME or --index KIND")
-    if args.data is not None:
+    out = store_or_folder(args.store, args.out, "--out GALLERY")
+    if args.data is not None and args.store is None:
         from celebface.io import check_output_dir
 
         check_output_dir(args.out, [args.data], flag="--out")
     config = config_from(EnrollConfig, args)
-    s = enroll(args.data, args.out, add=args.add, remove=args.remove, config=config)
+    s = enroll(args.data, out, add=args.add, remove=args.remove, config=config)
     parts = [f"{s.identities} people, {s.embeddings} faces in {s.gallery}"]
     if s.added or s.reused:
         parts.append(f"{s.added} embedded, {s.reused} already there")

@@ -22,6 +22,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("evaluate", "evaluate", "evaluate a trained model and write a report"),
     ("synth", "synth", "composite face photos onto backgrounds, with true boxes"),
     ("enroll", "enroll", "build or edit a gallery of known people"),
+    ("gallery", "gallery", "export/import a gallery between a folder and PostgreSQL"),
     ("calibrate", "calibrate", "pick a gallery's unknown threshold for a false-accept rate"),
     ("recognize", "recognize", "name the faces in photos, videos or a camera"),
     ("verify", "verify", "are two photos of the same person? (exit 0 same, 1 not, 2 error)"),

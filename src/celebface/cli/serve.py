@@ -30,7 +30,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "otherwise (another address needs a key, or --insecure); with keys every /v1 call and "
         "/metrics must send one. The gallery is created by the first enrolment if missing."
     )
-    p.add_argument("gallery", metavar="GALLERY", help="gallery folder (celebface enroll)")
+    p.add_argument("gallery", metavar="GALLERY", nargs="?",
+                   help="gallery folder (celebface enroll)")
+    add_option(p, ServeConfig, "store", metavar="URL",
+               help="serve the gallery in a PostgreSQL database instead of GALLERY "
+               "(postgresql://user@host/db); several servers may share it")
     add_option(p, ServeConfig, "model", metavar="DIR",
                help="name faces with a trained classifier instead (gallery edits refused)")
     add_option(p, ServeConfig, "host", help="address to bind (default %(default)s)")
@@ -106,6 +110,14 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise CLIError(f"serve needs fastapi, uvicorn, python-multipart and fastapi-offline "
                        f"({exc}); pip install -r requirements.txt") from None
+    from celebface.cli.gallery import store_or_folder
+
+    store_or_folder(args.store, args.gallery, "GALLERY")  # exactly one of them
+    if args.store is not None:
+        from celebface.gallery.store import open_store
+
+        open_store(args.store).version()  # unreachable: one line now, not a startup traceback
+        args.gallery = "gallery"  # unused: the store holds the gallery
     workers = args.workers or default_workers()
     env_keys = os.environ.get(RECOGNIZE_KEY_ENV, "")
     config = config_from(

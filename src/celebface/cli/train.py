@@ -23,7 +23,7 @@ from celebface.training.registry import (
 _NETWORKS = "networks (inception, face-resnet, multi-output, mlp)"
 _EMBEDDINGS = "embedding models (mlp, logreg, svm, knn, centroid)"
 _SETTINGS: tuple[tuple[str, str | None, tuple[str, ...], dict[str, Any], str], ...] = (
-    ("seed", None, (), {"type": int}, "random seed"),
+    ("seed", None, (), {"type": t.seed}, "random seed"),
     ("val_fraction", None, (), {"type": t.fraction},
      "val share of a stratified split when DATA has no splits.csv"),
     ("epochs", _NETWORKS, (), {"type": t.positive_int}, "maximum epochs"),

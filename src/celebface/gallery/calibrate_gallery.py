@@ -30,8 +30,7 @@ from celebface.gallery.faces import (
     load_embedded,
 )
 from celebface.gallery.matching import DEFAULT_MATCH, Matcher
-from celebface.gallery.store import Gallery, GalleryError, is_gallery
-from celebface.io import folder_lock
+from celebface.gallery.store import Gallery, GalleryError, is_gallery, open_store
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +102,14 @@ def _store_threshold(gallery: Gallery, key: str, result: Calibration) -> None:
     """Store a calibration: under the gallery's lock, re-read it and refuse if its faces
     changed meanwhile (the threshold would not hold); keep whatever else changed."""
     if gallery.path is not None and is_gallery(gallery.path):
-        with folder_lock(gallery.path, "gallery"):
-            current = Gallery.load(gallery.path)
+        def update(current: Gallery) -> None:
             if (current.names != gallery.names or current.sources != gallery.sources
                     or not np.array_equal(current.embeddings, gallery.embeddings)):
                 raise GalleryError(f"{gallery.path}: the gallery changed while calibrating "
                                    "(another enroll?); run 'celebface calibrate' again")
             _set_threshold(current, key, result)
-            current.save()
+
+        open_store(gallery.path).edit(update)
         _set_threshold(gallery, key, result)
         return
     _set_threshold(gallery, key, result)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from celebface import validate
-from celebface.errors import MissingFileError
 from celebface.gallery.faces import (
     FaceSet,
     FaceSetConfig,
@@ -21,8 +23,7 @@ from celebface.gallery.faces import (
     source_key,
 )
 from celebface.gallery.matching import DEFAULT_MATCH, GalleryMatcher, Matcher, ModelMatcher
-from celebface.gallery.store import Gallery, GalleryError, is_gallery
-from celebface.io import folder_lock
+from celebface.gallery.store import FolderStore, Gallery, GalleryError, GalleryStore, open_store
 from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec
 from celebface.recognition.tta import FlipTTA
 
@@ -52,7 +53,7 @@ class EnrollConfig(FaceSetConfig):
 
 @dataclass
 class EnrollSummary:
-    gallery: Path
+    gallery: Path | str  # a folder, or a database's URL (without its password)
     added: int = 0
     reused: int = 0
     dropped: int = 0
@@ -82,7 +83,7 @@ def check_same_embedder(gallery: Gallery, spec: dict[str, Any]) -> None:
 
 def enroll(
     data: str | Path | None,
-    out: str | Path,
+    out: str | Path | GalleryStore,
     *,
     add: bool = False,
     remove: Sequence[str] = (),
@@ -97,47 +98,63 @@ def enroll(
     ends up holding exactly ``data``'s faces; with ``add`` they are added to what it holds.
     ``remove`` names identities to delete. Photos already enrolled with the same embedder are
     not embedded again, so an interrupted enrolment resumes where its last checkpoint was.
-    Runs on one gallery take turns (a lock in the folder), so none loses another's update.
+    ``out`` is a gallery folder, a ``postgresql://`` URL or a :class:`GalleryStore`; the edit
+    goes through :meth:`GalleryStore.edit` (lock, re-read, change, save), so runs and servers
+    on one gallery take turns and none loses another's update.
     """
     config = config or EnrollConfig()
-    out = Path(out)
-    # One writer at a time: a second enroll waits, then reads what the first one saved.
-    with folder_lock(out, "gallery"):
-        return _enroll(data, out, add, remove, config, models, progress)
-
-
-def _enroll(
-    data: str | Path | None,
-    out: Path,
-    add: bool,
-    remove: Sequence[str],
-    config: EnrollConfig,
-    models: tuple[Any, Any] | None,
-    progress: bool,
-) -> EnrollSummary:
-    gallery = Gallery.load(out) if is_gallery(out) else None
-    if gallery is None and (add or remove or config.index) and data is None:
-        raise MissingFileError(f"{out}: no gallery to edit")
-    gallery = gallery or Gallery(path=out)
+    store = open_store(out)
     if config.index is not None:
         from celebface.gallery.index import resolve_kind
 
         resolve_kind(config.index, 0)  # a clear error for an unknown kind
-        gallery.info["index"] = config.index
-    summary = EnrollSummary(out)
-    if data is not None:
-        if is_embeddings_dir(data):
+    summary = EnrollSummary(store.folder if isinstance(store, FolderStore) else store.location)
+    new = None if data is None else lambda: Gallery(path=getattr(store, "folder", None))
+    photos = None
+    if data is not None and not is_embeddings_dir(data):
+        # the slow part runs outside the lock (other writers and servers go on); what it
+        # embedded is saved by short edits (checkpoints) and by the final edit below
+        photos = _embed_photos(store, new, data, add, config, models, summary, progress)
+
+    def change(gallery: Gallery) -> None:
+        if config.index is not None:
+            gallery.info["index"] = config.index
+        if photos is not None:
+            if not add:
+                summary.dropped = gallery.keep_sources(photos.wanted)
+            photos.apply(gallery, summary)
+        elif data is not None:
             _enroll_embedded(gallery, data, add, config, summary)
-        else:
-            _enroll_photos(gallery, data, add, config, models, summary, progress)
-    for name in remove:  # after the data, so DATA cannot bring a removed person back
-        summary.removed[name] = gallery.remove(name)
-        log.info("removed %s (%d embeddings)", name, summary.removed[name])
-    changed = summary.added or summary.dropped or any(summary.removed.values())
-    mark_changed(gallery, bool(changed))
-    gallery.save(out)
+        for name in remove:  # after the data, so DATA cannot bring a removed person back
+            summary.removed[name] = gallery.remove(name)
+            log.info("removed %s (%d embeddings)", name, summary.removed[name])
+        changed = summary.added or summary.dropped or any(summary.removed.values())
+        mark_changed(gallery, bool(changed))
+
+    # lock, re-read, change, save: a second enroll (or a server's edit) waits, then re-reads
+    _, gallery, _ = store.edit(change, new)
     summary.identities, summary.embeddings = len(gallery.names), len(gallery)
     return summary
+
+
+@dataclass
+class _NewPhotos:
+    """Photos embedded by one enrolment and not saved yet, and how to record their embedder."""
+
+    wanted: set[str]
+    spec: dict[str, Any] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    parts: list[FaceSet] = field(default_factory=list)
+
+    def apply(self, gallery: Gallery, summary: EnrollSummary) -> None:
+        """Add the pending parts to (a fresh read of) ``gallery``."""
+        if self.spec is not None:
+            check_same_embedder(gallery, self.spec)
+            gallery.embedder = self.spec
+            gallery.info.update(self.info)
+        for part in self.parts:
+            summary.added += gallery.add(part.embeddings, part.identities, part.sources)
+        self.parts = []
 
 
 def mark_changed(gallery: Gallery, changed: bool = True) -> None:
@@ -180,69 +197,92 @@ def _merge(gallery: Gallery, faces: FaceSet, add: bool, summary: EnrollSummary) 
     summary.skipped += faces.skipped
 
 
-def _enroll_photos(
-    gallery: Gallery,
+def _checkpoint(photos: _NewPhotos, summary: EnrollSummary, gallery: Gallery) -> None:
+    photos.apply(gallery, summary)
+    mark_changed(gallery)
+
+
+def _embed_photos(
+    store: GalleryStore,
+    new: Callable[[], Gallery] | None,
     data: str | Path,
     add: bool,
     config: EnrollConfig,
     models: tuple[Any, Any] | None,
     summary: EnrollSummary,
     progress: bool,
-) -> None:
+) -> _NewPhotos:
+    """Embed ``data``'s photos that the gallery (as read now) lacks, without holding its lock;
+    every ``checkpoint_every`` faces are saved by a short edit, so an interrupted run resumes."""
     dataset = open_faces(data, config.split)
     items = dataset.items
-    wanted = {source_key(it.path) for it in items}
-    if not add:
-        summary.dropped = gallery.keep_sources(wanted)
-    have = set(gallery.sources)
+    photos = _NewPhotos({source_key(it.path) for it in items})
+    current = store.load() if store.exists() else None
+    have = set(current.sources) if current is not None else set()
     todo = [it for it in items if source_key(it.path) not in have]
     summary.reused = len(items) - len(todo)
     if summary.reused:
         log.info("%d photos already enrolled, %d to embed", summary.reused, len(todo))
     if not todo:
-        return
+        return photos
     embedder, detector = models or build_models(config)
-    spec = embedder_spec(embedder, config)
-    check_same_embedder(gallery, spec)
-    gallery.embedder = spec
-    settings = spec["settings"]
-    gallery.info["alignment"] = settings.get("alignment", settings.get("align"))
-    gallery.info["faces_from"] = (
-        "whole images (face crops)" if detector is None else f"largest {config.detector} face"
-    )
+    photos.spec = embedder_spec(embedder, config)
+    if current is not None:
+        check_same_embedder(current, photos.spec)  # refuse before embedding anything
+    settings = photos.spec["settings"]
+    photos.info = {
+        "alignment": settings.get("alignment", settings.get("align")),
+        "faces_from": ("whole images (face crops)" if detector is None
+                       else f"largest {config.detector} face"),
+    }
     pending = 0
     for part in embed_items(dataset, todo, embedder, detector, config, progress,
-                            cache_dir=gallery_cache_dir(gallery)):
-        summary.added += gallery.add(part.embeddings, part.identities, part.sources)
+                            cache_dir=store.cache_dir()):
+        photos.parts.append(part)
         summary.skipped += part.skipped
         pending += len(part.identities)
         if pending >= config.checkpoint_every:
-            gallery.save()
+            store.edit(functools.partial(_checkpoint, photos, summary), new)
             pending = 0
-    if MIRROR_SINGLE_PHOTOS and spec.get("tta", DEFAULT_TTA) == "none":
-        _mirror_single_photos(gallery, dataset, todo, embedder, detector, config)
+    if MIRROR_SINGLE_PHOTOS and photos.spec.get("tta", DEFAULT_TTA) == "none":
+        _mirror_single_photos(photos, current, add, dataset, todo, embedder, detector, config,
+                              store.cache_dir())
+    return photos
 
 
-def _mirror_single_photos(gallery: Gallery, dataset: Any, todo: Sequence[Any], embedder: Any,
-                          detector: Any, config: EnrollConfig) -> None:
-    """Re-enroll the just-embedded photo of each person who has only that one as the average
-    of it and its mirror image (:data:`MIRROR_SINGLE_PHOTOS`; the original view comes from
-    the cache)."""
-    counts, enrolled = gallery.counts(), set(gallery.sources)
+def _mirror_single_photos(photos: _NewPhotos, current: Gallery | None, add: bool,
+                          dataset: Any, todo: Sequence[Any], embedder: Any, detector: Any,
+                          config: EnrollConfig, cache_dir: Path | None) -> None:
+    """Each person who will have one photo only gets it as the average of it and its mirror
+    image (:data:`MIRROR_SINGLE_PHOTOS`; the original view comes from the cache), in place
+    of its plain vector in ``photos``."""
+    from collections import Counter
+
+    counts = Counter(dataset.identities)
+    if add and current is not None:
+        counts.update(current.names[label] for label, src
+                      in zip(current.labels, current.sources, strict=True)
+                      if src not in photos.wanted)
+    embedded = {s for part in photos.parts for s in part.sources}
     singles = [it for it in todo
-               if counts.get(it.identity) == 1 and source_key(it.path) in enrolled]
+               if counts.get(it.identity) == 1 and source_key(it.path) in embedded]
     if not singles:
         return
     log.info("%d people with one photo: enrolling each photo with its mirror image",
              len(singles))
+    mirrored: dict[str, np.ndarray] = {}
     for part in embed_items(dataset, singles, FlipTTA(embedder), detector, config, False,
-                            cache_dir=gallery_cache_dir(gallery)):
-        gallery.add(part.embeddings, part.identities, part.sources)
+                            cache_dir=cache_dir):
+        mirrored.update(zip(part.sources, part.embeddings, strict=True))
+    for part in photos.parts:  # the plain vector of each single photo becomes the averaged one
+        for i, src in enumerate(part.sources):
+            if src in mirrored:
+                part.embeddings[i] = mirrored[src]
 
 
 def gallery_cache_dir(gallery: Gallery) -> Path | None:
     """Where a gallery's enrolment and calibration cache their vectors by default."""
-    return Path(gallery.path) / ".cache" if gallery.path is not None else None
+    return FolderStore(gallery.path).cache_dir() if gallery.path is not None else None
 
 
 def get_matcher(

@@ -10,10 +10,16 @@ A gallery folder holds
 - ``index-<view>-<generation>.faiss``: FAISS indexes of the centroids and of the embeddings
   (:mod:`celebface.gallery.index`), named in the manifest with their checksums.
 
-Saving writes the new ``.npz`` under a fresh name, then ``average_embeddings.json`` and the
-indexes, then the manifest, each atomically; the manifest's rename is the commit point. A crash
+Saving writes the new ``.npz`` under a fresh name, then the indexes, then the manifest, then
+``average_embeddings.json``, each atomically; the manifest's rename is the commit point. A crash
 at any moment leaves the previous manifest pointing at the previous files, so the gallery loads
-as before.
+as before. Loading only reads (it never repairs or rewrites a file).
+
+Where a gallery lives is a :class:`GalleryStore`: a folder (:class:`FolderStore`, the default)
+or a PostgreSQL database (:class:`celebface.gallery.pg.PgStore`), chosen by
+:func:`open_store`. Every edit goes through :meth:`GalleryStore.edit`: lock, re-read, change,
+write, unlock, so concurrent writers (``celebface enroll``, servers) never lose each other's
+changes.
 """
 
 from __future__ import annotations
@@ -22,14 +28,16 @@ import io
 import json
 import logging
 import os
-from collections.abc import Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Hashable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from celebface.errors import CelebfaceError, MissingFileError
+from celebface.errors import CelebfaceError
 from celebface.gallery.defaults import default_threshold
 from celebface.io import atomic_write_bytes, atomic_write_json, folder_lock
 from celebface.io.checksum import checksum_matches, sha256_bytes
@@ -44,8 +52,19 @@ FORMAT_VERSION = 1
 MANIFEST = "gallery.json"
 AVERAGES = "average_embeddings.json"
 
+T = TypeVar("T")
+
+
 class GalleryError(CelebfaceError, ValueError):
     """A gallery folder that cannot be used; the message names the folder and the reason."""
+
+
+class StoreUnavailableError(GalleryError):
+    """The gallery's store cannot be reached now (a database down or refusing connections)."""
+
+
+class MissingGalleryError(CelebfaceError, FileNotFoundError):
+    """No gallery where one was asked for; the message names the place."""
 
 
 @dataclass
@@ -94,6 +113,10 @@ class Gallery:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def keys(self) -> list[tuple[str, str]]:
+        """``(identity, source)`` of each row: what a photo is known by in the gallery."""
+        return [(self.names[lab], src) for lab, src in zip(self.labels, self.sources, strict=True)]
 
     def counts(self) -> dict[str, int]:
         """Enrolled embeddings per identity."""
@@ -150,7 +173,9 @@ class Gallery:
     ) -> int:
         """Append embeddings of (new or known) identities; returns how many were added.
 
-        A source already enrolled is replaced by its new embedding.
+        A photo is known by its source *per person*: a source already enrolled for the same
+        identity is replaced by its new embedding; the same source under another identity is a
+        separate enrolment (one photo may show, or be added to, two people).
         """
         if len(sources) != len(identities):
             raise ValueError("add(): embeddings, identities and sources differ in length")
@@ -162,9 +187,10 @@ class Gallery:
             raise GalleryError(
                 f"cannot add {emb.shape[1]}-d embeddings to a gallery of {self.dim}-d ones"
             )
-        replaced = set(sources) & set(self.sources)
-        if replaced:
-            self._keep(np.array([s not in replaced for s in self.sources], bool))
+        incoming = set(zip(map(str, identities), map(str, sources), strict=True))
+        have = self.keys()
+        if not incoming.isdisjoint(have):
+            self._keep(np.array([k not in incoming for k in have], bool))
             self._drop_empty()
         index = {n: i for i, n in enumerate(self.names)}
         for name in identities:
@@ -302,11 +328,13 @@ class Gallery:
         data = buf.getvalue()
         checksum = sha256_bytes(data)
         atomic_write_bytes(folder / npz_name, data)
-        atomic_write_json(folder / AVERAGES, self.average_embeddings(), indent=None)
         from celebface.gallery.index import write_indexes
 
         index = write_indexes(folder, self, generation, checksum, (old or {}).get("index"))
         atomic_write_json(folder / MANIFEST, {**self.manifest(npz_name, checksum), "index": index})
+        # derived from the committed set, so written after the commit point: a crash before it
+        # leaves the previous averages beside the previous manifest
+        atomic_write_json(folder / AVERAGES, self.average_embeddings(), indent=None)
         from celebface.data.stage import write_stage
 
         write_stage(folder, "gallery", self.embedder)
@@ -327,7 +355,7 @@ class Gallery:
         """Read a gallery folder written by :meth:`save`."""
         folder = Path(path)
         if not folder.exists():
-            raise MissingFileError(f"{folder}: no such gallery folder")
+            raise MissingGalleryError(f"{folder}: no such gallery folder")
         if not (folder / MANIFEST).is_file():
             raise GalleryError(f"{folder}: not a gallery (no {MANIFEST}); build one with "
                                "'celebface enroll'")
@@ -359,7 +387,6 @@ class Gallery:
         )
         gallery.checksum = meta.get("embeddings_sha256")
         gallery.index_meta = meta.get("index")
-        _check_averages(folder, gallery)
         return gallery
 
 
@@ -391,26 +418,6 @@ def _next_generation(folder: Path, manifest: dict[str, Any] | None) -> int:
     return max(used) + 1
 
 
-def _check_averages(folder: Path, gallery: Gallery) -> None:
-    """Repair ``average_embeddings.json`` when an interrupted save left it out of step."""
-    path = folder / AVERAGES
-    try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-        ok = list(stored) == gallery.names and (
-            not gallery.names
-            or np.allclose(np.asarray(list(stored.values()), np.float32), gallery.centroids(),
-                           atol=1e-5)
-        )
-    except (OSError, json.JSONDecodeError, ValueError):
-        ok = False
-    if not ok:
-        log.warning("%s: out of date (interrupted save?); rewritten from the gallery", path)
-        try:
-            atomic_write_json(path, gallery.average_embeddings(), indent=None)
-        except OSError as exc:  # read-only gallery: loading still works
-            log.warning("%s: could not rewrite: %s", path, exc)
-
-
 def photo_id(source: str) -> str:
     """The id of a gallery row's photo: a short hash of its source."""
     return sha256_bytes(source.encode("utf-8"))[:16]
@@ -427,3 +434,125 @@ def remove_stale_temp_files(folder: str | Path) -> None:
             os.unlink(tmp)
         except OSError as exc:  # pragma: no cover - permissions
             log.debug("%s: could not remove: %s", tmp, exc)
+
+
+# --------------------------------------------------------------------------- stores
+class GalleryStore(ABC):
+    """Where one gallery lives, and the one write protocol every editor uses.
+
+    Readers call :meth:`load` (never writes) and :meth:`version` (a cheap stamp that changes
+    with every committed save; ``None`` while there is no gallery). Writers call :meth:`edit`:
+    take the store's lock, re-read the gallery, apply the change, save it, release the lock.
+    :meth:`save` writes a whole :class:`Gallery` (whatever its methods changed) as one commit;
+    call it under :meth:`lock` (the lock is re-entrant in one thread, so a long edit may save
+    checkpoints).
+    """
+
+    #: where the gallery is, for messages (no password)
+    location: str
+
+    @abstractmethod
+    def exists(self) -> bool: ...
+
+    @abstractmethod
+    def version(self) -> Hashable | None: ...
+
+    @abstractmethod
+    def load(self) -> Gallery: ...
+
+    @abstractmethod
+    def lock(self) -> AbstractContextManager[None]: ...
+
+    @abstractmethod
+    def save(self, gallery: Gallery) -> None: ...
+
+    def cache_dir(self) -> Path | None:
+        """Where enrolment caches its vectors by default (None: no default)."""
+        return None
+
+    def snapshot(self) -> tuple[Gallery | None, Hashable | None]:
+        """The current gallery (None when there is none) and its version stamp; the stamp is
+        read first, so a save in between at worst causes one more reload later."""
+        stamp = self.version()
+        return (self.load() if stamp is not None else None), stamp
+
+    def edit(
+        self, change: Callable[[Gallery], T], create: Callable[[], Gallery] | None = None
+    ) -> tuple[T, Gallery, Hashable | None]:
+        """Lock, re-read, ``change(gallery)``, save, unlock; returns ``change``'s result, the
+        saved gallery and its version stamp. ``create`` makes the gallery when the store has
+        none yet (without it that is a :class:`MissingGalleryError`). When ``change`` raises,
+        nothing is written."""
+        with self.lock():
+            if self.exists():
+                gallery = self.load()
+            elif create is not None:
+                gallery = create()
+            else:
+                raise MissingGalleryError(f"{self.location}: no gallery to edit")
+            result = change(gallery)
+            self.save(gallery)
+            return result, gallery, self.version()
+
+
+class FolderStore(GalleryStore):
+    """A gallery folder (the embedded default): an ``flock`` for writers, the manifest's
+    ``stat`` as the version stamp (every save renames a new manifest into place)."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.location = str(self.folder)
+
+    def exists(self) -> bool:
+        return is_gallery(self.folder)
+
+    def version(self) -> Hashable | None:
+        try:
+            st = os.stat(self.folder / MANIFEST)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def load(self) -> Gallery:
+        return Gallery.load(self.folder)
+
+    def lock(self) -> AbstractContextManager[None]:
+        return folder_lock(self.folder, "gallery")
+
+    def save(self, gallery: Gallery) -> None:
+        gallery.save(self.folder)
+
+    def cache_dir(self) -> Path | None:
+        return self.folder / ".cache"
+
+
+def is_store_url(location: object) -> bool:
+    """Whether ``location`` names a database rather than a folder."""
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+def open_store(location: str | Path | GalleryStore) -> GalleryStore:
+    """The store at ``location``: a ``postgresql://`` URL, else a gallery folder."""
+    if isinstance(location, GalleryStore):
+        return location
+    if is_store_url(location):
+        from celebface.gallery.pg import PgStore
+
+        return PgStore(str(location))
+    return FolderStore(location)
+
+
+def copy_gallery(source: str | Path | GalleryStore, target: str | Path | GalleryStore,
+                 replace: bool = False) -> Gallery:
+    """Copy the gallery at ``source`` into ``target`` (folder <-> database), vectors bit for
+    bit; a gallery already at ``target`` is refused unless ``replace``."""
+    src, dst = open_store(source), open_store(target)
+    if not src.exists():
+        raise MissingGalleryError(f"{src.location}: no gallery there")
+    gallery = src.load()
+    with dst.lock():
+        if dst.exists() and not replace:
+            raise GalleryError(f"{dst.location}: already holds a gallery (replace it with "
+                               "--replace)")
+        dst.save(gallery)
+    return gallery

@@ -78,6 +78,8 @@ class ServeConfig:
     origins' writes are refused). ``allowed_hosts``: ``Host`` header values accepted besides the
     bound address and the loopback names (``*``: any; the default for a wildcard address).
     ``insecure``: allow a non-loopback address without a key.
+    ``store``: a gallery store to use instead of the ``gallery`` folder (a ``postgresql://``
+    URL: one gallery shared by several servers).
     """
 
     gallery: Path = Path("gallery")
@@ -103,6 +105,8 @@ class ServeConfig:
     cors_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
     insecure: bool = False
+    #: where the gallery lives instead of ``gallery``: a ``postgresql://`` URL shared by servers
+    store: str | None = None
 
     def __post_init__(self) -> None:
         self.gallery = Path(self.gallery)

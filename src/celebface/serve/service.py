@@ -7,6 +7,10 @@ The published gallery and recogniser are never changed in place: every edit goes
 (a :class:`~celebface.gallery.Gallery` method: add, remove, ``remove_photo``, ``rename``,
 ``merge``), saves it atomically and then swaps in a new recogniser, so requests in flight keep
 using a consistent one.
+Edits go through the gallery store's one write protocol (lock, re-read, change, save), so no
+other writer's change (``celebface enroll``, another server on the same store) is lost; before
+each request the store's version stamp is checked (a ``stat`` of the manifest, or one row in
+PostgreSQL) and a gallery changed by another process is reloaded.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ import hashlib
 import io
 import logging
 import math
+import tempfile
 import threading
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -30,8 +36,15 @@ from celebface.errors import CelebfaceError
 from celebface.gallery import EnrollConfig, Gallery
 from celebface.gallery.enroll import embedder_spec, mark_changed
 from celebface.gallery.faces import build_models
-from celebface.gallery.store import GalleryError, is_gallery, photo_id
-from celebface.io import ImageReadError, LoadedImage, folder_lock, read_image_bytes
+from celebface.gallery.store import (
+    GalleryError,
+    GalleryStore,
+    StoreUnavailableError,
+    is_store_url,
+    open_store,
+    photo_id,
+)
+from celebface.io import ImageReadError, LoadedImage, read_image_bytes
 from celebface.recognition.base import l2_normalize
 from celebface.recognizer import Recognizer, RecognizerConfig
 from celebface.serve.config import ServeConfig, check_name
@@ -126,7 +139,15 @@ class FaceService:
         self._waiting = 0  # requests handed to the pool and not finished
         self._count_lock = threading.Lock()
         self._seconds = 0.5  # moving average of a request's time in the pool (Retry-After)
-        self.thumbs = Thumbnails(config.gallery / "thumbnails")
+        self.store: GalleryStore = open_store(config.store or config.gallery)
+        self._version: Any = None  # the store's stamp of the published gallery
+        self._reload_lock = threading.Lock()
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        if is_store_url(config.store):  # a database's server keeps thumbnails locally
+            self._scratch = tempfile.TemporaryDirectory(prefix="celebface-thumbnails-")
+            self.thumbs = Thumbnails(Path(self._scratch.name))
+        else:
+            self.thumbs = Thumbnails(Path(config.store or config.gallery) / "thumbnails")
 
     # ---------------------------------------------------------------- life cycle
     def start(self) -> None:
@@ -136,10 +157,12 @@ class FaceService:
             import torch
 
             torch.set_num_threads(c.torch_threads)
-        if is_gallery(c.gallery):
-            self.gallery = Gallery.load(c.gallery)
+        gallery, self._version = self.store.snapshot()
+        if gallery is not None:
+            self.gallery = gallery
         else:
-            log.warning("%s: no gallery yet; it is created by the first enrolment", c.gallery)
+            log.warning("%s: no gallery yet; it is created by the first enrolment",
+                        self.store.location)
         if c.model is not None:
             from celebface.training import load_model
 
@@ -151,7 +174,7 @@ class FaceService:
         self.finder.find(blank)
         self.embedder.embed([blank], [Face(box=(30.0, 30.0, 130.0, 130.0))])
         self.pool = ThreadPoolExecutor(c.workers, thread_name_prefix="celebface-serve")
-        log.info("serving %s: %d people, %d photos, %d inference workers", c.gallery,
+        log.info("serving %s: %d people, %d photos, %d inference workers", self.store.location,
                  len(self.gallery.names), len(self.gallery), c.workers)
 
     def _build_models(self) -> tuple[Any, Any]:
@@ -175,11 +198,15 @@ class FaceService:
         if self.pool is not None:
             self.pool.shutdown(wait=True)
             self.pool = None
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` in the worker pool. The pool's queue is bounded: with
         ``workers + queue`` requests already in it, the request gets 503 with ``Retry-After``
-        (seconds until a place is likely free)."""
+        (seconds until a place is likely free). It runs on the store's current gallery
+        (:meth:`refresh` first)."""
         if self.pool is None:
             raise RuntimeError("the service is not started")
         c = self.config
@@ -201,9 +228,32 @@ class FaceService:
     def _timed(self, fn: Callable[..., T], *args: Any) -> T:
         start = time.perf_counter()
         try:
+            self.refresh()
             return fn(*args)
         finally:
             self._seconds = 0.9 * self._seconds + 0.1 * (time.perf_counter() - start)
+
+    def refresh(self) -> bool:
+        """Reload the gallery when the store's version stamp moved (another process edited
+        it); True when it did. Cheap when nothing changed: one stat or one indexed row."""
+        try:
+            if self.store.version() == self._version:
+                return False
+            # read and publish under one lock, so an older read never replaces what an edit
+            # of this server published meanwhile
+            with self._reload_lock:
+                gallery, version = self.store.snapshot()
+                if version == self._version:
+                    return False
+                if gallery is not None:
+                    self._use(gallery)
+                self._version = version
+        except StoreUnavailableError as exc:  # keep naming faces with what is loaded
+            log.warning("%s; serving the gallery loaded before", exc)
+            return False
+        log.info("%s changed (another writer): reloaded, %d people, %d photos",
+                 self.store.location, len(self.gallery.names), len(self.gallery))
+        return True
 
     # ---------------------------------------------------------------- models
     @property
@@ -360,6 +410,7 @@ class FaceService:
 
     # ---------------------------------------------------------------- the gallery
     def people(self) -> list[dict[str, Any]]:
+        self.refresh()
         return [{"name": n, "label": display_name(n), "photos": c}
                 for n, c in self.gallery.counts().items()]
 
@@ -369,15 +420,22 @@ class FaceService:
                                "cannot be edited here", 409, "not_editable")
 
     def _edit(self, change: Callable[[Gallery], T]) -> T:
-        """The one way the service edits the gallery: under the gallery's lock, load the
-        current gallery, apply ``change`` (which may raise to leave it as it was), save it and
-        publish a new recogniser; returns what ``change`` returned."""
+        """The one way the server edits its gallery: under the store's lock (other processes
+        and servers wait), re-read it, apply ``change`` (a :class:`Gallery` method: add,
+        remove, ``remove_photo``, ``rename``, ``merge``), save it, publish a recogniser for it;
+        returns ``change``'s result. When ``change`` raises, nothing is saved; a store that
+        cannot be reached is a 503, a gallery that refuses the change a 409."""
         self._check_editable()
-        with self._edit_lock, folder_lock(self.config.gallery, "gallery"):
-            gallery = self._load_for_edit()
-            result = change(gallery)
-            gallery.save(self.config.gallery)
-            self._use(gallery)
+        with self._edit_lock:
+            try:
+                result, gallery, version = self.store.edit(change, self._load_for_edit)
+            except StoreUnavailableError as exc:
+                raise RequestError(str(exc), 503, "store_unavailable") from None
+            except GalleryError as exc:
+                raise RequestError(str(exc), 409, "gallery_refused") from None
+            with self._reload_lock:
+                self._use(gallery)
+                self._version = version
         return result
 
     def enroll(self, name: str, photos: Sequence[tuple[str, bytes]]) -> dict[str, Any]:
@@ -429,12 +487,10 @@ class FaceService:
                 **self.status()}
 
     def _load_for_edit(self) -> Gallery:
-        folder = self.config.gallery
-        if is_gallery(folder):
-            return Gallery.load(folder)
+        """A new, empty gallery for the first enrolment (the store has none yet)."""
         spec = embedder_spec(self.embedder, EnrollConfig(**self._embedder_fields()))
         settings = spec["settings"]
-        return Gallery(path=folder, embedder=spec, info={
+        return Gallery(path=getattr(self.store, "folder", None), embedder=spec, info={
             "alignment": settings.get("alignment", settings.get("align")),
             "faces_from": f"uploads (largest {self.config.detector} face)"})
 

@@ -1,0 +1,225 @@
+"""A gallery in PostgreSQL, shared by several servers and ``celebface enroll`` runs.
+
+One gallery per database: the ``gallery`` row (embedder spec, thresholds, calibration, info and
+a ``version`` counter), ``people`` and ``photos`` (source and float32 vector per enrolled face).
+The schema is created and upgraded by the numbered SQL files in ``migrations/``, recorded in
+``schema_version``. Writers take a session advisory lock (released by the server when a writer's
+connection dies, so a killed writer never blocks the others), re-read, and write the edited
+gallery's rows in one transaction that also increments ``version``: a crash at any moment
+leaves the last committed gallery. Readers poll ``version`` (one indexed row) to see changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+
+from celebface.gallery.store import (
+    Gallery,
+    GalleryError,
+    GalleryStore,
+    MissingGalleryError,
+    StoreUnavailableError,
+)
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+#: pg_advisory_lock keys (per database): writers of the gallery; schema migrations
+WRITE_LOCK = 0x63656C66_01
+MIGRATE_LOCK = 0x63656C66_02
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """``(number, file name, SQL)`` of every migration, in order."""
+    found = []
+    for path in sorted(MIGRATIONS.glob("*.sql")):
+        number = re.match(r"(\d+)_", path.name)
+        if number:
+            found.append((int(number.group(1)), path.name, path.read_text(encoding="utf-8")))
+    return found
+
+
+def redact(url: str) -> str:
+    """``url`` without its password (for messages and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+class PgStore(GalleryStore):
+    """The gallery in the PostgreSQL database at ``url`` (created on first use)."""
+
+    def __init__(self, url: str, connect_timeout: int = 10):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError as exc:
+            raise GalleryError(f"a PostgreSQL gallery needs psycopg ({exc}); "
+                               "pip install 'psycopg[binary]'") from None
+        self.url, self.location = url, redact(url)
+        self.connect_timeout = connect_timeout
+        self._held = threading.local()  # the connection holding the write lock, per thread
+        self._shared: Any = None  # for reads outside a lock, one at a time
+        self._shared_lock = threading.Lock()
+        self._migrated = False
+
+    # ------------------------------------------------------------ connections
+    def _connect(self) -> Any:
+        import psycopg
+
+        try:
+            conn = psycopg.connect(self.url, autocommit=True,
+                                   connect_timeout=self.connect_timeout)
+        except psycopg.Error as exc:
+            raise StoreUnavailableError(f"{self.location}: cannot connect: {_reason(exc)}"
+                                        ) from None
+        if not self._migrated:
+            migrate(conn, self.location)
+            self._migrated = True
+        return conn
+
+    @contextmanager
+    def _conn(self) -> Iterator[Any]:
+        """The connection this thread's lock holds, else the shared one (reconnected once if
+        the server dropped it)."""
+        held = getattr(self._held, "conn", None)
+        if held is not None:
+            yield held
+            return
+        import psycopg
+
+        with self._shared_lock:
+            if self._shared is None or self._shared.closed:
+                self._shared = self._connect()
+            try:
+                yield self._shared
+            except psycopg.OperationalError as exc:  # connection lost: reconnect next time
+                self._shared.close()
+                self._shared = None
+                raise StoreUnavailableError(f"{self.location}: {_reason(exc)}") from None
+
+    def close(self) -> None:
+        with self._shared_lock:
+            if self._shared is not None:
+                self._shared.close()
+                self._shared = None
+
+    # ------------------------------------------------------------ GalleryStore
+    def exists(self) -> bool:
+        return self.version() is not None
+
+    def version(self) -> Hashable | None:
+        with self._conn() as conn:
+            row = conn.execute("SELECT version FROM gallery WHERE id = 1").fetchone()
+        return None if row is None else int(row[0])
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        if getattr(self._held, "conn", None) is not None:  # re-entrant
+            yield
+            return
+        import psycopg
+
+        conn = self._connect()
+        try:
+            if not conn.execute("SELECT pg_try_advisory_lock(%s)", (WRITE_LOCK,)).fetchone()[0]:
+                log.warning("gallery %s is being updated by another writer: waiting for it",
+                            self.location)
+                conn.execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK,))
+            self._held.conn = conn
+            yield
+        except psycopg.OperationalError as exc:  # the server went away mid-edit
+            raise StoreUnavailableError(f"{self.location}: {_reason(exc)}") from None
+        finally:
+            self._held.conn = None
+            conn.close()  # ends the session: the advisory lock goes with it
+
+    def load(self) -> Gallery:
+        with self._conn() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            head = conn.execute("SELECT dim, embedder, thresholds, calibration, info "
+                                "FROM gallery WHERE id = 1").fetchone()
+            if head is None:
+                raise MissingGalleryError(f"{self.location}: no gallery in this database yet")
+            names = [r[0] for r in conn.execute("SELECT name FROM people ORDER BY position")]
+            rows = conn.execute("SELECT person, source, vector FROM photos "
+                                "ORDER BY position").fetchall()
+        dim, embedder, thresholds, calibration, info = head
+        vectors = np.frombuffer(b"".join(bytes(r[2]) for r in rows), dtype="<f4")
+        if vectors.size != len(rows) * dim:
+            raise GalleryError(f"{self.location}: stored vectors are not {dim}-d (damaged)")
+        return Gallery(
+            names=names,
+            embeddings=vectors.reshape(len(rows), dim).astype(np.float32),
+            labels=np.array([r[0] for r in rows], np.int32),
+            sources=[r[1] for r in rows],
+            embedder=dict(embedder or {}),
+            thresholds={k: float(v) for k, v in (thresholds or {}).items()},
+            calibration=dict(calibration or {}),
+            info=dict(info or {}),
+        )
+
+    def save(self, gallery: Gallery) -> None:
+        """Write ``gallery``'s rows in one transaction and increment the version."""
+        from psycopg.types.json import Jsonb
+
+        with self.lock(), self._conn() as conn, conn.transaction():
+            conn.execute("DELETE FROM photos")
+            conn.execute("DELETE FROM people")
+            cur = conn.cursor()
+            with cur.copy("COPY people (position, name) FROM STDIN") as copy:
+                for i, name in enumerate(gallery.names):
+                    copy.write_row((i, name))
+            vectors = np.ascontiguousarray(gallery.embeddings, dtype="<f4")
+            with cur.copy("COPY photos (position, person, source, vector) FROM STDIN") as copy:
+                for i, (label, source) in enumerate(zip(gallery.labels, gallery.sources,
+                                                        strict=True)):
+                    copy.write_row((i, int(label), source, vectors[i].tobytes()))
+            meta = (gallery.dim, Jsonb(gallery.embedder), Jsonb(gallery.thresholds),
+                    Jsonb(gallery.calibration), Jsonb(gallery.info))
+            conn.execute(
+                "INSERT INTO gallery (id, version, dim, embedder, thresholds, calibration, info) "
+                "VALUES (1, 1, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+                "version = gallery.version + 1, dim = EXCLUDED.dim, "
+                "embedder = EXCLUDED.embedder, thresholds = EXCLUDED.thresholds, "
+                "calibration = EXCLUDED.calibration, info = EXCLUDED.info, updated_at = now()",
+                meta)
+        log.debug("saved gallery %s: %d identities, %d embeddings", self.location,
+                  len(gallery.names), len(gallery))
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of a driver error (the rest is context for a log, not a message)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def migrate(conn: Any, location: str) -> int:
+    """Bring the database's schema up to date (one migrator at a time); returns its version."""
+    known = migrations()
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY, "
+                     "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+        done = {r[0] for r in conn.execute("SELECT version FROM schema_version")}
+        newest = max((n for n, _, _ in known), default=0)
+        if done and max(done) > newest:
+            raise GalleryError(f"{location}: gallery schema {max(done)} is newer than this "
+                               f"celebface understands ({newest}); upgrade celebface")
+        for number, name, sql in known:
+            if number not in done:
+                conn.execute(sql)
+                conn.execute("INSERT INTO schema_version (version, name) VALUES (%s, %s)",
+                             (number, name))
+                log.info("%s: applied gallery migration %s", location, name)
+    return newest
