@@ -125,6 +125,7 @@ def test_person_offsets_weaken_one_photo_vectors_near_the_mean_face() -> None:
     assert off[0] > 0 > off[1]
     assert not person_offsets("fake", "none", vectors, [1, 1, 7]).any()
     assert not person_offsets("dlib", "none", vectors, [1, 1, 7], weight=0).any()
+    assert not person_offsets("dlib", "none", vectors[:, :8], [1, 1, 7]).any()  # not dlib's
 
 
 @pytest.fixture

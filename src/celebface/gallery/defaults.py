@@ -231,14 +231,16 @@ def person_offsets(embedder: str, tta: str, vectors: np.ndarray, photos: Sequenc
                    weight: float = ONE_PHOTO_MEAN_FACE_WEIGHT) -> np.ndarray:
     """What the matcher subtracts from the scores against each person (module doc): ``weight x
     (vectors[i] . mean face - reference)`` for a person with one photo (``vectors[i]``: their
-    unit vector), 0 for the others and for an embedder without a measured mean face."""
+    unit vector), 0 for the others and for an embedder without a measured mean face (or
+    vectors of another size: a gallery that does not say its embedder)."""
     offsets = np.zeros(len(photos), np.float32)
-    if (embedder, tta) not in MEAN_FACES or not weight:
+    ref, face = MEAN_FACES.get((embedder, tta), (0.0, []))
+    vectors = np.asarray(vectors, np.float32)
+    if not weight or vectors.ndim != 2 or vectors.shape[1] != len(face):
         return offsets
-    ref, face = MEAN_FACES[(embedder, tta)]
     single = np.asarray(photos) == 1
     if single.any():
-        dots = np.asarray(vectors, np.float32)[single] @ np.asarray(face, np.float32)
+        dots = vectors[single] @ np.asarray(face, np.float32)
         offsets[single] = weight * (dots - ref)
     return offsets
 
