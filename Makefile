@@ -21,6 +21,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports --no-cache  # layers and no import circles (.importlinter)
 
 test: setup lint
 	$(BIN)/pytest -q

@@ -37,8 +37,8 @@ log = logging.getLogger("align")
 
 
 def load_rows(crops: Path, per_id: int) -> list[dict]:
-    from celebface.cropping.records import face_from_row, read_manifest
     from celebface.data import list_dataset
+    from celebface.data.crops import face_from_row, read_manifest
     from celebface.io import read_splits
 
     splits = read_splits(PINS / "splits.csv")
@@ -64,7 +64,7 @@ def load_rows(crops: Path, per_id: int) -> list[dict]:
 
 
 def make_chips(rows: list[dict], variant: str, embedder, template: np.ndarray | None) -> list:
-    from celebface.cropping.crop import crop_matrix, map_face, similarity_transform, warp
+    from celebface.geometry import crop_matrix, map_face, similarity_transform, warp
     from celebface.io import read_image
     from celebface.types import Face
 

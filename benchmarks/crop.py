@@ -81,7 +81,7 @@ def reference_loop(src: Path, dst: Path, margin: float = 0.2, size: int = 224) -
 
 def celebface_run(src: Path, dst: Path, **options) -> dict:
     from celebface.cropping import CropConfig, crop_dataset
-    from celebface.cropping.records import read_manifest
+    from celebface.data.crops import read_manifest
 
     config = CropConfig(device="cpu", progress=False, preview=0, detector_options=options)
     summary = crop_dataset(src, dst, config)

@@ -37,7 +37,7 @@ def _faces(data: Path, split: str) -> tuple[list[str], list[np.ndarray]]:
     return [str(it.path) for it in items], [read_image(it.path).rgb for it in items]
 
 
-def stage_devices(paths: list[str], images: list[np.ndarray]) -> dict:
+def stage_devices(paths: list[str], images: list[np.ndarray], gpu: str = "cuda") -> dict:
     """Finder + embedder on each device: where they ran, time, and the CPU/GPU agreement."""
     import torch
 
@@ -46,11 +46,11 @@ def stage_devices(paths: list[str], images: list[np.ndarray]) -> dict:
 
     out: dict = {}
     found: dict = {}
-    for device in ("cpu", "cuda"):
+    for device in ("cpu", gpu):
         finder = get_finder(device=device)
         embedder = default_embedder("dlib", device)
         finder.find_batch(images[:2])  # build and warm up
-        if device == "cuda":
+        if device.startswith("cuda"):
             torch.cuda.synchronize()
         t0 = time.perf_counter()
         faces = finder.find_batch(images)
@@ -63,7 +63,7 @@ def stage_devices(paths: list[str], images: list[np.ndarray]) -> dict:
                        "embedder_on": str(getattr(embedder, "device", "?")),
                        "detect_s": round(t1 - t0, 3), "locate_embed_s": round(t2 - t1, 3),
                        "faces": sum(len(f) for f in faces)}
-    (fc, vc), (fg, vg) = found["cpu"], found["cuda"]
+    (fc, vc), (fg, vg) = found["cpu"], found[gpu]
     same_count = sum(len(a) == len(b) for a, b in zip(fc, fg, strict=True))
     box_diff = max((float(np.abs(np.subtract(x.box, y.box)).max())
                     for a, b in zip(fc, fg, strict=True) if len(a) == len(b)
@@ -75,7 +75,7 @@ def stage_devices(paths: list[str], images: list[np.ndarray]) -> dict:
     return out
 
 
-def surfaces(data: Path, work: Path, paths: list[str]) -> dict:
+def surfaces(data: Path, work: Path, paths: list[str], gpu: str = "cuda") -> dict:
     """Enrol on the GPU; then the same val photos through the facade (CPU and GPU), the
     service and the CLI on the GPU: the same names."""
     from fastapi.testclient import TestClient
@@ -85,11 +85,11 @@ def surfaces(data: Path, work: Path, paths: list[str]) -> dict:
     from celebface.serve.config import ServeConfig
 
     gallery = work / "gallery"
-    celebface.enroll(data, gallery, split="train", device="cuda")
+    celebface.enroll(data, gallery, split="train", device=gpu)
     facade = {d: [[(f.identity, round(float(f.similarity), 4)) for f in
                    celebface.recognize(p, gallery, device=d)] for p in paths]
-              for d in ("cpu", "cuda")}
-    with TestClient(create_app(ServeConfig(gallery=gallery, device="cuda", workers=1)),
+              for d in ("cpu", gpu)}
+    with TestClient(create_app(ServeConfig(gallery=gallery, device=gpu, workers=1)),
                     base_url="http://localhost") as client:
         service = []
         for p in paths:
@@ -99,7 +99,7 @@ def surfaces(data: Path, work: Path, paths: list[str]) -> dict:
                             for f in r.json()["faces"]])
     jsonl = work / "cli.jsonl"
     subprocess.run([sys.executable, "-m", "celebface.cli.main", "recognize", *paths,
-                    "--gallery", str(gallery), "--device", "cuda", "--jsonl", str(jsonl)],
+                    "--gallery", str(gallery), "--device", gpu, "--jsonl", str(jsonl)],
                    check=True, capture_output=True)
     cli: dict[str, list] = {}
     for line in jsonl.read_text().splitlines():
@@ -109,23 +109,25 @@ def surfaces(data: Path, work: Path, paths: list[str]) -> dict:
             (f["identity"], round(float(f["similarity"]), 4)) for f in rec.get("faces", []))
     names = lambda rows: [[n for n, _ in r] for r in rows]  # noqa: E731
     cli_rows = [cli.get(p, []) for p in paths]
-    sims = [abs(a[1] - b[1]) for ra, rb in zip(facade["cpu"], facade["cuda"], strict=True)
+    sims = [abs(a[1] - b[1]) for ra, rb in zip(facade["cpu"], facade[gpu], strict=True)
             if len(ra) == len(rb) for a, b in zip(ra, rb, strict=True)]
     truth = [Path(p).parent.name for p in paths]
-    named = sum(any(n == t for n, _ in r) for r, t in zip(facade["cuda"], truth, strict=True))
+    named = sum(any(n == t for n, _ in r) for r, t in zip(facade[gpu], truth, strict=True))
     return {"val_photos": len(paths), "named_correctly_gpu": named,
-            "facade_cpu_eq_gpu_names": names(facade["cpu"]) == names(facade["cuda"]),
+            "facade_cpu_eq_gpu_names": names(facade["cpu"]) == names(facade[gpu]),
             "max_similarity_diff_cpu_gpu": round(max(sims, default=0.0), 5),
-            "service_eq_facade": service == facade["cuda"],
-            "cli_eq_facade_names": names(cli_rows) == names(facade["cuda"])}
+            "service_eq_facade": service == facade[gpu],
+            "service_vs_facade_first_diff": next(
+                ([a, b] for a, b in zip(service, facade[gpu], strict=True) if a != b), None),
+            "cli_eq_facade_names": names(cli_rows) == names(facade[gpu])}
 
 
-def training(data: Path, work: Path) -> dict:
+def training(data: Path, work: Path, gpu: str = "cuda") -> dict:
     """A short face-resnet fine-tune on the GPU (it must run there and learn)."""
     out = work / "face-resnet"
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "celebface.cli.main", "train", str(data),
-                        "--model", "face-resnet", "--device", "cuda", "--epochs", "3",
+                        "--model", "face-resnet", "--device", gpu, "--epochs", "3",
                         "--out", str(out), "--workers", "0"], capture_output=True, text=True)
     took = time.perf_counter() - t0
     if r.returncode:
@@ -142,17 +144,23 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data/five_celeb"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    ap.add_argument("--gpu", default="cuda", help="the device compared with the CPU (cpu: a "
+                    "dry run of this script on a machine without a GPU)")
+    ap.add_argument("--skip-training", action="store_true")
     args = ap.parse_args()
-    if not torch.cuda.is_available():
+    gpu = args.gpu
+    if gpu == "cuda" and not torch.cuda.is_available():
         print("no CUDA GPU", file=sys.stderr)
         return 2
-    report: dict = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
+    report: dict = {"gpu": torch.cuda.get_device_name(0) if gpu == "cuda" else gpu,
+                    "torch": torch.__version__}
     paths, images = _faces(args.data, "val")
     all_paths, all_images = _faces(args.data, "train")
-    report["stages"] = stage_devices(all_paths + paths, all_images + images)
+    report["stages"] = stage_devices(all_paths + paths, all_images + images, gpu)
     with tempfile.TemporaryDirectory() as tmp:
-        report["surfaces"] = surfaces(args.data, Path(tmp), paths)
-        report["training"] = training(args.data, Path(tmp))
+        report["surfaces"] = surfaces(args.data, Path(tmp), paths, gpu)
+        if not args.skip_training:
+            report["training"] = training(args.data, Path(tmp), gpu)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2))
     lines = [f"# GPU check ({report['gpu']}, torch {report['torch']})", "",

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from celebface.evaluation.plots import _save, subplots
 from celebface.io import atomic_write_text
+from celebface.plots import _save, subplots
 from face_cache import DATA, ROOT, embed_paths, halves, rows, sample, vectors
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from celebface.cropping.crop import crop_face, crop_matrix, map_face
 from celebface.data import DatasetError, FaceItem, kind_of, open_dataset
+from celebface.geometry import crop_face, crop_matrix, map_face
 from celebface.recognition.align import face_tag
 from celebface.types import Face
 

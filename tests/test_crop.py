@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 
 from celebface.cli.main import main
-from celebface.cropping import CropConfig, crop_dataset, crop_face, select_faces, square_box
-from celebface.cropping.crop import aligned_template, similarity_transform
+from celebface.cropping import CropConfig, crop_dataset, select_faces
 from celebface.cropping.dataset import output_names
-from celebface.cropping.records import MANIFEST_COLUMNS
 from celebface.data import FaceItem, list_dataset
+from celebface.data.crops import MANIFEST_COLUMNS
+from celebface.geometry import aligned_template, crop_face, similarity_transform, square_box
 from celebface.types import Face
 from fakes import BrightSquareDetector
 

@@ -45,7 +45,7 @@ def test_disk_full_in_atomic_write_names_the_file(tmp_path: Path,
 def test_disk_full_in_crop_records_and_jsonl_name_the_file(tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch
                                                            ) -> None:
-    from celebface.cropping.records import Records
+    from celebface.data.crops import Records
     from celebface.streaming.output import JsonlWriter
 
     records = Records(tmp_path)

@@ -82,7 +82,7 @@ def test_no_faces_records_do_not_grow_on_rerun(tmp_path: Path) -> None:
     cfg = CropConfig(progress=False, device="cpu")
     for _ in range(3):
         crop_dataset(src, dst, cfg, detector=NoFaces())
-    from celebface.cropping.records import NO_FACES, read_lines
+    from celebface.data.crops import NO_FACES, read_lines
 
     lines = read_lines(dst / NO_FACES)
     assert len(lines) == len(set(lines)) == 6

@@ -172,3 +172,22 @@ def test_ivf_index_is_extended_on_add(tmp_path: Path, rng: np.random.Generator,
     m = GalleryMatcher(Gallery.load(tmp_path), "knn")
     assert m.index.kind == "ivf" and len(m.index) == 1202
     assert [x.identity for x in match(m, g.embeddings[-2:], 0.5)] == ["x", "y"]
+
+
+@pytest.mark.parametrize("method", ["centroid", "topk"])
+def test_without_faiss_galleries_save_and_match_exactly(
+        rng: np.random.Generator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        method: str) -> None:
+    """faiss missing (no wheel for the platform): the gallery saves without index files and
+    names faces by exact search, the same names and scores the index gives."""
+    from celebface.gallery import index as index_module
+
+    g = make_gallery(rng)
+    queries = probes(rng, g)
+    want = GalleryMatcher(g, method).top(queries, 3)
+    monkeypatch.setattr(index_module, "has_faiss", lambda: False)
+    g.save(tmp_path / "g")
+    assert not list((tmp_path / "g").glob("*.faiss"))
+    got = GalleryMatcher(Gallery.load(tmp_path / "g"), method).top(queries, 3)
+    assert np.array_equal(got[0], want[0])
+    assert np.allclose(got[1], want[1], atol=1e-5)

@@ -288,7 +288,7 @@ def test_box_identity_model_saves_reloads_and_old_models_load_as_scene(
 
 def test_align_chips_is_the_similarity_warp(rng: np.random.Generator) -> None:
     """The differentiable chip cutter agrees with the numpy warp of the same landmarks."""
-    from celebface.cropping.crop import similarity_transform, warp
+    from celebface.geometry import similarity_transform, warp
     from celebface.recognition.dlib_resnet import chip_template
     from celebface.training.multi_output.net import align_chips
 
@@ -312,8 +312,8 @@ def test_align_chips_is_the_similarity_warp(rng: np.random.Generator) -> None:
 
 def test_dlib_landmarks_cut_dlib_chip(five_celeb: Path) -> None:
     """The landmark targets, warped onto the chip template, give dlib's own chip."""
-    from celebface.cropping.crop import similarity_transform, warp
     from celebface.detection import get_detector
+    from celebface.geometry import similarity_transform, warp
     from celebface.io import read_image
     from celebface.recognition.dlib_resnet import DlibEmbedder, chip_template
 

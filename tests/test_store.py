@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from celebface.gallery import Gallery, GalleryMatcher
-from celebface.gallery.store import FolderStore, MissingGalleryError, copy_gallery, open_store
+from celebface.gallery.store import FolderStore, MissingGalleryError
+from celebface.gallery.stores import copy_gallery, open_store
 
 
 def unit(rng: np.random.Generator, n: int, dim: int = 8) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from celebface.gallery import Gallery
-from celebface.gallery.store import copy_gallery, open_store
+from celebface.gallery.stores import copy_gallery, open_store
 
 psycopg = pytest.importorskip("psycopg", reason="the PostgreSQL store needs psycopg")
 
@@ -126,7 +126,7 @@ def test_a_writer_killed_mid_write_loses_nothing_committed(pg_url: str) -> None:
         import sys, time
         import numpy as np
         from celebface.gallery import Gallery
-        from celebface.gallery.store import open_store
+        from celebface.gallery.stores import open_store
 
         class SlowSources(list):  # the second save stalls while it streams its rows
             def __iter__(self):

@@ -28,7 +28,7 @@ def client_for(gallery: Path) -> TestClient:
     from celebface.serve import ServeConfig, create_app
 
     return TestClient(create_app(ServeConfig(gallery=gallery, device="cpu", workers=2),
-                                 models=models()))
+                                 models=models()), base_url="http://localhost")
 
 
 def people(client: TestClient) -> dict[str, int]:

@@ -11,13 +11,16 @@ Nothing heavy is imported until used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from celebface.errors import CelebfaceError
+from celebface.lazy import lazy_getattr
+from celebface.plugins import register_engine
 from celebface.types import UNKNOWN, Decision, Face, Match, Prediction, Verification
 
 __version__ = "0.1.0"
+
+# the engines that ship with celebface (imported only when a stage runs on one)
+register_engine("crop", "ray", "celebface.engines.ray_engine:crop_on_ray")
+register_engine("embed", "ray", "celebface.engines.ray_engine:embed_on_ray")
 
 # name -> module; resolved lazily so `import celebface` loads no model and no torch.
 _LAZY = {
@@ -43,7 +46,4 @@ __all__ = ["UNKNOWN", "CelebfaceError", "Decision", "Face", "Match", "Prediction
            "Verification", "__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'celebface' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

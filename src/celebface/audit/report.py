@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 from pathlib import Path
 from typing import Any
@@ -44,7 +46,7 @@ def _short(path: str) -> str:
 
 def write_sheets(out: Path, findings: list[Finding], limit: int) -> list[str]:
     """``out/sheets/<kind>.png`` for every kind with files; returns the kinds drawn."""
-    from celebface.evaluation.plots import plot_grid
+    from celebface.plots import plot_grid
 
     drawn = []
     for kind in KINDS:
@@ -95,10 +97,18 @@ def report_md(result: Any, data: Path, drawn: list[str]) -> str:
 
 
 def write_outputs(result: Any, data: Path, config: Any) -> None:
-    from celebface.audit.run import write_csv
 
     out = result.out
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(out, result.findings)
+    atomic_write_text(out / "findings.csv", findings_csv(result.findings))
     drawn = write_sheets(out, result.findings, config.sheet_max)
     atomic_write_text(out / "report.md", report_md(result, data, drawn))
+
+
+def findings_csv(findings: list[Finding]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["kind", "files", "person", "score", "detail"])
+    for f in findings:
+        writer.writerow([f.kind, " | ".join(f.files), f.person, f"{f.score:.4f}", f.detail])
+    return buf.getvalue()

@@ -6,8 +6,6 @@ class balance, the worst examples) and ``OUT/sheets/<kind>.png`` contact sheets.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,7 +18,7 @@ import numpy as np
 from celebface.audit import checks
 from celebface.audit.checks import Finding
 from celebface.data import FaceItem, open_dataset
-from celebface.io import ImageReadError, atomic_write_text, check_output_dir, read_image
+from celebface.io import ImageReadError, check_output_dir, read_image
 from celebface.recognition.registry import embedder_config
 
 log = logging.getLogger(__name__)
@@ -202,16 +200,3 @@ def audit(data: str | Path, out: str | Path, config: AuditConfig | None = None,
 
     write_outputs(result, data, config)
     return result
-
-
-def findings_csv(findings: list[Finding]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["kind", "files", "person", "score", "detail"])
-    for f in findings:
-        writer.writerow([f.kind, " | ".join(f.files), f.person, f"{f.score:.4f}", f.detail])
-    return buf.getvalue()
-
-
-def write_csv(out: Path, findings: list[Finding]) -> None:
-    atomic_write_text(out / "findings.csv", findings_csv(findings))

@@ -9,32 +9,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
 
 from celebface import validate
-from celebface.cli.options import add_option
+from celebface.cli.options import add_option, arg_type
 from celebface.device import DEVICES
 from celebface.engines import ENGINES
 from celebface.recognition.spec import TTAS
 
 #: The ``--tta`` choices: ``none`` or ``flip`` (average each face with its mirror image).
 TTA_CHOICES = TTAS
-
-
-def arg_type(parse: Callable[[str], Any], check: Callable[[str, Any], Any], name: str
-              ) -> Callable[[str], Any]:
-    def convert(text: str) -> Any:
-        try:
-            value = parse(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        try:
-            return check("", value)
-        except validate.ConfigError as exc:
-            raise argparse.ArgumentTypeError(exc.reason) from None
-
-    convert.__name__ = name  # argparse names the type in some messages
-    return convert
 
 
 def int_range(lo: int | None = None, hi: int | None = None) -> Callable[[str], int]:

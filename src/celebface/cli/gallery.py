@@ -42,7 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from celebface.gallery.store import copy_gallery, is_store_url
+    from celebface.gallery.store import is_store_url
+    from celebface.gallery.stores import copy_gallery
 
     if args.source == args.target:
         raise CLIError("source and target are the same gallery")

@@ -27,6 +27,8 @@ import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from celebface.validate import ConfigError
+
 T = TypeVar("T")
 
 
@@ -79,12 +81,26 @@ def add_option(parser: argparse._ActionsContainer, target: type | Callable[..., 
     return parser.add_argument(*flags, dest=name, **kwargs)
 
 
+def arg_type(parse: Callable[[str], Any], check: Callable[[str, Any], Any], name: str
+              ) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        try:
+            return check("", value)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(exc.reason) from None
+
+    convert.__name__ = name  # argparse names the type in some messages
+    return convert
+
+
 def _checked_type(kind: type, name: str) -> Any:
     """The argparse type of a number setting: ``kind``, refusing values outside the range
     :data:`celebface.validate.FIELD_CHECKS` declares for ``name`` (when it declares one)."""
     from celebface import validate
-    from celebface.cli.common import arg_type
-
     check = validate.FIELD_CHECKS.get(name)
     return kind if check is None else arg_type(kind, check, kind.__name__)
 

@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
     store_or_folder(args.store, args.gallery, "GALLERY")  # exactly one of them
     if args.store is not None:
-        from celebface.gallery.store import open_store
+        from celebface.gallery.stores import open_store
 
         open_store(args.store).version()  # unreachable: one line now, not a startup traceback
         args.gallery = "gallery"  # unused: the store holds the gallery

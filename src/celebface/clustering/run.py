@@ -102,7 +102,7 @@ def _faces(photos: list[Path], root: Path, config: ClusterConfig, summary: Clust
            progress: bool) -> list[_Face]:
     from tqdm import tqdm
 
-    from celebface.cropping.crop import crop_face
+    from celebface.geometry import crop_face
     from celebface.io import read_image
     from celebface.recognition import default_embedder
     from celebface.verification import find_and_embed
@@ -188,7 +188,7 @@ def _folder(label: int) -> str:
 
 def _write(out: Path, faces: list[_Face], labels: np.ndarray, sims: np.ndarray,
            config: ClusterConfig) -> None:
-    from celebface.evaluation.plots import plot_grid
+    from celebface.plots import plot_grid
 
     rows, by_label = [], {}
     for k, (f, label, sim) in enumerate(zip(faces, labels.tolist(), sims.tolist(),

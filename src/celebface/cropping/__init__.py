@@ -1,6 +1,6 @@
-"""The crop stage: photos to square (or 5-point aligned) face crops, with a manifest."""
+"""The crop stage: photos to square (or 5-point aligned) face crops, with a manifest (the
+geometry is :mod:`celebface.geometry`, the manifest's format :mod:`celebface.data.crops`)."""
 
-from celebface.cropping.crop import crop_face, square_box
 from celebface.cropping.dataset import (
     POLICIES,
     CropConfig,
@@ -9,5 +9,4 @@ from celebface.cropping.dataset import (
     select_faces,
 )
 
-__all__ = ["POLICIES", "CropConfig", "CropSummary", "crop_dataset", "crop_face", "select_faces",
-           "square_box"]
+__all__ = ["POLICIES", "CropConfig", "CropSummary", "crop_dataset", "select_faces"]

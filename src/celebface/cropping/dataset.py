@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from celebface.cropping import records as rec
 from celebface.cropping.config import (
     POLICIES,
     SETTINGS_FILE,
@@ -20,6 +19,7 @@ from celebface.cropping.config import (
 from celebface.cropping.local import crop_local
 from celebface.cropping.plan import Writer
 from celebface.data import FaceItem, open_dataset
+from celebface.data import crops as rec
 from celebface.errors import InputError
 from celebface.io import (
     atomic_write_json,
@@ -29,6 +29,7 @@ from celebface.io import (
     read_splits,
 )
 from celebface.io.pathlist import csv_text
+from celebface.plugins import LOCAL, engine_runner
 
 log = logging.getLogger(__name__)
 
@@ -137,14 +138,10 @@ def _crop(
                dynamic_ncols=True)
     start = time.perf_counter()
     try:
-        if config.engine == "ray":
-            from celebface.engines.ray_engine import crop_on_ray
-
-            crop_on_ray(todo, config, writer, bar, given)
-        elif config.engine == "local":
+        if config.engine == LOCAL:
             crop_local(todo, config, detector, writer, bar)
-        else:
-            raise InputError(f"unknown engine {config.engine!r}: choose local or ray")
+        else:  # e.g. ray: :mod:`celebface.engines.ray_engine`'s ``crop_on_ray``
+            engine_runner("crop", config.engine)(todo, config, writer, bar, given)
         summary.processed = len(todo)
     finally:
         summary.seconds = time.perf_counter() - start

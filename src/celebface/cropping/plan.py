@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from celebface.cropping import records as rec
 from celebface.cropping.config import CropConfig, CropSummary, select_faces
-from celebface.cropping.crop import crop_face
 from celebface.data import FaceItem
+from celebface.data import crops as rec
+from celebface.geometry import crop_face
 from celebface.io import LoadedImage, atomic_write_bytes, encode_jpeg
 from celebface.types import Face
 

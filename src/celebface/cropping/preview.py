@@ -7,7 +7,7 @@ import logging
 import math
 from pathlib import Path
 
-from celebface.cropping import records as rec
+from celebface.data import crops as rec
 from celebface.io import ImageReadError, atomic_write_bytes, read_image
 
 log = logging.getLogger(__name__)

@@ -13,19 +13,18 @@ Two stage outputs are read this way, both from their ``manifest.csv``:
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from celebface.data.stage import MANIFEST
 from celebface.errors import reading
 from celebface.types import Face
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.csv"
-BOX_COLUMNS = frozenset({"identity", "x1", "y1", "x2", "y2"})
+
 #: the stage kinds read as box datasets
 BOX_KINDS = ("synth", "crops")
 
@@ -37,16 +36,6 @@ def is_box_dataset(path: str | Path) -> bool:
     return Path(path).is_dir() and folder_kind(path) in BOX_KINDS
 
 
-def has_box_manifest(path: str | Path) -> bool:
-    """Whether ``path`` holds a ``manifest.csv`` with face boxes (as synth and crop write)."""
-    manifest = Path(path) / MANIFEST
-    if not manifest.is_file():
-        return False
-    with open(manifest, newline="", encoding="utf-8") as fh:
-        header = next(csv.reader(fh), [])
-    return set(header) >= BOX_COLUMNS and ("output" in header or "source" in header)
-
-
 def read_box_items(root: Path, kind: str, one_face_only: bool = True) -> list:
     """The :class:`~celebface.data.FaceItem` s of a ``synth`` or ``crops`` folder (module doc);
     ``[]`` when its manifest has no usable row."""
@@ -55,7 +44,7 @@ def read_box_items(root: Path, kind: str, one_face_only: bool = True) -> list:
 
 
 def _read_box_items(root: Path, kind: str, one_face_only: bool) -> list:
-    from celebface.cropping.records import read_manifest
+    from celebface.data.crops import read_manifest
 
     rows = read_manifest(root)
     if kind == "synth":
@@ -89,7 +78,7 @@ def _read_box_items(root: Path, kind: str, one_face_only: bool) -> list:
 
 
 def _item(path: Path, row: dict[str, str], size: tuple[int, int] | None, split: str | None):
-    from celebface.data.dataset import FaceItem
+    from celebface.data.items import FaceItem
 
     box = (float(row["x1"]), float(row["y1"]), float(row["x2"]), float(row["y2"]))
     face = Face(box=box, score=float(row.get("score") or 1.0))

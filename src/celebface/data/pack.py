@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from celebface.data.dataset import DatasetError, FaceDataset, FaceItem, MissingDatasetError
+from celebface.data.items import DatasetError, FaceDataset, FaceItem, MissingDatasetError
 from celebface.errors import reading
 from celebface.io.atomic import TEXT_ENCODING
 from celebface.io.pathlist import PATHS_FILE, has_paths, read_paths
@@ -68,7 +68,7 @@ def _packed_face(source: str, size: int) -> Face | None:
 
 @functools.lru_cache(maxsize=16)
 def _crop_geometry_cached(root: str) -> dict[str, Face]:
-    from celebface.data.dataset import crop_geometry
+    from celebface.data.items import crop_geometry
 
     return crop_geometry(root)
 

@@ -7,6 +7,7 @@ recognises them by their marker files, so they keep working.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 from pathlib import Path
@@ -73,7 +74,20 @@ def folder_kind(folder: str | Path) -> str:
             if kind in ("crops", "synth") and not (folder / "manifest.csv").is_file():
                 continue
             return kind
-    from celebface.data.boxes import has_box_manifest
-
     # a manifest of face boxes without its settings file: read as a crop output
     return "crops" if has_box_manifest(folder) else "photos"
+
+
+#: A box dataset's manifest and the columns that make it one (synth and crop write them).
+MANIFEST = "manifest.csv"
+BOX_COLUMNS = frozenset({"identity", "x1", "y1", "x2", "y2"})
+
+
+def has_box_manifest(path: str | Path) -> bool:
+    """Whether ``path`` holds a ``manifest.csv`` with face boxes (as synth and crop write)."""
+    manifest = Path(path) / MANIFEST
+    if not manifest.is_file():
+        return False
+    with open(manifest, newline="", encoding="utf-8") as fh:
+        header = next(csv.reader(fh), [])
+    return set(header) >= BOX_COLUMNS and ("output" in header or "source" in header)

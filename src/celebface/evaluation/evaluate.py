@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from celebface.errors import InputError
-from celebface.evaluation.plots import plot_confusion, plot_errors, plot_history
 from celebface.evaluation.report import (
     classification_metrics,
     format_summary,
@@ -21,6 +20,7 @@ from celebface.evaluation.report import (
 )
 from celebface.evaluation.samples import LazyImages, load_eval_set, predict_set
 from celebface.io import ImageReadError, atomic_write_json, atomic_write_text
+from celebface.plots import plot_confusion, plot_errors, plot_history
 
 log = logging.getLogger(__name__)
 

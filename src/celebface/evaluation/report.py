@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from celebface.data import FaceItem
-from celebface.evaluation.plots import display_name
 from celebface.io import atomic_write_text
+from celebface.plots import display_name
 
 
 def classification_metrics(y_true: np.ndarray, probs: np.ndarray, names: Sequence[str]

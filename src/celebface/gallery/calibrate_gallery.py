@@ -30,7 +30,8 @@ from celebface.gallery.faces import (
     load_embedded,
 )
 from celebface.gallery.matching import DEFAULT_MATCH, Matcher
-from celebface.gallery.store import Gallery, GalleryError, is_gallery, open_store
+from celebface.gallery.store import Gallery, GalleryError, is_gallery
+from celebface.gallery.stores import open_store
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,8 @@ from celebface.gallery.faces import (
     source_key,
 )
 from celebface.gallery.matching import DEFAULT_MATCH, GalleryMatcher, Matcher, ModelMatcher
-from celebface.gallery.store import FolderStore, Gallery, GalleryError, GalleryStore, open_store
+from celebface.gallery.store import FolderStore, Gallery, GalleryError, GalleryStore
+from celebface.gallery.stores import open_store
 from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec
 from celebface.recognition.tta import FlipTTA
 

@@ -65,6 +65,13 @@ class IndexConfig:
     threads: int = 1
 
 
+def has_faiss() -> bool:
+    """Whether FAISS is installed (without it, galleries are searched exactly)."""
+    import importlib.util
+
+    return importlib.util.find_spec("faiss") is not None
+
+
 def _faiss() -> Any:
     try:
         import faiss
@@ -183,6 +190,11 @@ def write_indexes(folder: Path, gallery: Gallery, generation: int, embeddings_sh
     kind = str(gallery.info.get("index", "auto"))
     config = config or IndexConfig()
     files: dict[str, Any] = {}
+    if kind == "auto" and not has_faiss():  # exact search without an index file
+        log.warning("%s: faiss is not installed, so no vector index is written; people are "
+                    "matched by exact search (pip install faiss-cpu for large galleries)",
+                    folder)
+        return {"kind": kind, "files": files}
     for view in VIEWS:
         vectors = view_vectors(gallery, view)
         want = resolve_kind(kind, len(vectors), config)

@@ -111,9 +111,14 @@ class GalleryMatcher:
 
     def top(self, embeddings: np.ndarray, n: int = 2) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` best identities per embedding: ``(indices, scores)``, best first."""
-        from celebface.gallery.index import top_identities
+        from celebface.gallery.index import has_faiss, top_identities
 
-        return top_identities(self, self._unit(embeddings), min(n, len(self.names)))
+        n = min(n, len(self.names))
+        if not has_faiss():  # exact search over every identity (no vector index)
+            scores = self.scores(embeddings)
+            top = np.argsort(-scores, axis=1, kind="stable")[:, :n]
+            return top, np.take_along_axis(scores, top, axis=1)
+        return top_identities(self, self._unit(embeddings), n)
 
     def identity_scores(self, query: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """Exact scores of one unit ``query`` against identities ``ids``."""

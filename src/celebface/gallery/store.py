@@ -529,30 +529,3 @@ class FolderStore(GalleryStore):
 def is_store_url(location: object) -> bool:
     """Whether ``location`` names a database rather than a folder."""
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
-
-
-def open_store(location: str | Path | GalleryStore) -> GalleryStore:
-    """The store at ``location``: a ``postgresql://`` URL, else a gallery folder."""
-    if isinstance(location, GalleryStore):
-        return location
-    if is_store_url(location):
-        from celebface.gallery.pg import PgStore
-
-        return PgStore(str(location))
-    return FolderStore(location)
-
-
-def copy_gallery(source: str | Path | GalleryStore, target: str | Path | GalleryStore,
-                 replace: bool = False) -> Gallery:
-    """Copy the gallery at ``source`` into ``target`` (folder <-> database), vectors bit for
-    bit; a gallery already at ``target`` is refused unless ``replace``."""
-    src, dst = open_store(source), open_store(target)
-    if not src.exists():
-        raise MissingGalleryError(f"{src.location}: no gallery there")
-    gallery = src.load()
-    with dst.lock():
-        if dst.exists() and not replace:
-            raise GalleryError(f"{dst.location}: already holds a gallery (replace it with "
-                               "--replace)")
-        dst.save(gallery)
-    return gallery

@@ -156,7 +156,7 @@ class DlibEmbedder(Embedder):
         image = np.ascontiguousarray(image, dtype=np.uint8)
         if (self.config.aligner == "landmarks" and face is not None
                 and face.landmarks is not None):
-            from celebface.cropping.crop import similarity_transform, warp
+            from celebface.geometry import similarity_transform, warp
 
             size = self.config.chip_size
             m = similarity_transform(face.landmarks, chip_template(size, self.config.padding))

@@ -25,8 +25,8 @@ import numpy as np
 
 from celebface import validate
 from celebface.data import FaceDataset, FaceItem
-from celebface.errors import InputError
 from celebface.io import ImageReadError
+from celebface.plugins import LOCAL, engine_runner
 from celebface.recognition.align import DEFAULT_RULE, check_rule, face_tag
 from celebface.recognition.base import Embedder
 from celebface.recognition.batch import embed_chunk, init_worker, worker_task
@@ -278,12 +278,9 @@ class EmbeddingEngine:
 
     def _results(self, tasks: list[tuple[Any, ...]], workers: int, use_pool: bool
                  ) -> Iterator[Any]:
-        if self.config.engine != "local":  # the same tasks, computed elsewhere
-            from celebface.engines.ray_engine import embed_on_ray
-
-            if self.config.engine != "ray":
-                raise InputError(f"unknown engine {self.config.engine!r}: choose local or ray")
-            yield from embed_on_ray(self.embedder, self.config, tasks)
+        if self.config.engine != LOCAL:  # the same tasks, computed elsewhere (e.g. ray)
+            yield from engine_runner("embed", self.config.engine)(self.embedder, self.config,
+                                                                 tasks)
         elif use_pool:
             import multiprocessing as mp
 

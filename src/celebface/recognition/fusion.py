@@ -16,7 +16,6 @@ import numpy as np
 
 from celebface.errors import InputError
 from celebface.recognition.base import Embedder, l2_normalize
-from celebface.recognition.registry import embedder_config
 from celebface.types import Face
 
 #: Part settings that describe rather than configure a part (not flattened into options).
@@ -41,8 +40,8 @@ class FusedEmbedder(Embedder):
         self.parts = list(parts)
         self.name = "+".join(p.name for p in self.parts)
         self.dim = sum(p.dim for p in self.parts)
-        if weights is None:  # the registered fusion's measured weights, else equal ones
-            weights = embedder_config(self.name).fusion_weights or (1.0,) * len(self.parts)
+        if weights is None:  # equal (``get_embedder`` passes a registered fusion's measured)
+            weights = (1.0,) * len(self.parts)
         if len(weights) != len(self.parts) or min(weights) < 0 or sum(weights) <= 0:
             raise InputError(f"fusion weights {list(weights)}: need {len(self.parts)} "
                              "non-negative numbers, not all 0")

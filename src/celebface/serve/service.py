@@ -41,9 +41,9 @@ from celebface.gallery.store import (
     GalleryStore,
     StoreUnavailableError,
     is_store_url,
-    open_store,
     photo_id,
 )
+from celebface.gallery.stores import open_store
 from celebface.io import ImageReadError, LoadedImage, read_image_bytes
 from celebface.recognition.base import l2_normalize
 from celebface.recognizer import Recognizer, RecognizerConfig
@@ -632,9 +632,12 @@ def _short(reason: str) -> str:
 
 def _chosen(faces: Sequence[Face], limit: int, min_score: float) -> list[Face]:
     """The faces the detector scored at least ``min_score``, the largest ``limit`` of them
-    (0: all), largest first."""
-    kept = sorted((f for f in faces if f.score >= min_score), key=lambda f: -f.area)
-    return kept[:limit] if limit else kept
+    (0: all), in the order every surface gives faces (highest score first)."""
+    kept = [f for f in faces if f.score >= min_score]
+    if limit:
+        largest = sorted(kept, key=lambda f: -f.area)[:limit]
+        kept = [f for f in kept if any(f is g for g in largest)]
+    return kept
 
 
 def _top(rec: Recognizer, embedding: np.ndarray, n: int) -> list[dict[str, Any]]:

@@ -59,8 +59,8 @@ def draw_samples(
     """A grid of images with the true box (green) and the predicted one (red), saved as PNG."""
     from matplotlib.patches import Rectangle
 
-    from celebface.evaluation.plots import subplots
     from celebface.io import atomic_write
+    from celebface.plots import subplots
 
     n = len(images)
     cols = max(1, min(columns, n))

@@ -16,9 +16,7 @@ head (the default), and a network fine-tuned on 80 people separates 25 people it
 worse than dlib's original one, so galleries of new people should keep ``--embedder dlib``.
 """
 
-import importlib
-from typing import Any
-
+from celebface.lazy import lazy_getattr
 from celebface.training.face_resnet.config import (
     DEFAULT_MARGIN,
     HEADS,
@@ -41,10 +39,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [

@@ -128,7 +128,7 @@ def train(data: str | Path, out: str | Path, **config: Any) -> FaceResNetModel:
                  metrics=classification_metrics, optimizer=optimizer,
                  fingerprint=fingerprint)
     atomic_write_json(out / "history.json", result.history)
-    from celebface.evaluation.plots import plot_history
+    from celebface.plots import plot_history
 
     plot_history(result.history, out / "curves.png")
     model = FaceResNetModel(net.cpu(), names, {

@@ -136,7 +136,7 @@ class InceptionEmbedder(Embedder):
         if self.model.cutter is not None:  # aligned on the faces (located when not given)
             return self.model.embed(images, faces).astype(np.float32)
         if faces is not None and any(f is not None for f in faces):
-            from celebface.cropping import crop_face
+            from celebface.geometry import crop_face
 
             images = [im if f is None else crop_face(im, f, margin=self.margin,
                                                      size=self.model.input_size)

@@ -9,9 +9,7 @@ map back to any aspect ratio); :meth:`MultiOutputModel.predict` returns them in 
 image's pixels. This package imports torch: it is only imported when the model is used.
 """
 
-import importlib
-from typing import Any
-
+from celebface.lazy import lazy_getattr
 from celebface.training.multi_output.config import (
     KIND,
     MultiOutputConfig,
@@ -38,10 +36,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [

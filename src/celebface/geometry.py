@@ -1,4 +1,5 @@
-"""Cutting a face out of an image: a square box with margin, or a 5-point aligned crop."""
+"""Face geometry: a square box with margin, a 5-point similarity alignment, the crop of a face
+and the mapping of a face into it (pure functions of boxes, points and pixels)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,43 @@
+"""Where a gallery lives, by its location: :func:`open_store` gives a folder's
+:class:`~celebface.gallery.store.FolderStore` or a PostgreSQL database's
+:class:`~celebface.gallery.pg.PgStore` (one write protocol for both), and :func:`copy_gallery`
+moves a gallery between them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from celebface.gallery.pg import PgStore
+from celebface.gallery.store import (
+    FolderStore,
+    Gallery,
+    GalleryError,
+    GalleryStore,
+    MissingGalleryError,
+    is_store_url,
+)
+
+
+def open_store(location: str | Path | GalleryStore) -> GalleryStore:
+    """The store at ``location``: a ``postgresql://`` URL, else a gallery folder."""
+    if isinstance(location, GalleryStore):
+        return location
+    if is_store_url(location):
+        return PgStore(str(location))
+    return FolderStore(location)
+
+
+def copy_gallery(source: str | Path | GalleryStore, target: str | Path | GalleryStore,
+                 replace: bool = False) -> Gallery:
+    """Copy the gallery at ``source`` into ``target`` (folder <-> database), vectors bit for
+    bit; a gallery already at ``target`` is refused unless ``replace``."""
+    src, dst = open_store(source), open_store(target)
+    if not src.exists():
+        raise MissingGalleryError(f"{src.location}: no gallery there")
+    gallery = src.load()
+    with dst.lock():
+        if dst.exists() and not replace:
+            raise GalleryError(f"{dst.location}: already holds a gallery (replace it with "
+                               "--replace)")
+        dst.save(gallery)
+    return gallery
