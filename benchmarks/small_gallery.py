@@ -10,7 +10,9 @@ threshold chosen with the strangers' scores in hand at 1% FAR (the reference of 
 embedder can do). ``enroll`` enrols a person's only photo as the average of it and its mirror
 image: with ``--flip-emb`` (a ``celebface embed --tta flip`` output of the same photos) the
 one-photo galleries are built that way (probes stay single views), and the photo alone (what
-an enrolment from an ``embed`` folder gives) is scored beside it.
+an enrolment from an ``embed`` folder gives) is scored beside it. Scores against one-photo
+people carry the mean-face offset (``celebface.gallery.defaults.person_offsets``), as the
+matcher applies it; the variants tried on the same draws: ``small_gallery_variants.py``.
 
     .venv/bin/python benchmarks/small_gallery.py --emb runs/pins_emb/dlib \
         [--flip-emb runs/pins_emb/dlib_flip]
@@ -124,7 +126,9 @@ def main() -> int:
              "± std (worst FAR). *default*: the uncalibrated threshold per photos-per-person "
              "bucket (celebface.gallery.defaults); *old*: the many-photo tail for everyone "
              f"(before the buckets); *ideal*: chosen on these strangers' scores at "
-             f"{IDEAL_FAR:.0%} FAR.", "",
+             f"{IDEAL_FAR:.0%} FAR. One-photo people: the mean-face offset of "
+             "celebface.gallery.defaults.person_offsets on their scores; other variants on the "
+             "same draws: small_gallery_variants.md.", "",
              "| gallery | method | default threshold | TAR (default) | FAR (default, worst) "
              "| TAR (old) | FAR (old) | ideal threshold | TAR (ideal, 1% FAR) |",
              "|---|---|---|---|---|---|---|---|---|"]

@@ -13,12 +13,14 @@ enrolled from 1, 3, 10 or all of their train rows, strangers = the remaining B p
 rows, genuine = the enrolled people's val rows. A person with one photo is enrolled as the
 average of it and its mirror image (``celebface.gallery.enroll.MIRROR_SINGLE_PHOTOS``): with
 ``--flip-emb`` (a ``celebface embed --tta flip`` output of the same photos) the one-photo
-galleries take their vectors from it, probes stay single views.
+galleries take their vectors from it, probes stay single views. One-photo people's scores carry
+the mean-face offset (``celebface.gallery.defaults.person_offsets``); the mean face is measured
+here first, on half A's train rows, and used for the tails.
 
     .venv/bin/python benchmarks/thresholds.py --emb runs/pins_emb/dlib \
         --flip-emb runs/pins_emb/dlib_flip
 
-Prints the tail tables for ``celebface.gallery.defaults.IMPOSTOR_TAILS`` and writes
+Prints the tables for ``celebface.gallery.defaults.IMPOSTOR_TAILS`` and ``MEAN_FACES`` and writes
 ``benchmarks/results/thresholds_<EMB folder name>.md``/``.json``.
 """
 
@@ -56,23 +58,36 @@ def enrolled_rows(ids, split, people, photos: int | None, rng) -> np.ndarray:
     return out
 
 
-def gallery_of(vec, ids, rows):
+def gallery_of(vec, ids, rows, embedder: dict | None = None):
+    """A gallery of ``rows``, recording ``embedder`` (``{"name", "tta"}``; default dlib)."""
     from celebface.gallery.store import Gallery
 
     g = Gallery()
     g.add(vec[rows], list(ids[rows]), [str(i) for i in np.flatnonzero(rows)])
+    g.embedder = dict(embedder or {})
     return g
 
 
+def mean_face(vec, single_vec, ids, split, people) -> tuple[float, list[float]]:
+    """``(reference, mean face)`` of ``celebface.gallery.defaults.MEAN_FACES``: the unit mean of
+    ``people``'s train rows of ``vec``, and the median of its dot product with their one-photo
+    vectors (``single_vec``)."""
+    rows = np.isin(ids, people) & (split == "train")
+    face = vec[rows].mean(0)
+    face = face / np.linalg.norm(face)
+    return round(float(np.median(single_vec[rows] @ face)), 4), \
+        [round(float(x), 5) for x in face]
+
+
 def impostor_scores(method: str, vec, ids, split, people, photos: int | None = None,
-                    rng=None, k: int = 5, enrol_vec=None) -> np.ndarray:
+                    rng=None, k: int = 5, enrol_vec=None, embedder=None) -> np.ndarray:
     """Scores of each val row of ``people`` against every OTHER person of ``people``, each
     enrolled from ``photos`` random train rows (all for None) of ``enrol_vec`` (default
     ``vec``)."""
     from celebface.gallery.matching import GalleryMatcher
 
     enrol_vec = vec if enrol_vec is None else enrol_vec
-    g = gallery_of(enrol_vec, ids, enrolled_rows(ids, split, people, photos, rng))
+    g = gallery_of(enrol_vec, ids, enrolled_rows(ids, split, people, photos, rng), embedder)
     m = GalleryMatcher(g, method, k)
     probes = np.isin(ids, people) & (split == "val")
     s = m.scores(vec[probes])
@@ -87,7 +102,7 @@ def tail(scores: np.ndarray) -> list[tuple[float, float]]:
             if p * len(scores) >= 3]
 
 
-def measure_tails(vec, ids, split, people, single_vec=None
+def measure_tails(vec, ids, split, people, single_vec=None, embedder=None
                   ) -> dict[str, dict[str, list[tuple[float, float]]]]:
     """``{method: {bucket: tail}}`` measured on ``people``; one-photo galleries enrolled from
     ``single_vec`` (default ``vec``)."""
@@ -99,7 +114,8 @@ def measure_tails(vec, ids, split, people, single_vec=None
             rng = np.random.default_rng(99)
             enrol = single_vec if photos == 1 else None
             scores = np.concatenate([impostor_scores(method, vec, ids, split, people, photos,
-                                                     rng, enrol_vec=enrol)
+                                                     rng, enrol_vec=enrol,
+                                                     embedder=embedder)
                                      for _ in range(draws)])
             out[method][bucket] = tail(scores)
             logging.info("%s %s: %d impostor scores", method, bucket, len(scores))
@@ -136,7 +152,7 @@ def main() -> int:
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from celebface.gallery.calibration import open_set_rates, truth_indices
-    from celebface.gallery.defaults import DEFAULT_FAR, gallery_threshold
+    from celebface.gallery.defaults import DEFAULT_FAR, MEAN_FACES, gallery_threshold
     from celebface.gallery.matching import GalleryMatcher
     from embeddings import load
 
@@ -147,7 +163,10 @@ def main() -> int:
     split = np.array(e.splits, dtype=object)
     half_a, half_b = halves(names)
     single_vec = vec if args.flip_emb is None else flip_vectors(args.flip_emb, e)
-    tails = measure_tails(vec, ids, split, half_a, single_vec)
+    embedder = {"name": model, "tta": tta}
+    faces = mean_face(vec, single_vec, ids, split, half_a)
+    MEAN_FACES[(model, tta)] = faces  # the offsets of the tails and checks below
+    tails = measure_tails(vec, ids, split, half_a, single_vec, embedder)
     checks = []
     for method, tabs in tails.items():
         for photos in CHECK_PHOTOS:
@@ -157,7 +176,7 @@ def main() -> int:
                     known = list(rng.choice(half_b, n, replace=False))
                     strangers = [x for x in half_b if x not in known]
                     g = gallery_of(single_vec if photos == 1 else vec, ids,
-                                   enrolled_rows(ids, split, known, photos, rng))
+                                   enrolled_rows(ids, split, known, photos, rng), embedder)
                     m = GalleryMatcher(g, method, 5)
                     gen = np.isin(ids, known) & (split == "val")
                     strange = np.isin(ids, strangers) & (split == "val")
@@ -183,7 +202,7 @@ def main() -> int:
     tag = "+".join(Path(part).name for part in str(args.emb).split("+"))
     meta = {"embeddings": str(args.emb), "flip_embeddings": str(args.flip_emb or ""),
             "embedder": f"{model}, tta {tta}",
-            "far": far, "tails": tails, "checks": rows}
+            "far": far, "mean_face": faces, "tails": tails, "checks": rows}
     (RESULTS / f"thresholds_{tag}.json").write_text(json.dumps(meta, indent=1))
     lines = ["# Uncalibrated thresholds by gallery size and photos per person", "",
              f"Embeddings `{args.emb}` ({model}, tta {tta}). Tails measured on "
@@ -202,6 +221,7 @@ def main() -> int:
                      f"{100 * r['far_max']:.2f}% |")
     (RESULTS / f"thresholds_{tag}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    print(f"MEAN_FACES entry: {(model, tta)!r}: ({faces[0]}, {faces[1]}),")
     print("IMPOSTOR_TAILS entry:")
     for method, tabs in tails.items():
         print(f'        "{method}": {{')

@@ -5,15 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from celebface.gallery import defaults
 from celebface.gallery.defaults import (
     DEFAULT_FAR,
     IMPOSTOR_TAILS,
+    MEAN_FACES,
+    ONE_PHOTO_MEAN_FACE_WEIGHT,
     default_threshold,
     gallery_threshold,
+    person_offsets,
     photo_bucket,
     tail_chance,
     tail_threshold,
 )
+from celebface.gallery.matching import GalleryMatcher, decide, match
 from celebface.gallery.store import Gallery
 from test_gallery import ColourEmbedder, write_people
 
@@ -107,6 +112,72 @@ def test_a_single_photo_is_enrolled_with_its_mirror_image(tmp_path, rng) -> None
     np.testing.assert_allclose(Gallery.load(tmp_path / "g").embeddings, g.embeddings)
 
 
+def test_person_offsets_weaken_one_photo_vectors_near_the_mean_face() -> None:
+    """Only one-photo people get an offset: weight x (v . mean face - reference), so a vector
+    on the mean face is lowered, one far from it raised; an unmeasured embedder gets none."""
+    ref, face = MEAN_FACES[("dlib", "none")]
+    face = np.asarray(face, np.float32)
+    far_away = np.linalg.qr(np.c_[face, np.eye(128)[:, :1]])[0][:, 1].astype(np.float32)
+    vectors = np.stack([face, far_away, face])
+    off = person_offsets("dlib", "none", vectors, [1, 1, 7])
+    w = ONE_PHOTO_MEAN_FACE_WEIGHT
+    np.testing.assert_allclose(off, [w * (1 - ref), w * (0 - ref), 0], atol=1e-4)
+    assert off[0] > 0 > off[1]
+    assert not person_offsets("fake", "none", vectors, [1, 1, 7]).any()
+    assert not person_offsets("dlib", "none", vectors, [1, 1, 7], weight=0).any()
+    assert not person_offsets("dlib", "none", vectors[:, :8], [1, 1, 7]).any()  # not dlib's
+
+
+@pytest.fixture
+def toy_mean_face(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A measured mean face for the 8-d embedder "toy": e1, reference 0.5."""
+    monkeypatch.setitem(defaults.MEAN_FACES, ("toy", "none"), (0.5, [1.0] + [0.0] * 7))
+
+
+def toy_gallery(people: dict[str, np.ndarray]) -> Gallery:
+    g = Gallery(embedder={"name": "toy", "tta": "none"})
+    for name, rows in people.items():
+        rows = np.atleast_2d(rows).astype(np.float32)
+        g.add(rows, [name] * len(rows), [f"{name}{k}" for k in range(len(rows))])
+    return g
+
+
+def test_matcher_scores_carry_the_offsets(toy_mean_face, rng) -> None:
+    """Every method's scores against a one-photo person are the similarity minus its offset;
+    many-photo people keep the similarity."""
+    e = np.eye(8, dtype=np.float32)
+    g = toy_gallery({"ann": 0.6 * e[0] + 0.8 * e[1], "bob": e[2], "cat": [e[3], e[3], e[4]]})
+    probes = rng.normal(size=(5, 8)).astype(np.float32)
+    probes /= np.linalg.norm(probes, axis=1, keepdims=True)
+    for method in ("centroid", "knn", "topk"):
+        m = GalleryMatcher(g, method)
+        np.testing.assert_allclose(m.offsets, [0.25 * (0.6 - 0.5), 0.25 * (0 - 0.5), 0],
+                                   atol=1e-6)
+        plain = GalleryMatcher(g, method)
+        plain.offsets = np.zeros(3, np.float32)  # the similarity alone
+        np.testing.assert_allclose(m.scores(probes), plain.scores(probes) - m.offsets,
+                                   atol=1e-6)
+        for q in probes:
+            np.testing.assert_allclose(m.identity_scores(q, np.arange(3)),
+                                       m.scores(q[None])[0], atol=1e-6)
+
+
+def test_index_finds_a_one_photo_person_its_offset_raises(toy_mean_face) -> None:
+    """The index proposes the two closest centroids (ann, bob); cat's single photo is a little
+    less similar but far from the mean face, so its offset raises it above both: the search
+    must widen by the largest raise, or it names ann."""
+    e = np.eye(8, dtype=np.float32)
+    g = toy_gallery({"ann": [0.8 * e[1] + 0.6 * e[0]] * 5,
+                     "bob": [0.79 * e[1] + np.sqrt(1 - 0.79 ** 2) * e[2]] * 5,
+                     "cat": 0.78 * e[1] + np.sqrt(1 - 0.78 ** 2) * e[3]})
+    m = GalleryMatcher(g)
+    assert m.max_boost == pytest.approx(0.125)
+    probe = e[1][None]
+    direct = decide(m.scores(probe), m.names, 0.5)
+    assert direct[0].identity == "cat" and direct[0].similarity == pytest.approx(0.905)
+    assert [x.identity for x in match(m, probe, 0.5)] == ["cat"]
+
+
 @pytest.mark.integration
 def test_one_photo_gallery_and_cross_validated_calibration(pins, tmp_path,
                                                            capsys: pytest.CaptureFixture[str]
@@ -135,6 +206,9 @@ def test_one_photo_gallery_and_cross_validated_calibration(pins, tmp_path,
     assert gallery.threshold("centroid") == pytest.approx(
         default_threshold("dlib", "none", "centroid", 4, 1))
     assert gallery.threshold("centroid") < default_threshold("dlib", "none", "centroid", 4)
+    # real one-photo vectors get small offsets of either sign around the measured reference
+    offsets = GalleryMatcher(gallery).offsets
+    assert np.all(offsets != 0) and np.all(np.abs(offsets) < 0.05), offsets
     calib = link(link(tmp_path / "calib", known, "val", 3), strangers, "train", 6)
     capsys.readouterr()
     assert main(["calibrate", g, str(calib), "--far", "0.1", "--detector", "none"]) == 0

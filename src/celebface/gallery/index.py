@@ -283,7 +283,7 @@ def top_identities(matcher: Any, queries: np.ndarray, n: int) -> tuple[np.ndarra
             cand = np.unique(labels[h[valid]])
             exact = matcher.identity_scores(q, cand)
             best = np.argsort(-exact, kind="stable")[:n]
-            last = s[valid][-1] if valid.any() else np.inf
+            last = s[valid][-1] + matcher.max_boost if valid.any() else np.inf
             if k >= len(index) or (len(best) == n and exact[best[-1]] >= last):
                 break
             k = min(4 * k, len(index))

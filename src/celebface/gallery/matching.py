@@ -9,6 +9,11 @@ Methods (each gives one score per enrolled identity, higher is more alike):
   each person has many enrolled photos; calibrate it: its scores depend on that number);
 - ``model``: class probabilities of a classifier trained by ``celebface train``.
 
+A person enrolled from one photo has their score lowered or raised by an offset that grows
+with how close their vector lies to the average face (:func:`celebface.gallery.defaults.
+person_offsets`: such a vector is close to many strangers too); the scores of every method
+include it.
+
 Names come from :meth:`GalleryMatcher.top`: a FAISS index of the gallery
 (:mod:`celebface.gallery.index`) proposes candidate identities, which are rescored exactly, so
 an exact (``flat``) index gives the scores of :meth:`GalleryMatcher.scores` (every identity).
@@ -33,6 +38,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from celebface.errors import InputError
+from celebface.gallery.defaults import person_offsets
 from celebface.gallery.store import Gallery
 from celebface.recognition.base import l2_normalize
 from celebface.types import UNKNOWN, Match
@@ -84,6 +90,11 @@ class GalleryMatcher:
         self._ends = np.searchsorted(labels, np.arange(len(self.names)), side="right")
         self._gallery = gallery
         self._index: Any = None
+        #: subtracted from the scores against each identity (one-photo people; module doc)
+        self.offsets = person_offsets(gallery.embedder_name, gallery.spec.tta, self._centroids,
+                                      np.bincount(gallery.labels, minlength=len(self.names)))
+        #: the most an offset raises a score over the similarity (bounds the index search)
+        self.max_boost = float(max(0.0, -self.offsets.min()))
 
     def _unit(self, embeddings: np.ndarray) -> np.ndarray:
         return l2_normalize(np.asarray(embeddings, np.float32).reshape(-1, self._emb.shape[1]))
@@ -112,20 +123,20 @@ class GalleryMatcher:
     def identity_scores(self, query: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """Exact scores of one unit ``query`` against identities ``ids``."""
         if self.method == "centroid":
-            return self._centroids[ids] @ query
+            return self._centroids[ids] @ query - self.offsets[ids]
         out = np.empty(len(ids), np.float32)
         top = 1 if self.method == "knn" else self.k
         for j, i in enumerate(ids):
             sims = self._emb[self._starts[i]:self._ends[i]] @ query
             k = min(top, len(sims))
             out[j] = np.partition(sims, len(sims) - k)[len(sims) - k:].mean()
-        return out
+        return out - self.offsets[ids]
 
     def scores(self, embeddings: np.ndarray, chunk: int = 1024) -> np.ndarray:
         """Scores against every identity (exact, brute force)."""
         emb = self._unit(embeddings)
         if self.method == "centroid":
-            return emb @ self._centroids.T
+            return emb @ self._centroids.T - self.offsets
         out = np.empty((len(emb), len(self.names)), np.float32)
         for lo in range(0, len(emb), chunk):
             sims = emb[lo : lo + chunk] @ self._emb.T
@@ -137,7 +148,7 @@ class GalleryMatcher:
                 k = min(self.k, b - a)
                 top = np.partition(block, b - a - k, axis=1)[:, b - a - k :]
                 out[lo : lo + chunk, j] = top.mean(axis=1)
-        return out
+        return out - self.offsets
 
 
 class ModelMatcher:
