@@ -114,3 +114,25 @@ def running(app: Any) -> Iterator[tuple[str, Any]]:
     finally:
         server.should_exit = True
         thread.join(60)
+
+
+#: Debian's chromium: Playwright drives it (its own browser download is unreachable here).
+CHROMIUM = Path("/usr/bin/chromium")
+#: Chromium's flags for the browser tests (headless, no network services, a fake camera).
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+
+
+def browser_or_skip() -> Any:
+    """``playwright.sync_api``, or the calling test module skipped when Chromium, Playwright
+    or FastAPI is missing."""
+    import pytest
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} missing (apt-get install chromium; .ci/run does)",
+                    allow_module_level=True)
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright missing (pip install -r requirements-dev.txt)")
+    pytest.importorskip("fastapi", reason="serve needs fastapi (requirements.txt)")
+    return sync_api

@@ -16,7 +16,6 @@ import pytest
 from celebface.io import read_image
 from celebface.serve import ServeConfig
 
-CHROMIUM = Path("/usr/bin/chromium")
 #: where the README's screenshots are written: CELEBFACE_SCREENSHOTS=benchmarks/results to
 #: refresh them (a plain test run leaves the tracked files alone)
 SHOTS = os.environ.get("CELEBFACE_SCREENSHOTS")
@@ -29,18 +28,11 @@ def shot(tmp_path: Path, name: str) -> str:
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} missing (apt-get install chromium; .ci/run does)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api",
-                               reason="playwright missing (pip install -r requirements-dev.txt)")
-pytest.importorskip("fastapi", reason="serve needs fastapi (requirements.txt)")
+from serve_helpers import ARGS, CHROMIUM, browser_or_skip  # noqa: E402
+
+sync_api = browser_or_skip()
 
 from serve_helpers import gallery_copy, held_out, models, photos, running, write_y4m  # noqa: E402
-
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 
 
 @pytest.fixture(scope="module")

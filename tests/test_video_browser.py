@@ -11,19 +11,14 @@ import pytest
 
 from celebface.streaming.synthetic import write_video
 
-CHROMIUM = Path("/usr/bin/chromium")
-
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} missing (apt-get install chromium; .ci/run does)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api",
-                               reason="playwright missing (pip install -r requirements-dev.txt)")
-pytest.importorskip("fastapi", reason="serve needs fastapi (requirements.txt)")
+from serve_helpers import ARGS, CHROMIUM, browser_or_skip  # noqa: E402
+
+sync_api = browser_or_skip()
 
 from serve_helpers import running  # noqa: E402
-from test_serve_browser import ARGS, shot  # noqa: E402
+from test_serve_browser import shot  # noqa: E402
 from test_stream import BlobDetector, MeanColourEmbedder, colour_gallery, colour_sprite  # noqa: E402
 
 
