@@ -111,6 +111,19 @@ def test_names_sources_and_pages() -> None:
     assert page_of([], 0, 10)["pages"] == 1
 
 
+def test_person_names_are_one_spelling_and_text() -> None:
+    """A composed and a decomposed "é" are one person (NFC, as the gallery stores names); a
+    name holding U+FFFD (a URL's %FF%FE decoded) is refused, not a 500."""
+    import unicodedata
+
+    from celebface.serve.config import InvalidNameError, check_name
+
+    composed = "Ren\u00e9e"
+    assert check_name(unicodedata.normalize("NFD", composed)) == composed
+    with pytest.raises(InvalidNameError, match="U\\+FFFD"):
+        check_name("b\ufffd\ufffdb")
+
+
 def test_keys_file(tmp_path: Path) -> None:
     f = tmp_path / "keys"
     f.write_text("# keys\nr3ad recognize\n\nadm1n admin  # the editor\nplain\n")

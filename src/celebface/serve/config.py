@@ -149,7 +149,8 @@ def check_name(name: str) -> str:
     """``name`` if it can name a person, else :class:`InvalidNameError` saying why.
 
     Refused: empty, longer than :data:`MAX_NAME_LENGTH`, leading/trailing spaces, path
-    separators, control or other invisible characters, ``.``/``..`` and ``unknown``.
+    separators, control or other invisible characters, ``.``/``..``, ``unknown`` and U+FFFD
+    (bytes that were not UTF-8); returned in Unicode NFC.
     """
     if not name or not name.strip():
         raise InvalidNameError("name is empty")
@@ -163,4 +164,7 @@ def check_name(name: str) -> str:
         raise InvalidNameError("name contains a control or invisible character")
     if name in (".", "..") or name.lower() == UNKNOWN:
         raise InvalidNameError(f"{name!r} is reserved")
-    return name
+    try:  # one spelling (NFC), as the gallery stores it; U+FFFD (undecodable bytes) refused
+        return validate.person_name(name)
+    except validate.ConfigError as exc:
+        raise InvalidNameError(str(exc)) from None
