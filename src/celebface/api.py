@@ -119,7 +119,7 @@ def timeline(video: str | Path, gallery: str | Path | Any, out: str | Path | Non
     """Who appears when in ``video``: one :class:`~celebface.streaming.timeline.Appearance`
     per track (person or ``unknown-N``, start/end time, frames, scores); with ``out``, also
     writes ``appearances.csv``/``.json``, thumbnails and ``timeline.png`` there. ``tracker``:
-    :class:`~celebface.streaming.tracker.TrackerConfig` settings (e.g. ``detect_every=3``)."""
+    :class:`~celebface.recognizer.TrackerConfig` settings (e.g. ``detect_every=3``)."""
     from celebface.recognizer import RecognizerConfig, TrackerConfig
     from celebface.streaming.recognizer import VideoRecognizer
     from celebface.streaming.timeline import video_timeline
