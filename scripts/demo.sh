@@ -29,7 +29,8 @@ step "4/7 evaluate on ${split_args[*]:-all rows} -> $OUT/report"
 mapfile -t heldout < <("$BIN/python" - "$DATA" <<'PY'
 import sys
 from pathlib import Path
-from celebface.io import list_dataset, read_splits
+from celebface.data import list_dataset
+from celebface.io import read_splits
 root = Path(sys.argv[1])
 items = list_dataset(root)
 if (root / "splits.csv").is_file():
@@ -60,7 +61,8 @@ import re
 import sys
 from pathlib import Path
 
-from celebface.io import is_image_file, list_dataset, read_splits
+from celebface.data import list_dataset
+from celebface.io import is_image_file, read_splits
 
 crops, strangers, dst = map(Path, sys.argv[1:])
 def key(name: str) -> str:
@@ -72,7 +74,7 @@ def link(src: Path, identity: str) -> None:
     (dst / identity / src.name).symlink_to(src.resolve())
 for it in list_dataset(crops):
     if splits.get(it.key) == "val":
-        link(it.path, it.identity)
+        link(Path(it.path), it.identity)
 people = [p for p in sorted(strangers.iterdir()) if p.is_dir() and not any(
     difflib.SequenceMatcher(None, key(p.name), k).ratio() >= 0.8 for k in known)]
 for person in people[:40]:
