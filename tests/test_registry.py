@@ -171,6 +171,10 @@ def test_default_embedder_is_built_once_per_spec(registered) -> None:
     flipped = default_embedder(EmbedderSpec("colour", "flip", {"offset": 2.0}), "cpu")
     assert isinstance(flipped, FlipTTA) and flipped.base.offset == 2.0
     assert default_embedder(EmbedderSpec("colour", "flip", {"offset": 2.0}), "cpu") is flipped
+    from celebface.verification.compare import gallery_embedder
+
+    g = Gallery(embedder={"name": "colour", "tta": "flip", "options": {"offset": 2.0}})
+    assert gallery_embedder(g, "cpu") is flipped  # a gallery's options are kept too
     spec._cached_embedder.cache_clear()  # no fake left for later tests
 
 
