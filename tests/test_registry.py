@@ -3,6 +3,7 @@ stage reads; ``embed_views`` on the Embedder base; a gallery's parsed spec."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -44,7 +45,7 @@ def test_get_embedder_builds_by_name_and_stages_read_the_entry(registered) -> No
     assert pair_threshold(emb) == 0.5 and pair_threshold(get_embedder("colour", tta="flip")) == 0.6
     assert isinstance(get_embedder("colour", tta="flip"), FlipTTA)
     assert cluster_threshold(emb, "rerank") == 0.7 and rerank_cut(emb) == 0.4
-    assert near_duplicate_bound("colour") == 0.97
+    assert near_duplicate_bound(EmbedderSpec("colour")) == 0.97
     assert default_threshold("colour", "none", "centroid", 10) == FALLBACK_THRESHOLD
     with pytest.raises(InputError, match=r"unknown embedder 'nope'.*colour"):
         get_embedder("nope")
@@ -132,20 +133,49 @@ def test_the_service_keeps_the_gallery_tta() -> None:
 
 
 def test_every_config_names_its_embedder_by_one_spec() -> None:
+    from celebface.audit import AuditConfig
+    from celebface.clustering import ClusterConfig
     from celebface.gallery.faces import FaceSetConfig
     from celebface.recognition.engine import EmbedConfig
     from celebface.training.classical import ClassicalConfig
     from celebface.training.mlp import MLPConfig
 
-    want = EmbedderSpec("facenet", "flip", {"box_margin": 0.2, "weights": "w.pt"})
-    assert EmbedderSpec.from_config(EmbedConfig(embedder="facenet", tta="flip", weights="w.pt",
-                                                options={"box_margin": 0.2})) == want
+    weights = str(Path("w.pt").resolve())  # a weights file is named by its absolute path
+    want = EmbedderSpec("facenet", "flip", {"box_margin": 0.2, "weights": weights})
+    embed = EmbedConfig(embedder="facenet", tta="flip", weights="w.pt",
+                        options={"box_margin": 0.2})
+    assert embed.spec == want and EmbedConfig.of_spec(want).spec == want
+    assert EmbedConfig.of_spec(want, batch_size=8).weights == weights
     assert FaceSetConfig(embedder="facenet", tta="flip",
-                         embedder_options={"box_margin": 0.2, "weights": "w.pt"}).spec == want
+                         embedder_options={"box_margin": 0.2, "weights": weights}).spec == want
     assert ClassicalConfig(embedder="facenet", tta="flip").spec == EmbedderSpec("facenet", "flip")
     assert MLPConfig(tta="flip").spec == EmbedderSpec("dlib", "flip")
+    assert ClusterConfig(embedder="facenet", tta="flip").spec == EmbedderSpec("facenet", "flip")
+    assert AuditConfig(embedder="facenet").spec == EmbedderSpec("facenet")
     with pytest.raises(InputError, match="--tta"):
         FaceSetConfig(tta="sideways")
+    for config in (EmbedConfig(tta="sideways"), ClusterConfig(tta="sideways")):
+        with pytest.raises(InputError, match="--tta"):
+            config.spec  # noqa: B018
+
+
+def test_default_embedder_is_built_once_per_spec(registered) -> None:
+    from celebface.recognition import default_embedder, spec
+
+    spec._cached_embedder.cache_clear()
+
+    plain = default_embedder(EmbedderSpec("colour"), "cpu")
+    assert default_embedder("colour", "cpu") is plain and plain.offset == -128.0
+    shifted = default_embedder(EmbedderSpec("colour", options={"offset": 2.0}), "cpu")
+    assert shifted is not plain and shifted.offset == 2.0  # the options reach the builder
+    flipped = default_embedder(EmbedderSpec("colour", "flip", {"offset": 2.0}), "cpu")
+    assert isinstance(flipped, FlipTTA) and flipped.base.offset == 2.0
+    assert default_embedder(EmbedderSpec("colour", "flip", {"offset": 2.0}), "cpu") is flipped
+    from celebface.verification.compare import gallery_embedder
+
+    g = Gallery(embedder={"name": "colour", "tta": "flip", "options": {"offset": 2.0}})
+    assert gallery_embedder(g, "cpu") is flipped  # a gallery's options are kept too
+    spec._cached_embedder.cache_clear()  # no fake left for later tests
 
 
 def test_enroll_tta_flag_reaches_the_spec() -> None:

@@ -20,6 +20,7 @@ from celebface.audit.checks import Finding
 from celebface.data import FaceItem, open_dataset
 from celebface.io import ImageReadError, check_output_dir, read_image
 from celebface.recognition.registry import embedder_config
+from celebface.recognition.spec import EmbedderSpec
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,11 @@ class AuditConfig:
     batch_size: int = 16
     cache_dir: str | None = None
     sheet_max: int = 24
+
+    @property
+    def spec(self) -> EmbedderSpec:
+        """The embedder these settings describe."""
+        return EmbedderSpec.from_config(self)
 
 
 @dataclass
@@ -96,9 +102,8 @@ def _embed_crops(data: Path, out: Path, photos: _Photos, config: AuditConfig,
     """Whole-image vectors via ``embed_dataset`` (cached by content)."""
     from celebface.recognition import EmbedConfig, embed_dataset
 
-    emb = embed_dataset(data, out / "embeddings", EmbedConfig(
-        embedder=config.embedder, device=config.device, cache_dir=config.cache_dir,
-        progress=progress))
+    emb = embed_dataset(data, out / "embeddings", EmbedConfig.of_spec(
+        config.spec, device=config.device, cache_dir=config.cache_dir, progress=progress))
     by_path = {p: k for k, p in enumerate(emb.paths)}
     vecs = np.full((len(photos.paths), emb.embeddings.shape[1]), np.nan, np.float32)
     bad = []
@@ -123,7 +128,7 @@ def _embed_photos(photos: _Photos, config: AuditConfig, progress: bool
     from celebface.verification.compare import face_finder
 
     finder = face_finder(config.detector, config.device)
-    embedder = default_embedder(config.embedder, config.device)
+    embedder = default_embedder(config.spec, config.device)
     vecs = np.full((len(photos.paths), embedder.dim), np.nan, np.float32)
     found: list[Finding] = []
     for lo in tqdm(range(0, len(photos.paths), config.batch_size), desc="audit: detect+embed",
@@ -160,12 +165,12 @@ def _embed_photos(photos: _Photos, config: AuditConfig, progress: bool
     return vecs, found
 
 
-def near_duplicate_bound(embedder: str) -> float:
-    """The measured near-duplicate cosine of ``embedder`` (tta none), else the fallback."""
-    bound = embedder_config(embedder).near_duplicate.get("none")
+def near_duplicate_bound(spec: EmbedderSpec) -> float:
+    """The measured near-duplicate cosine of ``spec``'s embedder, else the fallback."""
+    bound = embedder_config(spec.name).near_duplicate.get(spec.tta)
     if bound is not None:
         return bound
-    log.warning("no measured near-duplicate bound for %s: using %.3f", embedder,
+    log.warning("no measured near-duplicate bound for %s: using %.3f", spec.describe(),
                 checks.FALLBACK_NEAR_DUPLICATE)
     return checks.FALLBACK_NEAR_DUPLICATE
 
@@ -186,7 +191,7 @@ def audit(data: str | Path, out: str | Path, config: AuditConfig | None = None,
     sub = {"paths": [photos.paths[k] for k in ok], "ids": [photos.ids[k] for k in ok],
            "splits": [photos.splits[k] for k in ok]}
     bound = config.near_duplicate if config.near_duplicate is not None \
-        else near_duplicate_bound(config.embedder)
+        else near_duplicate_bound(config.spec)
     findings += checks.exact_duplicates(photos.hashes, photos.paths, photos.ids, photos.splits)
     findings += checks.near_duplicates(vecs[ok], bound, [photos.hashes[k] for k in ok],
                                        sub["paths"], sub["ids"], sub["splits"])

@@ -26,6 +26,7 @@ from celebface.errors import CelebfaceError
 from celebface.io import ImageReadError, atomic_write_bytes, atomic_write_text, encode_jpeg
 from celebface.io.datasets import is_image_file, report_unsupported
 from celebface.io.paths import check_output_dir
+from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class ClusterConfig:
 
     detector: str = "mtcnn"
     embedder: str = "dlib"
-    tta: str = "none"
+    tta: str = DEFAULT_TTA
     device: str = "auto"
     threshold: float | None = None
     method: str = "rerank"
@@ -60,6 +61,11 @@ class ClusterConfig:
     crop_margin: float = 0.2
     crop_size: int = 160
     sheet_max: int = 48
+
+    @property
+    def spec(self) -> EmbedderSpec:
+        """The embedder these settings describe."""
+        return EmbedderSpec.from_config(self)
 
 
 @dataclass
@@ -109,7 +115,7 @@ def _faces(photos: list[Path], root: Path, config: ClusterConfig, summary: Clust
     from celebface.verification.compare import face_finder
 
     finder = face_finder(config.detector, config.device)
-    embedder = default_embedder(config.embedder, config.device, config.tta)
+    embedder = default_embedder(config.spec, config.device)
     out: list[_Face] = []
     bar = tqdm(total=len(photos), desc="cluster: detect+embed", unit="photo",
                disable=not progress)
@@ -157,14 +163,13 @@ def cluster_photos(photos: str | Path, out: str | Path, config: ClusterConfig | 
     if method not in METHODS:
         raise ClusterError(f"unknown clustering method {method!r}: choose {', '.join(METHODS)}")
     if method == "rerank" and cut is None:
-        cut = rerank_cut(default_embedder(config.embedder, config.device, config.tta))
+        cut = rerank_cut(default_embedder(config.spec, config.device))
         if cut is None:
-            log.warning("no measured re-ranking cut for embedder %s (tta %s): clustering by "
-                        "average linkage; give a cut to re-rank", config.embedder, config.tta)
+            log.warning("no measured re-ranking cut for embedder %s: clustering by average "
+                        "linkage; give a cut to re-rank", config.spec.describe())
             method = "agglomerative"
     if threshold is None:
-        threshold = cluster_threshold(default_embedder(config.embedder, config.device,
-                                                       config.tta), method)
+        threshold = cluster_threshold(default_embedder(config.spec, config.device), method)
     summary = ClusterSummary(out, photos=len(files), threshold=float(threshold), method=method,
                              cut=cut if method == "rerank" else None)
     faces = _faces(files, root, config, summary, progress)

@@ -128,8 +128,8 @@ def embed_items(
     """
     from celebface.recognition.engine import EmbedConfig, EmbeddingEngine
 
-    run = EmbedConfig(embedder=config.embedder, workers=1, batch_size=config.batch_size,
-                      faces=config.face_rule, progress=progress)
+    run = EmbedConfig.of_spec(config.spec, workers=1, batch_size=config.batch_size,
+                              faces=config.face_rule, progress=progress)
     engine = EmbeddingEngine(embedder, config.cache_dir or cache_dir, run, detector=detector,
                              max_side=config.max_side)
     for rows, vectors in engine.run(dataset, items):

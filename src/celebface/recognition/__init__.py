@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from celebface.recognition.registry import (
     embedder_names,
     register_embedder,
 )
+from celebface.recognition.spec import EmbedderSpec, build_embedder, default_embedder
 from celebface.recognition.tta import FlipTTA, combine_views
 
 
@@ -45,21 +45,16 @@ def get_embedder(
     return FlipTTA(embedder) if tta == "flip" else embedder
 
 
-@functools.lru_cache(maxsize=4)
-def default_embedder(name: str = "dlib", device: str = "auto", tta: str = "none") -> Embedder:
-    """The embedder ``get_embedder(name, device=device, tta=tta)`` builds, built once per
-    process (the facade, verification, clustering and auditing call it in loops)."""
-    return get_embedder(name, device=device, tta=tta)
-
-
 __all__ = [
     "DlibConfig",
     "DlibEmbedder",
     "EmbedConfig",
     "Embedder",
     "EmbedderConfig",
+    "EmbedderSpec",
     "Embeddings",
     "FlipTTA",
+    "build_embedder",
     "combine_views",
     "default_embedder",
     "embed_dataset",

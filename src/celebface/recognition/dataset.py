@@ -23,7 +23,7 @@ from celebface.io.pathlist import write_paths
 from celebface.recognition.align import check_rule
 from celebface.recognition.base import Embedder
 from celebface.recognition.engine import EmbedConfig, EmbeddingEngine
-from celebface.recognition.spec import EmbedderSpec
+from celebface.recognition.spec import EmbedderSpec, build_embedder
 from celebface.recognition.tta import views_for
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,6 @@ def embed_dataset(
     computes only what is new, and an interrupted run resumes.
     ``embedder`` overrides ``config.embedder`` (for an embedder built in code).
     """
-    from celebface.recognition import get_embedder
-
     config = replace(config or EmbedConfig(), **overrides)  # TypeError for unknown options
     check_rule(config.faces)
     data, out = Path(data), Path(out)
@@ -83,12 +81,14 @@ def embed_dataset(
     dataset = open_dataset(data)
     if dataset.kind == "embeddings":
         raise DatasetError(f"{data}: already embeddings; give the images they came from")
-    views = views_for(config.tta)
-    if embedder is None:
-        embedder = get_embedder(config.embedder, config.device, weights=config.weights,
-                                **config.options)
+    spec = config.spec
+    if embedder is None:  # a FlipTTA is cached view by view (the engine unwraps it)
+        embedder, views = build_embedder(spec, config.device), None
+    else:
+        views = views_for(spec.tta)
     cache_root = Path(config.cache_dir) if config.cache_dir else out / ".cache"
     engine = EmbeddingEngine(embedder, cache_root, config, views=views)
+    embedder = engine.embedder
     settings = engine.settings
 
     start = time.perf_counter()
@@ -100,13 +100,13 @@ def embed_dataset(
     splits = [items[i].split for i in rows]
     computed, compute_s = engine.computed, engine.compute_seconds
     meta = {
-        "embedder": EmbedderSpec.of(getattr(embedder, "base", embedder), config.embedder,
-                                    config.tta, _spec_options(config)).to_dict(),
+        "embedder": EmbedderSpec.of(getattr(embedder, "base", embedder), spec.name, spec.tta,
+                                    spec.options).to_dict(),
         "model": embedder.name,
         "dim": int(emb.shape[1]),
         "alignment": settings.get("alignment", "none"),
         "faces": config.faces,
-        "tta": config.tta,
+        "tta": spec.tta,
         "settings": settings,
         "backend": getattr(embedder, "backend", None),
         # the weights file itself (settings name only its file, to keep the cache portable)
@@ -128,13 +128,6 @@ def embed_dataset(
         log.warning("%d file(s) skipped, listed in %s", len(errors), out / "errors.txt")
     return Embeddings(emb, labels, paths, dataset.names, meta,
                       splits if any(s is not None for s in splits) else None)
-
-
-def _spec_options(config: EmbedConfig) -> dict[str, Any]:
-    options = dict(config.options)
-    if config.weights:
-        options["weights"] = str(Path(config.weights).resolve())
-    return options
 
 
 def _write_outputs(

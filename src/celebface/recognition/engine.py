@@ -32,6 +32,7 @@ from celebface.recognition.base import Embedder
 from celebface.recognition.batch import embed_chunk, init_worker, worker_task
 from celebface.recognition.cache import EmbeddingCache, content_hash
 from celebface.recognition.dlib_resnet import DlibEmbedder
+from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec
 from celebface.recognition.tta import FlipTTA, combine_views, views_for
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class EmbedConfig:
     at the end (otherwise a run adds one shard: :mod:`celebface.recognition.cache`)."""
 
     embedder: str = "dlib"
-    tta: str = "none"
+    tta: str = DEFAULT_TTA
     device: str = "auto"
     weights: str | None = None
     workers: int = 0
@@ -67,6 +68,18 @@ class EmbedConfig:
     def __post_init__(self) -> None:
         validate.nonneg_int("workers", self.workers)
         validate.positive_int("batch_size", self.batch_size)
+
+    @property
+    def spec(self) -> EmbedderSpec:
+        """The embedder these settings describe."""
+        return EmbedderSpec.from_config(self)
+
+    @classmethod
+    def of_spec(cls, spec: EmbedderSpec, **settings: Any) -> EmbedConfig:
+        """The settings that embed with ``spec``'s embedder (``settings``: the rest)."""
+        options = dict(spec.options)
+        return cls(embedder=spec.name, tta=spec.tta, weights=options.pop("weights", None),
+                   options=options, **settings)
 
 
 def cache_settings(embedder: Embedder, name: str | None = None) -> dict[str, Any]:

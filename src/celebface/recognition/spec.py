@@ -9,8 +9,11 @@ vectors): two specs with different settings give incomparable vectors.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from celebface.errors import InputError
@@ -103,11 +106,12 @@ class EmbedderSpec:
     def from_config(cls, config: Any) -> EmbedderSpec:
         """The spec a stage's settings name: their ``embedder``, ``tta`` (default
         :data:`DEFAULT_TTA`), constructor options (``embedder_options`` or ``options``) and
-        ``weights`` file when set; the one way every config's embedder fields become a spec."""
+        ``weights`` file when set (as an absolute path); the one way every config's embedder
+        fields become a spec."""
         options = dict(getattr(config, "embedder_options", None)
                        or getattr(config, "options", None) or {})
-        if getattr(config, "weights", None) is not None:
-            options["weights"] = str(config.weights)
+        if getattr(config, "weights", None):
+            options["weights"] = str(Path(config.weights).resolve())
         return cls(str(config.embedder), check_tta(getattr(config, "tta", DEFAULT_TTA)), options)
 
     def same_vectors(self, other: EmbedderSpec) -> bool:
@@ -137,3 +141,19 @@ def build_embedder(spec: EmbedderSpec | dict[str, Any], device: str = "auto") ->
         return get_embedder(spec.name, device=device, tta=spec.tta, **spec.options)
     except TypeError as exc:
         raise InputError(f"cannot rebuild embedder {spec.describe()}: {exc}") from None
+
+
+def default_embedder(spec: EmbedderSpec | str = "dlib", device: str = "auto") -> Any:
+    """The embedder :func:`build_embedder` builds for ``spec`` (a bare name: that embedder
+    without TTA or options), built once per process for each spec and device (the facade,
+    verification, clustering and auditing call it in loops)."""
+    if not isinstance(spec, EmbedderSpec):
+        spec = EmbedderSpec(str(spec))
+    key = json.dumps({"name": spec.name, "tta": spec.tta, "options": spec.options},
+                     sort_keys=True, default=str)
+    return _cached_embedder(key, device)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_embedder(key: str, device: str) -> Any:
+    return build_embedder(EmbedderSpec.from_dict(json.loads(key)), device)

@@ -64,11 +64,7 @@ def prepare_embeddings(
         spec = spec or EmbedderSpec()
         emb_dir = Path(out) / "embeddings"
         log.info("embedding %s with %s into %s", data, spec.describe(), emb_dir)
-        options = dict(spec.options)
-        weights = options.pop("weights", None)
-        embed_dataset(data, emb_dir, EmbedConfig(embedder=spec.name, tta=spec.tta,
-                                                 weights=weights, options=options,
-                                                 device=device))
+        embed_dataset(data, emb_dir, EmbedConfig.of_spec(spec, device=device))
         data = emb_dir
     return load_embedding_data(data, seed=seed, val_fraction=val_fraction)
 

@@ -21,8 +21,7 @@ def gallery_embedder(gallery: Any, device: str = "auto") -> Any:
     """The embedder a gallery was built with (its calibrated threshold holds for it only)."""
     from celebface.recognition import default_embedder
 
-    spec = gallery.spec
-    return default_embedder(spec.name, device, spec.tta)
+    return default_embedder(gallery.spec, device)
 
 
 def gallery_settings(gallery: str | Path | Any, device: str = "auto") -> tuple[Any, float]:
