@@ -4,7 +4,6 @@ stage reads; ``embed_views`` on the Embedder base; a gallery's parsed spec."""
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -122,11 +121,9 @@ def test_gallery_spec_is_parsed_once_and_follows_a_new_embedder() -> None:
 
 
 def test_the_service_keeps_the_gallery_tta() -> None:
-    from celebface.serve.service import FaceService
-
+    """The service enrols (and builds its embedder) with the gallery's whole spec."""
     g = Gallery(embedder={"name": "dlib", "tta": "flip", "options": {"aligner": "predictor"}})
-    fields = FaceService._embedder_fields(SimpleNamespace(gallery=g))
-    config = EnrollConfig(**fields)
+    config = EnrollConfig().with_spec(g.spec)
     assert config.spec == EmbedderSpec("dlib", "flip", {"aligner": "predictor"})
     # settings of earlier versions (tta among the options) read the same
     assert EnrollConfig(embedder_options={"tta": "flip", "aligner": "predictor"}) == config

@@ -8,7 +8,6 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -74,10 +73,7 @@ def calibrate(
         if classifier_embedder is None:
             check_same_embedder(gallery, embedded_spec(meta))
     else:
-        base = config or FaceSetConfig()
-        spec = gallery.spec
-        config = replace(base, embedder=spec.name, tta=spec.tta,
-                         embedder_options=dict(spec.options or base.embedder_options))
+        config = (config or FaceSetConfig()).with_spec(gallery.spec)
         models = (classifier_embedder, build_detector(config)) if classifier_embedder else None
         faces = embed_faces(data, config, models, cache_dir=gallery_cache_dir(gallery))
     enrolled = set(gallery.sources) | same_content(faces.sources, gallery.sources)

@@ -68,6 +68,14 @@ class FaceSetConfig:
         """The embedder these settings describe."""
         return EmbedderSpec.from_config(self)
 
+    def with_spec(self, spec: EmbedderSpec, **changes: Any) -> Any:
+        """These settings (with ``changes``) embedding with ``spec``'s embedder (its options,
+        else these)."""
+        from dataclasses import replace
+
+        return replace(self, embedder=spec.name, tta=spec.tta,
+                       embedder_options=dict(spec.options or self.embedder_options), **changes)
+
     @property
     def face_rule(self) -> str:
         """The :mod:`celebface.recognition.align` rule for faces not known in advance."""

@@ -185,13 +185,8 @@ class FaceService:
         if len(self.gallery):
             rec = Recognizer(self.gallery, detector=c.detector, config=self._rec_config())
             return rec.embedder, rec.finder
-        return build_models(EnrollConfig(**self._embedder_fields(), detector=c.detector,
-                                         device=c.device))
-
-    def _embedder_fields(self) -> dict[str, Any]:
-        """The gallery's embedder as enrolment settings (its TTA included)."""
-        spec = self.gallery.spec
-        return {"embedder": spec.name, "tta": spec.tta, "embedder_options": dict(spec.options)}
+        return build_models(EnrollConfig(detector=c.detector, device=c.device)
+                            .with_spec(self.gallery.spec))
 
     def close(self) -> None:
         """Finish the work already handed to the pool, then stop it."""
@@ -488,7 +483,7 @@ class FaceService:
 
     def _load_for_edit(self) -> Gallery:
         """A new, empty gallery for the first enrolment (the store has none yet)."""
-        spec = embedder_spec(self.embedder, EnrollConfig(**self._embedder_fields()))
+        spec = embedder_spec(self.embedder, EnrollConfig().with_spec(self.gallery.spec))
         settings = spec["settings"]
         return Gallery(path=getattr(self.store, "folder", None), embedder=spec, info={
             "alignment": settings.get("alignment", settings.get("align")),
