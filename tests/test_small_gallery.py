@@ -77,9 +77,11 @@ def test_one_photo_people_get_the_one_photo_tail() -> None:
         default_threshold("dlib+facenet", "none", "centroid", 30))
 
 
-def test_a_single_photo_is_enrolled_with_its_mirror_image(tmp_path, rng) -> None:
+@pytest.mark.parametrize("checkpoint", [512, 1])
+def test_a_single_photo_is_enrolled_with_its_mirror_image(tmp_path, rng, checkpoint) -> None:
     """One photo: the average of it and its mirror image (two views); several photos: each
-    photo as it is. Re-enrolling embeds nothing again."""
+    photo as it is, whether or not a checkpoint saved the photo before the run ended.
+    Re-enrolling embeds nothing again."""
     from PIL import Image
 
     from celebface.gallery import EnrollConfig, enroll
@@ -94,7 +96,7 @@ def test_a_single_photo_is_enrolled_with_its_mirror_image(tmp_path, rng) -> None
     arr[:, :12] = (30, 30, 200)
     Image.fromarray(arr).save(data / "amy" / "0.png")
     emb = ColourEmbedder()
-    cfg = EnrollConfig(embedder="colour", detector="none")
+    cfg = EnrollConfig(embedder="colour", detector="none", checkpoint_every=checkpoint)
     enroll(data, tmp_path / "g", config=cfg, models=(emb, None), progress=False)
     g = Gallery.load(tmp_path / "g")
     assert g.counts() == {"amy": 1, "bob": 3}

@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from celebface import validate
 from celebface.gallery.faces import (
     FaceSet,
@@ -236,49 +234,41 @@ def _embed_photos(
         "faces_from": ("whole images (face crops)" if detector is None
                        else f"largest {config.detector} face"),
     }
-    pending = 0
-    for part in embed_items(dataset, todo, embedder, detector, config, progress,
-                            cache_dir=store.cache_dir()):
-        photos.parts.append(part)
-        summary.skipped += part.skipped
-        pending += len(part.identities)
-        if pending >= config.checkpoint_every:
-            store.edit(functools.partial(_checkpoint, photos, summary), new)
-            pending = 0
+    singles: list[Any] = []
     if MIRROR_SINGLE_PHOTOS and photos.spec.get("tta", DEFAULT_TTA) == "none":
-        _mirror_single_photos(photos, current, add, dataset, todo, embedder, detector, config,
-                              store.cache_dir())
+        singles = _single_photos(todo, dataset, current if add else None, photos.wanted)
+        if singles:
+            log.info("%d people with one photo: enrolling each photo with its mirror image",
+                     len(singles))
+    chosen = {id(it) for it in singles}
+    plain = [it for it in todo if id(it) not in chosen]
+    pending = 0
+    for items_, model in ((plain, embedder), (singles, FlipTTA(embedder))):
+        if not items_:
+            continue
+        for part in embed_items(dataset, items_, model, detector, config, progress,
+                                cache_dir=store.cache_dir()):
+            photos.parts.append(part)
+            summary.skipped += part.skipped
+            pending += len(part.identities)
+            if pending >= config.checkpoint_every:
+                store.edit(functools.partial(_checkpoint, photos, summary), new)
+                pending = 0
     return photos
 
 
-def _mirror_single_photos(photos: _NewPhotos, current: Gallery | None, add: bool,
-                          dataset: Any, todo: Sequence[Any], embedder: Any, detector: Any,
-                          config: EnrollConfig, cache_dir: Path | None) -> None:
-    """Each person who will have one photo only gets it as the average of it and its mirror
-    image (:data:`MIRROR_SINGLE_PHOTOS`; the original view comes from the cache), in place
-    of its plain vector in ``photos``."""
+def _single_photos(todo: Sequence[Any], dataset: Any, kept: Gallery | None,
+                  wanted: set[str]) -> list[Any]:
+    """The items of ``todo`` that will be their person's only photo (:data:`MIRROR_SINGLE_PHOTOS`:
+    each is enrolled as the average of it and its mirror image), counting ``dataset``'s photos
+    and those of ``kept`` (the gallery an ``--add`` keeps) that ``dataset`` does not hold."""
     from collections import Counter
 
     counts = Counter(dataset.identities)
-    if add and current is not None:
-        counts.update(current.names[label] for label, src
-                      in zip(current.labels, current.sources, strict=True)
-                      if src not in photos.wanted)
-    embedded = {s for part in photos.parts for s in part.sources}
-    singles = [it for it in todo
-               if counts.get(it.identity) == 1 and source_key(it.path) in embedded]
-    if not singles:
-        return
-    log.info("%d people with one photo: enrolling each photo with its mirror image",
-             len(singles))
-    mirrored: dict[str, np.ndarray] = {}
-    for part in embed_items(dataset, singles, FlipTTA(embedder), detector, config, False,
-                            cache_dir=cache_dir):
-        mirrored.update(zip(part.sources, part.embeddings, strict=True))
-    for part in photos.parts:  # the plain vector of each single photo becomes the averaged one
-        for i, src in enumerate(part.sources):
-            if src in mirrored:
-                part.embeddings[i] = mirrored[src]
+    if kept is not None:
+        counts.update(kept.names[label] for label, src
+                      in zip(kept.labels, kept.sources, strict=True) if src not in wanted)
+    return [it for it in todo if counts[it.identity] == 1]
 
 
 def gallery_cache_dir(gallery: Gallery) -> Path | None:
