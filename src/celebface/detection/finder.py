@@ -217,6 +217,10 @@ class FaceFinder:
         name = getattr(detector, "name", config.detector)
         if name != config.detector and name in ("mtcnn", "hog"):
             config = replace(config, detector=name)
+        elif name != config.detector and config.min_score is None:  # another detector
+            from celebface.detection import DEFAULT_MIN_SCORE
+
+            config = replace(config, min_score=DEFAULT_MIN_SCORE.get(name, 0.0))
         self.config = config
         self._detector = detector
         self._large = large_detector

@@ -19,6 +19,7 @@ is rebuilt (with a log line), never trusted. ``faiss`` is imported only when an 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ class IndexConfig:
     threads: int = 1
 
 
+@functools.cache
 def has_faiss() -> bool:
     """Whether FAISS is installed (without it, galleries are searched exactly)."""
     import importlib.util

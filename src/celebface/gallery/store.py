@@ -265,6 +265,7 @@ class Gallery:
     def rename(self, old: str, new: str) -> None:
         """Call ``old`` ``new`` (who must not be enrolled; :meth:`merge` joins two people)."""
         label = self._label(old)
+        new = person_name(new)  # one spelling, as add() stores names
         if new in self.names:
             raise GalleryError(f"{new!r} is already in the gallery (merge instead)")
         self.names[label] = new

@@ -235,9 +235,10 @@ class EmbeddingEngine:
                     yield rows, self._vectors(keys, rows)
         finally:
             for cache in self.caches.values():
-                cache.settle()
-                if self.config.compact_cache:
+                if self.config.compact_cache:  # merges every shard (this run's included)
                     cache.compact()
+                else:  # merges this run's shards
+                    cache.settle()
 
     def embed(self, dataset: FaceDataset, items: Sequence[FaceItem]
               ) -> tuple[list[int], np.ndarray]:
