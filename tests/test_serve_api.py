@@ -488,6 +488,12 @@ class TestRoutes:
             assert client.delete(f"/v1/people/madonna/photos/{p['id']}").status_code == 200
         assert "madonna" not in Gallery.load(client.gallery).names
 
+        # one photo sent twice in one request, then once more: replaced, never a 409
+        twice = [("file", (new[0].name, new[0].read_bytes()))] * 2
+        assert client.post("/v1/people/twin/photos", files=twice).status_code == 200
+        r = client.post("/v1/people/twin/photos", files=twice[:1])
+        assert r.status_code == 200 and r.json()["photos"] == 1, r.text
+
     def test_openapi_documents_every_status_and_no_422(self, client) -> None:
         spec = client.get("/openapi.json").json()
         assert {"/v1/recognize", "/v1/detect", "/v1/embed", "/v1/people/{name}/photos",

@@ -461,18 +461,24 @@ class FaceService:
                                errors[0].code)
         emb = np.asarray(self.embedder.embed([i.rgb for i in images], faces), np.float32)
 
+        replaced: set[str] = set()
+
         def add(gallery: Gallery) -> int:
-            # the same photo sent again (under any file name) replaces its old row
+            # the same photo sent again (under any file name) replaces its old rows
             again = {upload_digest(s) for s in sources}
             if name in gallery.names:
-                for pid, src in gallery.photos_of(name):
-                    if upload_digest(src) in again:
-                        gallery.remove_photo(name, pid)
+                replaced.update(pid for pid, src in gallery.photos_of(name)
+                                if upload_digest(src) in again)
+            for pid in replaced:  # a photo id names all its rows: each is removed once
+                if name in gallery.names:
+                    gallery.remove_photo(name, pid)
             gallery.add(emb, [name] * len(images), sources)
             mark_changed(gallery)
             return gallery.counts()[name]
 
         count = self._edit(add)
+        for pid in replaced:
+            self.thumbs.remove(_photo_key(pid))
         for img, face, source in zip(images, faces, sources, strict=True):
             self.thumbs.save(_photo_key(photo_id(source)), face_thumbnail(img.rgb, face))
         if not self.thumbs.has(name):
@@ -499,13 +505,18 @@ class FaceService:
         """Delete ``name`` and every photo of theirs from the gallery."""
         name = self._known(name)
 
+        photos: list[str] = []
+
         def drop(gallery: Gallery) -> int:
+            if name in gallery.names:
+                photos.extend(pid for pid, _ in gallery.photos_of(name))
             removed = _edited(gallery.remove, name)
             mark_changed(gallery)
             return removed
 
         removed = self._edit(drop)
-        self.thumbs.remove(name)
+        for key in (name, *map(_photo_key, photos)):
+            self.thumbs.remove(key)
         return {"name": name, "removed": removed, **self.status()}
 
     def photos(self, name: str, page: int = 0, size: int = 50) -> dict[str, Any]:
@@ -528,6 +539,7 @@ class FaceService:
             return removed
 
         removed = self._edit(drop)
+        self.thumbs.remove(_photo_key(photo))
         left = self.gallery.counts().get(name, 0)
         if not left:
             self.thumbs.remove(name)
