@@ -364,7 +364,7 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
     @v1.get("/people", response_model=schemas.PeopleOut, summary="Everyone enrolled",
             dependencies=[read], responses=errors(400, 401, 403))
     async def people(page: Page = 0, size: Size = 100) -> dict[str, Any]:
-        paged = page_of(service.people(), page, size)
+        paged = page_of(await service.run(service.people), page, size)  # a fresh gallery
         return {"people": paged.pop("items"), **paged, **service.status()}
 
     @v1.post("/people/{name}/photos", response_model=schemas.EnrollOut, summary="Enrol photos",
@@ -383,7 +383,7 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
                                                                                  404))
     async def list_photos(name: str, page: Page = 0, size: Size = 50) -> dict[str, Any]:
         """One page of `name`'s enrolled photos: id, source file name, thumbnail address."""
-        return service.photos(name, page, size)
+        return await service.run(service.photos, name, page, size)
 
     @v1.delete("/people/{name}/photos/{photo}", response_model=schemas.RemovePhotoOut,
                summary="Remove one photo", dependencies=[admin],

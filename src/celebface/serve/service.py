@@ -183,7 +183,7 @@ class FaceService:
             return self._model.embedder, build_models(EnrollConfig(
                 detector=c.detector, device=c.device))[1]
         if len(self.gallery):
-            rec = Recognizer(self.gallery, detector=c.detector, config=self._rec_config())
+            rec = Recognizer(self.gallery, detector=c.detector, config=self.recognizer_config())
             return rec.embedder, rec.finder
         return build_models(EnrollConfig(detector=c.detector, device=c.device)
                             .with_spec(self.gallery.spec))
@@ -273,7 +273,8 @@ class FaceService:
     def editable(self) -> bool:
         return self._model is None
 
-    def _rec_config(self) -> RecognizerConfig:
+    def recognizer_config(self) -> RecognizerConfig:
+        """How this server's recognisers decide (match method, threshold, device)."""
         c = self.config
         return RecognizerConfig(match=c.match, threshold=c.threshold, device=c.device)
 
@@ -283,7 +284,7 @@ class FaceService:
         if self._model is not None or len(gallery):
             rec = Recognizer(None if self._model is not None else gallery,
                              detector=self.finder, embedder=self.embedder,
-                             config=self._rec_config(), model=self._model)
+                             config=self.recognizer_config(), model=self._model)
         self.gallery, self.recognizer = gallery, rec
         self.pair_threshold = _pair_threshold(gallery)
 
@@ -405,7 +406,7 @@ class FaceService:
 
     # ---------------------------------------------------------------- the gallery
     def people(self) -> list[dict[str, Any]]:
-        self.refresh()
+        """Everyone enrolled (run it through :meth:`run` to see other writers' changes)."""
         return [{"name": n, "label": display_name(n), "photos": c}
                 for n, c in self.gallery.counts().items()]
 

@@ -122,26 +122,24 @@ class VideoJobs:
         job = VideoJob(job_id, filename, folder, frames, fps)
         with self._lock:
             self.jobs[job_id] = job
-            while len(self.jobs) > KEEP:
-                _, old = self.jobs.popitem(last=False)
-                shutil.rmtree(old.folder, ignore_errors=True)
+            finished = [k for k, j in self.jobs.items() if j.status in ("done", "failed")]
+            for k in finished[:max(0, len(self.jobs) - KEEP)]:  # the oldest finished ones
+                shutil.rmtree(self.jobs.pop(k).folder, ignore_errors=True)
         self._queue.put((job, path))
         return job
 
     def _run(self, job: VideoJob, path: Path) -> None:
-        from celebface.recognizer import RecognizerConfig
         from celebface.streaming.recognizer import VideoRecognizer
         from celebface.streaming.timeline import video_timeline
 
         job.status, start = "running", time.perf_counter()
         try:
-            s, c = self.service, self.service.config
+            s = self.service
             if s.recognizer is None:
                 raise RequestError("no one is enrolled yet")
             rec = VideoRecognizer(s.gallery if s.editable else None, detector=s.detector,
                                   embedder=s.embedder, model=s.recognizer.model,
-                                  config=RecognizerConfig(match=c.match, threshold=c.threshold,
-                                                          device=c.device))
+                                  config=s.recognizer_config())
 
             def tick(n: int) -> None:
                 job.frames_done = n
