@@ -36,8 +36,8 @@ COLOURS = {"red": (230, 40, 40), "green": (40, 220, 60), "blue": (50, 60, 235),
            "yellow": (235, 225, 40)}
 
 
-def colour_gallery() -> Gallery:
-    g = Gallery(embedder={"name": "meancolour"})
+def colour_gallery(embedder: str = "meancolour") -> Gallery:
+    g = Gallery(embedder={"name": embedder})
     names = list(COLOURS)
     vecs = np.array([COLOURS[n] for n in names], np.float32) - 128.0
     g.add(vecs, names, names)
@@ -101,6 +101,69 @@ def test_track_mean_and_hysteresis() -> None:
              for m in (amy, bob, amy, bob, bob, amy, bob, bob)]
     # one stray decision does not flip the name; two in a row do
     assert shown == ["amy", "amy", "amy", "amy", "bob", "bob", "bob", "bob"]
+
+
+def test_track_views_weigh_near_duplicates_once() -> None:
+    t = Track(1, (0, 0, 1, 1))
+    t.add(np.array([1.0, 0.0]), 0, np.array([0.9, 0.5]), same_view=0.99)
+    t.add(np.array([0.999, 0.02]), 1, np.array([0.7, 0.5]), same_view=0.99)  # cos 0.9998
+    t.add(np.array([0.8, 0.6]), 2, np.array([0.8, 0.6]), same_view=0.99)  # cos 0.8: new view
+    assert len(t.views) == 2 and t.count == 3
+    # the mean over views of each view's mean: ((0.9 + 0.7) / 2 + 0.8) / 2, (0.5 + 0.6) / 2
+    assert t.mean_scores == pytest.approx([0.8, 0.55])
+    one = Track(2, (0, 0, 1, 1))  # no bound given: everything is one view
+    for i, e in enumerate(([1.0, 0.0], [0.0, 1.0], [0.8, 0.6])):
+        one.add(np.array(e), i, np.array([0.5, 0.5]))
+    assert len(one.views) == 1
+
+
+class SequenceEmbedder(MeanColourEmbedder):
+    """Returns ``vectors`` in turn, one per face embedded, whatever the image."""
+
+    def __init__(self, vectors: list[np.ndarray]) -> None:
+        super().__init__()
+        self.vectors = vectors
+
+    def embed(self, images, faces=None) -> np.ndarray:  # type: ignore[no-untyped-def]
+        out = [self.vectors[(self.faces_seen + i) % len(self.vectors)]
+               for i in range(len(images))]
+        self.faces_seen += len(images)
+        return np.array(out, np.float32)
+
+
+def test_track_seen_in_distinct_views_passes_a_lower_threshold(rng: np.random.Generator
+                                                               ) -> None:
+    from celebface.recognition.registry import embedder_config
+
+    offsets = embedder_config("dlib").view_offsets["none"]
+    # two distinct views of "red", each half the 2-view offset under the threshold (0.9)
+    red = np.array(COLOURS["red"], np.float64) - 128.0
+    red /= np.linalg.norm(red)
+    side = np.cross(red, [0.0, 0.0, 1.0])
+    side /= np.linalg.norm(side)
+    c = 0.9 - offsets[0] / 2
+    views = [c * red + s * np.sqrt(1 - c * c) * side for s in (1, -1)]
+    img = np.full((240, 320, 3), 128, np.uint8)
+    img[90:150, 130:180] = colour_sprite("red", rng)
+    cfg = RecognizerConfig(video_detect_side=0, tracker=TrackerConfig(
+        detect_every=1, reembed_every=1, jump_similarity=-1, switch_after=1))
+
+    def names(gallery: Gallery, vectors: list[np.ndarray]) -> list[str]:
+        rec = Recognizer(gallery, detector=BlobDetector(), embedder=SequenceEmbedder(vectors),
+                         config=cfg)
+        return [rec.process_frame(img)[0].identity for _ in range(4)]
+
+    # a dlib gallery: the threshold of a 2-view track is 0.9 - offsets[0]
+    rec = Recognizer(colour_gallery("dlib"), detector=BlobDetector(),
+                     embedder=MeanColourEmbedder())
+    assert rec.track_threshold(1) == rec.threshold == pytest.approx(0.9)
+    assert [rec.track_threshold(n) for n in (2, 3, 4, 9)] == pytest.approx(
+        [0.9 - offsets[0], 0.9 - offsets[1], 0.9 - offsets[2], 0.9 - offsets[2]])
+    assert names(colour_gallery("dlib"), views) == [UNKNOWN, "red", "red", "red"]
+    # one view seen again and again stays one view: still unknown
+    assert names(colour_gallery("dlib"), views[:1]) == [UNKNOWN] * 4
+    # an embedder with no measured offsets keeps one threshold
+    assert names(colour_gallery(), views) == [UNKNOWN] * 4
 
 
 def test_tracker_coasts_at_the_last_velocity() -> None:

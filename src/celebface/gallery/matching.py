@@ -170,10 +170,10 @@ class ModelMatcher:
                           np.float32)
 
 
-def decide(scores: np.ndarray, names: list[str], threshold: float, gap_weight: float = 0.0
-           ) -> list[Match]:
+def decide(scores: np.ndarray, names: list[str], threshold: float | np.ndarray,
+           gap_weight: float = 0.0) -> list[Match]:
     """Best identity per row of ``scores``, ``unknown`` when its decision score (module doc)
-    is below ``threshold``, and the runner-up."""
+    is below ``threshold`` (one for all rows, or one per row), and the runner-up."""
     scores = np.asarray(scores, np.float32)
     if scores.ndim != 2 or scores.shape[1] != len(names):
         raise ValueError(f"scores of shape {scores.shape} do not match {len(names)} names")
@@ -183,17 +183,18 @@ def decide(scores: np.ndarray, names: list[str], threshold: float, gap_weight: f
 
 
 def decide_top(
-    top: np.ndarray, top_scores: np.ndarray, names: list[str], threshold: float,
+    top: np.ndarray, top_scores: np.ndarray, names: list[str], threshold: float | np.ndarray,
     gap_weight: float = 0.0,
 ) -> list[Match]:
     """:func:`decide` from each row's best identities (indices into ``names``, best first)."""
     top_scores = np.asarray(top_scores, np.float32)
     second = top_scores[:, 1] if top_scores.shape[1] > 1 else None
     decision = decision_scores(top_scores[:, 0], second, gap_weight)
+    thresholds = np.broadcast_to(np.asarray(threshold, np.float32), decision.shape)
     out = []
-    for idx, row, score in zip(top, top_scores, decision, strict=True):
+    for idx, row, score, t in zip(top, top_scores, decision, thresholds, strict=True):
         best = float(row[0])
-        if score >= threshold:
+        if score >= t:
             runner = (names[idx[1]], float(row[1])) if len(idx) > 1 else (None, None)
             out.append(Match(names[idx[0]], best, runner[0], runner[1], float(score)))
         else:  # unknown: the runner-up is the closest known person

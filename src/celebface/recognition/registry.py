@@ -45,6 +45,9 @@ class EmbedderConfig:
     rerank_cut: Mapping[str, float] = field(default_factory=dict)
     #: tta -> cosine above which ``celebface audit`` calls two photos near-duplicates
     near_duplicate: Mapping[str, float] = field(default_factory=dict)
+    #: tta -> how much lower a video track's threshold is once it has 2, 3, 4 or more distinct
+    #: views (:mod:`celebface.streaming.tracker`), at the same false-accept rate
+    view_offsets: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     #: tta -> match method -> impostor tail of one enrolled person (the tables of
     #: :mod:`celebface.gallery.defaults`, referenced by :func:`add_impostor_tails`)
     impostor_tails: dict[str, dict[str, Tail]] = field(default_factory=dict)
@@ -167,6 +170,11 @@ register_embedder("dlib", _dlib, EmbedderConfig(
     # the best separating cosine catches 99.7% of the copies and none of the other photos
     # (their 99th percentile: 0.971)
     near_duplicate={"none": 0.978},
+    # benchmarks/track_tails.py (track_tails.md): for 2, 3, 4+ distinct views, the smallest
+    # t_1 - t_m over both halves of pins105-dev's people, 1/3/10-photo people, p 1e-3..5e-5,
+    # scaled (x0.95) so a stranger track, decided after each view, is named at most 2x as
+    # often as one photo (per-frame decisions: 3.2-5.3x)
+    view_offsets={"none": (0.0039, 0.0047, 0.0054)},
 ))
 register_embedder("facenet", _facenet, EmbedderConfig(
     input_size=160, preprocessing="face box grown by box_margin, black outside, to 160 px",

@@ -2,8 +2,9 @@
 still-image :class:`~celebface.recognizer.Recognizer`: detection runs on a downscaled copy of
 every k-th frame (and at every shot cut), an IoU tracker follows faces in between, a face is
 embedded only when its track is new, moved enough, or every few frames, and its name is
-decided on the mean of its track's embeddings with hysteresis
-(:mod:`celebface.streaming.tracker`).
+decided on the mean of its track's views' scores with hysteresis
+(:mod:`celebface.streaming.tracker`), against a threshold lowered by the embedder's measured
+offset once the track has several distinct views (:meth:`VideoRecognizer.track_threshold`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,27 @@ class VideoRecognizer(StillRecognizer):
         self._detected = -(10**9)
         #: Frames of the current video where a shot cut was found.
         self.cut_frames: list[int] = []
+        #: Cosine at which two embeddings of a track are one view, and the threshold offsets
+        #: for 2, 3, 4+ views: the gallery embedder's measured ones (none: views not counted).
+        self.same_view, self.view_offsets = self._view_constants()
+
+    def _view_constants(self) -> tuple[float, tuple[float, ...]]:
+        from celebface.recognition.registry import embedder_config
+
+        if self.gallery is None or self.model is not None:
+            return -1.0, ()
+        spec = self.gallery.spec
+        cfg = embedder_config(spec.name)
+        bound, offsets = cfg.near_duplicate.get(spec.tta), cfg.view_offsets.get(spec.tta, ())
+        return (-1.0, ()) if bound is None or not offsets else (bound, tuple(offsets))
+
+    def track_threshold(self, views: int) -> float:
+        """The unknown threshold of a track with ``views`` distinct views: the recogniser's
+        (one view), lowered by the embedder's offset for 2, 3, 4 or more views (measured at
+        the same false-accept rate, benchmarks/track_tails.py)."""
+        if views < 2 or not self.view_offsets:
+            return self.threshold
+        return self.threshold - self.view_offsets[min(views, len(self.view_offsets) + 1) - 2]
 
     def process_frame(self, frame: np.ndarray) -> list[Face]:
         """One video frame: cut test, detect (every k-th frame) or coast, embed what needs
@@ -69,11 +91,12 @@ class VideoRecognizer(StillRecognizer):
             for i, e, row, own in zip(need, emb, scores, self._decide(scores), strict=True):
                 if tracks[i].count and tracks[i].similarity(e) < cfg.jump_similarity:
                     tracks[i] = self.tracker.replace(tracks[i], faces[i], n)
-                tracks[i].add(e, n, row)
+                tracks[i].add(e, n, row, self.same_view)
                 tracks[i].frame_match = own
                 embedded[i] = e
             means = np.stack([tracks[i].mean_scores for i in need])
-            for i, d in zip(need, self._decide(means), strict=True):
+            limits = np.array([self.track_threshold(len(tracks[i].views)) for i in need])
+            for i, d in zip(need, self._decide(means, limits), strict=True):
                 tracks[i].decide(d, cfg.switch_after)
         return [self._show(f.with_(track_id=t.id, embedding=embedded.get(i)), t)
                 for i, (f, t) in enumerate(zip(faces, tracks, strict=True))]
@@ -83,9 +106,11 @@ class VideoRecognizer(StillRecognizer):
         with self.stats.time("match"):
             return np.asarray(self.matcher.scores(embeddings), np.float32)
 
-    def _decide(self, scores: np.ndarray) -> list[Match]:
+    def _decide(self, scores: np.ndarray, threshold: float | np.ndarray | None = None
+                ) -> list[Match]:
         with self.stats.time("match"):
-            return decide(scores, self.names, self.threshold, self.gap_weight)
+            return decide(scores, self.names,
+                          self.threshold if threshold is None else threshold, self.gap_weight)
 
     def _show(self, face: Face, track: Track) -> Face:
         """``face`` with its track's name (or its own, ``decide='frame'``) and the latest

@@ -6,19 +6,25 @@ for more than ``max_missed`` detection rounds close. Between detections (every
 ``detect_every`` frames) a track's box moves on at its last measured velocity.
 
 A track asks for a new embedding when it is new, when its box moved or resized enough since
-its last embedding (IoU below ``reembed_iou``), or every ``reembed_every`` frames. Its identity
-is the decision on the running mean of its embeddings' scores for each enrolled person (the
-mean similarity, not the similarity of the mean vector: averaged face vectors drift towards
-the average face and would name strangers); the name it shows changes only after
-``switch_after`` decisions in a row agree on another one (hysteresis). An embedding far from
-the mean of the track's unit embeddings (cosine below ``jump_similarity``) means another
-person took the place: the old track ends and a new one starts, so a new person never inherits an
-old track's name; a shot cut (:mod:`celebface.streaming.cuts`) ends every track.
+its last embedding (IoU below ``reembed_iou``), or every ``reembed_every`` frames. Its
+embeddings are grouped into *views*: one that is a near-duplicate of a view seen before
+(cosine at least the embedder's near-duplicate bound, given by the caller) joins it, any other
+opens a new one (at most :data:`MAX_VIEWS`). Its identity is the decision on the mean over its
+views of each view's mean score for each enrolled person (the mean similarity, not the
+similarity of the mean vector: averaged face vectors drift towards the average face and would
+name strangers), so a face held still for a hundred frames weighs as one view, and the
+recogniser lowers the threshold for a track seen in several distinct views by the embedder's
+measured offsets (benchmarks/track_tails.py). A track is decided after each embedding; a name
+replaces ``unknown`` at once, but the name it shows changes to another one or back to
+``unknown`` only after ``switch_after`` decisions in a row agree (hysteresis). An embedding
+far from the mean of the track's unit embeddings (cosine below ``jump_similarity``) means
+another person took the place: the old track ends and a new one starts, so a new person never
+inherits an old track's name; a shot cut (:mod:`celebface.streaming.cuts`) ends every track.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,6 +32,27 @@ from celebface.recognizer import TrackerConfig
 from celebface.types import Face, Match, box_iou
 
 Box = tuple[float, float, float, float]
+#: The most views a track keeps apart; later new ones join their nearest.
+MAX_VIEWS = 16
+
+
+@dataclass
+class View:
+    """Near-duplicate embeddings of one track: the sum of their unit vectors and of their
+    scores (``scored`` of them came with scores)."""
+
+    total: np.ndarray
+    score_sum: np.ndarray | None = None
+    scored: int = 0
+
+    def add(self, unit: np.ndarray, scores: np.ndarray | None) -> None:
+        self.total = self.total + unit
+        if scores is not None:
+            self.score_sum = scores.copy() if self.score_sum is None else self.score_sum + scores
+            self.scored += 1
+
+    def similarity(self, unit: np.ndarray) -> float:
+        return float(self.total @ unit / max(float(np.linalg.norm(self.total)), 1e-12))
 
 
 @dataclass
@@ -40,7 +67,7 @@ class Track:
     missed: int = 0
     age: int = 0
     total: np.ndarray | None = None  # sum of the unit embeddings
-    score_sum: np.ndarray | None = None  # sum of their scores for each enrolled person
+    views: list[View] = field(default_factory=list)
     scores: np.ndarray | None = None  # the latest embedding's scores
     count: int = 0
     shown: Match | None = None  # the decision the track shows
@@ -70,26 +97,38 @@ class Track:
         e = np.asarray(embedding, np.float32)
         return float(mean @ e / max(float(np.linalg.norm(e)), 1e-12))
 
-    def add(self, embedding: np.ndarray, frame: int, scores: np.ndarray | None = None) -> None:
-        """Adds one embedding (and its scores for each enrolled person) to the track."""
+    def add(self, embedding: np.ndarray, frame: int, scores: np.ndarray | None = None,
+            same_view: float = -1.0) -> None:
+        """Adds one embedding (and its scores for each enrolled person) to the track: to the
+        view it is most similar to when that cosine is at least ``same_view`` (default -1: one
+        view, nothing counted apart), else to a new view."""
         e = np.asarray(embedding, np.float32)
         e = e / max(float(np.linalg.norm(e)), 1e-12)
         self.total = e.copy() if self.total is None else self.total + e
-        if scores is not None:
-            self.scores = np.asarray(scores, np.float32)
-            self.score_sum = (self.scores.copy() if self.score_sum is None
-                              else self.score_sum + self.scores)
+        s = None if scores is None else np.asarray(scores, np.float32)
+        if s is not None:
+            self.scores = s
+        near = max(self.views, key=lambda v: v.similarity(e), default=None)
+        if near is None or (near.similarity(e) < same_view and len(self.views) < MAX_VIEWS):
+            self.views.append(View(np.zeros_like(e)))
+            near = self.views[-1]
+        near.add(e, s)
         self.count += 1
         self.embed_box, self.embed_frame = self.box, frame
 
     @property
     def mean_scores(self) -> np.ndarray | None:
-        """The mean of the track's scores for each enrolled person."""
-        return None if self.score_sum is None else self.score_sum / max(self.count, 1)
+        """The mean over the track's views of each view's mean score for each enrolled
+        person (``None`` before scores)."""
+        means = [v.score_sum / v.scored for v in self.views if v.score_sum is not None]
+        return np.mean(means, axis=0) if means else None
 
     def decide(self, decision: Match, switch_after: int) -> Match:
-        """Takes the mean's latest decision, with hysteresis; returns what the track shows."""
-        if self.shown is None or decision.identity == self.shown.identity:
+        """Takes the mean's latest decision, with hysteresis; returns what the track shows.
+        A name replaces ``unknown`` at once (the mean has passed the threshold); another name
+        or ``unknown`` replaces a name only after ``switch_after`` decisions in a row."""
+        if (self.shown is None or decision.identity == self.shown.identity
+                or (decision.known and not self.shown.known)):
             self.shown, self.pending, self.streak = decision, None, 0
             return decision
         self.streak = self.streak + 1 if decision.identity == self.pending else 1
