@@ -285,13 +285,13 @@ def tail_chance(tail: Tail, t: float) -> float:
 
 
 def gallery_threshold(tails: Mapping[str, Tail], photos: Sequence[int],
-                      far: float = DEFAULT_FAR) -> float:
+                      far: float = DEFAULT_FAR,
+                      weights: Mapping[str, float] = BUCKET_FAR_WEIGHTS) -> float:
     """The ``t`` at which the people's one-person tails, weighted, add up to ``far``:
     ``sum_i w_b(i) P_b(i)(impostor >= t) = far`` (module doc), with ``photos[i]`` person
-    ``i``'s enrolled photos, ``b(i)`` the bucket whose tail they use and ``w``
-    :data:`BUCKET_FAR_WEIGHTS`; ``tails`` holds the method's tails per bucket (a missing bucket
-    uses the measured one with the most photos, and its weight). Clamped to the measured
-    range."""
+    ``i``'s enrolled photos, ``b(i)`` the bucket whose tail they use and ``w`` ``weights``
+    (1 when not listed); ``tails`` holds the method's tails per bucket (a missing bucket uses
+    the measured one with the most photos, and its weight). Clamped to the measured range."""
     if not len(photos):
         photos = [PHOTO_BUCKETS[-1][1]]
     fallback = [b for b, _ in PHOTO_BUCKETS if b in tails][-1]
@@ -299,7 +299,7 @@ def gallery_threshold(tails: Mapping[str, Tail], photos: Sequence[int],
     for n in photos:
         bucket = photo_bucket(int(n))
         bucket = bucket if bucket in tails else fallback
-        people[bucket] = people.get(bucket, 0.0) + BUCKET_FAR_WEIGHTS.get(bucket, 1.0)
+        people[bucket] = people.get(bucket, 0.0) + weights.get(bucket, 1.0)
     if len(people) == 1:  # one bucket: exactly p = far / (w N)
         (bucket, n), = people.items()
         return tail_threshold(tails[bucket], far / n)
