@@ -47,7 +47,9 @@ PHOTO_BUCKETS = (("1", 1), ("2-4", 2), ("5+", 5))
 #: + mirror each, the mean-face offset; strangers: every photo of the other 22 A people, ~3,200
 #: a gallery): weight 1: TAR 62.9%, FAR mean 0.61%, p95 1.31%, worst 1.63%; 1.25: 61.1%,
 #: 0.49%, 1.03%, 1.50%; 1.5: 59.6%, 0.39%, 0.84%, 1.19%; 2 (every gallery under 1%): 57.2%,
-#: 0.28%, 0.58%, 0.95%. Checked on half B: benchmarks/results/small_gallery.md.
+#: 0.28%, 0.58%, 0.95%. On half B (held out; benchmarks/results/small_gallery.md): 1.5:
+#: 63.3%, mean 0.35%, p95 0.90%, worst 1.35% (2 of 50 galleries over 1%); 1: 66.4%, 0.51%,
+#: 1.11%, 1.83% (5 over 1%).
 BUCKET_FAR_WEIGHTS = {"1": 1.5}
 #: Upper tails of ONE enrolled person's scores against strangers, per (embedder, TTA), match
 #: method and photos-per-person bucket: ``(p, t)`` = a stranger scores at least ``t`` against
