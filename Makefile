@@ -51,6 +51,7 @@ bench: setup
 	$(BIN)/python benchmarks/thresholds.py --emb $(EMB)/dlib+$(EMB)/facenet --far 0.005
 	$(BIN)/python benchmarks/recognize.py --emb $(EMB)/dlib+$(EMB)/facenet --skip-speed --append
 	$(BIN)/python benchmarks/small_gallery.py --emb $(EMB)/dlib --flip-emb $(EMB)/dlib_flip
+	$(BIN)/python benchmarks/small_gallery.py --emb $(EMB)/dlib --flip-emb $(EMB)/dlib_flip --half A
 	$(BIN)/python benchmarks/five_celeb.py
 	$(BIN)/python benchmarks/accuracy.py --emb $(EMB)
 	$(BIN)/python benchmarks/facenet.py --manifest runs/pins_crop/manifest.csv --every 10

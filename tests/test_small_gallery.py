@@ -7,6 +7,7 @@ import pytest
 
 from celebface.gallery import defaults
 from celebface.gallery.defaults import (
+    BUCKET_FAR_WEIGHTS,
     DEFAULT_FAR,
     IMPOSTOR_TAILS,
     MEAN_FACES,
@@ -36,17 +37,35 @@ def test_tail_chance_inverts_tail_threshold() -> None:
 
 
 def test_gallery_threshold_spends_the_far_over_its_people() -> None:
-    """One bucket: the t of p = FAR / N. Mixed: the t where the people's tails add up to the
-    FAR, between the all-one-photo and the all-many-photo thresholds; a missing bucket (2-4
-    here) uses the measured one with the most photos."""
-    assert gallery_threshold(TAILS, [1] * 10) == pytest.approx(tail_threshold(TAILS["1"],
-                                                                              DEFAULT_FAR / 10))
+    """One bucket: the t of p = FAR / (w N). Mixed: the t where the people's weighted tails add
+    up to the FAR, between the all-one-photo and the all-many-photo thresholds; a missing
+    bucket (2-4 here) uses the measured one with the most photos, and its weight."""
+    w = BUCKET_FAR_WEIGHTS["1"]
+    assert gallery_threshold(TAILS, [1] * 10) == pytest.approx(
+        tail_threshold(TAILS["1"], DEFAULT_FAR / (w * 10)))
     assert gallery_threshold(TAILS, [3] * 10) == pytest.approx(tail_threshold(TAILS["5+"],
                                                                               DEFAULT_FAR / 10))
     mixed = gallery_threshold(TAILS, [1] * 5 + [50] * 5)
     assert gallery_threshold(TAILS, [1] * 10) < mixed < gallery_threshold(TAILS, [50] * 10)
-    total = 5 * tail_chance(TAILS["1"], mixed) + 5 * tail_chance(TAILS["5+"], mixed)
+    total = 5 * w * tail_chance(TAILS["1"], mixed) + 5 * tail_chance(TAILS["5+"], mixed)
     assert total == pytest.approx(DEFAULT_FAR, rel=1e-6)
+
+
+def test_one_photo_people_spend_more_of_the_far_budget() -> None:
+    """A one-photo gallery's FAR varies more from gallery to gallery than a many-photo one's
+    (one photo near a stranger's face takes many of their photos), so a one-photo person counts
+    as 1.5 people (measured on half A, benchmarks/results/small_gallery.md): 10 one-photo
+    people get the threshold of p = FAR / 15, 10 many-photo people still that of FAR / 10."""
+    assert BUCKET_FAR_WEIGHTS == {"1": 1.5}
+    one = gallery_threshold(TAILS, [1] * 10)
+    assert one == pytest.approx(tail_threshold(TAILS["1"], DEFAULT_FAR / 15))
+    assert one > tail_threshold(TAILS["1"], DEFAULT_FAR / 10) + 1e-3
+    assert gallery_threshold(TAILS, [50] * 10) == pytest.approx(
+        tail_threshold(TAILS["5+"], DEFAULT_FAR / 10))
+    # the real tables: 30 one-photo people aim each at p = 0.5% / 45
+    tails = IMPOSTOR_TAILS[("dlib", "none")]["centroid"]
+    assert default_threshold("dlib", "none", "centroid", 30, 1) == pytest.approx(
+        tail_threshold(tails["1"], DEFAULT_FAR / 45))
 
 
 def test_one_photo_people_get_the_one_photo_tail() -> None:
