@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import logging
 import os
 import platform
@@ -212,7 +213,14 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=RESULTS / "video")
+    p.add_argument("--pool", type=Path, nargs="+", metavar="JSON",
+                   help="only pool these runs' .json (clips of other seeds) into --out")
     args = p.parse_args()
+    if args.pool:
+        text = pooled_markdown([json.loads(f.read_text()) for f in args.pool])
+        atomic_write_text(args.out.with_suffix(".md"), text)
+        print(text)
+        return
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("celebface").setLevel(logging.ERROR)
     import torch
@@ -270,6 +278,41 @@ def main() -> None:
     atomic_write_json(args.out.with_suffix(".json"), res)
     atomic_write_text(args.out.with_suffix(".md"), markdown(res))
     print(markdown(res))
+
+
+def pooled_markdown(runs: list[dict]) -> str:
+    """Each run's table, then the quality columns pooled over the runs' clips (face-frame
+    weighted) per setting."""
+    lines = ["# Video benchmark, several clips", "",
+             "Runs: " + "; ".join(f"`{r['command']}` ({r['machine']})" for r in runs), ""]
+    pooled: dict[tuple, Counter] = defaultdict(Counter)
+    for r in runs:
+        for row in r["rows"]:
+            known = sum(sum(c.values()) for c in row["known_per_person"].values())
+            right = sum(c.get(person, 0) for person, c in row["known_per_person"].items())
+            key = (row["views"], row["gallery"], row["k"], row["decide"])
+            pooled[key].update({"known": known, "right": right, "clips": 1,
+                                "wrong": round(row["wrong_names"] * row["face_frames"]),
+                                "faces": row["face_frames"], "tracks": row["tracks"],
+                                "switches": row["switches"],
+                                "unknown": row["unknown_changes"],
+                                "across": row["tracks_across_cuts"],
+                                "two": row["tracks_over_two_people"],
+                                "cuts": len(r["clip"]["cuts"]),
+                                "cut_errors": row["false_cuts"] + row["missed_cuts"]})
+    lines += ["## Pooled", "",
+              "| views | gallery | k | names | clips | known right | wrong | tracks | switches "
+              "| unknown | across cuts | two people | cuts wrong / all |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (views, gallery, k, decide), c in pooled.items():
+        lines.append(
+            f"| {views} | {gallery} | {k} | {decide} | {c['clips']} | "
+            f"{100 * c['right'] / max(c['known'], 1):.1f}% | "
+            f"{100 * c['wrong'] / max(c['faces'], 1):.2f}% | {c['tracks']} | {c['switches']} | "
+            f"{c['unknown']} | {c['across']} | {c['two']} | {c['cut_errors']}/{c['cuts']} |")
+    for r in runs:
+        lines += ["", "## " + r["command"], "", *markdown(r).splitlines()[2:]]
+    return "\n".join(lines) + "\n"
 
 
 def markdown(res: dict) -> str:
