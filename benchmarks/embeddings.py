@@ -29,3 +29,10 @@ def load(emb_dir: Path) -> tuple[object, np.ndarray, str, str]:
                embedder_config(name).fusion_weights)
     ttas = {p.meta.get("tta", "none") for p in parts}
     return e, vec, name, "/".join(sorted(ttas))
+
+
+def labels_of(e: object) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """``(names, each row's person, each row's split)`` of a loaded embed output."""
+    names = list(e.label_names)  # type: ignore[attr-defined]
+    ids = np.array([names[int(i)] for i in e.labels], dtype=object)  # type: ignore[attr-defined]
+    return names, ids, np.array(e.splits, dtype=object)  # type: ignore[attr-defined]

@@ -151,12 +151,10 @@ def main() -> int:
                    help="B: the held-out people (default); A: those the tails were measured on")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from embeddings import load
+    from embeddings import labels_of, load
 
     e, vec, model, tta = load(args.emb)
-    names = list(e.label_names)
-    ids = np.array([names[int(i)] for i in e.labels], dtype=object)
-    split = np.array(e.splits, dtype=object)
+    names, ids, split = labels_of(e)
     half_a, half_b = halves(names)
     half, first_seed = (half_b, 0) if args.half == "B" else (half_a, 100)
     embedder = {"name": model, "tta": tta}

@@ -251,12 +251,10 @@ def main() -> int:
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from celebface.gallery.defaults import DEFAULT_FAR, MEAN_FACES, ONE_PHOTO_MEAN_FACE_WEIGHT
-    from embeddings import load
+    from embeddings import labels_of, load
 
     e, vec, model, tta = load(args.emb)
-    names = list(e.label_names)
-    ids = np.array([names[int(i)] for i in e.labels], dtype=object)
-    split = np.array(e.splits, dtype=object)
+    names, ids, split = labels_of(e)
     x = Experiment(vec, ids, split, names)
     views = embed_views(list(e.paths), x.needed_rows(), args.cache)
     rows = x.needed_rows()

@@ -154,13 +154,11 @@ def main() -> int:
     from celebface.gallery.calibration import open_set_rates, truth_indices
     from celebface.gallery.defaults import DEFAULT_FAR, MEAN_FACES, gallery_threshold
     from celebface.gallery.matching import GalleryMatcher
-    from embeddings import load
+    from embeddings import labels_of, load
 
     far = DEFAULT_FAR if args.far is None else args.far
     e, vec, model, tta = load(args.emb)
-    names = list(e.label_names)
-    ids = np.array([names[int(i)] for i in e.labels], dtype=object)
-    split = np.array(e.splits, dtype=object)
+    names, ids, split = labels_of(e)
     half_a, half_b = halves(names)
     single_vec = vec if args.flip_emb is None else flip_vectors(args.flip_emb, e)
     embedder = {"name": model, "tta": tta}

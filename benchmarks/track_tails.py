@@ -136,12 +136,10 @@ def main() -> int:
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from celebface.recognition.registry import embedder_config
-    from embeddings import load
+    from embeddings import labels_of, load
 
     e, vec, model, tta = load(args.emb)
-    names = list(e.label_names)
-    ids = np.array([names[int(i)] for i in e.labels], dtype=object)
-    split = np.array(e.splits, dtype=object)
+    names, ids, split = labels_of(e)
     bound = embedder_config(model).near_duplicate[tta]
     flip = flip_vectors(args.flip_emb, e) if args.flip_emb else vec
     embedder = {"name": model, "tta": tta}
