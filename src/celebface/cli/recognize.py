@@ -69,9 +69,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                help="video: detect faces on every K-th frame and at shot cuts, follow them "
                     "in between (default %(default)s)")
     add_option(p, TrackerConfig, "decide", choices=DECIDE,
-               help="video: name a face from its whole track (track: the mean of its "
-                    "embeddings, a name changes only when two decisions in a row agree) or "
-                    "from each frame alone (frame) (default %(default)s)")
+               help="video: name a face from its whole track (track: the mean score of its "
+                    "distinct views, a threshold a little lower once it has several; a name "
+                    "changes only when two decisions in a row agree) or from each frame "
+                    "alone (frame) (default %(default)s)")
     add_option(p, TrackerConfig, "cut_threshold", type=t.probability, metavar="T",
                help="video: a colour-histogram change above T (0-1) is a shot cut and ends "
                     "every track; 0 never (default %(default)s)")
