@@ -66,7 +66,6 @@ class Track:
     embed_frame: int = -(10**9)
     missed: int = 0
     age: int = 0
-    total: np.ndarray | None = None  # sum of the unit embeddings
     views: list[View] = field(default_factory=list)
     scores: np.ndarray | None = None  # the latest embedding's scores
     count: int = 0
@@ -85,9 +84,10 @@ class Track:
     @property
     def mean(self) -> np.ndarray | None:
         """The unit mean of the track's embeddings (``None`` before the first)."""
-        if self.total is None:
+        if not self.views:
             return None
-        return self.total / max(float(np.linalg.norm(self.total)), 1e-12)
+        total = np.sum([v.total for v in self.views], axis=0)
+        return total / max(float(np.linalg.norm(total)), 1e-12)
 
     def similarity(self, embedding: np.ndarray) -> float:
         """Cosine of ``embedding`` to the track's mean (1 before the first embedding)."""
@@ -104,15 +104,15 @@ class Track:
         view, nothing counted apart), else to a new view."""
         e = np.asarray(embedding, np.float32)
         e = e / max(float(np.linalg.norm(e)), 1e-12)
-        self.total = e.copy() if self.total is None else self.total + e
         s = None if scores is None else np.asarray(scores, np.float32)
         if s is not None:
             self.scores = s
-        near = max(self.views, key=lambda v: v.similarity(e), default=None)
-        if near is None or (near.similarity(e) < same_view and len(self.views) < MAX_VIEWS):
+        sims = [v.similarity(e) for v in self.views]
+        best = int(np.argmax(sims)) if sims else None
+        if best is None or (sims[best] < same_view and len(self.views) < MAX_VIEWS):
             self.views.append(View(np.zeros_like(e)))
-            near = self.views[-1]
-        near.add(e, s)
+            best = len(self.views) - 1
+        self.views[best].add(e, s)
         self.count += 1
         self.embed_box, self.embed_frame = self.box, frame
 
