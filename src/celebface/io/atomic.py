@@ -84,11 +84,7 @@ class OutputFile:
         kill -9 must not lose: what was flushed stays, no hidden temporary file is left)."""
         try:
             self.fh.flush()
-            if self._tmp is None:
-                return
-            os.chmod(self._tmp, _mode_for(self.target))
-            os.replace(self._tmp, self.target)
-            self._tmp = None
+            self._move_into_place()
         except OSError as exc:
             tmp = self._tmp
             self.abort()
@@ -102,14 +98,18 @@ class OutputFile:
                 return
             os.fsync(self.fh.fileno())
             self.fh.close()
-            if self._tmp is not None:
-                os.chmod(self._tmp, _mode_for(self.target))
-                os.replace(self._tmp, self.target)
-                self._tmp = None
+            self._move_into_place()
         except OSError as exc:
             tmp = self._tmp
             self.abort()
             raise _named(exc, self.path, tmp) from None
+
+    def _move_into_place(self) -> None:
+        """The temporary file (if still there) under the final name, with the final mode."""
+        if self._tmp is not None:
+            os.chmod(self._tmp, _mode_for(self.target))
+            os.replace(self._tmp, self.target)
+            self._tmp = None
 
     def abort(self) -> None:
         with contextlib.suppress(OSError):
