@@ -76,7 +76,7 @@ def one_draw(vec, enrol_vec, ids, split, half, people: int, probes: int, photos,
         gallery_threshold,
     )
     from celebface.gallery.matching import GalleryMatcher
-    from celebface.recognition.registry import embedder_config
+    from celebface.recognition.registry import impostor_tails
 
     rng = np.random.default_rng(seed)
     known = list(rng.choice(half, people, replace=False))
@@ -96,7 +96,7 @@ def one_draw(vec, enrol_vec, ids, split, half, people: int, probes: int, photos,
     old = default_threshold(embedder["name"], embedder["tta"], method, people)  # 5+ tail
     thresholds = [("default", g.threshold(method)), ("old", old), ("ideal", ideal)]
     if photos == 1:
-        tails = embedder_config(embedder["name"]).impostor_tails[embedder["tta"]][method]
+        tails = impostor_tails(embedder["name"], embedder["tta"])[method]
         thresholds += [(f"weight {w:g}", gallery_threshold(
             tails, list(g.counts().values()), weights={**BUCKET_FAR_WEIGHTS, "1": w}))
             for w in WEIGHTS]

@@ -250,7 +250,8 @@ def main() -> int:
     p.add_argument("--cache", type=Path, required=True, help="cache of the embedded views")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from celebface.gallery.defaults import DEFAULT_FAR, MEAN_FACES, ONE_PHOTO_MEAN_FACE_WEIGHT
+    from celebface.gallery.defaults import DEFAULT_FAR, ONE_PHOTO_MEAN_FACE_WEIGHT
+    from celebface.recognition.registry import measured
     from embeddings import labels_of, load
 
     e, vec, model, tta = load(args.emb)
@@ -265,7 +266,8 @@ def main() -> int:
         return unit(np.mean([views[VIEWS.index(v)] for v in names_], 0))
 
     mirror = enrol(("orig", "flip"))
-    ref, face = MEAN_FACES[(model, tta)]
+    mean = measured(model, tta)["mean_face"]
+    ref, face = mean["reference"], mean["vector"]
     face, w0 = np.asarray(face, np.float32), ONE_PHOTO_MEAN_FACE_WEIGHT
     far0 = DEFAULT_FAR
     variants = [  # (label, enrolment, score, far, tail gallery size)

@@ -20,7 +20,9 @@ here first, on half A's train rows, and used for the tails.
     .venv/bin/python benchmarks/thresholds.py --emb runs/pins_emb/dlib \
         --flip-emb runs/pins_emb/dlib_flip
 
-Prints the tables for ``celebface.gallery.defaults.IMPOSTOR_TAILS`` and ``MEAN_FACES`` and writes
+Writes the tails and the mean face into the library's package data
+(``src/celebface/recognition/measured/<embedder>_<tta>.json``, read by
+``celebface.recognition.registry.measured``) and the check into
 ``benchmarks/results/thresholds_<EMB folder name>.md``/``.json``.
 """
 
@@ -35,6 +37,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+MEASURED = ROOT / "src" / "celebface" / "recognition" / "measured"
 P_GRID = (0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001, 5e-4, 2e-4, 1e-4, 5e-5, 2e-5, 1e-5)
 SIZES = (5, 10, 20, 40)
 METHODS = ("centroid", "knn", "topk")
@@ -69,7 +72,7 @@ def gallery_of(vec, ids, rows, embedder: dict | None = None):
 
 
 def mean_face(vec, single_vec, ids, split, people) -> tuple[float, list[float]]:
-    """``(reference, mean face)`` of ``celebface.gallery.defaults.MEAN_FACES``: the unit mean of
+    """``(reference, mean face)`` (an embedder's measured ``mean_face``): the unit mean of
     ``people``'s train rows of ``vec``, and the median of its dot product with their one-photo
     vectors (``single_vec``)."""
     rows = np.isin(ids, people) & (split == "train")
@@ -152,7 +155,7 @@ def main() -> int:
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from celebface.gallery.calibration import open_set_rates, truth_indices
-    from celebface.gallery.defaults import DEFAULT_FAR, MEAN_FACES, gallery_threshold
+    from celebface.gallery.defaults import DEFAULT_FAR, gallery_threshold
     from celebface.gallery.matching import GalleryMatcher
     from embeddings import labels_of, load
 
@@ -163,8 +166,10 @@ def main() -> int:
     single_vec = vec if args.flip_emb is None else flip_vectors(args.flip_emb, e)
     embedder = {"name": model, "tta": tta}
     faces = mean_face(vec, single_vec, ids, split, half_a)
-    MEAN_FACES[(model, tta)] = faces  # the offsets of the tails and checks below
+    # the offsets of the tails and checks below use the mean face just measured
+    write_measured(model, tta, mean_face={"reference": faces[0], "vector": faces[1]})
     tails = measure_tails(vec, ids, split, half_a, single_vec, embedder)
+    write_measured(model, tta, impostor_tails=tails)
     checks = []
     for method, tabs in tails.items():
         for photos in CHECK_PHOTOS:
@@ -219,14 +224,22 @@ def main() -> int:
                      f"{100 * r['far_max']:.2f}% |")
     (RESULTS / f"thresholds_{tag}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    print(f"MEAN_FACES entry: {(model, tta)!r}: ({faces[0]}, {faces[1]}),")
-    print("IMPOSTOR_TAILS entry:")
-    for method, tabs in tails.items():
-        print(f'        "{method}": {{')
-        for bucket, tab in tabs.items():
-            print(f'            "{bucket}": {[(p_, t) for p_, t in tab]},')
-        print("        },")
+    print(f"written: {MEASURED / f'{model}_{tta}.json'}")
     return 0
+
+
+def write_measured(model: str, tta: str, **tables) -> None:
+    """Merge ``tables`` into the package data file the library reads the embedder's measured
+    tables from (:func:`celebface.recognition.registry.measured`)."""
+    from celebface.recognition.registry import measured
+
+    path = MEASURED / f"{model}_{tta}.json"
+    data = json.loads(path.read_text("utf-8")) if path.is_file() else {
+        "embedder": model, "tta": tta,
+        "source": "benchmarks/thresholds.py (benchmarks/results/thresholds_*.md)"}
+    data.update({k: v for k, v in tables.items()})
+    path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    measured.cache_clear()
 
 
 if __name__ == "__main__":

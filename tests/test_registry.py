@@ -11,7 +11,7 @@ import pytest
 from celebface.audit.run import near_duplicate_bound
 from celebface.errors import InputError
 from celebface.gallery import EnrollConfig, Gallery
-from celebface.gallery.defaults import FALLBACK_THRESHOLD, IMPOSTOR_TAILS, default_threshold
+from celebface.gallery.defaults import FALLBACK_THRESHOLD, default_threshold
 from celebface.recognition import EmbedderConfig, FlipTTA, get_embedder, register_embedder
 from celebface.recognition import registry as reg
 from celebface.recognition.base import Embedder
@@ -66,8 +66,11 @@ def test_the_builtin_entries_hold_the_measured_constants() -> None:
     dlib = reg.embedder_config("dlib")
     assert dlib.input_size == 150 and dlib.pair_threshold == {"none": 0.9153, "flip": 0.9191}
     assert dlib.near_duplicate["none"] == 0.978
-    # the gallery's impostor tails are referenced, not copied
-    assert dlib.impostor_tails["flip"] is IMPOSTOR_TAILS[("dlib", "flip")]
+    # the gallery's tables are package data, read on demand
+    tails = reg.impostor_tails("dlib", "flip")
+    assert set(tails) == {"centroid", "knn", "topk"} and set(tails["topk"]) == {"1", "2-4", "5+"}
+    assert len(reg.measured("dlib", "none")["mean_face"]["vector"]) == 128
+    assert reg.impostor_tails("a/model/folder", "none") == {}
     assert reg.embedder_config("dlib+facenet").fusion_weights == (0.78, 0.22)
     assert reg.embedder_config("facenet").input_size == 160
     assert reg.embedder_config("a/model/folder") == EmbedderConfig()  # nothing measured

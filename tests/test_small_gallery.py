@@ -9,8 +9,6 @@ from celebface.gallery import defaults
 from celebface.gallery.defaults import (
     BUCKET_FAR_WEIGHTS,
     DEFAULT_FAR,
-    IMPOSTOR_TAILS,
-    MEAN_FACES,
     ONE_PHOTO_MEAN_FACE_WEIGHT,
     default_threshold,
     gallery_threshold,
@@ -21,6 +19,7 @@ from celebface.gallery.defaults import (
 )
 from celebface.gallery.matching import GalleryMatcher, decide, match
 from celebface.gallery.store import Gallery
+from celebface.recognition.registry import impostor_tails, measured
 from test_gallery import ColourEmbedder, write_people
 
 TAILS = {"1": [(0.1, 0.80), (0.01, 0.85), (0.0001, 0.90)],
@@ -63,7 +62,7 @@ def test_one_photo_people_spend_more_of_the_far_budget() -> None:
     assert gallery_threshold(TAILS, [50] * 10) == pytest.approx(
         tail_threshold(TAILS["5+"], DEFAULT_FAR / 10))
     # the real tables: 30 one-photo people aim each at p = 0.5% / 45
-    tails = IMPOSTOR_TAILS[("dlib", "none")]["centroid"]
+    tails = impostor_tails("dlib", "none")["centroid"]
     assert default_threshold("dlib", "none", "centroid", 30, 1) == pytest.approx(
         tail_threshold(tails["1"], DEFAULT_FAR / 45))
 
@@ -72,7 +71,7 @@ def test_one_photo_people_get_the_one_photo_tail() -> None:
     """A one-photo "centroid" is one noisy vector: strangers score lower against it than
     against a many-photo centroid, so its measured threshold is lower (the old rule used the
     many-photo tail for everyone: 21% of one-photo people named, issue 24)."""
-    tails = IMPOSTOR_TAILS[("dlib", "none")]["centroid"]
+    tails = impostor_tails("dlib", "none")["centroid"]
     assert set(tails) == {"1", "2-4", "5+"}
     for p in (0.01, 1e-4):
         assert tail_threshold(tails["1"], p) < tail_threshold(tails["2-4"], p) \
@@ -136,7 +135,8 @@ def test_a_single_photo_is_enrolled_with_its_mirror_image(tmp_path, rng, checkpo
 def test_person_offsets_weaken_one_photo_vectors_near_the_mean_face() -> None:
     """Only one-photo people get an offset: weight x (v . mean face - reference), so a vector
     on the mean face is lowered, one far from it raised; an unmeasured embedder gets none."""
-    ref, face = MEAN_FACES[("dlib", "none")]
+    mean = measured("dlib", "none")["mean_face"]
+    ref, face = mean["reference"], mean["vector"]
     face = np.asarray(face, np.float32)
     far_away = np.linalg.qr(np.c_[face, np.eye(128)[:, :1]])[0][:, 1].astype(np.float32)
     vectors = np.stack([face, far_away, face])
@@ -152,7 +152,9 @@ def test_person_offsets_weaken_one_photo_vectors_near_the_mean_face() -> None:
 @pytest.fixture
 def toy_mean_face(monkeypatch: pytest.MonkeyPatch) -> None:
     """A measured mean face for the 8-d embedder "toy": e1, reference 0.5."""
-    monkeypatch.setitem(defaults.MEAN_FACES, ("toy", "none"), (0.5, [1.0] + [0.0] * 7))
+    real = defaults.measured
+    monkeypatch.setattr(defaults, "measured", lambda name, tta: {"mean_face": {
+        "reference": 0.5, "vector": [1.0] + [0.0] * 7}} if name == "toy" else real(name, tta))
 
 
 def toy_gallery(people: dict[str, np.ndarray]) -> Gallery:

@@ -4,7 +4,9 @@
 ``builder(device=..., **options)``. The :class:`EmbedderConfig` ``cfg`` describes how the
 embedder sees a face (input size, preprocessing, its constructor options' dataclass) and holds
 the constants measured for it, per TTA: the verification pair threshold, clustering cosines,
-the audit's near-duplicate bound, the gallery's impostor tails and, for a fusion, its weights.
+the audit's near-duplicate bound and, for a fusion, its weights; the larger tables (the
+gallery's impostor tails, the mean face) are package data files read on demand
+(:func:`measured`).
 Every stage reads them from here through :func:`embedder_config`; an embedder with nothing
 measured (a trained model folder, a name not registered) gets an empty config, and each stage
 says so and falls back to what it documents.
@@ -17,8 +19,11 @@ its measured constants and weights.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 
 from celebface.errors import InputError, OptionError
@@ -49,9 +54,6 @@ class EmbedderConfig:
     #: tta -> how much lower a video track's threshold is once it has 2, 3, 4 or more distinct
     #: views (:mod:`celebface.streaming.tracker`), at the same false-accept rate
     view_offsets: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
-    #: tta -> match method -> impostor tail of one enrolled person (the tables of
-    #: :mod:`celebface.gallery.defaults`, referenced by :func:`add_impostor_tails`)
-    impostor_tails: dict[str, dict[str, Tail]] = field(default_factory=dict)
     #: a fusion's part weights (default: equal)
     fusion_weights: tuple[float, ...] | None = None
 
@@ -83,13 +85,24 @@ def embedder_config(name: str) -> EmbedderConfig:
     return entry.cfg if entry is not None else EmbedderConfig()
 
 
-def add_impostor_tails(tables: Mapping[tuple[str, str], dict[str, dict[str, Tail]]]) -> None:
-    """Let the entries reference measured impostor tails, ``(name, tta) -> method -> photo
-    bucket -> tail``
-    (the tables stay where they are measured and written: :mod:`celebface.gallery.defaults`)."""
-    for (name, tta), tails in tables.items():
-        if name in _REGISTRY:
-            _REGISTRY[name].cfg.impostor_tails[tta] = tails
+@functools.cache
+def measured(name: str, tta: str) -> dict[str, Any]:
+    """The tables ``benchmarks/thresholds.py`` measured for embedder ``name`` with ``tta`` and
+    wrote to this package's ``measured/NAME_TTA.json``: ``impostor_tails`` (match method ->
+    photo bucket -> ``[[p, t], ...]``, see :mod:`celebface.gallery.defaults`) and
+    ``mean_face`` (``reference``, ``vector``); read on first use, ``{}`` when none."""
+    entry = resources.files("celebface.recognition") / "measured" / f"{name}_{tta}.json"
+    if not entry.is_file():
+        return {}
+    return dict(json.loads(entry.read_text(encoding="utf-8")))
+
+
+def impostor_tails(name: str, tta: str) -> dict[str, dict[str, Tail]]:
+    """Embedder ``name``'s measured one-person impostor tails with ``tta``: match method ->
+    photo bucket -> tail (``{}`` when none were measured)."""
+    return {method: {bucket: [(float(p), float(t)) for p, t in tail]
+                     for bucket, tail in buckets.items()}
+            for method, buckets in measured(name, tta).get("impostor_tails", {}).items()}
 
 
 def fusion_parts(name: str) -> list[str] | None:
