@@ -1,6 +1,7 @@
 """Shared by benchmarks/verify.py and cluster.py: pins105-dev photos' largest face found as
-``celebface verify`` finds it (MTCNN, whole crop when none) and embedded by dlib, plain and
-mirrored, cached in an .npz by path so a rerun (or the other benchmark) embeds nothing again."""
+``celebface verify`` finds it (MTCNN, whole crop when none) and embedded (dlib unless told
+otherwise), plain and mirrored, cached in an .npz by path so a rerun (or the other benchmark)
+embeds nothing again."""
 
 from __future__ import annotations
 
@@ -45,9 +46,29 @@ def sample(table: list[tuple[str, str, str]], split: str, people: list[str], per
     return out
 
 
-def embed_paths(paths: list[str], cache: Path, batch: int = 32) -> dict[str, dict]:
-    """``{path: {"orig", "flip", "whole", "box"}}``, computing only what ``cache`` lacks."""
+def cache_for(cache: Path, embedder: str) -> Path:
+    """The face cache of ``embedder``: ``cache`` for dlib (its first name), else
+    ``cache``'s name with ``_EMBEDDER`` added."""
+    return cache if embedder == "dlib" else cache.with_name(f"{cache.stem}_{embedder}.npz")
+
+
+def embed_paths(paths: list[str], cache: Path, batch: int = 32, embedder: str = "dlib"
+                ) -> dict[str, dict]:
+    """``{path: {"orig", "flip", "whole", "box"}}`` by ``embedder``, computing only what its
+    cache (:func:`cache_for`) lacks; a fusion ``a+b`` fuses its parts' cached views with the
+    registered weights (:func:`celebface.recognition.fusion.fuse`)."""
     from tqdm import tqdm
+
+    if "+" in embedder:
+        from celebface.recognition.fusion import fuse
+        from celebface.recognition.registry import embedder_config
+
+        parts = [embed_paths(paths, cache, batch, name) for name in embedder.split("+")]
+        weights = embedder_config(embedder).fusion_weights or (1.0,) * len(parts)
+        return {p: {**parts[0][p], **{v: fuse([part[p][v][None] for part in parts],
+                                               weights)[0] for v in ("orig", "flip")}}
+                for p in paths}
+    cache = cache_for(cache, embedder)
 
     have: dict[str, dict] = {}
     if cache.is_file():
@@ -60,13 +81,13 @@ def embed_paths(paths: list[str], cache: Path, batch: int = 32) -> dict[str, dic
         from celebface.detection import get_finder
 
         detector = get_finder(device="cpu")
-        embedder = get_embedder("dlib", device="cpu")
-        for lo in tqdm(range(0, len(todo), batch), desc="detect+embed", unit="batch"):
+        model = get_embedder(embedder, device="cpu")
+        for lo in tqdm(range(0, len(todo), batch), desc=f"detect+embed ({embedder})",
+                       unit="batch"):
             part = todo[lo:lo + batch]
             images = [read_image(p, 1024).rgb for p in part]
             found = [f[0] for f in locate(images, detector, all_faces=False)]
-            views = embedder.embed_views(images, [f.face for f in found],
-                                ("orig", "flip"))
+            views = model.embed_views(images, [f.face for f in found], ("orig", "flip"))
             for k, (p, f) in enumerate(zip(part, found, strict=True)):
                 have[p] = {"orig": views["orig"][k], "flip": views["flip"][k], "whole": f.whole,
                            "box": np.asarray(f.face.box, np.float32)}

@@ -22,7 +22,8 @@ constants were chosen; seeds 100-149 there).
     .venv/bin/python benchmarks/small_gallery.py --emb runs/pins_emb/dlib \
         [--flip-emb runs/pins_emb/dlib_flip] [--half A]
 
-Writes ``benchmarks/results/small_gallery.md``/``.json`` (``small_gallery_A.*`` for half A).
+Writes ``benchmarks/results/small_gallery.md``/``.json`` (``small_gallery_A.*`` for half A;
+``_<emb folder>`` added for embeddings other than ``dlib``).
 """
 
 from __future__ import annotations
@@ -176,7 +177,9 @@ def main() -> int:
             "embedder": embedder, "half": args.half, "draws": args.draws,
             "people": args.people, "probes": args.probes, "half_people": len(half),
             "results": results}
-    stem = "small_gallery" if args.half == "B" else "small_gallery_A"
+    tag = "+".join(Path(part).name for part in str(args.emb).split("+"))
+    stem = ("small_gallery" if args.half == "B" else "small_gallery_A") + (
+        "" if tag == "dlib" else f"_{tag}")
     (RESULTS / f"{stem}.json").write_text(json.dumps(meta, indent=1))
     r0 = results[0]["default"]
     which = ("held-out pins105-dev people (half B of benchmarks/thresholds.py; the default "

@@ -1,10 +1,11 @@
-"""Measure the dlib pair threshold and verification accuracy on pins105-dev.
+"""Measure an embedder's pair threshold and verification accuracy on pins105-dev.
 
 Identities are split in two random halves (seed 0). The threshold is tuned on every pair of
 TRAIN photos (up to --tune-per photos per person) of half A: the cosine that maximises balanced
 accuracy. Accuracy is measured on --pairs genuine and --pairs impostor pairs drawn from the VAL
 photos of half B (people never seen in tuning). Faces are found as ``celebface verify`` finds
-them (largest MTCNN face, the whole crop when none). Writes benchmarks/results/verify.md/.json.
+them (largest MTCNN face, the whole crop when none). ``--embedder`` (default dlib) names the
+embedder. Writes benchmarks/results/verify.md/.json (``verify_<embedder>.*`` for the others).
 
     python benchmarks/verify.py     # ~40 min on a busy 2-core CPU; faces cached after
     python benchmarks/verify.py --report-only   # rewrite verify.md from verify.json
@@ -81,11 +82,13 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=ROOT / "runs" / "bench_faces.npz")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--embedder", default="dlib", help="a registered embedder or fusion")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
+    name = "verify" if args.embedder == "dlib" else f"verify_{args.embedder}"
     if args.report_only:
-        r = json.loads((args.out / "verify.json").read_text(encoding="utf-8"))
-        atomic_write_text(args.out / "verify.md", report(r))
+        r = json.loads((args.out / f"{name}.json").read_text(encoding="utf-8"))
+        atomic_write_text(args.out / f"{name}.md", report(r))
         return
 
     table = rows(args.data)
@@ -93,10 +96,11 @@ def main() -> None:
     tune = sample(table, "train", half_a, args.tune_per, args.seed)
     test = sample(table, "val", half_b, args.test_per, args.seed)
     t0 = time.perf_counter()
-    found = embed_paths([p for _, p in tune + test], args.cache)
+    found = embed_paths([p for _, p in tune + test], args.cache, embedder=args.embedder)
     seconds = time.perf_counter() - t0
     result: dict = {
-        "data": str(args.data), "seed": args.seed, "tune_people": len(half_a),
+        "data": str(args.data), "seed": args.seed, "embedder": args.embedder,
+        "tune_people": len(half_a),
         "tune_photos": len(tune), "tune_per": args.tune_per, "test_per": args.test_per,
         "test_people": len(half_b), "test_photos": len(test),
         "whole_image_fallbacks": {
@@ -131,19 +135,21 @@ def main() -> None:
         ax.hist(s_test[same], bins, alpha=0.6, label="same person")
         ax.hist(s_test[~same], bins, alpha=0.6, label="different people")
         ax.axvline(t_bal, color="k", ls="--", label=f"threshold {t_bal:.3f}")
-        ax.set_title(f"dlib, tta={tta}: test pairs (half B val)")
+        ax.set_title(f"{args.embedder}, tta={tta}: test pairs (half B val)")
         ax.set_xlabel("cosine")
         ax.legend(fontsize=8)
     args.out.mkdir(parents=True, exist_ok=True)
-    _save(fig, args.out / "verify.png")
-    atomic_write_text(args.out / "verify.json", json.dumps(result, indent=2) + "\n")
-    atomic_write_text(args.out / "verify.md", report(result))
+    _save(fig, args.out / f"{name}.png")
+    atomic_write_text(args.out / f"{name}.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(args.out / f"{name}.md", report(result))
     print(report(result))
 
 
 def report(r: dict) -> str:
+    embedder = r.get("embedder", "dlib")
+    stem = "verify" if embedder == "dlib" else f"verify_{embedder}"
     lines = [
-        "# Verification (dlib, pairs of pins105-dev photos)", "",
+        f"# Verification ({embedder}, pairs of pins105-dev photos)", "",
         f"Tuning: every pair of {r['tune_photos']} TRAIN photos of {r['tune_people']} people "
         f"(half A, up to {r['tune_per']} each); threshold = best balanced accuracy. Test: "
         f"balanced pairs of {r['test_photos']} VAL photos (up to {r['test_per']} each) of the "
@@ -172,8 +178,8 @@ def report(r: dict) -> str:
               "pair_threshold in src/celebface/recognition/registry.py): the same test "
               "accuracy as the balanced-accuracy threshold with about a quarter of its "
               "false accepts.",
-              "", "![score histograms](verify.png)", "",
-              "Reproduce: `python benchmarks/verify.py`", ""]
+              "", f"![score histograms]({stem}.png)", "",
+              f"Reproduce: `python benchmarks/verify.py --embedder {embedder}`", ""]
     return "\n".join(lines)
 
 

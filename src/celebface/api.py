@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface.recognition.spec import DEFAULT_EMBEDDER
 from celebface.types import Face
 
 ImageLike = Any  # str | Path | PIL.Image.Image | np.ndarray
@@ -60,7 +61,7 @@ def detect(image: ImageLike, detector: str = "mtcnn", device: str = "auto") -> l
 def embed(
     images: Sequence[ImageLike],
     faces: Sequence[Face | None] | None = None,
-    embedder: str = "dlib",
+    embedder: str = DEFAULT_EMBEDDER,
     tta: str = "none",
     device: str = "auto",
 ) -> np.ndarray:

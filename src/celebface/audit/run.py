@@ -20,7 +20,7 @@ from celebface.audit.checks import Finding
 from celebface.data import FaceItem, open_dataset
 from celebface.io import ImageReadError, check_output_dir, read_image
 from celebface.recognition.registry import embedder_config
-from celebface.recognition.spec import EmbedderSpec
+from celebface.recognition.spec import DEFAULT_EMBEDDER, EmbedderSpec
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class AuditConfig:
     ``tiny_face``: shorter face side in pixels below which a face is tiny."""
 
     detector: str = "mtcnn"
-    embedder: str = "dlib"
+    embedder: str = DEFAULT_EMBEDDER
     device: str = "auto"
     near_duplicate: float | None = None
     mislabel_margin: float = 0.0

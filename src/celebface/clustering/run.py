@@ -26,7 +26,7 @@ from celebface.errors import CelebfaceError
 from celebface.io import ImageReadError, atomic_write_bytes, atomic_write_text, encode_jpeg
 from celebface.io.datasets import is_image_file, report_unsupported
 from celebface.io.paths import check_output_dir
-from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec
+from celebface.recognition.spec import DEFAULT_EMBEDDER, DEFAULT_TTA, EmbedderSpec
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class ClusterConfig:
     face again when the crops are enrolled). ``sheet_max``: faces per contact sheet."""
 
     detector: str = "mtcnn"
-    embedder: str = "dlib"
+    embedder: str = DEFAULT_EMBEDDER
     tta: str = DEFAULT_TTA
     device: str = "auto"
     threshold: float | None = None

@@ -24,7 +24,7 @@ import numpy as np
 from celebface import validate
 from celebface.data import FaceDataset, FaceItem, open_dataset
 from celebface.data.stage import folder_kind
-from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec, check_tta
+from celebface.recognition.spec import DEFAULT_EMBEDDER, DEFAULT_TTA, EmbedderSpec, check_tta
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class FaceSetConfig:
     calibration's ``GALLERY/.cache``, elsewhere none).
     """
 
-    embedder: str = "dlib"
+    embedder: str = DEFAULT_EMBEDDER
     detector: str = "mtcnn"
     device: str = "auto"
     max_side: int = 1024

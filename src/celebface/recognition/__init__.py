@@ -16,12 +16,17 @@ from celebface.recognition.registry import (
     embedder_names,
     register_embedder,
 )
-from celebface.recognition.spec import EmbedderSpec, build_embedder, default_embedder
+from celebface.recognition.spec import (
+    DEFAULT_EMBEDDER,
+    EmbedderSpec,
+    build_embedder,
+    default_embedder,
+)
 from celebface.recognition.tta import FlipTTA, combine_views
 
 
 def get_embedder(
-    name: str = "dlib", device: str = "auto", tta: str = "none", **options: Any
+    name: str = DEFAULT_EMBEDDER, device: str = "auto", tta: str = "none", **options: Any
 ) -> Embedder:
     """An embedder by registered name (``dlib``, ``facenet``, a fusion ``dlib+facenet``; see
     :mod:`celebface.recognition.registry`) or a trained model folder (its embedding layer).

@@ -32,7 +32,7 @@ from celebface.recognition.base import Embedder
 from celebface.recognition.batch import embed_chunk, init_worker, worker_task
 from celebface.recognition.cache import EmbeddingCache, content_hash
 from celebface.recognition.dlib_resnet import DlibEmbedder
-from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec
+from celebface.recognition.spec import DEFAULT_EMBEDDER, DEFAULT_TTA, EmbedderSpec
 from celebface.recognition.tta import FlipTTA, combine_views, views_for
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class EmbedConfig:
     :mod:`celebface.engines.ray_engine`); ``compact_cache`` merges the cache's shards into one
     at the end (otherwise a run adds one shard: :mod:`celebface.recognition.cache`)."""
 
-    embedder: str = "dlib"
+    embedder: str = DEFAULT_EMBEDDER
     tta: str = DEFAULT_TTA
     device: str = "auto"
     weights: str | None = None

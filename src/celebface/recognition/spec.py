@@ -20,6 +20,12 @@ from celebface.errors import InputError
 
 #: The one TTA default of every stage (embed, enroll, train, calibrate, recognize).
 DEFAULT_TTA = "none"
+#: The one embedder default of every stage (embed, enroll, train, calibrate, recognize,
+#: verify, cluster, audit, the service): chosen by ``benchmarks/embedders.py``.
+DEFAULT_EMBEDDER = "dlib"
+#: What a spec that names no embedder means: everything written before specs named one was
+#: made with dlib, so old galleries and embeddings folders keep their vectors' meaning.
+LEGACY_EMBEDDER = "dlib"
 #: The test-time augmentations: ``none``, or ``flip`` (each face with its mirror image: the
 #: average of the two embeddings, or of a trained model's two predictions).
 TTAS = ("none", "flip")
@@ -65,7 +71,7 @@ _DESCRIPTIVE = ("model", "dim", "alignment", "weights", "model_dir", "input_size
 class EmbedderSpec:
     """See the module doc."""
 
-    name: str = "dlib"
+    name: str = DEFAULT_EMBEDDER
     tta: str = DEFAULT_TTA
     options: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
@@ -80,14 +86,15 @@ class EmbedderSpec:
         ``options``; an ``embedding.json``'s ``model``/``settings``/``weights_path``)."""
         d = dict(d or {})
         if not d:
-            return cls()
+            return cls(LEGACY_EMBEDDER)
         options = dict(d.get("options") or {})
         tta = str(d.get("tta") or options.pop("tta", None) or DEFAULT_TTA)
         options.pop("tta", None)
         settings = dict(d.get("settings") or {})
         name = d.get("name")
         if name is None:  # an embedding.json of an earlier version
-            name = settings.get("model_dir") or d.get("model") or settings.get("model", "dlib")
+            name = (settings.get("model_dir") or d.get("model")
+                    or settings.get("model", LEGACY_EMBEDDER))
             options = {k: v for k, v in settings.items() if k not in _DESCRIPTIVE}
             if d.get("weights_path"):
                 options["weights"] = d["weights_path"]
@@ -143,7 +150,8 @@ def build_embedder(spec: EmbedderSpec | dict[str, Any], device: str = "auto") ->
         raise InputError(f"cannot rebuild embedder {spec.describe()}: {exc}") from None
 
 
-def default_embedder(spec: EmbedderSpec | str = "dlib", device: str = "auto") -> Any:
+def default_embedder(spec: EmbedderSpec | str = DEFAULT_EMBEDDER, device: str = "auto"
+                     ) -> Any:
     """The embedder :func:`build_embedder` builds for ``spec`` (a bare name: that embedder
     without TTA or options), built once per process for each spec and device (the facade,
     verification, clustering and auditing call it in loops)."""

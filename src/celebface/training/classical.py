@@ -20,7 +20,7 @@ import numpy as np
 from celebface.errors import InputError
 from celebface.io import atomic_write
 from celebface.recognition.base import l2_normalize
-from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec
+from celebface.recognition.spec import DEFAULT_EMBEDDER, DEFAULT_TTA, EmbedderSpec
 from celebface.training.embedding import (
     EmbeddingModel,
     embedder_settings,
@@ -47,7 +47,7 @@ class ClassicalConfig:
     C: float | None = None  # inverse regularisation: logreg 30, svm 1 when not given
     k: int = 10  # neighbours (knn)
     max_iter: int = 3000
-    embedder: str = "dlib"  # used when DATA holds images, not embeddings
+    embedder: str = DEFAULT_EMBEDDER  # used when DATA holds images, not embeddings
     tta: str = DEFAULT_TTA
     device: str = "auto"
     seed: int = 0

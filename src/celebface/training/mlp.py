@@ -17,7 +17,7 @@ import numpy as np
 
 from celebface.errors import InputError
 from celebface.recognition.base import l2_normalize
-from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec
+from celebface.recognition.spec import DEFAULT_EMBEDDER, DEFAULT_TTA, EmbedderSpec
 from celebface.training.data import stratified_split
 from celebface.training.embedding import EmbeddingModel, embedder_settings, prepare_embeddings
 from celebface.training.loop import LoopConfig, fit, run_fingerprint
@@ -42,7 +42,7 @@ class MLPConfig:
     patience: int = 15
     plateau_patience: int = 5
     holdout: float = 0.1
-    embedder: str = "dlib"
+    embedder: str = DEFAULT_EMBEDDER
     tta: str = DEFAULT_TTA
     device: str = "auto"
     seed: int = 0
