@@ -27,7 +27,8 @@ photos of the person, named right) at ``t_1`` and at ``t_1 - offset_m``. The vid
         --flip-emb runs/smallgal/dlib_flip
 
 Prints the offsets for the embedder's ``view_offsets`` (:mod:`celebface.recognition.registry`)
-and writes ``benchmarks/results/track_tails.md``/``.json``.
+and writes ``benchmarks/results/track_tails.md``/``.json`` (``track_tails_<emb folder>.*`` for
+embeddings other than ``dlib``).
 """
 
 from __future__ import annotations
@@ -177,7 +178,9 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = {"embeddings": str(args.emb), "flip_embeddings": str(args.flip_emb or ""),
            "embedder": embedder, "near_duplicate": bound, "adopted": adopted, "rows": rows}
-    (RESULTS / "track_tails.json").write_text(json.dumps(out, indent=1))
+    tag = "+".join(Path(part).name for part in str(args.emb).split("+"))
+    stem = "track_tails" if tag == "dlib" else f"track_tails_{tag}"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=1))
     lines = [
         "# Video tracks: threshold offsets per distinct views", "",
         f"Embeddings `{args.emb}` ({model}, tta {tta}); views count as distinct below cosine "
@@ -205,7 +208,7 @@ def main() -> int:
             + f"{r['any_ratio']:.2f} / {r['any_ratio_t1']:.2f} / {r['frame_ratio']:.2f} | "
             + " / ".join(f"{100 * c[m]['tar_t1']:.1f}%" for m in VIEWS) + " | "
             + " / ".join(f"{100 * c[m]['tar']:.1f}%" for m in VIEWS[1:]) + " |")
-    (RESULTS / "track_tails.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

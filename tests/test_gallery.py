@@ -261,9 +261,46 @@ def test_enroll_refuses_a_different_embedder(tmp_path: Path, rng: np.random.Gene
     class Other(ColourEmbedder):
         name = "other"
 
-    with pytest.raises(ValueError, match="built with embedder"):
+    with pytest.raises(ValueError, match="built with embedder.*--reembed"):
         enroll(data, tmp_path / "g", add=True, config=cfg, models=(Other(), None),
                progress=False)
+
+
+def test_reembed_rebuilds_and_add_keeps_the_gallery_embedder(
+        tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gallery of one embedder: ``--reembed`` rebuilds it with another (no mixed rows);
+    ``--add`` without an embedder chosen adds with the gallery's own, whatever the default."""
+    import importlib
+
+    enroll_module = importlib.import_module("celebface.gallery.enroll")
+
+    data, extra, out = tmp_path / "data", tmp_path / "extra", tmp_path / "g"
+    write_people(data, rng, {"amy": COLOURS["amy"], "bob": COLOURS["bob"]}, n=2)
+    write_people(extra, rng, {"cat": COLOURS["cat"]}, n=2)
+
+    class Other(ColourEmbedder):
+        name = "other"
+
+    enroll(data, out, config=EnrollConfig(embedder="colour", detector="none"),
+           models=(ColourEmbedder(), None), progress=False)
+    other = EnrollConfig(embedder="other", detector="none")
+    with pytest.raises(ValueError, match="--reembed"):
+        enroll(data, out, config=other, models=(Other(), None), progress=False)
+    with pytest.raises(ValueError, match="without --add"):
+        enroll(data, out, add=True, config=EnrollConfig(embedder="other", reembed=True),
+               progress=False)
+    emb = Other()
+    s = enroll(data, out, config=EnrollConfig(embedder="other", detector="none", reembed=True),
+               models=(emb, None), progress=False)
+    g = Gallery.load(out)
+    assert g.spec.name == "other" and g.counts() == {"amy": 2, "bob": 2} and emb.calls == 4
+    assert s.added == 4
+    # --add with the default settings (no embedder chosen): the gallery's "other" is used
+    built = []
+    monkeypatch.setattr(enroll_module, "build_models",
+                        lambda config: built.append(config.embedder) or (Other(), None))
+    enroll(extra, out, add=True, config=EnrollConfig(detector="none"), progress=False)
+    assert built == ["other"] and Gallery.load(out).counts() == {"amy": 2, "bob": 2, "cat": 2}
 
 
 def test_calibrate_refuses_embeddings_of_another_embedder(tmp_path: Path,

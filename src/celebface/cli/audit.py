@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from celebface.audit import AuditConfig
+from celebface.cli import common as t
 from celebface.cli.common import add_device
 from celebface.cli.options import add_option, config_from
 
@@ -24,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_option(p, AuditConfig, "detector",
                help="mtcnn (default), hog, or none when DATA holds face crops (embedded "
                     "whole and cached; no face checks)")
-    add_option(p, AuditConfig, "embedder", help="dlib (default) or facenet")
+    add_option(p, AuditConfig, "embedder", help=t.embedder_help(False))
     add_option(p, AuditConfig, "near_duplicate", metavar="COS",
                help="cosine at or above which two photos are near duplicates (default: "
                     "the embedder's measured bound)")

@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                "groups stop merging (default: the embedder's measured one)")
     add_option(p, ClusterConfig, "min_size",
                help="faces in smaller groups are singletons (default %(default)s)")
-    add_option(p, ClusterConfig, "embedder", help="dlib (default) or facenet")
+    add_option(p, ClusterConfig, "embedder", help=t.embedder_help(False))
     add_option(p, ClusterConfig, "tta", choices=t.TTA_CHOICES,
                help="average each face with its mirror image")
     add_option(p, ClusterConfig, "detector",

@@ -83,3 +83,13 @@ def add_engine(p: argparse.ArgumentParser, config: type) -> None:
     add_option(p, config, "address",
                help="Ray cluster to join (e.g. HEAD:6379; default: RAY_ADDRESS or a new local "
                     "instance)")
+
+
+def embedder_help(models: bool = True) -> str:
+    """``--embedder``'s help: the registered embedders, the default marked (and trained
+    model folders where ``models``)."""
+    from celebface.recognition import embedder_names
+    from celebface.recognition.spec import DEFAULT_EMBEDDER
+
+    names = [f"{n} (default)" if n == DEFAULT_EMBEDDER else n for n in embedder_names()]
+    return ", ".join(names) + (", or a trained model folder" if models else "")

@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "any other), or a packed folder")
     p.add_argument("--out", required=True, help="output folder")
     add_option(p, EmbedConfig, "embedder",
-               help="dlib (default), facenet, dlib+facenet, or a trained model folder")
+               help=t.embedder_help())
     add_option(p, EmbedConfig, "tta", choices=t.TTA_CHOICES,
                help="flip: average each face with its mirror image")
     add_option(p, EmbedConfig, "faces", choices=RULES,

@@ -36,7 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--remove", action="append", default=[], metavar="NAME",
                    help="remove a person (repeatable)")
     add_option(p, EnrollConfig, "embedder",
-               help="dlib (default), facenet, dlib+facenet or a trained model folder")
+               help=t.embedder_help())
+    add_option(p, EnrollConfig, "reembed",
+               help="the gallery was made with another embedder: rebuild it from DATA with "
+                    "this one (cached by content)")
     add_option(p, EnrollConfig, "tta", choices=t.TTA_CHOICES,
                help="average each face with its mirror image (slower)")
     add_option(p, EnrollConfig, "detector",

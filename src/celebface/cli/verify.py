@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all", action="store_true", help="compare every face of A with every "
                    "face of B")
     p.add_argument("--embedder", default=defaults(EmbedderSpec)["name"],
-                   help="dlib (default) or facenet")
+                   help=t.embedder_help(False))
     add_option(p, EmbedderSpec, "tta", choices=t.TTA_CHOICES,
                help="average each face with its mirror image")
     p.add_argument("--detector", default=defaults(get_detector)["name"],

@@ -38,12 +38,15 @@ MIRROR_SINGLE_PHOTOS = True
 
 @dataclass(frozen=True)
 class EnrollConfig(FaceSetConfig):
-    """:class:`FaceSetConfig` plus how often a long enrolment saves its progress, and the
+    """:class:`FaceSetConfig` plus how often a long enrolment saves its progress, the
     gallery's vector index (``auto``, ``flat``, ``hnsw``, ``ivf``; None keeps the gallery's
-    choice, ``auto`` for a new one)."""
+    choice, ``auto`` for a new one), and ``reembed``: a gallery made with another embedder is
+    rebuilt from DATA with this one (its old vectors dropped; photos are cached by content, so
+    a second gallery or an interrupted run embeds nothing twice)."""
 
     checkpoint_every: int = 512
     index: str | None = None
+    reembed: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -70,14 +73,39 @@ def embedder_spec(embedder: Any, config: FaceSetConfig) -> dict[str, Any]:
 
 
 def check_same_embedder(gallery: Gallery, spec: dict[str, Any]) -> None:
+    """Refuse to mix two embedders' vectors in one gallery (the error gives the command that
+    re-embeds it)."""
     old = gallery.spec
     new = EmbedderSpec.from_dict(spec)
     if gallery.embedder and old.settings and not old.same_vectors(new):
         raise GalleryError(
-            f"{gallery.path}: gallery was built with embedder {old.describe()} "
-            f"{old.settings}, not {new.describe()} {new.settings}; enroll into a new --out "
-            "folder"
+            f"{gallery.path}: gallery was built with embedder {old.describe()}, not "
+            f"{new.describe()}: vectors of two embedders cannot be compared; re-embed it with "
+            f"'celebface enroll DATA --out GALLERY --embedder {new.name} --tta {new.tta} "
+            "--reembed' (photos are cached by content), or enroll into a new --out folder"
         )
+
+
+def _differs(gallery: Gallery | None, config: FaceSetConfig) -> bool:
+    """Does ``gallery`` record an embedder other than ``config``'s (by name, TTA, options)?"""
+    if gallery is None or not gallery.embedder:
+        return False
+    old, new = gallery.spec, config.spec
+    return (old.name, old.tta, old.options) != (new.name, new.tta, new.options)
+
+
+def _adopt_gallery_embedder(store: GalleryStore, config: EnrollConfig, add: bool
+                            ) -> EnrollConfig:
+    """``config`` embedding with the gallery's own embedder when photos are added to an
+    existing gallery and no embedder was chosen (the defaults): an old gallery keeps working
+    under the embedder it names after the default changes."""
+    if not add or config.reembed or config.spec != EnrollConfig().spec or not store.exists():
+        return config
+    current = store.load()
+    if not _differs(current, config):
+        return config
+    log.info("adding with the gallery's embedder %s", current.spec.describe())
+    return config.with_spec(current.spec)
 
 
 def enroll(
@@ -103,6 +131,9 @@ def enroll(
     """
     config = config or EnrollConfig()
     store = open_store(out)
+    if config.reembed and add:
+        raise GalleryError("--reembed rebuilds the gallery from DATA: give DATA without --add")
+    config = _adopt_gallery_embedder(store, config, add)
     if config.index is not None:
         from celebface.gallery.index import resolve_kind
 
@@ -144,10 +175,16 @@ class _NewPhotos:
     spec: dict[str, Any] | None = None
     info: dict[str, Any] = field(default_factory=dict)
     parts: list[FaceSet] = field(default_factory=list)
+    reembed: bool = False
 
     def apply(self, gallery: Gallery, summary: EnrollSummary) -> None:
-        """Add the pending parts to (a fresh read of) ``gallery``."""
+        """Add the pending parts to (a fresh read of) ``gallery`` (``reembed``: first drop
+        the vectors of another embedder)."""
         if self.spec is not None:
+            new = EmbedderSpec.from_dict(self.spec)
+            if self.reembed and gallery.embedder and not gallery.spec.same_vectors(new):
+                gallery.keep_sources(set())
+                gallery.embedder = {}
             check_same_embedder(gallery, self.spec)
             gallery.embedder = self.spec
             gallery.info.update(self.info)
@@ -215,8 +252,14 @@ def _embed_photos(
     every ``checkpoint_every`` faces are saved by a short edit, so an interrupted run resumes."""
     dataset = open_faces(data, config.split)
     items = dataset.items
-    photos = _NewPhotos({source_key(it.path) for it in items})
+    photos = _NewPhotos({source_key(it.path) for it in items}, reembed=config.reembed)
     current = store.load() if store.exists() else None
+    if current is not None and _differs(current, config):
+        if not config.reembed:  # refused before anything is embedded
+            check_same_embedder(current, config.spec.to_dict())
+        log.info("re-embedding %s's photos with %s (was %s)", store, config.spec.describe(),
+                 current.spec.describe())
+        current = None  # every photo is embedded again (or found in the content cache)
     have = set(current.sources) if current is not None else set()
     todo = [it for it in items if source_key(it.path) not in have]
     summary.reused = len(items) - len(todo)
