@@ -34,15 +34,28 @@ test-fast: setup
 demo: setup
 	DATA="$(DATA)" OUT="$(OUT)" BIN="$(BIN)" bash scripts/demo.sh
 
-EMB := runs/pins_emb3
+EMB := runs/pins_emb
 
 # Benchmarks (on demand, hours on 2 cores); results land in benchmarks/results/.
 bench: setup
 	$(BIN)/python benchmarks/crop.py
 	$(BIN)/celebface crop ../shared/data/pins105-dev runs/pins_crop
 	$(BIN)/python benchmarks/align.py --crops runs/pins_crop --train-per-id 10 --variants whole box landmarks crop-whole crop-box crop-landmarks
-	$(BIN)/celebface embed ../shared/data/pins105-dev --out $(EMB)/dlib_flip --tta flip --cache-dir $(EMB)/.cache
-	$(BIN)/celebface embed ../shared/data/pins105-dev --out $(EMB)/dlib --cache-dir $(EMB)/.cache
+	$(BIN)/celebface embed ../shared/data/pins105-dev --embedder dlib+sface --tta flip --out $(EMB)/fused_flip --cache-dir $(EMB)/.cache
+	$(BIN)/celebface embed ../shared/data/pins105-dev --embedder dlib+sface --out $(EMB)/fused --cache-dir $(EMB)/.cache
+	$(BIN)/python benchmarks/split_fused.py $(EMB)/fused_flip $(EMB)
+	$(BIN)/python benchmarks/split_fused.py $(EMB)/fused $(EMB)
+	$(BIN)/python benchmarks/embedders.py --emb $(EMB)
+	$(BIN)/python benchmarks/thresholds.py --emb $(EMB)/sface --flip-emb $(EMB)/sface_flip
+	$(BIN)/python benchmarks/thresholds.py --emb $(EMB)/dlib+$(EMB)/sface --flip-emb $(EMB)/dlib_flip+$(EMB)/sface_flip
+	$(BIN)/python benchmarks/thresholds.py --emb $(EMB)/dlib_flip+$(EMB)/sface_flip
+	$(BIN)/python benchmarks/small_gallery.py --emb $(EMB)/sface --flip-emb $(EMB)/sface_flip
+	$(BIN)/python benchmarks/small_gallery.py --emb $(EMB)/dlib+$(EMB)/sface --flip-emb $(EMB)/dlib_flip+$(EMB)/sface_flip
+	$(BIN)/python benchmarks/track_tails.py --emb $(EMB)/dlib+$(EMB)/sface --flip-emb $(EMB)/dlib_flip+$(EMB)/sface_flip
+	$(BIN)/python benchmarks/verify.py --embedder sface
+	$(BIN)/python benchmarks/verify.py --embedder dlib+sface
+	$(BIN)/python benchmarks/audit.py --bound-only --embedder sface
+	$(BIN)/python benchmarks/audit.py --bound-only --embedder dlib+sface
 	$(BIN)/python benchmarks/embed.py --faces 300 --cache-dir $(EMB)/.cache
 	$(BIN)/python benchmarks/locate.py --identities 105 --every 2
 	$(BIN)/python benchmarks/thresholds.py --emb $(EMB)/dlib --flip-emb $(EMB)/dlib_flip

@@ -39,8 +39,8 @@ import numpy as np
 
 from celebface.gallery import Gallery
 from celebface.io import atomic_write_json, atomic_write_text, read_image
-from celebface.recognition import load_embeddings
 from celebface.types import UNKNOWN
+from embeddings import load
 from thresholds import halves
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,10 +95,11 @@ def make_clip(e: object, known: list[str], strangers: list[str], shots: int, sho
     return Clip(frames, truth, shot_of, cuts, set(strangers))
 
 
-def build_gallery(e: object, vec: np.ndarray, people: list[str], per_person: int) -> Gallery:
+def build_gallery(e: object, vec: np.ndarray, people: list[str], per_person: int,
+                  embedder: dict | None = None) -> Gallery:
     names = np.array([e.label_names[int(i)] for i in e.labels])  # type: ignore[attr-defined]
     splits = np.array(e.splits)  # type: ignore[attr-defined]
-    g = Gallery(embedder={"name": "dlib"})
+    g = Gallery(embedder=embedder or {"name": "dlib"})
     for p in people:
         rows = np.flatnonzero((names == p) & (splits == "train"))[:per_person]
         g.add(vec[rows], [p] * len(rows), [str(e.paths[i]) for i in rows])  # type: ignore[attr-defined]
@@ -230,8 +231,7 @@ def main() -> None:
     from celebface.recognition import get_embedder
 
     load_start = os.getloadavg()[0]
-    e = load_embeddings(args.emb)
-    vec = np.asarray(e.embeddings, np.float32)
+    e, vec, model, tta = load(args.emb)  # A+B: a fusion of two folders
     rng = np.random.default_rng(args.seed)
     # half B of benchmarks/thresholds.py: the uncalibrated tails were measured on half A
     held_out = sorted(halves(list(e.label_names))[1])
@@ -240,13 +240,14 @@ def main() -> None:
     known = gallery_people[: args.known]
     strangers = order[args.gallery_people: args.gallery_people + args.strangers]
     detector = get_detector("mtcnn", device="cpu")
-    embedder = get_embedder("dlib", device="cpu")
+    embedder = get_embedder(model, device="cpu", tta=tta)
     rows, clips = [], {}
     for views in args.views:
         clip = clips[views] = make_clip(e, known, strangers, args.shots, args.shot_frames,
                                         args.seed, views)
         for gname in args.galleries:
-            g = build_gallery(e, vec, gallery_people, 10 if gname == "many" else 1)
+            g = build_gallery(e, vec, gallery_people, 10 if gname == "many" else 1,
+                              {"name": model, "tta": tta})
             for side, k in itertools.product(args.detect_sides, args.ks):
                 for r in [*run_setting(clip, g, detector, embedder, k, side, args.threshold),
                           *run_setting(clip, g, detector, embedder, k, side, args.threshold,
