@@ -146,7 +146,7 @@ def test_track_seen_in_distinct_views_passes_a_lower_threshold(rng: np.random.Ge
     img = np.full((240, 320, 3), 128, np.uint8)
     img[90:150, 130:180] = colour_sprite("red", rng)
     cfg = RecognizerConfig(video_detect_side=0, tracker=TrackerConfig(
-        detect_every=1, reembed_every=1, jump_similarity=-1, switch_after=1))
+        detect_every=1, reembed_every=1, track_gate=-1, switch_after=1))
 
     def names(gallery: Gallery, vectors: list[np.ndarray]) -> list[str]:
         rec = Recognizer(gallery, detector=BlobDetector(), embedder=SequenceEmbedder(vectors),
@@ -184,14 +184,34 @@ def test_tracker_coasts_at_the_last_velocity() -> None:
 
 
 def test_cut_detector(rng: np.random.Generator) -> None:
-    from celebface.streaming.cuts import CutDetector
+    from celebface.streaming.cuts import MIN_SHOT_FRAMES, CutDetector
     from celebface.streaming.synthetic import background
 
     a, b = background(320, 180, rng), background(320, 180, rng)
-    cuts = CutDetector(0.3)
-    moved = np.roll(a, 12, axis=1)  # a camera pan: the same colours
-    assert [cuts.update(f) for f in (a, moved, a, b, b)] == [False, False, False, True, False]
+    pan = [np.roll(a, 2 * i, axis=1) for i in range(10)]  # a camera pan: the same colours
+    cuts = CutDetector(27.0)
+    got = [cuts.update(f) for f in [*pan, b, b, *pan[:3]]]
+    # the cut is reported on the frame it happens; a second within MIN_SHOT_FRAMES is not
+    assert got == [False] * 10 + [True] + [False] * 4 and MIN_SHOT_FRAMES > 3
     assert not any(CutDetector(0.0).update(f) for f in (a, b))
+    cuts.reset()
+    assert not cuts.update(b)  # a new video: its first frame is no cut
+
+
+def test_box_change_sees_another_face_take_the_place(rng: np.random.Generator) -> None:
+    from celebface.streaming.cuts import BoxChange
+
+    img = np.full((240, 320, 3), 128, np.uint8)
+    green, blue = img.copy(), img.copy()
+    green[90:150, 130:180] = colour_sprite("green", rng)
+    blue[90:150, 130:180] = colour_sprite("blue", rng)
+    box = (130.0, 90.0, 180.0, 150.0)
+    change = BoxChange(20.0)
+    moved = (box[0] + 2, box[1], box[2] + 2, box[3])  # a small tracking error
+    assert [change.update(f, b) for f, b in ((green, box), (green, moved), (green, box),
+                                             (blue, box), (blue, box))] == [
+        False, False, False, True, False]
+    assert not change.update(blue, (400.0, 0.0, 420.0, 20.0))  # outside the frame
 
 
 # ------------------------------------------------------------------ recogniser
@@ -255,11 +275,15 @@ def test_new_person_and_shot_cut_start_new_tracks(rng: np.random.Generator) -> N
     # coasted frames carry the track's name and the last embedded frame's own score
     assert got[1][0].embedding is None and got[0][0].embedding is not None
     assert got[1][0].similarity == pytest.approx(got[0][0].similarity)
-    # without the cut test and the jump test, red's track would carry on
+    # with no cut test, no box-change test and no gate, a view that names another person
+    # still splits the track (its name is not earned), at the next detection
     lax = Recognizer(colour_gallery(), detector=BlobDetector(), embedder=MeanColourEmbedder(),
                      config=RecognizerConfig(video_detect_side=0, tracker=TrackerConfig(
-                         detect_every=3, cut_threshold=0, jump_similarity=-1)))
-    assert {lax.process_frame(f)[0].track_id for f in frames} == {1}
+                         detect_every=3, reembed_every=3, cut_threshold=0, box_change=0,
+                         track_gate=-1)))
+    got = [lax.process_frame(f)[0] for f in frames]
+    assert [f.track_id for f in got] == [1] * 6 + [2] * 6 + [3] * 6
+    assert [f.identity for f in got] == ["red"] * 6 + ["blue"] * 6 + ["green"] * 6
 
 
 def test_recognize_still_image_unknown_and_threshold(rng: np.random.Generator) -> None:

@@ -48,6 +48,13 @@ class EmbedderConfig:
     #: tta -> how much lower a video track's threshold is once it has 2, 3, 4 or more distinct
     #: views (:mod:`celebface.streaming.tracker`), at the same false-accept rate
     view_offsets: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    #: tta -> the cosine a tracked face's new embedding must reach with one of its track's
+    #: recent embeddings to stay on the track (the appearance gate of
+    #: :mod:`celebface.streaming.tracker`)
+    track_gate: Mapping[str, float] = field(default_factory=dict)
+    #: tta -> how far under the one-view threshold a track's new view may score for the
+    #: track's name before that name ends (:mod:`celebface.streaming.recognizer`)
+    name_drop: Mapping[str, float] = field(default_factory=dict)
     #: tta -> match method -> impostor tail of one enrolled person (the tables of
     #: :mod:`celebface.gallery.defaults`, referenced by :func:`add_impostor_tails`)
     impostor_tails: dict[str, dict[str, Tail]] = field(default_factory=dict)
@@ -175,6 +182,13 @@ register_embedder("dlib", _dlib, EmbedderConfig(
     # scaled (x0.95) so a stranger track, decided after each view, is named at most 2x as
     # often as one photo (per-frame decisions: 3.2-5.3x)
     view_offsets={"none": (0.0039, 0.0047, 0.0054)},
+    # benchmarks/track_gate.py (track_gate_dlib.md), half A of pins105-dev's people: the best
+    # cosine of a photo with 4 photos of another person reaches it for 0.99% of photos (of
+    # the same person: 96.8%; the old fixed 0.88 let 32% of other people through)
+    track_gate={"none": 0.9268},
+    # the same: a known person's val photos score this far under the uncalibrated threshold
+    # of a one-photo gallery for at most 1% of them (a 10-photo gallery's: 0.0237)
+    name_drop={"none": 0.0548},
 ))
 register_embedder("facenet", _facenet, EmbedderConfig(
     input_size=160, preprocessing="face box grown by box_margin, black outside, to 160 px",

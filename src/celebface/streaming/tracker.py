@@ -1,13 +1,26 @@
-"""A small IoU tracker that names a face once per track, not once per frame.
+"""A small IoU tracker that names a face once per track, not once per frame, and checks who
+it follows.
 
 Each detection continues the track whose (predicted) box overlaps it most (IoU at least
 ``match_iou``, greedy, best pairs first); unmatched detections open new tracks, tracks unseen
 for more than ``max_missed`` detection rounds close. Between detections (every
-``detect_every`` frames) a track's box moves on at its last measured velocity.
+``detect_every`` frames) a track's box moves on at its last measured velocity. (A maintained
+tracker, supervision's ByteTrack or norfair, was considered for this motion part: supervision
+pulls in ``opencv-python``, which clashes with the ``opencv-python-headless`` this project
+installs, and neither has a hook for the embedding check below at the moment a detection
+joins; the motion part here is this file's hundred lines.)
 
 A track asks for a new embedding when it is new, when its box moved or resized enough since
-its last embedding (IoU below ``reembed_iou``), or every ``reembed_every`` frames. Its
-embeddings are grouped into *views*: one that is a near-duplicate of a view seen before
+its last embedding (IoU below ``reembed_iou``), every ``reembed_every`` frames, or when the
+inside of its box changed at once (:class:`~celebface.streaming.cuts.BoxChange`, tested on
+every frame: the recogniser then detects on that frame). **Appearance gate** (DeepSORT-style):
+an embedded detection stays on its track only when its cosine with one of the track's last
+:data:`RECENT` embeddings reaches the gate (the embedder's measured ``track_gate``,
+``benchmarks/track_gate.py``); otherwise the track is split: it ends and the detection starts
+a new one, so a new person never inherits an old track's views or name. A shot cut
+(:mod:`celebface.streaming.cuts`) ends every track.
+
+Its embeddings are grouped into *views*: one that is a near-duplicate of a view seen before
 (cosine at least the embedder's near-duplicate bound, given by the caller) joins it, any other
 opens a new one (at most :data:`MAX_VIEWS`). Its identity is the decision on the mean over its
 views of each view's mean score for each enrolled person (the mean similarity, not the
@@ -16,24 +29,27 @@ name strangers), so a face held still for a hundred frames weighs as one view, a
 recogniser lowers the threshold for a track seen in several distinct views by the embedder's
 measured offsets (benchmarks/track_tails.py). A track is decided after each embedding; a name
 replaces ``unknown`` at once, but the name it shows changes to another one or back to
-``unknown`` only after ``switch_after`` decisions in a row agree (hysteresis). An embedding
-far from the mean of the track's unit embeddings (cosine below ``jump_similarity``) means
-another person took the place: the old track ends and a new one starts, so a new person never
-inherits an old track's name; a shot cut (:mod:`celebface.streaming.cuts`) ends every track.
+``unknown`` only after ``switch_after`` decisions in a row agree (hysteresis), except that a
+view that does not earn the track's name (:meth:`VideoRecognizer.contradicts
+<celebface.streaming.recognizer.VideoRecognizer.contradicts>`) splits the track at once.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from celebface.recognizer import TrackerConfig
+from celebface.streaming.cuts import BoxChange
 from celebface.types import Face, Match, box_iou
 
 Box = tuple[float, float, float, float]
 #: The most views a track keeps apart; later new ones join their nearest.
 MAX_VIEWS = 16
+#: How many of a track's latest embeddings a new one is compared with (the appearance gate).
+RECENT = 4
 
 
 @dataclass
@@ -73,9 +89,12 @@ class Track:
     pending: str | None = None  # another name the mean has chosen ...
     streak: int = 0  # ... this many times in a row
     frame_match: Match | None = None  # the latest embedding's own decision
+    changed: bool = False  # the inside of its box changed since its last embedding
+    recent: deque[np.ndarray] = field(default_factory=lambda: deque(maxlen=RECENT))
+    change: BoxChange | None = None  # what the inside of its box looked like last frame
 
     def needs_embedding(self, frame: int, config: TrackerConfig) -> bool:
-        if self.embed_box is None:
+        if self.embed_box is None or self.changed:
             return True
         if frame - self.embed_frame >= config.reembed_every:
             return True
@@ -97,6 +116,24 @@ class Track:
         e = np.asarray(embedding, np.float32)
         return float(mean @ e / max(float(np.linalg.norm(e)), 1e-12))
 
+    def agreement(self, embedding: np.ndarray) -> float:
+        """The best cosine of ``embedding`` with the track's last :data:`RECENT` embeddings
+        (1 before the first): what the appearance gate tests."""
+        if not self.recent:
+            return 1.0
+        e = np.asarray(embedding, np.float32)
+        e = e / max(float(np.linalg.norm(e)), 1e-12)
+        return float(np.max(np.stack(self.recent) @ e))
+
+    def look(self, rgb: np.ndarray, box: Box, threshold: float) -> bool:
+        """Shows the track the inside of ``box`` in this frame; True (and :attr:`changed`
+        until the next embedding) when it changed at once from the last frame's."""
+        if self.change is None:
+            self.change = BoxChange(threshold)
+        if self.change.update(rgb, box):
+            self.changed = True
+        return self.changed
+
     def add(self, embedding: np.ndarray, frame: int, scores: np.ndarray | None = None,
             same_view: float = -1.0) -> None:
         """Adds one embedding (and its scores for each enrolled person) to the track: to the
@@ -113,8 +150,10 @@ class Track:
             self.views.append(View(np.zeros_like(e)))
             best = len(self.views) - 1
         self.views[best].add(e, s)
+        self.recent.append(e)
         self.count += 1
         self.embed_box, self.embed_frame = self.box, frame
+        self.changed = False
 
     @property
     def mean_scores(self) -> np.ndarray | None:
@@ -183,11 +222,21 @@ class IoUTracker:
         return track
 
     def replace(self, old: Track, face: Face, frame: int) -> Track:
-        """Ends ``old`` and starts a new track on ``face`` (the appearance jumped)."""
+        """Splits ``old``: it ends, and a new track starts on ``face`` (another person, or a
+        view that does not earn the old track's name); the new one keeps ``old``'s memory
+        of the box's inside."""
         self.tracks = [t for t in self.tracks if t is not old]
         track = self.new_track(face, frame)
-        track.age = 1
+        track.age, track.change = 1, old.change
         return track
+
+    def look(self, rgb: np.ndarray, frame: int, threshold: float) -> list[Track]:
+        """Shows each live track the inside of its box (predicted at ``frame``) in ``rgb``;
+        the tracks whose inside changed at once (another face took the place)."""
+        if threshold <= 0:
+            return []
+        return [t for t in self.tracks
+                if t.missed == 0 and t.look(rgb, t.predicted(frame), threshold)]
 
     def update(self, faces: list[Face], frame: int = 0) -> list[Track]:
         """Match ``faces`` (detected at ``frame``) to tracks; the track of each face."""
