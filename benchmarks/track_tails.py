@@ -213,8 +213,9 @@ def main() -> int:
     lines = [
         "# Video tracks: threshold offsets per distinct views", "",
         f"Embeddings `{args.emb}` ({model}, tta {tta}); views count as distinct below cosine "
-        f"{bound} (the near-duplicate bound). Every person of a half enrolled from 1 (photo + "
-        "mirror), 3 or 10 train photos; m-view tracks: m photos of one person not enrolled. "
+        f"{bound} (the near-duplicate bound). Every person of a half enrolled from 1 ("
+        + ("photo + mirror" if args.flip_emb else "the photo alone: no --flip-emb")
+        + "), 3 or 10 train photos; m-view tracks: m photos of one person not enrolled. "
         "*offset*: t_1 - t_m at the per-person tail chance p, measured on that half; "
         "*tail ratio*: the chance an m-view stranger track scores at least t_1 - adopted "
         "offset, over p (1 = as aimed); *any*: the chance that a stranger track passes at any of "

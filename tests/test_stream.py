@@ -166,6 +166,75 @@ def test_track_seen_in_distinct_views_passes_a_lower_threshold(rng: np.random.Ge
     assert names(colour_gallery(), views) == [UNKNOWN] * 4
 
 
+def test_track_gate_comes_from_measurements(caplog: pytest.LogCaptureFixture) -> None:
+    from celebface.recognition.registry import embedder_config
+
+    class Classifier:  # a trained model: no gallery to measure a gate on
+        label_names = ("amy", "bob")
+
+        def predict_embeddings(self, e: np.ndarray) -> np.ndarray:
+            return np.full((len(e), 2), 0.5)
+
+    def gate(gallery: Gallery | None, **tracker: float) -> float:
+        model = None if gallery is not None else Classifier()
+        return Recognizer(gallery, detector=BlobDetector(), embedder=MeanColourEmbedder(),
+                          model=model, config=RecognizerConfig(
+                              tracker=TrackerConfig(**tracker))).track_gate
+
+    dlib = embedder_config("dlib")
+    assert gate(colour_gallery("dlib")) == dlib.track_gate["none"]  # measured
+    flip = colour_gallery("dlib")
+    flip.embedder = {"name": "dlib", "tta": "flip"}
+    # no gate measured for flip: the pair threshold, a point of the same two distributions
+    assert "flip" not in dlib.track_gate
+    assert gate(flip) == dlib.pair_threshold["flip"]
+    # nothing measured: the cosine at which 1% of the gallery's different-person pairs pass
+    g = colour_gallery()
+    e, lab = g.embeddings, g.labels
+    cos = (e @ e.T)[lab[:, None] != lab[None, :]]
+    assert gate(g) == pytest.approx(np.quantile(cos, 0.99))
+    assert gate(g, track_gate=0.5) == 0.5  # the config wins
+    with caplog.at_level(logging.WARNING):
+        assert gate(None) == -1.0
+    assert "no track gate" in caplog.text
+
+
+def test_a_view_that_does_not_earn_the_name_contradicts_it() -> None:
+    from celebface.recognition.registry import embedder_config
+
+    rec = Recognizer(colour_gallery("dlib"), detector=BlobDetector(),
+                     embedder=MeanColourEmbedder())  # threshold 0.9
+    drop = embedder_config("dlib").name_drop["none"]
+    assert rec.name_drop == drop
+    t = Track(1, (0, 0, 1, 1))
+    t.shown = Match("red", 0.95, "blue", 0.5)
+    names = rec.names
+
+    def view(**score: float) -> tuple[np.ndarray, Match]:
+        row = np.array([score.get(n, 0.1) for n in names], np.float32)
+        return row, rec._decide(row[None])[0]
+
+    assert not rec.contradicts(t, *view(red=0.95))  # earns it
+    assert not rec.contradicts(t, *view(red=0.88, blue=0.8))  # a little under, closest red
+    assert rec.contradicts(t, *view(red=0.5, blue=0.95))  # names another person
+    assert rec.contradicts(t, *view(red=0.88, blue=0.89))  # under, and closer to blue
+    assert rec.contradicts(t, *view(red=0.9 - drop - 0.01))  # far under, closest red
+    t.shown = Match(UNKNOWN, 0.5, "red", 0.5)  # an unknown track has no name to lose
+    assert not rec.contradicts(t, *view(blue=0.95))
+
+
+def test_track_agreement_is_the_best_of_its_recent_embeddings() -> None:
+    from celebface.streaming.tracker import RECENT
+
+    t = Track(1, (0, 0, 1, 1))
+    assert t.agreement(np.array([1.0, 0.0])) == 1.0  # nothing seen yet
+    t.add(np.array([1.0, 0.0]), 0)
+    for i in range(RECENT):  # the first embedding leaves the recent ones
+        t.add(np.array([0.0, 2.0]), i + 1)
+    assert t.agreement(np.array([0.0, 1.0])) == pytest.approx(1.0)
+    assert t.agreement(np.array([1.0, 0.0])) == pytest.approx(0.0)
+
+
 def test_tracker_coasts_at_the_last_velocity() -> None:
     tr = IoUTracker()
     (t,) = tr.update([Face((0, 0, 10, 10))], frame=0)

@@ -19,7 +19,6 @@ from celebface.gallery import EnrollConfig, Gallery, enroll
 from celebface.io import read_image, read_splits
 from celebface.streaming import Recognizer, RecognizerConfig, TrackerConfig
 from celebface.streaming.timeline import TimelineBuilder
-from celebface.types import UNKNOWN
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
