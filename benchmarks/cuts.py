@@ -14,6 +14,14 @@ another framing), ``photo`` (each five_celeb photo, then the photo of the others
 histogram is nearest to it). Within each shot the camera moves, so every frame that is not a
 cut is a chance of a false cut.
 
+**Face-box changes** (second table): ``BoxChange`` (the same detector inside a tracked face's
+box, :mod:`celebface.streaming.cuts`) on pins105-dev val photos (130 px high) moving 2-5 px a
+frame over the panning street; the boxes it reads in two frames in a row are each frame's
+true box moved by up to ``--jitter`` px on each side (detector jitter and the coasting error
+of a tracked box). Per
+threshold: the share of frame-to-frame steps of one face flagged (each a needless detection)
+and of swaps to another person's photo, or to another photo of the same person, flagged.
+
 Detectors, fed frame by frame as the streaming loop feeds them: the old colour-histogram rule
 (total variation of 8x8x8-bin histograms of 64 px copies above 0.3; the rule issue 30
 replaced, written out here for the comparison), :class:`celebface.streaming.cuts.CutDetector`
@@ -164,16 +172,89 @@ def sequences(frames: list[np.ndarray], photos: list[np.ndarray]
     return seqs
 
 
+def box_changes(frames: list[np.ndarray], pins: Path, pairs: int, jitter: float,
+                thresholds: list[float], seed: int = 0) -> list[dict]:
+    """Flag rates of :class:`BoxChange` per threshold (see the module doc)."""
+    import csv
+
+    import cv2
+
+    from celebface.streaming.cuts import BoxChange
+
+    rng = np.random.default_rng(seed)
+    with open(pins / "splits.csv", newline="") as fh:
+        val = [(r["identity"], r["filename"]) for r in csv.DictReader(fh) if r["split"] == "val"]
+    people: dict[str, list[str]] = {}
+    for ident, f in val:
+        people.setdefault(ident, []).append(f)
+
+    def sprite(ident: str, f: str) -> np.ndarray:
+        p = read_image(str(pins / ident / f)).rgb
+        h, w = p.shape[:2]
+        return cv2.resize(p, (round(w * 130 / h), 130), interpolation=cv2.INTER_AREA)
+
+    clips = []  # (frames, boxes, kind of the swap at step 4)
+    names = sorted(people)
+    for _ in range(pairs):
+        a = names[int(rng.integers(len(names)))]
+        fa, fs = rng.choice(people[a], 2, replace=False)
+        b = names[int(rng.integers(len(names)))]
+        while b == a:
+            b = names[int(rng.integers(len(names)))]
+        fb = str(rng.choice(people[b]))
+        for kind, second in (("other person", sprite(b, fb)), ("same person", sprite(a, fs))):
+            first = sprite(a, str(fa))
+            vx, vy = rng.uniform(2, 5, 2) * rng.choice([-1, 1], 2)
+            start = int(rng.integers(0, len(frames) - 9))
+            imgs, boxes = [], []
+            for t in range(8):
+                x0 = 200 + 4 * t
+                img = cv2.resize(frames[start + t][100:820, x0:x0 + 1280], SIZE,
+                                 interpolation=cv2.INTER_AREA)
+                face = first if t < 4 else second
+                x, y = int(250 + vx * t), int(110 + vy * t)
+                h, w = face.shape[:2]
+                img[y:y + h, x:x + w] = face
+                imgs.append(img)
+                boxes.append((x, y, x + w, y + h))
+            clips.append((imgs, boxes, kind))
+    rows = []
+    for thr in thresholds:
+        steps = flagged = 0
+        swaps: dict[str, list[int]] = {"other person": [0, 0], "same person": [0, 0]}
+        change = BoxChange(thr)
+        for imgs, boxes, kind in clips:
+            for t in range(1, len(imgs)):
+                # the tracker's boxes in frames t - 1 and t, each off the face by up to the
+                # jitter on each side
+                was, box = ([v + rng.uniform(-jitter, jitter) for v in boxes[i]]
+                            for i in (t - 1, t))
+                hit = change.changed(BoxChange.crop(imgs[t - 1], was), imgs[t], box)  # type: ignore[arg-type]
+                if t == 4:
+                    swaps[kind][0] += 1
+                    swaps[kind][1] += hit
+                elif kind == "other person":  # each face's own steps, counted once
+                    steps += 1
+                    flagged += hit
+        rows.append({"threshold": thr, "steps": steps, "steps_flagged": flagged,
+                     **{f"{k}_swaps": v[0] for k, v in swaps.items()},
+                     **{f"{k}_flagged": v[1] for k, v in swaps.items()}})
+    return rows
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--photos", type=int, default=40, help="five_celeb photos used")
     p.add_argument("--out", type=Path, default=RESULTS / "cuts")
+    p.add_argument("--pairs", type=int, default=100, help="face swaps of each kind")
+    p.add_argument("--jitter", type=float, default=4.0)
     args = p.parse_args()
     load_start = os.getloadavg()[0]
     paths = sorted((DATA / "five_celeb").glob("*/*.jpg"))
     paths = paths[:: max(1, len(paths) // args.photos)][: args.photos]
     photos = [read_image(str(x), 1024).rgb for x in paths]
-    seqs = sequences(crowd_frames(), photos)
+    street_frames = crowd_frames()
+    seqs = sequences(street_frames, photos)
     detectors = {"old histogram rule, 0.3": OldHistogramRule(0.3),
                  "ContentDetector 27 (default)": content(27.0),
                  "ContentDetector 20": content(20.0), "ContentDetector 15": content(15.0),
@@ -195,9 +276,15 @@ def main() -> int:
                          "found": found, "false": false, "frames": frames,
                          "ms_per_frame": 1000 * (time.perf_counter() - start) / frames})
             print(rows[-1])
+    from celebface.recognizer import TrackerConfig
+
+    default = TrackerConfig().box_change
+    boxes = box_changes(street_frames, DATA / "pins105-dev", args.pairs, args.jitter,
+                        sorted({16.0, 24.0, default, 32.0, 40.0, 48.0}))
     load_end = os.getloadavg()[0]
     meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores",
-            "load": [load_start, load_end], "photos": [str(x) for x in paths], "rows": rows}
+            "load": [load_start, load_end], "photos": [str(x) for x in paths], "rows": rows,
+            "box_change": boxes, "jitter": args.jitter}
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out.with_suffix(".json"), json.dumps(meta, indent=1) + "\n")
     lines = ["# Shot cuts on real footage", "",
@@ -223,6 +310,16 @@ def main() -> int:
               "|---|---|---|---|---|"]
     for d, (f, c, fa, n) in totals.items():
         lines.append(f"| {d} | {f}/{c} | {100 * f / c:.1f}% | {fa} | {1000 * fa / n:.2f} |")
+    lines += ["", f"Face-box changes (`BoxChange`, boxes jittered by up to {args.jitter:g} px; "
+              f"the default `--box-change` is {default:g}):", "",
+              "| threshold | one face's steps flagged | swaps to another person flagged | "
+              "swaps to another photo of the same person flagged |", "|---|---|---|---|"]
+    for b in boxes:
+        lines.append(
+            f"| {b['threshold']:g} | {b['steps_flagged']}/{b['steps']} "
+            f"({100 * b['steps_flagged'] / b['steps']:.1f}%) | "
+            f"{b['other person_flagged']}/{b['other person_swaps']} | "
+            f"{b['same person_flagged']}/{b['same person_swaps']} |")
     atomic_write_text(args.out.with_suffix(".md"), "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -64,9 +64,11 @@ ANY_LIMIT = 2.0
 
 
 def distinct_subset(rows: np.ndarray, unit: np.ndarray, m: int, bound: float, rng,
-                    tries: int = 20, gate: float | None = None) -> np.ndarray | None:
+                    tries: int = 20, gate: tuple[float, ...] | None = None
+                    ) -> np.ndarray | None:
     """``m`` random rows whose unit vectors are pairwise below ``bound`` (None if not found);
-    with ``gate``, drawn in turn, each reaching ``gate`` with one of the last ``RECENT``."""
+    with ``gate`` (per number of latest views), drawn in turn, each reaching the gate with one
+    of the last ``RECENT``."""
     if gate is not None:
         from celebface.streaming.tracker import RECENT
 
@@ -74,7 +76,9 @@ def distinct_subset(rows: np.ndarray, unit: np.ndarray, m: int, bound: float, rn
             chosen = [int(rng.choice(rows))]
             while len(chosen) < m:
                 c = unit[rows] @ unit[chosen].T
-                ok = (c.max(axis=1) < bound) & (c[:, -RECENT:].max(axis=1) >= gate)
+                seen = min(len(chosen), RECENT)
+                ok = (c.max(axis=1) < bound) & (
+                    c[:, -RECENT:].max(axis=1) >= gate[min(seen, len(gate)) - 1])
                 if not ok.any():
                     break
                 chosen.append(int(rng.choice(rows[ok])))
@@ -90,7 +94,8 @@ def distinct_subset(rows: np.ndarray, unit: np.ndarray, m: int, bound: float, rn
 
 
 def track_scores(scores: np.ndarray, rows_of, unit, count: int, bound: float, rng,
-                 gate: float | None = None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+                 gate: tuple[float, ...] | None = None
+                 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Per m: ``(impostor, genuine)`` mean scores of the first m views of ``count`` random
     tracks of ``max(VIEWS)`` distinct views per person (the first m of a random track are a
     random m-view track): impostor rows = every other person's column (row i of every m is
@@ -115,7 +120,7 @@ def track_scores(scores: np.ndarray, rows_of, unit, count: int, bound: float, rn
 
 
 def measure(vec, enrol_vec, ids, split, people, photos: int, bound: float, embedder: dict,
-            seed: int, gate: float | None = None) -> dict:
+            seed: int, gate: tuple[float, ...] | None = None) -> dict:
     """Per m: the impostor track scores and genuine ``(score, right)`` of one half/bucket."""
     from celebface.gallery.matching import GalleryMatcher
 

@@ -187,15 +187,15 @@ def test_track_gate_comes_from_measurements(caplog: pytest.LogCaptureFixture) ->
     flip.embedder = {"name": "dlib", "tta": "flip"}
     # no gate measured for flip: the pair threshold, a point of the same two distributions
     assert "flip" not in dlib.track_gate
-    assert gate(flip) == dlib.pair_threshold["flip"]
+    assert gate(flip) == (dlib.pair_threshold["flip"],)
     # nothing measured: the cosine at which 1% of the gallery's different-person pairs pass
     g = colour_gallery()
     e, lab = g.embeddings, g.labels
     cos = (e @ e.T)[lab[:, None] != lab[None, :]]
-    assert gate(g) == pytest.approx(np.quantile(cos, 0.99))
-    assert gate(g, track_gate=0.5) == 0.5  # the config wins
+    assert gate(g) == pytest.approx((np.quantile(cos, 0.99),))
+    assert gate(g, track_gate=0.5) == (0.5,)  # the config wins
     with caplog.at_level(logging.WARNING):
-        assert gate(None) == -1.0
+        assert gate(None) == (-1.0,)
     assert "no track gate" in caplog.text
 
 
@@ -223,16 +223,19 @@ def test_a_view_that_does_not_earn_the_name_contradicts_it() -> None:
     assert not rec.contradicts(t, *view(blue=0.95))
 
 
-def test_track_agreement_is_the_best_of_its_recent_embeddings() -> None:
+def test_track_agreement_is_the_best_of_its_latest_views() -> None:
     from celebface.streaming.tracker import RECENT
 
     t = Track(1, (0, 0, 1, 1))
-    assert t.agreement(np.array([1.0, 0.0])) == 1.0  # nothing seen yet
-    t.add(np.array([1.0, 0.0]), 0)
-    for i in range(RECENT):  # the first embedding leaves the recent ones
-        t.add(np.array([0.0, 2.0]), i + 1)
-    assert t.agreement(np.array([0.0, 1.0])) == pytest.approx(1.0)
-    assert t.agreement(np.array([1.0, 0.0])) == pytest.approx(0.0)
+    assert t.agreement(np.array([1.0, 0.0, 0.0])) == 1.0  # nothing seen yet
+    angles = np.linspace(0, np.pi / 2, RECENT + 1)  # RECENT + 1 distinct views in turn
+    for i, a in enumerate(angles):
+        t.add(np.array([np.cos(a), np.sin(a), 0.0]), i, same_view=0.99)
+        t.add(np.array([np.cos(a), np.sin(a), 0.01]), i, same_view=0.99)  # a near-duplicate
+    assert len(t.views) == RECENT + 1
+    # the first view is no longer among the latest: only the later ones count
+    assert t.agreement(np.array([1.0, 0.0, 0.0])) == pytest.approx(np.cos(angles[1]), abs=1e-3)
+    assert t.agreement(np.array([0.0, 1.0, 0.0])) == pytest.approx(1.0, abs=1e-3)
 
 
 def test_tracker_coasts_at_the_last_velocity() -> None:
@@ -271,16 +274,20 @@ def test_box_change_sees_another_face_take_the_place(rng: np.random.Generator) -
     from celebface.streaming.cuts import BoxChange
 
     img = np.full((240, 320, 3), 128, np.uint8)
-    green, blue = img.copy(), img.copy()
-    green[90:150, 130:180] = colour_sprite("green", rng)
-    blue[90:150, 130:180] = colour_sprite("blue", rng)
+    green, moved, blue = img.copy(), img.copy(), img.copy()
+    sprite = colour_sprite("green", rng)
+    green[90:150, 130:180] = sprite
+    moved[90:150, 133:183] = sprite  # the face moved 3 px: the same face
+    blue[90:150, 130:180] = colour_sprite("blue", rng) // 3  # brightness is what it compares
     box = (130.0, 90.0, 180.0, 150.0)
-    change = BoxChange(20.0)
-    moved = (box[0] + 2, box[1], box[2] + 2, box[3])  # a small tracking error
-    assert [change.update(f, b) for f, b in ((green, box), (green, moved), (green, box),
-                                             (blue, box), (blue, box))] == [
-        False, False, False, True, False]
-    assert not change.update(blue, (400.0, 0.0, 420.0, 20.0))  # outside the frame
+    change = BoxChange(28.0)
+    assert not change.changed(BoxChange.crop(green, box), moved, box)
+    assert change.changed(BoxChange.crop(green, box), blue, box)
+    assert not change.changed(BoxChange.crop(blue, box), blue, box)
+    outside = (400.0, 0.0, 420.0, 20.0)
+    assert BoxChange.crop(blue, outside) is None
+    assert not change.changed(None, blue, box) and not change.changed(
+        BoxChange.crop(green, box), blue, outside)
 
 
 # ------------------------------------------------------------------ recogniser

@@ -42,8 +42,8 @@ class TrackerConfig:
     :mod:`celebface.streaming.cuts`). ``box_change``: the same score inside a face's box that
     counts as another face taking its place: that frame is a detection frame and the face is
     embedded (0: never). ``track_gate``: the cosine a face's embedding must reach with one of
-    its track's recent embeddings to stay on it (``None``: the embedder's measured gate, or
-    the fallback :meth:`~celebface.streaming.recognizer.VideoRecognizer.gate` documents; -1:
+    its track's latest views to stay on it (``None``: the embedder's measured gates, or the
+    fallback :meth:`~celebface.streaming.recognizer.VideoRecognizer.gate` documents; -1:
     never split).
     """
 
@@ -55,7 +55,7 @@ class TrackerConfig:
     switch_after: int = 2
     track_gate: float | None = None
     cut_threshold: float = 27.0
-    box_change: float = 20.0
+    box_change: float = 28.0
     decide: str = "track"
 
     def __post_init__(self) -> None:

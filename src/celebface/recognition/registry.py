@@ -49,9 +49,9 @@ class EmbedderConfig:
     #: views (:mod:`celebface.streaming.tracker`), at the same false-accept rate
     view_offsets: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     #: tta -> the cosine a tracked face's new embedding must reach with one of its track's
-    #: recent embeddings to stay on the track (the appearance gate of
+    #: 1, 2, 3 or 4+ latest views to stay on the track (the appearance gate of
     #: :mod:`celebface.streaming.tracker`)
-    track_gate: Mapping[str, float] = field(default_factory=dict)
+    track_gate: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     #: tta -> how far under the one-view threshold a track's new view may score for the
     #: track's name before that name ends (:mod:`celebface.streaming.recognizer`)
     name_drop: Mapping[str, float] = field(default_factory=dict)
@@ -179,15 +179,17 @@ register_embedder("dlib", _dlib, EmbedderConfig(
     near_duplicate={"none": 0.978},
     # benchmarks/track_tails.py --gated (track_tails_gated.md): for 2, 3, 4+ distinct views,
     # the smallest t_1 - t_m over both halves of pins105-dev's people, 1/3/10-photo people, p
-    # 1e-3..5e-5, on tracks whose views pass the track gate below, scaled (x0.95) so a
-    # stranger track, decided after each view, is named at most 2x as often as one photo
-    # (per-frame decisions: 2.6-4.2x). The offsets measured before the gate (track_tails.md:
+    # 1e-3..5e-5, on tracks whose views pass the track gate below (a single 0.9268 then),
+    # scaled (x0.95) so a stranger track, decided after each view, is named at most 2x as
+    # often as one photo; with the per-view-count gates below they give at most 1.90x
+    # (per-frame decisions: 2.9-4.6x). The offsets measured before the gate (track_tails.md:
     # 0.0039, 0.0047, 0.0054) let gated stranger tracks through 2.08x as often.
     view_offsets={"none": (0.0032, 0.0047, 0.0051)},
     # benchmarks/track_gate.py (track_gate_dlib.md), half A of pins105-dev's people: the best
-    # cosine of a photo with 4 photos of another person reaches it for 0.99% of photos (of
-    # the same person: 96.8%; the old fixed 0.88 let 32% of other people through)
-    track_gate={"none": 0.9268},
+    # cosine of a photo with 1, 2, 3, 4 photos of another person reaches these for 1% of
+    # photos (of the same person: 89.3%, 95.1%, 96.1%, 96.6%; the old fixed 0.88 let 20-33%
+    # of other people through)
+    track_gate={"none": (0.9196, 0.9229, 0.9262, 0.9278)},
     # the same: a known person's val photos score this far under the uncalibrated threshold
     # of a one-photo gallery for at most 1% of them (a 10-photo gallery's: 0.0237)
     name_drop={"none": 0.0548},

@@ -11,9 +11,12 @@ by the last shot's tracks; it is measured beside ``ContentDetector`` in ``benchm
 
 Two uses: :class:`CutDetector`, the whole frame shrunk to :data:`CUT_WIDTH` px wide (as
 PySceneDetect's own ``SceneManager`` downscales), for shot cuts; and :class:`BoxChange`, the
-inside of one face box shrunk to :data:`BOX_SIDE` px square, which tells the tracker that the
-face a track follows changed between two detections (another person took its place with no
-cut).
+inside of one face box shrunk to :data:`BOX_SIDE` px square, brightness only
+(``luma_only``), which tells the tracker that the face a track follows changed between two
+detections (another person took its place with no cut). A tracked box is a few pixels off the
+face (detector jitter, the box moved on at the last velocity): the small square and brightness
+alone keep those shifts under the threshold while another face is well over it
+(``benchmarks/cuts.py``, second table).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 #: Width a frame is shrunk to before the cut test (PySceneDetect's default downscale target).
 CUT_WIDTH = 256
 #: Side a face box is shrunk to before its change test.
-BOX_SIDE = 32
+BOX_SIDE = 16
 #: A shot cut within this many frames of the last one is ignored (a flash, a glitch).
 MIN_SHOT_FRAMES = 8
 #: Frame rate given to PySceneDetect's timecodes (only frame counts are used).
@@ -34,8 +37,8 @@ class ContentChange:
     """``update(rgb)`` is True when ``rgb`` differs from the previous image by a
     ``ContentDetector`` score at or above ``threshold`` (never for the first; 0: never)."""
 
-    def __init__(self, threshold: float, min_frames: int = 0) -> None:
-        self.threshold, self.min_frames = threshold, min_frames
+    def __init__(self, threshold: float, min_frames: int = 0, luma_only: bool = False) -> None:
+        self.threshold, self.min_frames, self.luma_only = threshold, min_frames, luma_only
         self._detector = None
         self._n = 0
 
@@ -54,6 +57,7 @@ class ContentChange:
         if self._detector is None:
             self._detector = ContentDetector(threshold=self.threshold,
                                              min_scene_len=self.min_frames,
+                                             luma_only=self.luma_only,
                                              filter_mode=FlashFilter.Mode.SUPPRESS)
         bgr = np.ascontiguousarray(rgb[..., ::-1])  # PySceneDetect reads OpenCV's BGR
         cuts = self._detector.process_frame(FrameTimecode(self._n, fps=_FPS), bgr)
@@ -87,17 +91,30 @@ class CutDetector:
 
 
 class BoxChange:
-    """``update(frame, box)`` is True when the inside of ``box`` changed from the previous
-    call's (another face took the place); False for the first call or an empty box."""
+    """Whether the inside of a tracked face's box changed from one frame to the next (another
+    face took the place): :meth:`crop` its box in the first frame, then :meth:`changed` with
+    its (moved) box in the next."""
 
     def __init__(self, threshold: float) -> None:
-        self._change = ContentChange(threshold)
+        self._change = ContentChange(threshold, luma_only=True)
 
-    def update(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> bool:
+    @staticmethod
+    def crop(rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray | None:
+        """The inside of ``box``, shrunk to :data:`BOX_SIDE` px square (None when empty)."""
         h, w = rgb.shape[:2]
         x1, y1 = max(0, int(box[0])), max(0, int(box[1]))
         x2, y2 = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
         if x2 - x1 < 2 or y2 - y1 < 2:
-            self._change.reset()
+            return None
+        return _shrink(rgb[y1:y2, x1:x2], (BOX_SIDE, BOX_SIDE))
+
+    def changed(self, before: np.ndarray | None, rgb: np.ndarray,
+                box: tuple[float, float, float, float]) -> bool:
+        """Whether ``box`` in ``rgb`` shows another image than ``before`` (the :meth:`crop`
+        of the face's box in the frame before)."""
+        after = self.crop(rgb, box)
+        if before is None or after is None:
             return False
-        return self._change.update(_shrink(rgb[y1:y2, x1:x2], (BOX_SIDE, BOX_SIDE)))
+        self._change.reset()
+        self._change.update(before)
+        return self._change.update(after)

@@ -24,7 +24,7 @@ from celebface.gallery.matching import decide
 from celebface.recognizer import Recognizer as StillRecognizer
 from celebface.recognizer import RecognizerConfig, StageStats
 from celebface.streaming.cuts import CutDetector
-from celebface.streaming.tracker import IoUTracker, Track
+from celebface.streaming.tracker import RECENT, IoUTracker, Track
 from celebface.types import UNKNOWN, Face, Match
 
 __all__ = ["Recognizer", "RecognizerConfig", "StageStats", "VideoRecognizer"]
@@ -61,22 +61,24 @@ class VideoRecognizer(StillRecognizer):
         spec = self.gallery.spec
         return embedder_config(spec.name), spec.tta
 
-    def gate(self) -> float:
-        """The cosine a tracked face's embedding must reach with one of its track's recent
-        embeddings to stay on it: the config's ``track_gate`` when set; else the embedder's
-        measured ``track_gate`` (``benchmarks/track_gate.py``: at most 1% of different people
-        reach it); else the embedder's measured ``pair_threshold`` (the same-person cosine at
-        a 1% false-accept rate, another point of the same two distributions); else the
-        cosine that at most :data:`GALLERY_GATE_RATE` of the cosines between different
-        enrolled people's photos reach; else (no gallery) -1: no gate, with a warning."""
+    def gate(self) -> tuple[float, ...]:
+        """The cosine a tracked face's embedding must reach with one of its track's 1, 2, ...
+        latest views to stay on it (the last for more): the config's ``track_gate`` when set;
+        else the embedder's measured ``track_gate`` (``benchmarks/track_gate.py``: at most 1%
+        of different people reach it); else the embedder's measured ``pair_threshold`` (the
+        same-person cosine at a 1% false-accept rate, another point of the same two
+        distributions); else the cosine that at most :data:`GALLERY_GATE_RATE` of the cosines
+        between different enrolled people's photos reach; else (no gallery) -1: no gate,
+        with a warning."""
         if self.config.tracker.track_gate is not None:
-            return float(self.config.tracker.track_gate)
+            return (float(self.config.tracker.track_gate),)
         known = self._embedder_config()
         if known is not None:
             cfg, tta = known
-            for table in (cfg.track_gate, cfg.pair_threshold):
-                if tta in table:
-                    return float(table[tta])
+            if tta in cfg.track_gate:
+                return tuple(float(g) for g in cfg.track_gate[tta])
+            if tta in cfg.pair_threshold:
+                return (float(cfg.pair_threshold[tta]),)
         g = self.gallery
         if g is not None and len(set(g.labels.tolist())) > 1:
             rng = np.random.default_rng(0)
@@ -87,10 +89,23 @@ class VideoRecognizer(StillRecognizer):
                 gate = float(np.quantile(cos, 1 - GALLERY_GATE_RATE))
                 log.info("no measured track gate for %s: %.3f, from the gallery's "
                          "different-person photos", g.spec.name, gate)
-                return gate
+                return (gate,)
         log.warning("no track gate (no measured one, no gallery to measure one on): tracks "
                     "are not checked for a change of person")
-        return -1.0
+        return (-1.0,)
+
+    def leaves(self, track: Track, embedding: np.ndarray, own: Match) -> bool:
+        """Whether a new embedding of ``track``'s face fails the appearance gate: its best
+        cosine with the track's m latest views (m up to :data:`RECENT`) is under
+        :attr:`track_gate` for m, unless its own
+        decision names the person the track shows (then it earns the name by itself: a new
+        track would show the same, so it stays and adds its view)."""
+        views = min(len(track.views), RECENT)
+        if views == 0 or track.agreement(embedding) >= self.track_gate[
+                min(views, len(self.track_gate)) - 1]:
+            return False
+        shown = track.shown
+        return not (shown is not None and shown.known and own.identity == shown.identity)
 
     def _name_drop(self) -> float | None:
         known = self._embedder_config()
@@ -149,6 +164,9 @@ class VideoRecognizer(StillRecognizer):
             with self.stats.time("track"):
                 out = [self._show(Face(t.box, track_id=t.id), t)
                        for t in self.tracker.coast(n)]
+        if self.config.track and cfg.box_change > 0:
+            with self.stats.time("track"):
+                self.tracker.remember(frame)
         self._frame += 1
         self.stats.frames += 1
         self.stats.faces += len(out)
@@ -165,8 +183,7 @@ class VideoRecognizer(StillRecognizer):
             scores = self._scores(emb)
             for i, e, row, own in zip(need, emb, scores, self._decide(scores), strict=True):
                 t = tracks[i]
-                if t.count and (t.agreement(e) < self.track_gate
-                                or self.contradicts(t, row, own)):
+                if t.count and (self.leaves(t, e, own) or self.contradicts(t, row, own)):
                     tracks[i] = t = self.tracker.replace(t, faces[i], n)
                 t.add(e, n, row, self.same_view)
                 t.frame_match = own
@@ -175,10 +192,6 @@ class VideoRecognizer(StillRecognizer):
             limits = np.array([self.track_threshold(len(tracks[i].views)) for i in need])
             for i, d in zip(need, self._decide(means, limits), strict=True):
                 tracks[i].decide(d, cfg.switch_after)
-        with self.stats.time("track"):
-            for t in tracks:
-                if t.change is None and cfg.box_change > 0:  # new: remember its box's inside
-                    t.look(frame, t.box, cfg.box_change)
         return [self._show(f.with_(track_id=t.id, embedding=embedded.get(i)), t)
                 for i, (f, t) in enumerate(zip(faces, tracks, strict=True))]
 

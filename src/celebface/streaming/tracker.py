@@ -14,11 +14,11 @@ A track asks for a new embedding when it is new, when its box moved or resized e
 its last embedding (IoU below ``reembed_iou``), every ``reembed_every`` frames, or when the
 inside of its box changed at once (:class:`~celebface.streaming.cuts.BoxChange`, tested on
 every frame: the recogniser then detects on that frame). **Appearance gate** (DeepSORT-style):
-an embedded detection stays on its track only when its cosine with one of the track's last
-:data:`RECENT` embeddings reaches the gate (the embedder's measured ``track_gate``,
-``benchmarks/track_gate.py``); otherwise the track is split: it ends and the detection starts
-a new one, so a new person never inherits an old track's views or name. A shot cut
-(:mod:`celebface.streaming.cuts`) ends every track.
+an embedded detection stays on its track only when its cosine with one of the track's
+:data:`RECENT` latest views (the mean of each) reaches the gate (the embedder's measured
+``track_gate``, ``benchmarks/track_gate.py``); otherwise the track is split: it ends and the
+detection starts a new one, so a new person never inherits an old track's views or name. A
+shot cut (:mod:`celebface.streaming.cuts`) ends every track.
 
 Its embeddings are grouped into *views*: one that is a near-duplicate of a view seen before
 (cosine at least the embedder's near-duplicate bound, given by the caller) joins it, any other
@@ -36,7 +36,6 @@ view that does not earn the track's name (:meth:`VideoRecognizer.contradicts
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,7 +47,7 @@ from celebface.types import Face, Match, box_iou
 Box = tuple[float, float, float, float]
 #: The most views a track keeps apart; later new ones join their nearest.
 MAX_VIEWS = 16
-#: How many of a track's latest embeddings a new one is compared with (the appearance gate).
+#: How many of a track's latest views a new embedding is compared with (the appearance gate).
 RECENT = 4
 
 
@@ -60,9 +59,11 @@ class View:
     total: np.ndarray
     score_sum: np.ndarray | None = None
     scored: int = 0
+    last: int = 0  # the frame of its latest embedding
 
-    def add(self, unit: np.ndarray, scores: np.ndarray | None) -> None:
+    def add(self, unit: np.ndarray, scores: np.ndarray | None, frame: int = 0) -> None:
         self.total = self.total + unit
+        self.last = frame
         if scores is not None:
             self.score_sum = scores.copy() if self.score_sum is None else self.score_sum + scores
             self.scored += 1
@@ -90,8 +91,7 @@ class Track:
     streak: int = 0  # ... this many times in a row
     frame_match: Match | None = None  # the latest embedding's own decision
     changed: bool = False  # the inside of its box changed since its last embedding
-    recent: deque[np.ndarray] = field(default_factory=lambda: deque(maxlen=RECENT))
-    change: BoxChange | None = None  # what the inside of its box looked like last frame
+    before: np.ndarray | None = None  # the inside of its box last frame (BoxChange.crop)
 
     def needs_embedding(self, frame: int, config: TrackerConfig) -> bool:
         if self.embed_box is None or self.changed:
@@ -117,20 +117,20 @@ class Track:
         return float(mean @ e / max(float(np.linalg.norm(e)), 1e-12))
 
     def agreement(self, embedding: np.ndarray) -> float:
-        """The best cosine of ``embedding`` with the track's last :data:`RECENT` embeddings
+        """The best cosine of ``embedding`` with the track's :data:`RECENT` latest views
         (1 before the first): what the appearance gate tests."""
-        if not self.recent:
+        if not self.views:
             return 1.0
         e = np.asarray(embedding, np.float32)
         e = e / max(float(np.linalg.norm(e)), 1e-12)
-        return float(np.max(np.stack(self.recent) @ e))
+        latest = sorted(self.views, key=lambda v: v.last)[-RECENT:]
+        return max(v.similarity(e) for v in latest)
 
-    def look(self, rgb: np.ndarray, box: Box, threshold: float) -> bool:
-        """Shows the track the inside of ``box`` in this frame; True (and :attr:`changed`
-        until the next embedding) when it changed at once from the last frame's."""
-        if self.change is None:
-            self.change = BoxChange(threshold)
-        if self.change.update(rgb, box):
+    def look(self, rgb: np.ndarray, box: Box, change: BoxChange) -> bool:
+        """Whether ``box`` (where the face is now) in ``rgb`` shows another image than the
+        track's box last frame (:meth:`IoUTracker.remember`); then :attr:`changed` until the
+        next embedding."""
+        if change.changed(self.before, rgb, box):
             self.changed = True
         return self.changed
 
@@ -149,8 +149,7 @@ class Track:
         if best is None or (sims[best] < same_view and len(self.views) < MAX_VIEWS):
             self.views.append(View(np.zeros_like(e)))
             best = len(self.views) - 1
-        self.views[best].add(e, s)
-        self.recent.append(e)
+        self.views[best].add(e, s, frame)
         self.count += 1
         self.embed_box, self.embed_frame = self.box, frame
         self.changed = False
@@ -186,7 +185,12 @@ class Track:
         return (x1 + vx * dt, y1 + vy * dt, x2 + vx * dt, y2 + vy * dt)
 
     def observe(self, box: Box, frame: int) -> None:
-        """A detection at ``frame``: updates the box and the velocity."""
+        """A detection at ``frame``: updates the box and the velocity (from a detection at
+        least 2 frames before: one frame apart, the detector's jitter would be a speed)."""
+        if self.det_box is not None and frame - self.det_frame == 1:
+            self.box = self.det_box = box
+            self.det_frame = frame
+            return
         if self.det_box is not None and frame > self.det_frame:
             dt = frame - self.det_frame
             old = self.det_box
@@ -223,20 +227,27 @@ class IoUTracker:
 
     def replace(self, old: Track, face: Face, frame: int) -> Track:
         """Splits ``old``: it ends, and a new track starts on ``face`` (another person, or a
-        view that does not earn the old track's name); the new one keeps ``old``'s memory
-        of the box's inside."""
+        view that does not earn the old track's name)."""
         self.tracks = [t for t in self.tracks if t is not old]
         track = self.new_track(face, frame)
-        track.age, track.change = 1, old.change
+        track.age = 1
         return track
 
+    def remember(self, rgb: np.ndarray) -> None:
+        """Remembers, for each live track, the inside of its box in ``rgb`` (this frame), for
+        :meth:`look` to compare with the next."""
+        for t in self.tracks:
+            t.before = BoxChange.crop(rgb, t.box) if t.missed == 0 else None
+
     def look(self, rgb: np.ndarray, frame: int, threshold: float) -> list[Track]:
-        """Shows each live track the inside of its box (predicted at ``frame``) in ``rgb``;
-        the tracks whose inside changed at once (another face took the place)."""
+        """The live tracks whose box, moved on to ``frame`` (:meth:`Track.predicted`), shows
+        another image in ``rgb`` than it did in the frame before (:meth:`remember`): another
+        face may have taken the place (:class:`~celebface.streaming.cuts.BoxChange`)."""
         if threshold <= 0:
             return []
+        change = BoxChange(threshold)
         return [t for t in self.tracks
-                if t.missed == 0 and t.look(rgb, t.predicted(frame), threshold)]
+                if t.missed == 0 and t.look(rgb, t.predicted(frame), change)]
 
     def update(self, faces: list[Face], frame: int = 0) -> list[Track]:
         """Match ``faces`` (detected at ``frame``) to tracks; the track of each face."""
