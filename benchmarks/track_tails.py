@@ -27,8 +27,16 @@ photos of the person, named right) at ``t_1`` and at ``t_1 - offset_m``. The vid
         --flip-emb runs/smallgal/dlib_flip
 
 Prints the offsets for the embedder's ``view_offsets`` (:mod:`celebface.recognition.registry`)
-and writes ``benchmarks/results/track_tails.md``/``.json`` (``track_tails_<emb folder>.*`` for
-embeddings other than ``dlib``).
+and writes ``benchmarks/results/track_tails.md``/``.json`` (``_<emb folder>`` added to the
+name for embeddings other than ``dlib``).
+
+``--gated``: the re-check under the appearance gate (issue 30): a track keeps only views that
+reach the embedder's ``track_gate`` with one of its last ``RECENT`` views (any other starts a
+new track), so an m-view track is a chain of views that agree, more alike than m random
+photos; its m-view tails are heavier. The tracks are drawn as such chains, and the rows show
+the registry's ``view_offsets`` checked on them (``track_tails_gated.md``/``.json``) beside
+the offsets this protocol would adopt. (The name rule, a view that does not earn the name
+splits the track, acts after a name is shown, so it changes no *any* ratio.)
 """
 
 from __future__ import annotations
@@ -57,8 +65,27 @@ ANY_LIMIT = 2.0
 
 
 def distinct_subset(rows: np.ndarray, unit: np.ndarray, m: int, bound: float, rng,
-                    tries: int = 20) -> np.ndarray | None:
-    """``m`` random rows whose unit vectors are pairwise below ``bound`` (None if not found)."""
+                    tries: int = 20, gate: tuple[float, ...] | None = None
+                    ) -> np.ndarray | None:
+    """``m`` random rows whose unit vectors are pairwise below ``bound`` (None if not found);
+    with ``gate`` (per number of latest views), drawn in turn, each reaching the gate with one
+    of the last ``RECENT``."""
+    if gate is not None:
+        from celebface.streaming.tracker import RECENT
+
+        for _ in range(tries):
+            chosen = [int(rng.choice(rows))]
+            while len(chosen) < m:
+                c = unit[rows] @ unit[chosen].T
+                seen = min(len(chosen), RECENT)
+                ok = (c.max(axis=1) < bound) & (
+                    c[:, -RECENT:].max(axis=1) >= gate[min(seen, len(gate)) - 1])
+                if not ok.any():
+                    break
+                chosen.append(int(rng.choice(rows[ok])))
+            if len(chosen) == m:
+                return np.array(chosen)
+        return None
     for _ in range(tries):
         sub = rng.choice(rows, m, replace=False)
         c = unit[sub] @ unit[sub].T
@@ -67,7 +94,8 @@ def distinct_subset(rows: np.ndarray, unit: np.ndarray, m: int, bound: float, rn
     return None
 
 
-def track_scores(scores: np.ndarray, rows_of, unit, count: int, bound: float, rng
+def track_scores(scores: np.ndarray, rows_of, unit, count: int, bound: float, rng,
+                 gate: tuple[float, ...] | None = None
                  ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Per m: ``(impostor, genuine)`` mean scores of the first m views of ``count`` random
     tracks of ``max(VIEWS)`` distinct views per person (the first m of a random track are a
@@ -80,7 +108,7 @@ def track_scores(scores: np.ndarray, rows_of, unit, count: int, bound: float, rn
     for j in range(scores.shape[1]):
         for genuine, n in ((False, count), (True, GENUINE_TRACKS)):
             for _ in range(n):
-                sub = distinct_subset(rows_of(j, genuine), unit, most, bound, rng)
+                sub = distinct_subset(rows_of(j, genuine), unit, most, bound, rng, gate=gate)
                 if sub is None:
                     continue
                 prefix = np.cumsum(scores[sub], axis=0) / steps
@@ -93,7 +121,7 @@ def track_scores(scores: np.ndarray, rows_of, unit, count: int, bound: float, rn
 
 
 def measure(vec, enrol_vec, ids, split, people, photos: int, bound: float, embedder: dict,
-            seed: int) -> dict:
+            seed: int, gate: tuple[float, ...] | None = None) -> dict:
     """Per m: the impostor track scores and genuine ``(score, right)`` of one half/bucket."""
     from celebface.gallery.matching import GalleryMatcher
 
@@ -109,7 +137,7 @@ def measure(vec, enrol_vec, ids, split, people, photos: int, bound: float, embed
     def rows_of(j: int, genuine: bool) -> np.ndarray:
         return np.flatnonzero((who == j) & val) if genuine else np.flatnonzero(who == j)
 
-    return track_scores(scores, rows_of, unit, IMPOSTOR_TRACKS, bound, rng)
+    return track_scores(scores, rows_of, unit, IMPOSTOR_TRACKS, bound, rng, gate)
 
 
 def any_ratio(row: dict, offsets: dict[int, float]) -> float:
@@ -134,6 +162,9 @@ def main() -> int:
     p.add_argument("--emb", type=Path, required=True)
     p.add_argument("--flip-emb", type=Path, help="a --tta flip embed output of the same photos")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gated", action="store_true",
+                   help="tracks as chains of views that pass the embedder's track_gate; check "
+                        "the registry's view_offsets on them")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from celebface.recognition.registry import embedder_config
@@ -144,11 +175,12 @@ def main() -> int:
     bound = embedder_config(model).near_duplicate[tta]
     flip = flip_vectors(args.flip_emb, e) if args.flip_emb else vec
     embedder = {"name": model, "tta": tta}
+    gate = embedder_config(model).track_gate[tta] if args.gated else None
     rows = []
     for half_name, people in zip("AB", halves(names), strict=True):
         for photos in PHOTOS:
             got = measure(vec, flip if photos == 1 else vec, ids, split, people, photos,
-                          bound, embedder, args.seed)
+                          bound, embedder, args.seed, gate)
             for pr in P_CHECK:
                 t = {m: float(np.quantile(got[m][0].ravel(), 1 - pr)) for m in VIEWS}
                 rows.append({"half": half_name, "photos": photos, "p": pr, "t1": t[1],
@@ -159,6 +191,9 @@ def main() -> int:
                  if max(any_ratio(r, {m: x * v for m, v in smallest.items()}) for r in rows)
                  <= ANY_LIMIT)
     adopted = {m: round(float(scale * v), 4) for m, v in smallest.items()}
+    would_adopt = dict(adopted)
+    if gate is not None:  # the check: the registry's offsets on gated tracks
+        adopted = dict(zip(VIEWS[1:], embedder_config(model).view_offsets[tta], strict=True))
     for r in rows:  # the check, with the adopted offsets
         got = r["got"]
         r["any_ratio"] = any_ratio(r, adopted)
@@ -177,24 +212,33 @@ def main() -> int:
         r.pop("got")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = {"embeddings": str(args.emb), "flip_embeddings": str(args.flip_emb or ""),
-           "embedder": embedder, "near_duplicate": bound, "adopted": adopted, "rows": rows}
+           "embedder": embedder, "near_duplicate": bound, "adopted": adopted,
+           "track_gate": gate, "this_protocol_would_adopt": would_adopt, "rows": rows}
     tag = "+".join(Path(part).name for part in str(args.emb).split("+"))
-    stem = "track_tails" if tag == "dlib" else f"track_tails_{tag}"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=1))
+    name = ("track_tails_gated" if gate is not None else "track_tails") + (
+        "" if tag == "dlib" else f"_{tag}")
+    (RESULTS / f"{name}.json").write_text(json.dumps(out, indent=1))
     lines = [
         "# Video tracks: threshold offsets per distinct views", "",
         f"Embeddings `{args.emb}` ({model}, tta {tta}); views count as distinct below cosine "
-        f"{bound} (the near-duplicate bound). Every person of a half enrolled from 1 (photo + "
-        "mirror), 3 or 10 train photos; m-view tracks: m photos of one person not enrolled. "
+        f"{bound} (the near-duplicate bound). Every person of a half enrolled from 1 ("
+        + ("photo + mirror" if args.flip_emb else "the photo alone: no --flip-emb")
+        + "), 3 or 10 train photos; m-view tracks: m photos of one person not enrolled. "
         "*offset*: t_1 - t_m at the per-person tail chance p, measured on that half; "
         "*tail ratio*: the chance an m-view stranger track scores at least t_1 - adopted "
         "offset, over p (1 = as aimed); *any*: the chance that a stranger track passes at any of "
         "its first 1..4 views (it is decided after each), over p: with the offsets, with t_1 for "
         "every view, and per frame (any one view alone at t_1); *TAR*: m "
         "val photos of the enrolled person named right at t_1 / at t_1 - offset.", "",
-        f"Adopted: the smallest over both halves, buckets and p, times {scale:.2f} (the largest "
-        f"scale at which every row's *any* ratio is at most {ANY_LIMIT}): " + ", ".join(
-            f"{m} views {v:.4f}" for m, v in adopted.items()), "",
+        (f"Gated (`--gated`): every track is a chain of views, each reaching the track gate "
+         f"{gate} with one of the last ones. Checked: the registry's offsets, " + ", ".join(
+             f"{m} views {v:.4f}" for m, v in adopted.items()) + "; this protocol would adopt "
+         f"(scale {scale:.2f}): " + ", ".join(f"{m} views {v:.4f}"
+                                              for m, v in would_adopt.items())
+         if gate is not None else
+         f"Adopted: the smallest over both halves, buckets and p, times {scale:.2f} (the "
+         f"largest scale at which every row's *any* ratio is at most {ANY_LIMIT}): "
+         + ", ".join(f"{m} views {v:.4f}" for m, v in adopted.items())), "",
         "| half | photos | p | t_1 | offset 2 / 3 / 4 | tail ratio 1 / 2 / 3 / 4 | any by 4 "
         "views: offsets / t_1 / per frame | TAR at t_1, 1 / 2 / 3 / 4 views | TAR at t_1 - offset, "
         "2 / 3 / 4 views |",
@@ -208,7 +252,7 @@ def main() -> int:
             + f"{r['any_ratio']:.2f} / {r['any_ratio_t1']:.2f} / {r['frame_ratio']:.2f} | "
             + " / ".join(f"{100 * c[m]['tar_t1']:.1f}%" for m in VIEWS) + " | "
             + " / ".join(f"{100 * c[m]['tar']:.1f}%" for m in VIEWS[1:]) + " |")
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

@@ -146,7 +146,7 @@ def test_track_seen_in_distinct_views_passes_a_lower_threshold(rng: np.random.Ge
     img = np.full((240, 320, 3), 128, np.uint8)
     img[90:150, 130:180] = colour_sprite("red", rng)
     cfg = RecognizerConfig(video_detect_side=0, tracker=TrackerConfig(
-        detect_every=1, reembed_every=1, jump_similarity=-1, switch_after=1))
+        detect_every=1, reembed_every=1, track_gate=-1, switch_after=1))
 
     def names(gallery: Gallery, vectors: list[np.ndarray]) -> list[str]:
         rec = Recognizer(gallery, detector=BlobDetector(), embedder=SequenceEmbedder(vectors),
@@ -164,6 +164,78 @@ def test_track_seen_in_distinct_views_passes_a_lower_threshold(rng: np.random.Ge
     assert names(colour_gallery("dlib"), views[:1]) == [UNKNOWN] * 4
     # an embedder with no measured offsets keeps one threshold
     assert names(colour_gallery(), views) == [UNKNOWN] * 4
+
+
+def test_track_gate_comes_from_measurements(caplog: pytest.LogCaptureFixture) -> None:
+    from celebface.recognition.registry import embedder_config
+
+    class Classifier:  # a trained model: no gallery to measure a gate on
+        label_names = ("amy", "bob")
+
+        def predict_embeddings(self, e: np.ndarray) -> np.ndarray:
+            return np.full((len(e), 2), 0.5)
+
+    def gate(gallery: Gallery | None, **tracker: float) -> float:
+        model = None if gallery is not None else Classifier()
+        return Recognizer(gallery, detector=BlobDetector(), embedder=MeanColourEmbedder(),
+                          model=model, config=RecognizerConfig(
+                              tracker=TrackerConfig(**tracker))).track_gate
+
+    dlib = embedder_config("dlib")
+    assert gate(colour_gallery("dlib")) == dlib.track_gate["none"]  # measured
+    flip = colour_gallery("dlib")
+    flip.embedder = {"name": "dlib", "tta": "flip"}
+    # no gate measured for flip: the pair threshold, a point of the same two distributions
+    assert "flip" not in dlib.track_gate
+    assert gate(flip) == (dlib.pair_threshold["flip"],)
+    # nothing measured: the cosine at which 1% of the gallery's different-person pairs pass
+    g = colour_gallery()
+    e, lab = g.embeddings, g.labels
+    cos = (e @ e.T)[lab[:, None] != lab[None, :]]
+    assert gate(g) == pytest.approx((np.quantile(cos, 0.99),))
+    assert gate(g, track_gate=0.5) == (0.5,)  # the config wins
+    with caplog.at_level(logging.WARNING):
+        assert gate(None) == (-1.0,)
+    assert "no track gate" in caplog.text
+
+
+def test_a_view_that_does_not_earn_the_name_contradicts_it() -> None:
+    from celebface.recognition.registry import embedder_config
+
+    rec = Recognizer(colour_gallery("dlib"), detector=BlobDetector(),
+                     embedder=MeanColourEmbedder())  # threshold 0.9
+    drop = embedder_config("dlib").name_drop["none"]
+    assert rec.name_drop == drop
+    t = Track(1, (0, 0, 1, 1))
+    t.shown = Match("red", 0.95, "blue", 0.5)
+    names = rec.names
+
+    def view(**score: float) -> tuple[np.ndarray, Match]:
+        row = np.array([score.get(n, 0.1) for n in names], np.float32)
+        return row, rec._decide(row[None])[0]
+
+    assert not rec.contradicts(t, *view(red=0.95))  # earns it
+    assert not rec.contradicts(t, *view(red=0.88, blue=0.8))  # a little under, closest red
+    assert rec.contradicts(t, *view(red=0.5, blue=0.95))  # names another person
+    assert rec.contradicts(t, *view(red=0.88, blue=0.89))  # under, and closer to blue
+    assert rec.contradicts(t, *view(red=0.9 - drop - 0.01))  # far under, closest red
+    t.shown = Match(UNKNOWN, 0.5, "red", 0.5)  # an unknown track has no name to lose
+    assert not rec.contradicts(t, *view(blue=0.95))
+
+
+def test_track_agreement_is_the_best_of_its_latest_views() -> None:
+    from celebface.streaming.tracker import RECENT
+
+    t = Track(1, (0, 0, 1, 1))
+    assert t.agreement(np.array([1.0, 0.0, 0.0])) == 1.0  # nothing seen yet
+    angles = np.linspace(0, np.pi / 2, RECENT + 1)  # RECENT + 1 distinct views in turn
+    for i, a in enumerate(angles):
+        t.add(np.array([np.cos(a), np.sin(a), 0.0]), i, same_view=0.99)
+        t.add(np.array([np.cos(a), np.sin(a), 0.01]), i, same_view=0.99)  # a near-duplicate
+    assert len(t.views) == RECENT + 1
+    # the first view is no longer among the latest: only the later ones count
+    assert t.agreement(np.array([1.0, 0.0, 0.0])) == pytest.approx(np.cos(angles[1]), abs=1e-3)
+    assert t.agreement(np.array([0.0, 1.0, 0.0])) == pytest.approx(1.0, abs=1e-3)
 
 
 def test_tracker_coasts_at_the_last_velocity() -> None:
@@ -184,14 +256,38 @@ def test_tracker_coasts_at_the_last_velocity() -> None:
 
 
 def test_cut_detector(rng: np.random.Generator) -> None:
-    from celebface.streaming.cuts import CutDetector
+    from celebface.streaming.cuts import MIN_SHOT_FRAMES, CutDetector
     from celebface.streaming.synthetic import background
 
     a, b = background(320, 180, rng), background(320, 180, rng)
-    cuts = CutDetector(0.3)
-    moved = np.roll(a, 12, axis=1)  # a camera pan: the same colours
-    assert [cuts.update(f) for f in (a, moved, a, b, b)] == [False, False, False, True, False]
+    pan = [np.roll(a, 2 * i, axis=1) for i in range(10)]  # a camera pan: the same colours
+    cuts = CutDetector(27.0)
+    got = [cuts.update(f) for f in [*pan, b, b, *pan[:3]]]
+    # the cut is reported on the frame it happens; a second within MIN_SHOT_FRAMES is not
+    assert got == [False] * 10 + [True] + [False] * 4 and MIN_SHOT_FRAMES > 3
     assert not any(CutDetector(0.0).update(f) for f in (a, b))
+    cuts.reset()
+    assert not cuts.update(b)  # a new video: its first frame is no cut
+
+
+def test_box_change_sees_another_face_take_the_place(rng: np.random.Generator) -> None:
+    from celebface.streaming.cuts import BoxChange
+
+    img = np.full((240, 320, 3), 128, np.uint8)
+    green, moved, blue = img.copy(), img.copy(), img.copy()
+    sprite = colour_sprite("green", rng)
+    green[90:150, 130:180] = sprite
+    moved[90:150, 133:183] = sprite  # the face moved 3 px: the same face
+    blue[90:150, 130:180] = colour_sprite("blue", rng) // 3  # brightness is what it compares
+    box = (130.0, 90.0, 180.0, 150.0)
+    change = BoxChange(28.0)
+    assert not change.changed(BoxChange.crop(green, box), moved, box)
+    assert change.changed(BoxChange.crop(green, box), blue, box)
+    assert not change.changed(BoxChange.crop(blue, box), blue, box)
+    outside = (400.0, 0.0, 420.0, 20.0)
+    assert BoxChange.crop(blue, outside) is None
+    assert not change.changed(None, blue, box) and not change.changed(
+        BoxChange.crop(green, box), blue, outside)
 
 
 # ------------------------------------------------------------------ recogniser
@@ -255,11 +351,15 @@ def test_new_person_and_shot_cut_start_new_tracks(rng: np.random.Generator) -> N
     # coasted frames carry the track's name and the last embedded frame's own score
     assert got[1][0].embedding is None and got[0][0].embedding is not None
     assert got[1][0].similarity == pytest.approx(got[0][0].similarity)
-    # without the cut test and the jump test, red's track would carry on
+    # with no cut test, no box-change test and no gate, a view that names another person
+    # still splits the track (its name is not earned), at the next detection
     lax = Recognizer(colour_gallery(), detector=BlobDetector(), embedder=MeanColourEmbedder(),
                      config=RecognizerConfig(video_detect_side=0, tracker=TrackerConfig(
-                         detect_every=3, cut_threshold=0, jump_similarity=-1)))
-    assert {lax.process_frame(f)[0].track_id for f in frames} == {1}
+                         detect_every=3, reembed_every=3, cut_threshold=0, box_change=0,
+                         track_gate=-1)))
+    got = [lax.process_frame(f)[0] for f in frames]
+    assert [f.track_id for f in got] == [1] * 6 + [2] * 6 + [3] * 6
+    assert [f.identity for f in got] == ["red"] * 6 + ["blue"] * 6 + ["green"] * 6
 
 
 def test_recognize_still_image_unknown_and_threshold(rng: np.random.Generator) -> None:

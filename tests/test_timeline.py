@@ -199,9 +199,55 @@ def test_service_video_job(tmp_path: Path, rng: np.random.Generator) -> None:
         assert got == [("red", 12), ("unknown-1", 12)]
         thumb = client.get(job["appearances"][0]["thumbnail_url"])
         assert thumb.status_code == 200 and thumb.content[:2] == b"\xff\xd8"
-        # bad uploads: one line each, no job
+        # browsers play no MJPEG AVI: the page gets a WebM copy (EBML header), 12 frames
+        copy = client.get(job["video_url"])
+        assert copy.status_code == 200 and copy.content[:4] == b"\x1a\x45\xdf\xa3"
+        (tmp_path / "copy.webm").write_bytes(copy.content)
+        import cv2
+
+        cap = cv2.VideoCapture(str(tmp_path / "copy.webm"))
+        assert sum(1 for _ in iter(lambda: cap.read()[0], False)) == 12
+        # bad uploads: one line each naming the user's file, no job
         bad = client.post("/v1/videos?filename=clip.avi", content=b"not a video")
-        assert bad.status_code == 415 and "not a video" in bad.json()["detail"]
+        assert bad.status_code == 415 and bad.json()["detail"].startswith("clip.avi: not a video")
         assert client.post("/v1/videos?filename=x.txt", content=video).status_code == 415
         assert client.get("/v1/videos/nope").status_code == 404
         assert "timeline" in client.get("/video").text
+
+
+def test_service_video_limits_and_playable_uploads(tmp_path: Path, rng: np.random.Generator
+                                                   ) -> None:
+    """--max-video-mb is the video upload's own limit (413 naming the file); a WebM upload
+    plays as it is (no copy)."""
+    pytest.importorskip("fastapi")
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from celebface.serve import ServeConfig, create_app
+
+    colour_gallery().save(tmp_path / "g")
+    frames = [np.full((120, 160, 3), 128, np.uint8) for _ in range(6)]
+    for f in frames:
+        f[30:90, 50:100] = colour_sprite("red", rng)
+    video = write_video(frames, tmp_path / "clip.webm", fps=6).read_bytes()
+    big = b"\0" * 300_000
+    app = create_app(ServeConfig(gallery=tmp_path / "g", device="cpu", max_body_mb=0.1,
+                                 max_video_mb=0.2),
+                     models=(MeanColourEmbedder(), BlobDetector()))
+    with TestClient(app, base_url="http://localhost") as client:
+        r = client.post("/v1/videos?filename=holiday.mp4", content=big)
+        assert r.status_code == 413
+        assert r.json()["detail"] == "holiday.mp4: larger than 0.2 MB (--max-video-mb)"
+        # a video under --max-video-mb but over --max-body-mb is taken
+        assert 0.1 * 2**20 < len(big[:150_000]) < 0.2 * 2**20
+        r = client.post("/v1/videos?filename=holiday.mp4", content=big[:150_000])
+        assert r.status_code == 415 and r.json()["detail"].startswith("holiday.mp4: ")
+        job = client.post("/v1/videos?filename=clip.webm", content=video).json()
+        deadline = time.monotonic() + 30
+        while job["status"] not in ("done", "failed") and time.monotonic() < deadline:
+            time.sleep(0.1)
+            job = client.get(f"/v1/videos/{job['id']}").json()
+        assert job["status"] == "done" and job["video_url"] is None
+        r = client.get(f"/v1/videos/{job['id']}/video")
+        assert r.status_code == 404 and "clip.webm" in r.json()["detail"]

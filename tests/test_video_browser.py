@@ -67,3 +67,63 @@ def test_video_page_shows_the_timeline_and_seeks(tmp_path: Path, rng: np.random.
             assert not errors, errors
         finally:
             browser.close()
+
+
+def test_video_page_plays_an_mp4_celebface_wrote_and_seeks(tmp_path: Path,
+                                                           rng: np.random.Generator) -> None:
+    """An MP4 written by celebface's own video writer (H.264 when this OpenCV has the encoder,
+    else MPEG-4 part 2, which browsers do not play: the page then plays the job's WebM copy)
+    is dropped on the page; it plays, and clicking the timeline seeks."""
+    import cv2
+
+    from celebface.serve import ServeConfig, create_app
+    from celebface.streaming.output import VideoOut
+
+    colour_gallery().save(tmp_path / "g")
+    out = VideoOut(tmp_path / "annotated.mp4", 20)
+    for i in range(40):  # red for 1 s, then a cut to blue
+        img = np.full((240, 320, 3), 128 if i < 20 else 50, np.uint8)
+        if i < 20:
+            img[90:150, 40 + i:90 + i] = colour_sprite("red", rng)
+        else:
+            img[60:120, 120:170] = colour_sprite("blue", rng)
+        out.write(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    out.close()
+    clip = out.path.read_bytes()
+    app = create_app(ServeConfig(gallery=tmp_path / "g", device="cpu"),
+                     models=(MeanColourEmbedder(), BlobDetector()))
+    with running(app) as (url, _), sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 800})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url + "/video")
+            # drop the file on the page's drop zone (a DataTransfer built in the page)
+            page.evaluate("""([bytes, name]) => {
+                const dt = new DataTransfer();
+                dt.items.add(new File([new Uint8Array(bytes)], name, {type: "video/mp4"}));
+                document.querySelector(".drop").dispatchEvent(
+                    new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
+            }""", [list(clip), "annotated.mp4"])
+            page.wait_for_selector(".timeline .span", timeout=60_000)
+            assert page.eval_on_selector_all(".timeline .who", "els => els.map(e => e.textContent)"
+                                             ) == ["red", "blue"]
+            # it plays: frames decoded, no media error (the WebM copy when not H.264)
+            page.wait_for_function("() => document.querySelector('#player').readyState >= 2",
+                                   timeout=30_000)
+            assert page.evaluate("() => document.querySelector('#player').error") is None
+            source = page.evaluate("() => document.querySelector('#player').dataset.source")
+            assert source == ("upload" if out.codec == "avc1" else "copy")
+            page.evaluate("() => document.querySelector('#player').play()")
+            page.wait_for_function("() => document.querySelector('#player').currentTime > 0.1",
+                                   timeout=10_000)
+            page.evaluate("() => document.querySelector('#player').pause()")
+            blue = page.query_selector(".timeline .span[data-track='2']")
+            assert float(blue.get_attribute("data-start")) == pytest.approx(1.0)
+            blue.click()
+            page.wait_for_function("() => Math.abs(document.querySelector('#player')"
+                                   ".currentTime - 1.0) < 0.06", timeout=10_000)
+            assert not errors, errors
+        finally:
+            browser.close()

@@ -37,7 +37,14 @@ class TrackerConfig:
     """How :mod:`celebface.streaming.tracker` follows and names faces through video (part of
     the recogniser's config). ``decide``: ``track`` names a face from its whole track
     (default), ``frame`` from each frame's own embedding (the old behaviour, for comparison).
-    ``cut_threshold``: the colour histogram change (0-1) that counts as a shot cut (0: never).
+    ``cut_threshold``: the PySceneDetect ``ContentDetector`` score (mean change of hue,
+    saturation and brightness between two frames, 0-255) that counts as a shot cut (0: never;
+    :mod:`celebface.streaming.cuts`). ``box_change``: the same score inside a face's box that
+    counts as another face taking its place: that frame is a detection frame and the face is
+    embedded (0: never). ``track_gate``: the cosine a face's embedding must reach with one of
+    its track's latest views to stay on it (``None``: the embedder's measured gates, or the
+    fallback :meth:`~celebface.streaming.recognizer.VideoRecognizer.gate` documents; -1:
+    never split).
     """
 
     match_iou: float = 0.3
@@ -46,8 +53,9 @@ class TrackerConfig:
     max_missed: int = 5
     detect_every: int = 3
     switch_after: int = 2
-    jump_similarity: float = 0.88
-    cut_threshold: float = 0.3
+    track_gate: float | None = None
+    cut_threshold: float = 27.0
+    box_change: float = 28.0
     decide: str = "track"
 
     def __post_init__(self) -> None:
@@ -57,8 +65,10 @@ class TrackerConfig:
         validate.nonneg_int("max_missed", self.max_missed)
         validate.positive_int("detect_every", self.detect_every)
         validate.positive_int("switch_after", self.switch_after)
-        validate.in_range("jump_similarity", self.jump_similarity, -1, 1)
-        validate.unit_float("cut_threshold", self.cut_threshold)
+        validate.optional(lambda n, v: validate.in_range(n, v, -1, 1), "track_gate",
+                          self.track_gate)
+        validate.content_score("cut_threshold", self.cut_threshold)
+        validate.content_score("box_change", self.box_change)
         if self.decide not in DECIDE:
             raise validate.ConfigError("decide",
                                        f"{self.decide!r} is not one of {', '.join(DECIDE)}")

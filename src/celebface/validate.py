@@ -150,6 +150,11 @@ def widths(name: str, value: Any) -> Any:
     return positive_int(name, value)
 
 
+def content_score(name: str, value: Any) -> float:
+    """A PySceneDetect content score threshold: 0 (never) to 255."""
+    return in_range(name, value, 0, 255)
+
+
 #: The range of each setting, by field name, declared once: training configs run them
 #: (:func:`check_fields`), and every command-line flag made from a setting of that name
 #: (:func:`celebface.cli.options.add_option`) refuses values outside them.
@@ -165,6 +170,7 @@ FIELD_CHECKS: dict[str, Any] = {
     "weight_decay": nonneg_float, "box_weight": nonneg_float, "class_weight": nonneg_float,
     "dropout": fraction, "val_fraction": fraction, "label_smoothing": fraction,
     "input_size": lambda n, v: in_range(n, v, 16, kind=int), "hidden": widths,
+    "cut_threshold": content_score, "box_change": content_score,
 }
 
 

@@ -73,9 +73,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     "distinct views, a threshold a little lower once it has several; a name "
                     "changes only when two decisions in a row agree) or from each frame "
                     "alone (frame) (default %(default)s)")
-    add_option(p, TrackerConfig, "cut_threshold", type=t.probability, metavar="T",
-               help="video: a colour-histogram change above T (0-1) is a shot cut and ends "
-                    "every track; 0 never (default %(default)s)")
+    add_option(p, TrackerConfig, "cut_threshold", metavar="T",
+               help="video: a PySceneDetect content change (mean change of hue, saturation "
+                    "and brightness from the last frame, 0-255) of at least T is a shot cut "
+                    "and ends every track; 0 never (default %(default)s)")
+    add_option(p, TrackerConfig, "box_change", metavar="T",
+               help="video: the same change inside a face's box means another face may have "
+                    "taken its place: detect and embed it on that frame; 0 never (default "
+                    "%(default)s)")
+    add_option(p, TrackerConfig, "track_gate", type=t.float_range(-1, 1), metavar="COS",
+               help="video: a face stays on its track only when its embedding's cosine with "
+                    "one of the track's recent ones is at least COS, else the track splits "
+                    "(default: the embedder's measured gate; -1 never splits)")
     add_option(p, StreamConfig, "max_frames", type=t.positive_int, metavar="N",
                help="stop each video after N frames")
     add_option(p, StreamConfig, "reconnects", type=t.nonneg_int,

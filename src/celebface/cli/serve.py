@@ -51,6 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                help="larger request bodies get 413 (default %(default)g)")
     add_option(p, ServeConfig, "max_image_mb", metavar="MB", type=t.positive_float,
                help="larger images get 413 (default %(default)g)")
+    add_option(p, ServeConfig, "max_video_mb", metavar="MB", type=t.positive_float,
+               help="larger video uploads (the video page) get 413 (default %(default)g)")
     add_option(p, ServeConfig, "max_pixels", metavar="N", type=t.positive_int,
                help="images of more pixels get 413, from their header (default %(default)s)")
     add_option(p, ServeConfig, "max_decodes", metavar="N", type=t.positive_int,

@@ -54,6 +54,13 @@ class EmbedderConfig:
     #: tta -> how much lower a video track's threshold is once it has 2, 3, 4 or more distinct
     #: views (:mod:`celebface.streaming.tracker`), at the same false-accept rate
     view_offsets: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    #: tta -> the cosine a tracked face's new embedding must reach with one of its track's
+    #: 1, 2, 3 or 4+ latest views to stay on the track (the appearance gate of
+    #: :mod:`celebface.streaming.tracker`)
+    track_gate: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    #: tta -> how far under the one-view threshold a track's new view may score for the
+    #: track's name before that name ends (:mod:`celebface.streaming.recognizer`)
+    name_drop: Mapping[str, float] = field(default_factory=dict)
     #: a fusion's part weights (default: equal)
     fusion_weights: tuple[float, ...] | None = None
 
@@ -192,11 +199,22 @@ register_embedder("dlib", _dlib, EmbedderConfig(
     # the best separating cosine catches 99.7% of the copies and none of the other photos
     # (their 99th percentile: 0.971)
     near_duplicate={"none": 0.978},
-    # benchmarks/track_tails.py (track_tails.md): for 2, 3, 4+ distinct views, the smallest
-    # t_1 - t_m over both halves of pins105-dev's people, 1/3/10-photo people, p 1e-3..5e-5,
+    # benchmarks/track_tails.py --gated (track_tails_gated.md): for 2, 3, 4+ distinct views,
+    # the smallest t_1 - t_m over both halves of pins105-dev's people, 1/3/10-photo people, p
+    # 1e-3..5e-5, on tracks whose views pass the track gate below (a single 0.9268 then),
     # scaled (x0.95) so a stranger track, decided after each view, is named at most 2x as
-    # often as one photo (per-frame decisions: 3.2-5.3x)
-    view_offsets={"none": (0.0039, 0.0047, 0.0054)},
+    # often as one photo; with the per-view-count gates below they give at most 1.90x
+    # (per-frame decisions: 2.9-4.6x). The offsets measured before the gate (track_tails.md:
+    # 0.0039, 0.0047, 0.0054) let gated stranger tracks through 2.08x as often.
+    view_offsets={"none": (0.0032, 0.0047, 0.0051)},
+    # benchmarks/track_gate.py (track_gate_dlib.md), half A of pins105-dev's people: the best
+    # cosine of a photo with 1, 2, 3, 4 photos of another person reaches these for 1% of
+    # photos (of the same person: 89.3%, 95.1%, 96.1%, 96.6%; the old fixed 0.88 let 20-33%
+    # of other people through)
+    track_gate={"none": (0.9196, 0.9229, 0.9262, 0.9278)},
+    # the same: a known person's val photos score this far under the uncalibrated threshold
+    # of a one-photo gallery for at most 1% of them (a 10-photo gallery's: 0.0237)
+    name_drop={"none": 0.0548},
 ))
 register_embedder("facenet", _facenet, EmbedderConfig(
     input_size=160, preprocessing="face box grown by box_margin, black outside, to 160 px",

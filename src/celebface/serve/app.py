@@ -125,21 +125,33 @@ def refusal(config: ServeConfig, hosts: frozenset[str] | None, method: str,
 
 class Guard:
     """ASGI middleware: requests to a ``Host`` the server does not answer to get 400, writes
-    from other sites' pages 403 (:func:`refusal`); request bodies over ``limit`` bytes get 413
-    (by their Content-Length, or while they stream in); every request is counted in
-    ``metrics``."""
+    from other sites' pages 403 (:func:`refusal`); request bodies over ``max_body_mb`` (a
+    video upload: ``max_video_mb``, :meth:`limit_for`) get 413 (by their Content-Length, or
+    while they stream in); every request is counted in ``metrics``."""
 
     def __init__(self, app: ASGIApp, config: ServeConfig, metrics: Metrics):
         self.app, self.config, self.metrics = app, config, metrics
         self.limit = config.max_body_bytes
         self.hosts = allowed_hosts(config)
 
+    def limit_for(self, scope: Scope) -> tuple[int, str]:
+        """The body limit of a request and the message when it is over it (a video upload's
+        names the user's file)."""
+        if scope["method"] == "POST" and scope["path"] == "/v1/videos":
+            from urllib.parse import parse_qs
+
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            name = query.get("filename", ["the video"])[0]
+            mb = self.config.max_video_mb
+            return self.config.max_video_bytes, f"{name}: larger than {mb:g} MB (--max-video-mb)"
+        return self.limit, f"request body larger than {self.limit:,} bytes"
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start, status = time.perf_counter(), 500
-        too_big = f"request body larger than {self.limit:,} bytes"
+        limit, too_big = self.limit_for(scope)
 
         async def counting_send(message: Message) -> None:
             nonlocal status
@@ -153,7 +165,7 @@ class Guard:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.limit:
+            if received > limit:
                 raise RequestError(too_big, 413, "body_too_large")
             return message
 
@@ -164,7 +176,7 @@ class Guard:
             length = headers.get(b"content-length", b"")
             if refused is not None:
                 await _error(*refused)(scope, receive, counting_send)
-            elif length.isdigit() and int(length) > self.limit:
+            elif length.isdigit() and int(length) > limit:
                 await _error(413, too_big, "body_too_large")(scope, receive, counting_send)
             else:
                 await self.app(scope, limited_receive, counting_send)

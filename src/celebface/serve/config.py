@@ -69,8 +69,10 @@ class ServeConfig:
     ``Authorization: Bearer``) whose scope allows it (:data:`SCOPES`).
     ``max_body_mb``: larger request bodies get 413; ``max_image_mb`` and ``max_pixels``: an
     image over either is refused (413) from its header, before it is decoded;
-    ``max_decodes``: images decoded at once. ``max_side``: uploads are decoded shrunk to this
-    longer side (boxes are still reported in the upload's pixels).
+    ``max_decodes``: images decoded at once. ``max_video_mb``: a video upload
+    (``POST /v1/videos``) over it gets 413 (its own limit instead of ``max_body_mb``).
+    ``max_side``: uploads are decoded shrunk to this longer side (boxes are still reported in
+    the upload's pixels).
     ``workers``: inference threads (default: the cores); ``queue``: requests that may wait for
     a worker (more get 503 with ``Retry-After``); ``torch_threads``: torch's thread count, set
     at start-up (0: leave it as it is; ``celebface serve`` passes cores // workers).
@@ -91,6 +93,7 @@ class ServeConfig:
     keys_file: Path | None = None
     max_body_mb: float = 10.0
     max_image_mb: float = 10.0
+    max_video_mb: float = 200.0
     max_pixels: int = 40_000_000
     max_decodes: int = 2
     max_side: int = 1600
@@ -119,6 +122,7 @@ class ServeConfig:
         validate.nonneg_int("torch_threads", self.torch_threads)
         validate.positive_float("max_body_mb", self.max_body_mb)
         validate.positive_float("max_image_mb", self.max_image_mb)
+        validate.positive_float("max_video_mb", self.max_video_mb)
         validate.positive_int("max_pixels", self.max_pixels)
         validate.positive_int("max_decodes", self.max_decodes)
         validate.positive_int("max_photos", self.max_photos)
@@ -130,6 +134,10 @@ class ServeConfig:
     @property
     def max_body_bytes(self) -> int:
         return int(self.max_body_mb * 1024 * 1024)
+
+    @property
+    def max_video_bytes(self) -> int:
+        return int(self.max_video_mb * 1024 * 1024)
 
     @property
     def max_image_bytes(self) -> int:

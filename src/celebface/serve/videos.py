@@ -3,8 +3,12 @@
 ``POST /v1/videos`` streams the upload (the raw body; ``?filename=`` names it) to disk, checks
 that it opens as a video and starts a background job (one at a time, apart from the photo
 workers); ``GET /v1/videos/{id}`` gives its status, progress and, when done, the appearances;
-``GET /v1/videos/{id}/thumbnails/{file}`` an appearance's face. ``/video`` is the page that
-plays a video with its timeline under it. Jobs live in memory; the last ``KEEP`` are kept.
+``GET /v1/videos/{id}/thumbnails/{file}`` an appearance's face; ``GET /v1/videos/{id}/video``
+a WebM (VP8) copy for the page when the upload is not one browsers play (not H.264, VP8/9 or
+AV1 in an MP4 or WebM file: e.g. the MPEG-4 part 2 MP4s OpenCV writes without an H.264
+encoder). ``/video`` is the page that plays a video with its timeline under it. Uploads over
+``--max-video-mb`` get 413; every error names the user's file. Jobs live in memory; the last
+``KEEP`` are kept.
 """
 
 from __future__ import annotations
@@ -33,6 +37,11 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
 KEEP = 20
 SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".y4m"}
+#: What browsers play: these codecs (OpenCV's FOURCC, upper case) in these containers.
+PLAYABLE_CODECS = {"AVC1", "H264", "VP80", "VP90", "VP08", "VP09", "AV01"}
+PLAYABLE_SUFFIXES = {".mp4", ".m4v", ".webm"}
+#: The longer side of the page's WebM copy (a preview; the timeline is found on the upload).
+COPY_SIDE = 640
 VIDEO_BODY = {"content": {"application/octet-stream": {
     "schema": {"type": "string", "format": "binary"}}}, "required": True}
 
@@ -50,6 +59,8 @@ class VideoJob:
     appearances: list[dict[str, Any]] = field(default_factory=list)
     started: float = field(default_factory=time.time)
     seconds: float | None = None
+    playable: bool = True  # browsers play the upload as it is (else: a WebM copy)
+    copy: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
         total = max(self.frames_total, 1)
@@ -59,6 +70,7 @@ class VideoJob:
             "progress": round(progress, 4), "frames_done": self.frames_done,
             "frames_total": self.frames_total, "fps": self.fps, "error": self.error,
             "seconds": None if self.seconds is None else round(self.seconds, 2),
+            "video_url": f"/v1/videos/{self.id}/video" if self.copy else None,
             "appearances": [
                 {**a, "thumbnail_url": (f"/v1/videos/{self.id}/{a['thumbnail']}"
                                         if a.get("thumbnail") else None)}
@@ -66,19 +78,50 @@ class VideoJob:
         }
 
 
-def probe(path: Path) -> tuple[int, float]:
-    """Frame count and rate of a video file; :class:`RequestError` when it is none."""
+def probe(path: Path, name: str) -> tuple[int, float, bool]:
+    """Frame count, rate and whether browsers play it, of the video file ``path`` (the
+    user's ``name``); :class:`RequestError` naming ``name`` when it is no video."""
     import cv2
 
     cap = cv2.VideoCapture(str(path))
     try:
         ok, _ = cap.read() if cap.isOpened() else (False, None)
         if not ok:
-            raise RequestError(f"{path.name}: not a video this server can read", 415)
-        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), float(cap.get(cv2.CAP_PROP_FPS)
-                                                                   or 25.0)
+            raise RequestError(f"{name}: not a video this server can read", 415)
+        code = int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode("latin-1")
+        playable = (code.upper() in PLAYABLE_CODECS
+                    and Path(name).suffix.lower() in PLAYABLE_SUFFIXES)
+        return (int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0),
+                float(cap.get(cv2.CAP_PROP_FPS) or 25.0), playable)
     finally:
         cap.release()
+
+
+def webm_copy(path: Path, out: Path, fps: float) -> Path:
+    """A WebM (VP8) copy of the video ``path``, at most :data:`COPY_SIDE` px, for browsers."""
+    import cv2
+
+    from celebface.streaming.output import open_writer
+
+    cap = cv2.VideoCapture(str(path))
+    writer = None
+    try:
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            h, w = bgr.shape[:2]
+            scale = min(1.0, COPY_SIDE / max(h, w))
+            size = (max(2, round(w * scale) // 2 * 2), max(2, round(h * scale) // 2 * 2))
+            if writer is None:
+                writer, _ = open_writer(out, fps, size)
+            writer.write(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+                         if size != (w, h) else bgr)
+    finally:
+        cap.release()
+        if writer is not None:
+            writer.release()
+    return out
 
 
 class VideoJobs:
@@ -115,11 +158,11 @@ class VideoJobs:
                     size += len(chunk)
             if not size:
                 raise RequestError(f"{filename}: empty (no video sent)")
-            frames, fps = probe(path)
+            frames, fps, playable = probe(path, filename)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        job = VideoJob(job_id, filename, folder, frames, fps)
+        job = VideoJob(job_id, filename, folder, frames, fps, playable=playable)
         with self._lock:
             self.jobs[job_id] = job
             finished = [k for k, j in self.jobs.items() if j.status in ("done", "failed")]
@@ -145,11 +188,13 @@ class VideoJobs:
                 job.frames_done = n
 
             found = video_timeline(rec, path, job.folder / "timeline", on_frame=tick)
+            if not job.playable:  # the page plays this copy instead of the user's file
+                job.copy = webm_copy(path, job.folder / "play.webm", job.fps)
             job.appearances = [a.to_dict() for a in found]
             job.status = "done"
         except Exception as exc:  # the job reports it; the server carries on
             log.error("video %s (%s): %s", job.id, job.filename, exc)
-            job.status, job.error = "failed", str(exc)
+            job.status, job.error = "failed", f"{job.filename}: {exc}"
         finally:
             job.seconds = time.perf_counter() - start
             path.unlink(missing_ok=True)  # the page plays its own copy
@@ -193,6 +238,18 @@ def router(service: FaceService, auth: Any) -> APIRouter:
         if not path.is_file():
             raise RequestError(f"no thumbnail {name!r}", 404)
         return FileResponse(path, media_type="image/jpeg")
+
+    @out.get("/v1/videos/{job_id}/video", dependencies=key,
+             summary="A copy of the video browsers play",
+             responses={200: {"content": {"video/webm": {}}}, **errors(400, 401, 403, 404)})
+    async def video(job_id: str) -> Response:
+        """A WebM copy of the upload, made when browsers would not play the upload itself
+        (the job's `video_url`); 404 otherwise."""
+        job = jobs.get(job_id)
+        if job.copy is None or not job.copy.is_file():
+            raise RequestError(f"{job.filename}: no copy (browsers play the file as it is)",
+                               404)
+        return FileResponse(job.copy, media_type="video/webm")
 
     @out.get("/video", include_in_schema=False)
     async def page() -> FileResponse:

@@ -1,35 +1,74 @@
-"""Shot cuts: a colour-histogram test on a small copy of each frame.
+"""Shot cuts and face changes, found by PySceneDetect's ``ContentDetector`` fed frame by frame.
 
-The histogram (8 bins per channel of a 64 px wide copy) of a frame is compared with the
-previous frame's by total variation (half the L1 distance, 0 = same colours, 1 = disjoint); a
-change above the threshold is a cut. Camera motion and moving people change a frame's
-colours slowly; a cut to another shot changes them at once.
+:class:`ContentChange` gives each image (an RGB array) to a
+:class:`scenedetect.detectors.ContentDetector`, whose score is the mean change of hue,
+saturation and brightness (0-255) from the previous image; a score at or above the threshold
+is a change. Its flash filter runs in ``SUPPRESS`` mode: a change is reported on the image it
+happens on (no look-ahead: a streaming loop must know at once) and a second one within
+``min_frames`` is ignored. PySceneDetect's ``AdaptiveDetector`` (a rolling average of the
+scores) reports each cut ``window_width`` frames late, so the frames in between would be named
+by the last shot's tracks; it is measured beside ``ContentDetector`` in ``benchmarks/cuts.py``.
+
+Two uses: :class:`CutDetector`, the whole frame shrunk to :data:`CUT_WIDTH` px wide (as
+PySceneDetect's own ``SceneManager`` downscales), for shot cuts; and :class:`BoxChange`, the
+inside of one face box shrunk to :data:`BOX_SIDE` px square, brightness only
+(``luma_only``), which tells the tracker that the face a track follows changed between two
+detections (another person took its place with no cut). A tracked box is a few pixels off the
+face (detector jitter, the box moved on at the last velocity): the small square and brightness
+alone keep those shifts under the threshold while another face is well over it
+(``benchmarks/cuts.py``, second table).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-BINS = 8
-SIDE = 64
+#: Width a frame is shrunk to before the cut test (PySceneDetect's default downscale target).
+CUT_WIDTH = 256
+#: Side a face box is shrunk to before its change test.
+BOX_SIDE = 16
+#: A shot cut within this many frames of the last one is ignored (a flash, a glitch).
+MIN_SHOT_FRAMES = 8
+#: Frame rate given to PySceneDetect's timecodes (only frame counts are used).
+_FPS = 30.0
 
 
-def colour_histogram(rgb: np.ndarray) -> np.ndarray:
-    """The normalised joint histogram (``BINS``^3) of a ``SIDE`` px wide copy of ``rgb``."""
+class ContentChange:
+    """``update(rgb)`` is True when ``rgb`` differs from the previous image by a
+    ``ContentDetector`` score at or above ``threshold`` (never for the first; 0: never)."""
+
+    def __init__(self, threshold: float, min_frames: int = 0, luma_only: bool = False) -> None:
+        self.threshold, self.min_frames, self.luma_only = threshold, min_frames, luma_only
+        self._detector = None
+        self._n = 0
+
+    def reset(self) -> None:
+        self._detector = None
+        self._n = 0
+
+    def update(self, rgb: np.ndarray) -> bool:
+        """Feed the next image (RGB, the same shape as the previous ones)."""
+        if self.threshold <= 0:
+            return False
+        from scenedetect.common import FrameTimecode
+        from scenedetect.detector import FlashFilter
+        from scenedetect.detectors import ContentDetector
+
+        if self._detector is None:
+            self._detector = ContentDetector(threshold=self.threshold,
+                                             min_scene_len=self.min_frames,
+                                             luma_only=self.luma_only,
+                                             filter_mode=FlashFilter.Mode.SUPPRESS)
+        bgr = np.ascontiguousarray(rgb[..., ::-1])  # PySceneDetect reads OpenCV's BGR
+        cuts = self._detector.process_frame(FrameTimecode(self._n, fps=_FPS), bgr)
+        self._n += 1
+        return bool(cuts) and self._n > 1
+
+
+def _shrink(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     import cv2
 
-    h, w = rgb.shape[:2]
-    small = cv2.resize(rgb, (SIDE, max(1, round(h * SIDE / max(w, 1)))),
-                       interpolation=cv2.INTER_AREA) if w > SIDE else rgb
-    q = (small.reshape(-1, 3).astype(np.int32) * BINS) // 256
-    idx = (q[:, 0] * BINS + q[:, 1]) * BINS + q[:, 2]
-    hist = np.bincount(idx, minlength=BINS**3).astype(np.float32)
-    return hist / max(float(hist.sum()), 1.0)
-
-
-def histogram_change(a: np.ndarray, b: np.ndarray) -> float:
-    """Total variation distance of two normalised histograms (0-1)."""
-    return float(0.5 * np.abs(a - b).sum())
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
 class CutDetector:
@@ -37,18 +76,45 @@ class CutDetector:
 
     def __init__(self, threshold: float) -> None:
         self.threshold = threshold
-        self._last: np.ndarray | None = None
-        self.last_change = 0.0
+        self._change = ContentChange(threshold, MIN_SHOT_FRAMES)
 
     def reset(self) -> None:
-        self._last = None
+        self._change.reset()
 
     def update(self, rgb: np.ndarray) -> bool:
         if self.threshold <= 0:
             return False
-        hist = colour_histogram(rgb)
-        last, self._last = self._last, hist
-        if last is None:
+        h, w = rgb.shape[:2]
+        if w > CUT_WIDTH:
+            rgb = _shrink(rgb, (CUT_WIDTH, max(1, round(h * CUT_WIDTH / w))))
+        return self._change.update(rgb)
+
+
+class BoxChange:
+    """Whether the inside of a tracked face's box changed from one frame to the next (another
+    face took the place): :meth:`crop` its box in the first frame, then :meth:`changed` with
+    its (moved) box in the next."""
+
+    def __init__(self, threshold: float) -> None:
+        self._change = ContentChange(threshold, luma_only=True)
+
+    @staticmethod
+    def crop(rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray | None:
+        """The inside of ``box``, shrunk to :data:`BOX_SIDE` px square (None when empty)."""
+        h, w = rgb.shape[:2]
+        x1, y1 = max(0, int(box[0])), max(0, int(box[1]))
+        x2, y2 = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
+        if x2 - x1 < 2 or y2 - y1 < 2:
+            return None
+        return _shrink(rgb[y1:y2, x1:x2], (BOX_SIDE, BOX_SIDE))
+
+    def changed(self, before: np.ndarray | None, rgb: np.ndarray,
+                box: tuple[float, float, float, float]) -> bool:
+        """Whether ``box`` in ``rgb`` shows another image than ``before`` (the :meth:`crop`
+        of the face's box in the frame before)."""
+        after = self.crop(rgb, box)
+        if before is None or after is None:
             return False
-        self.last_change = histogram_change(last, hist)
-        return self.last_change > self.threshold
+        self._change.reset()
+        self._change.update(before)
+        return self._change.update(after)

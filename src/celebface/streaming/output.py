@@ -113,25 +113,54 @@ class JsonlWriter:
         self.close()
 
 
+#: Codecs tried in turn for an ``.mp4``: H.264 (browsers play it) when this OpenCV's FFmpeg
+#: has an encoder for it, else MPEG-4 part 2 (players do, browsers do not: the service's video
+#: page then plays a WebM copy, :mod:`celebface.serve.videos`).
+MP4_CODECS = ("avc1", "mp4v")
+#: The codec of other containers.
+CODECS = {".webm": ("VP80",), ".avi": ("MJPG",)}
+
+
+def open_writer(path: Path, fps: float, size: tuple[int, int]) -> tuple[Any, str]:
+    """An open ``cv2.VideoWriter`` for ``path`` and its codec: the first of the suffix's
+    codecs (:data:`MP4_CODECS` for ``.mp4`` and others) that this OpenCV can write (the
+    attempts that fail are silenced); OSError when none can."""
+    import cv2
+
+    codecs = CODECS.get(path.suffix.lower(), MP4_CODECS)
+    logging_ = cv2.utils.logging
+    level = logging_.getLogLevel()
+    try:
+        for i, codec in enumerate(codecs):
+            last = i == len(codecs) - 1
+            logging_.setLogLevel(level if last else logging_.LOG_LEVEL_SILENT)
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, size)
+            if writer.isOpened():
+                return writer, codec
+    finally:
+        logging_.setLogLevel(level)
+    raise OSError(f"{path}: cannot write video")
+
+
 class VideoOut:
-    """An annotated video, written under a temporary name and renamed when finished."""
+    """An annotated video, written under a temporary name and renamed when finished, as
+    H.264 when this OpenCV can (:func:`open_writer`)."""
 
     def __init__(self, path: Path, fps: float):
         self.path = path
         self.fps = fps if fps and fps > 0 else 25.0
         self._writer: Any = None
         self._tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+        self.codec: str | None = None  # the one it writes with, once it has a frame
 
     def write(self, bgr: np.ndarray) -> None:
-        import cv2
-
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             h, w = bgr.shape[:2]
-            fourcc = cv2.VideoWriter_fourcc(*"mp4v")
-            self._writer = cv2.VideoWriter(str(self._tmp), fourcc, self.fps, (w, h))
-            if not self._writer.isOpened():
-                raise OSError(f"{self.path}: cannot write video")
+            try:
+                self._writer, self.codec = open_writer(self._tmp, self.fps, (w, h))
+            except OSError:
+                raise OSError(f"{self.path}: cannot write video") from None
             self._size = (w, h)
         if (bgr.shape[1], bgr.shape[0]) != self._size:
             bgr = _fit(bgr, self._size)

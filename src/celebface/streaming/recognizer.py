@@ -1,14 +1,21 @@
 """Naming the faces of video frames: :class:`VideoRecognizer` adds speed and stability to the
 still-image :class:`~celebface.recognizer.Recognizer`: detection runs on a downscaled copy of
-every k-th frame (and at every shot cut), an IoU tracker follows faces in between, a face is
-embedded only when its track is new, moved enough, or every few frames, and its name is
-decided on the mean of its track's views' scores with hysteresis
-(:mod:`celebface.streaming.tracker`), against a threshold lowered by the embedder's measured
-offset once the track has several distinct views (:meth:`VideoRecognizer.track_threshold`).
+every k-th frame (and at every shot cut, and on a frame where a face's box changed at once),
+an IoU tracker follows faces in between, a face is embedded only when its track is new, moved
+enough, changed, or every few frames, and its name is decided on the mean of its track's
+views' scores with hysteresis (:mod:`celebface.streaming.tracker`), against a threshold
+lowered by the embedder's measured offset once the track has several distinct views
+(:meth:`VideoRecognizer.track_threshold`).
+
+A name is earned by the face on screen: an embedding that fails the track's appearance gate
+(:meth:`VideoRecognizer.gate`), or a view that does not earn the track's name
+(:meth:`VideoRecognizer.contradicts`), splits the track at once, so the mean of earlier views
+never carries a name onto a face that does not earn it.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -17,10 +24,15 @@ from celebface.gallery.matching import decide
 from celebface.recognizer import Recognizer as StillRecognizer
 from celebface.recognizer import RecognizerConfig, StageStats
 from celebface.streaming.cuts import CutDetector
-from celebface.streaming.tracker import IoUTracker, Track
+from celebface.streaming.tracker import RECENT, IoUTracker, Track
 from celebface.types import UNKNOWN, Face, Match
 
 __all__ = ["Recognizer", "RecognizerConfig", "StageStats", "VideoRecognizer"]
+
+log = logging.getLogger(__name__)
+#: Fallback gate: the share of cosines between different enrolled people's photos that may
+#: reach it (for an embedder with no measured ``track_gate`` nor ``pair_threshold``).
+GALLERY_GATE_RATE = 0.01
 
 
 class VideoRecognizer(StillRecognizer):
@@ -37,6 +49,83 @@ class VideoRecognizer(StillRecognizer):
         #: Cosine at which two embeddings of a track are one view, and the threshold offsets
         #: for 2, 3, 4+ views: the gallery embedder's measured ones (none: views not counted).
         self.same_view, self.view_offsets = self._view_constants()
+        #: The appearance gate (:meth:`gate`) and the name drop (:meth:`contradicts`).
+        self.track_gate = self.gate()
+        self.name_drop = self._name_drop()
+
+    def _embedder_config(self) -> tuple[Any, str] | None:
+        from celebface.recognition.registry import embedder_config
+
+        if self.gallery is None or self.model is not None:
+            return None
+        spec = self.gallery.spec
+        return embedder_config(spec.name), spec.tta
+
+    def gate(self) -> tuple[float, ...]:
+        """The cosine a tracked face's embedding must reach with one of its track's 1, 2, ...
+        latest views to stay on it (the last for more): the config's ``track_gate`` when set;
+        else the embedder's measured ``track_gate`` (``benchmarks/track_gate.py``: at most 1%
+        of different people reach it); else the embedder's measured ``pair_threshold`` (the
+        same-person cosine at a 1% false-accept rate, another point of the same two
+        distributions); else the cosine that at most :data:`GALLERY_GATE_RATE` of the cosines
+        between different enrolled people's photos reach; else (no gallery) -1: no gate,
+        with a warning."""
+        if self.config.tracker.track_gate is not None:
+            return (float(self.config.tracker.track_gate),)
+        known = self._embedder_config()
+        if known is not None:
+            cfg, tta = known
+            if tta in cfg.track_gate:
+                return tuple(float(g) for g in cfg.track_gate[tta])
+            if tta in cfg.pair_threshold:
+                return (float(cfg.pair_threshold[tta]),)
+        g = self.gallery
+        if g is not None and len(set(g.labels.tolist())) > 1:
+            rng = np.random.default_rng(0)
+            rows = rng.permutation(len(g.labels))[:1000]
+            e, lab = g.embeddings[rows], g.labels[rows]
+            cos = (e @ e.T)[lab[:, None] != lab[None, :]]
+            if len(cos):
+                gate = float(np.quantile(cos, 1 - GALLERY_GATE_RATE))
+                log.info("no measured track gate for %s: %.3f, from the gallery's "
+                         "different-person photos", g.spec.name, gate)
+                return (gate,)
+        log.warning("no track gate (no measured one, no gallery to measure one on): tracks "
+                    "are not checked for a change of person")
+        return (-1.0,)
+
+    def leaves(self, track: Track, embedding: np.ndarray, own: Match) -> bool:
+        """Whether a new embedding of ``track``'s face fails the appearance gate: its best
+        cosine with the track's m latest views (m up to :data:`RECENT`) is under
+        :attr:`track_gate` for m, unless its own
+        decision names the person the track shows (then it earns the name by itself: a new
+        track would show the same, so it stays and adds its view)."""
+        views = min(len(track.views), RECENT)
+        if views == 0 or track.agreement(embedding) >= self.track_gate[
+                min(views, len(self.track_gate)) - 1]:
+            return False
+        shown = track.shown
+        return not (shown is not None and shown.known and own.identity == shown.identity)
+
+    def _name_drop(self) -> float | None:
+        known = self._embedder_config()
+        return None if known is None else known[0].name_drop.get(known[1])
+
+    def contradicts(self, track: Track, scores: np.ndarray, own: Match) -> bool:
+        """Whether a track's new view (its ``scores`` for each enrolled person and its own
+        decision ``own``) does not earn the name the track shows: it names another person,
+        or it is closer to another person and under the one-view threshold for the track's
+        name, or it scores more than the embedder's measured ``name_drop`` under that
+        threshold (none measured: this last test is skipped)."""
+        shown = track.shown
+        if shown is None or not shown.known:
+            return False
+        if own.known:
+            return own.identity != shown.identity
+        score = float(scores[self.names.index(shown.identity)])
+        if own.runner_up != shown.identity and score < self.threshold:
+            return True
+        return self.name_drop is not None and score < self.threshold - self.name_drop
 
     def _view_constants(self) -> tuple[float, tuple[float, ...]]:
         from celebface.recognition.registry import embedder_config
@@ -57,23 +146,27 @@ class VideoRecognizer(StillRecognizer):
         return self.threshold - self.view_offsets[min(views, len(self.view_offsets) + 1) - 2]
 
     def process_frame(self, frame: np.ndarray) -> list[Face]:
-        """One video frame: cut test, detect (every k-th frame) or coast, embed what needs
-        it, name each face by its track."""
+        """One video frame: cut test, face-box change test, detect (every k-th frame, at a
+        cut or a change) or coast, embed what needs it, name each face by its track."""
         n, cfg = self._frame, self.config.tracker
         with self.stats.time("track"):
             cut = self.cuts.update(frame)
-        if cut:
-            self.cut_frames.append(n)
-            self.tracker.end_all()
+            if cut:
+                self.cut_frames.append(n)
+                self.tracker.end_all()
+            changed = self.config.track and bool(self.tracker.look(frame, n, cfg.box_change))
         if not self.config.track:
             out = self._name_all(frame, self.detect(frame, self.config.video_detect_side))
-        elif cut or n - self._detected >= cfg.detect_every:
+        elif cut or changed or n - self._detected >= cfg.detect_every:
             self._detected = n
             out = self._tracked(frame, self.detect(frame, self.config.video_detect_side))
         else:
             with self.stats.time("track"):
                 out = [self._show(Face(t.box, track_id=t.id), t)
                        for t in self.tracker.coast(n)]
+        if self.config.track and cfg.box_change > 0:
+            with self.stats.time("track"):
+                self.tracker.remember(frame)
         self._frame += 1
         self.stats.frames += 1
         self.stats.faces += len(out)
@@ -89,10 +182,11 @@ class VideoRecognizer(StillRecognizer):
             emb = self.embed(frame, [faces[i] for i in need])
             scores = self._scores(emb)
             for i, e, row, own in zip(need, emb, scores, self._decide(scores), strict=True):
-                if tracks[i].count and tracks[i].similarity(e) < cfg.jump_similarity:
-                    tracks[i] = self.tracker.replace(tracks[i], faces[i], n)
-                tracks[i].add(e, n, row, self.same_view)
-                tracks[i].frame_match = own
+                t = tracks[i]
+                if t.count and (self.leaves(t, e, own) or self.contradicts(t, row, own)):
+                    tracks[i] = t = self.tracker.replace(t, faces[i], n)
+                t.add(e, n, row, self.same_view)
+                t.frame_match = own
                 embedded[i] = e
             means = np.stack([tracks[i].mean_scores for i in need])
             limits = np.array([self.track_threshold(len(tracks[i].views)) for i in need])

@@ -87,16 +87,15 @@ def moving_faces(
 
 
 def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float = 25.0) -> Path:
-    """RGB frames to an ``.mp4``/``.avi``/``.webm`` (VP9: browsers play it) file (test helper)."""
+    """RGB frames to an ``.mp4``/``.avi``/``.webm`` (VP8: browsers play it) file, with the
+    codecs of :func:`celebface.streaming.output.open_writer` (test helper)."""
     import cv2
+
+    from celebface.streaming.output import open_writer
 
     path = Path(path)
     h, w = frames[0].shape[:2]
-    codec = {".avi": "MJPG", ".webm": "VP90"}.get(path.suffix.lower(), "mp4v")
-    fourcc = cv2.VideoWriter_fourcc(*codec)
-    writer = cv2.VideoWriter(str(path), fourcc, fps, (w, h))
-    if not writer.isOpened():
-        raise OSError(f"{path}: cannot write video")
+    writer, _ = open_writer(path, fps, (w, h))
     for f in frames:
         writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
     writer.release()

@@ -1,13 +1,26 @@
-"""A small IoU tracker that names a face once per track, not once per frame.
+"""A small IoU tracker that names a face once per track, not once per frame, and checks who
+it follows.
 
 Each detection continues the track whose (predicted) box overlaps it most (IoU at least
 ``match_iou``, greedy, best pairs first); unmatched detections open new tracks, tracks unseen
 for more than ``max_missed`` detection rounds close. Between detections (every
-``detect_every`` frames) a track's box moves on at its last measured velocity.
+``detect_every`` frames) a track's box moves on at its last measured velocity. (A maintained
+tracker, supervision's ByteTrack or norfair, was considered for this motion part: supervision
+pulls in ``opencv-python``, which clashes with the ``opencv-python-headless`` this project
+installs, and neither has a hook for the embedding check below at the moment a detection
+joins; the motion part here is this file's hundred lines.)
 
 A track asks for a new embedding when it is new, when its box moved or resized enough since
-its last embedding (IoU below ``reembed_iou``), or every ``reembed_every`` frames. Its
-embeddings are grouped into *views*: one that is a near-duplicate of a view seen before
+its last embedding (IoU below ``reembed_iou``), every ``reembed_every`` frames, or when the
+inside of its box changed at once (:class:`~celebface.streaming.cuts.BoxChange`, tested on
+every frame: the recogniser then detects on that frame). **Appearance gate** (DeepSORT-style):
+an embedded detection stays on its track only when its cosine with one of the track's
+:data:`RECENT` latest views (the mean of each) reaches the gate (the embedder's measured
+``track_gate``, ``benchmarks/track_gate.py``); otherwise the track is split: it ends and the
+detection starts a new one, so a new person never inherits an old track's views or name. A
+shot cut (:mod:`celebface.streaming.cuts`) ends every track.
+
+Its embeddings are grouped into *views*: one that is a near-duplicate of a view seen before
 (cosine at least the embedder's near-duplicate bound, given by the caller) joins it, any other
 opens a new one (at most :data:`MAX_VIEWS`). Its identity is the decision on the mean over its
 views of each view's mean score for each enrolled person (the mean similarity, not the
@@ -16,10 +29,9 @@ name strangers), so a face held still for a hundred frames weighs as one view, a
 recogniser lowers the threshold for a track seen in several distinct views by the embedder's
 measured offsets (benchmarks/track_tails.py). A track is decided after each embedding; a name
 replaces ``unknown`` at once, but the name it shows changes to another one or back to
-``unknown`` only after ``switch_after`` decisions in a row agree (hysteresis). An embedding
-far from the mean of the track's unit embeddings (cosine below ``jump_similarity``) means
-another person took the place: the old track ends and a new one starts, so a new person never
-inherits an old track's name; a shot cut (:mod:`celebface.streaming.cuts`) ends every track.
+``unknown`` only after ``switch_after`` decisions in a row agree (hysteresis), except that a
+view that does not earn the track's name (:meth:`VideoRecognizer.contradicts
+<celebface.streaming.recognizer.VideoRecognizer.contradicts>`) splits the track at once.
 """
 
 from __future__ import annotations
@@ -29,11 +41,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from celebface.recognizer import TrackerConfig
+from celebface.streaming.cuts import BoxChange
 from celebface.types import Face, Match, box_iou
 
 Box = tuple[float, float, float, float]
 #: The most views a track keeps apart; later new ones join their nearest.
 MAX_VIEWS = 16
+#: How many of a track's latest views a new embedding is compared with (the appearance gate).
+RECENT = 4
 
 
 @dataclass
@@ -44,9 +59,11 @@ class View:
     total: np.ndarray
     score_sum: np.ndarray | None = None
     scored: int = 0
+    last: int = 0  # the frame of its latest embedding
 
-    def add(self, unit: np.ndarray, scores: np.ndarray | None) -> None:
+    def add(self, unit: np.ndarray, scores: np.ndarray | None, frame: int = 0) -> None:
         self.total = self.total + unit
+        self.last = frame
         if scores is not None:
             self.score_sum = scores.copy() if self.score_sum is None else self.score_sum + scores
             self.scored += 1
@@ -73,9 +90,11 @@ class Track:
     pending: str | None = None  # another name the mean has chosen ...
     streak: int = 0  # ... this many times in a row
     frame_match: Match | None = None  # the latest embedding's own decision
+    changed: bool = False  # the inside of its box changed since its last embedding
+    before: np.ndarray | None = None  # the inside of its box last frame (BoxChange.crop)
 
     def needs_embedding(self, frame: int, config: TrackerConfig) -> bool:
-        if self.embed_box is None:
+        if self.embed_box is None or self.changed:
             return True
         if frame - self.embed_frame >= config.reembed_every:
             return True
@@ -97,6 +116,24 @@ class Track:
         e = np.asarray(embedding, np.float32)
         return float(mean @ e / max(float(np.linalg.norm(e)), 1e-12))
 
+    def agreement(self, embedding: np.ndarray) -> float:
+        """The best cosine of ``embedding`` with the track's :data:`RECENT` latest views
+        (1 before the first): what the appearance gate tests."""
+        if not self.views:
+            return 1.0
+        e = np.asarray(embedding, np.float32)
+        e = e / max(float(np.linalg.norm(e)), 1e-12)
+        latest = sorted(self.views, key=lambda v: v.last)[-RECENT:]
+        return max(v.similarity(e) for v in latest)
+
+    def look(self, rgb: np.ndarray, box: Box, change: BoxChange) -> bool:
+        """Whether ``box`` (where the face is now) in ``rgb`` shows another image than the
+        track's box last frame (:meth:`IoUTracker.remember`); then :attr:`changed` until the
+        next embedding."""
+        if change.changed(self.before, rgb, box):
+            self.changed = True
+        return self.changed
+
     def add(self, embedding: np.ndarray, frame: int, scores: np.ndarray | None = None,
             same_view: float = -1.0) -> None:
         """Adds one embedding (and its scores for each enrolled person) to the track: to the
@@ -112,9 +149,10 @@ class Track:
         if best is None or (sims[best] < same_view and len(self.views) < MAX_VIEWS):
             self.views.append(View(np.zeros_like(e)))
             best = len(self.views) - 1
-        self.views[best].add(e, s)
+        self.views[best].add(e, s, frame)
         self.count += 1
         self.embed_box, self.embed_frame = self.box, frame
+        self.changed = False
 
     @property
     def mean_scores(self) -> np.ndarray | None:
@@ -147,7 +185,12 @@ class Track:
         return (x1 + vx * dt, y1 + vy * dt, x2 + vx * dt, y2 + vy * dt)
 
     def observe(self, box: Box, frame: int) -> None:
-        """A detection at ``frame``: updates the box and the velocity."""
+        """A detection at ``frame``: updates the box and the velocity (from a detection at
+        least 2 frames before: one frame apart, the detector's jitter would be a speed)."""
+        if self.det_box is not None and frame - self.det_frame == 1:
+            self.box = self.det_box = box
+            self.det_frame = frame
+            return
         if self.det_box is not None and frame > self.det_frame:
             dt = frame - self.det_frame
             old = self.det_box
@@ -183,11 +226,28 @@ class IoUTracker:
         return track
 
     def replace(self, old: Track, face: Face, frame: int) -> Track:
-        """Ends ``old`` and starts a new track on ``face`` (the appearance jumped)."""
+        """Splits ``old``: it ends, and a new track starts on ``face`` (another person, or a
+        view that does not earn the old track's name)."""
         self.tracks = [t for t in self.tracks if t is not old]
         track = self.new_track(face, frame)
         track.age = 1
         return track
+
+    def remember(self, rgb: np.ndarray) -> None:
+        """Remembers, for each live track, the inside of its box in ``rgb`` (this frame), for
+        :meth:`look` to compare with the next."""
+        for t in self.tracks:
+            t.before = BoxChange.crop(rgb, t.box) if t.missed == 0 else None
+
+    def look(self, rgb: np.ndarray, frame: int, threshold: float) -> list[Track]:
+        """The live tracks whose box, moved on to ``frame`` (:meth:`Track.predicted`), shows
+        another image in ``rgb`` than it did in the frame before (:meth:`remember`): another
+        face may have taken the place (:class:`~celebface.streaming.cuts.BoxChange`)."""
+        if threshold <= 0:
+            return []
+        change = BoxChange(threshold)
+        return [t for t in self.tracks
+                if t.missed == 0 and t.look(rgb, t.predicted(frame), change)]
 
     def update(self, faces: list[Face], frame: int = 0) -> list[Track]:
         """Match ``faces`` (detected at ``frame``) to tracks; the track of each face."""

@@ -1,5 +1,6 @@
 "use strict";
-// The video page: upload a video, follow its job, play it with the timeline under it.
+// The video page: upload (choose or drop) a video, follow its job, play it with the timeline
+// under it; when the browser cannot play the file itself, the job's WebM copy plays.
 const KEY_STORE = "celebface-api-key";
 const $ = (sel) => document.querySelector(sel);
 const state = { key: localStorage.getItem(KEY_STORE) || "", duration: 0, spans: [] };
@@ -36,23 +37,34 @@ function setStatus(text, progress) {
 async function upload(file) {
   const player = $("#player");
   player.src = URL.createObjectURL(file);
+  player.dataset.source = "upload";
   player.hidden = false;
   $("#timeline").replaceChildren();
   $("#appearances").hidden = true;
-  setStatus("uploading…", 0);
+  setStatus(`uploading ${file.name}…`, 0);
   try {
     const job = await (await api(`/v1/videos?filename=${encodeURIComponent(file.name)}`,
       { method: "POST", body: file, headers: { "Content-Type": "application/octet-stream" } })).json();
     await follow(job.id);
   } catch (err) {
-    setStatus(`failed: ${err.message}`);
+    // the server's messages name the file; say it when one does not
+    const msg = err.message.includes(file.name) ? err.message : `${file.name}: ${err.message}`;
+    setStatus(`failed: ${msg}`);
   }
+}
+
+async function playCopy(job) {
+  // the browser cannot play the upload itself (e.g. an MPEG-4 part 2 MP4): the job's WebM copy
+  const blob = await (await api(job.video_url)).blob();
+  $("#player").src = URL.createObjectURL(blob);
+  $("#player").dataset.source = "copy";
 }
 
 async function follow(id) {
   for (;;) {
     const job = await (await api(`/v1/videos/${id}`)).json();
     if (job.status === "done") {
+      if (job.video_url) await playCopy(job);
       setStatus(`${job.appearances.length} appearance(s) in ${job.frames_done} frames ` +
                 `(${job.seconds} s)`, 1);
       show(job);
@@ -129,6 +141,15 @@ function show(job) {
 function init() {
   $("#video-file").addEventListener("change", (e) => {
     const file = e.target.files[0];
+    if (file) upload(file);
+  });
+  const drop = $(".drop");
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    const file = e.dataTransfer.files[0];
     if (file) upload(file);
   });
   $("#player").addEventListener("timeupdate", () => {
