@@ -261,7 +261,7 @@ def test_enroll_refuses_a_different_embedder(tmp_path: Path, rng: np.random.Gene
     class Other(ColourEmbedder):
         name = "other"
 
-    with pytest.raises(ValueError, match="built with embedder.*--reembed"):
+    with pytest.raises(ValueError, match=r"built with embedder.*--reembed"):
         enroll(data, tmp_path / "g", add=True, config=cfg, models=(Other(), None),
                progress=False)
 
