@@ -238,3 +238,11 @@ register_embedder("sface", _sface, EmbedderConfig(
     # percentile: 0.724)
     near_duplicate={"none": 0.851},
 ))
+register_embedder("dlib+sface", _fused("dlib+sface"), EmbedderConfig(
+    preprocessing="dlib's and SFace's, each its own (one face search)",
+    options=_fields(DlibConfig) + _fields(SfaceConfig),
+    # benchmarks/embedders.py (embedders.md): the SFace weight that maximises TAR at FAR 0.1%
+    # over every pair of half A's val photos (flip), swept 0..1 by 0.05: 0.25 (on raw cosines:
+    # dlib's spread is about a third of SFace's)
+    fusion_weights=(0.75, 0.25),
+))
