@@ -50,6 +50,21 @@ GRIDS: dict[str, list[tuple[float, float | None]]] = {
     "chinese_whispers": [(t, None) for t in np.round(np.arange(0.90, 0.9501, 0.005), 4)],
 }
 KINDS = ("train10", "val", "mixed", "few")
+#: For an embedder other than dlib, the grids above are moved to its scale: each cosine
+#: becomes ``its pair threshold + (t - dlib's pair threshold) x its impostor spread / dlib's``
+#: (the spread: the std of different-person cosines of the tuning photos; dlib's: 0.037).
+DLIB_PAIR, DLIB_SPREAD = 0.9153, 0.037
+
+
+def scaled_grids(embedder: str, spread: float) -> dict[str, list[tuple[float, float | None]]]:
+    """:data:`GRIDS` for ``embedder`` (see :data:`DLIB_PAIR`)."""
+    if embedder == "dlib":
+        return GRIDS
+    from celebface.recognition.registry import embedder_config
+
+    pair = embedder_config(embedder).pair_threshold["none"]
+    return {m: [(round(pair + (t - DLIB_PAIR) * spread / DLIB_SPREAD, 4), c) for t, c in g]
+            for m, g in GRIDS.items()}
 
 
 def f1(p: float, r: float) -> float:
@@ -61,13 +76,14 @@ def setting(threshold: float, cut: float | None) -> str:
 
 
 def tuning_groups(table: list, people: list[str], rounds: int, cache: Path,
-                  seed: int) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+                  seed: int, embedder: str = "dlib"
+                  ) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
     """``{kind: [(identities, vectors), ...]}`` of half-A photos (see the module doc)."""
     train10 = sample(table, "train", people, 10, seed)
     train25 = sample(table, "train", people, 25, seed)
     val = sample(table, "val", people, None, seed)
     paths = list(dict.fromkeys(p for _, p in train10 + train25 + val))
-    found = embed_paths(paths, cache)
+    found = embed_paths(paths, cache, embedder=embedder)
     vec = dict(zip(paths, vectors(found, paths, "none"), strict=True))
     rng = np.random.default_rng(seed + 1)
 
@@ -88,15 +104,20 @@ def tuning_groups(table: list, people: list[str], rounds: int, cache: Path,
             "few": [group(val, 30, 1, 8) for _ in range(rounds)]}
 
 
-def tune(table: list, people: list[str], rounds: int, cache: Path, seed: int) -> dict:
-    groups = tuning_groups(table, people, rounds, cache, seed)
+def tune(table: list, people: list[str], rounds: int, cache: Path, seed: int,
+         embedder: str = "dlib") -> dict:
+    groups = tuning_groups(table, people, rounds, cache, seed, embedder)
+    ids, vecs = groups["val"][0]
+    other = ids[:, None] != ids[None, :]
+    spread = float(np.std((vecs @ vecs.T)[other]))
+    grids = scaled_grids(embedder, spread)
     scores: dict[str, dict[str, dict[str, list]]] = {
-        m: {setting(t, c): {k: [] for k in KINDS} for t, c in GRIDS[m]} for m in METHODS}
+        m: {setting(t, c): {k: [] for k in KINDS} for t, c in grids[m]} for m in METHODS}
     for kind, members in groups.items():
         for ids, vecs in members:
             dist = reranked_distances(vecs)
             for m in METHODS:
-                for t, c in GRIDS[m]:
+                for t, c in grids[m]:
                     labels = cluster_vectors(vecs, float(t), m, cut=c, distances=dist)
                     p, r = bcubed(ids, labels)
                     scores[m][setting(t, c)][kind].append(
@@ -115,7 +136,8 @@ def tune(table: list, people: list[str], rounds: int, cache: Path, seed: int) ->
             grid[m][key] = row
     best = {m: max(grid[m], key=lambda k, m=m: grid[m][k]["mean_f1"]) for m in METHODS}
     method = max(METHODS, key=lambda m: grid[m][best[m]]["mean_f1"])
-    return {"method": method, "setting": best[method], "best": best,
+    return {"method": method, "setting": best[method], "best": best, "embedder": embedder,
+            "impostor_spread": spread,
             "sizes": {k: [len(ids) for ids, _ in v] for k, v in groups.items()},
             "people": len(people), "rounds": rounds, "grid": grid}
 
@@ -126,6 +148,7 @@ def parse(key: str) -> tuple[float, float | None]:
 
 
 def measure(table: list, people: list[str], config: ClusterConfig, seed: int) -> dict:
+    """``config`` end to end on 20 half-B people's val photos (module doc)."""
     rng = np.random.default_rng(seed + 2)
     chosen = sorted(rng.choice(people, 20, replace=False).tolist())
     items = sample(table, "val", chosen, None, seed)
@@ -168,19 +191,22 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--method", choices=METHODS, help="measure this method's best setting")
+    ap.add_argument("--embedder", default="dlib", help="a registered embedder or fusion")
     args = ap.parse_args()
     table = rows(args.data)
     half_a, half_b = halves(sorted({i for _, i, _ in table}), args.seed)
-    tuned = tune(table, half_a, args.rounds, args.cache, args.seed)
+    tuned = tune(table, half_a, args.rounds, args.cache, args.seed, args.embedder)
     method = args.method or tuned["method"]
     threshold, cut = parse(tuned["best"][method])
-    config = ClusterConfig(threshold=threshold, method=method, cut=cut, device="cpu")
+    config = ClusterConfig(threshold=threshold, method=method, cut=cut, device="cpu",
+                           embedder=args.embedder)
     result = {"tuning": tuned, "method": method, "threshold": threshold, "cut": cut,
               "test": measure(table, half_b, config, args.seed),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared, busy)"}
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "cluster.json", json.dumps(result, indent=2) + "\n")
-    atomic_write_text(args.out / "cluster.md", report(result))
+    name = "cluster" if args.embedder == "dlib" else f"cluster_{args.embedder}"
+    atomic_write_text(args.out / f"{name}.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(args.out / f"{name}.md", report(result))
     print(report(result))
 
 
@@ -189,7 +215,7 @@ def report(r: dict) -> str:
     how = f"**{r['method']}** at cosine **{r['threshold']:.4f}**" + (
         f", re-ranked distance cut **{r['cut']:.2f}**" if r["cut"] is not None else "")
     lines = [
-        "# Clustering (dlib, pins105-dev)", "",
+        f"# Clustering ({tu.get('embedder', 'dlib')}, pins105-dev)", "",
         f"Tuned on half A of the identities ({tu['people']} people), {tu['rounds']} random "
         "groups of each kind: `train10` 20 people x 10 TRAIN photos; `val` 20 people x all "
         "their VAL photos (~25, like the measured folder); `mixed` 20 people x 2-50 photos; "
