@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface.detection.registry import DEFAULT_DETECTOR
 from celebface.types import Face
 
 ImageLike = Any  # str | Path | PIL.Image.Image | np.ndarray
@@ -48,7 +49,7 @@ def _gallery_version(folder: Path) -> int:
         return 0
 
 
-def detect(image: ImageLike, detector: str = "mtcnn", device: str = "auto") -> list[Face]:
+def detect(image: ImageLike, detector: str = DEFAULT_DETECTOR, device: str = "auto") -> list[Face]:
     """Every face of ``image`` that counts (box, score, 5 landmarks), highest score first:
     the default face finder's (:mod:`celebface.detection.finder`: at least the detector's
     minimum score, none nested in another), as ``recognize`` finds them."""

@@ -17,6 +17,7 @@ import numpy as np
 
 from celebface import validate
 from celebface.detection.finder import FaceFinder, as_finder, get_finder
+from celebface.detection.registry import DEFAULT_DETECTOR
 from celebface.errors import InputError
 from celebface.gallery import Gallery, get_matcher
 from celebface.gallery.defaults import FALLBACK_THRESHOLD
@@ -138,7 +139,7 @@ class Recognizer:
     def __init__(
         self,
         gallery: Gallery | str | Path | None,
-        detector: str | Any = "mtcnn",
+        detector: str | Any = DEFAULT_DETECTOR,
         embedder: Any | None = None,
         config: RecognizerConfig | None = None,
         model: str | Path | Any | None = None,

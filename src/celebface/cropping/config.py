@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from celebface import validate
+from celebface.detection.registry import DEFAULT_DETECTOR
 from celebface.errors import InputError
 from celebface.types import Face
 
@@ -26,7 +27,7 @@ class CropConfig:
     ``RAY_ADDRESS``), :mod:`celebface.engines.ray_engine`; this process writes the outputs.
     """
 
-    detector: str = "mtcnn"
+    detector: str = DEFAULT_DETECTOR
     device: str = "auto"
     faces: str = "largest"
     min_score: float | None = None
