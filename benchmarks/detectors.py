@@ -135,7 +135,7 @@ def agreement(name: str, images: list[np.ndarray]) -> dict:
 def load_rgb_files(paths: list[Path]) -> list[np.ndarray]:
     from celebface.io import read_image
 
-    return [read_image(p) for p in paths]
+    return [read_image(p).rgb for p in paths]
 
 
 def five_celeb() -> list[np.ndarray]:
