@@ -71,8 +71,9 @@ def run(args: argparse.Namespace) -> int:
             rgb = read_image(photo).rgb
             faces = analyze_faces(rgb, finder, plugins)
         except (CelebfaceError, OSError) as exc:
-            log.error("%s: %s (skipped)", photo, exc)
-            errors.append(f"{photo}: {exc}")
+            reason = str(exc) if str(photo) in str(exc) else f"{photo}: {exc}"
+            log.error("%s (skipped)", reason)
+            errors.append(reason)
             continue
         faces_seen += len(faces)
         lines.append(json.dumps({"photo": str(photo), "faces": [f.to_dict() for f in faces]}))
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     writer.writerows(rows)
     atomic_write_text(out / "faces.csv", buf.getvalue())
     atomic_write_text(out / "faces.jsonl", "".join(line + "\n" for line in lines))
-    print(f"analyze: {len(photos) - len(errors) + len([e for e in errors if 'no such' in e])}"
-          f" photo(s), {faces_seen} face(s); {out / 'faces.csv'}, {out / 'faces.jsonl'}, "
-          f"{out / 'annotated'}" + (f"; {len(errors)} failed" if errors else ""))
+    print(f"analyze: {len(lines)} of {len(photos)} photo(s), {faces_seen} face(s); "
+          f"{out / 'faces.csv'}, {out / 'faces.jsonl'}, {out / 'annotated'}"
+          + (f"; {len(errors)} failed" if errors else ""))
     return 2 if errors and not lines else 0
