@@ -132,6 +132,40 @@ def agreement(name: str, images: list[np.ndarray]) -> dict:
     }
 
 
+def transfer(per_person: int) -> dict:
+    """Whether dlib's measured pair threshold transfers to YuNet's landmarks: pins105-dev
+    ``val`` photos embedded from each detector's largest face; same-person and
+    different-person pairs scored at the registry's pair threshold (no TTA)."""
+    from celebface.detection import get_finder
+    from celebface.detection.finder import pick_face
+    from celebface.recognition import get_embedder
+    from celebface.recognition.registry import embedder_config
+
+    threshold = embedder_config("dlib").pair_threshold["none"]
+    emb = get_embedder("dlib", device="cpu")
+    paths = pins_slice(per_person)
+    people = np.array([p.parent.name for p in paths])
+    images = load_rgb_files(paths)
+    out: dict = {"photos": len(paths), "threshold": threshold}
+    for det in ("mtcnn", "yunet"):
+        finder = get_finder(detector=det, device="cpu")
+        faces = [pick_face(finder.find(im)) for im in images]
+        keep = [i for i, f in enumerate(faces) if f is not None]
+        vecs = emb.embed([images[i] for i in keep], [faces[i] for i in keep])
+        sims = vecs @ vecs.T
+        who = people[keep]
+        same = who[:, None] == who[None, :]
+        upper = np.triu(np.ones_like(same), 1).astype(bool)
+        s, d = sims[same & upper], sims[~same & upper]
+        out[det] = {"faces": len(keep), "same_pairs": int(s.size), "diff_pairs": int(d.size),
+                    "tar_at_threshold": round(float((s >= threshold).mean()), 4),
+                    "far_at_threshold": round(float((d >= threshold).mean()), 5),
+                    "same_median": round(float(np.median(s)), 4),
+                    "diff_p99": round(float(np.percentile(d, 99)), 4)}
+        print(det, out[det], flush=True)
+    return out
+
+
 def load_rgb_files(paths: list[Path]) -> list[np.ndarray]:
     from celebface.io import read_image
 
@@ -181,6 +215,10 @@ CROWD_CONFIGS = [  # (detector, finder max_side, detector options)
 ]
 
 
+#: The configurations whose hand-counted frames are drawn into results/detectors/.
+SAVED = ("mtcnn@320", "yunet@640", "yunet@1024", "yunet@1920")
+
+
 def crowd_counts(frames: list[np.ndarray], step: int) -> list[dict]:
     import cv2
 
@@ -197,7 +235,7 @@ def crowd_counts(frames: list[np.ndarray], step: int) -> list[dict]:
         counts = {i: finder.find(frames[i]) for i in idx}
         ms = 1000 * (time.perf_counter() - t) / len(idx)
         label = f"{det}@{side}" + "".join(f",{k}={v}" for k, v in options.items())
-        for i in HAND_COUNT:
+        for i in HAND_COUNT if label in SAVED else ():
             if i in counts:
                 im = np.ascontiguousarray(frames[i][:, :, ::-1])
                 for f in counts[i]:
@@ -205,8 +243,10 @@ def crowd_counts(frames: list[np.ndarray], step: int) -> list[dict]:
                     cv2.rectangle(im, (x1, y1), (x2, y2), (0, 255, 0), 3)
                     cv2.putText(im, f"{f.score:.2f}", (x1, y1 - 4), cv2.FONT_HERSHEY_SIMPLEX,
                                 0.8, (0, 255, 0), 2)
+                im = cv2.resize(im, (im.shape[1] // 2, im.shape[0] // 2),
+                                interpolation=cv2.INTER_AREA)
                 cv2.imwrite(str(out_dir / f"crowd_{i:03d}_{label}.jpg"), im,
-                            [cv2.IMWRITE_JPEG_QUALITY, 70])
+                            [cv2.IMWRITE_JPEG_QUALITY, 75])
         per = [len(counts[i]) for i in idx]
         rows.append({"config": label, "frames": len(idx),
                      "mean_faces": round(float(np.mean(per)), 2), "min": min(per),
@@ -315,7 +355,14 @@ def main() -> None:
     ap.add_argument("--crowd-step", type=int, default=5,
                     help="every k-th frame for the detector-alone counts")
     ap.add_argument("--skip-video", action="store_true")
+    ap.add_argument("--transfer-only", type=int, metavar="N", default=0,
+                    help="only the threshold-transfer check on N val photos a person "
+                         "(results/detectors_transfer.json)")
     args = ap.parse_args()
+    if args.transfer_only:
+        r = transfer(args.transfer_only)
+        (RESULTS / "detectors_transfer.json").write_text(json.dumps(r, indent=1))
+        return
     t0 = time.perf_counter()
     r: dict = {"pins_per_person": args.pins_per_person}
     r["agreement"] = [agreement("five_celeb", five_celeb()),
