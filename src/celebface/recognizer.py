@@ -128,9 +128,10 @@ class Recognizer:
     """Detect, embed and name the faces of still images. See the module docstring.
 
     ``gallery``: a :class:`Gallery` or its folder (may be ``None`` with ``model``).
-    ``detector``: a detector name (``mtcnn``, ``hog``), a built ``Detector`` or a
-    :class:`~celebface.detection.finder.FaceFinder`; faces are found by a finder with the
-    config's ``detect_side`` and ``min_face`` (:attr:`finder`), every face that counts.
+    ``detector``: a registered detector name (``mtcnn``, ``yunet``, ``hog``), a built
+    ``Detector`` or a :class:`~celebface.detection.finder.FaceFinder`; faces are found by a
+    finder with the config's ``detect_side`` and ``min_face`` (:attr:`finder`), every face
+    that counts.
     ``embedder``: an ``Embedder``; default: the one the gallery (or model) was built with.
     ``model``: a trained classifier (folder or object with ``predict_embeddings``) that names
     faces instead of the gallery; the unknown threshold then applies to its probability.
