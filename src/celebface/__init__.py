@@ -25,6 +25,7 @@ register_engine("embed", "ray", "celebface.engines.ray_engine:embed_on_ray")
 # name -> module; resolved lazily so `import celebface` loads no model and no torch.
 _LAZY = {
     # the short API (celebface/api.py)
+    "analyze": "celebface.api",
     "detect": "celebface.api",
     "embed": "celebface.api",
     "enroll": "celebface.api",

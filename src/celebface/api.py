@@ -2,6 +2,7 @@
 
     import celebface
     faces = celebface.detect("party.jpg")                     # list[Face]: box, score, landmarks
+    faces = celebface.analyze("party.jpg")                    # + age, gender, pose
     vectors = celebface.embed(["a.jpg", "b.jpg"])              # (2, 128) unit vectors
     celebface.enroll("people/", "gallery/")                    # a gallery folder
     named = celebface.recognize("party.jpg", "gallery/")       # list[Face] with identity
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface.detection.registry import DEFAULT_DETECTOR
 from celebface.recognition.spec import DEFAULT_EMBEDDER
 from celebface.types import Face
 
@@ -49,13 +51,25 @@ def _gallery_version(folder: Path) -> int:
         return 0
 
 
-def detect(image: ImageLike, detector: str = "mtcnn", device: str = "auto") -> list[Face]:
+def detect(image: ImageLike, detector: str = DEFAULT_DETECTOR, device: str = "auto") -> list[Face]:
     """Every face of ``image`` that counts (box, score, 5 landmarks), highest score first:
     the default face finder's (:mod:`celebface.detection.finder`: at least the detector's
     minimum score, none nested in another), as ``recognize`` finds them."""
     from celebface.detection import get_finder
 
     return get_finder(detector=detector, device=device).find(load_rgb(image))
+
+
+def analyze(image: ImageLike, plugins: str | Sequence[str] = ("age", "gender", "pose"),
+            detector: str = DEFAULT_DETECTOR, device: str = "auto") -> list[Face]:
+    """Every face of ``image`` as :func:`detect` finds them, with the attributes ``plugins``
+    name (``age``, ``gender``, ``pose``; :mod:`celebface.attributes`): ``Face.age`` (years),
+    ``gender`` and ``gender_probability``, ``pose`` (yaw, pitch, roll in degrees)."""
+    from celebface.attributes import analyze_faces, check_plugins
+    from celebface.detection import get_finder
+
+    return analyze_faces(load_rgb(image), get_finder(detector=detector, device=device),
+                         check_plugins(plugins))
 
 
 def embed(

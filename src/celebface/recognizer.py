@@ -17,6 +17,7 @@ import numpy as np
 
 from celebface import validate
 from celebface.detection.finder import FaceFinder, as_finder, get_finder
+from celebface.detection.registry import DEFAULT_DETECTOR
 from celebface.errors import InputError
 from celebface.gallery import Gallery, get_matcher
 from celebface.gallery.defaults import FALLBACK_THRESHOLD
@@ -137,9 +138,10 @@ class Recognizer:
     """Detect, embed and name the faces of still images. See the module docstring.
 
     ``gallery``: a :class:`Gallery` or its folder (may be ``None`` with ``model``).
-    ``detector``: a detector name (``mtcnn``, ``hog``), a built ``Detector`` or a
-    :class:`~celebface.detection.finder.FaceFinder`; faces are found by a finder with the
-    config's ``detect_side`` and ``min_face`` (:attr:`finder`), every face that counts.
+    ``detector``: a registered detector name (``mtcnn``, ``yunet``, ``hog``), a built
+    ``Detector`` or a :class:`~celebface.detection.finder.FaceFinder`; faces are found by a
+    finder with the config's ``detect_side`` and ``min_face`` (:attr:`finder`), every face
+    that counts.
     ``embedder``: an ``Embedder``; default: the one the gallery (or model) was built with.
     ``model``: a trained classifier (folder or object with ``predict_embeddings``) that names
     faces instead of the gallery; the unknown threshold then applies to its probability.
@@ -148,7 +150,7 @@ class Recognizer:
     def __init__(
         self,
         gallery: Gallery | str | Path | None,
-        detector: str | Any = "mtcnn",
+        detector: str | Any = DEFAULT_DETECTOR,
         embedder: Any | None = None,
         config: RecognizerConfig | None = None,
         model: str | Path | Any | None = None,

@@ -20,7 +20,10 @@ class Face:
     ``box`` is ``(x1, y1, x2, y2)`` in source-image pixels. ``landmarks`` is a ``(5, 2)`` array
     (left eye, right eye, nose, left mouth corner, right mouth corner, as seen in the image).
     The detector fills box/score/landmarks, the embedder ``embedding``, the matcher
-    ``identity``/``similarity``/``runner_up``, and the video tracker ``track_id``.
+    ``identity``/``similarity``/``runner_up``, and the video tracker ``track_id``; the
+    attribute plugins (:mod:`celebface.attributes`) ``age`` (years), ``gender`` (``female`` or
+    ``male``) with ``gender_probability``, and ``pose`` (yaw, pitch, roll in degrees,
+    :func:`celebface.attributes.pose.head_pose`).
     """
 
     box: tuple[float, float, float, float]
@@ -32,6 +35,10 @@ class Face:
     runner_up: str | None = None
     runner_up_similarity: float | None = None
     track_id: int | None = None
+    age: float | None = None
+    gender: str | None = None
+    gender_probability: float | None = None
+    pose: tuple[float, float, float] | None = None
 
     @property
     def width(self) -> float:
@@ -71,10 +78,16 @@ class Face:
         }
         if self.landmarks is not None:
             out["landmarks"] = np.round(np.asarray(self.landmarks, dtype=float), 2).tolist()
-        for name in ("identity", "similarity", "runner_up", "runner_up_similarity", "track_id"):
+        for name in ("identity", "similarity", "runner_up", "runner_up_similarity", "track_id",
+                     "gender", "gender_probability"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = round(value, 4) if isinstance(value, float) else value
+        if self.age is not None:
+            out["age"] = round(float(self.age), 1)
+        if self.pose is not None:
+            out["pose"] = dict(zip(("yaw", "pitch", "roll"),
+                                   (round(float(v), 1) for v in self.pose), strict=True))
         return out
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from celebface.audit import checks
 from celebface.audit.checks import Finding
 from celebface.data import FaceItem, open_dataset
+from celebface.detection.registry import DEFAULT_DETECTOR
 from celebface.io import ImageReadError, check_output_dir, read_image
 from celebface.recognition.registry import embedder_config
 from celebface.recognition.spec import DEFAULT_EMBEDDER, EmbedderSpec
@@ -32,7 +33,7 @@ class AuditConfig:
     ``mislabel_margin``: how much closer to another person's centre a photo must be.
     ``tiny_face``: shorter face side in pixels below which a face is tiny."""
 
-    detector: str = "mtcnn"
+    detector: str = DEFAULT_DETECTOR
     embedder: str = DEFAULT_EMBEDDER
     device: str = "auto"
     near_duplicate: float | None = None

@@ -22,9 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", metavar="DATA", help="folder of people (one sub-folder each)")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default "
                    "DATA_audit beside DATA)")
-    add_option(p, AuditConfig, "detector",
-               help="mtcnn (default), hog, or none when DATA holds face crops (embedded "
-                    "whole and cached; no face checks)")
+    t.add_detector(p, AuditConfig, crops="when DATA holds face crops (embedded whole and "
+                   "cached; no face checks)")
     add_option(p, AuditConfig, "embedder", help=t.embedder_help(False))
     add_option(p, AuditConfig, "near_duplicate", metavar="COS",
                help="cosine at or above which two photos are near duplicates (default: "

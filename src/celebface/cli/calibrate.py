@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                help="match method to calibrate (default %(default)s)")
     add_option(p, calibrate, "model", metavar="DIR",
                help="calibrate a trained classifier's probability threshold instead")
-    add_option(p, FaceSetConfig, "detector", help="mtcnn, hog, or none for face crops")
+    t.add_detector(p, FaceSetConfig, crops="for face crops")
     add_option(p, FaceSetConfig, "split", help="use only this split of DATA/splits.csv (e.g. val)")
     add_option(p, FaceSetConfig, "cache_dir",
                help="where computed vectors are cached for reruns (default GALLERY/.cache)")

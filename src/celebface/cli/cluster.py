@@ -33,8 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_option(p, ClusterConfig, "embedder", help=t.embedder_help(False))
     add_option(p, ClusterConfig, "tta", choices=t.TTA_CHOICES,
                help="average each face with its mirror image")
-    add_option(p, ClusterConfig, "detector",
-               help="mtcnn (default), hog, or none when the photos are face crops")
+    t.add_detector(p, ClusterConfig, crops="when the photos are face crops")
     add_device(p)
 
 

@@ -12,12 +12,25 @@ from collections.abc import Callable
 
 from celebface import validate
 from celebface.cli.options import add_option, arg_type
+from celebface.detection.registry import detector_names
 from celebface.device import DEVICES
 from celebface.engines import ENGINES
 from celebface.recognition.spec import TTAS
 
 #: The ``--tta`` choices: ``none`` or ``flip`` (average each face with its mirror image).
 TTA_CHOICES = TTAS
+
+
+def add_detector(parser: argparse._ActionsContainer, target: type | Callable[..., object],
+                 crops: str | None = None) -> None:
+    """``--detector``: the registered detectors (and ``none`` when ``crops`` says what it
+    means for this command)."""
+    names = detector_names()
+    help = "face detector: " + ", ".join(names) + " (default: %(default)s)"
+    if crops:
+        help += f"; none {crops}"
+    add_option(parser, target, "detector", choices=(*names, "none") if crops else names,
+               help=help)
 
 
 def int_range(lo: int | None = None, hi: int | None = None) -> Callable[[str], int]:

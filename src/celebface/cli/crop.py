@@ -10,22 +10,21 @@ from celebface.cli.common import add_device
 from celebface.cli.main import CLIError
 from celebface.cli.options import add_option, config_from
 from celebface.cropping import POLICIES, CropConfig
-from celebface.detection import DEFAULT_MIN_SCORE, DETECTORS
+from celebface.detection import detector_info, detector_names
 from celebface.detection.base import PaddingConfig
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("src", metavar="SRC", help="folder with one sub-folder of photos per identity")
     p.add_argument("dst", metavar="DST", help="output folder (crops, manifest.csv, ...)")
-    add_option(p, CropConfig, "detector", choices=DETECTORS,
-               help="face detector (default: %(default)s)")
+    t.add_detector(p, CropConfig)
     add_device(p, threads=False)
     add_option(p, CropConfig, "faces", choices=POLICIES,
                help="largest: one crop of the largest confident face; all: one per face "
                     "(suffixed _1, _2, ...)")
     add_option(p, CropConfig, "min_score", type=t.unit_float,
                help="minimum detector score (default: " + ", ".join(
-                   f"{v} for {k}" for k, v in DEFAULT_MIN_SCORE.items()) + ")")
+                   f"{detector_info(k).min_score:g} for {k}" for k in detector_names()) + ")")
     add_option(p, CropConfig, "min_size", type=t.nonneg_float,
                help="minimum face size (shorter box side) in source pixels (default: "
                     "%(default)g)")

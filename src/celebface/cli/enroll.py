@@ -42,8 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     "this one (cached by content)")
     add_option(p, EnrollConfig, "tta", choices=t.TTA_CHOICES,
                help="average each face with its mirror image (slower)")
-    add_option(p, EnrollConfig, "detector",
-               help="mtcnn (default), hog, or none when DATA holds face crops")
+    t.add_detector(p, EnrollConfig, crops="when DATA holds face crops")
     add_option(p, EnrollConfig, "split",
                help="use only this split of DATA/splits.csv (e.g. train)")
     add_option(p, EnrollConfig, "max_side", type=t.int_range(16),

@@ -26,6 +26,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("calibrate", "calibrate", "pick a gallery's unknown threshold for a false-accept rate"),
     ("recognize", "recognize", "name the faces in photos, videos or a camera"),
     ("verify", "verify", "are two photos of the same person? (exit 0 same, 1 not, 2 error)"),
+    ("analyze", "analyze", "age, gender and head pose of every face in photos"),
     ("cluster", "cluster", "group the faces of unlabelled photos into people"),
     ("audit", "audit", "find duplicates, mislabels and bad photos in a face dataset"),
     ("serve", "serve", "a REST API and a web page to recognise faces and manage the gallery"),

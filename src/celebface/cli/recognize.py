@@ -51,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     "photos per person); knn = nearest enrolled face; topk = mean of the 5 "
                     "nearest (best with many photos per person, once calibrated) "
                     "(default %(default)s)")
-    add_option(p, Recognizer, "detector", help="mtcnn (default) or hog")
+    t.add_detector(p, Recognizer)
     add_option(p, RecognizerConfig, "video_detect_side", "--detect-size", type=t.pixels,
                metavar="PX", help="video frames are shrunk to this longer side for detection "
                "(default %(default)s)")

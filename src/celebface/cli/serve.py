@@ -78,7 +78,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                help="match method (default %(default)s)")
     add_option(p, ServeConfig, "threshold", type=t.probability,
                help="unknown threshold, 0 to 1 (default: the gallery's calibrated one)")
-    add_option(p, ServeConfig, "detector", help="mtcnn (default) or hog")
+    t.add_detector(p, ServeConfig)
     add_device(p, threads=False)
 
 

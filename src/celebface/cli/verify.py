@@ -8,7 +8,7 @@ import json
 from celebface.cli import common as t
 from celebface.cli.common import add_device
 from celebface.cli.options import add_option, defaults
-from celebface.detection import get_detector
+from celebface.detection import FinderConfig
 from celebface.recognition.spec import EmbedderSpec
 
 
@@ -30,8 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=t.embedder_help(False))
     add_option(p, EmbedderSpec, "tta", choices=t.TTA_CHOICES,
                help="average each face with its mirror image")
-    p.add_argument("--detector", default=defaults(get_detector)["name"],
-                   help="mtcnn (default), hog, or none when both photos are face crops")
+    t.add_detector(p, FinderConfig, crops="when both photos are face crops")
     p.add_argument("--threshold", type=t.probability,
                    help="same-person cosine threshold (default: the gallery's calibrated one "
                         "with --gallery, else the embedder's measured one)")

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from celebface.clustering.group import METHODS, SINGLETON, centre_similarity, cluster_vectors
+from celebface.detection.registry import DEFAULT_DETECTOR
 from celebface.errors import CelebfaceError
 from celebface.io import ImageReadError, atomic_write_bytes, atomic_write_text, encode_jpeg
 from celebface.io.datasets import is_image_file, report_unsupported
@@ -48,7 +49,7 @@ class ClusterConfig:
     ``crop_margin``/``crop_size``: the saved face crops (a margin lets a detector find the
     face again when the crops are enrolled). ``sheet_max``: faces per contact sheet."""
 
-    detector: str = "mtcnn"
+    detector: str = DEFAULT_DETECTOR
     embedder: str = DEFAULT_EMBEDDER
     tta: str = DEFAULT_TTA
     device: str = "auto"

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from celebface import validate
+from celebface.detection.registry import DEFAULT_DETECTOR
 from celebface.errors import InputError
 from celebface.types import Face
 
@@ -17,8 +18,9 @@ SETTINGS_FILE = "crop.json"
 class CropConfig:
     """Settings of the crop stage.
 
-    ``min_score`` None means the detector's default (MTCNN 0.9, HOG 0.0); ``min_size`` is the
-    shorter box side in source pixels; ``max_side`` shrinks huge photos when decoding;
+    ``min_score`` None means the detector's registered one (MTCNN 0.9, YuNet 0.6, HOG 0.0);
+    ``min_size`` is the shorter box side in source pixels; ``max_side`` shrinks huge photos
+    when decoding;
     ``workers`` decode images in threads while the detector runs; ``detect_workers`` batches are
     detected at once in threads (thread-safe detectors only), each with ``torch_threads``
     intra-op threads (default: CPU cores / detect_workers; restored afterwards). ``engine``
@@ -26,7 +28,7 @@ class CropConfig:
     ``RAY_ADDRESS``), :mod:`celebface.engines.ray_engine`; this process writes the outputs.
     """
 
-    detector: str = "mtcnn"
+    detector: str = DEFAULT_DETECTOR
     device: str = "auto"
     faces: str = "largest"
     min_score: float | None = None

@@ -107,18 +107,14 @@ def crop_dataset(
 def _crop(
     src: Path, dst: Path, items: list[FaceItem], config: CropConfig, detector
 ) -> CropSummary:
-    from celebface.detection import DEFAULT_MIN_SCORE, get_detector
+    from celebface.detection import get_detector, min_score
 
     given = detector  # a detector built in code: the Ray engine ships it to its workers
     if detector is None:
         detector = get_detector(config.detector, config.device, **config.detector_options)
-    min_score = (
-        config.min_score
-        if config.min_score is not None
-        else DEFAULT_MIN_SCORE.get(detector.name, 0.0)
-    )
+    floor = config.min_score if config.min_score is not None else min_score(detector.name)
     det_settings = detector.settings() if hasattr(detector, "settings") else {"detector": "?"}
-    settings = _settings(config, det_settings, min_score)
+    settings = _settings(config, det_settings, floor)
     dst.mkdir(parents=True, exist_ok=True)
     _check_settings(dst, settings, config.overwrite)
     atomic_write_json(dst / SETTINGS_FILE, {"source": str(src.resolve()), "settings": settings})
@@ -133,7 +129,7 @@ def _crop(
 
     from tqdm import tqdm
 
-    writer = Writer(config, min_score, rel, names, dst, rec.Records(dst), summary)
+    writer = Writer(config, floor, rel, names, dst, rec.Records(dst), summary)
     bar = tqdm(total=len(todo), unit="img", desc="crop", disable=not config.progress,
                dynamic_ncols=True)
     start = time.perf_counter()

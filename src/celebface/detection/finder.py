@@ -7,7 +7,8 @@ whole-image fallback rule and the device (:class:`FinderConfig`), and returns
 
 - :meth:`FaceFinder.find` / :meth:`~FaceFinder.find_batch`: every face that counts, highest
   score first. A face counts when it scores at least ``min_score`` (default the detector's
-  :data:`~celebface.detection.DEFAULT_MIN_SCORE`: MTCNN 0.9, HOG 0.0), its box's shorter side
+  registered one, :mod:`celebface.detection.registry`: MTCNN 0.9, YuNet 0.6, HOG 0.0), its
+  box's shorter side
   is at least ``min_face`` pixels, and it does not lie mostly inside the head around a larger
   face (:func:`drop_nested`: a chin or neck box is not a second face).
 - :meth:`FaceFinder.locate` (and :meth:`~FaceFinder.largest` for one image): the one face an
@@ -15,11 +16,11 @@ whole-image fallback rule and the device (:class:`FinderConfig`), and returns
 
   - ``detect``: the largest face that counts; none: ``None`` (the caller skips the image).
   - ``auto``: as ``detect``, but an image without one is taken whole (:func:`whole_face`: a
-    tight crop). With MTCNN the search has two passes: first on a copy resized to a shorter
-    side of ``LARGE_SIDE`` px for faces of ``LARGE_FACE`` x that side or more (a three-level
-    pyramid whatever the photo's size: 2.3x faster locating on pins105-dev's tight crops,
-    ``benchmarks/results/locate.md``), then the full search for the images still without a
-    face.
+    tight crop). With a detector registered with a large-face pass (MTCNN) the search has two
+    passes: first on a copy resized to a shorter side of ``LARGE_SIDE`` px for faces of
+    ``LARGE_FACE`` x that side or more (a three-level pyramid whatever the photo's size: 2.3x
+    faster locating on pins105-dev's tight crops, ``benchmarks/results/locate.md``), then the
+    full search for the images still without a face.
   - ``whole``: the whole image is the face.
 
   The whole image is one convention everywhere: a box from (0, 0) to (w - 1, h - 1), score 0,
@@ -62,16 +63,22 @@ from typing import Any
 import numpy as np
 
 from celebface import validate
+from celebface.detection.registry import (
+    DEFAULT_DETECTOR,
+    LARGE_FACE,
+    LARGE_SIDE,
+    check_detector,
+    detector_info,
+    detector_names,
+    get_detector,
+    min_score,
+)
 from celebface.errors import InputError
 from celebface.types import Face
 
 log = logging.getLogger(__name__)
 
 RULES = ("auto", "detect", "whole")
-#: ``auto``'s first pass (MTCNN): the shorter side images are resized to, and the smallest
-#: face looked for, as a fraction of it.
-LARGE_SIDE = 160
-LARGE_FACE = 0.4
 #: A face whose box lies this much (intersection over its own area) inside the head around a
 #: larger face is dropped: the head is the larger face's box grown by ``HEAD_MARGIN`` of its
 #: width and height on each side (MTCNN's boxes are tight: brows to lips; chin, forehead and
@@ -92,14 +99,15 @@ def check_rule(rule: str) -> str:
 
 @dataclass(frozen=True)
 class FinderConfig:
-    """How faces are found (module doc). ``detector``: ``mtcnn`` or ``hog``; ``min_score``:
+    """How faces are found (module doc). ``detector``: a registered name
+    (:func:`~celebface.detection.registry.detector_names`); ``min_score``:
     None = the detector's default; ``max_side``: shrink images to this longer side before
     detection (0: never); ``min_face``: smallest box side kept (pixels of the input);
     ``nested``: drop a face this much inside the head around a larger one (:data:`NESTED`,
     :func:`drop_nested`; over 1: off); ``rule``: ``auto``, ``detect`` or ``whole``
     (:meth:`FaceFinder.locate`); ``device``: ``auto``, ``cpu``, ``cuda``..."""
 
-    detector: str = "mtcnn"
+    detector: str = DEFAULT_DETECTOR
     min_score: float | None = None
     max_side: int = 1024
     min_face: float = 0.0
@@ -108,11 +116,7 @@ class FinderConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        from celebface.detection import DETECTORS
-
-        if self.detector not in DETECTORS:
-            raise InputError(f"unknown detector {self.detector!r}: choose one of "
-                             f"{', '.join(DETECTORS)}")
+        check_detector(self.detector)
         check_rule(self.rule)
         validate.image_side("max_side", self.max_side)
         validate.nonneg_float("min_face", self.min_face)
@@ -121,11 +125,9 @@ class FinderConfig:
     @property
     def score_floor(self) -> float:
         """The minimum score in force."""
-        from celebface.detection import DEFAULT_MIN_SCORE
-
         if self.min_score is not None:
             return float(self.min_score)
-        return DEFAULT_MIN_SCORE.get(self.detector, 0.0)
+        return min_score(self.detector)
 
 
 def pick_face(faces: Sequence[Face]) -> Face | None:
@@ -177,8 +179,6 @@ def is_whole(face: Face | None) -> bool:
 def _detector(name: str, device: str) -> Any:
     """A detector built once per process and device (every finder of it shares it); it does
     not shrink images itself: the finder does (``FinderConfig.max_side``)."""
-    from celebface.detection import get_detector
-
     return get_detector(name, device=device, max_side=0)
 
 
@@ -196,31 +196,28 @@ def shrink(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
 
 
 @functools.lru_cache(maxsize=4)
-def _large_detector(device: str) -> Any:
-    """MTCNN for a face filling much of the image (``auto``'s first pass, module doc)."""
-    from celebface.detection import get_detector
-
-    return get_detector("mtcnn", device=device, short_side=LARGE_SIDE,
-                        min_face_size=round(LARGE_FACE * LARGE_SIDE))
+def _large_detector(name: str, device: str) -> Any:
+    """Detector ``name`` for a face filling much of the image (``auto``'s first pass, module
+    doc), with its registered large-pass options; None when it has none."""
+    options = detector_info(name).large_pass
+    return None if options is None else get_detector(name, device=device, **options)
 
 
 class FaceFinder:
     """Finds the faces of images by one :class:`FinderConfig` (module doc). ``detector``: a
     built detector to use instead of building the config's (its ``name`` then sets the
     default minimum score; its own ``max_side``, if smaller, applies too);
-    ``large_detector``: ``auto``'s first pass (default: MTCNN for large faces, built once
-    per device; ``auto`` with HOG has no first pass)."""
+    ``large_detector``: ``auto``'s first pass (default: the detector's registered large-face
+    pass, built once per device; ``auto`` with a detector without one has no first pass)."""
 
     def __init__(self, config: FinderConfig | None = None, detector: Any | None = None,
                  large_detector: Any | None = None):
         config = config or FinderConfig()
         name = getattr(detector, "name", config.detector)
-        if name != config.detector and name in ("mtcnn", "hog"):
+        if name != config.detector and name in detector_names():
             config = replace(config, detector=name)
         elif name != config.detector and config.min_score is None:  # another detector
-            from celebface.detection import DEFAULT_MIN_SCORE
-
-            config = replace(config, min_score=DEFAULT_MIN_SCORE.get(name, 0.0))
+            config = replace(config, min_score=min_score(name))
         self.config = config
         self._detector = detector
         self._large = large_detector
@@ -237,9 +234,9 @@ class FaceFinder:
 
     @property
     def large_detector(self) -> Any | None:
-        """``auto``'s first pass: MTCNN for large faces, when the detector is MTCNN."""
-        if self._large is None and self.name == "mtcnn":
-            self._large = _large_detector(self.config.device)
+        """``auto``'s first pass: the detector's registered large-face pass, if any."""
+        if self._large is None and self.name in detector_names():
+            self._large = _large_detector(self.name, self.config.device)
         return self._large
 
     @property

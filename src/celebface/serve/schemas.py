@@ -32,6 +32,11 @@ class FaceOut(BaseModel):
         None, description="the best `prediction_count` people, best first")
     whole_image: bool | None = Field(
         None, description="verify: no face was found, the whole photo was compared (a crop)")
+    age: float | None = Field(None, description="face_plugins=age: estimated age, years")
+    gender: str | None = Field(None, description="face_plugins=gender: 'female' or 'male'")
+    gender_probability: float | None = Field(None, description="the gender's probability")
+    pose: dict[str, float] | None = Field(
+        None, description="face_plugins=pose: yaw, pitch, roll in degrees, from the landmarks")
 
 
 class Status(BaseModel):

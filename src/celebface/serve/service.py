@@ -335,19 +335,21 @@ class FaceService:
         return self.finder.find(img.rgb)
 
     def recognize(self, data: bytes, label: str = "image", candidates: int = 1,
-                  limit: int = 0, min_score: float = 0.0) -> dict[str, Any]:
+                  limit: int = 0, min_score: float = 0.0, plugins: Sequence[str] = ()
+                  ) -> dict[str, Any]:
         """Every face of one photo, named; boxes and landmarks in the photo's pixels.
 
         ``candidates``: the best ``candidates`` people per face (``predictions``);
         ``limit``: only the largest ``limit`` faces (0: all); ``min_score``: faces the
-        detector is less sure of are left out."""
+        detector is less sure of are left out; ``plugins``: the attributes to add
+        (:mod:`celebface.attributes`: age, gender, pose)."""
         img = self.decode(data, label)
         rec = self.recognizer
         if rec is not None:
             faces = rec.recognize(img.rgb)
         else:
             faces = [f.with_(identity=UNKNOWN) for f in self._detect(img)]
-        keep = _chosen(faces, limit, min_score)
+        keep = _with_plugins(img.rgb, _chosen(faces, limit, min_score), plugins)
         out = []
         for f in keep:
             d = f.scaled(img.scale).to_dict()
@@ -358,11 +360,12 @@ class FaceService:
         return {"width": img.source_size[0], "height": img.source_size[1], "faces": out,
                 **self.status()}
 
-    def detect(self, data: bytes, label: str = "image", limit: int = 0, min_score: float = 0.0
-               ) -> dict[str, Any]:
-        """Every face of one photo, unnamed: box, landmarks, detector score."""
+    def detect(self, data: bytes, label: str = "image", limit: int = 0, min_score: float = 0.0,
+               plugins: Sequence[str] = ()) -> dict[str, Any]:
+        """Every face of one photo, unnamed: box, landmarks, detector score (and the
+        attributes ``plugins`` name)."""
         img = self.decode(data, label)
-        faces = _chosen(self._detect(img), limit, min_score)
+        faces = _with_plugins(img.rgb, _chosen(self._detect(img), limit, min_score), plugins)
         return {"width": img.source_size[0], "height": img.source_size[1],
                 "faces": [f.scaled(img.scale).to_dict() for f in faces]}
 
@@ -636,6 +639,15 @@ def _short(reason: str) -> str:
     """A decoder's reason in plain words: ``corrupt or truncated image: image file is
     truncated (73 bytes not processed)`` -> ``corrupt or truncated image``."""
     return reason.split(":", 1)[0] if reason.startswith("corrupt or truncated") else reason
+
+
+def _with_plugins(rgb: np.ndarray, faces: list[Face], plugins: Sequence[str]) -> list[Face]:
+    """``faces`` with the attributes ``plugins`` name (none: as they are)."""
+    if not plugins:
+        return faces
+    from celebface.attributes import add_attributes
+
+    return add_attributes(rgb, faces, plugins)
 
 
 def _chosen(faces: Sequence[Face], limit: int, min_score: float) -> list[Face]:

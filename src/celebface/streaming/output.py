@@ -23,10 +23,15 @@ UNKNOWN_BGR = (40, 40, 230)
 def label(face: Face) -> str:
     """The text drawn over a face, in ASCII: OpenCV's fonts draw nothing else, and a name the
     OS gave as undecodable bytes (surrogate escapes) crashed ``cv2.getTextSize``."""
-    name = face.identity or "?"
+    attrs = " ".join(t for t in (
+        face.gender and f"{face.gender[0].upper()} {face.gender_probability or 0:.2f}",
+        face.age is not None and f"age {face.age:.0f}",
+        face.pose is not None and f"yaw {face.pose[0]:+.0f}") if t)
+    name = face.identity or ("" if attrs else "?")
     text = f"{name} {face.similarity:.2f}" if face.similarity is not None else name
     if face.identity == UNKNOWN and face.runner_up:
         text += f" (~{face.runner_up})"
+    text = f"{text} {attrs}".strip()
     text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     return text.encode("ascii", "replace").decode("ascii")
 

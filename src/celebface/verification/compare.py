@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from celebface.detection.finder import FaceFinder, as_finder, get_finder
+from celebface.detection.registry import DEFAULT_DETECTOR
 from celebface.io.images import as_rgb
 from celebface.types import Verification
 from celebface.verification.faces import find_and_embed
@@ -39,7 +40,7 @@ def face_finder(detector: Any | None, device: str = "auto") -> FaceFinder | None
     if detector == "none":
         return None
     if detector is None or isinstance(detector, str):
-        return get_finder(detector=detector or "mtcnn", device=device)
+        return get_finder(detector=detector or DEFAULT_DETECTOR, device=device)
     return as_finder(detector)
 
 

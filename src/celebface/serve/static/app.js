@@ -115,6 +115,9 @@ function listFaces(faces) {
     if (f.similarity != null) parts.push(`similarity ${f.similarity.toFixed(3)}`);
     const runner = (f.predictions || []).find((p) => p.name === f.runner_up);
     if (f.runner_up) parts.push(`${who === "unknown" ? "closest" : "next"}: ${runner ? runner.label : f.runner_up}`);
+    if (f.gender) parts.push(`${f.gender} (${Math.round(100 * f.gender_probability)}%)`);
+    if (f.age != null) parts.push(`age about ${Math.round(f.age)}`);
+    if (f.pose) parts.push(`head turned ${Math.round(f.pose.yaw)}°, tilted ${Math.round(f.pose.pitch)}°`);
     why.textContent = parts.join(" · ") || "no gallery to compare with";
     li.append(name, why);
     ul.append(li);
@@ -163,7 +166,7 @@ async function recognizePhoto(file) {
     const form = new FormData();
     form.append("file", file.size > MAX_UPLOAD ? await canvasBlob(canvas) : file, file.name);
     const t0 = performance.now();
-    const result = await apiJSON("/v1/recognize?prediction_count=3", { method: "POST", body: form });
+    const result = await apiJSON("/v1/recognize?prediction_count=3&face_plugins=age,gender,pose", { method: "POST", body: form });
     const ms = Math.round(performance.now() - t0);
     drawFaces(ctx, result.faces, canvas.width / result.width);
     listFaces(result.faces);
