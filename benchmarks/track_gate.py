@@ -124,7 +124,7 @@ def main() -> int:
                  "strangers_dropped": float(np.mean(strangers > drop))}
              for n, (t, genuine, strangers) in shortfalls.items()}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    tag = Path(str(args.emb)).name
+    tag = "+".join(Path(part).name for part in str(args.emb).split("+"))
     load_avg = os.getloadavg()[0]
     meta = {"embeddings": str(args.emb), "embedder": model, "tta": tta, "recent": RECENT,
             "diff_rate": args.diff_rate, "genuine_rate": args.genuine_rate,

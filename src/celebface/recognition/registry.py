@@ -249,4 +249,9 @@ register_embedder("dlib+sface", _fused("dlib+sface"), EmbedderConfig(
     # balanced val pairs of the other half accuracy 0.985 (none) / 0.986 (flip), FAR 0.016 /
     # 0.017 (sface 0.981 / 0.984, dlib 0.961 / 0.967 in the same protocol)
     pair_threshold={"none": 0.7435, "flip": 0.7495},
+    # benchmarks/track_gate.py (track_gate_dlib+sface.md), as dlib's: at most 1% of
+    # different-person probes reach the gate; same-person rejected 3.1%, 1.1%, 0.9%, 0.9%
+    # (dlib's gate: 10.7%, 4.9%, 3.9%, 3.4%)
+    track_gate={"none": (0.7540, 0.7613, 0.7645, 0.7711)},
+    name_drop={"none": 0.0673},
 ))
