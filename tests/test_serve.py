@@ -14,8 +14,9 @@ import pytest
 from PIL import Image
 
 from celebface.gallery import Gallery
-from celebface.serve import ServeConfig, check_name
+from celebface.serve import ServeConfig
 from celebface.serve.metrics import Metrics
+from celebface.types import person_name as check_name
 
 fastapi = pytest.importorskip("fastapi", reason="serve needs fastapi (requirements.txt)")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -55,8 +56,10 @@ def test_config_defaults_are_safe() -> None:
         ServeConfig(max_body_mb=0)
 
 
-@pytest.mark.parametrize("name", ["", " ", "a/b", "a\\b", "x" * 65, "bell\x07", ".", "..",
-                                  "unknown", " lead", "zero\u200bwidth"])
+@pytest.mark.parametrize("name", ["", " ", "a/b", "a\\b", "x" * 65, "x" * 200, "bell\x07", ".",
+                                  "..", "unknown", "Unknown", " lead", "trail ", "new\nline",
+                                  "\uff55\uff4e\uff4b\uff4e\uff4f\uff57\uff4e", "tab\tbed",
+                                  "zero\u200bwidth", "bad\udcffname", "b\ufffdb"])
 def test_bad_names_are_refused(name: str) -> None:
     with pytest.raises(ValueError):
         check_name(name)

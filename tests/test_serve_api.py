@@ -116,7 +116,8 @@ def test_person_names_are_one_spelling_and_text() -> None:
     name holding U+FFFD (a URL's %FF%FE decoded) is refused, not a 500."""
     import unicodedata
 
-    from celebface.serve.config import InvalidNameError, check_name
+    from celebface.types import InvalidNameError
+    from celebface.types import person_name as check_name
 
     composed = "Ren\u00e9e"
     assert check_name(unicodedata.normalize("NFD", composed)) == composed

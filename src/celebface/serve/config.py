@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import os
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from celebface import validate
 from celebface.errors import CelebfaceError
 from celebface.gallery.matching import DEFAULT_MATCH
-from celebface.types import UNKNOWN
 
 #: The environment variable ``celebface serve`` reads the admin API key from when no flag
 #: gives one; :data:`RECOGNIZE_KEY_ENV` holds recognise-only keys (comma-separated).
 API_KEY_ENV = "CELEBFACE_API_KEY"
 RECOGNIZE_KEY_ENV = "CELEBFACE_RECOGNIZE_KEYS"
-MAX_NAME_LENGTH = 64
 #: Key scopes: ``recognize`` may name faces and read the people list; ``admin`` may do all.
 SCOPES = ("recognize", "admin")
 
@@ -44,10 +41,6 @@ def read_keys_file(path: Path) -> dict[str, str]:
     if not keys:
         raise KeyFileError(f"{path}: no key in the keys file")
     return keys
-
-
-class InvalidNameError(CelebfaceError, ValueError):
-    """A person's name that cannot be used; the message says why."""
 
 
 def default_workers() -> int:
@@ -144,27 +137,3 @@ class ServeConfig:
             keys[self.api_key] = "admin"
         return keys
 
-
-def check_name(name: str) -> str:
-    """``name`` if it can name a person, else :class:`InvalidNameError` saying why.
-
-    Refused: empty, longer than :data:`MAX_NAME_LENGTH`, leading/trailing spaces, path
-    separators, control or other invisible characters, ``.``/``..``, ``unknown`` and U+FFFD
-    (bytes that were not UTF-8); returned in Unicode NFC.
-    """
-    if not name or not name.strip():
-        raise InvalidNameError("name is empty")
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidNameError(f"name is longer than {MAX_NAME_LENGTH} characters")
-    if name != name.strip():
-        raise InvalidNameError("name starts or ends with a space")
-    if "/" in name or "\\" in name:
-        raise InvalidNameError("name contains a path separator")
-    if any(unicodedata.category(c).startswith("C") for c in name):
-        raise InvalidNameError("name contains a control or invisible character")
-    if name in (".", "..") or name.lower() == UNKNOWN:
-        raise InvalidNameError(f"{name!r} is reserved")
-    try:  # one spelling (NFC), as the gallery stores it; U+FFFD (undecodable bytes) refused
-        return validate.person_name(name)
-    except validate.ConfigError as exc:
-        raise InvalidNameError(str(exc)) from None

@@ -47,9 +47,9 @@ from celebface.gallery.stores import open_store
 from celebface.io import ImageReadError, LoadedImage, read_image_bytes
 from celebface.recognition.base import l2_normalize
 from celebface.recognizer import Recognizer, RecognizerConfig
-from celebface.serve.config import ServeConfig, check_name
+from celebface.serve.config import ServeConfig
 from celebface.serve.thumbnails import Thumbnails, face_thumbnail
-from celebface.types import UNKNOWN, Face
+from celebface.types import UNKNOWN, Face, person_name
 
 log = logging.getLogger(__name__)
 
@@ -596,9 +596,10 @@ class FaceService:
 
     @staticmethod
     def valid_name(name: str) -> str:
-        """:func:`check_name`, its refusal as a 400 :class:`RequestError`."""
+        """:func:`celebface.types.person_name` (the one rule), its refusal as a 400
+        :class:`RequestError`."""
         try:
-            return check_name(name)
+            return person_name(name)
         except ValueError as exc:
             raise RequestError(str(exc), code="invalid_name") from None
 
