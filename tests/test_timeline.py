@@ -205,3 +205,46 @@ def test_service_video_job(tmp_path: Path, rng: np.random.Generator) -> None:
         assert client.post("/v1/videos?filename=x.txt", content=video).status_code == 415
         assert client.get("/v1/videos/nope").status_code == 404
         assert "timeline" in client.get("/video").text
+
+
+def test_service_reads_the_videos_it_accepts(tmp_path: Path, rng: np.random.Generator) -> None:
+    """Issue 31: a .y4m upload was accepted (202) and then always failed (the service's list
+    of video suffixes and the video reader's disagreed), its error showing a server path."""
+    pytest.importorskip("fastapi")
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from celebface.serve import ServeConfig, create_app
+    from celebface.serve.videos import SUFFIXES
+    from celebface.streaming.sources import VIDEO_EXTENSIONS
+    from serve_helpers import write_y4m
+
+    colour_gallery().save(tmp_path / "g")
+    img = np.full((240, 320, 3), 128, np.uint8)
+    img[90:150, 40:90] = colour_sprite("red", rng)
+    clip = write_y4m(tmp_path / "clip.y4m", img, frames=6, size=(320, 240)).read_bytes()
+    app = create_app(ServeConfig(gallery=tmp_path / "g", device="cpu"),
+                     models=(MeanColourEmbedder(), BlobDetector()))
+    with TestClient(app, base_url="http://localhost") as client:
+        jobs = []
+        for name, body in (("clip.y4m", clip), ("broken.y4m", clip[:60] + b"\0" * 9000)):
+            r = client.post(f"/v1/videos?filename={name}", content=body)
+            if r.status_code == 415:  # refused at once: one line, no server path
+                assert str(tmp_path) not in r.text and "/tmp" not in r.json()["detail"]
+                continue
+            assert r.status_code == 202, r.text
+            jobs.append(r.json())
+        assert jobs and jobs[0]["filename"] == "clip.y4m"
+        done = []
+        for job in jobs:
+            deadline = time.monotonic() + 30
+            while job["status"] not in ("done", "failed") and time.monotonic() < deadline:
+                time.sleep(0.1)
+                job = client.get(f"/v1/videos/{job['id']}").json()
+            done.append(job)
+        assert done[0]["status"] == "done", done[0]
+        assert [a["person"] for a in done[0]["appearances"]] == ["red"]
+        for job in done[1:]:
+            assert "/" not in (job["error"] or ""), job
+    assert SUFFIXES == VIDEO_EXTENSIONS

@@ -27,12 +27,13 @@ from fastapi.responses import FileResponse, Response
 
 from celebface.serve.schemas import errors
 from celebface.serve.service import FaceService, RequestError
+from celebface.streaming.sources import VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).with_name("static")
 KEEP = 20
-SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".y4m"}
+SUFFIXES = VIDEO_EXTENSIONS  # the video reader's list: one list of what is a video
 VIDEO_BODY = {"content": {"application/octet-stream": {
     "schema": {"type": "string", "format": "binary"}}}, "required": True}
 
@@ -149,7 +150,9 @@ class VideoJobs:
             job.status = "done"
         except Exception as exc:  # the job reports it; the server carries on
             log.error("video %s (%s): %s", job.id, job.filename, exc)
-            job.status, job.error = "failed", str(exc)
+            # the client sees its own file name, never a path on the server
+            job.status = "failed"
+            job.error = str(exc).replace(str(path), job.filename).replace(str(job.folder), "")
         finally:
             job.seconds = time.perf_counter() - start
             path.unlink(missing_ok=True)  # the page plays its own copy
