@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,8 @@ API_KEY_ENV = "CELEBFACE_API_KEY"
 RECOGNIZE_KEY_ENV = "CELEBFACE_RECOGNIZE_KEYS"
 #: Key scopes: ``recognize`` may name faces and read the people list; ``admin`` may do all.
 SCOPES = ("recognize", "admin")
+#: The most requests that may wait for a worker (``--queue``): a bound, so backpressure holds.
+MAX_QUEUE = 10_000
 
 
 class KeyFileError(CelebfaceError, ValueError):
@@ -27,6 +30,9 @@ def read_keys_file(path: Path) -> dict[str, str]:
     ``recognize`` or ``admin``; ``admin`` when left out); blank lines and ``#`` comments are
     skipped."""
     try:
+        if Path(path).stat().st_mode & stat.S_IWOTH:
+            raise KeyFileError(f"{path}: the keys file is writable by every user (anyone could "
+                               "add a key): chmod o-w it")
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise KeyFileError(f"{path}: cannot read the keys file: {exc}") from None
@@ -108,7 +114,7 @@ class ServeConfig:
         validate.in_range("port", self.port, 0, 65535, kind=int)
         validate.in_range("workers", self.workers, 0, 256, kind=int)
         self.workers = int(self.workers) or default_workers()
-        validate.nonneg_int("queue", self.queue)
+        validate.in_range("queue", self.queue, 0, MAX_QUEUE, kind=int)
         validate.nonneg_int("torch_threads", self.torch_threads)
         validate.positive_float("max_body_mb", self.max_body_mb)
         validate.positive_float("max_image_mb", self.max_image_mb)
@@ -118,7 +124,8 @@ class ServeConfig:
         validate.image_side("max_side", self.max_side)
         validate.optional(validate.unit_float, "threshold", self.threshold)
         self.api_key = self.api_key or None
-        self.recognize_keys = tuple(k for k in self.recognize_keys if k)
+        # 'k1, k2' (a list written with spaces): the keys are k1 and k2, as a client sends them
+        self.recognize_keys = tuple(k.strip() for k in self.recognize_keys if k.strip())
 
     @property
     def max_body_bytes(self) -> int:
