@@ -66,3 +66,53 @@ def test_world_writable_keys_file_stops_serve(tmp_path: Path,
     os.chmod(keys, 0o646)
     code, err = cli(capsys, "serve", str(tmp_path / "g"), "--keys-file", str(keys))
     assert code == 2 and "writable by every user" in err, err
+
+
+# ------------------------------------------------------------------ --from-timeline CSVs
+def _timeline(folder: Path) -> bytes:
+    """A timeline folder with two unknown tracks; the CSV's bytes with track 2 renamed zoe."""
+    import numpy as np
+
+    from celebface.streaming.timeline import TimelineBuilder, write_timeline
+    from celebface.types import UNKNOWN, Face
+
+    rgb = np.full((60, 60, 3), 90, np.uint8)
+    b = TimelineBuilder()
+    b.add(0, None, rgb, [Face((5, 5, 25, 25), 0.99, identity=UNKNOWN, similarity=0.4,
+                              track_id=1),
+                         Face((30, 30, 50, 50), 0.99, identity=UNKNOWN, similarity=0.4,
+                              track_id=2)])
+    write_timeline(folder, *b.appearances(), 0.1)
+    lines = (folder / "appearances.csv").read_text(encoding="utf-8").splitlines()
+    lines[2] = lines[2].replace("unknown-2", "zoe", 1)
+    assert "zoe" in lines[2]
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+@pytest.mark.parametrize("damage", ["short row", "NUL", "Latin-1", "no columns"])
+def test_from_timeline_damaged_csv_is_one_line(damage: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "who"
+    good = _timeline(folder)
+    header, first = good.split(b"\r\n")[:2]
+    bad = {"short row": header + b"\r\n" + first + b"\r\n" + b"zoe,2\r\n",
+           "NUL": good.replace(b"zoe", b"z\0e"),
+           "Latin-1": good.replace(b"zoe", "zo\u00eb".encode("latin-1")),
+           "no columns": b"\r\n"}[damage]
+    (folder / "appearances.csv").write_bytes(bad)
+    code, err = cli(capsys, "enroll", "--from-timeline", str(folder), "--out",
+                    str(tmp_path / "g"))
+    assert code == 2 and "appearances.csv" in err, err
+
+
+def test_from_timeline_reads_a_bom_and_applies_the_name_rule(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from celebface.streaming.timeline import renamed_faces
+
+    folder = tmp_path / "who"
+    good = _timeline(folder)
+    (folder / "appearances.csv").write_bytes(b"\xef\xbb\xbf" + good)  # as a spreadsheet saves
+    assert [p for p, _ in renamed_faces(folder)] == ["zoe"]
+    (folder / "appearances.csv").write_bytes(good.replace(b"zoe", "\uff35nknown".encode()))
+    assert renamed_faces(folder) == []
+    assert "reserved" in caplog.text
