@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from celebface.cli.main import main
@@ -116,3 +117,49 @@ def test_from_timeline_reads_a_bom_and_applies_the_name_rule(
     (folder / "appearances.csv").write_bytes(good.replace(b"zoe", "\uff35nknown".encode()))
     assert renamed_faces(folder) == []
     assert "reserved" in caplog.text
+
+
+# ------------------------------------------------------------------ PostgreSQL stores
+@pytest.mark.parametrize("argv", [
+    ["gallery", "export", "postgresql://[bad", "OUT"],
+    ["enroll", "DATA", "--store", "postgresql://u:pw@[bad/db"],
+    ["serve", "--store", "postgresql://[bad"],
+])
+def test_malformed_store_url_is_one_line(argv: list[str], tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "DATA" / "amy").mkdir(parents=True)
+    argv = [str(tmp_path / a) if a in ("OUT", "DATA") else a for a in argv]
+    code, err = cli(capsys, *argv)
+    assert code == 2 and "not a valid postgresql:// URL" in err and "pw" not in err, err
+
+
+def test_database_with_another_apps_tables_is_one_line(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    admin = os.environ.get("CELEBFACE_TEST_PG")
+    if not admin:
+        pytest.skip("CELEBFACE_TEST_PG is not set (.ci/run starts a PostgreSQL server)")
+    psycopg = pytest.importorskip("psycopg")
+    import uuid
+
+    from celebface.gallery import Gallery
+
+    name = f"celebface_other_{uuid.uuid4().hex[:10]}"
+    url = f"{admin.rpartition('/')[0]}/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:  # another app's tables
+            conn.execute("CREATE TABLE people (id serial PRIMARY KEY, email text)")
+        g = Gallery()
+        g.add(np.eye(2, 4, dtype=np.float32), ["amy", "bo"], ["a.jpg", "b.jpg"])
+        g.save(tmp_path / "g")
+        code, err = cli(capsys, "gallery", "import", str(tmp_path / "g"), url)
+        assert code == 2 and "another application" in err, err
+        with psycopg.connect(url, autocommit=True) as conn:  # nothing of ours was left
+            tables = {r[0] for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        assert tables <= {"people", "schema_version"}, tables
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
