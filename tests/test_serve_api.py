@@ -410,6 +410,17 @@ class TestRoutes:
         sims = g.centroids() @ vec
         assert g.names[int(np.argmax(sims))] == "ben_afflek"
 
+    def test_base64_wrapped_at_76_columns_is_read(self, client, five_celeb: Path) -> None:
+        """Issue 31: base64 as MIME and `base64` write it (lines of 76) was refused."""
+        good = held_out(five_celeb, "madonna").read_bytes()
+        plain = client.post("/v1/detect", json={"file": b64(good)})
+        for wrapped in (base64.encodebytes(good).decode(),
+                        base64.encodebytes(good).decode().replace("\n", "\r\n")):
+            assert "\n" in wrapped[:100]
+            r = client.post("/v1/detect", json={"file": wrapped})
+            assert r.status_code == 200, r.text
+            assert r.json() == plain.json()
+
     def test_bad_inputs_have_codes(self, client, five_celeb: Path) -> None:
         good = held_out(five_celeb, "madonna").read_bytes()
         cases = [

@@ -180,8 +180,8 @@ def _b64(text: Any, label: str) -> bytes:
         raise RequestError(f"{label}: expected a base64 string", code="bad_base64")
     if text.startswith("data:"):
         text = text.partition(",")[2]
-    try:
-        return base64.b64decode(text, validate=True)
+    try:  # base64 wrapped at 76 columns (MIME, `base64` without -w0): line breaks are not data
+        return base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError):
         raise RequestError(f"{label}: not valid base64", code="bad_base64") from None
 
