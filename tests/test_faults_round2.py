@@ -341,13 +341,13 @@ def test_13_jsonl_to_dev_stdout_of_a_pipe() -> None:
 
 def test_13_names_have_one_spelling_and_replaced_bytes_are_refused() -> None:
     from celebface.gallery import Gallery
-    from celebface.validate import ConfigError
+    from celebface.types import InvalidNameError
 
     g = Gallery()
     vec = np.eye(2, 4, dtype=np.float32)
     g.add(vec, ["Ren\u00e9e", unicodedata.normalize("NFD", "Ren\u00e9e")], ["a.jpg", "b.jpg"])
     assert g.names == ["Ren\u00e9e"]
-    with pytest.raises(ConfigError, match="U\\+FFFD"):
+    with pytest.raises(InvalidNameError, match="U\\+FFFD"):
         g.add(vec[:1], ["\ufffd\ufffd"], ["c.jpg"])
 
 
