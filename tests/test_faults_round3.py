@@ -163,3 +163,55 @@ def test_database_with_another_apps_tables_is_one_line(tmp_path: Path,
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# ------------------------------------------------------------------ memory of a 16-bit PNG
+def _grey16_png(path: Path, w: int, h: int) -> Path:
+    """A real 16-bit greyscale PNG of zeros (9000 x 9000: about 157 KB on disk)."""
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+
+    ihdr = w.to_bytes(4, "big") + h.to_bytes(4, "big") + bytes([16, 0, 0, 0, 0])
+    z = zlib.compressobj(9)
+    row = b"\0" * (1 + 2 * w)
+    idat = b"".join([*(z.compress(row) for _ in range(h)), z.flush()])
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
+                     + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.slow
+def test_16_bit_png_is_read_without_gigabytes(tmp_path: Path) -> None:
+    """Issue 31: reading a 157 KB 16-bit 9000 x 9000 PNG peaked at 2.2-2.7 GB (float64 copies
+    of the whole image); now the rescale goes a band of rows at a time (measured 0.67 GB)."""
+    import subprocess
+    import sys
+
+    from faultkit import ENV
+
+    png = _grey16_png(tmp_path / "grey16.png", 9000, 9000)
+    assert png.stat().st_size < 200_000
+    code = ("import resource; from celebface.io import read_image; "
+            f"r = read_image({str(png)!r}, 1600); assert r.rgb.shape == (1600, 1600, 3); "
+            "assert r.scale == 9000 / 1600; "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    peak_mb = int(out.stdout.split()[-1]) / 1024
+    assert peak_mb < 1200, f"peak {peak_mb:.0f} MB"
+
+
+def test_16_bit_rescale_is_unchanged() -> None:
+    """The banded rescale gives the values the whole-image one gave."""
+    from PIL import Image
+
+    from celebface.io.images import _to_rgb
+
+    arr = (np.arange(600 * 7, dtype=np.uint32).reshape(600, 7) * 97 % 65536).astype(np.uint16)
+    got = np.asarray(_to_rgb(Image.fromarray(arr)).convert("RGB"))
+    want = np.clip(arr.astype(np.float64) / 65535.0 * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    assert np.array_equal(got[..., 0], want) and np.array_equal(got[..., 2], want)
