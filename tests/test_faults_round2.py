@@ -380,14 +380,14 @@ def test_13_unsupported_images_are_reported(tmp_path: Path,
     from celebface.streaming.sources import folder_files
 
     root = write_people(tmp_path / "data", ["amy"], n=1)
-    (root / "amy" / "anim.gif").write_bytes(b"GIF89a")
+    (root / "amy" / "photo.jxl").write_bytes(b"\xff\x0a")
     (root / "amy" / "phone.HEIC").write_bytes(b"\0\0\0\x18ftypheic")
     with caplog.at_level("WARNING"):
         assert len(list_dataset(root)) == 1
         assert len(folder_files(root)) == 1
     warned = [r.getMessage() for r in caplog.records if "not a supported image type" in
               r.getMessage()]
-    assert len(warned) == 2 and all(".gif 1, .heic 1" in w for w in warned)
+    assert len(warned) == 2 and all(".heic 1, .jxl 1" in w for w in warned)
 
 
 def test_13_facade_reads_16_bit_arrays_and_one_path(pins: Path) -> None:

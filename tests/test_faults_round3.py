@@ -215,3 +215,29 @@ def test_16_bit_rescale_is_unchanged() -> None:
     got = np.asarray(_to_rgb(Image.fromarray(arr)).convert("RGB"))
     want = np.clip(arr.astype(np.float64) / 65535.0 * 255.0 + 0.5, 0, 255).astype(np.uint8)
     assert np.array_equal(got[..., 0], want) and np.array_equal(got[..., 2], want)
+
+
+# ------------------------------------------------------------------ .gif / .avif in folders
+def test_folder_scans_read_gif_and_avif_as_direct_paths_do(tmp_path: Path,
+                                                           caplog: pytest.LogCaptureFixture
+                                                           ) -> None:
+    from PIL import Image, features
+
+    from celebface.data import list_dataset
+    from celebface.io import read_image
+    from celebface.streaming.sources import folder_files
+
+    root = tmp_path / "data"
+    (root / "amy").mkdir(parents=True)
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(root / "amy" / "a.png")
+    Image.new("RGB", (40, 30), (10, 200, 10)).save(root / "amy" / "b.gif")
+    kinds = {"a.png", "b.gif"}
+    if features.check("avif"):
+        Image.new("RGB", (40, 30), (10, 10, 200)).save(root / "amy" / "c.avif")
+        kinds.add("c.avif")
+    for name in kinds:  # a direct path reads each
+        assert read_image(root / "amy" / name).rgb.shape == (30, 40, 3)
+    with caplog.at_level("WARNING"):
+        assert {Path(it.path).name for it in list_dataset(root)} == kinds
+        assert {p.name for p in folder_files(root)} == kinds
+    assert "not a supported image type" not in caplog.text
