@@ -7,6 +7,7 @@ from celebface.io.atomic import (
     atomic_write_json,
     atomic_write_text,
     json_text,
+    remove_leftovers,
 )
 from celebface.io.datasets import (
     IMAGE_EXTENSIONS,
@@ -50,4 +51,5 @@ __all__ = [
     "read_image",
     "read_image_bytes",
     "read_splits",
+    "remove_leftovers",
 ]
