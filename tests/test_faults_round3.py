@@ -241,3 +241,33 @@ def test_folder_scans_read_gif_and_avif_as_direct_paths_do(tmp_path: Path,
         assert {Path(it.path).name for it in list_dataset(root)} == kinds
         assert {p.name for p in folder_files(root)} == kinds
     assert "not a supported image type" not in caplog.text
+
+
+# ------------------------------------------------------------------ read-only gallery
+def test_enroll_add_into_a_read_only_gallery_fails_before_embedding(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import tempfile
+
+    from celebface.gallery import EnrollConfig, enroll
+    from celebface.io import OutputPathError
+    from faultkit import ColourEmbedder, write_people
+
+    g = tmp_path / "g"
+    cfg = EnrollConfig(detector="none")
+    enroll(write_people(tmp_path / "a", ["amy"]), g, config=cfg,
+           models=(ColourEmbedder(), None), progress=False)
+    real_mkstemp = tempfile.mkstemp
+
+    def read_only(*args, **kwargs):  # what a read-only mount answers (also as root)
+        if str(kwargs.get("dir", "")).startswith(str(g)):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        return real_mkstemp(*args, **kwargs)
+
+    monkeypatch.setattr("tempfile.mkstemp", read_only)
+    emb = ColourEmbedder()
+    with pytest.raises(OutputPathError, match=f"gallery {g}: cannot write there "
+                                              r"\(Read-only file system\)"):
+        enroll(write_people(tmp_path / "b", ["bob", "cat"], n=3), g, add=True, config=cfg,
+               models=(emb, None), progress=False)
+    assert emb.calls == 0  # refused before embedding anything

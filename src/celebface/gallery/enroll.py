@@ -24,6 +24,7 @@ from celebface.gallery.faces import (
 from celebface.gallery.matching import DEFAULT_MATCH, GalleryMatcher, Matcher, ModelMatcher
 from celebface.gallery.store import FolderStore, Gallery, GalleryError, GalleryStore
 from celebface.gallery.stores import open_store
+from celebface.io import check_writable
 from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec
 from celebface.recognition.tta import FlipTTA
 from celebface.types import InvalidNameError, person_name, printable
@@ -112,6 +113,8 @@ def enroll(
     summary = EnrollSummary(store.folder if isinstance(store, FolderStore) else store.location)
     new = None if data is None else lambda: Gallery(path=getattr(store, "folder", None))
     photos = None
+    if data is not None and isinstance(store, FolderStore):
+        check_writable(store.folder, "gallery")  # a read-only gallery: refused before embedding
     if data is not None and not is_embeddings_dir(data):
         # the slow part runs outside the lock (other writers and servers go on); what it
         # embedded is saved by short edits (checkpoints) and by the final edit below

@@ -26,6 +26,7 @@ from celebface.io.paths import (
     OutputPathError,
     check_output_dir,
     check_output_file,
+    check_writable,
     folder_lock,
     guarded_folder,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "atomic_write_text",
     "check_output_dir",
     "check_output_file",
+    "check_writable",
     "encode_jpeg",
     "first_per_identity",
     "folder_lock",

@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -71,6 +72,22 @@ def check_output_dir(
         elif out in (src.parent, _real(Path(inp).parent)):  # also a link to it in ``dst``
             raise OutputPathError(f"{flag} {dst} holds the input file {inp}: its output would "
                                   "replace it; choose another folder")
+
+
+def check_writable(folder: str | Path, flag: str = "output folder") -> None:
+    """Refuse (one line, :class:`OutputPathError`) a folder that exists and cannot be written
+    (a read-only mount, no permission), before any slow work: a temporary file is made and
+    removed there, as the atomic writes will (a permission check would pass as root)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".celebface-probe.", suffix=".tmp")
+    except OSError as exc:
+        raise OutputPathError(f"{flag} {folder}: cannot write there "
+                              f"({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(tmp)
 
 
 #: Files that mark a folder celebface reads back: a stage output (``celebface.json``, or the
