@@ -271,3 +271,44 @@ def test_enroll_add_into_a_read_only_gallery_fails_before_embedding(
         enroll(write_people(tmp_path / "b", ["bob", "cat"], n=3), g, add=True, config=cfg,
                models=(emb, None), progress=False)
     assert emb.calls == 0  # refused before embedding anything
+
+
+# ------------------------------------------------------------------ outputs into a dataset
+def test_timeline_into_a_photo_dataset_is_refused(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """--timeline wrote thumbnails/ into a folder of people's photos (read as a person next)."""
+    from faultkit import write_people
+
+    data = write_people(tmp_path / "data", ["amy", "bob"])
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\0" * 64)
+    code, err = cli(capsys, "recognize", str(clip), "--gallery", str(tmp_path / "g"),
+                    "--timeline", str(data))
+    assert code == 2 and f"--timeline {data} holds photos" in err, err
+    assert not (data / "thumbnails").exists()
+
+
+def test_gallery_export_into_a_photo_folder_is_refused(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    from faultkit import write_people
+
+    data = write_people(tmp_path / "data", ["amy"])
+    code, err = cli(capsys, "gallery", "export", "postgresql://u@127.0.0.1:1/db", str(data))
+    assert code == 2 and f"EXPORT {data} holds photos" in err, err
+    assert sorted(p.name for p in data.iterdir()) == ["amy"]
+
+
+def test_outputs_go_into_their_own_kind_of_folder(tmp_path: Path) -> None:
+    """A folder of its own kind (a gallery, an earlier timeline) holding images is not a
+    dataset: re-running into it is allowed."""
+    from celebface.io import check_output_dir
+
+    tl = tmp_path / "tl"
+    (tl / "thumbnails").mkdir(parents=True)
+    from PIL import Image
+
+    Image.new("RGB", (4, 4)).save(tl / "thumbnails" / "track0001.jpg")
+    (tl / "appearances.csv").write_text("person\n")
+    check_output_dir(tl, flag="--timeline", own="appearances.csv")
+    check_output_dir(tmp_path / "new", flag="--timeline", own="appearances.csv")
