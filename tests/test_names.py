@@ -89,3 +89,18 @@ def test_a_folder_not_utf8_is_refused_and_the_server_answers(five_celeb: Path,
         r = client.post("/v1/recognize", content=held_out(five_celeb, "madonna").read_bytes())
         assert r.status_code == 200, r.text
         assert r.json()["faces"], r.json()
+
+
+def test_copying_a_gallery_with_a_name_from_before_the_rule_is_one_line(tmp_path: Path) -> None:
+    """`gallery import` of a folder gallery holding a name that is not UTF-8 (enrolled by an
+    earlier version) crashed in the database driver; now one line names the person."""
+    from celebface.gallery.store import GalleryError
+    from celebface.gallery.stores import copy_gallery
+
+    g = Gallery()
+    g.add(np.eye(2, 4, dtype=np.float32), ["amy", "bo"], ["a.jpg", "b.jpg"])
+    g.names[1] = "bad\udcffname"  # as an earlier version stored it
+    g.save(tmp_path / "old")
+    with pytest.raises(GalleryError, match=r"bad\\xffname': is not valid UTF-8"):
+        copy_gallery(tmp_path / "old", tmp_path / "new")
+    assert not (tmp_path / "new" / "gallery.json").exists()
