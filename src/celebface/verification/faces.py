@@ -46,8 +46,10 @@ def locate(
         return [[FoundFace(f) for f in faces] or
                 ([FoundFace(whole_face(img), True)] if crop else [])
                 for img, faces in zip(images, finder.find_batch(images), strict=True)]
-    return [[FoundFace(f, is_whole(f))] if f is not None else []
-            for f in finder.locate(images, rule="auto" if crop else "detect")]
+    # the auto rule's search (its large-face pass too), then its whole-image fallback only
+    # for crops: the faces found are the same with and without ``crop``
+    return [[FoundFace(f, is_whole(f))] if crop or not is_whole(f) else []  # type: ignore[arg-type]
+            for f in finder.locate(images, rule="auto")]
 
 
 def embed_found(
