@@ -174,3 +174,14 @@ def test_cli_two_faceless_photos_exit_2(tmp_path: Path,
     assert "temple.jpg: no face found" in capsys.readouterr().err
     assert main(["verify", str(a), str(b), "--device", "cpu", "--crop"]) in (0, 1)
     assert capsys.readouterr().out.count("whole image (no face found)") == 2
+
+
+@pytest.mark.slow
+def test_facade_two_faceless_photos_raise_no_face(tmp_path: Path) -> None:
+    import celebface
+
+    a, b = non_faces(tmp_path)
+    with pytest.raises(NoFaceError, match=r"landscape\.png: no face found"):
+        celebface.verify(a, b)
+    v = celebface.verify(a, b, crop=True)
+    assert v.whole_a and v.whole_b
