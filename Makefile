@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
-DATA ?= ../shared/data/five_celeb
+DATA ?= examples/five_celeb
 OUT ?= runs/demo
 
 .PHONY: setup test test-fast lint demo bench clean

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "five_celeb"
+DATA = ROOT / "examples" / "five_celeb"
 RESULTS = ROOT / "benchmarks" / "results"
 
 

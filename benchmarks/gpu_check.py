@@ -2,7 +2,7 @@
 on the device asked for, and faces, vectors and names agree between the devices and between
 the facade, the service, the CLI and a video frame. Also a short training run on the GPU.
 
-    python benchmarks/gpu_check.py --data ../shared/data/five_celeb --out benchmarks/results
+    python benchmarks/gpu_check.py --data examples/five_celeb --out benchmarks/results
 
 Needs a CUDA GPU (exits 2 without one). Writes ``gpu_check.md`` and ``gpu_check.json``.
 """
@@ -142,7 +142,8 @@ def main() -> int:
     import torch
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path("../shared/data/five_celeb"))
+    ap.add_argument("--data", type=Path,
+                    default=Path(__file__).resolve().parents[1] / "examples" / "five_celeb")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     ap.add_argument("--gpu", default="cuda", help="the device compared with the CPU (cpu: a "
                     "dry run of this script on a machine without a GPU)")
@@ -164,7 +165,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2))
     lines = [f"# GPU check ({report['gpu']}, torch {report['torch']})", "",
-             "`python benchmarks/gpu_check.py --data ../shared/data/five_celeb`", "",
+             "`python benchmarks/gpu_check.py --data examples/five_celeb`", "",
              "```json", json.dumps(report, indent=2), "```", ""]
     (args.out / "gpu_check.md").write_text("\n".join(lines))
     print(json.dumps(report, indent=2))

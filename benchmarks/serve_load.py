@@ -37,7 +37,7 @@ import numpy as np
 from celebface.io import atomic_write_json, atomic_write_text, read_splits
 
 ROOT = Path(__file__).resolve().parents[1]
-FIVE = ROOT.parent / "shared" / "data" / "five_celeb"
+FIVE = ROOT / "examples" / "five_celeb"
 #: exit statuses of a clean stop by SIGTERM: the CLI's 128 + 15, or the signal itself
 CLEAN_EXITS = (0, 128 + signal.SIGTERM, -signal.SIGTERM)
 

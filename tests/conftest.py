@@ -1,4 +1,5 @@
-"""Shared fixtures: real data from ../shared/data (skipped when absent) and synthetic images."""
+"""Shared fixtures: real data (the repository's examples/five_celeb; ../shared/data, skipped when
+absent) and synthetic images."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+#: The demo's photos, kept in the repository (a copy of ../shared/data/five_celeb).
+EXAMPLES = ROOT / "examples"
 
 
 def _shared(name: str) -> Path:
@@ -19,8 +23,8 @@ def _shared(name: str) -> Path:
 
 @pytest.fixture(scope="session")
 def five_celeb() -> Path:
-    """The raw 5-celebrity photos (uncropped)."""
-    return _shared("five_celeb")
+    """The raw 5-celebrity photos (uncropped), from the repository's examples/."""
+    return EXAMPLES / "five_celeb"
 
 
 @pytest.fixture(scope="session")

@@ -192,8 +192,9 @@ def test_enrol_by_cli_and_service_store_the_same_vectors(setup: dict[str, Any], 
 
 def test_service_verify_takes_a_tight_crop_whole_as_embed_auto_does(client, pins: Path
                                                                     ) -> None:
-    """A crop MTCNN finds no face in is compared whole (``embed --faces auto``'s rule), not
-    refused; the score is the library's."""
+    """A crop MTCNN finds no face in is refused (400 ``no_face``) unless the caller says it
+    is a crop: then it is compared whole (``embed --faces auto``'s rule); the score is the
+    library's."""
     from celebface import verify
     from celebface.api import load_rgb
     from celebface.detection import get_finder
@@ -202,10 +203,12 @@ def test_service_verify_takes_a_tight_crop_whole_as_embed_auto_does(client, pins
     auto = get_finder(device="cpu").largest(load_rgb(crop), rule="auto")
     assert auto is not None and auto.score == 0.0  # the whole-image fallback
     other = sorted((pins / "pins_Morgan Freeman").iterdir())[0]
-    r = client.post("/v1/verify", files={"image1": ("a", crop.read_bytes()),
-                                         "image2": ("b", other.read_bytes())})
+    files = {"image1": ("a", crop.read_bytes()), "image2": ("b", other.read_bytes())}
+    r = client.post("/v1/verify", files=files)
+    assert r.status_code == 400 and r.json()["code"] == "no_face", r.text
+    r = client.post("/v1/verify", params={"crop": "true"}, files=files)
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["faces"][0]["whole_image"] is True and out["faces"][1]["whole_image"] is False
-    lib = verify(crop, other, threshold=out["threshold"])
+    lib = verify(crop, other, threshold=out["threshold"], crop=True)
     assert out["score"] == pytest.approx(lib.score, abs=1e-3) and out["same"] == lib.same

@@ -202,6 +202,7 @@ def test_interrupted_run_resumes(tmp_path: Path) -> None:
     rows = _manifest(dst)
     assert len(rows) == 5 and len({r["source"] for r in rows}) == 5
     assert rows[: len(first)] == first
+    assert not list(dst.rglob("*.tmp"))  # the killed run's temporary file is gone
     # a third run has nothing to do
     s3 = crop_dataset(src, dst, config, detector=BrightSquareDetector())
     # only the 3 unreadable files are tried again (a failure may have been passing), and

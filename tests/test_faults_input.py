@@ -47,15 +47,18 @@ def test_pack_and_embed_keep_odd_names(tmp_path: Path) -> None:
     assert os.fsencode(Path(loaded.paths[-1]).parent.name) == b"b\xf6b"
 
 
-def test_enroll_and_synth_accept_non_utf8_names(tmp_path: Path) -> None:
+def test_enroll_refuses_and_synth_accepts_non_utf8_names(tmp_path: Path) -> None:
+    """A person folder whose name is not UTF-8 cannot name a person (celebface.types.
+    person_name, issue 31): it is refused, the rest enrols; synth takes any folder."""
     from celebface.gallery import EnrollConfig, Gallery, enroll
     from celebface.synth import SynthConfig, synthesize
 
     src = write_odd_people(tmp_path / "src")
     cfg = EnrollConfig(embedder="colour", detector="none")
-    enroll(src, tmp_path / "g", config=cfg, models=(ColourEmbedder(), None), progress=False)
+    s = enroll(src, tmp_path / "g", config=cfg, models=(ColourEmbedder(), None),
+               progress=False)
     g = Gallery.load(tmp_path / "g")
-    assert os.fsdecode(b"b\xf6b") in g.names and len(g) == 6
+    assert g.names == ["amy"] and len(g) == 5 and s.skipped == [f"{src}/b\\xf6b/0.png"]
     (tmp_path / "g" / "average_embeddings.json").read_bytes().decode("utf-8")
     s = synthesize(src, tmp_path / "syn", SynthConfig(size=64, backgrounds=("gradient",)),
                    progress=False)

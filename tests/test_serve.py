@@ -14,8 +14,9 @@ import pytest
 from PIL import Image
 
 from celebface.gallery import Gallery
-from celebface.serve import ServeConfig, check_name
+from celebface.serve import ServeConfig
 from celebface.serve.metrics import Metrics
+from celebface.types import person_name as check_name
 
 fastapi = pytest.importorskip("fastapi", reason="serve needs fastapi (requirements.txt)")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -55,8 +56,10 @@ def test_config_defaults_are_safe() -> None:
         ServeConfig(max_body_mb=0)
 
 
-@pytest.mark.parametrize("name", ["", " ", "a/b", "a\\b", "x" * 65, "bell\x07", ".", "..",
-                                  "unknown", " lead", "zero\u200bwidth"])
+@pytest.mark.parametrize("name", ["", " ", "a/b", "a\\b", "x" * 65, "x" * 200, "bell\x07", ".",
+                                  "..", "unknown", "Unknown", " lead", "trail ", "new\nline",
+                                  "\uff55\uff4e\uff4b\uff4e\uff4f\uff57\uff4e", "tab\tbed",
+                                  "zero\u200bwidth", "bad\udcffname", "b\ufffdb"])
 def test_bad_names_are_refused(name: str) -> None:
     with pytest.raises(ValueError):
         check_name(name)
@@ -236,7 +239,7 @@ class TestAPI:
             small = client.post("/v1/recognize", content=iter([photo[:2000]]))
             assert small.status_code == 400  # under the limit: read, and found truncated
 
-    def test_verify(self, served, five_celeb: Path) -> None:
+    def test_verify(self, served, five_celeb: Path, tmp_path: Path) -> None:
         client, _ = served
         ben = photos(five_celeb, "ben_afflek", "val", 2)
         jerry = held_out(five_celeb, "jerry_seinfeld")
@@ -256,10 +259,24 @@ class TestAPI:
 
         assert same["threshold"] == pytest.approx(measured_pair_threshold("dlib", "none"), abs=1e-4)
         assert not any(f["whole_image"] for f in other["faces"])
-        # no face found: the whole photo is compared, as for a tight crop (celebface verify)
-        blank = verify(read(ben[0]), jpeg(np.full((120, 160, 3), 90, np.uint8))).json()
-        assert blank["same"] is False and blank["faces"][1]["whole_image"] is True, blank
-        assert blank["faces"][1]["box"] == [0.0, 0.0, 159.0, 119.0]
+        # no face found: 400 no_face, unless the caller says the photos are crops
+        blank = jpeg(np.full((120, 160, 3), 90, np.uint8))
+        r = verify(read(ben[0]), blank)
+        assert r.status_code == 400 and r.json()["code"] == "no_face", r.text
+        assert r.json()["detail"].startswith("image2: no face found")
+        crop = client.post("/v1/verify?crop=true", files={"image1": ("a", read(ben[0])),
+                                                          "image2": ("b", blank)}).json()
+        assert crop["same"] is False and crop["faces"][1]["whole_image"] is True, crop
+        assert crop["faces"][1]["box"] == [0.0, 0.0, 159.0, 119.0]
+        # two face-less photos (a synthetic landscape, a real temple) are not "the same"
+        from test_verify import non_faces
+
+        a, b = non_faces(tmp_path)
+        r = verify(a.read_bytes(), b.read_bytes())
+        assert r.status_code == 400 and r.json()["code"] == "no_face", r.text
+        assert r.json()["detail"].startswith("image1: no face found")
+        r = verify(read(ben[0]), a.read_bytes())
+        assert r.status_code == 400 and r.json()["code"] == "no_face", r.text
 
     def test_enrol_recognize_remove(self, served, five_celeb: Path) -> None:
         client, gallery = served

@@ -116,7 +116,8 @@ def test_person_names_are_one_spelling_and_text() -> None:
     name holding U+FFFD (a URL's %FF%FE decoded) is refused, not a 500."""
     import unicodedata
 
-    from celebface.serve.config import InvalidNameError, check_name
+    from celebface.types import InvalidNameError
+    from celebface.types import person_name as check_name
 
     composed = "Ren\u00e9e"
     assert check_name(unicodedata.normalize("NFD", composed)) == composed
@@ -408,6 +409,17 @@ class TestRoutes:
         g = Gallery.load(client.gallery)
         sims = g.centroids() @ vec
         assert g.names[int(np.argmax(sims))] == "ben_afflek"
+
+    def test_base64_wrapped_at_76_columns_is_read(self, client, five_celeb: Path) -> None:
+        """Issue 31: base64 as MIME and `base64` write it (lines of 76) was refused."""
+        good = held_out(five_celeb, "madonna").read_bytes()
+        plain = client.post("/v1/detect", json={"file": b64(good)})
+        for wrapped in (base64.encodebytes(good).decode(),
+                        base64.encodebytes(good).decode().replace("\n", "\r\n")):
+            assert "\n" in wrapped[:100]
+            r = client.post("/v1/detect", json={"file": wrapped})
+            assert r.status_code == 200, r.text
+            assert r.json() == plain.json()
 
     def test_bad_inputs_have_codes(self, client, five_celeb: Path) -> None:
         good = held_out(five_celeb, "madonna").read_bytes()

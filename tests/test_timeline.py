@@ -87,8 +87,7 @@ def test_renamed_faces(tmp_path: Path) -> None:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    with pytest.raises(ValueError, match="not a usable name"):
-        renamed_faces(tmp_path)
+    assert renamed_faces(tmp_path) == [("zoe", tmp_path / "thumbnails/track0002.jpg")]
     with pytest.raises(ValueError, match="no such file"):
         renamed_faces(tmp_path / "nothing")
 
@@ -251,3 +250,46 @@ def test_service_video_limits_and_playable_uploads(tmp_path: Path, rng: np.rando
         assert job["status"] == "done" and job["video_url"] is None
         r = client.get(f"/v1/videos/{job['id']}/video")
         assert r.status_code == 404 and "clip.webm" in r.json()["detail"]
+
+
+def test_service_reads_the_videos_it_accepts(tmp_path: Path, rng: np.random.Generator) -> None:
+    """Issue 31: a .y4m upload was accepted (202) and then always failed (the service's list
+    of video suffixes and the video reader's disagreed), its error showing a server path."""
+    pytest.importorskip("fastapi")
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from celebface.serve import ServeConfig, create_app
+    from celebface.serve.videos import SUFFIXES
+    from celebface.streaming.sources import VIDEO_EXTENSIONS
+    from serve_helpers import write_y4m
+
+    colour_gallery().save(tmp_path / "g")
+    img = np.full((240, 320, 3), 128, np.uint8)
+    img[90:150, 40:90] = colour_sprite("red", rng)
+    clip = write_y4m(tmp_path / "clip.y4m", img, frames=6, size=(320, 240)).read_bytes()
+    app = create_app(ServeConfig(gallery=tmp_path / "g", device="cpu"),
+                     models=(MeanColourEmbedder(), BlobDetector()))
+    with TestClient(app, base_url="http://localhost") as client:
+        jobs = []
+        for name, body in (("clip.y4m", clip), ("broken.y4m", clip[:60] + b"\0" * 9000)):
+            r = client.post(f"/v1/videos?filename={name}", content=body)
+            if r.status_code == 415:  # refused at once: one line, no server path
+                assert str(tmp_path) not in r.text and "/tmp" not in r.json()["detail"]
+                continue
+            assert r.status_code == 202, r.text
+            jobs.append(r.json())
+        assert jobs and jobs[0]["filename"] == "clip.y4m"
+        done = []
+        for job in jobs:
+            deadline = time.monotonic() + 30
+            while job["status"] not in ("done", "failed") and time.monotonic() < deadline:
+                time.sleep(0.1)
+                job = client.get(f"/v1/videos/{job['id']}").json()
+            done.append(job)
+        assert done[0]["status"] == "done", done[0]
+        assert [a["person"] for a in done[0]["appearances"]] == ["red"]
+        for job in done[1:]:
+            assert "/" not in (job["error"] or ""), job
+    assert SUFFIXES == VIDEO_EXTENSIONS

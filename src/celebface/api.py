@@ -143,12 +143,15 @@ def timeline(video: str | Path, gallery: str | Path | Any, out: str | Path | Non
     return video_timeline(VideoRecognizer(gallery, config=config), video, out)
 
 
-def verify(a: ImageLike, b: ImageLike, **options: Any) -> Any:
+def verify(a: ImageLike, b: ImageLike, *, crop: bool = False, **options: Any) -> Any:
     """Are the largest faces of ``a`` and ``b`` the same person? A
-    :class:`~celebface.types.Verification` (``.same``, ``.score``, ``.threshold``)."""
+    :class:`~celebface.types.Verification` (``.same``, ``.score``, ``.threshold``). A photo
+    without a detected face raises :class:`~celebface.verification.NoFaceError`, unless
+    ``crop=True`` says the photos are face crops (one without a detected face is then
+    compared whole)."""
     from celebface.verification import verify as _verify
 
-    return _verify(a, b, **options)
+    return _verify(a, b, crop=crop, **options)
 
 
 __all__ = ["detect", "embed", "enroll", "load_rgb", "recognize", "timeline", "verify"]

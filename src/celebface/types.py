@@ -5,12 +5,70 @@ trained classifier's answer for one image, a :class:`Verification` compares two 
 from __future__ import annotations
 
 import sys
+import unicodedata
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from celebface.errors import CelebfaceError
+
 UNKNOWN = "unknown"
+#: The longest person's name, in characters.
+MAX_NAME_LENGTH = 64
+
+
+class InvalidNameError(CelebfaceError, ValueError):
+    """A person's name that cannot be used; the message names it and says why."""
+
+
+def printable(text: str) -> str:
+    """``text`` on one line: control and invisible characters escaped (``\\n``, ``\\t``,
+    ``\\u200b``), bytes that were not UTF-8 (surrogate escapes) as ``\\xff``."""
+    out = []
+    for c in text:
+        if "\udc80" <= c <= "\udcff":
+            out.append(f"\\x{ord(c) - 0xDC00:02x}")
+        elif unicodedata.category(c).startswith("C"):
+            out.append(repr(c)[1:-1] if c.isascii() else f"\\u{ord(c):04x}")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def person_name(name: str) -> str:
+    """The one rule for a person's name, applied by ``enroll`` (folder names), the store
+    (:meth:`Gallery.add <celebface.gallery.Gallery.add>`, ``rename``) and the service alike:
+    ``name`` in one spelling (Unicode NFC: a composed and a decomposed "é" are one person),
+    else :class:`InvalidNameError`. Names are refused, never rewritten (beyond NFC).
+
+    Refused: empty; longer than :data:`MAX_NAME_LENGTH`; a leading or trailing space; a path
+    separator; a control, format or other invisible character (newline, tab, zero-width
+    space), which includes the surrogate escapes of bytes that are not UTF-8 (a folder named
+    ``b\xffb``) and U+FFFD (bytes replaced while decoding); ``.``/``..``; and ``unknown``,
+    the name of an unrecognised face, in any case or width (NFKC casefold: ``ＵＮＫＮＯＷＮ``).
+    """
+    def refuse(reason: str) -> InvalidNameError:
+        shown = printable(name) if isinstance(name, str) else repr(name)
+        return InvalidNameError(f"person name '{shown}': {reason}")
+
+    if not isinstance(name, str) or not name.strip():
+        raise refuse("is empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise refuse(f"is longer than {MAX_NAME_LENGTH} characters")
+    if name != name.strip():
+        raise refuse("starts or ends with a space")
+    if "/" in name or "\\" in name:
+        raise refuse("contains a path separator")
+    if "\ufffd" in name:
+        raise refuse("holds bytes that are not text (U+FFFD); use a UTF-8 name")
+    if any(unicodedata.category(c) in ("Cs",) for c in name):
+        raise refuse("is not valid UTF-8 (undecodable bytes); use a UTF-8 name")
+    if any(unicodedata.category(c).startswith("C") for c in name):
+        raise refuse("contains a control or invisible character")
+    if name in (".", "..") or unicodedata.normalize("NFKC", name).casefold() == UNKNOWN:
+        raise refuse("is reserved")
+    return unicodedata.normalize("NFC", name)
 
 
 @dataclass(frozen=True)

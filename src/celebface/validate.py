@@ -123,19 +123,6 @@ def output_side(name: str, value: Any) -> int:
     return in_range(name, value, 8, MAX_OUTPUT_SIDE, kind=int)
 
 
-def person_name(name: str) -> str:
-    """A person's name in one spelling: Unicode NFC (a composed and a decomposed "é" are one
-    person). A name holding U+FFFD (bytes that were not text, replaced while decoding, as a
-    URL's ``%FF%FE`` is) is refused: the original cannot be recovered and two such names
-    would collide. Names the OS gave as undecodable bytes (surrogate escapes) keep them."""
-    import unicodedata
-
-    if "\ufffd" in name:
-        raise ConfigError(f"person name {name!r}", "holds bytes that are not text (U+FFFD); "
-                                                   "use a UTF-8 name")
-    return unicodedata.normalize("NFC", name)
-
-
 def decay(name: str, value: Any) -> float:
     """A per-step multiplier in (0, 1]."""
     return in_range(name, value, 0, 1, lo_open=True)

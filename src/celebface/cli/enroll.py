@@ -105,6 +105,6 @@ def _enroll(args: argparse.Namespace) -> int:
     if s.removed:
         parts.append("removed " + ", ".join(f"{k} ({v})" for k, v in s.removed.items()))
     if s.skipped:
-        parts.append(f"{len(s.skipped)} photo(s) skipped (unreadable or no face)")
+        parts.append(f"{len(s.skipped)} photo(s) skipped (unreadable, no face or a refused name)")
     print("enroll: " + "; ".join(parts))
     return 0

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         from celebface.io import check_output_dir
 
         check_output_dir(args.target, [] if is_store_url(args.source) else [args.source],
-                         flag=args.action.upper())
+                         flag=args.action.upper(), own="gallery.json")
     gallery = copy_gallery(args.source, args.target, replace=args.replace)
     from celebface.gallery.pg import redact
 

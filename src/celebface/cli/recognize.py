@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     if args.timeline:
         # only folders matter: a timeline folder never replaces an input file
         check_output_dir(args.timeline, [i for i in read if i and Path(i).is_dir()],
-                         flag="--timeline")
+                         flag="--timeline", own="appearances.csv")
     sources: list[Source] = []
     missing = []
     for inp in args.inputs:

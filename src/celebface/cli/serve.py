@@ -14,6 +14,7 @@ from celebface.cli.options import add_option, config_from
 from celebface.gallery.matching import MATCH_METHODS
 from celebface.serve.config import (
     API_KEY_ENV,
+    MAX_QUEUE,
     RECOGNIZE_KEY_ENV,
     ServeConfig,
     default_workers,
@@ -61,7 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                help="photos are decoded shrunk to this longer side (default %(default)s)")
     add_option(p, ServeConfig, "workers", metavar="N", type=t.int_range(0, 256),
                help=f"inference threads (default: the cores, {default_workers()} here)")
-    add_option(p, ServeConfig, "queue", metavar="N", type=t.nonneg_int,
+    add_option(p, ServeConfig, "queue", metavar="N", type=t.int_range(0, MAX_QUEUE),
                help="requests that may wait for a worker; more get 503 (default %(default)s)")
     add_option(p, ServeConfig, "torch_threads", "--threads", metavar="N",
                type=t.int_range(0, 256), help="torch threads (default: cores // workers)")

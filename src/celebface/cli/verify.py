@@ -17,8 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "Compare the largest face of photo A with the largest face of photo B (--all: every "
         "face of A with every face of B) and print one line per comparison: same or not, the "
         "cosine score and the threshold used. Exit status: 0 same person (any pair with --all), "
-        "1 not the same, 2 error. A photo without a detected face is used whole, as a face "
-        "crop (the line says so)."
+        "1 not the same, 2 error. A photo without a detected face is an error (exit 2), unless "
+        "--crop says the photos are face crops: it is then used whole (the line says so)."
     )
     p.add_argument("image_a", metavar="A", help="first photo")
     p.add_argument("image_b", metavar="B", help="second photo")
@@ -26,6 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="use this gallery's embedder and calibrated threshold")
     p.add_argument("--all", action="store_true", help="compare every face of A with every "
                    "face of B")
+    p.add_argument("--crop", action="store_true",
+                   help="the photos are face crops: one without a detected face is used whole")
     p.add_argument("--embedder", default=defaults(EmbedderSpec)["name"],
                    help=t.embedder_help(False))
     add_option(p, EmbedderSpec, "tta", choices=t.TTA_CHOICES,
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         embedder = default_embedder(EmbedderSpec(args.embedder, args.tta), args.device)
     detector = face_finder(args.detector, args.device)
     out = verify(args.image_a, args.image_b, detector=detector or "none", embedder=embedder,
-                 threshold=threshold, all_faces=args.all)
+                 threshold=threshold, all_faces=args.all, crop=args.crop)
     results = out if isinstance(out, list) else [out]
     for r in results:
         if args.json:

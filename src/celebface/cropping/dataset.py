@@ -27,6 +27,7 @@ from celebface.io import (
     check_output_dir,
     folder_lock,
     read_splits,
+    remove_leftovers,
 )
 from celebface.io.pathlist import csv_text
 from celebface.plugins import LOCAL, engine_runner
@@ -117,6 +118,7 @@ def _crop(
     settings = _settings(config, det_settings, floor)
     dst.mkdir(parents=True, exist_ok=True)
     _check_settings(dst, settings, config.overwrite)
+    remove_leftovers(dst)  # a killed run's half-written crops (the lock is held: none live)
     atomic_write_json(dst / SETTINGS_FILE, {"source": str(src.resolve()), "settings": settings})
 
     done = rec.done_sources(dst)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from celebface import validate
+from celebface.data import FaceDataset
 from celebface.gallery.faces import (
     FaceSet,
     FaceSetConfig,
@@ -23,8 +24,10 @@ from celebface.gallery.faces import (
 from celebface.gallery.matching import DEFAULT_MATCH, GalleryMatcher, Matcher, ModelMatcher
 from celebface.gallery.store import FolderStore, Gallery, GalleryError, GalleryStore
 from celebface.gallery.stores import open_store
+from celebface.io import check_writable
 from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec
 from celebface.recognition.tta import FlipTTA
+from celebface.types import InvalidNameError, person_name, printable
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +144,8 @@ def enroll(
     summary = EnrollSummary(store.folder if isinstance(store, FolderStore) else store.location)
     new = None if data is None else lambda: Gallery(path=getattr(store, "folder", None))
     photos = None
+    if data is not None and isinstance(store, FolderStore):
+        check_writable(store.folder, "gallery")  # a read-only gallery: refused before embedding
     if data is not None and not is_embeddings_dir(data):
         # the slow part runs outside the lock (other writers and servers go on); what it
         # embedded is saved by short edits (checkpoints) and by the final edit below
@@ -212,10 +217,35 @@ def embedded_spec(meta: dict[str, Any]) -> dict[str, Any]:
     return EmbedderSpec.from_dict(meta.get("embedder") or meta).to_dict()
 
 
+def named_people(dataset: FaceDataset, summary: EnrollSummary) -> FaceDataset:
+    """``dataset`` without the people whose name cannot name a person
+    (:func:`celebface.types.person_name`, the one rule): each is refused with one error line
+    naming the folder and the reason, their photos listed as skipped; the rest enrols."""
+    refused: dict[str, str] = {}
+    for name in dict.fromkeys(dataset.identities):
+        try:
+            person_name(name)
+        except InvalidNameError as exc:
+            refused[name] = str(exc)
+    if not refused:
+        return dataset
+    kept = []
+    for it in dataset.items:
+        if it.identity in refused:
+            summary.skipped.append(printable(str(it.path)))
+        else:
+            kept.append(it)
+    for name, reason in refused.items():
+        folder = dataset.root / name if dataset.kind != "embeddings" else name
+        log.error("%s: not enrolled: %s", printable(str(folder)), reason.split("': ", 1)[-1])
+    return replace(dataset, items=kept, names=[n for n in dataset.names if n not in refused])
+
+
 def _enroll_embedded(
     gallery: Gallery, data: str | Path, add: bool, config: FaceSetConfig, summary: EnrollSummary
 ) -> None:
-    faces, meta = load_embedded(data, config.split)
+    faces, meta = load_embedded(data, config.split,
+                                functools.partial(named_people, summary=summary))
     spec = embedded_spec(meta)
     check_same_embedder(gallery, spec)
     gallery.embedder = gallery.embedder or spec
@@ -250,7 +280,7 @@ def _embed_photos(
 ) -> _NewPhotos:
     """Embed ``data``'s photos that the gallery (as read now) lacks, without holding its lock;
     every ``checkpoint_every`` faces are saved by a short edit, so an interrupted run resumes."""
-    dataset = open_faces(data, config.split)
+    dataset = named_people(open_faces(data, config.split), summary)
     items = dataset.items
     photos = _NewPhotos({source_key(it.path) for it in items}, reembed=config.reembed)
     current = store.load() if store.exists() else None

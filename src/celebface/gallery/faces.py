@@ -14,7 +14,7 @@ crop, else the whole image).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,9 +112,15 @@ def open_faces(data: str | Path, split: str | None = None) -> FaceDataset:
     return open_dataset(data, split)
 
 
-def load_embedded(path: str | Path, split: str | None = None) -> tuple[FaceSet, dict[str, Any]]:
-    """A ``celebface embed`` output folder as a :class:`FaceSet`, plus its metadata."""
+def load_embedded(
+    path: str | Path, split: str | None = None,
+    keep: Callable[[FaceDataset], FaceDataset] | None = None,
+) -> tuple[FaceSet, dict[str, Any]]:
+    """A ``celebface embed`` output folder as a :class:`FaceSet`, plus its metadata;
+    ``keep`` filters its items first (enrolment: the people it may name)."""
     dataset = open_dataset(path, split)
+    if keep is not None:
+        dataset = keep(dataset)
     return FaceSet(dataset.vectors_of(dataset.items), dataset.identities,
                    [source_key(it.path) for it in dataset.items]), dict(dataset.meta)
 

@@ -66,7 +66,11 @@ class PgStore(GalleryStore):
         except ImportError as exc:
             raise GalleryError(f"a PostgreSQL gallery needs psycopg ({exc}); "
                                "pip install 'psycopg[binary]'") from None
-        self.url, self.location = url, redact(url)
+        try:
+            self.url, self.location = url, redact(url)
+        except ValueError as exc:  # e.g. postgresql://[bad: "Invalid IPv6 URL"
+            raise GalleryError(f"the store URL is not a valid postgresql:// URL ({exc})"
+                               ) from None
         self.connect_timeout = connect_timeout
         self._held = threading.local()  # the connection holding the write lock, per thread
         self._shared: Any = None  # for reads outside a lock, one at a time
@@ -84,7 +88,11 @@ class PgStore(GalleryStore):
             raise StoreUnavailableError(f"{self.location}: cannot connect: {_reason(exc)}"
                                         ) from None
         if not self._migrated:
-            migrate(conn, self.location)
+            try:
+                migrate(conn, self.location)
+            except BaseException:
+                conn.close()
+                raise
             self._migrated = True
         return conn
 
@@ -206,6 +214,8 @@ def _reason(exc: BaseException) -> str:
 
 def migrate(conn: Any, location: str) -> int:
     """Bring the database's schema up to date (one migrator at a time); returns its version."""
+    import psycopg
+
     known = migrations()
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
@@ -218,7 +228,13 @@ def migrate(conn: Any, location: str) -> int:
                                f"celebface understands ({newest}); upgrade celebface")
         for number, name, sql in known:
             if number not in done:
-                conn.execute(sql)
+                try:
+                    conn.execute(sql)
+                except (psycopg.errors.DuplicateTable, psycopg.errors.DuplicateObject) as exc:
+                    raise GalleryError(
+                        f"{location}: the database already holds tables of another "
+                        f"application ({_reason(exc)}); give celebface a database of its own"
+                    ) from None
                 conn.execute("INSERT INTO schema_version (version, name) VALUES (%s, %s)",
                              (number, name))
                 log.info("%s: applied gallery migration %s", location, name)

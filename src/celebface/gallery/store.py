@@ -43,7 +43,7 @@ from celebface.io import atomic_write_bytes, atomic_write_json, folder_lock
 from celebface.io.checksum import checksum_matches, sha256_bytes
 from celebface.recognition.base import l2_normalize
 from celebface.recognition.spec import EmbedderSpec
-from celebface.validate import person_name
+from celebface.types import person_name
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ from celebface.gallery.store import (
     MissingGalleryError,
     is_store_url,
 )
+from celebface.types import InvalidNameError, person_name
 
 
 def open_store(location: str | Path | GalleryStore) -> GalleryStore:
@@ -35,6 +36,12 @@ def copy_gallery(source: str | Path | GalleryStore, target: str | Path | Gallery
     if not src.exists():
         raise MissingGalleryError(f"{src.location}: no gallery there")
     gallery = src.load()
+    for name in gallery.names:  # a gallery written before the one name rule: one line
+        try:
+            person_name(name)
+        except InvalidNameError as exc:
+            raise GalleryError(f"{src.location}: {exc}; remove or rename that person first"
+                               ) from None
     with dst.lock():
         if dst.exists() and not replace:
             raise GalleryError(f"{dst.location}: already holds a gallery (replace it with "

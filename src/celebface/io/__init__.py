@@ -7,6 +7,7 @@ from celebface.io.atomic import (
     atomic_write_json,
     atomic_write_text,
     json_text,
+    remove_leftovers,
 )
 from celebface.io.datasets import (
     IMAGE_EXTENSIONS,
@@ -25,6 +26,7 @@ from celebface.io.paths import (
     OutputPathError,
     check_output_dir,
     check_output_file,
+    check_writable,
     folder_lock,
     guarded_folder,
 )
@@ -41,6 +43,7 @@ __all__ = [
     "atomic_write_text",
     "check_output_dir",
     "check_output_file",
+    "check_writable",
     "encode_jpeg",
     "first_per_identity",
     "folder_lock",
@@ -50,4 +53,5 @@ __all__ = [
     "read_image",
     "read_image_bytes",
     "read_splits",
+    "remove_leftovers",
 ]

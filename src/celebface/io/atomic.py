@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import stat
 import tempfile
@@ -23,6 +24,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+log = logging.getLogger(__name__)
 
 #: How text files are encoded: names the OS gave as undecodable bytes are written back as is.
 TEXT_ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}
@@ -121,6 +124,21 @@ class OutputFile:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._tmp)
             self._tmp = None
+
+
+def remove_leftovers(folder: str | Path) -> int:
+    """Delete the temporary files (``.NAME.XXXXXXXX.tmp``, :class:`OutputFile`'s) that a
+    killed writer left in ``folder`` and below; how many. Only for a folder whose writers
+    take turns under its lock, called with the lock held: no live writer has one open."""
+    removed = 0
+    for path in Path(folder).rglob(".*.tmp"):
+        if path.is_file() and not path.is_symlink():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+    if removed:
+        log.info("%s: removed %d temporary file(s) of an interrupted run", folder, removed)
+    return removed
 
 
 @contextlib.contextmanager

@@ -15,12 +15,15 @@ from celebface.errors import InputError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+#: Image types a folder scan reads: those a direct path reads too (Pillow decodes them; a GIF
+#: is read as its first frame; AVIF needs a Pillow built with it, as the wheels are).
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif",
+                              ".avif"})
 
 
 #: Image types celebface does not read: files of these are reported when a folder is listed.
 UNSUPPORTED_IMAGE_EXTENSIONS = frozenset({
-    ".gif", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".ico", ".svg", ".psd", ".raw", ".dng",
+    ".heic", ".heif", ".jxl", ".jp2", ".ico", ".svg", ".psd", ".raw", ".dng",
     ".cr2", ".nef", ".arw",
 })
 

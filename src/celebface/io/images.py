@@ -35,16 +35,27 @@ class LoadedImage:
     source_size: tuple[int, int]  # (width, height) of the upright source
 
 
+#: Rows of a 16/32-bit or float image rescaled to 8 bits at a time (bounds the float copy).
+_ROWS = 256
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
-    """Any PIL mode to RGB: alpha composited on white, 16/32-bit and float rescaled to 8 bits."""
+    """Any PIL mode to RGB: alpha composited on white; 16/32-bit and float rescaled to 8 bits,
+    into 8-bit grey ("L", the one mode not RGB this returns: the caller may shrink it before
+    making three channels of it). The rescale works a band of rows at a time: a 16-bit
+    9000 x 9000 PNG no longer needs gigabytes of float64 copies."""
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        hi = 65535.0 if mode.startswith("I;16") else max(float(arr.max()), 1.0)
-        if mode == "I" and arr.max() <= 255:
+        arr = np.asarray(img)
+        top = float(arr.max()) if arr.size else 0.0
+        hi = 65535.0 if mode.startswith("I;16") else max(top, 1.0)
+        if mode == "I" and top <= 255:
             hi = 255.0
-        arr8 = np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(arr8, "L").convert("RGB")
+        arr8 = np.empty(arr.shape, np.uint8)
+        for r in range(0, arr.shape[0], _ROWS):
+            band = arr[r:r + _ROWS].astype(np.float32) * np.float32(255.0 / hi) + 0.5
+            arr8[r:r + _ROWS] = np.clip(band, 0, 255)
+        return Image.fromarray(arr8, "L")
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -101,6 +112,7 @@ def _decode(source: Path | io.BytesIO, label: str, size: int, max_side: int | No
             img = _to_rgb(img)
             if max_side and max(img.size) > max_side:
                 img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+            img = img if img.mode == "RGB" else img.convert("RGB")  # grey: shrunk first
             rgb = np.asarray(img, dtype=np.uint8)
     except ImageReadError:
         raise

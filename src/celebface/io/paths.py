@@ -15,11 +15,13 @@ import contextlib
 import fcntl
 import logging
 import os
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from celebface.errors import CelebfaceError
+from celebface.io.datasets import is_image_file
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +42,21 @@ def _inside(child: Path, parent: Path) -> bool:
 
 def check_output_dir(
     dst: str | Path, inputs: Iterable[str | Path | None] = (), *, flag: str = "output folder",
-    guarded: bool = False,
+    guarded: bool = False, own: str | None = None,
 ) -> None:
     """Refuse (one line, :class:`OutputPathError`) an output folder ``dst`` that is a file,
     is an input folder, lies inside one or contains one; or that is the folder of an input
     file, or of a link to one (its annotated copy would replace it). Inputs that do not exist
     are ignored. ``guarded``: also refuse a folder inside a gallery, model or dataset folder
-    (:func:`guarded_folder`; for outputs that are not a stage of their own)."""
+    (:func:`guarded_folder`; for outputs that are not a stage of their own). ``own``: the
+    file that marks this output's kind (``gallery.json``): a folder that holds photos
+    (:func:`holds_photos`) and not that file is refused, so no output is mixed into a
+    dataset."""
     if os.path.lexists(dst) and not os.path.isdir(dst):
         raise OutputPathError(f"{flag} {dst}: exists and is not a folder")
+    if own is not None and not os.path.lexists(os.path.join(dst, own)) and holds_photos(dst):
+        raise OutputPathError(f"{flag} {dst} holds photos: writing there would mix the "
+                              "output into a dataset; choose an empty or new folder")
     out = _real(dst)
     guard = guarded_folder(out / "-") if guarded else None
     if guard is not None:
@@ -71,6 +79,36 @@ def check_output_dir(
         elif out in (src.parent, _real(Path(inp).parent)):  # also a link to it in ``dst``
             raise OutputPathError(f"{flag} {dst} holds the input file {inp}: its output would "
                                   "replace it; choose another folder")
+
+
+def holds_photos(folder: str | Path) -> bool:
+    """Whether ``folder`` holds images itself or in a folder just below it (a dataset: a
+    folder-per-person of photos); hidden files and folders are not looked at."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return False
+    for pattern in ("*", "*/*"):
+        for path in folder.glob(pattern):
+            if not any(p.startswith(".") for p in path.relative_to(folder).parts) \
+                    and is_image_file(path):
+                return True
+    return False
+
+
+def check_writable(folder: str | Path, flag: str = "output folder") -> None:
+    """Refuse (one line, :class:`OutputPathError`) a folder that exists and cannot be written
+    (a read-only mount, no permission), before any slow work: a temporary file is made and
+    removed there, as the atomic writes will (a permission check would pass as root)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".celebface-probe.", suffix=".tmp")
+    except OSError as exc:
+        raise OutputPathError(f"{flag} {folder}: cannot write there "
+                              f"({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(tmp)
 
 
 #: Files that mark a folder celebface reads back: a stage output (``celebface.json``, or the

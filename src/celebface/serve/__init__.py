@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from celebface.serve.config import API_KEY_ENV, ServeConfig, check_name
+from celebface.serve.config import API_KEY_ENV, ServeConfig
 
-__all__ = ["API_KEY_ENV", "ServeConfig", "check_name", "create_app"]
+__all__ = ["API_KEY_ENV", "ServeConfig", "create_app"]
 
 
 def __getattr__(name: str) -> Any:

@@ -205,8 +205,8 @@ def _b64(text: Any, label: str) -> bytes:
         raise RequestError(f"{label}: expected a base64 string", code="bad_base64")
     if text.startswith("data:"):
         text = text.partition(",")[2]
-    try:
-        return base64.b64decode(text, validate=True)
+    try:  # base64 wrapped at 76 columns (MIME, `base64` without -w0): line breaks are not data
+        return base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError):
         raise RequestError(f"{label}: not valid base64", code="bad_base64") from None
 
@@ -384,13 +384,15 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
     @v1.post("/verify", response_model=schemas.VerifyOut, summary="Same person?",
              dependencies=[read], responses=errors(400, 401, 403, 409, 413, 415, 503),
              openapi_extra={"requestBody": photo_body(*PAIR)})
-    async def verify(request: Request) -> dict[str, Any]:
+    async def verify(request: Request, crop: Annotated[bool, Query(
+            description="the photos are face crops: one without a detected face is compared "
+                        "whole (else it is a 400 `no_face`)")] = False) -> dict[str, Any]:
         """Whether the largest faces of two photos (fields `image1` and `image2`, or
         `source_image` and `target_image`; multipart or base64 JSON) are the same person:
         their cosine similarity against the gallery's calibrated `knn` threshold, else the
         embedder's measured pair threshold (1% false accepts)."""
         [[(_, first)], [(_, second)]] = await read_photos(request, *PAIR)
-        return await service.run(service.verify, first, second)
+        return await service.run(service.verify, first, second, crop)
 
     @v1.get("/people", response_model=schemas.PeopleOut, summary="Everyone enrolled",
             dependencies=[read], responses=errors(400, 401, 403))

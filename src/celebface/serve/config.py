@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import unicodedata
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,15 +11,15 @@ from celebface import validate
 from celebface.detection.registry import DEFAULT_DETECTOR
 from celebface.errors import CelebfaceError
 from celebface.gallery.matching import DEFAULT_MATCH
-from celebface.types import UNKNOWN
 
 #: The environment variable ``celebface serve`` reads the admin API key from when no flag
 #: gives one; :data:`RECOGNIZE_KEY_ENV` holds recognise-only keys (comma-separated).
 API_KEY_ENV = "CELEBFACE_API_KEY"
 RECOGNIZE_KEY_ENV = "CELEBFACE_RECOGNIZE_KEYS"
-MAX_NAME_LENGTH = 64
 #: Key scopes: ``recognize`` may name faces and read the people list; ``admin`` may do all.
 SCOPES = ("recognize", "admin")
+#: The most requests that may wait for a worker (``--queue``): a bound, so backpressure holds.
+MAX_QUEUE = 10_000
 
 
 class KeyFileError(CelebfaceError, ValueError):
@@ -31,6 +31,9 @@ def read_keys_file(path: Path) -> dict[str, str]:
     ``recognize`` or ``admin``; ``admin`` when left out); blank lines and ``#`` comments are
     skipped."""
     try:
+        if Path(path).stat().st_mode & stat.S_IWOTH:
+            raise KeyFileError(f"{path}: the keys file is writable by every user (anyone could "
+                               "add a key): chmod o-w it")
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise KeyFileError(f"{path}: cannot read the keys file: {exc}") from None
@@ -45,10 +48,6 @@ def read_keys_file(path: Path) -> dict[str, str]:
     if not keys:
         raise KeyFileError(f"{path}: no key in the keys file")
     return keys
-
-
-class InvalidNameError(CelebfaceError, ValueError):
-    """A person's name that cannot be used; the message says why."""
 
 
 def default_workers() -> int:
@@ -119,7 +118,7 @@ class ServeConfig:
         validate.in_range("port", self.port, 0, 65535, kind=int)
         validate.in_range("workers", self.workers, 0, 256, kind=int)
         self.workers = int(self.workers) or default_workers()
-        validate.nonneg_int("queue", self.queue)
+        validate.in_range("queue", self.queue, 0, MAX_QUEUE, kind=int)
         validate.nonneg_int("torch_threads", self.torch_threads)
         validate.positive_float("max_body_mb", self.max_body_mb)
         validate.positive_float("max_image_mb", self.max_image_mb)
@@ -130,7 +129,8 @@ class ServeConfig:
         validate.image_side("max_side", self.max_side)
         validate.optional(validate.unit_float, "threshold", self.threshold)
         self.api_key = self.api_key or None
-        self.recognize_keys = tuple(k for k in self.recognize_keys if k)
+        # 'k1, k2' (a list written with spaces): the keys are k1 and k2, as a client sends them
+        self.recognize_keys = tuple(k.strip() for k in self.recognize_keys if k.strip())
 
     @property
     def max_body_bytes(self) -> int:
@@ -153,27 +153,3 @@ class ServeConfig:
             keys[self.api_key] = "admin"
         return keys
 
-
-def check_name(name: str) -> str:
-    """``name`` if it can name a person, else :class:`InvalidNameError` saying why.
-
-    Refused: empty, longer than :data:`MAX_NAME_LENGTH`, leading/trailing spaces, path
-    separators, control or other invisible characters, ``.``/``..``, ``unknown`` and U+FFFD
-    (bytes that were not UTF-8); returned in Unicode NFC.
-    """
-    if not name or not name.strip():
-        raise InvalidNameError("name is empty")
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidNameError(f"name is longer than {MAX_NAME_LENGTH} characters")
-    if name != name.strip():
-        raise InvalidNameError("name starts or ends with a space")
-    if "/" in name or "\\" in name:
-        raise InvalidNameError("name contains a path separator")
-    if any(unicodedata.category(c).startswith("C") for c in name):
-        raise InvalidNameError("name contains a control or invisible character")
-    if name in (".", "..") or name.lower() == UNKNOWN:
-        raise InvalidNameError(f"{name!r} is reserved")
-    try:  # one spelling (NFC), as the gallery stores it; U+FFFD (undecodable bytes) refused
-        return validate.person_name(name)
-    except validate.ConfigError as exc:
-        raise InvalidNameError(str(exc)) from None

@@ -47,9 +47,9 @@ from celebface.gallery.stores import open_store
 from celebface.io import ImageReadError, LoadedImage, read_image_bytes
 from celebface.recognition.base import l2_normalize
 from celebface.recognizer import Recognizer, RecognizerConfig
-from celebface.serve.config import ServeConfig, check_name
+from celebface.serve.config import ServeConfig
 from celebface.serve.thumbnails import Thumbnails, face_thumbnail
-from celebface.types import UNKNOWN, Face
+from celebface.types import UNKNOWN, Face, person_name
 
 log = logging.getLogger(__name__)
 
@@ -391,17 +391,22 @@ class FaceService:
             raise RequestError(f"{label}: no face found", code="no_face")
         return face
 
-    def verify(self, first: bytes, second: bytes) -> dict[str, Any]:
+    def verify(self, first: bytes, second: bytes, crop: bool = False) -> dict[str, Any]:
         """Are the largest faces of two photos the same person? (celebface.verification,
-        with the gallery's pair threshold.)"""
-        from celebface.verification import verify
+        with the gallery's pair threshold; a photo without a face: 400 ``no_face`` unless
+        ``crop``.)"""
+        from celebface.verification import NoFaceError, verify
 
         if self.pair_threshold is None:
             raise RequestError("no same-person threshold for this gallery's embedder: "
                                "calibrate the gallery ('celebface calibrate --match knn')", 409)
         imgs = [self.decode(first, "image1"), self.decode(second, "image2")]
-        v = verify(imgs[0].rgb, imgs[1].rgb, detector=self.finder, embedder=self.embedder,
-                   threshold=self.pair_threshold)  # a photo without a face: used whole
+        try:
+            v = verify(imgs[0].rgb, imgs[1].rgb, detector=self.finder, embedder=self.embedder,
+                       threshold=self.pair_threshold, crop=crop)
+        except NoFaceError as exc:
+            raise RequestError(f"image{exc.index + 1}: no face found (crop=true compares a "
+                               "face crop whole)", code="no_face") from None
         faces = [{**f.scaled(img.scale).to_dict(), "whole_image": whole} for f, img, whole
                  in zip((v.face_a, v.face_b), imgs, (v.whole_a, v.whole_b), strict=True)]
         return {"same": bool(v.same), "score": round(float(v.score), 4),
@@ -594,9 +599,10 @@ class FaceService:
 
     @staticmethod
     def valid_name(name: str) -> str:
-        """:func:`check_name`, its refusal as a 400 :class:`RequestError`."""
+        """:func:`celebface.types.person_name` (the one rule), its refusal as a 400
+        :class:`RequestError`."""
         try:
-            return check_name(name)
+            return person_name(name)
         except ValueError as exc:
             raise RequestError(str(exc), code="invalid_name") from None
 

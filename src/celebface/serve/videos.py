@@ -31,12 +31,13 @@ from fastapi.responses import FileResponse, Response
 
 from celebface.serve.schemas import errors
 from celebface.serve.service import FaceService, RequestError
+from celebface.streaming.sources import VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).with_name("static")
 KEEP = 20
-SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".y4m"}
+SUFFIXES = VIDEO_EXTENSIONS  # the video reader's list: one list of what is a video
 #: What browsers play: these codecs (OpenCV's FOURCC, upper case) in these containers.
 PLAYABLE_CODECS = {"AVC1", "H264", "VP80", "VP90", "VP08", "VP09", "AV01"}
 PLAYABLE_SUFFIXES = {".mp4", ".m4v", ".webm"}
@@ -194,7 +195,11 @@ class VideoJobs:
             job.status = "done"
         except Exception as exc:  # the job reports it; the server carries on
             log.error("video %s (%s): %s", job.id, job.filename, exc)
-            job.status, job.error = "failed", f"{job.filename}: {exc}"
+            # the client sees its own file name, never a path on the server
+            message = str(exc).replace(str(path), job.filename).replace(str(job.folder), "")
+            job.status = "failed"
+            job.error = message if message.startswith(job.filename) else \
+                f"{job.filename}: {message}"
         finally:
             job.seconds = time.perf_counter() - start
             path.unlink(missing_ok=True)  # the page plays its own copy

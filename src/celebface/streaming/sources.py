@@ -25,7 +25,8 @@ from celebface.io.datasets import report_unsupported
 log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
+    {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts",
+     ".y4m"}
 )
 
 

@@ -27,7 +27,7 @@ from celebface.errors import InputError
 from celebface.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from celebface.io.images import encode_jpeg
 from celebface.io.pathlist import csv_text
-from celebface.types import UNKNOWN, Face
+from celebface.types import UNKNOWN, Face, InvalidNameError, person_name
 
 log = logging.getLogger(__name__)
 
@@ -186,21 +186,31 @@ def renamed_faces(folder: str | Path) -> list[tuple[str, Path]]:
     table = folder / "appearances.csv"
     if not table.is_file():
         raise InputError(f"{table}: no such file (a 'celebface recognize --timeline' folder?)")
-    with table.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = {"person", "shown", "thumbnail"} - set(reader.fieldnames or ())
-        if missing:
-            raise InputError(f"{table}: no {', '.join(sorted(missing))} column")
-        rows = list(reader)
+    try:  # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name
+        with table.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            missing = {"person", "shown", "thumbnail"} - set(reader.fieldnames or ())
+            if missing:
+                raise InputError(f"{table}: no {', '.join(sorted(missing))} column")
+            rows = list(reader)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{table}: not UTF-8 text (byte {exc.start}); save it as UTF-8"
+                         ) from None
+    except csv.Error as exc:
+        raise InputError(f"{table}: not a readable CSV ({exc})") from None
     out = []
-    for row in rows:
-        person, shown = row["person"].strip(), row["shown"].strip()
+    for n, row in enumerate(rows, 1):
+        # a short row has no value (None) in its last columns
+        person, shown = (row.get("person") or "").strip(), (row.get("shown") or "").strip()
         if person == shown or is_unknown_label(person):
             continue
-        if "/" in person or "\\" in person or person in (".", ".."):
-            raise InputError(f"{table}: {person!r} is not a usable name")
-        thumb = folder / row["thumbnail"]
-        if not row["thumbnail"] or not thumb.is_file():
+        try:
+            person = person_name(person)  # the one rule for a person's name
+        except InvalidNameError as exc:
+            log.error("%s: row %d: %s (skipped)", table, n, exc)
+            continue
+        thumb = folder / (row.get("thumbnail") or "")
+        if not row.get("thumbnail") or not thumb.is_file():
             log.error("%s: the thumbnail of %s (track %s) is missing (skipped)", table, person,
                       row.get("track"))
             continue

@@ -3,7 +3,7 @@ auditing."""
 
 from celebface.io.images import ImageInputError, as_rgb
 from celebface.types import Verification
-from celebface.verification.compare import cosine, gallery_settings, verify
+from celebface.verification.compare import NoFaceError, cosine, gallery_settings, verify
 from celebface.verification.faces import (
     FoundFace,
     embed_found,
@@ -24,6 +24,7 @@ from celebface.verification.thresholds import (
 __all__ = [
     "FoundFace",
     "ImageInputError",
+    "NoFaceError",
     "NoThresholdError",
     "Verification",
     "as_rgb",

@@ -10,12 +10,26 @@ import numpy as np
 
 from celebface.detection.finder import FaceFinder, as_finder, get_finder
 from celebface.detection.registry import DEFAULT_DETECTOR
+from celebface.errors import InputError
 from celebface.io.images import as_rgb
 from celebface.types import Verification
-from celebface.verification.faces import find_and_embed
+from celebface.verification.faces import embed_found, locate
 from celebface.verification.thresholds import gallery_pair_threshold, pair_threshold
 
 log = logging.getLogger(__name__)
+
+
+class NoFaceError(InputError):
+    """A photo given to :func:`verify` without a detected face that the caller did not say is
+    a face crop. ``index``: 0 for the first photo, 1 for the second."""
+
+    def __init__(self, message: str, index: int):
+        super().__init__(message)
+        self.index = index
+
+
+def _label(image: Any, index: int) -> str:
+    return str(image) if isinstance(image, str | Path) else f"image {'AB'[index]}"
 
 
 def gallery_embedder(gallery: Any, device: str = "auto") -> Any:
@@ -57,6 +71,7 @@ def verify(
     embedder: Any | None = None,
     threshold: float | None = None,
     all_faces: bool = False,
+    crop: bool = False,
 ) -> Verification | list[Verification]:
     """Compare the largest face of ``image_a`` with the largest of ``image_b`` (paths, PIL
     images or RGB arrays); with ``all_faces`` every face of A against every face of B (a list,
@@ -64,9 +79,11 @@ def verify(
 
     ``detector``: a :class:`~celebface.detection.finder.FaceFinder`, a built detector, a name
     (``mtcnn``, ``hog``, or ``none`` when both images are face crops) or ``None`` (the default
-    finder); faces are found by the ``auto`` rule (:mod:`celebface.detection.finder`): an
-    image without a detected face is used whole, as a face crop
-    (``Verification.whole_a``/``whole_b``). ``embedder``: a built embedder or ``None`` (dlib).
+    finder). An image without a detected face (MTCNN retries an image without a confident face
+    with a padded border, which is what finds the face of a tight crop) raises
+    :class:`NoFaceError`, unless ``crop`` says the images are face crops: it is then used whole
+    (the ``auto`` rule of :mod:`celebface.detection.finder`; ``Verification.whole_a``/
+    ``whole_b``), as with the detector ``none``. ``embedder``: a built embedder or ``None`` (dlib).
     ``threshold``: the cosine at or above which the faces are the same person (default: the
     embedder's measured pair threshold, :mod:`celebface.verification.thresholds`).
     """
@@ -77,7 +94,12 @@ def verify(
     if threshold is None:
         threshold = pair_threshold(embedder)
     images = [as_rgb(image_a), as_rgb(image_b)]
-    found_a, found_b = find_and_embed(images, finder, embedder, all_faces)
+    located = locate(images, finder, all_faces, crop)
+    for i, found in enumerate(located):
+        if not found:
+            raise NoFaceError(f"{_label((image_a, image_b)[i], i)}: no face found (a face "
+                              "crop is used whole when the caller says it is one)", i)
+    found_a, found_b = embed_found(images, located, embedder)
     for name, found in (("A", found_a), ("B", found_b)):
         if found[0].whole:
             log.info("image %s: no face found; the whole image is used as the face", name)

@@ -30,19 +30,25 @@ class FoundFace:
 
 
 def locate(
-    images: Sequence[np.ndarray], finder: FaceFinder | None, all_faces: bool = True
+    images: Sequence[np.ndarray], finder: FaceFinder | None, all_faces: bool = True,
+    crop: bool = True,
 ) -> list[list[FoundFace]]:
-    """Faces of each image by ``finder`` with the ``auto`` rule: the largest face
+    """Faces of each image by ``finder``: the largest face
     (:meth:`FaceFinder.locate <celebface.detection.finder.FaceFinder.locate>`), or with
-    ``all_faces`` every face that counts, highest score first; an image without a face gets
-    the whole image (``whole=True``). ``finder=None``: every image is a face crop, used
-    whole."""
+    ``all_faces`` every face that counts, highest score first. An image without a detected
+    face (MTCNN already retried it with a padded border, which finds the face of a tight
+    crop) gets the whole image (``whole=True``) when ``crop`` says the images are face crops
+    (the ``auto`` rule), else no face (an empty list). ``finder=None``: every image is a face
+    crop, used whole."""
     if finder is None:
         return [[FoundFace(whole_face(img), True)] for img in images]
     if all_faces:
-        return [[FoundFace(f) for f in faces] or [FoundFace(whole_face(img), True)]
+        return [[FoundFace(f) for f in faces] or
+                ([FoundFace(whole_face(img), True)] if crop else [])
                 for img, faces in zip(images, finder.find_batch(images), strict=True)]
-    return [[FoundFace(f, is_whole(f))]  # type: ignore[arg-type]
+    # the auto rule's search (its large-face pass too), then its whole-image fallback only
+    # for crops: the faces found are the same with and without ``crop``
+    return [[FoundFace(f, is_whole(f))] if crop or not is_whole(f) else []  # type: ignore[arg-type]
             for f in finder.locate(images, rule="auto")]
 
 
@@ -70,7 +76,7 @@ def embed_found(
 
 def find_and_embed(
     images: Sequence[np.ndarray], finder: FaceFinder | None, embedder: Any,
-    all_faces: bool = True,
+    all_faces: bool = True, crop: bool = True,
 ) -> list[list[FoundFace]]:
     """:func:`locate` then :func:`embed_found`."""
-    return embed_found(images, locate(images, finder, all_faces), embedder)
+    return embed_found(images, locate(images, finder, all_faces, crop), embedder)
