@@ -192,8 +192,9 @@ def main() -> int:
                  <= ANY_LIMIT)
     adopted = {m: round(float(scale * v), 4) for m, v in smallest.items()}
     would_adopt = dict(adopted)
-    if gate is not None:  # the check: the registry's offsets on gated tracks
-        adopted = dict(zip(VIEWS[1:], embedder_config(model).view_offsets[tta], strict=True))
+    registered = embedder_config(model).view_offsets.get(tta)
+    if gate is not None and registered:  # the check: the registry's offsets on gated tracks
+        adopted = dict(zip(VIEWS[1:], registered, strict=True))
     for r in rows:  # the check, with the adopted offsets
         got = r["got"]
         r["any_ratio"] = any_ratio(r, adopted)
