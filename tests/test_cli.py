@@ -103,7 +103,8 @@ def test_flag_defaults_are_the_library_defaults() -> None:
 def test_shared_flags_agree_across_commands() -> None:
     """--embedder, --tta, --detector, --device and --match default alike everywhere (train's
     settings default to None: each model keeps its own)."""
-    from celebface.recognition.spec import DEFAULT_TTA
+    from celebface.detection.registry import DEFAULT_DETECTOR
+    from celebface.recognition.spec import DEFAULT_EMBEDDER, DEFAULT_TTA
 
     seen: dict[str, set[object]] = {}
     for name, p in _subparsers().items():
@@ -113,7 +114,8 @@ def test_shared_flags_agree_across_commands() -> None:
                     assert action.default is None
                     continue
                 seen.setdefault(action.dest, set()).add(action.default)
-    assert seen == {"embedder": {"dlib"}, "tta": {DEFAULT_TTA}, "detector": {"mtcnn"},
+    assert seen == {"embedder": {DEFAULT_EMBEDDER}, "tta": {DEFAULT_TTA},
+                    "detector": {DEFAULT_DETECTOR},
                     "device": {"auto"}, "match": {"centroid"}}
 
 

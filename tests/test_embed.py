@@ -22,6 +22,7 @@ from celebface.recognition import (
     load_embeddings,
 )
 from celebface.recognition.dlib_torch import read_dlib_weights
+from celebface.recognition.spec import DEFAULT_EMBEDDER
 from celebface.types import Face
 from fakes import HalvesEmbedder
 
@@ -102,7 +103,7 @@ def test_embed_dataset_outputs_cache_and_bad_files(tmp_path: Path,
     (data / "bob" / "junk.png").write_bytes(b"not a png")
     out = tmp_path / "emb"
     first = embed_dataset(data, out, progress=False)
-    assert first.embeddings.shape == (4, 128)
+    assert first.embeddings.shape == (4, get_embedder().dim)  # the default embedder
     np.testing.assert_allclose(np.linalg.norm(first.embeddings, axis=1), 1.0, atol=1e-5)
     assert first.labels.tolist() == [0, 0, 1, 1] and first.label_names == ["alice", "bob"]
     assert first.meta["computed"] == 4 and first.meta["errors"] == 2
@@ -113,7 +114,8 @@ def test_embed_dataset_outputs_cache_and_bad_files(tmp_path: Path,
     np.testing.assert_array_equal(loaded.embeddings, first.embeddings)
     assert loaded.paths == first.paths and loaded.label_names == ["alice", "bob"]
     meta = json.loads((out / "embedding.json").read_text())
-    assert meta["model"] == "dlib" and meta["dim"] == 128 and meta["tta"] == "none"
+    assert meta["model"] == DEFAULT_EMBEDDER and meta["dim"] == first.embeddings.shape[1]
+    assert meta["tta"] == "none"
     assert "dlib-bin" in meta["versions"]
 
     # rerun: nothing computed, same vectors
@@ -133,7 +135,8 @@ def test_embed_dataset_outputs_cache_and_bad_files(tmp_path: Path,
     assert np.all(cos > 0.5) and np.all(cos < 1.0 - 1e-6)
     # other settings: a different cache entry
     other = embed_dataset(data, tmp_path / "emb2", cache_dir=str(out / ".cache"),
-                          options={"padding": 0.4}, progress=False)
+                          options={"padding": 0.4},
+                          progress=False)
     assert other.meta["computed"] == 5
 
 
@@ -143,7 +146,7 @@ def test_embed_packed_dir_and_cli(tmp_path: Path, rng: np.random.Generator,
     pack_dataset(data, tmp_path / "packed", size=64, progress=False)
     out = tmp_path / "emb"
     assert main(["-q", "embed", str(tmp_path / "packed"), "--out", str(out),
-                 "--device", "cpu"]) == 0
+                 "--device", "cpu", "--embedder", "dlib"]) == 0
     assert "4 embeddings (dlib, 128-d, tta=none)" in capsys.readouterr().out
     emb = load_embeddings(out)
     assert emb.embeddings.shape == (4, 128) and emb.labels.tolist() == [0, 0, 1, 1]

@@ -400,7 +400,7 @@ def test_13_facade_reads_16_bit_arrays_and_one_path(pins: Path) -> None:
     assert len(celebface.detect(rgb16, device="cpu")) == len(celebface.detect(rgb8,
                                                                               device="cpu")) > 0
     one = celebface.embed(str(path), device="cpu")
-    assert one.shape == (1, 128)
+    assert one.shape == (1, 256)  # dlib+sface, the default
     np.testing.assert_allclose(one, celebface.embed([path], device="cpu"), atol=1e-5)
 
 

@@ -16,7 +16,7 @@ from celebface.recognition import EmbedderConfig, FlipTTA, get_embedder, registe
 from celebface.recognition import registry as reg
 from celebface.recognition.base import Embedder
 from celebface.recognition.fusion import FusedEmbedder
-from celebface.recognition.spec import EmbedderSpec
+from celebface.recognition.spec import DEFAULT_EMBEDDER, EmbedderSpec
 from celebface.types import Face
 from celebface.verification import cluster_threshold, pair_threshold, rerank_cut
 from fakes import ColourEmbedder, HalvesEmbedder, MeanColourEmbedder
@@ -129,7 +129,8 @@ def test_the_service_keeps_the_gallery_tta() -> None:
     config = EnrollConfig().with_spec(g.spec)
     assert config.spec == EmbedderSpec("dlib", "flip", {"aligner": "predictor"})
     # settings of earlier versions (tta among the options) read the same
-    assert EnrollConfig(embedder_options={"tta": "flip", "aligner": "predictor"}) == config
+    assert EnrollConfig(embedder="dlib",
+                        embedder_options={"tta": "flip", "aligner": "predictor"}) == config
 
 
 def test_every_config_names_its_embedder_by_one_spec() -> None:
@@ -149,7 +150,7 @@ def test_every_config_names_its_embedder_by_one_spec() -> None:
     assert FaceSetConfig(embedder="facenet", tta="flip",
                          embedder_options={"box_margin": 0.2, "weights": weights}).spec == want
     assert ClassicalConfig(embedder="facenet", tta="flip").spec == EmbedderSpec("facenet", "flip")
-    assert MLPConfig(tta="flip").spec == EmbedderSpec("dlib", "flip")
+    assert MLPConfig(tta="flip").spec == EmbedderSpec(DEFAULT_EMBEDDER, "flip")
     assert ClusterConfig(embedder="facenet", tta="flip").spec == EmbedderSpec("facenet", "flip")
     assert AuditConfig(embedder="facenet").spec == EmbedderSpec("facenet")
     with pytest.raises(InputError, match="--tta"):
@@ -184,4 +185,4 @@ def test_enroll_tta_flag_reaches_the_spec() -> None:
 
     args = build_parser().parse_args(["enroll", "DATA", "--out", "G", "--tta", "flip"])
     config = config_from(EnrollConfig, args)
-    assert config.spec == EmbedderSpec("dlib", "flip") and config.embedder_options == {}
+    assert config.spec == EmbedderSpec(DEFAULT_EMBEDDER, "flip") and config.embedder_options == {}

@@ -255,6 +255,10 @@ register_embedder("dlib+sface", _fused("dlib+sface"), EmbedderConfig(
     # benchmarks/audit.py --bound-only --embedder dlib+sface (near_bound_dlib+sface.json):
     # catches 99.3% of the altered copies, none of the other photos (99th percentile 0.909)
     near_duplicate={"none": 0.945},
+    # benchmarks/track_tails.py --gated (track_tails_gated_dlib+sface.md), as dlib's: the
+    # smallest offsets over both halves, buckets and p, unscaled (a gated stranger track,
+    # decided after each view, is named at most 1.84x as often as one photo)
+    view_offsets={"none": (0.0059, 0.0077, 0.0087)},
     track_gate={"none": (0.7540, 0.7613, 0.7645, 0.7711)},
     name_drop={"none": 0.0673},
 ))

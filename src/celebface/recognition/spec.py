@@ -22,7 +22,7 @@ from celebface.errors import InputError
 DEFAULT_TTA = "none"
 #: The one embedder default of every stage (embed, enroll, train, calibrate, recognize,
 #: verify, cluster, audit, the service): chosen by ``benchmarks/embedders.py``.
-DEFAULT_EMBEDDER = "dlib"
+DEFAULT_EMBEDDER = "dlib+sface"
 #: What a spec that names no embedder means: everything written before specs named one was
 #: made with dlib, so old galleries and embeddings folders keep their vectors' meaning.
 LEGACY_EMBEDDER = "dlib"
