@@ -62,6 +62,7 @@ def test_registry_builds_sface_and_its_fusion_with_dlib() -> None:
 
 def test_missing_or_altered_wheel_is_named(monkeypatch: pytest.MonkeyPatch,
                                            tmp_path: Path) -> None:
+    import importlib.machinery
     import importlib.util
 
     real = importlib.util.find_spec
