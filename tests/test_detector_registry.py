@@ -128,3 +128,45 @@ def test_yunet_on_a_five_celeb_photo(five_celeb: Path) -> None:
 
     a, b = get_embedder("dlib", device="cpu").embed([rgb, rgb], [y, m])
     assert float(a @ b) > 0.95
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_yunet_gives_the_same_faces_on_every_surface(five_celeb: Path, tmp_path: Path,
+                                                      capsys) -> None:
+    """``--detector yunet`` through the one finder: facade, recogniser, service, verify CLI."""
+    import json
+
+    import celebface
+    from celebface.cli.main import main
+    from celebface.io import read_image
+    from celebface.recognizer import Recognizer
+
+    photo = sorted((five_celeb / "madonna").glob("*.jpg"))[0]
+    rgb = read_image(photo).rgb
+    facade = [f.box for f in celebface.detect(photo, detector="yunet", device="cpu")]
+    assert facade
+    from celebface.gallery import Gallery
+
+    one = np.full((1, 128), 128 ** -0.5, np.float32)  # a one-person gallery: only its finder
+    rec = Recognizer(Gallery(names=["x"], embeddings=one, labels=np.zeros(1, np.int32),
+                             sources=["x.jpg"]),
+                     detector="yunet")
+    assert [f.box for f in rec.finder.find(rgb)] == facade
+    assert main(["verify", str(photo), str(photo), "--detector", "yunet", "--json",
+                 "--device", "cpu"]) == 0
+    out = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert out["face_a"]["box"] == pytest.approx(list(max(
+        celebface.detect(photo, detector="yunet", device="cpu"), key=lambda f: f.area).box),
+        abs=0.01)
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from celebface.serve import ServeConfig, create_app
+
+    app = create_app(ServeConfig(gallery=tmp_path / "g", device="cpu", workers=1,
+                                 detector="yunet", allowed_hosts=("testserver",)))
+    with TestClient(app) as client:
+        served = client.post("/v1/detect", content=photo.read_bytes()).json()["faces"]
+    assert [f["box"] for f in served] == [[round(v, 2) for v in b] for b in facade]
+
