@@ -53,7 +53,11 @@ bench: setup
 	$(BIN)/python benchmarks/thresholds.py --emb $(EMB)/dlib_flip+$(EMB)/sface_flip
 	$(BIN)/python benchmarks/small_gallery.py --emb $(EMB)/sface --flip-emb $(EMB)/sface_flip
 	$(BIN)/python benchmarks/small_gallery.py --emb $(EMB)/dlib+$(EMB)/sface --flip-emb $(EMB)/dlib_flip+$(EMB)/sface_flip
-	$(BIN)/python benchmarks/track_tails.py --emb $(EMB)/dlib+$(EMB)/sface --flip-emb $(EMB)/dlib_flip+$(EMB)/sface_flip
+	$(BIN)/python benchmarks/track_gate.py --emb $(EMB)/dlib+$(EMB)/sface
+	$(BIN)/python benchmarks/track_tails.py --emb $(EMB)/dlib+$(EMB)/sface --flip-emb $(EMB)/dlib_flip+$(EMB)/sface_flip --gated
+	$(BIN)/python benchmarks/cluster.py --embedder dlib+sface
+	for s in 0 1 2; do OMP_NUM_THREADS=1 $(BIN)/python benchmarks/video.py --emb $(EMB)/dlib+$(EMB)/sface --threads 1 --ks 3 --views 3 1 --shots 30 --seed $$s --out runs/video_fused/seed$$s; done
+	$(BIN)/python benchmarks/video.py --pool runs/video_fused/seed*.json --out benchmarks/results/video_dlib+sface
 	$(BIN)/python benchmarks/verify.py --embedder sface
 	$(BIN)/python benchmarks/verify.py --embedder dlib+sface
 	$(BIN)/python benchmarks/audit.py --bound-only --embedder sface
