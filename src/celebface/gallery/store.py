@@ -24,13 +24,15 @@ changes.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
 import os
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,6 +43,7 @@ from celebface.errors import CelebfaceError
 from celebface.gallery.defaults import default_threshold
 from celebface.io import atomic_write_bytes, atomic_write_json, folder_lock
 from celebface.io.checksum import checksum_matches, sha256_bytes
+from celebface.io.paths import LockTimeoutError
 from celebface.recognition.base import l2_normalize
 from celebface.recognition.spec import EmbedderSpec
 from celebface.validate import person_name
@@ -61,6 +64,10 @@ class GalleryError(CelebfaceError, ValueError):
 
 class StoreUnavailableError(GalleryError):
     """The gallery's store cannot be reached now (a database down or refusing connections)."""
+
+
+class StoreBusyError(GalleryError):
+    """Another writer held the gallery's lock longer than an edit may wait for it."""
 
 
 class MissingGalleryError(CelebfaceError, FileNotFoundError):
@@ -166,6 +173,17 @@ class Gallery:
         if method not in self.thresholds:
             return 0.0
         return float(self.calibration.get(method, {}).get("gap_weight", 0.0))
+
+    def fingerprint(self) -> str:
+        """A hash of everything a save writes (vectors, labels, names, sources, embedder,
+        thresholds, calibration, info): equal before and after an edit that changed nothing."""
+        h = hashlib.sha256()
+        h.update(np.ascontiguousarray(self.embeddings, "<f4").tobytes())
+        h.update(np.ascontiguousarray(self.labels, "<i4").tobytes())
+        h.update(json.dumps([self.names, self.sources, self.embedder, self.thresholds,
+                             self.calibration, self.info], sort_keys=True, default=str
+                            ).encode("utf-8"))
+        return h.hexdigest()
 
     # ----------------------------------------------------------------- edits
     def add(
@@ -328,11 +346,17 @@ class Gallery:
         )
         data = buf.getvalue()
         checksum = sha256_bytes(data)
-        atomic_write_bytes(folder / npz_name, data)
         from celebface.gallery.index import write_indexes
 
-        index = write_indexes(folder, self, generation, checksum, (old or {}).get("index"))
-        atomic_write_json(folder / MANIFEST, {**self.manifest(npz_name, checksum), "index": index})
+        try:
+            atomic_write_bytes(folder / npz_name, data)
+            index = write_indexes(folder, self, generation, checksum, (old or {}).get("index"))
+            atomic_write_json(folder / MANIFEST,
+                              {**self.manifest(npz_name, checksum), "index": index})
+        except BaseException:  # not committed (a full disk...): no half-written set stays
+            for partial in [folder / npz_name, *folder.glob(f"index-*-{generation:06d}.faiss")]:
+                partial.unlink(missing_ok=True)
+            raise
         # derived from the committed set, so written after the commit point: a crash before it
         # leaves the previous averages beside the previous manifest
         atomic_write_json(folder / AVERAGES, self.average_embeddings(), indent=None)
@@ -419,6 +443,10 @@ def _next_generation(folder: Path, manifest: dict[str, Any] | None) -> int:
     return max(used) + 1
 
 
+#: a photo id as :func:`photo_id` makes it
+PHOTO_ID = re.compile(r"[0-9a-f]{16}")
+
+
 def photo_id(source: str) -> str:
     """The id of a gallery row's photo: a short hash of its source."""
     return sha256_bytes(source.encode("utf-8"))[:16]
@@ -446,7 +474,13 @@ class GalleryStore(ABC):
     take the store's lock, re-read the gallery, apply the change, save it, release the lock.
     :meth:`save` writes a whole :class:`Gallery` (whatever its methods changed) as one commit;
     call it under :meth:`lock` (the lock is re-entrant in one thread, so a long edit may save
-    checkpoints).
+    checkpoints). :meth:`lock` waits at most ``timeout`` seconds when it is given, then raises
+    :class:`StoreBusyError`.
+
+    Each photo (by :func:`photo_id`) may have a thumbnail (a small JPEG) kept in the store
+    itself, so every server of the store shows it: :meth:`thumbnails` reads them,
+    :meth:`put_thumbnails` writes them (call it under the lock for photos not saved yet; a
+    save drops the thumbnails of photos no longer in the gallery).
     """
 
     #: where the gallery is, for messages (no password)
@@ -462,10 +496,18 @@ class GalleryStore(ABC):
     def load(self) -> Gallery: ...
 
     @abstractmethod
-    def lock(self) -> AbstractContextManager[None]: ...
+    def lock(self, timeout: float | None = None) -> AbstractContextManager[None]: ...
 
     @abstractmethod
     def save(self, gallery: Gallery) -> None: ...
+
+    @abstractmethod
+    def thumbnails(self, ids: Sequence[str]) -> dict[str, bytes]:
+        """The stored thumbnail of each photo id in ``ids`` that has one."""
+
+    @abstractmethod
+    def put_thumbnails(self, jpegs: dict[str, bytes]) -> None:
+        """Store a thumbnail for each photo id (replacing an older one)."""
 
     def cache_dir(self) -> Path | None:
         """Where enrolment caches its vectors by default (None: no default)."""
@@ -478,21 +520,28 @@ class GalleryStore(ABC):
         return (self.load() if stamp is not None else None), stamp
 
     def edit(
-        self, change: Callable[[Gallery], T], create: Callable[[], Gallery] | None = None
+        self, change: Callable[[Gallery], T], create: Callable[[], Gallery] | None = None,
+        timeout: float | None = None,
     ) -> tuple[T, Gallery, Hashable | None]:
-        """Lock, re-read, ``change(gallery)``, save, unlock; returns ``change``'s result, the
-        saved gallery and its version stamp. ``create`` makes the gallery when the store has
-        none yet (without it that is a :class:`MissingGalleryError`). When ``change`` raises,
-        nothing is written."""
-        with self.lock():
+        """Lock (waiting at most ``timeout`` seconds for another writer), re-read,
+        ``change(gallery)``, save, unlock; returns ``change``'s result, the saved gallery and
+        its version stamp. ``create`` makes the gallery when the store has none yet (without
+        it that is a :class:`MissingGalleryError`). When ``change`` raises, or changes nothing,
+        nothing is written (the version stays, so no other server reloads)."""
+        with self.lock(timeout):
+            before = None
             if self.exists():
                 gallery = self.load()
+                before = gallery.fingerprint()
             elif create is not None:
                 gallery = create()
             else:
                 raise MissingGalleryError(f"{self.location}: no gallery to edit")
             result = change(gallery)
-            self.save(gallery)
+            if before is not None and gallery.fingerprint() == before:
+                log.debug("%s: the edit changed nothing; nothing written", self.location)
+            else:
+                self.save(gallery)
             return result, gallery, self.version()
 
 
@@ -517,11 +566,44 @@ class FolderStore(GalleryStore):
     def load(self) -> Gallery:
         return Gallery.load(self.folder)
 
-    def lock(self) -> AbstractContextManager[None]:
-        return folder_lock(self.folder, "gallery")
+    @contextmanager
+    def lock(self, timeout: float | None = None) -> Iterator[None]:
+        try:
+            lock = folder_lock(self.folder, "gallery", timeout)
+            lock.__enter__()
+        except LockTimeoutError as exc:
+            raise StoreBusyError(str(exc)) from None
+        try:
+            yield
+        finally:
+            lock.__exit__(None, None, None)
 
     def save(self, gallery: Gallery) -> None:
-        gallery.save(self.folder)
+        with self.lock():
+            gallery.save(self.folder)
+            keep = {photo_id(s) for s in gallery.sources}
+            for old in self._thumb_dir.glob("*.jpg"):
+                if PHOTO_ID.fullmatch(old.stem) and old.stem not in keep:
+                    old.unlink(missing_ok=True)
+
+    @property
+    def _thumb_dir(self) -> Path:
+        return self.folder / "thumbnails"
+
+    def thumbnails(self, ids: Sequence[str]) -> dict[str, bytes]:
+        found = {}
+        for pid in ids:
+            if PHOTO_ID.fullmatch(pid):
+                try:
+                    found[pid] = (self._thumb_dir / f"{pid}.jpg").read_bytes()
+                except OSError:
+                    continue
+        return found
+
+    def put_thumbnails(self, jpegs: dict[str, bytes]) -> None:
+        for pid, jpeg in jpegs.items():
+            if PHOTO_ID.fullmatch(pid):
+                atomic_write_bytes(self._thumb_dir / f"{pid}.jpg", jpeg)
 
     def cache_dir(self) -> Path | None:
         return self.folder / ".cache"
@@ -530,3 +612,19 @@ class FolderStore(GalleryStore):
 def is_store_url(location: object) -> bool:
     """Whether ``location`` names a database rather than a folder."""
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+_USERINFO_PASSWORD = re.compile(r"(://[^:/?#@\s]*):[^@\s]*@")
+_PASSWORD_PARAM = re.compile(r"""(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|"[^"]*"|[^\s&;,]*)""",
+                             re.IGNORECASE)
+
+
+def redact(text: str, secret: str | None = None) -> str:
+    """``text`` with every database password replaced by ``***``: a URL's userinfo password
+    (``postgresql://u:PW@h/db``), ``?password=PW`` and key=value DSNs (``password=PW``,
+    quoted or not), and ``secret`` wherever it appears; for messages, logs and replies."""
+    text = _USERINFO_PASSWORD.sub(r"\1:***@", str(text))
+    text = _PASSWORD_PARAM.sub(r"\1***", text)
+    if secret:
+        text = text.replace(secret, "***")
+    return text
