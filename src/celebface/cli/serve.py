@@ -61,6 +61,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                help=f"inference threads (default: the cores, {default_workers()} here)")
     add_option(p, ServeConfig, "queue", metavar="N", type=t.nonneg_int,
                help="requests that may wait for a worker; more get 503 (default %(default)s)")
+    add_option(p, ServeConfig, "edit_timeout", metavar="S", type=t.float_range(0.1, 3600),
+               help="seconds a gallery edit waits for another writer's lock; then 503 and "
+               "nothing applied (default %(default)g; keep it below the clients' timeout)")
+    add_option(p, ServeConfig, "max_videos", metavar="N", type=t.int_range(1, 1000),
+               help="video jobs queued or running at once; more uploads get 503 "
+               "(default %(default)s)")
     add_option(p, ServeConfig, "torch_threads", "--threads", metavar="N",
                type=t.int_range(0, 256), help="torch threads (default: cores // workers)")
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",

@@ -24,11 +24,18 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from celebface import __version__
+from celebface.gallery.store import StoreUnavailableError
 from celebface.serve import schemas, videos
 from celebface.serve.config import ServeConfig
 from celebface.serve.metrics import Metrics
 from celebface.serve.schemas import errors
-from celebface.serve.service import CODES, FaceService, RequestError, page_of
+from celebface.serve.service import (
+    CODES,
+    STORE_UNAVAILABLE,
+    FaceService,
+    RequestError,
+    page_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +227,8 @@ async def read_photos(request: Request, *groups: Sequence[str], many: bool = Fal
             body = json.loads(await request.body())
         except (ValueError, UnicodeDecodeError):
             raise RequestError("the JSON body is not valid JSON", code="bad_json") from None
+        except RecursionError:
+            raise RequestError("the JSON body is nested too deeply", code="bad_json") from None
         if not isinstance(body, dict):
             raise RequestError(f"send a JSON object with {names}", code="bad_json")
         for group in groups:
@@ -282,6 +291,23 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return _error(exc.status_code, str(exc.detail), None, exc.headers)
+
+    @app.exception_handler(StoreUnavailableError)
+    async def store_unavailable(request: Request, exc: StoreUnavailableError) -> JSONResponse:
+        log.error("%s", exc)  # the reason names the database: for the log, not the client
+        return _error(503, STORE_UNAVAILABLE, "store_unavailable", {"Retry-After": "5"})
+
+    @app.exception_handler(RecursionError)
+    async def too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+        return _error(400, "the request is nested too deeply", "bad_request")
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        # a JSON reply (never a plain-text 500); the traceback goes to the server's log
+        log.error("%s %s failed", request.method, request.url.path,
+                  exc_info=(type(exc), exc, exc.__traceback__))
+        return _error(500, "internal error (the server's log has the details)",
+                      "internal_error")
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
