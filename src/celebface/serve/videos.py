@@ -5,6 +5,8 @@ that it opens as a video and starts a background job (one at a time, apart from 
 workers); ``GET /v1/videos/{id}`` gives its status, progress and, when done, the appearances;
 ``GET /v1/videos/{id}/thumbnails/{file}`` an appearance's face. ``/video`` is the page that
 plays a video with its timeline under it. Jobs live in memory; the last ``KEEP`` are kept.
+At most ``max_videos`` (:class:`~celebface.serve.ServeConfig`) jobs are queued, running or
+uploading at once; more uploads get 503 with ``Retry-After`` before their body is read.
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ class VideoJobs:
         self.jobs: OrderedDict[str, VideoJob] = OrderedDict()
         self._queue: queue.Queue[tuple[VideoJob, Path]] = queue.Queue()
         self._lock = threading.Lock()
+        self._uploading = 0
         threading.Thread(target=self._work, name="celebface-video", daemon=True).start()
 
     def _work(self) -> None:
@@ -103,6 +106,22 @@ class VideoJobs:
         if suffix not in SUFFIXES:
             raise RequestError(f"{filename}: not a video file name (one of "
                                f"{', '.join(sorted(SUFFIXES))})", 415)
+        bound = self.service.config.max_videos
+        with self._lock:
+            active = self._uploading + sum(j.status in ("queued", "running")
+                                           for j in self.jobs.values())
+            if active >= bound:
+                raise RequestError(f"{active} videos are being processed or waiting (at most "
+                                   f"{bound}); try again later", 503, "busy",
+                                   {"Retry-After": "30"})
+            self._uploading += 1
+        try:
+            return await self._receive(request, filename, suffix)
+        finally:
+            with self._lock:
+                self._uploading -= 1
+
+    async def _receive(self, request: Request, filename: str, suffix: str) -> VideoJob:
         job_id = uuid.uuid4().hex[:12]
         folder = self.root / job_id
         folder.mkdir()
