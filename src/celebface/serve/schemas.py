@@ -105,6 +105,7 @@ class PhotosOut(Paged):
 
 class EnrollOut(Status):
     name: str
+    label: str = Field(description="the name to show")
     added: int
     photos: int = Field(description="photos of this person now enrolled")
     skipped: list[dict[str, str]] = Field(
@@ -113,6 +114,7 @@ class EnrollOut(Status):
 
 class RemoveOut(Status):
     name: str
+    label: str = Field(description="the name to show")
     removed: int
 
 
@@ -128,7 +130,9 @@ class RenameIn(BaseModel):
 
 class RenameOut(Status):
     name: str
+    label: str = Field(description="the new name to show")
     from_: str = Field(alias="from")
+    from_label: str = Field(description="the old name as it was shown")
     merged: bool
     moved: int = Field(description="photos moved (a merge)")
     photos: int
@@ -136,6 +140,8 @@ class RenameOut(Status):
 
 class HealthOut(BaseModel):
     status: str
+    scope: str | None = Field(None, description="what the key sent may do: 'admin' (all; also "
+                              "when keys are off) or 'recognize'")
     identities: int | None = Field(None, description="only with a key when keys are on")
     embeddings: int | None = None
     match: str | None = None
@@ -157,7 +163,9 @@ DESCRIPTIONS = {
          "no same-person threshold)",
     413: "request body, image bytes or image pixels over the server's limits",
     415: "not an image, or a content type this route does not read",
-    503: "the server is busy: its queue is full; retry after `Retry-After` seconds",
+    503: "the server is busy (its queue is full, code `busy`; another edit holds the gallery, "
+         "code `store_busy`): retry after `Retry-After` seconds; or the gallery store is "
+         "unavailable (`store_unavailable`) or could not be written (`store_write_failed`)",
 }
 
 

@@ -446,10 +446,13 @@ class FaceService:
                 "threshold": round(float(v.threshold), 4), "faces": faces}
 
     # ---------------------------------------------------------------- the gallery
-    def people(self) -> list[dict[str, Any]]:
-        """Everyone enrolled (run it through :meth:`run` to see other writers' changes)."""
-        return [{"name": n, "label": display_name(n), "photos": c}
-                for n, c in self.gallery.counts().items()]
+    def people(self, query: str = "") -> list[dict[str, Any]]:
+        """Everyone enrolled, or those whose name or shown name holds ``query`` (any case)
+        (run it through :meth:`run` to see other writers' changes)."""
+        q = query.strip().casefold()
+        found = [{"name": n, "label": display_name(n), "photos": c}
+                 for n, c in self.gallery.counts().items()]
+        return [p for p in found if q in p["name"].casefold() or q in p["label"].casefold()]
 
     def _check_editable(self) -> None:
         if not self.editable:
@@ -548,7 +551,8 @@ class FaceService:
 
         count = self._edit(add)
         self.thumbs.remember(jpegs)
-        return {"name": name, "added": len(images), "photos": count, "skipped": skipped,
+        return {"name": name, "label": display_name(name), "added": len(images), "photos": count,
+                "skipped": skipped,
                 **self.status()}
 
     def _load_for_edit(self) -> Gallery:
@@ -575,7 +579,7 @@ class FaceService:
             return removed
 
         removed = self._edit(drop)  # the save drops the photos' thumbnails
-        return {"name": name, "removed": removed, **self.status()}
+        return {"name": name, "label": display_name(name), "removed": removed, **self.status()}
 
     def photos(self, name: str, page: int = 0, size: int = 50) -> dict[str, Any]:
         """One page of ``name``'s photos: id, source name and thumbnail address of each."""
@@ -598,32 +602,49 @@ class FaceService:
 
         removed = self._edit(drop)
         left = self.gallery.counts().get(name, 0)
-        return {"name": name, "removed": removed, "photos": left, **self.status()}
+        return {"name": name, "label": display_name(name), "removed": removed, "photos": left,
+                **self.status()}
 
     def rename(self, name: str, new: str, merge: bool = False) -> dict[str, Any]:
-        """Call ``name`` ``new``; when ``new`` is enrolled already, 409 unless ``merge``, which
-        moves every photo of ``name`` to ``new``. Whether ``new`` is taken is decided under
-        the store's lock (a rename by another server or request meanwhile counts)."""
+        """Call ``name`` ``new``; when ``new`` is enrolled already, or someone else is shown
+        under ``new``'s name (``ben_afflek`` and ``Ben Afflek``), 409 unless ``merge``, which
+        moves every photo of ``name`` to that person. Whether the name is taken is decided
+        under the store's lock (a rename by another server or request meanwhile counts)."""
         name, new = self._known(name), self.valid_name(new)
         if new == name:
             raise RequestError(f"{name!r} already has that name", 409, "same_name")
-        taken = RequestError(f"{new!r} is already in the gallery: send \"merge\": true to "
-                             "merge the two", 409, "name_taken")
-        if new in self.gallery.names and not merge:
-            raise taken
 
-        def change(gallery: Gallery) -> tuple[bool, int]:
+        def taken(gallery: Gallery) -> str | None:
+            """Who (another person) already has ``new``'s name or its shown name."""
             if new in gallery.names:
-                if not merge:
-                    raise taken
-                moved = _edited(gallery.merge, name, new)
-                mark_changed(gallery)
-                return True, moved
-            _edited(gallery.rename, name, new)
-            return False, 0
+                return new
+            shown = display_name(new).casefold()
+            return next((n for n in gallery.names
+                         if n != name and display_name(n).casefold() == shown), None)
 
-        merged, moved = self._edit(change)
-        return {"name": new, "from": name, "merged": merged, "moved": moved,
+        def refuse(other: str) -> RequestError:
+            who = repr(new) if other == new else f"{display_name(new)!r} (as {other!r})"
+            return RequestError(f"{who} is already in the gallery: send \"merge\": true to "
+                                "merge the two", 409, "name_taken")
+
+        other = taken(self.gallery)
+        if other is not None and not merge:
+            raise refuse(other)
+
+        def change(gallery: Gallery) -> tuple[str, bool, int]:
+            other = taken(gallery)
+            if other is not None:
+                if not merge:
+                    raise refuse(other)
+                moved = _edited(gallery.merge, name, other)
+                mark_changed(gallery)
+                return other, True, moved
+            _edited(gallery.rename, name, new)
+            return new, False, 0
+
+        new, merged, moved = self._edit(change)
+        return {"name": new, "label": display_name(new), "from": name,
+                "from_label": display_name(name), "merged": merged, "moved": moved,
                 "photos": self.gallery.counts()[new], **self.status()}
 
     def photo_thumbnail(self, name: str, photo: str) -> bytes | None:

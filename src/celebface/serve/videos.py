@@ -28,7 +28,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
 from celebface.serve.schemas import errors
-from celebface.serve.service import FaceService, RequestError
+from celebface.serve.service import FaceService, RequestError, display_name
+from celebface.types import UNKNOWN
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +63,16 @@ class VideoJob:
             "frames_total": self.frames_total, "fps": self.fps, "error": self.error,
             "seconds": None if self.seconds is None else round(self.seconds, 2),
             "appearances": [
-                {**a, "thumbnail_url": (f"/v1/videos/{self.id}/{a['thumbnail']}"
-                                        if a.get("thumbnail") else None)}
+                {**a, "label": shown(a["person"]),
+                 "thumbnail_url": (f"/v1/videos/{self.id}/{a['thumbnail']}"
+                                   if a.get("thumbnail") else None)}
                 for a in self.appearances],
         }
+
+
+def shown(person: str) -> str:
+    """How the page shows an appearance's person: the name to show (``unknown-N`` as is)."""
+    return person if person.startswith(f"{UNKNOWN}-") else display_name(person)
 
 
 def probe(path: Path) -> tuple[int, float]:
