@@ -376,9 +376,9 @@ def test_7_an_unexpected_error_is_json(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 # ---------------------------------------------------------------- thumbnails in the store
-def test_thumbnails_live_in_the_store(store: str) -> None:
+def test_thumbnails_live_in_the_store(store: str, tmp_path: Path) -> None:
     """A photo added through one server shows its thumbnail on another and after a
-    restart; a removed photo's thumbnail goes with it."""
+    restart, and in the gallery exported elsewhere; a removed photo's thumbnail goes."""
     with client(store) as one, client(store) as two:
         assert one.post("/v1/people/ann/photos", content=photo(RED)).status_code == 200
         [pid] = [p["id"] for p in two.get("/v1/people/ann/photos").json()["photos"]]
@@ -390,6 +390,9 @@ def test_thumbnails_live_in_the_store(store: str) -> None:
     with client(store) as again:  # a restarted server
         assert again.get(f"/v1/people/ann/photos/{pid}/thumbnail").content == first.content
         again.post("/v1/people/ann/photos", content=photo(BLUE))
+        copied = tmp_path / "copy"
+        copy_gallery(store, copied)
+        assert open_store(copied).thumbnails([pid]) == {pid: first.content}
         assert again.delete(f"/v1/people/ann/photos/{pid}").status_code == 200
     assert open_store(store).thumbnails([pid]) == {}
 

@@ -253,6 +253,22 @@ def test_two_servers_share_one_database(pg_url: str, five_celeb: Path, tmp_path:
                      )["faces"][0]
         best = face["identity"] if face["identity"] != "unknown" else face["runner_up"]
         assert best == "elton_john", face
+        # the photos added through A show their thumbnails on B, and after B restarts
+        listed = _get(f"{b}/v1/people/elton_john/photos")["photos"]
+        assert len(listed) == 3
+
+        def thumb(base: str, item: dict) -> bytes:
+            with urllib.request.urlopen(base + item["thumbnail"], timeout=60) as r:
+                assert r.headers["Content-Type"] == "image/jpeg"
+                return r.read()
+
+        shown = [thumb(a, item) for item in listed]
+        assert [thumb(b, item) for item in listed] == shown
+        procs[1].terminate()
+        procs[1].wait(30)
+        procs[1] = _serve(pg_url, ports[1], tmp_path / "server1-again.log")
+        _wait_up(b, procs[1], tmp_path / "server1-again.log")
+        assert [thumb(b, item) for item in listed] == shown
         # and a removal through B reaches A
         with urllib.request.urlopen(urllib.request.Request(
                 f"{b}/v1/people/elton_john", method="DELETE"), timeout=60) as r:

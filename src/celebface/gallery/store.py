@@ -593,9 +593,14 @@ class FolderStore(GalleryStore):
     def thumbnails(self, ids: Sequence[str]) -> dict[str, bytes]:
         found = {}
         for pid in ids:
-            if PHOTO_ID.fullmatch(pid):
+            if not PHOTO_ID.fullmatch(pid):
+                continue
+            # (the second name: where servers before thumbnails lived in the store kept them)
+            legacy = hashlib.sha256(f"\0photo:{pid}".encode()).hexdigest()[:24]
+            for name in (pid, legacy):
                 try:
-                    found[pid] = (self._thumb_dir / f"{pid}.jpg").read_bytes()
+                    found[pid] = (self._thumb_dir / f"{name}.jpg").read_bytes()
+                    break
                 except OSError:
                     continue
         return found
