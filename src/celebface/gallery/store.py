@@ -280,6 +280,18 @@ class Gallery:
         self._drop_empty()
         return int(drop.sum())
 
+    def remove_photos(self, photos: set[str]) -> int:
+        """Remove every row whose photo id is in ``photos``, whoever it belongs to (and the
+        people left without a photo); returns how many rows were removed."""
+        drop = np.array([photo_id(s) in photos for s in self.sources], bool)
+        self._keep(~drop)
+        self._drop_empty()
+        return int(drop.sum())
+
+    def rows_of_photo(self, photo: str) -> np.ndarray:
+        """The embeddings (rows) of photo id ``photo`` (one per person it is enrolled for)."""
+        return self.embeddings[[photo_id(s) == photo for s in self.sources]]
+
     def rename(self, old: str, new: str) -> None:
         """Call ``old`` ``new`` (who must not be enrolled; :meth:`merge` joins two people)."""
         label = self._label(old)

@@ -440,6 +440,45 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
         `merge` is true, which moves every photo of `name` to them."""
         return await service.run(service.rename, name, change.name, change.merge)
 
+    @v1.delete("/people", response_model=schemas.RemoveAllOut, summary="Remove everyone",
+               dependencies=[admin], responses=errors(400, 401, 403, 409, 503))
+    async def remove_all() -> dict[str, Any]:
+        """Delete every person and photo (CompreFace's "delete all subjects")."""
+        return await service.run(service.remove_all)
+
+    @v1.get("/photos", response_model=schemas.AllPhotosOut, summary="Every enrolled photo",
+            dependencies=[read], responses=errors(400, 401, 403))
+    async def all_photos(page: Page = 0, size: Size = 50) -> dict[str, Any]:
+        """One page of every enrolled photo: id, source name, person, thumbnail address."""
+        return await service.run(service.all_photos, page, size)
+
+    @v1.post("/photos/delete", response_model=schemas.RemovePhotosOut,
+             summary="Remove several photos", dependencies=[admin],
+             responses=errors(400, 401, 403, 409, 503))
+    async def remove_photos(body: schemas.PhotoIdsIn) -> dict[str, Any]:
+        """Remove the photos with these ids, whoever they belong to (a person goes with their
+        last photo); ids that are not in the gallery are listed in `missing`."""
+        return await service.run(service.remove_photos, body.ids)
+
+    @v1.post("/photos/{photo}/verify", response_model=schemas.VerifyPhotoOut,
+             summary="Same person as a stored photo?", dependencies=[read],
+             responses=errors(400, 401, 403, 404, 409, 413, 415, 503),
+             openapi_extra={"requestBody": photo_body(PHOTO)})
+    async def verify_photo(photo: str, request: Request) -> dict[str, Any]:
+        """Whether the largest face of a photo (as `/v1/recognize` reads it) is the person
+        of enrolled photo `photo` (an id), against the same threshold as `/v1/verify`."""
+        [[(label, data)]] = await read_photos(request, PHOTO)
+        return await service.run(service.verify_photo, photo, data, label)
+
+    @v1.post("/recognize/embeddings", response_model=schemas.RecognizeEmbeddingsOut,
+             summary="Name embeddings", dependencies=[read],
+             responses=errors(400, 401, 403, 409, 503))
+    async def recognize_embeddings(body: schemas.EmbeddingsIn) -> dict[str, Any]:
+        """Name face embeddings made by the gallery's embedder (e.g. by `/v1/embed`), as
+        `/v1/recognize` names faces."""
+        return await service.run(service.recognize_embeddings, body.embeddings,
+                                 body.prediction_count)
+
     @v1.delete("/people/{name}", response_model=schemas.RemoveOut, summary="Remove a person",
                dependencies=[admin], responses=errors(400, 401, 403, 404, 409, 503))
     async def remove(name: str) -> dict[str, Any]:

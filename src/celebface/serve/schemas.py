@@ -103,10 +103,16 @@ class PhotosOut(Paged):
     photos: list[Photo]
 
 
+class AddedPhoto(BaseModel):
+    id: str = Field(description="the photo's id (for its thumbnail, deleting or verifying)")
+    source: str = Field(description="the file name it was sent with")
+
+
 class EnrollOut(Status):
     name: str
     label: str = Field(description="the name to show")
     added: int
+    added_photos: list[AddedPhoto] = Field(description="id and file name of each photo added")
     photos: int = Field(description="photos of this person now enrolled")
     skipped: list[dict[str, str]] = Field(
         description="photos not used: photo, reason and code of each")
@@ -120,6 +126,59 @@ class RemoveOut(Status):
 
 class RemovePhotoOut(RemoveOut):
     photos: int = Field(description="photos of this person left (0: the person is gone)")
+
+
+class PersonPhoto(Photo):
+    name: str = Field(description="the person's key")
+    label: str = Field(description="the name to show")
+
+
+class AllPhotosOut(Paged):
+    photos: list[PersonPhoto]
+
+
+class PhotoIdsIn(BaseModel):
+    ids: list[str] = Field(description="photo ids (from a photo list or an add reply)",
+                           max_length=10_000)
+
+
+class RemovePhotosOut(Status):
+    removed: int = Field(description="rows removed (a photo enrolled for two people: two)")
+    missing: list[str] = Field(description="ids that are not in the gallery")
+
+
+class RemoveAllOut(Status):
+    removed_people: int
+    removed: int = Field(description="photos removed")
+
+
+class VerifyPhotoOut(BaseModel):
+    same: bool
+    score: float = Field(description="cosine similarity of the upload's largest face and "
+                                      "the stored photo's face")
+    threshold: float
+    photo: str = Field(description="the stored photo's id")
+    face: FaceOut
+
+
+class EmbeddingsIn(BaseModel):
+    embeddings: list[list[float]] = Field(description="face embeddings of the gallery's "
+                                          "embedder (its dim), e.g. from /v1/embed",
+                                          min_length=1, max_length=1000)
+    prediction_count: int = Field(1, ge=1, le=100, description="best people listed each")
+
+
+class EmbeddingMatch(BaseModel):
+    identity: str = Field(description="the person's key, or 'unknown'")
+    label: str
+    similarity: float
+    runner_up: str | None = None
+    runner_up_similarity: float | None = None
+    predictions: list[Candidate]
+
+
+class RecognizeEmbeddingsOut(Status):
+    results: list[EmbeddingMatch]
 
 
 class RenameIn(BaseModel):

@@ -552,6 +552,7 @@ class FaceService:
         count = self._edit(add)
         self.thumbs.remember(jpegs)
         return {"name": name, "label": display_name(name), "added": len(images), "photos": count,
+                "added_photos": [{"id": photo_id(s), "source": source_name(s)} for s in sources],
                 "skipped": skipped,
                 **self.status()}
 
@@ -646,6 +647,87 @@ class FaceService:
         return {"name": new, "label": display_name(new), "from": name,
                 "from_label": display_name(name), "merged": merged, "moved": moved,
                 "photos": self.gallery.counts()[new], **self.status()}
+
+    # ------------------------------------------------------------ CompreFace's other calls
+    def remove_all(self) -> dict[str, Any]:
+        """Delete everyone (the gallery stays, empty)."""
+        def drop(gallery: Gallery) -> tuple[int, int]:
+            people, rows = len(gallery.names), len(gallery)
+            gallery.keep_sources(set())
+            mark_changed(gallery, bool(rows))
+            return people, rows
+
+        people, rows = self._edit(drop)
+        return {"removed_people": people, "removed": rows, **self.status()}
+
+    def all_photos(self, page: int = 0, size: int = 50) -> dict[str, Any]:
+        """One page of every enrolled photo: id, source name, person, thumbnail address."""
+        g = self.gallery
+        rows = [{"id": photo_id(src), "source": source_name(src), "name": g.names[lab],
+                 "label": display_name(g.names[lab]),
+                 "thumbnail": f"/v1/people/{_quote(g.names[lab])}/photos/{photo_id(src)}"
+                              "/thumbnail"}
+                for src, lab in zip(g.sources, g.labels, strict=True)]
+        paged = page_of(rows, page, size)
+        return {"photos": paged.pop("items"), **paged}
+
+    def remove_photos(self, ids: Sequence[str]) -> dict[str, Any]:
+        """Delete the photos with these ids, whoever they belong to; ids not in the gallery
+        are listed in ``missing``."""
+        self._check_editable()
+        wanted = set(ids)
+        missing: list[str] = []
+
+        def drop(gallery: Gallery) -> int:
+            have = {photo_id(s) for s in gallery.sources}
+            missing.extend(sorted(wanted - have))
+            removed = gallery.remove_photos(wanted)
+            mark_changed(gallery, bool(removed))
+            return removed
+
+        removed = self._edit(drop)
+        return {"removed": removed, "missing": missing, **self.status()}
+
+    def verify_photo(self, photo: str, data: bytes, label: str = "image") -> dict[str, Any]:
+        """Is the largest face of an upload the person of stored photo ``photo``?"""
+        if self.pair_threshold is None:
+            raise RequestError("no same-person threshold for this gallery's embedder: "
+                               "calibrate the gallery ('celebface calibrate --match knn')", 409)
+        stored = self.gallery.rows_of_photo(photo)
+        if not len(stored):
+            raise RequestError(f"no photo {photo!r} in the gallery", 404, "no_such_photo")
+        img = self.decode(data, label)
+        face = self._largest(img, label)
+        emb = l2_normalize(np.asarray(self.embedder.embed([img.rgb], [face]), np.float32))
+        score = float((stored @ emb[0]).max())
+        return {"same": score >= self.pair_threshold, "score": round(score, 4),
+                "threshold": round(float(self.pair_threshold), 4), "photo": photo,
+                "face": face.scaled(img.scale).to_dict()}
+
+    def recognize_embeddings(self, embeddings: Sequence[Sequence[float]], candidates: int = 1
+                             ) -> dict[str, Any]:
+        """Name face embeddings sent by the client (of this gallery's embedder)."""
+        rec = self.recognizer
+        if rec is None:
+            raise RequestError("no one is enrolled yet", 409, "empty_gallery")
+        emb = np.asarray(embeddings, np.float32)
+        dim = self.gallery.dim or int(getattr(self.embedder, "dim", 0))
+        if emb.ndim != 2 or emb.shape[1] != dim or not np.isfinite(emb).all():
+            raise RequestError(f"embeddings must be lists of {dim} numbers (this gallery's "
+                               "embedder)", code="bad_embedding")
+        if (np.linalg.norm(emb, axis=1) == 0).any():
+            raise RequestError("an embedding of zeros", code="bad_embedding")
+        emb = l2_normalize(emb)
+        results = []
+        for e, m in zip(emb, rec.name(emb), strict=True):
+            results.append({
+                "identity": m.identity,
+                "label": display_name(m.identity) if m.known else UNKNOWN,
+                "similarity": round(float(m.similarity), 4), "runner_up": m.runner_up,
+                "runner_up_similarity": None if m.runner_up_similarity is None
+                else round(float(m.runner_up_similarity), 4),
+                "predictions": _top(rec, e, candidates)})
+        return {"results": results, **self.status()}
 
     def photo_thumbnail(self, name: str, photo: str) -> bytes | None:
         """A small JPEG of one enrolled photo's face (cut when the service enrolled it, else
