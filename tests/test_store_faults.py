@@ -263,7 +263,10 @@ def test_4_embedder_changed_under_the_server_is_refused_not_500(store: str, tmp_
             assert r.json()["faces"][0]["identity"] == "a"
         refused = c.post("/v1/people/b/photos", content=photo(GREEN))
         assert refused.status_code == 409 and "embedder" in refused.json()["detail"]
-    assert open_store(store).load().names == ["x", "y"]  # the new gallery untouched
+        assert open_store(store).load().names == ["x", "y"]  # the new gallery untouched
+        gone = c.patch("/v1/people/a", json={"name": "z"})  # not in the stored gallery
+        assert gone.status_code == 404 and gone.json()["code"] == "not_found", gone.text
+        assert c.post("/v1/recognize", content=photo(RED)).status_code == 200
 
 
 def test_4_embedder_changed_under_the_server_is_loaded(store: str, tmp_path: Path,

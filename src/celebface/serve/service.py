@@ -492,8 +492,12 @@ class FaceService:
                                    "read-only); nothing was changed", 503,
                                    "store_write_failed") from None
             with self._reload_lock:
-                self._use(gallery)
-                self._version = version
+                try:
+                    self._use(gallery)
+                    self._version = version
+                except GalleryError as exc:  # saved, but of an embedder this server lacks
+                    log.error("%s; serving the gallery loaded before", exc)
+                    self._refused = version
         finally:
             self._edit_lock.release()
         return result
