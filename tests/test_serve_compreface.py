@@ -81,3 +81,25 @@ def test_recognize_by_embedding(c) -> None:
     assert [p["name"] for p in got["predictions"]] == ["bob", "ann"]
     bad = c.post("/v1/recognize/embeddings", json={"embeddings": [[1.0, 2.0]]})
     assert bad.status_code == 400 and bad.json()["code"] == "bad_embedding"
+
+
+def test_a_person_without_photos(c) -> None:
+    add(c, "ann", RED)
+    r = c.post("/v1/people", json={"name": "zoe_kim"})
+    assert r.status_code == 201 and r.json() == {"name": "zoe_kim", "label": "Zoe Kim",
+                                                 "photos": 0}
+    assert c.post("/v1/people", json={"name": "Zoe Kim"}).status_code == 409  # one card a name
+    listed = {p["name"]: p["photos"] for p in c.get("/v1/people").json()["people"]}
+    assert listed == {"ann": 1, "zoe_kim": 0}
+    assert c.get("/v1/people/zoe_kim/photos").json()["photos"] == []
+    # never matched: a face like no one enrolled stays unknown, a face of Ann is Ann
+    assert c.post("/v1/recognize", content=photo(RED)).json()["faces"][0]["identity"] == "ann"
+    assert c.patch("/v1/people/zoe_kim", json={"name": "zoe"}).status_code == 200
+    assert add(c, "zoe", GREEN)  # photos make her enrolled
+    assert {p["name"]: p["photos"] for p in c.get("/v1/people").json()["people"]} == {
+        "ann": 1, "zoe": 1}
+    assert c.post("/v1/people", json={"name": "max"}).status_code == 201
+    assert c.delete("/v1/people/max").json()["removed"] == 0
+    assert c.post("/v1/people", json={"name": "max"}).status_code == 201
+    assert c.delete("/v1/people").json()["removed_people"] == 3
+    assert c.get("/v1/people").json()["total"] == 0

@@ -54,6 +54,8 @@ FORMAT = "celebface-gallery"
 FORMAT_VERSION = 1
 MANIFEST = "gallery.json"
 AVERAGES = "average_embeddings.json"
+#: ``info`` key: people added without a photo yet (listed, renamed, removed; never matched)
+WAITING = "people_without_photos"
 
 T = TypeVar("T")
 
@@ -200,6 +202,7 @@ class Gallery:
         if not len(identities):
             return 0
         identities = [person_name(n) for n in identities]  # one spelling per person
+        self._unwait(identities)
         emb = np.asarray(embeddings, dtype=np.float32).reshape(len(identities), -1)
         if self.dim and emb.shape[1] != self.dim:
             raise GalleryError(
@@ -223,8 +226,38 @@ class Gallery:
         self._centroids = None
         return len(emb)
 
+    # ----------------------------------------------------------------- people without photos
+    @property
+    def waiting(self) -> list[str]:
+        """People added without a photo (CompreFace's empty subjects): listed, not matched."""
+        return list(self.info.get(WAITING) or [])
+
+    def people(self) -> list[str]:
+        """Everyone: the enrolled, then those without a photo yet."""
+        return [*self.names, *self.waiting]
+
+    def add_person(self, name: str) -> str:
+        """Add ``name`` without a photo (photos added later make them enrolled)."""
+        name = person_name(name)
+        if name in self.people():
+            raise GalleryError(f"{name!r} is already in the gallery")
+        self.info[WAITING] = [*self.waiting, name]
+        return name
+
+    def _unwait(self, names: Sequence[str]) -> bool:
+        left = [n for n in self.waiting if n not in set(names)]
+        if len(left) == len(self.waiting):
+            return False
+        if left:
+            self.info[WAITING] = left
+        else:
+            self.info.pop(WAITING, None)
+        return True
+
     def remove(self, name: str) -> int:
         """Remove identity ``name`` and all its embeddings; returns how many were removed."""
+        if name not in self.names and self._unwait([name]):
+            return 0
         if name not in self.names:
             known = ", ".join(self.names[:10]) + (" ..." if len(self.names) > 10 else "")
             raise GalleryError(f"{name!r} is not in the gallery (known: {known or 'none'})")
@@ -264,6 +297,8 @@ class Gallery:
     # its row's source (the file path, or ``upload:<content hash>...``).
     def photos_of(self, name: str) -> list[tuple[str, str]]:
         """``(photo_id, source)`` of each enrolled photo of ``name``, in enrolment order."""
+        if name in self.waiting:
+            return []
         label = self._label(name)
         return [(photo_id(s), s) for s, lab in zip(self.sources, self.labels, strict=True)
                 if lab == label]
@@ -294,15 +329,27 @@ class Gallery:
 
     def rename(self, old: str, new: str) -> None:
         """Call ``old`` ``new`` (who must not be enrolled; :meth:`merge` joins two people)."""
-        label = self._label(old)
         new = person_name(new)  # one spelling, as add() stores names
-        if new in self.names:
+        if new in self.people():
             raise GalleryError(f"{new!r} is already in the gallery (merge instead)")
-        self.names[label] = new
+        if old in self.waiting:
+            self.info[WAITING] = [new if n == old else n for n in self.waiting]
+            return
+        self.names[self._label(old)] = new
 
     def merge(self, src: str, dst: str) -> int:
         """Move every photo of ``src`` to ``dst`` (both enrolled) and drop ``src``; returns
-        how many photos moved."""
+        how many photos moved. Either may be without photos yet."""
+        if src == dst:
+            raise GalleryError(f"cannot merge {src!r} into itself")
+        if src in self.waiting and dst in self.people():
+            self._unwait([src])
+            return 0
+        if dst in self.waiting:
+            self._label(src)
+            self._unwait([dst])
+            self.names[self._label(src)] = dst
+            return int((self.labels == self._label(dst)).sum())
         a, b = self._label(src), self._label(dst)
         if a == b:
             raise GalleryError(f"cannot merge {src!r} into itself")

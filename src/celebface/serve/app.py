@@ -440,6 +440,14 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
         `merge` is true, which moves every photo of `name` to them."""
         return await service.run(service.rename, name, change.name, change.merge)
 
+    @v1.post("/people", response_model=schemas.Person, status_code=201,
+             summary="Add a person without photos", dependencies=[admin],
+             responses=errors(400, 401, 403, 409, 503))
+    async def add_person(body: schemas.PersonIn) -> dict[str, Any]:
+        """Add a person with no photo yet (CompreFace's subject): listed with 0 photos, never
+        matched until photos are added to them."""
+        return await service.run(service.add_person, body.name)
+
     @v1.delete("/people", response_model=schemas.RemoveAllOut, summary="Remove everyone",
                dependencies=[admin], responses=errors(400, 401, 403, 409, 503))
     async def remove_all() -> dict[str, Any]:

@@ -181,6 +181,10 @@ class RecognizeEmbeddingsOut(Status):
     results: list[EmbeddingMatch]
 
 
+class PersonIn(BaseModel):
+    name: str = Field(description="the new person's name (key)")
+
+
 class RenameIn(BaseModel):
     name: str = Field(description="the new name (key)")
     merge: bool = Field(False, description="when the new name is enrolled: move every photo "

@@ -452,6 +452,8 @@ class FaceService:
         q = query.strip().casefold()
         found = [{"name": n, "label": display_name(n), "photos": c}
                  for n, c in self.gallery.counts().items()]
+        found += [{"name": n, "label": display_name(n), "photos": 0}
+                  for n in self.gallery.waiting]
         return [p for p in found if q in p["name"].casefold() or q in p["label"].casefold()]
 
     def _check_editable(self) -> None:
@@ -570,7 +572,7 @@ class FaceService:
 
     def _known(self, name: str) -> str:
         name = self.valid_name(name)
-        if name not in self.gallery.names:
+        if name not in self.gallery.people():
             raise RequestError(f"{name!r} is not in the gallery", 404, "no_such_person")
         return name
 
@@ -621,10 +623,10 @@ class FaceService:
 
         def taken(gallery: Gallery) -> str | None:
             """Who (another person) already has ``new``'s name or its shown name."""
-            if new in gallery.names:
+            if new in gallery.people():
                 return new
             shown = display_name(new).casefold()
-            return next((n for n in gallery.names
+            return next((n for n in gallery.people()
                          if n != name and display_name(n).casefold() == shown), None)
 
         def refuse(other: str) -> RequestError:
@@ -650,14 +652,30 @@ class FaceService:
         new, merged, moved = self._edit(change)
         return {"name": new, "label": display_name(new), "from": name,
                 "from_label": display_name(name), "merged": merged, "moved": moved,
-                "photos": self.gallery.counts()[new], **self.status()}
+                "photos": self.gallery.counts().get(new, 0), **self.status()}
 
     # ------------------------------------------------------------ CompreFace's other calls
+    def add_person(self, name: str) -> dict[str, Any]:
+        """Add ``name`` without a photo (listed with 0 photos; named once photos are added)."""
+        name = self.valid_name(name)
+
+        def add(gallery: Gallery) -> str:
+            shown = display_name(name).casefold()
+            if name in gallery.people() or any(display_name(n).casefold() == shown
+                                               for n in gallery.people()):
+                raise RequestError(f"{name!r} is already in the gallery", 409, "name_taken")
+            return gallery.add_person(name)
+
+        name = self._edit(add)
+        return {"name": name, "label": display_name(name), "photos": 0}
+
     def remove_all(self) -> dict[str, Any]:
         """Delete everyone (the gallery stays, empty)."""
         def drop(gallery: Gallery) -> tuple[int, int]:
-            people, rows = len(gallery.names), len(gallery)
+            people, rows = len(gallery.people()), len(gallery)
             gallery.keep_sources(set())
+            for name in gallery.waiting:
+                gallery.remove(name)
             mark_changed(gallery, bool(rows))
             return people, rows
 
