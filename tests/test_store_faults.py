@@ -353,6 +353,7 @@ def test_7_damaged_vector_row_keeps_the_loaded_gallery(store: str,
         assert sum("damaged" in m for m in caplog.messages) == 1  # logged once, not per request
         edit = c.post("/v1/people/c/photos", content=photo(BLUE))
         assert edit.status_code == 409 and edit.json()["code"] == "gallery_refused"
+        assert "damaged" in edit.text and "127.0.0.1" not in edit.text  # no host, port, db
 
 
 def test_7_deeply_nested_json_is_a_400(tmp_path: Path) -> None:

@@ -486,8 +486,11 @@ class FaceService:
                 log.error("%s", exc)
                 raise RequestError(STORE_UNAVAILABLE, 503, "store_unavailable",
                                    {"Retry-After": "5"}) from None
-            except GalleryError as exc:
-                raise RequestError(str(exc), 409, "gallery_refused") from None
+            except GalleryError as exc:  # told without where the store is (a database's
+                # user, host and port, a server path): the log has that
+                log.warning("%s", exc)
+                text = str(exc).replace(self.store.location, "the gallery")
+                raise RequestError(text, 409, "gallery_refused") from None
             except OSError as exc:  # a full disk, a read-only gallery: nothing was committed
                 log.error("%s: the edit could not be saved: %s", self.store.location, exc)
                 raise RequestError("the gallery could not be saved (no space left, or "
