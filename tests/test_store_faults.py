@@ -196,7 +196,8 @@ def _hold_lock(store: str) -> tuple[threading.Event, threading.Thread]:
 def test_3_a_held_lock_gives_a_bounded_answer_and_nothing_late(store: str) -> None:
     enrolled(store, {"a": RED})
     before = open_store(store).version()
-    with client(store, edit_timeout=1.0) as c:
+    with client(store) as c:
+        c.app.state.service.config.edit_timeout = 1.0  # --edit-timeout 1
         release, holder = _hold_lock(store)
         answers: list = []
         edit = threading.Thread(target=lambda: answers.append(
