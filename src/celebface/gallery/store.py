@@ -184,7 +184,7 @@ class Gallery:
         h.update(np.ascontiguousarray(self.labels, "<i4").tobytes())
         h.update(json.dumps([self.names, self.sources, self.embedder, self.thresholds,
                              self.calibration, self.info], sort_keys=True, default=str
-                            ).encode("utf-8"))
+                            ).encode("utf-8", "surrogatepass"))  # names of non-UTF-8 bytes
         return h.hexdigest()
 
     # ----------------------------------------------------------------- edits
@@ -507,8 +507,9 @@ PHOTO_ID = re.compile(r"[0-9a-f]{16}")
 
 
 def photo_id(source: str) -> str:
-    """The id of a gallery row's photo: a short hash of its source."""
-    return sha256_bytes(source.encode("utf-8"))[:16]
+    """The id of a gallery row's photo: a short hash of its source (a path of non-UTF-8
+    bytes too)."""
+    return sha256_bytes(source.encode("utf-8", "surrogatepass"))[:16]
 
 
 def is_gallery(path: str | Path) -> bool:
