@@ -129,3 +129,13 @@ def test_sigterm_stops_the_server_at_once(five_celeb: Path, tmp_path: Path) -> N
             proc.kill()
     assert code == 128 + signal.SIGTERM and "stopped by SIGTERM" in log.read_text()
     assert took < 2.0, f"{took:.2f} s"
+
+
+def test_adding_photos_under_another_persons_shown_name_is_refused(tmp_path: Path) -> None:
+    """"Ben Afflek" when ``ben_afflek`` is shown so: 409 naming him (no second card)."""
+    with client(str(tmp_path / "g")) as c:
+        assert c.post("/v1/people/ben_afflek/photos", content=photo(RED)).status_code == 200
+        r = c.post("/v1/people/Ben Afflek/photos", content=photo(GREEN))
+        assert r.status_code == 409 and "ben_afflek" in r.json()["detail"]
+        assert c.post("/v1/people/ben_afflek/photos", content=photo(GREEN)).status_code == 200
+        assert c.get("/v1/people").json()["total"] == 1

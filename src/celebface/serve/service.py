@@ -539,6 +539,10 @@ class FaceService:
                  for img, face, source in zip(images, faces, sources, strict=True)}
 
         def add(gallery: Gallery) -> int:
+            other = holder_of(gallery, name)
+            if other not in (None, name):  # one card per shown name
+                raise RequestError(f"{display_name(name)!r} is the name of {other!r}: add the "
+                                   f"photos to {other!r}", 409, "name_taken")
             if gallery.embedder and len(gallery) and not gallery.spec.same_vectors(spec):
                 raise GalleryError(f"the gallery's embedder is {gallery.spec.describe()}, "
                                    f"this server's {spec.describe()}: its photos cannot be "
@@ -626,11 +630,7 @@ class FaceService:
 
         def taken(gallery: Gallery) -> str | None:
             """Who (another person) already has ``new``'s name or its shown name."""
-            if new in gallery.people():
-                return new
-            shown = display_name(new).casefold()
-            return next((n for n in gallery.people()
-                         if n != name and display_name(n).casefold() == shown), None)
+            return holder_of(gallery, new, besides=name)
 
         def refuse(other: str) -> RequestError:
             who = repr(new) if other == new else f"{display_name(new)!r} (as {other!r})"
@@ -663,9 +663,7 @@ class FaceService:
         name = self.valid_name(name)
 
         def add(gallery: Gallery) -> str:
-            shown = display_name(name).casefold()
-            if name in gallery.people() or any(display_name(n).casefold() == shown
-                                               for n in gallery.people()):
+            if holder_of(gallery, name) is not None:
                 raise RequestError(f"{name!r} is already in the gallery", 409, "name_taken")
             return gallery.add_person(name)
 
@@ -777,6 +775,16 @@ class FaceService:
             return check_name(name)
         except ValueError as exc:
             raise RequestError(str(exc), code="invalid_name") from None
+
+
+def holder_of(gallery: Gallery, name: str, besides: str | None = None) -> str | None:
+    """Who in ``gallery`` (other than ``besides``) has ``name``, or is shown under its shown
+    name (``ben_afflek`` for "Ben Afflek"): one card per shown name. None: nobody."""
+    if name in gallery.people() and name != besides:
+        return name
+    shown = display_name(name).casefold()
+    return next((n for n in gallery.people()
+                 if n != besides and display_name(n).casefold() == shown), None)
 
 
 def _edited(method: Callable[..., T], *args: Any) -> T:
