@@ -183,10 +183,12 @@ def test_enrol_by_cli_and_service_store_the_same_vectors(setup: dict[str, Any], 
     assert float(row @ his) > 0.9999 and float(row @ jacket) < 0.9
     # and the people page's picture of him is cut around his face, not the jacket
     from celebface.detection import get_finder
+    from celebface.gallery.store import FolderStore, photo_id
     from celebface.serve.thumbnails import Thumbnails, face_thumbnail
 
-    thumbs = Thumbnails(setup["tmp"] / "thumbs")
-    got = thumbs.get("elton", [str(five_celeb / JACKET)], get_finder(device="cpu"), 1600)
+    thumbs = Thumbnails(FolderStore(setup["tmp"] / "thumbs"))
+    source = str(five_celeb / JACKET)
+    got = thumbs.first([(photo_id(source), source)], get_finder(device="cpu"), 1600)
     assert got == face_thumbnail(img, raw[0])
 
 

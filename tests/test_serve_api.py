@@ -532,7 +532,7 @@ class TestRoutes:
         js = client.get("/docs-static/swagger-ui-bundle.js")
         assert js.status_code == 200 and len(js.content) > 500_000
         assert client.get("/docs-static/swagger-ui.css").status_code == 200
-        assert "redoc.standalone.js" in client.get("/redoc").text
+        assert client.get("/redoc").status_code == 404  # ReDoc fetches its logo from a CDN
 
 
 @pytest.mark.integration

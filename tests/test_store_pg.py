@@ -75,10 +75,10 @@ def test_round_trip_migrations_and_export_import(pg_url: str, tmp_path: Path,
     assert back.embeddings.tobytes() == h.embeddings.tobytes() and back.names == g.names
     with psycopg.connect(pg_url) as conn:
         rows = conn.execute("SELECT version, name FROM schema_version").fetchall()
-    assert rows == [(1, "001_gallery.sql")]
+    assert rows == [(1, "001_gallery.sql"), (2, "002_thumbnails.sql")]
     open_store(pg_url).load()  # a second client: nothing applied twice
     with psycopg.connect(pg_url) as conn:
-        assert conn.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 2
 
 
 def test_cli_export_import(pg_url: str, tmp_path: Path, rng: np.random.Generator, capsys
@@ -129,9 +129,12 @@ def test_a_writer_killed_mid_write_loses_nothing_committed(pg_url: str) -> None:
         from celebface.gallery.stores import open_store
 
         class SlowSources(list):  # the second save stalls while it streams its rows
+            reads = 0  # (the first read: the edit's check that something changed)
+
             def __iter__(self):
+                SlowSources.reads += 1
                 for i, s in enumerate(list.__iter__(self)):
-                    if i == 1000:
+                    if i == 1000 and SlowSources.reads == 2:
                         print("writing", flush=True)
                         time.sleep(60)
                     yield s
@@ -250,6 +253,22 @@ def test_two_servers_share_one_database(pg_url: str, five_celeb: Path, tmp_path:
                      )["faces"][0]
         best = face["identity"] if face["identity"] != "unknown" else face["runner_up"]
         assert best == "elton_john", face
+        # the photos added through A show their thumbnails on B, and after B restarts
+        listed = _get(f"{b}/v1/people/elton_john/photos")["photos"]
+        assert len(listed) == 3
+
+        def thumb(base: str, item: dict) -> bytes:
+            with urllib.request.urlopen(base + item["thumbnail"], timeout=60) as r:
+                assert r.headers["Content-Type"] == "image/jpeg"
+                return r.read()
+
+        shown = [thumb(a, item) for item in listed]
+        assert [thumb(b, item) for item in listed] == shown
+        procs[1].terminate()
+        procs[1].wait(30)
+        procs[1] = _serve(pg_url, ports[1], tmp_path / "server1-again.log")
+        _wait_up(b, procs[1], tmp_path / "server1-again.log")
+        assert [thumb(b, item) for item in listed] == shown
         # and a removal through B reaches A
         with urllib.request.urlopen(urllib.request.Request(
                 f"{b}/v1/people/elton_john", method="DELETE"), timeout=60) as r:

@@ -51,7 +51,7 @@ def test_video_page_shows_the_timeline_and_seeks(tmp_path: Path, rng: np.random.
             page.set_input_files("#video-file", str(clip))
             page.wait_for_selector(".timeline .span", timeout=60_000)
             assert page.eval_on_selector_all(".timeline .who", "els => els.map(e => e.textContent)"
-                                             ) == ["red", "unknown-1", "blue"]
+                                             ) == ["Red", "unknown-1", "Blue"]  # as shown
             assert "3 appearance(s) in 40 frames" in page.inner_text("#status")
             # the thumbnails load (through the API)
             page.wait_for_function("() => [...document.querySelectorAll('#appearances img')]"

@@ -16,7 +16,9 @@ def store_or_folder(store: str | None, folder: str | None, flag: str) -> str:
         raise CLIError(f"give {flag} or --store URL, not both")
     if store is not None:
         if not is_store_url(store):
-            raise CLIError(f"--store {store!r}: not a postgresql:// URL")
+            from celebface.gallery.store import redact
+
+            raise CLIError(f"--store {redact(store)!r}: not a postgresql:// URL")
         return store
     if folder is None:
         raise CLIError(f"give {flag} (a folder) or --store URL (a database)")
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_dir(args.target, [] if is_store_url(args.source) else [args.source],
                          flag=args.action.upper(), own="gallery.json")
     gallery = copy_gallery(args.source, args.target, replace=args.replace)
-    from celebface.gallery.pg import redact
+    from celebface.gallery.store import redact
 
     print(f"gallery {args.action}: {len(gallery.names)} people, {len(gallery)} faces from "
           f"{redact(args.source)} to {redact(args.target)}")

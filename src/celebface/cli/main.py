@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -97,6 +98,18 @@ def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose, args.quiet)
+    code = _run(args)
+    if argv is None and getattr(args, "_exit_at_once", False):
+        # a server is done once it returns (requests finished, workers drained): the models'
+        # native libraries would take seconds to tear down, so the process ends now
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         with _finalise_on_signals():
             if getattr(args, "_torch_threads", False):

@@ -31,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "otherwise (another address needs a key, or --insecure); with keys every /v1 call and "
         "/metrics must send one. The gallery is created by the first enrolment if missing."
     )
+    p.set_defaults(_exit_at_once=True)  # SIGTERM: out in well under 2 s
     p.add_argument("gallery", metavar="GALLERY", nargs="?",
                    help="gallery folder (celebface enroll)")
     add_option(p, ServeConfig, "store", metavar="URL",
@@ -64,6 +65,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                help=f"inference threads (default: the cores, {default_workers()} here)")
     add_option(p, ServeConfig, "queue", metavar="N", type=t.int_range(0, MAX_QUEUE),
                help="requests that may wait for a worker; more get 503 (default %(default)s)")
+    add_option(p, ServeConfig, "edit_timeout", metavar="S", type=t.float_range(0.1, 3600),
+               help="seconds a gallery edit waits for another writer's lock; then 503 and "
+               "nothing applied (default %(default)g; keep it below the clients' timeout)")
+    add_option(p, ServeConfig, "max_videos", metavar="N", type=t.int_range(1, 1000),
+               help="video jobs queued or running at once; more uploads get 503 "
+               "(default %(default)s)")
     add_option(p, ServeConfig, "torch_threads", "--threads", metavar="N",
                type=t.int_range(0, 256), help="torch threads (default: cores // workers)")
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",

@@ -14,11 +14,11 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
@@ -27,7 +27,10 @@ from celebface.gallery.store import (
     GalleryError,
     GalleryStore,
     MissingGalleryError,
+    StoreBusyError,
     StoreUnavailableError,
+    photo_id,
+    redact,
 )
 
 log = logging.getLogger(__name__)
@@ -48,13 +51,13 @@ def migrations() -> list[tuple[int, str, str]]:
     return found
 
 
-def redact(url: str) -> str:
-    """``url`` without its password (for messages and logs)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+def password_of(url: str) -> str | None:
+    """The password a connection URL carries (userinfo or ``?password=``), else None."""
+    try:
+        parts = urlsplit(url)
+        return parts.password or (parse_qs(parts.query).get("password") or [None])[0]
+    except ValueError:  # a URL urlsplit cannot read (postgresql://[bad): no password found
+        return None
 
 
 class PgStore(GalleryStore):
@@ -67,10 +70,12 @@ class PgStore(GalleryStore):
             raise GalleryError(f"a PostgreSQL gallery needs psycopg ({exc}); "
                                "pip install 'psycopg[binary]'") from None
         try:
-            self.url, self.location = url, redact(url)
+            self.url = url
+            self._secret = password_of(url)
+            self.location = self._redact(url)
         except ValueError as exc:  # e.g. postgresql://[bad: "Invalid IPv6 URL"
-            raise GalleryError(f"the store URL is not a valid postgresql:// URL ({exc})"
-                               ) from None
+            raise GalleryError("the store URL is not a valid postgresql:// URL "
+                               f"({redact(str(exc))})") from None
         self.connect_timeout = connect_timeout
         self._held = threading.local()  # the connection holding the write lock, per thread
         self._shared: Any = None  # for reads outside a lock, one at a time
@@ -85,7 +90,7 @@ class PgStore(GalleryStore):
             conn = psycopg.connect(self.url, autocommit=True,
                                    connect_timeout=self.connect_timeout)
         except psycopg.Error as exc:
-            raise StoreUnavailableError(f"{self.location}: cannot connect: {_reason(exc)}"
+            raise StoreUnavailableError(f"{self.location}: cannot connect: {self._reason(exc)}"
                                         ) from None
         if not self._migrated:
             try:
@@ -114,7 +119,14 @@ class PgStore(GalleryStore):
             except psycopg.OperationalError as exc:  # connection lost: reconnect next time
                 self._shared.close()
                 self._shared = None
-                raise StoreUnavailableError(f"{self.location}: {_reason(exc)}") from None
+                raise StoreUnavailableError(f"{self.location}: {self._reason(exc)}") from None
+
+    def _redact(self, text: str) -> str:
+        return redact(text, self._secret)
+
+    def _reason(self, exc: BaseException) -> str:
+        """:func:`first_line` of a driver error, without the password."""
+        return self._redact(first_line(exc))
 
     def close(self) -> None:
         with self._shared_lock:
@@ -132,7 +144,10 @@ class PgStore(GalleryStore):
         return None if row is None else int(row[0])
 
     @contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self, timeout: float | None = None) -> Iterator[None]:
+        """The writers' advisory lock, waited for at most ``timeout`` seconds (then
+        :class:`StoreBusyError`); with a timeout every statement of the edit is bounded by
+        it too, so a stalled database rolls the edit back instead of applying it late."""
         if getattr(self._held, "conn", None) is not None:  # re-entrant
             yield
             return
@@ -140,14 +155,25 @@ class PgStore(GalleryStore):
 
         conn = self._connect()
         try:
+            if timeout is not None:
+                ms = max(1, round(timeout * 1000))
+                conn.execute(f"SET lock_timeout = {ms}")
+                conn.execute(f"SET statement_timeout = {ms}")
             if not conn.execute("SELECT pg_try_advisory_lock(%s)", (WRITE_LOCK,)).fetchone()[0]:
                 log.warning("gallery %s is being updated by another writer: waiting for it",
                             self.location)
-                conn.execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK,))
+                try:
+                    conn.execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK,))
+                except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled):
+                    raise StoreBusyError(f"{self.location} is being updated by another writer "
+                                         f"(waited {timeout:g} s)") from None
             self._held.conn = conn
             yield
+        except psycopg.errors.QueryCanceled as exc:  # the edit ran past the timeout
+            raise StoreBusyError(f"{self.location}: the edit took too long and was rolled back "
+                                 f"({self._reason(exc)})") from None
         except psycopg.OperationalError as exc:  # the server went away mid-edit
-            raise StoreUnavailableError(f"{self.location}: {_reason(exc)}") from None
+            raise StoreUnavailableError(f"{self.location}: {self._reason(exc)}") from None
         finally:
             self._held.conn = None
             conn.close()  # ends the session: the advisory lock goes with it
@@ -163,9 +189,11 @@ class PgStore(GalleryStore):
             rows = conn.execute("SELECT person, source, vector FROM photos "
                                 "ORDER BY position").fetchall()
         dim, embedder, thresholds, calibration, info = head
+        bad = [i for i, r in enumerate(rows) if len(bytes(r[2])) != 4 * dim]
+        if bad:
+            raise GalleryError(f"{self.location}: {len(bad)} stored vector(s) are not {dim}-d "
+                               f"(damaged; photo row {bad[0]}, source {rows[bad[0]][1]!r})")
         vectors = np.frombuffer(b"".join(bytes(r[2]) for r in rows), dtype="<f4")
-        if vectors.size != len(rows) * dim:
-            raise GalleryError(f"{self.location}: stored vectors are not {dim}-d (damaged)")
         return Gallery(
             names=names,
             embeddings=vectors.reshape(len(rows), dim).astype(np.float32),
@@ -202,11 +230,31 @@ class PgStore(GalleryStore):
                 "embedder = EXCLUDED.embedder, thresholds = EXCLUDED.thresholds, "
                 "calibration = EXCLUDED.calibration, info = EXCLUDED.info, updated_at = now()",
                 meta)
+            # thumbnails of photos no longer in the gallery go
+            conn.execute("DELETE FROM thumbnails WHERE NOT (photo = ANY(%s))",
+                         (sorted({photo_id(s) for s in gallery.sources}),))
         log.debug("saved gallery %s: %d identities, %d embeddings", self.location,
                   len(gallery.names), len(gallery))
 
 
-def _reason(exc: BaseException) -> str:
+    def thumbnails(self, ids: Sequence[str]) -> dict[str, bytes]:
+        if not ids:
+            return {}
+        with self._conn() as conn:
+            rows = conn.execute("SELECT photo, jpeg FROM thumbnails WHERE photo = ANY(%s)",
+                                (list(ids),)).fetchall()
+        return {r[0]: bytes(r[1]) for r in rows}
+
+    def put_thumbnails(self, jpegs: dict[str, bytes]) -> None:
+        if not jpegs:
+            return
+        with self._conn() as conn, conn.transaction():
+            conn.cursor().executemany(
+                "INSERT INTO thumbnails (photo, jpeg) VALUES (%s, %s) ON CONFLICT (photo) "
+                "DO UPDATE SET jpeg = EXCLUDED.jpeg", list(jpegs.items()))
+
+
+def first_line(exc: BaseException) -> str:
     """The first line of a driver error (the rest is context for a log, not a message)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -233,7 +281,8 @@ def migrate(conn: Any, location: str) -> int:
                 except (psycopg.errors.DuplicateTable, psycopg.errors.DuplicateObject) as exc:
                     raise GalleryError(
                         f"{location}: the database already holds tables of another "
-                        f"application ({_reason(exc)}); give celebface a database of its own"
+                        f"application ({redact(first_line(exc))}); give celebface a database "
+                        "of its own"
                     ) from None
                 conn.execute("INSERT INTO schema_version (version, name) VALUES (%s, %s)",
                              (number, name))

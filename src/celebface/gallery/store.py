@@ -24,13 +24,15 @@ changes.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
 import os
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,6 +43,7 @@ from celebface.errors import CelebfaceError
 from celebface.gallery.defaults import default_threshold
 from celebface.io import atomic_write_bytes, atomic_write_json, folder_lock
 from celebface.io.checksum import checksum_matches, sha256_bytes
+from celebface.io.paths import LockTimeoutError
 from celebface.recognition.base import l2_normalize
 from celebface.recognition.spec import EmbedderSpec
 from celebface.types import person_name
@@ -51,6 +54,8 @@ FORMAT = "celebface-gallery"
 FORMAT_VERSION = 1
 MANIFEST = "gallery.json"
 AVERAGES = "average_embeddings.json"
+#: ``info`` key: people added without a photo yet (listed, renamed, removed; never matched)
+WAITING = "people_without_photos"
 
 T = TypeVar("T")
 
@@ -61,6 +66,10 @@ class GalleryError(CelebfaceError, ValueError):
 
 class StoreUnavailableError(GalleryError):
     """The gallery's store cannot be reached now (a database down or refusing connections)."""
+
+
+class StoreBusyError(GalleryError):
+    """Another writer held the gallery's lock longer than an edit may wait for it."""
 
 
 class MissingGalleryError(CelebfaceError, FileNotFoundError):
@@ -167,6 +176,17 @@ class Gallery:
             return 0.0
         return float(self.calibration.get(method, {}).get("gap_weight", 0.0))
 
+    def fingerprint(self) -> str:
+        """A hash of everything a save writes (vectors, labels, names, sources, embedder,
+        thresholds, calibration, info): equal before and after an edit that changed nothing."""
+        h = hashlib.sha256()
+        h.update(np.ascontiguousarray(self.embeddings, "<f4").tobytes())
+        h.update(np.ascontiguousarray(self.labels, "<i4").tobytes())
+        h.update(json.dumps([self.names, self.sources, self.embedder, self.thresholds,
+                             self.calibration, self.info], sort_keys=True, default=str
+                            ).encode("utf-8", "surrogatepass"))  # names of non-UTF-8 bytes
+        return h.hexdigest()
+
     # ----------------------------------------------------------------- edits
     def add(
         self, embeddings: np.ndarray, identities: Sequence[str], sources: Sequence[str]
@@ -182,6 +202,7 @@ class Gallery:
         if not len(identities):
             return 0
         identities = [person_name(n) for n in identities]  # one spelling per person
+        self._unwait(identities)
         emb = np.asarray(embeddings, dtype=np.float32).reshape(len(identities), -1)
         if self.dim and emb.shape[1] != self.dim:
             raise GalleryError(
@@ -205,8 +226,38 @@ class Gallery:
         self._centroids = None
         return len(emb)
 
+    # ----------------------------------------------------------------- people without photos
+    @property
+    def waiting(self) -> list[str]:
+        """People added without a photo (CompreFace's empty subjects): listed, not matched."""
+        return list(self.info.get(WAITING) or [])
+
+    def people(self) -> list[str]:
+        """Everyone: the enrolled, then those without a photo yet."""
+        return [*self.names, *self.waiting]
+
+    def add_person(self, name: str) -> str:
+        """Add ``name`` without a photo (photos added later make them enrolled)."""
+        name = person_name(name)
+        if name in self.people():
+            raise GalleryError(f"{name!r} is already in the gallery")
+        self.info[WAITING] = [*self.waiting, name]
+        return name
+
+    def _unwait(self, names: Sequence[str]) -> bool:
+        left = [n for n in self.waiting if n not in set(names)]
+        if len(left) == len(self.waiting):
+            return False
+        if left:
+            self.info[WAITING] = left
+        else:
+            self.info.pop(WAITING, None)
+        return True
+
     def remove(self, name: str) -> int:
         """Remove identity ``name`` and all its embeddings; returns how many were removed."""
+        if name not in self.names and self._unwait([name]):
+            return 0
         if name not in self.names:
             known = ", ".join(self.names[:10]) + (" ..." if len(self.names) > 10 else "")
             raise GalleryError(f"{name!r} is not in the gallery (known: {known or 'none'})")
@@ -246,6 +297,8 @@ class Gallery:
     # its row's source (the file path, or ``upload:<content hash>...``).
     def photos_of(self, name: str) -> list[tuple[str, str]]:
         """``(photo_id, source)`` of each enrolled photo of ``name``, in enrolment order."""
+        if name in self.waiting:
+            return []
         label = self._label(name)
         return [(photo_id(s), s) for s, lab in zip(self.sources, self.labels, strict=True)
                 if lab == label]
@@ -262,17 +315,41 @@ class Gallery:
         self._drop_empty()
         return int(drop.sum())
 
+    def remove_photos(self, photos: set[str]) -> int:
+        """Remove every row whose photo id is in ``photos``, whoever it belongs to (and the
+        people left without a photo); returns how many rows were removed."""
+        drop = np.array([photo_id(s) in photos for s in self.sources], bool)
+        self._keep(~drop)
+        self._drop_empty()
+        return int(drop.sum())
+
+    def rows_of_photo(self, photo: str) -> np.ndarray:
+        """The embeddings (rows) of photo id ``photo`` (one per person it is enrolled for)."""
+        return self.embeddings[[photo_id(s) == photo for s in self.sources]]
+
     def rename(self, old: str, new: str) -> None:
         """Call ``old`` ``new`` (who must not be enrolled; :meth:`merge` joins two people)."""
-        label = self._label(old)
         new = person_name(new)  # one spelling, as add() stores names
-        if new in self.names:
+        if new in self.people():
             raise GalleryError(f"{new!r} is already in the gallery (merge instead)")
-        self.names[label] = new
+        if old in self.waiting:
+            self.info[WAITING] = [new if n == old else n for n in self.waiting]
+            return
+        self.names[self._label(old)] = new
 
     def merge(self, src: str, dst: str) -> int:
         """Move every photo of ``src`` to ``dst`` (both enrolled) and drop ``src``; returns
-        how many photos moved."""
+        how many photos moved. Either may be without photos yet."""
+        if src == dst:
+            raise GalleryError(f"cannot merge {src!r} into itself")
+        if src in self.waiting and dst in self.people():
+            self._unwait([src])
+            return 0
+        if dst in self.waiting:
+            self._label(src)
+            self._unwait([dst])
+            self.names[self._label(src)] = dst
+            return int((self.labels == self._label(dst)).sum())
         a, b = self._label(src), self._label(dst)
         if a == b:
             raise GalleryError(f"cannot merge {src!r} into itself")
@@ -328,11 +405,17 @@ class Gallery:
         )
         data = buf.getvalue()
         checksum = sha256_bytes(data)
-        atomic_write_bytes(folder / npz_name, data)
         from celebface.gallery.index import write_indexes
 
-        index = write_indexes(folder, self, generation, checksum, (old or {}).get("index"))
-        atomic_write_json(folder / MANIFEST, {**self.manifest(npz_name, checksum), "index": index})
+        try:
+            atomic_write_bytes(folder / npz_name, data)
+            index = write_indexes(folder, self, generation, checksum, (old or {}).get("index"))
+            atomic_write_json(folder / MANIFEST,
+                              {**self.manifest(npz_name, checksum), "index": index})
+        except BaseException:  # not committed (a full disk...): no half-written set stays
+            for partial in [folder / npz_name, *folder.glob(f"index-*-{generation:06d}.faiss")]:
+                partial.unlink(missing_ok=True)
+            raise
         # derived from the committed set, so written after the commit point: a crash before it
         # leaves the previous averages beside the previous manifest
         atomic_write_json(folder / AVERAGES, self.average_embeddings(), indent=None)
@@ -419,9 +502,14 @@ def _next_generation(folder: Path, manifest: dict[str, Any] | None) -> int:
     return max(used) + 1
 
 
+#: a photo id as :func:`photo_id` makes it
+PHOTO_ID = re.compile(r"[0-9a-f]{16}")
+
+
 def photo_id(source: str) -> str:
-    """The id of a gallery row's photo: a short hash of its source."""
-    return sha256_bytes(source.encode("utf-8"))[:16]
+    """The id of a gallery row's photo: a short hash of its source (a path of non-UTF-8
+    bytes too)."""
+    return sha256_bytes(source.encode("utf-8", "surrogatepass"))[:16]
 
 
 def is_gallery(path: str | Path) -> bool:
@@ -446,7 +534,13 @@ class GalleryStore(ABC):
     take the store's lock, re-read the gallery, apply the change, save it, release the lock.
     :meth:`save` writes a whole :class:`Gallery` (whatever its methods changed) as one commit;
     call it under :meth:`lock` (the lock is re-entrant in one thread, so a long edit may save
-    checkpoints).
+    checkpoints). :meth:`lock` waits at most ``timeout`` seconds when it is given, then raises
+    :class:`StoreBusyError`.
+
+    Each photo (by :func:`photo_id`) may have a thumbnail (a small JPEG) kept in the store
+    itself, so every server of the store shows it: :meth:`thumbnails` reads them,
+    :meth:`put_thumbnails` writes them (call it under the lock for photos not saved yet; a
+    save drops the thumbnails of photos no longer in the gallery).
     """
 
     #: where the gallery is, for messages (no password)
@@ -462,10 +556,18 @@ class GalleryStore(ABC):
     def load(self) -> Gallery: ...
 
     @abstractmethod
-    def lock(self) -> AbstractContextManager[None]: ...
+    def lock(self, timeout: float | None = None) -> AbstractContextManager[None]: ...
 
     @abstractmethod
     def save(self, gallery: Gallery) -> None: ...
+
+    @abstractmethod
+    def thumbnails(self, ids: Sequence[str]) -> dict[str, bytes]:
+        """The stored thumbnail of each photo id in ``ids`` that has one."""
+
+    @abstractmethod
+    def put_thumbnails(self, jpegs: dict[str, bytes]) -> None:
+        """Store a thumbnail for each photo id (replacing an older one)."""
 
     def cache_dir(self) -> Path | None:
         """Where enrolment caches its vectors by default (None: no default)."""
@@ -478,21 +580,28 @@ class GalleryStore(ABC):
         return (self.load() if stamp is not None else None), stamp
 
     def edit(
-        self, change: Callable[[Gallery], T], create: Callable[[], Gallery] | None = None
+        self, change: Callable[[Gallery], T], create: Callable[[], Gallery] | None = None,
+        timeout: float | None = None,
     ) -> tuple[T, Gallery, Hashable | None]:
-        """Lock, re-read, ``change(gallery)``, save, unlock; returns ``change``'s result, the
-        saved gallery and its version stamp. ``create`` makes the gallery when the store has
-        none yet (without it that is a :class:`MissingGalleryError`). When ``change`` raises,
-        nothing is written."""
-        with self.lock():
+        """Lock (waiting at most ``timeout`` seconds for another writer), re-read,
+        ``change(gallery)``, save, unlock; returns ``change``'s result, the saved gallery and
+        its version stamp. ``create`` makes the gallery when the store has none yet (without
+        it that is a :class:`MissingGalleryError`). When ``change`` raises, or changes nothing,
+        nothing is written (the version stays, so no other server reloads)."""
+        with self.lock(timeout):
+            before = None
             if self.exists():
                 gallery = self.load()
+                before = gallery.fingerprint()
             elif create is not None:
                 gallery = create()
             else:
                 raise MissingGalleryError(f"{self.location}: no gallery to edit")
             result = change(gallery)
-            self.save(gallery)
+            if before is not None and gallery.fingerprint() == before:
+                log.debug("%s: the edit changed nothing; nothing written", self.location)
+            else:
+                self.save(gallery)
             return result, gallery, self.version()
 
 
@@ -517,11 +626,49 @@ class FolderStore(GalleryStore):
     def load(self) -> Gallery:
         return Gallery.load(self.folder)
 
-    def lock(self) -> AbstractContextManager[None]:
-        return folder_lock(self.folder, "gallery")
+    @contextmanager
+    def lock(self, timeout: float | None = None) -> Iterator[None]:
+        try:
+            lock = folder_lock(self.folder, "gallery", timeout)
+            lock.__enter__()
+        except LockTimeoutError as exc:
+            raise StoreBusyError(str(exc)) from None
+        try:
+            yield
+        finally:
+            lock.__exit__(None, None, None)
 
     def save(self, gallery: Gallery) -> None:
-        gallery.save(self.folder)
+        with self.lock():
+            gallery.save(self.folder)
+            keep = {photo_id(s) for s in gallery.sources}
+            for old in self._thumb_dir.glob("*.jpg"):
+                if PHOTO_ID.fullmatch(old.stem) and old.stem not in keep:
+                    old.unlink(missing_ok=True)
+
+    @property
+    def _thumb_dir(self) -> Path:
+        return self.folder / "thumbnails"
+
+    def thumbnails(self, ids: Sequence[str]) -> dict[str, bytes]:
+        found = {}
+        for pid in ids:
+            if not PHOTO_ID.fullmatch(pid):
+                continue
+            # (the second name: where servers before thumbnails lived in the store kept them)
+            legacy = hashlib.sha256(f"\0photo:{pid}".encode()).hexdigest()[:24]
+            for name in (pid, legacy):
+                try:
+                    found[pid] = (self._thumb_dir / f"{name}.jpg").read_bytes()
+                    break
+                except OSError:
+                    continue
+        return found
+
+    def put_thumbnails(self, jpegs: dict[str, bytes]) -> None:
+        for pid, jpeg in jpegs.items():
+            if PHOTO_ID.fullmatch(pid):
+                atomic_write_bytes(self._thumb_dir / f"{pid}.jpg", jpeg)
 
     def cache_dir(self) -> Path | None:
         return self.folder / ".cache"
@@ -530,3 +677,19 @@ class FolderStore(GalleryStore):
 def is_store_url(location: object) -> bool:
     """Whether ``location`` names a database rather than a folder."""
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+_USERINFO_PASSWORD = re.compile(r"(://[^:/?#@\s]*):[^@\s]*@")
+_PASSWORD_PARAM = re.compile(r"""(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|"[^"]*"|[^\s&;,]*)""",
+                             re.IGNORECASE)
+
+
+def redact(text: str, secret: str | None = None) -> str:
+    """``text`` with every database password replaced by ``***``: a URL's userinfo password
+    (``postgresql://u:PW@h/db``), ``?password=PW`` and key=value DSNs (``password=PW``,
+    quoted or not), and ``secret`` wherever it appears; for messages, logs and replies."""
+    text = _USERINFO_PASSWORD.sub(r"\1:***@", str(text))
+    text = _PASSWORD_PARAM.sub(r"\1***", text)
+    if secret:
+        text = text.replace(secret, "***")
+    return text

@@ -15,6 +15,7 @@ from celebface.gallery.store import (
     GalleryStore,
     MissingGalleryError,
     is_store_url,
+    photo_id,
 )
 from celebface.types import InvalidNameError, person_name
 
@@ -31,7 +32,8 @@ def open_store(location: str | Path | GalleryStore) -> GalleryStore:
 def copy_gallery(source: str | Path | GalleryStore, target: str | Path | GalleryStore,
                  replace: bool = False) -> Gallery:
     """Copy the gallery at ``source`` into ``target`` (folder <-> database), vectors bit for
-    bit; a gallery already at ``target`` is refused unless ``replace``."""
+    bit, with its photos' thumbnails; a gallery already at ``target`` is refused unless
+    ``replace``."""
     src, dst = open_store(source), open_store(target)
     if not src.exists():
         raise MissingGalleryError(f"{src.location}: no gallery there")
@@ -47,4 +49,5 @@ def copy_gallery(source: str | Path | GalleryStore, target: str | Path | Gallery
             raise GalleryError(f"{dst.location}: already holds a gallery (replace it with "
                                "--replace)")
         dst.save(gallery)
+        dst.put_thumbnails(src.thumbnails(sorted({photo_id(s) for s in gallery.sources})))
     return gallery

@@ -17,6 +17,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -159,14 +160,38 @@ def check_output_file(
                                   "writing there would damage it; choose a file outside")
 
 
+def _wait_flock(fd: int, timeout: float | None, what: str) -> None:
+    """Block until ``fd``'s exclusive ``flock`` is ours; at most ``timeout`` seconds."""
+    if timeout is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise LockTimeoutError(f"{what} is being updated by another writer (waited "
+                                       f"{timeout:g} s)") from None
+            time.sleep(0.05)
+
+
 _HELD: dict[tuple[Path, int], list[int]] = {}  # (lock path, thread) -> [fd, depth]
 _HELD_LOCK = threading.Lock()
 
 
+class LockTimeoutError(CelebfaceError, TimeoutError):
+    """A lock another process held longer than the caller would wait; the message names the
+    folder and how long it waited."""
+
+
 @contextlib.contextmanager
-def folder_lock(folder: str | Path, what: str = "folder") -> Iterator[None]:
+def folder_lock(folder: str | Path, what: str = "folder", timeout: float | None = None
+                ) -> Iterator[None]:
     """An exclusive ``flock`` on ``folder/.celebface.lock`` (the folder is created): other
-    processes (and other threads) wait. Re-entrant: nested calls in one thread share it."""
+    processes (and other threads) wait, at most ``timeout`` seconds when it is given (then
+    :class:`LockTimeoutError`). Re-entrant: nested calls in one thread share it."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     key = (_real(folder / LOCK_FILE), threading.get_ident())
@@ -182,7 +207,7 @@ def folder_lock(folder: str | Path, what: str = "folder") -> Iterator[None]:
             except BlockingIOError:
                 log.warning("%s %s is being updated by another run: waiting for it", what,
                             folder)
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                _wait_flock(fd, timeout, f"{what} {folder}")
         except BaseException:
             os.close(fd)
             raise

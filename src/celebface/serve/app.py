@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
@@ -24,11 +24,18 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from celebface import __version__
+from celebface.gallery.store import StoreUnavailableError
 from celebface.serve import schemas, videos
 from celebface.serve.config import ServeConfig
 from celebface.serve.metrics import Metrics
 from celebface.serve.schemas import errors
-from celebface.serve.service import CODES, FaceService, RequestError, page_of
+from celebface.serve.service import (
+    CODES,
+    STORE_UNAVAILABLE,
+    FaceService,
+    RequestError,
+    page_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +63,8 @@ Plugins = Annotated[str, Query(max_length=100, description="comma-separated face
                                "age, gender, pose (CompreFace's names)")]
 Page = Annotated[int, Query(ge=0, description="page, from 0")]
 Size = Annotated[int, Query(ge=1, le=500, description="items a page")]
+Search = Annotated[str, Query(max_length=200, description="only people whose name holds this "
+                              "(any case)")]
 
 
 def checked_plugins(text: str) -> tuple[str, ...]:
@@ -245,6 +254,8 @@ async def read_photos(request: Request, *groups: Sequence[str], many: bool = Fal
             body = json.loads(await request.body())
         except (ValueError, UnicodeDecodeError):
             raise RequestError("the JSON body is not valid JSON", code="bad_json") from None
+        except RecursionError:
+            raise RequestError("the JSON body is nested too deeply", code="bad_json") from None
         if not isinstance(body, dict):
             raise RequestError(f"send a JSON object with {names}", code="bad_json")
         for group in groups:
@@ -307,6 +318,23 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return _error(exc.status_code, str(exc.detail), None, exc.headers)
+
+    @app.exception_handler(StoreUnavailableError)
+    async def store_unavailable(request: Request, exc: StoreUnavailableError) -> JSONResponse:
+        log.error("%s", exc)  # the reason names the database: for the log, not the client
+        return _error(503, STORE_UNAVAILABLE, "store_unavailable", {"Retry-After": "5"})
+
+    @app.exception_handler(RecursionError)
+    async def too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+        return _error(400, "the request is nested too deeply", "bad_request")
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        # a JSON reply (never a plain-text 500); the traceback goes to the server's log
+        log.error("%s %s failed", request.method, request.url.path,
+                  exc_info=(type(exc), exc, exc.__traceback__))
+        return _error(500, "internal error (the server's log has the details)",
+                      "internal_error")
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -396,8 +424,10 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
 
     @v1.get("/people", response_model=schemas.PeopleOut, summary="Everyone enrolled",
             dependencies=[read], responses=errors(400, 401, 403))
-    async def people(page: Page = 0, size: Size = 100) -> dict[str, Any]:
-        paged = page_of(await service.run(service.people), page, size)  # a fresh gallery
+    async def people(page: Page = 0, size: Size = 100, q: Search = "") -> dict[str, Any]:
+        """Everyone enrolled (key, name to show, photo count), a page at a time; `q` keeps
+        those whose key or shown name holds it."""
+        paged = page_of(await service.run(service.people, q), page, size)  # a fresh gallery
         return {"people": paged.pop("items"), **paged, **service.status()}
 
     @v1.post("/people/{name}/photos", response_model=schemas.EnrollOut, summary="Enrol photos",
@@ -443,6 +473,53 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
         `merge` is true, which moves every photo of `name` to them."""
         return await service.run(service.rename, name, change.name, change.merge)
 
+    @v1.post("/people", response_model=schemas.Person, status_code=201,
+             summary="Add a person without photos", dependencies=[admin],
+             responses=errors(400, 401, 403, 409, 503))
+    async def add_person(body: schemas.PersonIn) -> dict[str, Any]:
+        """Add a person with no photo yet (CompreFace's subject): listed with 0 photos, never
+        matched until photos are added to them."""
+        return await service.run(service.add_person, body.name)
+
+    @v1.delete("/people", response_model=schemas.RemoveAllOut, summary="Remove everyone",
+               dependencies=[admin], responses=errors(400, 401, 403, 409, 503))
+    async def remove_all() -> dict[str, Any]:
+        """Delete every person and photo (CompreFace's "delete all subjects")."""
+        return await service.run(service.remove_all)
+
+    @v1.get("/photos", response_model=schemas.AllPhotosOut, summary="Every enrolled photo",
+            dependencies=[read], responses=errors(400, 401, 403))
+    async def all_photos(page: Page = 0, size: Size = 50) -> dict[str, Any]:
+        """One page of every enrolled photo: id, source name, person, thumbnail address."""
+        return await service.run(service.all_photos, page, size)
+
+    @v1.post("/photos/delete", response_model=schemas.RemovePhotosOut,
+             summary="Remove several photos", dependencies=[admin],
+             responses=errors(400, 401, 403, 409, 503))
+    async def remove_photos(body: schemas.PhotoIdsIn) -> dict[str, Any]:
+        """Remove the photos with these ids, whoever they belong to (a person goes with their
+        last photo); ids that are not in the gallery are listed in `missing`."""
+        return await service.run(service.remove_photos, body.ids)
+
+    @v1.post("/photos/{photo}/verify", response_model=schemas.VerifyPhotoOut,
+             summary="Same person as a stored photo?", dependencies=[read],
+             responses=errors(400, 401, 403, 404, 409, 413, 415, 503),
+             openapi_extra={"requestBody": photo_body(PHOTO)})
+    async def verify_photo(photo: str, request: Request) -> dict[str, Any]:
+        """Whether the largest face of a photo (as `/v1/recognize` reads it) is the person
+        of enrolled photo `photo` (an id), against the same threshold as `/v1/verify`."""
+        [[(label, data)]] = await read_photos(request, PHOTO)
+        return await service.run(service.verify_photo, photo, data, label)
+
+    @v1.post("/recognize/embeddings", response_model=schemas.RecognizeEmbeddingsOut,
+             summary="Name embeddings", dependencies=[read],
+             responses=errors(400, 401, 403, 409, 503))
+    async def recognize_embeddings(body: schemas.EmbeddingsIn) -> dict[str, Any]:
+        """Name face embeddings made by the gallery's embedder (e.g. by `/v1/embed`), as
+        `/v1/recognize` names faces."""
+        return await service.run(service.recognize_embeddings, body.embeddings,
+                                 body.prediction_count)
+
     @v1.delete("/people/{name}", response_model=schemas.RemoveOut, summary="Remove a person",
                dependencies=[admin], responses=errors(400, 401, 403, 404, 409, 503))
     async def remove(name: str) -> dict[str, Any]:
@@ -466,9 +543,10 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
     async def health(key: Key = None, auth: Auth = None) -> dict[str, Any]:
         """`{"status": "ok"}`; the gallery's size and threshold too when keys are off or a
         valid key is sent."""
-        if keys and scope_of(key, auth) is None:
+        scope = scope_of(key, auth) if keys else "admin"
+        if scope is None:
             return {"status": "ok"}
-        return {"status": "ok", **service.status()}
+        return {"status": "ok", "scope": scope, **service.status()}
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics",
              dependencies=[read], responses=errors(400, 401))
@@ -488,9 +566,10 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
 
 
 def _docs(app: FastAPI) -> None:
-    """``/docs`` (Swagger UI) and ``/redoc`` with their files served from the installed
-    ``fastapi-offline`` package (no network needed), and an OpenAPI document without the
-    422 FastAPI adds by default (this API answers bad parameters with 400)."""
+    """``/docs`` (Swagger UI) with its files served from the installed ``fastapi-offline``
+    package (no network needed; there is no ``/redoc``: ReDoc fetches its logo from a CDN),
+    and an OpenAPI document without the 422 FastAPI adds by default (this API answers bad
+    parameters with 400)."""
     from importlib.resources import files
 
     assets = Path(str(files("fastapi_offline") / "static"))
@@ -502,13 +581,6 @@ def _docs(app: FastAPI) -> None:
                                    swagger_js_url="/docs-static/swagger-ui-bundle.js",
                                    swagger_css_url="/docs-static/swagger-ui.css",
                                    swagger_favicon_url="/docs-static/favicon.png")
-
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc() -> HTMLResponse:
-        return get_redoc_html(openapi_url="/openapi.json", title="celebface API",
-                              redoc_js_url="/docs-static/redoc.standalone.js",
-                              redoc_favicon_url="/docs-static/favicon.png",
-                              with_google_fonts=False)
 
     plain = app.openapi
 

@@ -82,6 +82,10 @@ class ServeConfig:
     ``insecure``: allow a non-loopback address without a key.
     ``store``: a gallery store to use instead of the ``gallery`` folder (a ``postgresql://``
     URL: one gallery shared by several servers).
+    ``edit_timeout``: seconds a gallery edit waits for another writer's lock (then 503 with
+    ``Retry-After``, nothing applied); keep it below the clients' request timeout.
+    ``max_videos``: video jobs queued or running at once (more uploads get 503 with
+    ``Retry-After``).
     """
 
     gallery: Path = Path("gallery")
@@ -110,6 +114,8 @@ class ServeConfig:
     insecure: bool = False
     #: where the gallery lives instead of ``gallery``: a ``postgresql://`` URL shared by servers
     store: str | None = None
+    edit_timeout: float = 10.0
+    max_videos: int = 4
 
     def __post_init__(self) -> None:
         self.gallery = Path(self.gallery)
@@ -126,6 +132,8 @@ class ServeConfig:
         validate.positive_int("max_pixels", self.max_pixels)
         validate.positive_int("max_decodes", self.max_decodes)
         validate.positive_int("max_photos", self.max_photos)
+        validate.in_range("edit_timeout", self.edit_timeout, 0.1, 3600.0)
+        validate.in_range("max_videos", self.max_videos, 1, 1000, kind=int)
         validate.image_side("max_side", self.max_side)
         validate.optional(validate.unit_float, "threshold", self.threshold)
         self.api_key = self.api_key or None

@@ -108,9 +108,16 @@ class PhotosOut(Paged):
     photos: list[Photo]
 
 
+class AddedPhoto(BaseModel):
+    id: str = Field(description="the photo's id (for its thumbnail, deleting or verifying)")
+    source: str = Field(description="the file name it was sent with")
+
+
 class EnrollOut(Status):
     name: str
+    label: str = Field(description="the name to show")
     added: int
+    added_photos: list[AddedPhoto] = Field(description="id and file name of each photo added")
     photos: int = Field(description="photos of this person now enrolled")
     skipped: list[dict[str, str]] = Field(
         description="photos not used: photo, reason and code of each")
@@ -118,11 +125,69 @@ class EnrollOut(Status):
 
 class RemoveOut(Status):
     name: str
+    label: str = Field(description="the name to show")
     removed: int
 
 
 class RemovePhotoOut(RemoveOut):
     photos: int = Field(description="photos of this person left (0: the person is gone)")
+
+
+class PersonPhoto(Photo):
+    name: str = Field(description="the person's key")
+    label: str = Field(description="the name to show")
+
+
+class AllPhotosOut(Paged):
+    photos: list[PersonPhoto]
+
+
+class PhotoIdsIn(BaseModel):
+    ids: list[str] = Field(description="photo ids (from a photo list or an add reply)",
+                           max_length=10_000)
+
+
+class RemovePhotosOut(Status):
+    removed: int = Field(description="rows removed (a photo enrolled for two people: two)")
+    missing: list[str] = Field(description="ids that are not in the gallery")
+
+
+class RemoveAllOut(Status):
+    removed_people: int
+    removed: int = Field(description="photos removed")
+
+
+class VerifyPhotoOut(BaseModel):
+    same: bool
+    score: float = Field(description="cosine similarity of the upload's largest face and "
+                                      "the stored photo's face")
+    threshold: float
+    photo: str = Field(description="the stored photo's id")
+    face: FaceOut
+
+
+class EmbeddingsIn(BaseModel):
+    embeddings: list[list[float]] = Field(description="face embeddings of the gallery's "
+                                          "embedder (its dim), e.g. from /v1/embed",
+                                          min_length=1, max_length=1000)
+    prediction_count: int = Field(1, ge=1, le=100, description="best people listed each")
+
+
+class EmbeddingMatch(BaseModel):
+    identity: str = Field(description="the person's key, or 'unknown'")
+    label: str
+    similarity: float
+    runner_up: str | None = None
+    runner_up_similarity: float | None = None
+    predictions: list[Candidate]
+
+
+class RecognizeEmbeddingsOut(Status):
+    results: list[EmbeddingMatch]
+
+
+class PersonIn(BaseModel):
+    name: str = Field(description="the new person's name (key)")
 
 
 class RenameIn(BaseModel):
@@ -133,7 +198,9 @@ class RenameIn(BaseModel):
 
 class RenameOut(Status):
     name: str
+    label: str = Field(description="the new name to show")
     from_: str = Field(alias="from")
+    from_label: str = Field(description="the old name as it was shown")
     merged: bool
     moved: int = Field(description="photos moved (a merge)")
     photos: int
@@ -141,6 +208,8 @@ class RenameOut(Status):
 
 class HealthOut(BaseModel):
     status: str
+    scope: str | None = Field(None, description="what the key sent may do: 'admin' (all; also "
+                              "when keys are off) or 'recognize'")
     identities: int | None = Field(None, description="only with a key when keys are on")
     embeddings: int | None = None
     match: str | None = None
@@ -162,7 +231,9 @@ DESCRIPTIONS = {
          "no same-person threshold)",
     413: "request body, image bytes or image pixels over the server's limits",
     415: "not an image, or a content type this route does not read",
-    503: "the server is busy: its queue is full; retry after `Retry-After` seconds",
+    503: "the server is busy (its queue is full, code `busy`; another edit holds the gallery, "
+         "code `store_busy`): retry after `Retry-After` seconds; or the gallery store is "
+         "unavailable (`store_unavailable`) or could not be written (`store_write_failed`)",
 }
 
 

@@ -21,13 +21,11 @@ import hashlib
 import io
 import logging
 import math
-import tempfile
 import threading
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -39,13 +37,14 @@ from celebface.gallery.faces import build_models
 from celebface.gallery.store import (
     GalleryError,
     GalleryStore,
+    StoreBusyError,
     StoreUnavailableError,
-    is_store_url,
     photo_id,
 )
 from celebface.gallery.stores import open_store
 from celebface.io import ImageReadError, LoadedImage, read_image_bytes
 from celebface.recognition.base import l2_normalize
+from celebface.recognition.spec import EmbedderSpec
 from celebface.recognizer import Recognizer, RecognizerConfig
 from celebface.serve.config import ServeConfig
 from celebface.serve.thumbnails import Thumbnails, face_thumbnail
@@ -55,6 +54,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+
+#: What a client is told when the gallery's store cannot be reached (the reason, which may
+#: name the database's host, user and port, goes to the server's log only).
+STORE_UNAVAILABLE = "the gallery store is unavailable"
 
 #: The stable ``code`` of an error reply by HTTP status, when the error names none itself.
 CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -128,6 +131,10 @@ class FaceService:
     def __init__(self, config: ServeConfig, models: tuple[Any, Any] | None = None):
         self.config = config
         self._models = models
+        self._given_models = models is not None
+        #: the embedder the models make vectors of (None: the one a first enrolment records)
+        self._spec: EmbedderSpec | None = None
+        self._refused: Any = None  # the store's stamp of a gallery this server cannot serve
         self._finder: Any = None
         self.pool: ThreadPoolExecutor | None = None
         self.gallery = Gallery(path=config.gallery)
@@ -142,12 +149,7 @@ class FaceService:
         self.store: GalleryStore = open_store(config.store or config.gallery)
         self._version: Any = None  # the store's stamp of the published gallery
         self._reload_lock = threading.Lock()
-        self._scratch: tempfile.TemporaryDirectory[str] | None = None
-        if is_store_url(config.store):  # a database's server keeps thumbnails locally
-            self._scratch = tempfile.TemporaryDirectory(prefix="celebface-thumbnails-")
-            self.thumbs = Thumbnails(Path(self._scratch.name))
-        else:
-            self.thumbs = Thumbnails(Path(config.store or config.gallery) / "thumbnails")
+        self.thumbs = Thumbnails(self.store)
 
     # ---------------------------------------------------------------- life cycle
     def start(self) -> None:
@@ -169,6 +171,8 @@ class FaceService:
             self._model = load_model(c.model)
         if self._models is None:
             self._models = self._build_models()
+        if self.gallery.embedder:
+            self._spec = self.gallery.spec
         self._use(self.gallery)
         blank = np.full((160, 160, 3), 128, np.uint8)  # warm-up: the first call is slow
         self.finder.find(blank)
@@ -193,9 +197,6 @@ class FaceService:
         if self.pool is not None:
             self.pool.shutdown(wait=True)
             self.pool = None
-        if self._scratch is not None:
-            self._scratch.cleanup()
-            self._scratch = None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` in the worker pool. The pool's queue is bounded: with
@@ -231,8 +232,10 @@ class FaceService:
     def refresh(self) -> bool:
         """Reload the gallery when the store's version stamp moved (another process edited
         it); True when it did. Cheap when nothing changed: one stat or one indexed row."""
+        stamp = None
         try:
-            if self.store.version() == self._version:
+            stamp = self.store.version()
+            if stamp in (self._version, self._refused):
                 return False
             # read and publish under one lock, so an older read never replaces what an edit
             # of this server published meanwhile
@@ -245,6 +248,11 @@ class FaceService:
                 self._version = version
         except StoreUnavailableError as exc:  # keep naming faces with what is loaded
             log.warning("%s; serving the gallery loaded before", exc)
+            return False
+        except GalleryError as exc:  # damaged rows, an embedder this server cannot run
+            if stamp != self._refused:
+                log.error("%s; serving the gallery loaded before", exc)
+                self._refused = stamp
             return False
         log.info("%s changed (another writer): reloaded, %d people, %d photos",
                  self.store.location, len(self.gallery.names), len(self.gallery))
@@ -278,8 +286,41 @@ class FaceService:
         c = self.config
         return RecognizerConfig(match=c.match, threshold=c.threshold, device=c.device)
 
+    def models_spec(self) -> EmbedderSpec:
+        """The embedder this server's models make vectors of."""
+        if self._spec is None:
+            self._spec = EmbedderSpec.from_dict(embedder_spec(
+                self.embedder, EnrollConfig().with_spec(self.gallery.spec)))
+        return self._spec
+
+    def _check_embedder(self, gallery: Gallery) -> None:
+        """Make sure the models embed like ``gallery``'s vectors were made: a gallery of
+        another embedder (``gallery import ... --replace`` under a running server) gets its
+        embedder built, or, when this server was handed its models, is refused
+        (:class:`GalleryError`)."""
+        if self._model is not None or not gallery.embedder or not len(gallery):
+            return
+        spec, have = gallery.spec, self.models_spec()
+        if spec.same_vectors(have):
+            return
+        if self._given_models:
+            raise GalleryError(f"{self.store.location}: the gallery's embedder is now "
+                               f"{spec.describe()}, this server runs {have.describe()}; "
+                               "restart the server to serve it")
+        from celebface.recognition.spec import build_embedder
+
+        log.warning("%s: the gallery's embedder changed from %s to %s: loading it",
+                    self.store.location, have.describe(), spec.describe())
+        try:
+            embedder = build_embedder(spec, self.config.device)
+        except CelebfaceError as exc:
+            raise GalleryError(f"{self.store.location}: cannot load the gallery's new "
+                               f"embedder {spec.describe()}: {exc}") from None
+        self._models, self._spec = (embedder, self.detector), spec
+
     def _use(self, gallery: Gallery) -> None:
         """Publish ``gallery`` and a recogniser for it (none while it is empty)."""
+        self._check_embedder(gallery)
         rec = None
         if self._model is not None or len(gallery):
             rec = Recognizer(None if self._model is not None else gallery,
@@ -413,10 +454,15 @@ class FaceService:
                 "threshold": round(float(v.threshold), 4), "faces": faces}
 
     # ---------------------------------------------------------------- the gallery
-    def people(self) -> list[dict[str, Any]]:
-        """Everyone enrolled (run it through :meth:`run` to see other writers' changes)."""
-        return [{"name": n, "label": display_name(n), "photos": c}
-                for n, c in self.gallery.counts().items()]
+    def people(self, query: str = "") -> list[dict[str, Any]]:
+        """Everyone enrolled, or those whose name or shown name holds ``query`` (any case)
+        (run it through :meth:`run` to see other writers' changes)."""
+        q = query.strip().casefold()
+        found = [{"name": n, "label": display_name(n), "photos": c}
+                 for n, c in self.gallery.counts().items()]
+        found += [{"name": n, "label": display_name(n), "photos": 0}
+                  for n in self.gallery.waiting]
+        return [p for p in found if q in p["name"].casefold() or q in p["label"].casefold()]
 
     def _check_editable(self) -> None:
         if not self.editable:
@@ -430,16 +476,43 @@ class FaceService:
         returns ``change``'s result. When ``change`` raises, nothing is saved; a store that
         cannot be reached is a 503, a gallery that refuses the change a 409."""
         self._check_editable()
-        with self._edit_lock:
+        wait = self.config.edit_timeout
+        deadline = time.monotonic() + wait
+        busy = RequestError(f"another edit of the gallery is under way (waited {wait:g} s); "
+                            "nothing was changed: try again", 503, "store_busy",
+                            {"Retry-After": str(max(1, math.ceil(wait)))})
+        if not self._edit_lock.acquire(timeout=wait):
+            raise busy
+        try:
             try:
-                result, gallery, version = self.store.edit(change, self._load_for_edit)
+                result, gallery, version = self.store.edit(
+                    change, self._load_for_edit, timeout=max(0.1, deadline - time.monotonic()))
+            except StoreBusyError as exc:
+                log.warning("%s", exc)
+                raise busy from None
             except StoreUnavailableError as exc:
-                raise RequestError(str(exc), 503, "store_unavailable") from None
-            except GalleryError as exc:
-                raise RequestError(str(exc), 409, "gallery_refused") from None
+                log.error("%s", exc)
+                raise RequestError(STORE_UNAVAILABLE, 503, "store_unavailable",
+                                   {"Retry-After": "5"}) from None
+            except GalleryError as exc:  # told without where the store is (a database's
+                # user, host and port, a server path): the log has that
+                log.warning("%s", exc)
+                text = str(exc).replace(self.store.location, "the gallery")
+                raise RequestError(text, 409, "gallery_refused") from None
+            except OSError as exc:  # a full disk, a read-only gallery: nothing was committed
+                log.error("%s: the edit could not be saved: %s", self.store.location, exc)
+                raise RequestError("the gallery could not be saved (no space left, or "
+                                   "read-only); nothing was changed", 503,
+                                   "store_write_failed") from None
             with self._reload_lock:
-                self._use(gallery)
-                self._version = version
+                try:
+                    self._use(gallery)
+                    self._version = version
+                except GalleryError as exc:  # saved, but of an embedder this server lacks
+                    log.error("%s; serving the gallery loaded before", exc)
+                    self._refused = version
+        finally:
+            self._edit_lock.release()
         return result
 
     def enroll(self, name: str, photos: Sequence[tuple[str, bytes]]) -> dict[str, Any]:
@@ -469,31 +542,39 @@ class FaceService:
             raise RequestError("; ".join(str(e) for e in errors), errors[0].status,
                                errors[0].code)
         emb = np.asarray(self.embedder.embed([i.rgb for i in images], faces), np.float32)
-
-        replaced: set[str] = set()
+        spec = self.models_spec()
+        jpegs = {photo_id(source): face_thumbnail(img.rgb, face)
+                 for img, face, source in zip(images, faces, sources, strict=True)}
 
         def add(gallery: Gallery) -> int:
+            other = holder_of(gallery, name)
+            if other not in (None, name):  # one card per shown name
+                raise RequestError(f"{display_name(name)!r} is the name of {other!r}: add the "
+                                   f"photos to {other!r}", 409, "name_taken")
+            if gallery.embedder and len(gallery) and not gallery.spec.same_vectors(spec):
+                raise GalleryError(f"the gallery's embedder is {gallery.spec.describe()}, "
+                                   f"this server's {spec.describe()}: its photos cannot be "
+                                   "added (restart the server)")
             # the same photo sent again (under any file name) replaces its old rows
             again = {upload_digest(s) for s in sources}
+            replaced = set()
             if name in gallery.names:
-                replaced.update(pid for pid, src in gallery.photos_of(name)
-                                if upload_digest(src) in again)
+                replaced = {pid for pid, src in gallery.photos_of(name)
+                            if upload_digest(src) in again}
             for pid in replaced:  # a photo id names all its rows: each is removed once
                 if name in gallery.names:
                     gallery.remove_photo(name, pid)
+            # under the lock, before the save that keeps them: every server shows them
+            self.store.put_thumbnails(jpegs)
             gallery.add(emb, [name] * len(images), sources)
             mark_changed(gallery)
             return gallery.counts()[name]
 
         count = self._edit(add)
-        for pid in replaced:
-            self.thumbs.remove(_photo_key(pid))
-        for img, face, source in zip(images, faces, sources, strict=True):
-            self.thumbs.save(_photo_key(photo_id(source)), face_thumbnail(img.rgb, face))
-        if not self.thumbs.has(name):
-            best = max(range(len(faces)), key=lambda i: faces[i].score)
-            self.thumbs.save(name, face_thumbnail(images[best].rgb, faces[best]))
-        return {"name": name, "added": len(images), "photos": count, "skipped": skipped,
+        self.thumbs.remember(jpegs)
+        return {"name": name, "label": display_name(name), "added": len(images), "photos": count,
+                "added_photos": [{"id": photo_id(s), "source": source_name(s)} for s in sources],
+                "skipped": skipped,
                 **self.status()}
 
     def _load_for_edit(self) -> Gallery:
@@ -506,7 +587,7 @@ class FaceService:
 
     def _known(self, name: str) -> str:
         name = self.valid_name(name)
-        if name not in self.gallery.names:
+        if name not in self.gallery.people():
             raise RequestError(f"{name!r} is not in the gallery", 404, "no_such_person")
         return name
 
@@ -514,19 +595,13 @@ class FaceService:
         """Delete ``name`` and every photo of theirs from the gallery."""
         name = self._known(name)
 
-        photos: list[str] = []
-
         def drop(gallery: Gallery) -> int:
-            if name in gallery.names:
-                photos.extend(pid for pid, _ in gallery.photos_of(name))
             removed = _edited(gallery.remove, name)
             mark_changed(gallery)
             return removed
 
-        removed = self._edit(drop)
-        for key in (name, *map(_photo_key, photos)):
-            self.thumbs.remove(key)
-        return {"name": name, "removed": removed, **self.status()}
+        removed = self._edit(drop)  # the save drops the photos' thumbnails
+        return {"name": name, "label": display_name(name), "removed": removed, **self.status()}
 
     def photos(self, name: str, page: int = 0, size: int = 50) -> dict[str, Any]:
         """One page of ``name``'s photos: id, source name and thumbnail address of each."""
@@ -548,54 +623,158 @@ class FaceService:
             return removed
 
         removed = self._edit(drop)
-        self.thumbs.remove(_photo_key(photo))
         left = self.gallery.counts().get(name, 0)
-        if not left:
-            self.thumbs.remove(name)
-        return {"name": name, "removed": removed, "photos": left, **self.status()}
+        return {"name": name, "label": display_name(name), "removed": removed, "photos": left,
+                **self.status()}
 
     def rename(self, name: str, new: str, merge: bool = False) -> dict[str, Any]:
-        """Call ``name`` ``new``; when ``new`` is enrolled already, 409 unless ``merge``, which
-        moves every photo of ``name`` to ``new``."""
+        """Call ``name`` ``new``; when ``new`` is enrolled already, or someone else is shown
+        under ``new``'s name (``ben_afflek`` and ``Ben Afflek``), 409 unless ``merge``, which
+        moves every photo of ``name`` to that person. Whether the name is taken is decided
+        under the store's lock (a rename by another server or request meanwhile counts)."""
         name, new = self._known(name), self.valid_name(new)
         if new == name:
             raise RequestError(f"{name!r} already has that name", 409, "same_name")
-        merging = new in self.gallery.names
-        if merging and not merge:
-            raise RequestError(f"{new!r} is already in the gallery: send \"merge\": true to "
-                               "merge the two", 409, "name_taken")
 
-        def change(gallery: Gallery) -> int:
-            if new in gallery.names:
-                moved = _edited(gallery.merge, name, new)
+        def taken(gallery: Gallery) -> str | None:
+            """Who (another person) already has ``new``'s name or its shown name."""
+            return holder_of(gallery, new, besides=name)
+
+        def refuse(other: str) -> RequestError:
+            who = repr(new) if other == new else f"{display_name(new)!r} (as {other!r})"
+            return RequestError(f"{who} is already in the gallery: send \"merge\": true to "
+                                "merge the two", 409, "name_taken")
+
+        other = taken(self.gallery)
+        if other is not None and not merge:
+            raise refuse(other)
+
+        def change(gallery: Gallery) -> tuple[str, bool, int]:
+            other = taken(gallery)
+            if other is not None:
+                if not merge:
+                    raise refuse(other)
+                moved = _edited(gallery.merge, name, other)
                 mark_changed(gallery)
-                return moved
+                return other, True, moved
             _edited(gallery.rename, name, new)
-            return 0
+            return new, False, 0
 
-        moved = self._edit(change)
-        old_thumb = self.thumbs.get(name, [], self.finder, self.config.max_side)
-        self.thumbs.remove(name)
-        if old_thumb is not None and not self.thumbs.has(new):
-            self.thumbs.save(new, old_thumb)
-        return {"name": new, "from": name, "merged": merging, "moved": moved,
-                "photos": self.gallery.counts()[new], **self.status()}
+        new, merged, moved = self._edit(change)
+        return {"name": new, "label": display_name(new), "from": name,
+                "from_label": display_name(name), "merged": merged, "moved": moved,
+                "photos": self.gallery.counts().get(new, 0), **self.status()}
+
+    # ------------------------------------------------------------ CompreFace's other calls
+    def add_person(self, name: str) -> dict[str, Any]:
+        """Add ``name`` without a photo (listed with 0 photos; named once photos are added)."""
+        name = self.valid_name(name)
+
+        def add(gallery: Gallery) -> str:
+            if holder_of(gallery, name) is not None:
+                raise RequestError(f"{name!r} is already in the gallery", 409, "name_taken")
+            return gallery.add_person(name)
+
+        name = self._edit(add)
+        return {"name": name, "label": display_name(name), "photos": 0}
+
+    def remove_all(self) -> dict[str, Any]:
+        """Delete everyone (the gallery stays, empty)."""
+        def drop(gallery: Gallery) -> tuple[int, int]:
+            people, rows = len(gallery.people()), len(gallery)
+            gallery.keep_sources(set())
+            for name in gallery.waiting:
+                gallery.remove(name)
+            mark_changed(gallery, bool(rows))
+            return people, rows
+
+        people, rows = self._edit(drop)
+        return {"removed_people": people, "removed": rows, **self.status()}
+
+    def all_photos(self, page: int = 0, size: int = 50) -> dict[str, Any]:
+        """One page of every enrolled photo: id, source name, person, thumbnail address."""
+        g = self.gallery
+        rows = [{"id": photo_id(src), "source": source_name(src), "name": g.names[lab],
+                 "label": display_name(g.names[lab]),
+                 "thumbnail": f"/v1/people/{_quote(g.names[lab])}/photos/{photo_id(src)}"
+                              "/thumbnail"}
+                for src, lab in zip(g.sources, g.labels, strict=True)]
+        paged = page_of(rows, page, size)
+        return {"photos": paged.pop("items"), **paged}
+
+    def remove_photos(self, ids: Sequence[str]) -> dict[str, Any]:
+        """Delete the photos with these ids, whoever they belong to; ids not in the gallery
+        are listed in ``missing``."""
+        self._check_editable()
+        wanted = set(ids)
+        missing: list[str] = []
+
+        def drop(gallery: Gallery) -> int:
+            have = {photo_id(s) for s in gallery.sources}
+            missing.extend(sorted(wanted - have))
+            removed = gallery.remove_photos(wanted)
+            mark_changed(gallery, bool(removed))
+            return removed
+
+        removed = self._edit(drop)
+        return {"removed": removed, "missing": missing, **self.status()}
+
+    def verify_photo(self, photo: str, data: bytes, label: str = "image") -> dict[str, Any]:
+        """Is the largest face of an upload the person of stored photo ``photo``?"""
+        if self.pair_threshold is None:
+            raise RequestError("no same-person threshold for this gallery's embedder: "
+                               "calibrate the gallery ('celebface calibrate --match knn')", 409)
+        stored = self.gallery.rows_of_photo(photo)
+        if not len(stored):
+            raise RequestError(f"no photo {photo!r} in the gallery", 404, "no_such_photo")
+        img = self.decode(data, label)
+        face = self._largest(img, label)
+        emb = l2_normalize(np.asarray(self.embedder.embed([img.rgb], [face]), np.float32))
+        score = float((stored @ emb[0]).max())
+        return {"same": score >= self.pair_threshold, "score": round(score, 4),
+                "threshold": round(float(self.pair_threshold), 4), "photo": photo,
+                "face": face.scaled(img.scale).to_dict()}
+
+    def recognize_embeddings(self, embeddings: Sequence[Sequence[float]], candidates: int = 1
+                             ) -> dict[str, Any]:
+        """Name face embeddings sent by the client (of this gallery's embedder)."""
+        rec = self.recognizer
+        if rec is None:
+            raise RequestError("no one is enrolled yet", 409, "empty_gallery")
+        emb = np.asarray(embeddings, np.float32)
+        dim = self.gallery.dim or int(getattr(self.embedder, "dim", 0))
+        if emb.ndim != 2 or emb.shape[1] != dim or not np.isfinite(emb).all():
+            raise RequestError(f"embeddings must be lists of {dim} numbers (this gallery's "
+                               "embedder)", code="bad_embedding")
+        if (np.linalg.norm(emb, axis=1) == 0).any():
+            raise RequestError("an embedding of zeros", code="bad_embedding")
+        emb = l2_normalize(emb)
+        results = []
+        for e, m in zip(emb, rec.name(emb), strict=True):
+            results.append({
+                "identity": m.identity,
+                "label": display_name(m.identity) if m.known else UNKNOWN,
+                "similarity": round(float(m.similarity), 4), "runner_up": m.runner_up,
+                "runner_up_similarity": None if m.runner_up_similarity is None
+                else round(float(m.runner_up_similarity), 4),
+                "predictions": _top(rec, e, candidates)})
+        return {"results": results, **self.status()}
 
     def photo_thumbnail(self, name: str, photo: str) -> bytes | None:
         """A small JPEG of one enrolled photo's face (cut when the service enrolled it, else
         from the photo's file), or ``None``."""
         name = self._known(name)
-        sources = [src for pid, src in self.gallery.photos_of(name) if pid == photo]
-        if not sources:
+        rows = [(pid, src) for pid, src in self.gallery.photos_of(name) if pid == photo]
+        if not rows:
             raise RequestError(f"{name!r} has no photo {photo!r}", 404, "no_such_photo")
-        return self.thumbs.get(_photo_key(photo), sources, self.finder, self.config.max_side)
+        return self.thumbs.first(rows, self.finder, self.config.max_side)
 
     def thumbnail(self, name: str) -> bytes | None:
-        """A small JPEG of ``name``'s face: cached, else cut from their first readable photo
-        (people enrolled by ``celebface enroll`` from files), else ``None``."""
+        """A small JPEG of ``name``'s face: their first photo's stored thumbnail, else one cut
+        from their first readable photo file, else ``None``."""
         name = self._known(name)
-        sources = [src for _, src in self.gallery.photos_of(name)]
-        return self.thumbs.get(name, sources, self.finder, self.config.max_side)
+        return self.thumbs.first(self.gallery.photos_of(name), self.finder,
+                                 self.config.max_side)
 
     @staticmethod
     def valid_name(name: str) -> str:
@@ -607,6 +786,16 @@ class FaceService:
             raise RequestError(str(exc), code="invalid_name") from None
 
 
+def holder_of(gallery: Gallery, name: str, besides: str | None = None) -> str | None:
+    """Who in ``gallery`` (other than ``besides``) has ``name``, or is shown under its shown
+    name (``ben_afflek`` for "Ben Afflek"): one card per shown name. None: nobody."""
+    if name in gallery.people() and name != besides:
+        return name
+    shown = display_name(name).casefold()
+    return next((n for n in gallery.people()
+                 if n != besides and display_name(n).casefold() == shown), None)
+
+
 def _edited(method: Callable[..., T], *args: Any) -> T:
     """A :class:`Gallery` edit; its refusal (a person or photo that is not there, a name
     taken meanwhile) as a :class:`RequestError`."""
@@ -615,12 +804,6 @@ def _edited(method: Callable[..., T], *args: Any) -> T:
     except GalleryError as exc:
         status, code = (409, "name_taken") if "already" in str(exc) else (404, "not_found")
         raise RequestError(str(exc), status, code) from None
-
-
-def _photo_key(pid: str) -> str:
-    """The thumbnail cache's key of one photo (people's keys are their names, which cannot
-    hold a control character)."""
-    return "\0photo:" + pid
 
 
 def _quote(name: str) -> str:

@@ -1,22 +1,31 @@
-"""Small face pictures of the people in a gallery, for the web page's people list."""
+"""Small face pictures of the photos in a gallery, for the web page's people list.
+
+Each enrolled photo's thumbnail lives in the gallery's store (a folder's ``thumbnails/``, a
+database's ``thumbnails`` table: :meth:`~celebface.gallery.store.GalleryStore.thumbnails`), so
+every server of the store, and one restarted, shows it. A photo enrolled from a file without
+one gets it cut from the file when first asked for. A person's picture is their first photo's.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from celebface.io import ImageReadError, atomic_write_bytes, encode_jpeg, read_image
+from celebface.gallery.store import GalleryStore
+from celebface.io import ImageReadError, encode_jpeg, read_image
 from celebface.types import Face
 
 log = logging.getLogger(__name__)
 
 SIZE = 160
+#: thumbnails kept in memory (about 5 KB each)
+CACHED = 4096
 
 
 def face_thumbnail(rgb: np.ndarray, face: Face, size: int = SIZE) -> bytes:
@@ -33,55 +42,56 @@ def face_thumbnail(rgb: np.ndarray, face: Face, size: int = SIZE) -> bytes:
 
 
 class Thumbnails:
-    """One JPEG per person in ``folder`` (named by a hash of the name, so any valid name is a
-    safe file name), cached in memory; a read-only folder only loses the files."""
+    """The thumbnails of ``store``'s photos (by photo id), with the last :data:`CACHED` in
+    memory (a photo id names one source, so its picture does not change)."""
 
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self._cache: dict[str, bytes] = {}
+    def __init__(self, store: GalleryStore):
+        self.store = store
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.Lock()
 
-    def path(self, name: str) -> Path:
-        return self.folder / f"{hashlib.sha256(name.encode('utf-8')).hexdigest()[:24]}.jpg"
-
-    def has(self, name: str) -> bool:
-        return name in self._cache or self.path(name).is_file()
-
-    def save(self, name: str, jpeg: bytes) -> None:
+    def remember(self, jpegs: dict[str, bytes]) -> None:
         with self._lock:
-            self._cache[name] = jpeg
-        try:
-            atomic_write_bytes(self.path(name), jpeg)
-        except OSError as exc:
-            log.debug("%s: thumbnail not saved: %s", name, exc)
+            for pid, jpeg in jpegs.items():
+                self._cache[pid] = jpeg
+                self._cache.move_to_end(pid)
+            while len(self._cache) > CACHED:
+                self._cache.popitem(last=False)
 
-    def remove(self, name: str) -> None:
+    def first(self, photos: Sequence[tuple[str, str]], finder: Any, max_side: int
+              ) -> bytes | None:
+        """The picture of the first of ``photos`` (``(photo id, source)``) that has one: a
+        stored (or cached) one, else one cut around the largest face in a photo file (then
+        stored), else ``None``."""
         with self._lock:
-            self._cache.pop(name, None)
-        self.path(name).unlink(missing_ok=True)
-
-    def get(self, name: str, sources: Sequence[str], finder: Any, max_side: int
-            ) -> bytes | None:
-        """The cached picture, else one cut around the largest face that counts in the first
-        of ``sources`` (photo files) where ``finder`` (a
-        :class:`~celebface.detection.finder.FaceFinder`) finds one, else ``None``."""
-        if name in self._cache:
-            return self._cache[name]
-        if self.path(name).is_file():
-            with self._lock:
-                self._cache[name] = self.path(name).read_bytes()
-            return self._cache[name]
-        for source in sources:
-            if not Path(source).is_file():
-                continue
-            try:
-                img = read_image(source, max_side)
-            except ImageReadError as exc:
-                log.debug("%s", exc)
-                continue
-            face = finder.largest(img.rgb, rule="detect")
-            if face is not None:
-                jpeg = face_thumbnail(img.rgb, face)
-                self.save(name, jpeg)
+            for pid, _ in photos:
+                if pid in self._cache:
+                    return self._cache[pid]
+        stored = self.store.thumbnails([pid for pid, _ in photos])
+        for pid, _ in photos:
+            if pid in stored:
+                self.remember({pid: stored[pid]})
+                return stored[pid]
+        for pid, source in photos:
+            jpeg = _cut(source, finder, max_side)
+            if jpeg is not None:
+                self.remember({pid: jpeg})
+                try:
+                    self.store.put_thumbnails({pid: jpeg})
+                except OSError as exc:  # a read-only gallery: shown, not kept
+                    log.debug("%s: thumbnail not stored: %s", source, exc)
                 return jpeg
         return None
+
+
+def _cut(source: str, finder: Any, max_side: int) -> bytes | None:
+    """A thumbnail around the largest face ``finder`` finds in photo file ``source``."""
+    if not Path(source).is_file():
+        return None
+    try:
+        img = read_image(source, max_side)
+    except ImageReadError as exc:
+        log.debug("%s", exc)
+        return None
+    face = finder.largest(img.rgb, rule="detect")
+    return None if face is None else face_thumbnail(img.rgb, face)

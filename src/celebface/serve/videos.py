@@ -9,6 +9,8 @@ AV1 in an MP4 or WebM file: e.g. the MPEG-4 part 2 MP4s OpenCV writes without an
 encoder). ``/video`` is the page that plays a video with its timeline under it. Uploads over
 ``--max-video-mb`` get 413; every error names the user's file. Jobs live in memory; the last
 ``KEEP`` are kept.
+At most ``max_videos`` (:class:`~celebface.serve.ServeConfig`) jobs are queued, running or
+uploading at once; more uploads get 503 with ``Retry-After`` before their body is read.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
 from celebface.serve.schemas import errors
-from celebface.serve.service import FaceService, RequestError
+from celebface.serve.service import FaceService, RequestError, display_name
 from celebface.streaming.sources import VIDEO_EXTENSIONS
+from celebface.types import UNKNOWN
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +76,16 @@ class VideoJob:
             "seconds": None if self.seconds is None else round(self.seconds, 2),
             "video_url": f"/v1/videos/{self.id}/video" if self.copy else None,
             "appearances": [
-                {**a, "thumbnail_url": (f"/v1/videos/{self.id}/{a['thumbnail']}"
-                                        if a.get("thumbnail") else None)}
+                {**a, "label": shown(a["person"]),
+                 "thumbnail_url": (f"/v1/videos/{self.id}/{a['thumbnail']}"
+                                   if a.get("thumbnail") else None)}
                 for a in self.appearances],
         }
+
+
+def shown(person: str) -> str:
+    """How the page shows an appearance's person: the name to show (``unknown-N`` as is)."""
+    return person if person.startswith(f"{UNKNOWN}-") else display_name(person)
 
 
 def probe(path: Path, name: str) -> tuple[int, float, bool]:
@@ -136,6 +145,7 @@ class VideoJobs:
         self.jobs: OrderedDict[str, VideoJob] = OrderedDict()
         self._queue: queue.Queue[tuple[VideoJob, Path]] = queue.Queue()
         self._lock = threading.Lock()
+        self._uploading = 0
         threading.Thread(target=self._work, name="celebface-video", daemon=True).start()
 
     def _work(self) -> None:
@@ -147,6 +157,22 @@ class VideoJobs:
         if suffix not in SUFFIXES:
             raise RequestError(f"{filename}: not a video file name (one of "
                                f"{', '.join(sorted(SUFFIXES))})", 415)
+        bound = self.service.config.max_videos
+        with self._lock:
+            active = self._uploading + sum(j.status in ("queued", "running")
+                                           for j in self.jobs.values())
+            if active >= bound:
+                raise RequestError(f"{active} videos are being processed or waiting (at most "
+                                   f"{bound}); try again later", 503, "busy",
+                                   {"Retry-After": "30"})
+            self._uploading += 1
+        try:
+            return await self._receive(request, filename, suffix)
+        finally:
+            with self._lock:
+                self._uploading -= 1
+
+    async def _receive(self, request: Request, filename: str, suffix: str) -> VideoJob:
         job_id = uuid.uuid4().hex[:12]
         folder = self.root / job_id
         folder.mkdir()

@@ -8,7 +8,27 @@ const CAMERA_INTERVAL_MS = 250; // at most ~4 frames a second go to the server
 const CAMERA_SIDE = 640; // camera frames are sent at most this wide
 const MAX_UPLOAD = 8 * 1024 * 1024; // bigger photos are re-encoded smaller before sending
 
-const state = { key: localStorage.getItem(KEY_STORE) || "", faces: [], scale: 1, camera: null };
+const PEOPLE_PAGE = 48; // people cards loaded at a time
+// the canvas's name labels: white on these keeps a contrast of at least 4.5:1
+const LABEL = { known: "#15803d", unknown: "#c2410c", text: "#ffffff" };
+
+const state = {
+  key: localStorage.getItem(KEY_STORE) || "", faces: [], scale: 1, camera: null,
+  scope: "admin", // what the key may do: admin (edit people) or recognize
+  action: null, // what the user asked for, while it runs
+  pending: null, // what a missing or wrong key stopped: sent again once a key is entered
+  peoplePage: 0, query: "",
+};
+
+// the user's request: remembered while it runs, so entering an API key can send it again
+async function act(fn) {
+  state.action = fn;
+  try {
+    return await fn();
+  } finally {
+    if (state.action === fn) state.action = null;
+  }
+}
 
 // ------------------------------------------------------------------ the API
 async function api(path, options = {}) {
@@ -16,9 +36,11 @@ async function api(path, options = {}) {
   if (state.key) headers.set("X-API-Key", state.key);
   const res = await fetch(path, { ...options, headers });
   if (res.status === 401) {
+    state.pending = state.action;
     $("#keybar").hidden = false;
-    $("#key").focus();
-    throw new Error("this server needs an API key: enter it above");
+    $("#key").focus(); // brings the key field into view, on a phone too
+    throw new Error(state.key ? "this API key is not accepted: enter another one above"
+      : "this server needs an API key: enter it above");
   }
   if (!res.ok) {
     let detail = res.statusText;
@@ -44,9 +66,22 @@ function showJSON(body) {
   $("#json").hidden = false;
 }
 
+// a message in ``el``; an error is also shown at the bottom of the window when ``el`` is
+// out of view (where the user is looking, on a phone too)
 function say(el, text, error = false) {
   el.textContent = text;
   el.classList.toggle("error", error);
+  const toast = $("#toast");
+  if (!error) {
+    toast.hidden = true;
+    return;
+  }
+  const r = el.getBoundingClientRect();
+  if (r.top >= 0 && r.bottom <= window.innerHeight) return;
+  $("#toast-text").textContent = text;
+  toast.hidden = false;
+  clearTimeout(state.toastTimer);
+  state.toastTimer = setTimeout(() => { toast.hidden = true; }, 10000);
 }
 
 function showStatus(s) {
@@ -75,6 +110,7 @@ function drawFaces(ctx, faces, scale) {
     const [x1, y1, x2, y2] = f.box.map((v) => v * scale);
     const known = f.identity && f.identity !== "unknown";
     const color = known ? "#16a34a" : "#ea580c";
+    const back = known ? LABEL.known : LABEL.unknown;
     ctx.lineWidth = line;
     ctx.strokeStyle = color;
     ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
@@ -89,11 +125,11 @@ function drawFaces(ctx, faces, scale) {
     let ty = y1 - th;
     if (ty < 0) ty = y2 + th <= h ? y2 : Math.max(0, Math.min(y1, h - th));
     const tx = Math.max(0, Math.min(x1 - line / 2, w - tw));
-    ctx.fillStyle = color;
+    ctx.fillStyle = back;
     ctx.fillRect(tx, ty, tw, th);
-    ctx.fillStyle = "#fff";
+    ctx.fillStyle = LABEL.text;
     ctx.fillText(text, tx + line + 2, ty + 4, tw - line - 4);
-    labels.push({ text, x: tx, y: ty, w: tw, h: th });
+    labels.push({ text, x: tx, y: ty, w: tw, h: th, background: back, color: LABEL.text });
   }
   ctx.canvas.dataset.labels = JSON.stringify(labels); // where the names are (tests read it)
 }
@@ -258,29 +294,72 @@ async function sendFrame(cam, video, now) {
 }
 
 // ------------------------------------------------------------------ people
-async function loadPeople() {
+// one page of people (the first: the list starts again), filtered by the search box
+async function loadPeople(page = 0) {
   const status = $("#people-status");
   try {
-    const data = await apiJSON("/v1/people?size=500");
+    const q = encodeURIComponent(state.query);
+    const data = await apiJSON(`/v1/people?size=${PEOPLE_PAGE}&page=${page}&q=${q}`);
     showStatus(data);
     const ul = $("#people");
-    ul.replaceChildren(...data.people.map(personCard));
-    if (!data.people.length) say(status, "Nobody is enrolled yet: add a person above.");
+    if (page === 0) ul.replaceChildren();
+    ul.append(...data.people.map(personCard));
+    state.peoplePage = page;
+    const more = $("#people-more");
+    more.hidden = data.page + 1 >= data.pages;
+    more.textContent = `Show more (${data.total - (data.page + 1) * data.size} left)`;
+    $("#people-count").textContent = state.query
+      ? `${data.total} of the people match “${state.query}”` : `${data.total} people`;
+    if (!data.total && !state.query) say(status, "Nobody is enrolled yet: add a person above.");
     else if (!status.classList.contains("keep")) say(status, "");
   } catch (err) {
     say(status, err.message, true);
   }
 }
 
+// a thumbnail that loads when it comes into view (loading="lazy"; with a key, which an
+// <img> cannot send, fetched when it is about to be seen)
+const lazy = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
+  for (const e of entries) {
+    if (!e.isIntersecting) continue;
+    lazy.unobserve(e.target);
+    fetchInto(e.target);
+  }
+}, { rootMargin: "200px" }) : null;
+
+function fetchInto(img) {
+  api(img.dataset.src).then((r) => r.blob()).then((b) => { img.src = URL.createObjectURL(b); })
+    .catch(() => img.dispatchEvent(new Event("error")));
+}
+
+function lazyImage(img, url) {
+  img.loading = "lazy";
+  if (!state.key) {
+    img.src = url;
+    return;
+  }
+  img.dataset.src = url;
+  if (lazy) lazy.observe(img);
+  else fetchInto(img);
+}
+
 function personCard(p) {
   const li = document.createElement("li");
   li.className = "person";
   li.dataset.name = p.name;
-  const thumb = document.createElement("div");
+  li.dataset.label = p.label;
+  const initial = document.createElement("div");
+  initial.className = "thumb";
+  initial.textContent = p.label.slice(0, 1).toUpperCase();
+  initial.setAttribute("aria-hidden", "true");
+  // dark enough for the white initial (contrast over 4.5:1)
+  initial.style.background = `hsl(${[...p.name].reduce((h, c) => h + c.charCodeAt(0), 0) % 360} 35% 36%)`;
+  const thumb = document.createElement("img");
   thumb.className = "thumb";
-  thumb.textContent = p.label.slice(0, 1).toUpperCase();
-  thumb.style.background = `hsl(${[...p.name].reduce((h, c) => h + c.charCodeAt(0), 0) % 360} 35% 60%)`;
-  loadThumb(p.name, thumb);
+  thumb.alt = p.label;
+  thumb.width = thumb.height = 160;
+  thumb.addEventListener("error", () => thumb.replaceWith(initial), { once: true });
+  lazyImage(thumb, `/v1/people/${encodeURIComponent(p.name)}/thumbnail`);
   const info = document.createElement("div");
   info.className = "info";
   info.innerHTML = '<div class="name"></div><div class="count"></div>';
@@ -291,28 +370,37 @@ function personCard(p) {
   count.className = "link";
   count.textContent = `${p.photos} photo${p.photos === 1 ? "" : "s"}`;
   count.title = `show the photos of ${p.label}`;
+  count.setAttribute("aria-expanded", "false");
   count.addEventListener("click", () => togglePhotos(li, p.name));
   info.querySelector(".count").replaceChildren(count);
   const actions = document.createElement("div");
-  actions.className = "actions";
+  actions.className = "actions admin";
   const add = document.createElement("label");
   add.className = "file secondary";
   add.innerHTML = '<input type="file" accept="image/*" multiple><span>Add photos</span>';
-  add.querySelector("input").addEventListener("change", (e) => enrol(p.name, e.target.files));
+  add.querySelector("input").setAttribute("aria-label", `add photos of ${p.label}`);
+  add.querySelector("input").addEventListener("change", (e) => {
+    const files = [...e.target.files];
+    e.target.value = "";
+    act(() => enrol(p.name, files, p.label));
+  });
   const remove = document.createElement("button");
   remove.type = "button";
   remove.className = "danger";
   remove.textContent = "Remove";
-  remove.addEventListener("click", () => removePerson(p.name));
+  remove.setAttribute("aria-label", `remove ${p.label}`);
+  remove.addEventListener("click", () => act(() => removePerson(p.name, p.label)));
   const rename = document.createElement("button");
   rename.type = "button";
   rename.className = "secondary";
   rename.textContent = "Rename";
-  rename.addEventListener("click", () => renamePerson(p.name));
+  rename.setAttribute("aria-label", `rename ${p.label}`);
+  rename.addEventListener("click", () => act(() => renamePerson(p.name, p.label)));
   actions.append(add, rename, remove);
   const panel = document.createElement("ul");
   panel.className = "photos";
   panel.hidden = true;
+  panel.setAttribute("aria-label", `photos of ${p.label}`);
   li.append(thumb, info, actions, panel);
   return li;
 }
@@ -323,6 +411,7 @@ const PHOTO_PAGE = 24;
 async function togglePhotos(li, name, open = null) {
   const panel = li.querySelector(".photos");
   panel.hidden = open === null ? !panel.hidden : !open;
+  li.querySelector(".count button").setAttribute("aria-expanded", String(!panel.hidden));
   if (!panel.hidden) await loadPhotos(panel, name, 0);
 }
 
@@ -357,18 +446,20 @@ function photoCard(name, ph, label) {
   const img = document.createElement("img");
   img.alt = ph.source;
   img.className = "thumb";
-  api(ph.thumbnail).then((r) => r.blob()).then((b) => { img.src = URL.createObjectURL(b); })
-    .catch(() => { img.classList.add("missing"); });
+  img.width = img.height = 160;
+  img.addEventListener("error", () => img.classList.add("missing"), { once: true });
+  lazyImage(img, ph.thumbnail);
   const caption = document.createElement("span");
   caption.className = "source";
   caption.textContent = ph.source;
   caption.title = `photo ${ph.id}`;
   const del = document.createElement("button");
   del.type = "button";
-  del.className = "danger small";
+  del.className = "danger small admin";
   del.textContent = "Delete";
   del.title = `delete ${ph.source}`;
-  del.addEventListener("click", () => removePhoto(name, ph, label));
+  del.setAttribute("aria-label", `delete ${ph.source}`);
+  del.addEventListener("click", () => act(() => removePhoto(name, ph, label)));
   li.append(img, caption, del);
   return li;
 }
@@ -387,10 +478,10 @@ async function removePhoto(name, ph, label) {
   }
 }
 
-async function renamePerson(name) {
+async function renamePerson(name, label) {
   const status = $("#people-status");
-  const to = (prompt(`New name for ${name}:`, name) || "").trim();
-  if (!to || to === name) return;
+  const to = (prompt(`New name for ${label}:`, label) || "").trim();
+  if (!to || to === name || to === label) return;
   const send = (merge) => apiJSON(`/v1/people/${encodeURIComponent(name)}`, {
     method: "PATCH", headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ name: to, merge }),
@@ -400,10 +491,16 @@ async function renamePerson(name) {
     try {
       r = await send(false);
     } catch (err) {
-      if (!/\(409\)$/.test(err.message) || !confirm(`${to} is already enrolled: merge ${name} into ${to}?`)) throw err;
+      if (!/\(409\)$/.test(err.message)) throw err;
+      // another person already has (or is shown under) that name: one card per name
+      if (!confirm(`${to} is already in the gallery: move every photo of ${label} to ${to}?`)) {
+        say(status, `Not renamed: ${to} is already in the gallery`);
+        return;
+      }
       r = await send(true);
     }
-    say(status, r.merged ? `Merged ${r.from} into ${r.name} (${r.photos} photos)` : `Renamed ${r.from} to ${r.name}`);
+    say(status, r.merged ? `Merged ${r.from_label} into ${r.label} (${r.photos} photos)`
+      : `Renamed ${r.from_label} to ${r.label}`);
     await reloadPeople(r.name);
   } catch (err) {
     say(status, err.message, true);
@@ -422,27 +519,16 @@ async function reloadPeople(open = null) {
   }
 }
 
-async function loadThumb(name, holder) {
-  try {
-    const res = await api(`/v1/people/${encodeURIComponent(name)}/thumbnail`);
-    const img = document.createElement("img");
-    img.className = "thumb";
-    img.alt = name;
-    img.src = URL.createObjectURL(await res.blob());
-    holder.replaceWith(img);
-  } catch (err) { /* keep the initial */ }
-}
-
-async function enrol(name, files) {
+async function enrol(name, files, label = name) {
   const status = $("#people-status");
   if (!files || !files.length) return;
   const form = new FormData();
   for (const f of files) form.append("image", f, f.name);
-  say(status, `Adding ${files.length} photo${files.length > 1 ? "s" : ""} of ${name}…`);
+  say(status, `Adding ${files.length} photo${files.length > 1 ? "s" : ""} of ${label}…`);
   try {
     const url = `/v1/people/${encodeURIComponent(name)}/photos`;
     const r = await apiJSON(url, { method: "POST", body: form });
-    let text = `Added ${r.added} photo${r.added === 1 ? "" : "s"} of ${r.name} (${r.photos} in all)`;
+    let text = `Added ${r.added} photo${r.added === 1 ? "" : "s"} of ${r.label} (${r.photos} in all)`;
     if (r.skipped.length) text += `; skipped: ${r.skipped.map((s) => s.reason).join("; ")}`;
     say(status, text);
     await reloadPeople();
@@ -453,12 +539,12 @@ async function enrol(name, files) {
   }
 }
 
-async function removePerson(name) {
-  if (!confirm(`Remove ${name} and all their photos from the gallery?`)) return;
+async function removePerson(name, label) {
+  if (!confirm(`Remove ${label} and all their photos from the gallery?`)) return;
   const status = $("#people-status");
   try {
     const r = await apiJSON(`/v1/people/${encodeURIComponent(name)}`, { method: "DELETE" });
-    say(status, `Removed ${r.name} (${r.removed} photo${r.removed === 1 ? "" : "s"})`);
+    say(status, `Removed ${r.label} (${r.removed} photo${r.removed === 1 ? "" : "s"})`);
     await reloadPeople();
   } catch (err) {
     say(status, err.message, true);
@@ -473,16 +559,31 @@ function route() {
   if (view === "people") { stopCamera(); loadPeople(); }
 }
 
+// what the key may do: a recognise-only key sees no Add, Rename, Remove or Delete
+async function loadScope() {
+  try {
+    const h = await (await api("/health")).json();
+    if (h.identities != null) showStatus(h);
+    state.scope = h.scope || "none";
+  } catch (err) {
+    state.scope = "none";
+  }
+  document.body.classList.toggle("read-only", state.scope !== "admin");
+}
+
 function init() {
   const drop = $("#drop");
   $("#photo").addEventListener("change", (e) => {
     const file = e.target.files[0];
     e.target.value = ""; // choosing the same file again fires "change" again
-    if (file) recognizePhoto(file);
+    if (file) act(() => recognizePhoto(file));
   });
   ["dragenter", "dragover"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.add("over"); }));
   ["dragleave", "drop"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.remove("over"); }));
-  drop.addEventListener("drop", (e) => e.dataTransfer.files[0] && recognizePhoto(e.dataTransfer.files[0]));
+  drop.addEventListener("drop", (e) => {
+    const file = e.dataTransfer.files[0];
+    if (file) act(() => recognizePhoto(file));
+  });
   $("#camera").addEventListener("click", () => (state.camera ? stopCamera() : startCamera()));
   $("#photos").addEventListener("change", (e) => {
     const n = e.target.files.length;
@@ -490,25 +591,40 @@ function init() {
   });
   $("#enrol").addEventListener("submit", async (e) => {
     e.preventDefault();
-    const button = e.target.querySelector("button");
+    const form = e.target;
+    const button = form.querySelector("button");
+    const name = $("#name").value.trim();
+    const files = [...$("#photos").files];
     button.disabled = true;
-    if (await enrol($("#name").value.trim(), $("#photos").files)) {
-      e.target.reset();
+    if (await act(() => enrol(name, files))) {
+      form.reset();
       $("#photos-label").textContent = "Choose photos";
     }
     button.disabled = false;
   });
-  $("#keybar").addEventListener("submit", (e) => {
+  $("#keybar").addEventListener("submit", async (e) => {
     e.preventDefault();
     state.key = $("#key").value.trim();
     localStorage.setItem(KEY_STORE, state.key);
     $("#keybar").hidden = true;
-    route();
+    await loadScope();
+    // send again what the key was missing for (the photo, the edit), else reload the view
+    const again = state.pending;
+    state.pending = null;
+    if (again) await act(again);
+    else route();
   });
+  let typing;
+  $("#search").addEventListener("input", (e) => {
+    clearTimeout(typing);
+    typing = setTimeout(() => { state.query = e.target.value.trim(); loadPeople(0); }, 250);
+  });
+  $("#people-more").addEventListener("click", () => loadPeople(state.peoplePage + 1));
+  $("#toast-close").addEventListener("click", () => { $("#toast").hidden = true; });
   window.addEventListener("hashchange", route);
   route();
-  // with keys on, /health tells the gallery's size only to a key holder
-  api("/health").then((r) => r.json()).then((h) => h.identities != null && showStatus(h)).catch(() => {});
+  // with keys on, /health tells the gallery's size and the key's scope only to a key holder
+  loadScope();
 }
 
 init();

@@ -26,7 +26,6 @@ async function api(path, options = {}) {
 }
 
 const fmt = (s) => `${Math.floor(s / 60)}:${(s % 60).toFixed(1).padStart(4, "0")}`;
-const label = (name) => name.replace(/^pins_/, "");
 
 function setStatus(text, progress) {
   $("#job").hidden = false;
@@ -87,6 +86,9 @@ function show(job) {
   const apps = job.appearances;
   state.duration = Math.max(job.frames_total / (job.fps || 25), ...apps.map((a) => a.end_s), 0.001);
   const people = [...new Set(apps.map((a) => a.person))];
+  // the name to show of each person (the server's: "Ben Afflek" for ben_afflek)
+  const shown = new Map(apps.map((a) => [a.person, a.label || a.person]));
+  const label = (person) => shown.get(person);
   const timeline = $("#timeline");
   timeline.replaceChildren();
   state.spans = [];
@@ -104,6 +106,7 @@ function show(job) {
       span.style.left = `${(100 * a.start_s) / state.duration}%`;
       span.style.width = `${(100 * (a.end_s - a.start_s)) / state.duration}%`;
       span.title = `${label(person)}, track ${a.track}: ${fmt(a.start_s)} to ${fmt(a.end_s)}`;
+      span.setAttribute("aria-label", span.title);
       span.dataset.track = a.track;
       span.dataset.start = a.start_s;
       span.addEventListener("click", () => seek(a, span));
