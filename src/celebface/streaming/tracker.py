@@ -16,8 +16,10 @@ inside of its box changed at once (:class:`~celebface.streaming.cuts.BoxChange`,
 every frame: the recogniser then detects on that frame). **Appearance gate** (DeepSORT-style):
 an embedded detection stays on its track only when its cosine with one of the track's
 :data:`RECENT` latest views (the mean of each) reaches the gate (the embedder's measured
-``track_gate``, ``benchmarks/track_gate.py``); otherwise the track is split: it ends and the
-detection starts a new one, so a new person never inherits an old track's views or name. A
+``track_gate``, ``benchmarks/track_gate.py``, one per number of views compared); otherwise
+the track is split: it ends and the detection starts a new one, so a new person never
+inherits an old track's views or name (unless the view earns that name by itself:
+:meth:`VideoRecognizer.leaves <celebface.streaming.recognizer.VideoRecognizer.leaves>`). A
 shot cut (:mod:`celebface.streaming.cuts`) ends every track.
 
 Its embeddings are grouped into *views*: one that is a near-duplicate of a view seen before
