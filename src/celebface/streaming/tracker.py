@@ -5,10 +5,12 @@ Each detection continues the track whose (predicted) box overlaps it most (IoU a
 ``match_iou``, greedy, best pairs first); unmatched detections open new tracks, tracks unseen
 for more than ``max_missed`` detection rounds close. Between detections (every
 ``detect_every`` frames) a track's box moves on at its last measured velocity. (A maintained
-tracker, supervision's ByteTrack or norfair, was considered for this motion part: supervision
-pulls in ``opencv-python``, which clashes with the ``opencv-python-headless`` this project
-installs, and neither has a hook for the embedding check below at the moment a detection
-joins; the motion part here is this file's hundred lines.)
+tracker was considered for this motion part: supervision (ByteTrack) pulls in
+``opencv-python``, which clashes with the ``opencv-python-headless`` this project installs,
+and its association is motion only; norfair's distance function could carry embeddings, but
+only if every detection were embedded before association, where here only the faces that need
+it are embedded after it, and its Kalman filter and initialisation delay would change when
+tracks start and what the timeline reports; the motion part here is a hundred lines.)
 
 A track asks for a new embedding when it is new, when its box moved or resized enough since
 its last embedding (IoU below ``reembed_iou``), every ``reembed_every`` frames, or when the
