@@ -223,6 +223,30 @@ def test_a_view_that_does_not_earn_the_name_contradicts_it() -> None:
     assert not rec.contradicts(t, *view(blue=0.95))
 
 
+def test_gate_per_view_count_and_a_view_that_earns_the_name_stays() -> None:
+    rec = Recognizer(colour_gallery("dlib"), detector=BlobDetector(),
+                     embedder=MeanColourEmbedder(),
+                     config=RecognizerConfig(tracker=TrackerConfig()))  # threshold 0.9
+    rec.track_gate = (0.5, 0.9)  # 1 view: 0.5, 2 or more: 0.9
+    names = rec.names
+
+    def view(**score: float) -> tuple[np.ndarray, Match]:
+        row = np.array([score.get(n, 0.1) for n in names], np.float32)
+        return row, rec._decide(row[None])[0]
+
+    t = Track(1, (0, 0, 1, 1))
+    t.add(np.array([1.0, 0.0, 0.0]), 0, same_view=0.99)
+    probe = np.array([0.8, 0.6, 0.0])  # cosine 0.8 with the one view
+    assert not rec.leaves(t, probe, *view(red=0.5))  # one view: gate 0.5
+    t.add(np.array([0.0, 0.0, 1.0]), 1, same_view=0.99)
+    assert rec.leaves(t, probe, *view(red=0.5))  # two views: gate 0.9
+    t.shown = Match("red", 0.95, "blue", 0.5)
+    assert rec.leaves(t, probe, *view(red=0.85))  # under the track's threshold: it leaves
+    assert not rec.leaves(t, probe, *view(red=0.95))  # it earns "red" by itself: it stays
+    assert rec.track_threshold(2) < 0.9
+    assert not rec.leaves(t, probe, *view(red=rec.track_threshold(2) + 1e-4))
+
+
 def test_track_agreement_is_the_best_of_its_latest_views() -> None:
     from celebface.streaming.tracker import RECENT
 

@@ -94,18 +94,23 @@ class VideoRecognizer(StillRecognizer):
                     "are not checked for a change of person")
         return (-1.0,)
 
-    def leaves(self, track: Track, embedding: np.ndarray, own: Match) -> bool:
+    def leaves(self, track: Track, embedding: np.ndarray, scores: np.ndarray, own: Match
+               ) -> bool:
         """Whether a new embedding of ``track``'s face fails the appearance gate: its best
         cosine with the track's m latest views (m up to :data:`RECENT`) is under
-        :attr:`track_gate` for m, unless its own
-        decision names the person the track shows (then it earns the name by itself: a new
-        track would show the same, so it stays and adds its view)."""
+        :attr:`track_gate` for m, unless the view earns the name the track shows by itself
+        (it names that person, or scores at least the track's threshold for that name,
+        :meth:`track_threshold`): it then stays and adds its view."""
         views = min(len(track.views), RECENT)
         if views == 0 or track.agreement(embedding) >= self.track_gate[
                 min(views, len(self.track_gate)) - 1]:
             return False
         shown = track.shown
-        return not (shown is not None and shown.known and own.identity == shown.identity)
+        if shown is None or not shown.known:
+            return True
+        score = float(scores[self.names.index(shown.identity)])
+        return not (own.identity == shown.identity
+                    or score >= self.track_threshold(len(track.views)))
 
     def _name_drop(self) -> float | None:
         known = self._embedder_config()
@@ -183,7 +188,7 @@ class VideoRecognizer(StillRecognizer):
             scores = self._scores(emb)
             for i, e, row, own in zip(need, emb, scores, self._decide(scores), strict=True):
                 t = tracks[i]
-                if t.count and (self.leaves(t, e, own) or self.contradicts(t, row, own)):
+                if t.count and (self.leaves(t, e, row, own) or self.contradicts(t, row, own)):
                     tracks[i] = t = self.tracker.replace(t, faces[i], n)
                 t.add(e, n, row, self.same_view)
                 t.frame_match = own

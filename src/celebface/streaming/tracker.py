@@ -5,10 +5,12 @@ Each detection continues the track whose (predicted) box overlaps it most (IoU a
 ``match_iou``, greedy, best pairs first); unmatched detections open new tracks, tracks unseen
 for more than ``max_missed`` detection rounds close. Between detections (every
 ``detect_every`` frames) a track's box moves on at its last measured velocity. (A maintained
-tracker, supervision's ByteTrack or norfair, was considered for this motion part: supervision
-pulls in ``opencv-python``, which clashes with the ``opencv-python-headless`` this project
-installs, and neither has a hook for the embedding check below at the moment a detection
-joins; the motion part here is this file's hundred lines.)
+tracker was considered for this motion part: supervision (ByteTrack) pulls in
+``opencv-python``, which clashes with the ``opencv-python-headless`` this project installs,
+and its association is motion only; norfair's distance function could carry embeddings, but
+only if every detection were embedded before association, where here only the faces that need
+it are embedded after it, and its Kalman filter and initialisation delay would change when
+tracks start and what the timeline reports; the motion part here is a hundred lines.)
 
 A track asks for a new embedding when it is new, when its box moved or resized enough since
 its last embedding (IoU below ``reembed_iou``), every ``reembed_every`` frames, or when the
@@ -16,8 +18,10 @@ inside of its box changed at once (:class:`~celebface.streaming.cuts.BoxChange`,
 every frame: the recogniser then detects on that frame). **Appearance gate** (DeepSORT-style):
 an embedded detection stays on its track only when its cosine with one of the track's
 :data:`RECENT` latest views (the mean of each) reaches the gate (the embedder's measured
-``track_gate``, ``benchmarks/track_gate.py``); otherwise the track is split: it ends and the
-detection starts a new one, so a new person never inherits an old track's views or name. A
+``track_gate``, ``benchmarks/track_gate.py``, one per number of views compared); otherwise
+the track is split: it ends and the detection starts a new one, so a new person never
+inherits an old track's views or name (unless the view earns that name by itself:
+:meth:`VideoRecognizer.leaves <celebface.streaming.recognizer.VideoRecognizer.leaves>`). A
 shot cut (:mod:`celebface.streaming.cuts`) ends every track.
 
 Its embeddings are grouped into *views*: one that is a near-duplicate of a view seen before
