@@ -57,7 +57,8 @@ def gallery_copy(root: Path, tmp: Path) -> Path:
             (base / "data" / person).mkdir(parents=True)
             for p in photos(root, person, "train", 3):
                 (base / "data" / person / p.name).symlink_to(p)
-        enroll(base / "data", base / "gallery", config=EnrollConfig(max_side=640),
+        enroll(base / "data", base / "gallery",
+               config=EnrollConfig(embedder="dlib", max_side=640),
                models=models(), progress=False)
         _cache["gallery"] = base / "gallery"
     out = tmp / f"gallery-{len(list(tmp.iterdir()))}"

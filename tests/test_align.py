@@ -94,9 +94,10 @@ def test_crop_folder_carries_face_geometry(crops: Path) -> None:
 def test_embed_and_enroll_use_the_crop_geometry(crops: Path, tmp_path: Path) -> None:
     """The default crop -> embed path embeds the recorded face, not the whole crop."""
     from celebface.gallery.faces import FaceSetConfig, embed_faces
-    from celebface.recognition import DlibEmbedder, embed_dataset
+    from celebface.recognition import DlibEmbedder, EmbedConfig, embed_dataset
 
-    out = embed_dataset(crops, tmp_path / "emb", progress=False, device="cpu")
+    out = embed_dataset(crops, tmp_path / "emb", EmbedConfig(embedder="dlib"), progress=False,
+                        device="cpu")
     ds = open_dataset(crops)
     emb = DlibEmbedder()
     images = [ds.load(it) for it in ds.items]
@@ -104,7 +105,7 @@ def test_embed_and_enroll_use_the_crop_geometry(crops: Path, tmp_path: Path) -> 
     np.testing.assert_allclose(out.embeddings, want, atol=1e-5)
     whole = emb.embed(images, None)
     assert np.min(np.sum(whole * want, 1)) < 0.999  # the old whole-crop chips differ
-    faces = embed_faces(crops, FaceSetConfig(detector="none", device="cpu"))
+    faces = embed_faces(crops, FaceSetConfig(embedder="dlib", detector="none", device="cpu"))
     np.testing.assert_allclose(faces.embeddings, want, atol=1e-5)
 
 

@@ -34,7 +34,7 @@ def test_facade_end_to_end(five_celeb: Path, tmp_path: Path) -> None:
     faces = celebface.detect(probe, device="cpu")
     assert faces and faces[0].landmarks is not None and faces[0].landmarks.shape == (5, 2)
     vecs = celebface.embed([probe, Image.open(probe)], device="cpu")  # a path and a PIL image
-    assert vecs.shape == (2, 128) and np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
+    assert vecs.shape == (2, 256) and np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
     assert float(vecs[0] @ vecs[1]) > 0.999
 
     gallery = tmp_path / "gallery"

@@ -177,8 +177,8 @@ def test_enrol_by_cli_and_service_store_the_same_vectors(setup: dict[str, Any], 
     img = read_image(five_celeb / JACKET).rgb
     raw = get_detector("mtcnn", device="cpu").detect(img)
     assert [round(f.score, 2) for f in raw] == [0.99, 0.77]
-    his = default_embedder("dlib", "cpu").embed([img], [raw[0]])[0]
-    jacket = default_embedder("dlib", "cpu").embed([img], [raw[1]])[0]
+    his = default_embedder(served.spec, "cpu").embed([img], [raw[0]])[0]
+    jacket = default_embedder(served.spec, "cpu").embed([img], [raw[1]])[0]
     row = served.embeddings[rows[photos.index(setup["data"] / JACKET)]]
     assert float(row @ his) > 0.9999 and float(row @ jacket) < 0.9
     # and the people page's picture of him is cut around his face, not the jacket

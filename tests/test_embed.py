@@ -230,7 +230,7 @@ def test_pins_same_person_closer(pins: Path, tmp_path: Path) -> None:
         for f in sorted(person.iterdir())[:5]:
             (tmp_path / "data" / person.name / f.name).symlink_to(f)
     emb = embed_dataset(tmp_path / "data", tmp_path / "out", progress=False)
-    assert emb.embeddings.shape == (20, 128)
+    assert emb.embeddings.shape == (20, 256)  # dlib+sface, the default
     sim = emb.embeddings @ emb.embeddings.T
     same = emb.labels[:, None] == emb.labels[None, :]
     off_diag = ~np.eye(len(sim), dtype=bool)

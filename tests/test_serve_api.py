@@ -16,6 +16,7 @@ import pytest
 
 from celebface.gallery import Gallery
 from celebface.gallery.store import GalleryError, photo_id
+from celebface.recognition.spec import DEFAULT_EMBEDDER
 from celebface.serve import ServeConfig
 from celebface.serve.config import KeyFileError, read_keys_file
 
@@ -403,9 +404,9 @@ class TestRoutes:
     def test_embed_gives_unit_vectors_near_the_person(self, client, five_celeb: Path) -> None:
         data = held_out(five_celeb, "ben_afflek").read_bytes()
         out = client.post("/v1/embed", json={"file": b64(data)}).json()
-        assert out["embedder"] == "dlib" and out["faces"]
+        assert out["embedder"] == DEFAULT_EMBEDDER and out["faces"]
         vec = np.asarray(out["faces"][0]["embedding"])
-        assert vec.shape == (128,) and abs(np.linalg.norm(vec) - 1) < 1e-4
+        assert vec.shape == (256,) and abs(np.linalg.norm(vec) - 1) < 1e-4
         g = Gallery.load(client.gallery)
         sims = g.centroids() @ vec
         assert g.names[int(np.argmax(sims))] == "ben_afflek"

@@ -226,9 +226,10 @@ def test_one_photo_gallery_and_cross_validated_calibration(pins, tmp_path,
     assert main(["enroll", str(train), "--out", g, "--detector", "none", "--device", "cpu"]) == 0
     gallery = Gallery.load(g)
     assert gallery.counts() == dict.fromkeys(known, 1)
+    name = gallery.spec.name  # the default embedder
     assert gallery.threshold("centroid") == pytest.approx(
-        default_threshold("dlib", "none", "centroid", 4, 1))
-    assert gallery.threshold("centroid") < default_threshold("dlib", "none", "centroid", 4)
+        default_threshold(name, "none", "centroid", 4, 1))
+    assert gallery.threshold("centroid") < default_threshold(name, "none", "centroid", 4)
     # real one-photo vectors get small offsets of either sign around the measured reference
     offsets = GalleryMatcher(gallery).offsets
     assert np.all(offsets != 0) and np.all(np.abs(offsets) < 0.05), offsets

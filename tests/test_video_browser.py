@@ -108,7 +108,7 @@ def test_video_page_plays_an_mp4_celebface_wrote_and_seeks(tmp_path: Path,
             }""", [list(clip), "annotated.mp4"])
             page.wait_for_selector(".timeline .span", timeout=60_000)
             assert page.eval_on_selector_all(".timeline .who", "els => els.map(e => e.textContent)"
-                                             ) == ["red", "blue"]
+                                             ) == ["Red", "Blue"]  # shown names
             # it plays: frames decoded, no media error (the WebM copy when not H.264)
             page.wait_for_function("() => document.querySelector('#player').readyState >= 2",
                                    timeout=30_000)

@@ -25,6 +25,7 @@ from celebface.gallery.matching import DEFAULT_MATCH, GalleryMatcher, Matcher, M
 from celebface.gallery.store import FolderStore, Gallery, GalleryError, GalleryStore
 from celebface.gallery.stores import open_store
 from celebface.io import check_writable
+from celebface.recognition.registry import embedder_names, fusion_parts
 from celebface.recognition.spec import DEFAULT_TTA, EmbedderSpec
 from celebface.recognition.tta import FlipTTA
 from celebface.types import InvalidNameError, person_name, printable
@@ -72,7 +73,11 @@ def embedder_spec(embedder: Any, config: FaceSetConfig) -> dict[str, Any]:
     """What a gallery records about its embedder (an
     :class:`~celebface.recognition.spec.EmbedderSpec`: enough to rebuild it and to check it)."""
     spec = config.spec
-    return EmbedderSpec.of(embedder, spec.name, spec.tta, spec.options).to_dict()
+    name, options = spec.name, spec.options
+    own = getattr(embedder, "name", None)
+    if own and own != name and (own in embedder_names() or fusion_parts(own)):
+        name, options = own, {}  # a registered embedder handed in: record what it is
+    return EmbedderSpec.of(embedder, name, spec.tta, options).to_dict()
 
 
 def check_same_embedder(gallery: Gallery, spec: dict[str, Any]) -> None:
@@ -81,9 +86,12 @@ def check_same_embedder(gallery: Gallery, spec: dict[str, Any]) -> None:
     old = gallery.spec
     new = EmbedderSpec.from_dict(spec)
     if gallery.embedder and old.settings and not old.same_vectors(new):
+        was, now = old.describe(), new.describe()
+        if was == now:  # same name and options, other settings: say which
+            was, now = f"{was} {old.settings}", f"{now} {new.settings}"
         raise GalleryError(
-            f"{gallery.path}: gallery was built with embedder {old.describe()}, not "
-            f"{new.describe()}: vectors of two embedders cannot be compared; re-embed it with "
+            f"{gallery.path}: gallery was built with embedder {was}, not {now}: vectors "
+            "of two embedders cannot be compared; re-embed it with "
             f"'celebface enroll DATA --out GALLERY --embedder {new.name} --tta {new.tta} "
             "--reembed' (photos are cached by content), or enroll into a new --out folder"
         )

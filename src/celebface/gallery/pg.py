@@ -70,6 +70,7 @@ class PgStore(GalleryStore):
             raise GalleryError(f"a PostgreSQL gallery needs psycopg ({exc}); "
                                "pip install 'psycopg[binary]'") from None
         try:
+            urlsplit(url).port  # noqa: B018  ValueError on a malformed URL (an unclosed "[")
             self.url = url
             self._secret = password_of(url)
             self.location = self._redact(url)

@@ -419,7 +419,7 @@ class FaceService:
         emb = (l2_normalize(np.asarray(self.embedder.embed([img.rgb] * len(faces), faces),
                                        np.float32)) if faces else [])
         return {"width": img.source_size[0], "height": img.source_size[1],
-                "embedder": self.gallery.embedder.get("name") or "dlib",
+                "embedder": self.gallery.spec.name,
                 "faces": [{**f.scaled(img.scale).to_dict(),
                            "embedding": [round(float(v), 6) for v in e]}
                           for f, e in zip(faces, emb, strict=True)]}
