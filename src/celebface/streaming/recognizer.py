@@ -112,16 +112,25 @@ class VideoRecognizer(StillRecognizer):
         return not (own.identity == shown.identity
                     or score >= self.track_threshold(len(track.views)))
 
-    def _name_drop(self) -> float | None:
+    def _name_drop(self) -> tuple[float, ...] | None:
         known = self._embedder_config()
         return None if known is None else known[0].name_drop.get(known[1])
+
+    def drop_for(self, identity: str) -> float | None:
+        """The measured name drop for a person with their enrolled photos: the one-photo
+        value for one photo, else the many-photo one (None: none measured)."""
+        if not self.name_drop:
+            return None
+        photos = self.gallery.counts().get(identity, 2) if self.gallery is not None else 2
+        return self.name_drop[0 if photos == 1 else -1]
 
     def contradicts(self, track: Track, scores: np.ndarray, own: Match) -> bool:
         """Whether a track's new view (its ``scores`` for each enrolled person and its own
         decision ``own``) does not earn the name the track shows: it names another person,
         or it is closer to another person and under the one-view threshold for the track's
         name, or it scores more than the embedder's measured ``name_drop`` under that
-        threshold (none measured: this last test is skipped)."""
+        threshold (:meth:`drop_for`: one value for one-photo people, a smaller one for the
+        others, whose own views spread less; none measured: this last test is skipped)."""
         shown = track.shown
         if shown is None or not shown.known:
             return False
@@ -130,7 +139,8 @@ class VideoRecognizer(StillRecognizer):
         score = float(scores[self.names.index(shown.identity)])
         if own.runner_up != shown.identity and score < self.threshold:
             return True
-        return self.name_drop is not None and score < self.threshold - self.name_drop
+        drop = self.drop_for(shown.identity)
+        return drop is not None and score < self.threshold - drop
 
     def _view_constants(self) -> tuple[float, tuple[float, ...]]:
         from celebface.recognition.registry import embedder_config
