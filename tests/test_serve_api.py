@@ -16,7 +16,6 @@ import pytest
 
 from celebface.gallery import Gallery
 from celebface.gallery.store import GalleryError, photo_id
-from celebface.recognition.spec import DEFAULT_EMBEDDER
 from celebface.serve import ServeConfig
 from celebface.serve.config import KeyFileError, read_keys_file
 
@@ -404,10 +403,10 @@ class TestRoutes:
     def test_embed_gives_unit_vectors_near_the_person(self, client, five_celeb: Path) -> None:
         data = held_out(five_celeb, "ben_afflek").read_bytes()
         out = client.post("/v1/embed", json={"file": b64(data)}).json()
-        assert out["embedder"] == DEFAULT_EMBEDDER and out["faces"]
-        vec = np.asarray(out["faces"][0]["embedding"])
-        assert vec.shape == (256,) and abs(np.linalg.norm(vec) - 1) < 1e-4
         g = Gallery.load(client.gallery)
+        assert out["embedder"] == g.spec.name and out["faces"]  # the gallery's embedder
+        vec = np.asarray(out["faces"][0]["embedding"])
+        assert vec.shape == (g.dim,) and abs(np.linalg.norm(vec) - 1) < 1e-4
         sims = g.centroids() @ vec
         assert g.names[int(np.argmax(sims))] == "ben_afflek"
 
