@@ -76,6 +76,23 @@ class Embedder:
         return {"model": self.name, "dim": self.dim}
 
 
+def run_batches(net: Any, chips: Sequence[np.ndarray], batch_size: int, device: str,
+                prepare: Any = None) -> np.ndarray:
+    """``net`` on the uint8 HWC ``chips`` in batches of ``batch_size`` on ``device``
+    (``prepare``: a function of each batch tensor first), as one float32 array; inference
+    only, in full precision (:func:`celebface.device.full_precision`)."""
+    import torch
+
+    from celebface.device import full_precision
+
+    parts = []
+    with torch.inference_mode(), full_precision():
+        for start in range(0, len(chips), batch_size):
+            x = torch.from_numpy(np.stack(chips[start:start + batch_size])).to(device)
+            parts.append(net(x if prepare is None else prepare(x)).float().cpu().numpy())
+    return np.concatenate(parts).astype(np.float32)
+
+
 def mirror_face(face: Face | None, width: int) -> Face | None:
     """``face`` in the image mirrored left-right (``width`` pixels wide)."""
     if face is None:

@@ -20,7 +20,7 @@ import numpy as np
 
 from celebface.errors import InputError
 from celebface.models.store import dlib_model_path
-from celebface.recognition.base import Embedder
+from celebface.recognition.base import Embedder, run_batches
 from celebface.types import Face
 
 log = logging.getLogger(__name__)
@@ -197,16 +197,7 @@ class DlibEmbedder(Embedder):
         if self.backend == "dlib":
             out = self._net.compute_face_descriptor(list(chips), self.config.num_jitters)
             return np.asarray([np.asarray(v) for v in out], dtype=np.float32)
-        import torch
-
-        from celebface.device import full_precision
-
-        parts = []
-        with torch.inference_mode(), full_precision():
-            for start in range(0, len(chips), self.config.batch_size):
-                batch = torch.from_numpy(np.stack(chips[start:start + self.config.batch_size]))
-                parts.append(self._net(batch.to(self.device)).float().cpu().numpy())
-        return np.concatenate(parts).astype(np.float32)
+        return run_batches(self._net, chips, self.config.batch_size, self.device)
 
     def chips(self, images: Sequence[np.ndarray], faces: Sequence[Face | None]
               ) -> list[np.ndarray]:

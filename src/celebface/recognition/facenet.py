@@ -22,7 +22,7 @@ import numpy as np
 
 from celebface.errors import InputError
 from celebface.models.store import MissingWeightsError, find_weights, torch_hub_checkpoints
-from celebface.recognition.base import Embedder, l2_normalize
+from celebface.recognition.base import Embedder, l2_normalize, run_batches
 from celebface.types import Face
 
 log = logging.getLogger(__name__)
@@ -165,15 +165,8 @@ class FacenetEmbedder(Embedder):
 
     def embed_chips(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """Normalised vectors of 160x160 crops, ``(N, 512)`` float32."""
-        import torch
-
         if not len(crops):
             return np.zeros((0, self.dim), np.float32)
-        model = self._load()
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(crops), self.config.batch_size):
-                batch = torch.from_numpy(np.stack(crops[start:start + self.config.batch_size]))
-                x = batch.to(self.device).permute(0, 3, 1, 2).float()
-                out.append(model((x - 127.5) / 128.0).float().cpu().numpy())
-        return l2_normalize(np.concatenate(out))
+        return l2_normalize(run_batches(
+            self._load(), crops, self.config.batch_size, self.device,
+            prepare=lambda x: (x.permute(0, 3, 1, 2).float() - 127.5) / 128.0))

@@ -27,7 +27,7 @@ import numpy as np
 
 from celebface.errors import InputError
 from celebface.models.store import wheel_file
-from celebface.recognition.base import Embedder
+from celebface.recognition.base import Embedder, run_batches
 from celebface.types import Face
 
 log = logging.getLogger(__name__)
@@ -104,16 +104,7 @@ class SfaceEmbedder(Embedder):
 
     def embed_chips(self, chips: Sequence[np.ndarray]) -> np.ndarray:
         """Raw (not normalised) vectors of 112x112 chips, ``(N, 128)`` float32."""
-        import torch
-
-        from celebface.device import full_precision
-
         if not len(chips):
             return np.zeros((0, self.dim), np.float32)
-        net = _network(str(self.path), self.device)
-        out = []
-        with torch.inference_mode(), full_precision():
-            for start in range(0, len(chips), self.config.batch_size):
-                batch = torch.from_numpy(np.stack(chips[start:start + self.config.batch_size]))
-                out.append(net(batch.to(self.device)).float().cpu().numpy())
-        return np.concatenate(out).astype(np.float32)
+        return run_batches(_network(str(self.path), self.device), chips,
+                           self.config.batch_size, self.device)
