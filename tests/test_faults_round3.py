@@ -9,21 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from celebface.cli.main import main
 from celebface.validate import ConfigError
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    """Run ``celebface ARGV`` in this process: exit code and the last line on stderr (no
-    traceback allowed)."""
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse refuses a flag
-        code = int(exc.code or 0)
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    lines = err.strip().splitlines()
-    return code, lines[-1] if lines else ""
+from test_faults_round2 import cli
 
 
 # ------------------------------------------------------------------ serve settings
