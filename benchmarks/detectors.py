@@ -132,37 +132,50 @@ def agreement(name: str, images: list[np.ndarray]) -> dict:
     }
 
 
-def transfer(per_person: int) -> dict:
-    """Whether dlib's measured pair threshold transfers to YuNet's landmarks: pins105-dev
-    ``val`` photos embedded from each detector's largest face; same-person and
-    different-person pairs scored at the registry's pair threshold (no TTA)."""
+def transfer(per_person: int, embedder: str = "dlib") -> dict:
+    """Whether ``embedder``'s measured pair threshold transfers to YuNet's landmarks (and to
+    YuNet's faces with MTCNN's O-net landmarks, ``yunet+onet``):
+    pins105-dev ``val`` photos embedded from each detector's largest face; same-person and
+    different-person pairs scored at the registry's pair threshold (no TTA), and each
+    detector's own TAR at a FAR of 0.1% and 1% (how well its landmarks separate people)."""
     from celebface.detection import get_finder
     from celebface.detection.finder import pick_face
     from celebface.recognition import get_embedder
     from celebface.recognition.registry import embedder_config
 
-    threshold = embedder_config("dlib").pair_threshold["none"]
-    emb = get_embedder("dlib", device="cpu")
+    threshold = embedder_config(embedder).pair_threshold["none"]
+    emb = get_embedder(embedder, device="cpu")
     paths = pins_slice(per_person)
     people = np.array([p.parent.name for p in paths])
     images = load_rgb_files(paths)
-    out: dict = {"photos": len(paths), "threshold": threshold}
-    for det in ("mtcnn", "yunet"):
+    out: dict = {"embedder": embedder, "photos": len(paths), "threshold": threshold}
+    vecs: dict[str, dict[int, np.ndarray]] = {}
+    for det in ("mtcnn", "yunet", "yunet+onet"):
         finder = get_finder(detector=det, device="cpu")
         faces = [pick_face(finder.find(im)) for im in images]
         keep = [i for i, f in enumerate(faces) if f is not None]
-        vecs = emb.embed([images[i] for i in keep], [faces[i] for i in keep])
-        sims = vecs @ vecs.T
-        who = people[keep]
-        same = who[:, None] == who[None, :]
-        upper = np.triu(np.ones_like(same), 1).astype(bool)
-        s, d = sims[same & upper], sims[~same & upper]
-        out[det] = {"faces": len(keep), "same_pairs": int(s.size), "diff_pairs": int(d.size),
-                    "tar_at_threshold": round(float((s >= threshold).mean()), 4),
-                    "far_at_threshold": round(float((d >= threshold).mean()), 5),
-                    "same_median": round(float(np.median(s)), 4),
-                    "diff_p99": round(float(np.percentile(d, 99)), 4)}
-        print(det, out[det], flush=True)
+        emb_ = emb.embed([images[i] for i in keep], [faces[i] for i in keep])
+        vecs[det] = dict(zip(keep, np.asarray(emb_, np.float32), strict=True))
+    # each detector with itself, and mtcnn (enrolled photos) x the others (video faces):
+    # pairs of two different photos
+    for name, (a, b) in {"mtcnn": ("mtcnn", "mtcnn"), "yunet": ("yunet", "yunet"),
+                         "yunet+onet": ("yunet+onet", "yunet+onet"),
+                         "mtcnn x yunet": ("mtcnn", "yunet"),
+                         "mtcnn x yunet+onet": ("mtcnn", "yunet+onet")}.items():
+        ia, ib = sorted(vecs[a]), sorted(vecs[b])
+        sims = np.stack([vecs[a][i] for i in ia]) @ np.stack([vecs[b][i] for i in ib]).T
+        same = people[ia][:, None] == people[ib][None, :]
+        pairs = np.asarray(ia)[:, None] < np.asarray(ib)[None, :]
+        s, d = sims[same & pairs], sims[~same & pairs]
+        out[name] = {"faces": (len(ia), len(ib)), "same_pairs": int(s.size),
+                     "diff_pairs": int(d.size),
+                     "tar_at_threshold": round(float((s >= threshold).mean()), 4),
+                     "far_at_threshold": round(float((d >= threshold).mean()), 5),
+                     "same_median": round(float(np.median(s)), 4),
+                     "diff_p99": round(float(np.percentile(d, 99)), 4),
+                     **{f"tar_at_far_{far}": round(float((s >= np.quantile(d, 1 - far)).mean()),
+                                                   4) for far in (0.001, 0.01)}}
+        print(name, out[name], flush=True)
     return out
 
 
@@ -357,11 +370,13 @@ def main() -> None:
     ap.add_argument("--skip-video", action="store_true")
     ap.add_argument("--transfer-only", type=int, metavar="N", default=0,
                     help="only the threshold-transfer check on N val photos a person "
-                         "(results/detectors_transfer.json)")
+                         "(results/detectors_transfer[_EMBEDDER].json)")
+    ap.add_argument("--embedder", default="dlib", help="the embedder of --transfer-only")
     args = ap.parse_args()
     if args.transfer_only:
-        r = transfer(args.transfer_only)
-        (RESULTS / "detectors_transfer.json").write_text(json.dumps(r, indent=1))
+        r = transfer(args.transfer_only, args.embedder)
+        tag = "" if args.embedder == "dlib" else f"_{args.embedder}"
+        (RESULTS / f"detectors_transfer{tag}.json").write_text(json.dumps(r, indent=1))
         return
     t0 = time.perf_counter()
     r: dict = {"pins_per_person": args.pins_per_person}

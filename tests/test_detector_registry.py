@@ -170,3 +170,33 @@ def test_yunet_gives_the_same_faces_on_every_surface(five_celeb: Path, tmp_path:
         served = client.post("/v1/detect", content=photo.read_bytes()).json()["faces"]
     assert [f["box"] for f in served] == [[round(v, 2) for v in b] for b in facade]
 
+
+
+def test_yunet_onet_gives_yunet_faces_mtcnn_landmarks(five_celeb: Path) -> None:
+    """``yunet+onet``: YuNet's faces and scores, MTCNN's boxes and landmarks (closer to
+    MTCNN's own than YuNet's are); a box O-net does not accept keeps its own."""
+    from celebface.io import read_image
+
+    photos = sorted(five_celeb.glob("*/*.jpg"))[:6]
+    images = [read_image(p).rgb for p in photos]
+    mt, yu, both = (get_finder(detector=d, device="cpu") for d in ("mtcnn", "yunet",
+                                                                     "yunet+onet"))
+    errors: dict[str, list[float]] = {"yunet": [], "yunet+onet": []}
+    ious: dict[str, list[float]] = {"yunet": [], "yunet+onet": []}
+    for rgb in images:
+        m, y, r = mt.largest(rgb), yu.largest(rgb), both.largest(rgb)
+        assert m is not None and y is not None and r is not None
+        assert r.score == pytest.approx(y.score)  # YuNet's face counts by YuNet's score
+        iod = np.linalg.norm(m.landmarks[0] - m.landmarks[1])
+        for name, f in (("yunet", y), ("yunet+onet", r)):
+            errors[name].append(np.linalg.norm(f.landmarks - m.landmarks, axis=1).mean() / iod)
+            ious[name].append(box_iou(f.box, m.box))
+    assert np.mean(errors["yunet+onet"]) < 0.6 * np.mean(errors["yunet"])
+    assert np.mean(ious["yunet+onet"]) > np.mean(ious["yunet"])
+    det = get_detector("yunet+onet", "cpu")
+    assert det.settings()["detector"] == "yunet+onet"
+    again = pickle.loads(pickle.dumps(det)).detect(images[0])
+    assert again[0].landmarks == pytest.approx(det.detect(images[0])[0].landmarks)
+    grey = np.full((200, 200, 3), 128, np.uint8)  # nothing for O-net to accept
+    face = Face(box=(50, 50, 150, 150), score=0.9, landmarks=np.zeros((5, 2), np.float32))
+    assert det.refiner.refine([grey], [[face]]) == [[face]]

@@ -43,6 +43,8 @@ def chip(image: np.ndarray, face: Face, size: int) -> np.ndarray:
     from celebface.geometry import similarity_transform, warp
     from celebface.recognition.dlib_resnet import chip_template
 
+    if face.landmarks is None:
+        raise ValueError("an age/gender chip needs the face's landmarks")
     m = similarity_transform(face.landmarks, chip_template(size, CHIP_PADDING))
     return warp(np.ascontiguousarray(image), m, size)
 

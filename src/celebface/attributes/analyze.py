@@ -51,7 +51,9 @@ def add_attributes(image: np.ndarray, faces: Sequence[Face],
             out[i] = out[i].with_(**changes)
     if "pose" in plugins:
         for i in have:
-            out[i] = out[i].with_(pose=head_pose(out[i].landmarks))
+            lm = out[i].landmarks
+            if lm is not None:
+                out[i] = out[i].with_(pose=head_pose(lm))
     return out
 
 

@@ -114,7 +114,7 @@ def mislabels(vectors: np.ndarray, paths: Sequence[str], ids: Sequence[str],
         return []
     own, other, who = centre_scores(vectors, ids)
     gap = other - own
-    flagged = np.flatnonzero(np.nan_to_num(gap, nan=-np.inf) > margin)
+    flagged = np.flatnonzero(np.nan_to_num(gap, nan=-np.inf) > margin).tolist()
     return [Finding("likely_mislabelled", (paths[k],), ids[k], float(gap[k]),
                     f"own centre {own[k]:.3f}, {who[k]} {other[k]:.3f}")
             for k in sorted(flagged, key=lambda k: -gap[k])]

@@ -56,8 +56,8 @@ def write_sheets(out: Path, findings: list[Finding], limit: int) -> list[str]:
         pairs = max(len(f.files) for f in rows) > 1
         images, captions = [], []
         for f in rows:
-            thumbs = [_thumb(p) for p in f.files]
-            if any(t is None for t in thumbs):
+            thumbs = [t for t in map(_thumb, f.files) if t is not None]
+            if len(thumbs) < len(f.files):
                 continue
             for k, (p, t) in enumerate(zip(f.files, thumbs, strict=True)):
                 images.append(t)

@@ -189,14 +189,14 @@ def audit(data: str | Path, out: str | Path, config: AuditConfig | None = None,
         vecs, more = _embed_photos(photos, config, progress)
     findings += more
     ok = np.flatnonzero(~np.isnan(vecs).any(1))
-    sub = {"paths": [photos.paths[k] for k in ok], "ids": [photos.ids[k] for k in ok],
-           "splits": [photos.splits[k] for k in ok]}
+    paths, ids = [photos.paths[k] for k in ok], [photos.ids[k] for k in ok]
+    splits = [photos.splits[k] for k in ok]
     bound = config.near_duplicate if config.near_duplicate is not None \
         else near_duplicate_bound(config.spec)
     findings += checks.exact_duplicates(photos.hashes, photos.paths, photos.ids, photos.splits)
     findings += checks.near_duplicates(vecs[ok], bound, [photos.hashes[k] for k in ok],
-                                       sub["paths"], sub["ids"], sub["splits"])
-    findings += checks.mislabels(vecs[ok], sub["paths"], sub["ids"], config.mislabel_margin)
+                                       paths, ids, splits)
+    findings += checks.mislabels(vecs[ok], paths, ids, config.mislabel_margin)
     findings += checks.too_few(photos.ids, config.min_photos)
     order = {k: i for i, k in enumerate(checks.KINDS)}
     findings.sort(key=lambda f: order.get(f.kind, len(order)))

@@ -18,6 +18,7 @@ import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -196,7 +197,8 @@ def _write(out: Path, faces: list[_Face], labels: np.ndarray, sims: np.ndarray,
            config: ClusterConfig) -> None:
     from celebface.plots import plot_grid
 
-    rows, by_label = [], {}
+    rows: list[dict[str, Any]] = []
+    by_label: dict[int, list[tuple[float, _Face, str]]] = {}
     for k, (f, label, sim) in enumerate(zip(faces, labels.tolist(), sims.tolist(),
                                             strict=True)):
         stem = Path(f.photo).stem[:60]

@@ -11,6 +11,7 @@ import io
 import os
 from pathlib import Path
 
+from celebface.io.atomic import TEXT_ENCODING
 from celebface.io.pathlist import csv_text
 from celebface.types import Face
 
@@ -52,18 +53,15 @@ def face_from_row(row: dict[str, str]) -> Face:
     """The face of a manifest row (source pixels)."""
     import numpy as np
 
-    box = tuple(float(row[k]) for k in ("x1", "y1", "x2", "y2"))
+    x1, y1, x2, y2 = (float(row[k]) for k in ("x1", "y1", "x2", "y2"))
     lm = None
     if row.get("left_eye_x"):
         lm = np.array(
             [[float(row[f"{n}_x"]), float(row[f"{n}_y"])] for n in LANDMARK_NAMES],
             dtype=np.float32,
         )
-    return Face(box=box, score=float(row["score"]), landmarks=lm)  # type: ignore[arg-type]
+    return Face(box=(x1, y1, x2, y2), score=float(row["score"]), landmarks=lm)
 
-
-#: Records hold file names as the OS gives them (surrogate escapes for non-UTF-8 bytes).
-_TEXT = {"encoding": "utf-8", "errors": "surrogateescape"}
 
 
 def _repair_tail(path: Path) -> None:
@@ -83,7 +81,7 @@ def read_manifest(dst: Path) -> list[dict[str, str]]:
     path = dst / MANIFEST
     if not path.exists():
         return []
-    with open(path, newline="", **_TEXT) as fh:
+    with open(path, newline="", **TEXT_ENCODING) as fh:
         text = fh.read()
     text = text[: text.rfind("\n") + 1]  # a last line without its newline is torn
     return [r for r in csv.DictReader(io.StringIO(text)) if r.get("src_height")]
@@ -94,7 +92,7 @@ def read_lines(path: Path) -> list[str]:
     carriage return or quote is quoted (plain names read as plain lines, as before)."""
     if not path.exists():
         return []
-    with open(path, newline="", **_TEXT) as fh:
+    with open(path, newline="", **TEXT_ENCODING) as fh:
         return [row[0] for row in csv.reader(fh) if row]
 
 
@@ -117,7 +115,7 @@ class Records:
             _repair_tail(p)
         new_manifest = not paths[0].exists() or paths[0].stat().st_size == 0
         self._files = [
-            open(p, "w" if p.name == ERRORS else "a", newline="", **_TEXT)  # noqa: SIM115
+            open(p, "w" if p.name == ERRORS else "a", newline="", **TEXT_ENCODING)  # noqa: SIM115
             for p in paths
         ]
         self.manifest, self.no_faces, self.errors = self._files

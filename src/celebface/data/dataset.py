@@ -17,6 +17,7 @@ folder's items are its rows (``row``), their vectors in :attr:`FaceDataset.vecto
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from celebface.data.items import (
     list_dataset,
 )
 from celebface.io import read_splits
+from celebface.types import Face
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,7 @@ def open_dataset(
     splits = read_splits(path / "splits.csv") if (path / "splits.csv").is_file() else {}
     if splits and not any(it.key in splits for it in found):
         log.warning("%s: matches none of the images", path / "splits.csv")
+    geometry: Mapping[str, Face | None]
     if kind == "synth":
         geometry = {Path(it.path).relative_to(path).as_posix(): it.face
                     for it in _open_boxes(path, kind, False).items}

@@ -132,7 +132,10 @@ class FaceDataset:
         """The stored vectors of ``items`` (an embeddings folder's)."""
         if self.vectors is None:
             raise DatasetError(f"{self.root}: a {self.kind} folder holds no embeddings")
-        return np.asarray(self.vectors[[it.row for it in items]], np.float32)
+        rows = [it.row for it in items if it.row is not None]
+        if len(rows) < len(items):
+            raise DatasetError(f"{self.root}: an item without a row of the embeddings")
+        return np.asarray(self.vectors[rows], np.float32)
 
     @property
     def images(self) -> np.ndarray | None:

@@ -38,6 +38,8 @@ class HOGDetector(PaddingDetector):
 
     name = "hog"
 
+    config: HOGConfig
+
     def __init__(self, device: str = "auto", config: HOGConfig | None = None, **options):
         import dlib
 

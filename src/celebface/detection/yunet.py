@@ -63,6 +63,8 @@ class YuNetDetector(PaddingDetector):
     name = "yunet"
     runtime_fields = ("top_k",)
 
+    config: YuNetConfig
+
     def __init__(self, device: str = "auto", config: YuNetConfig | None = None, **options: Any):
         from celebface.models.store import wheel_file
 

@@ -23,12 +23,19 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypedDict
 
 log = logging.getLogger(__name__)
 
+class TextEncoding(TypedDict):
+    """Keyword arguments of ``open`` for text."""
+
+    encoding: str
+    errors: str
+
+
 #: How text files are encoded: names the OS gave as undecodable bytes are written back as is.
-TEXT_ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}
+TEXT_ENCODING = TextEncoding(encoding="utf-8", errors="surrogateescape")
 
 
 def resolve_target(path: str | Path) -> tuple[Path, bool]:
@@ -67,15 +74,18 @@ class OutputFile:
         self.path = Path(path)
         self.target, self.atomic = resolve_target(path)
         self._tmp: str | None = None
-        kwargs = {} if "b" in mode else dict(TEXT_ENCODING)
+        text = "b" not in mode
+        encoding, errors = (TEXT_ENCODING["encoding"], TEXT_ENCODING["errors"]) if text else (
+            None, None)
         try:
             if not self.atomic:
-                self.fh: IO[Any] = open(self.target, mode, **kwargs)  # noqa: SIM115
+                self.fh: IO[Any] = open(self.target, mode, encoding=encoding,  # noqa: SIM115
+                                        errors=errors)
                 return
             self.target.parent.mkdir(parents=True, exist_ok=True)
             fd, self._tmp = tempfile.mkstemp(dir=self.target.parent,
                                              prefix=f".{self.target.name}.", suffix=".tmp")
-            self.fh = os.fdopen(fd, mode, **kwargs)
+            self.fh = os.fdopen(fd, mode, encoding=encoding, errors=errors)
         except OSError as exc:  # creating the output: name it, not a temporary file
             self._discard()
             if exc.filename == str(self.target.parent):

@@ -108,12 +108,12 @@ def _decode(source: Path | io.BytesIO, label: str, size: int, max_side: int | No
             img.load()
             rotated = img.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8)
             src_size = (h, w) if rotated else (w, h)
-            img = ImageOps.exif_transpose(img)
-            img = _to_rgb(img)
-            if max_side and max(img.size) > max_side:
-                img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
-            img = img if img.mode == "RGB" else img.convert("RGB")  # grey: shrunk first
-            rgb = np.asarray(img, dtype=np.uint8)
+            upright = _to_rgb(ImageOps.exif_transpose(img))
+            if max_side and max(upright.size) > max_side:
+                upright.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+            if upright.mode != "RGB":  # grey: shrunk first
+                upright = upright.convert("RGB")
+            rgb = np.asarray(upright, dtype=np.uint8)
     except ImageReadError:
         raise
     except Image.DecompressionBombError as exc:

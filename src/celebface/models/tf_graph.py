@@ -45,6 +45,7 @@ def _fields(buf: memoryview) -> Iterator[tuple[int, int, Any]]:
     """``(field number, wire type, value)`` of a message; length-delimited values are
     memoryviews (no copy), fixed-size ones raw bytes, varints ints."""
     pos, end = 0, len(buf)
+    value: Any
     while pos < end:
         key, pos = _varint(buf, pos)
         num, wire = key >> 3, key & 7
@@ -86,7 +87,8 @@ def _shape(buf: memoryview) -> tuple[int, ...]:
 
 def parse_tensor(buf: memoryview) -> np.ndarray:
     """A ``TensorProto`` as a numpy array (``tensor_content`` or the typed value lists)."""
-    dtype_code, shape, content = 0, (), None
+    dtype_code, content = 0, None
+    shape: tuple[int, ...] = ()
     values: list[tuple[str, int, Any]] = []
     for num, wire, value in _fields(buf):
         if num == 1:

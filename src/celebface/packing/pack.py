@@ -167,7 +167,7 @@ def pack_dataset(
     return PackSummary(len(kept), skipped, len(names), dict(counts), str(dst))
 
 
-def _memmap(path: Path, shape: tuple[int, ...], dst: Path) -> np.ndarray:
+def _memmap(path: Path, shape: tuple[int, ...], dst: Path) -> np.memmap:
     """A new uint8 ``.npy`` memory map whose disk space is reserved up front: a full disk is
     an ``OSError`` naming ``dst`` here, not a SIGBUS crash when a page is written later."""
     array = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)

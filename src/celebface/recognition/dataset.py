@@ -170,6 +170,8 @@ def load_embeddings(path: str | Path) -> Embeddings:
         raise MissingDatasetError(
             f"{path}: not an embeddings folder (missing {', '.join(missing)})")
     dataset = open_dataset(path)
+    if dataset.vectors is None:
+        raise MissingDatasetError(f"{path}: not an embeddings folder (it holds no vectors)")
     splits = [it.split for it in dataset.items]
     return Embeddings(dataset.vectors, dataset.labels, [it.path for it in dataset.items],
                       dataset.names, dataset.meta, splits if any(splits) else None)

@@ -263,7 +263,8 @@ class EmbeddingEngine:
         chunks = [todo[s:s + config.batch_size] for s in range(0, len(todo), config.batch_size)]
         # views still missing for the chunk (usually all of them, or only a new one)
         tasks = [(dataset, [items[i] for i in chunk],
-                  [v for v in self.views if any(keys[i] not in self.caches[v] for i in chunk)],
+                  [v for v in self.views if any(_missing(keys[i], self.caches[v])
+                                                for i in chunk)],
                   self.rule, self.max_side, [blobs.pop(i, None) for i in chunk])
                  for chunk in chunks]
         workers = config.workers or os.cpu_count() or 1
@@ -306,3 +307,8 @@ class EmbeddingEngine:
         else:
             for task in tasks:
                 yield embed_chunk(self.embedder, *task, detector=self.detector)
+
+
+def _missing(key: str | None, cache: EmbeddingCache) -> bool:
+    """Whether the vector of ``key`` must be computed (a photo without a key is never cached)."""
+    return key is None or key not in cache

@@ -73,8 +73,9 @@ def build_network(path: str | Path) -> Any:
         conv = nn.Conv2d(w.shape[1] * get["group"], w.shape[0], tuple(get["kernel_shape"]),
                          stride=tuple(get["strides"]), padding=tuple(get["pads"][:2]),
                          groups=get["group"], bias=True)
-        conv.weight.data = torch.from_numpy((w * a[:, None, None, None]).astype(np.float32))
-        conv.bias.data = torch.from_numpy(b.astype(np.float32))
+        conv.weight = nn.Parameter(torch.from_numpy((w * a[:, None, None, None])
+                                                    .astype(np.float32)))
+        conv.bias = nn.Parameter(torch.from_numpy(b.astype(np.float32)))
         act = nn.PReLU(w.shape[0])
         act.weight.data = torch.from_numpy(values[prelu.input[1]].reshape(-1).astype(np.float32))
         layers += [conv, act]

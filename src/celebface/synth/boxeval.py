@@ -27,8 +27,8 @@ def box_metrics(
     ``missed``. ``correct`` (identity right, per row) adds the accuracy given a good box
     (IoU >= 0.5) and given a poor one.
     """
-    ious = np.array([0.0 if p is None else box_iou(p, t) for p, t in zip(pred, true,
-                                                                          strict=True)])
+    ious = np.array([0.0 if p is None else box_iou(tuple(p), tuple(t))
+                     for p, t in zip(pred, true, strict=True)])
     n = len(ious)
     nan = float("nan")
     out: dict[str, Any] = {

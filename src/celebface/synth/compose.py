@@ -87,7 +87,7 @@ def noise_background(rng: np.random.Generator, width: int, height: int) -> np.nd
     cells = int(rng.integers(3, 17))
     grid = rng.uniform(0, 255, (cells, cells, 3)).astype(np.float32)
     img = cv2.resize(grid, (width, height), interpolation=cv2.INTER_CUBIC)
-    img += rng.normal(0, rng.uniform(3, 15), img.shape).astype(np.float32)
+    img += np.asarray(rng.normal(0, rng.uniform(3, 15), img.shape), np.float32)
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
