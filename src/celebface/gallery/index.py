@@ -24,15 +24,12 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from celebface.errors import CelebfaceError, InputError
 from celebface.io import atomic_write_bytes
-
-if TYPE_CHECKING:
-    from celebface.gallery.store import Gallery
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +160,19 @@ class VectorIndex:
 
 
 # ------------------------------------------------------------------ gallery files
+class Gallery(Protocol):
+    """What the index files need of a gallery (:class:`celebface.gallery.store.Gallery`;
+    named here by its shape, so the store imports this module and not the reverse)."""
+
+    embeddings: np.ndarray
+    info: dict[str, Any]
+    path: Path | None
+    checksum: str | None
+    index_meta: dict[str, Any] | None
+
+    def centroids(self) -> np.ndarray: ...
+
+
 def view_vectors(gallery: Gallery, view: str) -> np.ndarray:
     """The vectors a view indexes (float32, unit length)."""
     if view == "centroids":

@@ -41,6 +41,7 @@ import numpy as np
 
 from celebface.errors import CelebfaceError
 from celebface.gallery.defaults import default_threshold
+from celebface.gallery.index import write_indexes
 from celebface.io import atomic_write_bytes, atomic_write_json, folder_lock
 from celebface.io.checksum import checksum_matches, sha256_bytes
 from celebface.io.paths import LockTimeoutError
@@ -405,8 +406,6 @@ class Gallery:
         )
         data = buf.getvalue()
         checksum = sha256_bytes(data)
-        from celebface.gallery.index import write_indexes
-
         try:
             atomic_write_bytes(folder / npz_name, data)
             index = write_indexes(folder, self, generation, checksum, (old or {}).get("index"))
