@@ -21,6 +21,13 @@ _LAZY = {
     "StreamConfig": "celebface.streaming.sources",
     "classify": "celebface.streaming.sources",
     "iter_frames": "celebface.streaming.sources",
+    "events": "celebface.streaming.sources",
+    "Start": "celebface.streaming.sources",
+    "End": "celebface.streaming.sources",
+    "Sink": "celebface.streaming.sinks",
+    "BaseSink": "celebface.streaming.sinks",
+    "output_sinks": "celebface.streaming.sinks",
+    "video_timeline": "celebface.streaming.run",
     "IoUTracker": "celebface.streaming.tracker",
     "TrackerConfig": "celebface.recognizer",
 }
