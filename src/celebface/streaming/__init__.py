@@ -27,6 +27,8 @@ _LAZY = {
     "Sink": "celebface.streaming.sinks",
     "BaseSink": "celebface.streaming.sinks",
     "output_sinks": "celebface.streaming.sinks",
+    "Recognised": "celebface.streaming.sinks",
+    "StopRun": "celebface.streaming.sinks",
     "video_timeline": "celebface.streaming.run",
     "IoUTracker": "celebface.streaming.tracker",
     "TrackerConfig": "celebface.recognizer",

@@ -29,6 +29,7 @@ from celebface.streaming.sinks import (
 )
 from celebface.streaming.sources import (
     End,
+    Event,
     Frame,
     Source,
     SourceError,
@@ -127,30 +128,48 @@ def run_inputs(recognizer: Recognizer, sources: Sequence[Source], sinks: Sequenc
 def _play(source: Source, number: int, stream: StreamConfig | None,
           name: Callable[[Start | Frame], list[Face]], sinks: Sequence[Sink],
           summary: RunSummary) -> bool:
-    """Hands the events of ``source`` (the ``number``-th) to ``sinks``, each frame with its
-    faces; a video left open by an error or a stop still ends. True: a sink stopped the run."""
-    rate, current, frames = _Rate(), None, 0
+    """Hands the events of ``source`` (the ``number``-th) to ``sinks``; a video left open by
+    an error or a stop still ends. True: a sink stopped the run."""
+    play = _Play(name, sinks, summary)
     try:
         with contextlib.closing(events(source, stream, number)) as stream_events:
             for event in stream_events:
-                if isinstance(event, Start):
-                    name(event)
-                    current, frames = event, 0
-                    _hand(sinks, methodcaller("on_start", event))
-                elif isinstance(event, End):
-                    current = None
-                    _hand(sinks, methodcaller("on_end", event))
-                else:
-                    faces = name(event)
-                    summary.add(faces)
-                    frames += 1
-                    if _hand(sinks, methodcaller("on_frame", Recognised(event, faces,
-                                                                        rate.tick()))):
-                        return True
+                if play.event(event):
+                    return True
         return False
     finally:
+        play.end_open()
+
+
+class _Play:
+    """One source's events to the sinks, each frame with its faces; remembers the open video."""
+
+    def __init__(self, name: Callable[[Start | Frame], list[Face]], sinks: Sequence[Sink],
+                 summary: RunSummary) -> None:
+        self.name, self.sinks, self.summary = name, sinks, summary
+        self.rate, self.frames = _Rate(), 0
+        self.current: Start | None = None
+
+    def event(self, event: Event) -> bool:
+        """Hands ``event`` on; True when a sink stopped the run."""
+        if isinstance(event, Start):
+            self.name(event)
+            self.current, self.frames = event, 0
+            return _hand(self.sinks, methodcaller("on_start", event))
+        if isinstance(event, End):
+            self.current = None
+            return _hand(self.sinks, methodcaller("on_end", event))
+        faces = self.name(event)
+        self.summary.add(faces)
+        self.frames += 1
+        return _hand(self.sinks, methodcaller("on_frame", Recognised(event, faces,
+                                                                      self.rate.tick())))
+
+    def end_open(self) -> None:
+        """The end of the open video, if any (its source failed or the run stopped)."""
+        current, self.current = self.current, None
         if current is not None:
-            _hand(sinks, methodcaller("on_end", End(current.source, frames)))
+            _hand(self.sinks, methodcaller("on_end", End(current.source, self.frames)))
 
 
 def _hand(sinks: Sequence[Sink], call: Callable[[Sink], object]) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,7 +169,7 @@ def folder_files(folder: Path) -> list[Path]:
 
 
 def events(source: Source, config: StreamConfig | None = None, number: int = 0
-           ) -> Iterator[Event]:
+           ) -> Generator[Event, None, None]:
     """The events of ``source``, the ``number``-th of a run (which names a stream's outputs).
     Bad images and videos inside a folder are logged and skipped."""
     config = config or StreamConfig()
