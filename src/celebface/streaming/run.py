@@ -99,10 +99,11 @@ def run_inputs(recognizer: Recognizer, sources: Sequence[Source], sinks: Sequenc
                *, stream: StreamConfig | None = None) -> RunSummary:
     """Recognise every frame of every source and hand it to ``sinks``
     (:func:`~celebface.streaming.sinks.output_sinks` makes those of ``celebface recognize``),
-    which are closed at the end. A source that cannot be read is logged, counted in
-    ``errors`` and skipped. A sink that raises ends the run (with its error) only after every
+    which are closed at the end. A source that cannot be read (``SourceError``,
+    ``ImageReadError``, ``FileNotFoundError``, from it or a sink) is logged, counted in
+    ``errors`` and skipped. Any other error of a sink ends the run (raised) only after every
     sink got the frame, the end of its video and :meth:`~celebface.streaming.sinks.Sink.close`,
-    so what the others wrote is kept; one that raises ``StopRun`` ends it quietly."""
+    so what the others wrote is kept; a sink that raises ``StopRun`` ends it quietly."""
     summary = RunSummary()
     name = _namer(recognizer)
     begin = time.perf_counter()

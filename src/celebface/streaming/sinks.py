@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from tqdm import tqdm
 
 from celebface.io import check_output_file
 from celebface.streaming.output import (
@@ -218,8 +219,6 @@ class ProgressSink(BaseSink):
 
     def __init__(self, desc: str = "recognize", enabled: bool = True) -> None:
         super().__init__()
-        from tqdm import tqdm
-
         self.bar: Any = tqdm(desc=desc, unit="frame", disable=not enabled, leave=False)
 
     def on_frame(self, result: Recognised) -> None:

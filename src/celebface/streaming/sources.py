@@ -239,6 +239,8 @@ def _folder_events(root: Path, config: StreamConfig) -> Iterator[Event]:
                 yield from _segment(name, 0.0, _image_frame(path, config.max_side, rel, i))
         except (SourceError, ImageReadError) as exc:
             log.error("%s (skipped)", exc)
+
+
 def camera_index(target: str | int) -> int:
     """A camera number (>= 0). OpenCV crashes the interpreter on some negative ones."""
     try:
