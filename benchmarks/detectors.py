@@ -284,7 +284,7 @@ def pins_gallery(tmp: Path, per_person: int = 5) -> Path:
 def video_runs(gallery: Path, tmp: Path) -> list[dict]:
     from celebface.recognizer import RecognizerConfig
     from celebface.streaming import Recognizer as VideoRecognizer
-    from celebface.streaming import Source, run_inputs
+    from celebface.streaming import Source, output_sinks, run_inputs
 
     rows = []
     for det, side in (("mtcnn", 320), ("yunet", 320), ("yunet", 640), ("yunet", 1024)):
@@ -292,7 +292,8 @@ def video_runs(gallery: Path, tmp: Path) -> list[dict]:
                               config=RecognizerConfig(video_detect_side=side, device="cpu"))
         jsonl = tmp / f"{det}_{side}.jsonl"
         t = time.perf_counter()
-        s = run_inputs(rec, [Source("video", str(CROWD))], jsonl=jsonl, progress=False)
+        src = [Source("video", str(CROWD))]
+        s = run_inputs(rec, src, output_sinks(src, jsonl=jsonl, progress=False))
         wall = time.perf_counter() - t
         records = [json.loads(line) for line in jsonl.read_text().splitlines()]
         faces = [len(r["faces"]) for r in records]

@@ -25,6 +25,7 @@ from celebface.streaming import (
     TrackerConfig,
     classify,
     iter_frames,
+    output_sinks,
     run_inputs,
 )
 from celebface.streaming.synthetic import moving_faces, write_video
@@ -496,8 +497,9 @@ def test_run_inputs_writes_jsonl_images_and_video(tmp_path: Path, rng: np.random
                      config=RecognizerConfig(video_detect_side=0))
     srcs = [classify(str(video)), classify(str(photos)), Source("camera", "98")]
     with caplog.at_level(logging.WARNING):
-        s = run_inputs(rec, srcs, jsonl=tmp_path / "out.jsonl", out=tmp_path / "ann",
-                       show=True, progress=False)
+        sinks = output_sinks(srcs, jsonl=tmp_path / "out.jsonl", out=tmp_path / "ann",
+                             show=True, progress=False)
+        s = run_inputs(rec, srcs, sinks)
     assert "no display" in caplog.text
     assert s.frames == 25 and s.faces == 50 and s.sources_ok == 2
     assert len(s.errors) == 1 and "camera 98" in s.errors[0]

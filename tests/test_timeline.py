@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from celebface.streaming import Recognizer, RecognizerConfig, TrackerConfig, run_inputs
+from celebface.streaming import (
+    Recognizer,
+    RecognizerConfig,
+    TrackerConfig,
+    output_sinks,
+    run_inputs,
+)
 from celebface.streaming.synthetic import write_video
 from celebface.streaming.timeline import (
     TimelineBuilder,
@@ -109,7 +115,8 @@ def test_run_inputs_writes_a_timeline(tmp_path: Path, rng: np.random.Generator) 
                                              tracker=TrackerConfig(detect_every=3)))
     from celebface.streaming import classify
 
-    s = run_inputs(rec, [classify(str(video))], timeline=tmp_path / "tl", progress=False)
+    srcs = [classify(str(video))]
+    s = run_inputs(rec, srcs, output_sinks(srcs, timeline=tmp_path / "tl", progress=False))
     assert s.appearances == 3
     data = json.loads((tmp_path / "tl" / "appearances.json").read_text())
     got = [(a["person"], a["first_frame"], a["last_frame"], a["frames"])

@@ -137,7 +137,7 @@ def timeline(video: str | Path, gallery: str | Path | Any, out: str | Path | Non
     :class:`~celebface.recognizer.TrackerConfig` settings (e.g. ``detect_every=3``)."""
     from celebface.recognizer import RecognizerConfig, TrackerConfig
     from celebface.streaming.recognizer import VideoRecognizer
-    from celebface.streaming.timeline import video_timeline
+    from celebface.streaming.run import video_timeline
 
     config = RecognizerConfig(device=device, tracker=TrackerConfig(**tracker))
     return video_timeline(VideoRecognizer(gallery, config=config), video, out)

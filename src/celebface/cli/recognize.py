@@ -97,7 +97,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from celebface.streaming import Recognizer as VideoRecognizer
-    from celebface.streaming import Source, classify, run_inputs
+    from celebface.streaming import Source, classify, output_sinks, run_inputs
 
     if not args.inputs and not args.camera:
         raise CLIError("give at least one INPUT or --camera N")
@@ -130,8 +130,9 @@ def run(args: argparse.Namespace) -> int:
                                  model=args.model)
     stream = config_from(StreamConfig, args, open_timeout_s=args.timeout,
                          read_timeout_s=args.timeout)
-    s = run_inputs(recognizer, sources, jsonl=args.jsonl, out=args.out, show=args.show,
-                   stream=stream, timeline=args.timeline)
+    sinks = output_sinks(sources, jsonl=args.jsonl, out=args.out, timeline=args.timeline,
+                         show=args.show)
+    s = run_inputs(recognizer, sources, sinks, stream=stream)
     errors = len(s.errors) + len(missing)
     top = ", ".join(f"{k} {v}" for k, v in s.identities.most_common(8))
     print(

@@ -200,7 +200,7 @@ class VideoJobs:
 
     def _run(self, job: VideoJob, path: Path) -> None:
         from celebface.streaming.recognizer import VideoRecognizer
-        from celebface.streaming.timeline import video_timeline
+        from celebface.streaming.run import video_timeline
 
         job.status, start = "running", time.perf_counter()
         try:

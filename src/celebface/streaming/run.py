@@ -1,33 +1,45 @@
-"""Recognise every input of a run and write the outputs (the engine of ``celebface recognize``)."""
+"""Recognise every input of a run and hand the results on (the engine of ``celebface recognize``).
+
+One loop: each source's events (:func:`~celebface.streaming.sources.events`: start, frames, end)
+go through the recogniser to every sink (:mod:`celebface.streaming.sinks`: JSON Lines,
+annotated outputs, timelines, a window, a progress bar).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import methodcaller
 from pathlib import Path
 
-from celebface.io import ImageReadError, check_output_file
-from celebface.streaming.output import (
-    Display,
-    JsonlWriter,
-    VideoOut,
-    annotate,
-    frame_record,
-    write_image,
-)
+from celebface.errors import InputError
+from celebface.io import ImageReadError
 from celebface.streaming.recognizer import Recognizer
+from celebface.streaming.sinks import (
+    CallbackSink,
+    ProgressSink,
+    Recognised,
+    Sink,
+    StopRun,
+    TimelineSink,
+)
 from celebface.streaming.sources import (
+    End,
+    Event,
     Frame,
     Source,
     SourceError,
+    Start,
     StreamConfig,
-    iter_frames,
-    source_fps,
+    classify,
+    events,
 )
-from celebface.streaming.timeline import TimelineBuilder, write_timeline
-from celebface.types import UNKNOWN
+from celebface.streaming.timeline import Appearance
+from celebface.types import UNKNOWN, Face
 
 log = logging.getLogger(__name__)
 
@@ -47,188 +59,152 @@ class RunSummary:
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
-
-class _Names:
-    """Unique output names inside the output folder."""
-
-    def __init__(self) -> None:
-        self.used: set[str] = set()
-
-    def __call__(self, rel: str) -> str:
-        base, n = rel, 2
-        while rel in self.used:
-            stem, dot, ext = base.rpartition(".")
-            rel = f"{stem}-{n}.{ext}" if dot else f"{base}-{n}"
-            n += 1
-        self.used.add(rel)
-        return rel
+    def add(self, faces: list[Face]) -> None:
+        """Counts a recognised frame."""
+        self.frames += 1
+        self.faces += len(faces)
+        self.identities.update(f.identity or UNKNOWN for f in faces)
 
 
-def _fps_meter(alpha: float = 0.1):  # type: ignore[no-untyped-def]
-    last = [time.perf_counter(), None]
+class _Rate:
+    """Frames per second, smoothed (an exponential moving average)."""
 
-    def tick() -> float:
+    def __init__(self, alpha: float = 0.1) -> None:
+        self.alpha, self.last, self.value = alpha, time.perf_counter(), 0.0
+
+    def tick(self) -> float:
         now = time.perf_counter()
-        inst = 1.0 / max(now - last[0], 1e-6)
-        last[0] = now
-        last[1] = inst if last[1] is None else (1 - alpha) * last[1] + alpha * inst
-        return float(last[1])
-
-    return tick
+        inst = 1.0 / max(now - self.last, 1e-6)
+        self.last = now
+        self.value = inst if not self.value else (1 - self.alpha) * self.value + self.alpha * inst
+        return self.value
 
 
-def run_inputs(
-    recognizer: Recognizer,
-    sources: list[Source],
-    *,
-    jsonl: str | Path | None = None,
-    out: str | Path | None = None,
-    show: bool = False,
-    stream: StreamConfig | None = None,
-    progress: bool = True,
-    timeline: str | Path | None = None,
-) -> RunSummary:
-    """Recognise every frame of every source; write JSON Lines, annotated images/videos and
-    (``timeline``) each video's appearances (:mod:`celebface.streaming.timeline`): in
-    ``timeline`` itself for a single video, in a sub-folder per video otherwise."""
-    from tqdm import tqdm
+def _namer(recognizer: Recognizer) -> Callable[[Start | Frame], list[Face]]:
+    """The recogniser as the loop uses it (the one place that calls it): every start forgets
+    the tracks; video frames are tracked, still images named alone."""
 
-    stream = stream or StreamConfig()
-    summary = RunSummary()
-    out_dir = Path(out) if out else None
-    names = _Names()
-    display = Display() if show else None
-    if display is not None and not display.available:
-        log.warning("--show: no display available (this OpenCV build is headless or no "
-                    "DISPLAY is set); continuing without a window")
-        display = None
-    inputs = [s.target for s in sources if s.kind in ("image", "folder", "video")]
-    writer = JsonlWriter(jsonl) if jsonl else None
-    one_video = len(sources) == 1 and sources[0].kind != "folder"
-    timelines = _Timelines(Path(timeline), one_video) if timeline else None
-    start = time.perf_counter()
-    bar = tqdm(desc="recognize", unit="frame", disable=not progress, leave=False)
-    stop = False
-    try:
-        for n_source, source in enumerate(sources):
-            if stop:
-                break
+    def name(event: Start | Frame) -> list[Face]:
+        if isinstance(event, Start):
             recognizer.reset()
-            tick = _fps_meter()
-            video: VideoOut | None = None
-            video_source: str | None = None
-            prefix = Path(source.target).name if source.kind == "folder" else ""
+            return []
+        if event.is_video:
+            return recognizer.process_frame(event.rgb)
+        return recognizer.recognize(event.rgb)
+
+    return name
+
+
+def run_inputs(recognizer: Recognizer, sources: Sequence[Source], sinks: Sequence[Sink] = (),
+               *, stream: StreamConfig | None = None) -> RunSummary:
+    """Recognise every frame of every source and hand it to ``sinks``
+    (:func:`~celebface.streaming.sinks.output_sinks` makes those of ``celebface recognize``),
+    which are closed at the end. A source that cannot be read (``SourceError``,
+    ``ImageReadError``, ``FileNotFoundError``, from it or a sink) is logged, counted in
+    ``errors`` and skipped. Any other error of a sink ends the run (raised) only after every
+    sink got the frame, the end of its video and :meth:`~celebface.streaming.sinks.Sink.close`,
+    so what the others wrote is kept; a sink that raises ``StopRun`` ends it quietly."""
+    summary = RunSummary()
+    name = _namer(recognizer)
+    begin = time.perf_counter()
+    try:
+        for number, source in enumerate(sources):
             try:
-                for frame in iter_frames(source, stream):
-                    if frame.is_video and frame.source != video_source:
-                        # a new video (several can sit in one folder): fresh tracks and output
-                        if video_source is not None:
-                            recognizer.reset()
-                        video_source = frame.source
-                        _close_video(video, summary)
-                        video = None
-                        if timelines is not None:
-                            timelines.start(source, frame, source_fps(source, frame.source),
-                                            summary, prefix, n_source)
-                        if out_dir is not None:
-                            target = out_dir / names(_video_name(source, frame, prefix,
-                                                                 n_source))
-                            check_output_file(target, inputs, flag="--out")
-                            video = VideoOut(target, source_fps(source, frame.source))
-                    if frame.is_video:
-                        faces = recognizer.process_frame(frame.rgb)
-                    else:
-                        recognizer.reset()
-                        faces = recognizer.recognize(frame.rgb)
-                    fps = tick()
-                    summary.frames += 1
-                    summary.faces += len(faces)
-                    summary.identities.update(f.identity or UNKNOWN for f in faces)
-                    bar.update(1)
-                    if writer is not None:
-                        writer.write(frame_record(frame.source, frame.index, frame.time_s, faces))
-                    if timelines is not None and frame.is_video:
-                        timelines.add(frame, faces)
-                    if out_dir is None and display is None:
-                        continue
-                    bgr = annotate(frame.rgb, faces, fps if frame.is_video else None)
-                    if video is not None and frame.is_video:
-                        video.write(bgr)
-                    elif out_dir is not None and not frame.is_video:
-                        rel = str(Path(prefix) / (frame.relpath or Path(frame.source).name))
-                        target = out_dir / names(str(Path(rel).with_suffix(".jpg")))
-                        check_output_file(target, inputs, flag="--out")
-                        write_image(target, bgr)
-                        summary.outputs.append(str(target))
-                    if display is not None and not display.show(bgr):
-                        stop = True
-                        break
-                summary.sources_ok += 1
+                stopped = _play(source, number, stream, name, sinks, summary)
             except (SourceError, ImageReadError, FileNotFoundError) as exc:
                 log.error("%s (skipped)", exc)
                 summary.errors.append(str(exc))
-            finally:
-                _close_video(video, summary)
-                if timelines is not None:
-                    timelines.finish(summary)
+                continue
+            summary.sources_ok += 1
+            if stopped:
+                break
     finally:
-        bar.close()
-        if writer is not None:
-            writer.close()
-        if display is not None:
-            display.close()
-        summary.seconds = time.perf_counter() - start
+        _hand(sinks, methodcaller("close"))
+        summary.seconds = time.perf_counter() - begin
+        summary.outputs = [out for sink in sinks for out in sink.outputs]
+        summary.appearances = sum(s.appearances for s in sinks if isinstance(s, TimelineSink))
     return summary
 
 
-class _Timelines:
-    """The timeline of each video of a run (:mod:`celebface.streaming.timeline`)."""
-
-    def __init__(self, folder: Path, one_video: bool) -> None:
-        self.folder, self.one_video, self.names = folder, one_video, _Names()
-        self.builder: TimelineBuilder | None = None
-        self.target: Path | None = None
-        self.source = ""
-
-    def start(self, source: Source, frame: Frame, fps: float, summary: RunSummary,
-              prefix: str, n_source: int) -> None:
-        self.finish(summary)
-        self.builder, self.source = TimelineBuilder(fps), frame.source
-        if self.one_video:
-            self.target = self.folder
-        else:
-            rel = self.names(_video_name(source, frame, prefix, n_source))
-            self.target = self.folder / Path(rel).with_suffix("")
-
-    def add(self, frame: Frame, faces: list) -> None:
-        if self.builder is not None:
-            self.builder.add(frame.index, frame.time_s, frame.rgb, faces)
-
-    def finish(self, summary: RunSummary) -> None:
-        if self.builder is None or self.target is None:
-            return
-        appearances, thumbs = self.builder.appearances()
-        write_timeline(self.target, appearances, thumbs,
-                       self.builder.last_s + 1.0 / self.builder.fps, self.source)
-        summary.outputs.append(str(self.target))
-        summary.appearances += len(appearances)
-        self.builder = None
+def _play(source: Source, number: int, stream: StreamConfig | None,
+          name: Callable[[Start | Frame], list[Face]], sinks: Sequence[Sink],
+          summary: RunSummary) -> bool:
+    """Hands the events of ``source`` (the ``number``-th) to ``sinks``; a video left open by
+    an error or a stop still ends. True: a sink stopped the run."""
+    play = _Play(name, sinks, summary)
+    try:
+        with contextlib.closing(events(source, stream, number)) as stream_events:
+            for event in stream_events:
+                if play.event(event):
+                    return True
+        return False
+    finally:
+        play.end_open()
 
 
-def _video_name(source: Source, frame: Frame, prefix: str, n_source: int) -> str:
-    """Output name of a video: camera/stream by number, files by their path (in a folder)."""
-    if source.kind == "camera":
-        return f"camera{source.target}.mp4"
-    if source.kind == "stream":
-        return f"stream{n_source}.mp4"
-    if source.kind == "folder":
-        rel = Path(frame.source).relative_to(source.target)
-        return str((Path(prefix) / rel).with_suffix(".mp4"))
-    return f"{Path(frame.source).stem}.mp4"
+class _Play:
+    """One source's events to the sinks, each frame with its faces; remembers the open video."""
+
+    def __init__(self, name: Callable[[Start | Frame], list[Face]], sinks: Sequence[Sink],
+                 summary: RunSummary) -> None:
+        self.name, self.sinks, self.summary = name, sinks, summary
+        self.rate, self.frames = _Rate(), 0
+        self.current: Start | None = None
+
+    def event(self, event: Event) -> bool:
+        """Hands ``event`` on; True when a sink stopped the run."""
+        if isinstance(event, Start):
+            self.name(event)
+            self.current, self.frames = event, 0
+            return _hand(self.sinks, methodcaller("on_start", event))
+        if isinstance(event, End):
+            self.current = None
+            return _hand(self.sinks, methodcaller("on_end", event))
+        faces = self.name(event)
+        self.summary.add(faces)
+        self.frames += 1
+        return _hand(self.sinks, methodcaller("on_frame", Recognised(event, faces,
+                                                                      self.rate.tick())))
+
+    def end_open(self) -> None:
+        """The end of the open video, if any (its source failed or the run stopped)."""
+        current, self.current = self.current, None
+        if current is not None:
+            _hand(self.sinks, methodcaller("on_end", End(current.source, self.frames)))
 
 
-def _close_video(video: VideoOut | None, summary: RunSummary) -> None:
-    if video is not None:
-        video.close()
-        if video.path.exists():
-            summary.outputs.append(str(video.path))
+def _hand(sinks: Sequence[Sink], call: Callable[[Sink], object]) -> bool:
+    """``call`` on every sink, even after one raised: then the first error is raised once
+    all had it (the others are logged). True when one raised ``StopRun``."""
+    stop, error = False, None
+    for sink in sinks:
+        try:
+            call(sink)
+        except StopRun:
+            stop = True
+        except Exception as exc:
+            if error is not None:
+                log.error("%s: %s", type(sink).__name__, exc)
+            error = error or exc
+    if error is not None:
+        raise error
+    return stop
+
+
+def video_timeline(recognizer: Recognizer, video: str | Path, out: str | Path | None = None,
+                   progress: bool = False, on_frame: Callable[[int], None] | None = None
+                   ) -> list[Appearance]:
+    """The appearances of one video file (written to ``out`` when given); ``on_frame(n)``
+    after each frame (n frames done). Raises :class:`SourceError` when it cannot be read."""
+    source = classify(str(video))
+    if source.kind != "video":
+        raise InputError(f"{video}: not a video file")
+    timeline = TimelineSink(out)
+    sinks: list[Sink] = [timeline, ProgressSink("timeline", progress)]
+    if on_frame is not None:
+        sinks.append(CallbackSink(on_frame))
+    try:
+        _play(source, 0, None, _namer(recognizer), sinks, RunSummary())
+    finally:
+        _hand(sinks, methodcaller("close"))
+    return timeline.found

@@ -1,16 +1,18 @@
 """Where frames come from: image files, folders, video files, cameras and stream URLs.
 
-Every source yields :class:`Frame` objects (RGB uint8). Unreadable images are reported and
-skipped; a video, camera or stream that cannot be opened raises :class:`SourceError` (one
-line); a camera or stream that stops delivering frames is reopened at most ``reconnects``
-times, with open/read timeouts, and then ends with an error - it never hangs.
+Every source emits events (:func:`events`): for each video, camera or stream a :class:`Start`
+(its name, size and frame rate), its :class:`Frame` objects (RGB uint8) and an :class:`End`;
+each still image is the same with one frame. Unreadable images are reported and skipped; a
+video, camera or stream that cannot be opened raises :class:`SourceError` (one line); a camera
+or stream that stops delivering frames is reopened at most ``reconnects`` times, with
+open/read timeouts, and then ends with an error - it never hangs.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,31 @@ class Frame:
     time_s: float | None = None
     is_video: bool = False
     relpath: str | None = None  # for images inside a folder: the path below the folder
+
+
+@dataclass(frozen=True)
+class Start:
+    """A video, camera or stream begins (or a still image: ``is_video`` False). ``source``: the
+    :attr:`Frame.source` of its frames; ``name``: what its outputs are called below an output
+    folder, with the input's suffix (``clip.avi``, ``photos/a.png``, ``camera0``)."""
+
+    source: str
+    name: str
+    size: tuple[int, int]  # width, height of its first frame
+    fps: float = 0.0  # a video file's frame rate; 0 when unknown (cameras, streams, stills)
+    is_video: bool = False
+
+
+@dataclass(frozen=True)
+class End:
+    """The frames since the last :class:`Start` are over (``frames`` of them)."""
+
+    source: str
+    frames: int
+
+
+#: What a source emits.
+Event = Start | Frame | End
 
 
 @dataclass(frozen=True)
@@ -141,39 +168,77 @@ def folder_files(folder: Path) -> list[Path]:
     return sorted(p for p in found if p.is_file() and p.suffix.lower() in known)
 
 
-def iter_frames(source: Source, config: StreamConfig | None = None) -> Iterator[Frame]:
-    """Frames of ``source``. Bad images inside a folder are logged and skipped."""
+def events(source: Source, config: StreamConfig | None = None, number: int = 0
+           ) -> Generator[Event, None, None]:
+    """The events of ``source``, the ``number``-th of a run (which names a stream's outputs).
+    Bad images and videos inside a folder are logged and skipped."""
     config = config or StreamConfig()
     if source.kind == "image" and "://" in source.target:
-        rgb = _url_image(source.target, config.open_timeout_s, config.max_side)
         name = Path(source.target.split("?", 1)[0]).name or "url"
-        yield Frame(source.target, 0, rgb, relpath=name)
+        yield from _segment(name, 0.0, _url_frame(source, config, name))
     elif source.kind == "image":
-        loaded = read_image(source.target, config.max_side)  # ImageReadError propagates
-        yield Frame(source.target, 0, loaded.rgb, relpath=Path(source.target).name)
+        name = Path(source.target).name
+        yield from _segment(name, 0.0, _image_frame(source.target, config.max_side, name))
     elif source.kind == "folder":
-        root = Path(source.target)
-        files = folder_files(root)
-        if not files:
-            log.warning("%s: no images or videos inside", root)
-        for i, path in enumerate(files):
-            rel = str(path.relative_to(root))
-            if path.suffix.lower() in VIDEO_EXTENSIONS:
-                try:
-                    yield from iter_frames(Source("video", str(path)), config)
-                except SourceError as exc:
-                    log.error("%s (skipped)", exc)
-                continue
-            try:
-                rgb = read_image(path, config.max_side).rgb
-            except ImageReadError as exc:
-                log.error("%s (skipped)", exc)
-                continue
-            yield Frame(str(path), i, rgb, relpath=rel)
+        yield from _folder_events(Path(source.target), config)
     elif source.kind == "video":
-        yield from _video_frames(source, config)
+        yield from _video_events(source, config, Path(source.target).name)
     else:
-        yield from _live_frames(source, config)
+        name = f"camera{source.target}" if source.kind == "camera" else f"stream{number}"
+        yield from _segment(name, 0.0, _live_frames(source, config))
+
+
+def iter_frames(source: Source, config: StreamConfig | None = None) -> Iterator[Frame]:
+    """The frames of ``source`` (its :func:`events` without the starts and ends)."""
+    return (e for e in events(source, config) if isinstance(e, Frame))
+
+
+def _segment(name: str, fps: float, frames: Iterable[Frame]) -> Iterator[Event]:
+    """``frames`` between a :class:`Start` and an :class:`End`; nothing when there are none.
+    A :class:`SourceError` after the first frame still ends them, then propagates."""
+    count, start = 0, None
+    try:
+        for frame in frames:
+            if start is None:
+                h, w = frame.rgb.shape[:2]
+                start = Start(frame.source, name, (w, h), fps, frame.is_video)
+                yield start
+            yield frame
+            count += 1
+    except SourceError:
+        if start is not None:
+            yield End(start.source, count)
+        raise
+    if start is not None:
+        yield End(start.source, count)
+
+
+def _url_frame(source: Source, config: StreamConfig, name: str) -> Iterator[Frame]:
+    rgb = _url_image(source.target, config.open_timeout_s, config.max_side)
+    yield Frame(source.target, 0, rgb, relpath=name)
+
+
+def _image_frame(path: str | Path, max_side: int | None, relpath: str, index: int = 0
+                 ) -> Iterator[Frame]:
+    loaded = read_image(path, max_side)  # ImageReadError propagates
+    yield Frame(str(path), index, loaded.rgb, relpath=relpath)
+
+
+def _folder_events(root: Path, config: StreamConfig) -> Iterator[Event]:
+    """Every image and video below ``root``, named below the folder's own name."""
+    files = folder_files(root)
+    if not files:
+        log.warning("%s: no images or videos inside", root)
+    for i, path in enumerate(files):
+        rel = str(path.relative_to(root))
+        name = str(Path(root.name) / rel)
+        try:
+            if path.suffix.lower() in VIDEO_EXTENSIONS:
+                yield from _video_events(Source("video", str(path)), config, name)
+            else:
+                yield from _segment(name, 0.0, _image_frame(path, config.max_side, rel, i))
+        except (SourceError, ImageReadError) as exc:
+            log.error("%s (skipped)", exc)
 
 
 def camera_index(target: str | int) -> int:
@@ -212,25 +277,33 @@ def _open_capture(source: Source, config: StreamConfig) -> Any:
     return cap
 
 
-def _video_frames(source: Source, config: StreamConfig) -> Iterator[Frame]:
+def _video_events(source: Source, config: StreamConfig, name: str) -> Iterator[Event]:
+    """A video file's events; its frame rate (0 when unknown) comes with its start."""
     import cv2
 
     cap = _open_capture(source, config)
-    fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
     try:
-        index = 0
-        while config.max_frames is None or index < config.max_frames:
-            ok, bgr = cap.read()
-            if not ok or bgr is None:
-                break
-            t = index / fps if fps > 0 else None
-            yield Frame(source.target, index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), t,
-                        is_video=True)
-            index += 1
-        if index == 0:
-            raise SourceError(f"{source.label}: video has no readable frames")
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        yield from _segment(name, fps, _video_frames(cap, source, config, fps))
     finally:
         cap.release()
+
+
+def _video_frames(cap: Any, source: Source, config: StreamConfig, fps: float
+                  ) -> Iterator[Frame]:
+    import cv2
+
+    index = 0
+    while config.max_frames is None or index < config.max_frames:
+        ok, bgr = cap.read()
+        if not ok or bgr is None:
+            break
+        t = index / fps if fps > 0 else None
+        yield Frame(source.target, index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), t,
+                    is_video=True)
+        index += 1
+    if index == 0:
+        raise SourceError(f"{source.label}: video has no readable frames")
 
 
 def _live_frames(source: Source, config: StreamConfig) -> Iterator[Frame]:
@@ -276,16 +349,3 @@ class _ClosedCapture:
 
     def release(self) -> None:
         pass
-
-
-def source_fps(source: Source, path: str) -> float:
-    """Frames per second of a video file (25 for cameras, streams and unknown rates)."""
-    if source.kind not in ("video", "folder"):
-        return 25.0
-    import cv2
-
-    cap = cv2.VideoCapture(path)
-    try:
-        return float(cap.get(cv2.CAP_PROP_FPS) or 25.0)
-    finally:
-        cap.release()

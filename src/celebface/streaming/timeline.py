@@ -1,6 +1,6 @@
 """Who appears when: one appearance per track of a video, written as a CSV, JSON, thumbnails
 and a Gantt-like picture (``celebface recognize VIDEO --timeline DIR``,
-:func:`celebface.timeline`).
+:func:`celebface.timeline`; written by :class:`celebface.streaming.sinks.TimelineSink`).
 
 An appearance is a track (:mod:`celebface.streaming.tracker`): its person is the name it showed
 in most of its frames, or ``unknown-N`` (numbered in order of appearance) when that was
@@ -16,7 +16,7 @@ import csv
 import io
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -216,29 +216,3 @@ def renamed_faces(folder: str | Path) -> list[tuple[str, Path]]:
             continue
         out.append((person, thumb))
     return out
-
-
-def video_timeline(recognizer: Any, video: str | Path, out: str | Path | None = None,
-                   progress: bool = False, on_frame: Callable[[int], None] | None = None
-                   ) -> list[Appearance]:
-    """The appearances of one video file (written to ``out`` when given); ``on_frame(n)``
-    after each frame (n frames done)."""
-    from tqdm import tqdm
-
-    from celebface.streaming.sources import classify, iter_frames, source_fps
-
-    source = classify(str(video))
-    if source.kind != "video":
-        raise InputError(f"{video}: not a video file")
-    builder = TimelineBuilder(source_fps(source, source.target))
-    recognizer.reset()
-    for frame in tqdm(iter_frames(source), desc="timeline", unit="frame", disable=not progress,
-                      leave=False):
-        builder.add(frame.index, frame.time_s, frame.rgb, recognizer.process_frame(frame.rgb))
-        if on_frame is not None:
-            on_frame(frame.index + 1)
-    appearances, thumbs = builder.appearances()
-    if out is not None:
-        write_timeline(out, appearances, thumbs, builder.last_s + 1.0 / builder.fps,
-                       str(video))
-    return appearances
