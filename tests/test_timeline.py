@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from celebface.streaming import Recognizer, RecognizerConfig, TrackerConfig, run_inputs
+from celebface.recognizer import Recognizer
+from celebface.streaming import RecognizerConfig, TrackerConfig, VideoTracker, run_inputs
 from celebface.streaming.synthetic import write_video
 from celebface.streaming.timeline import (
     TimelineBuilder,
@@ -104,9 +105,10 @@ def test_run_inputs_writes_a_timeline(tmp_path: Path, rng: np.random.Generator) 
 
     frames = [frame(["red", "purple"], 128)] * 10 + [frame(["blue"], 60)] * 10
     video = write_video(frames, tmp_path / "clip.avi", fps=10)
-    rec = Recognizer(colour_gallery(), detector=BlobDetector(), embedder=MeanColourEmbedder(),
-                     config=RecognizerConfig(video_detect_side=0,
-                                             tracker=TrackerConfig(detect_every=3)))
+    rec = VideoTracker(Recognizer(colour_gallery(), detector=BlobDetector(),
+                                  embedder=MeanColourEmbedder(),
+                                  config=RecognizerConfig(video_detect_side=0,
+                                                          tracker=TrackerConfig(detect_every=3))))
     from celebface.streaming import classify
 
     s = run_inputs(rec, [classify(str(video))], timeline=tmp_path / "tl", progress=False)

@@ -17,7 +17,7 @@ from celebface.streaming.output import (
     frame_record,
     write_image,
 )
-from celebface.streaming.recognizer import Recognizer
+from celebface.streaming.recognizer import VideoTracker
 from celebface.streaming.sources import (
     Frame,
     Source,
@@ -78,7 +78,7 @@ def _fps_meter(alpha: float = 0.1):  # type: ignore[no-untyped-def]
 
 
 def run_inputs(
-    recognizer: Recognizer,
+    recognizer: VideoTracker,
     sources: list[Source],
     *,
     jsonl: str | Path | None = None,
