@@ -215,7 +215,7 @@ def markdown(res: dict) -> str:
             f"{o['runs'][0]['seeds']} random identity splits. `default` is the threshold an "
             "uncalibrated gallery uses, scored on all 25 strangers. `+ gap 1/3`: the "
             "calibrated threshold applies to the decision score similarity + 1/3 x "
-            "(similarity - runner-up similarity) (`celebface.gallery.matching`; the weight "
+            "(similarity - runner-up similarity) (`celebface.gallery.policy`; the weight "
             "`celebface calibrate` used to fix); `+ CV gap`: the weight chosen as `celebface "
             "calibrate` now does, by cross-validation over the calibration strangers' people "
             "(its TAR on half of the genuine probes; the mean chosen weight is in the "
