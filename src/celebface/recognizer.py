@@ -279,12 +279,13 @@ class Recognizer:
     def recognize(self, image: np.ndarray) -> list[Face]:
         """Every face of one still image, named (no tracking)."""
         faces = self.detect(image)
-        out = self._name_all(image, faces)
+        out = self.name_faces(image, faces)
         self.stats.frames += 1
         self.stats.faces += len(out)
         return out
 
-    def _name_all(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
+    def name_faces(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
+        """``faces`` of ``image``, embedded as one batch and named (no stats of frames)."""
         if not faces:
             return []
         emb = self.embed(image, faces)

@@ -152,7 +152,7 @@ class VideoTracker:
             changed = self.config.track and bool(self.tracker.look(frame, n, cfg.box_change))
         rec = self.recognizer
         if not self.config.track:
-            out = rec._name_all(frame, rec.detect(frame, self.config.video_detect_side))
+            out = rec.name_faces(frame, rec.detect(frame, self.config.video_detect_side))
         elif cut or changed or n - self._detected >= cfg.detect_every:
             self._detected = n
             out = self._tracked(frame, rec.detect(frame, self.config.video_detect_side))
