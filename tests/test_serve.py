@@ -255,7 +255,7 @@ class TestAPI:
         assert len(other["faces"]) == 2 and len(other["faces"][1]["landmarks"]) == 5
         two_bens = verify(read(ben[0]), read(ben[1])).json()
         assert two_bens["score"] > other["score"], (two_bens, other)
-        from celebface.verification import measured_pair_threshold
+        from celebface.gallery.policy import measured_pair_threshold
 
         assert same["threshold"] == pytest.approx(measured_pair_threshold("dlib", "none"), abs=1e-4)
         assert not any(f["whole_image"] for f in other["faces"])

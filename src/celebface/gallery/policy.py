@@ -291,7 +291,8 @@ def threshold_for_far(stranger_scores: np.ndarray, far: float) -> float:
 
 
 # ------------------------------------------------------------------ uncalibrated thresholds
-def person_offsets(embedder: str, tta: str, vectors: np.ndarray, photos: Sequence[int],
+def person_offsets(embedder: str, tta: str, vectors: np.ndarray,
+                   photos: Sequence[int] | np.ndarray,
                    weight: float = ONE_PHOTO_MEAN_FACE_WEIGHT) -> np.ndarray:
     """What the matcher subtracts from the scores against each person (module doc): ``weight x
     (vectors[i] . mean face - reference)`` for a person with one photo (``vectors[i]``: their
@@ -351,8 +352,8 @@ def gallery_threshold(tails: Mapping[str, Tail], photos: Sequence[int],
         bucket = bucket if bucket in tails else fallback
         people[bucket] = people.get(bucket, 0.0) + weights.get(bucket, 1.0)
     if len(people) == 1:  # one bucket: exactly p = far / (w N)
-        (bucket, n), = people.items()
-        return tail_threshold(tails[bucket], far / n)
+        (bucket, weight), = people.items()
+        return tail_threshold(tails[bucket], far / weight)
     used = [tails[b] for b in people]
     lo = min(t for tab in used for _, t in tab)
     hi = max(t for tab in used for _, t in tab)
