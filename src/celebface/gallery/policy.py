@@ -231,16 +231,18 @@ def policy_for(gallery: Gallery | None, method: str, override: float | None = No
         threshold = default_threshold(spec.name, spec.tta, method, len(gallery.names),
                                       list(photos.values()))
         gap, source = 0.0, "measured" if known else "fallback"
-    views: tuple[tuple[float, ...], float, tuple[float, ...] | None] = ((), -1.0, None)
+    # video: a track's view offsets (counted with the near-duplicate bound) and name drop
+    view_offsets: tuple[float, ...] = ()
+    same_view, drop = -1.0, None
     if gallery is not None and method != "model":
         cfg, tta = embedder_config(gallery.spec.name), gallery.spec.tta
         bound, offsets = cfg.near_duplicate.get(tta), cfg.view_offsets.get(tta, ())
+        if bound is not None and offsets:
+            view_offsets, same_view = tuple(offsets), bound
         drop = cfg.name_drop.get(tta)
-        views = ((), -1.0, drop) if bound is None or not offsets else (
-            tuple(offsets), bound, drop)
     return OpenSetPolicy(threshold, gap, method, source, calibrated, photos,
-                         view_offsets=views[0], same_view=views[1],
-                         name_drop=None if views[2] is None else tuple(views[2]))
+                         view_offsets=view_offsets, same_view=same_view,
+                         name_drop=None if drop is None else tuple(drop))
 
 
 def store_calibration(gallery: Gallery, method: str, result: Calibration) -> None:
