@@ -144,7 +144,8 @@ def derive_template(chips: list[np.ndarray]) -> np.ndarray:
 def scores(vec: np.ndarray, ids: np.ndarray, split: np.ndarray, seeds: int = 5) -> dict:
     from sklearn.linear_model import LogisticRegression
 
-    from celebface.gallery.calibration import open_set_rates, threshold_for_far
+    from celebface.gallery.calibration import open_set_rates
+    from celebface.gallery.policy import threshold_for_far
     from celebface.recognition.base import l2_normalize
 
     tr, va = split == "train", split == "val"

@@ -282,14 +282,13 @@ def pins_gallery(tmp: Path, per_person: int = 5) -> Path:
 
 
 def video_runs(gallery: Path, tmp: Path) -> list[dict]:
-    from celebface.recognizer import RecognizerConfig
-    from celebface.streaming import Recognizer as VideoRecognizer
-    from celebface.streaming import Source, output_sinks, run_inputs
+    from celebface.recognizer import Recognizer, RecognizerConfig
+    from celebface.streaming import Source, VideoTracker, output_sinks, run_inputs
 
     rows = []
     for det, side in (("mtcnn", 320), ("yunet", 320), ("yunet", 640), ("yunet", 1024)):
-        rec = VideoRecognizer(gallery, detector=det,
-                              config=RecognizerConfig(video_detect_side=side, device="cpu"))
+        rec = VideoTracker(Recognizer(gallery, detector=det, config=RecognizerConfig(
+            video_detect_side=side, device="cpu")))
         jsonl = tmp / f"{det}_{side}.jsonl"
         t = time.perf_counter()
         src = [Source("video", str(CROWD))]

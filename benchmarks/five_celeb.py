@@ -22,7 +22,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def run(aligner: str | None) -> dict:
     import celebface
-    from celebface.gallery import EnrollConfig, enroll
+    from celebface.gallery import EnrollConfig, enroll, policy_for
     from celebface.gallery.store import Gallery
     from celebface.io import read_splits
 
@@ -31,7 +31,7 @@ def run(aligner: str | None) -> dict:
         gallery = Path(tmp) / "gallery"
         enroll(DATA, gallery, config=EnrollConfig(split="train", embedder_options=options),
                progress=False)
-        threshold = Gallery.load(gallery).threshold("centroid")
+        threshold = policy_for(Gallery.load(gallery), "centroid").threshold
         rows = []
         for (person, name), split in sorted(read_splits(DATA / "splits.csv").items()):
             if split != "val":

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from celebface.gallery import Gallery, GalleryMatcher, open_set_rates, threshold_for_far
+from celebface.gallery import Gallery, GalleryMatcher, open_set_rates, policy_for
 from celebface.gallery.calibration import (
     CV_FOLDS,
     choose_gap_weight,
@@ -31,7 +31,7 @@ from celebface.gallery.calibration import (
     stranger_folds,
     truth_indices,
 )
-from celebface.gallery.matching import best_scores
+from celebface.gallery.policy import best_scores, threshold_for_far
 from celebface.io import atomic_write_json, atomic_write_text, read_image
 from celebface.recognition import load_embeddings
 from embeddings import load
@@ -104,7 +104,7 @@ def open_set(emb_dir: Path, seeds: int, cap: int | None = None,
             gen_scores = m.scores(vec[genuine])
             acc = float((gen_scores.argmax(1) == truth_gen).mean())
             row: dict = {"closed_set_accuracy": acc}
-            default_thr = g.threshold(kind)  # uncalibrated: on the similarity (gap 0)
+            default_thr = policy_for(g, kind).threshold  # uncalibrated: on the similarity (gap 0)
             stranger_scores = m.scores(vec[np.array([i in set(strangers) for i in ids])])
             r = open_set_rates(
                 np.concatenate([gen_scores, stranger_scores]),
@@ -149,7 +149,8 @@ def open_set(emb_dir: Path, seeds: int, cap: int | None = None,
 def speed(n_frames: int, emb_dir: Path) -> dict:
     from celebface.detection import get_detector
     from celebface.recognition import get_embedder
-    from celebface.streaming import Recognizer, RecognizerConfig
+    from celebface.recognizer import Recognizer, RecognizerConfig
+    from celebface.streaming import VideoTracker
     from celebface.streaming.synthetic import moving_faces
 
     e = load_embeddings(emb_dir)
@@ -167,8 +168,8 @@ def speed(n_frames: int, emb_dir: Path) -> dict:
         video = moving_faces(crops[:n_faces], n_frames=n_frames, size=(640, 480),
                              face_height=150 if n_faces == 1 else 110, seed=n_faces)
         for track in (True, False):
-            rec = Recognizer(g, detector=detector, embedder=embedder,
-                             config=RecognizerConfig(track=track, video_detect_side=320))
+            rec = VideoTracker(Recognizer(g, detector=detector, embedder=embedder, config=(
+                RecognizerConfig(track=track, video_detect_side=320))))
             rec.process_frame(video.frames[0])  # warm-up (model loading)
             rec.reset()
             rec.stats.reset()
@@ -214,7 +215,7 @@ def markdown(res: dict) -> str:
             f"{o['runs'][0]['seeds']} random identity splits. `default` is the threshold an "
             "uncalibrated gallery uses, scored on all 25 strangers. `+ gap 1/3`: the "
             "calibrated threshold applies to the decision score similarity + 1/3 x "
-            "(similarity - runner-up similarity) (`celebface.gallery.matching`; the weight "
+            "(similarity - runner-up similarity) (`celebface.gallery.policy`; the weight "
             "`celebface calibrate` used to fix); `+ CV gap`: the weight chosen as `celebface "
             "calibrate` now does, by cross-validation over the calibration strangers' people "
             "(its TAR on half of the genuine probes; the mean chosen weight is in the "

@@ -3,7 +3,7 @@
 The issue-24 experiment: 30 held-out pins105-dev people enrolled from ONE random train photo
 each, 5 random val photos of each recognised, strangers = EVERY photo (train and val) of the
 other people of the held-out half (``benchmarks/thresholds.py``'s half B: the uncalibrated
-tails in ``celebface.gallery.defaults`` were measured on half A only; ~3,100 strangers a
+tails in ``celebface.gallery.policy`` were measured on half A only; ~3,100 strangers a
 draw, so one false accept is ~0.03%, not the 0.18% of the val photos alone). Repeated over
 random draws: TAR mean and spread; the FAR of each draw's gallery summarised by its mean,
 90th percentile and worst, and pooled over the draws with its Wilson 95% interval. For each
@@ -14,7 +14,7 @@ the strangers' scores in hand at 1% FAR (the reference of what the embedder can 
 ``--flip-emb`` (a ``celebface embed --tta flip`` output of the same photos) the one-photo
 galleries are built that way (probes stay single views), and the photo alone (what an
 enrolment from an ``embed`` folder gives) is scored beside it. Scores against one-photo
-people carry the mean-face offsets (``celebface.gallery.defaults.person_offsets``), as the
+people carry the mean-face offsets (``celebface.gallery.policy.person_offsets``), as the
 matcher applies them; the variants tried on the same draws: ``small_gallery_variants.py``.
 ``--half A`` runs the same on the people the tails were measured on (in-sample: where the
 constants were chosen; seeds 100-149 there).
@@ -42,7 +42,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 PHOTOS = (1, 3, 10, None)
 METHODS = ("centroid", "topk")
 IDEAL_FAR = 0.01
-#: One-photo FAR weights (``celebface.gallery.defaults.BUCKET_FAR_WEIGHTS["1"]``) scored on the
+#: One-photo FAR weights (``celebface.gallery.policy.BUCKET_FAR_WEIGHTS["1"]``) scored on the
 #: one-photo galleries' draws: the sweep the adopted weight was chosen from (on half A).
 WEIGHTS = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5)
 #: What was concluded (printed under the tables).
@@ -70,13 +70,15 @@ def one_draw(vec, enrol_vec, ids, split, half, people: int, probes: int, photos,
              embedder: dict, seed: int) -> dict:
     """One random gallery of ``people`` of ``half``: rates at the new default, the old default
     and the ideal threshold (strangers: every photo of the other people of ``half``)."""
-    from celebface.gallery.calibration import open_set_rates, threshold_for_far, truth_indices
-    from celebface.gallery.defaults import (
+    from celebface.gallery.calibration import open_set_rates, truth_indices
+    from celebface.gallery.matching import GalleryMatcher
+    from celebface.gallery.policy import (
         BUCKET_FAR_WEIGHTS,
         default_threshold,
         gallery_threshold,
+        policy_for,
+        threshold_for_far,
     )
-    from celebface.gallery.matching import GalleryMatcher
     from celebface.recognition.registry import impostor_tails
 
     rng = np.random.default_rng(seed)
@@ -95,7 +97,7 @@ def one_draw(vec, enrol_vec, ids, split, half, people: int, probes: int, photos,
     out = {}
     ideal = threshold_for_far(scores[truth < 0].max(1), IDEAL_FAR)
     old = default_threshold(embedder["name"], embedder["tta"], method, people)  # 5+ tail
-    thresholds = [("default", g.threshold(method)), ("old", old), ("ideal", ideal)]
+    thresholds = [("default", policy_for(g, method).threshold), ("old", old), ("ideal", ideal)]
     if photos == 1:
         tails = impostor_tails(embedder["name"], embedder["tta"])[method]
         thresholds += [(f"weight {w:g}", gallery_threshold(
@@ -196,7 +198,7 @@ def main() -> int:
              "(seeds " f"{first_seed}-{first_seed + args.draws - 1}): TAR mean ± std; the "
              "FAR of each draw's gallery: mean, 90th and 95th percentiles, worst, the number "
              "of galleries over 1%, and pooled over the draws with its Wilson 95% interval. "
-             "*default*: the uncalibrated threshold (celebface.gallery.defaults: per "
+             "*default*: the uncalibrated threshold (celebface.gallery.policy: per "
              "photos-per-person bucket, one-photo people's mean-face offset and their larger "
              "share of the FAR budget); *old*: the many-photo tail for everyone (before "
              f"the buckets); *ideal*: chosen on these strangers' scores at {IDEAL_FAR:.0%} FAR. "

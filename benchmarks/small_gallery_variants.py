@@ -13,7 +13,7 @@ reported. Variants:
   aligned chip (small shifts, scales, rotations, mirrored or not: dlib's "jitter" idea, as
   fixed views), all averaged; the views are embedded here (dlib, the default pipeline) for the
   ~1,000 photos the draws enrol, cached under ``--cache``;
-- *mean-face offset* (adopted, ``celebface.gallery.defaults.person_offsets``): one-photo scores
+- *mean-face offset* (adopted, ``celebface.gallery.policy.person_offsets``): one-photo scores
   minus ``w (v . mean face - reference)``;
 - *FAR budget*: the tail-sum aimed at 0.75% instead of 0.5%;
 - *gap*: the decision score ``s + w (s - runner-up)`` with its tail measured in 30-person
@@ -195,7 +195,7 @@ class Experiment:
         return tail(np.concatenate(out))
 
     def rates(self, enrol, score, tail_, far: float, half: str = "B") -> dict:
-        from celebface.gallery.defaults import tail_threshold
+        from celebface.gallery.policy import tail_threshold
 
         draws, people = (self.b_draws, self.half_b) if half == "B" else (self.a_draws,
                                                                          self.half_a)
@@ -250,7 +250,7 @@ def main() -> int:
     p.add_argument("--cache", type=Path, required=True, help="cache of the embedded views")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from celebface.gallery.defaults import DEFAULT_FAR, ONE_PHOTO_MEAN_FACE_WEIGHT
+    from celebface.gallery.policy import DEFAULT_FAR, ONE_PHOTO_MEAN_FACE_WEIGHT
     from celebface.recognition.registry import measured
     from embeddings import labels_of, load
 

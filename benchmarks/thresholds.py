@@ -5,7 +5,7 @@ so the false-accept rate grows with N: FAR(t) ~ sum over the people of p_i(t), w
 chance that ONE enrolled person scores a stranger at least t. p_i depends on how many photos
 person i has: a one-photo "centroid" is a single noisy vector, a many-photo centroid an average.
 This script measures p(t) (the upper tail of one-person impostor scores) for each match method
-and each photos-per-person bucket of :data:`celebface.gallery.defaults.PHOTO_BUCKETS` (1 photo,
+and each photos-per-person bucket of :data:`celebface.gallery.policy.PHOTO_BUCKETS` (1 photo,
 3 photos for 2-4, all ~116 train photos for 5+; the 1- and 3-photo tails pool several random
 draws of the enrolled photos) on half of the pins105-dev identities (A). It then checks the
 default thresholds on the other half (B), which it never saw: galleries of 5 to 40 B people
@@ -14,7 +14,7 @@ rows, genuine = the enrolled people's val rows. A person with one photo is enrol
 average of it and its mirror image (``celebface.gallery.enroll.MIRROR_SINGLE_PHOTOS``): with
 ``--flip-emb`` (a ``celebface embed --tta flip`` output of the same photos) the one-photo
 galleries take their vectors from it, probes stay single views. One-photo people's scores carry
-the mean-face offset (``celebface.gallery.defaults.person_offsets``); the mean face is measured
+the mean-face offset (``celebface.gallery.policy.person_offsets``); the mean face is measured
 here first, on half A's train rows, and used for the tails.
 
     .venv/bin/python benchmarks/thresholds.py --emb runs/pins_emb/dlib \
@@ -151,12 +151,12 @@ def main() -> int:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--far", type=float, default=None,
                    help="the FAR the checked thresholds aim at (default: the library's, "
-                        "celebface.gallery.defaults.DEFAULT_FAR)")
+                        "celebface.gallery.policy.DEFAULT_FAR)")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from celebface.gallery.calibration import open_set_rates, truth_indices
-    from celebface.gallery.defaults import DEFAULT_FAR, gallery_threshold
     from celebface.gallery.matching import GalleryMatcher
+    from celebface.gallery.policy import DEFAULT_FAR, gallery_threshold
     from embeddings import labels_of, load
 
     far = DEFAULT_FAR if args.far is None else args.far

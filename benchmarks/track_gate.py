@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from celebface.gallery import Gallery
+from celebface.gallery import Gallery, policy_for
 from celebface.gallery.matching import GalleryMatcher
 from celebface.io import atomic_write_text
 from celebface.streaming.tracker import RECENT
@@ -76,7 +76,7 @@ def drop_scores(e: object, vec: np.ndarray, ids: np.ndarray, split: np.ndarray,
     for p in people:
         rows = np.flatnonzero((ids == p) & (split == "train"))[:per_person]
         g.add(vec[rows], [p] * len(rows), [str(e.paths[i]) for i in rows])  # type: ignore[attr-defined]
-    t = float(g.threshold("centroid"))
+    t = float(policy_for(g, "centroid").threshold)
     m = GalleryMatcher(g, "centroid", 5)
     names = list(m.names)
     gen = np.flatnonzero(np.isin(ids, people) & (split == "val"))

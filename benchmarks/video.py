@@ -158,13 +158,16 @@ def run_setting(clip: Clip, gallery: Gallery, detector: object, embedder: object
     latest embedding's own decision: what ``decide='frame'`` shows), scored alike.
     ``views=False``: the track's threshold stays the one-view threshold, whatever views it
     saw (the recogniser before the view offsets; its per-frame names are the same)."""
-    from celebface.streaming import Recognizer, RecognizerConfig, TrackerConfig
+    from dataclasses import replace
+
+    from celebface.recognizer import Recognizer, RecognizerConfig, TrackerConfig
+    from celebface.streaming import VideoTracker
 
     cfg = RecognizerConfig(video_detect_side=side, threshold=threshold,
                            tracker=TrackerConfig(detect_every=k))
-    rec = Recognizer(gallery, detector=detector, embedder=embedder, config=cfg)
+    rec = VideoTracker(Recognizer(gallery, detector=detector, embedder=embedder, config=cfg))
     if not views:
-        rec.same_view, rec.view_offsets = -1.0, ()
+        rec.recognizer.policy = replace(rec.policy, same_view=-1.0, view_offsets=())
     rec.process_frame(clip.frames[0])  # warm-up
     rec.reset()
     rec.stats.reset()
@@ -182,7 +185,7 @@ def run_setting(clip: Clip, gallery: Gallery, detector: object, embedder: object
     true_cuts, found_cuts = set(clip.cuts), set(rec.cut_frames)
     ms = rec.stats.per_frame_ms()
     common = {
-        "k": k, "detect_side": side, "threshold": rec.threshold,
+        "k": k, "detect_side": side, "threshold": rec.policy.threshold,
         "fps": n / seconds,
         "ms_per_frame": {key: round(v, 2) for key, v in ms.items()} | {
             "total": round(1000 * seconds / n, 2)},

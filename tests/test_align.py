@@ -112,7 +112,7 @@ def test_embed_and_enroll_use_the_crop_geometry(crops: Path, tmp_path: Path) -> 
 def test_default_threshold_follows_the_gallery_size() -> None:
     """An uncalibrated gallery aims at 1% FAR: with fewer people each may be matched more
     loosely (FAR ~ N p), so its threshold is lower."""
-    from celebface.gallery.defaults import tail_threshold
+    from celebface.gallery.policy import policy_for, tail_threshold
     from celebface.gallery.store import Gallery
 
     tail = [(0.1, 0.80), (0.01, 0.90), (0.001, 0.95)]
@@ -127,14 +127,14 @@ def test_default_threshold_follows_the_gallery_size() -> None:
         g.add(v, [f"p{i}" for i in range(n)], [f"s{i}" for i in range(n)])
         return g
 
-    t5, t80 = gallery(5).threshold("centroid"), gallery(80).threshold("centroid")
+    t5, t80 = (policy_for(gallery(n), "centroid").threshold for n in (5, 80))
     assert 0.5 < t5 < t80 < 1.0
 
 
 def test_fused_embedder_has_its_own_uncalibrated_threshold() -> None:
     """dlib+facenet cosines live on another scale than dlib's: its gallery must not fall back
     to the 0.5 used for unmeasured embedders (that would accept every stranger)."""
-    from celebface.gallery.defaults import FALLBACK_THRESHOLD, default_threshold
+    from celebface.gallery.policy import FALLBACK_THRESHOLD, default_threshold
 
     fused = default_threshold("dlib+facenet", "none", "centroid", 10)
     assert fused != FALLBACK_THRESHOLD and 0.8 < fused < default_threshold("dlib", "none",

@@ -88,8 +88,8 @@ def _by_surface(setup: dict[str, Any], client: Any) -> dict[str, list[list[dict]
     from celebface import recognize
     from celebface.cli.main import main
     from celebface.io import read_image
-    from celebface.recognizer import RecognizerConfig
-    from celebface.streaming import VideoRecognizer
+    from celebface.recognizer import Recognizer, RecognizerConfig
+    from celebface.streaming import VideoTracker
 
     photos, gallery = setup["photos"], setup["gallery"]
     out: dict[str, list[list[dict]]] = {}
@@ -109,7 +109,7 @@ def _by_surface(setup: dict[str, Any], client: Any) -> dict[str, list[list[dict]
     # one video frame, the video recogniser detecting at the stills' size (its finder's
     # max_side is video_detect_side: the one size setting that differs, by config)
     config = RecognizerConfig(device="cpu", video_detect_side=RecognizerConfig().detect_side)
-    video = VideoRecognizer(gallery, config=config)
+    video = VideoTracker(Recognizer(gallery, config=config))
     out["video"] = []
     for p in photos:
         video.reset()

@@ -21,11 +21,9 @@ from celebface.gallery import (
     ModelMatcher,
     calibrate,
     calibrate_scores,
-    decide,
     enroll,
     match,
     open_set_rates,
-    threshold_for_far,
 )
 from celebface.gallery.calibration import (
     GAP_WEIGHT_GRID,
@@ -35,7 +33,13 @@ from celebface.gallery.calibration import (
     truth_indices,
     wilson_interval,
 )
-from celebface.gallery.matching import best_scores, decision_scores
+from celebface.gallery.policy import (
+    OpenSetPolicy,
+    best_scores,
+    decision_scores,
+    policy_for,
+    threshold_for_far,
+)
 from celebface.gallery.store import GalleryError
 from celebface.recognition.base import l2_normalize
 from celebface.types import UNKNOWN
@@ -73,7 +77,7 @@ def test_save_load_round_trip(tmp_path: Path, rng: np.random.Generator) -> None:
     assert h.names == g.names and h.sources == g.sources
     np.testing.assert_allclose(h.embeddings, g.embeddings, atol=1e-6)
     np.testing.assert_array_equal(h.labels, g.labels)
-    assert h.threshold("centroid") == pytest.approx(0.61)
+    assert policy_for(h, "centroid").threshold == pytest.approx(0.61)
     averages = json.loads((tmp_path / "g" / "average_embeddings.json").read_text())
     assert list(averages) == g.names
     np.testing.assert_allclose(np.array(list(averages.values())), g.centroids(), atol=1e-6)
@@ -221,7 +225,7 @@ def test_enroll_add_remove_resume(tmp_path: Path, rng: np.random.Generator) -> N
 
     # matching the colours back
     probe = ColourEmbedder().embed([np.full((8, 8, 3), COLOURS["amy"], np.uint8)])
-    m = decide(GalleryMatcher(g).scores(probe), g.names, 0.5)[0]
+    m = OpenSetPolicy(0.5).decide(GalleryMatcher(g).scores(probe), g.names)[0]
     assert m.identity == "amy" and m.runner_up == "bob"
 
 
@@ -327,7 +331,7 @@ def test_matching_methods_and_unknown_rule(rng: np.random.Generator) -> None:
         m = GalleryMatcher(g, method)
         scores = m.scores(probes)
         assert scores.shape == (len(probes), 8)
-        got = decide(scores, m.names, threshold=-1.0)
+        got = OpenSetPolicy(-1.0).decide(scores, m.names)
         acc = np.mean([x.identity == t for x, t in zip(got, truth, strict=True)])
         assert acc > 0.95, method
         # runner-up is a different identity with a lower score
@@ -337,7 +341,7 @@ def test_matching_methods_and_unknown_rule(rng: np.random.Generator) -> None:
         s_best = m.scores(strangers).max(1)
         thr = float(np.quantile(scores.max(1), 0.05))
         assert np.mean(s_best >= thr) < 0.1, method
-        unknown = decide(m.scores(strangers), m.names, 2.0)
+        unknown = OpenSetPolicy(2.0).decide(m.scores(strangers), m.names)
         assert all(u.identity == UNKNOWN and u.runner_up in m.names for u in unknown)
     # knn of an enrolled vector is itself: similarity 1
     np.testing.assert_allclose(GalleryMatcher(g, "knn").scores(emb[:3]).max(1), 1.0, atol=1e-5)
@@ -351,7 +355,7 @@ def test_model_matcher_applies_the_unknown_rule() -> None:
             return np.array([[0.9, 0.07, 0.03], [0.4, 0.35, 0.25]])[: len(emb)]
 
     m = ModelMatcher(Model())
-    out = decide(m.scores(np.zeros((2, 4))), m.names, threshold=0.5)
+    out = OpenSetPolicy(0.5).decide(m.scores(np.zeros((2, 4))), m.names)
     assert (out[0].identity, out[0].runner_up) == ("a", "b")
     assert out[1].identity == UNKNOWN and out[1].runner_up == "a"
     with pytest.raises(ValueError, match="predict_embeddings"):
@@ -492,15 +496,15 @@ def test_calibrate_stores_threshold_and_skips_enrolled(tmp_path: Path,
     assert cal.gap_weight_source == "given" and cal.folds == 0  # one stranger: no folds
     assert cal.genuine == 0 and cal.strangers == 100  # enrolled photos are not probes
     h = Gallery.load(tmp_path / "g")
-    assert h.threshold("knn") == pytest.approx(cal.threshold)
+    assert policy_for(h, "knn").threshold == pytest.approx(cal.threshold)
     assert h.calibration["knn"]["target_far"] == 0.1
     assert not h.is_calibrated("centroid")
-    assert h.gap_weight("knn") == pytest.approx(0.25)
+    assert policy_for(h, "knn").gap_weight == pytest.approx(0.25)
     assert h.calibration["knn"]["heldout_far"] is None  # not measured: plain JSON, no NaN
     assert "NaN" not in (tmp_path / "g" / "gallery.json").read_text()
-    assert h.gap_weight("centroid") == 0.0  # uncalibrated: the similarity itself
+    assert policy_for(h, "centroid").gap_weight == 0.0  # uncalibrated: the similarity itself
     h.calibration["knn"].pop("gap_weight")  # a gallery calibrated before the gap rule
-    assert h.gap_weight("knn") == 0.0
+    assert policy_for(h, "knn").gap_weight == 0.0
 
 
 def test_gap_weight_rewards_a_clear_lead() -> None:
@@ -511,9 +515,9 @@ def test_gap_weight_rewards_a_clear_lead() -> None:
                       np.float32)
     np.testing.assert_allclose(decision_scores(scores[:, 0], scores[:, 1], 0.5),
                                [1.025, 0.955, 1.30], rtol=1e-6)
-    plain = decide(scores, names, threshold=0.96)
+    plain = OpenSetPolicy(0.96).decide(scores, names)
     assert [m.identity for m in plain] == [UNKNOWN] * 3
-    gap = decide(scores, names, threshold=0.96, gap_weight=0.5)
+    gap = OpenSetPolicy(0.96, 0.5).decide(scores, names)
     assert [m.identity for m in gap] == ["ann", UNKNOWN, "ann"]
     assert gap[0].similarity == pytest.approx(0.95) and gap[0].score == pytest.approx(1.025)
     assert gap[0].runner_up == "bob" and gap[1].runner_up == "ann"
@@ -521,8 +525,8 @@ def test_gap_weight_rewards_a_clear_lead() -> None:
     np.testing.assert_allclose(best, [1.025, 0.955, 1.30], rtol=1e-6)
     assert list(idx) == [0, 0, 0]
     # one person enrolled: no runner-up, no lead
-    assert decide(scores[:, :1], names[:1], 0.92, gap_weight=0.5)[0].identity == "ann"
-    assert decide(scores[2:, :1], names[:1], 0.92, gap_weight=0.5)[0].identity == UNKNOWN
+    assert OpenSetPolicy(0.92, 0.5).decide(scores[:, :1], names[:1])[0].identity == "ann"
+    assert OpenSetPolicy(0.92, 0.5).decide(scores[2:, :1], names[:1])[0].identity == UNKNOWN
 
 
 def test_match_through_the_index_applies_the_gap(rng: np.random.Generator) -> None:
@@ -538,7 +542,7 @@ def test_match_through_the_index_applies_the_gap(rng: np.random.Generator) -> No
         k = len(ranked) // 2
         assert ranked[k] - ranked[k - 1] > 1e-4
         thr = float(ranked[k - 1] + ranked[k]) / 2
-        via_index = match(matcher, probes, thr, gap)
-        direct = decide(s, matcher.names, thr, gap)
+        via_index = match(matcher, probes, OpenSetPolicy(thr, gap))
+        direct = OpenSetPolicy(thr, gap).decide(s, matcher.names)
         assert [m.identity for m in via_index] == [m.identity for m in direct]
         assert sum(m.known for m in direct) in range(1, len(direct))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from celebface.gallery import Gallery, GalleryMatcher, decide, match
+from celebface.gallery import Gallery, GalleryMatcher, OpenSetPolicy, match
 from celebface.gallery.index import VectorIndex, VectorIndexError, load_index, resolve_kind
 from celebface.recognition.base import l2_normalize
 
@@ -43,8 +43,8 @@ def test_index_gives_brute_force_names_and_scores(rng: np.random.Generator, meth
     q = probes(rng, g)
     assert m.index.kind == "flat"
     for threshold in (-1.0, 0.9, 2.0):  # all known, mixed, all unknown
-        want = decide(m.scores(q), m.names, threshold)
-        got = match(m, q, threshold)
+        want = OpenSetPolicy(threshold).decide(m.scores(q), m.names)
+        got = match(m, q, OpenSetPolicy(threshold))
         assert [x.identity for x in got] == [x.identity for x in want]
         assert [x.runner_up for x in got] == [x.runner_up for x in want]
         np.testing.assert_allclose([x.similarity for x in got], [x.similarity for x in want],
@@ -99,14 +99,15 @@ def test_index_saved_checked_and_extended(tmp_path: Path, rng: np.random.Generat
     assert len(load_index(again, "embeddings")) == len(g) + 3
     assert len(list(tmp_path.glob("index-*.faiss"))) == 2
     q = extra + 0.01
-    assert [x.identity for x in match(GalleryMatcher(again, "knn"), q, 0.5)] == [
+    assert [x.identity for x in match(GalleryMatcher(again, "knn"), q, OpenSetPolicy(0.5))] == [
         "new1", "new2", "new3"]
 
     # remove: rebuilt, the removed person is gone from the answers
     again.remove("new2")
     again.save()
     after = Gallery.load(tmp_path)
-    assert "new2" not in {x.identity for x in match(GalleryMatcher(after, "knn"), q, -1)}
+    named = match(GalleryMatcher(after, "knn"), q, OpenSetPolicy(-1))
+    assert "new2" not in {x.identity for x in named}
 
     # a damaged index file is not trusted: rebuilt with a log line
     entry = json.loads((tmp_path / "gallery.json").read_text())["index"]["files"]["centroids"]
@@ -136,8 +137,8 @@ def test_chosen_kind_is_kept(tmp_path: Path, rng: np.random.Generator) -> None:
     m = GalleryMatcher(Gallery.load(tmp_path), "centroid")
     assert m.index.kind == "hnsw"
     q = probes(rng, g)
-    assert [x.identity for x in match(m, q, -1)] == [
-        x.identity for x in decide(m.scores(q), m.names, -1)]
+    assert [x.identity for x in match(m, q, OpenSetPolicy(-1))] == [
+        x.identity for x in OpenSetPolicy(-1).decide(m.scores(q), m.names)]
 
 
 def test_faiss_is_imported_lazily() -> None:
@@ -171,7 +172,7 @@ def test_ivf_index_is_extended_on_add(tmp_path: Path, rng: np.random.Generator,
     assert "embeddings index extended by 2" in caplog.text
     m = GalleryMatcher(Gallery.load(tmp_path), "knn")
     assert m.index.kind == "ivf" and len(m.index) == 1202
-    assert [x.identity for x in match(m, g.embeddings[-2:], 0.5)] == ["x", "y"]
+    assert [x.identity for x in match(m, g.embeddings[-2:], OpenSetPolicy(0.5))] == ["x", "y"]
 
 
 @pytest.mark.parametrize("method", ["centroid", "topk"])

@@ -16,8 +16,10 @@ from celebface.cli.main import main
 from celebface.detection.finder import pick_face
 from celebface.gallery import EnrollConfig, Gallery, enroll
 from celebface.gallery.matching import DEFAULT_MATCH
+from celebface.gallery.policy import policy_for
 from celebface.io import read_image, read_splits
-from celebface.streaming import Recognizer, RecognizerConfig
+from celebface.recognizer import Recognizer, RecognizerConfig
+from celebface.streaming import VideoTracker
 from celebface.streaming.synthetic import moving_faces
 from celebface.types import UNKNOWN, box_iou
 
@@ -74,8 +76,8 @@ def test_synthetic_video_of_real_faces_keeps_stable_names(pins: Path, tmp_path: 
     enroll(data, tmp_path / "g", config=cfg, models=(models[0], None), progress=False)
     crops = [read_image(rows(pins, i, "val", 1)[0]).rgb for i in PINS_IDS[:2]]
     video = moving_faces(crops, n_frames=12, size=(480, 270), face_height=120, speed=5, seed=3)
-    rec = Recognizer(tmp_path / "g", detector=models[1], embedder=models[0],
-                     config=RecognizerConfig(threshold=0.0, video_detect_side=320))
+    rec = VideoTracker(Recognizer(tmp_path / "g", detector=models[1], embedder=models[0],
+                                  config=RecognizerConfig(threshold=0.0, video_detect_side=320)))
     per_track: dict[int, Counter] = {}
     correct = total = 0
     for frame, boxes in zip(video.frames, video.boxes, strict=True):
@@ -105,7 +107,7 @@ def test_cli_enroll_calibrate_recognize(pins: Path, tmp_path: Path,
     assert main(["calibrate", g, str(calib), "--far", "0.1", "--detector", "none"]) == 0
     out = capsys.readouterr().out
     assert "measured FAR" in out and "16 faces of 2 strangers" in out
-    thr = Gallery.load(g).threshold(DEFAULT_MATCH)
+    thr = policy_for(Gallery.load(g), DEFAULT_MATCH).threshold
     photos = link_subset(pins, tmp_path / "photos", [PINS_IDS[0], STRANGERS[0]], "val", 1)
     code = main(["recognize", str(photos), "--gallery", g, "--jsonl",
                  str(tmp_path / "r.jsonl"), "--out", str(tmp_path / "ann"), "--device", "cpu"])
@@ -135,7 +137,8 @@ def test_uncalibrated_gallery_turns_strangers_away(pins: Path, tmp_path: Path, m
            models=(models[0], None), progress=False)
     gallery = Gallery.load(tmp_path / "g")
     assert not gallery.is_calibrated(DEFAULT_MATCH)
-    matcher, thr = GalleryMatcher(gallery, DEFAULT_MATCH), gallery.threshold(DEFAULT_MATCH)
+    matcher = GalleryMatcher(gallery, DEFAULT_MATCH)
+    thr = policy_for(gallery, DEFAULT_MATCH).threshold
 
     def best(ids: list[str]) -> tuple[np.ndarray, list[str], list[Path]]:
         paths = [p for i in ids for p in rows(pins, i, "val", 5)]

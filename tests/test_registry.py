@@ -11,14 +11,19 @@ import pytest
 from celebface.audit.run import near_duplicate_bound
 from celebface.errors import InputError
 from celebface.gallery import EnrollConfig, Gallery
-from celebface.gallery.defaults import FALLBACK_THRESHOLD, default_threshold
+from celebface.gallery.policy import (
+    FALLBACK_THRESHOLD,
+    cluster_threshold,
+    default_threshold,
+    pair_threshold,
+    rerank_cut,
+)
 from celebface.recognition import EmbedderConfig, FlipTTA, get_embedder, register_embedder
 from celebface.recognition import registry as reg
 from celebface.recognition.base import Embedder
 from celebface.recognition.fusion import FusedEmbedder
 from celebface.recognition.spec import DEFAULT_EMBEDDER, EmbedderSpec
 from celebface.types import Face
-from celebface.verification import cluster_threshold, pair_threshold, rerank_cut
 from fakes import ColourEmbedder, HalvesEmbedder, MeanColourEmbedder
 
 
@@ -41,7 +46,8 @@ def test_get_embedder_builds_by_name_and_stages_read_the_entry(registered) -> No
     emb = get_embedder("colour", offset=1.0)
     assert isinstance(emb, MeanColourEmbedder) and emb.offset == 1.0
     assert get_embedder("colour", weights=None).offset == -128.0  # no weights file: not passed
-    assert pair_threshold(emb) == 0.5 and pair_threshold(get_embedder("colour", tta="flip")) == 0.6
+    assert pair_threshold(embedder=emb) == 0.5
+    assert pair_threshold(embedder=get_embedder("colour", tta="flip")) == 0.6
     assert isinstance(get_embedder("colour", tta="flip"), FlipTTA)
     assert cluster_threshold(emb, "rerank") == 0.7 and rerank_cut(emb) == 0.4
     assert near_duplicate_bound(EmbedderSpec("colour")) == 0.97

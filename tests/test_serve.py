@@ -160,10 +160,10 @@ class TestAPI:
         client, gallery = served
         h = client.get("/health").json()
         assert h["status"] == "ok" and h["identities"] == 3 and h["embeddings"] == 9
-        # an uncalibrated 3-person gallery: the size-aware default (celebface.gallery.store)
-        from celebface.gallery.store import Gallery
+        # an uncalibrated 3-person gallery: the size-aware default (celebface.gallery.policy)
+        from celebface.gallery.policy import policy_for
 
-        want = Gallery.load(gallery).threshold("centroid")
+        want = policy_for(Gallery.load(gallery), "centroid").threshold
         assert h["threshold"] == pytest.approx(want, abs=1e-3) and h["calibrated"] is False
         page = client.get("/")
         assert page.status_code == 200 and "<canvas" in page.text
@@ -255,7 +255,7 @@ class TestAPI:
         assert len(other["faces"]) == 2 and len(other["faces"][1]["landmarks"]) == 5
         two_bens = verify(read(ben[0]), read(ben[1])).json()
         assert two_bens["score"] > other["score"], (two_bens, other)
-        from celebface.verification import measured_pair_threshold
+        from celebface.gallery.policy import measured_pair_threshold
 
         assert same["threshold"] == pytest.approx(measured_pair_threshold("dlib", "none"), abs=1e-4)
         assert not any(f["whole_image"] for f in other["faces"])

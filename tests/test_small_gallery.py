@@ -5,19 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from celebface.gallery import defaults
-from celebface.gallery.defaults import (
+from celebface.gallery import policy
+from celebface.gallery.matching import GalleryMatcher, match
+from celebface.gallery.policy import (
     BUCKET_FAR_WEIGHTS,
     DEFAULT_FAR,
     ONE_PHOTO_MEAN_FACE_WEIGHT,
+    OpenSetPolicy,
     default_threshold,
     gallery_threshold,
     person_offsets,
     photo_bucket,
+    policy_for,
     tail_chance,
     tail_threshold,
 )
-from celebface.gallery.matching import GalleryMatcher, decide, match
 from celebface.gallery.store import Gallery
 from celebface.recognition.registry import impostor_tails, measured
 from test_gallery import ColourEmbedder, write_people
@@ -84,7 +86,7 @@ def test_one_photo_people_get_the_one_photo_tail() -> None:
         g.add(v, ids, [f"s{i}" for i in range(len(ids))])
         return g
 
-    one, many = gallery(1).threshold("centroid"), gallery(6).threshold("centroid")
+    one, many = (policy_for(gallery(n), "centroid").threshold for n in (1, 6))
     assert one == pytest.approx(default_threshold("dlib", "none", "centroid", 30, 1))
     assert many == pytest.approx(default_threshold("dlib", "none", "centroid", 30))
     assert one < many - 0.005
@@ -152,8 +154,8 @@ def test_person_offsets_weaken_one_photo_vectors_near_the_mean_face() -> None:
 @pytest.fixture
 def toy_mean_face(monkeypatch: pytest.MonkeyPatch) -> None:
     """A measured mean face for the 8-d embedder "toy": e1, reference 0.5."""
-    real = defaults.measured
-    monkeypatch.setattr(defaults, "measured", lambda name, tta: {"mean_face": {
+    real = policy.measured
+    monkeypatch.setattr(policy, "measured", lambda name, tta: {"mean_face": {
         "reference": 0.5, "vector": [1.0] + [0.0] * 7}} if name == "toy" else real(name, tta))
 
 
@@ -196,9 +198,9 @@ def test_index_finds_a_one_photo_person_its_offset_raises(toy_mean_face) -> None
     m = GalleryMatcher(g)
     assert m.max_boost == pytest.approx(0.125)
     probe = e[1][None]
-    direct = decide(m.scores(probe), m.names, 0.5)
+    direct = OpenSetPolicy(0.5).decide(m.scores(probe), m.names)
     assert direct[0].identity == "cat" and direct[0].similarity == pytest.approx(0.905)
-    assert [x.identity for x in match(m, probe, 0.5)] == ["cat"]
+    assert [x.identity for x in match(m, probe, OpenSetPolicy(0.5))] == ["cat"]
 
 
 @pytest.mark.integration
@@ -227,9 +229,9 @@ def test_one_photo_gallery_and_cross_validated_calibration(pins, tmp_path,
     gallery = Gallery.load(g)
     assert gallery.counts() == dict.fromkeys(known, 1)
     name = gallery.spec.name  # the default embedder
-    assert gallery.threshold("centroid") == pytest.approx(
-        default_threshold(name, "none", "centroid", 4, 1))
-    assert gallery.threshold("centroid") < default_threshold(name, "none", "centroid", 4)
+    threshold = policy_for(gallery, "centroid").threshold
+    assert threshold == pytest.approx(default_threshold(name, "none", "centroid", 4, 1))
+    assert threshold < default_threshold(name, "none", "centroid", 4)
     # real one-photo vectors get small offsets of either sign around the measured reference
     offsets = GalleryMatcher(gallery).offsets
     assert np.all(offsets != 0) and np.all(np.abs(offsets) < 0.05), offsets
@@ -243,4 +245,4 @@ def test_one_photo_gallery_and_cross_validated_calibration(pins, tmp_path,
     assert record["far_low"] <= record["heldout_far"] <= record["far_high"]
     assert record["stranger_identities"] == 6 and record["strangers"] == 36
     assert [r["gap_weight"] for r in record["cv"]] == pytest.approx([0, 0.1, 0.25, 0.5, 1])
-    assert Gallery.load(g).gap_weight("centroid") == record["gap_weight"]
+    assert policy_for(Gallery.load(g), "centroid").gap_weight == record["gap_weight"]

@@ -15,14 +15,15 @@ import pytest
 from PIL import Image
 
 from celebface.gallery import Gallery
+from celebface.recognizer import Recognizer
 from celebface.streaming import (
     IoUTracker,
-    Recognizer,
     RecognizerConfig,
     Source,
     SourceError,
     StreamConfig,
     TrackerConfig,
+    VideoTracker,
     classify,
     iter_frames,
     output_sinks,
@@ -150,15 +151,15 @@ def test_track_seen_in_distinct_views_passes_a_lower_threshold(rng: np.random.Ge
         detect_every=1, reembed_every=1, track_gate=-1, switch_after=1))
 
     def names(gallery: Gallery, vectors: list[np.ndarray]) -> list[str]:
-        rec = Recognizer(gallery, detector=BlobDetector(), embedder=SequenceEmbedder(vectors),
-                         config=cfg)
+        rec = VideoTracker(Recognizer(gallery, detector=BlobDetector(),
+                                      embedder=SequenceEmbedder(vectors), config=cfg))
         return [rec.process_frame(img)[0].identity for _ in range(4)]
 
     # a dlib gallery: the threshold of a 2-view track is 0.9 - offsets[0]
-    rec = Recognizer(colour_gallery("dlib"), detector=BlobDetector(),
-                     embedder=MeanColourEmbedder())
-    assert rec.track_threshold(1) == rec.threshold == pytest.approx(0.9)
-    assert [rec.track_threshold(n) for n in (2, 3, 4, 9)] == pytest.approx(
+    rec = VideoTracker(Recognizer(colour_gallery("dlib"), detector=BlobDetector(),
+                                  embedder=MeanColourEmbedder()))
+    assert rec.policy.track_threshold(1) == rec.policy.threshold == pytest.approx(0.9)
+    assert [rec.policy.track_threshold(n) for n in (2, 3, 4, 9)] == pytest.approx(
         [0.9 - offsets[0], 0.9 - offsets[1], 0.9 - offsets[2], 0.9 - offsets[2]])
     assert names(colour_gallery("dlib"), views) == [UNKNOWN, "red", "red", "red"]
     # one view seen again and again stays one view: still unknown
@@ -178,9 +179,9 @@ def test_track_gate_comes_from_measurements(caplog: pytest.LogCaptureFixture) ->
 
     def gate(gallery: Gallery | None, **tracker: float) -> float:
         model = None if gallery is not None else Classifier()
-        return Recognizer(gallery, detector=BlobDetector(), embedder=MeanColourEmbedder(),
-                          model=model, config=RecognizerConfig(
-                              tracker=TrackerConfig(**tracker))).track_gate
+        return VideoTracker(Recognizer(
+            gallery, detector=BlobDetector(), embedder=MeanColourEmbedder(), model=model,
+            config=RecognizerConfig(tracker=TrackerConfig(**tracker)))).track_gate
 
     dlib = embedder_config("dlib")
     assert gate(colour_gallery("dlib")) == dlib.track_gate["none"]  # measured
@@ -203,12 +204,12 @@ def test_track_gate_comes_from_measurements(caplog: pytest.LogCaptureFixture) ->
 def test_a_view_that_does_not_earn_the_name_contradicts_it() -> None:
     from celebface.recognition.registry import embedder_config
 
-    rec = Recognizer(colour_gallery("dlib"), detector=BlobDetector(),
-                     embedder=MeanColourEmbedder())  # threshold 0.9
+    rec = VideoTracker(Recognizer(colour_gallery("dlib"), detector=BlobDetector(),
+                                  embedder=MeanColourEmbedder()))  # threshold 0.9
     one, many = embedder_config("dlib").name_drop["none"]
-    assert rec.name_drop == (one, many) and one > many
-    photos = rec.gallery.counts()["red"]
-    drop = rec.drop_for("red")
+    assert rec.policy.name_drop == (one, many) and one > many
+    photos = rec.recognizer.gallery.counts()["red"]
+    drop = rec.policy.drop_for("red")
     assert drop == (one if photos == 1 else many)  # a one-photo person's own views spread more
     t = Track(1, (0, 0, 1, 1))
     t.shown = Match("red", 0.95, "blue", 0.5)
@@ -228,9 +229,9 @@ def test_a_view_that_does_not_earn_the_name_contradicts_it() -> None:
 
 
 def test_gate_per_view_count_and_a_view_that_earns_the_name_stays() -> None:
-    rec = Recognizer(colour_gallery("dlib"), detector=BlobDetector(),
-                     embedder=MeanColourEmbedder(),
-                     config=RecognizerConfig(tracker=TrackerConfig()))  # threshold 0.9
+    rec = VideoTracker(Recognizer(colour_gallery("dlib"), detector=BlobDetector(),
+                                  embedder=MeanColourEmbedder(),
+                                  config=RecognizerConfig(tracker=TrackerConfig())))  # thr 0.9
     rec.track_gate = (0.5, 0.9)  # 1 view: 0.5, 2 or more: 0.9
     names = rec.names
 
@@ -247,8 +248,8 @@ def test_gate_per_view_count_and_a_view_that_earns_the_name_stays() -> None:
     t.shown = Match("red", 0.95, "blue", 0.5)
     assert rec.leaves(t, probe, *view(red=0.85))  # under the track's threshold: it leaves
     assert not rec.leaves(t, probe, *view(red=0.95))  # it earns "red" by itself: it stays
-    assert rec.track_threshold(2) < 0.9
-    assert not rec.leaves(t, probe, *view(red=rec.track_threshold(2) + 1e-4))
+    assert rec.policy.track_threshold(2) < 0.9
+    assert not rec.leaves(t, probe, *view(red=rec.policy.track_threshold(2) + 1e-4))
 
 
 def test_track_agreement_is_the_best_of_its_latest_views() -> None:
@@ -325,7 +326,7 @@ def test_recognizer_tracks_and_names_a_moving_video(rng: np.random.Generator) ->
     det, emb = BlobDetector(), MeanColourEmbedder()
     cfg = RecognizerConfig(video_detect_side=160,
                            tracker=TrackerConfig(reembed_every=8, detect_every=1))
-    rec = Recognizer(colour_gallery(), detector=det, embedder=emb, config=cfg)
+    rec = VideoTracker(Recognizer(colour_gallery(), detector=det, embedder=emb, config=cfg))
     track_names: dict[int, set[str]] = {}
     for frame, boxes in zip(frames, truth, strict=True):
         faces = rec.process_frame(frame)
@@ -345,8 +346,9 @@ def test_recognizer_tracks_and_names_a_moving_video(rng: np.random.Generator) ->
     assert set(rec.stats.per_frame_ms()) == {"detect", "embed", "match", "track"}
 
     # without the tracker every face of every frame is embedded and names are per frame
-    rec2 = Recognizer(colour_gallery(), detector=BlobDetector(), embedder=MeanColourEmbedder(),
-                      config=RecognizerConfig(video_detect_side=160, track=False))
+    rec2 = VideoTracker(Recognizer(colour_gallery(), detector=BlobDetector(),
+                                   embedder=MeanColourEmbedder(),
+                                   config=RecognizerConfig(video_detect_side=160, track=False)))
     for frame in frames[:5]:
         faces = rec2.process_frame(frame)
         assert all(f.track_id is None for f in faces)
@@ -362,10 +364,10 @@ def test_new_person_and_shot_cut_start_new_tracks(rng: np.random.Generator) -> N
     # red, then blue in the same place (no cut: an appearance jump), then a cut to green
     frames = ([frame("red", 128)] * 6 + [frame("blue", 128)] * 6 + [frame("green", 40)] * 6)
     det = BlobDetector()
-    rec = Recognizer(colour_gallery(), detector=det, embedder=MeanColourEmbedder(),
-                     config=RecognizerConfig(video_detect_side=0,
-                                             tracker=TrackerConfig(detect_every=3,
-                                                                   reembed_every=3)))
+    rec = VideoTracker(Recognizer(colour_gallery(), detector=det, embedder=MeanColourEmbedder(),
+                                  config=RecognizerConfig(video_detect_side=0,
+                                                          tracker=TrackerConfig(detect_every=3,
+                                                                                reembed_every=3))))
     got = [rec.process_frame(f) for f in frames]
     assert all(len(fs) == 1 for fs in got)
     ids = [fs[0].track_id for fs in got]
@@ -381,10 +383,10 @@ def test_new_person_and_shot_cut_start_new_tracks(rng: np.random.Generator) -> N
     assert got[1][0].similarity == pytest.approx(got[0][0].similarity)
     # with no cut test, no box-change test and no gate, a view that names another person
     # still splits the track (its name is not earned), at the next detection
-    lax = Recognizer(colour_gallery(), detector=BlobDetector(), embedder=MeanColourEmbedder(),
-                     config=RecognizerConfig(video_detect_side=0, tracker=TrackerConfig(
-                         detect_every=3, reembed_every=3, cut_threshold=0, box_change=0,
-                         track_gate=-1)))
+    lax = VideoTracker(Recognizer(
+        colour_gallery(), detector=BlobDetector(), embedder=MeanColourEmbedder(),
+        config=RecognizerConfig(video_detect_side=0, tracker=TrackerConfig(
+            detect_every=3, reembed_every=3, cut_threshold=0, box_change=0, track_gate=-1))))
     got = [lax.process_frame(f)[0] for f in frames]
     assert [f.track_id for f in got] == [1] * 6 + [2] * 6 + [3] * 6
     assert [f.identity for f in got] == ["red"] * 6 + ["blue"] * 6 + ["green"] * 6
@@ -410,6 +412,7 @@ def test_uncalibrated_gallery_warns(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         rec = Recognizer(g, detector=BlobDetector(), embedder=MeanColourEmbedder())
     assert "no calibrated" in caplog.text and rec.threshold == 0.5
+    assert rec.policy.source == "fallback" and not rec.policy.calibrated
 
 
 # ------------------------------------------------------------------ sources
@@ -493,8 +496,9 @@ def test_run_inputs_writes_jsonl_images_and_video(tmp_path: Path, rng: np.random
     (photos / "corrupt.jpg").write_bytes(b"x")
     for name in ("a.avi", "b.avi"):  # videos inside a folder: each its own output and tracks
         write_video(frames, photos / name, fps=8)
-    rec = Recognizer(colour_gallery(), detector=BlobDetector(), embedder=MeanColourEmbedder(),
-                     config=RecognizerConfig(video_detect_side=0))
+    rec = VideoTracker(Recognizer(colour_gallery(), detector=BlobDetector(),
+                                  embedder=MeanColourEmbedder(),
+                                  config=RecognizerConfig(video_detect_side=0)))
     srcs = [classify(str(video)), classify(str(photos)), Source("camera", "98")]
     with caplog.at_level(logging.WARNING):
         sinks = output_sinks(srcs, jsonl=tmp_path / "out.jsonl", out=tmp_path / "ann",

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from celebface.recognizer import Recognizer
 from celebface.streaming import (
-    Recognizer,
     RecognizerConfig,
     TrackerConfig,
+    VideoTracker,
     output_sinks,
     run_inputs,
 )
@@ -110,9 +111,10 @@ def test_run_inputs_writes_a_timeline(tmp_path: Path, rng: np.random.Generator) 
 
     frames = [frame(["red", "purple"], 128)] * 10 + [frame(["blue"], 60)] * 10
     video = write_video(frames, tmp_path / "clip.avi", fps=10)
-    rec = Recognizer(colour_gallery(), detector=BlobDetector(), embedder=MeanColourEmbedder(),
-                     config=RecognizerConfig(video_detect_side=0,
-                                             tracker=TrackerConfig(detect_every=3)))
+    rec = VideoTracker(Recognizer(colour_gallery(), detector=BlobDetector(),
+                                  embedder=MeanColourEmbedder(),
+                                  config=RecognizerConfig(video_detect_side=0,
+                                                          tracker=TrackerConfig(detect_every=3))))
     from celebface.streaming import classify
 
     srcs = [classify(str(video))]

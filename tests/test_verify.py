@@ -9,17 +9,9 @@ import pytest
 from PIL import Image
 
 from celebface.cli.main import main
+from celebface.gallery.policy import NoThresholdError, measured_pair_threshold, pair_threshold
 from celebface.types import Verification
-from celebface.verification import (
-    ImageInputError,
-    NoFaceError,
-    NoThresholdError,
-    as_rgb,
-    gallery_pair_threshold,
-    measured_pair_threshold,
-    pair_threshold,
-    verify,
-)
+from celebface.verification import ImageInputError, NoFaceError, as_rgb, verify
 from fakes import BoxDetector, MeanColourEmbedder
 
 
@@ -82,23 +74,25 @@ def test_as_rgb_inputs_and_errors(tmp_path: Path) -> None:
 
 def test_thresholds_are_measured_and_looked_up() -> None:
     assert 0.5 < measured_pair_threshold("dlib", "none") < 1.0
-    assert pair_threshold(MeanColourEmbedder("dlib")) == measured_pair_threshold("dlib", "none")
+    assert pair_threshold(embedder=MeanColourEmbedder("dlib")) == measured_pair_threshold(
+        "dlib", "none")
+    assert pair_threshold(embedder=_colour(), override=0.7) == 0.7  # given: nothing looked up
     with pytest.raises(NoThresholdError, match="colour"):
-        pair_threshold(_colour())
+        pair_threshold(embedder=_colour())
 
 
 def test_gallery_threshold_prefers_calibrated_knn() -> None:
     from celebface.gallery import Gallery
 
     g = Gallery(embedder={"name": "dlib", "options": {"tta": "flip"}})
-    assert gallery_pair_threshold(g) == measured_pair_threshold("dlib", "flip")
+    assert pair_threshold(gallery=g) == measured_pair_threshold("dlib", "flip")
     g.thresholds = {"centroid": 0.9, "knn": 0.95}
-    assert gallery_pair_threshold(g) == 0.95
+    assert pair_threshold(gallery=g) == 0.95
     g.thresholds = {"centroid": 0.9}
-    assert gallery_pair_threshold(g) == 0.9
+    assert pair_threshold(gallery=g) == 0.9
     # a threshold on a gap-weighted decision score is not a pair cosine
     g.calibration = {"centroid": {"gap_weight": 0.33}}
-    assert gallery_pair_threshold(g) == measured_pair_threshold("dlib", "flip")
+    assert pair_threshold(gallery=g) == measured_pair_threshold("dlib", "flip")
 
 
 def test_cli_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -17,7 +17,8 @@ import pytest
 
 from celebface.gallery import EnrollConfig, Gallery, enroll
 from celebface.io import read_image, read_splits
-from celebface.streaming import Recognizer, RecognizerConfig, TrackerConfig
+from celebface.recognizer import Recognizer
+from celebface.streaming import RecognizerConfig, TrackerConfig, VideoTracker
 from celebface.streaming.timeline import TimelineBuilder
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -98,11 +99,11 @@ def shot(background: list[np.ndarray], faces: list[np.ndarray], *, start: int, m
 
 def names_at(frames: list[np.ndarray], boxes: list, gallery: Gallery, decide: str,
              cut_threshold: float | None = None) -> tuple[list[str | None], list[int | None],
-                                                          Recognizer, TimelineBuilder]:
+                                                          VideoTracker, TimelineBuilder]:
     """Run the recogniser; the name and track of the face at the pasted box, each frame."""
     tracker = TrackerConfig(decide=decide) if cut_threshold is None else TrackerConfig(
         decide=decide, cut_threshold=cut_threshold)
-    rec = Recognizer(gallery, config=RecognizerConfig(device="cpu", tracker=tracker))
+    rec = VideoTracker(Recognizer(gallery, config=RecognizerConfig(device="cpu", tracker=tracker)))
     timeline = TimelineBuilder(25.0)
     names, tracks = [], []
     for n, (frame, (x1, y1, x2, y2)) in enumerate(zip(frames, boxes, strict=True)):

@@ -135,12 +135,12 @@ def timeline(video: str | Path, gallery: str | Path | Any, out: str | Path | Non
     per track (person or ``unknown-N``, start/end time, frames, scores); with ``out``, also
     writes ``appearances.csv``/``.json``, thumbnails and ``timeline.png`` there. ``tracker``:
     :class:`~celebface.recognizer.TrackerConfig` settings (e.g. ``detect_every=3``)."""
-    from celebface.recognizer import RecognizerConfig, TrackerConfig
-    from celebface.streaming.recognizer import VideoRecognizer
+    from celebface.recognizer import Recognizer, RecognizerConfig, TrackerConfig
+    from celebface.streaming.recognizer import VideoTracker
     from celebface.streaming.run import video_timeline
 
     config = RecognizerConfig(device=device, tracker=TrackerConfig(**tracker))
-    return video_timeline(VideoRecognizer(gallery, config=config), video, out)
+    return video_timeline(VideoTracker(Recognizer(gallery, config=config)), video, out)
 
 
 def verify(a: ImageLike, b: ImageLike, *, crop: bool = False, **options: Any) -> Any:

@@ -1,6 +1,7 @@
 """Naming the faces of still images: ``Recognizer(gallery).recognize(image)`` detects every
-face of one image, embeds them as one batch and names them. Video (tracking, voting) builds on
-it in :mod:`celebface.streaming.recognizer`.
+face of one image, embeds them as one batch and names them through its open-set policy
+(:mod:`celebface.gallery.policy`). Video (tracking, voting) wraps it in
+:class:`celebface.streaming.recognizer.VideoTracker`.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from celebface.detection.finder import FaceFinder, as_finder, get_finder
 from celebface.detection.registry import DEFAULT_DETECTOR
 from celebface.errors import InputError
 from celebface.gallery import Gallery, get_matcher
-from celebface.gallery.defaults import FALLBACK_THRESHOLD
 from celebface.gallery.matching import DEFAULT_MATCH, Matcher, match
+from celebface.gallery.policy import OpenSetPolicy, policy_for
 from celebface.types import Face, Match
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class TrackerConfig:
     counts as another face taking its place: that frame is a detection frame and the face is
     embedded (0: never). ``track_gate``: the cosine a face's embedding must reach with one of
     its track's latest views to stay on it (``None``: the embedder's measured gates, or the
-    fallback :meth:`~celebface.streaming.recognizer.VideoRecognizer.gate` documents; -1:
+    fallback :meth:`~celebface.streaming.recognizer.VideoTracker.gate` documents; -1:
     never split).
     """
 
@@ -145,6 +146,7 @@ class Recognizer:
     ``embedder``: an ``Embedder``; default: the one the gallery (or model) was built with.
     ``model``: a trained classifier (folder or object with ``predict_embeddings``) that names
     faces instead of the gallery; the unknown threshold then applies to its probability.
+    :attr:`policy`: the open-set policy (threshold, gap weight) that names the faces.
     """
 
     def __init__(
@@ -170,31 +172,29 @@ class Recognizer:
             get_matcher(gallery, self.config.match, self.config.k, model)  # type: ignore[arg-type]
             if model is None else get_matcher(Gallery(), model=model)
         )
-        self.threshold = self._threshold()
-        #: The decision score's gap weight (gallery.matching): the calibrated threshold's own;
-        #: 0 (the similarity itself) for an explicit or uncalibrated threshold.
-        self.gap_weight = (
-            self.gallery.gap_weight(self.matcher.method)
-            if self.gallery is not None and self.config.threshold is None and model is None
-            else 0.0)
+        self.policy: OpenSetPolicy = policy_for(gallery, self.matcher.method,
+                                                self.config.threshold)
+        self._warn_uncalibrated()
         self._detector = detector
         self._finders: dict[int, FaceFinder] = {}
         self._embedder = embedder
         self.stats = StageStats()
 
     # -------------------------------------------------------------- set-up
-    def _threshold(self) -> float:
-        method = self.matcher.method
-        if self.config.threshold is not None:
-            return float(self.config.threshold)
+    def _warn_uncalibrated(self) -> None:
+        p = self.policy
+        if p.source == "given" or p.calibrated:
+            return
         if self.gallery is None:
-            log.warning("no gallery: using the %s threshold %.3f", method, FALLBACK_THRESHOLD)
-            return FALLBACK_THRESHOLD
-        threshold = self.gallery.threshold(method)
-        if not self.gallery.is_calibrated(method):
+            log.warning("no gallery: using the %s threshold %.3f", p.method, p.threshold)
+        else:
             log.warning("no calibrated %s threshold in the gallery: using %.3f (run 'celebface "
-                        "calibrate' for a chosen false-accept rate)", method, threshold)
-        return threshold
+                        "calibrate' for a chosen false-accept rate)", p.method, p.threshold)
+
+    @property
+    def threshold(self) -> float:
+        """The unknown threshold of one face (:attr:`policy`'s)."""
+        return self.policy.threshold
 
     @property
     def finder(self) -> FaceFinder:
@@ -273,18 +273,19 @@ class Recognizer:
         with self.stats.time("match"):
             if not len(embeddings):
                 return []
-            return match(self.matcher, embeddings, self.threshold, self.gap_weight)
+            return match(self.matcher, embeddings, self.policy)
 
     # -------------------------------------------------------------- public API
     def recognize(self, image: np.ndarray) -> list[Face]:
         """Every face of one still image, named (no tracking)."""
         faces = self.detect(image)
-        out = self._name_all(image, faces)
+        out = self.name_faces(image, faces)
         self.stats.frames += 1
         self.stats.faces += len(out)
         return out
 
-    def _name_all(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
+    def name_faces(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
+        """``faces`` of ``image``, embedded as one batch and named (no stats of frames)."""
         if not faces:
             return []
         emb = self.embed(image, faces)

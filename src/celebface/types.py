@@ -153,7 +153,7 @@ class Face:
 class Match:
     """Who one face is: ``identity`` (or ``unknown``) with its similarity, the next best
     identity, and the decision ``score`` that was compared with the unknown threshold
-    (:mod:`celebface.gallery.matching`); a video track votes over its faces' matches."""
+    (:mod:`celebface.gallery.policy`); a video track votes over its faces' matches."""
 
     identity: str
     similarity: float

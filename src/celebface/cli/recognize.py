@@ -96,8 +96,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from celebface.streaming import Recognizer as VideoRecognizer
-    from celebface.streaming import Source, classify, output_sinks, run_inputs
+    from celebface.streaming import Source, VideoTracker, classify, output_sinks, run_inputs
 
     if not args.inputs and not args.camera:
         raise CLIError("give at least one INPUT or --camera N")
@@ -126,13 +125,13 @@ def run(args: argparse.Namespace) -> int:
     if not sources:
         raise CLIError("; ".join(missing) or "nothing to read")
     config = config_from(RecognizerConfig, args, tracker=config_from(TrackerConfig, args))
-    recognizer = VideoRecognizer(args.gallery, detector=args.detector, config=config,
-                                 model=args.model)
+    recognizer = Recognizer(args.gallery, detector=args.detector, config=config,
+                            model=args.model)
     stream = config_from(StreamConfig, args, open_timeout_s=args.timeout,
                          read_timeout_s=args.timeout)
     sinks = output_sinks(sources, jsonl=args.jsonl, out=args.out, timeline=args.timeline,
                          show=args.show)
-    s = run_inputs(recognizer, sources, sinks, stream=stream)
+    s = run_inputs(VideoTracker(recognizer), sources, sinks, stream=stream)
     errors = len(s.errors) + len(missing)
     top = ", ".join(f"{k} {v}" for k, v in s.identities.most_common(8))
     print(

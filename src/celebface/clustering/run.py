@@ -150,8 +150,8 @@ def _faces(photos: list[Path], root: Path, config: ClusterConfig, summary: Clust
 def cluster_photos(photos: str | Path, out: str | Path, config: ClusterConfig | None = None,
                    progress: bool = True) -> ClusterSummary:
     """Find, embed and group every face under ``photos``; write ``out`` (see module doc)."""
+    from celebface.gallery.policy import cluster_threshold, rerank_cut
     from celebface.recognition import default_embedder
-    from celebface.verification import cluster_threshold, rerank_cut
 
     config = config or ClusterConfig()
     root, out = Path(photos), Path(out)

@@ -6,7 +6,6 @@ from celebface.gallery.calibration import (
     OpenSetRates,
     calibrate_scores,
     open_set_rates,
-    threshold_for_far,
 )
 from celebface.gallery.enroll import EnrollConfig, EnrollSummary, enroll, get_matcher
 from celebface.gallery.faces import FaceSet, FaceSetConfig, embed_faces
@@ -16,9 +15,9 @@ from celebface.gallery.matching import (
     Match,
     Matcher,
     ModelMatcher,
-    decide,
     match,
 )
+from celebface.gallery.policy import OpenSetPolicy, policy_for, threshold_for_far
 from celebface.gallery.store import Gallery, GalleryError
 
 __all__ = [
@@ -34,14 +33,15 @@ __all__ = [
     "Match",
     "Matcher",
     "ModelMatcher",
+    "OpenSetPolicy",
     "OpenSetRates",
     "calibrate",
     "calibrate_scores",
-    "decide",
     "embed_faces",
     "enroll",
     "get_matcher",
     "match",
     "open_set_rates",
+    "policy_for",
     "threshold_for_far",
 ]

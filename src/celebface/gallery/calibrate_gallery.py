@@ -29,6 +29,7 @@ from celebface.gallery.faces import (
     load_embedded,
 )
 from celebface.gallery.matching import DEFAULT_MATCH, Matcher
+from celebface.gallery.policy import store_calibration
 from celebface.gallery.store import Gallery, GalleryError, is_gallery
 from celebface.gallery.stores import open_store
 
@@ -52,7 +53,7 @@ def calibrate(
     gap_weight: float | None = None,
 ) -> Calibration:
     """Set ``gallery``'s unknown threshold for ``method`` to give false-accept rate ``far``,
-    on the decision score with ``gap_weight`` (:mod:`celebface.gallery.matching`; None:
+    on the decision score with ``gap_weight`` (:mod:`celebface.gallery.policy`; None:
     chosen by cross-validation over the stranger people, 0 for a classifier; see
     :func:`celebface.gallery.calibration.calibrate_scores`).
 
@@ -104,19 +105,13 @@ def _store_threshold(gallery: Gallery, key: str, result: Calibration) -> None:
                     or not np.array_equal(current.embeddings, gallery.embeddings)):
                 raise GalleryError(f"{gallery.path}: the gallery changed while calibrating "
                                    "(another enroll?); run 'celebface calibrate' again")
-            _set_threshold(current, key, result)
+            store_calibration(current, key, result.threshold, result.to_dict())
 
         open_store(gallery.path).edit(update)
-        _set_threshold(gallery, key, result)
+        store_calibration(gallery, key, result.threshold, result.to_dict())
         return
-    _set_threshold(gallery, key, result)
+    store_calibration(gallery, key, result.threshold, result.to_dict())
     gallery.save()
-
-
-def _set_threshold(gallery: Gallery, key: str, result: Calibration) -> None:
-    gallery.thresholds[key] = result.threshold
-    gallery.calibration[key] = result.to_dict()
-    gallery.info["threshold_note"] = "calibrated"
 
 
 def same_content(paths: Sequence[str], reference: Sequence[str]) -> set[str]:

@@ -12,7 +12,7 @@ Definitions: a *false accept* is a stranger given any enrolled name. A *true acc
 enrolled person's photo given the right name with a score at or above the threshold (the
 open-set "detection and identification rate").
 
-The decision score's gap weight (:mod:`celebface.gallery.matching`) is chosen by
+The decision score's gap weight (:mod:`celebface.gallery.policy`) is chosen by
 cross-validation over the stranger PEOPLE (:func:`cross_validate_gap_weights`): for each weight
 of :data:`GAP_WEIGHT_GRID` (0 = the similarity alone) and each fold, the threshold is set on
 the other folds' strangers and tried on the held-out ones; the weight with the best mean
@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 
 from celebface.errors import InputError
-from celebface.gallery.matching import Matcher, best_scores
+from celebface.gallery.matching import Matcher
+from celebface.gallery.policy import best_scores, threshold_for_far
 
 log = logging.getLogger(__name__)
 
@@ -173,27 +174,10 @@ def choose_gap_weight(results: Sequence[WeightCV], far: float) -> WeightCV:
                                   -r.gap_weight))
 
 
-def threshold_for_far(stranger_scores: np.ndarray, far: float) -> float:
-    """The lowest threshold at which at most ``far`` of the strangers are accepted.
-
-    A face is accepted when its score is ``>= threshold``.
-    """
-    s = np.sort(np.asarray(stranger_scores, np.float64).reshape(-1))[::-1]
-    if not len(s):
-        raise InputError("no stranger faces to calibrate on")
-    if not 0.0 <= far < 1.0:
-        raise InputError(f"false-accept rate must be in [0, 1), got {far}")
-    allowed = math.floor(far * len(s) + 1e-9)
-    if allowed >= len(s):
-        return float(s[-1])
-    # strictly above the first rejected stranger; ties with it are rejected too
-    return float(np.nextafter(np.float32(s[allowed]), np.float32(np.inf)))
-
-
 def open_set_rates(scores: np.ndarray, truth: np.ndarray, threshold: float,
                    gap_weight: float = 0.0) -> OpenSetRates:
     """Rates at ``threshold`` (on the decision score with ``gap_weight``, see
-    :mod:`celebface.gallery.matching`); ``truth[i]`` is probe ``i``'s gallery index, -1 for a
+    :mod:`celebface.gallery.policy`); ``truth[i]`` is probe ``i``'s gallery index, -1 for a
     stranger."""
     truth = np.asarray(truth)
     best, idx = best_scores(np.asarray(scores), gap_weight)

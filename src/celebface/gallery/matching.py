@@ -10,25 +10,16 @@ Methods (each gives one score per enrolled identity, higher is more alike):
 - ``model``: class probabilities of a classifier trained by ``celebface train``.
 
 A person enrolled from one photo has their score lowered or raised by an offset that grows
-with how close their vector lies to the average face (:func:`celebface.gallery.defaults.
+with how close their vector lies to the average face (:func:`celebface.gallery.policy.
 person_offsets`: such a vector is close to many strangers too); the scores of every method
 include it.
 
 Names come from :meth:`GalleryMatcher.top`: a FAISS index of the gallery
 (:mod:`celebface.gallery.index`) proposes candidate identities, which are rescored exactly, so
 an exact (``flat``) index gives the scores of :meth:`GalleryMatcher.scores` (every identity).
-
-The unknown rule: a face is named when its *decision score* reaches the threshold, else it is
-``unknown`` (its ``runner_up`` is then the closest enrolled identity). The decision score is
-``similarity + gap_weight * (similarity - runner-up similarity)``: with ``gap_weight`` 0 it is
-the similarity itself (what an uncalibrated gallery and an explicit ``--threshold`` use); a
-calibrated gallery stores the gap weight its threshold was chosen with, which ``calibrate``
-chooses by cross-validation on the user's strangers (0 included;
-:mod:`celebface.gallery.calibration`). A clear lead over the second-best person is evidence
-for the name; a stranger tends to be about as close to several people, but how much the lead
-helps depends on the strangers: on pins strangers a weight of 1/3 raised TAR at 0.1% FAR
-(benchmarks/results/recognize.md), on 4,268 strangers from another source it lowered it
-(issue 24).
+:func:`match` hands the scores to the open-set policy, whose
+:meth:`~celebface.gallery.policy.OpenSetPolicy.decide` names the face or calls it unknown
+(the unknown rule and its thresholds: :mod:`celebface.gallery.policy`).
 """
 
 from __future__ import annotations
@@ -38,26 +29,16 @@ from typing import Any, Protocol
 import numpy as np
 
 from celebface.errors import InputError
-from celebface.gallery.defaults import person_offsets
+from celebface.gallery.policy import OpenSetPolicy, person_offsets
 from celebface.gallery.store import Gallery
 from celebface.recognition.base import l2_normalize
-from celebface.types import UNKNOWN, Match
+from celebface.types import Match
 
 MATCH_METHODS = ("centroid", "knn", "topk")
 #: benchmarks/recognize.py: the centroid is the best with up to ~20 photos per person and its
 #: uncalibrated threshold holds across gallery sizes; ``topk`` wins (calibrated) only with
 #: many photos per person (TAR at 1% FAR 0.90 vs 0.88 with ~116).
 DEFAULT_MATCH = "centroid"
-
-
-def decision_scores(best: np.ndarray, second: np.ndarray | None, gap_weight: float
-                    ) -> np.ndarray:
-    """``best + gap_weight * (best - second)``; no second identity (a one-person gallery)
-    counts as no lead."""
-    best = np.asarray(best, np.float32)
-    if second is None or not gap_weight:
-        return best
-    return best + np.float32(gap_weight) * (best - np.asarray(second, np.float32))
 
 
 class Matcher(Protocol):
@@ -170,56 +151,13 @@ class ModelMatcher:
                           np.float32)
 
 
-def decide(scores: np.ndarray, names: list[str], threshold: float | np.ndarray,
-           gap_weight: float = 0.0) -> list[Match]:
-    """Best identity per row of ``scores``, ``unknown`` when its decision score (module doc)
-    is below ``threshold`` (one for all rows, or one per row), and the runner-up."""
-    scores = np.asarray(scores, np.float32)
-    if scores.ndim != 2 or scores.shape[1] != len(names):
-        raise ValueError(f"scores of shape {scores.shape} do not match {len(names)} names")
-    top = np.argsort(-scores, axis=1)[:, : min(2, scores.shape[1])]
-    return decide_top(top, np.take_along_axis(scores, top, axis=1), names, threshold,
-                      gap_weight)
-
-
-def decide_top(
-    top: np.ndarray, top_scores: np.ndarray, names: list[str], threshold: float | np.ndarray,
-    gap_weight: float = 0.0,
-) -> list[Match]:
-    """:func:`decide` from each row's best identities (indices into ``names``, best first)."""
-    top_scores = np.asarray(top_scores, np.float32)
-    second = top_scores[:, 1] if top_scores.shape[1] > 1 else None
-    decision = decision_scores(top_scores[:, 0], second, gap_weight)
-    thresholds = np.broadcast_to(np.asarray(threshold, np.float32), decision.shape)
-    out = []
-    for idx, row, score, t in zip(top, top_scores, decision, thresholds, strict=True):
-        best = float(row[0])
-        if score >= t:
-            runner = (names[idx[1]], float(row[1])) if len(idx) > 1 else (None, None)
-            out.append(Match(names[idx[0]], best, runner[0], runner[1], float(score)))
-        else:  # unknown: the runner-up is the closest known person
-            out.append(Match(UNKNOWN, best, names[idx[0]], best, float(score)))
-    return out
-
-
-def match(matcher: Matcher, embeddings: np.ndarray, threshold: float, gap_weight: float = 0.0
-          ) -> list[Match]:
-    """The decision for each embedding: through the gallery's index when the matcher has one
-    (:meth:`GalleryMatcher.top`), else from every identity's score."""
+def match(matcher: Matcher, embeddings: np.ndarray, policy: OpenSetPolicy) -> list[Match]:
+    """``policy``'s decision for each embedding: from the best identities of the gallery's
+    index when the matcher has one (:meth:`GalleryMatcher.top`), else from every identity's
+    score."""
     if not len(embeddings):
         return []
     if isinstance(matcher, GalleryMatcher):
-        return decide_top(*matcher.top(embeddings, 2), matcher.names, threshold, gap_weight)
-    return decide(matcher.scores(embeddings), matcher.names, threshold, gap_weight)
-
-
-def best_scores(scores: np.ndarray, gap_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """``(decision score, index of best identity)`` per row (the best score itself when
-    ``gap_weight`` is 0)."""
-    scores = np.asarray(scores, np.float32)
-    idx = np.argmax(scores, axis=1)
-    best = scores[np.arange(len(scores)), idx]
-    if not gap_weight or scores.shape[1] < 2:
-        return best, idx
-    second = np.partition(scores, scores.shape[1] - 2, axis=1)[:, -2]
-    return decision_scores(best, second, gap_weight), idx
+        top, scores = matcher.top(embeddings, 2)
+        return policy.decide(scores, matcher.names, top=top)
+    return policy.decide(matcher.scores(embeddings), matcher.names)

@@ -40,7 +40,6 @@ from typing import Any, TypeVar
 import numpy as np
 
 from celebface.errors import CelebfaceError
-from celebface.gallery.defaults import default_threshold
 from celebface.gallery.index import write_indexes
 from celebface.io import atomic_write_bytes, atomic_write_json, folder_lock
 from celebface.io.checksum import checksum_matches, sha256_bytes
@@ -159,23 +158,10 @@ class Gallery:
     def embedder_name(self) -> str:
         return self.spec.name
 
-    def threshold(self, method: str) -> float:
-        """The calibrated threshold of ``method``, else a default for the embedder."""
-        if method in self.thresholds:
-            return float(self.thresholds[method])
-        return default_threshold(self.embedder_name, self.spec.tta, method, len(self.names),
-                                 list(self.counts().values()))
-
     def is_calibrated(self, method: str) -> bool:
+        """Whether ``method`` has a calibrated threshold (kept for ``serve/service.py``; the
+        open-set policy, :func:`celebface.gallery.policy.policy_for`, says it too)."""
         return method in self.thresholds
-
-    def gap_weight(self, method: str) -> float:
-        """The decision score's gap weight that ``method``'s threshold goes with
-        (:mod:`celebface.gallery.matching`): the calibrated one, else 0 (the similarity itself,
-        which the uncalibrated thresholds above are measured for)."""
-        if method not in self.thresholds:
-            return 0.0
-        return float(self.calibration.get(method, {}).get("gap_weight", 0.0))
 
     def fingerprint(self) -> str:
         """A hash of everything a save writes (vectors, labels, names, sources, embedder,

@@ -32,7 +32,7 @@ from celebface.recognition.facenet import FacenetConfig
 from celebface.recognition.sface import SfaceConfig
 
 #: (tta, method) -> value; a tail is ``[(p, t), ...]``: a stranger scores at least ``t``
-#: against one enrolled person with chance ``p`` (see :mod:`celebface.gallery.defaults`).
+#: against one enrolled person with chance ``p`` (see :mod:`celebface.gallery.policy`).
 Tail = list[tuple[float, float]]
 
 
@@ -97,7 +97,7 @@ def embedder_config(name: str) -> EmbedderConfig:
 def measured(name: str, tta: str) -> dict[str, Any]:
     """The tables ``benchmarks/thresholds.py`` measured for embedder ``name`` with ``tta`` and
     wrote to this package's ``measured/NAME_TTA.json``: ``impostor_tails`` (match method ->
-    photo bucket -> ``[[p, t], ...]``, see :mod:`celebface.gallery.defaults`) and
+    photo bucket -> ``[[p, t], ...]``, see :mod:`celebface.gallery.policy`) and
     ``mean_face`` (``reference``, ``vector``); read on first use, ``{}`` when none."""
     entry = resources.files("celebface.recognition") / "measured" / f"{name}_{tta}.json"
     if not entry.is_file():

@@ -9,8 +9,7 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "Recognizer": "celebface.streaming.recognizer",
-    "VideoRecognizer": "celebface.streaming.recognizer",
+    "VideoTracker": "celebface.streaming.recognizer",
     "RecognizerConfig": "celebface.recognizer",
     "StageStats": "celebface.recognizer",
     "RunSummary": "celebface.streaming.run",

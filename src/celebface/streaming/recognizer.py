@@ -1,15 +1,15 @@
-"""Naming the faces of video frames: :class:`VideoRecognizer` adds speed and stability to the
-still-image :class:`~celebface.recognizer.Recognizer`: detection runs on a downscaled copy of
-every k-th frame (and at every shot cut, and on a frame where a face's box changed at once),
-an IoU tracker follows faces in between, a face is embedded only when its track is new, moved
-enough, changed, or every few frames, and its name is decided on the mean of its track's
-views' scores with hysteresis (:mod:`celebface.streaming.tracker`), against a threshold
-lowered by the embedder's measured offset once the track has several distinct views
-(:meth:`VideoRecognizer.track_threshold`).
+"""Naming the faces of video frames: :class:`VideoTracker` wraps a still-image
+:class:`~celebface.recognizer.Recognizer` and adds speed and stability: detection runs on a
+downscaled copy of every k-th frame (and at every shot cut, and on a frame where a face's box
+changed at once), an IoU tracker follows faces in between, a face is embedded only when its
+track is new, moved enough, changed, or every few frames, and its name is decided on the mean of
+its track's views' scores with hysteresis (:mod:`celebface.streaming.tracker`), against the
+recogniser's open-set policy's threshold for a track with that many distinct views
+(:meth:`~celebface.gallery.policy.OpenSetPolicy.track_threshold`).
 
 A name is earned by the face on screen: an embedding that fails the track's appearance gate
-(:meth:`VideoRecognizer.gate`), or a view that does not earn the track's name
-(:meth:`VideoRecognizer.contradicts`), splits the track at once, so the mean of earlier views
+(:meth:`VideoTracker.gate`), or a view that does not earn the track's name
+(:meth:`VideoTracker.contradicts`), splits the track at once, so the mean of earlier views
 never carries a name onto a face that does not earn it.
 """
 
@@ -20,14 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from celebface.gallery.matching import decide
-from celebface.recognizer import Recognizer as StillRecognizer
-from celebface.recognizer import RecognizerConfig, StageStats
+from celebface.gallery.policy import OpenSetPolicy, measured_pair_threshold
+from celebface.recognizer import Recognizer, RecognizerConfig, StageStats
 from celebface.streaming.cuts import CutDetector
 from celebface.streaming.tracker import RECENT, IoUTracker, Track
 from celebface.types import UNKNOWN, Face, Match
 
-__all__ = ["Recognizer", "RecognizerConfig", "StageStats", "VideoRecognizer"]
+__all__ = ["RecognizerConfig", "StageStats", "VideoTracker"]
 
 log = logging.getLogger(__name__)
 #: Fallback gate: the share of cosines between different enrolled people's photos that may
@@ -35,51 +34,61 @@ log = logging.getLogger(__name__)
 GALLERY_GATE_RATE = 0.01
 
 
-class VideoRecognizer(StillRecognizer):
-    """A :class:`~celebface.recognizer.Recognizer` that also follows faces through video."""
+class VideoTracker:
+    """Follows faces through video with a :class:`~celebface.recognizer.Recognizer`
+    (``recognizer``: it finds, embeds and scores the faces; its :attr:`policy` names them)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, recognizer: Recognizer) -> None:
+        self.recognizer = recognizer
+        self.config = recognizer.config
         self.tracker = IoUTracker(self.config.tracker)
         self.cuts = CutDetector(self.config.tracker.cut_threshold)
         self._frame = 0
         self._detected = -(10**9)
         #: Frames of the current video where a shot cut was found.
         self.cut_frames: list[int] = []
-        #: Cosine at which two embeddings of a track are one view, and the threshold offsets
-        #: for 2, 3, 4+ views: the gallery embedder's measured ones (none: views not counted).
-        self.same_view, self.view_offsets = self._view_constants()
-        #: The appearance gate (:meth:`gate`) and the name drop (:meth:`contradicts`).
+        #: The appearance gate (:meth:`gate`).
         self.track_gate = self.gate()
-        self.name_drop = self._name_drop()
 
-    def _embedder_config(self) -> tuple[Any, str] | None:
-        from celebface.recognition.registry import embedder_config
+    @property
+    def policy(self) -> OpenSetPolicy:
+        """The recogniser's open-set policy (track thresholds, view counting, name drops)."""
+        return self.recognizer.policy
 
-        if self.gallery is None or self.model is not None:
-            return None
-        spec = self.gallery.spec
-        return embedder_config(spec.name), spec.tta
+    @property
+    def stats(self) -> StageStats:
+        return self.recognizer.stats
+
+    @property
+    def names(self) -> list[str]:
+        return self.recognizer.names
+
+    def recognize(self, image: np.ndarray) -> list[Face]:
+        """Every face of one still image, named (no tracking)."""
+        return self.recognizer.recognize(image)
 
     def gate(self) -> tuple[float, ...]:
         """The cosine a tracked face's embedding must reach with one of its track's 1, 2, ...
         latest views to stay on it (the last for more): the config's ``track_gate`` when set;
         else the embedder's measured ``track_gate`` (``benchmarks/track_gate.py``: at most 1%
-        of different people reach it); else the embedder's measured ``pair_threshold`` (the
+        of different people reach it); else the embedder's measured pair threshold (the
         same-person cosine at a 1% false-accept rate, another point of the same two
         distributions); else the cosine that at most :data:`GALLERY_GATE_RATE` of the cosines
         between different enrolled people's photos reach; else (no gallery) -1: no gate,
         with a warning."""
+        from celebface.recognition.registry import embedder_config
+
         if self.config.tracker.track_gate is not None:
             return (float(self.config.tracker.track_gate),)
-        known = self._embedder_config()
-        if known is not None:
-            cfg, tta = known
-            if tta in cfg.track_gate:
-                return tuple(float(g) for g in cfg.track_gate[tta])
-            if tta in cfg.pair_threshold:
-                return (float(cfg.pair_threshold[tta]),)
-        g = self.gallery
+        g = self.recognizer.gallery
+        if g is not None and self.recognizer.model is None:
+            spec = g.spec
+            measured = embedder_config(spec.name).track_gate
+            if spec.tta in measured:
+                return tuple(float(x) for x in measured[spec.tta])
+            pair = measured_pair_threshold(spec.name, spec.tta)
+            if pair is not None:
+                return (float(pair),)
         if g is not None and len(set(g.labels.tolist())) > 1:
             rng = np.random.default_rng(0)
             rows = rng.permutation(len(g.labels))[:1000]
@@ -100,7 +109,8 @@ class VideoRecognizer(StillRecognizer):
         cosine with the track's m latest views (m up to :data:`RECENT`) is under
         :attr:`track_gate` for m, unless the view earns the name the track shows by itself
         (it names that person, or scores at least the track's threshold for that name,
-        :meth:`track_threshold`): it then stays and adds its view."""
+        :meth:`~celebface.gallery.policy.OpenSetPolicy.earns`): it then stays and adds its
+        view."""
         views = min(len(track.views), RECENT)
         if views == 0 or track.agreement(embedding) >= self.track_gate[
                 min(views, len(self.track_gate)) - 1]:
@@ -110,55 +120,25 @@ class VideoRecognizer(StillRecognizer):
             return True
         score = float(scores[self.names.index(shown.identity)])
         return not (own.identity == shown.identity
-                    or score >= self.track_threshold(len(track.views)))
-
-    def _name_drop(self) -> tuple[float, ...] | None:
-        known = self._embedder_config()
-        return None if known is None else known[0].name_drop.get(known[1])
-
-    def drop_for(self, identity: str) -> float | None:
-        """The measured name drop for a person with their enrolled photos: the one-photo
-        value for one photo, else the many-photo one (None: none measured)."""
-        if not self.name_drop:
-            return None
-        photos = self.gallery.counts().get(identity, 2) if self.gallery is not None else 2
-        return self.name_drop[0 if photos == 1 else -1]
+                    or self.policy.earns(score, len(track.views)))
 
     def contradicts(self, track: Track, scores: np.ndarray, own: Match) -> bool:
         """Whether a track's new view (its ``scores`` for each enrolled person and its own
         decision ``own``) does not earn the name the track shows: it names another person,
         or it is closer to another person and under the one-view threshold for the track's
         name, or it scores more than the embedder's measured ``name_drop`` under that
-        threshold (:meth:`drop_for`: one value for one-photo people, a smaller one for the
-        others, whose own views spread less; none measured: this last test is skipped)."""
+        threshold (:meth:`~celebface.gallery.policy.OpenSetPolicy.dropped`: one value for
+        one-photo people, a smaller one for the others, whose own views spread less; none
+        measured: this last test is skipped)."""
         shown = track.shown
         if shown is None or not shown.known:
             return False
         if own.known:
             return own.identity != shown.identity
         score = float(scores[self.names.index(shown.identity)])
-        if own.runner_up != shown.identity and score < self.threshold:
+        if own.runner_up != shown.identity and not self.policy.earns(score):
             return True
-        drop = self.drop_for(shown.identity)
-        return drop is not None and score < self.threshold - drop
-
-    def _view_constants(self) -> tuple[float, tuple[float, ...]]:
-        from celebface.recognition.registry import embedder_config
-
-        if self.gallery is None or self.model is not None:
-            return -1.0, ()
-        spec = self.gallery.spec
-        cfg = embedder_config(spec.name)
-        bound, offsets = cfg.near_duplicate.get(spec.tta), cfg.view_offsets.get(spec.tta, ())
-        return (-1.0, ()) if bound is None or not offsets else (bound, tuple(offsets))
-
-    def track_threshold(self, views: int) -> float:
-        """The unknown threshold of a track with ``views`` distinct views: the recogniser's
-        (one view), lowered by the embedder's offset for 2, 3, 4 or more views (measured at
-        the same false-accept rate, benchmarks/track_tails.py)."""
-        if views < 2 or not self.view_offsets:
-            return self.threshold
-        return self.threshold - self.view_offsets[min(views, len(self.view_offsets) + 1) - 2]
+        return self.policy.dropped(score, shown.identity)
 
     def process_frame(self, frame: np.ndarray) -> list[Face]:
         """One video frame: cut test, face-box change test, detect (every k-th frame, at a
@@ -170,11 +150,12 @@ class VideoRecognizer(StillRecognizer):
                 self.cut_frames.append(n)
                 self.tracker.end_all()
             changed = self.config.track and bool(self.tracker.look(frame, n, cfg.box_change))
+        rec = self.recognizer
         if not self.config.track:
-            out = self._name_all(frame, self.detect(frame, self.config.video_detect_side))
+            out = rec.name_faces(frame, rec.detect(frame, self.config.video_detect_side))
         elif cut or changed or n - self._detected >= cfg.detect_every:
             self._detected = n
-            out = self._tracked(frame, self.detect(frame, self.config.video_detect_side))
+            out = self._tracked(frame, rec.detect(frame, self.config.video_detect_side))
         else:
             with self.stats.time("track"):
                 out = [self._show(Face(t.box, track_id=t.id), t)
@@ -194,18 +175,18 @@ class VideoRecognizer(StillRecognizer):
             need = [i for i, t in enumerate(tracks) if t.needs_embedding(n, cfg)]
         embedded: dict[int, np.ndarray] = {}
         if need:
-            emb = self.embed(frame, [faces[i] for i in need])
+            emb = self.recognizer.embed(frame, [faces[i] for i in need])
             scores = self._scores(emb)
             for i, e, row, own in zip(need, emb, scores, self._decide(scores), strict=True):
                 t = tracks[i]
                 if t.count and (self.leaves(t, e, row, own) or self.contradicts(t, row, own)):
                     tracks[i] = t = self.tracker.replace(t, faces[i], n)
-                t.add(e, n, row, self.same_view)
+                t.add(e, n, row, self.policy.same_view)
                 t.frame_match = own
                 embedded[i] = e
             means = np.stack([tracks[i].mean_scores for i in need])
-            limits = np.array([self.track_threshold(len(tracks[i].views)) for i in need])
-            for i, d in zip(need, self._decide(means, limits), strict=True):
+            views = [len(tracks[i].views) for i in need]
+            for i, d in zip(need, self._decide(means, views), strict=True):
                 tracks[i].decide(d, cfg.switch_after)
         return [self._show(f.with_(track_id=t.id, embedding=embedded.get(i)), t)
                 for i, (f, t) in enumerate(zip(faces, tracks, strict=True))]
@@ -213,13 +194,13 @@ class VideoRecognizer(StillRecognizer):
     def _scores(self, embeddings: np.ndarray) -> np.ndarray:
         """Each embedding's score for every enrolled person (the matcher's)."""
         with self.stats.time("match"):
-            return np.asarray(self.matcher.scores(embeddings), np.float32)
+            return np.asarray(self.recognizer.matcher.scores(embeddings), np.float32)
 
-    def _decide(self, scores: np.ndarray, threshold: float | np.ndarray | None = None
-                ) -> list[Match]:
+    def _decide(self, scores: np.ndarray, views: list[int] | None = None) -> list[Match]:
+        """The policy's decisions on score rows (``views``: each row is a track with that many
+        distinct views; default: one face)."""
         with self.stats.time("match"):
-            return decide(scores, self.names,
-                          self.threshold if threshold is None else threshold, self.gap_weight)
+            return self.policy.decide(scores, self.names, views=views)
 
     def _show(self, face: Face, track: Track) -> Face:
         """``face`` with its track's name (or its own, ``decide='frame'``) and the latest
@@ -247,5 +228,7 @@ class VideoRecognizer(StillRecognizer):
         self.cut_frames = []
 
 
-#: The name video code has always used.
-Recognizer = VideoRecognizer
+def VideoRecognizer(*args: Any, **kwargs: Any) -> VideoTracker:
+    """``VideoTracker(Recognizer(*args, **kwargs))``: kept only for ``serve/videos.py`` until
+    it builds the :class:`VideoTracker` itself."""
+    return VideoTracker(Recognizer(*args, **kwargs))

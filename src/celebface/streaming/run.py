@@ -18,7 +18,7 @@ from pathlib import Path
 
 from celebface.errors import InputError
 from celebface.io import ImageReadError
-from celebface.streaming.recognizer import Recognizer
+from celebface.streaming.recognizer import VideoTracker
 from celebface.streaming.sinks import (
     CallbackSink,
     ProgressSink,
@@ -80,7 +80,7 @@ class _Rate:
         return self.value
 
 
-def _namer(recognizer: Recognizer) -> Callable[[Start | Frame], list[Face]]:
+def _namer(recognizer: VideoTracker) -> Callable[[Start | Frame], list[Face]]:
     """The recogniser as the loop uses it (the one place that calls it): every start forgets
     the tracks; video frames are tracked, still images named alone."""
 
@@ -95,7 +95,7 @@ def _namer(recognizer: Recognizer) -> Callable[[Start | Frame], list[Face]]:
     return name
 
 
-def run_inputs(recognizer: Recognizer, sources: Sequence[Source], sinks: Sequence[Sink] = (),
+def run_inputs(recognizer: VideoTracker, sources: Sequence[Source], sinks: Sequence[Sink] = (),
                *, stream: StreamConfig | None = None) -> RunSummary:
     """Recognise every frame of every source and hand it to ``sinks``
     (:func:`~celebface.streaming.sinks.output_sinks` makes those of ``celebface recognize``),
@@ -191,7 +191,7 @@ def _hand(sinks: Sequence[Sink], call: Callable[[Sink], object]) -> bool:
     return stop
 
 
-def video_timeline(recognizer: Recognizer, video: str | Path, out: str | Path | None = None,
+def video_timeline(recognizer: VideoTracker, video: str | Path, out: str | Path | None = None,
                    progress: bool = False, on_frame: Callable[[int], None] | None = None
                    ) -> list[Appearance]:
     """The appearances of one video file (written to ``out`` when given); ``on_frame(n)``

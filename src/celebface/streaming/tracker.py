@@ -21,7 +21,7 @@ an embedded detection stays on its track only when its cosine with one of the tr
 ``track_gate``, ``benchmarks/track_gate.py``, one per number of views compared); otherwise
 the track is split: it ends and the detection starts a new one, so a new person never
 inherits an old track's views or name (unless the view earns that name by itself:
-:meth:`VideoRecognizer.leaves <celebface.streaming.recognizer.VideoRecognizer.leaves>`). A
+:meth:`VideoTracker.leaves <celebface.streaming.recognizer.VideoTracker.leaves>`). A
 shot cut (:mod:`celebface.streaming.cuts`) ends every track.
 
 Its embeddings are grouped into *views*: one that is a near-duplicate of a view seen before
@@ -34,8 +34,8 @@ recogniser lowers the threshold for a track seen in several distinct views by th
 measured offsets (benchmarks/track_tails.py). A track is decided after each embedding; a name
 replaces ``unknown`` at once, but the name it shows changes to another one or back to
 ``unknown`` only after ``switch_after`` decisions in a row agree (hysteresis), except that a
-view that does not earn the track's name (:meth:`VideoRecognizer.contradicts
-<celebface.streaming.recognizer.VideoRecognizer.contradicts>`) splits the track at once.
+view that does not earn the track's name (:meth:`VideoTracker.contradicts
+<celebface.streaming.recognizer.VideoTracker.contradicts>`) splits the track at once.
 """
 
 from __future__ import annotations

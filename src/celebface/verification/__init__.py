@@ -1,6 +1,9 @@
 """Face verification (same person or not), and the face finding it shares with clustering and
 auditing."""
 
+# NoThresholdError, gallery_pair_threshold: kept only for serve/service.py (_pair_threshold)
+# until it imports them from celebface.gallery.policy, where the thresholds of pairs live
+from celebface.gallery.policy import NoThresholdError, gallery_pair_threshold
 from celebface.io.images import ImageInputError, as_rgb
 from celebface.types import Verification
 from celebface.verification.compare import NoFaceError, cosine, gallery_settings, verify
@@ -11,15 +14,6 @@ from celebface.verification.faces import (
     locate,
     whole_face,
 )
-from celebface.verification.thresholds import (
-    NoThresholdError,
-    cluster_threshold,
-    embedder_key,
-    gallery_pair_threshold,
-    measured_pair_threshold,
-    pair_threshold,
-    rerank_cut,
-)
 
 __all__ = [
     "FoundFace",
@@ -28,17 +22,12 @@ __all__ = [
     "NoThresholdError",
     "Verification",
     "as_rgb",
-    "cluster_threshold",
     "cosine",
     "embed_found",
-    "embedder_key",
     "find_and_embed",
     "gallery_pair_threshold",
     "gallery_settings",
     "locate",
-    "measured_pair_threshold",
-    "pair_threshold",
-    "rerank_cut",
     "verify",
     "whole_face",
 ]

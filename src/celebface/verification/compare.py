@@ -11,10 +11,10 @@ import numpy as np
 from celebface.detection.finder import FaceFinder, as_finder, get_finder
 from celebface.detection.registry import DEFAULT_DETECTOR
 from celebface.errors import InputError
+from celebface.gallery.policy import pair_threshold
 from celebface.io.images import as_rgb
 from celebface.types import Verification
 from celebface.verification.faces import embed_found, locate
-from celebface.verification.thresholds import gallery_pair_threshold, pair_threshold
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def gallery_settings(gallery: str | Path | Any, device: str = "auto") -> tuple[A
 
     if not isinstance(gallery, Gallery):
         gallery = Gallery.load(gallery)
-    return gallery_embedder(gallery, device), gallery_pair_threshold(gallery)
+    return gallery_embedder(gallery, device), pair_threshold(gallery=gallery)
 
 
 def face_finder(detector: Any | None, device: str = "auto") -> FaceFinder | None:
@@ -85,14 +85,13 @@ def verify(
     (the ``auto`` rule of :mod:`celebface.detection.finder`; ``Verification.whole_a``/
     ``whole_b``), as with the detector ``none``. ``embedder``: a built embedder or ``None`` (dlib).
     ``threshold``: the cosine at or above which the faces are the same person (default: the
-    embedder's measured pair threshold, :mod:`celebface.verification.thresholds`).
+    embedder's measured pair threshold, :func:`celebface.gallery.policy.pair_threshold`).
     """
     from celebface.recognition import default_embedder
 
     finder = face_finder(detector)
     embedder = embedder if embedder is not None else default_embedder()
-    if threshold is None:
-        threshold = pair_threshold(embedder)
+    threshold = pair_threshold(embedder=embedder, override=threshold)
     images = [as_rgb(image_a), as_rgb(image_b)]
     located = locate(images, finder, all_faces, crop)
     for i, found in enumerate(located):
