@@ -10,15 +10,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from celebface.recognizer import Recognizer
 from celebface.streaming import (
     BaseSink,
     End,
-    Recognizer,
     RecognizerConfig,
     Source,
     SourceError,
     Start,
     StreamConfig,
+    VideoTracker,
     classify,
     events,
     output_sinks,
@@ -56,9 +57,10 @@ class Recorder(BaseSink):
         return [c for c in self.calls if c[0] == "frame"]
 
 
-def recognizer() -> Recognizer:
-    return Recognizer(colour_gallery(), detector=BlobDetector(), embedder=MeanColourEmbedder(),
-                      config=RecognizerConfig(video_detect_side=0))
+def recognizer() -> VideoTracker:
+    return VideoTracker(Recognizer(colour_gallery(), detector=BlobDetector(),
+                                   embedder=MeanColourEmbedder(),
+                                   config=RecognizerConfig(video_detect_side=0)))
 
 
 @pytest.fixture
