@@ -26,11 +26,12 @@ import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
 
+from celebface.serve.deps import READ
 from celebface.serve.schemas import errors
 from celebface.serve.service import FaceService, RequestError, display_name
 from celebface.streaming.sources import VIDEO_EXTENSIONS
@@ -237,53 +238,55 @@ class VideoJobs:
         return job
 
 
-def router(service: FaceService, auth: Any) -> APIRouter:
-    """The video routes and page (``app.include_router(router(service, auth))``); ``auth``:
-    the ``Depends`` that checks a recognition key."""
-    jobs = VideoJobs(service)
-    out = APIRouter()
-    out.jobs = jobs  # type: ignore[attr-defined]
-    key = [auth]
+def get_jobs(request: Request) -> VideoJobs:
+    """The application's video jobs (``app.state.videos``)."""
+    return request.app.state.videos  # type: ignore[no-any-return]
 
-    @out.post("/v1/videos", dependencies=key, status_code=202, summary="Timeline of a video",
-              responses=errors(400, 401, 403, 413, 415, 503),
-              openapi_extra={"requestBody": VIDEO_BODY})
-    async def upload(request: Request, filename: str = "video.mp4") -> dict[str, Any]:
-        """Upload a video as the raw body (`?filename=clip.mp4` gives its type); a job finds
-        who appears when. Poll `GET /v1/videos/{id}`."""
-        return (await jobs.upload(request, filename)).to_dict()
 
-    @out.get("/v1/videos/{job_id}", dependencies=key, summary="A video job",
-             responses=errors(400, 401, 403, 404))
-    async def status(job_id: str) -> dict[str, Any]:
-        """Status (queued, running, done, failed), progress 0-1, and when done the
-        appearances: person (or unknown-N), track, start_s, end_s, frames, scores."""
-        return jobs.get(job_id).to_dict()
+Jobs = Annotated[VideoJobs, Depends(get_jobs)]
+router = APIRouter()
 
-    @out.get("/v1/videos/{job_id}/thumbnails/{name}", dependencies=key,
-             summary="An appearance's face",
-             responses={200: {"content": {"image/jpeg": {}}}, **errors(400, 401, 403, 404)})
-    async def thumbnail(job_id: str, name: str) -> Response:
-        job = jobs.get(job_id)
-        path = job.folder / "timeline" / "thumbnails" / Path(name).name
-        if not path.is_file():
-            raise RequestError(f"no thumbnail {name!r}", 404)
-        return FileResponse(path, media_type="image/jpeg")
 
-    @out.get("/v1/videos/{job_id}/video", dependencies=key,
-             summary="A copy of the video browsers play",
-             responses={200: {"content": {"video/webm": {}}}, **errors(400, 401, 403, 404)})
-    async def video(job_id: str) -> Response:
-        """A WebM copy of the upload, made when browsers would not play the upload itself
-        (the job's `video_url`); 404 otherwise."""
-        job = jobs.get(job_id)
-        if job.copy is None or not job.copy.is_file():
-            raise RequestError(f"{job.filename}: no copy (browsers play the file as it is)",
-                               404)
-        return FileResponse(job.copy, media_type="video/webm")
+@router.post("/v1/videos", dependencies=[READ], status_code=202, summary="Timeline of a video",
+             responses=errors(400, 401, 403, 413, 415, 503),
+             openapi_extra={"requestBody": VIDEO_BODY})
+async def upload(request: Request, jobs: Jobs, filename: str = "video.mp4") -> dict[str, Any]:
+    """Upload a video as the raw body (`?filename=clip.mp4` gives its type); a job finds
+    who appears when. Poll `GET /v1/videos/{id}`."""
+    return (await jobs.upload(request, filename)).to_dict()
 
-    @out.get("/video", include_in_schema=False)
-    async def page() -> FileResponse:
-        return FileResponse(STATIC / "video.html")
 
-    return out
+@router.get("/v1/videos/{job_id}", dependencies=[READ], summary="A video job",
+            responses=errors(400, 401, 403, 404))
+async def status(job_id: str, jobs: Jobs) -> dict[str, Any]:
+    """Status (queued, running, done, failed), progress 0-1, and when done the
+    appearances: person (or unknown-N), track, start_s, end_s, frames, scores."""
+    return jobs.get(job_id).to_dict()
+
+
+@router.get("/v1/videos/{job_id}/thumbnails/{name}", dependencies=[READ],
+            summary="An appearance's face",
+            responses={200: {"content": {"image/jpeg": {}}}, **errors(400, 401, 403, 404)})
+async def thumbnail(job_id: str, name: str, jobs: Jobs) -> Response:
+    job = jobs.get(job_id)
+    path = job.folder / "timeline" / "thumbnails" / Path(name).name
+    if not path.is_file():
+        raise RequestError(f"no thumbnail {name!r}", 404)
+    return FileResponse(path, media_type="image/jpeg")
+
+
+@router.get("/v1/videos/{job_id}/video", dependencies=[READ],
+            summary="A copy of the video browsers play",
+            responses={200: {"content": {"video/webm": {}}}, **errors(400, 401, 403, 404)})
+async def video(job_id: str, jobs: Jobs) -> Response:
+    """A WebM copy of the upload, made when browsers would not play the upload itself
+    (the job's `video_url`); 404 otherwise."""
+    job = jobs.get(job_id)
+    if job.copy is None or not job.copy.is_file():
+        raise RequestError(f"{job.filename}: no copy (browsers play the file as it is)", 404)
+    return FileResponse(job.copy, media_type="video/webm")
+
+
+@router.get("/video", include_in_schema=False)
+async def page() -> FileResponse:
+    return FileResponse(STATIC / "video.html")
