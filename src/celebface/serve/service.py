@@ -34,6 +34,7 @@ from celebface.errors import CelebfaceError
 from celebface.gallery import EnrollConfig, Gallery
 from celebface.gallery.enroll import embedder_spec, mark_changed
 from celebface.gallery.faces import build_models
+from celebface.gallery.matching import top_n
 from celebface.gallery.store import (
     GalleryError,
     GalleryStore,
@@ -48,7 +49,7 @@ from celebface.recognition.spec import EmbedderSpec
 from celebface.recognizer import Recognizer, RecognizerConfig
 from celebface.serve.config import ServeConfig
 from celebface.serve.thumbnails import Thumbnails, face_thumbnail
-from celebface.types import UNKNOWN, Face, person_name
+from celebface.types import UNKNOWN, Face, Match, person_name
 
 log = logging.getLogger(__name__)
 
@@ -382,23 +383,21 @@ class FaceService:
 
         ``candidates``: the best ``candidates`` people per face (``predictions``);
         ``limit``: only the largest ``limit`` faces (0: all); ``min_score``: faces the
-        detector is less sure of are left out; ``plugins``: the attributes to add
-        (:mod:`celebface.attributes`: age, gender, pose)."""
+        detector is less sure of are left out; both before any face is embedded.
+        ``plugins``: the attributes to add (:mod:`celebface.attributes`: age, gender, pose)."""
         img = self.decode(data, label)
+        faces = _chosen(self._detect(img), limit, min_score)
         rec = self.recognizer
-        if rec is not None:
-            faces = rec.recognize(img.rgb)
+        if rec is None or not faces:
+            named = [(f.with_(identity=UNKNOWN), None) for f in faces]
         else:
-            faces = [f.with_(identity=UNKNOWN) for f in self._detect(img)]
-        keep = _with_plugins(img.rgb, _chosen(faces, limit, min_score), plugins)
-        out = []
-        for f in keep:
-            d = f.scaled(img.scale).to_dict()
-            d["label"] = display_name(d["identity"]) if d["identity"] != UNKNOWN else UNKNOWN
-            if rec is not None and f.embedding is not None:
-                d["predictions"] = _top(rec, f.embedding, candidates)
-            out.append(d)
-        return {"width": img.source_size[0], "height": img.source_size[1], "faces": out,
+            emb = rec.embed(img.rgb, faces)
+            matches, predictions = _named(rec, emb, candidates)
+            named = [(m.apply(f.with_(embedding=e)), p) for f, e, m, p
+                     in zip(faces, emb, matches, predictions, strict=True)]
+        shown = _with_plugins(img.rgb, [f for f, _ in named], plugins)
+        return {**_frame(img, [face_out(f, img, label=label_of(f.identity), predictions=p)
+                               for f, (_, p) in zip(shown, named, strict=True)]),
                 **self.status()}
 
     def detect(self, data: bytes, label: str = "image", limit: int = 0, min_score: float = 0.0,
@@ -407,8 +406,7 @@ class FaceService:
         attributes ``plugins`` name)."""
         img = self.decode(data, label)
         faces = _with_plugins(img.rgb, _chosen(self._detect(img), limit, min_score), plugins)
-        return {"width": img.source_size[0], "height": img.source_size[1],
-                "faces": [f.scaled(img.scale).to_dict() for f in faces]}
+        return _frame(img, [face_out(f, img) for f in faces])
 
     def embed(self, data: bytes, label: str = "image", limit: int = 0, min_score: float = 0.0
               ) -> dict[str, Any]:
@@ -418,11 +416,9 @@ class FaceService:
         faces = _chosen(self._detect(img), limit, min_score)
         emb = (l2_normalize(np.asarray(self.embedder.embed([img.rgb] * len(faces), faces),
                                        np.float32)) if faces else [])
-        return {"width": img.source_size[0], "height": img.source_size[1],
-                "embedder": self.gallery.spec.name,
-                "faces": [{**f.scaled(img.scale).to_dict(),
-                           "embedding": [round(float(v), 6) for v in e]}
-                          for f, e in zip(faces, emb, strict=True)]}
+        return {**_frame(img, [face_out(f, img, embedding=[round(float(v), 6) for v in e])
+                               for f, e in zip(faces, emb, strict=True)]),
+                "embedder": self.gallery.spec.name}
 
     def _largest(self, img: LoadedImage, label: str) -> Face:
         """The face to enrol: the largest that counts, by ``celebface enroll``'s rule."""
@@ -448,7 +444,7 @@ class FaceService:
         except NoFaceError as exc:
             raise RequestError(f"image{exc.index + 1}: no face found (crop=true compares a "
                                "face crop whole)", code="no_face") from None
-        faces = [{**f.scaled(img.scale).to_dict(), "whole_image": whole} for f, img, whole
+        faces = [face_out(f, img, whole_image=whole) for f, img, whole
                  in zip((v.face_a, v.face_b), imgs, (v.whole_a, v.whole_b), strict=True)]
         return {"same": bool(v.same), "score": round(float(v.score), 4),
                 "threshold": round(float(v.threshold), 4), "faces": faces}
@@ -733,7 +729,7 @@ class FaceService:
         score = float((stored @ emb[0]).max())
         return {"same": score >= self.pair_threshold, "score": round(score, 4),
                 "threshold": round(float(self.pair_threshold), 4), "photo": photo,
-                "face": face.scaled(img.scale).to_dict()}
+                "face": face_out(face, img)}
 
     def recognize_embeddings(self, embeddings: Sequence[Sequence[float]], candidates: int = 1
                              ) -> dict[str, Any]:
@@ -748,16 +744,12 @@ class FaceService:
                                "embedder)", code="bad_embedding")
         if (np.linalg.norm(emb, axis=1) == 0).any():
             raise RequestError("an embedding of zeros", code="bad_embedding")
-        emb = l2_normalize(emb)
-        results = []
-        for e, m in zip(emb, rec.name(emb), strict=True):
-            results.append({
-                "identity": m.identity,
-                "label": display_name(m.identity) if m.known else UNKNOWN,
-                "similarity": round(float(m.similarity), 4), "runner_up": m.runner_up,
-                "runner_up_similarity": None if m.runner_up_similarity is None
-                else round(float(m.runner_up_similarity), 4),
-                "predictions": _top(rec, e, candidates)})
+        matches, predictions = _named(rec, l2_normalize(emb), candidates)
+        results = [{"identity": m.identity, "label": label_of(m.identity),
+                    "similarity": round(float(m.similarity), 4), "runner_up": m.runner_up,
+                    "runner_up_similarity": None if m.runner_up_similarity is None
+                    else round(float(m.runner_up_similarity), 4), "predictions": p}
+                   for m, p in zip(matches, predictions, strict=True)]
         return {"results": results, **self.status()}
 
     def photo_thumbnail(self, name: str, photo: str) -> bytes | None:
@@ -849,20 +841,35 @@ def _chosen(faces: Sequence[Face], limit: int, min_score: float) -> list[Face]:
     return kept
 
 
-def _top(rec: Recognizer, embedding: np.ndarray, n: int) -> list[dict[str, Any]]:
-    """The ``n`` best people for one face with their scores, best first."""
-    from celebface.gallery.matching import GalleryMatcher
-
-    emb = np.asarray(embedding, np.float32)[None]
-    if isinstance(rec.matcher, GalleryMatcher):
-        ids, scores = rec.matcher.top(emb, n)
-        pairs = zip(ids[0], scores[0], strict=True)
-    else:
-        row = rec.matcher.scores(emb)[0]
-        pairs = ((i, row[i]) for i in np.argsort(-row)[:n])
+def _named(rec: Recognizer, embeddings: np.ndarray, candidates: int
+           ) -> tuple[list[Match], list[list[dict[str, Any]]]]:
+    """The decision for each embedding and its ``candidates`` best people (best first), from
+    one query of the gallery's index for all of them."""
+    top = top_n(rec.matcher, embeddings, max(candidates, 2))
     names = rec.matcher.names
-    return [{"name": names[int(i)], "label": display_name(names[int(i)]),
-             "similarity": round(float(v), 4)} for i, v in pairs if int(i) >= 0]
+    people = [[{"name": names[int(i)], "label": display_name(names[int(i)]),
+                "similarity": round(float(v), 4)}
+               for i, v in zip(ids[:candidates], scores[:candidates], strict=True) if int(i) >= 0]
+              for ids, scores in zip(*top, strict=True)]
+    return rec.name(embeddings, top), people
+
+
+def label_of(identity: str | None) -> str:
+    """The name to show for a face's identity (``unknown`` as is)."""
+    return UNKNOWN if identity in (None, UNKNOWN) else display_name(identity)
+
+
+def face_out(face: Face, img: LoadedImage, **extra: Any) -> dict[str, Any]:
+    """The one way a found face becomes a reply's face (:data:`celebface.serve.schemas.
+    FaceOut`): its fields in the photo's own pixels (:meth:`Face.to_dict`), and ``extra``
+    (a label, predictions...: None ones left out)."""
+    return {**face.scaled(img.scale).to_dict(),
+            **{k: v for k, v in extra.items() if v is not None}}
+
+
+def _frame(img: LoadedImage, faces: list[dict[str, Any]]) -> dict[str, Any]:
+    """A reply about one photo: its size and its faces."""
+    return {"width": img.source_size[0], "height": img.source_size[1], "faces": faces}
 
 
 def _pair_threshold(gallery: Gallery) -> float | None:
