@@ -31,8 +31,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
 
-from celebface.serve.deps import READ
-from celebface.serve.schemas import errors
+from celebface.serve.deps import ADMIN, READ, Service
+from celebface.serve.schemas import PersonIn, errors
 from celebface.serve.service import FaceService, RequestError, display_name
 from celebface.streaming.sources import VIDEO_EXTENSIONS
 from celebface.types import UNKNOWN
@@ -146,6 +146,7 @@ class VideoJobs:
         self.jobs: OrderedDict[str, VideoJob] = OrderedDict()
         self._queue: queue.Queue[tuple[VideoJob, Path]] = queue.Queue()
         self._lock = threading.Lock()
+        self._naming = threading.Lock()
         self._uploading = 0
         threading.Thread(target=self._work, name="celebface-video", daemon=True).start()
 
@@ -231,6 +232,43 @@ class VideoJobs:
             job.seconds = time.perf_counter() - start
             path.unlink(missing_ok=True)  # the page plays its own copy
 
+    def name_track(self, job_id: str, track: int, name: str) -> dict[str, Any]:
+        """Enrol the face of an ``unknown-N`` track as ``name`` (run it in the service's pool)
+        as ``celebface enroll --from-timeline`` does: the name is written over the track's
+        person in the job's ``appearances.csv`` (:func:`~celebface.streaming.timeline.
+        rename_track`), the renamed row's thumbnail is picked by
+        :func:`~celebface.streaming.timeline.renamed_faces` and its largest face enrolled
+        (:meth:`FaceService.enroll`). The job's appearance then shows the name."""
+        from celebface.streaming.timeline import is_unknown_label, rename_track, renamed_faces
+
+        job, name = self.get(job_id), self.service.valid_name(name)
+        if is_unknown_label(name):
+            raise RequestError(f"{name!r} is the name of an unknown track: give a person's "
+                               "name", code="invalid_name")
+        found = next((a for a in job.appearances if a["track"] == track), None)
+        if found is None:
+            raise RequestError(f"{job.filename}: no track {track}", 404, "no_such_track")
+        if not is_unknown_label(found["shown"]):
+            raise RequestError(f"{job.filename}: track {track} was recognised as "
+                               f"{found['shown']!r}; only unknown tracks are named here", 409,
+                               "track_named")
+        folder = job.folder / "timeline"
+        with self._naming:  # one track named at a time: its rows are rewritten
+            rename_track(folder, track, name)
+            faces = [thumb for _, thumb in renamed_faces(folder)
+                     if thumb.name == Path(found["thumbnail"]).name]
+            try:
+                if not faces:
+                    raise RequestError(f"{job.filename}: track {track} has no face picture to "
+                                       "enrol", 409, "no_picture")
+                label = f"{Path(job.filename).stem}-track{track:04d}.jpg"
+                enrolled = self.service.enroll(name, [(label, faces[0].read_bytes())])
+            except BaseException:
+                rename_track(folder, track, found["person"])  # as it was
+                raise
+            found["person"] = name
+        return {**job.to_dict(), "enrolled": enrolled}
+
     def get(self, job_id: str) -> VideoJob:
         job = self.jobs.get(job_id)
         if job is None:
@@ -285,6 +323,18 @@ async def video(job_id: str, jobs: Jobs) -> Response:
     if job.copy is None or not job.copy.is_file():
         raise RequestError(f"{job.filename}: no copy (browsers play the file as it is)", 404)
     return FileResponse(job.copy, media_type="video/webm")
+
+
+@router.post("/v1/videos/{job_id}/tracks/{track}/name", dependencies=[ADMIN],
+             summary="Name an unknown track (enrol its face)",
+             responses=errors(400, 401, 403, 404, 409, 503))
+async def name_track(job_id: str, track: int, body: PersonIn, jobs: Jobs, service: Service
+                     ) -> dict[str, Any]:
+    """Enrol the face of track `track` of a finished job (an `unknown-N` appearance) as
+    `name`, as `celebface enroll --from-timeline` does with a name written over `unknown-N`
+    in `appearances.csv`. Returns the job, its appearance now under the name, and
+    `enrolled` (as `POST /v1/people/{name}/photos` answers)."""
+    return await service.run(jobs.name_track, job_id, track, body.name)
 
 
 @router.get("/video", include_in_schema=False)
