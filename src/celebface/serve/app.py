@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,7 +33,7 @@ LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 WILDCARD = frozenset({"0.0.0.0", "::", ""})
 
 def _error(status: int, detail: str, code: str | None = None,
-           headers: dict[str, str] | None = None) -> JSONResponse:
+           headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"detail": detail, "code": code or CODES.get(status, "error")},
                         status_code=status, headers=headers)
 
@@ -180,8 +180,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return _error(400, f"{where}: {first.get('msg', 'invalid request')}", "bad_parameter")
 
 
+Handler = Callable[[Request, Any], Coroutine[Any, Any, Response]]
 #: Every error as JSON (``detail`` and ``code``), by the exception it comes from.
-ERROR_HANDLERS: dict[type[Exception], Any] = {
+ERROR_HANDLERS: dict[int | type[Exception], Handler] = {
     RequestError: _request_error, HTTPException: _http_error,
     StoreUnavailableError: _store_unavailable, RecursionError: _too_deep,
     Exception: _internal, RequestValidationError: _validation_error,

@@ -106,7 +106,7 @@ def photo_body(*groups: Sequence[str], many: bool = False) -> dict[str, Any]:
     binary = {"type": "string", "format": "binary"}
     b64 = {"type": "string", "description": "base64 (a data: URL prefix is allowed)"}
     one = (lambda s: {"type": "array", "items": s}) if many else (lambda s: s)
-    content = {
+    content: dict[str, Any] = {
         "multipart/form-data": {"schema": {"type": "object", "properties": {
             n: one(binary) for g in groups for n in g}}},
         "application/json": {"schema": {"type": "object", "properties": {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, create_model
 
@@ -72,7 +72,10 @@ def face_model(face_type: type = Face, name: str = "FaceOut") -> type[BaseModel]
                         **fields)
 
 
-FaceOut = face_model()
+if TYPE_CHECKING:  # made at run time: type checkers see a plain model
+    FaceOut = BaseModel
+else:
+    FaceOut = face_model()
 
 
 class Status(BaseModel):

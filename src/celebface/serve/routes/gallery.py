@@ -24,7 +24,7 @@ from celebface.serve.schemas import errors
 from celebface.serve.service import RequestError, page_of
 
 router = APIRouter(prefix="/v1")
-JPEG = {200: {"content": {"image/jpeg": {}}}}
+JPEG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/jpeg": {}}}}
 
 
 def jpeg(data: bytes | None, missing: str) -> Response:
