@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from celebface.io import LoadedImage
 from celebface.types import Face
 
 pytest.importorskip("fastapi", reason="serve needs fastapi (requirements.txt)")
@@ -28,7 +29,7 @@ from test_stream import COLOURS, colour_gallery
 class SizeScoredBlobs(BlobDetector):
     """Blobs scored by size: the largest 0.99, the others 0.5."""
 
-    def detect_batch(self, images):  # type: ignore[no-untyped-def]
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         return [[f.with_(score=0.99 if i == 0 else 0.5) for i, f in enumerate(faces)]
                 for faces in super().detect_batch(images)]
 
@@ -105,8 +106,8 @@ def test_the_face_response_model_covers_every_face_field() -> None:
     face = every_field_set()
     assert {f.name for f in dataclasses.fields(Face)
             if getattr(face, f.name) is None} <= hidden  # the test sets every shown field
-    img = type("Img", (), {"scale": 2.0})()
-    out = face_out(face, img, label="Red")  # type: ignore[arg-type]
+    img = LoadedImage("photo", np.zeros((50, 40, 3), np.uint8), 2.0, (80, 100))
+    out = face_out(face, img, label="Red")
     # every key the service writes is in the model, with the value it wrote
     assert schemas.FaceOut.model_validate(out).model_dump(exclude_none=True) == out
     assert out["box"] == [2.0, 4.0, 60.0, 80.0]  # in the photo's pixels

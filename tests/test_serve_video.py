@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("fastapi", reason="serve needs fastapi (requirements.txt)")
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from celebface.serve import ServeConfig, create_app
@@ -43,7 +44,7 @@ def clip(path: Path, rng: np.random.Generator) -> Path:
 
 @contextmanager
 def finished_job(tmp_path: Path, rng: np.random.Generator, **config: Any
-                 ) -> Iterator[tuple[TestClient, dict[str, Any]]]:
+                 ) -> Iterator[tuple[TestClient, dict[str, Any], FastAPI]]:
     colour_gallery().save(tmp_path / "g")
     app = create_app(ServeConfig(gallery=tmp_path / "g", device="cpu", **config),
                      models=(MeanColourEmbedder(), BlobDetector()))
@@ -57,7 +58,7 @@ def finished_job(tmp_path: Path, rng: np.random.Generator, **config: Any
             time.sleep(0.1)
             job = client.get(f"/v1/videos/{job['id']}", headers=headers).json()
         assert job["status"] == "done", job
-        yield client, job
+        yield client, job, app
 
 
 def magenta_png() -> bytes:
@@ -70,7 +71,7 @@ def magenta_png() -> bytes:
 
 def test_naming_an_unknown_track_enrols_its_face(tmp_path: Path,
                                                  rng: np.random.Generator) -> None:
-    with finished_job(tmp_path, rng) as (client, job):
+    with finished_job(tmp_path, rng) as (client, job, app):
         people = {a["person"]: a for a in job["appearances"]}
         assert set(people) == {"red", "unknown-1", "blue"}
         assert client.post("/v1/recognize", content=magenta_png()).json()["faces"][0][
@@ -90,7 +91,7 @@ def test_naming_an_unknown_track_enrols_its_face(tmp_path: Path,
         assert client.post("/v1/recognize", content=magenta_png()).json()["faces"][0][
             "identity"] == "magenta_man"
         # the job's appearances.csv says so, as a user's edit would for enroll --from-timeline
-        jobs = client.app.state.videos  # type: ignore[attr-defined]
+        jobs = app.state.videos
         table = jobs.get(job["id"]).folder / "timeline" / "appearances.csv"
         rows = {int(r["track"]): r for r in csv.DictReader(table.open(encoding="utf-8"))}
         assert (rows[track]["person"], rows[track]["shown"]) == ("magenta_man", "unknown-1")
@@ -107,7 +108,7 @@ def test_naming_an_unknown_track_enrols_its_face(tmp_path: Path,
 def test_naming_a_track_needs_an_admin_key(tmp_path: Path, rng: np.random.Generator) -> None:
     keys = tmp_path / "keys"
     keys.write_text("admin-key admin\nread-key recognize\n")
-    with finished_job(tmp_path, rng, keys_file=keys) as (client, job):
+    with finished_job(tmp_path, rng, keys_file=keys) as (client, job, _):
         track = next(a["track"] for a in job["appearances"] if a["person"] == "unknown-1")
         url = f"/v1/videos/{job['id']}/tracks/{track}/name"
         r = client.post(url, json={"name": "m"}, headers={"X-API-Key": "read-key"})

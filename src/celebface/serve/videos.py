@@ -278,7 +278,8 @@ class VideoJobs:
 
 def get_jobs(request: Request) -> VideoJobs:
     """The application's video jobs (``app.state.videos``)."""
-    return request.app.state.videos  # type: ignore[no-any-return]
+    jobs: VideoJobs = request.app.state.videos
+    return jobs
 
 
 Jobs = Annotated[VideoJobs, Depends(get_jobs)]
