@@ -14,7 +14,7 @@ from serve_helpers import browser_or_skip  # noqa: E402
 
 browser_or_skip()
 
-from test_serve_browser import shot  # noqa: E402
+from test_serve_browser import serious_violations, shot  # noqa: E402
 from test_serve_video import clip  # noqa: E402
 from test_stream import colour_gallery  # noqa: E402
 from test_video_browser import video_page  # noqa: E402
@@ -40,6 +40,7 @@ def test_video_page_fits_a_phone_and_names_an_unknown_track(tmp_path: Path,
         # the unknown track's form, in the timeline: its face is enrolled under the name
         forms = page.query_selector_all(".timeline form.name-track")
         assert len(forms) == 1
+        assert serious_violations(page) == []  # the form and the table's scroll region
         page.fill(".timeline form.name-track input", "magenta_man")
         page.click(".timeline form.name-track button")
         page.wait_for_function("() => [...document.querySelectorAll('.timeline .who')]"
