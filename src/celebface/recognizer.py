@@ -268,12 +268,14 @@ class Recognizer:
         self.stats.embedded += len(faces)
         return np.asarray(emb, np.float32)
 
-    def name(self, embeddings: np.ndarray) -> list[Match]:
-        """The decision (name or unknown, similarity, runner-up) for each embedding."""
+    def name(self, embeddings: np.ndarray, top: tuple[np.ndarray, np.ndarray] | None = None
+             ) -> list[Match]:
+        """The decision (name or unknown, similarity, runner-up) for each embedding (``top``:
+        :func:`~celebface.gallery.matching.top_n`'s answer, when the caller has it)."""
         with self.stats.time("match"):
             if not len(embeddings):
                 return []
-            return match(self.matcher, embeddings, self.policy)
+            return match(self.matcher, embeddings, self.policy, top)
 
     # -------------------------------------------------------------- public API
     def recognize(self, image: np.ndarray) -> list[Face]:

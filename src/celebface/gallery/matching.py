@@ -151,13 +151,27 @@ class ModelMatcher:
                           np.float32)
 
 
-def match(matcher: Matcher, embeddings: np.ndarray, policy: OpenSetPolicy) -> list[Match]:
-    """``policy``'s decision for each embedding: from the best identities of the gallery's
-    index when the matcher has one (:meth:`GalleryMatcher.top`), else from every identity's
-    score."""
+def top_n(matcher: Matcher, embeddings: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` best identities of each embedding, ``(indices into names, scores)`` best
+    first, in one query: through the gallery's index when the matcher has one
+    (:meth:`GalleryMatcher.top`), else from every identity's score. An index that finds fewer
+    than ``n`` marks the missing places with index -1."""
+    if isinstance(matcher, GalleryMatcher):
+        return matcher.top(embeddings, n)
+    scores = np.asarray(matcher.scores(embeddings), np.float32)
+    if scores.ndim != 2 or scores.shape[1] != len(matcher.names):
+        raise ValueError(f"scores of shape {scores.shape} do not match {len(matcher.names)} "
+                         "names")
+    top = np.argsort(-scores, axis=1)[:, :n]
+    return top, np.take_along_axis(scores, top, axis=1)
+
+
+def match(matcher: Matcher, embeddings: np.ndarray, policy: OpenSetPolicy,
+          top: tuple[np.ndarray, np.ndarray] | None = None) -> list[Match]:
+    """``policy``'s decision for each embedding, from its two best identities (:func:`top_n`;
+    ``top``: its answer for at least two when the caller queried it already, e.g. for more
+    people)."""
     if not len(embeddings):
         return []
-    if isinstance(matcher, GalleryMatcher):
-        top, scores = matcher.top(embeddings, 2)
-        return policy.decide(scores, matcher.names, top=top)
-    return policy.decide(matcher.scores(embeddings), matcher.names)
+    ids, scores = top if top is not None else top_n(matcher, embeddings, 2)
+    return policy.decide(scores[:, :2], matcher.names, top=ids[:, :2])

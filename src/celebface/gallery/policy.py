@@ -433,12 +433,6 @@ def pair_threshold(*, embedder: Any | None = None, gallery: Gallery | None = Non
     return value
 
 
-def gallery_pair_threshold(gallery: Gallery) -> float:
-    """``pair_threshold(gallery=gallery)``: kept only for ``serve/service.py`` until it calls
-    :func:`pair_threshold` itself."""
-    return pair_threshold(gallery=gallery)
-
-
 def cluster_threshold(embedder: Any, method: str = "rerank") -> float:
     """The measured clustering cosine of ``embedder`` for ``method`` (its pair threshold when
     none was measured)."""

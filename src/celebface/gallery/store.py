@@ -158,11 +158,6 @@ class Gallery:
     def embedder_name(self) -> str:
         return self.spec.name
 
-    def is_calibrated(self, method: str) -> bool:
-        """Whether ``method`` has a calibrated threshold (kept for ``serve/service.py``; the
-        open-set policy, :func:`celebface.gallery.policy.policy_for`, says it too)."""
-        return method in self.thresholds
-
     def fingerprint(self) -> str:
         """A hash of everything a save writes (vectors, labels, names, sources, embedder,
         thresholds, calibration, info): equal before and after an edit that changed nothing."""

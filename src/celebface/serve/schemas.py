@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+import typing
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
+
+from celebface.types import Face
 
 
 class ErrorOut(BaseModel):
@@ -18,25 +22,60 @@ class Candidate(BaseModel):
     similarity: float
 
 
-class FaceOut(BaseModel):
-    box: list[float] = Field(description="x1, y1, x2, y2 in the photo's (upright) pixels")
-    score: float = Field(description="detector confidence")
-    landmarks: list[list[float]] | None = Field(
-        None, description="eyes, nose, mouth corners: five (x, y) points")
-    identity: str | None = Field(None, description="the person's key, or 'unknown'")
-    label: str | None = Field(None, description="the person's name to show, or 'unknown'")
-    similarity: float | None = Field(None, description="score of the best match")
-    runner_up: str | None = None
-    runner_up_similarity: float | None = None
-    predictions: list[Candidate] | None = Field(
-        None, description="the best `prediction_count` people, best first")
-    whole_image: bool | None = Field(
-        None, description="verify: no face was found, the whole photo was compared (a crop)")
-    age: float | None = Field(None, description="face_plugins=age: estimated age, years")
-    gender: str | None = Field(None, description="face_plugins=gender: 'female' or 'male'")
-    gender_probability: float | None = Field(None, description="the gender's probability")
-    pose: dict[str, float] | None = Field(
-        None, description="face_plugins=pose: yaw, pitch, roll in degrees, from the landmarks")
+#: :class:`~celebface.types.Face` fields no face of the API shows: the embedding (``/v1/embed``
+#: adds its own, rounded) and the video track (the video routes give appearances).
+HIDDEN_FACE_FIELDS = frozenset({"embedding", "track_id"})
+
+#: The JSON type and description of the Face fields whose JSON differs from their Python type
+#: or that need words (:meth:`Face.to_dict <celebface.types.Face.to_dict>` writes them); any
+#: other field is shown with its own type, ``None`` when unset.
+FACE_JSON: dict[str, tuple[Any, Any]] = {
+    "box": (list[float], Field(description="x1, y1, x2, y2 in the photo's (upright) pixels")),
+    "score": (float, Field(description="detector confidence")),
+    "landmarks": (list[list[float]] | None, Field(
+        None, description="eyes, nose, mouth corners: five (x, y) points")),
+    "identity": (str | None, Field(None, description="the person's key, or 'unknown'")),
+    "similarity": (float | None, Field(None, description="score of the best match")),
+    "age": (float | None, Field(None, description="face_plugins=age: estimated age, years")),
+    "gender": (str | None, Field(None, description="face_plugins=gender: 'female' or 'male'")),
+    "gender_probability": (float | None, Field(None, description="the gender's probability")),
+    "pose": (dict[str, float] | None, Field(
+        None, description="face_plugins=pose: yaw, pitch, roll in degrees, from the landmarks")),
+}
+
+#: What the service adds to a face, each group after the Face field it follows.
+FACE_EXTRAS: dict[str, dict[str, tuple[Any, Any]]] = {
+    "identity": {"label": (str | None, Field(
+        None, description="the person's name to show, or 'unknown'"))},
+    "runner_up_similarity": {
+        "predictions": (list[Candidate] | None, Field(
+            None, description="the best `prediction_count` people, best first")),
+        "whole_image": (bool | None, Field(
+            None, description="verify: no face was found, the whole photo was compared "
+                              "(a crop)")),
+    },
+}
+
+
+def face_model(face_type: type = Face, name: str = "FaceOut") -> type[BaseModel]:
+    """The response model of a face, made from the fields of ``face_type`` (a
+    :class:`~celebface.types.Face`), so a field Face gains is in the API's faces at once:
+    :data:`FACE_JSON`'s JSON type where it has one, else the field's own type (unset: None),
+    and the service's :data:`FACE_EXTRAS`; :data:`HIDDEN_FACE_FIELDS` left out."""
+    hints = typing.get_type_hints(face_type)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(face_type):
+        if f.name not in HIDDEN_FACE_FIELDS:
+            fields[f.name] = FACE_JSON.get(f.name, (hints[f.name] | None, None))
+        fields.update(FACE_EXTRAS.get(f.name, {}))
+    return create_model(name, __doc__="A face: what the detector, embedder and matcher found",
+                        **fields)
+
+
+if TYPE_CHECKING:  # made at run time: type checkers see a plain model
+    FaceOut = BaseModel
+else:
+    FaceOut = face_model()
 
 
 class Status(BaseModel):

@@ -26,12 +26,13 @@ import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
 
-from celebface.serve.schemas import errors
+from celebface.serve.deps import ADMIN, READ, Service
+from celebface.serve.schemas import PersonIn, errors
 from celebface.serve.service import FaceService, RequestError, display_name
 from celebface.streaming.sources import VIDEO_EXTENSIONS
 from celebface.types import UNKNOWN
@@ -145,6 +146,7 @@ class VideoJobs:
         self.jobs: OrderedDict[str, VideoJob] = OrderedDict()
         self._queue: queue.Queue[tuple[VideoJob, Path]] = queue.Queue()
         self._lock = threading.Lock()
+        self._naming = threading.Lock()
         self._uploading = 0
         threading.Thread(target=self._work, name="celebface-video", daemon=True).start()
 
@@ -199,7 +201,8 @@ class VideoJobs:
         return job
 
     def _run(self, job: VideoJob, path: Path) -> None:
-        from celebface.streaming.recognizer import VideoRecognizer
+        from celebface.recognizer import Recognizer
+        from celebface.streaming.recognizer import VideoTracker
         from celebface.streaming.run import video_timeline
 
         job.status, start = "running", time.perf_counter()
@@ -207,9 +210,10 @@ class VideoJobs:
             s = self.service
             if s.recognizer is None:
                 raise RequestError("no one is enrolled yet")
-            rec = VideoRecognizer(s.gallery if s.editable else None, detector=s.detector,
-                                  embedder=s.embedder, model=s.recognizer.model,
-                                  config=s.recognizer_config())
+            rec = VideoTracker(Recognizer(s.gallery if s.editable else None,
+                                          detector=s.detector, embedder=s.embedder,
+                                          model=s.recognizer.model,
+                                          config=s.recognizer_config()))
 
             def tick(n: int) -> None:
                 job.frames_done = n
@@ -230,6 +234,43 @@ class VideoJobs:
             job.seconds = time.perf_counter() - start
             path.unlink(missing_ok=True)  # the page plays its own copy
 
+    def name_track(self, job_id: str, track: int, name: str) -> dict[str, Any]:
+        """Enrol the face of an ``unknown-N`` track as ``name`` (run it in the service's pool)
+        as ``celebface enroll --from-timeline`` does: the name is written over the track's
+        person in the job's ``appearances.csv`` (:func:`~celebface.streaming.timeline.
+        rename_track`), the renamed row's thumbnail is picked by
+        :func:`~celebface.streaming.timeline.renamed_faces` and its largest face enrolled
+        (:meth:`FaceService.enroll`). The job's appearance then shows the name."""
+        from celebface.streaming.timeline import is_unknown_label, rename_track, renamed_faces
+
+        job, name = self.get(job_id), self.service.valid_name(name)
+        if is_unknown_label(name):
+            raise RequestError(f"{name!r} is the name of an unknown track: give a person's "
+                               "name", code="invalid_name")
+        found = next((a for a in job.appearances if a["track"] == track), None)
+        if found is None:
+            raise RequestError(f"{job.filename}: no track {track}", 404, "no_such_track")
+        if not is_unknown_label(found["shown"]):
+            raise RequestError(f"{job.filename}: track {track} was recognised as "
+                               f"{found['shown']!r}; only unknown tracks are named here", 409,
+                               "track_named")
+        folder = job.folder / "timeline"
+        with self._naming:  # one track named at a time: its rows are rewritten
+            rename_track(folder, track, name)
+            faces = [thumb for _, thumb in renamed_faces(folder)
+                     if thumb.name == Path(found["thumbnail"]).name]
+            try:
+                if not faces:
+                    raise RequestError(f"{job.filename}: track {track} has no face picture to "
+                                       "enrol", 409, "no_picture")
+                label = f"{Path(job.filename).stem}-track{track:04d}.jpg"
+                enrolled = self.service.enroll(name, [(label, faces[0].read_bytes())])
+            except BaseException:
+                rename_track(folder, track, found["person"])  # as it was
+                raise
+            found["person"] = name
+        return {**job.to_dict(), "enrolled": enrolled}
+
     def get(self, job_id: str) -> VideoJob:
         job = self.jobs.get(job_id)
         if job is None:
@@ -237,53 +278,68 @@ class VideoJobs:
         return job
 
 
-def router(service: FaceService, auth: Any) -> APIRouter:
-    """The video routes and page (``app.include_router(router(service, auth))``); ``auth``:
-    the ``Depends`` that checks a recognition key."""
-    jobs = VideoJobs(service)
-    out = APIRouter()
-    out.jobs = jobs  # type: ignore[attr-defined]
-    key = [auth]
+def get_jobs(request: Request) -> VideoJobs:
+    """The application's video jobs (``app.state.videos``)."""
+    jobs: VideoJobs = request.app.state.videos
+    return jobs
 
-    @out.post("/v1/videos", dependencies=key, status_code=202, summary="Timeline of a video",
-              responses=errors(400, 401, 403, 413, 415, 503),
-              openapi_extra={"requestBody": VIDEO_BODY})
-    async def upload(request: Request, filename: str = "video.mp4") -> dict[str, Any]:
-        """Upload a video as the raw body (`?filename=clip.mp4` gives its type); a job finds
-        who appears when. Poll `GET /v1/videos/{id}`."""
-        return (await jobs.upload(request, filename)).to_dict()
 
-    @out.get("/v1/videos/{job_id}", dependencies=key, summary="A video job",
-             responses=errors(400, 401, 403, 404))
-    async def status(job_id: str) -> dict[str, Any]:
-        """Status (queued, running, done, failed), progress 0-1, and when done the
-        appearances: person (or unknown-N), track, start_s, end_s, frames, scores."""
-        return jobs.get(job_id).to_dict()
+Jobs = Annotated[VideoJobs, Depends(get_jobs)]
+router = APIRouter()
 
-    @out.get("/v1/videos/{job_id}/thumbnails/{name}", dependencies=key,
-             summary="An appearance's face",
-             responses={200: {"content": {"image/jpeg": {}}}, **errors(400, 401, 403, 404)})
-    async def thumbnail(job_id: str, name: str) -> Response:
-        job = jobs.get(job_id)
-        path = job.folder / "timeline" / "thumbnails" / Path(name).name
-        if not path.is_file():
-            raise RequestError(f"no thumbnail {name!r}", 404)
-        return FileResponse(path, media_type="image/jpeg")
 
-    @out.get("/v1/videos/{job_id}/video", dependencies=key,
-             summary="A copy of the video browsers play",
-             responses={200: {"content": {"video/webm": {}}}, **errors(400, 401, 403, 404)})
-    async def video(job_id: str) -> Response:
-        """A WebM copy of the upload, made when browsers would not play the upload itself
-        (the job's `video_url`); 404 otherwise."""
-        job = jobs.get(job_id)
-        if job.copy is None or not job.copy.is_file():
-            raise RequestError(f"{job.filename}: no copy (browsers play the file as it is)",
-                               404)
-        return FileResponse(job.copy, media_type="video/webm")
+@router.post("/v1/videos", dependencies=[READ], status_code=202, summary="Timeline of a video",
+             responses=errors(400, 401, 403, 413, 415, 503),
+             openapi_extra={"requestBody": VIDEO_BODY})
+async def upload(request: Request, jobs: Jobs, filename: str = "video.mp4") -> dict[str, Any]:
+    """Upload a video as the raw body (`?filename=clip.mp4` gives its type); a job finds
+    who appears when. Poll `GET /v1/videos/{id}`."""
+    return (await jobs.upload(request, filename)).to_dict()
 
-    @out.get("/video", include_in_schema=False)
-    async def page() -> FileResponse:
-        return FileResponse(STATIC / "video.html")
 
-    return out
+@router.get("/v1/videos/{job_id}", dependencies=[READ], summary="A video job",
+            responses=errors(400, 401, 403, 404))
+async def status(job_id: str, jobs: Jobs) -> dict[str, Any]:
+    """Status (queued, running, done, failed), progress 0-1, and when done the
+    appearances: person (or unknown-N), track, start_s, end_s, frames, scores."""
+    return jobs.get(job_id).to_dict()
+
+
+@router.get("/v1/videos/{job_id}/thumbnails/{name}", dependencies=[READ],
+            summary="An appearance's face",
+            responses={200: {"content": {"image/jpeg": {}}}, **errors(400, 401, 403, 404)})
+async def thumbnail(job_id: str, name: str, jobs: Jobs) -> Response:
+    job = jobs.get(job_id)
+    path = job.folder / "timeline" / "thumbnails" / Path(name).name
+    if not path.is_file():
+        raise RequestError(f"no thumbnail {name!r}", 404)
+    return FileResponse(path, media_type="image/jpeg")
+
+
+@router.get("/v1/videos/{job_id}/video", dependencies=[READ],
+            summary="A copy of the video browsers play",
+            responses={200: {"content": {"video/webm": {}}}, **errors(400, 401, 403, 404)})
+async def video(job_id: str, jobs: Jobs) -> Response:
+    """A WebM copy of the upload, made when browsers would not play the upload itself
+    (the job's `video_url`); 404 otherwise."""
+    job = jobs.get(job_id)
+    if job.copy is None or not job.copy.is_file():
+        raise RequestError(f"{job.filename}: no copy (browsers play the file as it is)", 404)
+    return FileResponse(job.copy, media_type="video/webm")
+
+
+@router.post("/v1/videos/{job_id}/tracks/{track}/name", dependencies=[ADMIN],
+             summary="Name an unknown track (enrol its face)",
+             responses=errors(400, 401, 403, 404, 409, 503))
+async def name_track(job_id: str, track: int, body: PersonIn, jobs: Jobs, service: Service
+                     ) -> dict[str, Any]:
+    """Enrol the face of track `track` of a finished job (an `unknown-N` appearance) as
+    `name`, as `celebface enroll --from-timeline` does with a name written over `unknown-N`
+    in `appearances.csv`. Returns the job, its appearance now under the name, and
+    `enrolled` (as `POST /v1/people/{name}/photos` answers)."""
+    return await service.run(jobs.name_track, job_id, track, body.name)
+
+
+@router.get("/video", include_in_schema=False)
+async def page() -> FileResponse:
+    return FileResponse(STATIC / "video.html")

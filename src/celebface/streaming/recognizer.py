@@ -226,9 +226,3 @@ class VideoTracker:
         self._frame = 0
         self._detected = -(10**9)
         self.cut_frames = []
-
-
-def VideoRecognizer(*args: Any, **kwargs: Any) -> VideoTracker:
-    """``VideoTracker(Recognizer(*args, **kwargs))``: kept only for ``serve/videos.py`` until
-    it builds the :class:`VideoTracker` itself."""
-    return VideoTracker(Recognizer(*args, **kwargs))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 from collections import Counter
 from collections.abc import Iterable
@@ -140,14 +141,34 @@ def write_timeline(folder: str | Path, appearances: list[Appearance],
     (folder / "thumbnails").mkdir(parents=True, exist_ok=True)
     for name, img in thumbs.items():
         atomic_write_bytes(folder / name, encode_jpeg(img, quality=92))
+    _write_tables(folder, appearances, duration_s, source)
+    plot_timeline(appearances, duration_s, folder / "timeline.png", title=Path(source).name)
+    return folder
+
+
+def _write_tables(folder: Path, appearances: list[Appearance], duration_s: float, source: str
+                  ) -> None:
+    """``appearances.csv`` and ``appearances.json``."""
     rows = [FIELDS] + [[("" if v is None else v) for v in (getattr(a, f) for f in FIELDS)]
                        for a in appearances]
     atomic_write_text(folder / "appearances.csv", csv_text(rows))
     atomic_write_json(folder / "appearances.json", {
         "source": source, "duration_s": round(duration_s, 3),
         "appearances": [a.to_dict() for a in appearances]})
-    plot_timeline(appearances, duration_s, folder / "timeline.png", title=Path(source).name)
-    return folder
+
+
+def rename_track(folder: str | Path, track: int, person: str) -> Appearance:
+    """Write ``person`` over track ``track``'s person in ``folder``'s ``appearances.csv`` and
+    ``.json`` (what a user does by hand before ``enroll --from-timeline``); its appearance."""
+    folder = Path(folder)
+    data = json.loads((folder / "appearances.json").read_text(encoding="utf-8"))
+    found = [Appearance(**a) for a in data["appearances"]]
+    hit = next((a for a in found if a.track == track), None)
+    if hit is None:
+        raise InputError(f"{folder}: no track {track}")
+    hit.person = person
+    _write_tables(folder, found, data["duration_s"], data["source"])
+    return hit
 
 
 def plot_timeline(appearances: list[Appearance], duration_s: float, path: Path,

@@ -3,7 +3,7 @@
 // under it; when the browser cannot play the file itself, the job's WebM copy plays.
 const KEY_STORE = "celebface-api-key";
 const $ = (sel) => document.querySelector(sel);
-const state = { key: localStorage.getItem(KEY_STORE) || "", duration: 0, spans: [] };
+const state = { key: localStorage.getItem(KEY_STORE) || "", duration: 0, spans: [], job: null };
 
 async function api(path, options = {}) {
   const headers = new Headers(options.headers || {});
@@ -82,7 +82,44 @@ function seek(a, span) {
   if (span) span.classList.add("active");
 }
 
+function nameForm(a) {
+  // who an unknown track is: its face is enrolled under the name (enroll --from-timeline)
+  const form = document.createElement("form");
+  form.className = "name-track";
+  form.dataset.track = a.track;
+  const input = document.createElement("input");
+  input.name = "name";
+  input.required = true;
+  input.maxLength = 64;
+  input.placeholder = "who is this?";
+  input.setAttribute("aria-label", `name of ${a.person} (track ${a.track})`);
+  const button = document.createElement("button");
+  button.type = "submit";
+  button.textContent = "Name";
+  const note = document.createElement("span");
+  note.className = "note";
+  note.setAttribute("role", "status");
+  form.append(input, button, note);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    button.disabled = true;
+    note.textContent = "enrolling…";
+    try {
+      const job = await (await api(`/v1/videos/${state.job}/tracks/${a.track}/name`, {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ name: input.value.trim() }) })).json();
+      show(job);
+      setStatus(`${a.person} is now ${job.enrolled.label} (enrolled)`);
+    } catch (err) {
+      note.textContent = err.message;
+      button.disabled = false;
+    }
+  });
+  return form;
+}
+
 function show(job) {
+  state.job = job.id;
   const apps = job.appearances;
   state.duration = Math.max(job.frames_total / (job.fps || 25), ...apps.map((a) => a.end_s), 0.001);
   const people = [...new Set(apps.map((a) => a.person))];
@@ -117,6 +154,9 @@ function show(job) {
     cursor.className = "cursor";
     lane.append(cursor);
     timeline.append(who, lane);
+    if (person.startsWith("unknown-")) {
+      for (const a of apps.filter((x) => x.person === person)) timeline.append(nameForm(a));
+    }
   }
   const body = $("#appearances tbody");
   body.replaceChildren();
