@@ -16,7 +16,6 @@ never carries a name onto a face that does not earn it.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import numpy as np
 
