@@ -77,7 +77,9 @@ def test_the_fit_loop_is_one_nested_group_with_the_old_flat_settings(model: str)
     cls = config_class(model)
     assert [f.name for f in dataclasses.fields(cls) if f.type in (LoopConfig, "LoopConfig")] \
         == ["loop"]
-    names = set(flat_names(cls))
+    listed = flat_names(cls)
+    names = set(listed)
+    assert len(listed) == len(names)  # no setting both the config's own and its loop's
     if model in _OWN:
         assert names == _OWN[model] | _LOOP
     elif model == "multi-output":

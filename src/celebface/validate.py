@@ -199,6 +199,13 @@ def groups(cls: Any) -> dict[str, tuple[str, ...]]:
     return {f.name: f.metadata[GROUP] for f in dataclasses.fields(cls) if GROUP in f.metadata}
 
 
+def _group_default(f: dataclasses.Field[Any]) -> Any:
+    factory = f.default_factory
+    if not callable(factory):
+        raise TypeError(f"settings group {f.name!r} has no default_factory")
+    return factory()
+
+
 def _flat_items(config: Any) -> Iterator[tuple[str, Any]]:
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
@@ -214,7 +221,7 @@ def flat_defaults(cls: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         if GROUP in f.metadata:
-            group = f.default_factory()  # type: ignore[misc]
+            group = _group_default(f)
             out.update((n, getattr(group, n)) for n in f.metadata[GROUP])
         elif f.default is not dataclasses.MISSING:
             out[f.name] = f.default
@@ -244,7 +251,7 @@ def nest(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
     for f in dataclasses.fields(cls):
         given = {k: v for k, v in values.items() if owner.get(k) == f.name}
         if given:
-            base = kwargs[f.name] if f.name in kwargs else f.default_factory()  # type: ignore[misc]
+            base = kwargs[f.name] if f.name in kwargs else _group_default(f)
             kwargs[f.name] = dataclasses.replace(base, **given)
     return kwargs
 
