@@ -145,6 +145,25 @@ def test_add_option_takes_type_default_and_switches_from_the_dataclass() -> None
         add_option(p, Settings, "nothing")
 
 
+def test_add_option_reaches_into_a_settings_group() -> None:
+    """A config's group (a trainer's ``loop``) gives flags under the settings' own names, with
+    the config's defaults for them and their types; parsing fills the group."""
+    from celebface.training.face_resnet.config import FaceResNetConfig
+
+    p = argparse.ArgumentParser()
+    for name in ("epochs", "lr_decay", "amp", "head"):
+        add_option(p, FaceResNetConfig, name)
+    assert defaults(FaceResNetConfig)["epochs"] == 30 and "loop" not in defaults(FaceResNetConfig)
+    assert p.parse_args([]).epochs == 30 and p.parse_args([]).lr_decay == 0.9
+    args = p.parse_args(["--epochs", "4", "--lr-decay", "0.5", "--amp", "--head", "arcface"])
+    cfg = config_from(FaceResNetConfig, args, seed=3)
+    assert (cfg.loop.epochs, cfg.loop.lr_decay, cfg.loop.amp, cfg.loop.seed, cfg.head) == (
+        4, 0.5, False, 3, "arcface")
+    assert cfg.loop.batch_size == 64  # the group's other settings keep the config's defaults
+    with pytest.raises(SystemExit):
+        p.parse_args(["--epochs", "0"])  # the range check of the setting's name
+
+
 def test_bad_input_is_one_line_and_a_bug_is_not_hidden(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:

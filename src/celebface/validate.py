@@ -1,15 +1,31 @@
-"""Range checks shared by the command line (argparse types) and the config dataclasses.
+"""Range checks shared by the command line (argparse types) and the config dataclasses, and
+the flat view of a config that nests settings groups.
 
 Each check returns the value or raises :class:`ConfigError` with one line naming the setting,
 the value and the allowed range; :mod:`celebface.cli.common` turns them into argparse types.
+
+A config may hold a group of settings declared once elsewhere (a trainer's
+``loop: LoopConfig``): a dataclass field whose metadata is :func:`settings_group`; the group's
+fields it names are then
+settings of the config under their own names: :func:`flat_defaults`, :func:`flat_settings`,
+:func:`nest` and :func:`check_fields` see ``epochs``, not ``loop``. That flat view is what
+command-line flags, ``make_config``, run fingerprints and ``model.json`` use.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 from celebface.errors import CelebfaceError
+
+T = TypeVar("T")
+
+#: field metadata key of a :func:`settings_group`: the names of its fields that are settings
+GROUP = "settings_group"
 
 
 class ConfigError(CelebfaceError, ValueError):
@@ -162,12 +178,84 @@ FIELD_CHECKS: dict[str, Any] = {
 
 
 def check_fields(config: Any, what: str = "") -> Any:
-    """Run :data:`FIELD_CHECKS` on a config dataclass's fields that are set; returns it."""
-    import dataclasses
-
+    """Run :data:`FIELD_CHECKS` on a config dataclass's settings that are set (those of its
+    groups included); returns it."""
     prefix = f"{what}: " if what else ""
+    for name, value in _flat_items(config):
+        if name in FIELD_CHECKS and value is not None:
+            FIELD_CHECKS[name](prefix + name, value)
+    return config
+
+
+def settings_group(names: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """The metadata of a config field that holds a settings dataclass (made by its
+    ``default_factory``) whose fields ``names`` are settings of the config under their own
+    names; its other fields keep what the factory gives them."""
+    return {GROUP: tuple(names)}
+
+
+def groups(cls: Any) -> dict[str, tuple[str, ...]]:
+    """Group field -> the names of its settings, of a config dataclass (or instance)."""
+    return {f.name: f.metadata[GROUP] for f in dataclasses.fields(cls) if GROUP in f.metadata}
+
+
+def _group_default(f: dataclasses.Field[Any]) -> Any:
+    factory = f.default_factory
+    if not callable(factory):
+        raise TypeError(f"settings group {f.name!r} has no default_factory")
+    return factory()
+
+
+def _flat_items(config: Any) -> Iterator[tuple[str, Any]]:
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
-        if f.name in FIELD_CHECKS and value is not None:
-            FIELD_CHECKS[f.name](prefix + f.name, value)
-    return config
+        if GROUP in f.metadata:
+            yield from ((n, getattr(value, n)) for n in f.metadata[GROUP])
+        else:
+            yield f.name, value
+
+
+def flat_defaults(cls: Any) -> dict[str, Any]:
+    """Setting -> default of a config dataclass, its groups' settings in their place (a
+    ``default_factory`` is called)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if GROUP in f.metadata:
+            group = _group_default(f)
+            out.update((n, getattr(group, n)) for n in f.metadata[GROUP])
+        elif f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
+def flat_names(cls: Any) -> list[str]:
+    """The settings of a config dataclass, its groups' in their place."""
+    return [n for f in dataclasses.fields(cls)
+            for n in f.metadata.get(GROUP, (f.name,))]
+
+
+def flat_settings(config: Any) -> dict[str, Any]:
+    """Setting -> value of a config (a copy, as ``dataclasses.asdict`` gives for a config
+    without groups): the form saved in ``model.json`` and run fingerprints."""
+    return {name: (dataclasses.asdict(value) if dataclasses.is_dataclass(value)
+                   else copy.deepcopy(value)) for name, value in _flat_items(config)}
+
+
+def nest(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of config dataclass ``cls`` for the flat settings ``values``:
+    a group's settings go into its default (or the group given in ``values``), replaced."""
+    owner = {n: group for group, names in groups(cls).items() for n in names}
+    kwargs = {k: v for k, v in values.items() if k not in owner}
+    for f in dataclasses.fields(cls):
+        given = {k: v for k, v in values.items() if owner.get(k) == f.name}
+        if given:
+            base = kwargs[f.name] if f.name in kwargs else _group_default(f)
+            kwargs[f.name] = dataclasses.replace(base, **given)
+    return kwargs
+
+
+def build(cls: type[T], values: Mapping[str, Any]) -> T:
+    """``cls`` made from flat settings (see :func:`nest`)."""
+    return cls(**nest(cls, values))

@@ -12,6 +12,9 @@ The convention: an option for a setting has the setting's name as its ``dest``, 
 - :func:`config_from` builds the config from every parsed option named like one of its fields.
 
 ``target`` may also be a function: its keyword arguments' defaults stand in for the fields.
+A config holding a group of settings (a trainer's ``loop: LoopConfig``, see
+:func:`celebface.validate.settings_group`) has the group's settings under their own names:
+``add_option(p, FaceResNetConfig, "epochs")`` is ``--epochs`` with face-resnet's default.
 A help text may say ``%(default)s`` (or ``%(default)g`` for a number) instead of repeating the
 default. A command that wants another default than the library's passes ``default=``
 explicitly; ``tests/test_cli.py`` lists those, so any other drift fails a test.
@@ -27,22 +30,16 @@ import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from celebface.validate import ConfigError
+from celebface.validate import ConfigError, build, flat_defaults, flat_names, groups
 
 T = TypeVar("T")
 
 
 def defaults(target: type | Callable[..., Any]) -> dict[str, Any]:
-    """Name -> default of a dataclass's fields or a function's parameters (those that have
-    one; a ``default_factory`` is called)."""
+    """Name -> default of a dataclass's settings (its groups' included) or a function's
+    parameters (those that have one; a ``default_factory`` is called)."""
     if dataclasses.is_dataclass(target):
-        out = {}
-        for f in dataclasses.fields(target):
-            if f.default is not dataclasses.MISSING:
-                out[f.name] = f.default
-            elif f.default_factory is not dataclasses.MISSING:
-                out[f.name] = f.default_factory()
-        return out
+        return flat_defaults(target)
     return {name: p.default for name, p in inspect.signature(target).parameters.items()
             if p.default is not inspect.Parameter.empty}
 
@@ -52,6 +49,10 @@ def _value_type(target: type | Callable[..., Any], name: str) -> type | None:
     or None); else None (text, or a type the caller must give)."""
     hints = typing.get_type_hints(target.__init__ if inspect.isclass(target)
                                   and not dataclasses.is_dataclass(target) else target)
+    if dataclasses.is_dataclass(target):  # a setting of a group: its class's annotation
+        group = next((g for g, names in groups(target).items() if name in names), None)
+        if group is not None:
+            hints = typing.get_type_hints(hints[group])
     hint = hints.get(name)
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -109,12 +110,13 @@ def values_from(target: type | Callable[..., Any], args: argparse.Namespace) -> 
     """The parsed values of ``target``'s settings: every option named like one of them."""
     parsed = vars(args)
     if dataclasses.is_dataclass(target):
-        names = [f.name for f in dataclasses.fields(target)]
+        names = flat_names(target)
     else:
         names = list(inspect.signature(target).parameters)
     return {n: parsed[n] for n in names if n in parsed}
 
 
 def config_from(cls: type[T], args: argparse.Namespace, **values: Any) -> T:
-    """``cls`` with the parsed values of its settings, then ``values`` (which win)."""
-    return cls(**{**values_from(cls, args), **values})
+    """``cls`` with the parsed values of its settings, then ``values`` (which win; both flat:
+    a group's settings go into the group)."""
+    return build(cls, {**values_from(cls, args), **values})

@@ -62,29 +62,16 @@ def evaluate_model(
                             use_embeddings=hasattr(model, "predict_embeddings"),
                             seed=int(trained.get("seed", 0)),
                             val_fraction=float(trained.get("val_fraction", 0.15)))
-    index = {n: i for i, n in enumerate(model.label_names)}
-    unknown = Counter(s.identity for s in evalset.samples if s.identity not in index)
-    if unknown:
-        log.warning("%d image(s) of %d identit%s the model does not know, left out: %s",
-                    sum(unknown.values()), len(unknown), "y" if len(unknown) == 1 else "ies",
-                    ", ".join(sorted(unknown)))
-    samples = [s for s in evalset.samples if s.identity in index]
-    if not samples:
-        raise InputError(f"{data}: none of its identities is known to the model in {model_dir}")
+    samples, unknown = _known_samples(evalset.samples, model.label_names, data, model_dir)
     probs, kept, errors, preds = predict_set(model, evalset, samples, batch_size, progress,
                                              full_predictions=hook is not None)
+    index = {n: i for i, n in enumerate(model.label_names)}
     y_true = np.array([index[s.identity] for s in kept], dtype=np.int64)
     metrics, report, matrix = classification_metrics(y_true, probs, model.label_names)
-    present = np.unique(np.concatenate([y_true, probs.argmax(1)])) if len(kept) else []
     metrics = {
         **metrics,
-        "counts": {
-            "samples": len(evalset.samples), "evaluated": len(kept),
-            "correct": int((probs.argmax(1) == y_true).sum()) if len(kept) else 0,
-            "unreadable": len(errors), "unknown_identity": sum(unknown.values()),
-            "identities_in_data": len({s.identity for s in evalset.samples}),
-            "identities_in_model": model.num_classes,
-        },
+        "counts": _counts(evalset.samples, kept, probs, y_true, errors, unknown,
+                          model.num_classes),
         "unknown_identities": dict(sorted(unknown.items())),
         "unreadable_files": errors,
         "model": {"dir": str(model_dir), "kind": model.kind,
@@ -101,11 +88,55 @@ def evaluate_model(
     atomic_write_json(out / METRICS, metrics)
     atomic_write_text(out / "classification_report.txt", report)
     write_predictions(out / "predictions.csv", predictions)
-    if plots and len(present):
-        plot_confusion(matrix, [model.label_names[i] for i in present],
-                       out / "confusion_matrix.png")
+    if plots:
+        _plot(out, model_dir, model.label_names, matrix, y_true, probs, predictions, evalset,
+              max_errors)
+    atomic_write_text(out / "summary.txt", format_summary(metrics) + "\n")
+    from celebface.data.stage import write_stage
+
+    write_stage(out, "report", {"model": metrics["model"], "data": metrics["data"]},
+                [str(model_dir), str(data)])
+    return metrics
+
+
+def _known_samples(samples: list[Any], label_names: list[str], data: str | Path,
+                   model_dir: Path) -> tuple[list[Any], Counter[str]]:
+    """The samples of identities the model knows, and how many of each unknown one were
+    left out (logged); none known is an :class:`InputError`."""
+    known = set(label_names)
+    unknown = Counter(s.identity for s in samples if s.identity not in known)
+    if unknown:
+        log.warning("%d image(s) of %d identit%s the model does not know, left out: %s",
+                    sum(unknown.values()), len(unknown), "y" if len(unknown) == 1 else "ies",
+                    ", ".join(sorted(unknown)))
+    kept = [s for s in samples if s.identity in known]
+    if not kept:
+        raise InputError(f"{data}: none of its identities is known to the model in {model_dir}")
+    return kept, unknown
+
+
+def _counts(samples: list[Any], kept: list[Any], probs: np.ndarray, y_true: np.ndarray,
+            errors: list[Any], unknown: Counter[str], num_classes: int) -> dict[str, int]:
+    """The report's ``counts``: samples seen, evaluated, correct, unreadable, unknown."""
+    return {
+        "samples": len(samples), "evaluated": len(kept),
+        "correct": int((probs.argmax(1) == y_true).sum()) if len(kept) else 0,
+        "unreadable": len(errors), "unknown_identity": sum(unknown.values()),
+        "identities_in_data": len({s.identity for s in samples}),
+        "identities_in_model": num_classes,
+    }
+
+
+def _plot(out: Path, model_dir: Path, label_names: list[str], matrix: np.ndarray,
+          y_true: np.ndarray, probs: np.ndarray, predictions: list[dict[str, Any]],
+          evalset: Any, max_errors: int) -> None:
+    """The report's pictures: the confusion matrix of the identities present, the training
+    curves (when the model folder has a history) and the ``max_errors`` surest mistakes."""
+    present = np.unique(np.concatenate([y_true, probs.argmax(1)])) if len(y_true) else []
+    if len(present):
+        plot_confusion(matrix, [label_names[i] for i in present], out / "confusion_matrix.png")
     history_path = model_dir / "history.json"
-    if plots and history_path.is_file():
+    if history_path.is_file():
         plot_history(json.loads(history_path.read_text(encoding="utf-8")), out / "history.png")
     mistakes = sorted((r for r in predictions if not r["correct"]),
                       key=lambda r: -r["probability"])[:max_errors]
@@ -116,11 +147,4 @@ def evaluate_model(
         except ImageReadError:
             return None
 
-    if plots:
-        plot_errors(mistakes, load_thumb, out / "errors.png")
-    atomic_write_text(out / "summary.txt", format_summary(metrics) + "\n")
-    from celebface.data.stage import write_stage
-
-    write_stage(out, "report", {"model": metrics["model"], "data": metrics["data"]},
-                [str(model_dir), str(data)])
-    return metrics
+    plot_errors(mistakes, load_thumb, out / "errors.png")

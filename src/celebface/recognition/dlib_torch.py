@@ -80,90 +80,9 @@ def build_model(path: str | Path, trainable: bool = False) -> Any:
     """The torch module with dlib's weights, in eval mode. ``trainable`` makes every weight a
     trainable ``nn.Parameter`` (Affine scales and shifts included; dlib's network has no
     BatchNorm, so there are no statistics to keep) for fine-tuning; else they are frozen."""
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
+    from celebface.recognition.dlib_torch_net import DlibFaceResNet
 
-    class Affine(nn.Module):
-        def __init__(self, params: np.ndarray) -> None:
-            super().__init__()
-            c = len(params) // 2
-            gamma = torch.from_numpy(params[:c].copy()).view(1, c, 1, 1)
-            beta = torch.from_numpy(params[c:].copy()).view(1, c, 1, 1)
-            if trainable:  # same state_dict keys either way
-                self.gamma, self.beta = nn.Parameter(gamma), nn.Parameter(beta)
-            else:
-                self.register_buffer("gamma", gamma)
-                self.register_buffer("beta", beta)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return x * self.gamma + self.beta
-
-    def conv(params: np.ndarray, c_out: int, c_in: int, k: int, stride: int) -> nn.Conv2d:
-        # skip_init: no random initialisation, the weights are replaced right away
-        layer = torch.nn.utils.skip_init(nn.Conv2d, c_in, c_out, k, stride,
-                                         padding=0 if stride != 1 else k // 2)
-        w = params[: c_out * c_in * k * k].reshape(c_out, c_in, k, k)
-        layer.weight = nn.Parameter(torch.from_numpy(w.copy()), requires_grad=trainable)
-        layer.bias = nn.Parameter(torch.from_numpy(params[c_out * c_in * k * k:].copy()),
-                                  requires_grad=trainable)
-        return layer
-
-    def padded_add(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        c, h, w = (max(x, y) for x, y in zip(a.shape[1:], b.shape[1:], strict=True))
-        if a.shape[1:] != (c, h, w):
-            a = F.pad(a, (0, w - a.shape[3], 0, h - a.shape[2], 0, c - a.shape[1]))
-        if b.shape[1:] != (c, h, w):
-            b = F.pad(b, (0, w - b.shape[3], 0, h - b.shape[2], 0, c - b.shape[1]))
-        return a + b
-
-    class Unit(nn.Module):
-        def __init__(self, ps: list[np.ndarray], c_in: int, c: int, down: bool) -> None:
-            super().__init__()
-            self.down = down
-            self.conv1 = conv(ps[0], c, c_in, 3, 2 if down else 1)
-            self.aff1 = Affine(ps[1])
-            self.conv2 = conv(ps[2], c, c, 3, 1)
-            self.aff2 = Affine(ps[3])
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            y = self.aff2(self.conv2(F.relu(self.aff1(self.conv1(x)))))
-            shortcut = F.avg_pool2d(x, 2, 2) if self.down else x
-            return F.relu(padded_add(y, shortcut))
-
-    class DlibFaceResNet(nn.Module):
-        def __init__(self, params: list[np.ndarray]) -> None:
-            super().__init__()
-            self.conv = conv(params[0], 32, 3, 7, 2)
-            self.aff = Affine(params[1])
-            units, k, c_in = [], 2, 32
-            for c, n, down in LEVELS:
-                for u in range(n):
-                    units.append(Unit(params[k:k + 4], c_in, c, down and u == 0))
-                    k, c_in = k + 4, c
-            self.units = nn.Sequential(*units)
-            self.fc = torch.nn.utils.skip_init(nn.Linear, 256, 128, bias=False)
-            self.fc.weight = nn.Parameter(
-                torch.from_numpy(params[k].reshape(256, 128).T.copy()), requires_grad=trainable)
-            self.register_buffer("mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1))
-
-        def trunk(self, chips: torch.Tensor, levels: int = 5) -> torch.Tensor:
-            """The map after the stem and the first ``levels`` levels (0-5) of
-            ``chips`` ((N, 150, 150, 3) uint8 RGB)."""
-            x = (chips.permute(0, 3, 1, 2).float() - self.mean) / 256.0
-            x = F.max_pool2d(F.relu(self.aff(self.conv(x))), 3, 2)
-            return self.units[: sum(LEVEL_UNITS[:levels])](x)
-
-        def head(self, x: torch.Tensor, levels: int = 0) -> torch.Tensor:
-            """Levels after the first ``levels`` and the 128-d layer, on a :meth:`trunk` map."""
-            x = self.units[sum(LEVEL_UNITS[:levels]):](x)
-            return self.fc(x.mean(dim=(2, 3)))
-
-        def forward(self, chips: torch.Tensor) -> torch.Tensor:
-            """``chips``: (N, 150, 150, 3) uint8 RGB -> (N, 128) raw descriptors."""
-            return self.head(self.trunk(chips, 0), 0)
-
-    return DlibFaceResNet(read_dlib_weights(path)).eval()
+    return DlibFaceResNet(read_dlib_weights(path), LEVELS, RGB_MEAN, trainable).eval()
 
 
 def freeze_levels(net: Any, levels: int) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import logging
 import os
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -202,16 +204,43 @@ def synthesize(
     ``dst/synth.json`` (settings). Re-running with the same settings resumes: finished
     composites are kept (they are reproducible from the seed anyway).
     """
-    from tqdm import tqdm
-
     config = config or SynthConfig()
     data, dst = Path(data), Path(dst)
     items, has_splits = _select_items(data, config)
     if not items:
         raise InputError(f"{data}: no face photos found (expected DATA/<identity>/*.jpg)")
+    settings = _run_settings(data, config)
+    _claim(dst, settings)
+    summary = SynthSummary(dst=dst)
+    rows = _composite_all(items, data, dst, config, _background_pool(items, config), summary,
+                          progress)
+    _write_csv(dst / MANIFEST, COLUMNS, rows)
+    if has_splits:
+        split_rows = [
+            {"split": r["split"], "identity": r["identity"],
+             "filename": Path(r["output"]).name}
+            for r in rows if r["split"]
+        ]
+        _write_csv(dst / "splits.csv", ("split", "identity", "filename"), split_rows)
+    os.unlink(dst / _JOURNAL)
+    from celebface.data.stage import write_stage
+
+    write_stage(dst, "synth", settings, [str(data)])
+    log.info("synth: %d composites written, %d kept from an earlier run, %d failed, in %s",
+             summary.written, summary.resumed, len(summary.failed), dst)
+    return summary
+
+
+def _run_settings(data: Path, config: SynthConfig) -> dict[str, Any]:
+    """What ``synth.json`` records: the source and every setting that shapes the composites
+    (not ``workers``), as JSON values."""
     settings = {"kind": "synth", "source": str(data.resolve()), **dataclasses.asdict(config)}
     settings.pop("workers")
-    settings = json_ready(settings)
+    return json_ready(settings)
+
+
+def _claim(dst: Path, settings: dict[str, Any]) -> None:
+    """Make ``dst`` and write ``settings`` into it, unless it holds a run with others."""
     prev_path = dst / SETTINGS
     if prev_path.is_file():
         import json
@@ -225,41 +254,36 @@ def synthesize(
     dst.mkdir(parents=True, exist_ok=True)
     atomic_write_json(prev_path, settings)
 
-    pool = [Path(it.path) for it in items]
-    if config.background_dir is not None:
-        bg_root = Path(config.background_dir)
-        pool = sorted(p for p in bg_root.rglob("*") if is_image_file(p))
-        if not pool:
-            raise InputError(f"{bg_root}: no background photos found")
+
+def _background_pool(items: list[FaceItem], config: SynthConfig) -> list[Path]:
+    """The photos backgrounds are cut from: ``background_dir``'s, else the source photos."""
+    if config.background_dir is None:
+        return [Path(it.path) for it in items]
+    bg_root = Path(config.background_dir)
+    pool = sorted(p for p in bg_root.rglob("*") if is_image_file(p))
+    if not pool:
+        raise InputError(f"{bg_root}: no background photos found")
+    return pool
+
+
+def _composite_all(items: list[FaceItem], data: Path, dst: Path, config: SynthConfig,
+                   pool: list[Path], summary: SynthSummary, progress: bool
+                   ) -> list[dict[str, str]]:
+    """Make every item's composites (``config.workers`` threads), each new row journalled as
+    it comes (a rerun keeps them); the manifest rows, counted in ``summary``."""
+    from tqdm import tqdm
 
     journal_path = dst / _JOURNAL
     done = _read_done(dst)
-    summary = SynthSummary(dst=dst)
     rows: list[dict[str, str]] = []
     new_journal = not journal_path.is_file()
+    work = functools.partial(_composite_copies, done=done, data=data, dst=dst, config=config,
+                             pool=pool)
     with open(journal_path, "w" if new_journal else "a", newline="", encoding="utf-8",
               errors="surrogateescape") as jf:
         writer = csv.DictWriter(jf, fieldnames=COLUMNS)
         if new_journal:
             writer.writeheader()
-
-        def work(item: FaceItem) -> list[tuple[dict[str, str], bool]] | str:
-            """``[(row, new?)]`` for the copies of ``item``, or the read error."""
-            stem = Path(item.path).stem
-            outputs = [f"{item.identity}/{stem}_s{k}.jpg" for k in range(config.copies)]
-            if all(o in done for o in outputs):
-                return [(done[o], False) for o in outputs]
-            try:
-                face = read_image(item.path).rgb
-            except ImageReadError as exc:
-                return str(exc)
-            return [
-                (done[o], False) if o in done else
-                (_make_one(face, item, k, o, data, dst, config, pool,
-                           item.split or ""), True)
-                for k, o in enumerate(outputs)
-            ]
-
         with ThreadPoolExecutor(max_workers=max(1, config.workers)) as executor:
             results = executor.map(work, items)
             for result in tqdm(results, total=len(items), desc="synth", unit="photo",
@@ -276,22 +300,27 @@ def synthesize(
                     else:
                         summary.resumed += 1
                 jf.flush()
+    return rows
 
-    _write_csv(dst / MANIFEST, COLUMNS, rows)
-    if has_splits:
-        split_rows = [
-            {"split": r["split"], "identity": r["identity"],
-             "filename": Path(r["output"]).name}
-            for r in rows if r["split"]
-        ]
-        _write_csv(dst / "splits.csv", ("split", "identity", "filename"), split_rows)
-    os.unlink(journal_path)
-    from celebface.data.stage import write_stage
 
-    write_stage(dst, "synth", settings, [str(data)])
-    log.info("synth: %d composites written, %d kept from an earlier run, %d failed, in %s",
-             summary.written, summary.resumed, len(summary.failed), dst)
-    return summary
+def _composite_copies(item: FaceItem, *, done: dict[str, dict[str, str]], data: Path,
+                      dst: Path, config: SynthConfig, pool: list[Path]
+                      ) -> list[tuple[dict[str, str], bool]] | str:
+    """``[(row, new?)]`` for the copies of ``item`` (those ``done`` kept), or the read
+    error."""
+    stem = Path(item.path).stem
+    outputs = [f"{item.identity}/{stem}_s{k}.jpg" for k in range(config.copies)]
+    if all(o in done for o in outputs):
+        return [(done[o], False) for o in outputs]
+    try:
+        face = read_image(item.path).rgb
+    except ImageReadError as exc:
+        return str(exc)
+    return [
+        (done[o], False) if o in done else
+        (_make_one(face, item, k, o, data, dst, config, pool, item.split or ""), True)
+        for k, o in enumerate(outputs)
+    ]
 
 
 def _make_one(

@@ -29,6 +29,16 @@ def stratified_split(
     return np.asarray(stratified_splits(labels, val_fraction, 0.0, seed), dtype=object)
 
 
+def limit_rows(rows: np.ndarray, labels: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
+    """``rows`` (sorted) keeping at most ``limit`` per label, drawn at random by ``seed``
+    (all of them when ``limit`` is None or 0)."""
+    if not limit:
+        return rows
+    rng = np.random.default_rng(seed)
+    return np.sort(np.concatenate([rng.permutation(rows[labels[rows] == c])[:limit]
+                                   for c in np.unique(labels[rows])]))
+
+
 @dataclass
 class _Rows:
     """Labels, splits and source paths of a dataset's rows."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -22,6 +22,7 @@ from celebface.training.data import stratified_split
 from celebface.training.embedding import EmbeddingModel, embedder_settings, prepare_embeddings
 from celebface.training.loop import LoopConfig, fit, run_fingerprint
 from celebface.training.registry import make_config, register_model_kind
+from celebface.validate import flat_settings, settings_group
 
 if TYPE_CHECKING:
     from torch import nn
@@ -33,22 +34,22 @@ WEIGHTS = "mlp.pt"
 
 @dataclass
 class MLPConfig:
+    """Settings of ``celebface train --model mlp``."""
+
     hidden: tuple[int, ...] = (512,)
     dropout: float = 0.5
-    epochs: int = 200
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    patience: int = 15
-    plateau_patience: int = 5
     holdout: float = 0.1
     embedder: str = DEFAULT_EMBEDDER
     tta: str = DEFAULT_TTA
-    device: str = "auto"
-    seed: int = 0
     val_fraction: float = 0.15
-    max_steps_per_epoch: int | None = None
-    progress: bool = False
+    #: fit loop, reduce-LR-on-plateau; ``device`` is the embedder's (the MLP trains on the CPU)
+    loop: LoopConfig = field(
+        default_factory=lambda: LoopConfig(epochs=200, weight_decay=1e-4, patience=15,
+                                           scheduler="plateau", plateau_patience=5,
+                                           progress=False),
+        metadata=settings_group(("epochs", "batch_size", "lr", "weight_decay", "patience",
+                                 "plateau_patience", "device", "seed", "max_steps_per_epoch",
+                                 "progress")))
 
     @property
     def spec(self) -> EmbedderSpec:
@@ -114,35 +115,29 @@ def train(data: str | Path, out: str | Path, **config: Any) -> MLPModel:
     cfg: MLPConfig = make_config(MLPConfig, config, "mlp")
     cfg.hidden = tuple(int(h) for h in cfg.hidden)
     out = Path(out)
-    emb = prepare_embeddings(data, out, spec=cfg.spec, device=cfg.device,
-                             seed=cfg.seed, val_fraction=cfg.val_fraction)
+    emb = prepare_embeddings(data, out, spec=cfg.spec, device=cfg.loop.device,
+                             seed=cfg.loop.seed, val_fraction=cfg.val_fraction)
     tr = emb.indices("train")
     if len(tr) == 0:
         raise InputError(f"{data}: no train rows")
     x = torch.from_numpy(l2_normalize(emb.embeddings[tr]))
     y = torch.from_numpy(emb.labels[tr])
-    inner = stratified_split(emb.labels[tr], cfg.holdout, cfg.seed)
+    inner = stratified_split(emb.labels[tr], cfg.holdout, cfg.loop.seed)
     fit_idx, hold_idx = np.flatnonzero(inner == "train"), np.flatnonzero(inner == "val")
     train_ds = TensorDataset(x[fit_idx], y[fit_idx])
     hold_ds = TensorDataset(x[hold_idx], y[hold_idx]) if len(hold_idx) else None
     dim, n = emb.embeddings.shape[1], len(emb.label_names)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.loop.seed)
     net = build_mlp(dim, n, cfg.hidden, cfg.dropout)
-    loop = LoopConfig(
-        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, scheduler="plateau",
-        plateau_patience=cfg.plateau_patience, weight_decay=cfg.weight_decay,
-        patience=cfg.patience, device="cpu", seed=cfg.seed,
-        max_steps_per_epoch=cfg.max_steps_per_epoch, progress=cfg.progress,
-    )
-    result = fit(net, train_ds, hold_ds, out / "checkpoints", loop,
+    result = fit(net, train_ds, hold_ds, out / "checkpoints", replace(cfg.loop, device="cpu"),
                  fingerprint=run_fingerprint(cfg, data, emb.label_names))
     model = MLPModel(net, emb.label_names, {
         "embedder": embedder_settings(emb.embedder, cfg.spec),
         "architecture": {"dim": dim, "hidden": list(cfg.hidden), "dropout": cfg.dropout},
-        "config": asdict(cfg),
+        "config": flat_settings(cfg),
         "data": str(Path(data).resolve()),
         "best_epoch": result.best_epoch,
-    }, cfg.device)
+    }, cfg.loop.device)
     from celebface.io import atomic_write_json
 
     atomic_write_json(out / "history.json", result.history)

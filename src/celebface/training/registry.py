@@ -9,7 +9,6 @@ model names (``classical``) gets ``model=<name>`` in ``config``.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib
 import logging
@@ -19,7 +18,7 @@ from typing import Any
 
 from celebface.errors import CelebfaceError, InputError
 from celebface.training.base import ModelError, TrainedModel, check_weights, read_model_json
-from celebface.validate import check_fields
+from celebface.validate import build, check_fields, flat_defaults, flat_names
 
 log = logging.getLogger(__name__)
 
@@ -128,12 +127,7 @@ def model_defaults(model: str, given: dict[str, Any] | None = None) -> dict[str,
     then (for the settings ``given``, e.g. a pretrained backbone) the config's measured
     ``recipe``, then per-model values the config names (``per_model``, e.g. logreg's C)."""
     cls = config_class(model)
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        if f.default is not dataclasses.MISSING:
-            out[f.name] = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            out[f.name] = f.default_factory()
+    out = flat_defaults(cls)
     out.update(getattr(cls, "per_model", lambda m: {})(model))
     out.update(getattr(cls, "recipe", lambda g: {})({k: v for k, v in (given or {}).items()
                                                        if v is not None}))
@@ -141,11 +135,11 @@ def model_defaults(model: str, given: dict[str, Any] | None = None) -> dict[str,
 
 
 def make_config(cls: type, config: dict[str, Any], what: str) -> Any:
-    """``cls(**config)`` for a config dataclass, ignoring ``None`` values (flags not given) and
-    naming any unknown key in a clear error. Settings not given take the config's measured
-    ``recipe`` for the ones given (a classmethod, e.g. a pretrained backbone's), if it has one,
-    else the field defaults."""
-    names = {f.name for f in dataclasses.fields(cls)}
+    """A config dataclass made from flat settings (those of its groups, e.g. ``loop``,
+    included), ignoring ``None`` values (flags not given) and naming any unknown key in a clear
+    error. Settings not given take the config's measured ``recipe`` for the ones given (a
+    classmethod, e.g. a pretrained backbone's), if it has one, else the defaults."""
+    names = set(flat_names(cls))
     unknown = sorted(k for k, v in config.items() if k not in names and v is not None)
     if unknown:
         raise InputError(f"{what}: unknown setting(s) {', '.join(unknown)}; "
@@ -154,4 +148,4 @@ def make_config(cls: type, config: dict[str, Any], what: str) -> Any:
     recipe = getattr(cls, "recipe", None)
     if recipe is not None:
         given = {**recipe(given), **given}
-    return check_fields(cls(**given), what)
+    return check_fields(build(cls, given), what)

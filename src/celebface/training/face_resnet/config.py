@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from celebface.errors import InputError
 from celebface.recognition.spec import DEFAULT_TTA, check_tta
-from celebface.training.loop import RunSettings
+from celebface.training.loop import LOOP, LoopConfig
 
 KIND = "face-resnet"
 WEIGHTS = "face_resnet.pt"
@@ -16,7 +16,7 @@ DEFAULT_MARGIN = {"softmax": 0.0, "cosface": 0.35, "arcface": 0.5}
 
 
 @dataclass
-class FaceResNetConfig(RunSettings):
+class FaceResNetConfig:
     """Settings of ``celebface train --model face-resnet``."""
 
     head: str = "cosface"  #: softmax | cosface | arcface
@@ -34,14 +34,10 @@ class FaceResNetConfig(RunSettings):
     limit_per_class: int | None = None
     identities: list[str] | None = None  #: train on these identities only (held-out studies)
     val_fraction: float = 0.15
-    # fit loop
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 1e-3  #: head learning rate
-    backbone_lr: float = 0.1  #: trained levels' learning rate, as a share of ``lr``
-    lr_decay: float = 0.9
-    weight_decay: float = 5e-4
-    patience: int = 5
+    backbone_lr: float = 0.1  #: trained levels' learning rate, as a share of ``lr`` (the head's)
+    #: fit loop: device, amp, workers, seed, epochs, batch size, lr, decay... (flat settings)
+    loop: LoopConfig = field(default_factory=lambda: LoopConfig(
+        epochs=30, batch_size=64, lr_decay=0.9, weight_decay=5e-4), metadata=LOOP)
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:

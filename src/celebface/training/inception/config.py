@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from celebface.errors import InputError
 from celebface.recognition.spec import check_tta
-from celebface.training.loop import RunSettings
+from celebface.training.loop import LOOP, LoopConfig
 
 WEIGHTS = "inception.pt"
 EMBEDDING_DIM = 128
@@ -26,7 +26,7 @@ RECIPES: dict[tuple[str, str], dict[str, Any]] = {
 
 
 @dataclass
-class InceptionConfig(RunSettings):
+class InceptionConfig:
     """Settings of ``celebface train --model inception`` (reference defaults)."""
 
     input_size: int = 224
@@ -39,19 +39,14 @@ class InceptionConfig(RunSettings):
     chip_padding: float = 0.1
     trunk_cache: bool = True  # with align and freeze: cache the frozen blocks' maps (+ mirror)
     cache_dir: str | None = None  # chips/maps cache (default ~/.cache/celebface/chips)
-    epochs: int = 100
-    batch_size: int = 128
-    lr: float = 1e-3
     backbone_lr: float = 1.0  # trained backbone blocks' learning rate, as a share of lr
-    lr_decay: float = 0.95  # per epoch, exponential
-    weight_decay: float = 0.0
-    patience: int = 5
     label_smoothing: float = 0.0
     tta: str = "none"  # none | flip: predictions average the image's and its mirror's
     augment: bool = True
-    num_workers: int = 2
     val_fraction: float = 0.15
     limit_per_class: int | None = None  # use at most this many train images per identity
+    #: fit loop (reference: Adam, batch 128, 100 epochs, lr 1e-3 decayed by 0.95 per epoch)
+    loop: LoopConfig = field(default_factory=lambda: LoopConfig(num_workers=2), metadata=LOOP)
     recipes: ClassVar[dict[tuple[str, str], dict[str, Any]]] = RECIPES
 
     @classmethod

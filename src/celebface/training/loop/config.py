@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from celebface.errors import InputError
+from celebface.validate import flat_settings, settings_group
 
 if TYPE_CHECKING:
     import torch
@@ -60,18 +61,16 @@ class LoopConfig:
         return asdict(self)
 
 
-@dataclass
-class RunSettings:
-    """How a network's training runs: the fields of :class:`LoopConfig` every trainer's config
-    dataclass has (they inherit them)."""
-
-    device: str = "auto"
-    amp: bool = True  #: mixed precision, CUDA only
-    num_workers: int = 0
-    seed: int = 0
-    max_steps_per_epoch: int | None = None  #: for tests and quick runs
-    max_val_steps: int | None = None
-    progress: bool = True
+#: The loop settings every network trainer's config has: how a run goes, and its schedule.
+RUN_SETTINGS = ("device", "amp", "num_workers", "seed", "max_steps_per_epoch", "max_val_steps",
+                "progress")
+SCHEDULE_SETTINGS = ("epochs", "batch_size", "lr", "lr_decay", "weight_decay", "patience")
+#: The metadata of a network trainer config's ``loop`` field
+#: (``field(default_factory=lambda: LoopConfig(<the trainer's defaults>), metadata=LOOP)``):
+#: these fields of its :class:`LoopConfig` are settings of the config (``epochs``, not
+#: ``loop.epochs``, on the command line, in ``make_config`` and in ``model.json``); the
+#: others are the trainer's fixed choices.
+LOOP = settings_group(RUN_SETTINGS + SCHEDULE_SETTINGS)
 
 
 @dataclass
@@ -97,7 +96,7 @@ def run_fingerprint(config: Any, data: str | Path, label_names: Sequence[str]) -
     as JSON-plain values; :func:`fit` refuses to resume a checkpoint with another one."""
     import json
 
-    settings = {k: v for k, v in asdict(config).items() if k not in RESUMABLE_FIELDS}
+    settings = {k: v for k, v in flat_settings(config).items() if k not in RESUMABLE_FIELDS}
     return json.loads(json.dumps({"data": str(Path(data).resolve()), "labels": list(label_names),
                                   "settings": settings}, default=str))
 

@@ -7,6 +7,7 @@ import random
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,32 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class _Parts:
+    """What one run trains with, on its device."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    device: str
+    out_dir: Path  #: where the checkpoint, best weights and history go
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+
+@dataclass
+class _State:
+    """Where a run is: its history, epochs done and epochs without improvement (what a
+    checkpoint restores)."""
+
+    history: dict[str, Any]
+    epoch: int = 0
+    bad_epochs: int = 0
+
+
 def fit(
     model: nn.Module,
     train_data: Dataset | DataLoader,
@@ -77,120 +104,162 @@ def fit(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)
-    cuda = device.startswith("cuda")
-    if cuda:
+    if device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
     seed_everything(config.seed)
     model.to(device)
-
-    monitor, mode = config.monitor, config.mode
-    if val_data is None and monitor.startswith("val_"):
-        monitor = "train_" + monitor[4:]
-        log.info("no validation data: monitoring %s instead", monitor)
-
+    monitor = _monitored(config.monitor, has_val=val_data is not None)
     train_loader = make_loader(train_data, config, device, train=True)
     val_loader = make_loader(val_data, config, device, train=False) if val_data is not None \
         else None
     if optimizer is None:
         optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], config)
-    scheduler = make_scheduler(optimizer, config)
-    scaler = torch.amp.GradScaler("cuda", enabled=cuda and config.amp)
-
-    history: dict[str, Any] = {
-        "monitor": monitor, "mode": mode, "best_epoch": None, "best": None,
-        "stopped_early": False, "finished": False, "config": config.to_dict(), "epochs": [],
-    }
-    start_epoch, bad_epochs = 0, 0
-    ckpt_path, best_path, hist_path = out_dir / CHECKPOINT, out_dir / BEST, out_dir / HISTORY
-    if resume and ckpt_path.is_file():
-        # on the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest
-        state = load_checkpoint(ckpt_path)
-        check_fingerprint(state.get("fingerprint"), fingerprint, out_dir)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler") is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        if state.get("scaler") is not None:
-            scaler.load_state_dict(state["scaler"])
-        history = state["history"]
-        start_epoch, bad_epochs = state["epoch"], state["bad_epochs"]
-        torch.set_rng_state(state["rng"]["torch"])
-        np.random.set_state(_numpy_state(state["rng"]["numpy"]))
-        random.setstate(state["rng"]["python"])
-        if cuda and state["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        if history["finished"] and not history["stopped_early"] and start_epoch < config.epochs:
-            history["finished"] = False  # ran out of epochs before; more were asked for now
-        log.info("resuming %s after epoch %d", out_dir, start_epoch)
-
-    epoch = start_epoch
-    while not history["finished"] and epoch < config.epochs:
-        t0 = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
-        if hasattr(train_loader, "generator") and train_loader.generator is not None:
-            train_loader.generator.manual_seed(config.seed + epoch)
-        tr = run_epoch(model, train_loader, step, metrics, device, config, optimizer=optimizer,
-                        scaler=scaler, desc=f"epoch {epoch + 1}/{config.epochs}")
-        record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
-        record.update({f"train_{k}": v for k, v in tr.items()})
-        if val_loader is not None:
-            va = run_epoch(model, val_loader, step, metrics, device, config, optimizer=None,
-                            scaler=None, desc="validate")
-            record.update({f"val_{k}": v for k, v in va.items()})
-        record["time_s"] = round(time.perf_counter() - t0, 3)
-        if monitor not in record:
-            raise UnknownNameError(f"monitored metric {monitor!r} not among {sorted(record)}")
-        value = record[monitor]
-        epoch += 1
-        if improved(value, history["best"], mode, config.min_delta):
-            history["best"], history["best_epoch"], bad_epochs = value, epoch, 0
-            save_checked(model.state_dict(), best_path)
-        else:
-            bad_epochs += 1
-        if scheduler is not None:
-            if config.scheduler == "plateau":
-                scheduler.step(value)
-            else:
-                scheduler.step()
-        history["epochs"].append(record)
-        stop = config.patience > 0 and bad_epochs >= config.patience
-        if stop or epoch >= config.epochs:
-            history["finished"] = True
-            history["stopped_early"] = stop and epoch < config.epochs
-        log.info(
-            "epoch %d/%d  %s  lr %.2e  %.1fs%s", epoch, config.epochs,
-            "  ".join(f"{k} {v:.4f}" for k, v in record.items()
-                      if k.startswith(("train_", "val_"))),
-            lr, record["time_s"], "  (best)" if history["best_epoch"] == epoch else "",
-        )
-        save_checked({
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "scaler": scaler.state_dict(), "epoch": epoch, "bad_epochs": bad_epochs,
-            "history": history, "fingerprint": fingerprint,
-            "rng": {"torch": torch.get_rng_state(), "numpy": _plain_numpy_state(),
-                    "python": random.getstate(),
-                    "cuda": torch.cuda.get_rng_state_all() if cuda else None},
-        }, ckpt_path)
-        atomic_write_json(hist_path, history)
+    parts = _Parts(model, optimizer, make_scheduler(optimizer, config),
+                   torch.amp.GradScaler("cuda", enabled=device.startswith("cuda") and config.amp),
+                   device, out_dir)
+    state = _State(_new_history(monitor, config))
+    if resume and (out_dir / CHECKPOINT).is_file():
+        state = _resume(parts, fingerprint, config)
+    while not state.history["finished"] and state.epoch < config.epochs:
+        record = _train_epoch(parts, train_loader, val_loader, step, metrics, config, state.epoch)
+        _end_epoch(parts, state, record, monitor, config)
+        _save_state(parts, state, fingerprint)
         if on_epoch_end is not None:
             on_epoch_end(record)
+    return _finish(parts, state, monitor, config)
+
+
+def _monitored(monitor: str, has_val: bool) -> str:
+    """The history key early stopping watches: a ``val_`` metric becomes its ``train_`` one
+    when there is no validation data."""
+    if has_val or not monitor.startswith("val_"):
+        return monitor
+    log.info("no validation data: monitoring %s instead", "train_" + monitor[4:])
+    return "train_" + monitor[4:]
+
+
+def _new_history(monitor: str, config: LoopConfig) -> dict[str, Any]:
+    return {"monitor": monitor, "mode": config.mode, "best_epoch": None, "best": None,
+            "stopped_early": False, "finished": False, "config": config.to_dict(), "epochs": []}
+
+
+def _resume(parts: _Parts, fingerprint: dict[str, Any] | None, config: LoopConfig) -> _State:
+    """Restore the run saved in ``out_dir``'s checkpoint (weights, optimizer, scheduler,
+    scaler, RNGs) and return where it stood; a finished run that ran out of epochs goes on
+    when more are asked for now."""
+    import torch
+
+    # on the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest
+    saved = load_checkpoint(parts.out_dir / CHECKPOINT)
+    check_fingerprint(saved.get("fingerprint"), fingerprint, parts.out_dir)
+    parts.model.load_state_dict(saved["model"])
+    parts.optimizer.load_state_dict(saved["optimizer"])
+    if parts.scheduler is not None and saved.get("scheduler") is not None:
+        parts.scheduler.load_state_dict(saved["scheduler"])
+    if saved.get("scaler") is not None:
+        parts.scaler.load_state_dict(saved["scaler"])
+    state = _State(saved["history"], saved["epoch"], saved["bad_epochs"])
+    torch.set_rng_state(saved["rng"]["torch"])
+    np.random.set_state(_numpy_state(saved["rng"]["numpy"]))
+    random.setstate(saved["rng"]["python"])
+    if parts.cuda and saved["rng"].get("cuda") is not None:
+        torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
+    history = state.history
+    if history["finished"] and not history["stopped_early"] and state.epoch < config.epochs:
+        history["finished"] = False  # ran out of epochs before; more were asked for now
+    log.info("resuming %s after epoch %d", parts.out_dir, state.epoch)
+    return state
+
+
+def _train_epoch(parts: _Parts, train_loader: DataLoader, val_loader: DataLoader | None,
+                step: StepFn, metrics: MetricsFn, config: LoopConfig, epoch: int
+                ) -> dict[str, Any]:
+    """Train one epoch (number ``epoch``, from 0), validate; the epoch's record."""
+    t0 = time.perf_counter()
+    lr = parts.optimizer.param_groups[0]["lr"]
+    if hasattr(train_loader, "generator") and train_loader.generator is not None:
+        train_loader.generator.manual_seed(config.seed + epoch)
+    tr = run_epoch(parts.model, train_loader, step, metrics, parts.device, config,
+                   optimizer=parts.optimizer, scaler=parts.scaler,
+                   desc=f"epoch {epoch + 1}/{config.epochs}")
+    record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
+    record.update({f"train_{k}": v for k, v in tr.items()})
+    if val_loader is not None:
+        va = run_epoch(parts.model, val_loader, step, metrics, parts.device, config,
+                       optimizer=None, scaler=None, desc="validate")
+        record.update({f"val_{k}": v for k, v in va.items()})
+    record["time_s"] = round(time.perf_counter() - t0, 3)
+    return record
+
+
+def _end_epoch(parts: _Parts, state: _State, record: dict[str, Any], monitor: str,
+               config: LoopConfig) -> None:
+    """Count the epoch in ``state``: keep the best weights, step the scheduler, append the
+    record, decide whether the run has finished, and log the epoch."""
+    if monitor not in record:
+        raise UnknownNameError(f"monitored metric {monitor!r} not among {sorted(record)}")
+    value, history = record[monitor], state.history
+    state.epoch += 1
+    if improved(value, history["best"], config.mode, config.min_delta):
+        history["best"], history["best_epoch"], state.bad_epochs = value, state.epoch, 0
+        save_checked(parts.model.state_dict(), parts.out_dir / BEST)
+    else:
+        state.bad_epochs += 1
+    if parts.scheduler is not None:
+        if config.scheduler == "plateau":
+            parts.scheduler.step(value)
+        else:
+            parts.scheduler.step()
+    history["epochs"].append(record)
+    stop = config.patience > 0 and state.bad_epochs >= config.patience
+    if stop or state.epoch >= config.epochs:
+        history["finished"] = True
+        history["stopped_early"] = stop and state.epoch < config.epochs
+    log.info(
+        "epoch %d/%d  %s  lr %.2e  %.1fs%s", state.epoch, config.epochs,
+        "  ".join(f"{k} {v:.4f}" for k, v in record.items()
+                  if k.startswith(("train_", "val_"))),
+        record["lr"], record["time_s"], "  (best)" if history["best_epoch"] == state.epoch
+        else "",
+    )
+
+
+def _save_state(parts: _Parts, state: _State, fingerprint: dict[str, Any] | None) -> None:
+    """Write the checkpoint a rerun resumes from (the RNGs' states as they are now) and the
+    history."""
+    import torch
+
+    save_checked({
+        "model": parts.model.state_dict(), "optimizer": parts.optimizer.state_dict(),
+        "scheduler": parts.scheduler.state_dict() if parts.scheduler is not None else None,
+        "scaler": parts.scaler.state_dict(), "epoch": state.epoch,
+        "bad_epochs": state.bad_epochs, "history": state.history, "fingerprint": fingerprint,
+        "rng": {"torch": torch.get_rng_state(), "numpy": _plain_numpy_state(),
+                "python": random.getstate(),
+                "cuda": torch.cuda.get_rng_state_all() if parts.cuda else None},
+    }, parts.out_dir / CHECKPOINT)
+    atomic_write_json(parts.out_dir / HISTORY, state.history)
+
+
+def _finish(parts: _Parts, state: _State, monitor: str, config: LoopConfig) -> FitResult:
+    """Mark the history finished, load the best weights back into the model."""
+    history = state.history
     if not history["finished"]:  # resumed at or past config.epochs (epochs lowered)
         history["finished"] = True
-        atomic_write_json(hist_path, history)
+        atomic_write_json(parts.out_dir / HISTORY, history)
     if history["stopped_early"]:
         log.info("early stop: no %s improvement for %d epochs", monitor, config.patience)
+    best_path = parts.out_dir / BEST
     if best_path.is_file():
-        model.load_state_dict(load_checkpoint(best_path, map_location=device))
+        parts.model.load_state_dict(load_checkpoint(best_path, map_location=parts.device))
     best = history["best"]
     log.info("best %s %s at epoch %s", monitor, "n/a" if best is None else f"{best:.4f}",
              history["best_epoch"])
     return FitResult(
         history=history, best_epoch=history["best_epoch"] or 0, best=history["best"] or 0.0,
-        epochs_run=len(history["epochs"]), stopped_early=history["stopped_early"], device=device,
+        epochs_run=len(history["epochs"]), stopped_early=history["stopped_early"],
+        device=parts.device,
     )
-
-
 def save_checked(obj: Any, path: Path) -> None:
     """``torch.save`` ``obj`` to ``path`` (atomically) and record its sha256 in the folder's
     :data:`CHECKSUMS` file, which :func:`load_checkpoint` checks."""

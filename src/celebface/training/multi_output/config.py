@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from celebface.errors import InputError
 from celebface.recognition.spec import DEFAULT_TTA, check_tta
-from celebface.training.loop import LoopConfig, RunSettings
+from celebface.training.loop import RUN_SETTINGS, SCHEDULE_SETTINGS, LoopConfig
+from celebface.validate import settings_group
 
 KIND = "multi-output"
 #: what the identity head reads: the face box's region (RoIAlign of a stride-8 map or of the
@@ -19,7 +20,7 @@ IDENTITY_FROM = ("box", "crop", "face", "scene")
 
 
 @dataclass
-class MultiOutputConfig(RunSettings):
+class MultiOutputConfig:
     """Settings of ``celebface train --model multi-output`` (network, losses and fit loop)."""
 
     input_size: int = 224  #: square input side (InceptionV3 needs at least 75)
@@ -53,15 +54,11 @@ class MultiOutputConfig(RunSettings):
     tta: str = DEFAULT_TTA  #: ``flip``: predictions average the image's and its mirror image's
     val_fraction: float = 0.15  #: used when the data has no splits
     limit_per_class: int | None = None  #: at most this many train images per identity
-    # fit loop (see celebface.training.loop.LoopConfig)
-    epochs: int = 30
-    batch_size: int = 32
-    lr: float = 1e-3
-    lr_decay: float = 0.95
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-    patience: int = 5
-    monitor: str = "val_score"  #: ``score`` = mean of accuracy and mean IoU
+    #: fit loop; it monitors ``val_score``, the mean of accuracy and mean IoU (``mode`` follows
+    #: ``monitor``: min for a loss, else max)
+    loop: LoopConfig = field(
+        default_factory=lambda: LoopConfig(epochs=30, batch_size=32, monitor="val_score"),
+        metadata=settings_group(RUN_SETTINGS + SCHEDULE_SETTINGS + ("optimizer", "monitor")))
 
     def __post_init__(self) -> None:
         from celebface.training.backbones import spec
@@ -82,11 +79,8 @@ class MultiOutputConfig(RunSettings):
                              f"{self.landmark_head!r}")
         if self.face_head not in ("softmax", "cosface"):
             raise InputError(f"face_head must be softmax or cosface, not {self.face_head!r}")
-
-    def loop_config(self) -> LoopConfig:
-        names = {f.name for f in dataclasses.fields(LoopConfig)}
-        values = {k: v for k, v in dataclasses.asdict(self).items() if k in names}
-        return LoopConfig(mode="min" if self.monitor.endswith("loss") else "max", **values)
+        self.loop = dataclasses.replace(
+            self.loop, mode="min" if self.loop.monitor.endswith("loss") else "max")
 
     def network(self) -> dict[str, Any]:
         """What rebuilds the network and its preprocessing (saved in ``model.json``)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from celebface.training.multi_output.losses import make_step, multi_output_metri
 from celebface.training.multi_output.model import MultiOutputModel
 from celebface.training.multi_output.net import MultiOutputNet, build_net
 from celebface.training.registry import make_config
+from celebface.validate import flat_settings
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def train(data: str | Path, out: str | Path, **config: Any) -> MultiOutputModel:
             f"{data}: the multi-output model needs a box-and-identity dataset, the output "
             "folder of `celebface synth` or `celebface crop` (with its manifest.csv)")
     dataset = open_dataset(data, boxes=True)
-    train_items, val_items = split_items(dataset, cfg.val_fraction, cfg.seed)
+    train_items, val_items = split_items(dataset, cfg.val_fraction, cfg.loop.seed)
     if cfg.limit_per_class:
         train_items = first_per_identity(train_items, cfg.limit_per_class)
     label_names = sorted({it.identity for it in train_items})
@@ -51,29 +51,29 @@ def train(data: str | Path, out: str | Path, **config: Any) -> MultiOutputModel:
                     ", ".join(unseen))
     log.info("multi-output: %d train / %d val images, %d identities",
              len(train_items), len(val_items), len(label_names))
-    train_arr = load_box_arrays(train_items, label_names, cfg.input_size, cfg.progress)
-    val_arr = load_box_arrays(val_items, label_names, cfg.input_size, cfg.progress)
+    train_arr = load_box_arrays(train_items, label_names, cfg.input_size, cfg.loop.progress)
+    val_arr = load_box_arrays(val_items, label_names, cfg.input_size, cfg.loop.progress)
     if len(train_arr.labels) == 0:
         raise InputError(f"{data}: no readable training images")
     if cfg.identity_from == "face":  # landmark targets: dlib's 5-point alignment in the box
         for arr in (train_arr, val_arr):
-            arr.landmarks = face_landmarks(arr.images, arr.boxes, cfg.progress)
+            arr.landmarks = face_landmarks(arr.images, arr.boxes, cfg.loop.progress)
     val_ds = BoxTensorDataset(val_arr) if len(val_arr.labels) else None
 
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.loop.seed)
     out = Path(out)
     resuming = (out / "checkpoints" / "checkpoint.pt").is_file()
     net = build_net(len(label_names), cfg.network(), cfg.weights, load_pretrained=not resuming,
                     freeze=cfg.freeze)
     if cfg.identity_from == "face" and not resuming:
-        init_face_head(net, train_arr, len(label_names), cfg.batch_size)
+        init_face_head(net, train_arr, len(label_names), cfg.loop.batch_size)
     result = fit(net, BoxTensorDataset(train_arr, augment=cfg.augment), val_ds,
-                 out / "checkpoints", cfg.loop_config(), step=make_step(cfg),
+                 out / "checkpoints", cfg.loop, step=make_step(cfg),
                  metrics=multi_output_metrics,
                  fingerprint=run_fingerprint(cfg, data, label_names))
     atomic_write_json(out / "history.json", result.history)
     meta = {
-        "config": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "progress"},
+        "config": {k: v for k, v in flat_settings(cfg).items() if k != "progress"},
         "data": str(Path(data).resolve()),
         "data_kind": f"box dataset ({dataset.kind})",
         "train_count": len(train_arr.labels), "val_count": len(val_arr.labels),
@@ -81,7 +81,7 @@ def train(data: str | Path, out: str | Path, **config: Any) -> MultiOutputModel:
         "best": result.best if val_ds is not None else None, "trained_on": result.device,
     }
     model = MultiOutputModel(label_names, net.cpu(), cfg.network(), meta,
-                             batch_size=cfg.batch_size, tta=cfg.tta)
+                             batch_size=cfg.loop.batch_size, tta=cfg.tta)
     model.save(out)
     return model
 
