@@ -84,13 +84,13 @@ def embed(
     rule of :mod:`celebface.detection.finder`, on ``device``. A single image (a path, a PIL
     image, an H x W (x 3) array) counts as a list of one."""
     from celebface.detection import get_finder
-    from celebface.recognition import EmbedderSpec, default_embedder
+    from celebface.recognition import EmbedderSpec
 
     if _single_image(images):
         images = [images]
     rgb = [load_rgb(im) for im in images]
     located = get_finder(device=device).locate(rgb, faces, "auto")
-    return default_embedder(EmbedderSpec(embedder, tta), device).embed(rgb, located)
+    return EmbedderSpec(embedder, tta).build(device).embed(rgb, located)
 
 
 def _single_image(images: Any) -> bool:

@@ -22,6 +22,7 @@ from celebface.errors import InputError
 from celebface.gallery import Gallery, get_matcher
 from celebface.gallery.defaults import FALLBACK_THRESHOLD
 from celebface.gallery.matching import DEFAULT_MATCH, Matcher, match
+from celebface.gallery.store import GalleryError
 from celebface.types import Face, Match
 
 log = logging.getLogger(__name__)
@@ -221,33 +222,30 @@ class Recognizer:
 
     @property
     def embedder(self) -> Any:
+        """The embedder given, else the model's, else the one the gallery names (built by its
+        :class:`~celebface.recognition.spec.EmbedderSpec`; a warning when this version's
+        settings differ from those the gallery recorded)."""
         if self._embedder is None:
             if self.model is not None and hasattr(self.model, "embedder"):
                 self._embedder = self.model.embedder
+            elif self.gallery is None:
+                raise InputError("no embedder: pass one, or a gallery or model that names theirs")
             else:
-                self._embedder = self._gallery_embedder()
+                spec = self.gallery.spec
+                embedder = spec.build(self.config.device)
+                dim = getattr(embedder, "dim", None)
+                if dim and self.gallery.dim and dim != self.gallery.dim:
+                    raise GalleryError(
+                        f"{self.gallery.path or 'the gallery'}: its manifest names the "
+                        f"{spec.name} embedder ({dim}-d vectors) but it holds "
+                        f"{self.gallery.dim}-d embeddings (edited or damaged); enroll the "
+                        "photos again")
+                if not spec.made_by(embedder):
+                    log.warning("embedder settings %s differ from the gallery's %s: "
+                                "similarities may be off; re-enroll with this version",
+                                embedder.settings(), spec.settings)
+                self._embedder = embedder
         return self._embedder
-
-    def _gallery_embedder(self) -> Any:
-        from celebface.recognition.spec import EmbedderSpec, build_embedder
-
-        if self.gallery is None:
-            raise InputError("no embedder: pass one, or a gallery or model that names theirs")
-        spec = self.gallery.spec
-        embedder = build_embedder(spec, self.config.device)
-        dim = getattr(embedder, "dim", None)
-        if dim and self.gallery.dim and dim != self.gallery.dim:
-            from celebface.gallery.store import GalleryError
-
-            where = self.gallery.path or "the gallery"
-            raise GalleryError(f"{where}: its manifest names the {spec.name} embedder "
-                               f"({dim}-d vectors) but it holds {self.gallery.dim}-d "
-                               "embeddings (edited or damaged); enroll the photos again")
-        want = spec.settings
-        if want and not EmbedderSpec.of(embedder, spec.name, spec.tta).same_vectors(spec):
-            log.warning("embedder settings %s differ from the gallery's %s: similarities may be "
-                        "off; re-enroll with this version", embedder.settings(), want)
-        return embedder
 
     @property
     def names(self) -> list[str]:

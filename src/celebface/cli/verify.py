@@ -48,7 +48,6 @@ def _describe(face: object, whole: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from celebface.recognition import EmbedderSpec, default_embedder
     from celebface.verification import verify
     from celebface.verification.compare import face_finder, gallery_settings
 
@@ -57,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         embedder, calibrated = gallery_settings(args.gallery, args.device)
         threshold = calibrated if threshold is None else threshold
     else:
-        embedder = default_embedder(EmbedderSpec(args.embedder, args.tta), args.device)
+        embedder = EmbedderSpec(args.embedder, args.tta).build(args.device)
     detector = face_finder(args.detector, args.device)
     out = verify(args.image_a, args.image_b, detector=detector or "none", embedder=embedder,
                  threshold=threshold, all_faces=args.all, crop=args.crop)

@@ -111,12 +111,11 @@ def _faces(photos: list[Path], root: Path, config: ClusterConfig, summary: Clust
 
     from celebface.geometry import crop_face
     from celebface.io import read_image
-    from celebface.recognition import default_embedder
     from celebface.verification import find_and_embed
     from celebface.verification.compare import face_finder
 
     finder = face_finder(config.detector, config.device)
-    embedder = default_embedder(config.spec, config.device)
+    embedder = config.spec.build(config.device)
     out: list[_Face] = []
     bar = tqdm(total=len(photos), desc="cluster: detect+embed", unit="photo",
                disable=not progress)
@@ -149,7 +148,6 @@ def _faces(photos: list[Path], root: Path, config: ClusterConfig, summary: Clust
 def cluster_photos(photos: str | Path, out: str | Path, config: ClusterConfig | None = None,
                    progress: bool = True) -> ClusterSummary:
     """Find, embed and group every face under ``photos``; write ``out`` (see module doc)."""
-    from celebface.recognition import default_embedder
     from celebface.verification import cluster_threshold, rerank_cut
 
     config = config or ClusterConfig()
@@ -164,13 +162,13 @@ def cluster_photos(photos: str | Path, out: str | Path, config: ClusterConfig | 
     if method not in METHODS:
         raise ClusterError(f"unknown clustering method {method!r}: choose {', '.join(METHODS)}")
     if method == "rerank" and cut is None:
-        cut = rerank_cut(default_embedder(config.spec, config.device))
+        cut = rerank_cut(config.spec.build(config.device))
         if cut is None:
             log.warning("no measured re-ranking cut for embedder %s: clustering by average "
                         "linkage; give a cut to re-rank", config.spec.describe())
             method = "agglomerative"
     if threshold is None:
-        threshold = cluster_threshold(default_embedder(config.spec, config.device), method)
+        threshold = cluster_threshold(config.spec.build(config.device), method)
     summary = ClusterSummary(out, photos=len(files), threshold=float(threshold), method=method,
                              cut=cut if method == "rerank" else None)
     faces = _faces(files, root, config, summary, progress)

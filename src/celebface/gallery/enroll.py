@@ -14,7 +14,7 @@ from celebface.data import FaceDataset
 from celebface.gallery.faces import (
     FaceSet,
     FaceSetConfig,
-    build_models,
+    build_detector,
     embed_items,
     is_embeddings_dir,
     load_embedded,
@@ -305,7 +305,7 @@ def _embed_photos(
         log.info("%d photos already enrolled, %d to embed", summary.reused, len(todo))
     if not todo:
         return photos
-    embedder, detector = models or build_models(config)
+    embedder, detector = models or (config.spec.build(config.device), build_detector(config))
     photos.spec = embedder_spec(embedder, config)
     if current is not None:
         check_same_embedder(current, photos.spec)  # refuse before embedding anything

@@ -33,13 +33,6 @@ def embedder_spec(meta: dict[str, Any]) -> dict[str, Any]:
     return EmbedderSpec.from_dict(meta.get("embedder") or meta).to_dict()
 
 
-def build_embedder(spec: dict[str, Any], device: str = "auto") -> Any:
-    """The :class:`~celebface.recognition.base.Embedder` described by ``spec``."""
-    from celebface.recognition.spec import build_embedder as build
-
-    return build(spec, device)
-
-
 def embedder_settings(meta: dict[str, Any], spec: EmbedderSpec) -> dict[str, Any]:
     """The spec stored in a model: from the embeddings' metadata, else the settings' own."""
     return embedder_spec(meta) if meta else spec.to_dict()
@@ -81,8 +74,8 @@ class EmbeddingModel(TrainedModel):
     @property
     def embedder(self) -> Any:
         if self._embedder is None:
-            self._embedder = build_embedder(self.meta.get("embedder", DEFAULT_EMBEDDER),
-                                            self.device)
+            self._embedder = EmbedderSpec.from_dict(
+                self.meta.get("embedder", DEFAULT_EMBEDDER)).build(self.device)
         return self._embedder
 
     @abstractmethod

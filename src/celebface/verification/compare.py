@@ -12,6 +12,7 @@ from celebface.detection.finder import FaceFinder, as_finder, get_finder
 from celebface.detection.registry import DEFAULT_DETECTOR
 from celebface.errors import InputError
 from celebface.io.images import as_rgb
+from celebface.recognition.spec import EmbedderSpec
 from celebface.types import Verification
 from celebface.verification.faces import embed_found, locate
 from celebface.verification.thresholds import gallery_pair_threshold, pair_threshold
@@ -34,9 +35,7 @@ def _label(image: Any, index: int) -> str:
 
 def gallery_embedder(gallery: Any, device: str = "auto") -> Any:
     """The embedder a gallery was built with (its calibrated threshold holds for it only)."""
-    from celebface.recognition import default_embedder
-
-    return default_embedder(gallery.spec, device)
+    return gallery.spec.build(device)
 
 
 def gallery_settings(gallery: str | Path | Any, device: str = "auto") -> tuple[Any, float]:
@@ -87,10 +86,8 @@ def verify(
     ``threshold``: the cosine at or above which the faces are the same person (default: the
     embedder's measured pair threshold, :mod:`celebface.verification.thresholds`).
     """
-    from celebface.recognition import default_embedder
-
     finder = face_finder(detector)
-    embedder = embedder if embedder is not None else default_embedder()
+    embedder = embedder if embedder is not None else EmbedderSpec().build()
     if threshold is None:
         threshold = pair_threshold(embedder)
     images = [as_rgb(image_a), as_rgb(image_b)]
