@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -22,7 +22,8 @@ from celebface.errors import InputError
 from celebface.gallery import Gallery, get_matcher
 from celebface.gallery.defaults import FALLBACK_THRESHOLD
 from celebface.gallery.matching import DEFAULT_MATCH, Matcher, match
-from celebface.gallery.store import GalleryError
+from celebface.gallery.store import GalleryError, GalleryStore
+from celebface.gallery.stores import open_store
 from celebface.types import Face, Match
 
 log = logging.getLogger(__name__)
@@ -182,6 +183,29 @@ class Recognizer:
         self._finders: dict[int, FaceFinder] = {}
         self._embedder = embedder
         self.stats = StageStats()
+
+    @classmethod
+    def open(
+        cls,
+        location: Gallery | str | Path | GalleryStore | None,
+        detector: str | Any = DEFAULT_DETECTOR,
+        embedder: Any | None = None,
+        config: RecognizerConfig | None = None,
+        model: str | Path | Any | None = None,
+    ) -> Self:
+        """A recogniser over the gallery at ``location``: a folder, a ``postgresql://`` URL
+        or a :class:`~celebface.gallery.store.GalleryStore` (read once, through
+        :func:`~celebface.gallery.stores.open_store`), or a loaded :class:`Gallery`; ``None``
+        with ``model``. The other arguments are the constructor's."""
+        gallery = location if isinstance(location, Gallery) else None
+        if location is not None and gallery is None:
+            store = open_store(location)
+            try:
+                gallery = store.load()
+            finally:
+                if store is not location:
+                    store.close()
+        return cls(gallery, detector=detector, embedder=embedder, config=config, model=model)
 
     # -------------------------------------------------------------- set-up
     def _threshold(self) -> float:

@@ -23,7 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("image_a", metavar="A", help="first photo")
     p.add_argument("image_b", metavar="B", help="second photo")
     p.add_argument("--gallery", metavar="GALLERY",
-                   help="use this gallery's embedder and calibrated threshold")
+                   help="use this gallery's embedder and calibrated threshold (a folder or a "
+                        "postgresql:// URL)")
     p.add_argument("--all", action="store_true", help="compare every face of A with every "
                    "face of B")
     p.add_argument("--crop", action="store_true",

@@ -1,5 +1,5 @@
-"""Calibrating a gallery folder: its unknown threshold from photos of people not in it (the
-scores and the protocol: :mod:`celebface.gallery.calibration`)."""
+"""Calibrating a gallery (a folder or a database): its unknown threshold from photos of people
+not in it (the scores and the protocol: :mod:`celebface.gallery.calibration`)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from celebface.gallery.faces import (
     load_embedded,
 )
 from celebface.gallery.matching import DEFAULT_MATCH, Matcher
-from celebface.gallery.store import Gallery, GalleryError, is_gallery
+from celebface.gallery.store import Gallery, GalleryError, GalleryStore, is_gallery
 from celebface.gallery.stores import open_store
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def matcher_key(matcher: Matcher) -> str:
 
 
 def calibrate(
-    gallery: Gallery | str | Path,
+    gallery: Gallery | str | Path | GalleryStore,
     data: str | Path | FaceSet,
     far: float = 0.01,
     *,
@@ -59,10 +59,13 @@ def calibrate(
     ``data`` holds photos (or an ``embed`` output) of people NOT in the gallery, usually with
     other photos of enrolled people (for the true-accept rate); see
     :mod:`celebface.gallery.calibration` for the recommended protocol. Photos that were
-    enrolled are not used as genuine probes. The threshold is stored in the gallery.
+    enrolled are not used as genuine probes. The threshold is stored in the gallery:
+    ``gallery`` is a :class:`Gallery`, a folder, a ``postgresql://`` URL or a store.
     """
+    store = None
     if not isinstance(gallery, Gallery):
-        gallery = Gallery.load(gallery)
+        store = open_store(gallery)
+        gallery = store.load()
     matcher = get_matcher(gallery, method, k, model)
     # a classifier names faces from its own embedder's vectors; a gallery from its embedder's
     classifier_embedder = getattr(getattr(matcher, "model", None), "embedder", None)
@@ -91,22 +94,26 @@ def calibrate(
     ids = [i for i, k_ in zip(faces.identities, keep, strict=True) if k_]
     result = calibrate_scores(matcher, emb, ids, far, gap_weight)
     if save:
-        _store_threshold(gallery, matcher_key(matcher), result)
+        if store is None and gallery.path is not None and is_gallery(gallery.path):
+            store = open_store(gallery.path)
+        _store_threshold(gallery, matcher_key(matcher), result, store)
     return result
 
 
-def _store_threshold(gallery: Gallery, key: str, result: Calibration) -> None:
-    """Store a calibration: under the gallery's lock, re-read it and refuse if its faces
-    changed meanwhile (the threshold would not hold); keep whatever else changed."""
-    if gallery.path is not None and is_gallery(gallery.path):
+def _store_threshold(gallery: Gallery, key: str, result: Calibration,
+                     store: GalleryStore | None) -> None:
+    """Store a calibration: in ``store`` under its lock, re-read the gallery and refuse if its
+    faces changed meanwhile (the threshold would not hold), keeping whatever else changed;
+    without a store, save the gallery where it was loaded from."""
+    if store is not None:
         def update(current: Gallery) -> None:
             if (current.names != gallery.names or current.sources != gallery.sources
                     or not np.array_equal(current.embeddings, gallery.embeddings)):
-                raise GalleryError(f"{gallery.path}: the gallery changed while calibrating "
+                raise GalleryError(f"{store.location}: the gallery changed while calibrating "
                                    "(another enroll?); run 'celebface calibrate' again")
             _set_threshold(current, key, result)
 
-        open_store(gallery.path).edit(update)
+        store.edit(update)
         _set_threshold(gallery, key, result)
         return
     _set_threshold(gallery, key, result)

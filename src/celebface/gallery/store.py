@@ -573,6 +573,9 @@ class GalleryStore(ABC):
         """Where enrolment caches its vectors by default (None: no default)."""
         return None
 
+    def close(self) -> None:  # noqa: B027 - nothing to release unless a store holds some
+        """Release what the store holds open (a database connection; a folder: nothing)."""
+
     def snapshot(self) -> tuple[Gallery | None, Hashable | None]:
         """The current gallery (None when there is none) and its version stamp; the stamp is
         read first, so a save in between at worst causes one more reload later."""

@@ -39,11 +39,19 @@ def gallery_embedder(gallery: Any, device: str = "auto") -> Any:
 
 
 def gallery_settings(gallery: str | Path | Any, device: str = "auto") -> tuple[Any, float]:
-    """``(embedder, threshold)`` of a gallery (object or folder)."""
+    """``(embedder, threshold)`` of a gallery (object, folder, ``postgresql://`` URL or
+    store)."""
     from celebface.gallery import Gallery
+    from celebface.gallery.stores import open_store
 
     if not isinstance(gallery, Gallery):
-        gallery = Gallery.load(gallery)
+        store = open_store(gallery)
+        try:
+            loaded = store.load()
+        finally:
+            if store is not gallery:  # opened here
+                store.close()
+        gallery = loaded
     return gallery_embedder(gallery, device), gallery_pair_threshold(gallery)
 
 
