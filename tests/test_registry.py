@@ -128,6 +128,34 @@ def test_gallery_spec_is_parsed_once_and_follows_a_new_embedder() -> None:
     assert g.spec.name == "facenet" and g.spec.tta == "none"
 
 
+def test_an_old_manifest_layout_is_migrated_on_load_and_saved_in_todays(tmp_path: Path,
+                                                                       rng) -> None:
+    import json
+
+    from celebface.gallery.stores import open_store
+
+    g = Gallery(embedder={"name": "dlib", "tta": "flip"})
+    g.add(rng.normal(size=(2, 4)).astype(np.float32), ["ann", "bo"], ["p1", "p2"])
+    g.save(tmp_path / "g")
+    manifest = tmp_path / "g" / "gallery.json"
+    old = json.loads(manifest.read_text())
+    old["embedder"] = {"name": "dlib", "options": {"tta": "flip", "aligner": "predictor"},
+                       "settings": {"tta": "flip", "dim": 4}}  # as an earlier version wrote it
+    manifest.write_text(json.dumps(old))
+    loaded = Gallery.load(tmp_path / "g")
+    assert loaded.embedder == {"name": "dlib", "tta": "flip", "options": {"aligner": "predictor"},
+                               "settings": {"dim": 4}}
+    assert loaded.spec == EmbedderSpec("dlib", "flip", {"aligner": "predictor"}, {"dim": 4})
+    open_store(tmp_path / "g").edit(lambda gallery: gallery.remove("bo"))
+    assert json.loads(manifest.read_text())["embedder"] == loaded.embedder
+    # an embeddings folder's embedding.json of an earlier version (no "embedder")
+    meta = {"model": "facenet", "tta": "flip", "weights_path": "/w.pt",
+            "settings": {"model": "facenet", "dim": 512, "box_margin": 0.2}}
+    assert EmbedderSpec.of_embeddings(meta) == EmbedderSpec(
+        "facenet", "flip", {"box_margin": 0.2, "weights": "/w.pt"},
+        {"model": "facenet", "dim": 512, "box_margin": 0.2})
+
+
 def test_the_service_keeps_the_gallery_tta() -> None:
     """The service enrols (and builds its embedder) with the gallery's whole spec."""
     g = Gallery(embedder={"name": "dlib", "tta": "flip", "options": {"aligner": "predictor"}})

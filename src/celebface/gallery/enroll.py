@@ -222,7 +222,7 @@ def mark_changed(gallery: Gallery, changed: bool = True) -> None:
 
 def embedded_spec(meta: dict[str, Any]) -> dict[str, Any]:
     """The embedder spec of an ``embed`` output's metadata."""
-    return EmbedderSpec.from_dict(meta.get("embedder") or meta).to_dict()
+    return EmbedderSpec.of_embeddings(meta).to_dict()
 
 
 def named_people(dataset: FaceDataset, summary: EnrollSummary) -> FaceDataset:

@@ -53,24 +53,18 @@ class EmbedderSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> EmbedderSpec:
-        """Read a spec, also from the layouts of earlier versions (a gallery's ``tta`` inside
-        ``options``; an ``embedding.json``'s ``model``/``settings``/``weights_path``)."""
-        d = dict(d or {})
+        """Read a spec written by :meth:`to_dict` (an empty one: :data:`LEGACY_EMBEDDER`);
+        the layouts of earlier versions are turned into this one by :func:`migrate_spec`
+        where they are loaded."""
         if not d:
             return cls(LEGACY_EMBEDDER)
-        options = dict(d.get("options") or {})
-        tta = str(d.get("tta") or options.pop("tta", None) or DEFAULT_TTA)
-        options.pop("tta", None)
-        settings = dict(d.get("settings") or {})
-        name = d.get("name")
-        if name is None:  # an embedding.json of an earlier version
-            name = (settings.get("model_dir") or d.get("model")
-                    or settings.get("model", LEGACY_EMBEDDER))
-            options = {k: v for k, v in settings.items() if k not in _DESCRIPTIVE}
-            if d.get("weights_path"):
-                options["weights"] = d["weights_path"]
-        settings.pop("tta", None)
-        return cls(str(name), tta, options, settings)
+        return cls(str(d.get("name", LEGACY_EMBEDDER)), str(d.get("tta") or DEFAULT_TTA),
+                   dict(d.get("options") or {}), dict(d.get("settings") or {}))
+
+    @classmethod
+    def of_embeddings(cls, meta: dict[str, Any]) -> EmbedderSpec:
+        """The spec of an embeddings folder's ``embedding.json`` (of any version)."""
+        return cls.from_dict(migrate_spec(meta.get("embedder") or meta))
 
     @classmethod
     def of(cls, embedder: Any, name: str, tta: str, options: dict[str, Any] | None = None
@@ -153,6 +147,29 @@ class EmbedderSpec:
     def describe(self) -> str:
         return f"{self.name} (tta {self.tta}{', ' if self.options else ''}" + ", ".join(
             f"{k}={v}" for k, v in sorted(self.options.items())) + ")"
+
+
+def migrate_spec(d: dict[str, Any] | None) -> dict[str, Any]:
+    """An embedder description of any version in today's layout (:meth:`EmbedderSpec.to_dict`;
+    empty stays empty): a gallery's ``tta`` inside ``options``, and an ``embedding.json`` that
+    names no embedder (its ``model``, ``settings`` and ``weights_path``), as earlier versions
+    wrote them. Applied once where a description is loaded (every :class:`Gallery`, so the
+    next save writes today's layout; embeddings folders), so nothing else reads old ones."""
+    d = dict(d or {})
+    if not d:
+        return {}
+    settings = {k: v for k, v in (d.get("settings") or {}).items() if k != "tta"}
+    options = dict(d.get("options") or {})
+    tta = d.get("tta") or options.get("tta") or DEFAULT_TTA
+    options.pop("tta", None)
+    name = d.get("name")
+    if name is None:  # an embedding.json of an earlier version
+        name = (settings.get("model_dir") or d.get("model")
+                or settings.get("model", LEGACY_EMBEDDER))
+        options = {k: v for k, v in settings.items() if k not in _DESCRIPTIVE}
+        if d.get("weights_path"):
+            options["weights"] = d["weights_path"]
+    return {"name": str(name), "tta": str(tta), "options": options, "settings": settings}
 
 
 def _plain(d: dict[str, Any]) -> dict[str, str]:

@@ -30,7 +30,7 @@ def softmax(scores: np.ndarray, axis: int = -1) -> np.ndarray:
 def embedder_spec(meta: dict[str, Any]) -> dict[str, Any]:
     """The :class:`~celebface.recognition.spec.EmbedderSpec` (as a dict) of an embeddings
     folder's ``embedding.json``."""
-    return EmbedderSpec.from_dict(meta.get("embedder") or meta).to_dict()
+    return EmbedderSpec.of_embeddings(meta).to_dict()
 
 
 def embedder_settings(meta: dict[str, Any], spec: EmbedderSpec) -> dict[str, Any]:
