@@ -333,6 +333,9 @@ def test_recognize_calibrate_and_verify_take_a_database_gallery(
         answers.append(json.loads(capsys.readouterr().out.splitlines()[0]))
     assert answers[0] == answers[1] and answers[0]["same"]
 
+    assert main(["recognize", str(ben), "--gallery", db_url("celebface_no_such_db")]) == 2
+    assert "cannot connect" in capsys.readouterr().err
+
     assert celebface.recognize(ben, pg_url, device="cpu")[0].identity == "ben_afflek"
     store.edit(lambda g: g.remove("ben_afflek"))  # a new version: read again
     assert celebface.recognize(ben, pg_url, device="cpu")[0].identity != "ben_afflek"
