@@ -109,22 +109,23 @@ class EmbedderSpec:
         wrapped in :class:`~celebface.recognition.tta.FlipTTA` for ``tta="flip"``. Built once
         per process for each name, TTA, options and device (the last few are kept; a model
         folder again once its ``model.json`` changes)."""
-        key = (json.dumps([self.name, self.tta, self.options], sort_keys=True, default=str),
+        # a weights option of None: no weights file given (the builder's default)
+        options = {k: v for k, v in self.options.items() if not (k == "weights" and v is None)}
+        key = (json.dumps([self.name, self.tta, options], sort_keys=True, default=str),
                str(device), generation(), _folder_stamp(self.name))
         with _BUILT_LOCK:
             if key in _BUILT:
                 _BUILT.move_to_end(key)
                 return _BUILT[key]
-        embedder = self._construct(device)
+        embedder = self._construct(device, options)
         with _BUILT_LOCK:
             _BUILT[key] = embedder
             while len(_BUILT) > _KEEP:
                 _BUILT.popitem(last=False)
         return embedder
 
-    def _construct(self, device: str) -> Embedder:
+    def _construct(self, device: str, options: dict[str, Any]) -> Embedder:
         check_tta(self.tta)
-        options = {k: v for k, v in self.options.items() if not (k == "weights" and v is None)}
         build = registered_builder(self.name)
         try:
             if build is not None:
