@@ -204,10 +204,8 @@ def test_spec_builds_once_per_spec(registered) -> None:
     flipped = EmbedderSpec("colour", "flip", {"offset": 2.0}).build("cpu")
     assert isinstance(flipped, FlipTTA) and flipped.base.offset == 2.0
     assert EmbedderSpec("colour", "flip", {"offset": 2.0}).build("cpu") is flipped
-    from celebface.verification.compare import gallery_embedder
-
     g = Gallery(embedder={"name": "colour", "tta": "flip", "options": {"offset": 2.0}})
-    assert gallery_embedder(g, "cpu") is flipped  # a gallery's options are kept too
+    assert g.spec.build("cpu") is flipped  # a gallery's options are kept too
     # a new registration of the name: built again by the new builder
     register_embedder("colour", lambda device="auto", **o: MeanColourEmbedder("colour", **o),
                       registered)

@@ -23,7 +23,7 @@ from celebface.gallery import Gallery, get_matcher
 from celebface.gallery.defaults import FALLBACK_THRESHOLD
 from celebface.gallery.matching import DEFAULT_MATCH, Matcher, match
 from celebface.gallery.store import GalleryError, GalleryStore
-from celebface.gallery.stores import open_store
+from celebface.gallery.stores import load_gallery
 from celebface.types import Face, Match
 
 log = logging.getLogger(__name__)
@@ -197,14 +197,7 @@ class Recognizer:
         or a :class:`~celebface.gallery.store.GalleryStore` (read once, through
         :func:`~celebface.gallery.stores.open_store`), or a loaded :class:`Gallery`; ``None``
         with ``model``. The other arguments are the constructor's."""
-        gallery = location if isinstance(location, Gallery) else None
-        if location is not None and gallery is None:
-            store = open_store(location)
-            try:
-                gallery = store.load()
-            finally:
-                if store is not location:
-                    store.close()
+        gallery = None if location is None else load_gallery(location)
         return cls(gallery, detector=detector, embedder=embedder, config=config, model=model)
 
     # -------------------------------------------------------------- set-up

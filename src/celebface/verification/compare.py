@@ -33,26 +33,14 @@ def _label(image: Any, index: int) -> str:
     return str(image) if isinstance(image, str | Path) else f"image {'AB'[index]}"
 
 
-def gallery_embedder(gallery: Any, device: str = "auto") -> Any:
-    """The embedder a gallery was built with (its calibrated threshold holds for it only)."""
-    return gallery.spec.build(device)
-
-
 def gallery_settings(gallery: str | Path | Any, device: str = "auto") -> tuple[Any, float]:
     """``(embedder, threshold)`` of a gallery (object, folder, ``postgresql://`` URL or
     store)."""
-    from celebface.gallery import Gallery
-    from celebface.gallery.stores import open_store
+    from celebface.gallery.stores import load_gallery
 
-    if not isinstance(gallery, Gallery):
-        store = open_store(gallery)
-        try:
-            loaded = store.load()
-        finally:
-            if store is not gallery:  # opened here
-                store.close()
-        gallery = loaded
-    return gallery_embedder(gallery, device), gallery_pair_threshold(gallery)
+    gallery = load_gallery(gallery)
+    # the embedder the gallery was built with: its calibrated threshold holds for it only
+    return gallery.spec.build(device), gallery_pair_threshold(gallery)
 
 
 def face_finder(detector: Any | None, device: str = "auto") -> FaceFinder | None:
