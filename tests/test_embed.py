@@ -173,7 +173,6 @@ def test_facenet_weights_file_is_kept_for_rebuilding(tmp_path: Path,
     from facenet_pytorch import InceptionResnetV1
 
     from celebface.recognition import EmbedConfig
-    from celebface.training.embedding import embedder_spec
 
     torch.manual_seed(1)
     weights = tmp_path / "my facenet.pt"
@@ -181,9 +180,9 @@ def test_facenet_weights_file_is_kept_for_rebuilding(tmp_path: Path,
     data = _faces_dataset(tmp_path / "data", rng, per_id=1)
     emb = embed_dataset(data, tmp_path / "emb", EmbedConfig(embedder="facenet", device="cpu",
                                                             weights=str(weights), progress=False))
-    spec = embedder_spec(emb.meta)
-    assert spec["options"]["weights"] == str(weights.resolve())
-    rebuilt = EmbedderSpec.from_dict(spec).build("cpu")
+    spec = EmbedderSpec.of_embeddings(emb.meta)
+    assert spec.options["weights"] == str(weights.resolve())
+    rebuilt = spec.build("cpu")
     images = [np.asarray(Image.open(p).convert("RGB")) for p in emb.paths]
     from celebface.detection import get_finder
 

@@ -118,8 +118,6 @@ def test_fused_cosine_is_the_weighted_mean(rng: np.random.Generator) -> None:
 
 def test_dlib_plus_facenet_options_and_rebuild(rng: np.random.Generator) -> None:
     pytest.importorskip("facenet_pytorch")
-    from celebface.training.embedding import embedder_spec
-
     emb = EmbedderSpec("dlib+facenet", options={"weights": "random", "box_margin": 0.2,
                                                 "padding": 0.3, "fusion_weights": [1, 3]}
                        ).build("cpu")
@@ -129,7 +127,7 @@ def test_dlib_plus_facenet_options_and_rebuild(rng: np.random.Generator) -> None
     s = emb.settings()
     assert s["fusion_weights"] == [0.25, 0.75] and s["weights"] == "random"
     meta = {"model": emb.name, "settings": s, "tta": "flip", "weights_path": emb.weights_source}
-    rebuilt = EmbedderSpec.from_dict(embedder_spec(meta)).build("cpu")
+    rebuilt = EmbedderSpec.of_embeddings(meta).build("cpu")
     assert rebuilt.settings() == {**s, "tta": "flip"}
     with pytest.raises(TypeError, match="unknown option"):
         EmbedderSpec("dlib+facenet", options={"weights": "random", "nope": 1}).build("cpu")

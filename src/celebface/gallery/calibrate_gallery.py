@@ -16,7 +16,6 @@ import numpy as np
 from celebface.gallery.calibration import Calibration, calibrate_scores
 from celebface.gallery.enroll import (
     check_same_embedder,
-    embedded_spec,
     gallery_cache_dir,
     get_matcher,
 )
@@ -31,6 +30,7 @@ from celebface.gallery.faces import (
 from celebface.gallery.matching import DEFAULT_MATCH, Matcher
 from celebface.gallery.store import Gallery, GalleryError, GalleryStore, is_gallery
 from celebface.gallery.stores import open_store
+from celebface.recognition.spec import EmbedderSpec
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def calibrate(
     elif is_embeddings_dir(data):
         faces, meta = load_embedded(data, (config or FaceSetConfig()).split)
         if classifier_embedder is None:
-            check_same_embedder(gallery, embedded_spec(meta))
+            check_same_embedder(gallery, EmbedderSpec.of_embeddings(meta))
     else:
         config = (config or FaceSetConfig()).with_spec(gallery.spec)
         models = (classifier_embedder, build_detector(config)) if classifier_embedder else None

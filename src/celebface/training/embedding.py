@@ -27,15 +27,9 @@ def softmax(scores: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def embedder_spec(meta: dict[str, Any]) -> dict[str, Any]:
-    """The :class:`~celebface.recognition.spec.EmbedderSpec` (as a dict) of an embeddings
-    folder's ``embedding.json``."""
-    return EmbedderSpec.of_embeddings(meta).to_dict()
-
-
 def embedder_settings(meta: dict[str, Any], spec: EmbedderSpec) -> dict[str, Any]:
     """The spec stored in a model: from the embeddings' metadata, else the settings' own."""
-    return embedder_spec(meta) if meta else spec.to_dict()
+    return (EmbedderSpec.of_embeddings(meta) if meta else spec).to_dict()
 
 
 def prepare_embeddings(
