@@ -296,7 +296,7 @@ def test_recognize_calibrate_and_verify_take_a_database_gallery(
     from celebface.cli.main import main
     from serve_helpers import PEOPLE, STRANGERS, gallery_copy, held_out, photos
 
-    folder = gallery_copy(five_celeb, tmp_path / "galleries")
+    folder = gallery_copy(five_celeb, tmp_path)
     copy_gallery(folder, pg_url)
     store = open_store(pg_url)
     ben = held_out(five_celeb, "ben_afflek")
