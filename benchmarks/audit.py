@@ -51,7 +51,7 @@ def measure_bound(data: Path, n: int, seed: int, embedder_name: str = "dlib") ->
     person (negatives, nearly all distinct photos); the bound best separates them (balanced
     accuracy)."""
     from celebface.detection import get_finder
-    from celebface.recognition import get_embedder
+    from celebface.recognition import EmbedderSpec
 
     table = [(i, p) for s, i, p in rows(data) if s == "train"]
     rng = np.random.default_rng(seed)
@@ -60,7 +60,7 @@ def measure_bound(data: Path, n: int, seed: int, embedder_name: str = "dlib") ->
     for identity, path in picked:
         same = [p for i, p in table if i == identity and p != path]
         others.append(same[int(rng.integers(len(same)))])
-    embedder = get_embedder(embedder_name, device="cpu")
+    embedder = EmbedderSpec(embedder_name).build("cpu")
     locate_faces = get_finder(device="cpu", rule="auto").locate
     copy_sims, other_sims = [], []
     for lo in range(0, n, 16):

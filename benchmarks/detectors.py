@@ -92,11 +92,11 @@ def pair_up(ref: list, other: list, min_iou: float = 0.4) -> list[tuple]:
 
 def agreement(name: str, images: list[np.ndarray]) -> dict:
     from celebface.detection import get_finder
-    from celebface.recognition import get_embedder
+    from celebface.recognition import EmbedderSpec
 
     mt = get_finder(detector="mtcnn", device="cpu")
     yu = get_finder(detector="yunet", device="cpu")
-    emb = get_embedder("dlib", device="cpu")
+    emb = EmbedderSpec("dlib").build("cpu")
     t0 = time.perf_counter()
     a = [mt.find(im) for im in images]
     t1 = time.perf_counter()
@@ -140,11 +140,11 @@ def transfer(per_person: int, embedder: str = "dlib") -> dict:
     detector's own TAR at a FAR of 0.1% and 1% (how well its landmarks separate people)."""
     from celebface.detection import get_finder
     from celebface.detection.finder import pick_face
-    from celebface.recognition import get_embedder
+    from celebface.recognition import EmbedderSpec
     from celebface.recognition.registry import embedder_config
 
     threshold = embedder_config(embedder).pair_threshold["none"]
-    emb = get_embedder(embedder, device="cpu")
+    emb = EmbedderSpec(embedder).build("cpu")
     paths = pins_slice(per_person)
     people = np.array([p.parent.name for p in paths])
     images = load_rgb_files(paths)

@@ -75,11 +75,11 @@ def seed_cache(seed: Path, dest: Path, drop: Path) -> int:
     folder ``drop`` (keys computed by this checkout's engine, as ``celebface embed`` does)."""
     sys.path.insert(0, str(ROOT / "src"))
     from celebface.data import open_dataset
-    from celebface.recognition import EmbedConfig, get_embedder
+    from celebface.recognition import EmbedConfig, EmbedderSpec
     from celebface.recognition.cache import read_shard, write_shard
     from celebface.recognition.engine import EmbeddingEngine
 
-    engine = EmbeddingEngine(get_embedder("dlib", "cpu"), None, EmbedConfig())
+    engine = EmbeddingEngine(EmbedderSpec("dlib").build("cpu"), None, EmbedConfig())
     dataset = open_dataset(drop)
     gone = {engine.key(dataset, it) for it in dataset.items}
     kept = 0

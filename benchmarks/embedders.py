@@ -104,7 +104,7 @@ def speed(names: list[str], paths: list[str], faces: int, batch: int) -> dict:
 
     from celebface.detection import get_finder
     from celebface.io import read_image
-    from celebface.recognition import get_embedder
+    from celebface.recognition import EmbedderSpec
 
     torch.set_num_threads(1)
     finder = get_finder(device="cpu")
@@ -119,7 +119,7 @@ def speed(names: list[str], paths: list[str], faces: int, batch: int) -> dict:
             break
     out = {}
     for name in names:
-        emb = get_embedder(name, device="cpu")
+        emb = EmbedderSpec(name).build("cpu")
         emb.embed(images[:batch], found[:batch])  # warm-up (weights loaded)
         t0 = time.perf_counter()
         for lo in range(0, len(images), batch):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from celebface.io import read_image
-from celebface.recognition import combine_views, get_embedder
+from celebface.recognition import EmbedderSpec, combine_views
 from celebface.verification import locate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +81,7 @@ def embed_paths(paths: list[str], cache: Path, batch: int = 32, embedder: str = 
         from celebface.detection import get_finder
 
         detector = get_finder(device="cpu")
-        model = get_embedder(embedder, device="cpu")
+        model = EmbedderSpec(embedder).build("cpu")
         for lo in tqdm(range(0, len(todo), batch), desc=f"detect+embed ({embedder})",
                        unit="batch"):
             part = todo[lo:lo + batch]

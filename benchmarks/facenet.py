@@ -29,7 +29,7 @@ import numpy as np
 from celebface.data import list_dataset
 from celebface.io import atomic_write, atomic_write_json, atomic_write_text, read_image
 from celebface.io.datasets import read_splits
-from celebface.recognition import get_embedder, l2_normalize
+from celebface.recognition import EmbedderSpec, l2_normalize
 from celebface.recognition.facenet import FacenetConfig
 from celebface.recognition.fusion import fuse
 from celebface.types import Face
@@ -172,7 +172,7 @@ def speed(items, faces, n: int) -> list[dict]:
     rows.append({"method": "face_recognition-style loop (dlib, whole image, no TTA)",
                  "faces_per_s": len(chosen) / base, "speedup": 1.0})
     for name in ("dlib", "facenet", "dlib+facenet"):
-        emb = get_embedder(name, "cpu")
+        emb = EmbedderSpec(name).build("cpu")
         emb.embed_views(images[:2], fs[:2], ("orig",))  # load weights before timing
         for views in (("orig",), ("orig", "flip")):
             t = time.perf_counter()
@@ -217,9 +217,9 @@ def main() -> int:
         for m in ["whole"] + [float(v) for v in args.margins.split(",")]:
             whole = m == "whole"
             key = f"facenet_{'whole' if whole else f'pad_m{m:g}'}"  # orig view only
-            v = embed_cached(key, lambda m=m, whole=whole: get_embedder(
-                "facenet", "cpu", box_margin=0.0 if whole else m), items, faces, args.cache,
-                use_faces=not whole, views=("orig",))
+            v = embed_cached(key, lambda m=m, whole=whole: EmbedderSpec(
+                "facenet", options={"box_margin": 0.0 if whole else m}).build("cpu"),
+                items, faces, args.cache, use_faces=not whole, views=("orig",))
             study.append({"facenet input": "whole photo" if whole else
                           f"MTCNN box + {m:g}/side, black outside the photo",
                           "margin": None if whole else m,
@@ -242,13 +242,14 @@ def main() -> int:
                      key=lambda r: r["eer"])["margin"]
     fn_opts = {"box_margin": margin}
     fn_key = f"facenet_flip_pad_m{margin:g}"
+    dlib = EmbedderSpec("dlib")
     vec = {
-        "dlib (whole photo)": tta(embed_cached("dlib_whole", lambda: get_embedder("dlib", "cpu"),
+        "dlib (whole photo)": tta(embed_cached("dlib_whole", lambda: dlib.build("cpu"),
                                                items, faces, args.cache, use_faces=False)),
-        "dlib (MTCNN box)": tta(embed_cached("dlib_box", lambda: get_embedder("dlib", "cpu"),
+        "dlib (MTCNN box)": tta(embed_cached("dlib_box", lambda: dlib.build("cpu"),
                                              items, faces, args.cache, use_faces=True)),
-        "facenet (MTCNN box)": tta(embed_cached(fn_key, lambda: get_embedder(
-            "facenet", "cpu", **fn_opts), items, faces, args.cache, use_faces=True)),
+        "facenet (MTCNN box)": tta(embed_cached(fn_key, lambda: EmbedderSpec(
+            "facenet", options=fn_opts).build("cpu"), items, faces, args.cache, use_faces=True)),
     }
     rng = np.random.default_rng(0)
     stats = {k: score_stats(v, y, tr, rng) for k, v in vec.items()}

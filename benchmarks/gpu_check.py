@@ -42,13 +42,13 @@ def stage_devices(paths: list[str], images: list[np.ndarray], gpu: str = "cuda")
     import torch
 
     from celebface.detection import get_finder
-    from celebface.recognition import default_embedder
+    from celebface.recognition import EmbedderSpec
 
     out: dict = {}
     found: dict = {}
     for device in ("cpu", gpu):
         finder = get_finder(device=device)
-        embedder = default_embedder("dlib", device)
+        embedder = EmbedderSpec("dlib").build(device)
         finder.find_batch(images[:2])  # build and warm up
         if device.startswith("cuda"):
             torch.cuda.synchronize()

@@ -148,7 +148,7 @@ def open_set(emb_dir: Path, seeds: int, cap: int | None = None,
 
 def speed(n_frames: int, emb_dir: Path) -> dict:
     from celebface.detection import get_detector
-    from celebface.recognition import get_embedder
+    from celebface.recognition import EmbedderSpec
     from celebface.recognizer import Recognizer, RecognizerConfig
     from celebface.streaming import VideoTracker
     from celebface.streaming.synthetic import moving_faces
@@ -162,7 +162,7 @@ def speed(n_frames: int, emb_dir: Path) -> dict:
     picks = [val[i] for i in rng.choice(len(val), 4, replace=False)]
     crops = [read_image(p).rgb for p in picks]
     detector = get_detector("mtcnn", device="cpu")
-    embedder = get_embedder("dlib", device="cpu")
+    embedder = EmbedderSpec("dlib").build("cpu")
     out = {}
     for n_faces in (1, 4):
         video = moving_faces(crops[:n_faces], n_frames=n_frames, size=(640, 480),

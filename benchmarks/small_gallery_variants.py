@@ -116,14 +116,14 @@ class JitterViews:
 def embed_views(paths: list[str], rows: np.ndarray, cache: Path) -> np.ndarray:
     """``(len(VIEWS), len(paths), 128)`` vectors, filled for ``rows`` (default pipeline:
     ``--detector none``, dlib), through the embedding engine and its cache."""
-    from celebface.gallery.faces import FaceSetConfig, build_models, open_faces
+    from celebface.gallery.faces import FaceSetConfig, build_detector, open_faces
     from celebface.recognition.engine import EmbedConfig, EmbeddingEngine
 
     dataset = open_faces(DATA)
     where = {Path(it.path).parts[-2:]: it for it in dataset.items}
     items = [where[Path(paths[r]).parts[-2:]] for r in rows]
     config = FaceSetConfig(detector="none")
-    embedder, finder = build_models(config)
+    embedder, finder = config.spec.build(config.device), build_detector(config)
     run = EmbedConfig(embedder=config.embedder, workers=1, batch_size=32,
                       faces=config.face_rule, progress=True)
     engine = EmbeddingEngine(JitterViews(embedder), cache, run, views=VIEWS, detector=finder,

@@ -231,7 +231,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from celebface.detection import get_detector
-    from celebface.recognition import get_embedder
+    from celebface.recognition import EmbedderSpec
 
     load_start = os.getloadavg()[0]
     e, vec, model, tta = load(args.emb)  # A+B: a fusion of two folders
@@ -243,7 +243,7 @@ def main() -> None:
     known = gallery_people[: args.known]
     strangers = order[args.gallery_people: args.gallery_people + args.strangers]
     detector = get_detector("mtcnn", device="cpu")
-    embedder = get_embedder(model, device="cpu", tta=tta)
+    embedder = EmbedderSpec(model, tta).build("cpu")
     rows, clips = [], {}
     for views in args.views:
         clip = clips[views] = make_clip(e, known, strangers, args.shots, args.shot_frames,

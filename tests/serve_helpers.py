@@ -40,9 +40,9 @@ def models() -> tuple[Any, Any]:
     """The dlib embedder and MTCNN detector on the CPU, loaded once per session."""
     if "models" not in _cache:
         from celebface.detection import get_detector
-        from celebface.recognition import get_embedder
+        from celebface.recognition import EmbedderSpec
 
-        _cache["models"] = (get_embedder("dlib", device="cpu"),
+        _cache["models"] = (EmbedderSpec("dlib").build("cpu"),
                             get_detector("mtcnn", device="cpu"))
     return _cache["models"]
 

@@ -168,9 +168,9 @@ def test_rerank_holds_small_groups_to_the_cosine(rng: np.random.Generator) -> No
 @pytest.mark.slow
 def test_output_folder_with_fake_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str]) -> None:
-    import celebface.recognition as recognition
+    from celebface.recognition import EmbedderSpec
 
-    monkeypatch.setattr(recognition, "default_embedder", lambda *a, **k: _colour())
+    monkeypatch.setattr(EmbedderSpec, "build", lambda *a, **k: _colour())
     photos = tmp_path / "photos"
     (photos / "sub").mkdir(parents=True)
     colours = {"r": (200, 0, 0), "g": (0, 200, 0), "b": (0, 0, 200)}

@@ -155,7 +155,6 @@ def test_enrol_by_cli_and_service_store_the_same_vectors(setup: dict[str, Any], 
     from celebface.detection import get_detector
     from celebface.gallery import Gallery
     from celebface.io import read_image
-    from celebface.recognition import default_embedder
 
     cli = Gallery.load(setup["gallery"])
     label = cli.names.index("elton_john")
@@ -177,8 +176,8 @@ def test_enrol_by_cli_and_service_store_the_same_vectors(setup: dict[str, Any], 
     img = read_image(five_celeb / JACKET).rgb
     raw = get_detector("mtcnn", device="cpu").detect(img)
     assert [round(f.score, 2) for f in raw] == [0.99, 0.77]
-    his = default_embedder(served.spec, "cpu").embed([img], [raw[0]])[0]
-    jacket = default_embedder(served.spec, "cpu").embed([img], [raw[1]])[0]
+    his = served.spec.build("cpu").embed([img], [raw[0]])[0]
+    jacket = served.spec.build("cpu").embed([img], [raw[1]])[0]
     row = served.embeddings[rows[photos.index(setup["data"] / JACKET)]]
     assert float(row @ his) > 0.9999 and float(row @ jacket) < 0.9
     # and the people page's picture of him is cut around his face, not the jacket

@@ -124,9 +124,9 @@ def test_yunet_on_a_five_celeb_photo(five_celeb: Path) -> None:
     again = pickle.loads(pickle.dumps(det)).detect(rgb)  # shipped to Ray workers
     assert len(again) == 1 and again[0].box == pytest.approx(det.detect(rgb)[0].box)
     # the dlib embedder takes YuNet's landmarks as MTCNN's: the same person's vector
-    from celebface.recognition import get_embedder
+    from celebface.recognition import EmbedderSpec
 
-    a, b = get_embedder("dlib", device="cpu").embed([rgb, rgb], [y, m])
+    a, b = EmbedderSpec("dlib").build("cpu").embed([rgb, rgb], [y, m])
     assert float(a @ b) > 0.95
 
 

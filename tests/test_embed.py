@@ -15,9 +15,9 @@ from celebface.packing import pack_dataset
 from celebface.recognition import (
     DlibEmbedder,
     Embedder,
+    EmbedderSpec,
     FlipTTA,
     embed_dataset,
-    get_embedder,
     l2_normalize,
     load_embeddings,
 )
@@ -90,7 +90,7 @@ def test_flip_tta_generic_and_dlib(dlib_embedder: DlibEmbedder,
     chip = dlib_embedder.chip(big)
     np.testing.assert_allclose(
         dv["flip"], l2_normalize(dlib_embedder.embed_chips([chip[:, ::-1].copy()])), atol=1e-5)
-    flip = get_embedder("dlib", "cpu", tta="flip")
+    flip = EmbedderSpec("dlib", "flip").build("cpu")
     np.testing.assert_allclose(flip.embed([big]), l2_normalize(dv["orig"] + dv["flip"]),
                                atol=1e-5)
     assert flip.settings()["tta"] == "flip"
@@ -103,7 +103,7 @@ def test_embed_dataset_outputs_cache_and_bad_files(tmp_path: Path,
     (data / "bob" / "junk.png").write_bytes(b"not a png")
     out = tmp_path / "emb"
     first = embed_dataset(data, out, progress=False)
-    assert first.embeddings.shape == (4, get_embedder().dim)  # the default embedder
+    assert first.embeddings.shape == (4, EmbedderSpec().build().dim)  # the default embedder
     np.testing.assert_allclose(np.linalg.norm(first.embeddings, axis=1), 1.0, atol=1e-5)
     assert first.labels.tolist() == [0, 0, 1, 1] and first.label_names == ["alice", "bob"]
     assert first.meta["computed"] == 4 and first.meta["errors"] == 2
@@ -159,7 +159,7 @@ def test_embed_packed_dir_and_cli(tmp_path: Path, rng: np.random.Generator,
 
 def test_facenet_plumbing_with_random_weights(rng: np.random.Generator) -> None:
     pytest.importorskip("facenet_pytorch")
-    emb = get_embedder("facenet", "cpu", weights="random")
+    emb = EmbedderSpec("facenet", options={"weights": "random"}).build("cpu")
     imgs = [rng.integers(0, 256, (90, 70, 3), dtype=np.uint8) for _ in range(2)]
     out = emb.embed(imgs, [None, Face((10, 10, 60, 80))])
     assert out.shape == (2, 512) and out.dtype == np.float32
@@ -173,7 +173,6 @@ def test_facenet_weights_file_is_kept_for_rebuilding(tmp_path: Path,
     from facenet_pytorch import InceptionResnetV1
 
     from celebface.recognition import EmbedConfig
-    from celebface.training.embedding import build_embedder, embedder_spec
 
     torch.manual_seed(1)
     weights = tmp_path / "my facenet.pt"
@@ -181,9 +180,9 @@ def test_facenet_weights_file_is_kept_for_rebuilding(tmp_path: Path,
     data = _faces_dataset(tmp_path / "data", rng, per_id=1)
     emb = embed_dataset(data, tmp_path / "emb", EmbedConfig(embedder="facenet", device="cpu",
                                                             weights=str(weights), progress=False))
-    spec = embedder_spec(emb.meta)
-    assert spec["options"]["weights"] == str(weights.resolve())
-    rebuilt = build_embedder(spec, device="cpu")
+    spec = EmbedderSpec.of_embeddings(emb.meta)
+    assert spec.options["weights"] == str(weights.resolve())
+    rebuilt = spec.build("cpu")
     images = [np.asarray(Image.open(p).convert("RGB")) for p in emb.paths]
     from celebface.detection import get_finder
 
@@ -194,15 +193,15 @@ def test_facenet_weights_file_is_kept_for_rebuilding(tmp_path: Path,
 def test_facenet_missing_weights_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     with pytest.raises(MissingWeightsError) as exc:
-        get_embedder("facenet", "cpu", weights="vggface2")
+        EmbedderSpec("facenet", options={"weights": "vggface2"}).build("cpu")
     msg = str(exc.value)
     assert "20180402-114759-vggface2.pt" in msg and "--weights" in msg
     assert str(tmp_path / "torch") in msg
     with pytest.raises(MissingWeightsError, match="does not exist"):
-        get_embedder("facenet", "cpu", weights=tmp_path / "nope.pt")
+        EmbedderSpec("facenet", options={"weights": tmp_path / "nope.pt"}).build("cpu")
 
 
-def test_get_embedder_model_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_model_folder_embedder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     training = pytest.importorskip("celebface.training")
     sentinel = HalvesEmbedder()
 
@@ -213,12 +212,12 @@ def test_get_embedder_model_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     devices = []
     monkeypatch.setattr(training, "load_model",
                         lambda path, device="auto": devices.append(device) or _Model())
-    assert get_embedder(str(tmp_path), device="cpu") is sentinel
+    assert EmbedderSpec(str(tmp_path)).build("cpu") is sentinel
     assert devices == ["cpu"]  # the device asked for reaches the model
     with pytest.raises(TypeError, match="takes no options"):
-        get_embedder(str(tmp_path), padding=0.3)
+        EmbedderSpec(str(tmp_path), options={"padding": 0.3}).build()
     with pytest.raises(ValueError, match="unknown embedder"):
-        get_embedder("no-such-embedder")
+        EmbedderSpec("no-such-embedder").build()
 
 
 @pytest.mark.integration

@@ -81,7 +81,7 @@ def five_people(pins: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 def test_small_fine_tune_beats_its_untrained_head(five_people: Path, tmp_path: Path) -> None:
     from celebface.io import read_image
-    from celebface.recognition import get_embedder
+    from celebface.recognition import EmbedderSpec
 
     common = {"cache_dir": str(tmp_path / "cache"), "init_head": "random", "freeze": 4,
               "cache_flip": False, "batch_size": 16, "progress": False, "device": "cpu",
@@ -106,11 +106,11 @@ def test_small_fine_tune_beats_its_untrained_head(five_people: Path, tmp_path: P
     # fine-tune on 100 photos: the val check above asks 80%)
     assert [p.identity for p in preds] == [p.identity for p in tuned.predict(images)]
     assert sum(p.identity == f.parent.name for p, f in zip(preds, photos, strict=True)) >= 4
-    emb = get_embedder(str(tmp_path / "t"), device="cpu")
+    emb = EmbedderSpec(str(tmp_path / "t")).build("cpu")
     vecs = emb.embed(images)
     assert vecs.shape == (5, 128) and np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
     assert emb.settings()["model_dir"] == str(tmp_path / "t")
-    dlib_vecs = get_embedder("dlib", device="cpu").embed(images)
+    dlib_vecs = EmbedderSpec("dlib").build("cpu").embed(images)
     assert not np.allclose(vecs, dlib_vecs, atol=1e-3)  # level 5 and fc were fine-tuned
 
 

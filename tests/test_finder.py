@@ -194,7 +194,7 @@ def test_facade_passes_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
             return np.zeros((len(images), 2), np.float32)
 
     monkeypatch.setattr(detection, "get_finder", fake_finder)
-    monkeypatch.setattr(recognition, "default_embedder", lambda *a, **k: Embedder())
+    monkeypatch.setattr(recognition.EmbedderSpec, "build", lambda *a, **k: Embedder())
     api.embed([_img()], device="cuda:3")
     api.detect(_img(), device="cuda:2")
     assert devices == ["cuda:3", "cuda:2"]

@@ -42,6 +42,7 @@ from celebface.gallery.policy import (
 )
 from celebface.gallery.store import GalleryError
 from celebface.recognition.base import l2_normalize
+from celebface.recognition.spec import EmbedderSpec
 from celebface.types import UNKNOWN
 from fakes import ColourEmbedder
 
@@ -301,8 +302,9 @@ def test_reembed_rebuilds_and_add_keeps_the_gallery_embedder(
     assert s.added == 4
     # --add with the default settings (no embedder chosen): the gallery's "other" is used
     built = []
-    monkeypatch.setattr(enroll_module, "build_models",
-                        lambda config: built.append(config.embedder) or (Other(), None))
+    monkeypatch.setattr(EmbedderSpec, "build",
+                        lambda spec, device: built.append(spec.name) or Other())
+    monkeypatch.setattr(enroll_module, "build_detector", lambda config: None)
     enroll(extra, out, add=True, config=EnrollConfig(detector="none"), progress=False)
     assert built == ["other"] and Gallery.load(out).counts() == {"amy": 2, "bob": 2, "cat": 2}
 

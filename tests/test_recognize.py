@@ -47,9 +47,9 @@ def link_subset(root: Path, dst: Path, ids: list[str], split: str, n: int) -> Pa
 @pytest.fixture(scope="module")
 def models():
     from celebface.detection import get_detector
-    from celebface.recognition import get_embedder
+    from celebface.recognition import EmbedderSpec
 
-    return get_embedder("dlib", device="cpu"), get_detector("mtcnn", device="cpu")
+    return EmbedderSpec("dlib").build("cpu"), get_detector("mtcnn", device="cpu")
 
 
 def test_five_celeb_gallery_names_held_out_photos(five_celeb: Path, tmp_path: Path,

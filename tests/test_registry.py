@@ -3,6 +3,7 @@ stage reads; ``embed_views`` on the Embedder base; a gallery's parsed spec."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from celebface.gallery.policy import (
     pair_threshold,
     rerank_cut,
 )
-from celebface.recognition import EmbedderConfig, FlipTTA, get_embedder, register_embedder
+from celebface.recognition import EmbedderConfig, FlipTTA, register_embedder, spec
 from celebface.recognition import registry as reg
 from celebface.recognition.base import Embedder
 from celebface.recognition.fusion import FusedEmbedder
@@ -28,7 +29,7 @@ from fakes import ColourEmbedder, HalvesEmbedder, MeanColourEmbedder
 
 
 @pytest.fixture
-def registered(monkeypatch: pytest.MonkeyPatch) -> EmbedderConfig:
+def registered(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbedderConfig]:
     """``colour`` (mean colour) and ``quads`` registered for this test only."""
     monkeypatch.setattr(reg, "_REGISTRY", dict(reg._REGISTRY))
     cfg = EmbedderConfig(input_size=8, preprocessing="mean colour", options=("offset",),
@@ -39,33 +40,36 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> EmbedderConfig:
     register_embedder("quads", lambda device="auto": ColourEmbedder(), EmbedderConfig())
     register_embedder("colour+quads", reg._fused("colour+quads"),
                       EmbedderConfig(options=("offset",), fusion_weights=(0.25, 0.75)))
-    return cfg
+    yield cfg
+    spec.clear_built()  # no fake embedder kept for later tests
 
 
-def test_get_embedder_builds_by_name_and_stages_read_the_entry(registered) -> None:
-    emb = get_embedder("colour", offset=1.0)
+def test_spec_builds_by_name_and_stages_read_the_entry(registered) -> None:
+    emb = EmbedderSpec("colour", options={"offset": 1.0}).build()
     assert isinstance(emb, MeanColourEmbedder) and emb.offset == 1.0
-    assert get_embedder("colour", weights=None).offset == -128.0  # no weights file: not passed
-    assert pair_threshold(embedder=emb) == 0.5
-    assert pair_threshold(embedder=get_embedder("colour", tta="flip")) == 0.6
-    assert isinstance(get_embedder("colour", tta="flip"), FlipTTA)
+    # no weights file: not passed
+    assert EmbedderSpec("colour", options={"weights": None}).build().offset == -128.0
+    flipped = EmbedderSpec("colour", "flip").build()
+    assert pair_threshold(embedder=emb) == 0.5 and pair_threshold(embedder=flipped) == 0.6
+    assert isinstance(EmbedderSpec("colour", "flip").build(), FlipTTA)
     assert cluster_threshold(emb, "rerank") == 0.7 and rerank_cut(emb) == 0.4
     assert near_duplicate_bound(EmbedderSpec("colour")) == 0.97
     assert default_threshold("colour", "none", "centroid", 10) == FALLBACK_THRESHOLD
     with pytest.raises(InputError, match=r"unknown embedder 'nope'.*colour"):
-        get_embedder("nope")
+        EmbedderSpec("nope").build()
 
 
 def test_a_fusion_of_registered_parts_takes_its_entry_weights(registered) -> None:
-    fused = get_embedder("colour+quads", offset=2.0)
+    fused = EmbedderSpec("colour+quads", options={"offset": 2.0}).build()
     assert isinstance(fused, FusedEmbedder) and fused.weights == (0.25, 0.75)
     assert fused.parts[0].offset == 2.0 and isinstance(fused.parts[1], ColourEmbedder)
-    other = get_embedder("quads+colour")  # not registered: built from the parts, equal weights
+    # not registered: built from the parts, equal weights
+    other = EmbedderSpec("quads+colour").build()
     assert isinstance(other, FusedEmbedder) and other.weights == (0.5, 0.5)
     with pytest.raises(InputError, match="unknown embedder"):
-        get_embedder("colour+colour")
+        EmbedderSpec("colour+colour").build()
     with pytest.raises(TypeError, match="unknown option"):
-        get_embedder("colour+quads", margin=1)
+        EmbedderSpec("colour+quads", options={"margin": 1}).build()
 
 
 def test_the_builtin_entries_hold_the_measured_constants() -> None:
@@ -129,6 +133,34 @@ def test_gallery_spec_is_parsed_once_and_follows_a_new_embedder() -> None:
     assert g.spec.name == "facenet" and g.spec.tta == "none"
 
 
+def test_an_old_manifest_layout_is_migrated_on_load_and_saved_in_todays(tmp_path: Path,
+                                                                       rng) -> None:
+    import json
+
+    from celebface.gallery.stores import open_store
+
+    g = Gallery(embedder={"name": "dlib", "tta": "flip"})
+    g.add(rng.normal(size=(2, 4)).astype(np.float32), ["ann", "bo"], ["p1", "p2"])
+    g.save(tmp_path / "g")
+    manifest = tmp_path / "g" / "gallery.json"
+    old = json.loads(manifest.read_text())
+    old["embedder"] = {"name": "dlib", "options": {"tta": "flip", "aligner": "predictor"},
+                       "settings": {"tta": "flip", "dim": 4}}  # as an earlier version wrote it
+    manifest.write_text(json.dumps(old))
+    loaded = Gallery.load(tmp_path / "g")
+    assert loaded.embedder == {"name": "dlib", "tta": "flip", "options": {"aligner": "predictor"},
+                               "settings": {"dim": 4}}
+    assert loaded.spec == EmbedderSpec("dlib", "flip", {"aligner": "predictor"}, {"dim": 4})
+    open_store(tmp_path / "g").edit(lambda gallery: gallery.remove("bo"))
+    assert json.loads(manifest.read_text())["embedder"] == loaded.embedder
+    # an embeddings folder's embedding.json of an earlier version (no "embedder")
+    meta = {"model": "facenet", "tta": "flip", "weights_path": "/w.pt",
+            "settings": {"model": "facenet", "dim": 512, "box_margin": 0.2}}
+    assert EmbedderSpec.of_embeddings(meta) == EmbedderSpec(
+        "facenet", "flip", {"box_margin": 0.2, "weights": "/w.pt"},
+        {"model": "facenet", "dim": 512, "box_margin": 0.2})
+
+
 def test_the_service_keeps_the_gallery_tta() -> None:
     """The service enrols (and builds its embedder) with the gallery's whole spec."""
     g = Gallery(embedder={"name": "dlib", "tta": "flip", "options": {"aligner": "predictor"}})
@@ -166,23 +198,23 @@ def test_every_config_names_its_embedder_by_one_spec() -> None:
             config.spec  # noqa: B018
 
 
-def test_default_embedder_is_built_once_per_spec(registered) -> None:
-    from celebface.recognition import default_embedder, spec
+def test_spec_builds_once_per_spec(registered) -> None:
+    spec.clear_built()
 
-    spec._cached_embedder.cache_clear()
-
-    plain = default_embedder(EmbedderSpec("colour"), "cpu")
-    assert default_embedder("colour", "cpu") is plain and plain.offset == -128.0
-    shifted = default_embedder(EmbedderSpec("colour", options={"offset": 2.0}), "cpu")
+    plain = EmbedderSpec("colour").build("cpu")
+    assert EmbedderSpec("colour").build("cpu") is plain and plain.offset == -128.0
+    assert EmbedderSpec("colour").build("auto") is not plain  # one per device
+    shifted = EmbedderSpec("colour", options={"offset": 2.0}).build("cpu")
     assert shifted is not plain and shifted.offset == 2.0  # the options reach the builder
-    flipped = default_embedder(EmbedderSpec("colour", "flip", {"offset": 2.0}), "cpu")
+    flipped = EmbedderSpec("colour", "flip", {"offset": 2.0}).build("cpu")
     assert isinstance(flipped, FlipTTA) and flipped.base.offset == 2.0
-    assert default_embedder(EmbedderSpec("colour", "flip", {"offset": 2.0}), "cpu") is flipped
-    from celebface.verification.compare import gallery_embedder
-
+    assert EmbedderSpec("colour", "flip", {"offset": 2.0}).build("cpu") is flipped
     g = Gallery(embedder={"name": "colour", "tta": "flip", "options": {"offset": 2.0}})
-    assert gallery_embedder(g, "cpu") is flipped  # a gallery's options are kept too
-    spec._cached_embedder.cache_clear()  # no fake left for later tests
+    assert g.spec.build("cpu") is flipped  # a gallery's options are kept too
+    # a new registration of the name: built again by the new builder
+    register_embedder("colour", lambda device="auto", **o: MeanColourEmbedder("colour", **o),
+                      registered)
+    assert EmbedderSpec("colour").build("cpu") is not plain
 
 
 def test_enroll_tta_flag_reaches_the_spec() -> None:

@@ -11,7 +11,7 @@ import pytest
 from celebface.geometry import ARCFACE_TEMPLATE
 from celebface.models import store
 from celebface.models.store import MissingWeightsError
-from celebface.recognition import get_embedder
+from celebface.recognition import EmbedderSpec
 from celebface.recognition.fusion import FusedEmbedder
 from celebface.recognition.sface import SfaceEmbedder, sface_weights_path
 from celebface.types import Face
@@ -19,7 +19,7 @@ from celebface.types import Face
 
 @pytest.fixture(scope="module")
 def sface() -> SfaceEmbedder:
-    return get_embedder("sface", device="cpu")  # type: ignore[return-value]
+    return EmbedderSpec("sface").build("cpu")  # type: ignore[return-value]
 
 
 def _opencv(chip: np.ndarray) -> np.ndarray:
@@ -53,9 +53,9 @@ def test_landmarks_put_the_face_on_arcface_template(sface: SfaceEmbedder) -> Non
 
 
 def test_registry_builds_sface_and_its_fusion_with_dlib() -> None:
-    emb = get_embedder("sface", device="cpu", tta="flip")
+    emb = EmbedderSpec("sface", "flip").build("cpu")
     assert emb.settings()["model"] == "sface" and emb.settings()["tta"] == "flip"
-    fused = get_embedder("dlib+sface", device="cpu")
+    fused = EmbedderSpec("dlib+sface").build("cpu")
     assert isinstance(fused, FusedEmbedder) and fused.dim == 256
     assert [p.name for p in fused.parts] == ["dlib", "sface"]
 

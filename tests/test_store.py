@@ -190,3 +190,21 @@ def test_enrolment_embeds_without_holding_the_gallery(tmp_path: Path, rng: np.ra
     assert edited.is_set(), "the other writer waited for the whole enrolment"
     assert s.added == 3
     assert Gallery.load(out).counts() == {"amy": 3, "server": 1, "bob": 3}
+
+
+def test_recognizer_open_reads_a_gallery_from_any_location(tmp_path: Path,
+                                                           rng: np.random.Generator) -> None:
+    """``Recognizer.open``: a folder, a store or a loaded gallery give the same recogniser;
+    a folder that holds none is the one missing-gallery error."""
+    from celebface.recognizer import Recognizer, RecognizerConfig
+
+    small(rng).save(tmp_path / "g")
+    config = RecognizerConfig(threshold=0.5)
+    opened = [Recognizer.open(where, config=config, embedder=object()).gallery for where in
+              (tmp_path / "g", str(tmp_path / "g"), FolderStore(tmp_path / "g"),
+               Gallery.load(tmp_path / "g"))]
+    for gallery in opened:
+        assert gallery.names == opened[0].names and gallery.path == tmp_path / "g"
+        assert gallery.embeddings.tobytes() == opened[0].embeddings.tobytes()
+    with pytest.raises(MissingGalleryError, match="no such gallery folder"):
+        Recognizer.open(tmp_path / "none", config=config)

@@ -19,6 +19,7 @@ import pytest
 from celebface.gallery import Gallery
 from celebface.gallery.stores import copy_gallery, open_store
 from celebface.io import encode_jpeg
+from celebface.recognition.spec import EmbedderSpec
 from fakes import BlobDetector, MeanColourEmbedder, ProjectionEmbedder
 
 pytest.importorskip("fastapi", reason="serve needs fastapi (requirements.txt)")
@@ -273,16 +274,14 @@ def test_4_embedder_changed_under_the_server_is_refused_not_500(store: str, tmp_
 def test_4_embedder_changed_under_the_server_is_loaded(store: str, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """A server that built its own models builds the new gallery's embedder."""
-    import celebface.recognition.spec as spec_module
-
     enrolled(store, {"a": RED})
     built: list[str] = []
 
-    def build_embedder(spec, device="auto"):
+    def build(spec, device="auto"):
         built.append(spec.name)
         return ProjectionEmbedder("other", 5, 0)
 
-    monkeypatch.setattr(spec_module, "build_embedder", build_embedder)
+    monkeypatch.setattr(EmbedderSpec, "build", build)
     monkeypatch.setattr(FaceService, "_build_models", lambda self: fake_models())
     app = create_app(config(store))  # no models handed over: the service builds its own
     with TestClient(app, base_url="http://localhost", raise_server_exceptions=False) as c:

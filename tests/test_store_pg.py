@@ -282,3 +282,60 @@ def test_two_servers_share_one_database(pg_url: str, five_celeb: Path, tmp_path:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+@pytest.mark.integration
+def test_recognize_calibrate_and_verify_take_a_database_gallery(
+        pg_url: str, five_celeb: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``celebface recognize|calibrate|verify --gallery postgresql://...`` read (and calibrate
+    stores into) the database, and answer as on the same gallery exported to a folder;
+    ``celebface.recognize(photo, url)`` reads the gallery again once the store's version
+    changes."""
+    import celebface
+    from celebface.cli.main import main
+    from serve_helpers import PEOPLE, STRANGERS, gallery_copy, held_out, photos
+
+    folder = gallery_copy(five_celeb, tmp_path)
+    copy_gallery(folder, pg_url)
+    store = open_store(pg_url)
+    ben = held_out(five_celeb, "ben_afflek")
+
+    def recognize(gallery: str, name: str) -> tuple[dict, str]:
+        out = tmp_path / f"{name}.jsonl"
+        assert main(["recognize", str(ben), "--gallery", gallery, "--jsonl", str(out),
+                     "--device", "cpu"]) == 0
+        return json.loads(out.read_text().splitlines()[0]), capsys.readouterr().out
+
+    line, said = recognize(pg_url, "pg")
+    assert line["faces"][0]["identity"] == "ben_afflek", line
+    assert line["faces"] == recognize(str(folder), "folder")[0]["faces"]
+
+    calib = tmp_path / "calib"
+    for person, split, n in [*((p, "val", 2) for p in PEOPLE), *((s, "train", 3)
+                                                                  for s in STRANGERS)]:
+        (calib / person).mkdir(parents=True)
+        for p in photos(five_celeb, person, split, n, start=1 if split == "val" else 0):
+            (calib / person / p.name).symlink_to(p)
+    assert main(["calibrate", pg_url, str(calib), "--far", "0.2", "--device", "cpu"]) == 0
+    assert f"stored in {pg_url}" in capsys.readouterr().out
+    calibrated = store.load()
+    assert calibrated.is_calibrated("centroid") and not Gallery.load(folder).thresholds
+    _, said = recognize(pg_url, "pg-calibrated")
+    assert f"threshold {calibrated.threshold('centroid'):.3f}" in said
+
+    copy_gallery(pg_url, tmp_path / "exported")
+    a, b = photos(five_celeb, "ben_afflek", "train", 2)
+    answers = []
+    for gallery in (pg_url, str(tmp_path / "exported")):
+        assert main(["verify", str(a), str(b), "--gallery", gallery, "--json",
+                     "--device", "cpu"]) == 0
+        answers.append(json.loads(capsys.readouterr().out.splitlines()[0]))
+    assert answers[0] == answers[1] and answers[0]["same"]
+
+    assert main(["recognize", str(ben), "--gallery", db_url("celebface_no_such_db")]) == 2
+    assert "cannot connect" in capsys.readouterr().err
+
+    assert celebface.recognize(ben, pg_url, device="cpu")[0].identity == "ben_afflek"
+    store.edit(lambda g: g.remove("ben_afflek"))  # a new version: read again
+    assert celebface.recognize(ben, pg_url, device="cpu")[0].identity != "ben_afflek"

@@ -97,11 +97,11 @@ def test_gallery_threshold_prefers_calibrated_knn() -> None:
 
 def test_cli_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                         capsys: pytest.CaptureFixture[str]) -> None:
-    import celebface.recognition as recognition
     import celebface.verification.compare as v
     from celebface.detection.finder import FaceFinder
+    from celebface.recognition import EmbedderSpec
 
-    monkeypatch.setattr(recognition, "default_embedder", lambda *a, **k: _colour())
+    monkeypatch.setattr(EmbedderSpec, "build", lambda *a, **k: _colour())
     monkeypatch.setattr(v, "get_finder", lambda *a, **k: FaceFinder(detector=BoxDetector({})))
     red, red2, blue = tmp_path / "r.png", tmp_path / "r2.png", tmp_path / "b.png"
     Image.new("RGB", (20, 20), (200, 0, 0)).save(red)

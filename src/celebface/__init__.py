@@ -11,16 +11,39 @@ Nothing heavy is imported until used.
 
 from __future__ import annotations
 
+from typing import Any
+
 from celebface.errors import CelebfaceError
 from celebface.lazy import lazy_getattr
-from celebface.plugins import register_engine
+from celebface.plugins import register_embedder_kind, register_engine
 from celebface.types import UNKNOWN, Decision, Face, Match, Prediction, Verification
 
 __version__ = "0.1.0"
 
-# the engines that ship with celebface (imported only when a stage runs on one)
-register_engine("crop", "ray", "celebface.engines.ray_engine:crop_on_ray")
-register_engine("embed", "ray", "celebface.engines.ray_engine:embed_on_ray")
+
+# The parts above the stages that ship with celebface (:mod:`celebface.plugins`), each
+# imported only when first used: the Ray engines, and trained-model folders as embedders.
+def _crop_on_ray(*args: Any) -> Any:
+    from celebface.engines.ray_engine import crop_on_ray
+
+    return crop_on_ray(*args)
+
+
+def _embed_on_ray(*args: Any) -> Any:
+    from celebface.engines.ray_engine import embed_on_ray
+
+    return embed_on_ray(*args)
+
+
+def _model_folder_embedder(path: str, device: str = "auto") -> Any:
+    from celebface.training import folder_embedder
+
+    return folder_embedder(path, device)
+
+
+register_engine("crop", "ray", _crop_on_ray)
+register_engine("embed", "ray", _embed_on_ray)
+register_embedder_kind("model-folder", _model_folder_embedder)
 
 # name -> module; resolved lazily so `import celebface` loads no model and no torch.
 _LAZY = {
@@ -36,7 +59,7 @@ _LAZY = {
     "pack_dataset": "celebface.packing",
     "embed_dataset": "celebface.recognition",
     "get_detector": "celebface.detection",
-    "get_embedder": "celebface.recognition",
+    "EmbedderSpec": "celebface.recognition.spec",
     "load_model": "celebface.training",
     "train_model": "celebface.training",
     "evaluate_model": "celebface.evaluation",

@@ -8,14 +8,15 @@
     named = celebface.recognize("party.jpg", "gallery/")       # list[Face] with identity
     result = celebface.verify("a.jpg", "b.jpg")                # .same, .score, .threshold
 
-An image is a path, a PIL image or an RGB uint8 array; a gallery is a folder or a
-:class:`~celebface.gallery.Gallery`. Models are built on first use and kept (one per setting).
+An image is a path, a PIL image or an RGB uint8 array; a gallery is a folder, a
+``postgresql://`` URL or a :class:`~celebface.gallery.Gallery`. Models are built on first use
+and kept (one per setting).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +37,22 @@ def load_rgb(image: ImageLike) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4)
-def _recognizer(gallery: str, device: str, version: int) -> Any:
-    """One recogniser per gallery folder and version (its manifest's mtime), so an edited
-    gallery is read again."""
+def _recognizer(location: str, device: str, version: Hashable) -> Any:
+    """One recogniser per gallery location and version (its store's stamp, which every save
+    changes), so an edited gallery is read again."""
     from celebface.recognizer import Recognizer, RecognizerConfig
 
-    return Recognizer(gallery, config=RecognizerConfig(device=device))
+    return Recognizer.open(location, config=RecognizerConfig(device=device))
 
 
-def _gallery_version(folder: Path) -> int:
+def _store_version(location: str) -> Hashable:
+    from celebface.gallery.stores import open_store
+
+    store = open_store(location)
     try:
-        return (folder / "gallery.json").stat().st_mtime_ns
-    except OSError:
-        return 0
+        return store.version()
+    finally:
+        store.close()
 
 
 def detect(image: ImageLike, detector: str = DEFAULT_DETECTOR, device: str = "auto") -> list[Face]:
@@ -84,13 +88,13 @@ def embed(
     rule of :mod:`celebface.detection.finder`, on ``device``. A single image (a path, a PIL
     image, an H x W (x 3) array) counts as a list of one."""
     from celebface.detection import get_finder
-    from celebface.recognition import EmbedderSpec, default_embedder
+    from celebface.recognition import EmbedderSpec
 
     if _single_image(images):
         images = [images]
     rgb = [load_rgb(im) for im in images]
     located = get_finder(device=device).locate(rgb, faces, "auto")
-    return default_embedder(EmbedderSpec(embedder, tta), device).embed(rgb, located)
+    return EmbedderSpec(embedder, tta).build(device).embed(rgb, located)
 
 
 def _single_image(images: Any) -> bool:
@@ -120,12 +124,14 @@ def recognize(image: ImageLike, gallery: str | Path | Any, device: str = "auto")
     """Every face of ``image``, named from ``gallery`` (``identity`` is ``"unknown"`` below
     the gallery's threshold)."""
     if isinstance(gallery, str | Path):
-        folder = Path(gallery).resolve()
-        rec = _recognizer(str(folder), device, _gallery_version(folder))
+        from celebface.gallery.store import is_store_url
+
+        location = str(gallery) if is_store_url(gallery) else str(Path(gallery).resolve())
+        rec = _recognizer(location, device, _store_version(location))
     else:
         from celebface.recognizer import Recognizer, RecognizerConfig
 
-        rec = Recognizer(gallery, config=RecognizerConfig(device=device))
+        rec = Recognizer.open(gallery, config=RecognizerConfig(device=device))
     return rec.recognize(load_rgb(image))
 
 
@@ -134,13 +140,14 @@ def timeline(video: str | Path, gallery: str | Path | Any, out: str | Path | Non
     """Who appears when in ``video``: one :class:`~celebface.streaming.timeline.Appearance`
     per track (person or ``unknown-N``, start/end time, frames, scores); with ``out``, also
     writes ``appearances.csv``/``.json``, thumbnails and ``timeline.png`` there. ``tracker``:
-    :class:`~celebface.recognizer.TrackerConfig` settings (e.g. ``detect_every=3``)."""
+    :class:`~celebface.recognizer.TrackerConfig` settings (e.g. ``detect_every=3``); the
+    gallery as :func:`recognize` takes it."""
     from celebface.recognizer import Recognizer, RecognizerConfig, TrackerConfig
     from celebface.streaming.recognizer import VideoTracker
     from celebface.streaming.run import video_timeline
 
     config = RecognizerConfig(device=device, tracker=TrackerConfig(**tracker))
-    return video_timeline(VideoTracker(Recognizer(gallery, config=config)), video, out)
+    return video_timeline(VideoTracker(Recognizer.open(gallery, config=config)), video, out)
 
 
 def verify(a: ImageLike, b: ImageLike, *, crop: bool = False, **options: Any) -> Any:

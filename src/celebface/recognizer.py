@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -23,6 +23,8 @@ from celebface.errors import InputError
 from celebface.gallery import Gallery, get_matcher
 from celebface.gallery.matching import DEFAULT_MATCH, Matcher, match
 from celebface.gallery.policy import OpenSetPolicy, policy_for
+from celebface.gallery.store import GalleryError, GalleryStore
+from celebface.gallery.stores import load_gallery
 from celebface.types import Face, Match
 
 log = logging.getLogger(__name__)
@@ -159,7 +161,7 @@ class Recognizer:
     ):
         self.config = config or RecognizerConfig()
         if gallery is not None and not isinstance(gallery, Gallery):
-            gallery = Gallery.load(gallery)
+            gallery = load_gallery(gallery)
         if gallery is None and model is None:
             raise InputError("Recognizer needs a gallery or a model")
         self.gallery = gallery
@@ -179,6 +181,22 @@ class Recognizer:
         self._finders: dict[int, FaceFinder] = {}
         self._embedder = embedder
         self.stats = StageStats()
+
+    @classmethod
+    def open(
+        cls,
+        location: Gallery | str | Path | GalleryStore | None,
+        detector: str | Any = DEFAULT_DETECTOR,
+        embedder: Any | None = None,
+        config: RecognizerConfig | None = None,
+        model: str | Path | Any | None = None,
+    ) -> Self:
+        """A recogniser over the gallery at ``location``: a folder, a ``postgresql://`` URL
+        or a :class:`~celebface.gallery.store.GalleryStore` (read once, through
+        :func:`~celebface.gallery.stores.open_store`), or a loaded :class:`Gallery`; ``None``
+        with ``model``. The other arguments are the constructor's."""
+        gallery = None if location is None else load_gallery(location)
+        return cls(gallery, detector=detector, embedder=embedder, config=config, model=model)
 
     # -------------------------------------------------------------- set-up
     def _warn_uncalibrated(self) -> None:
@@ -221,33 +239,30 @@ class Recognizer:
 
     @property
     def embedder(self) -> Any:
+        """The embedder given, else the model's, else the one the gallery names (built by its
+        :class:`~celebface.recognition.spec.EmbedderSpec`; a warning when this version's
+        settings differ from those the gallery recorded)."""
         if self._embedder is None:
             if self.model is not None and hasattr(self.model, "embedder"):
                 self._embedder = self.model.embedder
+            elif self.gallery is None:
+                raise InputError("no embedder: pass one, or a gallery or model that names theirs")
             else:
-                self._embedder = self._gallery_embedder()
+                spec = self.gallery.spec
+                embedder = spec.build(self.config.device)
+                dim = getattr(embedder, "dim", None)
+                if dim and self.gallery.dim and dim != self.gallery.dim:
+                    raise GalleryError(
+                        f"{self.gallery.path or 'the gallery'}: its manifest names the "
+                        f"{spec.name} embedder ({dim}-d vectors) but it holds "
+                        f"{self.gallery.dim}-d embeddings (edited or damaged); enroll the "
+                        "photos again")
+                if not spec.made_by(embedder):
+                    log.warning("embedder settings %s differ from the gallery's %s: "
+                                "similarities may be off; re-enroll with this version",
+                                embedder.settings(), spec.settings)
+                self._embedder = embedder
         return self._embedder
-
-    def _gallery_embedder(self) -> Any:
-        from celebface.recognition.spec import EmbedderSpec, build_embedder
-
-        if self.gallery is None:
-            raise InputError("no embedder: pass one, or a gallery or model that names theirs")
-        spec = self.gallery.spec
-        embedder = build_embedder(spec, self.config.device)
-        dim = getattr(embedder, "dim", None)
-        if dim and self.gallery.dim and dim != self.gallery.dim:
-            from celebface.gallery.store import GalleryError
-
-            where = self.gallery.path or "the gallery"
-            raise GalleryError(f"{where}: its manifest names the {spec.name} embedder "
-                               f"({dim}-d vectors) but it holds {self.gallery.dim}-d "
-                               "embeddings (edited or damaged); enroll the photos again")
-        want = spec.settings
-        if want and not EmbedderSpec.of(embedder, spec.name, spec.tta).same_vectors(spec):
-            log.warning("embedder settings %s differ from the gallery's %s: similarities may be "
-                        "off; re-enroll with this version", embedder.settings(), want)
-        return embedder
 
     @property
     def names(self) -> list[str]:

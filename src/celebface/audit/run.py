@@ -124,12 +124,11 @@ def _embed_photos(photos: _Photos, config: AuditConfig, progress: bool
     from tqdm import tqdm
 
     from celebface.detection.finder import pick_face
-    from celebface.recognition import default_embedder
     from celebface.verification import embed_found, locate
     from celebface.verification.compare import face_finder
 
     finder = face_finder(config.detector, config.device)
-    embedder = default_embedder(config.spec, config.device)
+    embedder = config.spec.build(config.device)
     vecs = np.full((len(photos.paths), embedder.dim), np.nan, np.float32)
     found: list[Finding] = []
     for lo in tqdm(range(0, len(photos.paths), config.batch_size), desc="audit: detect+embed",

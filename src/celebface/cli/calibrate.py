@@ -10,6 +10,7 @@ from celebface.cli.options import add_option, config_from
 from celebface.gallery import FaceSetConfig, calibrate
 from celebface.gallery.calibration import GAP_WEIGHT_GRID, Calibration
 from celebface.gallery.matching import MATCH_METHODS
+from celebface.gallery.store import redact
 
 EPILOG = """\
 Recommended protocol: hold some people out of enrolment. Enroll the known people from part of
@@ -25,7 +26,8 @@ calibrate, or the measured false-accept rate is optimistic.
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = EPILOG
     p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument("gallery", help="gallery folder (from 'celebface enroll')")
+    p.add_argument("gallery", help="gallery folder (from 'celebface enroll') or postgresql:// "
+                                  "URL of a gallery database ('celebface enroll --store')")
     p.add_argument("data", help="people to calibrate on: strangers plus enrolled people's other "
                                "photos (folder per person, or a 'celebface embed' output)")
     add_option(p, calibrate, "far", type=t.fraction,
@@ -56,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         f"threshold {cal.threshold:.4f} for FAR {cal.target_far:g}; {far_note(cal)}; "
         f"TAR {cal.tar:.4f} (accepted {cal.accept_rate:.4f}) on {cal.genuine} "
         f"faces of {cal.genuine_identities} enrolled people; closed-set accuracy "
-        f"{cal.closed_set_accuracy:.4f}" + ("" if args.dry_run else f"; stored in {args.gallery}")
+        f"{cal.closed_set_accuracy:.4f}"
+        + ("" if args.dry_run else f"; stored in {redact(args.gallery)}")
     )
     return 0
 

@@ -27,7 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "and when the face changes)."
     )
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="images, folders, videos, URLs")
-    p.add_argument("--gallery", metavar="GALLERY", help="gallery folder (celebface enroll)")
+    p.add_argument("--gallery", metavar="GALLERY",
+                   help="gallery folder (celebface enroll) or postgresql:// URL of a gallery "
+                        "database (celebface enroll --store)")
     p.add_argument("--model", metavar="DIR",
                    help="name faces with a trained classifier (celebface train) instead")
     p.add_argument("--camera", type=t.nonneg_int, action="append", default=[], metavar="N",
@@ -125,8 +127,8 @@ def run(args: argparse.Namespace) -> int:
     if not sources:
         raise CLIError("; ".join(missing) or "nothing to read")
     config = config_from(RecognizerConfig, args, tracker=config_from(TrackerConfig, args))
-    recognizer = Recognizer(args.gallery, detector=args.detector, config=config,
-                            model=args.model)
+    recognizer = Recognizer.open(args.gallery, detector=args.detector, config=config,
+                                 model=args.model)
     stream = config_from(StreamConfig, args, open_timeout_s=args.timeout,
                          read_timeout_s=args.timeout)
     sinks = output_sinks(sources, jsonl=args.jsonl, out=args.out, timeline=args.timeline,

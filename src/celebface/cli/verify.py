@@ -23,7 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("image_a", metavar="A", help="first photo")
     p.add_argument("image_b", metavar="B", help="second photo")
     p.add_argument("--gallery", metavar="GALLERY",
-                   help="use this gallery's embedder and calibrated threshold")
+                   help="use this gallery's embedder and calibrated threshold (a folder or a "
+                        "postgresql:// URL)")
     p.add_argument("--all", action="store_true", help="compare every face of A with every "
                    "face of B")
     p.add_argument("--crop", action="store_true",
@@ -48,7 +49,6 @@ def _describe(face: object, whole: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from celebface.recognition import EmbedderSpec, default_embedder
     from celebface.verification import verify
     from celebface.verification.compare import face_finder, gallery_settings
 
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         embedder, calibrated = gallery_settings(args.gallery, args.device)
         threshold = calibrated if threshold is None else threshold
     else:
-        embedder = default_embedder(EmbedderSpec(args.embedder, args.tta), args.device)
+        embedder = EmbedderSpec(args.embedder, args.tta).build(args.device)
     detector = face_finder(args.detector, args.device)
     out = verify(args.image_a, args.image_b, detector=detector or "none", embedder=embedder,
                  threshold=threshold, all_faces=args.all, crop=args.crop)

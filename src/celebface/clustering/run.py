@@ -112,12 +112,11 @@ def _faces(photos: list[Path], root: Path, config: ClusterConfig, summary: Clust
 
     from celebface.geometry import crop_face
     from celebface.io import read_image
-    from celebface.recognition import default_embedder
     from celebface.verification import find_and_embed
     from celebface.verification.compare import face_finder
 
     finder = face_finder(config.detector, config.device)
-    embedder = default_embedder(config.spec, config.device)
+    embedder = config.spec.build(config.device)
     out: list[_Face] = []
     bar = tqdm(total=len(photos), desc="cluster: detect+embed", unit="photo",
                disable=not progress)
@@ -151,7 +150,6 @@ def cluster_photos(photos: str | Path, out: str | Path, config: ClusterConfig | 
                    progress: bool = True) -> ClusterSummary:
     """Find, embed and group every face under ``photos``; write ``out`` (see module doc)."""
     from celebface.gallery.policy import cluster_threshold, rerank_cut
-    from celebface.recognition import default_embedder
 
     config = config or ClusterConfig()
     root, out = Path(photos), Path(out)
@@ -165,13 +163,13 @@ def cluster_photos(photos: str | Path, out: str | Path, config: ClusterConfig | 
     if method not in METHODS:
         raise ClusterError(f"unknown clustering method {method!r}: choose {', '.join(METHODS)}")
     if method == "rerank" and cut is None:
-        cut = rerank_cut(default_embedder(config.spec, config.device))
+        cut = rerank_cut(config.spec.build(config.device))
         if cut is None:
             log.warning("no measured re-ranking cut for embedder %s: clustering by average "
                         "linkage; give a cut to re-rank", config.spec.describe())
             method = "agglomerative"
     if threshold is None:
-        threshold = cluster_threshold(default_embedder(config.spec, config.device), method)
+        threshold = cluster_threshold(config.spec.build(config.device), method)
     summary = ClusterSummary(out, photos=len(files), threshold=float(threshold), method=method,
                              cut=cut if method == "rerank" else None)
     faces = _faces(files, root, config, summary, progress)

@@ -86,8 +86,7 @@ def _batches(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 def _same_embedder(model_spec: dict[str, Any], data_meta: dict[str, Any]) -> bool:
     from celebface.recognition.spec import EmbedderSpec
 
-    return EmbedderSpec.from_dict(model_spec).same_vectors(
-        EmbedderSpec.from_dict(data_meta.get("embedder") or data_meta))
+    return EmbedderSpec.from_dict(model_spec).same_vectors(EmbedderSpec.of_embeddings(data_meta))
 
 
 def predict_set(

@@ -1,5 +1,5 @@
-"""Calibrating a gallery folder: its unknown threshold from photos of people not in it (the
-scores and the protocol: :mod:`celebface.gallery.calibration`)."""
+"""Calibrating a gallery (a folder or a database): its unknown threshold from photos of people
+not in it (the scores and the protocol: :mod:`celebface.gallery.calibration`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import numpy as np
 from celebface.gallery.calibration import Calibration, calibrate_scores
 from celebface.gallery.enroll import (
     check_same_embedder,
-    embedded_spec,
     gallery_cache_dir,
     get_matcher,
 )
@@ -30,8 +29,9 @@ from celebface.gallery.faces import (
 )
 from celebface.gallery.matching import DEFAULT_MATCH, Matcher
 from celebface.gallery.policy import store_calibration
-from celebface.gallery.store import Gallery, GalleryError, is_gallery
+from celebface.gallery.store import Gallery, GalleryError, GalleryStore, is_gallery
 from celebface.gallery.stores import open_store
+from celebface.recognition.spec import EmbedderSpec
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def matcher_key(matcher: Matcher) -> str:
 
 
 def calibrate(
-    gallery: Gallery | str | Path,
+    gallery: Gallery | str | Path | GalleryStore,
     data: str | Path | FaceSet,
     far: float = 0.01,
     *,
@@ -60,10 +60,13 @@ def calibrate(
     ``data`` holds photos (or an ``embed`` output) of people NOT in the gallery, usually with
     other photos of enrolled people (for the true-accept rate); see
     :mod:`celebface.gallery.calibration` for the recommended protocol. Photos that were
-    enrolled are not used as genuine probes. The threshold is stored in the gallery.
+    enrolled are not used as genuine probes. The threshold is stored in the gallery:
+    ``gallery`` is a :class:`Gallery`, a folder, a ``postgresql://`` URL or a store.
     """
+    store = None
     if not isinstance(gallery, Gallery):
-        gallery = Gallery.load(gallery)
+        store = open_store(gallery)
+        gallery = store.load()
     matcher = get_matcher(gallery, method, k, model)
     # a classifier names faces from its own embedder's vectors; a gallery from its embedder's
     classifier_embedder = getattr(getattr(matcher, "model", None), "embedder", None)
@@ -72,7 +75,7 @@ def calibrate(
     elif is_embeddings_dir(data):
         faces, meta = load_embedded(data, (config or FaceSetConfig()).split)
         if classifier_embedder is None:
-            check_same_embedder(gallery, embedded_spec(meta))
+            check_same_embedder(gallery, EmbedderSpec.of_embeddings(meta))
     else:
         config = (config or FaceSetConfig()).with_spec(gallery.spec)
         models = (classifier_embedder, build_detector(config)) if classifier_embedder else None
@@ -92,22 +95,26 @@ def calibrate(
     ids = [i for i, k_ in zip(faces.identities, keep, strict=True) if k_]
     result = calibrate_scores(matcher, emb, ids, far, gap_weight)
     if save:
-        _store_threshold(gallery, matcher_key(matcher), result)
+        if store is None and gallery.path is not None and is_gallery(gallery.path):
+            store = open_store(gallery.path)
+        _store_threshold(gallery, matcher_key(matcher), result, store)
     return result
 
 
-def _store_threshold(gallery: Gallery, key: str, result: Calibration) -> None:
-    """Store a calibration: under the gallery's lock, re-read it and refuse if its faces
-    changed meanwhile (the threshold would not hold); keep whatever else changed."""
-    if gallery.path is not None and is_gallery(gallery.path):
+def _store_threshold(gallery: Gallery, key: str, result: Calibration,
+                     store: GalleryStore | None) -> None:
+    """Store a calibration: in ``store`` under its lock, re-read the gallery and refuse if its
+    faces changed meanwhile (the threshold would not hold), keeping whatever else changed;
+    without a store, save the gallery where it was loaded from."""
+    if store is not None:
         def update(current: Gallery) -> None:
             if (current.names != gallery.names or current.sources != gallery.sources
                     or not np.array_equal(current.embeddings, gallery.embeddings)):
-                raise GalleryError(f"{gallery.path}: the gallery changed while calibrating "
+                raise GalleryError(f"{store.location}: the gallery changed while calibrating "
                                    "(another enroll?); run 'celebface calibrate' again")
             store_calibration(current, key, result.threshold, result.to_dict())
 
-        open_store(gallery.path).edit(update)
+        store.edit(update)
         store_calibration(gallery, key, result.threshold, result.to_dict())
         return
     store_calibration(gallery, key, result.threshold, result.to_dict())

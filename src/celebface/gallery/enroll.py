@@ -14,7 +14,7 @@ from celebface.data import FaceDataset
 from celebface.gallery.faces import (
     FaceSet,
     FaceSetConfig,
-    build_models,
+    build_detector,
     embed_items,
     is_embeddings_dir,
     load_embedded,
@@ -80,11 +80,10 @@ def embedder_spec(embedder: Any, config: FaceSetConfig) -> dict[str, Any]:
     return EmbedderSpec.of(embedder, name, spec.tta, options).to_dict()
 
 
-def check_same_embedder(gallery: Gallery, spec: dict[str, Any]) -> None:
+def check_same_embedder(gallery: Gallery, new: EmbedderSpec) -> None:
     """Refuse to mix two embedders' vectors in one gallery (the error gives the command that
     re-embeds it)."""
     old = gallery.spec
-    new = EmbedderSpec.from_dict(spec)
     if gallery.embedder and old.settings and not old.same_vectors(new):
         was, now = old.describe(), new.describe()
         if was == now:  # same name and options, other settings: say which
@@ -198,7 +197,7 @@ class _NewPhotos:
             if self.reembed and gallery.embedder and not gallery.spec.same_vectors(new):
                 gallery.keep_sources(set())
                 gallery.embedder = {}
-            check_same_embedder(gallery, self.spec)
+            check_same_embedder(gallery, new)
             gallery.embedder = self.spec
             gallery.info.update(self.info)
         for part in self.parts:
@@ -218,11 +217,6 @@ def mark_changed(gallery: Gallery, changed: bool = True) -> None:
         gallery.info["threshold_note"] = None
     if gallery.info.get("threshold_note") is None:
         gallery.info["threshold_note"] = "run 'celebface calibrate' to set thresholds"
-
-
-def embedded_spec(meta: dict[str, Any]) -> dict[str, Any]:
-    """The embedder spec of an ``embed`` output's metadata."""
-    return EmbedderSpec.from_dict(meta.get("embedder") or meta).to_dict()
 
 
 def named_people(dataset: FaceDataset, summary: EnrollSummary) -> FaceDataset:
@@ -254,9 +248,9 @@ def _enroll_embedded(
 ) -> None:
     faces, meta = load_embedded(data, config.split,
                                 functools.partial(named_people, summary=summary))
-    spec = embedded_spec(meta)
+    spec = EmbedderSpec.of_embeddings(meta)
     check_same_embedder(gallery, spec)
-    gallery.embedder = gallery.embedder or spec
+    gallery.embedder = gallery.embedder or spec.to_dict()
     gallery.info.setdefault("alignment", meta.get("alignment"))
     gallery.info.setdefault("faces_from", f"embeddings folder {Path(data).resolve()}")
     _merge(gallery, faces, add, summary)
@@ -294,7 +288,7 @@ def _embed_photos(
     current = store.load() if store.exists() else None
     if current is not None and _differs(current, config):
         if not config.reembed:  # refused before anything is embedded
-            check_same_embedder(current, config.spec.to_dict())
+            check_same_embedder(current, config.spec)
         log.info("re-embedding %s's photos with %s (was %s)", store, config.spec.describe(),
                  current.spec.describe())
         current = None  # every photo is embedded again (or found in the content cache)
@@ -305,10 +299,11 @@ def _embed_photos(
         log.info("%d photos already enrolled, %d to embed", summary.reused, len(todo))
     if not todo:
         return photos
-    embedder, detector = models or build_models(config)
+    embedder, detector = models or (config.spec.build(config.device), build_detector(config))
     photos.spec = embedder_spec(embedder, config)
     if current is not None:
-        check_same_embedder(current, photos.spec)  # refuse before embedding anything
+        # refuse before embedding anything
+        check_same_embedder(current, EmbedderSpec.from_dict(photos.spec))
     settings = photos.spec["settings"]
     photos.info = {
         "alignment": settings.get("alignment", settings.get("align")),

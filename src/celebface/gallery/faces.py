@@ -168,13 +168,6 @@ def build_detector(config: FaceSetConfig) -> Any:
                       device=config.device, rule=config.face_rule)
 
 
-def build_models(config: FaceSetConfig) -> tuple[Any, Any | None]:
-    """The embedder and the face finder the config names."""
-    from celebface.recognition.spec import build_embedder
-
-    return build_embedder(config.spec, config.device), build_detector(config)
-
-
 def embed_faces(
     data: str | Path, config: FaceSetConfig | None = None, models: tuple[Any, Any] | None = None,
     cache_dir: str | Path | None = None,
@@ -185,7 +178,7 @@ def embed_faces(
     if is_embeddings_dir(data):
         return load_embedded(data, config.split)[0]
     dataset = open_faces(data, config.split)
-    embedder, detector = models or build_models(config)
+    embedder, detector = models or (config.spec.build(config.device), build_detector(config))
     parts = list(embed_items(dataset, dataset.items, embedder, detector, config,
                              cache_dir=cache_dir))
     return FaceSet(

@@ -45,7 +45,7 @@ from celebface.io import atomic_write_bytes, atomic_write_json, folder_lock
 from celebface.io.checksum import checksum_matches, sha256_bytes
 from celebface.io.paths import LockTimeoutError
 from celebface.recognition.base import l2_normalize
-from celebface.recognition.spec import EmbedderSpec
+from celebface.recognition.spec import EmbedderSpec, migrate_spec
 from celebface.types import person_name
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,7 @@ class Gallery:
     path: Path | None = None
 
     def __post_init__(self) -> None:
+        self.embedder = migrate_spec(self.embedder)  # saved in today's layout from now on
         emb = np.asarray(self.embeddings, dtype=np.float32)
         if emb.ndim != 2:
             raise GalleryError(f"embeddings must be 2-D, got shape {emb.shape}")
@@ -552,6 +553,9 @@ class GalleryStore(ABC):
     def cache_dir(self) -> Path | None:
         """Where enrolment caches its vectors by default (None: no default)."""
         return None
+
+    def close(self) -> None:  # noqa: B027 - nothing to release unless a store holds some
+        """Release what the store holds open (a database connection; a folder: nothing)."""
 
     def snapshot(self) -> tuple[Gallery | None, Hashable | None]:
         """The current gallery (None when there is none) and its version stamp; the stamp is

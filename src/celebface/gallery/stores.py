@@ -1,7 +1,7 @@
 """Where a gallery lives, by its location: :func:`open_store` gives a folder's
 :class:`~celebface.gallery.store.FolderStore` or a PostgreSQL database's
-:class:`~celebface.gallery.pg.PgStore` (one write protocol for both), and :func:`copy_gallery`
-moves a gallery between them."""
+:class:`~celebface.gallery.pg.PgStore` (one write protocol for both), :func:`load_gallery`
+reads the one at a location, and :func:`copy_gallery` moves a gallery between them."""
 
 from __future__ import annotations
 
@@ -27,6 +27,20 @@ def open_store(location: str | Path | GalleryStore) -> GalleryStore:
     if is_store_url(location):
         return PgStore(str(location))
     return FolderStore(location)
+
+
+def load_gallery(location: Gallery | str | Path | GalleryStore) -> Gallery:
+    """The gallery at ``location`` (a folder, a ``postgresql://`` URL or a store), read once
+    through :func:`open_store` (a store opened here is closed again); a :class:`Gallery` as it
+    is."""
+    if isinstance(location, Gallery):
+        return location
+    store = open_store(location)
+    try:
+        return store.load()
+    finally:
+        if store is not location:
+            store.close()
 
 
 def copy_gallery(source: str | Path | GalleryStore, target: str | Path | GalleryStore,

@@ -23,7 +23,7 @@ from celebface.io.pathlist import write_paths
 from celebface.recognition.align import check_rule
 from celebface.recognition.base import Embedder
 from celebface.recognition.engine import EmbedConfig, EmbeddingEngine
-from celebface.recognition.spec import EmbedderSpec, build_embedder
+from celebface.recognition.spec import EmbedderSpec
 from celebface.recognition.tta import views_for
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def embed_dataset(
         raise DatasetError(f"{data}: already embeddings; give the images they came from")
     spec = config.spec
     if embedder is None:  # a FlipTTA is cached view by view (the engine unwraps it)
-        embedder, views = build_embedder(spec, config.device), None
+        embedder, views = spec.build(config.device), None
     else:
         views = views_for(spec.tta)
     cache_root = Path(config.cache_dir) if config.cache_dir else out / ".cache"

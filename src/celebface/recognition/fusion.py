@@ -40,7 +40,7 @@ class FusedEmbedder(Embedder):
         self.parts = list(parts)
         self.name = "+".join(p.name for p in self.parts)
         self.dim = sum(p.dim for p in self.parts)
-        if weights is None:  # equal (``get_embedder`` passes a registered fusion's measured)
+        if weights is None:  # equal (``EmbedderSpec.build`` passes a registered fusion's measured)
             weights = (1.0,) * len(self.parts)
         if len(weights) != len(self.parts) or min(weights) < 0 or sum(weights) <= 0:
             raise InputError(f"fusion weights {list(weights)}: need {len(self.parts)} "

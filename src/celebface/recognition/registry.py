@@ -1,15 +1,14 @@
 """Embedders by name, each registered with its builder and its config (timm-style).
 
-``register_embedder(name, builder, cfg)`` makes ``get_embedder(name)`` call
-``builder(device=..., **options)``. The :class:`EmbedderConfig` ``cfg`` describes how the
-embedder sees a face (input size, preprocessing, its constructor options' dataclass) and holds
-the constants measured for it, per TTA: the verification pair threshold, clustering cosines,
-the audit's near-duplicate bound and, for a fusion, its weights; the larger tables (the
-gallery's impostor tails, the mean face) are package data files read on demand
-(:func:`measured`).
-Every stage reads them from here through :func:`embedder_config`; an embedder with nothing
-measured (a trained model folder, a name not registered) gets an empty config, and each stage
-says so and falls back to what it documents.
+``register_embedder(name, builder, cfg)`` makes ``EmbedderSpec(name).build()`` call
+``builder(device=..., **options)`` (:func:`registered_builder`). The :class:`EmbedderConfig`
+``cfg`` describes how the embedder sees a face (input size, preprocessing, its constructor
+options' dataclass) and holds the constants measured for it, per TTA: the verification pair
+threshold, clustering cosines, the audit's near-duplicate bound and, for a fusion, its weights;
+the larger tables (the gallery's impostor tails, the mean face) are package data files read on
+demand (:func:`measured`). Every stage reads them from here through :func:`embedder_config`; an
+embedder with nothing measured (a trained model folder, a name not registered) gets an empty
+config, and each stage says so and falls back to what it documents.
 
 A name ``a+b`` of registered embedders is their score-level fusion
 (:class:`~celebface.recognition.fusion.FusedEmbedder`); registering the fused name itself adds
@@ -74,12 +73,19 @@ class RegisteredEmbedder:
 
 
 _REGISTRY: dict[str, RegisteredEmbedder] = {}
+_GENERATION = [0]  # counts registrations: embedders built before one are not reused
 
 
 def register_embedder(name: str, builder: Callable[..., Any], cfg: EmbedderConfig) -> None:
-    """Make ``get_embedder(name, device, **options)`` return ``builder(device=device,
+    """Make ``EmbedderSpec(name, options=...).build(device)`` call ``builder(device=device,
     **options)``, with ``cfg`` its config (a second registration of ``name`` replaces it)."""
     _REGISTRY[name] = RegisteredEmbedder(name, builder, cfg)
+    _GENERATION[0] += 1
+
+
+def generation() -> int:
+    """A number that changes with every registration (the build cache's part of its key)."""
+    return _GENERATION[0]
 
 
 def embedder_names() -> tuple[str, ...]:
@@ -122,17 +128,22 @@ def fusion_parts(name: str) -> list[str] | None:
     return None
 
 
-def build_registered(name: str, device: str, options: dict[str, Any]) -> Any | None:
-    """The embedder ``name`` names in the registry (a fusion of registered parts included),
-    or None when it names none."""
+def registered_builder(name: str) -> Callable[[str, dict[str, Any]], Any] | None:
+    """How the registry builds embedder ``name`` (a fusion of registered parts included):
+    ``build(device, options)``; None when it names none. Called by
+    :meth:`~celebface.recognition.spec.EmbedderSpec.build`, the one constructor."""
     entry = _REGISTRY.get(name)
     if entry is not None:
-        unknown = set(options) - set(entry.cfg.options) - {"weights"}
-        if unknown and "+" not in name:  # a fusion's builder checks its parts' options
-            raise OptionError(f"{name}: unknown option(s) {', '.join(sorted(unknown))}")
-        return entry.builder(device=device, **options)
+        return functools.partial(_build_entry, entry)
     parts = fusion_parts(name)
-    return None if parts is None else _build_fusion(name, parts, device, options)
+    return None if parts is None else functools.partial(_build_fusion, name, parts)
+
+
+def _build_entry(entry: RegisteredEmbedder, device: str, options: dict[str, Any]) -> Any:
+    unknown = set(options) - set(entry.cfg.options) - {"weights"}
+    if unknown and "+" not in entry.name:  # a fusion's builder checks its parts' options
+        raise OptionError(f"{entry.name}: unknown option(s) {', '.join(sorted(unknown))}")
+    return entry.builder(device=device, **options)
 
 
 def _build_fusion(name: str, parts: list[str], device: str, options: dict[str, Any]) -> Any:
@@ -146,9 +157,9 @@ def _build_fusion(name: str, parts: list[str], device: str, options: dict[str, A
     unknown = set(options) - set().union(*owners.values())
     if unknown:
         raise OptionError(f"{name}: unknown option(s) {', '.join(sorted(unknown))}")
-    return FusedEmbedder([build_registered(p, device, {k: v for k, v in options.items()
-                                                       if k in owners[p]}) for p in parts],
-                         weights)
+    return FusedEmbedder([_build_entry(_REGISTRY[p], device, {k: v for k, v in options.items()
+                                                              if k in owners[p]})
+                          for p in parts], weights)
 
 
 def _dlib(device: str = "auto", weights: Any = None, **options: Any) -> Any:

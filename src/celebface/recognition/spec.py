@@ -2,6 +2,7 @@
 and ``gallery.json``, and one way to build it back.
 
 ``name`` is ``dlib``, ``facenet`` (or another registered name) or a trained-model folder;
+:meth:`EmbedderSpec.build` is the one way to build an embedder (kept once per process);
 ``tta`` is ``none`` or ``flip``; ``options`` are the constructor options (e.g. ``aligner``,
 ``weights``); ``settings`` is what the built embedder reported (everything that changes its
 vectors): two specs with different settings give incomparable vectors.
@@ -9,14 +10,20 @@ vectors): two specs with different settings give incomparable vectors.
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
+import os
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from celebface.errors import InputError
+from celebface.errors import InputError, OptionError
+from celebface.plugins import embedder_kind
+from celebface.recognition.base import Embedder
+from celebface.recognition.registry import embedder_names, generation, registered_builder
+from celebface.recognition.tta import TTAS as TTAS  # the TTA settings, re-exported
+from celebface.recognition.tta import FlipTTA, check_tta
 
 #: The one TTA default of every stage (embed, enroll, train, calibrate, recognize).
 DEFAULT_TTA = "none"
@@ -26,42 +33,6 @@ DEFAULT_EMBEDDER = "dlib+sface"
 #: What a spec that names no embedder means: everything written before specs named one was
 #: made with dlib, so old galleries and embeddings folders keep their vectors' meaning.
 LEGACY_EMBEDDER = "dlib"
-#: The test-time augmentations: ``none``, or ``flip`` (each face with its mirror image: the
-#: average of the two embeddings, or of a trained model's two predictions).
-TTAS = ("none", "flip")
-
-
-def check_tta(tta: str) -> str:
-    """``tta`` when it is one of :data:`TTAS` (the check of every ``--tta`` setting)."""
-    if tta not in TTAS:
-        raise InputError(f"--tta must be {' or '.join(TTAS)}, not {tta!r}")
-    return tta
-
-#: name -> builder(name, device, **options), for embedders defined outside this package
-#: (trained-model folders register here from :mod:`celebface.training`).
-_BUILDERS: dict[str, Callable[..., Any]] = {}
-
-
-#: where builders of a kind live when nothing registered them yet (imported on first use)
-_PROVIDERS = {"model-folder": "celebface.training"}
-
-
-def register_builder(kind: str, builder: Callable[..., Any]) -> None:
-    """Let ``get_embedder`` make embedders of ``kind`` (``model-folder``: a trained model)."""
-    _BUILDERS[kind] = builder
-
-
-def builder_for(kind: str) -> Callable[..., Any]:
-    """The registered builder of ``kind``, importing its provider package if needed."""
-    if kind not in _BUILDERS and kind in _PROVIDERS:
-        import importlib
-
-        importlib.import_module(_PROVIDERS[kind])
-    if kind not in _BUILDERS:
-        raise InputError(f"no embedder builder registered for {kind!r}")
-    return _BUILDERS[kind]
-
-
 #: settings keys that describe, not configure, an embedder (not constructor options)
 _DESCRIPTIVE = ("model", "dim", "alignment", "weights", "model_dir", "input_size", "margin",
                 "tta", "backend_note", "model_files")
@@ -82,24 +53,18 @@ class EmbedderSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> EmbedderSpec:
-        """Read a spec, also from the layouts of earlier versions (a gallery's ``tta`` inside
-        ``options``; an ``embedding.json``'s ``model``/``settings``/``weights_path``)."""
-        d = dict(d or {})
+        """Read a spec written by :meth:`to_dict` (an empty one: :data:`LEGACY_EMBEDDER`);
+        the layouts of earlier versions are turned into this one by :func:`migrate_spec`
+        where they are loaded."""
         if not d:
             return cls(LEGACY_EMBEDDER)
-        options = dict(d.get("options") or {})
-        tta = str(d.get("tta") or options.pop("tta", None) or DEFAULT_TTA)
-        options.pop("tta", None)
-        settings = dict(d.get("settings") or {})
-        name = d.get("name")
-        if name is None:  # an embedding.json of an earlier version
-            name = (settings.get("model_dir") or d.get("model")
-                    or settings.get("model", LEGACY_EMBEDDER))
-            options = {k: v for k, v in settings.items() if k not in _DESCRIPTIVE}
-            if d.get("weights_path"):
-                options["weights"] = d["weights_path"]
-        settings.pop("tta", None)
-        return cls(str(name), tta, options, settings)
+        return cls(str(d.get("name", LEGACY_EMBEDDER)), str(d.get("tta") or DEFAULT_TTA),
+                   dict(d.get("options") or {}), dict(d.get("settings") or {}))
+
+    @classmethod
+    def of_embeddings(cls, meta: dict[str, Any]) -> EmbedderSpec:
+        """The spec of an embeddings folder's ``embedding.json`` (of any version)."""
+        return cls.from_dict(migrate_spec(meta.get("embedder") or meta))
 
     @classmethod
     def of(cls, embedder: Any, name: str, tta: str, options: dict[str, Any] | None = None
@@ -129,39 +94,104 @@ class EmbedderSpec:
             return _plain(self.settings) == _plain(other.settings)
         return self.name == other.name and _plain(self.options) == _plain(other.options)
 
+    def made_by(self, embedder: Embedder) -> bool:
+        """Did an embedder like ``embedder`` make this spec's vectors (its settings, without
+        the TTA wrapper's mark, equal those recorded; a spec without settings: yes)?"""
+        if not self.settings:
+            return True
+        have = {k: v for k, v in embedder.settings().items() if k != "tta"}
+        return _plain(have) == _plain(self.settings)
+
+    def build(self, device: str = "auto") -> Embedder:
+        """The :class:`~celebface.recognition.base.Embedder` this spec describes: a registered
+        name or fusion (:mod:`celebface.recognition.registry`) or a trained model folder (its
+        embedding layer, built by the ``model-folder`` kind :mod:`celebface.plugins` holds),
+        wrapped in :class:`~celebface.recognition.tta.FlipTTA` for ``tta="flip"``. Built once
+        per process for each name, TTA, options and device (the last few are kept; a model
+        folder again once its ``model.json`` changes)."""
+        # a weights option of None: no weights file given (the builder's default)
+        options = {k: v for k, v in self.options.items() if not (k == "weights" and v is None)}
+        key = (json.dumps([self.name, self.tta, options], sort_keys=True, default=str),
+               str(device), generation(), _folder_stamp(self.name))
+        with _BUILT_LOCK:
+            if key in _BUILT:
+                _BUILT.move_to_end(key)
+                return _BUILT[key]
+        embedder = self._construct(device, options)
+        with _BUILT_LOCK:
+            _BUILT[key] = embedder
+            while len(_BUILT) > _KEEP:
+                _BUILT.popitem(last=False)
+        return embedder
+
+    def _construct(self, device: str, options: dict[str, Any]) -> Embedder:
+        check_tta(self.tta)
+        build = registered_builder(self.name)
+        try:
+            if build is not None:
+                embedder = build(device, options)
+            elif Path(self.name).is_dir():
+                if options:
+                    raise OptionError(f"{self.name}: a model folder embedder takes no options "
+                                      f"({', '.join(options)})")
+                embedder = embedder_kind("model-folder")(self.name, device)
+            else:
+                raise InputError(f"unknown embedder {self.name!r}: choose "
+                                 f"{', '.join(embedder_names())} or a trained model "
+                                 "folder")
+        except TypeError as exc:  # a builder's own signature (an option it does not take)
+            if isinstance(exc, OptionError):
+                raise
+            raise InputError(f"cannot build embedder {self.describe()}: {exc}") from None
+        return FlipTTA(embedder) if self.tta == "flip" else embedder
+
     def describe(self) -> str:
         return f"{self.name} (tta {self.tta}{', ' if self.options else ''}" + ", ".join(
             f"{k}={v}" for k, v in sorted(self.options.items())) + ")"
+
+
+def migrate_spec(d: dict[str, Any] | None) -> dict[str, Any]:
+    """An embedder description of any version in today's layout (:meth:`EmbedderSpec.to_dict`;
+    empty stays empty): a gallery's ``tta`` inside ``options``, and an ``embedding.json`` that
+    names no embedder (its ``model``, ``settings`` and ``weights_path``), as earlier versions
+    wrote them. Applied once where a description is loaded (every :class:`Gallery`, so the
+    next save writes today's layout; embeddings folders), so nothing else reads old ones."""
+    d = dict(d or {})
+    if not d:
+        return {}
+    settings = {k: v for k, v in (d.get("settings") or {}).items() if k != "tta"}
+    options = dict(d.get("options") or {})
+    tta = d.get("tta") or options.get("tta") or DEFAULT_TTA
+    options.pop("tta", None)
+    name = d.get("name")
+    if name is None:  # an embedding.json of an earlier version
+        name = (settings.get("model_dir") or d.get("model")
+                or settings.get("model", LEGACY_EMBEDDER))
+        options = {k: v for k, v in settings.items() if k not in _DESCRIPTIVE}
+        if d.get("weights_path"):
+            options["weights"] = d["weights_path"]
+    return {"name": str(name), "tta": str(tta), "options": options, "settings": settings}
 
 
 def _plain(d: dict[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in d.items()}
 
 
-def build_embedder(spec: EmbedderSpec | dict[str, Any], device: str = "auto") -> Any:
-    """The :class:`~celebface.recognition.base.Embedder` a spec describes."""
-    from celebface.recognition import get_embedder
+#: how many built embedders :meth:`EmbedderSpec.build` keeps (least recently used go first)
+_KEEP = 4
+_BUILT: OrderedDict[tuple[str, str, int, int], Embedder] = OrderedDict()
+_BUILT_LOCK = threading.Lock()
 
-    if not isinstance(spec, EmbedderSpec):
-        spec = EmbedderSpec.from_dict(spec)
+
+def clear_built() -> None:
+    """Forget every embedder :meth:`EmbedderSpec.build` kept."""
+    with _BUILT_LOCK:
+        _BUILT.clear()
+
+
+def _folder_stamp(name: str) -> int:
+    """When a model folder's ``model.json`` last changed (0: ``name`` is no such folder)."""
     try:
-        return get_embedder(spec.name, device=device, tta=spec.tta, **spec.options)
-    except TypeError as exc:
-        raise InputError(f"cannot rebuild embedder {spec.describe()}: {exc}") from None
-
-
-def default_embedder(spec: EmbedderSpec | str = DEFAULT_EMBEDDER, device: str = "auto"
-                     ) -> Any:
-    """The embedder :func:`build_embedder` builds for ``spec`` (a bare name: that embedder
-    without TTA or options), built once per process for each spec and device (the facade,
-    verification, clustering and auditing call it in loops)."""
-    if not isinstance(spec, EmbedderSpec):
-        spec = EmbedderSpec(str(spec))
-    key = json.dumps({"name": spec.name, "tta": spec.tta, "options": spec.options},
-                     sort_keys=True, default=str)
-    return _cached_embedder(key, device)
-
-
-@functools.lru_cache(maxsize=4)
-def _cached_embedder(key: str, device: str) -> Any:
-    return build_embedder(EmbedderSpec.from_dict(json.loads(key)), device)
+        return os.stat(Path(name) / "model.json").st_mtime_ns
+    except (OSError, ValueError):
+        return 0

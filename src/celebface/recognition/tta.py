@@ -7,11 +7,23 @@ from typing import Any
 
 import numpy as np
 
+from celebface.errors import InputError
 from celebface.recognition.base import Embedder, l2_normalize
-from celebface.recognition.spec import check_tta
 from celebface.types import Face
 
-#: The views each of :data:`~celebface.recognition.spec.TTAS` averages.
+#: The test-time augmentations: ``none``, or ``flip`` (each face with its mirror image: the
+#: average of the two embeddings, or of a trained model's two predictions).
+TTAS = ("none", "flip")
+
+
+def check_tta(tta: str) -> str:
+    """``tta`` when it is one of :data:`TTAS` (the check of every ``--tta`` setting)."""
+    if tta not in TTAS:
+        raise InputError(f"--tta must be {' or '.join(TTAS)}, not {tta!r}")
+    return tta
+
+
+#: The views each of :data:`TTAS` averages.
 TTA_VIEWS: dict[str, tuple[str, ...]] = {"none": ("orig",), "flip": ("orig", "flip")}
 
 

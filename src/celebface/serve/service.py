@@ -33,7 +33,7 @@ import numpy as np
 from celebface.errors import CelebfaceError
 from celebface.gallery import EnrollConfig, Gallery
 from celebface.gallery.enroll import embedder_spec
-from celebface.gallery.faces import build_models
+from celebface.gallery.faces import build_detector
 from celebface.gallery.store import (
     GalleryError,
     GalleryStore,
@@ -142,13 +142,13 @@ class FaceService(Inference, GalleryAdmin):
     def _build_models(self) -> tuple[Any, Any]:
         c = self.config
         if self._model is not None and hasattr(self._model, "embedder"):
-            return self._model.embedder, build_models(EnrollConfig(
-                detector=c.detector, device=c.device))[1]
+            return self._model.embedder, build_detector(EnrollConfig(
+                detector=c.detector, device=c.device))
         if len(self.gallery):
             rec = Recognizer(self.gallery, detector=c.detector, config=self.recognizer_config())
             return rec.embedder, rec.finder
-        return build_models(EnrollConfig(detector=c.detector, device=c.device)
-                            .with_spec(self.gallery.spec))
+        return self.gallery.spec.build(c.device), build_detector(
+            EnrollConfig(detector=c.detector, device=c.device))
 
     def close(self) -> None:
         """Finish the work already handed to the pool, then stop it."""
@@ -265,12 +265,10 @@ class FaceService(Inference, GalleryAdmin):
             raise GalleryError(f"{self.store.location}: the gallery's embedder is now "
                                f"{spec.describe()}, this server runs {have.describe()}; "
                                "restart the server to serve it")
-        from celebface.recognition.spec import build_embedder
-
         log.warning("%s: the gallery's embedder changed from %s to %s: loading it",
                     self.store.location, have.describe(), spec.describe())
         try:
-            embedder = build_embedder(spec, self.config.device)
+            embedder = spec.build(self.config.device)
         except CelebfaceError as exc:
             raise GalleryError(f"{self.store.location}: cannot load the gallery's new "
                                f"embedder {spec.describe()}: {exc}") from None

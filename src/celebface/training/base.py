@@ -18,6 +18,7 @@ import numpy as np
 from celebface.errors import CelebfaceError, MissingFileError
 from celebface.io import atomic_write_json
 from celebface.io.checksum import checksum_matches, sha256_file
+from celebface.recognition.spec import migrate_spec
 from celebface.types import Prediction
 
 MODEL_JSON = "model.json"
@@ -103,6 +104,8 @@ class TrainedModel(ABC):
     def __init__(self, label_names: Sequence[str], meta: dict[str, Any] | None = None):
         self.label_names = list(label_names)
         self.meta: dict[str, Any] = dict(meta or {})
+        if self.meta.get("embedder"):  # an earlier version's layout: today's from now on
+            self.meta["embedder"] = migrate_spec(self.meta["embedder"])
 
     @property
     def num_classes(self) -> int:

@@ -27,22 +27,9 @@ def softmax(scores: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def embedder_spec(meta: dict[str, Any]) -> dict[str, Any]:
-    """The :class:`~celebface.recognition.spec.EmbedderSpec` (as a dict) of an embeddings
-    folder's ``embedding.json``."""
-    return EmbedderSpec.from_dict(meta.get("embedder") or meta).to_dict()
-
-
-def build_embedder(spec: dict[str, Any], device: str = "auto") -> Any:
-    """The :class:`~celebface.recognition.base.Embedder` described by ``spec``."""
-    from celebface.recognition.spec import build_embedder as build
-
-    return build(spec, device)
-
-
 def embedder_settings(meta: dict[str, Any], spec: EmbedderSpec) -> dict[str, Any]:
     """The spec stored in a model: from the embeddings' metadata, else the settings' own."""
-    return embedder_spec(meta) if meta else spec.to_dict()
+    return (EmbedderSpec.of_embeddings(meta) if meta else spec).to_dict()
 
 
 def prepare_embeddings(
@@ -81,8 +68,8 @@ class EmbeddingModel(TrainedModel):
     @property
     def embedder(self) -> Any:
         if self._embedder is None:
-            self._embedder = build_embedder(self.meta.get("embedder", DEFAULT_EMBEDDER),
-                                            self.device)
+            self._embedder = EmbedderSpec.from_dict(
+                self.meta.get("embedder", DEFAULT_EMBEDDER)).build(self.device)
         return self._embedder
 
     @abstractmethod

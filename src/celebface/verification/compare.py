@@ -12,7 +12,9 @@ from celebface.detection.finder import FaceFinder, as_finder, get_finder
 from celebface.detection.registry import DEFAULT_DETECTOR
 from celebface.errors import InputError
 from celebface.gallery.policy import pair_threshold
+from celebface.gallery.stores import load_gallery
 from celebface.io.images import as_rgb
+from celebface.recognition.spec import EmbedderSpec
 from celebface.types import Verification
 from celebface.verification.faces import embed_found, locate
 
@@ -32,20 +34,12 @@ def _label(image: Any, index: int) -> str:
     return str(image) if isinstance(image, str | Path) else f"image {'AB'[index]}"
 
 
-def gallery_embedder(gallery: Any, device: str = "auto") -> Any:
-    """The embedder a gallery was built with (its calibrated threshold holds for it only)."""
-    from celebface.recognition import default_embedder
-
-    return default_embedder(gallery.spec, device)
-
-
 def gallery_settings(gallery: str | Path | Any, device: str = "auto") -> tuple[Any, float]:
-    """``(embedder, threshold)`` of a gallery (object or folder)."""
-    from celebface.gallery import Gallery
-
-    if not isinstance(gallery, Gallery):
-        gallery = Gallery.load(gallery)
-    return gallery_embedder(gallery, device), pair_threshold(gallery=gallery)
+    """``(embedder, threshold)`` of a gallery (object, folder, ``postgresql://`` URL or
+    store)."""
+    gallery = load_gallery(gallery)
+    # the embedder the gallery was built with: its calibrated threshold holds for it only
+    return gallery.spec.build(device), pair_threshold(gallery=gallery)
 
 
 def face_finder(detector: Any | None, device: str = "auto") -> FaceFinder | None:
@@ -87,10 +81,8 @@ def verify(
     ``threshold``: the cosine at or above which the faces are the same person (default: the
     embedder's measured pair threshold, :func:`celebface.gallery.policy.pair_threshold`).
     """
-    from celebface.recognition import default_embedder
-
     finder = face_finder(detector)
-    embedder = embedder if embedder is not None else default_embedder()
+    embedder = embedder if embedder is not None else EmbedderSpec().build()
     threshold = pair_threshold(embedder=embedder, override=threshold)
     images = [as_rgb(image_a), as_rgb(image_b)]
     located = locate(images, finder, all_faces, crop)
