@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from celebface.detection.finder import HEAD_MARGIN, NESTED, inside
+from celebface.detection.registry import DEFAULT_DETECTOR
 from celebface.types import Face
 
 pytestmark = [pytest.mark.integration]
@@ -106,10 +107,10 @@ def _by_surface(setup: dict[str, Any], client: Any) -> dict[str, list[list[dict]
         r = client.post("/v1/recognize", files={"image": (p.name, p.read_bytes())})
         assert r.status_code == 200, r.text
         out["service"].append(r.json()["faces"])
-    # one video frame, the video recogniser detecting at the stills' size (its finder's
-    # max_side is video_detect_side: the one size setting that differs, by config)
+    # one video frame, the video recogniser detecting with the stills' detector at their
+    # size (its detector and video_detect_side are the settings that differ, by default)
     config = RecognizerConfig(device="cpu", video_detect_side=RecognizerConfig().detect_side)
-    video = VideoTracker(Recognizer(gallery, config=config))
+    video = VideoTracker(Recognizer(gallery, detector=DEFAULT_DETECTOR, config=config))
     out["video"] = []
     for p in photos:
         video.reset()

@@ -247,8 +247,26 @@ def test_recognizer_sizes_stills_and_video_frames_by_its_config() -> None:
     config = RecognizerConfig(detect_side=100, video_detect_side=50, min_face=5)
     rec = Recognizer(g, detector=det, config=config)
     assert rec.detect(_img(400, 200))[0].box == pytest.approx((40, 40, 200, 200))
-    assert rec.detect(_img(400, 200), config.video_detect_side)[0].box == pytest.approx(
-        (80, 80, 400, 400))
+    assert rec.detect(_img(400, 200), video=True)[0].box == pytest.approx((80, 80, 400, 400))
     assert det.seen == [[(100, 50)], [(50, 25)]]
-    assert rec.finder.detector is rec.finder_for(50).detector is det
-    assert rec.finder.config.min_face == 5 and rec.finder_for(50).config.max_side == 50
+    assert rec.finder.detector is rec.video_finder.detector is det
+    assert rec.finder.config.min_face == 5 and rec.video_finder.config.max_side == 50
+
+
+def test_video_frames_default_to_yunet_onet_at_its_registered_size() -> None:
+    """No detector named: MTCNN for stills, ``yunet+onet`` for video frames at its
+    registered video size; a detector named (or a size) is used for both."""
+    from celebface.detection.registry import DEFAULT_VIDEO_DETECTOR, video_side
+    from celebface.gallery import Gallery
+    from celebface.recognizer import Recognizer, RecognizerConfig
+
+    g = Gallery(embedder={"name": "fake"})
+    g.add(np.eye(3, dtype=np.float32)[:1], ["a"], ["a"])
+    rec = Recognizer(g, config=RecognizerConfig(device="cpu"))
+    assert rec.finder.name == "mtcnn" and rec.finder.config.max_side == 1024
+    assert rec.video_finder.name == DEFAULT_VIDEO_DETECTOR == "yunet+onet"
+    assert rec.video_finder.config.max_side == video_side("yunet+onet") == 640
+    named = Recognizer(g, detector="mtcnn", config=RecognizerConfig(device="cpu"))
+    assert named.video_finder.name == "mtcnn" and named.video_finder.config.max_side == 320
+    sized = Recognizer(g, config=RecognizerConfig(device="cpu", video_detect_side=480))
+    assert sized.video_finder.config.max_side == 480

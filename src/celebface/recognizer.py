@@ -18,7 +18,7 @@ import numpy as np
 
 from celebface import validate
 from celebface.detection.finder import FaceFinder, as_finder, get_finder
-from celebface.detection.registry import DEFAULT_DETECTOR
+from celebface.detection.registry import DEFAULT_DETECTOR, DEFAULT_VIDEO_DETECTOR, video_side
 from celebface.errors import InputError
 from celebface.gallery import Gallery, get_matcher
 from celebface.gallery.matching import DEFAULT_MATCH, Matcher, match
@@ -86,7 +86,9 @@ class RecognizerConfig:
     model. ``threshold``: the unknown threshold (``None`` = the gallery's calibrated one).
     ``detect_side``/``video_detect_side``: the ``max_side`` of the face finder for images /
     video frames (:class:`~celebface.detection.finder.FinderConfig`: shrunk so their longer
-    side is at most this before detection, 0 = never); faces are embedded at full resolution.
+    side is at most this before detection, 0 = never; ``video_detect_side`` ``None``: the
+    video detector's registered size, :func:`~celebface.detection.registry.video_side`);
+    faces are embedded at full resolution.
     ``min_face``: the finder's ``min_face`` (faces whose shorter box side is smaller, in
     pixels, are ignored).
     """
@@ -96,7 +98,7 @@ class RecognizerConfig:
     threshold: float | None = None
     device: str = "auto"
     detect_side: int = 1024
-    video_detect_side: int = 320
+    video_detect_side: int | None = None
     min_face: float = 0.0
     track: bool = True
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -107,7 +109,7 @@ class RecognizerConfig:
         validate.optional(lambda n, v: validate.in_range(n, v, -1, 1), "threshold",
                           self.threshold)
         validate.image_side("detect_side", self.detect_side)
-        validate.image_side("video_detect_side", self.video_detect_side)
+        validate.optional(validate.image_side, "video_detect_side", self.video_detect_side)
         validate.nonneg_float("min_face", self.min_face)
 
 
@@ -141,10 +143,12 @@ class Recognizer:
     """Detect, embed and name the faces of still images. See the module docstring.
 
     ``gallery``: a :class:`Gallery` or its folder (may be ``None`` with ``model``).
-    ``detector``: a registered detector name (``mtcnn``, ``yunet``, ``hog``), a built
-    ``Detector`` or a :class:`~celebface.detection.finder.FaceFinder`; faces are found by a
-    finder with the config's ``detect_side`` and ``min_face`` (:attr:`finder`), every face
-    that counts.
+    ``detector``: a registered detector name (``mtcnn``, ``yunet``, ``yunet+onet``,
+    ``hog``), a built ``Detector`` or a :class:`~celebface.detection.finder.FaceFinder`, for
+    photos and video frames alike; ``None`` (the default): ``DEFAULT_DETECTOR`` (MTCNN) for
+    photos, ``DEFAULT_VIDEO_DETECTOR`` (YuNet's faces, MTCNN's landmarks) for video frames.
+    Faces are found by a finder with the config's ``detect_side`` (``video_detect_side``) and
+    ``min_face`` (:attr:`finder`, :attr:`video_finder`), every face that counts.
     ``embedder``: an ``Embedder``; default: the one the gallery (or model) was built with.
     ``model``: a trained classifier (folder or object with ``predict_embeddings``) that names
     faces instead of the gallery; the unknown threshold then applies to its probability.
@@ -154,7 +158,7 @@ class Recognizer:
     def __init__(
         self,
         gallery: Gallery | str | Path | None,
-        detector: str | Any = DEFAULT_DETECTOR,
+        detector: str | Any | None = None,
         embedder: Any | None = None,
         config: RecognizerConfig | None = None,
         model: str | Path | Any | None = None,
@@ -178,7 +182,7 @@ class Recognizer:
                                                 self.config.threshold)
         self._warn_uncalibrated()
         self._detector = detector
-        self._finders: dict[int, FaceFinder] = {}
+        self._finders: dict[bool, FaceFinder] = {}
         self._embedder = embedder
         self.stats = StageStats()
 
@@ -186,7 +190,7 @@ class Recognizer:
     def open(
         cls,
         location: Gallery | str | Path | GalleryStore | None,
-        detector: str | Any = DEFAULT_DETECTOR,
+        detector: str | Any | None = None,
         embedder: Any | None = None,
         config: RecognizerConfig | None = None,
         model: str | Path | Any | None = None,
@@ -217,21 +221,30 @@ class Recognizer:
     @property
     def finder(self) -> FaceFinder:
         """The face finder of still images (``max_side``: the config's ``detect_side``)."""
-        return self.finder_for(self.config.detect_side)
+        return self._finder(video=False)
 
-    def finder_for(self, max_side: int) -> FaceFinder:
-        """The finder that shrinks images to ``max_side`` (video frames:
-        ``video_detect_side``), sharing one detector."""
-        if max_side not in self._finders:
-            c = self.config
-            if isinstance(self._detector, str):
-                finder = get_finder(detector=self._detector, device=c.device,
-                                    max_side=max_side, min_face=c.min_face)
+    @property
+    def video_finder(self) -> FaceFinder:
+        """The face finder of video frames (``max_side``: the config's ``video_detect_side``,
+        else the detector's registered video size)."""
+        return self._finder(video=True)
+
+    def _finder(self, video: bool) -> FaceFinder:
+        if video not in self._finders:
+            c, given = self.config, self._detector
+            name = given if isinstance(given, str) else getattr(given, "name", None)
+            if given is None:
+                name = DEFAULT_VIDEO_DETECTOR if video else DEFAULT_DETECTOR
+            side = c.detect_side if not video else (
+                c.video_detect_side if c.video_detect_side is not None
+                else video_side(str(name)))
+            if given is None or isinstance(given, str):
+                finder = get_finder(detector=name, device=c.device, max_side=side,
+                                    min_face=c.min_face)
             else:
-                finder = as_finder(self._detector).with_(max_side=max_side,
-                                                         min_face=c.min_face)
-            self._finders[max_side] = finder
-        return self._finders[max_side]
+                finder = as_finder(given).with_(max_side=side, min_face=c.min_face)
+            self._finders[video] = finder
+        return self._finders[video]
 
     @property
     def detector(self) -> Any:
@@ -269,12 +282,11 @@ class Recognizer:
         return list(self.matcher.names)
 
     # -------------------------------------------------------------- stages
-    def detect(self, image: np.ndarray, max_side: int | None = None) -> list[Face]:
-        """Every face of ``image`` that counts (boxes in its pixels), found by the finder
-        for ``max_side`` (default: the still images' ``detect_side``)."""
+    def detect(self, image: np.ndarray, video: bool = False) -> list[Face]:
+        """Every face of ``image`` that counts (boxes in its pixels), found by the finder of
+        still images, or with ``video`` of video frames."""
         with self.stats.time("detect"):
-            return self.finder_for(self.config.detect_side if max_side is None
-                                   else max_side).find(image)
+            return self._finder(video).find(image)
 
     def embed(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
         """Embeddings of ``faces`` of one image, computed as one batch."""

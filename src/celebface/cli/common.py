@@ -22,14 +22,15 @@ TTA_CHOICES = TTAS
 
 
 def add_detector(parser: argparse._ActionsContainer, target: type | Callable[..., object],
-                 crops: str | None = None) -> None:
-    """``--detector``: the registered detectors (and ``none`` when ``crops`` says what it
-    means for this command)."""
+                 crops: str | None = None, field: str = "detector", flag: str = "--detector",
+                 default: str = "%(default)s", what: str = "face detector") -> None:
+    """``--detector`` (or ``flag`` for ``field``): the registered detectors (and ``none`` when
+    ``crops`` says what it means for this command)."""
     names = detector_names()
-    help = "face detector: " + ", ".join(names) + " (default: %(default)s)"
+    help = f"{what}: " + ", ".join(names) + f" (default: {default})"
     if crops:
         help += f"; none {crops}"
-    add_option(parser, target, "detector", choices=(*names, "none") if crops else names,
+    add_option(parser, target, field, flag, choices=(*names, "none") if crops else names,
                help=help)
 
 

@@ -11,6 +11,7 @@ from celebface.cli import common as t
 from celebface.cli.common import add_device
 from celebface.cli.main import CLIError
 from celebface.cli.options import add_option, config_from, defaults
+from celebface.detection.registry import DEFAULT_DETECTOR, DEFAULT_VIDEO_DETECTOR
 from celebface.gallery.matching import MATCH_METHODS
 from celebface.recognizer import DECIDE, Recognizer, RecognizerConfig, TrackerConfig
 from celebface.streaming.sources import StreamConfig
@@ -53,10 +54,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     "photos per person); knn = nearest enrolled face; topk = mean of the 5 "
                     "nearest (best with many photos per person, once calibrated) "
                     "(default %(default)s)")
-    t.add_detector(p, Recognizer)
+    t.add_detector(p, Recognizer, default=f"{DEFAULT_DETECTOR} for photos, "
+                   f"{DEFAULT_VIDEO_DETECTOR} for video frames")
     add_option(p, RecognizerConfig, "video_detect_side", "--detect-size", type=t.pixels,
                metavar="PX", help="video frames are shrunk to this longer side for detection "
-               "(default %(default)s)")
+               "(default: the detector's, 640 for yunet and yunet+onet, 320 for mtcnn)")
     add_option(p, RecognizerConfig, "detect_side", "--image-detect-size", type=t.pixels,
                metavar="PX", help="the same for still images (default %(default)s)")
     add_option(p, RecognizerConfig, "min_face", type=t.nonneg_float, metavar="PX",

@@ -87,6 +87,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_option(p, ServeConfig, "threshold", type=t.probability,
                help="unknown threshold, 0 to 1 (default: the gallery's calibrated one)")
     t.add_detector(p, ServeConfig)
+    t.add_detector(p, ServeConfig, field="video_detector", flag="--video-detector",
+                   what="the video page's face detector")
     add_device(p, threads=False)
 
 

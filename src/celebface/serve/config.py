@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from celebface import validate
-from celebface.detection.registry import DEFAULT_DETECTOR
+from celebface.detection.registry import DEFAULT_DETECTOR, DEFAULT_VIDEO_DETECTOR
 from celebface.errors import CelebfaceError
 from celebface.gallery.matching import DEFAULT_MATCH
 
@@ -69,6 +69,7 @@ class ServeConfig:
     ``Authorization: Bearer``) whose scope allows it (:data:`SCOPES`).
     ``max_body_mb``: larger request bodies get 413; ``max_image_mb`` and ``max_pixels``: an
     image over either is refused (413) from its header, before it is decoded;
+    ``detector``: the uploads' face detector; ``video_detector``: the video page's.
     ``max_decodes``: images decoded at once. ``max_video_mb``: a video upload
     (``POST /v1/videos``) over it gets 413 (its own limit instead of ``max_body_mb``).
     ``max_side``: uploads are decoded shrunk to this longer side (boxes are still reported in
@@ -106,6 +107,7 @@ class ServeConfig:
     queue: int = 16
     torch_threads: int = 0
     detector: str = DEFAULT_DETECTOR
+    video_detector: str = DEFAULT_VIDEO_DETECTOR
     device: str = "auto"
     match: str = DEFAULT_MATCH
     threshold: float | None = None

@@ -90,6 +90,7 @@ class FaceService(Inference, GalleryAdmin):
         self.config = config
         self._models = models
         self._given_models = models is not None
+        self._given_models = models is not None
         #: the embedder the models make vectors of (None: the one a first enrolment records)
         self._spec: EmbedderSpec | None = None
         self._refused: Any = None  # the store's stamp of a gallery this server cannot serve
@@ -224,6 +225,12 @@ class FaceService(Inference, GalleryAdmin):
     @property
     def detector(self) -> Any:
         return self._models[1]  # type: ignore[index]
+
+    @property
+    def video_detector(self) -> Any:
+        """The video page's detector: ``video_detector`` of the config, or the detector of
+        the models the service was given (an app that brings its own)."""
+        return self.detector if self._given_models else self.config.video_detector
 
     @property
     def finder(self) -> Any:

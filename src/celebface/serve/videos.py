@@ -211,7 +211,8 @@ class VideoJobs:
             if s.recognizer is None:
                 raise RequestError("no one is enrolled yet")
             rec = VideoTracker(Recognizer(s.gallery if s.editable else None,
-                                          detector=s.detector, embedder=s.embedder,
+                                          detector=s.video_detector,
+                                          embedder=s.embedder,
                                           model=s.recognizer.model,
                                           config=s.recognizer_config()))
 

@@ -151,10 +151,10 @@ class VideoTracker:
             changed = self.config.track and bool(self.tracker.look(frame, n, cfg.box_change))
         rec = self.recognizer
         if not self.config.track:
-            out = rec.name_faces(frame, rec.detect(frame, self.config.video_detect_side))
+            out = rec.name_faces(frame, rec.detect(frame, video=True))
         elif cut or changed or n - self._detected >= cfg.detect_every:
             self._detected = n
-            out = self._tracked(frame, rec.detect(frame, self.config.video_detect_side))
+            out = self._tracked(frame, rec.detect(frame, video=True))
         else:
             with self.stats.time("track"):
                 out = [self._show(Face(t.box, track_id=t.id), t)
