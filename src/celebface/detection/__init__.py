@@ -23,6 +23,18 @@ from celebface.detection.registry import (
     register_detector,
 )
 
-__all__ = ["DEFAULT_DETECTOR", "DEFAULT_VIDEO_DETECTOR", "Detector", "DetectorInfo", "FaceFinder",
-           "FinderConfig", "check_detector", "detector_info", "detector_names", "get_detector", "get_finder",
-           "min_score", "register_detector"]
+__all__ = [
+    "DEFAULT_DETECTOR",
+    "DEFAULT_VIDEO_DETECTOR",
+    "Detector",
+    "DetectorInfo",
+    "FaceFinder",
+    "FinderConfig",
+    "check_detector",
+    "detector_info",
+    "detector_names",
+    "get_detector",
+    "get_finder",
+    "min_score",
+    "register_detector",
+]
