@@ -280,7 +280,7 @@ class EmbeddingEngine:
                 for j, reason in errs:
                     self.errors[chunk[j]] = reason
                 for view, v in vecs.items():
-                    self.caches[view].add([keys[chunk[j]] for j in ok], v)  # type: ignore[misc]
+                    self.caches[view].add([keys[chunk[j]] for j in ok], v)
                 failed = {j for j, _ in errs}
                 for j in set(range(len(chunk))) - set(ok) - failed:  # ``detect``: no face
                     self.errors[chunk[j]] = f"{items[chunk[j]].path}: no face found"

@@ -180,7 +180,7 @@ def run_epoch(
             batch = to_device(batch, device, non_blocking=cuda)
             with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
                 loss, outputs = step(model, batch)
-            if train:
+            if optimizer is not None:  # training
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 if config.grad_clip:
