@@ -160,7 +160,7 @@ class EmbeddingEngine:
         shrunk = False
         if data is not None:
             raw = content_hash(data)
-            shrunk = bool(self.max_side) and _longer_side(data) > self.max_side  # type: ignore[operator]
+            shrunk = _longer_side(data) > self.max_side if self.max_side else False
         else:
             raw = content_hash(dataset.load(item))
         tag = face_tag(item.face, self.rule)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Sized
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,7 +75,9 @@ def make_loader(
 
     if isinstance(data, DataLoader):
         return data
-    n = len(data)  # type: ignore[arg-type]
+    if not isinstance(data, Sized):
+        raise TypeError(f"a dataset without a length: {type(data).__name__}")
+    n = len(data)
     generator = torch.Generator().manual_seed(config.seed)
     return DataLoader(
         data,
