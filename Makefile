@@ -24,6 +24,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy  # [tool.mypy] in pyproject.toml
 	$(BIN)/lint-imports --no-cache  # layers and no import circles (.importlinter)
 
 test: setup lint

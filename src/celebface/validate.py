@@ -239,7 +239,8 @@ def flat_names(cls: Any) -> list[str]:
 def flat_settings(config: Any) -> dict[str, Any]:
     """Setting -> value of a config (a copy, as ``dataclasses.asdict`` gives for a config
     without groups): the form saved in ``model.json`` and run fingerprints."""
-    return {name: (dataclasses.asdict(value) if dataclasses.is_dataclass(value)
+    return {name: (dataclasses.asdict(value)
+                   if dataclasses.is_dataclass(value) and not isinstance(value, type)
                    else copy.deepcopy(value)) for name, value in _flat_items(config)}
 
 

@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 
 from celebface import __version__
 from celebface.errors import CelebfaceError
@@ -51,7 +52,7 @@ def _on_signal(signum: int, frame: object) -> None:
 
 
 @contextlib.contextmanager
-def _finalise_on_signals():  # type: ignore[no-untyped-def]
+def _finalise_on_signals() -> Iterator[None]:
     """SIGTERM and SIGHUP raise :class:`Terminated` while a command runs (main thread only),
     so every ``finally`` runs: JSON Lines and records keep what was finished."""
     if threading.current_thread() is not threading.main_thread():

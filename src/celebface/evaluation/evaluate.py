@@ -132,7 +132,8 @@ def _plot(out: Path, model_dir: Path, label_names: list[str], matrix: np.ndarray
           evalset: Any, max_errors: int) -> None:
     """The report's pictures: the confusion matrix of the identities present, the training
     curves (when the model folder has a history) and the ``max_errors`` surest mistakes."""
-    present = np.unique(np.concatenate([y_true, probs.argmax(1)])) if len(y_true) else []
+    present: np.ndarray | list[int] = (np.unique(np.concatenate([y_true, probs.argmax(1)]))
+                                       if len(y_true) else [])
     if len(present):
         plot_confusion(matrix, [label_names[i] for i in present], out / "confusion_matrix.png")
     history_path = model_dir / "history.json"

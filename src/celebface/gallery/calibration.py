@@ -222,6 +222,7 @@ def calibrate_scores(
         )
     ids = np.asarray(identities, dtype=object)
     stranger_people = len(set(ids[strangers]))
+    grid: tuple[float, ...]
     if gap_weight is not None:
         grid, source = (float(gap_weight),), "given"
     elif matcher.method == "model":

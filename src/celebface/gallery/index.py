@@ -151,7 +151,8 @@ class VectorIndex:
         return sims, ids
 
     def to_bytes(self) -> bytes:
-        return _faiss().serialize_index(self.index).tobytes()
+        data: np.ndarray = _faiss().serialize_index(self.index)
+        return data.tobytes()
 
     @classmethod
     def from_bytes(cls, data: bytes, kind: str, config: IndexConfig | None = None) -> VectorIndex:

@@ -55,7 +55,8 @@ def password_of(url: str) -> str | None:
     """The password a connection URL carries (userinfo or ``?password=``), else None."""
     try:
         parts = urlsplit(url)
-        return parts.password or (parse_qs(parts.query).get("password") or [None])[0]
+        given = parse_qs(parts.query).get("password")
+        return parts.password or (given[0] if given else None)
     except ValueError:  # a URL urlsplit cannot read (postgresql://[bad): no password found
         return None
 

@@ -8,12 +8,19 @@ import logging
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from celebface.errors import InputError
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
+
+
+class _Identified(Protocol):
+    @property
+    def identity(self) -> str: ...
+
+
+T = TypeVar("T", bound=_Identified)
 
 #: Image types a folder scan reads: those a direct path reads too (Pillow decodes them; a GIF
 #: is read as its first frame; AVIF needs a Pillow built with it, as the wheels are).
@@ -52,8 +59,8 @@ def first_per_identity(items: list[T], n: int) -> list[T]:
     counts: dict[str, int] = {}
     kept = []
     for it in items:
-        counts[it.identity] = counts.get(it.identity, 0) + 1  # type: ignore[attr-defined]
-        if counts[it.identity] <= n:  # type: ignore[attr-defined]
+        counts[it.identity] = counts.get(it.identity, 0) + 1
+        if counts[it.identity] <= n:
             kept.append(it)
     return kept
 

@@ -140,7 +140,7 @@ class EmbeddingCache:
     def _merge(self, shards: list[Path]) -> None:
         """Replace ``shards`` by one holding their vectors (caller holds the lock): the new
         shard is written before the old ones go, so a crash leaves duplicates, not losses."""
-        if len(shards) < 2:
+        if len(shards) < 2 or self.dir is None:  # shards are files of a cache folder
             return
         merged: dict[str, np.ndarray] = {}
         for shard in shards:
@@ -148,7 +148,7 @@ class EmbeddingCache:
             if found is not None:
                 merged.update(zip(found[0], found[1], strict=True))
         if merged:
-            write_shard(self.dir, list(merged), np.stack(list(merged.values())))  # type: ignore[arg-type]
+            write_shard(self.dir, list(merged), np.stack(list(merged.values())))
         for shard in shards:
             shard.unlink(missing_ok=True)
         log.debug("%s: %d shards merged into one (%d vectors)", self.dir, len(shards),

@@ -11,11 +11,14 @@ any torch device; on a CPU it is several times faster than dlib's own (BLAS-less
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from celebface.errors import InputError
+
+if TYPE_CHECKING:
+    from celebface.recognition.dlib_torch_net import DlibFaceResNet
 
 #: dlib's input_rgb_image mean (R, G, B); pixels become (value - mean) / 256.
 RGB_MEAN = (122.782, 117.001, 104.298)
@@ -76,7 +79,7 @@ def read_dlib_weights(path: str | Path) -> list[np.ndarray]:
 LEVEL_UNITS = tuple(n for _c, n, _d in LEVELS)
 
 
-def build_model(path: str | Path, trainable: bool = False) -> Any:
+def build_model(path: str | Path, trainable: bool = False) -> DlibFaceResNet:
     """The torch module with dlib's weights, in eval mode. ``trainable`` makes every weight a
     trainable ``nn.Parameter`` (Affine scales and shifts included; dlib's network has no
     BatchNorm, so there are no statistics to keep) for fine-tuning; else they are frozen."""

@@ -82,6 +82,8 @@ class DlibFaceResNet(nn.Module):
     ((channels, units, first unit downsamples) each) and the 256 -> 128 layer; pixels become
     ``(value - mean) / 256``."""
 
+    mean: torch.Tensor
+
     def __init__(self, params: Sequence[np.ndarray], levels: Sequence[tuple[int, int, bool]],
                  mean: Sequence[float], trainable: bool = False) -> None:
         super().__init__()

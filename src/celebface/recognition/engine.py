@@ -160,7 +160,7 @@ class EmbeddingEngine:
         shrunk = False
         if data is not None:
             raw = content_hash(data)
-            shrunk = bool(self.max_side) and _longer_side(data) > self.max_side  # type: ignore[operator]
+            shrunk = _longer_side(data) > self.max_side if self.max_side else False
         else:
             raw = content_hash(dataset.load(item))
         tag = face_tag(item.face, self.rule)
@@ -280,7 +280,7 @@ class EmbeddingEngine:
                 for j, reason in errs:
                     self.errors[chunk[j]] = reason
                 for view, v in vecs.items():
-                    self.caches[view].add([keys[chunk[j]] for j in ok], v)  # type: ignore[misc]
+                    self.caches[view].add([keys[chunk[j]] for j in ok], v)
                 failed = {j for j, _ in errs}
                 for j in set(range(len(chunk))) - set(ok) - failed:  # ``detect``: no face
                     self.errors[chunk[j]] = f"{items[chunk[j]].path}: no face found"

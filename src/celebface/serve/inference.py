@@ -115,6 +115,8 @@ class Inference:
         except NoFaceError as exc:
             raise RequestError(f"image{exc.index + 1}: no face found (crop=true compares a "
                                "face crop whole)", code="no_face") from None
+        if isinstance(v, list):  # a list comes only with all_faces, which is off here
+            raise TypeError("verify() gave a list of pairs for one pair")
         faces = [face_out(f, img, whole_image=whole) for f, img, whole
                  in zip((v.face_a, v.face_b), imgs, (v.whole_a, v.whole_b), strict=True)]
         return {"same": bool(v.same), "score": round(float(v.score), 4),

@@ -21,7 +21,12 @@ alone keep those shifts under the threshold while another face is well over it
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from scenedetect.detectors import ContentDetector
 
 #: Width a frame is shrunk to before the cut test (PySceneDetect's default downscale target).
 CUT_WIDTH = 256
@@ -39,7 +44,7 @@ class ContentChange:
 
     def __init__(self, threshold: float, min_frames: int = 0, luma_only: bool = False) -> None:
         self.threshold, self.min_frames, self.luma_only = threshold, min_frames, luma_only
-        self._detector = None
+        self._detector: ContentDetector | None = None
         self._n = 0
 
     def reset(self) -> None:

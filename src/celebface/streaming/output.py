@@ -139,7 +139,7 @@ def open_writer(path: Path, fps: float, size: tuple[int, int]) -> tuple[Any, str
         for i, codec in enumerate(codecs):
             last = i == len(codecs) - 1
             logging_.setLogLevel(level if last else logging_.LOG_LEVEL_SILENT)
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, size)
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*codec), fps, size)
             if writer.isOpened():
                 return writer, codec
     finally:

@@ -183,7 +183,8 @@ class VideoTracker:
                 t.add(e, n, row, self.policy.same_view)
                 t.frame_match = own
                 embedded[i] = e
-            means = np.stack([tracks[i].mean_scores for i in need])
+            rows = [tracks[i].mean_scores for i in need]  # each has scores: just added
+            means = np.stack([m for m in rows if m is not None])
             views = [len(tracks[i].views) for i in need]
             for i, d in zip(need, self._decide(means, views), strict=True):
                 tracks[i].decide(d, cfg.switch_after)

@@ -140,7 +140,8 @@ def _serves_image(url: str, timeout_s: float) -> bool:
         return False
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as reply:
-            return reply.headers.get_content_type().startswith("image/")
+            kind: str = reply.headers.get_content_type()
+            return kind.startswith("image/")
     except (OSError, ValueError, urllib.error.URLError):
         return False
 

@@ -273,8 +273,8 @@ class IoUTracker:
                 continue
             used.add(ti)
             face_track[fi] = self.tracks[ti]
-        for ti, track in enumerate(self.tracks):
-            track.missed = 0 if ti in used else track.missed + 1
+        for ti, t in enumerate(self.tracks):
+            t.missed = 0 if ti in used else t.missed + 1
         self.tracks = [t for t in self.tracks if t.missed <= self.config.max_missed]
         out = []
         for fi, face in enumerate(faces):

@@ -236,7 +236,7 @@ def _run_settings(data: Path, config: SynthConfig) -> dict[str, Any]:
     (not ``workers``), as JSON values."""
     settings = {"kind": "synth", "source": str(data.resolve()), **dataclasses.asdict(config)}
     settings.pop("workers")
-    return json_ready(settings)
+    return {k: json_ready(v) for k, v in settings.items()}
 
 
 def _claim(dst: Path, settings: dict[str, Any]) -> None:

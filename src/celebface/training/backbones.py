@@ -70,6 +70,9 @@ def input_norm(name: str) -> nn.Module:
     class InputNorm(nn.Module):
         """``[-1, 1]`` RGB to ImageNet mean/std (no state: not saved with the weights)."""
 
+        scale: torch.Tensor
+        shift: torch.Tensor
+
         def __init__(self) -> None:
             super().__init__()
             mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
@@ -149,7 +152,7 @@ def freeze_blocks(features: nn.Sequential, count: int) -> None:
     for block in list(features)[:count]:
         for p in block.parameters():
             p.requires_grad_(False)
-    features.frozen_blocks = count  # type: ignore[attr-defined]
+    features.frozen_blocks = count  # type: ignore[assignment]  # torch's stub: Tensor | Module only
 
 
 def keep_frozen_eval(features: nn.Sequential) -> None:

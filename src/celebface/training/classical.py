@@ -105,18 +105,19 @@ def fit_arrays(
         coef, intercept = _linear_params(clf.coef_, clf.intercept_)
         params = {"coef": coef, "intercept": intercept, "classes": clf.classes_}
         scores = x @ coef.T + intercept
-        params["temperature"] = np.float32(_fit_temperature(scores, np.searchsorted(
-            clf.classes_, y)))
+        params["temperature"] = np.asarray(_fit_temperature(scores, np.searchsorted(
+            clf.classes_, y)), np.float32)
         return params
     if name == "knn":
         return {"train": x.astype(np.float32), "train_labels": y.astype(np.int64),
-                "k": np.int64(config.k)}
+                "k": np.asarray(config.k, np.int64)}
     if name == "centroid":
         classes = np.unique(y)
         centroids = l2_normalize(np.stack([x[y == c].mean(0) for c in classes]))
         scores = x @ centroids.T
         t = _fit_temperature(scores, np.searchsorted(classes, y))
-        return {"centroids": centroids, "classes": classes, "temperature": np.float32(t)}
+        return {"centroids": centroids, "classes": classes,
+                "temperature": np.asarray(t, np.float32)}
     raise InputError(f"unknown classifier {name!r}: choose one of {', '.join(CLASSIFIERS)}")
 
 
@@ -167,7 +168,8 @@ class ClassicalModel(EmbeddingModel):
 
     def save_weights(self, model_dir: Path) -> dict[str, Any]:
         with atomic_write(model_dir / WEIGHTS, "wb") as fh:
-            np.savez(fh, **self.params)
+            arrays: dict[str, Any] = self.params  # numpy's stub checks allow_pickle too
+            np.savez(fh, **arrays)
         return {"weights": WEIGHTS}
 
     @classmethod

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from torch.utils.data import Dataset
 
+from celebface.recognition.dlib_torch_net import DlibFaceResNet
 from celebface.training.frozen import frozen_maps
 
 
@@ -46,7 +46,7 @@ class ChipData(Dataset):
         return x, int(self.labels[r])
 
 
-def trunk_maps(net: nn.Module, chips: np.ndarray, levels: int, path: Path, device: str,
+def trunk_maps(net: DlibFaceResNet, chips: np.ndarray, levels: int, path: Path, device: str,
                progress: bool = True, flip: bool = True) -> np.ndarray:
     """The maps after the first ``levels`` levels of every chip (and, with ``flip``, of its
     mirror image), float16, cached at ``path`` (:func:`celebface.training.frozen.frozen_maps`)."""

@@ -25,6 +25,8 @@ class FaceResNetModel(TrainedModel):
     image is the face) or, through :meth:`as_embedder`, embeds located faces."""
 
     kind: ClassVar[str] = KIND
+    #: the folder the model was saved in or loaded from (None: not saved yet)
+    model_dir: str | None = None
 
     def __init__(self, net: FaceResNetNet, label_names: Sequence[str],
                  meta: dict[str, Any] | None = None, device: str = "auto",
@@ -78,7 +80,7 @@ class FaceResNetModel(TrainedModel):
                                       h["margin"]))
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         model = cls(net, meta["label_names"], meta, device)
-        model.model_dir = str(model_dir)  # type: ignore[attr-defined]
+        model.model_dir = str(model_dir)
         return model
 
 

@@ -11,6 +11,7 @@ from torch import nn
 
 from celebface.models.store import dlib_model_path
 from celebface.recognition.dlib_torch import build_model
+from celebface.recognition.dlib_torch_net import DlibFaceResNet
 
 
 class ClassHead(nn.Module):
@@ -55,7 +56,7 @@ class FaceResNetNet(nn.Module):
     """dlib's ResNet + :class:`ClassHead`. ``forward(x, labels)`` takes chips
     ``(N, 150, 150, 3)`` uint8 or, with ``from_level`` > 0, the map after that many levels."""
 
-    def __init__(self, net: nn.Module, head: ClassHead, from_level: int = 0):
+    def __init__(self, net: DlibFaceResNet, head: ClassHead, from_level: int = 0):
         super().__init__()
         self.net, self.head, self.from_level = net, head, from_level
 
@@ -69,7 +70,7 @@ class FaceResNetNet(nn.Module):
 
 
 def build_dlib_net(pretrained: str = "dlib", trainable: bool = True, seed: int = 0
-                   ) -> nn.Module:
+                   ) -> DlibFaceResNet:
     """dlib's network with its weights (``pretrained="dlib"``) or randomly re-initialised."""
     net = build_model(dlib_model_path("resnet"), trainable=trainable)
     if pretrained == "none":

@@ -17,6 +17,7 @@ from celebface.errors import InputError
 from celebface.io import atomic_write_json
 from celebface.recognition.dlib_resnet import DlibEmbedder
 from celebface.recognition.dlib_torch import freeze_levels
+from celebface.recognition.dlib_torch_net import DlibFaceResNet
 from celebface.training.chips import aligned_chips
 from celebface.training.data import ImageData, limit_rows, load_image_data
 from celebface.training.face_resnet.config import KIND, FaceResNetConfig
@@ -90,7 +91,7 @@ class _Datasets:
     cached: bool  #: the frozen levels' maps are cached: the network starts after them
 
 
-def _datasets(base: torch.nn.Module, chips: Any, rows: _Rows, cache: Path, cfg: FaceResNetConfig,
+def _datasets(base: DlibFaceResNet, chips: Any, rows: _Rows, cache: Path, cfg: FaceResNetConfig,
               device: str) -> _Datasets:
     """The train and val data: the frozen levels' cached maps (``trunk_cache`` with frozen
     levels) or the chips. With ``--tta flip`` the val rows hold both views (when the mirror
@@ -176,5 +177,5 @@ def train(data: str | Path, out: str | Path, **config: Any) -> FaceResNetModel:
         "val_count": len(rows.val), "preprocessing": {"tta": cfg.tta},
     }, device=cfg.loop.device)
     model.save(out)
-    model.model_dir = str(out)  # type: ignore[attr-defined]
+    model.model_dir = str(out)
     return model

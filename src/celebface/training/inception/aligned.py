@@ -25,9 +25,8 @@ from celebface.training.data import ImageData
 from celebface.training.inception.config import DLIB_PADDING
 
 if TYPE_CHECKING:
-    from torch import nn
-
     from celebface.recognition.dlib_resnet import DlibEmbedder
+    from celebface.training.inception.head_net import ReferenceHeadNet
 
 
 def aligner(settings: dict[str, Any] | None = None) -> DlibEmbedder:
@@ -58,7 +57,7 @@ def chip_data(images: ImageData, cache_dir: Path, padding: float = DLIB_PADDING,
             chips, cutter)
 
 
-def trunk_maps(net: nn.Module, chips: Chips, padding: float, input_size: int, blocks: int,
+def trunk_maps(net: ReferenceHeadNet, chips: Chips, padding: float, input_size: int, blocks: int,
                cache_dir: Path, tag: str, device: str, progress: bool = True,
                flip: bool = True) -> np.ndarray:
     """The maps after the first ``blocks`` trunk blocks of ``net`` (a reference-head network,

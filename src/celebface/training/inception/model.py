@@ -17,15 +17,16 @@ from celebface.training.inception.net import build_network
 from celebface.training.registry import register_model_kind
 
 if TYPE_CHECKING:
-    from torch import nn
-
+    from celebface.training.inception.head_net import ReferenceHeadNet
     from celebface.types import Face
 
 
 class InceptionModel(TrainedModel):
     kind: ClassVar[str] = "inception"
+    #: the folder the model was saved in or loaded from (None: not saved yet)
+    model_dir: str | None = None
 
-    def __init__(self, net: nn.Module, label_names: Sequence[str], input_size: int,
+    def __init__(self, net: ReferenceHeadNet, label_names: Sequence[str], input_size: int,
                  meta: dict[str, Any] | None = None, device: str = "auto",
                  batch_size: int = 64):
         from celebface.device import resolve_device
@@ -111,7 +112,7 @@ class InceptionModel(TrainedModel):
         net.load_state_dict(torch.load(weights_file(model_dir, meta, WEIGHTS),
                                        map_location="cpu", weights_only=True))
         model = cls(net, meta["label_names"], size, meta, device)
-        model.model_dir = str(model_dir)  # type: ignore[attr-defined]
+        model.model_dir = str(model_dir)
         return model
 
 

@@ -172,5 +172,5 @@ def train(data: str | Path, out: str | Path, **config: Any) -> InceptionModel:
         "preprocessing": _preprocessing(rows, cfg),
     }, device=cfg.loop.device)
     model.save(out)
-    model.model_dir = str(out)  # type: ignore[attr-defined]
+    model.model_dir = str(out)
     return model

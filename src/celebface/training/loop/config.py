@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from celebface.errors import InputError
 from celebface.validate import flat_settings, settings_group
@@ -47,7 +47,7 @@ class LoopConfig:
     #: (0 disables it). ``monitor`` is a history key such as ``val_accuracy`` or ``val_loss``.
     patience: int = 5
     monitor: str = "val_accuracy"
-    mode: str = "max"  # max | min
+    mode: Literal["max", "min"] = "max"
     min_delta: float = 0.0
     device: str = "auto"
     amp: bool = True  # mixed precision, CUDA only

@@ -316,7 +316,10 @@ def _plain_numpy_state() -> dict[str, Any]:
     """numpy's RNG state as values ``weights_only`` loading accepts (no numpy arrays)."""
     import torch
 
-    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = np.random.get_state()
+    if isinstance(state, dict):  # not the legacy MT19937 tuple numpy's global RNG gives
+        raise TypeError(f"numpy's global RNG state is not MT19937: {state.get('bit_generator')}")
+    name, keys, pos, has_gauss, cached = state
     return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
             "has_gauss": int(has_gauss), "cached": float(cached)}
 

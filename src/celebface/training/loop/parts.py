@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Sized
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,7 +75,9 @@ def make_loader(
 
     if isinstance(data, DataLoader):
         return data
-    n = len(data)  # type: ignore[arg-type]
+    if not isinstance(data, Sized):
+        raise TypeError(f"a dataset without a length: {type(data).__name__}")
+    n = len(data)
     generator = torch.Generator().manual_seed(config.seed)
     return DataLoader(
         data,
@@ -180,7 +182,7 @@ def run_epoch(
             batch = to_device(batch, device, non_blocking=cuda)
             with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
                 loss, outputs = step(model, batch)
-            if train:
+            if optimizer is not None:  # training
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 if config.grad_clip:

@@ -62,7 +62,8 @@ def face_landmarks(images: np.ndarray, boxes: np.ndarray, progress: bool = True)
     for i in tqdm(range(len(images)), desc="landmarks", unit="img", disable=not progress,
                   leave=False):
         h, w = images[i].shape[:2]
-        box = tuple(float(v) for v in boxes[i] * np.array([w, h, w, h]))
+        x1, y1, x2, y2 = (float(v) for v in boxes[i] * np.array([w, h, w, h]))
+        box = (x1, y1, x2, y2)
         out[i] = aligner.landmarks(images[i], Face(box=box, score=1.0)) / np.array([w, h])
     return out
 

@@ -4,13 +4,14 @@ IoU itself is :func:`celebface.types.paired_iou`."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from celebface.training.multi_output.config import MultiOutputConfig
+from celebface.training.multi_output.net import MultiOutputNet
 from celebface.types import box_overlap, paired_iou
 
 
@@ -36,7 +37,8 @@ def make_step(config: MultiOutputConfig) -> Any:
         images, boxes, labels, *rest = batch
         points = rest[0] if rest else None
         given = (boxes, points, labels) if model.training else (None, None, None)
-        out = model.outputs(images, *given)
+        # the loop hands any nn.Module to a step (StepFn): this one is only given a MultiOutputNet
+        out = cast(MultiOutputNet, model).outputs(images, *given)
         logits = out.logits.float()
         loss = config.class_weight * F.cross_entropy(
             logits, labels, label_smoothing=config.label_smoothing)
