@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,7 +127,7 @@ class StageStats:
         self.frames = self.faces = self.embedded = 0
 
     @contextmanager
-    def time(self, stage: str):  # type: ignore[no-untyped-def]
+    def time(self, stage: str) -> Iterator[None]:
         start = time.perf_counter()
         try:
             yield

@@ -43,7 +43,7 @@ class Inference:
         when there is one, so /v1/detect and /v1/recognize find the same faces)."""
         rec = self.recognizer
         if rec is not None:
-            return rec.detect(img.rgb, rec.config.detect_side)
+            return rec.detect(img.rgb)
         return self.finder.find(img.rgb)
 
     def recognize(self, data: bytes, label: str = "image", candidates: int = 1,
