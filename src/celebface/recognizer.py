@@ -282,7 +282,7 @@ class Recognizer:
         return list(self.matcher.names)
 
     # -------------------------------------------------------------- stages
-    def detect(self, image: np.ndarray, video: bool = False) -> list[Face]:
+    def detect(self, image: np.ndarray, *, video: bool = False) -> list[Face]:
         """Every face of ``image`` that counts (boxes in its pixels), found by the finder of
         still images, or with ``video`` of video frames."""
         with self.stats.time("detect"):
