@@ -59,6 +59,10 @@ bench: setup
 	$(BIN)/python benchmarks/cluster.py --embedder dlib+sface
 	for s in 0 1 2; do OMP_NUM_THREADS=1 $(BIN)/python benchmarks/video.py --emb $(EMB)/dlib+$(EMB)/sface --threads 1 --ks 3 --views 3 1 --shots 30 --seed $$s --out runs/video_fused/seed$$s; done
 	$(BIN)/python benchmarks/video.py --pool runs/video_fused/seed*.json --out benchmarks/results/video_dlib+sface
+	$(BIN)/python benchmarks/detectors.py --transfer-only 3 --embedder dlib+sface
+	$(BIN)/python benchmarks/crowd.py
+	for s in 0 1 2; do OMP_NUM_THREADS=1 $(BIN)/python benchmarks/video.py --emb $(EMB)/dlib+$(EMB)/sface --threads 1 --ks 3 --views 3 --shots 30 --seed $$s --detector yunet+onet --detect-sides 640 --skip-one-view --out runs/video_det/yunet+onet_s$$s; done
+	$(BIN)/python benchmarks/video.py --pool runs/video_det/yunet+onet_s*.json --out benchmarks/results/video_yunet+onet
 	$(BIN)/python benchmarks/verify.py --embedder sface
 	$(BIN)/python benchmarks/verify.py --embedder dlib+sface
 	$(BIN)/python benchmarks/audit.py --bound-only --embedder sface

@@ -210,10 +210,13 @@ def main() -> None:
     p.add_argument("--galleries", nargs="+", default=["many", "one"], choices=["many", "one"])
     p.add_argument("--views", type=int, nargs="+", default=[1, 3],
                    help="photos a person shows in a shot, in turn (1: one photo all shot)")
+    p.add_argument("--detector", default="mtcnn", help="the video frames' face detector")
     p.add_argument("--detect-sides", type=int, nargs="+", default=[320],
                    help="longer side of the copy detection runs on")
     p.add_argument("--threshold", type=float,
                    help="unknown threshold (default: the gallery's uncalibrated one)")
+    p.add_argument("--skip-one-view", action="store_true",
+                   help="leave out the second pass whose tracks keep the one-view threshold")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=RESULTS / "video")
@@ -242,7 +245,7 @@ def main() -> None:
     gallery_people = order[: args.gallery_people]
     known = gallery_people[: args.known]
     strangers = order[args.gallery_people: args.gallery_people + args.strangers]
-    detector = get_detector("mtcnn", device="cpu")
+    detector = get_detector(args.detector, device="cpu")
     embedder = EmbedderSpec(model, tta).build("cpu")
     rows, clips = [], {}
     for views in args.views:
@@ -252,9 +255,10 @@ def main() -> None:
             g = build_gallery(e, vec, gallery_people, 10 if gname == "many" else 1,
                               {"name": model, "tta": tta})
             for side, k in itertools.product(args.detect_sides, args.ks):
+                one_view = [] if args.skip_one_view else run_setting(
+                    clip, g, detector, embedder, k, side, args.threshold, views=False)
                 for r in [*run_setting(clip, g, detector, embedder, k, side, args.threshold),
-                          *run_setting(clip, g, detector, embedder, k, side, args.threshold,
-                                       views=False)]:
+                          *one_view]:
                     r |= {"gallery": gname, "views": views}
                     rows.append(r)
                     logging.info(
