@@ -34,7 +34,7 @@ import numpy as np
 
 from celebface.errors import InputError
 from celebface.gallery.matching import Matcher
-from celebface.gallery.policy import best_scores, threshold_for_far
+from celebface.gallery.policy import accepted, best_scores, threshold_for_far
 
 log = logging.getLogger(__name__)
 
@@ -150,16 +150,16 @@ def cross_validate_gap_weights(
     for w in grid:
         best, idx = best_scores(scores, w)
         right = (idx == truth)[~strangers]
-        tars, accepted, held = [], 0, 0
+        tars, taken, held = [], 0, 0
         for f in folds:
             test = strangers & (fold == f)
             thr = threshold_for_far(best[strangers & (fold != f)], far)
-            accepted += int((best[test] >= thr).sum())
+            taken += int(accepted(best[test], thr).sum())
             held += int(test.sum())
             if right.size:
-                tars.append(float((right & (best[~strangers] >= thr)).mean()))
+                tars.append(float((right & accepted(best[~strangers], thr)).mean()))
         out.append(WeightCV(float(w), float(np.mean(tars)) if tars else float("nan"),
-                            accepted, held))
+                            taken, held))
     return out
 
 
@@ -181,15 +181,15 @@ def open_set_rates(scores: np.ndarray, truth: np.ndarray, threshold: float,
     stranger."""
     truth = np.asarray(truth)
     best, idx = best_scores(np.asarray(scores), gap_weight)
-    accepted = best >= threshold
+    named = accepted(best, threshold)
     genuine = truth >= 0
     n_gen, n_str = int(genuine.sum()), int((~genuine).sum())
-    correct = accepted & genuine & (idx == truth)
+    correct = named & genuine & (idx == truth)
     return OpenSetRates(
         threshold=float(threshold),
         tar=float(correct.sum() / n_gen) if n_gen else float("nan"),
-        accept_rate=float((accepted & genuine).sum() / n_gen) if n_gen else float("nan"),
-        far=float((accepted & ~genuine).sum() / n_str) if n_str else float("nan"),
+        accept_rate=float((named & genuine).sum() / n_gen) if n_gen else float("nan"),
+        far=float((named & ~genuine).sum() / n_str) if n_str else float("nan"),
         genuine=n_gen,
         strangers=n_str,
     )

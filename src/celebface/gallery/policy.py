@@ -198,7 +198,7 @@ class OpenSetPolicy:
         out = []
         for idx, row, score, t in zip(top, scores, decision, thresholds, strict=True):
             best = float(row[0])
-            if score >= t:
+            if accepted(score, t):
                 runner = (names[idx[1]], float(row[1])) if len(idx) > 1 else (None, None)
                 out.append(Match(names[idx[0]], best, runner[0], runner[1], float(score)))
             else:  # unknown: the runner-up is the closest known person
@@ -254,6 +254,18 @@ def store_calibration(gallery: Gallery, method: str, threshold: float,
 
 
 # ------------------------------------------------------------------ decision scores
+def accepted(scores: np.ndarray, threshold: float | np.ndarray) -> np.ndarray:
+    """Which decision scores (or pair cosines) reach ``threshold``: the one comparison every
+    decision and every measured rate makes."""
+    return np.asarray(scores) >= threshold
+
+
+def same_person(score: float, threshold: float) -> bool:
+    """Two faces are the same person when their cosine reaches the pair threshold
+    (:func:`pair_threshold`)."""
+    return bool(accepted(np.asarray(score), threshold))
+
+
 def decision_scores(best: np.ndarray, second: np.ndarray | None, gap_weight: float
                     ) -> np.ndarray:
     """``best + gap_weight * (best - second)``; no second identity (a one-person gallery)

@@ -13,6 +13,7 @@ import numpy as np
 
 from celebface.gallery import EnrollConfig, Gallery
 from celebface.gallery.matching import top_n
+from celebface.gallery.policy import same_person
 from celebface.io import LoadedImage
 from celebface.recognition.base import l2_normalize
 from celebface.recognizer import Recognizer
@@ -134,7 +135,7 @@ class Inference:
         face = self._largest(img, label)
         emb = l2_normalize(np.asarray(self.embedder.embed([img.rgb], [face]), np.float32))
         score = float((stored @ emb[0]).max())
-        return {"same": score >= self.pair_threshold, "score": round(score, 4),
+        return {"same": same_person(score, self.pair_threshold), "score": round(score, 4),
                 "threshold": round(float(self.pair_threshold), 4), "photo": photo,
                 "face": face_out(face, img)}
 

@@ -11,7 +11,7 @@ import numpy as np
 from celebface.detection.finder import FaceFinder, as_finder, get_finder
 from celebface.detection.registry import DEFAULT_DETECTOR
 from celebface.errors import InputError
-from celebface.gallery.policy import pair_threshold
+from celebface.gallery.policy import pair_threshold, same_person
 from celebface.gallery.stores import load_gallery
 from celebface.io.images import as_rgb
 from celebface.recognition.spec import EmbedderSpec
@@ -99,6 +99,6 @@ def verify(
         for fb in found_b:
             score = cosine(fa.face.embedding, fb.face.embedding)  # type: ignore[arg-type]
             results.append(Verification(
-                same=score >= threshold, score=score, threshold=float(threshold),
+                same=same_person(score, threshold), score=score, threshold=float(threshold),
                 face_a=fa.face, face_b=fb.face, whole_a=fa.whole, whole_b=fb.whole))
     return results if all_faces else results[0]
