@@ -102,8 +102,9 @@ def test_flag_defaults_are_the_library_defaults() -> None:
 
 def test_shared_flags_agree_across_commands() -> None:
     """--embedder, --tta, --detector, --device and --match default alike everywhere (train's
-    settings default to None: each model keeps its own)."""
-    from celebface.detection.registry import DEFAULT_DETECTOR
+    settings default to None: each model keeps its own; recognize's --detector is None: MTCNN
+    for photos, the video detector for video frames, as its help says)."""
+    from celebface.detection.registry import DEFAULT_DETECTOR, DEFAULT_VIDEO_DETECTOR
     from celebface.recognition.spec import DEFAULT_EMBEDDER, DEFAULT_TTA
 
     seen: dict[str, set[object]] = {}
@@ -112,6 +113,11 @@ def test_shared_flags_agree_across_commands() -> None:
             if action.dest in ("embedder", "tta", "detector", "device", "match"):
                 if name == "train" and action.dest != "device":
                     assert action.default is None
+                    continue
+                if name == "recognize" and action.dest == "detector":
+                    assert action.default is None and action.help is not None
+                    assert f"{DEFAULT_DETECTOR} for photos, {DEFAULT_VIDEO_DETECTOR} for video" \
+                        in action.help
                     continue
                 seen.setdefault(action.dest, set()).add(action.default)
     assert seen == {"embedder": {DEFAULT_EMBEDDER}, "tta": {DEFAULT_TTA},
