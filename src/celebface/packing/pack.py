@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from celebface import validate
 from celebface.data import FaceDataset, FaceItem, open_dataset
@@ -99,7 +100,6 @@ def pack_dataset(
     holds one complete pack (a crash in between leaves no ``pack.json``, and loading says so).
     Unreadable files are logged with the reason and skipped.
     """
-    from tqdm import tqdm
 
     config = config or PackConfig()
     if overrides:
