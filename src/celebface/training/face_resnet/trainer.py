@@ -13,12 +13,14 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from celebface.device import resolve_device
 from celebface.errors import InputError
 from celebface.io import atomic_write_json
+from celebface.plots import plot_history
 from celebface.recognition.dlib_resnet import DlibEmbedder
 from celebface.recognition.dlib_torch import freeze_levels
 from celebface.recognition.dlib_torch_net import DlibFaceResNet
-from celebface.training.chips import aligned_chips
+from celebface.training.chips import aligned_chips, default_cache_dir
 from celebface.training.data import ImageData, limit_rows, load_image_data
 from celebface.training.face_resnet.config import KIND, FaceResNetConfig
 from celebface.training.face_resnet.data import ChipData, trunk_maps
@@ -131,8 +133,6 @@ def _optimizer(net: FaceResNetNet, cfg: FaceResNetConfig) -> torch.optim.Optimiz
 
 def train(data: str | Path, out: str | Path, **config: Any) -> FaceResNetModel:
     """Fine-tune dlib's ResNet on the face crops in ``data`` (folder or pack); resumable."""
-    from celebface.device import resolve_device
-    from celebface.training.chips import default_cache_dir
 
     cfg: FaceResNetConfig = make_config(FaceResNetConfig, config, KIND)
     out = Path(out)
@@ -164,7 +164,6 @@ def train(data: str | Path, out: str | Path, **config: Any) -> FaceResNetModel:
                  metrics=classification_metrics, optimizer=_optimizer(net, cfg),
                  fingerprint=fingerprint)
     atomic_write_json(out / "history.json", result.history)
-    from celebface.plots import plot_history
 
     plot_history(result.history, out / "curves.png")
     model = FaceResNetModel(net.cpu(), rows.names, {

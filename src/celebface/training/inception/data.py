@@ -10,6 +10,7 @@ import numpy as np
 
 from celebface.errors import InputError
 from celebface.io import ImageReadError
+from celebface.packing.pack import fit_square
 from celebface.training.data import ImageData
 
 if TYPE_CHECKING:
@@ -32,7 +33,6 @@ def to_tensor(images: Sequence[np.ndarray], size: int, fit: str = "stretch") -> 
     non-square image is stretched, or centre-cropped/padded (``fit``, as ``celebface pack``)."""
     import torch
 
-    from celebface.packing.pack import fit_square
 
     def square(im: np.ndarray) -> np.ndarray:
         im = np.asarray(im, dtype=np.uint8)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from celebface.errors import InputError
+from celebface.training import backbones
 
 if TYPE_CHECKING:
     from celebface.training.inception.head_net import ReferenceHeadNet
@@ -15,7 +16,6 @@ def build_network(num_classes: int, input_size: int = 224, backbone: str = "ince
                   freeze: int = 0) -> ReferenceHeadNet:
     """A backbone trunk (:mod:`celebface.training.backbones`) + the reference head, as one
     ``nn.Module`` with ``.embed(x)``; the first ``freeze`` trunk blocks are frozen."""
-    from celebface.training import backbones
     from celebface.training.inception.head_net import ReferenceHeadNet
 
     spec = backbones.spec(backbone)
