@@ -25,6 +25,7 @@ from celebface import validate
 from celebface.data import FaceDataset, FaceItem, open_dataset
 from celebface.data.stage import folder_kind
 from celebface.detection.registry import DEFAULT_DETECTOR
+from celebface.recognition.engine import EmbedConfig, EmbeddingEngine
 from celebface.recognition.spec import DEFAULT_EMBEDDER, DEFAULT_TTA, EmbedderSpec, check_tta
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,6 @@ def embed_items(
     Unreadable photos and photos without a face are logged, skipped and listed in the last
     part's ``skipped``.
     """
-    from celebface.recognition.engine import EmbedConfig, EmbeddingEngine
 
     run = EmbedConfig.of_spec(config.spec, workers=1, batch_size=config.batch_size,
                               faces=config.face_rule, progress=progress)
