@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -98,7 +98,6 @@ class Guard:
         """The body limit of a request and the message when it is over it (a video upload's
         names the user's file)."""
         if scope["method"] == "POST" and scope["path"] == "/v1/videos":
-            from urllib.parse import parse_qs
 
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             name = query.get("filename", ["the video"])[0]
