@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,6 @@ class FaceSetConfig:
     def with_spec(self, spec: EmbedderSpec, **changes: Any) -> Any:
         """These settings (with ``changes``) embedding with ``spec``'s embedder (its options,
         else these)."""
-        from dataclasses import replace
 
         return replace(self, embedder=spec.name, tta=spec.tta,
                        embedder_options=dict(spec.options or self.embedder_options), **changes)

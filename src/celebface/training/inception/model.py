@@ -13,6 +13,7 @@ from celebface.geometry import crop_face
 from celebface.io import atomic_write
 from celebface.recognition.base import Embedder, l2_normalize
 from celebface.training.base import TrainedModel, weights_file
+from celebface.training.chips import face_chips
 from celebface.training.inception.aligned import aligner, crop
 from celebface.training.inception.config import ALIGNMENT, DLIB_PADDING, EMBEDDING_DIM, WEIGHTS
 from celebface.training.inception.data import to_tensor
@@ -55,7 +56,6 @@ class InceptionModel(TrainedModel):
         import torch
 
         if self.cutter is not None and len(images):
-            from celebface.training.chips import face_chips
 
             images = [crop(c, self.chip_padding, self.cutter.config.padding)
                       for c in face_chips(images, self.cutter, faces)]

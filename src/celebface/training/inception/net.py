@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from celebface.errors import InputError
 from celebface.training import backbones
+from celebface.training.backbones import load_imagenet as load
 
 if TYPE_CHECKING:
     from celebface.training.inception.head_net import ReferenceHeadNet
@@ -29,6 +30,5 @@ def load_imagenet(net: ReferenceHeadNet, weights: str | Path | None = None,
                   backbone: str = "inception_v3") -> Path:
     """Load ``backbone``'s ImageNet weights into ``net.features`` (from ``weights`` or the
     model store; never downloads; :class:`MissingWeightsError` when absent)."""
-    from celebface.training.backbones import load_imagenet as load
 
     return load(net.features, backbone, weights)
