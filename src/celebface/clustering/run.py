@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from celebface.clustering.group import METHODS, SINGLETON, centre_similarity, cluster_vectors
@@ -217,7 +218,6 @@ def _write(out: Path, faces: list[_Face], labels: np.ndarray, sims: np.ndarray,
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(out / "clusters.csv", buf.getvalue())
-    from PIL import Image
 
     for label, members in sorted(by_label.items()):
         members.sort(key=lambda m: -m[0])  # most typical first

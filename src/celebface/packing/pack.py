@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from celebface import validate
@@ -64,7 +65,6 @@ class PackSummary:
 
 def fit_square(rgb: np.ndarray, size: int, fit: str = "stretch") -> np.ndarray:
     """Resize an RGB uint8 image to ``size`` x ``size``."""
-    from PIL import Image
 
     img = Image.fromarray(rgb)
     w, h = img.size

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from celebface import validate
@@ -106,7 +107,6 @@ def _read(item: FaceItem) -> bytes:
 
 def _longer_side(data: bytes) -> int:
     """The longer side of an encoded image, from its header (0 when unreadable)."""
-    from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as img:

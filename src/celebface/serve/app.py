@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
@@ -213,7 +214,6 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
     app.state.videos = videos.VideoJobs(service)
     app.add_middleware(Guard, config=config, metrics=app.state.metrics)
     if config.cors_origins:
-        from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
                            allow_methods=["GET", "POST", "PATCH", "DELETE"],

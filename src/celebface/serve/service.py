@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import numpy as np
+from PIL import Image
 
 from celebface.detection.finder import as_finder
 from celebface.errors import CelebfaceError
@@ -334,7 +335,6 @@ class FaceService(Inference, GalleryAdmin):
 def _header_size(data: bytes) -> tuple[int, int] | None:
     """Width and height from an image's header (nothing decoded), or None when Pillow does
     not know the format (the decoder then says so)."""
-    from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as img:

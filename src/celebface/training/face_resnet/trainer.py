@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from celebface.device import resolve_device
 from celebface.errors import InputError
@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 def _centroids(model: FaceResNetNet, data: Dataset, num_classes: int, device: str,
                batch_size: int) -> torch.Tensor:
     """Per-class mean of the 128-d vectors over ``data`` (unit vectors for margin heads)."""
-    from torch.utils.data import DataLoader
 
     sums = torch.zeros(num_classes, 128)
     counts = torch.zeros(num_classes)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PIL import Image
 
 from celebface.errors import InputError
 from celebface.io import ImageReadError
@@ -21,7 +22,6 @@ log = logging.getLogger(__name__)
 
 def resize_square(rgb: np.ndarray, size: int) -> np.ndarray:
     """``rgb`` resized to ``size`` x ``size`` (bilinear, antialiased)."""
-    from PIL import Image
 
     if rgb.shape[0] == size and rgb.shape[1] == size:
         return rgb
