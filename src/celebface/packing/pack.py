@@ -18,6 +18,7 @@ from celebface import validate
 from celebface.data import FaceDataset, FaceItem, open_dataset
 from celebface.data.dataset import DatasetError
 from celebface.data.pack import PACK_FILES
+from celebface.data.stage import write_stage
 from celebface.errors import InputError
 from celebface.io import ImageReadError, atomic_write, atomic_write_json, atomic_write_text
 from celebface.io.pathlist import csv_text, write_paths
@@ -153,8 +154,6 @@ def pack_dataset(
         os.replace(tmp_images, dst / "all_images.npy")
         atomic_write_json(dst / "pack.json", {**asdict(config), "count": len(kept),
                                               "skipped": len(skipped), "identities": len(names)})
-        from celebface.data.stage import write_stage
-
         write_stage(dst, "pack", asdict(config), [str(data)])
     finally:
         tmp_images.unlink(missing_ok=True)
