@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 from celebface.errors import InputError
 from celebface.training import backbones
-from celebface.training.backbones import load_imagenet as load
 
 if TYPE_CHECKING:
     from celebface.training.inception.head_net import ReferenceHeadNet
@@ -31,4 +30,4 @@ def load_imagenet(net: ReferenceHeadNet, weights: str | Path | None = None,
     """Load ``backbone``'s ImageNet weights into ``net.features`` (from ``weights`` or the
     model store; never downloads; :class:`MissingWeightsError` when absent)."""
 
-    return load(net.features, backbone, weights)
+    return backbones.load_imagenet(net.features, backbone, weights)
