@@ -17,21 +17,32 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Hashable, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from celebface.attributes import analyze_faces, check_plugins
 from celebface.detection.registry import DEFAULT_DETECTOR
+from celebface.gallery import EnrollConfig
+from celebface.gallery import enroll as _enroll
+from celebface.gallery.store import is_store_url
+from celebface.gallery.stores import open_store
+from celebface.io.images import as_rgb
+from celebface.recognition import EmbedderSpec
 from celebface.recognition.spec import DEFAULT_EMBEDDER
+from celebface.recognizer import Recognizer, RecognizerConfig, TrackerConfig
+from celebface.streaming.recognizer import VideoTracker
+from celebface.streaming.run import video_timeline
 from celebface.types import Face
+from celebface.verification import verify as _verify
 
 ImageLike = Any  # str | Path | PIL.Image.Image | np.ndarray
 
 
 def load_rgb(image: ImageLike) -> np.ndarray:
     """An RGB uint8 array from a path, a PIL image or an array (greyscale/RGBA converted)."""
-    from celebface.io.images import as_rgb
 
     return as_rgb(image, max_side=None)
 
@@ -40,13 +51,11 @@ def load_rgb(image: ImageLike) -> np.ndarray:
 def _recognizer(location: str, device: str, version: Hashable) -> Any:
     """One recogniser per gallery location and version (its store's stamp, which every save
     changes), so an edited gallery is read again."""
-    from celebface.recognizer import Recognizer, RecognizerConfig
 
     return Recognizer.open(location, config=RecognizerConfig(device=device))
 
 
 def _store_version(location: str) -> Hashable:
-    from celebface.gallery.stores import open_store
 
     store = open_store(location)
     try:
@@ -69,7 +78,6 @@ def analyze(image: ImageLike, plugins: str | Sequence[str] = ("age", "gender", "
     """Every face of ``image`` as :func:`detect` finds them, with the attributes ``plugins``
     name (``age``, ``gender``, ``pose``; :mod:`celebface.attributes`): ``Face.age`` (years),
     ``gender`` and ``gender_probability``, ``pose`` (yaw, pitch, roll in degrees)."""
-    from celebface.attributes import analyze_faces, check_plugins
     from celebface.detection import get_finder
 
     return analyze_faces(load_rgb(image), get_finder(detector=detector, device=device),
@@ -88,7 +96,6 @@ def embed(
     rule of :mod:`celebface.detection.finder`, on ``device``. A single image (a path, a PIL
     image, an H x W (x 3) array) counts as a list of one."""
     from celebface.detection import get_finder
-    from celebface.recognition import EmbedderSpec
 
     if _single_image(images):
         images = [images]
@@ -110,10 +117,7 @@ def enroll(folder: str | Path, gallery_dir: str | Path, **options: Any) -> Any:
     """Build (or with ``add=True`` extend) gallery ``gallery_dir`` from ``folder`` (one
     sub-folder per person; a ``crop`` output or raw photos). ``options``: ``add``,
     ``remove``, ``progress`` and the fields of :class:`~celebface.gallery.EnrollConfig`."""
-    from dataclasses import fields
 
-    from celebface.gallery import EnrollConfig
-    from celebface.gallery import enroll as _enroll
 
     names = {f.name for f in fields(EnrollConfig)}
     config = EnrollConfig(**{k: options.pop(k) for k in list(options) if k in names})
@@ -124,12 +128,10 @@ def recognize(image: ImageLike, gallery: str | Path | Any, device: str = "auto")
     """Every face of ``image``, named from ``gallery`` (``identity`` is ``"unknown"`` below
     the gallery's threshold)."""
     if isinstance(gallery, str | Path):
-        from celebface.gallery.store import is_store_url
 
         location = str(gallery) if is_store_url(gallery) else str(Path(gallery).resolve())
         rec = _recognizer(location, device, _store_version(location))
     else:
-        from celebface.recognizer import Recognizer, RecognizerConfig
 
         rec = Recognizer.open(gallery, config=RecognizerConfig(device=device))
     return rec.recognize(load_rgb(image))
@@ -142,9 +144,6 @@ def timeline(video: str | Path, gallery: str | Path | Any, out: str | Path | Non
     writes ``appearances.csv``/``.json``, thumbnails and ``timeline.png`` there. ``tracker``:
     :class:`~celebface.recognizer.TrackerConfig` settings (e.g. ``detect_every=3``); the
     gallery as :func:`recognize` takes it."""
-    from celebface.recognizer import Recognizer, RecognizerConfig, TrackerConfig
-    from celebface.streaming.recognizer import VideoTracker
-    from celebface.streaming.run import video_timeline
 
     config = RecognizerConfig(device=device, tracker=TrackerConfig(**tracker))
     return video_timeline(VideoTracker(Recognizer.open(gallery, config=config)), video, out)
@@ -156,7 +155,6 @@ def verify(a: ImageLike, b: ImageLike, *, crop: bool = False, **options: Any) ->
     without a detected face raises :class:`~celebface.verification.NoFaceError`, unless
     ``crop=True`` says the photos are face crops (one without a detected face is then
     compared whole)."""
-    from celebface.verification import verify as _verify
 
     return _verify(a, b, crop=crop, **options)
 

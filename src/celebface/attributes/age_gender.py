@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from celebface.geometry import similarity_transform, warp
+from celebface.models.store import wheel_file
 from celebface.types import Face
 
 #: The chip framing and normalisation of the wheel's manifest (``models/manifest.json``).
@@ -40,7 +42,6 @@ class AgeGenderResult:
 
 def chip(image: np.ndarray, face: Face, size: int) -> np.ndarray:
     """The ``size`` px dlib chip (padding :data:`CHIP_PADDING`) of ``face`` (needs landmarks)."""
-    from celebface.geometry import similarity_transform, warp
     from celebface.recognition.dlib_resnet import chip_template
 
     if face.landmarks is None:
@@ -63,7 +64,6 @@ class AgeGender:
     def __init__(self, threads: int = 1):
         import onnxruntime as ort
 
-        from celebface.models.store import wheel_file
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads

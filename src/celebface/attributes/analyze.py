@@ -8,6 +8,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from celebface.attributes.age_gender import get_age_gender
+from celebface.attributes.pose import head_pose
 from celebface.errors import InputError
 from celebface.types import Face
 
@@ -32,8 +34,6 @@ def add_attributes(image: np.ndarray, faces: Sequence[Face],
                    plugins: Iterable[str] = PLUGINS) -> list[Face]:
     """``faces`` of ``image`` (RGB uint8) with the attributes ``plugins`` name; a face without
     landmarks (a whole-image face) gets none."""
-    from celebface.attributes.age_gender import get_age_gender
-    from celebface.attributes.pose import head_pose
 
     plugins = check_plugins(list(plugins))
     out = list(faces)

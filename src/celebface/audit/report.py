@@ -12,6 +12,7 @@ import numpy as np
 
 from celebface.audit.checks import KINDS, Finding
 from celebface.io import ImageReadError, atomic_write_text, read_image
+from celebface.plots import plot_grid
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,6 @@ def _short(path: str) -> str:
 
 def write_sheets(out: Path, findings: list[Finding], limit: int) -> list[str]:
     """``out/sheets/<kind>.png`` for every kind with files; returns the kinds drawn."""
-    from celebface.plots import plot_grid
 
     drawn = []
     for kind in KINDS:

@@ -14,14 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from celebface.audit import checks
 from celebface.audit.checks import Finding
+from celebface.audit.report import write_outputs
 from celebface.data import FaceItem, open_dataset
+from celebface.detection.finder import pick_face
 from celebface.detection.registry import DEFAULT_DETECTOR
 from celebface.io import ImageReadError, check_output_dir, read_image
+from celebface.recognition import EmbedConfig, embed_dataset
+from celebface.recognition.cache import content_hash
 from celebface.recognition.registry import embedder_config
 from celebface.recognition.spec import DEFAULT_EMBEDDER, EmbedderSpec
+from celebface.verification import embed_found, locate
+from celebface.verification.compare import face_finder
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +91,6 @@ class _Photos:
 
 
 def _list(data: Path) -> tuple[_Photos, list[Finding]]:
-    from celebface.recognition.cache import content_hash
 
     photos, bad = _Photos([], []), []
     for it in open_dataset(data).items:  # a clear error when DATA is missing or empty
@@ -101,7 +107,6 @@ def _list(data: Path) -> tuple[_Photos, list[Finding]]:
 def _embed_crops(data: Path, out: Path, photos: _Photos, config: AuditConfig,
                  progress: bool) -> tuple[np.ndarray, list[Finding]]:
     """Whole-image vectors via ``embed_dataset`` (cached by content)."""
-    from celebface.recognition import EmbedConfig, embed_dataset
 
     emb = embed_dataset(data, out / "embeddings", EmbedConfig.of_spec(
         config.spec, device=config.device, cache_dir=config.cache_dir, progress=progress))
@@ -121,11 +126,7 @@ def _embed_crops(data: Path, out: Path, photos: _Photos, config: AuditConfig,
 def _embed_photos(photos: _Photos, config: AuditConfig, progress: bool
                   ) -> tuple[np.ndarray, list[Finding]]:
     """Largest detected face of each photo; face-count and size findings."""
-    from tqdm import tqdm
 
-    from celebface.detection.finder import pick_face
-    from celebface.verification import embed_found, locate
-    from celebface.verification.compare import face_finder
 
     finder = face_finder(config.detector, config.device)
     embedder = config.spec.build(config.device)
@@ -201,7 +202,6 @@ def audit(data: str | Path, out: str | Path, config: AuditConfig | None = None,
     findings.sort(key=lambda f: order.get(f.kind, len(order)))
     result = AuditResult(out, len(photos.paths), findings, checks.balance(photos.ids), bound,
                          dict(Counter(f.kind for f in findings)))
-    from celebface.audit.report import write_outputs
 
     write_outputs(result, data, config)
     return result

@@ -9,10 +9,14 @@ import json
 import logging
 from pathlib import Path
 
+from celebface.attributes import analyze_faces, check_plugins
 from celebface.cli import common as t
 from celebface.cli.common import add_device
 from celebface.cli.main import CLIError
 from celebface.detection import FinderConfig
+from celebface.errors import CelebfaceError
+from celebface.io import atomic_write_text, check_output_dir, is_image_file, read_image
+from celebface.streaming.output import annotate, write_image
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +37,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _photos(inputs: list[str]) -> tuple[list[Path], list[str]]:
-    from celebface.io import is_image_file
 
     photos, missing = [], []
     for inp in inputs:
@@ -48,11 +51,7 @@ def _photos(inputs: list[str]) -> tuple[list[Path], list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from celebface.attributes import analyze_faces, check_plugins
     from celebface.detection import get_finder
-    from celebface.errors import CelebfaceError
-    from celebface.io import atomic_write_text, check_output_dir, read_image
-    from celebface.streaming.output import annotate, write_image
 
     plugins = check_plugins(args.plugins)
     photos, errors = _photos(args.photos)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from celebface.audit import AuditConfig
+from celebface.audit import AuditConfig, audit
 from celebface.cli import common as t
 from celebface.cli.common import add_device
 from celebface.cli.options import add_option, config_from
@@ -41,9 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
-    from celebface.audit import audit
 
     out = Path(args.out) if args.out else Path(str(Path(args.data).resolve()) + "_audit")
     result = audit(args.data, out, config_from(AuditConfig, args), progress=not args.quiet)

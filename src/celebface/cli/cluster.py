@@ -7,7 +7,7 @@ import argparse
 from celebface.cli import common as t
 from celebface.cli.common import add_device
 from celebface.cli.options import add_option, config_from
-from celebface.clustering import LARGE, METHODS, ClusterConfig
+from celebface.clustering import LARGE, METHODS, ClusterConfig, cluster_photos
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,7 +38,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from celebface.clustering import cluster_photos
 
     s = cluster_photos(args.photos, args.out, config_from(ClusterConfig, args),
                        progress=not args.quiet)

@@ -15,7 +15,8 @@ from celebface.cli.options import add_option, arg_type
 from celebface.detection.registry import detector_names
 from celebface.device import DEVICES
 from celebface.engines import ENGINES
-from celebface.recognition.spec import TTAS
+from celebface.recognition import embedder_names
+from celebface.recognition.spec import DEFAULT_EMBEDDER, TTAS
 
 #: The ``--tta`` choices: ``none`` or ``flip`` (average each face with its mirror image).
 TTA_CHOICES = TTAS
@@ -102,8 +103,6 @@ def add_engine(p: argparse.ArgumentParser, config: type) -> None:
 def embedder_help(models: bool = True) -> str:
     """``--embedder``'s help: the registered embedders, the default marked (and trained
     model folders where ``models``)."""
-    from celebface.recognition import embedder_names
-    from celebface.recognition.spec import DEFAULT_EMBEDDER
 
     names = [f"{n} (default)" if n == DEFAULT_EMBEDDER else n for n in embedder_names()]
     return ", ".join(names) + (", or a trained model folder" if models else "")

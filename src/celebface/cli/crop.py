@@ -9,9 +9,10 @@ from celebface.cli import common as t
 from celebface.cli.common import add_device
 from celebface.cli.main import CLIError
 from celebface.cli.options import add_option, config_from
-from celebface.cropping import POLICIES, CropConfig
+from celebface.cropping import POLICIES, CropConfig, crop_dataset
 from celebface.detection import detector_info, detector_names
 from celebface.detection.base import PaddingConfig
+from celebface.io import check_output_dir
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -56,8 +57,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from celebface.cropping import crop_dataset
-    from celebface.io import check_output_dir
 
     if not Path(args.src).is_dir():
         raise CLIError(f"{args.src}: no such folder" if not Path(args.src).exists()

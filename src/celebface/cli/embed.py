@@ -7,7 +7,8 @@ import argparse
 from celebface.cli import common as t
 from celebface.cli.common import add_device
 from celebface.cli.options import add_option, config_from
-from celebface.recognition import EmbedConfig
+from celebface.io import check_output_dir, folder_lock
+from celebface.recognition import EmbedConfig, embed_dataset
 from celebface.recognition.align import RULES
 from celebface.recognition.cache import MAX_SHARDS
 
@@ -41,8 +42,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from celebface.io import check_output_dir, folder_lock
-    from celebface.recognition import embed_dataset
 
     config = config_from(EmbedConfig, args, progress=not args.quiet)
     check_output_dir(args.out, [args.data], flag="--out")

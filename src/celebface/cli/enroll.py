@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import shutil
+import tempfile
+from pathlib import Path
 
 from celebface.cli import common as t
 from celebface.cli.common import add_device
 from celebface.cli.gallery import store_or_folder
 from celebface.cli.main import CLIError
 from celebface.cli.options import add_option, config_from
-from celebface.gallery import EnrollConfig
+from celebface.gallery import EnrollConfig, enroll
 from celebface.gallery.index import KINDS as INDEX_KINDS
+from celebface.io import check_output_dir
+from celebface.streaming.timeline import renamed_faces
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -67,11 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _from_timeline(args: argparse.Namespace) -> int:
     """Enrol the renamed tracks' thumbnails: copied into a person-per-folder tree first."""
-    import shutil
-    import tempfile
-    from pathlib import Path
 
-    from celebface.streaming.timeline import renamed_faces
 
     faces = renamed_faces(args.from_timeline)
     if not faces:
@@ -86,13 +87,11 @@ def _from_timeline(args: argparse.Namespace) -> int:
 
 
 def _enroll(args: argparse.Namespace) -> int:
-    from celebface.gallery import enroll
 
     if args.data is None and not args.remove and args.index is None:
         raise CLIError("give DATA to enroll, --remove NAME or --index KIND")
     out = store_or_folder(args.store, args.out, "--out GALLERY")
     if args.data is not None and args.store is None:
-        from celebface.io import check_output_dir
 
         check_output_dir(args.out, [args.data], flag="--out")
     config = config_from(EnrollConfig, args)

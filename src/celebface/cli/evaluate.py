@@ -7,7 +7,8 @@ import argparse
 from celebface.cli import common as t
 from celebface.cli.common import add_device
 from celebface.cli.options import add_option, values_from
-from celebface.evaluation import evaluate_model
+from celebface.evaluation import evaluate_model, format_summary
+from celebface.io import check_output_dir, folder_lock
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,8 +31,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from celebface.evaluation import format_summary
-    from celebface.io import check_output_dir, folder_lock
 
     check_output_dir(args.out, [args.data, args.model_dir], flag="--out")
     with folder_lock(args.out, "report folder"):

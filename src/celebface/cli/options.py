@@ -30,6 +30,7 @@ import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from celebface import validate
 from celebface.validate import ConfigError, build, flat_defaults, flat_names, groups
 
 T = TypeVar("T")
@@ -101,7 +102,6 @@ def arg_type(parse: Callable[[str], Any], check: Callable[[str, Any], Any], name
 def _checked_type(kind: type, name: str) -> Any:
     """The argparse type of a number setting: ``kind``, refusing values outside the range
     :data:`celebface.validate.FIELD_CHECKS` declares for ``name`` (when it declares one)."""
-    from celebface import validate
     check = validate.FIELD_CHECKS.get(name)
     return kind if check is None else arg_type(kind, check, kind.__name__)
 

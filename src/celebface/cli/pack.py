@@ -6,7 +6,8 @@ import argparse
 
 from celebface.cli import common as t
 from celebface.cli.options import add_option, config_from
-from celebface.packing import PackConfig
+from celebface.io import check_output_dir, folder_lock
+from celebface.packing import PackConfig, pack_dataset
 from celebface.packing.pack import FITS
 
 
@@ -26,8 +27,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from celebface.io import check_output_dir, folder_lock
-    from celebface.packing import pack_dataset
 
     config = config_from(PackConfig, args)
     check_output_dir(args.dst, [args.data], flag="DST")

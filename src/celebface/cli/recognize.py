@@ -13,7 +13,9 @@ from celebface.cli.main import CLIError
 from celebface.cli.options import add_option, config_from, defaults
 from celebface.detection.registry import DEFAULT_DETECTOR, DEFAULT_VIDEO_DETECTOR
 from celebface.gallery.matching import MATCH_METHODS
+from celebface.io import check_output_dir, check_output_file
 from celebface.recognizer import DECIDE, Recognizer, RecognizerConfig, TrackerConfig
+from celebface.streaming import Source, VideoTracker, classify, output_sinks, run_inputs
 from celebface.streaming.sources import StreamConfig
 
 log = logging.getLogger(__name__)
@@ -100,13 +102,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from celebface.streaming import Source, VideoTracker, classify, output_sinks, run_inputs
 
     if not args.inputs and not args.camera:
         raise CLIError("give at least one INPUT or --camera N")
     if not args.gallery and not args.model:
         raise CLIError("--gallery GALLERY (or --model DIR) is required")
-    from celebface.io import check_output_dir, check_output_file
 
     read = [*args.inputs, args.gallery, args.model]
     if args.out:

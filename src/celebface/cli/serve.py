@@ -9,9 +9,13 @@ import os
 
 from celebface.cli import common as t
 from celebface.cli.common import add_device
+from celebface.cli.gallery import store_or_folder
 from celebface.cli.main import CLIError
 from celebface.cli.options import add_option, config_from
+from celebface.gallery import Gallery
 from celebface.gallery.matching import MATCH_METHODS
+from celebface.gallery.store import is_gallery
+from celebface.gallery.stores import open_store
 from celebface.serve.config import (
     API_KEY_ENV,
     MAX_QUEUE,
@@ -103,8 +107,6 @@ def _is_loopback(host: str) -> bool:
 
 def _check_gallery(config: ServeConfig) -> None:
     """Refuse a GALLERY that is a file or a damaged gallery before the server starts."""
-    from celebface.gallery import Gallery
-    from celebface.gallery.store import is_gallery
 
     path = config.gallery
     if path.exists() and not path.is_dir():
@@ -122,11 +124,9 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise CLIError(f"serve needs fastapi, uvicorn, python-multipart and fastapi-offline "
                        f"({exc}); pip install -r requirements.txt") from None
-    from celebface.cli.gallery import store_or_folder
 
     store_or_folder(args.store, args.gallery, "GALLERY")  # exactly one of them
     if args.store is not None:
-        from celebface.gallery.stores import open_store
 
         open_store(args.store).version()  # unreachable: one line now, not a startup traceback
         args.gallery = "gallery"  # unused: the store holds the gallery

@@ -7,7 +7,8 @@ import os
 
 from celebface.cli import common as t
 from celebface.cli.options import add_option, config_from, defaults
-from celebface.synth import SynthConfig
+from celebface.io import check_output_dir, folder_lock
+from celebface.synth import SynthConfig, synthesize
 from celebface.validate import MAX_OUTPUT_SIDE
 
 
@@ -48,8 +49,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from celebface.io import check_output_dir, folder_lock
-    from celebface.synth import synthesize
 
     config = config_from(SynthConfig, args, min_scale=args.scale[0], max_scale=args.scale[1])
     check_output_dir(args.dst, [args.data, args.background_dir], flag="DST")

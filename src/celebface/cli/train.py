@@ -10,6 +10,9 @@ from typing import Any
 
 from celebface.cli import common as t
 from celebface.cli.common import add_device
+from celebface.cli.main import CLIError
+from celebface.io import check_output_dir, folder_lock
+from celebface.training import train_model
 from celebface.training.registry import (
     DEFAULT_MODEL,
     MODEL_NAMES,
@@ -158,9 +161,6 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from celebface.cli.main import CLIError
-    from celebface.io import check_output_dir, folder_lock
-    from celebface.training import train_model
 
     config = config_from_args(args)
     if not Path(args.data).exists():

@@ -10,6 +10,8 @@ from celebface.cli.common import add_device
 from celebface.cli.options import add_option, defaults
 from celebface.detection import FinderConfig
 from celebface.recognition.spec import EmbedderSpec
+from celebface.verification import verify
+from celebface.verification.compare import face_finder, gallery_settings
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -49,8 +51,6 @@ def _describe(face: object, whole: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from celebface.verification import verify
-    from celebface.verification.compare import face_finder, gallery_settings
 
     threshold = args.threshold
     if args.gallery:

@@ -21,14 +21,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
 from celebface.clustering.group import METHODS, SINGLETON, centre_similarity, cluster_vectors
 from celebface.detection.registry import DEFAULT_DETECTOR
 from celebface.errors import CelebfaceError
-from celebface.io import ImageReadError, atomic_write_bytes, atomic_write_text, encode_jpeg
+from celebface.gallery.policy import cluster_threshold, rerank_cut
+from celebface.geometry import crop_face
+from celebface.io import (
+    ImageReadError,
+    atomic_write_bytes,
+    atomic_write_text,
+    encode_jpeg,
+    read_image,
+)
 from celebface.io.datasets import is_image_file, report_unsupported
 from celebface.io.paths import check_output_dir
+from celebface.plots import plot_grid
 from celebface.recognition.spec import DEFAULT_EMBEDDER, DEFAULT_TTA, EmbedderSpec
+from celebface.verification import find_and_embed
+from celebface.verification.compare import face_finder
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +121,7 @@ class _Face:
 
 def _faces(photos: list[Path], root: Path, config: ClusterConfig, summary: ClusterSummary,
            progress: bool) -> list[_Face]:
-    from tqdm import tqdm
 
-    from celebface.geometry import crop_face
-    from celebface.io import read_image
-    from celebface.verification import find_and_embed
-    from celebface.verification.compare import face_finder
 
     finder = face_finder(config.detector, config.device)
     embedder = config.spec.build(config.device)
@@ -149,7 +157,6 @@ def _faces(photos: list[Path], root: Path, config: ClusterConfig, summary: Clust
 def cluster_photos(photos: str | Path, out: str | Path, config: ClusterConfig | None = None,
                    progress: bool = True) -> ClusterSummary:
     """Find, embed and group every face under ``photos``; write ``out`` (see module doc)."""
-    from celebface.gallery.policy import cluster_threshold, rerank_cut
 
     config = config or ClusterConfig()
     root, out = Path(photos), Path(out)
@@ -193,7 +200,6 @@ def _folder(label: int) -> str:
 
 def _write(out: Path, faces: list[_Face], labels: np.ndarray, sims: np.ndarray,
            config: ClusterConfig) -> None:
-    from celebface.plots import plot_grid
 
     rows: list[dict[str, Any]] = []
     by_label: dict[int, list[tuple[float, _Face, str]]] = {}
@@ -212,7 +218,6 @@ def _write(out: Path, faces: list[_Face], labels: np.ndarray, sims: np.ndarray,
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(out / "clusters.csv", buf.getvalue())
-    from PIL import Image
 
     for label, members in sorted(by_label.items()):
         members.sort(key=lambda m: -m[0])  # most typical first

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from celebface import validate
+from celebface.detection.finder import drop_nested, pick_face
 from celebface.detection.registry import DEFAULT_DETECTOR
 from celebface.errors import InputError
 from celebface.types import Face
@@ -105,7 +106,6 @@ def select_faces(
     """Faces passing ``min_score`` and ``min_size`` (shorter side) and not nested in the head
     of a larger one (the face finder's rule, :func:`celebface.detection.finder.drop_nested`);
     ``largest`` keeps only the largest of them, ``all`` keeps them all, highest score first."""
-    from celebface.detection.finder import drop_nested, pick_face
 
     if policy not in POLICIES:
         raise InputError(f"unknown face policy {policy!r}: choose one of {', '.join(POLICIES)}")

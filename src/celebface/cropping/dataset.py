@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from celebface.cropping.config import (
     POLICIES,
     SETTINGS_FILE,
@@ -18,8 +20,11 @@ from celebface.cropping.config import (
 )
 from celebface.cropping.local import crop_local
 from celebface.cropping.plan import Writer
+from celebface.cropping.preview import write_preview
 from celebface.data import FaceItem, open_dataset
 from celebface.data import crops as rec
+from celebface.data.stage import write_stage
+from celebface.detection import get_detector, min_score
 from celebface.errors import InputError
 from celebface.io import (
     atomic_write_json,
@@ -108,7 +113,6 @@ def crop_dataset(
 def _crop(
     src: Path, dst: Path, items: list[FaceItem], config: CropConfig, detector
 ) -> CropSummary:
-    from celebface.detection import get_detector, min_score
 
     given = detector  # a detector built in code: the Ray engine ships it to its workers
     if detector is None:
@@ -129,7 +133,6 @@ def _crop(
     log.info("%d images in %s, %d already done, %d to do", len(items), src, summary.skipped,
              len(todo))
 
-    from tqdm import tqdm
 
     writer = Writer(config, floor, rel, names, dst, rec.Records(dst), summary)
     bar = tqdm(total=len(todo), unit="img", desc="crop", disable=not config.progress,
@@ -147,14 +150,12 @@ def _crop(
         writer.records.close()
     _write_splits(src, dst)
     if config.preview:
-        from celebface.cropping.preview import write_preview
 
         write_preview(src, dst, config.preview)
     atomic_write_json(
         dst / SETTINGS_FILE,
         {"source": str(src.resolve()), "settings": settings, "last_run": summary.to_dict()},
     )
-    from celebface.data.stage import write_stage
 
     write_stage(dst, "crops", settings, [str(src)])
     return summary

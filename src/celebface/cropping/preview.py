@@ -7,6 +7,8 @@ import logging
 import math
 from pathlib import Path
 
+from PIL import Image, ImageDraw
+
 from celebface.data import crops as rec
 from celebface.io import ImageReadError, atomic_write_bytes, read_image
 
@@ -28,7 +30,6 @@ def pick_sources(sources: list[str], n: int) -> list[str]:
 
 def write_preview(src: str | Path, dst: str | Path, n: int = 16, name: str = "preview.png") -> Path:
     """Draw ``n`` processed sources (with and without faces) from ``dst``'s records."""
-    from PIL import Image, ImageDraw
 
     src, dst = Path(src), Path(dst)
     faces: dict[str, list] = {}

@@ -18,8 +18,11 @@ import logging
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from celebface.data.stage import MANIFEST
+from celebface.data.crops import read_manifest
+from celebface.data.items import FaceItem
+from celebface.data.stage import MANIFEST, folder_kind
 from celebface.errors import reading
+from celebface.io import read_splits
 from celebface.types import Face
 
 log = logging.getLogger(__name__)
@@ -31,7 +34,6 @@ BOX_KINDS = ("synth", "crops")
 
 def is_box_dataset(path: str | Path) -> bool:
     """Whether ``path`` is a synth output or a crop output (a box dataset)."""
-    from celebface.data.stage import folder_kind
 
     return Path(path).is_dir() and folder_kind(path) in BOX_KINDS
 
@@ -44,7 +46,6 @@ def read_box_items(root: Path, kind: str, one_face_only: bool = True) -> list:
 
 
 def _read_box_items(root: Path, kind: str, one_face_only: bool) -> list:
-    from celebface.data.crops import read_manifest
 
     rows = read_manifest(root)
     if kind == "synth":
@@ -78,7 +79,6 @@ def _read_box_items(root: Path, kind: str, one_face_only: bool) -> list:
 
 
 def _item(path: Path, row: dict[str, str], size: tuple[int, int] | None, split: str | None):
-    from celebface.data.items import FaceItem
 
     box = (float(row["x1"]), float(row["y1"]), float(row["x2"]), float(row["y2"]))
     face = Face(box=box, score=float(row.get("score") or 1.0))
@@ -102,6 +102,5 @@ def _crop_source_root(root: Path) -> Path | None:
 
 
 def _read_splits(path: Path) -> dict[tuple[str, str], str]:
-    from celebface.io import read_splits
 
     return read_splits(path) if path.is_file() else {}

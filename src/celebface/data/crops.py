@@ -11,6 +11,8 @@ import io
 import os
 from pathlib import Path
 
+import numpy as np
+
 from celebface.io.atomic import TEXT_ENCODING
 from celebface.io.pathlist import csv_text
 from celebface.types import Face
@@ -51,7 +53,6 @@ def manifest_row(
 
 def face_from_row(row: dict[str, str]) -> Face:
     """The face of a manifest row (source pixels)."""
-    import numpy as np
 
     x1, y1, x2, y2 = (float(row[k]) for k in ("x1", "y1", "x2", "y2"))
     lm = None

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
+from celebface.data.boxes import BOX_KINDS, read_box_items
+from celebface.data.embeddings import missing_files, read_embeddings
 from celebface.data.items import (
     KINDS,
     DatasetError,
@@ -31,6 +33,8 @@ from celebface.data.items import (
     crop_geometry,
     list_dataset,
 )
+from celebface.data.pack import read_pack
+from celebface.data.stage import folder_kind
 from celebface.io import read_splits
 from celebface.types import Face
 
@@ -44,7 +48,6 @@ def kind_of(path: str | Path) -> str:
     """``crops`` (a ``celebface crop`` output), ``pack``, ``embeddings``, ``synth`` or
     ``photos`` (any other folder of people), by the stage protocol
     (:func:`celebface.data.stage.folder_kind`): the one vocabulary of dataset kinds."""
-    from celebface.data.stage import folder_kind
 
     path = Path(path)
     if not path.exists():
@@ -75,7 +78,6 @@ def open_dataset(
     if boxes:
         return _open_boxes(path, kind, one_face_only).split(split)
     if kind == "pack":
-        from celebface.data.pack import read_pack
 
         return read_pack(path).split(split)
     if kind == "embeddings":
@@ -100,7 +102,6 @@ def open_dataset(
 
 
 def _open_boxes(path: Path, kind: str, one_face_only: bool) -> FaceDataset:
-    from celebface.data.boxes import BOX_KINDS, read_box_items
 
     if kind not in BOX_KINDS:
         raise DatasetError(f"{path}: not a box dataset (a {kind} folder; needs a manifest.csv "
@@ -112,7 +113,6 @@ def _open_boxes(path: Path, kind: str, one_face_only: bool) -> FaceDataset:
 
 
 def _open_embeddings(path: Path) -> FaceDataset:
-    from celebface.data.embeddings import missing_files, read_embeddings
 
     missing = missing_files(path)
     if missing:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface.data.items import DatasetError
 from celebface.errors import reading
 from celebface.io import read_splits
 from celebface.io.checksum import checksum_matches
@@ -45,7 +46,6 @@ def read_embeddings(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], list
                                          dict[str, Any], list[str | None]]:
     """``(vectors, labels, paths, label names, embedding.json, splits)`` of a folder whose
     files are all there (:func:`missing_files`); a split is ``None`` where none is known."""
-    from celebface.data.items import DatasetError
 
     with reading(path, "embeddings folder"):
         meta = json.loads((path / "embedding.json").read_text(encoding="utf-8"))
@@ -65,7 +65,6 @@ def read_embeddings(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], list
 def _array(file: Path, sums: dict[str, str] | None) -> np.ndarray:
     """A ``.npy`` file as a plain array (never a pickle), checked against its sha256 when the
     folder recorded one (folders written before checksums are only value-checked)."""
-    from celebface.data.items import DatasetError
 
     data = file.read_bytes()
     expected = sums.get(file.name) if isinstance(sums, dict) else None
@@ -78,7 +77,6 @@ def _array(file: Path, sums: dict[str, str] | None) -> np.ndarray:
 def check_values(path: Path, vectors: np.ndarray, labels: np.ndarray, n_names: int) -> None:
     """Refuse (:class:`DatasetError`) vectors that are not a finite N x D float table, or
     labels that are not whole numbers naming one of the ``n_names`` people."""
-    from celebface.data.items import DatasetError
 
     if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.floating):
         raise DatasetError(f"{path / VECTORS}: not a table of float vectors "

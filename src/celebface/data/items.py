@@ -17,7 +17,10 @@ from typing import Any
 import numpy as np
 
 from celebface import errors
+from celebface.data.crops import face_from_row, read_manifest
+from celebface.data.splits import stratified_splits
 from celebface.errors import InputError, MissingFileError
+from celebface.geometry import crop_matrix, map_face
 from celebface.io import read_image
 from celebface.io.datasets import UNSUPPORTED_IMAGE_EXTENSIONS, is_image_file, report_unsupported
 from celebface.types import Face
@@ -116,7 +119,6 @@ class FaceDataset:
         exactly those ``splits.csv`` names."""
         given = [it.split for it in self.items]
         if not any(given):
-            from celebface.data.splits import stratified_splits
 
             filled = stratified_splits(self.labels, val_fraction, test_fraction, seed)
         else:
@@ -187,8 +189,6 @@ def _memmap(path: str) -> np.ndarray:
 
 def crop_geometry(crops: str | Path) -> dict[str, Face]:
     """``{output (relative path): face in crop pixels}`` of a ``celebface crop`` folder."""
-    from celebface.data.crops import face_from_row, read_manifest
-    from celebface.geometry import crop_matrix, map_face
 
     crops = Path(crops)
     try:

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from celebface.data.items import DatasetError, FaceDataset, FaceItem, MissingDatasetError
+from celebface.data.items import (
+    DatasetError,
+    FaceDataset,
+    FaceItem,
+    MissingDatasetError,
+    crop_geometry,
+)
+from celebface.data.stage import folder_kind
 from celebface.errors import reading
 from celebface.io.atomic import TEXT_ENCODING
 from celebface.io.pathlist import PATHS_FILE, has_paths, read_paths
@@ -53,7 +60,6 @@ def read_pack(path: str | Path) -> FaceDataset:
 def _packed_face(source: str, size: int) -> Face | None:
     """The face of a packed image made from a (square) ``celebface crop`` output, scaled to the
     pack's side; ``None`` when the packed file was not such a crop."""
-    from celebface.data.stage import folder_kind
 
     root = Path(source).parent.parent
     if not root.is_dir() or folder_kind(root) != "crops":
@@ -68,7 +74,6 @@ def _packed_face(source: str, size: int) -> Face | None:
 
 @functools.lru_cache(maxsize=16)
 def _crop_geometry_cached(root: str) -> dict[str, Face]:
-    from celebface.data.items import crop_geometry
 
     return crop_geometry(root)
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
+from celebface import validate
+from celebface.detection.prepare import PAD_MODES, pad_on_miss
 from celebface.errors import InputError, OptionError
 from celebface.types import Face
 
@@ -55,8 +58,6 @@ class PaddingConfig:
     miss_score: float = 0.0
 
     def __post_init__(self) -> None:
-        from celebface import validate
-        from celebface.detection.prepare import PAD_MODES
 
         validate.optional(validate.image_side, "short_side", self.short_side)
         if self.pad_mode not in PAD_MODES:
@@ -78,15 +79,12 @@ class PaddingDetector(Detector):
 
     def settings(self) -> dict[str, Any]:
         """The detector's name and every result-changing setting, as JSON-plain values."""
-        import json
-        from dataclasses import asdict
 
         values = {k: v for k, v in asdict(self.config).items() if k not in self.runtime_fields
                   and not (k in self.optional_fields and v is None)}
         return {"detector": self.name, **json.loads(json.dumps(values))}
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
-        from celebface.detection.prepare import pad_on_miss
 
         c = self.config
         if c.pad_on_miss:

@@ -9,6 +9,7 @@ import numpy as np
 
 from celebface.detection.base import PaddingConfig, PaddingDetector, apply_options
 from celebface.detection.prepare import prepare, sort_faces, to_input_pixels
+from celebface.models.store import dlib_model_path
 from celebface.types import Face
 
 # 68-point indices -> the 5 points in MTCNN order, as seen in the image:
@@ -43,7 +44,6 @@ class HOGDetector(PaddingDetector):
     def __init__(self, device: str = "auto", config: HOGConfig | None = None, **options):
         import dlib
 
-        from celebface.models.store import dlib_model_path
 
         self.config = apply_options(config or HOGConfig(), options, "HOG")
         self.device = "cpu"

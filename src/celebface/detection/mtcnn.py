@@ -31,6 +31,7 @@ from celebface.detection.prepare import (
     sort_faces,
     to_input_pixels,
 )
+from celebface.device import full_precision, resolve_device
 from celebface.types import Face
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,6 @@ class MTCNNDetector(PaddingDetector):
         import torch
         from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
 
-        from celebface.device import resolve_device
 
         self.config = apply_options(config or MTCNNConfig(), options, "MTCNN")
         self.device = resolve_device(device)
@@ -111,7 +111,6 @@ class MTCNNDetector(PaddingDetector):
 
     def _detect_group(self, preps: list[Prepared]) -> list[list[Face]]:
         """Run the three stages on a group of images (their pyramid levels share canvases)."""
-        from celebface.device import full_precision
 
         torch = self._torch
         with torch.inference_mode(), full_precision():
@@ -275,7 +274,6 @@ class MTCNNDetector(PaddingDetector):
         its threshold keeps its own box and landmarks; every face keeps its own score."""
         from facenet_pytorch.models.utils.detect_face import bbreg, rerec
 
-        from celebface.device import full_precision
 
         torch = self._torch
         todo = [(k, j) for k, fs in enumerate(faces) for j in range(len(fs))]

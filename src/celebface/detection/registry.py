@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from celebface.detection.base import Detector
-from celebface.detection.hog import HOGConfig
-from celebface.detection.mtcnn import MTCNNConfig
+from celebface.detection.hog import HOGConfig, HOGDetector
+from celebface.detection.mtcnn import MTCNNConfig, MTCNNDetector
+from celebface.detection.refined import YuNetONetDetector
 from celebface.detection.yunet import MIN_SCORE as YUNET_MIN_SCORE
-from celebface.detection.yunet import YuNetConfig
+from celebface.detection.yunet import YuNetConfig, YuNetDetector
 from celebface.errors import InputError
 
 #: The detector every surface uses unless told otherwise (``--detector``).
@@ -111,25 +112,21 @@ def get_detector(name: str = DEFAULT_DETECTOR, device: str = "auto", **options: 
 
 
 def _mtcnn(device: str = "auto", **options: Any) -> Detector:
-    from celebface.detection.mtcnn import MTCNNDetector
 
     return MTCNNDetector(device=device, **options)
 
 
 def _hog(device: str = "auto", **options: Any) -> Detector:
-    from celebface.detection.hog import HOGDetector
 
     return HOGDetector(device=device, **options)
 
 
 def _yunet(device: str = "auto", **options: Any) -> Detector:
-    from celebface.detection.yunet import YuNetDetector
 
     return YuNetDetector(device=device, **options)
 
 
 def _yunet_onet(device: str = "auto", **options: Any) -> Detector:
-    from celebface.detection.refined import YuNetONetDetector
 
     return YuNetONetDetector(device=device, **options)
 

@@ -22,6 +22,7 @@ import numpy as np
 from celebface import validate
 from celebface.detection.base import PaddingConfig, PaddingDetector, apply_options
 from celebface.detection.prepare import prepare, sort_faces, to_input_pixels
+from celebface.models.store import wheel_file
 from celebface.types import Face
 
 #: A face counts from this score on (the finder's default ``min_score`` for YuNet;
@@ -66,7 +67,6 @@ class YuNetDetector(PaddingDetector):
     config: YuNetConfig
 
     def __init__(self, device: str = "auto", config: YuNetConfig | None = None, **options: Any):
-        from celebface.models.store import wheel_file
 
         self.config = apply_options(config or YuNetConfig(), options, "YuNet")
         self.device = "cpu"

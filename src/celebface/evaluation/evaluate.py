@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface.data.stage import write_stage
 from celebface.errors import InputError
 from celebface.evaluation.report import (
     classification_metrics,
@@ -92,7 +93,6 @@ def evaluate_model(
         _plot(out, model_dir, model.label_names, matrix, y_true, probs, predictions, evalset,
               max_errors)
     atomic_write_text(out / "summary.txt", format_summary(metrics) + "\n")
-    from celebface.data.stage import write_stage
 
     write_stage(out, "report", {"model": metrics["model"], "data": metrics["data"]},
                 [str(model_dir), str(data)])

@@ -9,10 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from celebface.data import DatasetError, FaceDataset, FaceItem, kind_of, open_dataset
+from celebface.data.boxes import is_box_dataset
 from celebface.errors import InputError
 from celebface.io import ImageReadError
+from celebface.recognition.spec import EmbedderSpec
+from celebface.training.base import predictions_from_probs
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +67,6 @@ def load_eval_set(data: str | Path, split: str | None = None, *, boxes: bool = F
     restricted to ``split`` when given. Rows of a pack or an embeddings folder without a
     stored split get the stratified split of ``seed`` and ``val_fraction`` (pass the model's,
     so its val rows are the ones held out in training); a folder's split is its splits.csv's."""
-    from celebface.data.boxes import is_box_dataset
 
     root = Path(data)
     kind = kind_of(root)
@@ -84,7 +87,6 @@ def _batches(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 
 def _same_embedder(model_spec: dict[str, Any], data_meta: dict[str, Any]) -> bool:
-    from celebface.recognition.spec import EmbedderSpec
 
     return EmbedderSpec.from_dict(model_spec).same_vectors(EmbedderSpec.of_embeddings(data_meta))
 
@@ -96,9 +98,7 @@ def predict_set(
     """Probabilities for the readable samples: ``(probs, kept samples, errors, predictions)``.
     With ``full_predictions`` the model's own :class:`Prediction` objects (e.g. with boxes)
     are kept too, from the same forward pass."""
-    from tqdm.auto import tqdm
 
-    from celebface.training.base import predictions_from_probs
 
     if data.kind == "embeddings":
         if not hasattr(model, "predict_embeddings"):

@@ -31,6 +31,7 @@ from celebface.gallery.matching import DEFAULT_MATCH, Matcher
 from celebface.gallery.policy import store_calibration
 from celebface.gallery.store import Gallery, GalleryError, GalleryStore, is_gallery
 from celebface.gallery.stores import open_store
+from celebface.recognition.cache import content_hash
 from celebface.recognition.spec import EmbedderSpec
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,6 @@ def _sizes(files: Sequence[str]) -> dict[str, int]:
 
 
 def _digest(f: str) -> str | None:
-    from celebface.recognition.cache import content_hash
 
     try:
         return content_hash(Path(f).read_bytes())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,6 +22,7 @@ from celebface.gallery.faces import (
     open_faces,
     source_key,
 )
+from celebface.gallery.index import resolve_kind
 from celebface.gallery.matching import DEFAULT_MATCH, GalleryMatcher, Matcher, ModelMatcher
 from celebface.gallery.store import FolderStore, Gallery, GalleryError, GalleryStore
 from celebface.gallery.stores import open_store
@@ -145,7 +147,6 @@ def enroll(
         raise GalleryError("--reembed rebuilds the gallery from DATA: give DATA without --add")
     config = _adopt_gallery_embedder(store, config, add)
     if config.index is not None:
-        from celebface.gallery.index import resolve_kind
 
         resolve_kind(config.index, 0)  # a clear error for an unknown kind
     summary = EnrollSummary(store.folder if isinstance(store, FolderStore) else store.location)
@@ -338,7 +339,6 @@ def _single_photos(todo: Sequence[Any], dataset: Any, kept: Gallery | None,
     """The items of ``todo`` that will be their person's only photo (:data:`MIRROR_SINGLE_PHOTOS`:
     each is enrolled as the average of it and its mirror image), counting ``dataset``'s photos
     and those of ``kept`` (the gallery an ``--add`` keeps) that ``dataset`` does not hold."""
-    from collections import Counter
 
     counts = Counter(dataset.identities)
     if kept is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from celebface import validate
 from celebface.data import FaceDataset, FaceItem, open_dataset
 from celebface.data.stage import folder_kind
 from celebface.detection.registry import DEFAULT_DETECTOR
+from celebface.recognition.engine import EmbedConfig, EmbeddingEngine
 from celebface.recognition.spec import DEFAULT_EMBEDDER, DEFAULT_TTA, EmbedderSpec, check_tta
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,6 @@ class FaceSetConfig:
     def with_spec(self, spec: EmbedderSpec, **changes: Any) -> Any:
         """These settings (with ``changes``) embedding with ``spec``'s embedder (its options,
         else these)."""
-        from dataclasses import replace
 
         return replace(self, embedder=spec.name, tta=spec.tta,
                        embedder_options=dict(spec.options or self.embedder_options), **changes)
@@ -141,7 +141,6 @@ def embed_items(
     Unreadable photos and photos without a face are logged, skipped and listed in the last
     part's ``skipped``.
     """
-    from celebface.recognition.engine import EmbedConfig, EmbeddingEngine
 
     run = EmbedConfig.of_spec(config.spec, workers=1, batch_size=config.batch_size,
                               faces=config.face_rule, progress=progress)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +67,6 @@ class IndexConfig:
 @functools.cache
 def has_faiss() -> bool:
     """Whether FAISS is installed (without it, galleries are searched exactly)."""
-    import importlib.util
 
     return importlib.util.find_spec("faiss") is not None
 

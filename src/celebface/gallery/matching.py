@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from celebface.errors import InputError
+from celebface.gallery.index import load_index
 from celebface.gallery.policy import OpenSetPolicy, person_offsets
 from celebface.gallery.store import Gallery
 from celebface.recognition.base import l2_normalize
@@ -84,7 +85,6 @@ class GalleryMatcher:
     def index(self) -> Any:
         """The gallery's vector index of this method's view (loaded on first use)."""
         if self._index is None:
-            from celebface.gallery.index import load_index
 
             view = "centroids" if self.method == "centroid" else "embeddings"
             self._index = load_index(self._gallery, view)

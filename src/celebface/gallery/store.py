@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from celebface.data.stage import write_stage
 from celebface.errors import CelebfaceError
 from celebface.gallery.index import write_indexes
 from celebface.io import atomic_write_bytes, atomic_write_json, folder_lock
@@ -400,7 +401,6 @@ class Gallery:
         # derived from the committed set, so written after the commit point: a crash before it
         # leaves the previous averages beside the previous manifest
         atomic_write_json(folder / AVERAGES, self.average_embeddings(), indent=None)
-        from celebface.data.stage import write_stage
 
         write_stage(folder, "gallery", self.embedder)
         # The new set is committed; older embeddings and index files are garbage now.

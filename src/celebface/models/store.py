@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from celebface.errors import CelebfaceError, UnknownNameError
@@ -109,7 +111,6 @@ def sha256_of(path: Path) -> str:
 
 def _package_file(package: str, filenames: tuple[str, ...]) -> Path | None:
     """One of ``filenames`` inside an installed ``package`` (found without importing torch)."""
-    from importlib import resources
 
     try:
         root = resources.files(package)
@@ -179,7 +180,6 @@ def wheel_file(key: str) -> Path:
     """The checked path of :data:`WHEEL_FILES` ``[key]`` (found without importing the
     package, whose own dependencies are not installed); :class:`MissingWeightsError` names the
     package to install when it is missing, and says so when the file differs."""
-    import importlib.util
 
     if key not in WHEEL_FILES:
         raise UnknownNameError(f"unknown weight file {key!r}; known: {', '.join(WHEEL_FILES)}")

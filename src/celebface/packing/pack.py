@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
 from celebface import validate
 from celebface.data import FaceDataset, FaceItem, open_dataset
 from celebface.data.dataset import DatasetError
 from celebface.data.pack import PACK_FILES
+from celebface.data.stage import write_stage
 from celebface.errors import InputError
 from celebface.io import ImageReadError, atomic_write, atomic_write_json, atomic_write_text
 from celebface.io.pathlist import csv_text, write_paths
@@ -63,7 +66,6 @@ class PackSummary:
 
 def fit_square(rgb: np.ndarray, size: int, fit: str = "stretch") -> np.ndarray:
     """Resize an RGB uint8 image to ``size`` x ``size``."""
-    from PIL import Image
 
     img = Image.fromarray(rgb)
     w, h = img.size
@@ -99,7 +101,6 @@ def pack_dataset(
     holds one complete pack (a crash in between leaves no ``pack.json``, and loading says so).
     Unreadable files are logged with the reason and skipped.
     """
-    from tqdm import tqdm
 
     config = config or PackConfig()
     if overrides:
@@ -153,8 +154,6 @@ def pack_dataset(
         os.replace(tmp_images, dst / "all_images.npy")
         atomic_write_json(dst / "pack.json", {**asdict(config), "count": len(kept),
                                               "skipped": len(skipped), "identities": len(names)})
-        from celebface.data.stage import write_stage
-
         write_stage(dst, "pack", asdict(config), [str(data)])
     finally:
         tmp_images.unlink(missing_ok=True)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from celebface.detection import finder
 from celebface.detection.finder import RULES, check_rule
 from celebface.types import Face
 
@@ -42,7 +43,6 @@ __all__ = ["DEFAULT_RULE", "RULES", "check_rule", "face_tag"]
 def face_tag(face: Face | None, rule: str = DEFAULT_RULE) -> str:
     """What decides the chip, for cache keys: the known geometry (rounded), or the rule."""
     if face is None:  # auto: its first pass's geometry too (a change must not reuse vectors)
-        from celebface.detection import finder
         from celebface.detection.mtcnn import VERSION
 
         if rule == "auto":

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from celebface.device import full_precision
 from celebface.types import Face
 
 #: The views a face can be embedded in: itself, or its mirror image.
@@ -83,7 +84,6 @@ def run_batches(net: Any, chips: Sequence[np.ndarray], batch_size: int, device: 
     only, in full precision (:func:`celebface.device.full_precision`)."""
     import torch
 
-    from celebface.device import full_precision
 
     parts = []
     with torch.inference_mode(), full_precision():

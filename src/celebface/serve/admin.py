@@ -13,6 +13,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
 
 import numpy as np
 
@@ -375,7 +376,6 @@ def _edited(method: Callable[..., T], *args: Any) -> T:
 
 
 def _quote(name: str) -> str:
-    from urllib.parse import quote
 
     return quote(name, safe="")
 

@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
@@ -98,7 +99,6 @@ class Guard:
         """The body limit of a request and the message when it is over it (a video upload's
         names the user's file)."""
         if scope["method"] == "POST" and scope["path"] == "/v1/videos":
-            from urllib.parse import parse_qs
 
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             name = query.get("filename", ["the video"])[0]
@@ -214,7 +214,6 @@ def create_app(config: ServeConfig, models: tuple[Any, Any] | None = None) -> Fa
     app.state.videos = videos.VideoJobs(service)
     app.add_middleware(Guard, config=config, metrics=app.state.metrics)
     if config.cors_origins:
-        from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
                            allow_methods=["GET", "POST", "PATCH", "DELETE"],

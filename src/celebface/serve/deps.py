@@ -19,6 +19,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from celebface.attributes import check_plugins
+from celebface.errors import InputError
 from celebface.serve.metrics import Metrics
 from celebface.serve.service import FaceService, RequestError
 
@@ -94,8 +96,6 @@ READ, ADMIN = needs("recognize"), needs("admin")
 
 def checked_plugins(text: str) -> tuple[str, ...]:
     """``face_plugins`` checked (an unknown name: 400 naming the choices)."""
-    from celebface.attributes import check_plugins
-    from celebface.errors import InputError
 
     try:
         return check_plugins(text)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from celebface.attributes import add_attributes
 from celebface.gallery import EnrollConfig, Gallery
 from celebface.gallery.matching import top_n
 from celebface.gallery.policy import same_person
@@ -20,6 +21,7 @@ from celebface.recognizer import Recognizer
 from celebface.serve.common import RequestError, display_name
 from celebface.serve.config import ServeConfig
 from celebface.types import UNKNOWN, Face, Match
+from celebface.verification import NoFaceError, verify
 
 
 class Inference:
@@ -104,7 +106,6 @@ class Inference:
         """Are the largest faces of two photos the same person? (celebface.verification,
         with the gallery's pair threshold; a photo without a face: 400 ``no_face`` unless
         ``crop``.)"""
-        from celebface.verification import NoFaceError, verify
 
         if self.pair_threshold is None:
             raise RequestError("no same-person threshold for this gallery's embedder: "
@@ -165,7 +166,6 @@ def _with_plugins(rgb: np.ndarray, faces: list[Face], plugins: Sequence[str]) ->
     """``faces`` with the attributes ``plugins`` name (none: as they are)."""
     if not plugins:
         return faces
-    from celebface.attributes import add_attributes
 
     return add_attributes(rgb, faces, plugins)
 

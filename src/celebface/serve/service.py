@@ -29,11 +29,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import numpy as np
+from PIL import Image
 
+from celebface.detection.finder import as_finder
 from celebface.errors import CelebfaceError
 from celebface.gallery import EnrollConfig, Gallery
 from celebface.gallery.enroll import embedder_spec
 from celebface.gallery.faces import build_detector
+from celebface.gallery.policy import NoThresholdError, pair_threshold
 from celebface.gallery.store import (
     GalleryError,
     GalleryStore,
@@ -236,7 +239,6 @@ class FaceService(Inference, GalleryAdmin):
     def finder(self) -> Any:
         """The face finder every request uses (:mod:`celebface.detection.finder`): every face
         that counts to recognise, the largest by ``celebface enroll``'s rule to enrol."""
-        from celebface.detection.finder import as_finder
 
         if self._finder is None:
             self._finder = as_finder(self.detector)
@@ -333,7 +335,6 @@ class FaceService(Inference, GalleryAdmin):
 def _header_size(data: bytes) -> tuple[int, int] | None:
     """Width and height from an image's header (nothing decoded), or None when Pillow does
     not know the format (the decoder then says so)."""
-    from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as img:
@@ -351,7 +352,6 @@ def _short(reason: str) -> str:
 def _pair_threshold(gallery: Gallery) -> float | None:
     """The cosine at which /v1/verify calls two faces the same person: the gallery's
     calibrated ``knn`` threshold, else the embedder's measured pair threshold."""
-    from celebface.gallery.policy import NoThresholdError, pair_threshold
 
     try:
         return pair_threshold(gallery=gallery)

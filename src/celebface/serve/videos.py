@@ -31,10 +31,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
 
+from celebface.recognizer import Recognizer
 from celebface.serve.deps import ADMIN, READ, Service
 from celebface.serve.schemas import PersonIn, errors
 from celebface.serve.service import FaceService, RequestError, display_name
+from celebface.streaming.output import open_writer
+from celebface.streaming.recognizer import VideoTracker
+from celebface.streaming.run import video_timeline
 from celebface.streaming.sources import VIDEO_EXTENSIONS
+from celebface.streaming.timeline import is_unknown_label, rename_track, renamed_faces
 from celebface.types import UNKNOWN
 
 log = logging.getLogger(__name__)
@@ -112,7 +117,6 @@ def webm_copy(path: Path, out: Path, fps: float) -> Path:
     """A WebM (VP8) copy of the video ``path``, at most :data:`COPY_SIDE` px, for browsers."""
     import cv2
 
-    from celebface.streaming.output import open_writer
 
     cap = cv2.VideoCapture(str(path))
     writer = None
@@ -201,9 +205,6 @@ class VideoJobs:
         return job
 
     def _run(self, job: VideoJob, path: Path) -> None:
-        from celebface.recognizer import Recognizer
-        from celebface.streaming.recognizer import VideoTracker
-        from celebface.streaming.run import video_timeline
 
         job.status, start = "running", time.perf_counter()
         try:
@@ -242,7 +243,6 @@ class VideoJobs:
         rename_track`), the renamed row's thumbnail is picked by
         :func:`~celebface.streaming.timeline.renamed_faces` and its largest face enrolled
         (:meth:`FaceService.enroll`). The job's appearance then shows the name."""
-        from celebface.streaming.timeline import is_unknown_label, rename_track, renamed_faces
 
         job, name = self.get(job_id), self.service.valid_name(name)
         if is_unknown_label(name):

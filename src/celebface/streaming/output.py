@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import unicodedata
 from pathlib import Path
 from typing import IO, Any
@@ -91,7 +92,6 @@ class JsonlWriter:
         self._out: OutputFile | None = None
         self._fh: IO[str]
         if self.path == "-":
-            import sys
 
             self._fh = sys.stdout
         else:

@@ -20,6 +20,7 @@ import logging
 import numpy as np
 
 from celebface.gallery.policy import OpenSetPolicy, measured_pair_threshold
+from celebface.recognition.registry import embedder_config
 from celebface.recognizer import Recognizer, RecognizerConfig, StageStats
 from celebface.streaming.cuts import CutDetector
 from celebface.streaming.tracker import RECENT, IoUTracker, Track
@@ -75,7 +76,6 @@ class VideoTracker:
         distributions); else the cosine that at most :data:`GALLERY_GATE_RATE` of the cosines
         between different enrolled people's photos reach; else (no gallery) -1: no gate,
         with a warning."""
-        from celebface.recognition.registry import embedder_config
 
         if self.config.tracker.track_gate is not None:
             return (float(self.config.tracker.track_gate),)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,8 +135,6 @@ def classify(inp: str, timeout_s: float = 10.0) -> Source:
 def _serves_image(url: str, timeout_s: float) -> bool:
     """Whether an http(s) ``url`` answers with an image (headers only; False when it cannot
     be asked: the stream reader then reports what is wrong)."""
-    import urllib.error
-    import urllib.request
 
     if not url.lower().startswith(("http://", "https://")):
         return False
@@ -148,7 +148,6 @@ def _serves_image(url: str, timeout_s: float) -> bool:
 
 def _url_image(url: str, timeout_s: float, max_side: int | None) -> np.ndarray:
     """The still image at ``url`` as RGB (at most :data:`MAX_URL_IMAGE_BYTES`)."""
-    import urllib.request
 
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as reply:

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from celebface.io import atomic_write
+from celebface.plots import subplots
 from celebface.types import box_iou
 
 log = logging.getLogger(__name__)
@@ -59,8 +61,6 @@ def draw_samples(
     """A grid of images with the true box (green) and the predicted one (red), saved as PNG."""
     from matplotlib.patches import Rectangle
 
-    from celebface.io import atomic_write
-    from celebface.plots import subplots
 
     n = len(images)
     cols = max(1, min(columns, n))

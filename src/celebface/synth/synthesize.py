@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
+import json
 import logging
 import os
 import zlib
@@ -14,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from celebface import validate
 from celebface.data import FaceItem, open_dataset
+from celebface.data.stage import write_stage
 from celebface.errors import InputError, reading
 from celebface.io import (
     ImageReadError,
@@ -223,7 +226,6 @@ def synthesize(
         ]
         _write_csv(dst / "splits.csv", ("split", "identity", "filename"), split_rows)
     os.unlink(dst / _JOURNAL)
-    from celebface.data.stage import write_stage
 
     write_stage(dst, "synth", settings, [str(data)])
     log.info("synth: %d composites written, %d kept from an earlier run, %d failed, in %s",
@@ -243,7 +245,6 @@ def _claim(dst: Path, settings: dict[str, Any]) -> None:
     """Make ``dst`` and write ``settings`` into it, unless it holds a run with others."""
     prev_path = dst / SETTINGS
     if prev_path.is_file():
-        import json
 
         with reading(prev_path, "settings file"):
             previous = json.loads(prev_path.read_text(encoding="utf-8"))
@@ -271,7 +272,6 @@ def _composite_all(items: list[FaceItem], data: Path, dst: Path, config: SynthCo
                    ) -> list[dict[str, str]]:
     """Make every item's composites (``config.workers`` threads), each new row journalled as
     it comes (a rerun keeps them); the manifest rows, counted in ``summary``."""
-    from tqdm import tqdm
 
     journal_path = dst / _JOURNAL
     done = _read_done(dst)

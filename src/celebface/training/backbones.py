@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from celebface.errors import InputError
+from celebface.models.store import imagenet_weights
 
 if TYPE_CHECKING:
     import torch
@@ -127,7 +128,6 @@ def load_imagenet(features: nn.Sequential, name: str, weights: str | Path | None
     file with its shape, else ``ValueError`` naming the file."""
     import torch
 
-    from celebface.models.store import imagenet_weights
 
     path = imagenet_weights(name, weights)
     state = torch.load(path, map_location="cpu", weights_only=True)

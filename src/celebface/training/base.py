@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from celebface.data.stage import write_stage
 from celebface.errors import CelebfaceError, MissingFileError
 from celebface.io import atomic_write_json
 from celebface.io.checksum import checksum_matches, sha256_file
@@ -159,7 +160,6 @@ class TrainedModel(ABC):
         meta.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         self.meta = meta
         atomic_write_json(model_dir / MODEL_JSON, meta)
-        from celebface.data.stage import write_stage
 
         write_stage(model_dir, "model", {"kind": self.kind, "embedder": meta.get("embedder")})
         return model_dir

@@ -20,8 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from celebface.io import ImageReadError, atomic_write_json, read_image
+from celebface.recognition import DlibEmbedder
+from celebface.recognition.align import face_tag
+from celebface.recognition.dlib_resnet import DlibConfig
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +68,6 @@ ALIGNMENT_FIELDS = ("aligner", "padding", "box_shrink")
 def alignment_config(settings: dict[str, Any] | None = None) -> Any:
     """The ``DlibConfig`` that cuts chips as ``settings`` say (a ``DlibEmbedder.settings()``
     dict, as a model folder records it; its :data:`ALIGNMENT_FIELDS`), default dlib's."""
-    from celebface.recognition.dlib_resnet import DlibConfig
 
     return DlibConfig(**{k: v for k, v in (settings or {}).items() if k in ALIGNMENT_FIELDS})
 
@@ -88,10 +91,7 @@ def aligned_chips(paths: Sequence[str | Path], embedder: Any = None,
     :mod:`celebface.recognition.align`, as every stage does), from the cache or cut now and
     cached. ``embedder`` is a ``DlibEmbedder`` (default
     settings when ``None``); unreadable files are logged and marked in ``ok``."""
-    from tqdm.auto import tqdm
 
-    from celebface.recognition import DlibEmbedder
-    from celebface.recognition.align import face_tag
 
     embedder = embedder or DlibEmbedder()
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -142,7 +142,6 @@ def cached_array(path: Path, shape: tuple[int, ...], dtype: Any, fill: Any,
     """A ``.npy`` at ``path`` (memmap), made on first use by ``fill(start, stop) -> array``
     over rows ``0..shape[0]`` in ``batch``-row chunks (written to a temporary file, renamed
     when complete)."""
-    from tqdm.auto import tqdm
 
     if path.is_file():
         arr = np.load(path, mmap_mode="r")

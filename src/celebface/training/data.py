@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from celebface.data import DatasetError, FaceDataset, kind_of, open_dataset
+from celebface.data.splits import stratified_splits
 from celebface.io import read_image
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,6 @@ def stratified_split(
 ) -> np.ndarray:
     """``"train"``/``"val"`` per sample (:func:`celebface.data.splits.stratified_splits`,
     the splitter ``pack`` uses too)."""
-    from celebface.data.splits import stratified_splits
 
     return np.asarray(stratified_splits(labels, val_fraction, 0.0, seed), dtype=object)
 

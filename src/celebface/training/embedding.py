@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from celebface.data import kind_of
+from celebface.recognition import EmbedConfig, embed_dataset
 from celebface.recognition.spec import EmbedderSpec
 from celebface.training.base import TrainedModel
 from celebface.training.data import EmbeddingData, load_embedding_data
@@ -46,7 +47,6 @@ def prepare_embeddings(
     folder of crops or a packed folder."""
     data = Path(data)
     if kind_of(data) != "embeddings":
-        from celebface.recognition import EmbedConfig, embed_dataset
 
         spec = spec or EmbedderSpec()
         emb_dir = Path(out) / "embeddings"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from celebface.errors import InputError
+from celebface.io import atomic_write, atomic_write_json
 from celebface.recognition.base import l2_normalize
 from celebface.recognition.spec import DEFAULT_EMBEDDER, DEFAULT_TTA, EmbedderSpec
 from celebface.training.data import stratified_split
@@ -90,7 +91,6 @@ class MLPModel(EmbeddingModel):
     def save_weights(self, model_dir: Path) -> dict[str, Any]:
         import torch
 
-        from celebface.io import atomic_write
 
         with atomic_write(model_dir / WEIGHTS, "wb") as fh:
             torch.save(self.net.state_dict(), fh)
@@ -138,7 +138,6 @@ def train(data: str | Path, out: str | Path, **config: Any) -> MLPModel:
         "data": str(Path(data).resolve()),
         "best_epoch": result.best_epoch,
     }, cfg.loop.device)
-    from celebface.io import atomic_write_json
 
     atomic_write_json(out / "history.json", result.history)
     model.save(out)

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from celebface.device import resolve_device
 from celebface.io import atomic_write
 from celebface.recognition.base import Embedder
 from celebface.recognition.dlib_resnet import DlibEmbedder
@@ -31,7 +32,6 @@ class FaceResNetModel(TrainedModel):
     def __init__(self, net: FaceResNetNet, label_names: Sequence[str],
                  meta: dict[str, Any] | None = None, device: str = "auto",
                  batch_size: int = 64):
-        from celebface.device import resolve_device
 
         super().__init__(label_names, meta)
         self.device = resolve_device(device)

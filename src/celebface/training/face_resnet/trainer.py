@@ -11,14 +11,16 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
+from celebface.device import resolve_device
 from celebface.errors import InputError
 from celebface.io import atomic_write_json
+from celebface.plots import plot_history
 from celebface.recognition.dlib_resnet import DlibEmbedder
 from celebface.recognition.dlib_torch import freeze_levels
 from celebface.recognition.dlib_torch_net import DlibFaceResNet
-from celebface.training.chips import aligned_chips
+from celebface.training.chips import aligned_chips, default_cache_dir
 from celebface.training.data import ImageData, limit_rows, load_image_data
 from celebface.training.face_resnet.config import KIND, FaceResNetConfig
 from celebface.training.face_resnet.data import ChipData, trunk_maps
@@ -35,7 +37,6 @@ log = logging.getLogger(__name__)
 def _centroids(model: FaceResNetNet, data: Dataset, num_classes: int, device: str,
                batch_size: int) -> torch.Tensor:
     """Per-class mean of the 128-d vectors over ``data`` (unit vectors for margin heads)."""
-    from torch.utils.data import DataLoader
 
     sums = torch.zeros(num_classes, 128)
     counts = torch.zeros(num_classes)
@@ -131,8 +132,6 @@ def _optimizer(net: FaceResNetNet, cfg: FaceResNetConfig) -> torch.optim.Optimiz
 
 def train(data: str | Path, out: str | Path, **config: Any) -> FaceResNetModel:
     """Fine-tune dlib's ResNet on the face crops in ``data`` (folder or pack); resumable."""
-    from celebface.device import resolve_device
-    from celebface.training.chips import default_cache_dir
 
     cfg: FaceResNetConfig = make_config(FaceResNetConfig, config, KIND)
     out = Path(out)
@@ -164,7 +163,6 @@ def train(data: str | Path, out: str | Path, **config: Any) -> FaceResNetModel:
                  metrics=classification_metrics, optimizer=_optimizer(net, cfg),
                  fingerprint=fingerprint)
     atomic_write_json(out / "history.json", result.history)
-    from celebface.plots import plot_history
 
     plot_history(result.history, out / "curves.png")
     model = FaceResNetModel(net.cpu(), rows.names, {

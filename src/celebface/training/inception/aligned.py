@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from celebface.errors import InputError
+from celebface.recognition.dlib_resnet import DlibEmbedder
 from celebface.training.chips import Chips, aligned_chips, alignment_config
 from celebface.training.data import ImageData
 from celebface.training.inception.config import DLIB_PADDING
+from celebface.training.inception.data import to_tensor
 
 if TYPE_CHECKING:
     from celebface.recognition.dlib_resnet import DlibEmbedder
@@ -31,7 +33,6 @@ if TYPE_CHECKING:
 
 def aligner(settings: dict[str, Any] | None = None) -> DlibEmbedder:
     """The chip cutter for ``settings`` (a ``DlibEmbedder.settings()`` dict), default dlib's."""
-    from celebface.recognition.dlib_resnet import DlibEmbedder
 
     return DlibEmbedder(alignment_config(settings))
 
@@ -67,7 +68,6 @@ def trunk_maps(net: ReferenceHeadNet, chips: Chips, padding: float, input_size: 
     import torch
 
     from celebface.training.frozen import frozen_maps
-    from celebface.training.inception.data import to_tensor
 
     trunk = torch.nn.Sequential(net.input_norm, *list(net.features)[:blocks]).to(device).eval()
 

@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PIL import Image
 
 from celebface.errors import InputError
 from celebface.io import ImageReadError
+from celebface.packing.pack import fit_square
 from celebface.training.data import ImageData
 
 if TYPE_CHECKING:
@@ -20,7 +22,6 @@ log = logging.getLogger(__name__)
 
 def resize_square(rgb: np.ndarray, size: int) -> np.ndarray:
     """``rgb`` resized to ``size`` x ``size`` (bilinear, antialiased)."""
-    from PIL import Image
 
     if rgb.shape[0] == size and rgb.shape[1] == size:
         return rgb
@@ -32,7 +33,6 @@ def to_tensor(images: Sequence[np.ndarray], size: int, fit: str = "stretch") -> 
     non-square image is stretched, or centre-cropped/padded (``fit``, as ``celebface pack``)."""
     import torch
 
-    from celebface.packing.pack import fit_square
 
     def square(im: np.ndarray) -> np.ndarray:
         im = np.asarray(im, dtype=np.uint8)

@@ -8,9 +8,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from celebface.device import resolve_device
+from celebface.geometry import crop_face
 from celebface.io import atomic_write
 from celebface.recognition.base import Embedder, l2_normalize
 from celebface.training.base import TrainedModel, weights_file
+from celebface.training.chips import face_chips
+from celebface.training.inception.aligned import aligner, crop
 from celebface.training.inception.config import ALIGNMENT, DLIB_PADDING, EMBEDDING_DIM, WEIGHTS
 from celebface.training.inception.data import to_tensor
 from celebface.training.inception.net import build_network
@@ -29,7 +33,6 @@ class InceptionModel(TrainedModel):
     def __init__(self, net: ReferenceHeadNet, label_names: Sequence[str], input_size: int,
                  meta: dict[str, Any] | None = None, device: str = "auto",
                  batch_size: int = 64):
-        from celebface.device import resolve_device
 
         super().__init__(label_names, meta)
         self.input_size = input_size
@@ -40,7 +43,6 @@ class InceptionModel(TrainedModel):
         self.cutter = None
         self.chip_padding = float(prep.get("chip_padding", DLIB_PADDING))
         if prep.get("align"):
-            from celebface.training.inception.aligned import aligner
 
             self.cutter = aligner(prep.get("alignment"))
         #: ``flip``: probabilities averaged over the image and its mirror image
@@ -54,8 +56,6 @@ class InceptionModel(TrainedModel):
         import torch
 
         if self.cutter is not None and len(images):
-            from celebface.training.chips import face_chips
-            from celebface.training.inception.aligned import crop
 
             images = [crop(c, self.chip_padding, self.cutter.config.padding)
                       for c in face_chips(images, self.cutter, faces)]
@@ -137,7 +137,6 @@ class InceptionEmbedder(Embedder):
         if self.model.cutter is not None:  # aligned on the faces (located when not given)
             return self.model.embed(images, faces).astype(np.float32)
         if faces is not None and any(f is not None for f in faces):
-            from celebface.geometry import crop_face
 
             images = [im if f is None else crop_face(im, f, margin=self.margin,
                                                      size=self.model.input_size)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from celebface.errors import InputError
+from celebface.training import backbones
 
 if TYPE_CHECKING:
     from celebface.training.inception.head_net import ReferenceHeadNet
@@ -15,7 +16,6 @@ def build_network(num_classes: int, input_size: int = 224, backbone: str = "ince
                   freeze: int = 0) -> ReferenceHeadNet:
     """A backbone trunk (:mod:`celebface.training.backbones`) + the reference head, as one
     ``nn.Module`` with ``.embed(x)``; the first ``freeze`` trunk blocks are frozen."""
-    from celebface.training import backbones
     from celebface.training.inception.head_net import ReferenceHeadNet
 
     spec = backbones.spec(backbone)
@@ -29,6 +29,5 @@ def load_imagenet(net: ReferenceHeadNet, weights: str | Path | None = None,
                   backbone: str = "inception_v3") -> Path:
     """Load ``backbone``'s ImageNet weights into ``net.features`` (from ``weights`` or the
     model store; never downloads; :class:`MissingWeightsError` when absent)."""
-    from celebface.training.backbones import load_imagenet as load
 
-    return load(net.features, backbone, weights)
+    return backbones.load_imagenet(net.features, backbone, weights)

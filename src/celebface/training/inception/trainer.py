@@ -12,13 +12,18 @@ from typing import Any
 
 import numpy as np
 
+from celebface.device import resolve_device
 from celebface.errors import InputError
 from celebface.io import atomic_write_json
+from celebface.models.store import sha256_of
+from celebface.training.chips import default_cache_dir
 from celebface.training.data import ImageData, limit_rows, load_image_data
+from celebface.training.inception.aligned import chip_data, trunk_maps
 from celebface.training.inception.config import ALIGNMENT, InceptionConfig
 from celebface.training.inception.data import FaceImages
 from celebface.training.inception.model import InceptionModel
 from celebface.training.inception.net import build_network, load_imagenet
+from celebface.training.loop import classification_step, fit, make_optimizer, run_fingerprint
 from celebface.training.registry import make_config
 from celebface.validate import flat_settings
 
@@ -63,7 +68,6 @@ def _rows(data: str | Path, cfg: InceptionConfig, cache: Path, timing: dict[str,
     images = load_image_data(data, seed=cfg.loop.seed, val_fraction=cfg.val_fraction)
     rows = _Rows(images, images.indices("train"), images.indices("val"))
     if cfg.align:
-        from celebface.training.inception.aligned import chip_data
 
         t0 = time.perf_counter()
         rows.images, rows.chips, rows.cutter = chip_data(images, cache, cfg.chip_padding,
@@ -81,10 +85,7 @@ def _cached_maps(net: Any, rows: _Rows, cfg: InceptionConfig, cache: Path,
                  weights_path: Path | None, timing: dict[str, float]) -> tuple[Any, Any]:
     """Train and val data of the frozen blocks' maps of the chips (computed once, cached; the
     seconds under ``timing["maps_s"]``); ``net`` then starts after the frozen blocks."""
-    from celebface.device import resolve_device
-    from celebface.models.store import sha256_of
     from celebface.training.frozen import FrozenMaps
-    from celebface.training.inception.aligned import trunk_maps
 
     t0 = time.perf_counter()
     tag = (f"imagenet{sha256_of(weights_path)[:12]}" if weights_path
@@ -101,7 +102,6 @@ def _cached_maps(net: Any, rows: _Rows, cfg: InceptionConfig, cache: Path,
 def _optimizer(net: Any, cfg: InceptionConfig) -> Any:
     """The head at ``lr``, the trained backbone blocks at ``lr * backbone_lr``; fused: one
     kernel per step (on a CPU several times faster for the head's first layer)."""
-    from celebface.training.loop import make_optimizer
 
     trunk = [p for p in net.features.parameters() if p.requires_grad]
     head = [p for m in (net.embedding, net.classifier) for p in m.parameters()]
@@ -125,8 +125,6 @@ def train(data: str | Path, out: str | Path, **config: Any) -> InceptionModel:
     seconds of each step under ``timing``."""
     import torch
 
-    from celebface.training.chips import default_cache_dir
-    from celebface.training.loop import classification_step, fit, run_fingerprint
 
     cfg: InceptionConfig = make_config(InceptionConfig, config, "inception")
     out = Path(out)

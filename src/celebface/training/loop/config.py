@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -94,7 +95,6 @@ RESUMABLE_FIELDS = frozenset({"epochs", "patience", "progress", "device", "num_w
 def run_fingerprint(config: Any, data: str | Path, label_names: Sequence[str]) -> dict[str, Any]:
     """What identifies a training run (data, classes, settings but :data:`RESUMABLE_FIELDS`),
     as JSON-plain values; :func:`fit` refuses to resume a checkpoint with another one."""
-    import json
 
     settings = {k: v for k, v in flat_settings(config).items() if k not in RESUMABLE_FIELDS}
     return json.loads(json.dumps({"data": str(Path(data).resolve()), "labels": list(label_names),

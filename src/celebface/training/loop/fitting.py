@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import pickle
 import random
 import time
 import warnings
@@ -275,7 +277,6 @@ def load_checkpoint(path: Path, map_location: Any = "cpu") -> Any:
     cannot run code), after checking it against its recorded sha256 (files written before
     checksums were recorded are only loaded as data). A mismatch or a file that is not plain
     tensors and values is an :class:`InputError` naming it."""
-    import pickle
 
     import torch
 
@@ -299,7 +300,6 @@ def load_checkpoint(path: Path, map_location: Any = "cpu") -> Any:
 
 
 def _checksums(path: Path) -> dict[str, str]:
-    import json
 
     try:
         sums = json.loads(path.read_text())

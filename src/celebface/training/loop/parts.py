@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from celebface.errors import InputError
 from celebface.io import atomic_write
@@ -164,7 +165,6 @@ def run_epoch(
 ) -> dict[str, float]:
     """One pass over ``loader``; trains when ``optimizer`` is given. Returns loss + metrics."""
     import torch
-    from tqdm.auto import tqdm
 
     train = optimizer is not None
     model.train(train)

@@ -8,6 +8,7 @@ from typing import Any
 
 from celebface.errors import InputError
 from celebface.recognition.spec import DEFAULT_TTA, check_tta
+from celebface.training.backbones import spec
 from celebface.training.loop import RUN_SETTINGS, SCHEDULE_SETTINGS, LoopConfig
 from celebface.validate import settings_group
 
@@ -61,7 +62,6 @@ class MultiOutputConfig:
         metadata=settings_group(RUN_SETTINGS + SCHEDULE_SETTINGS + ("optimizer", "monitor")))
 
     def __post_init__(self) -> None:
-        from celebface.training.backbones import spec
 
         minimum = spec(self.backbone).min_input
         if self.input_size < minimum:

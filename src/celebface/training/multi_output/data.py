@@ -12,9 +12,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
+from tqdm.auto import tqdm
 
 from celebface.data import FaceDataset, FaceItem
 from celebface.io import ImageReadError, read_image
+from celebface.recognition.dlib_resnet import DlibEmbedder
+from celebface.types import Face
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +55,7 @@ def face_landmarks(images: np.ndarray, boxes: np.ndarray, progress: bool = True)
     (normalised): dlib's shape predictor in each box, as the 5 points whose alignment cuts
     dlib's own chip (:meth:`~celebface.recognition.dlib_resnet.DlibEmbedder.landmarks`),
     normalised. ``(N, 5, 2)`` float32."""
-    from tqdm.auto import tqdm
 
-    from celebface.recognition.dlib_resnet import DlibEmbedder
-    from celebface.types import Face
 
     aligner = DlibEmbedder()
     out = np.zeros((len(images), 5, 2), np.float32)
@@ -72,7 +72,6 @@ def load_box_arrays(items: Sequence[FaceItem], label_names: Sequence[str], size:
                     progress: bool = True, workers: int = 4) -> BoxArrays:
     """Decode and resize the images of ``items`` (identities not in ``label_names`` are left
     out); unreadable files are skipped with a one-line warning."""
-    from tqdm.auto import tqdm
 
     index = {n: i for i, n in enumerate(label_names)}
     items = [it for it in items if it.identity in index]

@@ -9,8 +9,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from celebface.device import resolve_device
 from celebface.io import atomic_write
 from celebface.recognition.spec import DEFAULT_TTA, check_tta
+from celebface.synth.boxeval import box_report
 from celebface.training.base import Prediction, TrainedModel, predictions_from_probs, weights_file
 from celebface.training.multi_output.config import KIND
 from celebface.training.multi_output.data import normalise, to_input
@@ -88,7 +90,6 @@ class MultiOutputModel(TrainedModel):
     @classmethod
     def load(cls, model_dir: Path, meta: dict[str, Any], device: str = "auto"
              ) -> MultiOutputModel:
-        from celebface.device import resolve_device
 
         path = weights_file(model_dir, meta, WEIGHTS)
         net = build_net(len(meta["label_names"]), meta["network"], load_pretrained=False)
@@ -102,7 +103,6 @@ class MultiOutputModel(TrainedModel):
         """Box metrics against the items' true boxes (``item.box`` in the image's pixels, as a
         box dataset's :class:`celebface.data.FaceItem` has) and ``box_samples.png``; ``{}``
         without boxes."""
-        from celebface.synth.boxeval import box_report
 
         return box_report(images, predictions, items, out_dir)
 

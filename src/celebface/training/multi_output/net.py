@@ -10,6 +10,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from celebface.errors import InputError
+from celebface.recognition.dlib_resnet import chip_template
+from celebface.recognition.dlib_torch import freeze_levels
+from celebface.training import backbones
+from celebface.training.backbones import keep_frozen_eval, load_imagenet
+from celebface.training.face_resnet.config import DEFAULT_MARGIN
+from celebface.training.face_resnet.net import ClassHead, build_dlib_net
 from celebface.training.multi_output.config import IDENTITY_FROM
 
 
@@ -32,7 +38,6 @@ def align_chips(pixels: torch.Tensor, landmarks: torch.Tensor, size: int = 150,
     maps dlib's chip template onto ``landmarks`` ((N, 5, 2) in MTCNN's order, normalised to
     the image): ``(N, size, size, 3)`` float chips framed as dlib's own 5-point alignment
     (:meth:`celebface.recognition.dlib_resnet.DlibEmbedder.landmarks`). Differentiable."""
-    from celebface.recognition.dlib_resnet import chip_template
 
     height, width = pixels.shape[-2:]
     pts = landmarks.float() * landmarks.new_tensor([width, height]).float()
@@ -106,7 +111,6 @@ class MultiOutputNet(nn.Module):
                  face_freeze: int = 5, landmark_jitter: float = 0.03,
                  face_head: str = "cosface", landmark_head: str = "heatmap"):
         super().__init__()
-        from celebface.training import backbones
 
         if identity_from not in IDENTITY_FROM:
             raise InputError(f"identity_from must be {' or '.join(IDENTITY_FROM)}, "
@@ -131,9 +135,6 @@ class MultiOutputNet(nn.Module):
         )
         self.landmark_jitter = landmark_jitter
         if identity_from == "face":
-            from celebface.recognition.dlib_torch import freeze_levels
-            from celebface.training.face_resnet.config import DEFAULT_MARGIN
-            from celebface.training.face_resnet.net import ClassHead, build_dlib_net
 
             self.landmark_kind = landmark_head
             self.landmark_head = (
@@ -147,7 +148,6 @@ class MultiOutputNet(nn.Module):
                                             nn.Linear(spec.out_channels, num_classes))
 
     def train(self, mode: bool = True) -> MultiOutputNet:
-        from celebface.training.backbones import keep_frozen_eval
 
         super().train(mode)
         keep_frozen_eval(self.features)
@@ -266,7 +266,6 @@ def build_net(num_classes: int, network: Mapping[str, Any], weights: str | None 
     net = MultiOutputNet(num_classes, int(network["hidden"]), float(network["dropout"]),
                          backbone, freeze, **region)
     if load_pretrained and network["pretrained"] == "imagenet":
-        from celebface.training.backbones import load_imagenet
 
         load_imagenet(net.features, backbone, weights)
     return net

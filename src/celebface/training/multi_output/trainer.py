@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from celebface.data import DatasetError, open_dataset
+from celebface.data.boxes import is_box_dataset
 from celebface.errors import InputError
 from celebface.io import atomic_write_json, first_per_identity
 from celebface.training.loop import fit, run_fingerprint
@@ -18,6 +19,7 @@ from celebface.training.multi_output.data import (
     BoxTensorDataset,
     face_landmarks,
     load_box_arrays,
+    normalise,
     split_items,
 )
 from celebface.training.multi_output.losses import make_step, multi_output_metrics
@@ -33,7 +35,6 @@ def train(data: str | Path, out: str | Path, **config: Any) -> MultiOutputModel:
     """Train the multi-output model on the box dataset ``data``; save it in ``out``.
 
     A rerun with the same ``out`` resumes the fit loop from its last checkpoint."""
-    from celebface.data.boxes import is_box_dataset
 
     cfg: MultiOutputConfig = make_config(MultiOutputConfig, config, "multi-output")
     if not is_box_dataset(data):
@@ -90,7 +91,6 @@ def init_face_head(net: MultiOutputNet, data: BoxArrays, num_classes: int,
                    batch_size: int = 64) -> None:
     """Start a ``face`` network's identity head at the classes' mean dlib vectors of the
     training faces, cut at their true landmarks (a nearest-centroid start)."""
-    from celebface.training.multi_output.data import normalise
 
     if data.landmarks is None:
         raise InputError("a face identity head starts from the training faces' landmarks")
