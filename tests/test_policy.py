@@ -126,3 +126,24 @@ def test_pair_threshold_rule() -> None:
     assert pair_threshold(gallery=g) == 0.97
     g.thresholds["knn"] = 0.95
     assert pair_threshold(gallery=g) == 0.95  # the face-to-face one first
+
+
+def test_a_recogniser_built_with_a_policy_decides_by_it() -> None:
+    """``Recognizer(..., policy=)``: a policy built by the caller names the faces; one made
+    for another match method is refused."""
+    from dataclasses import replace
+
+    from celebface.recognizer import Recognizer, RecognizerConfig
+
+    g = gallery()
+    probe = g.centroids()[2:3] * 0.9 + g.centroids()[1:2] * 0.1  # p2: 6 photos, no offset
+    probe /= np.linalg.norm(probe)
+    cosine = float(probe[0] @ g.centroids()[2])
+    strict = replace(policy_for(g, "centroid"), threshold=cosine + 0.001, source="given")
+    rec = Recognizer(g, config=RecognizerConfig(match="centroid"), policy=strict)
+    assert rec.policy is strict and rec.threshold == strict.threshold
+    assert rec.name(probe)[0].identity == UNKNOWN  # just under the given threshold
+    assert Recognizer(g, config=RecognizerConfig(match="centroid")).name(probe)[0].identity \
+        == "p2"
+    with pytest.raises(InputError, match="cannot decide"):
+        Recognizer(g, config=RecognizerConfig(match="knn"), policy=strict)

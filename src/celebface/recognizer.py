@@ -152,7 +152,9 @@ class Recognizer:
     ``embedder``: an ``Embedder``; default: the one the gallery (or model) was built with.
     ``model``: a trained classifier (folder or object with ``predict_embeddings``) that names
     faces instead of the gallery; the unknown threshold then applies to its probability.
-    :attr:`policy`: the open-set policy (threshold, gap weight) that names the faces.
+    ``policy``: the open-set policy (threshold, gap weight) that names the faces, built by the
+    caller; default: :func:`~celebface.gallery.policy.policy_for` the gallery, the match method
+    and the config's ``threshold`` (:attr:`policy`).
     """
 
     def __init__(
@@ -162,6 +164,7 @@ class Recognizer:
         embedder: Any | None = None,
         config: RecognizerConfig | None = None,
         model: str | Path | Any | None = None,
+        policy: OpenSetPolicy | None = None,
     ):
         self.config = config or RecognizerConfig()
         if gallery is not None and not isinstance(gallery, Gallery):
@@ -178,8 +181,11 @@ class Recognizer:
             get_matcher(gallery, self.config.match, self.config.k, model)  # type: ignore[arg-type]
             if model is None else get_matcher(Gallery(), model=model)
         )
-        self.policy: OpenSetPolicy = policy_for(gallery, self.matcher.method,
-                                                self.config.threshold)
+        if policy is not None and policy.method != self.matcher.method:
+            raise InputError(f"a policy for {policy.method!r} cannot decide "
+                             f"{self.matcher.method!r} matches")
+        self.policy: OpenSetPolicy = policy if policy is not None else policy_for(
+            gallery, self.matcher.method, self.config.threshold)
         self._warn_uncalibrated()
         self._detector = detector
         self._finders: dict[bool, FaceFinder] = {}
@@ -194,13 +200,15 @@ class Recognizer:
         embedder: Any | None = None,
         config: RecognizerConfig | None = None,
         model: str | Path | Any | None = None,
+        policy: OpenSetPolicy | None = None,
     ) -> Self:
         """A recogniser over the gallery at ``location``: a folder, a ``postgresql://`` URL
         or a :class:`~celebface.gallery.store.GalleryStore` (read once, through
         :func:`~celebface.gallery.stores.open_store`), or a loaded :class:`Gallery`; ``None``
         with ``model``. The other arguments are the constructor's."""
         gallery = None if location is None else load_gallery(location)
-        return cls(gallery, detector=detector, embedder=embedder, config=config, model=model)
+        return cls(gallery, detector=detector, embedder=embedder, config=config, model=model,
+                   policy=policy)
 
     # -------------------------------------------------------------- set-up
     def _warn_uncalibrated(self) -> None:
