@@ -240,18 +240,15 @@ class Recognizer:
     def _finder(self, video: bool) -> FaceFinder:
         if video not in self._finders:
             c, given = self.config, self._detector
-            name = given if isinstance(given, str) else getattr(given, "name", None)
             if given is None:
-                name = DEFAULT_VIDEO_DETECTOR if video else DEFAULT_DETECTOR
-            side = c.detect_side if not video else (
-                c.video_detect_side if c.video_detect_side is not None
-                else video_side(str(name)))
-            if given is None or isinstance(given, str):
-                finder = get_finder(detector=name, device=c.device, max_side=side,
-                                    min_face=c.min_face)
-            else:
-                finder = as_finder(given).with_(max_side=side, min_face=c.min_face)
-            self._finders[video] = finder
+                given = DEFAULT_VIDEO_DETECTOR if video else DEFAULT_DETECTOR
+            name = given if isinstance(given, str) else str(getattr(given, "name", ""))
+            side = (c.detect_side if not video else c.video_detect_side
+                    if c.video_detect_side is not None else video_side(name))
+            self._finders[video] = (
+                get_finder(detector=given, device=c.device, max_side=side, min_face=c.min_face)
+                if isinstance(given, str)
+                else as_finder(given).with_(max_side=side, min_face=c.min_face))
         return self._finders[video]
 
     @property

@@ -274,7 +274,6 @@ class MTCNNDetector(PaddingDetector):
         its threshold keeps its own box and landmarks; every face keeps its own score."""
         from facenet_pytorch.models.utils.detect_face import bbreg, rerec
 
-
         torch = self._torch
         todo = [(k, j) for k, fs in enumerate(faces) for j in range(len(fs))]
         out = [list(fs) for fs in faces]
